@@ -1,0 +1,41 @@
+// `netserva-mail agent enroll`: key on the vnode, CSR to the controller, certificate back.
+import { mkdirSync } from "node:fs";
+import { create } from "@bufbuild/protobuf";
+import { EnrollRequestSchema } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
+import { NetservaError, invalid } from "../../common/errors.ts";
+import { createKeyAndCsr } from "../../common/pki/keys.ts";
+import { parseJoinToken } from "../../common/pki/join-token.ts";
+import { writePrivateFile, writePublicFile } from "../../common/pki/files.ts";
+import { inspectCertificate } from "../../common/pki/inspect.ts";
+import type { AgentHomePaths } from "../home/agent-home.ts";
+import { createEnrollmentClient } from "./enrollment-client.ts";
+import { fetchPinnedCa } from "./pinned-ca.ts";
+
+export function splitHostPort(address: string, field: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/.exec(address);
+  const port = Number(match?.[2]);
+  if (!match || port < 1 || port > 65535) throw invalid(field, `'${address.slice(0, 80)}' must be HOST:PORT`);
+  const host = match[1] as string;
+  return { host: host.startsWith("[") ? host.slice(1, -1) : host, port };
+}
+
+export async function enrollThisAgent(input: { controller: string; token: string; paths: AgentHomePaths; version: string }): Promise<{ vnode: string; notAfter: Date }> {
+  const { host, port } = splitHostPort(input.controller, "controller");
+  const token = parseJoinToken(input.token);
+  const caPem = await fetchPinnedCa(host, port, token.caPin);
+  const { keyPem, csrPem } = await createKeyAndCsr({ commonName: "netserva-mail agent" });
+  const client = createEnrollmentClient({ address: input.controller, caPem });
+  try {
+    const response = await client.enroll(create(EnrollRequestSchema, { token: `${token.id}.${token.secret}`, csrPem, agentVersion: input.version }));
+    const info = inspectCertificate(response.certificatePem);
+    if (info.role !== "agent" || info.identity !== response.vnode) throw new NetservaError("internal", "controller returned a certificate for another identity");
+    mkdirSync(input.paths.root, { recursive: true, mode: 0o700 });
+    await writePrivateFile(input.paths.key, keyPem);
+    await writePublicFile(input.paths.cert, response.certificatePem);
+    await writePublicFile(input.paths.ca, caPem);
+    await writePublicFile(input.paths.config, JSON.stringify({ vnode: response.vnode, controller: input.controller, enrolledAt: new Date().toISOString() }, null, 2) + "\n");
+    return { vnode: response.vnode, notAfter: info.notAfter };
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,67 @@
+// Serves /metrics over HTTPS. Scrapers must present a certificate from the controller's CA
+// (controller or monitor role): metrics reveal fleet details, so they are not public.
+import { createServer } from "node:https";
+import type { Server } from "node:https";
+import type { TLSSocket } from "node:tls";
+import type { Registry } from "prom-client";
+import { peerIdentity } from "../../common/identity/peer.ts";
+import type { Revocations } from "../server/revocations.ts";
+
+export interface MetricsServerOptions {
+  registry: Registry;
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  revocations: Revocations;
+  host: string;
+  port: number;
+}
+
+export interface MetricsServer {
+  readonly port: number;
+  setIdentity(certPem: string, keyPem: string): void;
+  close(): Promise<void>;
+}
+
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const server: Server = createServer(
+    { ca: options.caPem, cert: options.certPem, key: options.keyPem, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" },
+    (req, res) => {
+      const allowed = (() => {
+        try {
+          const peer = peerIdentity((req.socket as TLSSocket).getPeerCertificate());
+          return (peer.role === "controller" || peer.role === "monitor") && !options.revocations.has(peer.serial);
+        } catch {
+          return false;
+        }
+      })();
+      if (!allowed) {
+        res.writeHead(403).end("forbidden\n");
+        return;
+      }
+      if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
+        res.writeHead(404).end("not found\n");
+        return;
+      }
+      options.registry.metrics().then(
+        (body) => res.writeHead(200, { "content-type": options.registry.contentType }).end(body),
+        (error: unknown) => res.writeHead(500).end(String(error)),
+      );
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  return {
+    port,
+    setIdentity: (certPem, keyPem) => server.setSecureContext({ ca: options.caPem, cert: certPem, key: keyPem }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,186 @@
+// The AgentService handlers. Each is small: the common path (auth, envelope, replay, metrics)
+// lives in command-call.ts; mail work is delegated to the mail host.
+import { create } from "@bufbuild/protobuf";
+import type { ServerWritableStream, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  ApplyResponseSchema,
+  GetInfoResponseSchema,
+  GetStateResponseSchema,
+  HealthReportSchema,
+  PingResponseSchema,
+  UpdateRevocationsResponseSchema,
+} from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import type {
+  ApplyChangesRequest,
+  ApplyResponse,
+  ApplyStateRequest,
+  GetInfoRequest,
+  GetStateRequest,
+  HealthReport,
+  PingRequest,
+  PingResponse,
+  UpdateRevocationsRequest,
+  WatchHealthRequest,
+} from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import { NetservaError, invalid } from "../../common/errors.ts";
+import { daemonVersions, detectInitSystem, hostName, osRelease } from "../info/system-info.ts";
+import type { AppliedState } from "./applied-state.ts";
+import { authorizeController } from "./authorize.ts";
+import { errorToGrpc, unaryCommand } from "./command-call.ts";
+import type { CommandDeps } from "./command-call.ts";
+import type { MailHostPort } from "./mail-port.ts";
+
+export interface AgentServiceOptions extends CommandDeps {
+  vnode: string;
+  version: string;
+  applied: AppliedState;
+  mailHost: MailHostPort | undefined;
+  certificateNotAfter(): Date;
+}
+
+const MAX_PING_PAYLOAD = 64 * 1024;
+
+function requireMailHost(mailHost: MailHostPort | undefined): MailHostPort {
+  if (!mailHost) throw new NetservaError("failed_precondition", "this agent runs without a mail host (--no-mail): it cannot apply mail state");
+  return mailHost;
+}
+
+export function createAgentService(options: AgentServiceOptions): UntypedServiceImplementation {
+  const started = Date.now();
+  const report = async (): Promise<HealthReport> => {
+    const services = options.mailHost ? await options.mailHost.services() : [];
+    const drift = options.mailHost ? await options.mailHost.drift() : [];
+    return create(HealthReportSchema, {
+      vnode: options.vnode,
+      timeUnixMs: BigInt(Date.now()),
+      agentVersion: options.version,
+      appliedGeneration: options.applied.generation,
+      certificateNotAfterUnixMs: BigInt(options.certificateNotAfter().getTime()),
+      uptimeSeconds: (Date.now() - started) / 1000,
+      services,
+      stateDigest: options.mailHost ? await options.mailHost.digest() : "",
+      drift: drift.length > 0,
+    });
+  };
+
+  const applyResult = async (requestId: string, generation: bigint, outcome: { changed: boolean; diff: string[]; digest: string }, dryRun: boolean): Promise<ApplyResponse> => {
+    if (!dryRun) {
+      await options.applied.set(generation);
+      options.metrics.setAppliedGeneration(Number(generation));
+    }
+    return create(ApplyResponseSchema, { requestId, appliedGeneration: options.applied.generation, stateDigest: outcome.digest, changed: outcome.changed, diff: outcome.diff });
+  };
+
+  return {
+    ping: unaryCommand<PingRequest, PingResponse>(options, {
+      name: "Ping",
+      metaRequired: true,
+      async handle(request, context) {
+        if (request.payload.length > MAX_PING_PAYLOAD) throw invalid("payload", `at most ${MAX_PING_PAYLOAD} bytes`);
+        return create(PingResponseSchema, { requestId: context.requestId, payload: request.payload, agentTimeUnixMs: BigInt(Date.now()) });
+      },
+      replayed: (response) => ({ ...response, replayed: true }),
+    }),
+    getInfo: unaryCommand<GetInfoRequest, ReturnType<typeof create<typeof GetInfoResponseSchema>>>(options, {
+      name: "GetInfo",
+      metaRequired: false,
+      async handle() {
+        return create(GetInfoResponseSchema, {
+          vnode: options.vnode,
+          hostname: hostName(),
+          os: osRelease(),
+          initSystem: detectInitSystem(),
+          agentVersion: options.version,
+          daemons: await daemonVersions(),
+          appliedGeneration: options.applied.generation,
+          certificateNotAfterUnixMs: BigInt(options.certificateNotAfter().getTime()),
+        });
+      },
+    }),
+    applyState: unaryCommand<ApplyStateRequest, ApplyResponse>(options, {
+      name: "ApplyState",
+      metaRequired: true,
+      async handle(request, context) {
+        if (!request.state) throw invalid("state", "missing desired state");
+        if (request.state.generation !== context.generation) throw invalid("state.generation", "must equal meta.generation");
+        const outcome = await requireMailHost(options.mailHost).applyState(request.state, { dryRun: request.dryRun });
+        context.log.info("state applied", { generation: context.generation.toString(), changed: outcome.changed, dry_run: request.dryRun });
+        return applyResult(context.requestId, context.generation, outcome, request.dryRun);
+      },
+      replayed: (response) => ({ ...response, replayed: true }),
+    }),
+    applyChanges: unaryCommand<ApplyChangesRequest, ApplyResponse>(options, {
+      name: "ApplyChanges",
+      metaRequired: true,
+      async handle(request, context) {
+        const mailHost = requireMailHost(options.mailHost);
+        if (request.baseGeneration !== options.applied.generation) {
+          // The vnode missed something: ask for the whole state instead of guessing.
+          return create(ApplyResponseSchema, { requestId: context.requestId, appliedGeneration: options.applied.generation, needsFullState: true, stateDigest: await mailHost.digest() });
+        }
+        if (context.generation <= request.baseGeneration) throw invalid("meta.generation", "must be greater than base_generation");
+        const outcome = await mailHost.applyChanges(request.changes, { dryRun: request.dryRun });
+        return applyResult(context.requestId, context.generation, outcome, request.dryRun);
+      },
+      replayed: (response) => ({ ...response, replayed: true }),
+    }),
+    getState: unaryCommand<GetStateRequest, ReturnType<typeof create<typeof GetStateResponseSchema>>>(options, {
+      name: "GetState",
+      metaRequired: false,
+      async handle() {
+        const mailHost = options.mailHost;
+        return create(GetStateResponseSchema, {
+          appliedGeneration: options.applied.generation,
+          stateDigest: mailHost ? await mailHost.digest() : "",
+          drift: mailHost ? await mailHost.drift() : [],
+        });
+      },
+    }),
+    updateRevocations: unaryCommand<UpdateRevocationsRequest, ReturnType<typeof create<typeof UpdateRevocationsResponseSchema>>>(options, {
+      name: "UpdateRevocations",
+      metaRequired: true,
+      async handle(request) {
+        request.revokedSerials.forEach((serial, index) => {
+          if (!/^[0-9a-fA-F]{1,64}$/.test(serial)) throw invalid(`revoked_serials[${index}]`, "must be a hex serial number");
+        });
+        const count = await options.revocations.replace(request.revokedSerials);
+        return create(UpdateRevocationsResponseSchema, { count });
+      },
+    }),
+    watchHealth: (call: ServerWritableStream<WatchHealthRequest, HealthReport>) => {
+      try {
+        authorizeController(call, options.revocations);
+      } catch (reason) {
+        call.destroy(Object.assign(new Error(NetservaError.from(reason).message), errorToGrpc(NetservaError.from(reason))));
+        return;
+      }
+      const requested = call.request.intervalMs;
+      if (requested !== 0 && (requested < 200 || requested > 60_000)) {
+        const error = invalid("interval_ms", "must be 0 (default 5000) or 200..60000");
+        call.destroy(Object.assign(new Error(error.message), errorToGrpc(error)));
+        return;
+      }
+      const interval = requested === 0 ? 5000 : requested;
+      let timer: NodeJS.Timeout | undefined;
+      let closed = false;
+      const send = (): void => {
+        report().then(
+          (health) => {
+            if (closed) return;
+            call.write(health);
+            timer = setTimeout(send, interval);
+          },
+          (error: unknown) => options.log.warn("health report failed", { error: String(error) }),
+        );
+      };
+      const stop = (): void => {
+        closed = true;
+        if (timer) clearTimeout(timer);
+      };
+      call.on("cancelled", stop);
+      call.on("close", stop);
+      call.on("error", stop);
+      send();
+    },
+  };
+}

@@ -1,0 +1,89 @@
+// Every agent RPC goes the same way: authorise the peer → validate the command envelope →
+// answer a repeated request id from the record → handle → record, count, log → map errors.
+import { Metadata } from "@grpc/grpc-js";
+import type { ServerUnaryCall, sendUnaryData } from "@grpc/grpc-js";
+import type { CommandMeta } from "../../common/gen/netserva/mail/v1/command_pb.ts";
+import { NetservaError, invalid } from "../../common/errors.ts";
+import type { PeerIdentity } from "../../common/identity/peer.ts";
+import type { Logger } from "../../common/log.ts";
+import { FIELD_METADATA_KEY, grpcStatusOf } from "../../common/rpc/status.ts";
+import type { AgentMetrics } from "../metrics/agent-metrics.ts";
+import { authorizeController } from "./authorize.ts";
+import type { RequestRecord } from "./request-record.ts";
+import type { Revocations } from "./revocations.ts";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export interface CommandDeps {
+  revocations: Revocations;
+  record: RequestRecord;
+  metrics: AgentMetrics;
+  log: Logger;
+}
+
+export interface CommandContext {
+  peer: PeerIdentity;
+  requestId: string;
+  generation: bigint;
+  log: Logger;
+}
+
+export interface CommandSpec<Req, Res> {
+  name: string;
+  /** Commands need an envelope; plain queries (GetInfo) may omit it. */
+  metaRequired: boolean;
+  handle(request: Req, context: CommandContext): Promise<Res>;
+  /** How a recorded response is marked when it answers a retry. */
+  replayed?(response: Res): Res;
+}
+
+export function validateMeta(meta: CommandMeta | undefined, required: boolean): { requestId: string; generation: bigint } {
+  if (!meta) {
+    if (required) throw invalid("meta", "missing command envelope (request_id, generation)");
+    return { requestId: "", generation: 0n };
+  }
+  if (!REQUEST_ID.test(meta.requestId)) {
+    throw invalid("meta.request_id", "must be 1..64 characters of letters, digits and . _ : -");
+  }
+  return { requestId: meta.requestId, generation: meta.generation };
+}
+
+export function errorToGrpc(error: NetservaError): { code: number; details: string; metadata: Metadata } {
+  const metadata = new Metadata();
+  if (error.field) metadata.set(FIELD_METADATA_KEY, error.field);
+  return { code: grpcStatusOf(error), details: error.message, metadata };
+}
+
+export function unaryCommand<Req extends { meta?: CommandMeta }, Res>(deps: CommandDeps, spec: CommandSpec<Req, Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    const started = performance.now();
+    let requestId = "";
+    const finish = (result: "ok" | "error" | "replayed" | "refused", error?: NetservaError): void => {
+      const seconds = (performance.now() - started) / 1000;
+      deps.metrics.commandDone(spec.name, result, seconds);
+      if (error) deps.log.warn("command failed", { command: spec.name, request_id: requestId, code: error.code, field: error.field, error: error.message });
+    };
+    (async () => {
+      const peer = authorizeController(call, deps.revocations);
+      const meta = validateMeta(call.request.meta, spec.metaRequired);
+      requestId = meta.requestId;
+      const recorded = requestId ? deps.record.get(requestId) : undefined;
+      if (recorded && recorded.method === spec.name) {
+        const response = recorded.response as Res;
+        finish("replayed");
+        callback(null, spec.replayed ? spec.replayed(response) : response);
+        return;
+      }
+      if (recorded) throw invalid("meta.request_id", `already used for ${recorded.method}`);
+      const response = await spec.handle(call.request, { peer, requestId, generation: meta.generation, log: deps.log.child({ request_id: requestId, peer: peer.identity }) });
+      if (requestId) deps.record.set(requestId, { method: spec.name, response });
+      finish("ok");
+      callback(null, response);
+    })().catch((reason: unknown) => {
+      const error = NetservaError.from(reason);
+      const refused = ["unauthenticated", "permission_denied", "invalid_argument"].includes(error.code);
+      finish(refused ? "refused" : "error", error);
+      callback(errorToGrpc(error));
+    });
+  };
+}

@@ -1,0 +1,37 @@
+import type { Command } from "commander";
+import { createLogger } from "../../../common/log.ts";
+import type { CliContext } from "../cli-context.ts";
+import { waitForSignal } from "../signals.ts";
+
+export function registerAgent(program: Command, ctx: CliContext): void {
+  const agent = program.command("agent").description("the agent on a vnode: enroll, serve");
+
+  agent
+    .command("enroll")
+    .description("create this vnode's key, have the controller sign it, store the certificate")
+    .requiredOption("--controller <host:port>", "the controller's enrollment address")
+    .requiredOption("--token <token>", "the join token from `netserva-mail vnode add`")
+    .requiredOption("--home <dir>", "the agent's home directory")
+    .action(async (options: { controller: string; token: string; home: string }) => {
+      const { enrollThisAgent } = await import("../../../agent/enroll/enroll.ts");
+      const { agentHomePaths } = await import("../../../agent/home/agent-home.ts");
+      const { AGENT_VERSION } = await import("../../../agent/agent-daemon.ts");
+      const result = await enrollThisAgent({ controller: options.controller, token: options.token, paths: agentHomePaths(options.home), version: AGENT_VERSION });
+      ctx.io.out(`enrolled as vnode ${result.vnode}; certificate valid until ${result.notAfter.toISOString()}\n`);
+    });
+
+  agent
+    .command("serve")
+    .description("serve the agent over mutual-TLS gRPC (and metrics over HTTPS)")
+    .requiredOption("--home <dir>", "the agent's home directory")
+    .option("--listen <host:port>", "gRPC listen address", "0.0.0.0:7444")
+    .option("--metrics-listen <host:port>", "HTTPS /metrics listen address (off when absent)")
+    .action(async (options: { home: string; listen: string; metricsListen?: string }) => {
+      const { startAgentDaemon } = await import("../../../agent/agent-daemon.ts");
+      const log = createLogger({ fields: { component: "agent" } });
+      const daemon = await startAgentDaemon({ home: options.home, listen: options.listen, ...(options.metricsListen ? { metricsListen: options.metricsListen } : {}), log });
+      ctx.io.err(`agent ${daemon.vnode} listening on port ${daemon.port}${daemon.metricsPort ? `, metrics on ${daemon.metricsPort}` : ""}\n`);
+      await waitForSignal();
+      await daemon.close();
+    });
+}

@@ -1,0 +1,17 @@
+import type { Command } from "commander";
+import { initHome } from "../../home/init-home.ts";
+import type { CliContext } from "../cli-context.ts";
+
+export function registerInit(program: Command, ctx: CliContext): void {
+  program
+    .command("init")
+    .description("create the controller's home: CA, controller certificate, database (safe to repeat)")
+    .option("--home <dir>", "controller home (default $NETSERVA_MAIL_HOME or ~/.netserva-mail)")
+    .option("--listen <host:port>", "address `serve` listens on for enrollment", "127.0.0.1:7443")
+    .action(async (options: { home?: string; listen: string }) => {
+      const paths = ctx.paths(options.home);
+      const result = await initHome(paths, () => ctx.openDb(paths), { listen: options.listen });
+      if (result.created.length === 0) ctx.io.out(`controller home ${paths.root} is already initialised: nothing changed\n`);
+      else ctx.io.out(`controller home ${paths.root}: created ${result.created.join(", ")}${result.kept.length ? `; kept ${result.kept.join(", ")}` : ""}\n`);
+    });
+}

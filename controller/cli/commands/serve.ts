@@ -1,0 +1,30 @@
+import type { Command } from "commander";
+import { createLogger } from "../../../common/log.ts";
+import { startControllerDaemon } from "../../daemon/controller-daemon.ts";
+import { readControllerConfig } from "../../home/controller-config.ts";
+import { startAdminSocket } from "../admin-socket.ts";
+import type { CliContext } from "../cli-context.ts";
+import { waitForSignal } from "../signals.ts";
+
+export function registerServe(program: Command, ctx: CliContext, run: (argv: string[], inner: CliContext) => Promise<number>): void {
+  program
+    .command("serve")
+    .description("run the controller daemon: enrollment endpoint, agent links, health watch")
+    .option("--home <dir>", "controller home")
+    .option("--listen <host:port>", "enrollment listen address (default from controller.json)")
+    .option("--health-interval <ms>", "health report interval asked of agents", "5000")
+    .action(async (options: { home?: string; listen?: string; healthInterval: string }) => {
+      const paths = ctx.paths(options.home);
+      const config = readControllerConfig(paths.config);
+      const db = await ctx.openDb(paths);
+      const log = createLogger({ fields: { component: "controller" } });
+      const daemon = await startControllerDaemon({ paths, config, db, log, ...(options.listen ? { listen: options.listen } : {}), healthIntervalMs: Number(options.healthInterval) || 5000 });
+      // Other CLI invocations reach the embedded database through this process.
+      const admin = await startAdminSocket({ path: paths.socket, db, ctx, run, log });
+      ctx.io.err(`controller listening on port ${daemon.port}\n`);
+      await waitForSignal();
+      await admin.close();
+      await daemon.close();
+      await db.close();
+    });
+}

@@ -1,0 +1,10 @@
+import { Vnode } from "./vnode.ts";
+import { Certificate } from "./certificate.ts";
+import { JoinToken } from "./join-token.ts";
+import { CommandLog } from "./command-log.ts";
+import { VMailService } from "./mail-service.ts";
+
+export { Vnode, Certificate, JoinToken, CommandLog, VMailService };
+
+/** Every entity the controller maps; the ORM is given this list, no folder scanning. */
+export const allEntities = [Vnode, Certificate, JoinToken, CommandLog, VMailService];

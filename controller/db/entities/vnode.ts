@@ -1,0 +1,26 @@
+import { defineEntity, p } from "@mikro-orm/core";
+
+/** A vnode of the fleet: where its agent listens and how far its desired state has come. */
+export const VnodeSchema = defineEntity({
+  name: "Vnode",
+  tableName: "vnodes",
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    name: p.string().unique(),
+    address: p.string(),
+    /** pending → enrolled → revoked */
+    status: p.string().default("pending"),
+    /** Desired-state generation the controller has compiled for this vnode. */
+    generation: p.bigint("number").default(0),
+    /** Generation the agent last reported as applied. */
+    appliedGeneration: p.bigint("number").default(0),
+    agentVersion: p.string().nullable(),
+    lastHealthAt: p.datetime().nullable(),
+    lastSeenAt: p.datetime().nullable(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+  },
+});
+
+export class Vnode extends VnodeSchema.class {}
+VnodeSchema.setClass(Vnode);

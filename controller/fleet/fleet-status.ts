@@ -1,0 +1,36 @@
+// What `status` shows per vnode. "connected" means the controller daemon heard from the agent
+// within the last 15 s; anything older is down.
+import type { SqlEntityManager } from "@mikro-orm/sql";
+import { Certificate, Vnode } from "../db/entities/index.ts";
+
+export const DOWN_AFTER_MS = 15_000;
+
+export interface VnodeStatus {
+  vnode: string;
+  address: string;
+  status: string;
+  connected: boolean;
+  lastHealthAt: string | null;
+  agentVersion: string | null;
+  generation: number;
+  appliedGeneration: number;
+  certificateNotAfter: string | null;
+}
+
+export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promise<VnodeStatus[]> {
+  const vnodes = await em.find(Vnode, {}, { orderBy: { name: "asc" } });
+  const certificates = await em.find(Certificate, { role: "agent", revokedAt: null }, { orderBy: { notAfter: "desc" } });
+  const expiry = new Map<number, Date>();
+  for (const c of certificates) if (c.vnodeId !== null && c.vnodeId !== undefined && !expiry.has(c.vnodeId)) expiry.set(c.vnodeId, c.notAfter);
+  return vnodes.map((v) => ({
+    vnode: v.name,
+    address: v.address,
+    status: v.status,
+    connected: v.status === "enrolled" && !!v.lastSeenAt && now - v.lastSeenAt.getTime() < DOWN_AFTER_MS,
+    lastHealthAt: v.lastHealthAt ? v.lastHealthAt.toISOString() : null,
+    agentVersion: v.agentVersion ?? null,
+    generation: v.generation,
+    appliedGeneration: v.appliedGeneration,
+    certificateNotAfter: expiry.get(v.id)?.toISOString() ?? null,
+  }));
+}

@@ -1,0 +1,112 @@
+// The fleet: a link to every enrolled vnode, health written to the database, revocations pushed
+// to agents. The vnode list is re-read periodically so enrollments and revocations take effect
+// without a restart.
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { UpdateRevocationsRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
+import type { Logger } from "../../common/log.ts";
+import type { Database } from "../db/open-database.ts";
+import { VMailService, Vnode } from "../db/entities/index.ts";
+import { revokedSerials } from "../pki/certificate-records.ts";
+import { createVnodeLink } from "./vnode-link.ts";
+import type { VnodeLink } from "./vnode-link.ts";
+
+export interface FleetOptions {
+  db: Database;
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+  log: Logger;
+  healthIntervalMs?: number;
+  staleAfterMs?: number;
+  refreshMs?: number;
+}
+
+export interface Fleet {
+  link(vnode: string): VnodeLink | undefined;
+  refresh(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function startFleet(options: FleetOptions): Fleet {
+  const links = new Map<string, { link: VnodeLink; address: string }>();
+  let revoked = new Set<string>();
+  let revokedKey = "";
+  let closed = false;
+
+  const saveReport = async (vnodeId: number, report: HealthReport): Promise<void> => {
+    const em = options.db.em();
+    await em.nativeUpdate(Vnode, { id: vnodeId }, {
+      lastHealthAt: new Date(Number(report.timeUnixMs)),
+      lastSeenAt: new Date(),
+      agentVersion: report.agentVersion,
+      appliedGeneration: Number(report.appliedGeneration),
+    });
+    for (const service of report.services) {
+      await em.upsert(VMailService, { vnodeId, service: service.name, state: service.state, version: service.version, detail: service.detail, updatedAt: new Date() }, { onConflictFields: ["vnodeId", "service"] });
+    }
+  };
+
+  const pushRevocations = (link: VnodeLink): void => {
+    const request = create(UpdateRevocationsRequestSchema, { meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }), revokedSerials: [...revoked] });
+    link.client.call("updateRevocations", request).catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }));
+  };
+
+  const refresh = async (): Promise<void> => {
+    if (closed) return;
+    const em = options.db.em();
+    revoked = new Set(await revokedSerials(em));
+    const key = [...revoked].sort().join(",");
+    const revocationsChanged = key !== revokedKey;
+    revokedKey = key;
+    const vnodes = await em.find(Vnode, { status: "enrolled" });
+    const wanted = new Map(vnodes.map((v) => [v.name, v]));
+    for (const [name, entry] of links) {
+      const vnode = wanted.get(name);
+      if (!vnode || vnode.address !== entry.address || revocationsChanged) {
+        // Revoked or moved: drop the connection at once (a new one re-checks the certificate).
+        entry.link.close();
+        links.delete(name);
+      }
+    }
+    for (const vnode of vnodes) {
+      if (links.has(vnode.name)) continue;
+      const log = options.log.child({ vnode: vnode.name });
+      const link = createVnodeLink({
+        vnode: vnode.name,
+        address: vnode.address,
+        caPem: options.caPem,
+        certPem: options.certPem,
+        keyPem: options.keyPem,
+        isRevoked: (serial) => revoked.has(serial),
+        intervalMs: options.healthIntervalMs ?? 5000,
+        staleAfterMs: options.staleAfterMs ?? 12_000,
+        log,
+        onReport: (report) => {
+          saveReport(vnode.id, report).catch((error: unknown) => log.warn("saving health failed", { error: String(error) }));
+        },
+        onDown: () => {
+          // Down is recorded at once, so `status` does not wait for the 15 s window.
+          options.db.em().nativeUpdate(Vnode, { id: vnode.id }, { lastSeenAt: null }).catch(() => undefined);
+        },
+      });
+      links.set(vnode.name, { link, address: vnode.address });
+      pushRevocations(link);
+    }
+  };
+
+  const timer = setInterval(() => void refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) })), options.refreshMs ?? 2000);
+  void refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) }));
+  return {
+    link: (name) => links.get(name)?.link,
+    refresh,
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      for (const entry of links.values()) entry.link.close();
+      links.clear();
+    },
+  };
+}

@@ -1,0 +1,85 @@
+// One controller→agent link: a health watch that reconnects by itself. Missing reports for
+// `staleAfterMs` count as down (the stream is then restarted), so a vanished agent is noticed
+// even when TCP does not say so.
+import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import { create } from "@bufbuild/protobuf";
+import { WatchHealthRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import type { Logger } from "../../common/log.ts";
+import { createAgentClient } from "./agent-client.ts";
+import type { AgentClient, AgentClientOptions } from "./agent-client.ts";
+
+export interface VnodeLinkOptions extends AgentClientOptions {
+  intervalMs: number;
+  staleAfterMs: number;
+  log: Logger;
+  onReport(report: HealthReport): void;
+  onDown(reason: string): void;
+}
+
+export interface VnodeLink {
+  readonly client: AgentClient;
+  readonly connected: boolean;
+  close(): void;
+}
+
+export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
+  const client = createAgentClient(options);
+  let connected = false;
+  let closed = false;
+  let backoff = 250;
+  let staleTimer: NodeJS.Timeout | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let cancel: (() => void) | undefined;
+
+  const down = (reason: string): void => {
+    if (connected) options.log.warn("vnode down", { reason });
+    connected = false;
+    options.onDown(reason);
+  };
+  const armStale = (): void => {
+    if (staleTimer) clearTimeout(staleTimer);
+    staleTimer = setTimeout(() => {
+      down(`no health report for ${options.staleAfterMs} ms`);
+      cancel?.();
+    }, options.staleAfterMs);
+  };
+  const watch = (): void => {
+    if (closed) return;
+    const stream = client.watchHealth(create(WatchHealthRequestSchema, { intervalMs: options.intervalMs }));
+    let ended = false;
+    cancel = () => stream.cancel();
+    armStale();
+    stream.on("data", (report: HealthReport) => {
+      if (!connected) options.log.info("vnode up", { agent_version: report.agentVersion });
+      connected = true;
+      backoff = 250;
+      armStale();
+      options.onReport(report);
+    });
+    const again = (reason: string): void => {
+      if (ended) return;
+      ended = true;
+      if (staleTimer) clearTimeout(staleTimer);
+      down(reason);
+      if (closed) return;
+      retryTimer = setTimeout(watch, backoff);
+      backoff = Math.min(backoff * 2, 5000);
+    };
+    stream.on("error", (error: Error) => again(error.message));
+    stream.on("end", () => again("health stream ended"));
+  };
+  watch();
+  return {
+    client,
+    get connected() {
+      return connected;
+    },
+    close() {
+      closed = true;
+      if (staleTimer) clearTimeout(staleTimer);
+      if (retryTimer) clearTimeout(retryTimer);
+      cancel?.();
+      client.close();
+    },
+  };
+}

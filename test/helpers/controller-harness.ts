@@ -1,0 +1,119 @@
+// Spins up a real controller home, controller daemon and enrolled agent(s) in this process on
+// loopback ports, driving them through the same CLI code operators use.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { silentLogger } from "../../common/log.ts";
+import { runCommand } from "../../controller/cli/main.ts";
+import { createCliContext } from "../../controller/cli/cli-context.ts";
+import type { CliContext } from "../../controller/cli/cli-context.ts";
+import { startControllerDaemon } from "../../controller/daemon/controller-daemon.ts";
+import type { ControllerDaemon } from "../../controller/daemon/controller-daemon.ts";
+import { readControllerConfig } from "../../controller/home/controller-config.ts";
+import type { Database } from "../../controller/db/open-database.ts";
+import { startAgentDaemon } from "../../agent/agent-daemon.ts";
+import type { AgentDaemon } from "../../agent/agent-daemon.ts";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface CliRun {
+  code: number;
+  out: string;
+  err: string;
+}
+
+export function cliRunner(env: Record<string, string | undefined>, shared?: () => Database): (argv: string[], stdin?: string) => Promise<CliRun> {
+  return async (argv, stdin = "") => {
+    let out = "";
+    let err = "";
+    const base = createCliContext({ out: (t) => void (out += t), err: (t) => void (err += t), readStdin: async () => stdin, env, isTTY: false });
+    const ctx: CliContext = shared ? { ...base, openDb: async () => { const db = shared(); return { ...db, close: async () => undefined }; } } : base;
+    const code = await runCommand(argv, ctx);
+    return { code, out, err };
+  };
+}
+
+export interface Harness {
+  dir: string;
+  home: string;
+  env: Record<string, string | undefined>;
+  cli: (argv: string[], stdin?: string) => Promise<CliRun>;
+  controller: ControllerDaemon;
+  db: Database;
+  controllerAddress: string;
+  addAgent(name: string, options?: { metrics?: boolean }): Promise<{ agent: AgentDaemon; home: string; address: string; restart(): Promise<AgentDaemon> }>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(options: { agentCertificateSeconds?: number; healthIntervalMs?: number; staleAfterMs?: number } = {}): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), "nsm-test-"));
+  const home = join(dir, "controller");
+  const env: Record<string, string | undefined> = { NETSERVA_MAIL_HOME: home, NETSERVA_MAIL_ACTOR: "test" };
+  const initCli = cliRunner(env);
+  const controllerPort = await freePort();
+  const init = await initCli(["init", "--listen", `127.0.0.1:${controllerPort}`]);
+  if (init.code !== 0) throw new Error(`init failed: ${init.err}`);
+  if (options.agentCertificateSeconds) {
+    const configPath = join(home, "controller.json");
+    const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({ ...config, agentCertificateSeconds: options.agentCertificateSeconds }));
+  }
+  const ctx = createCliContext({ out: () => undefined, err: () => undefined, readStdin: async () => "", env, isTTY: false });
+  const paths = ctx.paths();
+  const db = await ctx.openDb(paths);
+  const controller = await startControllerDaemon({
+    paths,
+    config: readControllerConfig(paths.config),
+    db,
+    log: silentLogger,
+    healthIntervalMs: options.healthIntervalMs ?? 500,
+    staleAfterMs: options.staleAfterMs ?? 3000,
+  });
+  const cli = cliRunner(env, () => db);
+  const agents: AgentDaemon[] = [];
+  const controllerAddress = `127.0.0.1:${controller.port}`;
+  return {
+    dir,
+    home,
+    env,
+    cli,
+    controller,
+    db,
+    controllerAddress,
+    async addAgent(name, agentOptions = {}) {
+      const port = await freePort();
+      const address = `127.0.0.1:${port}`;
+      const added = await cli(["vnode", "add", name, "--address", address]);
+      if (added.code !== 0) throw new Error(`vnode add failed: ${added.err}`);
+      const token = added.out.trim().split("\n").pop() ?? "";
+      const agentHome = join(dir, `agent-${name}`);
+      const enrolled = await cli(["agent", "enroll", "--controller", controllerAddress, "--token", token, "--home", agentHome]);
+      if (enrolled.code !== 0) throw new Error(`enroll failed: ${enrolled.err}`);
+      const metricsPort = agentOptions.metrics ? await freePort() : undefined;
+      const start = async (): Promise<AgentDaemon> => {
+        const agent = await startAgentDaemon({ home: agentHome, listen: address, ...(metricsPort ? { metricsListen: `127.0.0.1:${metricsPort}` } : {}), log: silentLogger });
+        agents.push(agent);
+        return agent;
+      };
+      const agent = await start();
+      return { agent, home: agentHome, address, restart: start };
+    },
+    async close() {
+      await Promise.all(agents.map((a) => a.close().catch(() => undefined)));
+      await controller.close();
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
