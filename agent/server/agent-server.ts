@@ -1,7 +1,8 @@
 // The agent's gRPC server: AgentService + grpc.health.v1 over mutual TLS (grpc-js), requiring a
 // client certificate from the controller's CA on every connection.
 import { connect } from "node:tls";
-import { Server, ServerCredentials, experimental } from "@grpc/grpc-js";
+import { Server, experimental } from "@grpc/grpc-js";
+import type { ServerCredentials } from "@grpc/grpc-js";
 import { AgentService } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { Health } from "../../common/gen/grpc/health/v1/health_pb.ts";
 import { NetservaError } from "../../common/errors.ts";

@@ -15,7 +15,7 @@ import { registerAgent } from "./commands/agent.ts";
 import { registerMailCommands, mailCommandNames } from "./commands/mail-registry.ts";
 
 /** Commands that never go through a running daemon. */
-const LOCAL_ONLY = new Set(["serve", "agent", "init", "help", "--help", "-h", "--version"]);
+const LOCAL_ONLY = new Set(["serve", "agent", "help", "--help", "-h", "--version"]);
 
 function buildProgram(ctx: CliContext): Command {
   const program = new Command("netserva-mail");
