@@ -46,6 +46,7 @@ run_interruptible() {
 }
 _netserva_on_signal() { # EXIT_CODE
   local pid="$NETSERVA_CHILD" i
+  set +e
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null
     for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -11,6 +11,7 @@ import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.
 import { createCertificateAuthority, issueCertificate } from "../../common/pki/ca.ts";
 import { createKeyAndCsr, createSelfSigned } from "../../common/pki/keys.ts";
 import { startHarness, type Harness } from "../helpers/controller-harness.ts";
+import { Certificate, JoinToken } from "../../controller/db/entities/index.ts";
 
 let harness: Harness;
 let address = "";
@@ -86,7 +87,7 @@ describe("the agent refuses", () => {
     expect(await ping(second, "before-revoke")).toBeTruthy();
     const { recordCertificate } = await import("../../controller/pki/certificate-records.ts");
     const row = await recordCertificate(harness.db.em(), { pem: second.cert, vnodeId: null });
-    await harness.db.em().nativeUpdate("Certificate", { id: row.id }, { revokedAt: new Date() });
+    await harness.db.em().nativeUpdate(Certificate, { id: row.id }, { revokedAt: new Date() });
     await harness.controller.fleet.refresh();
     const deadline = Date.now() + 5000;
     let refused: unknown;
@@ -122,7 +123,7 @@ describe("enrollment refuses", () => {
   it("an expired token", async () => {
     const added = await harness.cli(["vnode", "add", "vn-expired", "--address", "127.0.0.1:9", "--ttl", "10s"]);
     const token = added.out.trim().split("\n").pop() ?? "";
-    await harness.db.em().nativeUpdate("JoinToken", { vnodeId: { $ne: null }, expiresAt: { $gt: new Date(Date.now() + 5000), $lt: new Date(Date.now() + 11_000) } }, { expiresAt: new Date(Date.now() - 1000) });
+    await harness.db.em().nativeUpdate(JoinToken, { vnodeId: { $ne: null }, expiresAt: { $gt: new Date(Date.now() + 5000), $lt: new Date(Date.now() + 11_000) } }, { expiresAt: new Date(Date.now() - 1000) });
     const result = await harness.cli(["agent", "enroll", "--controller", harness.controllerAddress, "--token", token, "--home", join(harness.dir, "agent-expired")]);
     expect(result.code).toBe(5);
     expect(result.err).toMatch(/used or expired/);
