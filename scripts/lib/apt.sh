@@ -41,7 +41,7 @@ apt_missing_packages() {
 # Run a command as root: directly, or through sudo when not root.
 _as_root() {
   if ((EUID == 0)); then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-    die "need root to run: $* (or install the packages yourself)"
+    warn "need root (or sudo) to run: $*"; return 1
   fi
 }
 
@@ -59,8 +59,11 @@ apt_ensure_packages() {
   ((${#missing[@]})) || return 0
 
   log "apt: installing ${missing[*]}"
+  if ((EUID != 0)) && ! command -v sudo >/dev/null; then
+    die "not root and no sudo: install these Debian packages first: ${missing[*]}"
+  fi
   local policy=/usr/sbin/policy-rc.d own_policy=0
-  if ! _as_root test -e "$policy"; then
+  if [[ ! -e "$policy" ]]; then
     _as_root sh -c "printf '#!/bin/sh\n# netserva-mail scripts: no daemon starts during apt-get install\nexit 101\n' > $policy && chmod 755 $policy"
     own_policy=1
     on_exit "_as_root rm -f $policy"
@@ -70,11 +73,11 @@ apt_ensure_packages() {
     -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
   local try
   for try in 1 2 3; do
-    if _as_root "${apt[@]}" update; then break; fi
+    if _as_root "${apt[@]}" update </dev/null; then break; fi
     ((try < 3)) || die "apt-get update failed"
     warn "apt-get update failed (another apt running?), retrying"; sleep 10
   done
-  _as_root "${apt[@]}" install "${missing[@]}" </dev/null
+  _as_root "${apt[@]}" install "${missing[@]}" </dev/null || die "apt-get install failed"
 
   if ((own_policy)); then _as_root rm -f "$policy"; fi
   mapfile -t missing < <(apt_missing_packages "${want[@]}")

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared helpers for scripts/*: logging, the repo root, Node 24 on PATH, and an exit-hook stack.
-# Source it; it defines functions and a few variables and runs nothing else.
+# Source it; it defines functions and variables and sets the EXIT/INT/TERM/HUP traps (exit hooks).
 
 if [[ -n "${NETSERVA_COMMON_SH:-}" ]]; then return 0; fi
 NETSERVA_COMMON_SH=1
