@@ -1,0 +1,200 @@
+// The contract between the mail services (rules, DB) and their callers (CLI, import, push).
+// Services own every rule; callers only parse flags and print. Each mutating call runs in one
+// transaction that also bumps the hosting vnode's generation and writes the command log, and
+// returns the lookup changes so the caller can push them to the vnode's agent.
+import type { SqlEntityManager } from "@mikro-orm/sql";
+import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+
+/** A DNS provider as far as the mail-data rules need it (PowerDNS arrives with the DNS issue). */
+export interface DnsZoneProvider {
+  /** The zone that holds `domain` (ASCII), or undefined when no zone covers it. */
+  findZone(domain: string): Promise<string | undefined>;
+}
+
+export interface MailServiceContext {
+  em: SqlEntityManager;
+  /** Who asked (operator login, "import", "reconciler"), for the command log. */
+  actor: string;
+  dns: DnsZoneProvider;
+  /** Bytes of the vnode's mail filesystem as last reported by its agent; undefined = unknown. */
+  vnodeCapacity?(vnodeId: number): Promise<number | undefined>;
+}
+
+export interface MutationOptions {
+  /** Validate and compute everything, change nothing, return what would change. */
+  dryRun?: boolean;
+}
+
+export interface MutationResult<T> {
+  value: T;
+  /** Vnode the change lands on, and its new desired-state generation (unchanged on dry run). */
+  vnode: string;
+  generation: number;
+  /** Lookup changes for the agent (ApplyChanges); empty when nothing changed. */
+  changes: StateChange[];
+  /** A domain was added or removed: Postfix needs a reload (the agent decides). */
+  domainChanged: boolean;
+  dryRun: boolean;
+}
+
+export interface DomainView {
+  domain: string; // U-label for people
+  ascii: string; // A-label as stored
+  vnode: string;
+  active: boolean;
+  defaultQuota: number;
+  maxMailboxes: number; // 0 = unlimited
+  maxAliases: number; // 0 = unlimited
+  maxQuota: number; // per mailbox, 0 = unlimited
+  overcommit: boolean;
+  mailboxes: number;
+  aliases: number;
+  dkimSelector: string | null;
+  dkimAlgorithm: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface MailboxView {
+  address: string; // local@unicode-domain for people
+  ascii: string; // local@ascii-domain as stored
+  vnode: string;
+  name: string;
+  quota: number; // bytes, 0 = unlimited
+  usage: number | null; // bytes as last reported by the agent
+  active: boolean;
+  maildir: string; // /srv/<domain>/msg/<user>/Maildir
+  hasSieve: boolean;
+  aliases: string[]; // alias sources whose targets include this mailbox
+  passwordChangedAt: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface AliasView {
+  source: string; // local@domain or @domain (catch-all)
+  targets: string[];
+  vnode: string;
+  active: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface VConfView {
+  domain: string;
+  name: string;
+  value: string; // secrets shown as "(hash)" or "(file /path)"; never the clear text
+  secret: boolean;
+}
+
+export type PasswordScheme = "SHA512-CRYPT" | "ARGON2ID";
+
+export interface AddDomainInput extends MutationOptions {
+  vnode: string;
+  domain: string;
+  defaultQuota?: string; // "2G"; default from MQUOTA or 1G
+  maxMailboxes?: number;
+  maxAliases?: number;
+  maxQuota?: string;
+  overcommit?: boolean;
+  skipDnsCheck?: boolean; // recorded in the command log
+}
+
+export interface ChangeDomainInput extends MutationOptions {
+  vnode: string;
+  domain: string;
+  active?: boolean;
+  defaultQuota?: string;
+  maxMailboxes?: number;
+  maxAliases?: number;
+  maxQuota?: string;
+  overcommit?: boolean;
+}
+
+export interface AddMailboxInput extends MutationOptions {
+  vnode: string;
+  email: string;
+  quota?: string; // default: domain default quota
+  name?: string;
+  /** Operator-supplied password; when absent one is generated (CSPRNG, ≥ 16 chars) and returned once. */
+  password?: string;
+  scheme?: PasswordScheme;
+  /** Only with an admin@ mailbox: also make @domain a catch-all to it (NetServa's behaviour). */
+  catchAll?: boolean;
+}
+
+export interface ChangeMailboxInput extends MutationOptions {
+  vnode: string;
+  email: string;
+  password?: string;
+  generatePassword?: boolean;
+  scheme?: PasswordScheme;
+  quota?: string;
+  active?: boolean;
+  name?: string;
+  sieve?: string | null; // null removes the script
+}
+
+export interface RemoveMailboxInput extends MutationOptions {
+  vnode: string;
+  email: string;
+  keepMaildir?: boolean;
+  /** Remove aliases whose only target is this mailbox (otherwise such aliases make it refuse). */
+  removeAliases?: boolean;
+}
+
+export interface AliasInput extends MutationOptions {
+  vnode: string;
+  source: string;
+  targets: string | string[];
+}
+
+export interface ChangeAliasInput extends MutationOptions {
+  vnode: string;
+  source: string;
+  targets?: string | string[];
+  active?: boolean;
+}
+
+export interface VMailDomainServiceApi {
+  add(input: AddDomainInput): Promise<MutationResult<DomainView>>;
+  list(vnode: string): Promise<DomainView[]>;
+  get(vnode: string, domain: string): Promise<DomainView>;
+  change(input: ChangeDomainInput): Promise<MutationResult<DomainView>>;
+  /** Refuses while active mailboxes exist: the error says how many and what to do. */
+  remove(input: { vnode: string; domain: string } & MutationOptions): Promise<MutationResult<DomainView>>;
+}
+
+export interface VMailboxServiceApi {
+  add(input: AddMailboxInput): Promise<MutationResult<{ mailbox: MailboxView; password: string | undefined }>>;
+  /** All mailboxes of the vnode, or of one domain ("@domain" or "domain"). */
+  list(vnode: string, domain?: string): Promise<MailboxView[]>;
+  get(vnode: string, email: string): Promise<MailboxView>;
+  change(input: ChangeMailboxInput): Promise<MutationResult<{ mailbox: MailboxView; password: string | undefined }>>;
+  remove(input: RemoveMailboxInput): Promise<MutationResult<{ mailbox: MailboxView; removedAliases: string[] }>>;
+}
+
+export interface VMailAliasServiceApi {
+  add(input: AliasInput): Promise<MutationResult<AliasView>>;
+  list(vnode: string, options?: { domain?: string; source?: string }): Promise<AliasView[]>;
+  get(vnode: string, source: string): Promise<AliasView>;
+  change(input: ChangeAliasInput): Promise<MutationResult<AliasView>>;
+  remove(input: { vnode: string; source: string } & MutationOptions): Promise<MutationResult<AliasView>>;
+}
+
+export interface VConfServiceApi {
+  list(vnode: string, domain: string): Promise<VConfView[]>;
+  /** MQUOTA sets the domain default quota; MPWD/DPASS and other secrets are stored hashed. */
+  set(input: { vnode: string; domain: string; name: string; value: string } & MutationOptions): Promise<MutationResult<VConfView>>;
+  remove(input: { vnode: string; domain: string; name: string } & MutationOptions): Promise<MutationResult<VConfView>>;
+}
+
+export interface MailServices {
+  domains: VMailDomainServiceApi;
+  mailboxes: VMailboxServiceApi;
+  aliases: VMailAliasServiceApi;
+  vconfs: VConfServiceApi;
+}
+
+/** Implemented in controller/mail/create-mail-services.ts. */
+export type CreateMailServices = (ctx: MailServiceContext) => MailServices;
