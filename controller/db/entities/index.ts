@@ -3,8 +3,9 @@ import { Certificate } from "./certificate.ts";
 import { JoinToken } from "./join-token.ts";
 import { CommandLog } from "./command-log.ts";
 import { VMailService } from "./mail-service.ts";
+import { MailTls } from "./mail-tls.ts";
 
-export { Vnode, Certificate, JoinToken, CommandLog, VMailService };
+export { Vnode, Certificate, JoinToken, CommandLog, VMailService, MailTls };
 
 /** Every entity the controller maps; the ORM is given this list, no folder scanning. */
-export const allEntities = [Vnode, Certificate, JoinToken, CommandLog, VMailService];
+export const allEntities = [Vnode, Certificate, JoinToken, CommandLog, VMailService, MailTls];

@@ -17,6 +17,14 @@ export const VnodeSchema = defineEntity({
     agentVersion: p.string().nullable(),
     lastHealthAt: p.datetime().nullable(),
     lastSeenAt: p.datetime().nullable(),
+    /** FQDN the mail daemons greet with and present in TLS; defaults to the vnode name. */
+    mailHostname: p.string().nullable(),
+    /** Addresses the mail daemons listen on; null = all. */
+    mailListen: p.json<string[]>().nullable(),
+    rspamdEnabled: p.boolean().default(false),
+    clamavEnabled: p.boolean().default(false),
+    /** Size of the vnode's mail filesystem as last reported by its agent. */
+    fsCapacityBytes: p.bigint("number").nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
   },
