@@ -4,6 +4,7 @@ import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
 import { startFleet } from "../fleet/fleet.ts";
+import { compileContextFor } from "../compiler/compile-context.ts";
 import type { Fleet } from "../fleet/fleet.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
@@ -46,6 +47,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     certPem,
     keyPem,
     log: options.log.child({ component: "fleet" }),
+    compile: compileContextFor(options.paths),
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
   });

@@ -11,6 +11,9 @@ import type { Database } from "../db/open-database.ts";
 import { VMailService, Vnode } from "../db/entities/index.ts";
 import { revokedSerials } from "../pki/certificate-records.ts";
 import { createVnodeLink } from "./vnode-link.ts";
+import { sendFullState } from "./apply-to-vnode.ts";
+import type { CompileContext } from "../compiler/compile-state.ts";
+import { audited } from "../audit/audit.ts";
 import type { VnodeLink } from "./vnode-link.ts";
 
 export interface FleetOptions {
@@ -20,6 +23,8 @@ export interface FleetOptions {
   keyPem: string;
   log: Logger;
   healthIntervalMs?: number;
+  /** With it the fleet reconciles: a vnode that lags its generation or drifts gets the whole state. */
+  compile?: CompileContext;
   staleAfterMs?: number;
   refreshMs?: number;
 }
@@ -46,6 +51,29 @@ export function startFleet(options: FleetOptions): Fleet {
     });
     for (const service of report.services) {
       await em.upsert(VMailService, { vnodeId, service: service.name, state: service.state, version: service.version, detail: service.detail, updatedAt: new Date() }, { onConflictFields: ["vnodeId", "service"] });
+    }
+  };
+
+  const reconciling = new Map<string, number>();
+  const maybeReconcile = async (vnodeId: number, report: HealthReport, link: VnodeLink): Promise<void> => {
+    if (!options.compile) return;
+    const vnode = await options.db.em().findOne(Vnode, { id: vnodeId });
+    if (!vnode || vnode.status !== "enrolled") return;
+    const lagging = report.appliedGeneration < BigInt(vnode.generation);
+    if (!lagging && !report.drift) return;
+    const last = reconciling.get(vnode.name);
+    if (last !== undefined && (last === 0 || Date.now() - last < 2000)) return;
+    reconciling.set(vnode.name, 0);
+    const log = options.log.child({ vnode: vnode.name });
+    try {
+      log.info("reconciling", { applied: report.appliedGeneration.toString(), generation: vnode.generation, drift: report.drift });
+      const response = await sendFullState({ em: options.db.em(), client: link.client, vnode, actor: "reconciler", compile: options.compile });
+      await options.db.em().nativeUpdate(Vnode, { id: vnode.id }, { appliedGeneration: Number(response.appliedGeneration) });
+      await audited(options.db.em(), { actor: "reconciler", command: "reconcile", vnodeName: vnode.name, generation: vnode.generation, args: { drift: report.drift, lagging } }, async () => response.diff.length);
+    } catch (error) {
+      log.warn("reconcile failed", { error: String(error) });
+    } finally {
+      reconciling.set(vnode.name, Date.now());
     }
   };
 
@@ -85,7 +113,9 @@ export function startFleet(options: FleetOptions): Fleet {
         staleAfterMs: options.staleAfterMs ?? 12_000,
         log,
         onReport: (report) => {
-          saveReport(vnode.id, report).catch((error: unknown) => log.warn("saving health failed", { error: String(error) }));
+          saveReport(vnode.id, report)
+            .then(() => maybeReconcile(vnode.id, report, link))
+            .catch((error: unknown) => log.warn("saving health failed", { error: String(error) }));
         },
         onDown: () => {
           // Down is recorded at once, so `status` does not wait for the 15 s window.

@@ -1,0 +1,82 @@
+// The compiler: database rows → the whole desired state of one vnode at its generation. Read in
+// a single repeatable-read snapshot so rows and generation agree.
+import { create } from "@bufbuild/protobuf";
+import { IsolationLevel } from "@mikro-orm/core";
+import type { SqlEntityManager } from "@mikro-orm/sql";
+import { DesiredStateSchema, MailAliasSchema, MailDomainSchema, MailboxSchema, TlsMaterialSchema, VnodeSettingsSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import type { Vnode } from "../db/entities/index.ts";
+import { ensureMailTls, mailHostnameOf } from "./mail-tls.ts";
+
+export interface CompileContext {
+  caKeyPem(): string;
+  caCertPem(): string;
+}
+
+interface DomainRow {
+  domain: string;
+  active: boolean;
+}
+interface MailboxRow {
+  address: string;
+  password_hash: string;
+  quota: string | number;
+  active: boolean;
+  sieve_script: string | null;
+  display_name: string | null;
+}
+interface AliasRow {
+  source: string;
+  targets: string[] | string;
+  active: boolean;
+}
+
+function targetList(value: string[] | string): string[] {
+  if (Array.isArray(value)) return value;
+  const text = value.trim();
+  return text.startsWith("[") ? (JSON.parse(text) as string[]) : text.split(",").map((t) => t.trim()).filter(Boolean);
+}
+
+export async function compileDesiredState(em: SqlEntityManager, vnode: Vnode, ctx: CompileContext): Promise<DesiredState> {
+  const tls = await ensureMailTls(em.fork(), vnode, ctx);
+  return em.transactional(async (tx) => {
+    const connection = tx.getConnection();
+    const ctxTx = tx.getTransactionContext();
+    const [generationRow] = await connection.execute<Array<{ generation: string | number }>>("select generation from vnodes where id = ?", [vnode.id], "all", ctxTx);
+    const domains = await connection.execute<DomainRow[]>("select domain, active from mail_vhosts where vnode_id = ? order by domain", [vnode.id], "all", ctxTx);
+    const mailboxes = await connection.execute<MailboxRow[]>(
+      "select b.address, b.password_hash, b.quota, b.active, b.sieve_script, b.display_name from mail_vboxes b join mail_vhosts d on d.id = b.domain_id where d.vnode_id = ? order by b.address",
+      [vnode.id],
+      "all",
+      ctxTx,
+    );
+    const aliases = await connection.execute<AliasRow[]>(
+      "select a.source, a.targets, a.active from mail_valias a join mail_vhosts d on d.id = a.domain_id where d.vnode_id = ? order by a.source",
+      [vnode.id],
+      "all",
+      ctxTx,
+    );
+    return create(DesiredStateSchema, {
+      generation: BigInt(generationRow?.generation ?? 0),
+      settings: create(VnodeSettingsSchema, {
+        mailHostname: mailHostnameOf(vnode),
+        listenAddresses: vnode.mailListen ?? [],
+        rspamdEnabled: vnode.rspamdEnabled,
+        clamavEnabled: vnode.clamavEnabled,
+      }),
+      domains: domains.map((d) => create(MailDomainSchema, { domain: d.domain, active: d.active })),
+      mailboxes: mailboxes.map((m) =>
+        create(MailboxSchema, {
+          address: m.address,
+          passwordHash: m.password_hash,
+          quotaBytes: BigInt(m.quota ?? 0),
+          active: m.active,
+          sieveScript: m.sieve_script ?? "",
+          displayName: m.display_name ?? "",
+        }),
+      ),
+      aliases: aliases.map((a) => create(MailAliasSchema, { source: a.source, targets: targetList(a.targets), active: a.active })),
+      tls: create(TlsMaterialSchema, { certificateChainPem: tls.certificateChainPem, privateKeyPem: tls.privateKeyPem }),
+    });
+  }, { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true });
+}
