@@ -11,15 +11,46 @@ import { startMetricsServer } from "./metrics/metrics-server.ts";
 import { agentHomePaths, loadAgentIdentity } from "./home/agent-home.ts";
 import { scheduleRenewal } from "./enroll/renewal.ts";
 import { splitHostPort } from "./enroll/enroll.ts";
+import { createMailHost } from "./mail/mail-host.ts";
+import { createVnodePaths } from "./paths.ts";
+import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
+import type { InitKind } from "./sc/service-control.ts";
+import { adaptMailHost } from "./server/mail-host-adapter.ts";
 
 export const AGENT_VERSION = "0.1.0";
+
+export interface AgentMailOptions {
+  /** Everything the agent manages lives under this root ("/" on a real vnode). */
+  root: string;
+  /** Addresses the mail daemons listen on (overrides the controller's setting). */
+  listen?: string[];
+  /** Init system for sc(); detected when absent. */
+  initKind?: InitKind;
+  /** Test instances only: no Dovecot auth penalty after a failed login. */
+  authPenalty?: boolean;
+}
 
 export interface AgentDaemonOptions {
   home: string;
   listen: string;
   metricsListen?: string;
   log: Logger;
+  /** Manage real mail daemons; without it the agent serves the channel only. */
+  mail?: AgentMailOptions;
+  /** A ready-made mail host (tests). */
   mailHost?: MailHostPort;
+}
+
+async function createMailPort(options: AgentMailOptions): Promise<{ port: MailHostPort; close(): void }> {
+  const paths = createVnodePaths(options.root);
+  const sc = createServiceControl({ kind: options.initKind ?? detectInitSystem(), paths });
+  const host = await createMailHost({
+    root: options.root,
+    sc,
+    ...(options.listen ? { listen: options.listen } : {}),
+    ...(options.authPenalty === false ? { authPenalty: false } : {}),
+  });
+  return { port: adaptMailHost(host, sc), close: () => host.close() };
 }
 
 export interface AgentDaemon {
@@ -36,6 +67,8 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const log = options.log.child({ vnode });
   const revocations = createRevocations({ file: paths.revocations });
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
+  const mail = options.mail ? await createMailPort(options.mail) : undefined;
+  const mailHost = options.mailHost ?? mail?.port;
   const server = await startAgentServer({
     vnode,
     version: AGENT_VERSION,
@@ -48,7 +81,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     metrics,
     log,
     listen: options.listen,
-    ...(options.mailHost ? { mailHost: options.mailHost } : {}),
+    ...(mailHost ? { mailHost } : {}),
   });
   const metricsServer = options.metricsListen
     ? await startMetricsServer({ registry: metrics.registry, caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem, revocations, ...splitHostPort(options.metricsListen, "metrics-listen") })
@@ -70,6 +103,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     async close() {
       renewal.stop();
       await Promise.all([server.close(), metricsServer?.close()]);
+      mail?.close();
     },
   };
 }

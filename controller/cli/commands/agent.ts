@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { createLogger } from "../../../common/log.ts";
+import { invalid } from "../../../common/errors.ts";
 import type { CliContext } from "../cli-context.ts";
 import { waitForSignal } from "../signals.ts";
 
@@ -26,10 +27,25 @@ export function registerAgent(program: Command, ctx: CliContext): void {
     .requiredOption("--home <dir>", "the agent's home directory")
     .option("--listen <host:port>", "gRPC listen address", "0.0.0.0:7444")
     .option("--metrics-listen <host:port>", "HTTPS /metrics listen address (off when absent)")
-    .action(async (options: { home: string; listen: string; metricsListen?: string }) => {
+    .option("--mail", "manage the vnode's mail daemons (files under / unless --root)")
+    .option("--root <dir>", "manage mail under this root instead of / (implies --mail)")
+    .option("--mail-listen <addresses>", "comma-separated addresses the mail daemons listen on")
+    .option("--init <kind>", "sc() backend: systemd | openrc | direct (detected by default)")
+    .option("--no-auth-penalty", "test instances: no Dovecot delay after a failed login")
+    .action(async (options: { home: string; listen: string; metricsListen?: string; mail?: boolean; root?: string; mailListen?: string; init?: string; authPenalty: boolean }) => {
       const { startAgentDaemon } = await import("../../../agent/agent-daemon.ts");
       const log = createLogger({ fields: { component: "agent" } });
-      const daemon = await startAgentDaemon({ home: options.home, listen: options.listen, ...(options.metricsListen ? { metricsListen: options.metricsListen } : {}), log });
+      if (options.init !== undefined && !["systemd", "openrc", "direct"].includes(options.init)) throw invalid("init", "must be systemd, openrc or direct");
+      const mail =
+        options.mail || options.root
+          ? {
+              root: options.root ?? "/",
+              ...(options.mailListen ? { listen: options.mailListen.split(",").map((a) => a.trim()) } : {}),
+              ...(options.init ? { initKind: options.init as "systemd" | "openrc" | "direct" } : {}),
+              ...(options.authPenalty === false ? { authPenalty: false } : {}),
+            }
+          : undefined;
+      const daemon = await startAgentDaemon({ home: options.home, listen: options.listen, ...(options.metricsListen ? { metricsListen: options.metricsListen } : {}), log, ...(mail ? { mail } : {}) });
       ctx.io.err(`agent ${daemon.vnode} listening on port ${daemon.port}${daemon.metricsPort ? `, metrics on ${daemon.metricsPort}` : ""}\n`);
       await waitForSignal();
       await daemon.close();

@@ -1,0 +1,49 @@
+// The vnode-local lookup DB in NetServa's sysadm shape, read by Postfix sqlite maps and Dovecot's
+// sql driver, written only by the agent. Extended with quota, sieve and name columns; `hid`
+// ties mailboxes and aliases to their domain as in NetServa.
+import type { DatabaseSync } from "node:sqlite";
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS vhosts (
+  id INTEGER PRIMARY KEY,
+  domain TEXT NOT NULL UNIQUE,
+  uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL,
+  active INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS vmails (
+  id INTEGER PRIMARY KEY,
+  hid INTEGER NOT NULL REFERENCES vhosts(id) ON DELETE CASCADE,
+  user TEXT NOT NULL UNIQUE,
+  pass TEXT NOT NULL,
+  home TEXT NOT NULL,
+  uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL,
+  active INTEGER NOT NULL DEFAULT 1,
+  quota INTEGER NOT NULL DEFAULT 0,
+  sieve TEXT NOT NULL DEFAULT '',
+  name TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS vmails_hid ON vmails(hid);
+CREATE TABLE IF NOT EXISTS valias (
+  id INTEGER PRIMARY KEY,
+  hid INTEGER NOT NULL REFERENCES vhosts(id) ON DELETE CASCADE,
+  source TEXT NOT NULL UNIQUE,
+  target TEXT NOT NULL,
+  active INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS valias_hid ON valias(hid);
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`;
+
+export function prepareSchema(db: DatabaseSync): void {
+  // Rollback journal, not WAL: Postfix opens the DB read-only and WAL needs writable -shm files.
+  db.exec("PRAGMA journal_mode=DELETE");
+  db.exec("PRAGMA foreign_keys=ON");
+  db.exec("PRAGMA busy_timeout=5000");
+  db.exec("PRAGMA synchronous=FULL");
+  db.exec(DDL);
+}

@@ -1,0 +1,103 @@
+// The config half of the mail host: render TLS, Postfix and Dovecot files from the desired state,
+// and push them through apply with the right checkers, reloads and verification.
+import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { invalid } from "../../common/errors.ts";
+import { applyConfigFiles, type ApplyConfigResult } from "../apply/apply-config-files.ts";
+import type { FileSet } from "../apply/file-spec.ts";
+import { dovecotValidators } from "../dovecot/checks.ts";
+import { renderDovecot } from "../dovecot/render.ts";
+import { checkDomain } from "../lookup/names.ts";
+import type { VnodePaths } from "../paths.ts";
+import { postfixValidators } from "../postfix/checks.ts";
+import { renderPostfix } from "../postfix/render.ts";
+import type { ServiceControl } from "../sc/service-control.ts";
+import { pollUntil } from "../sc/wait.ts";
+import { runChecked } from "../sc/run.ts";
+import { greets } from "./probes.ts";
+import { renderTlsFiles } from "./tls-files.ts";
+import type { SystemUser } from "./vmail-user.ts";
+
+export interface MailConfigOptions {
+  readonly paths: VnodePaths;
+  readonly sc: ServiceControl;
+  readonly vmail: SystemUser;
+  /** Listen addresses overriding settings.listen_addresses (e.g. the namespace's address). */
+  readonly listen?: readonly string[];
+  readonly wrap?: readonly string[];
+  readonly milterAddress?: string;
+  readonly authPenalty?: boolean;
+  readonly extraMainCf?: ReadonlyArray<readonly [string, string]>;
+  readonly extraDovecotConf?: readonly string[];
+  readonly postfixInstallParams: ReadonlyArray<readonly [string, string]>;
+}
+
+export function createMailConfig(o: MailConfigOptions) {
+  const p = o.paths;
+  const listenOf = (state: DesiredState): string[] => [...(o.listen ?? state.settings?.listenAddresses ?? [])];
+
+  function render(state: DesiredState): { tls: FileSet; daemons: FileSet } {
+    const s = state.settings;
+    const mailHostname = checkDomain("settings.mail_hostname", s?.mailHostname ?? "");
+    const listenAddresses = listenOf(state);
+    for (const a of listenAddresses) if (!/^[0-9a-f.:]+$/i.test(a)) throw invalid("settings.listen_addresses", `${a} is not an IP address`);
+    const postfix = renderPostfix({
+      paths: p, mailHostname, listenAddresses, rspamdEnabled: s?.rspamdEnabled ?? false,
+      ...(o.milterAddress ? { milterAddress: o.milterAddress } : {}),
+      ...(o.extraMainCf ? { extraMainCf: o.extraMainCf } : {}),
+      installParams: o.postfixInstallParams,
+    });
+    const dovecot = renderDovecot({
+      paths: p, mailHostname, listenAddresses, vmailUid: o.vmail.uid, vmailGid: o.vmail.gid,
+      ...(o.authPenalty === undefined ? {} : { authPenalty: o.authPenalty }),
+      ...(o.extraDovecotConf ? { extraConf: o.extraDovecotConf } : {}),
+    });
+    return { tls: renderTlsFiles(p, state.tls), daemons: new Map([...postfix, ...dovecot]) };
+  }
+
+  const running = async (name: string): Promise<boolean> => (await o.sc.status(name)).running;
+
+  /** Reload the daemons that read the changed files (only if running: start() picks up the rest). */
+  async function reloadFor(changed: readonly string[]): Promise<string[]> {
+    const tlsChanged = changed.some((f) => f.startsWith(`${p.tlsDir}/`));
+    if (changed.includes(p.dovecotSieveBefore)) await runChecked("sievec", ["-c", p.dovecotConf, p.dovecotSieveBefore], { wrap: o.wrap ?? [] });
+    const reloaded: string[] = [];
+    if ((tlsChanged || changed.some((f) => f.startsWith(`${p.postfixDir}/`))) && (await running("postfix"))) {
+      await o.sc.reload("postfix");
+      reloaded.push("postfix");
+    }
+    if ((tlsChanged || changed.some((f) => f.startsWith(`${p.dovecotDir}/`))) && (await running("dovecot"))) {
+      await o.sc.reload("dovecot");
+      reloaded.push("dovecot");
+    }
+    return reloaded;
+  }
+
+  /** Up means greeting on the first listen address: SMTP 220 on 25, IMAP "* OK" on 143. */
+  async function verify(state: DesiredState, names: readonly string[]): Promise<void> {
+    const host = listenOf(state)[0] ?? "127.0.0.1";
+    if (names.includes("postfix")) await pollUntil("postfix to greet on port 25", () => greets(host, 25, "220"), 10_000, 50);
+    if (names.includes("dovecot")) await pollUntil("dovecot to greet on port 143", () => greets(host, 143, "* OK"), 10_000, 50);
+  }
+
+  async function apply(state: DesiredState, dryRun: boolean): Promise<{ result: ApplyConfigResult; files: FileSet }> {
+    const { tls, daemons } = render(state);
+    let reloaded: string[] = [];
+    const common = {
+      stagingDir: p.stagingDir,
+      backupDir: p.backupDir,
+      dryRun,
+      reload: async (changed: readonly string[]) => void (reloaded = await reloadFor(changed)),
+      verify: () => verify(state, reloaded),
+    };
+    // TLS first: doveconf reads the key and certificate files the new dovecot.conf names.
+    const t = await applyConfigFiles({ ...common, files: tls, validate: [] });
+    const d = await applyConfigFiles({
+      ...common,
+      files: daemons,
+      validate: [...postfixValidators({ paths: p, wrap: o.wrap ?? [] }), ...dovecotValidators(p, o.wrap ?? [])],
+    });
+    return { result: { changed: [...t.changed, ...d.changed], diff: [...t.diff, ...d.diff] }, files: new Map([...tls, ...daemons]) };
+  }
+
+  return { apply, render, verify };
+}

@@ -1,0 +1,146 @@
+// The vnode's mail: one object that takes desired state or incremental changes and makes Postfix
+// and Dovecot serve it. Lookup rows go to SQLite (live at once, no reload); config files go
+// through apply (checked, atomic, rolled back on failure); a domain change reloads Postfix,
+// because an smtpd that cached "no such domain" keeps answering 554 for a while otherwise.
+import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { NetservaError } from "../../common/errors.ts";
+import { recoverPendingApply } from "../apply/backup.ts";
+import { openLookupStore, type LookupEntry } from "../lookup/lookup-store.ts";
+import { checkAddress } from "../lookup/names.ts";
+import { createVnodePaths, type VnodePaths } from "../paths.ts";
+import { installPostfixMetaFiles, readPostfixInstallParams, readPostfixMetaFiles } from "../postfix/meta-files.ts";
+import type { ServiceControl } from "../sc/service-control.ts";
+import type { ServiceStatus } from "../sc/service-definition.ts";
+import { createMailConfig, type MailConfigOptions } from "./mail-config.ts";
+import { createMaildirs } from "./maildirs.ts";
+import { driftedFiles, readManifest, writeManifest } from "./manifest.ts";
+import { ensureRuntimeDirs } from "./runtime-dirs.ts";
+import { ensureVmailUser, lookupGroupId } from "./vmail-user.ts";
+
+export interface MailHostOptions extends Omit<MailConfigOptions, "paths" | "vmail" | "postfixInstallParams"> {
+  readonly root: string;
+  readonly sc: ServiceControl;
+  readonly vmailUser?: string;
+  /** Where the host's postfix-files / dynamicmaps.cf are copied from (private roots). */
+  readonly postfixMetaDir?: string;
+}
+
+export interface ApplyOutcome {
+  readonly changed: boolean;
+  readonly diff: string[];
+  readonly digest: string;
+}
+
+export interface MailHost {
+  readonly paths: VnodePaths;
+  applyState(state: DesiredState, opts?: { dryRun?: boolean }): Promise<ApplyOutcome>;
+  applyChanges(changes: readonly StateChange[], opts?: { dryRun?: boolean }): Promise<ApplyOutcome>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  drift(): string[];
+  status(): Promise<{ services: ServiceStatus[]; digest: string; generation: string }>;
+  close(): void;
+}
+
+export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
+  const paths = createVnodePaths(o.root);
+  const vmail = await ensureVmailUser(o.vmailUser ?? "vmail");
+  ensureRuntimeDirs(paths);
+  recoverPendingApply(paths.backupDir);
+  const postfixGid = lookupGroupId("postfix");
+  const lookup = openLookupStore({
+    path: paths.lookupDb,
+    mailUid: vmail.uid,
+    mailGid: vmail.gid,
+    mailHome: paths.mailHome,
+    ...(postfixGid === undefined ? {} : { readerGid: postfixGid }),
+  });
+  const maildirs = createMaildirs(paths, vmail);
+  installPostfixMetaFiles(paths, readPostfixMetaFiles(o.postfixMetaDir));
+  const config = createMailConfig({ ...o, paths, vmail, postfixInstallParams: await readPostfixInstallParams() });
+
+  const reloadPostfixIfRunning = async (): Promise<void> => {
+    if ((await o.sc.status("postfix")).running) await o.sc.reload("postfix");
+  };
+  const domainTouched = (entries: readonly LookupEntry[]): boolean => entries.some((e) => e.kind === "domain");
+
+  return {
+    paths,
+    async applyState(state, opts = {}) {
+      const dryRun = opts.dryRun === true;
+      // Refuse bad rows and bad config before changing anything: rows are checked in a rolled-back
+      // transaction, config is staged and checked by apply; only then do the rows go live.
+      const planned = lookup.replaceAll(state, { dryRun: true });
+      const { result, files } = await config.apply(state, dryRun);
+      const rows = dryRun ? planned : lookup.replaceAll(state);
+      if (!dryRun) {
+        // Full state heals storage too: every mailbox gets its maildir and Sieve script.
+        // Mailboxes missing from the state keep their maildir (a wrong state must not wipe mail).
+        for (const m of state.mailboxes) {
+          const a = checkAddress("mailbox.address", m.address);
+          maildirs.ensure(a.domain, a.local);
+          maildirs.setSieve(a.domain, a.local, m.sieveScript);
+        }
+        if (domainTouched(rows.entries) && !result.changed.some((f) => f.startsWith(`${paths.postfixDir}/`))) {
+          await reloadPostfixIfRunning();
+        }
+        writeManifest(paths.manifest, state.generation, files);
+      }
+      const diff = [...rows.diff, ...result.diff];
+      return { changed: diff.length > 0, diff, digest: lookup.digest() };
+    },
+
+    async applyChanges(changes, opts = {}) {
+      const dryRun = opts.dryRun === true;
+      const rows = lookup.applyChanges(changes, { dryRun });
+      const diff = [...rows.diff];
+      if (!dryRun) {
+        // keep_maildir on delete_mailbox keeps that maildir; on delete_domain, all of the domain's.
+        const keep = new Set(
+          changes.filter((c) => (c.kind.case === "deleteMailbox" || c.kind.case === "deleteDomain") && c.keepMaildir).map((c) => String(c.kind.value)),
+        );
+        const upserts = new Map(changes.flatMap((c) => (c.kind.case === "upsertMailbox" ? [[c.kind.value.address, c.kind.value] as const] : [])));
+        for (const e of rows.entries) {
+          if (e.kind !== "mailbox") continue;
+          const a = checkAddress("mailbox.address", e.key);
+          const m = upserts.get(e.key);
+          // Cheap stat calls; also heals a maildir that went missing since the mailbox was added.
+          if (e.op !== "remove") maildirs.ensure(a.domain, a.local);
+          if (m && (e.op === "add" || e.fields?.includes("sieve"))) maildirs.setSieve(a.domain, a.local, m.sieveScript);
+          if (e.op === "remove") {
+            if (keep.has(e.key) || keep.has(a.domain)) diff.push(`  maildir of ${e.key} kept`);
+            else if (maildirs.remove(a.domain, a.local)) diff.push(`- maildir ${paths.mailHome(a.domain, a.local)}`);
+          }
+        }
+        if (domainTouched(rows.entries)) await reloadPostfixIfRunning();
+      }
+      return { changed: diff.length > 0, diff, digest: lookup.digest() };
+    },
+
+    async start() {
+      if (Object.keys(readManifest(paths.manifest).files).length === 0) {
+        throw new NetservaError("failed_precondition", "no config applied yet: applyState first");
+      }
+      await o.sc.start("dovecot");
+      await o.sc.start("postfix");
+    },
+
+    async stop() {
+      await o.sc.stop("postfix");
+      await o.sc.stop("dovecot");
+    },
+
+    drift() {
+      const out = driftedFiles(readManifest(paths.manifest));
+      if (lookup.recomputeDigest() !== lookup.digest()) out.push(paths.lookupDb);
+      return out;
+    },
+
+    async status() {
+      const services = await Promise.all(["postfix", "dovecot"].map((n) => o.sc.status(n)));
+      return { services, digest: lookup.digest(), generation: readManifest(paths.manifest).generation };
+    },
+
+    close: () => lookup.close(),
+  };
+}

@@ -1,0 +1,86 @@
+// Mail storage in NetServa's layout: /srv/<domain>/msg/<user>/Maildir, home and Maildir 0700
+// owned by the vmail user. Created when a mailbox is added (so the first delivery never races a
+// mkdir), removed with the mailbox unless the operator keeps it. Also the per-user Sieve script
+// that comes in the mailbox row, activated the way ManageSieve would (~/.dovecot.sieve link).
+import { chownSync, existsSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import type { VnodePaths } from "../paths.ts";
+import type { SystemUser } from "./vmail-user.ts";
+import { isCurrent, writeFileAtomic } from "../apply/atomic-write.ts";
+
+const SCRIPT = "netserva";
+
+export interface Maildirs {
+  /** Create home, Maildir{cur,new,tmp} if missing; returns true when something was created. */
+  ensure(domain: string, local: string): boolean;
+  remove(domain: string, local: string): boolean;
+  /** Install (or with "" remove) the mailbox's own Sieve script; returns true on change. */
+  setSieve(domain: string, local: string, script: string): boolean;
+}
+
+export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
+  const dir = (path: string, mode: number, uid: number, gid: number): boolean => {
+    if (existsSync(path)) {
+      // Never follow a link planted inside a user-writable tree.
+      if (lstatSync(path).isSymbolicLink()) throw new Error(`refusing symlink at ${path}`);
+      return false;
+    }
+    mkdirSync(path, { mode });
+    chownSync(path, uid, gid);
+    return true;
+  };
+  const own = (path: string, mode: number): boolean => dir(path, mode, owner.uid, owner.gid);
+
+  return {
+    ensure(domain, local) {
+      mkdirSync(paths.mailRoot, { recursive: true, mode: 0o755 });
+      let made = dir(paths.domainDir(domain), 0o755, 0, 0);
+      made = own(join(paths.domainDir(domain), "msg"), 0o750) || made;
+      const home = paths.mailHome(domain, local);
+      made = own(home, 0o700) || made;
+      const maildir = paths.maildir(domain, local);
+      made = own(maildir, 0o700) || made;
+      for (const sub of ["cur", "new", "tmp"]) made = own(join(maildir, sub), 0o700) || made;
+      return made;
+    },
+    remove(domain, local) {
+      const home = paths.mailHome(domain, local);
+      if (!existsSync(home)) return false;
+      rmSync(home, { recursive: true, force: true });
+      return true;
+    },
+    setSieve(domain, local, script) {
+      const home = paths.mailHome(domain, local);
+      const file = join(home, "sieve", `${SCRIPT}.sieve`);
+      const active = join(home, ".dovecot.sieve");
+      const target = `sieve/${SCRIPT}.sieve`;
+      if (script === "") {
+        if (!existsSync(file)) return false;
+        if (linkTarget(active) === target) rmSync(active, { force: true });
+        rmSync(file, { force: true });
+        return true;
+      }
+      own(join(home, "sieve"), 0o700);
+      const spec = { content: script, mode: 0o600, uid: owner.uid, gid: owner.gid };
+      const changed = !isCurrent(file, spec);
+      if (changed) writeFileAtomic(file, spec);
+      if (linkTarget(active) !== target) {
+        // Atomic switch of the active script, as ManageSieve's SETACTIVE does.
+        const tmp = `${active}.ns-tmp`;
+        rmSync(tmp, { force: true });
+        symlinkSync(target, tmp);
+        renameSync(tmp, active);
+        return true;
+      }
+      return changed;
+    },
+  };
+}
+
+function linkTarget(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,72 @@
+// Validators for a staged Postfix config dir. `postfix check` exits 0 on unknown parameters and
+// only warns, and its fatal reasons may go to the mail log only: so any stderr output from
+// `postfix check` or `postconf -n` fails, and new mail-log lines are quoted in the error.
+// Each sqlite map is probed with `postmap -q`, because a broken map throttles Postfix for 60 s.
+import { openSync, readSync, closeSync, statSync } from "node:fs";
+import type { Validator } from "../apply/apply-config-files.ts";
+import type { VnodePaths } from "../paths.ts";
+import { runProgram } from "../sc/run.ts";
+import { MAP_NAMES, PROBE_KEY } from "./render-maps.ts";
+
+export interface PostfixCheckOptions {
+  readonly paths: VnodePaths;
+  /** Run inside the vnode's namespace: inet_interfaces must exist where `postfix check` runs. */
+  readonly wrap?: readonly string[];
+}
+
+export function postfixValidators(o: PostfixCheckOptions): Validator[] {
+  const run = { wrap: o.wrap ?? [], timeoutMs: 30_000 };
+  return [
+    {
+      name: "postfix check",
+      async check(staged) {
+        const dir = staged(o.paths.postfixDir);
+        const logSize = sizeOf(o.paths.postfixLog);
+        const check = await runProgram("postfix", ["-c", dir, "check"], run);
+        const conf = await runProgram("postconf", ["-c", dir, "-n"], run);
+        const stderr = `${check.stderr}${conf.stderr}`.trim();
+        if (check.code !== 0 || conf.code !== 0 || stderr !== "") {
+          const log = readFrom(o.paths.postfixLog, logSize).trim();
+          throw new Error(`postfix check failed (exit ${check.code}): ${[stderr, log].filter(Boolean).join("\n") || "no reason given"}`);
+        }
+      },
+    },
+    {
+      name: "postmap probe",
+      async check(staged) {
+        for (const name of MAP_NAMES) {
+          const map = `sqlite:${staged(o.paths.postfixMap(name))}`;
+          const r = await runProgram("postmap", ["-c", staged(o.paths.postfixDir), "-q", PROBE_KEY[name], map], run);
+          // Exit 1 with no output means "not found", which is fine for a probe key.
+          if ((r.code !== 0 && r.code !== 1) || r.stderr.trim() !== "") {
+            throw new Error(`postmap probe of ${name} failed (exit ${r.code}): ${r.stderr.trim()}`);
+          }
+        }
+      },
+    },
+  ];
+}
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** What was appended to a log after `offset` (at most 64 KiB). */
+function readFrom(path: string, offset: number): string {
+  try {
+    const fd = openSync(path, "r");
+    try {
+      const buf = Buffer.alloc(Math.min(64 * 1024, Math.max(0, sizeOf(path) - offset)));
+      const n = readSync(fd, buf, 0, buf.length, offset);
+      return buf.subarray(0, n).toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,80 @@
+// main.cf for a Postfix that hosts only virtual domains: everything is delivered to Dovecot over
+// LMTP, unknown recipients are refused at RCPT (550 5.1.1), nothing relays without SASL, and
+// map files are named relative to $config_directory so a staged copy validates its own maps.
+import { type PostfixRenderOptions, cfValue } from "./render-options.ts";
+import type { MapName } from "./render-maps.ts";
+
+export function renderMainCf(o: PostfixRenderOptions): string {
+  const p = o.paths;
+  const map = (name: MapName): string => `sqlite:$config_directory/sqlite-${name}.cf`;
+  const v4Only = o.listenAddresses.length > 0 && o.listenAddresses.every((a) => !a.includes(":"));
+  const entries: Array<[string, string]> = [
+    ["compatibility_level", "3.6"],
+    ["queue_directory", p.postfixQueueDir],
+    ["data_directory", p.postfixDataDir],
+    ["meta_directory", p.postfixDir],
+    ["mail_owner", "postfix"],
+    ["setgid_group", "postdrop"],
+    ["myhostname", o.mailHostname],
+    ["myorigin", "$myhostname"],
+    ["smtpd_banner", "$myhostname ESMTP"],
+    ["biff", "no"],
+    ["append_dot_mydomain", "no"],
+    ["inet_interfaces", o.listenAddresses.length > 0 ? o.listenAddresses.join(", ") : "all"],
+    ["inet_protocols", v4Only ? "ipv4" : "all"],
+    // Hosted domains are all virtual: no local delivery, no /etc/aliases.
+    ["mydestination", ""],
+    ["local_recipient_maps", ""],
+    ["local_transport", "error:5.1.1 local delivery is disabled"],
+    ["alias_maps", ""],
+    ["alias_database", ""],
+    ["mynetworks", (o.mynetworks ?? ["127.0.0.0/8", "[::1]/128"]).join(" ")],
+    ["virtual_mailbox_domains", map("virtual-domains")],
+    ["virtual_mailbox_maps", map("virtual-mailboxes")],
+    // Explicit aliases (and @domain catch-alls) first, then each mailbox maps to itself so a
+    // catch-all never swallows mail for a real mailbox.
+    ["virtual_alias_maps", `${map("virtual-aliases")}, ${map("virtual-mailbox-self")}`],
+    ["virtual_transport", `lmtp:unix:${p.dovecotLmtpSocket}`],
+    ["smtpd_sender_login_maps", map("sender-login")],
+    ["smtpd_reject_unlisted_recipient", "yes"],
+    ["unknown_virtual_mailbox_reject_code", "550"],
+    ["smtpd_helo_required", "yes"],
+    ["disable_vrfy_command", "yes"],
+    ["strict_rfc821_envelopes", "yes"],
+    ["smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"],
+    ["smtpd_recipient_restrictions", `reject_unlisted_recipient, check_policy_service unix:${p.dovecotQuotaStatusSocket}`],
+    // SASL is offered only on submission/smtps (master.cf) and answered by Dovecot.
+    ["smtpd_sasl_type", "dovecot"],
+    ["smtpd_sasl_path", p.dovecotAuthSocket],
+    ["smtpd_sasl_auth_enable", "no"],
+    ["smtpd_tls_cert_file", p.tlsCert],
+    ["smtpd_tls_key_file", p.tlsKey],
+    ["smtpd_tls_security_level", "may"],
+    ["smtpd_tls_auth_only", "yes"],
+    ["smtpd_tls_protocols", ">=TLSv1.2"],
+    ["smtpd_tls_mandatory_protocols", ">=TLSv1.2"],
+    ["smtpd_tls_loglevel", "1"],
+    ["smtp_tls_security_level", "may"],
+    ["maillog_file", p.postfixLog],
+    ["maillog_file_prefixes", p.postfixLogDir],
+    ...(o.installParams ?? []).map(([k, v]): [string, string] => [k, v]),
+  ];
+  if (o.rspamdEnabled) {
+    if (!o.milterAddress) throw new Error("rspamd is enabled but no milter address was given");
+    entries.push(
+      ["smtpd_milters", o.milterAddress],
+      ["non_smtpd_milters", o.milterAddress],
+      // A filter outage must not bounce mail: accept unscanned and let monitoring shout.
+      ["milter_default_action", "accept"],
+      ["milter_protocol", "6"],
+      ["milter_mail_macros", "i {mail_addr} {client_addr} {client_name} {auth_authen}"],
+    );
+  }
+  // Overrides replace a rendered entry in place (a duplicate would make postconf warn).
+  for (const [k, v] of o.extraMainCf ?? []) {
+    const at = entries.findIndex(([name]) => name === k);
+    if (at >= 0) entries[at] = [k, v];
+    else entries.push([k, v]);
+  }
+  return `# Rendered by netserva-mail; edits are overwritten.\n${entries.map(([k, v]) => cfValue(k, v)).join("\n")}\n`;
+}

@@ -1,0 +1,128 @@
+// Postfix and Dovecot renderers: the settings that make the mail host safe are present, the
+// output is stable, overrides cannot inject lines, and the daemons' own parsers accept it.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { createVnodePaths } from "../../agent/paths.ts";
+import { renderPostfix } from "../../agent/postfix/render.ts";
+import { renderMainCf } from "../../agent/postfix/render-main-cf.ts";
+import { renderMasterCf } from "../../agent/postfix/render-master-cf.ts";
+import { renderDovecot } from "../../agent/dovecot/render.ts";
+import { renderDovecotConf } from "../../agent/dovecot/render-conf.ts";
+import { renderDovecotSql } from "../../agent/dovecot/render-sql.ts";
+
+const paths = createVnodePaths("/vn/one");
+const pf = { paths, mailHostname: "mail.example.com", listenAddresses: ["10.1.2.3"], rspamdEnabled: false };
+const dc = { paths, mailHostname: "mail.example.com", listenAddresses: ["10.1.2.3"], vmailUid: 999, vmailGid: 995 };
+const param = (cf: string, name: string): string | undefined => new RegExp(`^${name} = (.*)$`, "m").exec(cf)?.[1];
+
+describe("postfix render", () => {
+  it("main.cf: private dirs, virtual-only delivery over LMTP, RCPT-time refusal, SASL via Dovecot", () => {
+    const cf = renderMainCf(pf);
+    expect(param(cf, "queue_directory")).toBe("/vn/one/var/spool/postfix");
+    expect(param(cf, "data_directory")).toBe("/vn/one/var/lib/postfix");
+    expect(param(cf, "meta_directory")).toBe("/vn/one/etc/postfix");
+    expect(param(cf, "inet_interfaces")).toBe("10.1.2.3");
+    expect(param(cf, "inet_protocols")).toBe("ipv4");
+    expect(param(cf, "myhostname")).toBe("mail.example.com");
+    expect(param(cf, "mydestination")).toBe("");
+    expect(param(cf, "virtual_transport")).toBe("lmtp:unix:/vn/one/run/dovecot/lmtp");
+    expect(param(cf, "virtual_mailbox_maps")).toBe("sqlite:$config_directory/sqlite-virtual-mailboxes.cf");
+    expect(param(cf, "virtual_alias_maps")).toContain("sqlite-virtual-mailbox-self.cf");
+    expect(param(cf, "smtpd_reject_unlisted_recipient")).toBe("yes");
+    expect(param(cf, "smtpd_relay_restrictions")).toBe("permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination");
+    expect(param(cf, "smtpd_sasl_path")).toBe("/vn/one/run/dovecot/auth-postfix");
+    expect(param(cf, "maillog_file")).toBe("/vn/one/var/log/netserva-mail/postfix.log");
+    expect(param(cf, "smtpd_milters")).toBeUndefined();
+    const names = [...cf.matchAll(/^(\w+) =/gm)].map((m) => m[1]);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it("renders milters only when rspamd is enabled, and needs the address then", () => {
+    const cf = renderMainCf({ ...pf, rspamdEnabled: true, milterAddress: "inet:127.0.0.1:11332" });
+    expect(param(cf, "smtpd_milters")).toBe("inet:127.0.0.1:11332");
+    expect(param(cf, "non_smtpd_milters")).toBe("inet:127.0.0.1:11332");
+    expect(() => renderMainCf({ ...pf, rspamdEnabled: true })).toThrow(/milter address/);
+  });
+
+  it("overrides replace in place and cannot inject extra lines", () => {
+    const cf = renderMainCf({ ...pf, extraMainCf: [["smtpd_tls_loglevel", "2"]] });
+    expect(cf.match(/^smtpd_tls_loglevel/gm)).toHaveLength(1);
+    expect(param(cf, "smtpd_tls_loglevel")).toBe("2");
+    expect(() => renderMainCf({ ...pf, extraMainCf: [["x", "1\nrelayhost = evil"]] })).toThrow(/unsafe/);
+  });
+
+  it("master.cf: nothing chrooted, submission requires TLS, smtps wraps TLS, sender bound to login", () => {
+    const m = renderMasterCf();
+    const services = m.split("\n").filter((l) => /^\w/.test(l));
+    expect(services.length).toBeGreaterThan(20);
+    for (const line of services) expect(line.split(/\s+/)[4]).toBe("n");
+    expect(m).toMatch(/^submission inet[\s\S]*?smtpd_tls_security_level=encrypt/m);
+    expect(m).toMatch(/^smtps[\s\S]*?smtpd_tls_wrappermode=yes/m);
+    expect(m).toContain("reject_sender_login_mismatch");
+  });
+
+  it("map files query only active rows of active domains, against the lookup DB", () => {
+    const files = renderPostfix(pf);
+    const mailboxes = files.get(paths.postfixMap("virtual-mailboxes"))?.content ?? "";
+    expect(mailboxes).toContain(`dbpath = ${paths.lookupDb}`);
+    expect(mailboxes).toMatch(/m\.active = 1 AND d\.active = 1/);
+    expect(files.get(paths.postfixMap("sender-login"))?.content).toContain("NOT LIKE '@%%'");
+  });
+});
+
+describe("dovecot render", () => {
+  it("dovecot.conf: private dirs, TLS required, sockets for Postfix, quota and sieve", () => {
+    const c = renderDovecotConf(dc);
+    expect(c).toContain("base_dir = /vn/one/run/dovecot");
+    expect(c).toContain(`instance_name = ${paths.dovecotInstanceName}`);
+    expect(c).toContain("ssl = required");
+    expect(c).toContain("disable_plaintext_auth = yes");
+    expect(c).toContain("first_valid_uid = 999");
+    expect(c).toContain("mail_location = maildir:~/Maildir");
+    expect(c).toMatch(/unix_listener lmtp \{\n\s+user = postfix/);
+    expect(c).toMatch(/unix_listener auth-postfix \{\n\s+user = postfix/);
+    expect(c).toContain('quota_status_overquota = "552 5.2.2 Mailbox is full"');
+    expect(c).toContain(`sieve_before = ${paths.dovecotSieveBefore}`);
+    expect(c).not.toContain("anvil-auth-penalty");
+    expect(renderDovecotConf({ ...dc, authPenalty: false })).toContain("anvil-auth-penalty");
+  });
+
+  it("sql file: sqlite driver, active rows only, quota rule from the row", () => {
+    const s = renderDovecotSql("/vn/one/var/lib/netserva-mail/sysadm.db");
+    expect(s).toContain("driver = sqlite");
+    expect(s).toMatch(/password_query = .*m\.active = 1 AND d\.active = 1/);
+    expect(s).toContain("'*:bytes=' || m.quota");
+  });
+
+  it("refuses values that would open a block or a new line", () => {
+    expect(() => renderDovecotConf({ ...dc, mailHostname: "x\nssl = no" })).toThrow(/unsafe/);
+    expect(() => renderDovecotConf({ ...dc, extraConf: ["service x {"] })).toThrow(/unsafe/);
+  });
+});
+
+describe.skipIf(!existsSync("/usr/bin/doveconf") || !existsSync("/usr/sbin/postconf"))("the daemons' own parsers accept the output", () => {
+  it("doveconf -n and postconf -n are silent", () => {
+    const root = mkdtempSync(join(tmpdir(), "render-"));
+    try {
+      const p = createVnodePaths(root);
+      const files = new Map([...renderDovecot({ ...dc, paths: p }), ...renderPostfix({ ...pf, paths: p })]);
+      for (const [f, spec] of files) {
+        mkdirSync(dirname(f), { recursive: true });
+        writeFileSync(f, spec.content);
+      }
+      mkdirSync(p.tlsDir, { recursive: true });
+      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p.tlsKey, "-out", p.tlsCert, "-subj", "/CN=mail.example.com", "-days", "1"], { stdio: "ignore" });
+      const d = spawnSync("doveconf", ["-n", "-c", p.dovecotConf], { encoding: "utf8" });
+      expect(d.stderr).toBe("");
+      expect(d.status).toBe(0);
+      const r = spawnSync("postconf", ["-c", p.postfixDir, "-n"], { encoding: "utf8" });
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toContain("virtual_transport");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
