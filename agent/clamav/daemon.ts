@@ -15,6 +15,8 @@ export interface ClamdDaemonOptions {
   readonly clamd?: string;
   readonly clamconf?: string;
   readonly startTimeoutMs?: number;
+  /** Command prefix for the launch, e.g. ["ip", "netns", "exec", NS]. */
+  readonly wrap?: readonly string[];
 }
 
 const PROGRAM = "clamd";
@@ -65,7 +67,7 @@ export function createClamdDaemon(o: ClamdDaemonOptions): ManagedDaemon {
         throw new NetservaError("failed_precondition", `no ClamAV signature database in ${paths.dbDir}: run freshclam for it (tests: writeEicarSignatureDb)`);
       }
       await ensureOwnedDirs([paths.runDir, paths.logDir], await lookupSystemUser(o.user ?? "clamav"));
-      const code = await launch(o.clamd ?? PROGRAM, ["-c", paths.clamdConf], startTimeout);
+      const code = await launch(o.clamd ?? PROGRAM, ["-c", paths.clamdConf], startTimeout, o.wrap);
       if (code !== 0) throw await failure(`exited ${code} before daemonising`);
       await waitUntil("clamd pid file", 10_000, async () => (await status()).running);
       await waitUntil("clamd PONG", startTimeout, async () => {

@@ -1,5 +1,7 @@
-// The config half of the mail host: render TLS, Postfix and Dovecot files from the desired state,
-// and push them through apply with the right checkers, reloads and verification.
+// The config half of the mail host: render TLS, Postfix, Dovecot and (when enabled) Rspamd/ClamAV
+// files from the desired state, and push them through apply with the right checkers, reloads and
+// verification. Filters are one transaction with Postfix: they are checked together, and the
+// filters are up on the new config before Postfix is reloaded onto the milter.
 import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { invalid } from "../../common/errors.ts";
 import { applyConfigFiles, type ApplyConfigResult } from "../apply/apply-config-files.ts";
@@ -13,6 +15,7 @@ import { renderPostfix } from "../postfix/render.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
 import { pollUntil } from "../sc/wait.ts";
 import { runChecked } from "../sc/run.ts";
+import { createFilterConfig, filterWants, type FilterOptions } from "./filter-config.ts";
 import { greets } from "./probes.ts";
 import { renderTlsFiles } from "./tls-files.ts";
 import type { SystemUser } from "./vmail-user.ts";
@@ -24,7 +27,10 @@ export interface MailConfigOptions {
   /** Listen addresses overriding settings.listen_addresses (e.g. the namespace's address). */
   readonly listen?: readonly string[];
   readonly wrap?: readonly string[];
+  /** Postfix milter address; default the Rspamd proxy worker's unix socket under the root. */
   readonly milterAddress?: string;
+  /** Rspamd/ClamAV knobs (used when settings.rspamd_enabled / clamav_enabled). */
+  readonly filter?: FilterOptions;
   readonly authPenalty?: boolean;
   readonly extraMainCf?: ReadonlyArray<readonly [string, string]>;
   readonly extraDovecotConf?: readonly string[];
@@ -34,6 +40,7 @@ export interface MailConfigOptions {
 export function createMailConfig(o: MailConfigOptions) {
   const p = o.paths;
   const listenOf = (state: DesiredState): string[] => [...(o.listen ?? state.settings?.listenAddresses ?? [])];
+  const filters = createFilterConfig({ paths: p, sc: o.sc, ...(o.wrap ? { wrap: o.wrap } : {}), ...(o.filter ? { filter: o.filter } : {}) });
 
   function render(state: DesiredState): { tls: FileSet; daemons: FileSet } {
     const s = state.settings;
@@ -41,8 +48,8 @@ export function createMailConfig(o: MailConfigOptions) {
     const listenAddresses = listenOf(state);
     for (const a of listenAddresses) if (!/^[0-9a-f.:]+$/i.test(a)) throw invalid("settings.listen_addresses", `${a} is not an IP address`);
     const postfix = renderPostfix({
-      paths: p, mailHostname, listenAddresses, rspamdEnabled: s?.rspamdEnabled ?? false,
-      ...(o.milterAddress ? { milterAddress: o.milterAddress } : {}),
+      paths: p, mailHostname, listenAddresses, rspamdEnabled: filterWants(state).rspamd,
+      milterAddress: o.milterAddress ?? filters.milterAddress,
       ...(o.extraMainCf ? { extraMainCf: o.extraMainCf } : {}),
       installParams: o.postfixInstallParams,
     });
@@ -51,7 +58,7 @@ export function createMailConfig(o: MailConfigOptions) {
       ...(o.authPenalty === undefined ? {} : { authPenalty: o.authPenalty }),
       ...(o.extraDovecotConf ? { extraConf: o.extraDovecotConf } : {}),
     });
-    return { tls: renderTlsFiles(p, state.tls), daemons: new Map([...postfix, ...dovecot]) };
+    return { tls: renderTlsFiles(p, state.tls), daemons: new Map([...filters.render(state), ...postfix, ...dovecot]) };
   }
 
   const running = async (name: string): Promise<boolean> => (await o.sc.status(name)).running;
@@ -81,23 +88,39 @@ export function createMailConfig(o: MailConfigOptions) {
 
   async function apply(state: DesiredState, dryRun: boolean): Promise<{ result: ApplyConfigResult; files: FileSet }> {
     const { tls, daemons } = render(state);
+    const want = filterWants(state);
     let reloaded: string[] = [];
-    const common = {
-      stagingDir: p.stagingDir,
-      backupDir: p.backupDir,
-      dryRun,
-      reload: async (changed: readonly string[]) => void (reloaded = await reloadFor(changed)),
-      verify: () => verify(state, reloaded),
+    // One reloader per applyConfigFiles call: its second reload() call is the rollback.
+    const common = () => {
+      const f = filters.reloader(want);
+      let forwardDone = false;
+      return {
+        stagingDir: p.stagingDir,
+        backupDir: p.backupDir,
+        dryRun,
+        reload: async (changed: readonly string[]) => {
+          if (forwardDone) await f.undo();
+          else {
+            forwardDone = true;
+            await f.forward(changed);
+          }
+          reloaded = await reloadFor(changed);
+        },
+        verify: async (changed: readonly string[]) => {
+          await filters.verify(want, changed);
+          await verify(state, reloaded);
+        },
+      };
     };
     // TLS first: doveconf reads the key and certificate files the new dovecot.conf names.
-    const t = await applyConfigFiles({ ...common, files: tls, validate: [] });
+    const t = await applyConfigFiles({ ...common(), files: tls, validate: [] });
     const d = await applyConfigFiles({
-      ...common,
+      ...common(),
       files: daemons,
-      validate: [...postfixValidators({ paths: p, wrap: o.wrap ?? [] }), ...dovecotValidators(p, o.wrap ?? [])],
+      validate: [...filters.validators(state), ...postfixValidators({ paths: p, wrap: o.wrap ?? [] }), ...dovecotValidators(p, o.wrap ?? [])],
     });
     return { result: { changed: [...t.changed, ...d.changed], diff: [...t.diff, ...d.diff] }, files: new Map([...tls, ...daemons]) };
   }
 
-  return { apply, render, verify };
+  return { apply, render, verify, filters };
 }

@@ -1,7 +1,9 @@
-// The vnode's mail: one object that takes desired state or incremental changes and makes Postfix
-// and Dovecot serve it. Lookup rows go to SQLite (live at once, no reload); config files go
-// through apply (checked, atomic, rolled back on failure); a domain change reloads Postfix,
-// because an smtpd that cached "no such domain" keeps answering 554 for a while otherwise.
+// The vnode's mail: one object that takes desired state or incremental changes and makes Postfix,
+// Dovecot and (when the state enables them) Rspamd and clamd serve it. Lookup rows go to SQLite
+// (live at once, no reload); config files go through apply (checked, atomic, rolled back on
+// failure); a domain change reloads Postfix, because an smtpd that cached "no such domain" keeps
+// answering 554 for a while otherwise. Filters the state enables are kept running (milter
+// failures tempfail mail); filters it no longer enables are stopped once Postfix has let go.
 import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
 import { recoverPendingApply } from "../apply/backup.ts";
@@ -11,6 +13,7 @@ import { createVnodePaths, type VnodePaths } from "../paths.ts";
 import { installPostfixMetaFiles, readPostfixInstallParams, readPostfixMetaFiles } from "../postfix/meta-files.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
 import type { ServiceStatus } from "../sc/service-definition.ts";
+import { filterWants, type FilterName, type FilterWants } from "./filter-config.ts";
 import { createMailConfig, type MailConfigOptions } from "./mail-config.ts";
 import { createMaildirs } from "./maildirs.ts";
 import { driftedFiles, readManifest, writeManifest } from "./manifest.ts";
@@ -59,6 +62,10 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
   installPostfixMetaFiles(paths, readPostfixMetaFiles(o.postfixMetaDir));
   const config = createMailConfig({ ...o, paths, vmail, postfixInstallParams: await readPostfixInstallParams() });
 
+  const filters = config.filters;
+  const appliedWants = (): FilterWants => filters.wantsFromFiles(Object.keys(readManifest(paths.manifest).files));
+  const filterNames = (w: FilterWants): FilterName[] => (["clamd", "rspamd"] as const).filter((n) => w[n]);
+
   const reloadPostfixIfRunning = async (): Promise<void> => {
     if ((await o.sc.status("postfix")).running) await o.sc.reload("postfix");
   };
@@ -71,6 +78,7 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       // Refuse bad rows and bad config before changing anything: rows are checked in a rolled-back
       // transaction, config is staged and checked by apply; only then do the rows go live.
       const planned = lookup.replaceAll(state, { dryRun: true });
+      const before = appliedWants();
       const { result, files } = await config.apply(state, dryRun);
       const rows = dryRun ? planned : lookup.replaceAll(state);
       if (!dryRun) {
@@ -85,6 +93,10 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
           await reloadPostfixIfRunning();
         }
         writeManifest(paths.manifest, state.generation, files);
+        // Postfix is on the new config now: start filters it needs, stop ones it dropped.
+        const want = filterWants(state);
+        await filters.ensureRunning(want);
+        for (const name of filterNames(before)) if (!want[name]) await o.sc.stop(name);
       }
       const diff = [...rows.diff, ...result.diff];
       return { changed: diff.length > 0, diff, digest: lookup.digest() };
@@ -121,6 +133,8 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       if (Object.keys(readManifest(paths.manifest).files).length === 0) {
         throw new NetservaError("failed_precondition", "no config applied yet: applyState first");
       }
+      // Filters first: with milter_default_action = tempfail, Postfix without them defers mail.
+      await filters.ensureRunning(appliedWants());
       await o.sc.start("dovecot");
       await o.sc.start("postfix");
     },
@@ -128,6 +142,11 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
     async stop() {
       await o.sc.stop("postfix");
       await o.sc.stop("dovecot");
+      // This root's filters stop with the mail host; asking first keeps a host without them
+      // (e.g. systemd with no rspamd unit installed) from failing on a unit it never had.
+      for (const name of ["rspamd", "clamd"] as const) {
+        if ((await o.sc.status(name).catch(() => ({ running: false }))).running) await o.sc.stop(name);
+      }
     },
 
     drift() {
@@ -137,7 +156,8 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
     },
 
     async status() {
-      const services = await Promise.all(["postfix", "dovecot"].map((n) => o.sc.status(n)));
+      const names = ["postfix", "dovecot", ...filterNames(appliedWants()).reverse()];
+      const services = await Promise.all(names.map((n) => o.sc.status(n)));
       return { services, digest: lookup.digest(), generation: readManifest(paths.manifest).generation };
     },
 

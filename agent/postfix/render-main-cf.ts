@@ -64,8 +64,8 @@ export function renderMainCf(o: PostfixRenderOptions): string {
     entries.push(
       ["smtpd_milters", o.milterAddress],
       ["non_smtpd_milters", o.milterAddress],
-      // A filter outage must not bounce mail: accept unscanned and let monitoring shout.
-      ["milter_default_action", "accept"],
+      // A filter outage defers mail (4xx, the sender retries) rather than letting it in unscanned.
+      ["milter_default_action", "tempfail"],
       ["milter_protocol", "6"],
       ["milter_mail_macros", "i {mail_addr} {client_addr} {client_name} {auth_authen}"],
     );

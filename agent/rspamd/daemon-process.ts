@@ -31,9 +31,11 @@ export interface ManagedDaemon {
  * Run a daemon's launcher and wait for the launcher (not the daemon) to exit. stdio is ignored:
  * rspamd keeps the stdout it was given open after forking, so a pipe would never close.
  */
-export function launch(file: string, args: readonly string[], timeoutMs: number): Promise<number> {
+export function launch(file: string, args: readonly string[], timeoutMs: number, wrap: readonly string[] = []): Promise<number> {
+  // `wrap` prefixes the command line, e.g. ["ip", "netns", "exec", NS] to start inside a namespace.
+  const [cmd, ...rest] = [...wrap, file, ...args] as [string, ...string[]];
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: "ignore" });
+    const child = spawn(cmd, rest, { stdio: "ignore" });
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new NetservaError("deadline_exceeded", `${file} did not daemonise within ${timeoutMs} ms`));

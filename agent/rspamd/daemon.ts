@@ -31,6 +31,8 @@ export interface RspamdDaemonOptions {
   readonly rspamadm?: string;
   readonly startTimeoutMs?: number;
   readonly stopTimeoutMs?: number;
+  /** Command prefix for the launch, e.g. ["ip", "netns", "exec", NS]. */
+  readonly wrap?: readonly string[];
 }
 
 const PROGRAM = "rspamd";
@@ -72,7 +74,7 @@ export function createRspamdDaemon(o: RspamdDaemonOptions): ManagedDaemon {
       await ensureOwnedDirs([paths.dbDir, paths.runDir, paths.logDir, ...(o.extraDirs ?? [])], owner);
       // The master stays root to bind sockets and read config; workers drop to the user.
       const args = ["-c", mainConfig, ...rspamdVars(paths), "-u", user, "-g", group];
-      const code = await launch(o.rspamd ?? PROGRAM, args, startTimeout);
+      const code = await launch(o.rspamd ?? PROGRAM, args, startTimeout, o.wrap);
       if (code !== 0) throw await failure(`exited ${code} before daemonising (config or permissions)`);
       let pid: number | undefined;
       await waitUntil("rspamd pid file", 10_000, async () => (pid = (await status()).pid) !== undefined);

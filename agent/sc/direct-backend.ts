@@ -1,6 +1,7 @@
 // sc() without an init system: the agent runs the daemons' own start/reload/stop commands and
-// decides "up" from the pid file, the live process and the definition's readiness check.
-import type { ServiceDefinition, ServiceStatus } from "./service-definition.ts";
+// decides "up" from the pid file, the live process and the definition's readiness check. A
+// definition that brings its own DirectDaemon (rspamd, clamd) is driven through it instead.
+import type { CommandServiceDefinition, DirectDaemon, ServiceDefinition, ServiceStatus } from "./service-definition.ts";
 import { runDaemonCommand, type RunOptions } from "./run.ts";
 import { livePid, pollUntil } from "./wait.ts";
 
@@ -19,21 +20,21 @@ export function createDirectBackend(options: DirectBackendOptions = {}) {
   const run: RunOptions = { wrap: options.wrap ?? [], timeoutMs: options.deadlineMs ?? 30_000 };
   const deadline = options.deadlineMs ?? 15_000;
 
-  async function up(def: ServiceDefinition): Promise<boolean> {
+  async function up(def: CommandServiceDefinition): Promise<boolean> {
     if (livePid(def.direct.pidFile) === undefined) return false;
     return def.direct.ready ? def.direct.ready() : true;
   }
 
-  return {
-    async start(def: ServiceDefinition): Promise<void> {
+  const commands = {
+    async start(def: CommandServiceDefinition): Promise<void> {
       if (livePid(def.direct.pidFile) === undefined) await runChecked(def.direct.start, run);
       await pollUntil(`${def.name} to come up`, () => up(def), deadline);
     },
-    async reload(def: ServiceDefinition): Promise<void> {
+    async reload(def: CommandServiceDefinition): Promise<void> {
       await runChecked(def.direct.reload, run);
       await pollUntil(`${def.name} to answer after reload`, () => up(def), deadline);
     },
-    async stop(def: ServiceDefinition): Promise<void> {
+    async stop(def: CommandServiceDefinition): Promise<void> {
       const pid = livePid(def.direct.pidFile);
       if (pid === undefined) return;
       await runChecked(def.direct.stop, run).catch(() => undefined);
@@ -45,12 +46,24 @@ export function createDirectBackend(options: DirectBackendOptions = {}) {
         await pollUntil(`${def.name} to die`, () => !alive(pid), 5_000);
       }
     },
-    async status(def: ServiceDefinition): Promise<ServiceStatus> {
+    async status(def: CommandServiceDefinition): Promise<ServiceStatus> {
       const pid = livePid(def.direct.pidFile);
       if (pid === undefined) return { name: def.name, running: false };
       const ready = def.direct.ready ? await def.direct.ready() : true;
       return { name: def.name, running: ready, pid, ...(ready ? {} : { detail: "process alive but not answering" }) };
     },
+  };
+
+  const daemonStatus = async (name: string, d: DirectDaemon): Promise<ServiceStatus> => {
+    const s = await d.status();
+    return { name, running: s.running, ...(s.pid === undefined ? {} : { pid: s.pid }) };
+  };
+
+  return {
+    start: (def: ServiceDefinition) => ("daemon" in def ? def.daemon.start() : commands.start(def)),
+    reload: (def: ServiceDefinition) => ("daemon" in def ? def.daemon.reload() : commands.reload(def)),
+    stop: (def: ServiceDefinition) => ("daemon" in def ? def.daemon.stop() : commands.stop(def)),
+    status: (def: ServiceDefinition) => ("daemon" in def ? daemonStatus(def.name, def.daemon) : commands.status(def)),
   };
 }
 

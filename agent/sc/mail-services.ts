@@ -5,7 +5,7 @@
 // netserva-postfix@<escaped root>.service and netserva-dovecot@<escaped root>.service, whose
 // ExecStart lines are the same direct commands as below (OpenRC: postfix.<instance>).
 import type { VnodePaths } from "../paths.ts";
-import type { ServiceDefinition } from "./service-definition.ts";
+import type { CommandServiceDefinition, ServiceDefinition } from "./service-definition.ts";
 import { socketAnswers } from "./wait.ts";
 
 /** systemd-escape --path for a root such as /srv/vnode1 → "srv-vnode1" (enough for our names). */
@@ -21,7 +21,7 @@ function units(name: string, paths: VnodePaths): Pick<ServiceDefinition, "system
   return { systemdUnit: `netserva-${name}@${escapeRoot(paths.root)}.service`, openrcService: `${name}.${paths.dovecotInstanceName}` };
 }
 
-export function postfixService(paths: VnodePaths): ServiceDefinition {
+export function postfixService(paths: VnodePaths): CommandServiceDefinition {
   const c = ["-c", paths.postfixDir];
   return {
     name: "postfix",
@@ -35,7 +35,7 @@ export function postfixService(paths: VnodePaths): ServiceDefinition {
   };
 }
 
-export function dovecotService(paths: VnodePaths): ServiceDefinition {
+export function dovecotService(paths: VnodePaths): CommandServiceDefinition {
   const c = ["-c", paths.dovecotConf];
   return {
     name: "dovecot",

@@ -1,12 +1,29 @@
 // What sc() needs to know about one daemon: how to run it without an init system, how to tell it
-// is up, and which unit / OpenRC service stands for it. Rspamd and ClamAV add their own.
+// is up, and which unit / OpenRC service stands for it. Postfix and Dovecot are driven by their
+// own commands; Rspamd and clamd by a DirectDaemon object the agent implements (they daemonise
+// themselves and need a readiness probe and signals no single command expresses).
 export interface Command {
   readonly file: string;
   readonly args: readonly string[];
 }
 
-export interface ServiceDefinition {
+/** A daemon the direct backend drives through methods instead of commands (rspamd, clamd). */
+export interface DirectDaemon {
+  start(): Promise<void>;
+  reload(): Promise<void>;
+  stop(): Promise<void>;
+  status(): Promise<{ readonly running: boolean; readonly pid?: number }>;
+}
+
+interface UnitNames {
   readonly name: string;
+  /** systemd unit, e.g. "postfix.service"; private roots use netserva-<name>@<escaped root>.service. */
+  readonly systemdUnit: string;
+  /** OpenRC service name, e.g. "postfix"; private roots use a multiplexed "postfix.<instance>". */
+  readonly openrcService: string;
+}
+
+export interface CommandServiceDefinition extends UnitNames {
   /** Used by the direct backend (no init system). */
   readonly direct: {
     readonly start: Command;
@@ -16,11 +33,14 @@ export interface ServiceDefinition {
     /** Extra readiness check after the pid is alive (a socket answers, a port greets). */
     readonly ready?: () => Promise<boolean>;
   };
-  /** systemd unit, e.g. "postfix.service"; private roots use netserva-<name>@<escaped root>.service. */
-  readonly systemdUnit: string;
-  /** OpenRC service name, e.g. "postfix"; private roots use a multiplexed "postfix.<instance>". */
-  readonly openrcService: string;
 }
+
+export interface DaemonServiceDefinition extends UnitNames {
+  /** Used by the direct backend instead of commands. */
+  readonly daemon: DirectDaemon;
+}
+
+export type ServiceDefinition = CommandServiceDefinition | DaemonServiceDefinition;
 
 export interface ServiceStatus {
   readonly name: string;
@@ -33,6 +53,7 @@ export interface ServiceStatus {
 export interface ServiceRegistry {
   register(def: ServiceDefinition): void;
   get(name: string): ServiceDefinition;
+  has(name: string): boolean;
   names(): string[];
 }
 
@@ -45,6 +66,7 @@ export function createServiceRegistry(defs: readonly ServiceDefinition[] = []): 
       if (!def) throw new Error(`unknown service ${name}`);
       return def;
     },
+    has: (name) => byName.has(name),
     names: () => [...byName.keys()],
   };
 }

@@ -37,14 +37,15 @@ export async function hashPassword(pass: string): Promise<string> {
   return stdout.trim();
 }
 
-export async function createMailVnode(tag: string): Promise<MailVnode> {
+/** `extra` adds mail host options, e.g. `filter` for a vnode that runs Rspamd and clamd. */
+export async function createMailVnode(tag: string, extra: Partial<MailHostOptions> = {}): Promise<MailVnode> {
   const ns = await createTestNetns(tag);
   const root = mkdtempSync(join(tmpdir(), `mail-${tag}-`));
   // mkdtemp makes 0700; the vmail and postfix users must traverse the root.
   chmodSync(root, 0o755);
   const tls = await createTestTls(MAIL_HOSTNAME, ns.nsAddress);
   const sc = createServiceControl({ kind: "direct", paths: createVnodePaths(root), wrap: ns.wrap });
-  const base: MailHostOptions = { root, sc, listen: [ns.nsAddress], wrap: ns.wrap, authPenalty: false };
+  const base: MailHostOptions = { root, sc, listen: [ns.nsAddress], wrap: ns.wrap, authPenalty: false, ...extra };
   const host = await createMailHost(base);
   const opened: MailHost[] = [host];
   return {
