@@ -12,6 +12,7 @@ import { agentHomePaths, loadAgentIdentity } from "./home/agent-home.ts";
 import { scheduleRenewal } from "./enroll/renewal.ts";
 import { splitHostPort } from "./enroll/enroll.ts";
 import { createMailHost } from "./mail/mail-host.ts";
+import type { FilterOptions } from "./mail/filter-config.ts";
 import { createVnodePaths } from "./paths.ts";
 import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
 import type { InitKind } from "./sc/service-control.ts";
@@ -28,6 +29,8 @@ export interface AgentMailOptions {
   initKind?: InitKind;
   /** Test instances only: no Dovecot auth penalty after a failed login. */
   authPenalty?: boolean;
+  /** Rspamd/ClamAV tuning (offline vnodes, tests). */
+  filter?: FilterOptions;
 }
 
 export interface AgentDaemonOptions {
@@ -49,6 +52,7 @@ async function createMailPort(options: AgentMailOptions): Promise<{ port: MailHo
     sc,
     ...(options.listen ? { listen: options.listen } : {}),
     ...(options.authPenalty === false ? { authPenalty: false } : {}),
+    ...(options.filter ? { filter: options.filter } : {}),
   });
   return { port: adaptMailHost(host, sc), close: () => host.close() };
 }

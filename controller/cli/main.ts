@@ -9,6 +9,7 @@ import { EXIT, exitCodeFor } from "./exit-codes.ts";
 import { forwardToDaemon } from "./admin-socket.ts";
 import { registerInit } from "./commands/init.ts";
 import { registerVnode } from "./commands/vnode.ts";
+import { registerVnodeMail } from "./commands/vnode-mail.ts";
 import { registerStatus } from "./commands/status.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerAgent } from "./commands/agent.ts";
@@ -27,6 +28,7 @@ function buildProgram(ctx: CliContext): Command {
     .configureOutput({ writeOut: (s) => ctx.io.out(s), writeErr: (s) => ctx.io.err(s) });
   registerInit(program, ctx);
   registerVnode(program, ctx);
+  registerVnodeMail(program, ctx);
   registerStatus(program, ctx);
   registerServe(program, ctx, runCommand);
   registerAgent(program, ctx);

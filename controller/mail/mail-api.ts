@@ -3,6 +3,7 @@
 // transaction that also bumps the hosting vnode's generation and writes the command log, and
 // returns the lookup changes so the caller can push them to the vnode's agent.
 import type { SqlEntityManager } from "@mikro-orm/sql";
+import type { NetservaError } from "../../common/errors.ts";
 import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 
 /** A DNS provider as far as the mail-data rules need it (PowerDNS arrives with the DNS issue). */
@@ -16,13 +17,18 @@ export interface MailServiceContext {
   /** Who asked (operator login, "import", "reconciler"), for the command log. */
   actor: string;
   dns: DnsZoneProvider;
-  /** Bytes of the vnode's mail filesystem as last reported by its agent; undefined = unknown. */
+  /**
+   * Bytes of the vnode's mail filesystem as last reported by its agent; undefined = unknown.
+   * Asked before the change's transaction opens (a slow answer never holds the vnode lock).
+   */
   vnodeCapacity?(vnodeId: number): Promise<number | undefined>;
 }
 
 export interface MutationOptions {
   /** Validate and compute everything, change nothing, return what would change. */
   dryRun?: boolean;
+  /** Correlates the command log row with the caller's log lines; a UUID when absent. */
+  requestId?: string;
 }
 
 export interface MutationResult<T> {
@@ -35,6 +41,8 @@ export interface MutationResult<T> {
   /** A domain was added or removed: Postfix needs a reload (the agent decides). */
   domainChanged: boolean;
   dryRun: boolean;
+  /** The command log row's request id. */
+  requestId?: string;
 }
 
 export interface DomainView {
@@ -118,9 +126,31 @@ export interface AddMailboxInput extends MutationOptions {
   name?: string;
   /** Operator-supplied password; when absent one is generated (CSPRNG, ≥ 16 chars) and returned once. */
   password?: string;
+  /**
+   * An existing hash instead of a password (migration from NetServa, exports): "{SHA512-CRYPT}$6$…",
+   * a bare "$6$…", or "{ARGON2ID}$argon2id$…". Exclusive with `password`.
+   */
+  passwordHash?: string;
   scheme?: PasswordScheme;
   /** Only with an admin@ mailbox: also make @domain a catch-all to it (NetServa's behaviour). */
   catchAll?: boolean;
+  /** Created inactive when false (import of a disabled account); default true. */
+  active?: boolean;
+  /** A Sieve script to store with the mailbox (import). */
+  sieve?: string;
+}
+
+/** Many mailboxes on one vnode in one transaction: one generation bump, one command log row. */
+export interface AddMailboxesInput extends MutationOptions {
+  vnode: string;
+  mailboxes: Array<Omit<AddMailboxInput, "vnode" | "dryRun" | "requestId">>;
+}
+
+export interface AddMailboxesOutcome {
+  /** In input order; `index` is the position in `mailboxes`. */
+  added: Array<{ index: number; mailbox: MailboxView; password: string | undefined }>;
+  /** Items refused with the error a single `add` would have thrown; nothing of them is stored. */
+  refused: Array<{ index: number; error: NetservaError }>;
 }
 
 export interface ChangeMailboxInput extends MutationOptions {
@@ -128,6 +158,8 @@ export interface ChangeMailboxInput extends MutationOptions {
   email: string;
   password?: string;
   generatePassword?: boolean;
+  /** As in AddMailboxInput; exclusive with `password` and `generatePassword`. */
+  passwordHash?: string;
   scheme?: PasswordScheme;
   quota?: string;
   active?: boolean;
@@ -161,12 +193,22 @@ export interface VMailDomainServiceApi {
   list(vnode: string): Promise<DomainView[]>;
   get(vnode: string, domain: string): Promise<DomainView>;
   change(input: ChangeDomainInput): Promise<MutationResult<DomainView>>;
-  /** Refuses while active mailboxes exist: the error says how many and what to do. */
-  remove(input: { vnode: string; domain: string } & MutationOptions): Promise<MutationResult<DomainView>>;
+  /**
+   * Refuses while active mailboxes exist (the error says how many and what to do) or aliases on
+   * other domains point into it. Inactive mailboxes, aliases and vconfs go with the domain; their
+   * maildirs too unless `keepMaildir`.
+   */
+  remove(input: { vnode: string; domain: string; keepMaildir?: boolean } & MutationOptions): Promise<MutationResult<DomainView>>;
 }
 
 export interface VMailboxServiceApi {
   add(input: AddMailboxInput): Promise<MutationResult<{ mailbox: MailboxView; password: string | undefined }>>;
+  /**
+   * Bulk add (import): the same rules as `add`, checked with a few set-based queries for the
+   * whole list. Refused items are reported, the rest stored together. When every item is refused
+   * nothing changes (generation unchanged, `changes` empty). 25-40x faster than `add` per mailbox.
+   */
+  addMany(input: AddMailboxesInput): Promise<MutationResult<AddMailboxesOutcome>>;
   /** All mailboxes of the vnode, or of one domain ("@domain" or "domain"). */
   list(vnode: string, domain?: string): Promise<MailboxView[]>;
   get(vnode: string, email: string): Promise<MailboxView>;

@@ -3,9 +3,13 @@ import { Certificate } from "./certificate.ts";
 import { JoinToken } from "./join-token.ts";
 import { CommandLog } from "./command-log.ts";
 import { VMailService } from "./mail-service.ts";
+import { VMailDomain } from "./mail-domain.ts";
+import { VMailbox } from "./mailbox.ts";
+import { VMailAlias } from "./mail-alias.ts";
+import { VConf } from "./vconf.ts";
 import { MailTls } from "./mail-tls.ts";
 
-export { Vnode, Certificate, JoinToken, CommandLog, VMailService, MailTls };
+export { Vnode, Certificate, JoinToken, CommandLog, VMailService, VMailDomain, VMailbox, VMailAlias, VConf, MailTls };
 
 /** Every entity the controller maps; the ORM is given this list, no folder scanning. */
-export const allEntities = [Vnode, Certificate, JoinToken, CommandLog, VMailService, MailTls];
+export const allEntities = [Vnode, Certificate, JoinToken, CommandLog, VMailService, VMailDomain, VMailbox, VMailAlias, VConf, MailTls];

@@ -1,9 +1,11 @@
 import type { MigrationObject } from "@mikro-orm/core";
 import { Migration0001Foundation } from "./0001-foundation.ts";
+import { Migration0002MailData } from "./0002-mail-data.ts";
 import { Migration0003VnodeMailSettings } from "./0003-vnode-mail-settings.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
   { name: "0001-foundation", class: Migration0001Foundation },
+  { name: "0002-mail-data", class: Migration0002MailData },
   { name: "0003-vnode-mail-settings", class: Migration0003VnodeMailSettings },
 ];

@@ -1,0 +1,96 @@
+// SHA-512 crypt ("$6$"), written from Ulrich Drepper's specification "Unix crypt using SHA-256
+// and SHA-512" (the scheme glibc crypt(3) and Dovecot's SHA512-CRYPT implement). Pure TS over
+// node:crypto's SHA-512, no native addon. Rounds default to 5000 (the spec's and Dovecot's
+// default, written without a "rounds=" field); the spec clamps rounds to 1000..999,999,999.
+import { createHash } from "node:crypto";
+import { randomString } from "./generate.ts";
+
+export const CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+export const DEFAULT_ROUNDS = 5000;
+const MIN_ROUNDS = 1000;
+const MAX_ROUNDS = 999_999_999;
+const MAX_SALT = 16;
+
+/** Byte order of the final 64-byte digest in the output, three bytes per four characters. */
+const ORDER: ReadonlyArray<readonly [number, number, number]> = [
+  [0, 21, 42], [22, 43, 1], [44, 2, 23], [3, 24, 45], [25, 46, 4], [47, 5, 26], [6, 27, 48],
+  [28, 49, 7], [50, 8, 29], [9, 30, 51], [31, 52, 10], [53, 11, 32], [12, 33, 54], [34, 55, 13],
+  [56, 14, 35], [15, 36, 57], [37, 58, 16], [59, 17, 38], [18, 39, 60], [40, 61, 19], [62, 20, 41],
+];
+
+function b64(b2: number, b1: number, b0: number, n: number): string {
+  let w = (b2 << 16) | (b1 << 8) | b0;
+  let out = "";
+  for (let i = 0; i < n; i++) {
+    out += CRYPT_ALPHABET[w & 0x3f];
+    w >>>= 6;
+  }
+  return out;
+}
+
+function sha512(...parts: Buffer[]): Buffer {
+  const h = createHash("sha512");
+  for (const part of parts) h.update(part);
+  return h.digest();
+}
+
+/** `length` bytes of `block` repeated (the spec's P and S sequences). */
+function repeatTo(block: Buffer, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  for (let i = 0; i < length; i += block.length) block.copy(out, i, 0, Math.min(block.length, length - i));
+  return out;
+}
+
+function digest(key: Buffer, salt: Buffer, rounds: number): Buffer {
+  const b = sha512(key, salt, key);
+  const a = createHash("sha512").update(key).update(salt);
+  let n = key.length;
+  for (; n > 64; n -= 64) a.update(b);
+  a.update(b.subarray(0, n));
+  for (n = key.length; n > 0; n >>= 1) a.update(n & 1 ? b : key);
+  let c = a.digest();
+  const p = repeatTo(sha512(...Array.from({ length: key.length }, () => key)), key.length);
+  const ds = createHash("sha512");
+  for (let i = 0; i < 16 + (c[0] ?? 0); i++) ds.update(salt);
+  const s = repeatTo(ds.digest(), salt.length);
+  for (let i = 0; i < rounds; i++) {
+    const h = createHash("sha512");
+    h.update(i & 1 ? p : c);
+    if (i % 3) h.update(s);
+    if (i % 7) h.update(p);
+    h.update(i & 1 ? c : p);
+    c = h.digest();
+  }
+  return c;
+}
+
+export interface Sha512CryptSettings {
+  salt: string;
+  rounds: number;
+  /** Whether "rounds=N$" is written (it is when given explicitly, as glibc does). */
+  explicitRounds: boolean;
+}
+
+/** Parses "$6$[rounds=N$]salt[$hash]" (the hash part is ignored). */
+export function parseSha512Settings(setting: string): Sha512CryptSettings | undefined {
+  const m = /^\$6\$(?:rounds=([0-9]{1,10})\$)?([^$]*)/.exec(setting);
+  if (!m) return undefined;
+  const rounds = m[1] === undefined ? DEFAULT_ROUNDS : Math.min(MAX_ROUNDS, Math.max(MIN_ROUNDS, Number(m[1])));
+  return { salt: (m[2] ?? "").slice(0, MAX_SALT), rounds, explicitRounds: m[1] !== undefined };
+}
+
+/** crypt(3) with a "$6$" setting: returns "$6$[rounds=N$]salt$hash". */
+export function sha512Crypt(password: string, settings: Sha512CryptSettings): string {
+  const c = digest(Buffer.from(password, "utf8"), Buffer.from(settings.salt, "utf8"), settings.rounds);
+  let out = "";
+  for (const [x, y, z] of ORDER) out += b64(c[x] ?? 0, c[y] ?? 0, c[z] ?? 0, 4);
+  out += b64(0, 0, c[63] ?? 0, 2);
+  const head = settings.explicitRounds ? `$6$rounds=${settings.rounds}$` : "$6$";
+  return `${head}${settings.salt}$${out}`;
+}
+
+/** A fresh "$6$" hash with a 16-character CSPRNG salt. */
+export function sha512CryptNew(password: string, rounds = DEFAULT_ROUNDS): string {
+  const salt = randomString(CRYPT_ALPHABET, MAX_SALT);
+  return sha512Crypt(password, { salt, rounds, explicitRounds: rounds !== DEFAULT_ROUNDS });
+}

@@ -1,0 +1,141 @@
+import { readFileSync } from "node:fs";
+import type { Command } from "commander";
+import { invalid } from "../../../common/errors.ts";
+import { audited } from "../../audit/audit.ts";
+import { compileContextFor } from "../../compiler/compile-context.ts";
+import { agentClientFor } from "../../fleet/agent-for-vnode.ts";
+import { sendFullState } from "../../fleet/apply-to-vnode.ts";
+import { changeVnodeSettings, clearOperatorTls, setOperatorTls } from "../../fleet/vnode-settings.ts";
+import { MailTls, Vnode } from "../../db/entities/index.ts";
+import type { Database } from "../../db/open-database.ts";
+import type { HomePaths } from "../../home/home-paths.ts";
+import type { CliContext } from "../cli-context.ts";
+import { formatRows, parseFormat } from "../format.ts";
+
+function flag(value: string | undefined, field: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === "1" || value === "0") return value === "1";
+  throw invalid(field, "must be 0 or 1");
+}
+
+/** Settings and TLS changes need the whole state on the vnode (config files, not rows). */
+async function pushWhole(ctx: CliContext, paths: HomePaths, db: Database, vnode: Vnode): Promise<void> {
+  if (vnode.status !== "enrolled") {
+    ctx.io.err(`not pushed: vnode ${vnode.name} is ${vnode.status}\n`);
+    return;
+  }
+  const client = agentClientFor(paths, vnode, undefined, 10_000);
+  try {
+    const response = await sendFullState({ em: db.em(), client, vnode, actor: ctx.actor, compile: compileContextFor(paths) });
+    await db.em().nativeUpdate(Vnode, { id: vnode.id }, { appliedGeneration: Number(response.appliedGeneration) });
+    ctx.io.out(`live on ${vnode.name} (generation ${response.appliedGeneration})\n`);
+    for (const line of response.diff) ctx.io.out(`  ${line}\n`);
+  } catch (error) {
+    ctx.io.err(`not pushed: ${(error as Error).message}; the reconciler applies generation ${vnode.generation} when the vnode is back\n`);
+  } finally {
+    client.close();
+  }
+}
+
+export function registerVnodeMail(program: Command, ctx: CliContext): void {
+  const vnode = program.commands.find((c) => c.name() === "vnode");
+  if (!vnode) throw new Error("register vnode commands first");
+  vnode
+    .command("set <name>")
+    .description("mail settings of a vnode: host name, listen addresses, Rspamd and ClamAV")
+    .option("--mail-hostname <fqdn>", "name the mail daemons greet with and present in TLS")
+    .option("--mail-listen <addresses>", "comma-separated IP addresses (empty string = all)")
+    .option("--rspamd <0|1>", "scan mail with Rspamd (milter) and sign with DKIM")
+    .option("--clamav <0|1>", "scan mail for viruses with ClamAV (through Rspamd)")
+    .option("--home <dir>", "controller home")
+    .action(async (name: string, options: { mailHostname?: string; mailListen?: string; rspamd?: string; clamav?: string; home?: string }) => {
+      const input = { name, ...(options.mailHostname !== undefined ? { mailHostname: options.mailHostname } : {}), ...(options.mailListen !== undefined ? { mailListen: options.mailListen } : {}) };
+      const rspamd = flag(options.rspamd, "rspamd");
+      const clamav = flag(options.clamav, "clamav");
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        const em = db.em();
+        const row = await audited(em, { actor: ctx.actor, command: "vnode set", vnodeName: name.slice(0, 63), args: { ...options, home: undefined } }, () =>
+          changeVnodeSettings(em, { ...input, ...(rspamd !== undefined ? { rspamd } : {}), ...(clamav !== undefined ? { clamav } : {}) }),
+        );
+        ctx.io.out(`vnode ${name}: mail host ${row.mailHostname ?? row.name}, listen ${row.mailListen?.join(",") ?? "all"}, rspamd ${row.rspamdEnabled ? "on" : "off"}, clamav ${row.clamavEnabled ? "on" : "off"} (generation ${row.generation})\n`);
+        await pushWhole(ctx, paths, db, row);
+      } finally {
+        await db.close();
+      }
+    });
+
+  const tls = program.command("mail:tls").description("the TLS certificate a vnode's mail daemons present");
+  tls
+    .command("set <vnode>")
+    .description("use the operator's certificate chain and key instead of one from the controller's CA")
+    .requiredOption("--cert <file>", "PEM certificate chain (leaf first)")
+    .requiredOption("--key <file>", "PEM private key")
+    .option("--home <dir>", "controller home")
+    .action(async (name: string, options: { cert: string; key: string; home?: string }) => {
+      const read = (file: string, field: string): string => {
+        try {
+          return readFileSync(file, "utf8");
+        } catch {
+          throw invalid(field, `cannot read ${file}`);
+        }
+      };
+      const chainPem = read(options.cert, "cert");
+      const keyPem = read(options.key, "key");
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        const em = db.em();
+        const row = await audited(em, { actor: ctx.actor, command: "mail:tls set", vnodeName: name.slice(0, 63), args: { cert: options.cert } }, () => setOperatorTls(em, { name, chainPem, keyPem }));
+        ctx.io.out(`vnode ${name}: operator certificate stored (generation ${row.generation})\n`);
+        await pushWhole(ctx, paths, db, row);
+      } finally {
+        await db.close();
+      }
+    });
+  tls
+    .command("clear <vnode>")
+    .description("go back to a certificate from the controller's CA")
+    .option("--home <dir>", "controller home")
+    .action(async (name: string, options: { home?: string }) => {
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        const em = db.em();
+        const row = await audited(em, { actor: ctx.actor, command: "mail:tls clear", vnodeName: name.slice(0, 63) }, () => clearOperatorTls(em, name));
+        await pushWhole(ctx, paths, db, row);
+      } finally {
+        await db.close();
+      }
+    });
+  tls
+    .command("show [vnode]")
+    .description("which certificate each vnode's mail daemons present, and until when")
+    .option("--format <format>", "table | json | csv")
+    .option("--json", "JSON output")
+    .option("--home <dir>", "controller home")
+    .action(async (name: string | undefined, options: { format?: string; json?: boolean; home?: string }) => {
+      const format = parseFormat(options.format, options.json);
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        const em = db.em();
+        const vnodes = await em.find(Vnode, name ? { name } : {}, { orderBy: { name: "asc" } });
+        const rows = await em.find(MailTls, { vnodeId: { $in: vnodes.map((v) => v.id) } });
+        const byVnode = new Map(rows.map((r) => [r.vnodeId, r]));
+        ctx.io.out(
+          formatRows(
+            vnodes.map((v) => {
+              const r = byVnode.get(v.id);
+              return { vnode: v.name, hostname: v.mailHostname ?? v.name, source: r?.source ?? "none yet", notAfter: r ? r.notAfter.toISOString() : null };
+            }),
+            ["vnode", "hostname", "source", "notAfter"],
+            format,
+          ),
+        );
+      } finally {
+        await db.close();
+      }
+    });
+}

@@ -1,0 +1,86 @@
+// Per-vnode mail settings (host name, listen addresses, filters) and the operator's own mail TLS
+// certificate. Each change bumps the vnode's generation in the same transaction as the row.
+import { X509Certificate, createPrivateKey, createPublicKey } from "node:crypto";
+import { isIP } from "node:net";
+import type { SqlEntityManager } from "@mikro-orm/sql";
+import { NetservaError, invalid } from "../../common/errors.ts";
+import { parseDomain } from "../../common/validation/index.ts";
+import { MailTls } from "../db/entities/index.ts";
+import type { Vnode } from "../db/entities/index.ts";
+import { findVnode } from "./vnode-service.ts";
+
+export interface VnodeSettingsInput {
+  name: string;
+  mailHostname?: string;
+  mailListen?: string;
+  rspamd?: boolean;
+  clamav?: boolean;
+}
+
+export async function changeVnodeSettings(em: SqlEntityManager, input: VnodeSettingsInput): Promise<Vnode> {
+  const hostname = input.mailHostname === undefined ? undefined : parseDomain(input.mailHostname, "mail-hostname").ascii;
+  const listen =
+    input.mailListen === undefined
+      ? undefined
+      : input.mailListen === ""
+        ? null
+        : input.mailListen.split(",").map((raw, index) => {
+            const address = raw.trim();
+            if (isIP(address) === 0) throw invalid("mail-listen", `entry ${index + 1} '${address.slice(0, 60)}' is not an IP address`);
+            return address;
+          });
+  return em.transactional(async (tx) => {
+    const vnode = await findVnode(tx, input.name);
+    if (hostname !== undefined) vnode.mailHostname = hostname;
+    if (listen !== undefined) vnode.mailListen = listen;
+    if (input.rspamd !== undefined) vnode.rspamdEnabled = input.rspamd;
+    if (input.clamav !== undefined) vnode.clamavEnabled = input.clamav;
+    vnode.generation += 1;
+    return vnode;
+  });
+}
+
+/** Checks an operator's certificate chain and key before they are stored: they must parse, match,
+ * be valid now and cover the vnode's mail host name. */
+export function checkOperatorTls(chainPem: string, keyPem: string, hostname: string): { notAfter: Date } {
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(chainPem);
+  } catch {
+    throw invalid("cert", "not a PEM certificate chain");
+  }
+  let publicFromKey: string;
+  try {
+    publicFromKey = createPublicKey(createPrivateKey(keyPem)).export({ type: "spki", format: "pem" }).toString();
+  } catch {
+    throw invalid("key", "not a PEM private key");
+  }
+  if (leaf.publicKey.export({ type: "spki", format: "pem" }).toString() !== publicFromKey) throw invalid("key", "does not belong to the certificate");
+  const notAfter = new Date(leaf.validTo);
+  if (notAfter.getTime() <= Date.now() || new Date(leaf.validFrom).getTime() > Date.now()) throw invalid("cert", `not valid now (valid ${leaf.validFrom} to ${leaf.validTo})`);
+  if (leaf.checkHost(hostname) === undefined) throw invalid("cert", `does not cover the mail host name ${hostname}`);
+  return { notAfter };
+}
+
+export async function setOperatorTls(em: SqlEntityManager, input: { name: string; chainPem: string; keyPem: string }): Promise<Vnode> {
+  return em.transactional(async (tx) => {
+    const vnode = await findVnode(tx, input.name);
+    const hostname = vnode.mailHostname ?? vnode.name;
+    const { notAfter } = checkOperatorTls(input.chainPem, input.keyPem, hostname);
+    const row = await tx.findOne(MailTls, { vnodeId: vnode.id });
+    if (row) Object.assign(row, { source: "operator", hostname, certificateChainPem: input.chainPem, privateKeyPem: input.keyPem, notAfter });
+    else tx.create(MailTls, { vnodeId: vnode.id, source: "operator", hostname, certificateChainPem: input.chainPem, privateKeyPem: input.keyPem, notAfter });
+    vnode.generation += 1;
+    return vnode;
+  });
+}
+
+export async function clearOperatorTls(em: SqlEntityManager, name: string): Promise<Vnode> {
+  return em.transactional(async (tx) => {
+    const vnode = await findVnode(tx, name);
+    const removed = await tx.nativeDelete(MailTls, { vnodeId: vnode.id, source: "operator" });
+    if (removed === 0) throw new NetservaError("not_found", `vnode ${name} has no operator certificate; the CA's is in use`);
+    vnode.generation += 1;
+    return vnode;
+  });
+}

@@ -1,0 +1,42 @@
+// The password part of a mailbox add or change: an operator's password, an existing hash
+// (migration), or a generated one. Hashing happens here, before any transaction is opened.
+import { invalid } from "../../common/errors.ts";
+import { PASSWORD_SCHEMES, generatePassword, hashPassword, normalizeHash } from "../../common/password/index.ts";
+import type { PasswordScheme } from "../../common/password/index.ts";
+import { checkPasswordInput } from "../../common/validation/index.ts";
+
+export interface PasswordRequest {
+  password?: string | undefined;
+  passwordHash?: string | undefined;
+  generate: boolean;
+  scheme?: string | undefined;
+}
+
+export interface PasswordOutcome {
+  hash: string;
+  /** Set only when generated: shown to the operator once, never stored. */
+  generated: string | undefined;
+}
+
+export function parseScheme(input: unknown): PasswordScheme {
+  if (input === undefined) return "SHA512-CRYPT";
+  const scheme = PASSWORD_SCHEMES.find((s) => s === input);
+  if (!scheme) throw invalid("scheme", `${JSON.stringify(String(input)).slice(0, 40)} is not a password scheme; use ${PASSWORD_SCHEMES.join(" or ")}`);
+  return scheme;
+}
+
+/** undefined when the request names no password at all (a change that keeps the password). */
+export async function resolvePassword(req: PasswordRequest): Promise<PasswordOutcome | undefined> {
+  const scheme = parseScheme(req.scheme);
+  const given = [req.password !== undefined, req.passwordHash !== undefined, req.generate].filter(Boolean).length;
+  if (given > 1) throw invalid("password", "give one of a password, a password hash, or a generated password");
+  if (req.passwordHash !== undefined) {
+    const hash = typeof req.passwordHash === "string" ? normalizeHash(req.passwordHash) : undefined;
+    if (hash === undefined) throw invalid("passwordHash", "not a hash Dovecot verifies as stored: give {SHA512-CRYPT}$6$… (or a bare $6$…) or {ARGON2ID}$argon2id$…");
+    return { hash, generated: undefined };
+  }
+  if (req.password !== undefined) return { hash: await hashPassword(checkPasswordInput(req.password, "password"), scheme), generated: undefined };
+  if (!req.generate) return undefined;
+  const generated = generatePassword();
+  return { hash: await hashPassword(generated, scheme), generated };
+}

@@ -1,0 +1,138 @@
+// The one path every mail mutation takes: validate and prepare (parsing, hashing, DNS) outside
+// any transaction; then, in one transaction, lock and bump the vnode's generation by exactly 1
+// (the row lock also serialises changes per vnode, so the rule checks below cannot race), apply
+// the change, and write the command log row. A dry run does all of it and rolls back. A
+// refusal rolls back and is logged afterwards. When the caller's entity manager is already in a
+// transaction (an import batch), each mutation is a savepoint inside it.
+import { randomUUID } from "node:crypto";
+import { UniqueConstraintViolationException } from "@mikro-orm/core";
+import type { SqlEntityManager } from "@mikro-orm/sql";
+import { NetservaError, conflict, notFound } from "../../common/errors.ts";
+import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { parseRequestId, parseVnodeName } from "../../common/validation/index.ts";
+import type { MailServiceContext, MutationResult } from "./mail-api.ts";
+import { resultOf, writeMutationLog } from "./mutation-log.ts";
+
+export interface VnodeRow {
+  id: number;
+  name: string;
+  status: string;
+  generation: number;
+}
+
+export interface MutationTx {
+  em: SqlEntityManager;
+  vnode: VnodeRow;
+  now: Date;
+  /** The vnode's mail filesystem size as last reported (undefined = unknown or not asked for). */
+  capacity: number | undefined;
+  /** The transaction will be rolled back: a generated password must not be shown (never stored). */
+  dryRun: boolean;
+}
+
+export interface Applied<T> {
+  value: T;
+  changes: StateChange[];
+  domainChanged?: boolean;
+  /** Nothing was changed after all (a batch whose items were all refused): roll back, log why. */
+  noop?: string;
+}
+
+export interface MutationSpec<P, T> {
+  command: string;
+  vnode: string;
+  /** What the command log records; never a password. */
+  args: Record<string, unknown>;
+  dryRun?: boolean | undefined;
+  requestId?: string | undefined;
+  /** Ask ctx.vnodeCapacity (before the transaction, so a slow answer never holds the lock). */
+  needsCapacity?: boolean;
+  /** Pure input checks and slow work (hashing, DNS) done before the vnode is locked. */
+  prepare(): Promise<P> | P;
+  apply(tx: MutationTx, prepared: P): Promise<Applied<T>>;
+}
+
+/** Thrown out of the transaction to roll it back while keeping what was computed. */
+class Rollback<T> extends Error {
+  readonly applied: Applied<T>;
+  constructor(applied: Applied<T>) {
+    super("rollback");
+    this.applied = applied;
+  }
+}
+
+/** Unique violations from a concurrent change become clean conflicts, never internal errors. */
+function normalise(reason: unknown): NetservaError {
+  if (reason instanceof UniqueConstraintViolationException) {
+    const what = /mail_vboxes/.test(reason.message) ? "the mailbox" : /mail_valias/.test(reason.message) ? "the alias"
+      : /mail_vhosts/.test(reason.message) ? "the domain" : /vconfs/.test(reason.message) ? "the variable" : "the record";
+    return conflict(`${what} already exists (a concurrent change created it first)`);
+  }
+  return NetservaError.from(reason);
+}
+
+/** Hostile input is recorded as given, but cut short; absent options are left out, not null. */
+function logArgs(args: Record<string, unknown>): Record<string, unknown> {
+  const cut = (v: unknown): unknown => (typeof v === "string" && v.length > 256 ? `${v.slice(0, 256)}…` : Array.isArray(v) ? v.slice(0, 1000).map(cut) : v);
+  return Object.fromEntries(Object.entries(args).filter(([, v]) => v !== undefined).map(([k, v]) => [k, cut(v)]));
+}
+
+async function lockVnode(em: SqlEntityManager, name: string): Promise<VnodeRow> {
+  const rows = await em.execute<Array<{ id: number; name: string; status: string; generation: string | number }>>(
+    "update vnodes set generation = generation + 1 where name = ? returning id, name, status, generation", [name]);
+  const row = rows[0];
+  if (!row) throw notFound(`vnode '${name}' not found: see \`netserva-mail status\`, or add it with \`netserva-mail vnode add\``);
+  if (row.status === "revoked") throw conflict(`vnode '${name}' is revoked: its mail data can no longer be changed`, "failed_precondition");
+  return { id: row.id, name: row.name, status: row.status, generation: Number(row.generation) };
+}
+
+export function createMutator(ctx: MailServiceContext) {
+  const capacityOf = async (em: SqlEntityManager, name: string): Promise<number | undefined> => {
+    if (!ctx.vnodeCapacity) return undefined;
+    const rows = await em.execute<Array<{ id: number }>>("select id from vnodes where name = ?", [name]);
+    return rows[0] ? ctx.vnodeCapacity(rows[0].id) : undefined;
+  };
+  return async function mutate<P, T>(spec: MutationSpec<P, T>): Promise<MutationResult<T>> {
+    const startedAt = performance.now();
+    let requestId: string = randomUUID();
+    const dryRun = spec.dryRun === true;
+    const args = logArgs(dryRun ? { ...spec.args, dryRun } : spec.args);
+    const batch = ctx.em.isInTransaction();
+    let vnodeName: string | null = null;
+    let generation: number | null = null;
+    const log = (em: SqlEntityManager, result: "ok" | "refused" | "error", error: string | null) =>
+      writeMutationLog(em, { actor: ctx.actor, command: spec.command, vnodeName, requestId, generation, result, error, startedAt, args });
+    try {
+      if (spec.requestId !== undefined) requestId = parseRequestId(spec.requestId, "requestId");
+      const name = parseVnodeName(spec.vnode, "vnode");
+      vnodeName = name;
+      const prepared = await spec.prepare();
+      const base = batch ? ctx.em : ctx.em.fork();
+      const capacity = spec.needsCapacity ? await capacityOf(base, name) : undefined;
+      const applied = await base.transactional(async (em) => {
+        const vnode = await lockVnode(em, name);
+        generation = vnode.generation;
+        const tx: MutationTx = { em, vnode, now: new Date(), capacity, dryRun };
+        const result = await spec.apply(tx, prepared);
+        if (dryRun || result.noop !== undefined) throw new Rollback(result);
+        await log(em, "ok", null);
+        return result;
+      }, { propagation: "nested", clear: true });
+      return { value: applied.value, vnode: name, generation: generation ?? 0, changes: applied.changes, domainChanged: applied.domainChanged ?? false, dryRun: false, requestId };
+    } catch (reason) {
+      if (reason instanceof Rollback) {
+        const applied = (reason as Rollback<T>).applied;
+        generation = (generation ?? 1) - 1;
+        const noop = applied.noop !== undefined;
+        await log(batch ? ctx.em : ctx.em.fork(), noop ? "refused" : "ok", applied.noop ?? null);
+        return { value: applied.value, vnode: vnodeName ?? "", generation, changes: noop ? [] : applied.changes, domainChanged: !noop && (applied.domainChanged ?? false), dryRun, requestId };
+      }
+      const error = normalise(reason);
+      generation = null;
+      await log(batch ? ctx.em : ctx.em.fork(), resultOf(error.code), error.message).catch(() => undefined);
+      throw error;
+    }
+  };
+}
+
+export type Mutate = ReturnType<typeof createMutator>;

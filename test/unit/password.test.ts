@@ -1,0 +1,128 @@
+// Passwords: the generator (CSPRNG, alphabet, length), SHA512-CRYPT against the known-answer
+// vectors of Drepper's specification, and both schemes verified by Dovecot itself (`doveadm pw -t`).
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import {
+  generatePassword, hashPassword, hashScheme, normalizeHash, parseSha512Settings, PASSWORD_ALPHABET, sha512Crypt, verifyPassword,
+} from "../../common/password/index.ts";
+
+const exec = promisify(execFile);
+
+/** Dovecot's verdict on `hash` for `password`: exit 0 verified, non-zero mismatch. */
+async function doveadmVerifies(hash: string, password: string): Promise<boolean> {
+  try {
+    await exec("doveadm", ["-O", "pw", "-t", hash, "-p", password]);
+    return true;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code !== "number") throw error; // doveadm missing: a broken test machine, not a mismatch
+    return false;
+  }
+}
+
+// From "Unix crypt using SHA-256 and SHA-512" (Drepper), the SHA-512 test vectors.
+const vectors: Array<[setting: string, password: string, expected: string]> = [
+  ["$6$saltstring", "Hello world!", "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"],
+  ["$6$rounds=10000$saltstringsaltstring", "Hello world!", "$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3RnOaw5v."],
+  ["$6$rounds=5000$toolongsaltstring", "This is just a test", "$6$rounds=5000$toolongsaltstrin$lQ8jolhgVRVhY4b5pZKaysCLi0QBxGoNeKQzQ3glMhwllF7oGDZxUhx1yxdYcz/e1JSbq3y6JMxxl8audkUEm0"],
+  ["$6$rounds=1400$anotherlongsaltstring", "a very much longer text to encrypt.  This one even stretches over morethan one line.", "$6$rounds=1400$anotherlongsalts$POfYwTEok97VWcjxIiSOjiykti.o/pQs.wPvMxQ6Fm7I6IoYN3CmLs66x9t0oSwbtEW7o7UmJEiDwGqd8p4ur1"],
+  ["$6$rounds=77777$short", "we have a short salt string but not a short password", "$6$rounds=77777$short$WuQyW2YR.hBNpjjRhpYD/ifIw05xdfeEyQoMxIXbkvr0gge1a1x3yRULJ5CCaUeOxFmtlcGZelFl5CxtgfiAc0"],
+  ["$6$rounds=123456$asaltof16chars..", "a short string", "$6$rounds=123456$asaltof16chars..$BtCwjqMJGx5hrJhZywWvt0RLE8uZ4oPwcelCjmw2kSYu.Ec6ycULevoBK25fs2xXgMNrCzIMVcgEJAstJeonj1"],
+  ["$6$rounds=10$roundstoolow", "the minimum number is still observed", "$6$rounds=1000$roundstoolow$kUMsbe306n21p9R.FRkW3IGn.S9NPN0x50YhH1xhLsPuWGsUSklZt58jaTfF4ZEQpyUNGc0dqbpBYYBaHHrsX."],
+];
+
+describe("generatePassword", () => {
+  it("is 20 characters by default, from the alphabet without look-alikes", () => {
+    const pw = generatePassword();
+    expect(pw).toHaveLength(20);
+    expect([...pw].every((ch) => PASSWORD_ALPHABET.includes(ch))).toBe(true);
+    expect(PASSWORD_ALPHABET).not.toMatch(/[0O1lI]/);
+    expect(generatePassword(32)).toHaveLength(32);
+  });
+
+  it("refuses lengths under 16", () => {
+    expect(() => generatePassword(15)).toThrow(RangeError);
+    expect(() => generatePassword(Number.NaN)).toThrow(RangeError);
+  });
+
+  it("draws every symbol, roughly evenly (no modulo bias, no stuck generator)", () => {
+    const counts = new Map<string, number>();
+    const draws = 2000;
+    for (let i = 0; i < draws; i++) for (const ch of generatePassword(20)) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+    expect(counts.size).toBe(PASSWORD_ALPHABET.length);
+    const expected = (draws * 20) / PASSWORD_ALPHABET.length; // ~727
+    for (const n of counts.values()) expect(Math.abs(n - expected)).toBeLessThan(expected * 0.25);
+    const seen = new Set(Array.from({ length: 1000 }, () => generatePassword()));
+    expect(seen.size).toBe(1000);
+  });
+});
+
+describe("SHA512-CRYPT", () => {
+  it.each(vectors)("known answer for %s", (setting, password, expected) => {
+    const settings = parseSha512Settings(setting);
+    expect(settings).toBeDefined();
+    if (settings) expect(sha512Crypt(password, settings)).toBe(expected);
+  });
+
+  it("hashes with Dovecot's prefix, a 16-character salt and 5000 rounds", async () => {
+    const hash = await hashPassword("correct horse battery");
+    expect(hash).toMatch(/^\{SHA512-CRYPT\}\$6\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}$/);
+    expect(await hashPassword("correct horse battery")).not.toBe(hash); // fresh salt each time
+    expect(await verifyPassword("correct horse battery", hash)).toBe(true);
+    expect(await verifyPassword("correct horse batterY", hash)).toBe(false);
+  });
+
+  it("verifies the specification's vectors with and without the scheme prefix", async () => {
+    for (const [, password, expected] of vectors.slice(0, 3)) {
+      expect(await verifyPassword(password, expected)).toBe(true);
+      expect(await verifyPassword(password, `{SHA512-CRYPT}${expected}`)).toBe(true);
+      expect(await verifyPassword(`${password}x`, expected)).toBe(false);
+    }
+  });
+});
+
+describe("ARGON2ID", () => {
+  it("hashes in Dovecot's PHC format and verifies", async () => {
+    const hash = await hashPassword("correct horse battery", "ARGON2ID");
+    expect(hash).toMatch(/^\{ARGON2ID\}\$argon2id\$v=19\$m=65536,t=3,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
+    expect(await verifyPassword("correct horse battery", hash)).toBe(true);
+    expect(await verifyPassword("wrong horse battery", hash)).toBe(false);
+  });
+});
+
+describe("hash recognition", () => {
+  it("knows what it stores and refuses the rest", () => {
+    expect(hashScheme(vectors[0]?.[2] ?? "")).toBe("SHA512-CRYPT");
+    expect(normalizeHash(vectors[0]?.[2] ?? "")).toBe(`{SHA512-CRYPT}${vectors[0]?.[2] ?? ""}`);
+    for (const bad of ["", "secret", "{PLAIN}secret", "{SHA512-CRYPT}$6$x$short", "$1$abc$def", "{ARGON2ID}$argon2id$v=19$m=99999999,t=3,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]) {
+      expect(hashScheme(bad)).toBeUndefined();
+    }
+  });
+});
+
+describe("Dovecot verifies what we store (doveadm pw -t)", () => {
+  it.each(["SHA512-CRYPT", "ARGON2ID"] as const)("%s: right password verified, wrong one refused", async (scheme) => {
+    const password = generatePassword();
+    const hash = await hashPassword(password, scheme);
+    expect(await doveadmVerifies(hash, password)).toBe(true);
+    expect(await doveadmVerifies(hash, `${password}!`)).toBe(false);
+  });
+
+  it("a password with non-ASCII and shell characters round-trips through Dovecot", async () => {
+    const password = "pässwörd $(id) `x` ' \" ; 日本";
+    const hash = await hashPassword(password);
+    expect(await doveadmVerifies(hash, password)).toBe(true);
+    expect(await verifyPassword(password, hash)).toBe(true);
+  });
+
+  it("and we verify what Dovecot writes", async () => {
+    for (const scheme of ["SHA512-CRYPT", "ARGON2ID"]) {
+      const { stdout } = await exec("doveadm", ["-O", "pw", "-s", scheme, "-p", "from dovecot"]);
+      const hash = stdout.trim();
+      expect(hashScheme(hash)).toBe(scheme);
+      expect(await verifyPassword("from dovecot", hash)).toBe(true);
+      expect(await verifyPassword("from dovecoT", hash)).toBe(false);
+    }
+  });
+});
