@@ -32,5 +32,15 @@ const code = await main(process.argv[1] ?? "netserva-mail", process.argv.slice(2
   },
   env: process.env,
   isTTY: Boolean(process.stdout.isTTY),
+  // Destructive commands ask on a terminal; without one they need --yes.
+  confirm: process.stdin.isTTY
+    ? async (question) => {
+        const { createInterface } = await import("node:readline/promises");
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        const answer = await rl.question(question);
+        rl.close();
+        return /^y(es)?$/i.test(answer.trim());
+      }
+    : undefined,
 });
 process.exitCode = code;

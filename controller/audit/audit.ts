@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError } from "../../common/errors.ts";
 import { CommandLog } from "../db/entities/index.ts";
+import { safeText, safeValue } from "../../common/log-safe.ts";
 
 export interface AuditEntry {
   actor: string;
@@ -22,13 +23,13 @@ export async function audited<T>(em: SqlEntityManager, entry: AuditEntry, work: 
     log.create(CommandLog, {
       actor: entry.actor,
       command: entry.command,
-      vnodeName: entry.vnodeName ?? null,
+      vnodeName: entry.vnodeName ? safeText(entry.vnodeName) : null,
       requestId,
       generation: entry.generation ?? null,
       result,
-      error,
+      error: error === null ? null : safeText(error),
       durationMs: performance.now() - started,
-      args: entry.args ?? null,
+      args: entry.args ? (safeValue(entry.args) as Record<string, unknown>) : null,
     });
     await log.flush();
   };

@@ -3,6 +3,7 @@
 // together); refusals and dry runs are written after the rollback.
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { CommandLog } from "../db/entities/index.ts";
+import { safeText, safeValue } from "../../common/log-safe.ts";
 
 export interface MutationLogEntry {
   actor: string;
@@ -21,13 +22,13 @@ export async function writeMutationLog(em: SqlEntityManager, entry: MutationLogE
     at: new Date(),
     actor: entry.actor,
     command: entry.command,
-    vnodeName: entry.vnodeName,
+    vnodeName: entry.vnodeName === null ? null : safeText(entry.vnodeName),
     requestId: entry.requestId,
     generation: entry.generation,
     result: entry.result,
-    error: entry.error,
+    error: entry.error === null ? null : safeText(entry.error),
     durationMs: performance.now() - entry.startedAt,
-    args: entry.args,
+    args: safeValue(entry.args) as Record<string, unknown>,
   });
 }
 

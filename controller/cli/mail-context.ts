@@ -1,0 +1,66 @@
+// What every mail command needs: the mail services on the controller database, and a way to
+// bring the hosting vnode up to date after a change. The DNS check of new domains reads the zone
+// list `<home>/dns-zones` (one zone per line, `#` comments; PowerDNS replaces it with the DNS
+// issue); without that file every domain is refused unless `--skip-dns-check` is given.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { createMailServices } from "../mail/create-mail-services.ts";
+import { createZoneListProvider } from "../dns/zone-list-provider.ts";
+import type { MailServices, MutationResult } from "../mail/mail-api.ts";
+import { pushMutation } from "../fleet/push.ts";
+import type { PushOutcome } from "../fleet/push.ts";
+import type { Database } from "../db/open-database.ts";
+import type { HomePaths } from "../home/home-paths.ts";
+import type { SqlEntityManager } from "@mikro-orm/sql";
+import type { CliContext } from "./cli-context.ts";
+
+export const DNS_ZONES_FILE = "dns-zones";
+
+export interface MailSession {
+  services: MailServices;
+  db: Database;
+  paths: HomePaths;
+  /** Services bound to another entity manager (one transaction per import batch). */
+  servicesFor(em: SqlEntityManager): MailServices;
+  /** Send a committed change to its vnode and tell the operator how it went (never throws). */
+  push(result: MutationResult<unknown>): Promise<PushOutcome>;
+}
+
+export interface MailSessionOptions {
+  home?: string | undefined;
+}
+
+export function dnsZonesPath(paths: HomePaths): string {
+  return join(paths.root, DNS_ZONES_FILE);
+}
+
+/** Opens the database, runs `work` with the mail services, closes the database. */
+export async function withMail<T>(ctx: CliContext, options: MailSessionOptions, work: (session: MailSession) => Promise<T>): Promise<T> {
+  const paths = ctx.paths(options.home);
+  const zonesFile = dnsZonesPath(paths);
+  const dns = existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] });
+  const db = await ctx.openDb(paths);
+  try {
+    const servicesFor = (em: SqlEntityManager): MailServices => createMailServices({ em, actor: ctx.actor, dns });
+    const session: MailSession = {
+      services: servicesFor(db.em()),
+      db,
+      paths,
+      servicesFor,
+      async push(result) {
+        let outcome: PushOutcome;
+        try {
+          outcome = await pushMutation({ paths, db, actor: ctx.actor }, result);
+        } catch (error) {
+          outcome = { pushed: false, reason: (error as Error).message, diff: [] };
+        }
+        if (outcome.pushed) ctx.io.out(`live on ${result.vnode} at generation ${outcome.appliedGeneration ?? result.generation}\n`);
+        else ctx.io.err(`not pushed: ${outcome.reason ?? "unknown reason"}\n`);
+        return outcome;
+      },
+    };
+    return await work(session);
+  } finally {
+    await db.close();
+  }
+}
