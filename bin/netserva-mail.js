@@ -18,6 +18,14 @@ if (major < 24) {
   process.exit(result.status ?? 1);
 }
 
+// node:sqlite (the vnode's lookup store) is stable enough for us; its experimental notice would
+// only clutter operator output.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = (warning, ...rest) => {
+  if (String(warning).includes("SQLite is an experimental feature")) return;
+  emitWarning(warning, ...rest);
+};
+
 const { main } = await import("../controller/cli/main.ts");
 let stdinText;
 const code = await main(process.argv[1] ?? "netserva-mail", process.argv.slice(2), {
