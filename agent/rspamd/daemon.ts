@@ -48,7 +48,8 @@ export function createRspamdDaemon(o: RspamdDaemonOptions): ManagedDaemon {
   const user = o.user ?? "_rspamd";
   const group = o.group ?? user;
   const mainConfig = o.mainConfig ?? "/etc/rspamd/rspamd.conf";
-  const startTimeout = o.startTimeoutMs ?? 60_000;
+  // A cold start compiles hyperscan databases: tens of seconds on a busy 2-core machine.
+  const startTimeout = o.startTimeoutMs ?? 180_000;
   const client = createRspamdClient({ listen: o.normalListen ?? paths.normalSocket, timeoutMs: 2_000 });
   const status = () => pidStatus(paths.pidFile, PROGRAM);
 
