@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createMailServices } from "../mail/create-mail-services.ts";
 import { createZoneListProvider } from "../dns/zone-list-provider.ts";
+import { powerDnsZonesFor } from "./commands/dns/dns-context.ts"; // DNS issue: PowerDNS zones when configured
 import type { MailServices, MutationResult } from "../mail/mail-api.ts";
 import { pushMutation } from "../fleet/push.ts";
 import type { PushOutcome } from "../fleet/push.ts";
@@ -38,7 +39,8 @@ export function dnsZonesPath(paths: HomePaths): string {
 export async function withMail<T>(ctx: CliContext, options: MailSessionOptions, work: (session: MailSession) => Promise<T>): Promise<T> {
   const paths = ctx.paths(options.home);
   const zonesFile = dnsZonesPath(paths);
-  const dns = existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] });
+  // DNS issue: with PowerDNS configured (controller.json "dns" / NETSERVA_PDNS_*), its zones decide.
+  const dns = powerDnsZonesFor(paths, ctx.io.env) ?? (existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] }));
   const db = await ctx.openDb(paths);
   try {
     const servicesFor = (em: SqlEntityManager): MailServices => createMailServices({ em, actor: ctx.actor, dns });
@@ -53,6 +55,11 @@ export async function withMail<T>(ctx: CliContext, options: MailSessionOptions, 
           outcome = await pushMutation({ paths, db, actor: ctx.actor }, result);
         } catch (error) {
           outcome = { pushed: false, reason: (error as Error).message, diff: [] };
+        }
+        if (result.dryRun) {
+          if (outcome.reason) ctx.io.err(`no diff from the vnode: ${outcome.reason}\n`);
+          else ctx.io.out(outcome.diff.length ? `on ${result.vnode} it would change:\n${outcome.diff.map((l) => `  ${l}\n`).join("")}` : `on ${result.vnode} nothing would change\n`);
+          return outcome;
         }
         if (outcome.pushed) ctx.io.out(`live on ${result.vnode} at generation ${outcome.appliedGeneration ?? result.generation}\n`);
         else ctx.io.err(`not pushed: ${outcome.reason ?? "unknown reason"}\n`);

@@ -14,6 +14,7 @@ import { registerStatus } from "./commands/status.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerAgent } from "./commands/agent.ts";
 import { registerMailCommands, mailCommandNames } from "./commands/mail-registry.ts";
+import { registerDnsCommands } from "./commands/dns/index.ts";
 
 /** Commands that never go through a running daemon. */
 const LOCAL_ONLY = new Set(["serve", "agent", "help", "--help", "-h", "--version"]);
@@ -33,6 +34,7 @@ function buildProgram(ctx: CliContext): Command {
   registerServe(program, ctx, runCommand);
   registerAgent(program, ctx);
   registerMailCommands(program, ctx);
+  registerDnsCommands(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -3,7 +3,7 @@
 import { create } from "@bufbuild/protobuf";
 import { IsolationLevel } from "@mikro-orm/core";
 import type { SqlEntityManager } from "@mikro-orm/sql";
-import { DesiredStateSchema, MailAliasSchema, MailDomainSchema, MailboxSchema, TlsMaterialSchema, VnodeSettingsSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { DesiredStateSchema, DkimKeySchema, MailAliasSchema, MailDomainSchema, MailboxSchema, TlsMaterialSchema, VnodeSettingsSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import { ensureMailTls, mailHostnameOf } from "./mail-tls.ts";
@@ -24,6 +24,12 @@ interface MailboxRow {
   active: boolean;
   sieve_script: string | null;
   display_name: string | null;
+}
+interface DkimRow {
+  domain: string;
+  selector: string;
+  algorithm: string;
+  private_key_pem: string;
 }
 interface AliasRow {
   source: string;
@@ -56,6 +62,13 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Vnode, ct
       "all",
       ctxTx,
     );
+    // Only active keys sign; pending (not yet visible in DNS) and retired ones stay in the DB.
+    const dkimKeys = await connection.execute<DkimRow[]>(
+      "select d.domain, k.selector, k.algorithm, k.private_key_pem from dkim_keys k join mail_vhosts d on d.id = k.domain_id where d.vnode_id = ? and k.state = 'active' order by d.domain, k.selector",
+      [vnode.id],
+      "all",
+      ctxTx,
+    );
     return create(DesiredStateSchema, {
       generation: BigInt(generationRow?.generation ?? 0),
       settings: create(VnodeSettingsSchema, {
@@ -77,6 +90,7 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Vnode, ct
       ),
       aliases: aliases.map((a) => create(MailAliasSchema, { source: a.source, targets: targetList(a.targets), active: a.active })),
       tls: create(TlsMaterialSchema, { certificateChainPem: tls.certificateChainPem, privateKeyPem: tls.privateKeyPem }),
+      dkimKeys: dkimKeys.map((k) => create(DkimKeySchema, { domain: k.domain, selector: k.selector, algorithm: k.algorithm, privateKeyPem: k.private_key_pem })),
     });
   }, { isolationLevel: IsolationLevel.REPEATABLE_READ, readOnly: true });
 }

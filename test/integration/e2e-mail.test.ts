@@ -79,6 +79,14 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     expect(loginAfter).toBeLessThan(1000);
   });
 
+  it("--dry-run prints the lookup rows the vnode would change, and changes nothing", async () => {
+    const dry = await harness.cli(["addvmail", "vn1", `dave@${DOMAIN}`, "--dry-run"]);
+    expect(dry.code, dry.err).toBe(0);
+    expect(dry.out).toContain("would change");
+    expect(dry.out).toContain(`mailbox dave@${DOMAIN}`);
+    expect((await harness.cli(["shvmail", "vn1", `dave@${DOMAIN}`])).code).toBe(3);
+  });
+
   it("delivers on port 25 and the message is read back over IMAP", async () => {
     const message = buildMessage({ from: "bob@sender.test", to: `alice@${DOMAIN}`, subject: "e2e hello", body: "hello from the e2e test" });
     const sent = await sendMail({ ...smtp(25), from: "bob@sender.test", to: [`alice@${DOMAIN}`], data: message.data });

@@ -8,8 +8,10 @@ import { VMailbox } from "./mailbox.ts";
 import { VMailAlias } from "./mail-alias.ts";
 import { VConf } from "./vconf.ts";
 import { MailTls } from "./mail-tls.ts";
+import { DkimKeyRow } from "./dkim-key.ts";
+import { MailDnsPolicy } from "./mail-dns-policy.ts";
 
-export { Vnode, Certificate, JoinToken, CommandLog, VMailService, VMailDomain, VMailbox, VMailAlias, VConf, MailTls };
+export { Vnode, Certificate, JoinToken, CommandLog, VMailService, VMailDomain, VMailbox, VMailAlias, VConf, MailTls, DkimKeyRow, MailDnsPolicy };
 
 /** Every entity the controller maps; the ORM is given this list, no folder scanning. */
-export const allEntities = [Vnode, Certificate, JoinToken, CommandLog, VMailService, VMailDomain, VMailbox, VMailAlias, VConf, MailTls];
+export const allEntities = [Vnode, Certificate, JoinToken, CommandLog, VMailService, VMailDomain, VMailbox, VMailAlias, VConf, MailTls, DkimKeyRow, MailDnsPolicy];

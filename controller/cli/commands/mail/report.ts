@@ -13,6 +13,8 @@ export async function reportMutation(ctx: CliContext, session: MailSession, resu
   const changes = `${result.changes.length} lookup change${result.changes.length === 1 ? "" : "s"}`;
   if (result.dryRun) {
     ctx.io.out(`dry run: would have ${what} on ${result.vnode} (${changes}); nothing was changed\n`);
+    // The vnode's own dry run shows the lookup rows and files it would change.
+    await session.push(result);
     return;
   }
   ctx.io.out(`${what} on ${result.vnode} (generation ${result.generation}, ${changes})\n`);

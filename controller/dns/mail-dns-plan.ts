@@ -1,0 +1,79 @@
+// What DNS should say for the mail of one vnode: its mail host and sending addresses, and per
+// domain the records of mail-records.ts with the domain's stored policy and its DKIM keys
+// (pending, active and retired keys are all published: pending ones are about to sign, retired
+// ones may still verify mail in flight until `mail:configure-dkim --finish`).
+import { isIP } from "node:net";
+import type { SqlEntityManager } from "@mikro-orm/sql";
+import { invalid } from "../../common/errors.ts";
+import { parseDomain } from "../../common/validation/index.ts";
+import { MailDnsPolicy } from "../db/entities/index.ts";
+import type { VMailDomain, Vnode } from "../db/entities/index.ts";
+import { mailHostnameOf } from "../compiler/mail-tls.ts";
+import { listDkimKeys } from "../dkim/dkim-store.ts";
+import { parseDmarcPolicy, parseRua, parseSpf, policyValues } from "./mail-policy.ts";
+import type { MailDnsPolicyInput } from "./mail-policy.ts";
+import { domainRecords, hostRecords } from "./mail-records.ts";
+import type { ExpectedRecord } from "./mail-records.ts";
+
+export interface VnodeMailIdentity {
+  /** The HELO / MX name (ASCII, no trailing dot). */
+  mailHost: string;
+  /** Addresses the vnode sends from: --address, else its mail listen addresses, else the agent's IP. */
+  sendingAddresses: string[];
+}
+
+export function vnodeMailIdentity(vnode: Vnode, addresses?: string): VnodeMailIdentity {
+  const host = mailHostnameOf(vnode);
+  if (!host.includes(".")) throw invalid("mail-hostname", `vnode ${vnode.name} has no mail host name (an FQDN): set one with \`vnode set ${vnode.name} --mail-hostname mail.example.com\``);
+  const mailHost = parseDomain(host, "mail-hostname").ascii;
+  if (addresses !== undefined) {
+    const list = addresses.split(",").map((a) => a.trim());
+    list.forEach((a, i) => {
+      if (isIP(a) === 0) throw invalid("address", `entry ${i + 1} '${a.slice(0, 60)}' is not an IP address`);
+    });
+    return { mailHost, sendingAddresses: list };
+  }
+  const agentHost = vnode.address.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+  const listen = (vnode.mailListen ?? []).filter((a) => isIP(a) !== 0 && a !== "0.0.0.0" && a !== "::");
+  return { mailHost, sendingAddresses: listen.length > 0 ? listen : isIP(agentHost) !== 0 ? [agentHost] : [] };
+}
+
+/** `override`: policy flags of this run, checked and laid over the stored policy. */
+export async function planDomainRecords(em: SqlEntityManager, domain: VMailDomain, identity: VnodeMailIdentity, override: MailDnsPolicyInput = {}): Promise<ExpectedRecord[]> {
+  const stored = await em.fork().findOne(MailDnsPolicy, { domainId: domain.id });
+  const keys = await listDkimKeys(em, domain.id);
+  const base: MailDnsPolicyInput = stored ? { spf: stored.spf ?? null, dmarcPolicy: stored.dmarcPolicy ?? null, dmarcRua: stored.dmarcRua ?? null, mtaSts: stored.mtaSts, tlsRptRua: stored.tlsRptRua ?? null } : {};
+  return domainRecords({
+    domain: domain.domain,
+    mailHost: identity.mailHost,
+    policy: policyValues({ ...base, ...checkPolicy(override) }),
+    dkim: keys,
+  });
+}
+
+/** The policy flags given (absent ones left out), each checked; names the flag on refusal. */
+export function checkPolicy(input: MailDnsPolicyInput): MailDnsPolicyInput {
+  const changes: MailDnsPolicyInput = {};
+  if (input.spf != null) changes.spf = parseSpf(input.spf);
+  if (input.dmarcPolicy != null) changes.dmarcPolicy = parseDmarcPolicy(input.dmarcPolicy);
+  if (input.dmarcRua != null) changes.dmarcRua = parseRua(input.dmarcRua, "rua");
+  if (input.mtaSts !== undefined) changes.mtaSts = input.mtaSts;
+  if (input.tlsRptRua != null) changes.tlsRptRua = parseRua(input.tlsRptRua, "tls-rpt");
+  return changes;
+}
+
+export function planVnodeRecords(identity: VnodeMailIdentity): ExpectedRecord[] {
+  return hostRecords(identity.mailHost, identity.sendingAddresses);
+}
+
+/** Checks the flags given and stores them as the domain's policy (absent flags keep their value). */
+export async function saveDnsPolicy(em: SqlEntityManager, domainId: number, input: MailDnsPolicyInput): Promise<boolean> {
+  const changes = checkPolicy(input);
+  if (Object.keys(changes).length === 0) return false;
+  const fork = em.fork();
+  const row = await fork.findOne(MailDnsPolicy, { domainId });
+  if (row) fork.assign(row, changes);
+  else fork.create(MailDnsPolicy, { domainId, mtaSts: false, ...changes });
+  await fork.flush();
+  return true;
+}
