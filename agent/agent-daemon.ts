@@ -17,6 +17,11 @@ import { createVnodePaths } from "./paths.ts";
 import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
 import type { InitKind } from "./sc/service-control.ts";
 import { adaptMailHost } from "./server/mail-host-adapter.ts";
+import { serializeApplies } from "./server/serialized-mail-host.ts";
+import { createMailHealth } from "./health/mail-health.ts";
+import { createRspamdPaths } from "./rspamd/paths.ts";
+import { createClamavPaths } from "./clamav/paths.ts";
+import { registerMailMetrics } from "./metrics/mail-metrics.ts";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -31,6 +36,8 @@ export interface AgentMailOptions {
   authPenalty?: boolean;
   /** Rspamd/ClamAV tuning (offline vnodes, tests). */
   filter?: FilterOptions;
+  /** How often mailbox usage is rescanned on disk (default 30 s). */
+  usageIntervalMs?: number;
 }
 
 export interface AgentDaemonOptions {
@@ -54,7 +61,15 @@ async function createMailPort(options: AgentMailOptions): Promise<{ port: MailHo
     ...(options.authPenalty === false ? { authPenalty: false } : {}),
     ...(options.filter ? { filter: options.filter } : {}),
   });
-  return { port: adaptMailHost(host, sc), close: () => host.close() };
+  const health = createMailHealth({
+    paths,
+    clamavDbDir: createClamavPaths(options.root).dbDir,
+    rspamdControllerSocket: createRspamdPaths(options.root).controllerSocket,
+    ...(options.usageIntervalMs !== undefined ? { usageIntervalMs: options.usageIntervalMs } : {}),
+  });
+  const port = serializeApplies(adaptMailHost(host, sc, undefined, health));
+  await port.resume();
+  return { port, close: () => host.close() };
 }
 
 export interface AgentDaemon {
@@ -73,6 +88,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
   const mail = options.mail ? await createMailPort(options.mail) : undefined;
   const mailHost = options.mailHost ?? mail?.port;
+  if (mailHost) registerMailMetrics(metrics.registry, mailHost);
   const server = await startAgentServer({
     vnode,
     version: AGENT_VERSION,

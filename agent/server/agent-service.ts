@@ -5,6 +5,7 @@ import type { ServerWritableStream, UntypedServiceImplementation } from "@grpc/g
 import {
   ApplyResponseSchema,
   GetInfoResponseSchema,
+  GetMailboxUsageResponseSchema,
   GetStateResponseSchema,
   HealthReportSchema,
   PingResponseSchema,
@@ -15,7 +16,11 @@ import type {
   ApplyResponse,
   ApplyStateRequest,
   GetInfoRequest,
+  GetMailboxUsageRequest,
+  GetMailboxUsageResponse,
   GetStateRequest,
+  RunSmtpTestRequest,
+  RunSmtpTestResponse,
   HealthReport,
   PingRequest,
   PingResponse,
@@ -29,6 +34,8 @@ import { authorizeController } from "./authorize.ts";
 import { errorToGrpc, unaryCommand } from "./command-call.ts";
 import type { CommandDeps } from "./command-call.ts";
 import type { MailHostPort } from "./mail-port.ts";
+import { toMailbox } from "../health/mail-health.ts";
+import { handleSmtpTest } from "../smtp-test/smtp-test-request.ts";
 
 export interface AgentServiceOptions extends CommandDeps {
   vnode: string;
@@ -60,6 +67,7 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
       services,
       stateDigest: options.mailHost ? await options.mailHost.digest() : "",
       drift: drift.length > 0,
+      ...(options.mailHost?.health ? { mail: await options.mailHost.health() } : {}),
     });
   };
 
@@ -134,6 +142,25 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
           stateDigest: mailHost ? await mailHost.digest() : "",
           drift: mailHost ? await mailHost.drift() : [],
         });
+      },
+    }),
+    getMailboxUsage: unaryCommand<GetMailboxUsageRequest, GetMailboxUsageResponse>(options, {
+      name: "GetMailboxUsage",
+      metaRequired: false,
+      async handle() {
+        const usage = options.mailHost?.mailboxUsage;
+        if (!usage) throw new NetservaError("failed_precondition", "this agent runs without a mail host (--no-mail): no mailboxes");
+        const rows = await usage();
+        return create(GetMailboxUsageResponseSchema, { collectedUnixMs: BigInt(Date.now()), mailboxes: rows.map(toMailbox) });
+      },
+    }),
+    runSmtpTest: unaryCommand<RunSmtpTestRequest, RunSmtpTestResponse>(options, {
+      name: "RunSmtpTest",
+      metaRequired: false,
+      async handle(request, context) {
+        const response = await handleSmtpTest(request, options.vnode);
+        context.log.info("smtp test", { host: request.host, port: request.port, ok: response.ok, failed_step: response.steps.find((s) => !s.ok)?.name });
+        return response;
       },
     }),
     updateRevocations: unaryCommand<UpdateRevocationsRequest, ReturnType<typeof create<typeof UpdateRevocationsResponseSchema>>>(options, {

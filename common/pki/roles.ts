@@ -3,7 +3,8 @@
 // never from a hostname or a field the requester chose.
 import { invalid } from "../errors.ts";
 
-export const PKI_ROLES = ["controller", "agent"] as const;
+// monitor: read-only scrapers (Prometheus); accepted by /metrics only, never by AgentService.
+export const PKI_ROLES = ["controller", "agent", "monitor"] as const;
 export type PkiRole = (typeof PKI_ROLES)[number];
 
 export const ROLE_URI_SCHEME = "netserva-mail:";

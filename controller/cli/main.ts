@@ -14,6 +14,9 @@ import { registerStatus } from "./commands/status.ts";
 import { registerServe } from "./commands/serve.ts";
 import { registerAgent } from "./commands/agent.ts";
 import { registerMailCommands, mailCommandNames } from "./commands/mail-registry.ts";
+import { registerMailStatus } from "./commands/mail-status.ts";
+import { registerMailTestSmtp } from "./commands/mail-test-smtp.ts";
+import { registerCert } from "./commands/cert.ts";
 import { registerDnsCommands } from "./commands/dns/index.ts";
 
 /** Commands that never go through a running daemon. */
@@ -34,6 +37,9 @@ function buildProgram(ctx: CliContext): Command {
   registerServe(program, ctx, runCommand);
   registerAgent(program, ctx);
   registerMailCommands(program, ctx);
+  registerMailStatus(program, ctx);
+  registerMailTestSmtp(program, ctx);
+  registerCert(program, ctx);
   registerDnsCommands(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;

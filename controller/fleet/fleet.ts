@@ -8,13 +8,16 @@ import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts
 import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
-import { VMailService, Vnode } from "../db/entities/index.ts";
+import { Vnode } from "../db/entities/index.ts";
 import { revokedSerials } from "../pki/certificate-records.ts";
 import { createVnodeLink } from "./vnode-link.ts";
 import { sendFullState } from "./apply-to-vnode.ts";
 import type { CompileContext } from "../compiler/compile-state.ts";
 import { audited } from "../audit/audit.ts";
 import type { VnodeLink } from "./vnode-link.ts";
+import { createHealthWriter } from "../health/save-health.ts";
+import type { HistoryPolicy } from "../health/health-history.ts";
+import { syncMailboxUsage } from "../health/mailbox-usage-sync.ts";
 
 export interface FleetOptions {
   db: Database;
@@ -27,6 +30,10 @@ export interface FleetOptions {
   compile?: CompileContext;
   staleAfterMs?: number;
   refreshMs?: number;
+  /** Mail health history sampling (default one sample a minute, kept a day). */
+  historyPolicy?: HistoryPolicy;
+  /** How often each vnode's full mailbox usage list is fetched (default 5 min; 0 = never). */
+  usageSyncMs?: number;
 }
 
 export interface Fleet {
@@ -41,17 +48,18 @@ export function startFleet(options: FleetOptions): Fleet {
   let revokedKey = "";
   let closed = false;
 
+  const health = createHealthWriter(options.historyPolicy);
+  const usageSyncedAt = new Map<number, number>();
   const saveReport = async (vnodeId: number, report: HealthReport): Promise<void> => {
-    const em = options.db.em();
-    await em.nativeUpdate(Vnode, { id: vnodeId }, {
-      lastHealthAt: new Date(Number(report.timeUnixMs)),
-      lastSeenAt: new Date(),
-      agentVersion: report.agentVersion,
-      appliedGeneration: Number(report.appliedGeneration),
-    });
-    for (const service of report.services) {
-      await em.upsert(VMailService, { vnodeId, service: service.name, state: service.state, version: service.version, detail: service.detail, updatedAt: new Date() }, { onConflictFields: ["vnodeId", "service"] });
-    }
+    await health.save(options.db.em(), vnodeId, report);
+  };
+  /** The whole mailbox usage list now and then (the report carries only the top mailboxes). */
+  const maybeSyncUsage = async (vnodeId: number, link: VnodeLink): Promise<void> => {
+    const every = options.usageSyncMs ?? 300_000;
+    const last = usageSyncedAt.get(vnodeId);
+    if (every <= 0 || (last !== undefined && Date.now() - last < every)) return;
+    usageSyncedAt.set(vnodeId, Date.now());
+    await syncMailboxUsage(options.db.em(), link.client, vnodeId);
   };
 
   const reconciling = new Map<string, number>();
@@ -115,6 +123,7 @@ export function startFleet(options: FleetOptions): Fleet {
         onReport: (report) => {
           saveReport(vnode.id, report)
             .then(() => maybeReconcile(vnode.id, report, link))
+            .then(() => (report.mail ? maybeSyncUsage(vnode.id, link) : undefined))
             .catch((error: unknown) => log.warn("saving health failed", { error: String(error) }));
         },
         onDown: () => {

@@ -187,7 +187,7 @@ describe("issueCertificate", () => {
   });
 
   it("refuses bad role, identity, names and lifetimes", () => {
-    expectInvalid(() => issue({ role: "monitor" as "agent" }), "role");
+    expectInvalid(() => issue({ role: "operator" as "agent" }), "role");
     for (const identity of ["", "MX1", "mx 1", "-mx", "mx1/../ctl", "a".repeat(64), "mx1."]) {
       expectInvalid(() => issue({ identity }), "identity");
     }

@@ -35,7 +35,8 @@ export function registerAgent(program: Command, ctx: CliContext): void {
     .option("--filter-offline", "no resolver on this vnode: turn off Rspamd's DNS-bound modules and greylisting")
     .option("--filter-cache <dir>", "shared Rspamd hyperscan cache (saves ~10 s per cold start)")
     .option("--clamav-test-signatures", "tests and demos only: an EICAR-only ClamAV database (no signature download)")
-    .action(async (options: { home: string; listen: string; metricsListen?: string; mail?: boolean; root?: string; mailListen?: string; init?: string; authPenalty: boolean; filterOffline?: boolean; filterCache?: string; clamavTestSignatures?: boolean }) => {
+    .option("--usage-interval <ms>", "how often mailbox usage is rescanned on disk (default 30000)")
+    .action(async (options: { home: string; listen: string; metricsListen?: string; mail?: boolean; root?: string; mailListen?: string; init?: string; authPenalty: boolean; filterOffline?: boolean; filterCache?: string; clamavTestSignatures?: boolean; usageInterval?: string }) => {
       const { startAgentDaemon } = await import("../../../agent/agent-daemon.ts");
       const log = createLogger({ fields: { component: "agent" } });
       if (options.init !== undefined && !["systemd", "openrc", "direct"].includes(options.init)) throw invalid("init", "must be systemd, openrc or direct");
@@ -46,6 +47,7 @@ export function registerAgent(program: Command, ctx: CliContext): void {
               ...(options.mailListen ? { listen: options.mailListen.split(",").map((a) => a.trim()) } : {}),
               ...(options.init ? { initKind: options.init as "systemd" | "openrc" | "direct" } : {}),
               ...(options.authPenalty === false ? { authPenalty: false } : {}),
+              ...(options.usageInterval ? { usageIntervalMs: Math.max(1000, Number(options.usageInterval) || 30_000) } : {}),
               filter: {
                 ...(options.filterOffline ? { disableNetworkModules: true, greylist: false as const } : {}),
                 ...(options.filterCache ? { hsCacheDir: options.filterCache } : {}),

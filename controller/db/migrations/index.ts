@@ -3,6 +3,7 @@ import { Migration0001Foundation } from "./0001-foundation.ts";
 import { Migration0002MailData } from "./0002-mail-data.ts";
 import { Migration0003VnodeMailSettings } from "./0003-vnode-mail-settings.ts";
 import { Migration0004Dkim } from "./0004-dkim.ts";
+import { Migration0005HealthHistory } from "./0005-health-history.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -10,4 +11,5 @@ export const allMigrations: MigrationObject[] = [
   { name: "0002-mail-data", class: Migration0002MailData },
   { name: "0003-vnode-mail-settings", class: Migration0003VnodeMailSettings },
   { name: "0004-dkim", class: Migration0004Dkim },
+  { name: "0005-health-history", class: Migration0005HealthHistory },
 ];

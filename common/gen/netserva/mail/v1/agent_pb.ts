@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file netserva/mail/v1/agent.proto.
  */
 export const file_netserva_mail_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL2FnZW50LnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIksKC1BpbmdSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEg8KB3BheWxvYWQYAiABKAwiYQoMUGluZ1Jlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIaChJhZ2VudF90aW1lX3VuaXhfbXMYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgiPQoOR2V0SW5mb1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiPgoKRGFlbW9uSW5mbxIMCgRuYW1lGAEgASgJEhEKCWluc3RhbGxlZBgCIAEoCBIPCgd2ZXJzaW9uGAMgASgJItwBCg9HZXRJbmZvUmVzcG9uc2USDQoFdm5vZGUYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCgoCb3MYAyABKAkSEwoLaW5pdF9zeXN0ZW0YBCABKAkSFQoNYWdlbnRfdmVyc2lvbhgFIAEoCRItCgdkYWVtb25zGAYgAygLMhwubmV0c2VydmEubWFpbC52MS5EYWVtb25JbmZvEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgHIAEoBBIlCh1jZXJ0aWZpY2F0ZV9ub3RfYWZ0ZXJfdW5peF9tcxgIIAEoAyIpChJXYXRjaEhlYWx0aFJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0iTQoNU2VydmljZUhlYWx0aBIMCgRuYW1lGAEgASgJEg0KBXN0YXRlGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSDgoGZGV0YWlsGAQgASgJIv0BCgxIZWFsdGhSZXBvcnQSDQoFdm5vZGUYASABKAkSFAoMdGltZV91bml4X21zGAIgASgDEhUKDWFnZW50X3ZlcnNpb24YAyABKAkSGgoSYXBwbGllZF9nZW5lcmF0aW9uGAQgASgEEiUKHWNlcnRpZmljYXRlX25vdF9hZnRlcl91bml4X21zGAUgASgDEhYKDnVwdGltZV9zZWNvbmRzGAYgASgBEjEKCHNlcnZpY2VzGAcgAygLMh8ubmV0c2VydmEubWFpbC52MS5TZXJ2aWNlSGVhbHRoEhQKDHN0YXRlX2RpZ2VzdBgIIAEoCRINCgVkcmlmdBgJIAEoCCKAAQoRQXBwbHlTdGF0ZVJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESLQoFc3RhdGUYAiABKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLkRlc2lyZWRTdGF0ZRIPCgdkcnlfcnVuGAMgASgIIpwBChNBcHBseUNoYW5nZXNSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEhcKD2Jhc2VfZ2VuZXJhdGlvbhgCIAEoBBIuCgdjaGFuZ2VzGAMgAygLMh0ubmV0c2VydmEubWFpbC52MS5TdGF0ZUNoYW5nZRIPCgdkcnlfcnVuGAQgASgIIqABCg1BcHBseVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSGgoSYXBwbGllZF9nZW5lcmF0aW9uGAIgASgEEhQKDHN0YXRlX2RpZ2VzdBgDIAEoCRIPCgdjaGFuZ2VkGAQgASgIEgwKBGRpZmYYBSADKAkSEAoIcmVwbGF5ZWQYBiABKAgSGAoQbmVlZHNfZnVsbF9zdGF0ZRgHIAEoCCI+Cg9HZXRTdGF0ZVJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiUwoQR2V0U3RhdGVSZXNwb25zZRIaChJhcHBsaWVkX2dlbmVyYXRpb24YASABKAQSFAoMc3RhdGVfZGlnZXN0GAIgASgJEg0KBWRyaWZ0GAMgAygJImAKGFVwZGF0ZVJldm9jYXRpb25zUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRIXCg9yZXZva2VkX3NlcmlhbHMYAiADKAkiKgoZVXBkYXRlUmV2b2NhdGlvbnNSZXNwb25zZRINCgVjb3VudBgBIAEoDTLpBAoMQWdlbnRTZXJ2aWNlEkUKBFBpbmcSHS5uZXRzZXJ2YS5tYWlsLnYxLlBpbmdSZXF1ZXN0Gh4ubmV0c2VydmEubWFpbC52MS5QaW5nUmVzcG9uc2USTgoHR2V0SW5mbxIgLm5ldHNlcnZhLm1haWwudjEuR2V0SW5mb1JlcXVlc3QaIS5uZXRzZXJ2YS5tYWlsLnYxLkdldEluZm9SZXNwb25zZRJVCgtXYXRjaEhlYWx0aBIkLm5ldHNlcnZhLm1haWwudjEuV2F0Y2hIZWFsdGhSZXF1ZXN0Gh4ubmV0c2VydmEubWFpbC52MS5IZWFsdGhSZXBvcnQwARJSCgpBcHBseVN0YXRlEiMubmV0c2VydmEubWFpbC52MS5BcHBseVN0YXRlUmVxdWVzdBofLm5ldHNlcnZhLm1haWwudjEuQXBwbHlSZXNwb25zZRJWCgxBcHBseUNoYW5nZXMSJS5uZXRzZXJ2YS5tYWlsLnYxLkFwcGx5Q2hhbmdlc1JlcXVlc3QaHy5uZXRzZXJ2YS5tYWlsLnYxLkFwcGx5UmVzcG9uc2USUQoIR2V0U3RhdGUSIS5uZXRzZXJ2YS5tYWlsLnYxLkdldFN0YXRlUmVxdWVzdBoiLm5ldHNlcnZhLm1haWwudjEuR2V0U3RhdGVSZXNwb25zZRJsChFVcGRhdGVSZXZvY2F0aW9ucxIqLm5ldHNlcnZhLm1haWwudjEuVXBkYXRlUmV2b2NhdGlvbnNSZXF1ZXN0GisubmV0c2VydmEubWFpbC52MS5VcGRhdGVSZXZvY2F0aW9uc1Jlc3BvbnNlYgZwcm90bzM", [file_netserva_mail_v1_command, file_netserva_mail_v1_state]);
+  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL2FnZW50LnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIksKC1BpbmdSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEg8KB3BheWxvYWQYAiABKAwiYQoMUGluZ1Jlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIaChJhZ2VudF90aW1lX3VuaXhfbXMYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgiPQoOR2V0SW5mb1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiPgoKRGFlbW9uSW5mbxIMCgRuYW1lGAEgASgJEhEKCWluc3RhbGxlZBgCIAEoCBIPCgd2ZXJzaW9uGAMgASgJItwBCg9HZXRJbmZvUmVzcG9uc2USDQoFdm5vZGUYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCgoCb3MYAyABKAkSEwoLaW5pdF9zeXN0ZW0YBCABKAkSFQoNYWdlbnRfdmVyc2lvbhgFIAEoCRItCgdkYWVtb25zGAYgAygLMhwubmV0c2VydmEubWFpbC52MS5EYWVtb25JbmZvEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgHIAEoBBIlCh1jZXJ0aWZpY2F0ZV9ub3RfYWZ0ZXJfdW5peF9tcxgIIAEoAyIpChJXYXRjaEhlYWx0aFJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0iTQoNU2VydmljZUhlYWx0aBIMCgRuYW1lGAEgASgJEg0KBXN0YXRlGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSDgoGZGV0YWlsGAQgASgJIqkCCgxIZWFsdGhSZXBvcnQSDQoFdm5vZGUYASABKAkSFAoMdGltZV91bml4X21zGAIgASgDEhUKDWFnZW50X3ZlcnNpb24YAyABKAkSGgoSYXBwbGllZF9nZW5lcmF0aW9uGAQgASgEEiUKHWNlcnRpZmljYXRlX25vdF9hZnRlcl91bml4X21zGAUgASgDEhYKDnVwdGltZV9zZWNvbmRzGAYgASgBEjEKCHNlcnZpY2VzGAcgAygLMh8ubmV0c2VydmEubWFpbC52MS5TZXJ2aWNlSGVhbHRoEhQKDHN0YXRlX2RpZ2VzdBgIIAEoCRINCgVkcmlmdBgJIAEoCBIqCgRtYWlsGAogASgLMhwubmV0c2VydmEubWFpbC52MS5NYWlsSGVhbHRoIvkCCgpNYWlsSGVhbHRoEhkKEWNvbGxlY3RlZF91bml4X21zGAEgASgDEi0KBXF1ZXVlGAIgASgLMh4ubmV0c2VydmEubWFpbC52MS5Qb3N0Zml4UXVldWUSFQoNZG92ZWNvdF91c2VycxgDIAEoBRIbChNkb3ZlY290X2Nvbm5lY3Rpb25zGAQgASgFEjAKBnJzcGFtZBgFIAEoCzIgLm5ldHNlcnZhLm1haWwudjEuUnNwYW1kQ291bnRlcnMSIQoZY2xhbWF2X3NpZ25hdHVyZXNfdW5peF9tcxgGIAEoAxI1CgpmaWxlc3lzdGVtGAcgASgLMiEubmV0c2VydmEubWFpbC52MS5GaWxlc3lzdGVtVXNhZ2USLQoFcXVvdGEYCCABKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLlF1b3RhU3VtbWFyeRIiChptYWlsX3Rsc19ub3RfYWZ0ZXJfdW5peF9tcxgJIAEoAxIOCgZlcnJvcnMYCiADKAkigwEKDFBvc3RmaXhRdWV1ZRIOCgZhY3RpdmUYASABKA0SEAoIZGVmZXJyZWQYAiABKA0SDAoEaG9sZBgDIAEoDRIQCghpbmNvbWluZxgEIAEoDRIQCghtYWlsZHJvcBgFIAEoDRIfChdvbGRlc3RfZGVmZXJyZWRfc2Vjb25kcxgGIAEoASKJAQoOUnNwYW1kQ291bnRlcnMSEQoJYXZhaWxhYmxlGAEgASgIEg8KB3NjYW5uZWQYAiABKAQSCwoDaGFtGAMgASgEEgwKBHNwYW0YBCABKAQSEAoIcmVqZWN0ZWQYBSABKAQSEgoKZ3JleWxpc3RlZBgGIAEoBBISCgphZGRfaGVhZGVyGAcgASgEImAKD0ZpbGVzeXN0ZW1Vc2FnZRIMCgRwYXRoGAEgASgJEhIKCnNpemVfYnl0ZXMYAiABKAQSEgoKdXNlZF9ieXRlcxgDIAEoBBIXCg9hdmFpbGFibGVfYnl0ZXMYBCABKAQiWgoMTWFpbGJveFVzYWdlEg8KB2FkZHJlc3MYASABKAkSEgoKdXNlZF9ieXRlcxgCIAEoBBITCgtsaW1pdF9ieXRlcxgDIAEoBBIQCghtZXNzYWdlcxgEIAEoBCJXCgtEb21haW5Vc2FnZRIOCgZkb21haW4YASABKAkSEQoJbWFpbGJveGVzGAIgASgNEhIKCnVzZWRfYnl0ZXMYAyABKAQSEQoJbWF4X3JhdGlvGAQgASgBIsYBCgxRdW90YVN1bW1hcnkSEQoJbWFpbGJveGVzGAEgASgNEg8KB292ZXJfODAYAiABKA0SDwoHb3Zlcl85MBgDIAEoDRIQCghvdmVyXzEwMBgEIAEoDRISCgp1c2VkX2J5dGVzGAUgASgEEisKA3RvcBgGIAMoCzIeLm5ldHNlcnZhLm1haWwudjEuTWFpbGJveFVzYWdlEi4KB2RvbWFpbnMYByADKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkRvbWFpblVzYWdlIkUKFkdldE1haWxib3hVc2FnZVJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiZwoXR2V0TWFpbGJveFVzYWdlUmVzcG9uc2USGQoRY29sbGVjdGVkX3VuaXhfbXMYASABKAMSMQoJbWFpbGJveGVzGAIgAygLMh4ubmV0c2VydmEubWFpbC52MS5NYWlsYm94VXNhZ2Ui4gIKElJ1blNtdHBUZXN0UmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRIMCgRob3N0GAIgASgJEgwKBHBvcnQYAyABKA0SEAoIdGxzX21vZGUYBCABKAkSEwoLc2VydmVyX25hbWUYBSABKAkSDgoGY2FfcGVtGAYgASgJEhEKCWF1dGhfdXNlchgHIAEoCRIVCg1hdXRoX3Bhc3N3b3JkGAggASgJEhEKCW1haWxfZnJvbRgJIAEoCRIPCgdyY3B0X3RvGAogASgJEgwKBGhlbG8YCyABKAkSFwoPc3RlcF90aW1lb3V0X21zGAwgASgNEhEKCWltYXBfdXNlchgNIAEoCRIVCg1pbWFwX3Bhc3N3b3JkGA4gASgJEhEKCWltYXBfcG9ydBgPIAEoDRIaChJhcnJpdmFsX3RpbWVvdXRfbXMYECABKA0irAEKDFNtdHBUZXN0U3RlcBIMCgRuYW1lGAEgASgJEgoKAm9rGAIgASgIEgoKAm1zGAMgASgBEg4KBmRldGFpbBgEIAEoCRI4CgVmYWN0cxgFIAMoCzIpLm5ldHNlcnZhLm1haWwudjEuU210cFRlc3RTdGVwLkZhY3RzRW50cnkaLAoKRmFjdHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIocBChNSdW5TbXRwVGVzdFJlc3BvbnNlEgoKAm9rGAEgASgIEi0KBXN0ZXBzGAIgAygLMh4ubmV0c2VydmEubWFpbC52MS5TbXRwVGVzdFN0ZXASDQoFdG9rZW4YAyABKAkSEgoKbWVzc2FnZV9pZBgEIAEoCRISCgpmcm9tX3Zub2RlGAUgASgJIoABChFBcHBseVN0YXRlUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRItCgVzdGF0ZRgCIAEoCzIeLm5ldHNlcnZhLm1haWwudjEuRGVzaXJlZFN0YXRlEg8KB2RyeV9ydW4YAyABKAginAEKE0FwcGx5Q2hhbmdlc1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESFwoPYmFzZV9nZW5lcmF0aW9uGAIgASgEEi4KB2NoYW5nZXMYAyADKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLlN0YXRlQ2hhbmdlEg8KB2RyeV9ydW4YBCABKAgioAEKDUFwcGx5UmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIaChJhcHBsaWVkX2dlbmVyYXRpb24YAiABKAQSFAoMc3RhdGVfZGlnZXN0GAMgASgJEg8KB2NoYW5nZWQYBCABKAgSDAoEZGlmZhgFIAMoCRIQCghyZXBsYXllZBgGIAEoCBIYChBuZWVkc19mdWxsX3N0YXRlGAcgASgIIj4KD0dldFN0YXRlUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YSJTChBHZXRTdGF0ZVJlc3BvbnNlEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgBIAEoBBIUCgxzdGF0ZV9kaWdlc3QYAiABKAkSDQoFZHJpZnQYAyADKAkiYAoYVXBkYXRlUmV2b2NhdGlvbnNSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEhcKD3Jldm9rZWRfc2VyaWFscxgCIAMoCSIqChlVcGRhdGVSZXZvY2F0aW9uc1Jlc3BvbnNlEg0KBWNvdW50GAEgASgNMq0GCgxBZ2VudFNlcnZpY2USRQoEUGluZxIdLm5ldHNlcnZhLm1haWwudjEuUGluZ1JlcXVlc3QaHi5uZXRzZXJ2YS5tYWlsLnYxLlBpbmdSZXNwb25zZRJOCgdHZXRJbmZvEiAubmV0c2VydmEubWFpbC52MS5HZXRJbmZvUmVxdWVzdBohLm5ldHNlcnZhLm1haWwudjEuR2V0SW5mb1Jlc3BvbnNlElUKC1dhdGNoSGVhbHRoEiQubmV0c2VydmEubWFpbC52MS5XYXRjaEhlYWx0aFJlcXVlc3QaHi5uZXRzZXJ2YS5tYWlsLnYxLkhlYWx0aFJlcG9ydDABElIKCkFwcGx5U3RhdGUSIy5uZXRzZXJ2YS5tYWlsLnYxLkFwcGx5U3RhdGVSZXF1ZXN0Gh8ubmV0c2VydmEubWFpbC52MS5BcHBseVJlc3BvbnNlElYKDEFwcGx5Q2hhbmdlcxIlLm5ldHNlcnZhLm1haWwudjEuQXBwbHlDaGFuZ2VzUmVxdWVzdBofLm5ldHNlcnZhLm1haWwudjEuQXBwbHlSZXNwb25zZRJRCghHZXRTdGF0ZRIhLm5ldHNlcnZhLm1haWwudjEuR2V0U3RhdGVSZXF1ZXN0GiIubmV0c2VydmEubWFpbC52MS5HZXRTdGF0ZVJlc3BvbnNlEmwKEVVwZGF0ZVJldm9jYXRpb25zEioubmV0c2VydmEubWFpbC52MS5VcGRhdGVSZXZvY2F0aW9uc1JlcXVlc3QaKy5uZXRzZXJ2YS5tYWlsLnYxLlVwZGF0ZVJldm9jYXRpb25zUmVzcG9uc2USZgoPR2V0TWFpbGJveFVzYWdlEigubmV0c2VydmEubWFpbC52MS5HZXRNYWlsYm94VXNhZ2VSZXF1ZXN0GikubmV0c2VydmEubWFpbC52MS5HZXRNYWlsYm94VXNhZ2VSZXNwb25zZRJaCgtSdW5TbXRwVGVzdBIkLm5ldHNlcnZhLm1haWwudjEuUnVuU210cFRlc3RSZXF1ZXN0GiUubmV0c2VydmEubWFpbC52MS5SdW5TbXRwVGVzdFJlc3BvbnNlYgZwcm90bzM", [file_netserva_mail_v1_command, file_netserva_mail_v1_state]);
 
 /**
  * @generated from message netserva.mail.v1.PingRequest
@@ -277,6 +277,13 @@ export type HealthReport = Message<"netserva.mail.v1.HealthReport"> & {
    * @generated from field: bool drift = 9;
    */
   drift: boolean;
+
+  /**
+   * Mail-specific health; absent on an agent without a mail host.
+   *
+   * @generated from field: netserva.mail.v1.MailHealth mail = 10;
+   */
+  mail?: MailHealth | undefined;
 };
 
 /**
@@ -285,6 +292,550 @@ export type HealthReport = Message<"netserva.mail.v1.HealthReport"> & {
  */
 export const HealthReportSchema: GenMessage<HealthReport> = /*@__PURE__*/
   messageDesc(file_netserva_mail_v1_agent, 7);
+
+/**
+ * Gathered by the agent from the queue directories, doveadm, Rspamd's controller, the ClamAV
+ * database, statfs and the lookup DB; each part cached for a few seconds and bounded by a timeout.
+ *
+ * @generated from message netserva.mail.v1.MailHealth
+ */
+export type MailHealth = Message<"netserva.mail.v1.MailHealth"> & {
+  /**
+   * @generated from field: int64 collected_unix_ms = 1;
+   */
+  collectedUnixMs: bigint;
+
+  /**
+   * @generated from field: netserva.mail.v1.PostfixQueue queue = 2;
+   */
+  queue?: PostfixQueue | undefined;
+
+  /**
+   * Dovecot's logged-in users (distinct) and connections; -1 when unknown.
+   *
+   * @generated from field: int32 dovecot_users = 3;
+   */
+  dovecotUsers: number;
+
+  /**
+   * @generated from field: int32 dovecot_connections = 4;
+   */
+  dovecotConnections: number;
+
+  /**
+   * @generated from field: netserva.mail.v1.RspamdCounters rspamd = 5;
+   */
+  rspamd?: RspamdCounters | undefined;
+
+  /**
+   * Unix ms of the newest ClamAV signature database; 0 when clamd is off or unknown.
+   *
+   * @generated from field: int64 clamav_signatures_unix_ms = 6;
+   */
+  clamavSignaturesUnixMs: bigint;
+
+  /**
+   * @generated from field: netserva.mail.v1.FilesystemUsage filesystem = 7;
+   */
+  filesystem?: FilesystemUsage | undefined;
+
+  /**
+   * @generated from field: netserva.mail.v1.QuotaSummary quota = 8;
+   */
+  quota?: QuotaSummary | undefined;
+
+  /**
+   * Expiry of the certificate Postfix and Dovecot present; 0 when none is installed.
+   *
+   * @generated from field: int64 mail_tls_not_after_unix_ms = 9;
+   */
+  mailTlsNotAfterUnixMs: bigint;
+
+  /**
+   * Collectors that failed or timed out this round, e.g. "dovecot: timeout after 2000 ms".
+   *
+   * @generated from field: repeated string errors = 10;
+   */
+  errors: string[];
+};
+
+/**
+ * Describes the message netserva.mail.v1.MailHealth.
+ * Use `create(MailHealthSchema)` to create a new message.
+ */
+export const MailHealthSchema: GenMessage<MailHealth> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 8);
+
+/**
+ * @generated from message netserva.mail.v1.PostfixQueue
+ */
+export type PostfixQueue = Message<"netserva.mail.v1.PostfixQueue"> & {
+  /**
+   * @generated from field: uint32 active = 1;
+   */
+  active: number;
+
+  /**
+   * @generated from field: uint32 deferred = 2;
+   */
+  deferred: number;
+
+  /**
+   * @generated from field: uint32 hold = 3;
+   */
+  hold: number;
+
+  /**
+   * @generated from field: uint32 incoming = 4;
+   */
+  incoming: number;
+
+  /**
+   * @generated from field: uint32 maildrop = 5;
+   */
+  maildrop: number;
+
+  /**
+   * Age of the oldest deferred message (arrival time), 0 when none is deferred.
+   *
+   * @generated from field: double oldest_deferred_seconds = 6;
+   */
+  oldestDeferredSeconds: number;
+};
+
+/**
+ * Describes the message netserva.mail.v1.PostfixQueue.
+ * Use `create(PostfixQueueSchema)` to create a new message.
+ */
+export const PostfixQueueSchema: GenMessage<PostfixQueue> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 9);
+
+/**
+ * @generated from message netserva.mail.v1.RspamdCounters
+ */
+export type RspamdCounters = Message<"netserva.mail.v1.RspamdCounters"> & {
+  /**
+   * @generated from field: bool available = 1;
+   */
+  available: boolean;
+
+  /**
+   * @generated from field: uint64 scanned = 2;
+   */
+  scanned: bigint;
+
+  /**
+   * @generated from field: uint64 ham = 3;
+   */
+  ham: bigint;
+
+  /**
+   * @generated from field: uint64 spam = 4;
+   */
+  spam: bigint;
+
+  /**
+   * @generated from field: uint64 rejected = 5;
+   */
+  rejected: bigint;
+
+  /**
+   * @generated from field: uint64 greylisted = 6;
+   */
+  greylisted: bigint;
+
+  /**
+   * @generated from field: uint64 add_header = 7;
+   */
+  addHeader: bigint;
+};
+
+/**
+ * Describes the message netserva.mail.v1.RspamdCounters.
+ * Use `create(RspamdCountersSchema)` to create a new message.
+ */
+export const RspamdCountersSchema: GenMessage<RspamdCounters> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 10);
+
+/**
+ * @generated from message netserva.mail.v1.FilesystemUsage
+ */
+export type FilesystemUsage = Message<"netserva.mail.v1.FilesystemUsage"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: uint64 size_bytes = 2;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * @generated from field: uint64 used_bytes = 3;
+   */
+  usedBytes: bigint;
+
+  /**
+   * @generated from field: uint64 available_bytes = 4;
+   */
+  availableBytes: bigint;
+};
+
+/**
+ * Describes the message netserva.mail.v1.FilesystemUsage.
+ * Use `create(FilesystemUsageSchema)` to create a new message.
+ */
+export const FilesystemUsageSchema: GenMessage<FilesystemUsage> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 11);
+
+/**
+ * @generated from message netserva.mail.v1.MailboxUsage
+ */
+export type MailboxUsage = Message<"netserva.mail.v1.MailboxUsage"> & {
+  /**
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * @generated from field: uint64 used_bytes = 2;
+   */
+  usedBytes: bigint;
+
+  /**
+   * 0 = unlimited
+   *
+   * @generated from field: uint64 limit_bytes = 3;
+   */
+  limitBytes: bigint;
+
+  /**
+   * @generated from field: uint64 messages = 4;
+   */
+  messages: bigint;
+};
+
+/**
+ * Describes the message netserva.mail.v1.MailboxUsage.
+ * Use `create(MailboxUsageSchema)` to create a new message.
+ */
+export const MailboxUsageSchema: GenMessage<MailboxUsage> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 12);
+
+/**
+ * @generated from message netserva.mail.v1.DomainUsage
+ */
+export type DomainUsage = Message<"netserva.mail.v1.DomainUsage"> & {
+  /**
+   * @generated from field: string domain = 1;
+   */
+  domain: string;
+
+  /**
+   * @generated from field: uint32 mailboxes = 2;
+   */
+  mailboxes: number;
+
+  /**
+   * @generated from field: uint64 used_bytes = 3;
+   */
+  usedBytes: bigint;
+
+  /**
+   * Highest used/limit ratio among the domain's mailboxes with a limit.
+   *
+   * @generated from field: double max_ratio = 4;
+   */
+  maxRatio: number;
+};
+
+/**
+ * Describes the message netserva.mail.v1.DomainUsage.
+ * Use `create(DomainUsageSchema)` to create a new message.
+ */
+export const DomainUsageSchema: GenMessage<DomainUsage> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 13);
+
+/**
+ * @generated from message netserva.mail.v1.QuotaSummary
+ */
+export type QuotaSummary = Message<"netserva.mail.v1.QuotaSummary"> & {
+  /**
+   * @generated from field: uint32 mailboxes = 1;
+   */
+  mailboxes: number;
+
+  /**
+   * @generated from field: uint32 over_80 = 2;
+   */
+  over80: number;
+
+  /**
+   * @generated from field: uint32 over_90 = 3;
+   */
+  over90: number;
+
+  /**
+   * @generated from field: uint32 over_100 = 4;
+   */
+  over100: number;
+
+  /**
+   * @generated from field: uint64 used_bytes = 5;
+   */
+  usedBytes: bigint;
+
+  /**
+   * The fullest mailboxes by ratio (at most 10).
+   *
+   * @generated from field: repeated netserva.mail.v1.MailboxUsage top = 6;
+   */
+  top: MailboxUsage[];
+
+  /**
+   * Per domain, fullest first (at most 50: metrics label cardinality stays bounded).
+   *
+   * @generated from field: repeated netserva.mail.v1.DomainUsage domains = 7;
+   */
+  domains: DomainUsage[];
+};
+
+/**
+ * Describes the message netserva.mail.v1.QuotaSummary.
+ * Use `create(QuotaSummarySchema)` to create a new message.
+ */
+export const QuotaSummarySchema: GenMessage<QuotaSummary> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 14);
+
+/**
+ * @generated from message netserva.mail.v1.GetMailboxUsageRequest
+ */
+export type GetMailboxUsageRequest = Message<"netserva.mail.v1.GetMailboxUsageRequest"> & {
+  /**
+   * @generated from field: netserva.mail.v1.CommandMeta meta = 1;
+   */
+  meta?: CommandMeta | undefined;
+};
+
+/**
+ * Describes the message netserva.mail.v1.GetMailboxUsageRequest.
+ * Use `create(GetMailboxUsageRequestSchema)` to create a new message.
+ */
+export const GetMailboxUsageRequestSchema: GenMessage<GetMailboxUsageRequest> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 15);
+
+/**
+ * @generated from message netserva.mail.v1.GetMailboxUsageResponse
+ */
+export type GetMailboxUsageResponse = Message<"netserva.mail.v1.GetMailboxUsageResponse"> & {
+  /**
+   * @generated from field: int64 collected_unix_ms = 1;
+   */
+  collectedUnixMs: bigint;
+
+  /**
+   * @generated from field: repeated netserva.mail.v1.MailboxUsage mailboxes = 2;
+   */
+  mailboxes: MailboxUsage[];
+};
+
+/**
+ * Describes the message netserva.mail.v1.GetMailboxUsageResponse.
+ * Use `create(GetMailboxUsageResponseSchema)` to create a new message.
+ */
+export const GetMailboxUsageResponseSchema: GenMessage<GetMailboxUsageResponse> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 16);
+
+/**
+ * @generated from message netserva.mail.v1.RunSmtpTestRequest
+ */
+export type RunSmtpTestRequest = Message<"netserva.mail.v1.RunSmtpTestRequest"> & {
+  /**
+   * @generated from field: netserva.mail.v1.CommandMeta meta = 1;
+   */
+  meta?: CommandMeta | undefined;
+
+  /**
+   * address to connect to
+   *
+   * @generated from field: string host = 2;
+   */
+  host: string;
+
+  /**
+   * 25 | 465 | 587
+   *
+   * @generated from field: uint32 port = 3;
+   */
+  port: number;
+
+  /**
+   * starttls | implicit | none
+   *
+   * @generated from field: string tls_mode = 4;
+   */
+  tlsMode: string;
+
+  /**
+   * name the certificate must match (SNI)
+   *
+   * @generated from field: string server_name = 5;
+   */
+  serverName: string;
+
+  /**
+   * extra trusted CA (the controller's); system CAs are trusted too
+   *
+   * @generated from field: string ca_pem = 6;
+   */
+  caPem: string;
+
+  /**
+   * empty: no AUTH
+   *
+   * @generated from field: string auth_user = 7;
+   */
+  authUser: string;
+
+  /**
+   * @generated from field: string auth_password = 8;
+   */
+  authPassword: string;
+
+  /**
+   * @generated from field: string mail_from = 9;
+   */
+  mailFrom: string;
+
+  /**
+   * @generated from field: string rcpt_to = 10;
+   */
+  rcptTo: string;
+
+  /**
+   * @generated from field: string helo = 11;
+   */
+  helo: string;
+
+  /**
+   * per SMTP step, default 10000
+   *
+   * @generated from field: uint32 step_timeout_ms = 12;
+   */
+  stepTimeoutMs: number;
+
+  /**
+   * IMAP arrival check (empty user: skipped).
+   *
+   * @generated from field: string imap_user = 13;
+   */
+  imapUser: string;
+
+  /**
+   * @generated from field: string imap_password = 14;
+   */
+  imapPassword: string;
+
+  /**
+   * default 993
+   *
+   * @generated from field: uint32 imap_port = 15;
+   */
+  imapPort: number;
+
+  /**
+   * default 30000
+   *
+   * @generated from field: uint32 arrival_timeout_ms = 16;
+   */
+  arrivalTimeoutMs: number;
+};
+
+/**
+ * Describes the message netserva.mail.v1.RunSmtpTestRequest.
+ * Use `create(RunSmtpTestRequestSchema)` to create a new message.
+ */
+export const RunSmtpTestRequestSchema: GenMessage<RunSmtpTestRequest> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 17);
+
+/**
+ * @generated from message netserva.mail.v1.SmtpTestStep
+ */
+export type SmtpTestStep = Message<"netserva.mail.v1.SmtpTestStep"> & {
+  /**
+   * connect | ehlo | tls | auth | mail | rcpt | data | arrival
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: bool ok = 2;
+   */
+  ok: boolean;
+
+  /**
+   * @generated from field: double ms = 3;
+   */
+  ms: number;
+
+  /**
+   * banner, extensions, TLS facts, reply text, or why it failed
+   *
+   * @generated from field: string detail = 4;
+   */
+  detail: string;
+
+  /**
+   * @generated from field: map<string, string> facts = 5;
+   */
+  facts: { [key: string]: string };
+};
+
+/**
+ * Describes the message netserva.mail.v1.SmtpTestStep.
+ * Use `create(SmtpTestStepSchema)` to create a new message.
+ */
+export const SmtpTestStepSchema: GenMessage<SmtpTestStep> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 18);
+
+/**
+ * @generated from message netserva.mail.v1.RunSmtpTestResponse
+ */
+export type RunSmtpTestResponse = Message<"netserva.mail.v1.RunSmtpTestResponse"> & {
+  /**
+   * @generated from field: bool ok = 1;
+   */
+  ok: boolean;
+
+  /**
+   * @generated from field: repeated netserva.mail.v1.SmtpTestStep steps = 2;
+   */
+  steps: SmtpTestStep[];
+
+  /**
+   * @generated from field: string token = 3;
+   */
+  token: string;
+
+  /**
+   * @generated from field: string message_id = 4;
+   */
+  messageId: string;
+
+  /**
+   * @generated from field: string from_vnode = 5;
+   */
+  fromVnode: string;
+};
+
+/**
+ * Describes the message netserva.mail.v1.RunSmtpTestResponse.
+ * Use `create(RunSmtpTestResponseSchema)` to create a new message.
+ */
+export const RunSmtpTestResponseSchema: GenMessage<RunSmtpTestResponse> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 19);
 
 /**
  * @generated from message netserva.mail.v1.ApplyStateRequest
@@ -311,7 +862,7 @@ export type ApplyStateRequest = Message<"netserva.mail.v1.ApplyStateRequest"> & 
  * Use `create(ApplyStateRequestSchema)` to create a new message.
  */
 export const ApplyStateRequestSchema: GenMessage<ApplyStateRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 8);
+  messageDesc(file_netserva_mail_v1_agent, 20);
 
 /**
  * @generated from message netserva.mail.v1.ApplyChangesRequest
@@ -343,7 +894,7 @@ export type ApplyChangesRequest = Message<"netserva.mail.v1.ApplyChangesRequest"
  * Use `create(ApplyChangesRequestSchema)` to create a new message.
  */
 export const ApplyChangesRequestSchema: GenMessage<ApplyChangesRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 9);
+  messageDesc(file_netserva_mail_v1_agent, 21);
 
 /**
  * @generated from message netserva.mail.v1.ApplyResponse
@@ -394,7 +945,7 @@ export type ApplyResponse = Message<"netserva.mail.v1.ApplyResponse"> & {
  * Use `create(ApplyResponseSchema)` to create a new message.
  */
 export const ApplyResponseSchema: GenMessage<ApplyResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 10);
+  messageDesc(file_netserva_mail_v1_agent, 22);
 
 /**
  * @generated from message netserva.mail.v1.GetStateRequest
@@ -411,7 +962,7 @@ export type GetStateRequest = Message<"netserva.mail.v1.GetStateRequest"> & {
  * Use `create(GetStateRequestSchema)` to create a new message.
  */
 export const GetStateRequestSchema: GenMessage<GetStateRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 11);
+  messageDesc(file_netserva_mail_v1_agent, 23);
 
 /**
  * @generated from message netserva.mail.v1.GetStateResponse
@@ -440,7 +991,7 @@ export type GetStateResponse = Message<"netserva.mail.v1.GetStateResponse"> & {
  * Use `create(GetStateResponseSchema)` to create a new message.
  */
 export const GetStateResponseSchema: GenMessage<GetStateResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 12);
+  messageDesc(file_netserva_mail_v1_agent, 24);
 
 /**
  * @generated from message netserva.mail.v1.UpdateRevocationsRequest
@@ -464,7 +1015,7 @@ export type UpdateRevocationsRequest = Message<"netserva.mail.v1.UpdateRevocatio
  * Use `create(UpdateRevocationsRequestSchema)` to create a new message.
  */
 export const UpdateRevocationsRequestSchema: GenMessage<UpdateRevocationsRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 13);
+  messageDesc(file_netserva_mail_v1_agent, 25);
 
 /**
  * @generated from message netserva.mail.v1.UpdateRevocationsResponse
@@ -481,7 +1032,7 @@ export type UpdateRevocationsResponse = Message<"netserva.mail.v1.UpdateRevocati
  * Use `create(UpdateRevocationsResponseSchema)` to create a new message.
  */
 export const UpdateRevocationsResponseSchema: GenMessage<UpdateRevocationsResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 14);
+  messageDesc(file_netserva_mail_v1_agent, 26);
 
 /**
  * Served by the agent on each vnode, over mutual TLS; only controller-role peers may call it.
@@ -558,6 +1109,26 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof UpdateRevocationsRequestSchema;
     output: typeof UpdateRevocationsResponseSchema;
+  },
+  /**
+   * Every mailbox's quota usage (the health report carries only a summary and the top N).
+   *
+   * @generated from rpc netserva.mail.v1.AgentService.GetMailboxUsage
+   */
+  getMailboxUsage: {
+    methodKind: "unary";
+    input: typeof GetMailboxUsageRequestSchema;
+    output: typeof GetMailboxUsageResponseSchema;
+  },
+  /**
+   * An SMTP test run from this vnode against a target (mail:test-smtp --from-vnode).
+   *
+   * @generated from rpc netserva.mail.v1.AgentService.RunSmtpTest
+   */
+  runSmtpTest: {
+    methodKind: "unary";
+    input: typeof RunSmtpTestRequestSchema;
+    output: typeof RunSmtpTestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_netserva_mail_v1_agent, 0);

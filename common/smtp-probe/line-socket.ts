@@ -1,0 +1,111 @@
+// A socket read as protocol lines with a deadline on every wait, for the SMTP and IMAP probes.
+// Failures become NetservaErrors whose message says what happened (refused, timeout, reset), so
+// each step can report why it failed instead of hanging.
+import { connect as tcpConnect, type Socket } from "node:net";
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from "node:tls";
+import { NetservaError } from "../errors.ts";
+
+export interface LineSocket {
+  readonly socket: Socket | TLSSocket;
+  /** Resolves with the next lines once `complete(lines)` says a whole reply is there. */
+  readUntil(complete: (lines: string[]) => boolean, timeoutMs: number, what: string): Promise<string[]>;
+  write(text: string): void;
+  /** Wraps the connection in TLS (STARTTLS); the handshake is bounded by timeoutMs. */
+  upgrade(options: ConnectionOptions, timeoutMs: number): Promise<TLSSocket>;
+  close(): void;
+}
+
+/** Names a socket error the way an operator reads it. */
+export function describeSocketError(error: NodeJS.ErrnoException, where: string): NetservaError {
+  const reason =
+    error.code === "ECONNREFUSED" ? "connection refused"
+    : error.code === "ECONNRESET" ? "connection reset by peer"
+    : error.code === "EHOSTUNREACH" || error.code === "ENETUNREACH" ? "host unreachable"
+    : error.code === "ETIMEDOUT" ? "timed out"
+    : error.message;
+  return new NetservaError("unavailable", `${where}: ${reason}`, { cause: error });
+}
+
+function bounded<T>(timeoutMs: number, what: string, start: (resolve: (v: T) => void, reject: (e: unknown) => void) => () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let cleanup = (): void => undefined;
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new NetservaError("deadline_exceeded", `${what}: timeout after ${timeoutMs} ms`));
+    }, timeoutMs);
+    cleanup = start(
+      (v) => { clearTimeout(timer); cleanup(); resolve(v); },
+      (e) => { clearTimeout(timer); cleanup(); reject(e); },
+    );
+  });
+}
+
+export async function openLineSocket(o: { host: string; port: number; timeoutMs: number; tls?: ConnectionOptions }): Promise<LineSocket> {
+  const where = `${o.host}:${o.port}`;
+  const raw = await bounded<Socket>(o.timeoutMs, `connect to ${where}`, (resolve, reject) => {
+    const s = o.tls ? tlsConnect({ ...o.tls, host: o.host, port: o.port }) : tcpConnect({ host: o.host, port: o.port });
+    const onError = (e: NodeJS.ErrnoException): void => { s.destroy(); reject(describeSocketError(e, `connect to ${where}`)); };
+    s.once(o.tls ? "secureConnect" : "connect", () => resolve(s));
+    s.once("error", onError);
+    return () => s.off("error", onError);
+  });
+  return wrap(raw, where);
+}
+
+function wrap(initial: Socket | TLSSocket, where: string): LineSocket {
+  let socket: Socket | TLSSocket = initial;
+  let buffer = "";
+  let ended: NetservaError | undefined;
+  let wake: (() => void) | undefined;
+  const attach = (s: Socket | TLSSocket): void => {
+    s.setEncoding("latin1");
+    s.on("data", (d: string) => { buffer += d; wake?.(); });
+    s.on("error", (e: NodeJS.ErrnoException) => { ended = describeSocketError(e, where); wake?.(); });
+    s.on("close", () => { ended ??= new NetservaError("unavailable", `${where}: connection closed by the server`); wake?.(); });
+  };
+  attach(socket);
+  return {
+    get socket() { return socket; },
+    readUntil(complete, timeoutMs, what) {
+      return bounded<string[]>(timeoutMs, what, (resolve, reject) => {
+        const check = (): void => {
+          const end = buffer.lastIndexOf("\n");
+          if (end >= 0) {
+            const lines = buffer.slice(0, end).split("\n").map((l) => l.replace(/\r$/, ""));
+            if (complete(lines)) {
+              buffer = buffer.slice(end + 1);
+              resolve(lines);
+              return;
+            }
+          }
+          if (ended) reject(ended);
+        };
+        wake = check;
+        check();
+        return () => { wake = undefined; };
+      });
+    },
+    write(text) {
+      socket.write(text);
+    },
+    async upgrade(options, timeoutMs) {
+      const plain = socket;
+      plain.removeAllListeners("data");
+      plain.removeAllListeners("close");
+      plain.removeAllListeners("error");
+      const secure = await bounded<TLSSocket>(timeoutMs, "TLS handshake", (resolve, reject) => {
+        const s = tlsConnect({ ...options, socket: plain });
+        const onError = (e: NodeJS.ErrnoException): void => reject(describeSocketError(e, "TLS handshake"));
+        s.once("secureConnect", () => resolve(s));
+        s.once("error", onError);
+        return () => s.off("error", onError);
+      });
+      socket = secure;
+      attach(secure);
+      return secure;
+    },
+    close() {
+      socket.destroy();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+// Health reports into the database on a fresh schema: mail_services rows per daemon plus the
+// agent row, vnodes.fs_capacity_bytes, top-mailbox usage into mail_vboxes.usage, and a history
+// that is sampled (not every report) and pruned by age.
+import { describe, expect, it } from "vitest";
+import { create } from "@bufbuild/protobuf";
+import { openDatabase } from "../../controller/db/open-database.ts";
+import {
+  FilesystemUsageSchema, HealthReportSchema, MailHealthSchema, MailboxUsageSchema, PostfixQueueSchema, QuotaSummarySchema, ServiceHealthSchema,
+} from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import { createHealthWriter } from "../../controller/health/save-health.ts";
+import { recordHealthSample } from "../../controller/health/health-history.ts";
+import { mailStatus } from "../../controller/health/mail-status.ts";
+import { MailHealthSample, VMailService, Vnode } from "../../controller/db/entities/index.ts";
+
+const report = (deferred: number) =>
+  create(HealthReportSchema, {
+    vnode: "a", timeUnixMs: BigInt(Date.now()), agentVersion: "t", appliedGeneration: 3n,
+    services: [create(ServiceHealthSchema, { name: "postfix", state: "active", version: "3.7.11" }), create(ServiceHealthSchema, { name: "dovecot", state: "failed", detail: "not running" })],
+    mail: create(MailHealthSchema, {
+      collectedUnixMs: BigInt(Date.now()),
+      queue: create(PostfixQueueSchema, { deferred, oldestDeferredSeconds: 120 }),
+      dovecotUsers: -1, dovecotConnections: -1,
+      filesystem: create(FilesystemUsageSchema, { path: "/srv", sizeBytes: 1000n, usedBytes: 900n, availableBytes: 100n }),
+      quota: create(QuotaSummarySchema, { mailboxes: 1, over80: 1, over90: 1, top: [create(MailboxUsageSchema, { address: "a@b.test", usedBytes: 95n, limitBytes: 100n })] }),
+    }),
+  });
+
+describe("health into the database", () => {
+  it("stores services, the agent row, fs capacity and a bounded history", async () => {
+    const db = await openDatabase({ dataDir: "memory://" });
+    try {
+      const em = db.em();
+      const v = em.create(Vnode, { name: "a", address: "192.0.2.1:7444", status: "enrolled", generation: 4 });
+      await em.flush();
+      const writer = createHealthWriter({ everyMs: 60_000, keepMs: 3600_000 });
+      await writer.save(db.em(), v.id, report(2));
+      await writer.save(db.em(), v.id, report(3));
+      const rows = await db.em().find(VMailService, { vnodeId: v.id }, { orderBy: { service: "asc" } });
+      expect(rows.map((r) => `${r.service}:${r.state}`)).toEqual(["agent:active", "dovecot:failed", "postfix:active"]);
+      expect(rows.find((r) => r.service === "postfix")?.config).toMatchObject({ queue: { deferred: 3 } });
+      expect((await db.em().findOne(Vnode, { id: v.id }))?.fsCapacityBytes).toBe(1000);
+      // Two reports within a minute: one sample.
+      expect(await db.em().count(MailHealthSample, { vnodeId: v.id })).toBe(1);
+      // Old samples are pruned when a new one is taken.
+      const seen = new Map<number, number>();
+      await recordHealthSample(db.em(), v.id, report(4), seen, { everyMs: 1, keepMs: 1000 }, Date.now() + 10_000);
+      expect(await db.em().count(MailHealthSample, { vnodeId: v.id })).toBe(1);
+      const [view] = await mailStatus(db.em(), { vnode: "a", historySamples: 5 });
+      expect(view?.generationLag).toBe(1);
+      expect(view?.problems.join("\n")).toMatch(/generation lags: applied 3 of 4/);
+      expect(view?.problems.join("\n")).toMatch(/dovecot failed/);
+      expect(view?.problems.join("\n")).toMatch(/mail filesystem 90% full/);
+      expect(view?.history).toHaveLength(1);
+    } finally {
+      await db.close();
+    }
+  });
+});
