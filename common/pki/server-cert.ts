@@ -19,6 +19,8 @@ export interface ServerCertificateOptions {
   validSeconds: number;
   /** Reuse a key; otherwise a fresh RSA 2048 key is made. */
   keyPem?: string;
+  /** Explicit start instead of now (tests pass a past one to make an already expired certificate). */
+  notBefore?: Date;
 }
 
 export interface ServerCertificate {
@@ -33,7 +35,7 @@ export async function issueServerCertificate(options: ServerCertificateOptions):
   const keyPem = options.keyPem ?? (await generateRsaKeyPem(2048));
   const key = readPrivateKey(keyPem, "keyPem");
   const ca = readCa(options.caKeyPem, options.caCertPem);
-  const validity = computeValidity({ validSeconds: options.validSeconds, now: new Date() });
+  const validity = computeValidity({ validSeconds: options.validSeconds, notBefore: options.notBefore, now: new Date() });
   if (validity.notAfter > ca.cert.validity.notAfter) validity.notAfter = ca.cert.validity.notAfter;
   const cert = forge.pki.createCertificate();
   cert.version = 2;

@@ -39,7 +39,13 @@ export async function until<T>(probe: () => Promise<T | undefined>, ms: number, 
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
-export async function startMailFleet(names: string[], tag: string): Promise<MailFleet> {
+export interface MailFleetOptions {
+  /** Runs after a vnode's namespace exists and before its agent (and so its daemons) starts: e.g.
+   * writing /etc/netns/<ns>/resolv.conf, which `ip netns exec` bind-mounts when the agent starts. */
+  beforeAgent?: (ns: TestNetns, name: string) => Promise<void>;
+}
+
+export async function startMailFleet(names: string[], tag: string, options: MailFleetOptions = {}): Promise<MailFleet> {
   const harness = await startHarness({ healthIntervalMs: 500 });
   const logDir = mkdtempSync(join(tmpdir(), `nsm-${tag}-logs-`));
   const vnodes: FleetVnode[] = [];
@@ -80,6 +86,7 @@ export async function startMailFleet(names: string[], tag: string): Promise<Mail
       const set = await harness.cli(["vnode", "set", name, "--mail-hostname", mailHostname, "--mail-listen", ns.nsAddress]);
       if (set.code !== 0) throw new Error(`vnode set: ${set.err}`);
       const metricsAddress = `${ns.nsAddress}:${METRICS_PORT}`;
+      await options.beforeAgent?.(ns, name);
       const agent = await startAgentProcess({ ns, home, root, port: AGENT_PORT, logDir, extraArgs: ["--metrics-listen", metricsAddress, "--usage-interval", "1000"] });
       const domain = `${name}.test`;
       vnodes.push({ name, domain, mailHostname, ns, root, agent, metricsAddress });

@@ -20,7 +20,7 @@ export interface Pdns {
   readonly url: string;
   readonly apiKey: string;
   readonly dnsPort: number;
-  /** "127.0.0.1:<port>", for NETSERVA_DNS_RESOLVER / node:dns setServers. */
+  /** "127.0.0.1:<port>" (the first DNS address), for NETSERVA_DNS_RESOLVER / node:dns setServers. */
   readonly resolver: string;
   readonly pid: number;
   readonly logFile: string;
@@ -40,19 +40,27 @@ async function until(what: string, ms: number, child: ChildProcess, logFile: str
   throw new Error(`pdns_server: ${what} not ready within ${ms} ms; see ${logFile}`);
 }
 
-export async function startPdns(): Promise<Pdns> {
+export interface PdnsOptions {
+  /** Serve DNS on these addresses and this port instead of a free loopback port (e.g. the host
+   * side of test namespaces' veths on 53, so a namespace's resolv.conf can name it). */
+  dns?: { addresses: readonly string[]; port: number };
+}
+
+export async function startPdns(options: PdnsOptions = {}): Promise<Pdns> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-pdns-"));
   const schema = SCHEMAS.find((s) => existsSync(s)) ?? "";
   const dbFile = join(dir, "pdns.sqlite3");
   const db = new DatabaseSync(dbFile);
   db.exec(readFileSync(schema, "utf8"));
   db.close();
-  const [dnsPort, httpPort] = [await freePort(), await freePort()];
+  const [dnsPort, httpPort] = [options.dns?.port ?? (await freePort()), await freePort()];
+  const dnsAddresses = options.dns?.addresses ?? ["127.0.0.1"];
+  const dnsHost = dnsAddresses[0] ?? "127.0.0.1";
   const apiKey = randomBytes(24).toString("hex");
   writeFileSync(join(dir, "pdns.conf"), [
     "launch=gsqlite3",
     `gsqlite3-database=${dbFile}`,
-    "local-address=127.0.0.1",
+    `local-address=${dnsAddresses.join(",")}`,
     `local-port=${dnsPort}`,
     "api=yes",
     `api-key=${apiKey}`,
@@ -99,7 +107,7 @@ export async function startPdns(): Promise<Pdns> {
     await until("API", 20_000, child, logFile, async () => (await api("GET", "")).status === 200);
     await until("DNS", 20_000, child, logFile, async () => {
       const r = new Resolver({ timeout: 300, tries: 1 });
-      r.setServers([`127.0.0.1:${dnsPort}`]);
+      r.setServers([`${dnsHost}:${dnsPort}`]);
       // Any DNS answer (NXDOMAIN / REFUSED included) means the listener is up; a timeout does not.
       return r.resolveTxt("ready.invalid").then(() => true, (e: { code?: string }) => e.code !== "ETIMEOUT" && e.code !== "ECONNREFUSED");
     });
@@ -111,7 +119,7 @@ export async function startPdns(): Promise<Pdns> {
     url,
     apiKey,
     dnsPort,
-    resolver: `127.0.0.1:${dnsPort}`,
+    resolver: `${dnsHost}:${dnsPort}`,
     pid: child.pid ?? 0,
     logFile,
     api,
