@@ -35,7 +35,8 @@ export async function sendFullState(input: ApplyToVnodeInput): Promise<ApplyResp
 
 export async function applyToVnode(input: ApplyToVnodeInput): Promise<ApplyResponse> {
   let response: ApplyResponse;
-  if (input.changes) {
+  // A big merged change set (bulk import) is cheaper to send as the whole state.
+  if (input.changes && input.changes.list.length <= 5000) {
     const { generation, list } = input.changes;
     const base = input.dryRun ? generation : generation - 1;
     response = await input.client.call(

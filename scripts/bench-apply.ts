@@ -1,0 +1,716 @@
+// Benchmark: how fast a change is live on a vnode, and how much mail the rendered stack moves.
+// 1. addvmail (in-process CLI → controller → agent in its own namespace) → first IMAP login and
+//    first accepted SMTP delivery of the new mailbox, at 100 and at 100,000 mailboxes on the vnode.
+// 2. The same change made the NetServa way: `ssh root@127.0.0.1 bash -s` with a script that
+//    inserts the row with sqlite3, makes the maildir and runs `postfix reload` in the namespace.
+// 3. Messages/s through the rendered Postfix → Rspamd milter → LMTP → Dovecot, side by side with
+//    a hand-rendered "Debian default plus the minimum to deliver" Postfix + Dovecot in a second
+//    namespace. Run by scripts/bench-apply; loopback and its own namespaces only; every wait is
+//    bounded; everything it starts is stopped by PID and removed, also on failure or Ctrl-C.
+import { spawn, spawnSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { DatabaseSync } from "node:sqlite";
+import { parseArgs } from "node:util";
+import { ImapFlow } from "imapflow";
+import { hashPassword } from "../common/password/index.ts";
+import { createVnodePaths } from "../agent/paths.ts";
+import { lookupUser } from "../agent/mail/vmail-user.ts";
+import { freePort, startHarness } from "../test/helpers/controller-harness.ts";
+import type { Harness } from "../test/helpers/controller-harness.ts";
+import { createTestNetns } from "../test/helpers/netns.ts";
+import type { TestNetns } from "../test/helpers/netns.ts";
+import { startAgentProcess } from "../test/helpers/agent-process.ts";
+import type { AgentProcess } from "../test/helpers/agent-process.ts";
+import { canLogin } from "../test/helpers/mail-imap.ts";
+import { buildMessage, HELO, smtpConnect } from "../test/helpers/mail-smtp.ts";
+
+const { values: opts } = parseArgs({
+  options: {
+    samples: { type: "string", default: "30" },
+    "ssh-samples": { type: "string", default: "10" },
+    mailboxes: { type: "string", default: "100000" },
+    messages: { type: "string", default: "500" },
+    concurrency: { type: "string", default: "8" },
+    "no-throughput": { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+  },
+});
+const count = (name: string, v: string | undefined, min: number, max: number): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer ${min}..${max}`);
+  return n;
+};
+const SAMPLES = count("samples", opts.samples, 1, 1000);
+const SSH_SAMPLES = count("ssh-samples", opts["ssh-samples"], 1, 100);
+const BIG = count("mailboxes", opts.mailboxes, 200, 200_000);
+const MESSAGES = count("messages", opts.messages, 1, 10_000);
+const CONCURRENCY = count("concurrency", opts.concurrency, 1, 64);
+const SMALL = 100;
+
+const HOST = "mail.bench.test";
+const DOMAIN = "bench.test";
+const MIN_DOMAIN = "min.test";
+const PASSWORD = "Bench-apply-pass-1";
+const FILTER_CACHE = "/tmp/nsm-filter-hs-cache";
+const POLL_MS = 5;
+/** A change the push could not deliver waits for the reconciler (next health report, 5 s). */
+const SAMPLE_DEADLINE_MS = 60_000;
+const ATTEMPT_MS = 3_000;
+
+// --- small utilities -----------------------------------------------------------------------------
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const log = (line: string): void => void process.stderr.write(`bench-apply: ${line}\n`);
+
+async function until<T>(probe: () => Promise<T | undefined> | T | undefined, ms: number, what: string, every = 50): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await sleep(every);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? Number.NaN;
+}
+
+/** Quote one word for the remote bash (the NetServa script is a shell script by nature). */
+const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+type Cleanup = { what: string; run: () => Promise<void> | void };
+const cleanups: Cleanup[] = [];
+const onCleanup = (what: string, run: Cleanup["run"]): void => void cleanups.push({ what, run });
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length) {
+      const c = cleanups.pop() as Cleanup;
+      try {
+        await Promise.race([c.run(), sleep(20_000).then(() => log(`cleanup of ${c.what} timed out`))]);
+      } catch (error) {
+        log(`cleanup of ${c.what} failed: ${(error as Error).message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+  process.once(signal, () => {
+    log(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(code));
+  });
+}
+
+async function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+// --- the vnode ---------------------------------------------------------------------------------
+
+interface Vnode {
+  harness: Harness;
+  ns: TestNetns;
+  root: string;
+  caPem: string;
+  /** The agent process; the daemons it started keep running without it (the vnode owns its mail). */
+  startAgent(): Promise<void>;
+  stopAgent(): Promise<void>;
+  /** Wait until the agent has logged nothing (no apply) for `quietMs`. */
+  agentQuiet(quietMs: number, maxMs: number): Promise<void>;
+}
+
+async function cliOk(harness: Harness, argv: string[], stdin?: string): Promise<string> {
+  const r = await harness.cli(argv, stdin);
+  if (r.code !== 0) throw new Error(`${argv.slice(0, 2).join(" ")} exited ${r.code}: ${r.err.trim()}`);
+  return r.out;
+}
+
+async function vnodeStatus(harness: Harness): Promise<{ generation: number; applied: number; connected: boolean }> {
+  const rows = JSON.parse(await cliOk(harness, ["status", "--json"])) as Array<Record<string, unknown>>;
+  const row = rows.find((r) => r["vnode"] === "vn1");
+  return { generation: Number(row?.["generation"] ?? -1), applied: Number(row?.["appliedGeneration"] ?? -2), connected: row?.["connected"] === true };
+}
+
+async function waitApplied(harness: Harness, ms: number, what: string): Promise<void> {
+  await until(async () => {
+    const s = await vnodeStatus(harness);
+    return s.connected && s.applied === s.generation ? true : undefined;
+  }, ms, what, 100);
+}
+
+/**
+ * Postfix's sqlite maps set no busy timeout: a lookup that meets a writer's lock fails and that
+ * smtpd process dies (fatal; the client is dropped). How often it has happened on the vnode.
+ */
+function smtpdLockDeaths(root: string): number {
+  const file = createVnodePaths(root).postfixLog;
+  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l.includes("fatal: dict_sqlite_lookup")).length : 0;
+}
+
+function lookupCount(root: string): number {
+  const db = new DatabaseSync(createVnodePaths(root).lookupDb, { readOnly: true });
+  try {
+    db.exec("PRAGMA busy_timeout=5000");
+    return Number((db.prepare("SELECT count(*) AS n FROM vmails").get() as { n: number }).n);
+  } finally {
+    db.close();
+  }
+}
+
+async function startVnode(workDir: string): Promise<Vnode> {
+  // The production default health interval (serve --health-interval 5000).
+  const harness = await startHarness({ healthIntervalMs: 5000 });
+  onCleanup("controller", () => harness.close());
+  const caPem = readFileSync(join(harness.home, "ca", "ca.crt"), "utf8");
+  const ns = await createTestNetns("bench");
+  onCleanup(`namespace ${ns.name}`, () => ns.destroy());
+  const root = join(workDir, "vnode");
+  mkdirSync(root, { mode: 0o755 });
+  chmodSync(workDir, 0o755);
+  const port = 7444;
+  const token = (await cliOk(harness, ["vnode", "add", "vn1", "--address", `${ns.nsAddress}:${port}`])).trim().split("\n").pop() ?? "";
+  const agentHome = join(harness.dir, "agent-vn1");
+  await cliOk(harness, ["agent", "enroll", "--controller", harness.controllerAddress, "--token", token, "--home", agentHome]);
+  await cliOk(harness, ["vnode", "set", "vn1", "--mail-hostname", HOST, "--mail-listen", ns.nsAddress]);
+  const logDir = join(workDir, "logs");
+  mkdirSync(logDir);
+  let agent: AgentProcess | undefined;
+  const startAgent = async (): Promise<void> => {
+    agent = await startAgentProcess({ ns, home: agentHome, root, port, logDir, extraArgs: ["--filter-offline", "--filter-cache", FILTER_CACHE] });
+  };
+  const stopAgent = async (): Promise<void> => {
+    await agent?.stop();
+    agent = undefined;
+  };
+  // The agent goes before the namespace (whose destruction SIGKILLs the daemons left in it).
+  onCleanup("agent", stopAgent);
+  await startAgent();
+  await waitApplied(harness, 90_000, "the reconciler to apply the first state");
+  await cliOk(harness, ["addvmaildomain", "vn1", DOMAIN, "--skip-dns-check"]);
+  const agentQuiet = async (quietMs: number, maxMs: number): Promise<void> => {
+    let size = -1;
+    let since = Date.now();
+    await until(() => {
+      const now = agent ? statSync(agent.logFile).size : -1;
+      if (now !== size) {
+        size = now;
+        since = Date.now();
+      }
+      return Date.now() - since >= quietMs ? true : undefined;
+    }, maxMs, "the agent to be idle", 100);
+  };
+  return { harness, ns, root, caPem, startAgent, stopAgent, agentQuiet };
+}
+
+/** mail:import a JSON file of `n` mailbox rows that share one precomputed hash. */
+async function bulkLoad(v: Vnode, dir: string, prefix: string, n: number, hash: string): Promise<{ importMs: number; liveMs: number; notPushed: number }> {
+  const rows = Array.from({ length: n }, (_, i) => ({ kind: "mailbox", address: `${prefix}${String(i).padStart(6, "0")}@${DOMAIN}`, passwordHash: hash }));
+  const file = join(dir, `${prefix}import.json`);
+  writeFileSync(file, JSON.stringify({ version: 1, vnode: "vn1", rows }));
+  const expected = lookupCount(v.root) + n;
+  const t0 = performance.now();
+  const r = await v.harness.cli(["mail:import", file]); // default --batch 500: one push per batch
+  if (r.code !== 0) throw new Error(`mail:import exited ${r.code}: ${r.err.trim().slice(0, 500)}`);
+  const importMs = performance.now() - t0;
+  const notPushed = r.err.split("\n").filter((l) => l.includes("not pushed")).length;
+  if (notPushed) log(`mail:import: ${notPushed} batch pushes not delivered, e.g. ${r.err.split("\n").find((l) => l.includes("not pushed"))?.slice(0, 300) ?? ""}`);
+  // Live = every row in the vnode's sysadm.db, the vnode at its generation, and the agent idle
+  // (no apply logged for two seconds), so the samples that follow do not meet a reconcile.
+  await until(async () => {
+    if (lookupCount(v.root) < expected) return undefined;
+    const st = await vnodeStatus(v.harness);
+    return st.connected && st.applied === st.generation ? true : undefined;
+  }, 300_000, `${expected} mailboxes live on the vnode`, 200);
+  const liveMs = performance.now() - t0;
+  await v.agentQuiet(2000, 300_000);
+  rmSync(file);
+  return { importMs, liveMs, notPushed };
+}
+
+// --- probes ----------------------------------------------------------------------------------------
+
+function imapClient(v: Vnode, user: string): ImapFlow {
+  return new ImapFlow({ host: v.ns.nsAddress, port: 993, secure: true, auth: { user, pass: PASSWORD }, tls: { ca: v.caPem, servername: HOST }, logger: false,
+    connectionTimeout: ATTEMPT_MS, greetingTimeout: ATTEMPT_MS, socketTimeout: 10_000 });
+}
+
+/** One attempt, false after ATTEMPT_MS (a server that drops the connection mid-reply must not stall the poll). */
+function attempt(ok: () => Promise<boolean>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    ok().catch(() => false),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ATTEMPT_MS))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Polls every POLL_MS from `t0` until `ok()` succeeds; the time from t0 to the success. */
+async function pollFrom(t0: number, ok: () => Promise<boolean>, what: string): Promise<number> {
+  const deadline = t0 + SAMPLE_DEADLINE_MS;
+  while (performance.now() < deadline) {
+    if (await attempt(ok)) return performance.now() - t0;
+    await sleep(POLL_MS);
+  }
+  throw new Error(`no ${what} within ${SAMPLE_DEADLINE_MS} ms`);
+}
+
+/**
+ * One SMTP transaction on :25 (EHLO, MAIL, RCPT, DATA): true when DATA is accepted. Unlike the
+ * test helper it gives up as soon as the server closes the connection (an smtpd that dies on
+ * a failed lookup), so a dropped session costs the poll nothing extra.
+ */
+function smtpAccepted(host: string, to: string): Promise<boolean> {
+  const msg = buildMessage({ from: "probe@sender.test", to, subject: "bench-apply probe", body: "probe" });
+  const script: Array<[string | undefined, number]> = [
+    [undefined, 220], [`EHLO ${HELO}`, 250], ["MAIL FROM:<probe@sender.test>", 250], [`RCPT TO:<${to}>`, 250], ["DATA", 354], [`${msg.data}\r\n.`, 250],
+  ];
+  return new Promise((resolve) => {
+    const sock = connect({ host, port: 25 });
+    let step = 0;
+    let buf = "";
+    const done = (ok: boolean): void => {
+      if (ok) sock.end("QUIT\r\n");
+      else sock.destroy();
+      resolve(ok);
+    };
+    sock.setEncoding("latin1");
+    sock.on("error", () => done(false));
+    sock.on("close", () => done(false));
+    sock.on("data", (d: string) => {
+      buf += d;
+      for (let m = /^(\d{3}) [^\n]*\n/m.exec(buf); m; m = /^(\d{3}) [^\n]*\n/m.exec(buf)) {
+        buf = buf.slice(m.index + m[0].length);
+        if (Number(m[1]) !== script[step]?.[1]) return done(false);
+        step++;
+        if (step === script.length) return done(true);
+        sock.write(`${script[step]?.[0] ?? ""}\r\n`);
+      }
+    });
+  });
+}
+
+interface Sample {
+  /** addvmail said "live on vn1" (pushed at once), not "not pushed" (left to the reconciler). */
+  pushed: boolean;
+  callMs: number;
+  imapMs: number;
+  smtpMs: number;
+}
+
+/** IMAP login and SMTP acceptance, polled side by side from t0. */
+async function probeBoth(v: Vnode, user: string, t0: number): Promise<{ imapMs: number; smtpMs: number }> {
+  const [imapMs, smtpMs] = await Promise.all([
+    pollFrom(t0, () => canLogin(imapClient(v, user)), `IMAP login for ${user}`),
+    pollFrom(t0, () => smtpAccepted(v.ns.nsAddress, user), `SMTP acceptance for ${user}`),
+  ]);
+  return { imapMs, smtpMs };
+}
+
+async function addvmailSamples(v: Vnode, tag: string, n: number): Promise<Sample[]> {
+  const out: Sample[] = [];
+  for (let i = -2; i < n; i++) {
+    const user = `${tag}${i < 0 ? `w${-i}` : i}@${DOMAIN}`;
+    const t0 = performance.now();
+    const r = await v.harness.cli(["addvmail", "vn1", user, "--password-stdin"], `${PASSWORD}\n`);
+    const returned = performance.now();
+    if (r.code !== 0) throw new Error(`addvmail ${user}: exit ${r.code} ${r.out.trim()} ${r.err.trim()}`);
+    const pushed = r.out.includes("live on vn1");
+    if (!pushed) log(`addvmail ${user}: ${r.err.trim()}`);
+    const probe = await probeBoth(v, user, returned);
+    if (i >= 0) out.push({ pushed, callMs: returned - t0, ...probe }); // i < 0: two warm-up samples
+  }
+  return out;
+}
+
+// --- the NetServa way ------------------------------------------------------------------------------
+
+interface Sshd {
+  port: number;
+  key: string;
+}
+
+async function startSshd(dir: string): Promise<Sshd> {
+  const keygen = (file: string): void => {
+    const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file], { stdio: "ignore" });
+    if (r.status !== 0) throw new Error(`ssh-keygen failed for ${file}`);
+  };
+  keygen(join(dir, "host_key"));
+  keygen(join(dir, "client_key"));
+  writeFileSync(join(dir, "authorized_keys"), readFileSync(join(dir, "client_key.pub")));
+  const port = await freePort();
+  writeFileSync(join(dir, "sshd_config"), [
+    "ListenAddress 127.0.0.1",
+    `HostKey ${join(dir, "host_key")}`,
+    "PermitRootLogin prohibit-password",
+    `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+    "StrictModes no",
+    `PidFile ${join(dir, "sshd.pid")}`,
+    "UsePAM no",
+    "PasswordAuthentication no",
+    "",
+  ].join("\n"));
+  const proc = spawn("/usr/sbin/sshd", ["-D", "-f", join(dir, "sshd_config"), "-p", String(port)], { stdio: ["ignore", "ignore", "inherit"] });
+  onCleanup("sshd", () => stopChild(proc));
+  const sshd = { port, key: join(dir, "client_key") };
+  await until(async () => {
+    if (proc.exitCode !== null) throw new Error(`sshd exited ${proc.exitCode}`);
+    return (await sshScript(sshd, "echo pong\n").then((o) => o.trim() === "pong", () => false)) ? true : undefined;
+  }, 10_000, "sshd", 100);
+  return sshd;
+}
+
+function sshScript(s: Sshd, script: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("ssh", ["-p", String(s.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
+      "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-i", s.key, "root@127.0.0.1", "bash", "-s"], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    child.stdout.on("data", (d: Buffer) => void (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => void (err += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`ssh bash -s exited ${code}: ${err.trim()}`));
+    });
+    child.stdin.end(script);
+  });
+}
+
+/** What a NetServa addvmail does over ssh: row into sysadm.db, maildir, postfix reload. */
+function netservaScript(v: Vnode, local: string, hash: string, vmail: { uid: number; gid: number }): string {
+  if (!/^[a-z0-9]{1,32}$/.test(local)) throw new Error(`unsafe local part ${local}`);
+  const paths = createVnodePaths(v.root);
+  const user = `${local}@${DOMAIN}`;
+  const home = paths.mailHome(DOMAIN, local);
+  const sql = `INSERT INTO vmails(hid, user, pass, home, uid, gid, active, quota, sieve, name) `
+    + `SELECT id, '${user}', '${hash}', '${home}', uid, gid, 1, 0, '', '' FROM vhosts WHERE domain = '${DOMAIN}';`;
+  return [
+    "set -euo pipefail",
+    `sqlite3 -cmd '.timeout 5000' ${shq(paths.lookupDb)} ${shq(sql)}`,
+    `install -d -o ${vmail.uid} -g ${vmail.gid} -m 0700 ${shq(home)} ${shq(join(home, "Maildir"))} ${shq(join(home, "Maildir/cur"))} ${shq(join(home, "Maildir/new"))} ${shq(join(home, "Maildir/tmp"))}`,
+    `ip netns exec ${shq(v.ns.name)} postfix -c ${shq(paths.postfixDir)} reload 2>/dev/null`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * A NetServa vnode has no agent: with ours running, the reconciler would see the hand-inserted
+ * row as drift and put the controller's state back within one health interval. So the agent is
+ * stopped for these samples (Postfix and Dovecot keep running: same daemons, files and data)
+ * and started again afterwards, when the reconciler removes the hand-made rows.
+ */
+async function netservaSamples(v: Vnode, sshd: Sshd, tag: string, n: number, hash: string): Promise<Sample[]> {
+  const vmail = lookupUser("vmail");
+  if (!vmail) throw new Error("no vmail user on this machine (the agent creates it)");
+  const rowsBefore = lookupCount(v.root);
+  await v.stopAgent();
+  try {
+    return await netservaRun(v, sshd, tag, n, hash, vmail);
+  } finally {
+    await v.startAgent();
+    await waitApplied(v.harness, 180_000, "the agent to be back");
+    // The reconciler finds the hand-made rows (drift) and puts the controller's state back.
+    await until(() => (lookupCount(v.root) <= rowsBefore ? true : undefined), 180_000, "the reconciler to remove the hand-made rows", 200);
+    await v.agentQuiet(2000, 180_000);
+  }
+}
+
+async function netservaRun(v: Vnode, sshd: Sshd, tag: string, n: number, hash: string, vmail: { uid: number; gid: number }): Promise<Sample[]> {
+  const out: Sample[] = [];
+  for (let i = -1; i < n; i++) {
+    const local = `${tag}${i < 0 ? "w" : i}`;
+    const user = `${local}@${DOMAIN}`;
+    const script = netservaScript(v, local, hash, vmail);
+    const t0 = performance.now();
+    const [callMs, probe] = await Promise.all([sshScript(sshd, script).then(() => performance.now() - t0), probeBoth(v, user, t0)]);
+    if (i >= 0) out.push({ pushed: true, callMs, ...probe });
+  }
+  return out;
+}
+
+// --- throughput ------------------------------------------------------------------------------------
+
+interface Throughput {
+  sent: number;
+  refused: number;
+  delivered: number;
+  smtpMs: number;
+  totalMs: number;
+}
+
+const countFiles = (dir: string): number => (existsSync(dir) ? readdirSync(dir).length : 0);
+
+/** MESSAGES messages over CONCURRENCY SMTP sessions (each sends its share, one after another). */
+async function blast(host: string, to: string, newDir: string): Promise<Throughput> {
+  const before = countFiles(newDir);
+  let next = 0;
+  let sent = 0;
+  let refused = 0;
+  const worker = async (): Promise<void> => {
+    const s = await smtpConnect({ host, port: 25, ca: "", servername: HOST });
+    try {
+      if ((await s.cmd(`EHLO ${HELO}`)).code !== 250) throw new Error("EHLO refused");
+      while (next < MESSAGES) {
+        next++;
+        const msg = buildMessage({ from: "load@sender.test", to, subject: `bench-apply load ${next}`, body: `message ${next}\r\n${"lorem ipsum dolor sit amet ".repeat(40)}` });
+        const steps = [`MAIL FROM:<load@sender.test>`, `RCPT TO:<${to}>`, "DATA"];
+        const want = [250, 250, 354];
+        let ok = true;
+        for (let k = 0; k < steps.length && ok; k++) ok = (await s.cmd(steps[k] as string)).code === want[k];
+        if (ok) ok = (await s.cmd(`${msg.data.replace(/^\./gm, "..")}\r\n.`)).code === 250;
+        if (ok) sent++;
+        else {
+          refused++;
+          await s.cmd("RSET");
+        }
+      }
+      await s.cmd("QUIT").catch(() => undefined);
+    } finally {
+      s.close();
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  const smtpMs = performance.now() - t0;
+  const target = before + sent;
+  await until(() => (countFiles(newDir) >= target ? true : undefined), 60_000, `${sent} messages in ${newDir}`, 10).catch((e: Error) => log(e.message));
+  return { sent, refused, delivered: countFiles(newDir) - before, smtpMs, totalMs: performance.now() - t0 };
+}
+
+/** A second Postfix + Dovecot: Debian's stock main.cf/master.cf plus the minimum to deliver. */
+async function startMinimal(dir: string): Promise<{ ns: TestNetns; newDir: string; to: string }> {
+  const ns = await createTestNetns("benchmin");
+  onCleanup(`namespace ${ns.name}`, () => ns.destroy());
+  const vmail = lookupUser("vmail");
+  const postfixUser = lookupUser("postfix");
+  if (!vmail || !postfixUser) throw new Error("the vmail and postfix users must exist");
+  const root = join(dir, "minimal");
+  const conf = join(root, "etc/postfix");
+  const queue = join(root, "var/spool/postfix");
+  const data = join(root, "var/lib/postfix");
+  const logs = join(root, "var/log");
+  const mail = join(root, "mail");
+  for (const d of [conf, queue, data, logs, mail, join(root, "etc/dovecot"), join(root, "run"), join(root, "var/lib/dovecot")]) mkdirSync(d, { recursive: true, mode: 0o755 });
+  chownSync(data, postfixUser.uid, postfixUser.gid);
+  chownSync(mail, vmail.uid, vmail.gid);
+  // What Postfix needs to run from a private config dir (what `postfix start` creates, map types).
+  for (const f of ["postfix-files", "postfix-files.d", "dynamicmaps.cf", "dynamicmaps.cf.d", "postfix-script", "post-install"]) {
+    if (existsSync(join("/etc/postfix", f))) cpSync(join("/etc/postfix", f), join(conf, f), { recursive: true });
+  }
+  // Debian's chroot (master.cf runs smtpd, cleanup, lmtp … chrooted in the queue dir) gets the
+  // files Debian's init script copies into it.
+  mkdirSync(join(queue, "etc"), { recursive: true });
+  for (const f of ["services", "hosts", "host.conf", "nsswitch.conf", "resolv.conf", "localtime"]) {
+    const from = join("/etc", f);
+    if (existsSync(from) && statSync(from).isFile()) copyFileSync(from, join(queue, "etc", f));
+  }
+  const to = `user@${MIN_DOMAIN}`;
+  writeFileSync(join(conf, "main.cf"), [
+    readFileSync("/usr/share/postfix/main.cf.debian", "utf8").trimEnd(),
+    "# --- the minimum to run as a private instance and deliver to one maildir over Dovecot LMTP",
+    `myhostname = mail.${MIN_DOMAIN}`,
+    "inet_protocols = ipv4",
+    `queue_directory = ${queue}`,
+    `data_directory = ${data}`,
+    `meta_directory = ${conf}`,
+    `maillog_file = ${join(logs, "postfix.log")}`,
+    `maillog_file_prefixes = ${root}`,
+    "alias_maps =",
+    `virtual_mailbox_domains = ${MIN_DOMAIN}`,
+    `virtual_mailbox_maps = inline:{ ${to}=ok }`,
+    "virtual_transport = lmtp:unix:private/dovecot-lmtp",
+    "",
+  ].join("\n"));
+  cpSync("/usr/share/postfix/master.cf.dist", join(conf, "master.cf"));
+  const dovecotConf = join(root, "etc/dovecot/dovecot.conf");
+  writeFileSync(dovecotConf, [
+    "protocols = lmtp",
+    `base_dir = ${join(root, "run/dovecot")}`,
+    `state_dir = ${join(root, "var/lib/dovecot")}`,
+    `instance_name = nsm-bench-min-${process.pid}`,
+    `log_path = ${join(logs, "dovecot.log")}`,
+    "ssl = no",
+    `first_valid_uid = ${vmail.uid}`,
+    "mail_location = maildir:~/Maildir",
+    "passdb {",
+    "  driver = static",
+    "  args = nopassword=y",
+    "}",
+    "userdb {",
+    "  driver = static",
+    `  args = uid=${vmail.uid} gid=${vmail.gid} home=${mail}/%n`,
+    "}",
+    "service lmtp {",
+    `  unix_listener ${join(queue, "private/dovecot-lmtp")} {`,
+    "    user = postfix",
+    "    group = postfix",
+    "    mode = 0600",
+    "  }",
+    "}",
+    "",
+  ].join("\n"));
+  const inNs = (file: string, args: string[]): Promise<{ stdout: string; stderr: string }> => ns.run(file, args);
+  await inNs("postfix", ["-c", conf, "check"]);
+  await inNs("postfix", ["-c", conf, "start"]);
+  onCleanup("minimal postfix", async () => void (await inNs("postfix", ["-c", conf, "stop"]).catch(() => undefined)));
+  // Postfix made private/ at start; Dovecot puts its LMTP socket there.
+  await until(() => (existsSync(join(queue, "private")) ? true : undefined), 10_000, "the minimal queue's private/");
+  await inNs("dovecot", ["-c", dovecotConf]);
+  onCleanup("minimal dovecot", async () => void (await inNs("dovecot", ["-c", dovecotConf, "stop"]).catch(() => undefined)));
+  await until(() => (existsSync(join(queue, "private/dovecot-lmtp")) ? true : undefined), 10_000, "Dovecot's LMTP socket");
+  const newDir = join(mail, "user/Maildir/new");
+  await until(async () => ((await smtpAccepted(ns.nsAddress, to)) ? true : undefined), 20_000, "the minimal instance to accept mail", 100);
+  await until(() => (countFiles(newDir) >= 1 ? true : undefined), 20_000, "the minimal instance to deliver its first message", 20);
+  return { ns, newDir, to };
+}
+
+// --- report ------------------------------------------------------------------------------------------
+
+const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : "-");
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("run as root: it creates network namespaces and runs Postfix/Dovecot");
+  const started = performance.now();
+  const load0 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  const workDir = mkdtempSync(join(tmpdir(), "nsm-bench-apply-"));
+  onCleanup("work dir", () => (opts.keep ? log(`kept ${workDir}`) : rmSync(workDir, { recursive: true, force: true })));
+  const hash = await hashPassword(PASSWORD);
+
+  log("starting controller, namespace, agent (its own process, --root) …");
+  const v = await startVnode(workDir);
+  const sshDir = join(workDir, "ssh");
+  mkdirSync(sshDir, { mode: 0o700 });
+  const sshd = await startSshd(sshDir);
+
+  const before = lookupCount(v.root);
+  if (SMALL > before) await bulkLoad(v, workDir, "f", SMALL - before, hash);
+  const atSmall = lookupCount(v.root);
+  log(`${atSmall} mailboxes on the vnode: ${SAMPLES} addvmail samples …`);
+  const deaths = { addvmail: 0, netserva: 0 };
+  const counted = async <T>(kind: keyof typeof deaths, work: () => Promise<T>): Promise<T> => {
+    const d0 = smtpdLockDeaths(v.root);
+    const result = await work();
+    deaths[kind] += smtpdLockDeaths(v.root) - d0;
+    return result;
+  };
+  const small = await counted("addvmail", () => addvmailSamples(v, "a", SAMPLES));
+  log(`NetServa way: ${SSH_SAMPLES} samples …`);
+  const smallSsh = await counted("netserva", () => netservaSamples(v, sshd, "s", SSH_SAMPLES, hash));
+
+  const toLoad = BIG - lookupCount(v.root);
+  log(`bulk-loading ${toLoad} mailboxes (mail:import, one precomputed hash) …`);
+  const load = await bulkLoad(v, workDir, "b", toLoad, hash);
+  const atBig = lookupCount(v.root);
+  log(`${atBig} mailboxes on the vnode (import ${(load.importMs / 1000).toFixed(1)} s, live ${(load.liveMs / 1000).toFixed(1)} s): ${SAMPLES} addvmail samples …`);
+  const big = await counted("addvmail", () => addvmailSamples(v, "c", SAMPLES));
+  log(`NetServa way: ${SSH_SAMPLES} samples …`);
+  const bigSsh = await counted("netserva", () => netservaSamples(v, sshd, "t", SSH_SAMPLES, hash));
+  const atBigEnd = lookupCount(v.root);
+
+  let rendered: Throughput | undefined;
+  let minimal: Throughput | undefined;
+  let throughputNote = "";
+  if (!opts["no-throughput"]) {
+    try {
+      log("throughput: enabling Rspamd on vn1 …");
+      const tp0 = performance.now();
+      await cliOk(v.harness, ["vnode", "set", "vn1", "--rspamd", "1"]);
+      await waitApplied(v.harness, 120_000, "the vnode to apply --rspamd 1");
+      const to = `load@${DOMAIN}`;
+      await cliOk(v.harness, ["addvmail", "vn1", to, "--password-stdin"], `${PASSWORD}\n`);
+      const newDir = join(createVnodePaths(v.root).maildir(DOMAIN, "load"), "new");
+      await until(async () => ((await smtpAccepted(v.ns.nsAddress, to)) ? true : undefined), 60_000, "the rendered stack to accept mail with Rspamd", 100);
+      await until(() => (countFiles(newDir) >= 1 ? true : undefined), 30_000, "the first message through Rspamd", 20);
+      log(`Rspamd on (${((performance.now() - tp0) / 1000).toFixed(1)} s); ${MESSAGES} messages, ${CONCURRENCY} connections → rendered stack …`);
+      rendered = await blast(v.ns.nsAddress, to, newDir);
+      log("minimal Debian-default Postfix + Dovecot in a second namespace …");
+      const min = await startMinimal(workDir);
+      log(`${MESSAGES} messages, ${CONCURRENCY} connections → minimal stack …`);
+      minimal = await blast(min.ns.nsAddress, min.to, min.newDir);
+    } catch (error) {
+      throughputNote = `throughput part failed: ${(error as Error).message}`;
+      log(throughputNote);
+    }
+  }
+
+  // --- the table
+  const header = ["measure", "mailboxes", "n", "p50 ms", "p99 ms", "command"];
+  const rows: string[][] = [];
+  const lat = (name: string, at: number, xs: number[], command: string): void =>
+    void rows.push([name, String(at), String(xs.length), f1(percentile(xs, 50)), f1(percentile(xs, 99)), command]);
+  const addCmd = `addvmail vn1 aN@${DOMAIN} --password-stdin (in-process CLI)`;
+  const sshCmd = "ssh root@127.0.0.1 -p PORT bash -s (sqlite3 INSERT; install -d maildir; ip netns exec NS postfix -c ROOT/etc/postfix reload)";
+  for (const [at, s, ss] of [[atSmall, small, smallSsh], [atBig, big, bigSsh]] as const) {
+    const late = s.filter((x) => !x.pushed).length;
+    lat("addvmail call (returns when live)", at, s.map((x) => x.callMs), late ? `${addCmd}; ${late} of ${s.length} NOT pushed (reconciler)` : addCmd);
+    lat("addvmail return -> IMAP login", at, s.map((x) => x.imapMs), "ImapFlow LOGIN over TLS :993, polled every 5 ms");
+    lat("addvmail return -> SMTP accepted", at, s.map((x) => x.smtpMs), "SMTP :25 RCPT 250 + DATA 250, polled every 5 ms");
+    lat("addvmail start -> IMAP login", at, s.map((x) => x.callMs + x.imapMs), "call + return->login");
+    lat("addvmail start -> SMTP accepted", at, s.map((x) => x.callMs + x.smtpMs), "call + return->accepted");
+    lat("NetServa ssh script (exits)", at, ss.map((x) => x.callMs), sshCmd);
+    lat("NetServa ssh start -> IMAP login", at, ss.map((x) => x.imapMs), "same IMAP probe, from ssh start");
+    lat("NetServa ssh start -> SMTP accepted", at, ss.map((x) => x.smtpMs), "same SMTP probe, from ssh start");
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ").trimEnd();
+  const p50 = (xs: Sample[], k: (s: Sample) => number): number => percentile(xs.map(k), 50);
+  const totalImap = (s: Sample): number => s.callMs + s.imapMs;
+  console.log(`scripts/bench-apply${process.argv.length > 2 ? " " + process.argv.slice(2).join(" ") : ""}   (${SAMPLES} addvmail and ${SSH_SAMPLES} ssh samples per size; load average at start ${load0})`);
+  console.log("");
+  console.log(line(header));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const r of rows) console.log(line(r));
+  console.log("");
+  const ratioBig = p50(big, totalImap) / p50(small, totalImap);
+  const ratioBigAfter = p50(big, (s) => s.imapMs) / p50(small, (s) => s.imapMs);
+  console.log(`bulk load: mail:import of ${toLoad} mailboxes (batches of 500, one precomputed hash) ${(load.importMs / 1000).toFixed(1)} s, all in sysadm.db and the vnode at its generation after ${(load.liveMs / 1000).toFixed(1)} s; ${load.notPushed} batch pushes not delivered (left to the reconciler); ${atBigEnd} rows in sysadm.db at the end`);
+  console.log(`target p50 addvmail start -> IMAP login < 100 ms: ${f1(p50(small, totalImap))} ms at ${atSmall}, ${f1(p50(big, totalImap))} ms at ${atBig} (${p50(big, totalImap) < 100 && p50(small, totalImap) < 100 ? "met" : "NOT met"}); return -> login ${f1(p50(small, (s) => s.imapMs))} / ${f1(p50(big, (s) => s.imapMs))} ms`);
+  console.log(`at ${atBig} / at ${atSmall}, start -> IMAP login p50: ${ratioBig.toFixed(2)}x (target <= 1.2x: ${ratioBig <= 1.2 ? "met" : "NOT met"}); return -> login: ${ratioBigAfter.toFixed(2)}x`);
+  for (const [at, s, ss] of [[atSmall, small, smallSsh], [atBig, big, bigSsh]] as const) {
+    console.log(`NetServa / netserva-mail p50 at ${at}: IMAP login ${(p50(ss, (x) => x.imapMs) / p50(s, totalImap)).toFixed(1)}x, SMTP accepted ${(p50(ss, (x) => x.smtpMs) / p50(s, (x) => x.callMs + x.smtpMs)).toFixed(1)}x (both from the start of the command)`);
+  }
+  console.log("");
+  const tpHeader = ["throughput (messages/s)", "sent", "refused", "delivered", "SMTP s", "total s", "msg/s", "config"];
+  const tpRows: string[][] = [];
+  const tp = (name: string, t: Throughput | undefined, config: string): void => {
+    if (!t) return void tpRows.push([name, "-", "-", "-", "-", "-", "-", throughputNote || "skipped (--no-throughput)"]);
+    tpRows.push([name, String(t.sent), String(t.refused), String(t.delivered), (t.smtpMs / 1000).toFixed(2), (t.totalMs / 1000).toFixed(2), f1((t.delivered * 1000) / t.totalMs), config]);
+  };
+  tp("rendered: Postfix > Rspamd > LMTP > Dovecot", rendered, "agent-rendered main.cf/master.cf/dovecot.conf, vnode set vn1 --rspamd 1, --filter-offline");
+  tp("minimal: Postfix > LMTP > Dovecot", minimal, "main.cf.debian + master.cf.dist (chroot y) + virtual -> lmtp:unix:private/dovecot-lmtp; static userdb");
+  const tw = tpHeader.map((h, i) => Math.max(h.length, ...tpRows.map((r) => (r[i] ?? "").length)));
+  const tline = (cells: string[]): string => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(tw[i] ?? 0) : c.padStart(tw[i] ?? 0))).join("  ").trimEnd();
+  console.log(tline(tpHeader));
+  console.log(tw.map((w) => "-".repeat(w)).join("  "));
+  for (const r of tpRows) console.log(tline(r));
+  if (rendered && minimal) console.log(`rendered / minimal msg/s = ${((rendered.delivered / rendered.totalMs) / (minimal.delivered / minimal.totalMs)).toFixed(2)}   (${MESSAGES} messages of ~1.2 kB, ${CONCURRENCY} SMTP sessions on :25, one recipient; time until all are in Maildir/new)`);
+  console.log(`smtpd processes that died on a locked sysadm.db (fatal: dict_sqlite_lookup): ${deaths.addvmail} during the addvmail samples, ${deaths.netserva} during the NetServa samples, ${smtpdLockDeaths(v.root)} in the whole run`);
+  const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  console.log(`wall time ${((performance.now() - started) / 1000).toFixed(0)} s; load average at end ${load1}`);
+}
+
+let failed = false;
+try {
+  await main();
+} catch (error) {
+  failed = true;
+  log(`failed: ${(error as Error).stack ?? String(error)}`);
+} finally {
+  await cleanup();
+}
+process.exit(failed ? 1 : 0);
