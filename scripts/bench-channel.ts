@@ -141,7 +141,7 @@ async function main(): Promise<void> {
   let sshd: ChildProcess | undefined;
   const sshDir = mkdtempSync(join(tmpdir(), "nsm-bench-ssh-"));
   try {
-    harness = await startHarness();
+    harness = await startHarness({ healthIntervalMs: 5000, staleAfterMs: 15_000 }) // production cadence: the controller shares this process;
     const { address } = await harness.addAgent("bench");
     const caPem = readFileSync(join(harness.home, "ca", "ca.crt"), "utf8");
     const certPem = readFileSync(join(harness.home, "controller.crt"), "utf8");

@@ -46,11 +46,19 @@ export function createAgentMetrics(options: { vnode: string; version: string }):
     registers: [registry],
   });
 
+  const counterChildren = new Map<string, ReturnType<typeof commands.labels>>();
+  const histogramChildren = new Map<string, ReturnType<typeof durations.labels>>();
   return {
     registry,
     commandDone(command, result, seconds) {
-      commands.inc({ command, result });
-      durations.observe({ command }, seconds);
+      // Bound label children, cached: label hashing on every call costs more than a Ping.
+      const key = `${command}\u0000${result}`;
+      let counter = counterChildren.get(key);
+      if (!counter) counterChildren.set(key, (counter = commands.labels(command, result)));
+      let histogram = histogramChildren.get(command);
+      if (!histogram) histogramChildren.set(command, (histogram = durations.labels(command)));
+      counter.inc();
+      histogram.observe(seconds);
     },
     setCertificateExpiry: (notAfter) => certificateExpiry.set(Math.floor(notAfter.getTime() / 1000)),
     setAppliedGeneration: (value) => generation.set(value),

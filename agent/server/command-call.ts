@@ -75,7 +75,17 @@ export function unaryCommand<Req extends { meta?: CommandMeta }, Res>(deps: Comm
         return;
       }
       if (recorded) throw invalid("meta.request_id", `already used for ${recorded.method}`);
-      const response = await spec.handle(call.request, { peer, requestId, generation: meta.generation, log: deps.log.child({ request_id: requestId, peer: peer.identity }) });
+      let log: Logger | undefined;
+      const context: CommandContext = {
+        peer,
+        requestId,
+        generation: meta.generation,
+        // Built only when a handler logs: most calls never do.
+        get log() {
+          return (log ??= deps.log.child({ request_id: requestId, peer: peer.identity }));
+        },
+      };
+      const response = await spec.handle(call.request, context);
       if (requestId) deps.record.set(requestId, { method: spec.name, response });
       finish("ok");
       callback(null, response);
