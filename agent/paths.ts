@@ -99,7 +99,8 @@ export function createVnodePaths(root: string): VnodePaths {
     dovecotAuthSocket: join(dovecotBaseDir, "auth-postfix"),
     dovecotQuotaStatusSocket: join(dovecotBaseDir, "quota-status"),
     stateDir,
-    lookupDb: join(stateDir, "sysadm.db"),
+    // Its own directory: WAL readers must be able to create/write -shm there (lookup-store.ts).
+    lookupDb: join(stateDir, "lookup", "sysadm.db"),
     manifest: join(stateDir, "manifest.json"),
     stagingDir: join(stateDir, "staging"),
     backupDir: join(stateDir, "backup"),

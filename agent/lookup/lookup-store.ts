@@ -1,7 +1,7 @@
 // The agent's writer for the sysadm lookup DB. Every change is a handful of indexed, prepared
 // statements inside one transaction, so it costs the same at 100 or 100,000 mailboxes; the
 // digest is kept up to date incrementally (XOR of row hashes) for the same reason.
-import { chmodSync, chownSync, mkdirSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
@@ -20,7 +20,12 @@ export interface LookupStoreOptions {
   readonly mailGid?: number;
   /** Home directory of a mailbox; defaults to /srv/<domain>/msg/<local>. */
   readonly mailHome?: (domain: string, local: string) => string;
-  /** Group that may read the DB (Postfix's lookups run as `postfix`); file mode 0640. */
+  /**
+   * Group of the readers that do not run as root (Postfix's lookups run as `postfix`; Dovecot's
+   * auth-worker runs as root). With it, the DB's directory (which must be its own) becomes
+   * root:<gid> 3770, the DB 0640 and the -shm index 0660: WAL readers write -shm (read marks,
+   * locks) and may have to create -wal/-shm when the agent is not running.
+   */
   readonly readerGid?: number;
 }
 
@@ -36,18 +41,43 @@ export interface LookupStore {
   digest(): string;
   /** Full O(rows) recomputation; differs from digest() only if someone edited the DB by hand. */
   recomputeDigest(): string;
+  /**
+   * Whether digest() still matches the rows. Recomputes only when another connection committed
+   * since the last check (`PRAGMA data_version`) or when `full` is set; otherwise O(1), since
+   * this connection's own commits keep the stored digest exact.
+   */
+  digestMatches(opts?: { full?: boolean }): boolean;
   /** Whether the domain exists (any active state); used to plan reloads. */
   hasDomain(domain: string): boolean;
   close(): void;
 }
 
 export function openLookupStore(options: LookupStoreOptions): LookupStore {
-  mkdirSync(dirname(options.path), { recursive: true });
+  const gid = options.readerGid;
+  const dir = dirname(options.path);
+  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  if (gid !== undefined) {
+    // setgid keeps new -wal/-shm in the readers' group; sticky stops a reader from replacing
+    // or deleting the DB (or our -wal) by rename, while it may still create its own -wal/-shm.
+    chownSync(dir, 0, gid);
+    chmodSync(dir, 0o3770);
+  }
   const db = new DatabaseSync(options.path);
-  prepareSchema(db);
-  if (options.readerGid !== undefined) {
-    chownSync(options.path, 0, options.readerGid);
+  if (gid !== undefined) {
+    // Before the first statement: SQLite gives -wal and -shm the DB file's mode and owner.
+    chownSync(options.path, 0, gid);
     chmodSync(options.path, 0o640);
+  }
+  prepareSchema(db);
+  if (gid !== undefined) {
+    // Readers need to write the -shm index; a -wal/-shm a reader created while the agent was
+    // down is taken back so only root can touch the log. Readers only read -wal.
+    for (const [suffix, mode] of [["-shm", 0o660], ["-wal", 0o640]] as const) {
+      const f = `${options.path}${suffix}`;
+      if (!existsSync(f)) continue;
+      chownSync(f, 0, gid);
+      chmodSync(f, mode);
+    }
   }
   const writer = createLookupWriter(db, {
     uid: options.mailUid ?? 0,
@@ -76,8 +106,24 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
     return d;
   }
 
+  // data_version changes only when ANOTHER connection commits (a hand edit, a second writer):
+  // our own commits keep stored digest XOR recomputed digest constant, so a cached verdict
+  // stays true until data_version moves.
+  const dataVersion = db.prepare("PRAGMA data_version");
+  let verified: { version: number; matches: boolean } | undefined;
+  function digestMatches(full: boolean): boolean {
+    db.exec("BEGIN"); // one snapshot for the version and every row
+    try {
+      const version = Number((dataVersion.get() as { data_version: number }).data_version);
+      if (full || verified?.version !== version) verified = { version, matches: recompute() === storedDigest() };
+      return verified.matches;
+    } finally {
+      db.exec("COMMIT");
+    }
+  }
+
   /** Run `work` in one write transaction; dry runs roll back. */
-  function transaction(dryRun: boolean, work: () => void): LookupResult {
+  function transaction(dryRun: boolean, work: () => void, rebaseline = false): LookupResult {
     writer.entries = [];
     db.exec("BEGIN IMMEDIATE");
     try {
@@ -85,8 +131,12 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
       work();
       if (dryRun) db.exec("ROLLBACK");
       else {
+        // A whole state makes the rows exactly what the controller sent, hand edits included:
+        // count them afresh so drift reported before clears (replaceAll is O(rows) anyway).
+        if (rebaseline) writer.digest = recompute();
         saveDigest.run(writer.digest);
         db.exec("COMMIT");
+        if (rebaseline) verified = undefined;
       }
     } catch (err) {
       db.exec("ROLLBACK");
@@ -128,10 +178,11 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
         for (const user of writer.allKeys("mailbox")) if (!keepMail.has(user)) writer.deleteMailbox(user);
         for (const source of writer.allKeys("alias")) if (!keepAlias.has(source)) writer.deleteAlias(source);
         for (const domain of writer.allKeys("domain")) if (!keepDomain.has(domain)) writer.deleteDomain(domain);
-      });
+      }, true);
     },
     digest: () => storedDigest() ?? recompute(),
     recomputeDigest: recompute,
+    digestMatches: (opts = {}) => digestMatches(opts.full === true),
     hasDomain: (domain) => writer.hasDomain(domain),
     close: () => db.close(),
   };

@@ -40,10 +40,15 @@ CREATE TABLE IF NOT EXISTS meta (
 `;
 
 export function prepareSchema(db: DatabaseSync): void {
-  // Rollback journal, not WAL: Postfix opens the DB read-only and WAL needs writable -shm files.
-  db.exec("PRAGMA journal_mode=DELETE");
+  // WAL: readers (Postfix's dict_sqlite, which sets no busy timeout and dies on SQLITE_BUSY)
+  // never wait for the writer. The DB lives in its own group-writable directory so readers can
+  // use the -shm index (see lookup-store.ts). FULL keeps every reported commit durable: the
+  // controller trusts the digest we return after a commit.
+  db.exec("PRAGMA journal_mode=WAL");
   db.exec("PRAGMA foreign_keys=ON");
   db.exec("PRAGMA busy_timeout=5000");
   db.exec("PRAGMA synchronous=FULL");
+  // A 100,000-row replaceAll leaves a large -wal behind; trim it after checkpoints.
+  db.exec("PRAGMA journal_size_limit=8388608");
   db.exec(DDL);
 }

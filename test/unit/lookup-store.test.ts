@@ -1,6 +1,8 @@
 // The sysadm lookup store: diff lines, atomic batches, dry runs, the incremental digest, and the
-// shape Postfix/Dovecot read (journal mode, hashes, comma-joined alias targets).
-import { mkdtempSync, rmSync } from "node:fs";
+// shape Postfix/Dovecot read (journal mode, hashes, comma-joined alias targets), and the cheap
+// drift check (data_version) that still sees a hand edit.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -8,6 +10,8 @@ import { create } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DesiredStateSchema, StateChangeSchema, type StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { openLookupStore, type LookupStore } from "../../agent/lookup/lookup-store.ts";
+import { moveLegacyLookupDb } from "../../agent/mail/legacy-lookup.ts";
+import { createVnodePaths } from "../../agent/paths.ts";
 
 const HASH = "{SHA512-CRYPT}$6$abcdefgh$" + "x".repeat(86);
 const change = (c: Parameters<typeof create<typeof StateChangeSchema>>[1]): StateChange => create(StateChangeSchema, c);
@@ -39,10 +43,10 @@ function rows(sql: string): unknown[] {
 }
 
 describe("lookup store", () => {
-  it("writes NetServa's sysadm shape in rollback-journal mode", () => {
+  it("writes NetServa's sysadm shape in WAL mode", () => {
     store.applyChanges([domain("example.com"), mailbox("a@example.com", { quotaBytes: 1024n })]);
     store.applyChanges([change({ kind: { case: "upsertAlias", value: { source: "@example.com", targets: ["a@example.com", "x@remote.org"], active: true } } })]);
-    expect(rows("PRAGMA journal_mode")).toEqual([{ journal_mode: "delete" }]);
+    expect(rows("PRAGMA journal_mode")).toEqual([{ journal_mode: "wal" }]);
     expect(rows("SELECT domain, uid, gid, active FROM vhosts")).toEqual([{ domain: "example.com", uid: 5000, gid: 5000, active: 1 }]);
     expect(rows("SELECT user, pass, home, uid, gid, active, quota FROM vmails")).toEqual([
       { user: "a@example.com", pass: HASH, home: "/r/srv/example.com/msg/a", uid: 5000, gid: 5000, active: 1, quota: 1024 },
@@ -117,5 +121,83 @@ describe("lookup store", () => {
     const large = timeOne();
     // Generous bound: an O(n) change would be hundreds of times slower at 20,000 rows.
     expect(large).toBeLessThan(Math.max(small * 10, 5));
+  });
+
+  it("digestMatches sees a hand edit with sqlite3, and the store's own writes keep it O(1)", () => {
+    store.applyChanges([domain("example.com"), mailbox("a@example.com"), mailbox("b@example.com")]);
+    expect(store.digestMatches()).toBe(true);
+    store.applyChanges([mailbox("c@example.com"), change({ kind: { case: "deleteMailbox", value: "b@example.com" } })]);
+    expect(store.digestMatches()).toBe(true);
+    expect(store.digestMatches({ full: true })).toBe(true);
+    // Another process edits a field the digest covers, without touching meta.
+    execFileSync("sqlite3", [path, "UPDATE vmails SET quota = 7 WHERE user = 'a@example.com'"]);
+    expect(store.digestMatches()).toBe(false);
+    expect(store.digestMatches()).toBe(false); // cached verdict, still drifted
+    // The agent's own later writes do not hide it.
+    store.applyChanges([mailbox("d@example.com")]);
+    expect(store.digestMatches()).toBe(false);
+    expect(store.digestMatches({ full: true })).toBe(false);
+  });
+
+  it("a whole state repairs a hand edit and clears the drift it caused", () => {
+    store.applyChanges([domain("example.com"), mailbox("a@example.com"), mailbox("b@example.com")]);
+    execFileSync("sqlite3", [path, "UPDATE vmails SET quota = 7 WHERE user = 'a@example.com'"]);
+    expect(store.digestMatches()).toBe(false);
+    const state = create(DesiredStateSchema, {
+      generation: 2n,
+      domains: [{ domain: "example.com", active: true }],
+      mailboxes: [
+        { address: "a@example.com", passwordHash: HASH, active: true },
+        { address: "b@example.com", passwordHash: HASH, active: true },
+      ],
+    });
+    const result = store.replaceAll(state);
+    expect(result.diff).toContain("~ mailbox a@example.com: quota");
+    expect(store.digestMatches()).toBe(true);
+    expect(store.digestMatches({ full: true })).toBe(true);
+  });
+
+  it("digestMatches takes < 5 ms at 100,000 mailboxes when nobody else wrote", () => {
+    store.applyChanges([domain("example.com")]);
+    // Bulk rows straight into the tables plus a matching meta digest, from another connection:
+    // the test needs volume, not the writer's validation (covered above).
+    const db = new DatabaseSync(path);
+    db.exec("BEGIN");
+    const ins = db.prepare("INSERT INTO vmails(hid, user, pass, home, uid, gid, active, quota, sieve, name) VALUES(1, ?, ?, '/h', 1, 1, 1, 0, '', '')");
+    for (let i = 0; i < 100_000; i++) ins.run(`u${i}@example.com`, HASH);
+    db.exec("COMMIT");
+    db.prepare("UPDATE meta SET value = ? WHERE key = 'digest'").run(store.recomputeDigest());
+    db.close();
+    const t0 = performance.now();
+    expect(store.digestMatches()).toBe(true); // another connection wrote: full recomputation
+    const full = performance.now() - t0;
+    const times: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      expect(store.digestMatches()).toBe(true);
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    expect(times[times.length - 1]).toBeLessThan(5);
+    expect(full).toBeGreaterThan(times[times.length - 1] ?? 0);
+    console.log(`digestMatches at 100,000 rows: full ${full.toFixed(1)} ms, cached max ${(times[times.length - 1] ?? 0).toFixed(3)} ms`);
+  }, 60_000);
+
+  it("moves a DB from the old place in the state dir into its own directory, once", () => {
+    const paths = createVnodePaths(join(dir, "root"));
+    mkdirSync(paths.stateDir, { recursive: true });
+    const legacy = join(paths.stateDir, "sysadm.db");
+    const old = openLookupStore({ path: legacy });
+    old.applyChanges([domain("example.com")]);
+    old.close();
+    writeFileSync(`${legacy}-journal`, ""); // as if left by a crash: it must travel with the DB
+    expect(moveLegacyLookupDb(paths)).toBe(true);
+    expect(existsSync(legacy)).toBe(false);
+    expect(existsSync(`${paths.lookupDb}-journal`)).toBe(true);
+    rmSync(`${paths.lookupDb}-journal`);
+    const moved = openLookupStore({ path: paths.lookupDb });
+    expect(moved.hasDomain("example.com")).toBe(true);
+    moved.close();
+    expect(moveLegacyLookupDb(paths)).toBe(false);
   });
 });
