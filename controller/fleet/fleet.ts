@@ -36,6 +36,9 @@ export interface FleetOptions {
   usageSyncMs?: number;
 }
 
+/** How long a vnode may lag its generation before the reconciler sends the whole state. */
+export const LAG_GRACE_MS = 3000;
+
 export interface Fleet {
   link(vnode: string): VnodeLink | undefined;
   refresh(): Promise<void>;
@@ -63,12 +66,24 @@ export function startFleet(options: FleetOptions): Fleet {
   };
 
   const reconciling = new Map<string, number>();
+  const lagSince = new Map<string, { generation: number; since: number }>();
   const maybeReconcile = async (vnodeId: number, report: HealthReport, link: VnodeLink): Promise<void> => {
     if (!options.compile) return;
     const vnode = await options.db.em().findOne(Vnode, { id: vnodeId });
     if (!vnode || vnode.status !== "enrolled") return;
     const lagging = report.appliedGeneration < BigInt(vnode.generation);
+    if (!lagging) lagSince.delete(vnode.name);
     if (!lagging && !report.drift) return;
+    if (lagging && !report.drift) {
+      // A report can overtake a push that is still on its way (the CLI commits, then sends):
+      // only a lag that outlives a grace period means the vnode missed something.
+      const seen = lagSince.get(vnode.name);
+      if (!seen || seen.generation !== vnode.generation) {
+        lagSince.set(vnode.name, { generation: vnode.generation, since: Date.now() });
+        return;
+      }
+      if (Date.now() - seen.since < LAG_GRACE_MS) return;
+    }
     const last = reconciling.get(vnode.name);
     if (last !== undefined && (last === 0 || Date.now() - last < 2000)) return;
     reconciling.set(vnode.name, 0);

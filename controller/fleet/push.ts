@@ -35,7 +35,9 @@ export async function pushMutation(ctx: PushContext, result: MutationResult<unkn
   if (!vnode) return { pushed: false, reason: `vnode ${result.vnode} not found`, diff: [] };
   if (vnode.status !== "enrolled") return { pushed: false, reason: `vnode ${result.vnode} is ${vnode.status}: generation ${result.generation} is applied once its agent is enrolled`, diff: [] };
   const revoked = new Set(await revokedSerials(em));
-  const client = agentClientFor(ctx.paths, vnode, (serial) => revoked.has(serial), 5000);
+  // Connected but busy (a whole 100,000-mailbox state ahead in the queue) is not unreachable:
+  // a refused or dead connection still fails at once.
+  const client = agentClientFor(ctx.paths, vnode, (serial) => revoked.has(serial), 30_000);
   try {
     const response = await applyToVnode({
       em,
