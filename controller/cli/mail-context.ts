@@ -43,7 +43,13 @@ export async function withMail<T>(ctx: CliContext, options: MailSessionOptions, 
   const dns = powerDnsZonesFor(paths, ctx.io.env) ?? (existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] }));
   const db = await ctx.openDb(paths);
   try {
-    const servicesFor = (em: SqlEntityManager): MailServices => createMailServices({ em, actor: ctx.actor, dns });
+    // The storage rule needs the size of the vnode's mail filesystem, as its agent last reported it.
+    const vnodeCapacity = async (vnodeId: number): Promise<number | undefined> => {
+      const rows = await db.em().getConnection().execute<Array<{ fs_capacity_bytes: string | number | null }>>("select fs_capacity_bytes from vnodes where id = ?", [vnodeId]);
+      const value = rows[0]?.fs_capacity_bytes;
+      return value === null || value === undefined ? undefined : Number(value);
+    };
+    const servicesFor = (em: SqlEntityManager): MailServices => createMailServices({ em, actor: ctx.actor, dns, vnodeCapacity });
     const session: MailSession = {
       services: servicesFor(db.em()),
       db,
