@@ -44,12 +44,14 @@ export async function withMail<T>(ctx: CliContext, options: MailSessionOptions, 
   const db = await ctx.openDb(paths);
   try {
     // The storage rule needs the size of the vnode's mail filesystem, as its agent last reported it.
-    const vnodeCapacity = async (vnodeId: number): Promise<number | undefined> => {
-      const rows = await db.em().getConnection().execute<Array<{ fs_capacity_bytes: string | number | null }>>("select fs_capacity_bytes from vnodes where id = ?", [vnodeId]);
+    // Asked through the services' own entity manager: inside an import batch's transaction the
+    // embedded database has one connection, and a second one would wait on it forever.
+    const capacityVia = (em: SqlEntityManager) => async (vnodeId: number): Promise<number | undefined> => {
+      const rows = await em.getConnection().execute<Array<{ fs_capacity_bytes: string | number | null }>>("select fs_capacity_bytes from vnodes where id = ?", [vnodeId], "all", em.getTransactionContext());
       const value = rows[0]?.fs_capacity_bytes;
       return value === null || value === undefined ? undefined : Number(value);
     };
-    const servicesFor = (em: SqlEntityManager): MailServices => createMailServices({ em, actor: ctx.actor, dns, vnodeCapacity });
+    const servicesFor = (em: SqlEntityManager): MailServices => createMailServices({ em, actor: ctx.actor, dns, vnodeCapacity: capacityVia(em) });
     const session: MailSession = {
       services: servicesFor(db.em()),
       db,
