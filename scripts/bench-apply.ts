@@ -200,7 +200,8 @@ async function startVnode(workDir: string): Promise<Vnode> {
   onCleanup("agent", stopAgent);
   await startAgent();
   await waitApplied(harness, 90_000, "the reconciler to apply the first state");
-  await cliOk(harness, ["addvmaildomain", "vn1", DOMAIN, "--skip-dns-check"]);
+  // 100,000 × 1G is more than this disk: without overcommit the storage rule would (rightly) refuse.
+  await cliOk(harness, ["addvmaildomain", "vn1", DOMAIN, "--skip-dns-check", "--overcommit"]);
   const agentQuiet = async (quietMs: number, maxMs: number): Promise<void> => {
     let size = -1;
     let since = Date.now();

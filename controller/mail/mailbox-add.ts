@@ -41,7 +41,8 @@ export async function addMailboxes(tx: MutationTx, items: Array<{ index: number;
     if (!counts.has(key)) counts.set(key, await countIn(em, kind === "mailbox" ? "mail_vboxes" : "mail_valias", d.id));
     return counts.get(key) ?? 0;
   };
-  let allocated = tx.capacity === undefined ? 0 : await vnodeQuotaSum(em, vnode.id);
+  // The vnode-wide sum is O(mailboxes): asked only when a domain without overcommit needs it.
+  let allocated: number | undefined;
   const rows: MailboxRow[] = [];
   const aliasRows: AliasRow[] = [];
 
@@ -57,6 +58,8 @@ export async function addMailboxes(tx: MutationTx, items: Array<{ index: number;
       if (domain.maxMailboxes > 0 && n >= domain.maxMailboxes) throw domainFull(domain, "mailbox", n);
       const quota = checkMailboxQuota(p.quota ?? Number(domain.defaultQuota), domain);
       if (tx.capacity !== undefined && !domain.overcommit) {
+        // Rows accepted earlier in this batch are not stored yet: count them in.
+        allocated ??= (await vnodeQuotaSum(em, vnode.id)) + rows.reduce((total, r) => total + r.quota, 0);
         const refusal = capacityRefusal({ capacity: tx.capacity, allocated, quota, vnodeName: vnode.name, domain });
         if (refusal) throw refusal;
       }
@@ -76,7 +79,7 @@ export async function addMailboxes(tx: MutationTx, items: Array<{ index: number;
       rows.push(row);
       boxes.add(row.address);
       counts.set(`mailbox:${domain.id}`, n + 1);
-      allocated += quota;
+      if (allocated !== undefined) allocated += quota;
       out.changes.push(upsertMailbox(row));
       const pointing: string[] = [];
       if (p.catchAll) {
