@@ -7,7 +7,7 @@
 //    a hand-rendered "Debian default plus the minimum to deliver" Postfix + Dovecot in a second
 //    namespace. Run by scripts/bench-apply; loopback and its own namespaces only; every wait is
 //    bounded; everything it starts is stopped by PID and removed, also on failure or Ctrl-C.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,6 +21,7 @@ import { hashPassword } from "../common/password/index.ts";
 import { createVnodePaths } from "../agent/paths.ts";
 import { lookupUser } from "../agent/mail/vmail-user.ts";
 import { freePort, startHarness } from "../test/helpers/controller-harness.ts";
+import { spawnThrowawaySshd } from "./throwaway-sshd.ts";
 import type { Harness } from "../test/helpers/controller-harness.ts";
 import { createTestNetns } from "../test/helpers/netns.ts";
 import type { TestNetns } from "../test/helpers/netns.ts";
@@ -344,26 +345,7 @@ interface Sshd {
 }
 
 async function startSshd(dir: string): Promise<Sshd> {
-  const keygen = (file: string): void => {
-    const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file], { stdio: "ignore" });
-    if (r.status !== 0) throw new Error(`ssh-keygen failed for ${file}`);
-  };
-  keygen(join(dir, "host_key"));
-  keygen(join(dir, "client_key"));
-  writeFileSync(join(dir, "authorized_keys"), readFileSync(join(dir, "client_key.pub")));
-  const port = await freePort();
-  writeFileSync(join(dir, "sshd_config"), [
-    "ListenAddress 127.0.0.1",
-    `HostKey ${join(dir, "host_key")}`,
-    "PermitRootLogin prohibit-password",
-    `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
-    "StrictModes no",
-    `PidFile ${join(dir, "sshd.pid")}`,
-    "UsePAM no",
-    "PasswordAuthentication no",
-    "",
-  ].join("\n"));
-  const proc = spawn("/usr/sbin/sshd", ["-D", "-f", join(dir, "sshd_config"), "-p", String(port)], { stdio: ["ignore", "ignore", "inherit"] });
+  const { port, proc } = spawnThrowawaySshd(dir, await freePort());
   onCleanup("sshd", () => stopChild(proc));
   const sshd = { port, key: join(dir, "client_key") };
   await until(async () => {

@@ -2,10 +2,10 @@
 // (b) a bare grpc-js Ping server with the same certificates and no auth/record/metrics/log work,
 // (c) `ssh root@127.0.0.1 bash -s` against a throwaway sshd. Loopback only; run by
 // scripts/bench-channel. Prints a table and two ratios, then cleans up everything it started.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -19,6 +19,7 @@ import { grpcServiceDefinition } from "../common/rpc/grpc-service.ts";
 import { createAgentClient } from "../controller/fleet/agent-client.ts";
 import type { AgentClient } from "../controller/fleet/agent-client.ts";
 import { freePort, startHarness } from "../test/helpers/controller-harness.ts";
+import { spawnThrowawaySshd } from "./throwaway-sshd.ts";
 import type { Harness } from "../test/helpers/controller-harness.ts";
 
 const GRPC_SEQ = 2000;
@@ -108,32 +109,7 @@ function sshOp(port: number, key: string) {
 }
 
 async function startSshd(dir: string): Promise<{ port: number; key: string; proc: ChildProcess }> {
-  const keygen = (file: string): void => {
-    const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file], { stdio: "ignore" });
-    if (r.status !== 0) throw new Error(`ssh-keygen failed for ${file}`);
-  };
-  keygen(join(dir, "host_key"));
-  keygen(join(dir, "client_key"));
-  writeFileSync(join(dir, "authorized_keys"), readFileSync(join(dir, "client_key.pub")));
-  const port = await freePort();
-  writeFileSync(
-    join(dir, "sshd_config"),
-    [
-      `ListenAddress 127.0.0.1`,
-      `HostKey ${join(dir, "host_key")}`,
-      `PermitRootLogin prohibit-password`,
-      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
-      `StrictModes no`,
-      `PidFile ${join(dir, "sshd.pid")}`,
-      `UsePAM no`,
-      `PasswordAuthentication no`,
-      `MaxStartups 100:30:200`,
-      `MaxSessions 100`,
-      "",
-    ].join("\n"),
-  );
-  const proc = spawn("/usr/sbin/sshd", ["-D", "-f", join(dir, "sshd_config"), "-p", String(port)], { stdio: ["ignore", "ignore", "inherit"] });
-  const key = join(dir, "client_key");
+  const { port, key, proc } = spawnThrowawaySshd(dir, await freePort());
   const op = sshOp(port, key);
   for (let i = 0; ; i++) {
     try {

@@ -2,7 +2,8 @@
 import { mkdirSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import { EnrollRequestSchema } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
-import { NetservaError, invalid } from "../../common/errors.ts";
+import { NetservaError } from "../../common/errors.ts";
+import { parseHostPort } from "../../common/validation/index.ts";
 import { createKeyAndCsr } from "../../common/pki/keys.ts";
 import { parseJoinToken } from "../../common/pki/join-token.ts";
 import { writePrivateFile, writePublicFile } from "../../common/pki/files.ts";
@@ -11,12 +12,10 @@ import type { AgentHomePaths } from "../home/agent-home.ts";
 import { createEnrollmentClient } from "./enrollment-client.ts";
 import { fetchPinnedCa } from "./pinned-ca.ts";
 
+/** host:port from a flag, validated by the shared parser (IPv6 in brackets). */
 export function splitHostPort(address: string, field: string): { host: string; port: number } {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/.exec(address);
-  const port = Number(match?.[2]);
-  if (!match || port < 1 || port > 65535) throw invalid(field, `'${address.slice(0, 80)}' must be HOST:PORT`);
-  const host = match[1] as string;
-  return { host: host.startsWith("[") ? host.slice(1, -1) : host, port };
+  const { host, port } = parseHostPort(address, field);
+  return { host, port };
 }
 
 export async function enrollThisAgent(input: { controller: string; token: string; paths: AgentHomePaths; version: string }): Promise<{ vnode: string; notAfter: Date }> {

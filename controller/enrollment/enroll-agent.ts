@@ -1,9 +1,9 @@
 // The enrollment rules: a join token is used once, before it expires, by the vnode it was made
 // for; the CA signs the agent's CSR with the vnode's name and the agent role, whatever the CSR asks.
 import type { SqlEntityManager } from "@mikro-orm/sql";
-import { NetservaError, invalid } from "../../common/errors.ts";
+import { NetservaError } from "../../common/errors.ts";
 import { issueCertificate } from "../../common/pki/ca.ts";
-import { verifyTokenSecret } from "../../common/pki/join-token.ts";
+import { parseTokenCredential, verifyTokenSecret } from "../../common/pki/join-token.ts";
 import { JoinToken, Vnode } from "../db/entities/index.ts";
 import { recordCertificate } from "../pki/certificate-records.ts";
 
@@ -11,8 +11,6 @@ export interface CaMaterial {
   caKeyPem: string;
   caCertPem: string;
 }
-
-const TOKEN = /^([a-z0-9]{6})\.([a-z0-9]{16,64})$/;
 
 /** The names an agent certificate carries: the vnode, and the address the controller dials. */
 function agentNames(vnode: Vnode): { dnsNames: string[]; ipAddresses: string[] } {
@@ -22,10 +20,15 @@ function agentNames(vnode: Vnode): { dnsNames: string[]; ipAddresses: string[] }
   return isIp ? { dnsNames: [vnode.name], ipAddresses: [host] } : { dnsNames: [vnode.name, host], ipAddresses: [] };
 }
 
+/** Signs the CSR as this vnode's agent and records the certificate in the CA's ledger. */
+async function issueAgentCertificate(em: SqlEntityManager, ca: CaMaterial, vnode: Vnode, csrPem: string, validSeconds: number): Promise<string> {
+  const issued = await issueCertificate({ caKeyPem: ca.caKeyPem, caCertPem: ca.caCertPem, csrPem, role: "agent", identity: vnode.name, ...agentNames(vnode), validSeconds });
+  await recordCertificate(em, { pem: issued.certPem, vnodeId: vnode.id });
+  return issued.certPem;
+}
+
 export async function enrollAgent(em: SqlEntityManager, ca: CaMaterial, input: { token: string; csrPem: string; validSeconds: number }): Promise<{ vnode: Vnode; certPem: string }> {
-  const match = TOKEN.exec(input.token);
-  if (!match) throw invalid("token", "malformed join token: expected <id>.<secret> from `netserva-mail vnode add`");
-  const [, tokenId, secret] = match as unknown as [string, string, string];
+  const { id: tokenId, secret } = parseTokenCredential(input.token);
   const refused = new NetservaError("unauthenticated", "token: unknown, used or expired join token: ask the operator for a new one (`netserva-mail vnode token NAME`)", { field: "token" });
   const row = await em.findOne(JoinToken, { tokenId });
   if (!row || !verifyTokenSecret(secret, row.secretHash)) throw refused;
@@ -37,34 +40,16 @@ export async function enrollAgent(em: SqlEntityManager, ca: CaMaterial, input: {
 
   const vnode = await em.findOneOrFail(Vnode, { id: row.vnodeId });
   if (vnode.status === "revoked") throw new NetservaError("permission_denied", `vnode '${vnode.name}' is revoked`);
-  const issued = await issueCertificate({
-    caKeyPem: ca.caKeyPem,
-    caCertPem: ca.caCertPem,
-    csrPem: input.csrPem,
-    role: "agent",
-    identity: vnode.name,
-    ...agentNames(vnode),
-    validSeconds: input.validSeconds,
-  });
+  // A bad CSR is refused before the vnode counts as enrolled.
+  const certPem = await issueAgentCertificate(em, ca, vnode, input.csrPem, input.validSeconds);
   vnode.status = "enrolled";
   await em.flush();
-  await recordCertificate(em, { pem: issued.certPem, vnodeId: vnode.id });
-  return { vnode, certPem: issued.certPem };
+  return { vnode, certPem };
 }
 
 /** Renewal: an enrolled agent presents its current (valid, unrevoked) certificate and a new CSR. */
 export async function renewAgent(em: SqlEntityManager, ca: CaMaterial, input: { vnodeName: string; serial: string; csrPem: string; validSeconds: number }): Promise<string> {
   const vnode = await em.findOne(Vnode, { name: input.vnodeName });
   if (!vnode || vnode.status !== "enrolled") throw new NetservaError("permission_denied", `vnode '${input.vnodeName}' is not enrolled`);
-  const issued = await issueCertificate({
-    caKeyPem: ca.caKeyPem,
-    caCertPem: ca.caCertPem,
-    csrPem: input.csrPem,
-    role: "agent",
-    identity: vnode.name,
-    ...agentNames(vnode),
-    validSeconds: input.validSeconds,
-  });
-  await recordCertificate(em, { pem: issued.certPem, vnodeId: vnode.id });
-  return issued.certPem;
+  return issueAgentCertificate(em, ca, vnode, input.csrPem, input.validSeconds);
 }

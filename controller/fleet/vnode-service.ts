@@ -1,22 +1,17 @@
 // Fleet membership: add a vnode (and its one-time join token), list, revoke.
 import type { SqlEntityManager } from "@mikro-orm/sql";
-import { NetservaError, invalid, notFound } from "../../common/errors.ts";
+import { NetservaError, notFound } from "../../common/errors.ts";
+import { parseHostPort, parseVnodeName } from "../../common/validation/index.ts";
 import { createJoinToken, formatJoinToken, hashTokenSecret } from "../../common/pki/join-token.ts";
 import { caPin } from "../../common/pki/pin.ts";
 import { Certificate, JoinToken, Vnode } from "../db/entities/index.ts";
 
-const VNODE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const HOST_PORT = /^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
-
 export function checkVnodeName(name: string): string {
-  if (!VNODE_NAME.test(name)) throw invalid("vnode", `'${name.slice(0, 80)}' must be 1..63 lowercase letters, digits or inner hyphens`);
-  return name;
+  return parseVnodeName(name, "vnode");
 }
 
 export function checkAddress(address: string, field = "address"): string {
-  const match = HOST_PORT.exec(address);
-  const port = Number(match?.[1]);
-  if (!match || port < 1 || port > 65535) throw invalid(field, `'${address.slice(0, 80)}' must be HOST:PORT with a port 1..65535`);
+  parseHostPort(address, field);
   return address;
 }
 
