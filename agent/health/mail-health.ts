@@ -21,7 +21,7 @@ import { cached, withTimeout } from "./bounded.ts";
 import { newestSignatures } from "./clamav-signatures.ts";
 import { dovecotUsers } from "./dovecot-users.ts";
 import { filesystemUsage } from "./filesystem.ts";
-import { scanMailboxUsage, type MailboxUsageRow } from "./mailbox-usage.ts";
+import { createUsageScanner, type MailboxUsageRow, type UsageScanOptions } from "./mailbox-usage.ts";
 import { mailTlsNotAfter } from "./mail-tls-expiry.ts";
 import { postfixQueueSizes } from "./postfix-queue.ts";
 import { summarizeQuota } from "./quota-summary.ts";
@@ -34,6 +34,7 @@ export interface MailHealthOptions {
   timeoutMs?: number;
   cacheMs?: number;
   usageIntervalMs?: number;
+  usageScan?: UsageScanOptions;
 }
 
 export interface MailHealthSource {
@@ -47,26 +48,26 @@ const toMailbox = (m: MailboxUsageRow): MailboxUsage =>
 export function createMailHealth(o: MailHealthOptions): MailHealthSource {
   const timeout = o.timeoutMs ?? 2000;
   const usageInterval = o.usageIntervalMs ?? 30_000;
-  let usage: { at: number; rows: MailboxUsageRow[]; tookMs: number } | undefined;
-  let scanning: Promise<MailboxUsageRow[]> | undefined;
-  const scan = (): Promise<MailboxUsageRow[]> => {
-    const started = Date.now();
-    scanning ??= scanMailboxUsage(o.paths.lookupDb)
-      .then((rows) => {
-        usage = { at: Date.now(), rows, tookMs: Date.now() - started };
-        return rows;
-      })
-      .finally(() => {
-        scanning = undefined;
-      });
-    return scanning;
-  };
+  // Paced (see mailbox-usage.ts): at 100,000 maildirs a pass takes seconds of work, spread out
+  // so the vnode's mail never waits for it; the last complete pass is served meanwhile.
+  const scanner = createUsageScanner(o.paths.lookupDb, o.usageScan);
+  let usage: { at: number; rows: MailboxUsageRow[] } | undefined;
+  const scan = (): Promise<MailboxUsageRow[]> =>
+    scanner.scan().then((rows) => {
+      usage = { at: Date.now(), rows };
+      return rows;
+    });
   const mailboxes = async (): Promise<MailboxUsageRow[]> => {
-    if (!usage) return scan();
-    // At 100,000 maildirs a scan takes seconds of CPU the vnode's mail also needs: never spend
-    // more than ~5 % of the time on it, however short the configured interval.
-    if (Date.now() - usage.at > Math.max(usageInterval, usage.tookMs * 20)) void scan().catch(() => undefined);
-    return usage.rows;
+    if (usage) {
+      if (Date.now() - usage.at > usageInterval) void scan().catch(() => undefined);
+      return usage.rows;
+    }
+    // No pass finished yet (a new agent): wait a little, then say how far the first one got.
+    const first = scan();
+    first.catch(() => undefined);
+    const rows = await Promise.race([first, new Promise<undefined>((r) => setTimeout(() => r(undefined), timeout / 2))]);
+    if (rows) return rows;
+    throw new Error(`first scan still running (${scanner.progress()?.done ?? 0} mailboxes so far)`);
   };
 
   const collect = async (): Promise<MailHealth> => {
