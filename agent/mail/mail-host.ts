@@ -4,6 +4,7 @@
 // failure); a domain change reloads Postfix, because an smtpd that cached "no such domain" keeps
 // answering 554 for a while otherwise. Filters the state enables are kept running (milter
 // failures tempfail mail); filters it no longer enables are stopped once Postfix has let go.
+
 import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
 import { recoverPendingApply } from "../apply/backup.ts";
@@ -87,11 +88,10 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       if (!dryRun) {
         // Full state heals storage too: every mailbox gets its maildir and Sieve script.
         // Mailboxes missing from the state keep their maildir (a wrong state must not wipe mail).
-        for (const m of state.mailboxes) {
+        await maildirs.heal(state.mailboxes.map((m) => {
           const a = checkAddress("mailbox.address", m.address);
-          maildirs.ensure(a.domain, a.local);
-          maildirs.setSieve(a.domain, a.local, m.sieveScript);
-        }
+          return { domain: a.domain, local: a.local, sieve: m.sieveScript };
+        }));
         if (domainTouched(rows.entries) && !result.changed.some((f) => f.startsWith(`${paths.postfixDir}/`))) {
           await reloadPostfixIfRunning();
         }

@@ -13,16 +13,26 @@ const SCRIPT = "netserva";
 export interface Maildirs {
   /** Create home, Maildir{cur,new,tmp} if missing; returns true when something was created. */
   ensure(domain: string, local: string): boolean;
+  /**
+   * `ensure` and `setSieve` for a whole state, in slices that give the event loop back (a
+   * first apply of 100,000 mailboxes creates half a million directories: the agent must keep
+   * answering meanwhile). Returns how many mailboxes needed something.
+   */
+  heal(mailboxes: Iterable<{ domain: string; local: string; sieve: string }>): Promise<number>;
   remove(domain: string, local: string): boolean;
   /** Install (or with "" remove) the mailbox's own Sieve script; returns true on change. */
   setSieve(domain: string, local: string, script: string): boolean;
 }
 
+/** Work between yields to the event loop while healing, ms. */
+const SLICE_MS = 10;
+
 export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
   const dir = (path: string, mode: number, uid: number, gid: number): boolean => {
-    if (existsSync(path)) {
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (st) {
       // Never follow a link planted inside a user-writable tree.
-      if (lstatSync(path).isSymbolicLink()) throw new Error(`refusing symlink at ${path}`);
+      if (st.isSymbolicLink()) throw new Error(`refusing symlink at ${path}`);
       return false;
     }
     mkdirSync(path, { mode });
@@ -30,49 +40,74 @@ export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
     return true;
   };
   const own = (path: string, mode: number): boolean => dir(path, mode, owner.uid, owner.gid);
+  const ensureDomain = (domain: string): boolean => {
+    mkdirSync(paths.mailRoot, { recursive: true, mode: 0o755 });
+    const made = dir(paths.domainDir(domain), 0o755, 0, 0);
+    return own(join(paths.domainDir(domain), "msg"), 0o750) || made;
+  };
+  const ensureMailbox = (domain: string, local: string): boolean => {
+    const home = paths.mailHome(domain, local);
+    let made = own(home, 0o700);
+    const maildir = paths.maildir(domain, local);
+    made = own(maildir, 0o700) || made;
+    for (const sub of ["cur", "new", "tmp"]) made = own(join(maildir, sub), 0o700) || made;
+    return made;
+  };
+  const setSieve = (domain: string, local: string, script: string): boolean => {
+    const home = paths.mailHome(domain, local);
+    const file = join(home, "sieve", `${SCRIPT}.sieve`);
+    const active = join(home, ".dovecot.sieve");
+    const target = `sieve/${SCRIPT}.sieve`;
+    if (script === "") {
+      if (!existsSync(file)) return false;
+      if (linkTarget(active) === target) rmSync(active, { force: true });
+      rmSync(file, { force: true });
+      return true;
+    }
+    own(join(home, "sieve"), 0o700);
+    const spec = { content: script, mode: 0o600, uid: owner.uid, gid: owner.gid };
+    const changed = !isCurrent(file, spec);
+    if (changed) writeFileAtomic(file, spec);
+    if (linkTarget(active) !== target) {
+      // Atomic switch of the active script, as ManageSieve's SETACTIVE does.
+      const tmp = `${active}.ns-tmp`;
+      rmSync(tmp, { force: true });
+      symlinkSync(target, tmp);
+      renameSync(tmp, active);
+      return true;
+    }
+    return changed;
+  };
 
   return {
     ensure(domain, local) {
-      mkdirSync(paths.mailRoot, { recursive: true, mode: 0o755 });
-      let made = dir(paths.domainDir(domain), 0o755, 0, 0);
-      made = own(join(paths.domainDir(domain), "msg"), 0o750) || made;
-      const home = paths.mailHome(domain, local);
-      made = own(home, 0o700) || made;
-      const maildir = paths.maildir(domain, local);
-      made = own(maildir, 0o700) || made;
-      for (const sub of ["cur", "new", "tmp"]) made = own(join(maildir, sub), 0o700) || made;
-      return made;
+      const made = ensureDomain(domain);
+      return ensureMailbox(domain, local) || made;
     },
+    async heal(mailboxes) {
+      const domains = new Set<string>();
+      let healed = 0;
+      let sliceStart = performance.now();
+      for (const m of mailboxes) {
+        if (!domains.has(m.domain)) {
+          ensureDomain(m.domain);
+          domains.add(m.domain);
+        }
+        const made = ensureMailbox(m.domain, m.local);
+        if (setSieve(m.domain, m.local, m.sieve) || made) healed += 1;
+        if (performance.now() - sliceStart >= SLICE_MS) {
+          await new Promise((resolve) => setImmediate(resolve));
+          sliceStart = performance.now();
+        }
+      }
+      return healed;
+    },
+    setSieve,
     remove(domain, local) {
       const home = paths.mailHome(domain, local);
       if (!existsSync(home)) return false;
       rmSync(home, { recursive: true, force: true });
       return true;
-    },
-    setSieve(domain, local, script) {
-      const home = paths.mailHome(domain, local);
-      const file = join(home, "sieve", `${SCRIPT}.sieve`);
-      const active = join(home, ".dovecot.sieve");
-      const target = `sieve/${SCRIPT}.sieve`;
-      if (script === "") {
-        if (!existsSync(file)) return false;
-        if (linkTarget(active) === target) rmSync(active, { force: true });
-        rmSync(file, { force: true });
-        return true;
-      }
-      own(join(home, "sieve"), 0o700);
-      const spec = { content: script, mode: 0o600, uid: owner.uid, gid: owner.gid };
-      const changed = !isCurrent(file, spec);
-      if (changed) writeFileAtomic(file, spec);
-      if (linkTarget(active) !== target) {
-        // Atomic switch of the active script, as ManageSieve's SETACTIVE does.
-        const tmp = `${active}.ns-tmp`;
-        rmSync(tmp, { force: true });
-        symlinkSync(target, tmp);
-        renameSync(tmp, active);
-        return true;
-      }
-      return changed;
     },
   };
 }
