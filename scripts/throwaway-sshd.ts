@@ -2,7 +2,7 @@
 // keys, root by key only, everything in one directory. The caller waits for it and stops it.
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export interface ThrowawaySshd {
@@ -37,6 +37,9 @@ export function spawnThrowawaySshd(dir: string, port: number): ThrowawaySshd {
       "",
     ].join("\n"),
   );
+  // sshd refuses to start without its privilege-separation directory, which only the host's
+  // ssh service (stopped here, or never started on a fresh machine) would create.
+  mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
   const proc = spawn("/usr/sbin/sshd", ["-D", "-f", join(dir, "sshd_config"), "-p", String(port)], { stdio: ["ignore", "ignore", "inherit"] });
   return { port, key: join(dir, "client_key"), proc };
 }
