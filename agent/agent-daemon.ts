@@ -51,12 +51,13 @@ export interface AgentDaemonOptions {
   mailHost?: MailHostPort;
 }
 
-async function createMailPort(options: AgentMailOptions): Promise<{ port: MailHostPort; close(): void }> {
+async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{ port: MailHostPort; close(): void }> {
   const paths = createVnodePaths(options.root);
   const sc = createServiceControl({ kind: options.initKind ?? detectInitSystem(), paths });
   const host = await createMailHost({
     root: options.root,
     sc,
+    log: log.child({ component: "mail" }),
     ...(options.listen ? { listen: options.listen } : {}),
     ...(options.authPenalty === false ? { authPenalty: false } : {}),
     ...(options.filter ? { filter: options.filter } : {}),
@@ -86,7 +87,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const log = options.log.child({ vnode });
   const revocations = createRevocations({ file: paths.revocations });
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
-  const mail = options.mail ? await createMailPort(options.mail) : undefined;
+  const mail = options.mail ? await createMailPort(options.mail, options.log) : undefined;
   const mailHost = options.mailHost ?? mail?.port;
   if (mailHost) registerMailMetrics(metrics.registry, mailHost);
   const server = await startAgentServer({

@@ -49,6 +49,8 @@ export interface LookupStore {
   digestMatches(opts?: { full?: boolean }): boolean;
   /** Whether the domain exists (any active state); used to plan reloads. */
   hasDomain(domain: string): boolean;
+  /** Whether the mailbox has a row (any active state). */
+  hasMailbox(address: string): boolean;
   close(): void;
 }
 
@@ -184,6 +186,7 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
     recomputeDigest: recompute,
     digestMatches: (opts = {}) => digestMatches(opts.full === true),
     hasDomain: (domain) => writer.hasDomain(domain),
+    hasMailbox: (address) => writer.hasMailbox(address),
     close: () => db.close(),
   };
 }

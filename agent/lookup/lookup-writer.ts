@@ -64,6 +64,7 @@ export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
 
   return Object.assign(state, {
     hasDomain: (domain: string): boolean => q.domain.get(domain) !== undefined,
+    hasMailbox: (user: string): boolean => q.mailbox.get(user) !== undefined,
     allKeys(kind: "domain" | "mailbox" | "alias"): string[] {
       return (q.keys[kind].all() as { k: string }[]).map((r) => r.k);
     },

@@ -16,7 +16,8 @@ import type { ServiceControl } from "../sc/service-control.ts";
 import type { ServiceStatus } from "../sc/service-definition.ts";
 import { filterWants, type FilterName, type FilterWants } from "./filter-config.ts";
 import { createMailConfig, type MailConfigOptions } from "./mail-config.ts";
-import { createMaildirs } from "./maildirs.ts";
+import { createMaildirs, type HealItem } from "./maildirs.ts";
+import type { Logger } from "../../common/log.ts";
 import { moveLegacyLookupDb } from "./legacy-lookup.ts";
 import { driftedFiles, readManifest, writeManifest } from "./manifest.ts";
 import { ensureRuntimeDirs } from "./runtime-dirs.ts";
@@ -28,7 +29,11 @@ export interface MailHostOptions extends Omit<MailConfigOptions, "paths" | "vmai
   readonly vmailUser?: string;
   /** Where the host's postfix-files / dynamicmaps.cf are copied from (private roots). */
   readonly postfixMetaDir?: string;
+  readonly log?: Logger;
 }
+
+/** Share of one core the background maildir heal may take. */
+const HEAL_DUTY_CYCLE = 0.25;
 
 export interface ApplyOutcome {
   readonly changed: boolean;
@@ -75,6 +80,24 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
   };
   const domainTouched = (entries: readonly LookupEntry[]): boolean => entries.some((e) => e.kind === "domain");
 
+  // One background heal at a time: a newer whole state replaces the one under way.
+  let healing: AbortController | undefined;
+  const healInBackground = (items: HealItem[]): void => {
+    healing?.abort();
+    const controller = new AbortController();
+    healing = controller;
+    const started = performance.now();
+    const wanted = (m: HealItem): boolean => lookup.hasMailbox(`${m.local}@${m.domain}`);
+    maildirs.heal(items, { wanted, signal: controller.signal, dutyCycle: HEAL_DUTY_CYCLE }).then(
+      (healed) => {
+        if (healed > 0 && !controller.signal.aborted) o.log?.info("maildirs healed", { mailboxes: healed, seconds: Math.round((performance.now() - started) / 1000) });
+      },
+      (error: unknown) => o.log?.warn("maildir heal stopped", { error: error instanceof Error ? error.message : String(error) }),
+    ).finally(() => {
+      if (healing === controller) healing = undefined;
+    });
+  };
+
   return {
     paths,
     async applyState(state, opts = {}) {
@@ -88,10 +111,15 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       if (!dryRun) {
         // Full state heals storage too: every mailbox gets its maildir and Sieve script.
         // Mailboxes missing from the state keep their maildir (a wrong state must not wipe mail).
-        await maildirs.heal(state.mailboxes.map((m) => {
+        // Now: domain directories and every Sieve script (delivery must filter at once). In the
+        // background: the rest, which Dovecot would also create on first delivery or login.
+        const items = state.mailboxes.map((m): HealItem => {
           const a = checkAddress("mailbox.address", m.address);
           return { domain: a.domain, local: a.local, sieve: m.sieveScript };
-        }));
+        });
+        for (const domain of new Set(items.map((m) => m.domain))) maildirs.ensureDomain(domain);
+        await maildirs.heal(items.filter((m) => m.sieve !== ""));
+        healInBackground(items);
         if (domainTouched(rows.entries) && !result.changed.some((f) => f.startsWith(`${paths.postfixDir}/`))) {
           await reloadPostfixIfRunning();
         }
@@ -165,6 +193,9 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       return { services, digest: lookup.digest(), generation: readManifest(paths.manifest).generation };
     },
 
-    close: () => lookup.close(),
+    close: () => {
+      healing?.abort();
+      lookup.close();
+    },
   };
 }

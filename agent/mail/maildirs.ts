@@ -13,18 +13,34 @@ const SCRIPT = "netserva";
 export interface Maildirs {
   /** Create home, Maildir{cur,new,tmp} if missing; returns true when something was created. */
   ensure(domain: string, local: string): boolean;
+  /** The domain's directories (root-owned, so Dovecot cannot create them itself). */
+  ensureDomain(domain: string): boolean;
   /**
-   * `ensure` and `setSieve` for a whole state, in slices that give the event loop back (a
-   * first apply of 100,000 mailboxes creates half a million directories: the agent must keep
-   * answering meanwhile). Returns how many mailboxes needed something.
+   * `ensure` and `setSieve` for a whole state, in paced slices (a first apply of 100,000
+   * mailboxes is half a million mkdirs: tens of seconds of kernel time that mail needs too).
+   * Each mailbox is checked with `wanted` just before: one deleted meanwhile is skipped.
+   * Stops early when `signal` aborts. Returns how many mailboxes needed something.
    */
-  heal(mailboxes: Iterable<{ domain: string; local: string; sieve: string }>): Promise<number>;
+  heal(mailboxes: Iterable<HealItem>, options?: HealOptions): Promise<number>;
   remove(domain: string, local: string): boolean;
   /** Install (or with "" remove) the mailbox's own Sieve script; returns true on change. */
   setSieve(domain: string, local: string, script: string): boolean;
 }
 
-/** Work between yields to the event loop while healing, ms. */
+export interface HealItem {
+  domain: string;
+  local: string;
+  sieve: string;
+}
+
+export interface HealOptions {
+  wanted?: (item: HealItem) => boolean;
+  signal?: AbortSignal;
+  /** Share of one core while healing (default 1: only yield between slices). */
+  dutyCycle?: number;
+}
+
+/** Work between pauses while healing, ms. */
 const SLICE_MS = 10;
 
 export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
@@ -84,19 +100,24 @@ export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
       const made = ensureDomain(domain);
       return ensureMailbox(domain, local) || made;
     },
-    async heal(mailboxes) {
+    ensureDomain,
+    async heal(mailboxes, options = {}) {
+      const duty = Math.min(1, Math.max(0.01, options.dutyCycle ?? 1));
       const domains = new Set<string>();
       let healed = 0;
       let sliceStart = performance.now();
       for (const m of mailboxes) {
+        if (options.signal?.aborted) break;
+        if (options.wanted && !options.wanted(m)) continue;
         if (!domains.has(m.domain)) {
           ensureDomain(m.domain);
           domains.add(m.domain);
         }
         const made = ensureMailbox(m.domain, m.local);
         if (setSieve(m.domain, m.local, m.sieve) || made) healed += 1;
-        if (performance.now() - sliceStart >= SLICE_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
+        const worked = performance.now() - sliceStart;
+        if (worked >= SLICE_MS) {
+          await new Promise((resolve) => (duty >= 1 ? setImmediate(resolve) : setTimeout(resolve, worked * (1 / duty - 1))));
           sliceStart = performance.now();
         }
       }

@@ -1,0 +1,74 @@
+// Maildirs in NetServa's layout: created with their modes, symlinks refused, and the whole-state
+// heal: Sieve scripts installed, mailboxes deleted meanwhile skipped, stopped by its signal,
+// paced by its duty cycle without ever holding the event loop for long.
+import { existsSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createMaildirs, type HealItem } from "../../agent/mail/maildirs.ts";
+import { createVnodePaths, type VnodePaths } from "../../agent/paths.ts";
+
+let root: string;
+let paths: VnodePaths;
+const owner = { name: "test", uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), "maildirs-"));
+  paths = createVnodePaths(root);
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+const items = (n: number, sieve = ""): HealItem[] => Array.from({ length: n }, (_, i) => ({ domain: "h.test", local: `u${i}`, sieve }));
+
+describe("maildirs", () => {
+  it("creates home and Maildir{cur,new,tmp} 0700 under a 0750 msg directory, once", () => {
+    const md = createMaildirs(paths, owner);
+    expect(md.ensure("h.test", "alice")).toBe(true);
+    expect(md.ensure("h.test", "alice")).toBe(false);
+    for (const sub of ["cur", "new", "tmp"]) expect(statSync(join(paths.maildir("h.test", "alice"), sub)).mode & 0o777).toBe(0o700);
+    expect(statSync(paths.mailHome("h.test", "alice")).mode & 0o777).toBe(0o700);
+    expect(statSync(join(paths.domainDir("h.test"), "msg")).mode & 0o777).toBe(0o750);
+  });
+
+  it("refuses a symlink planted where a directory belongs", () => {
+    const md = createMaildirs(paths, owner);
+    md.ensureDomain("h.test");
+    mkdirSync(join(root, "elsewhere"));
+    symlinkSync(join(root, "elsewhere"), paths.mailHome("h.test", "mallory"));
+    expect(() => md.ensure("h.test", "mallory")).toThrow(/refusing symlink/);
+  });
+
+  it("heals a whole state: every maildir, Sieve scripts active; skips what is no longer wanted", async () => {
+    const md = createMaildirs(paths, owner);
+    const list = [...items(50), { domain: "h.test", local: "sieved", sieve: "keep;\n" }];
+    const healed = await md.heal(list, { wanted: (m) => m.local !== "u7" });
+    expect(healed).toBe(50);
+    expect(existsSync(paths.maildir("h.test", "u49"))).toBe(true);
+    expect(existsSync(paths.mailHome("h.test", "u7"))).toBe(false);
+    expect(readlinkSync(join(paths.mailHome("h.test", "sieved"), ".dovecot.sieve"))).toBe("sieve/netserva.sieve");
+    expect(await md.heal(list)).toBe(1); // only u7 was missing
+  });
+
+  it("stops when its signal aborts", async () => {
+    const md = createMaildirs(paths, owner);
+    const controller = new AbortController();
+    controller.abort();
+    expect(await md.heal(items(20), { signal: controller.signal })).toBe(0);
+    expect(existsSync(paths.mailHome("h.test", "u0"))).toBe(false);
+  });
+
+  it("yields to the event loop while it works, and paces itself to its duty cycle", async () => {
+    const md = createMaildirs(paths, owner);
+    let ticks = 0;
+    const timer = setInterval(() => void ticks++, 1);
+    const started = performance.now();
+    const before = process.cpuUsage();
+    await md.heal(items(1000), { dutyCycle: 0.5 });
+    const cpu = process.cpuUsage(before);
+    const wall = performance.now() - started;
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(3);
+    // Half duty: the wall time is at least ~1.5× the CPU time spent (allowing for the last slice).
+    expect(wall).toBeGreaterThan(((cpu.user + cpu.system) / 1000) * 1.5);
+  });
+});
