@@ -1,7 +1,7 @@
 // Real Postfix + Dovecot on a private root inside a network namespace, driven only through the
 // mail host (the agent's API) and exercised with real clients over the veth pair: our SMTP
 // client where exact reply codes matter, nodemailer and imapflow where a real client matters.
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import nodemailer from "nodemailer";
@@ -251,6 +251,21 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     const out = await inbound("del1@nocatch.test");
     expect(out.stage).toBe("rcpt");
     expect(out.reply.code).toBe(550);
+  });
+
+  it("a mailbox whose maildir is missing still receives and logs in: Dovecot makes it, 0700, the vmail user's", async () => {
+    // What lets a whole-state apply heal maildirs in the background (mail-host.ts).
+    const hash = await hashPassword(PASS.new);
+    await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: "lazy@nocatch.test", passwordHash: hash, active: true } } })]);
+    const home = v.host.paths.mailHome("nocatch.test", "lazy");
+    rmSync(home, { recursive: true });
+    const out = await inbound("lazy@nocatch.test");
+    expect(out.stage).toBe("done");
+    const newDir = join(home, "Maildir", "new");
+    await pollUntil("lazy's maildir", () => existsSync(newDir) && readdirSync(newDir).length === 1);
+    expect(statSync(home).mode & 0o777).toBe(0o700);
+    expect(statSync(join(home, "Maildir")).uid).toBe(statSync(v.host.paths.mailHome(D, "alice")).uid);
+    expect(await canLogin(v.imap("lazy@nocatch.test", PASS.new))).toBe(true);
   });
 
   it("reloads Dovecot through sc() and keeps serving; status reports both daemons", async () => {
