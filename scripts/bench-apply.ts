@@ -1,6 +1,7 @@
 // Benchmark: how fast a change is live on a vnode, and how much mail the rendered stack moves.
 // 1. addvmail (in-process CLI → controller → agent in its own namespace) → first IMAP login and
-//    first accepted SMTP delivery of the new mailbox, at 100 and at 100,000 mailboxes on the vnode.
+//    first accepted SMTP delivery of the new mailbox, at 100 and at 100,000 mailboxes on the vnode:
+//    two vnodes (each with its own controller and database), one of each size, sampled in turns.
 // 2. The same change made the NetServa way: `ssh root@127.0.0.1 bash -s` with a script that
 //    inserts the row with sqlite3, makes the maildir and runs `postfix reload` in the namespace.
 // 3. Messages/s through the rendered Postfix → Rspamd milter → LMTP → Dovecot, side by side with
@@ -123,6 +124,8 @@ async function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
 // --- the vnode ---------------------------------------------------------------------------------
 
 interface Vnode {
+  /** The vnode's name; each vnode has its own controller (its own database) and namespace. */
+  name: string;
   harness: Harness;
   ns: TestNetns;
   root: string;
@@ -130,8 +133,12 @@ interface Vnode {
   /** The agent process; the daemons it started keep running without it (the vnode owns its mail). */
   startAgent(): Promise<void>;
   stopAgent(): Promise<void>;
-  /** Wait until the agent has logged nothing (no apply) for `quietMs`. */
-  agentQuiet(quietMs: number, maxMs: number): Promise<void>;
+  /**
+   * Wait until the agent has logged nothing (no apply) for `quietMs` and used less than
+   * AGENT_IDLE_SHARE of a core over that time: background work after a bulk load (the
+   * maildir heal) is over, as it is on a vnode in its steady state. Returns the wait, ms.
+   */
+  agentQuiet(quietMs: number, maxMs: number): Promise<number>;
 }
 
 async function cliOk(harness: Harness, argv: string[], stdin?: string): Promise<string> {
@@ -140,15 +147,15 @@ async function cliOk(harness: Harness, argv: string[], stdin?: string): Promise<
   return r.out;
 }
 
-async function vnodeStatus(harness: Harness): Promise<{ generation: number; applied: number; connected: boolean }> {
+async function vnodeStatus(harness: Harness, vnode: string): Promise<{ generation: number; applied: number; connected: boolean }> {
   const rows = JSON.parse(await cliOk(harness, ["status", "--json"])) as Array<Record<string, unknown>>;
-  const row = rows.find((r) => r["vnode"] === "vn1");
+  const row = rows.find((r) => r["vnode"] === vnode);
   return { generation: Number(row?.["generation"] ?? -1), applied: Number(row?.["appliedGeneration"] ?? -2), connected: row?.["connected"] === true };
 }
 
-async function waitApplied(harness: Harness, ms: number, what: string): Promise<void> {
+async function waitApplied(v: Pick<Vnode, "harness" | "name">, ms: number, what: string): Promise<void> {
   await until(async () => {
-    const s = await vnodeStatus(harness);
+    const s = await vnodeStatus(v.harness, v.name);
     return s.connected && s.applied === s.generation ? true : undefined;
   }, ms, what, 100);
 }
@@ -172,22 +179,39 @@ function lookupCount(root: string): number {
   }
 }
 
-async function startVnode(workDir: string): Promise<Vnode> {
+/** Below this share of one core an agent counts as idle (health reports, the paced usage scan). */
+const AGENT_IDLE_SHARE = 0.12;
+const CLOCK_TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU time the agent process has used so far, ms (`ip netns exec` execs into it: same PID). */
+function agentCpuMs(agent: AgentProcess | undefined): number {
+  const pid = agent?.child.pid;
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * CLOCK_TICK_MS;
+  } catch {
+    return 0; // gone: nothing running
+  }
+}
+
+async function startVnode(workDir: string, name: string): Promise<Vnode> {
   // The production default health interval (serve --health-interval 5000).
   const harness = await startHarness({ healthIntervalMs: 5000 });
   onCleanup("controller", () => harness.close());
   const caPem = readFileSync(join(harness.home, "ca", "ca.crt"), "utf8");
-  const ns = await createTestNetns("bench");
+  const ns = await createTestNetns(`bench${name}`);
   onCleanup(`namespace ${ns.name}`, () => ns.destroy());
-  const root = join(workDir, "vnode");
+  const root = join(workDir, name);
   mkdirSync(root, { mode: 0o755 });
   chmodSync(workDir, 0o755);
   const port = 7444;
-  const token = (await cliOk(harness, ["vnode", "add", "vn1", "--address", `${ns.nsAddress}:${port}`])).trim().split("\n").pop() ?? "";
-  const agentHome = join(harness.dir, "agent-vn1");
+  const token = (await cliOk(harness, ["vnode", "add", name, "--address", `${ns.nsAddress}:${port}`])).trim().split("\n").pop() ?? "";
+  const agentHome = join(harness.dir, `agent-${name}`);
   await cliOk(harness, ["agent", "enroll", "--controller", harness.controllerAddress, "--token", token, "--home", agentHome]);
-  await cliOk(harness, ["vnode", "set", "vn1", "--mail-hostname", HOST, "--mail-listen", ns.nsAddress]);
-  const logDir = join(workDir, "logs");
+  await cliOk(harness, ["vnode", "set", name, "--mail-hostname", HOST, "--mail-listen", ns.nsAddress]);
+  const logDir = join(workDir, `logs-${name}`);
   mkdirSync(logDir);
   let agent: AgentProcess | undefined;
   const startAgent = async (): Promise<void> => {
@@ -200,29 +224,36 @@ async function startVnode(workDir: string): Promise<Vnode> {
   // The agent goes before the namespace (whose destruction SIGKILLs the daemons left in it).
   onCleanup("agent", stopAgent);
   await startAgent();
-  await waitApplied(harness, 90_000, "the reconciler to apply the first state");
+  await waitApplied({ harness, name }, 90_000, `the reconciler to apply ${name}'s first state`);
   // 100,000 × 1G is more than this disk: without overcommit the storage rule would (rightly) refuse.
-  await cliOk(harness, ["addvmaildomain", "vn1", DOMAIN, "--skip-dns-check", "--overcommit"]);
-  const agentQuiet = async (quietMs: number, maxMs: number): Promise<void> => {
+  await cliOk(harness, ["addvmaildomain", name, DOMAIN, "--skip-dns-check", "--overcommit"]);
+  const agentQuiet = async (quietMs: number, maxMs: number): Promise<number> => {
+    const t0 = Date.now();
     let size = -1;
     let since = Date.now();
+    let cpu = agentCpuMs(agent);
     await until(() => {
       const now = agent ? statSync(agent.logFile).size : -1;
-      if (now !== size) {
+      const used = agentCpuMs(agent);
+      const elapsed = Date.now() - since;
+      if (now !== size || (elapsed >= quietMs && used - cpu > elapsed * AGENT_IDLE_SHARE)) {
         size = now;
         since = Date.now();
+        cpu = used;
+        return undefined;
       }
-      return Date.now() - since >= quietMs ? true : undefined;
-    }, maxMs, "the agent to be idle", 100);
+      return elapsed >= quietMs ? true : undefined;
+    }, maxMs, `${name}'s agent to be idle`, 100);
+    return Date.now() - t0;
   };
-  return { harness, ns, root, caPem, startAgent, stopAgent, agentQuiet };
+  return { name, harness, ns, root, caPem, startAgent, stopAgent, agentQuiet };
 }
 
 /** mail:import a JSON file of `n` mailbox rows that share one precomputed hash. */
-async function bulkLoad(v: Vnode, dir: string, prefix: string, n: number, hash: string): Promise<{ importMs: number; liveMs: number; notPushed: number }> {
+async function bulkLoad(v: Vnode, dir: string, prefix: string, n: number, hash: string): Promise<{ importMs: number; liveMs: number; idleMs: number; notPushed: number }> {
   const rows = Array.from({ length: n }, (_, i) => ({ kind: "mailbox", address: `${prefix}${String(i).padStart(6, "0")}@${DOMAIN}`, passwordHash: hash }));
   const file = join(dir, `${prefix}import.json`);
-  writeFileSync(file, JSON.stringify({ version: 1, vnode: "vn1", rows }));
+  writeFileSync(file, JSON.stringify({ version: 1, vnode: v.name, rows }));
   const expected = lookupCount(v.root) + n;
   const t0 = performance.now();
   const r = await v.harness.cli(["mail:import", file]); // default --batch 500: one push per batch
@@ -234,13 +265,14 @@ async function bulkLoad(v: Vnode, dir: string, prefix: string, n: number, hash: 
   // (no apply logged for two seconds), so the samples that follow do not meet a reconcile.
   await until(async () => {
     if (lookupCount(v.root) < expected) return undefined;
-    const st = await vnodeStatus(v.harness);
+    const st = await vnodeStatus(v.harness, v.name);
     return st.connected && st.applied === st.generation ? true : undefined;
   }, 300_000, `${expected} mailboxes live on the vnode`, 200);
   const liveMs = performance.now() - t0;
-  await v.agentQuiet(2000, 300_000);
+  await v.agentQuiet(3000, 300_000);
+  const idleMs = performance.now() - t0;
   rmSync(file);
-  return { importMs, liveMs, notPushed };
+  return { importMs, liveMs, idleMs, notPushed };
 }
 
 // --- probes ----------------------------------------------------------------------------------------
@@ -305,7 +337,7 @@ function smtpAccepted(host: string, to: string): Promise<boolean> {
 }
 
 interface Sample {
-  /** addvmail said "live on vn1" (pushed at once), not "not pushed" (left to the reconciler). */
+  /** addvmail said "live on <vnode>" (pushed at once), not "not pushed" (left to the reconciler). */
   pushed: boolean;
   callMs: number;
   imapMs: number;
@@ -321,18 +353,31 @@ async function probeBoth(v: Vnode, user: string, t0: number): Promise<{ imapMs: 
   return { imapMs, smtpMs };
 }
 
-async function addvmailSamples(v: Vnode, tag: string, n: number): Promise<Sample[]> {
-  const out: Sample[] = [];
+async function addvmailSample(v: Vnode, user: string): Promise<Sample> {
+  const t0 = performance.now();
+  const r = await v.harness.cli(["addvmail", v.name, user, "--password-stdin"], `${PASSWORD}\n`);
+  const returned = performance.now();
+  if (r.code !== 0) throw new Error(`addvmail ${v.name} ${user}: exit ${r.code} ${r.out.trim()} ${r.err.trim()}`);
+  const pushed = r.out.includes(`live on ${v.name}`);
+  if (!pushed) log(`addvmail ${v.name} ${user}: ${r.err.trim()}`);
+  return { pushed, callMs: returned - t0, ...(await probeBoth(v, user, returned)) };
+}
+
+/**
+ * `n` samples on each vnode, taken in turns (ABBA order, so neither side always goes first):
+ * whatever the machine does meanwhile (other processes, page cache, CPU frequency) falls on
+ * both sides alike, and the ratio between them measures the vnodes, not the minute.
+ */
+async function addvmailSamples(vnodes: readonly Vnode[], tag: string, n: number): Promise<Sample[][]> {
+  const out = vnodes.map((): Sample[] => []);
   for (let i = -2; i < n; i++) {
     const user = `${tag}${i < 0 ? `w${-i}` : i}@${DOMAIN}`;
-    const t0 = performance.now();
-    const r = await v.harness.cli(["addvmail", "vn1", user, "--password-stdin"], `${PASSWORD}\n`);
-    const returned = performance.now();
-    if (r.code !== 0) throw new Error(`addvmail ${user}: exit ${r.code} ${r.out.trim()} ${r.err.trim()}`);
-    const pushed = r.out.includes("live on vn1");
-    if (!pushed) log(`addvmail ${user}: ${r.err.trim()}`);
-    const probe = await probeBoth(v, user, returned);
-    if (i >= 0) out.push({ pushed, callMs: returned - t0, ...probe }); // i < 0: two warm-up samples
+    const order = vnodes.map((v, k) => ({ v, k }));
+    if (i % 2 !== 0) order.reverse();
+    for (const { v, k } of order) {
+      const sample = await addvmailSample(v, user);
+      if (i >= 0) out[k]?.push(sample); // i < 0: two warm-up samples
+    }
   }
   return out;
 }
@@ -406,7 +451,7 @@ async function netservaSamples(v: Vnode, sshd: Sshd, tag: string, n: number, has
     return await netservaRun(v, sshd, tag, n, hash, vmail);
   } finally {
     await v.startAgent();
-    await waitApplied(v.harness, 180_000, "the agent to be back");
+    await waitApplied(v, 180_000, "the agent to be back");
     // The reconciler finds the hand-made rows (drift) and puts the controller's state back.
     await until(() => (lookupCount(v.root) <= rowsBefore ? true : undefined), 180_000, "the reconciler to remove the hand-made rows", 200);
     await v.agentQuiet(2000, 180_000);
@@ -574,35 +619,39 @@ async function main(): Promise<void> {
   onCleanup("work dir", () => (opts.keep ? log(`kept ${workDir}`) : rmSync(workDir, { recursive: true, force: true })));
   const hash = await hashPassword(PASSWORD);
 
-  log("starting controller, namespace, agent (its own process, --root) …");
-  const v = await startVnode(workDir);
+  log("starting two vnodes (each its own controller, namespace and agent process with --root) …");
+  const [vs, vb] = await Promise.all([startVnode(workDir, "vn1"), startVnode(workDir, "vn2")]);
   const sshDir = join(workDir, "ssh");
   mkdirSync(sshDir, { mode: 0o700 });
   const sshd = await startSshd(sshDir);
 
-  const before = lookupCount(v.root);
-  if (SMALL > before) await bulkLoad(v, workDir, "f", SMALL - before, hash);
-  const atSmall = lookupCount(v.root);
-  log(`${atSmall} mailboxes on the vnode: ${SAMPLES} addvmail samples …`);
+  const loadTo = async (v: Vnode, n: number, prefix: string): Promise<Awaited<ReturnType<typeof bulkLoad>> | undefined> => {
+    const missing = n - lookupCount(v.root);
+    return missing > 0 ? bulkLoad(v, workDir, prefix, missing, hash) : undefined;
+  };
+  await loadTo(vs, SMALL, "f");
+  const atSmall = lookupCount(vs.root);
+  const toLoad = BIG - lookupCount(vb.root);
+  log(`bulk-loading ${toLoad} mailboxes onto ${vb.name} (mail:import, one precomputed hash) …`);
+  const load = (await loadTo(vb, BIG, "b")) ?? { importMs: 0, liveMs: 0, idleMs: 0, notPushed: 0 };
+  const atBig = lookupCount(vb.root);
+  log(`${vs.name}: ${atSmall} mailboxes, ${vb.name}: ${atBig} (import ${(load.importMs / 1000).toFixed(1)} s, live ${(load.liveMs / 1000).toFixed(1)} s, agent idle ${(load.idleMs / 1000).toFixed(1)} s)`);
+
   const deaths = { addvmail: 0, netserva: 0 };
+  const lockDeaths = (): number => smtpdLockDeaths(vs.root) + smtpdLockDeaths(vb.root);
   const counted = async <T>(kind: keyof typeof deaths, work: () => Promise<T>): Promise<T> => {
-    const d0 = smtpdLockDeaths(v.root);
+    const d0 = lockDeaths();
     const result = await work();
-    deaths[kind] += smtpdLockDeaths(v.root) - d0;
+    deaths[kind] += lockDeaths() - d0;
     return result;
   };
-  const small = await counted("addvmail", () => addvmailSamples(v, "a", SAMPLES));
-  log(`NetServa way: ${SSH_SAMPLES} samples …`);
-  const smallSsh = await counted("netserva", () => netservaSamples(v, sshd, "s", SSH_SAMPLES, hash));
-
-  const toLoad = BIG - lookupCount(v.root);
-  log(`bulk-loading ${toLoad} mailboxes (mail:import, one precomputed hash) …`);
-  const load = await bulkLoad(v, workDir, "b", toLoad, hash);
-  const atBig = lookupCount(v.root);
-  log(`${atBig} mailboxes on the vnode (import ${(load.importMs / 1000).toFixed(1)} s, live ${(load.liveMs / 1000).toFixed(1)} s): ${SAMPLES} addvmail samples …`);
-  const big = await counted("addvmail", () => addvmailSamples(v, "c", SAMPLES));
-  log(`NetServa way: ${SSH_SAMPLES} samples …`);
-  const bigSsh = await counted("netserva", () => netservaSamples(v, sshd, "t", SSH_SAMPLES, hash));
+  log(`${SAMPLES} addvmail samples on each vnode, in turns …`);
+  const [small = [], big = []] = await counted("addvmail", () => addvmailSamples([vs, vb], "a", SAMPLES));
+  log(`NetServa way: ${SSH_SAMPLES} samples on ${vs.name} …`);
+  const smallSsh = await counted("netserva", () => netservaSamples(vs, sshd, "s", SSH_SAMPLES, hash));
+  log(`NetServa way: ${SSH_SAMPLES} samples on ${vb.name} …`);
+  const bigSsh = await counted("netserva", () => netservaSamples(vb, sshd, "t", SSH_SAMPLES, hash));
+  const v = vb;
   const atBigEnd = lookupCount(v.root);
 
   let rendered: Throughput | undefined;
@@ -610,12 +659,12 @@ async function main(): Promise<void> {
   let throughputNote = "";
   if (!opts["no-throughput"]) {
     try {
-      log("throughput: enabling Rspamd on vn1 …");
+      log(`throughput: enabling Rspamd on ${v.name} …`);
       const tp0 = performance.now();
-      await cliOk(v.harness, ["vnode", "set", "vn1", "--rspamd", "1"]);
-      await waitApplied(v.harness, 120_000, "the vnode to apply --rspamd 1");
+      await cliOk(v.harness, ["vnode", "set", v.name, "--rspamd", "1"]);
+      await waitApplied(v, 120_000, "the vnode to apply --rspamd 1");
       const to = `load@${DOMAIN}`;
-      await cliOk(v.harness, ["addvmail", "vn1", to, "--password-stdin"], `${PASSWORD}\n`);
+      await cliOk(v.harness, ["addvmail", v.name, to, "--password-stdin"], `${PASSWORD}\n`);
       const newDir = join(createVnodePaths(v.root).maildir(DOMAIN, "load"), "new");
       await until(async () => ((await smtpAccepted(v.ns.nsAddress, to)) ? true : undefined), 60_000, "the rendered stack to accept mail with Rspamd", 100);
       await until(() => (countFiles(newDir) >= 1 ? true : undefined), 30_000, "the first message through Rspamd", 20);
@@ -636,11 +685,11 @@ async function main(): Promise<void> {
   const rows: string[][] = [];
   const lat = (name: string, at: number, xs: number[], command: string): void =>
     void rows.push([name, String(at), String(xs.length), f1(percentile(xs, 50)), f1(percentile(xs, 99)), command]);
-  const addCmd = `addvmail vn1 aN@${DOMAIN} --password-stdin (in-process CLI)`;
+  const addCmd = (vnode: string): string => `addvmail ${vnode} aN@${DOMAIN} --password-stdin (in-process CLI)`;
   const sshCmd = "ssh root@127.0.0.1 -p PORT bash -s (sqlite3 INSERT; install -d maildir; ip netns exec NS postfix -c ROOT/etc/postfix reload)";
-  for (const [at, s, ss] of [[atSmall, small, smallSsh], [atBig, big, bigSsh]] as const) {
+  for (const [at, s, ss, vnode] of [[atSmall, small, smallSsh, vs.name], [atBig, big, bigSsh, vb.name]] as const) {
     const late = s.filter((x) => !x.pushed).length;
-    lat("addvmail call (returns when live)", at, s.map((x) => x.callMs), late ? `${addCmd}; ${late} of ${s.length} NOT pushed (reconciler)` : addCmd);
+    lat("addvmail call (returns when live)", at, s.map((x) => x.callMs), late ? `${addCmd(vnode)}; ${late} of ${s.length} NOT pushed (reconciler)` : addCmd(vnode));
     lat("addvmail return -> IMAP login", at, s.map((x) => x.imapMs), "ImapFlow LOGIN over TLS :993, polled every 5 ms");
     lat("addvmail return -> SMTP accepted", at, s.map((x) => x.smtpMs), "SMTP :25 RCPT 250 + DATA 250, polled every 5 ms");
     lat("addvmail start -> IMAP login", at, s.map((x) => x.callMs + x.imapMs), "call + return->login");
@@ -661,9 +710,12 @@ async function main(): Promise<void> {
   console.log("");
   const ratioBig = p50(big, totalImap) / p50(small, totalImap);
   const ratioBigAfter = p50(big, (s) => s.imapMs) / p50(small, (s) => s.imapMs);
-  console.log(`bulk load: mail:import of ${toLoad} mailboxes (batches of 500, one precomputed hash) ${(load.importMs / 1000).toFixed(1)} s, all in sysadm.db and the vnode at its generation after ${(load.liveMs / 1000).toFixed(1)} s; ${load.notPushed} batch pushes not delivered (left to the reconciler); ${atBigEnd} rows in sysadm.db at the end`);
+  console.log(`bulk load: mail:import of ${toLoad} mailboxes (batches of 500, one precomputed hash) ${(load.importMs / 1000).toFixed(1)} s, all in sysadm.db and the vnode at its generation after ${(load.liveMs / 1000).toFixed(1)} s, its agent idle (maildirs made in the background) after ${(load.idleMs / 1000).toFixed(1)} s; ${load.notPushed} batch pushes not delivered (left to the reconciler); ${atBigEnd} rows in sysadm.db at the end`);
   console.log(`target p50 addvmail start -> IMAP login < 100 ms: ${f1(p50(small, totalImap))} ms at ${atSmall}, ${f1(p50(big, totalImap))} ms at ${atBig} (${p50(big, totalImap) < 100 && p50(small, totalImap) < 100 ? "met" : "NOT met"}); return -> login ${f1(p50(small, (s) => s.imapMs))} / ${f1(p50(big, (s) => s.imapMs))} ms`);
   console.log(`at ${atBig} / at ${atSmall}, start -> IMAP login p50: ${ratioBig.toFixed(2)}x (target <= 1.2x: ${ratioBig <= 1.2 ? "met" : "NOT met"}); return -> login: ${ratioBigAfter.toFixed(2)}x`);
+  // The same rounds, pair by pair: sample i on the big vnode over sample i on the small one.
+  const paired = big.map((b, i) => totalImap(b) / totalImap(small[i] ?? b));
+  console.log(`  paired by round (taken seconds apart): median ${percentile(paired, 50).toFixed(2)}x, middle half ${percentile(paired, 25).toFixed(2)}-${percentile(paired, 75).toFixed(2)}x`);
   for (const [at, s, ss] of [[atSmall, small, smallSsh], [atBig, big, bigSsh]] as const) {
     console.log(`NetServa / netserva-mail p50 at ${at}: IMAP login ${(p50(ss, (x) => x.imapMs) / p50(s, totalImap)).toFixed(1)}x, SMTP accepted ${(p50(ss, (x) => x.smtpMs) / p50(s, (x) => x.callMs + x.smtpMs)).toFixed(1)}x (both from the start of the command)`);
   }
@@ -674,7 +726,7 @@ async function main(): Promise<void> {
     if (!t) return void tpRows.push([name, "-", "-", "-", "-", "-", "-", throughputNote || "skipped (--no-throughput)"]);
     tpRows.push([name, String(t.sent), String(t.refused), String(t.delivered), (t.smtpMs / 1000).toFixed(2), (t.totalMs / 1000).toFixed(2), f1((t.delivered * 1000) / t.totalMs), config]);
   };
-  tp("rendered: Postfix > Rspamd > LMTP > Dovecot", rendered, "agent-rendered main.cf/master.cf/dovecot.conf, vnode set vn1 --rspamd 1, --filter-offline");
+  tp("rendered: Postfix > Rspamd > LMTP > Dovecot", rendered, `agent-rendered main.cf/master.cf/dovecot.conf, vnode set ${v.name} --rspamd 1, --filter-offline`);
   tp("minimal: Postfix > LMTP > Dovecot", minimal, "main.cf.debian + master.cf.dist (chroot y) + virtual -> lmtp:unix:private/dovecot-lmtp; static userdb");
   const tw = tpHeader.map((h, i) => Math.max(h.length, ...tpRows.map((r) => (r[i] ?? "").length)));
   const tline = (cells: string[]): string => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(tw[i] ?? 0) : c.padStart(tw[i] ?? 0))).join("  ").trimEnd();
@@ -682,7 +734,7 @@ async function main(): Promise<void> {
   console.log(tw.map((w) => "-".repeat(w)).join("  "));
   for (const r of tpRows) console.log(tline(r));
   if (rendered && minimal) console.log(`rendered / minimal msg/s = ${((rendered.delivered / rendered.totalMs) / (minimal.delivered / minimal.totalMs)).toFixed(2)}   (${MESSAGES} messages of ~1.2 kB, ${CONCURRENCY} SMTP sessions on :25, one recipient; time until all are in Maildir/new)`);
-  console.log(`smtpd processes that died on a locked sysadm.db (fatal: dict_sqlite_lookup): ${deaths.addvmail} during the addvmail samples, ${deaths.netserva} during the NetServa samples, ${smtpdLockDeaths(v.root)} in the whole run`);
+  console.log(`smtpd processes that died on a locked sysadm.db (fatal: dict_sqlite_lookup): ${deaths.addvmail} during the addvmail samples, ${deaths.netserva} during the NetServa samples, ${lockDeaths()} in the whole run`);
   const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   console.log(`wall time ${((performance.now() - started) / 1000).toFixed(0)} s; load average at end ${load1}`);
 }
