@@ -4,8 +4,8 @@
 //    two vnodes (each with its own controller and database), one of each size, sampled in turns.
 // 2. The same change made the NetServa way: `ssh root@127.0.0.1 bash -s` with a script that
 //    inserts the row with sqlite3, makes the maildir and runs `postfix reload` in the namespace.
-// 3. Messages/s through the rendered Postfix → Rspamd milter → LMTP → Dovecot, side by side with
-//    a hand-rendered "Debian default plus the minimum to deliver" Postfix + Dovecot in a second
+// 3. Messages/s through the rendered Postfix → LMTP → Dovecot, without and then with the Rspamd
+//    milter, side by side with a hand-rendered "Debian default plus the minimum to deliver" Postfix + Dovecot in a second
 //    namespace. Run by scripts/bench-apply; loopback and its own namespaces only; every wait is
 //    bounded; everything it starts is stopped by PID and removed, also on failure or Ctrl-C.
 import { spawn } from "node:child_process";
@@ -655,19 +655,26 @@ async function main(): Promise<void> {
   const atBigEnd = lookupCount(v.root);
 
   let rendered: Throughput | undefined;
+  let unfiltered: Throughput | undefined;
   let minimal: Throughput | undefined;
   let throughputNote = "";
   if (!opts["no-throughput"]) {
     try {
+      const to = `load@${DOMAIN}`;
+      await cliOk(v.harness, ["addvmail", v.name, to, "--password-stdin"], `${PASSWORD}\n`);
+      const newDir = join(createVnodePaths(v.root).maildir(DOMAIN, "load"), "new");
+      await until(async () => ((await smtpAccepted(v.ns.nsAddress, to)) ? true : undefined), 60_000, "the rendered stack to accept mail", 100);
+      await until(() => (countFiles(newDir) >= 1 ? true : undefined), 30_000, "the first message", 20);
+      log(`${MESSAGES} messages, ${CONCURRENCY} connections → rendered stack without Rspamd …`);
+      unfiltered = await blast(v.ns.nsAddress, to, newDir);
       log(`throughput: enabling Rspamd on ${v.name} …`);
       const tp0 = performance.now();
       await cliOk(v.harness, ["vnode", "set", v.name, "--rspamd", "1"]);
       await waitApplied(v, 120_000, "the vnode to apply --rspamd 1");
-      const to = `load@${DOMAIN}`;
-      await cliOk(v.harness, ["addvmail", v.name, to, "--password-stdin"], `${PASSWORD}\n`);
-      const newDir = join(createVnodePaths(v.root).maildir(DOMAIN, "load"), "new");
       await until(async () => ((await smtpAccepted(v.ns.nsAddress, to)) ? true : undefined), 60_000, "the rendered stack to accept mail with Rspamd", 100);
-      await until(() => (countFiles(newDir) >= 1 ? true : undefined), 30_000, "the first message through Rspamd", 20);
+      const through = countFiles(newDir) + 1;
+      await smtpAccepted(v.ns.nsAddress, to);
+      await until(() => (countFiles(newDir) >= through ? true : undefined), 30_000, "a message through Rspamd", 20);
       log(`Rspamd on (${((performance.now() - tp0) / 1000).toFixed(1)} s); ${MESSAGES} messages, ${CONCURRENCY} connections → rendered stack …`);
       rendered = await blast(v.ns.nsAddress, to, newDir);
       log("minimal Debian-default Postfix + Dovecot in a second namespace …");
@@ -726,6 +733,7 @@ async function main(): Promise<void> {
     if (!t) return void tpRows.push([name, "-", "-", "-", "-", "-", "-", throughputNote || "skipped (--no-throughput)"]);
     tpRows.push([name, String(t.sent), String(t.refused), String(t.delivered), (t.smtpMs / 1000).toFixed(2), (t.totalMs / 1000).toFixed(2), f1((t.delivered * 1000) / t.totalMs), config]);
   };
+  tp("rendered, Rspamd off: Postfix > LMTP > Dovecot", unfiltered, `the same vnode before vnode set ${v.name} --rspamd 1`);
   tp("rendered: Postfix > Rspamd > LMTP > Dovecot", rendered, `agent-rendered main.cf/master.cf/dovecot.conf, vnode set ${v.name} --rspamd 1, --filter-offline`);
   tp("minimal: Postfix > LMTP > Dovecot", minimal, "main.cf.debian + master.cf.dist (chroot y) + virtual -> lmtp:unix:private/dovecot-lmtp; static userdb");
   const tw = tpHeader.map((h, i) => Math.max(h.length, ...tpRows.map((r) => (r[i] ?? "").length)));
@@ -733,7 +741,9 @@ async function main(): Promise<void> {
   console.log(tline(tpHeader));
   console.log(tw.map((w) => "-".repeat(w)).join("  "));
   for (const r of tpRows) console.log(tline(r));
-  if (rendered && minimal) console.log(`rendered / minimal msg/s = ${((rendered.delivered / rendered.totalMs) / (minimal.delivered / minimal.totalMs)).toFixed(2)}   (${MESSAGES} messages of ~1.2 kB, ${CONCURRENCY} SMTP sessions on :25, one recipient; time until all are in Maildir/new)`);
+  const rate = (t: Throughput): number => t.delivered / t.totalMs;
+  if (rendered && minimal) console.log(`rendered / minimal msg/s = ${(rate(rendered) / rate(minimal)).toFixed(2)}   (${MESSAGES} messages of ~1.2 kB, ${CONCURRENCY} SMTP sessions on :25, one recipient; time until all are in Maildir/new)`);
+  if (unfiltered && minimal) console.log(`rendered with Rspamd off / minimal msg/s = ${(rate(unfiltered) / rate(minimal)).toFixed(2)}`);
   console.log(`smtpd processes that died on a locked sysadm.db (fatal: dict_sqlite_lookup): ${deaths.addvmail} during the addvmail samples, ${deaths.netserva} during the NetServa samples, ${lockDeaths()} in the whole run`);
   const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   console.log(`wall time ${((performance.now() - started) / 1000).toFixed(0)} s; load average at end ${load1}`);
