@@ -26,14 +26,19 @@ export interface MailboxUsageRow {
 export interface UsageScanOptions {
   /** Share of one core the scan may use while it runs (default 0.05). */
   dutyCycle?: number;
+  /**
+   * The same for the first pass, while no usage is known at all (a new or restarted agent):
+   * quota health stays unknown until it ends (default 0.25, never below `dutyCycle`).
+   */
+  firstDutyCycle?: number;
   /** Work between pauses, ms (default 4). */
   sliceMs?: number;
   /** Rows read from the lookup DB at a time (default 500). */
   pageSize?: number;
   /** A directory modified this recently is listed again on the next scan (default 2 s). */
   racyMs?: number;
-  /** For tests: how to pause. */
-  sleep?: (ms: number) => Promise<void>;
+  /** For tests: how to pause, after `workedMs` of work. */
+  sleep?: (ms: number, workedMs: number) => Promise<void>;
 }
 
 export interface ScanProgress {
@@ -98,6 +103,8 @@ function listDir(path: string): { bytes: number; messages: number } {
 
 export function createUsageScanner(lookupDb: string, options: UsageScanOptions = {}): UsageScanner {
   const duty = Math.min(1, Math.max(0.001, options.dutyCycle ?? 0.05));
+  const firstDuty = Math.min(1, Math.max(duty, options.firstDutyCycle ?? 0.25));
+  let passes = 0;
   const sliceMs = options.sliceMs ?? 4;
   const pageSize = options.pageSize ?? 500;
   const racyNs = BigInt(options.racyMs ?? 2000) * 1_000_000n;
@@ -156,6 +163,7 @@ export function createUsageScanner(lookupDb: string, options: UsageScanOptions =
     const nextMailboxes = new Map<string, MailboxEntry>();
     const out: MailboxUsageRow[] = [];
     const progress: ScanProgress = { done: 0, workMs: 0 };
+    const share = passes === 0 ? firstDuty : duty;
     current = progress;
     const db = new DatabaseSync(lookupDb, { readOnly: true });
     try {
@@ -172,7 +180,7 @@ export function createUsageScanner(lookupDb: string, options: UsageScanOptions =
           const worked = performance.now() - sliceStart;
           if (worked >= sliceMs) {
             progress.workMs += worked;
-            await sleep(worked * (1 / duty - 1));
+            await sleep(worked * (1 / share - 1), worked);
             sliceStart = performance.now();
           }
         }
@@ -186,6 +194,7 @@ export function createUsageScanner(lookupDb: string, options: UsageScanOptions =
     // Only what this scan saw is remembered: deleted mailboxes and folders drop out.
     dirs = nextDirs;
     mailboxes = nextMailboxes;
+    passes += 1;
     return out;
   }
 

@@ -1,7 +1,7 @@
 // The mailbox usage scanner: sizes from ",S=" names (stat otherwise), every folder, a missing
 // maildir as empty, symlinks not followed; the incremental pass sees every change, also one made
 // in the same clock tick as the previous pass (racy entries); deleted mailboxes drop out; and the
-// pacing keeps its work to the duty cycle.
+// pacing keeps its work to the duty cycle (a higher one for the first pass).
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -94,12 +94,25 @@ describe("mailbox usage scan", () => {
   it("pauses after each slice so its work stays within the duty cycle, and pages through the rows", async () => {
     for (let i = 0; i < 300; i++) addMailbox(`m${String(i).padStart(3, "0")}`);
     const pauses: number[] = [];
-    const scanner = createUsageScanner(dbPath, { dutyCycle: 0.1, sliceMs: 0.5, pageSize: 7, sleep: async (ms) => void pauses.push(ms) });
+    const scanner = createUsageScanner(dbPath, { dutyCycle: 0.1, firstDutyCycle: 0.1, sliceMs: 0.5, pageSize: 7, sleep: async (ms) => void pauses.push(ms) });
     const rows = await scanner.scan();
     expect(rows).toHaveLength(300);
     expect(rows.map((r) => r.address)).toEqual([...rows.map((r) => r.address)].sort());
     expect(pauses.length).toBeGreaterThan(3);
     // Each pause is 9× the slice before it (10 % duty), and a slice is at least sliceMs.
     for (const p of pauses) expect(p).toBeGreaterThanOrEqual(0.5 * 9);
+  });
+
+  it("runs the first pass (no usage known yet) at its own, higher duty cycle, and later passes at the normal one", async () => {
+    for (let i = 0; i < 300; i++) addMailbox(`m${String(i).padStart(3, "0")}`);
+    let pauses: Array<{ ms: number; worked: number }> = [];
+    const scanner = createUsageScanner(dbPath, { dutyCycle: 0.1, firstDutyCycle: 0.5, sliceMs: 0.1, racyMs: 0, sleep: async (ms, worked) => void pauses.push({ ms, worked }) });
+    await scanner.scan();
+    expect(pauses.length).toBeGreaterThan(0);
+    for (const p of pauses) expect(p.ms / p.worked).toBeCloseTo(1, 5); // 50 %: a pause as long as the work
+    pauses = [];
+    await scanner.scan();
+    expect(pauses.length).toBeGreaterThan(0);
+    for (const p of pauses) expect(p.ms / p.worked).toBeCloseTo(9, 5); // 10 %
   });
 });
