@@ -115,10 +115,14 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
     });
     await until(async () => (new X509Certificate(readFileSync(tlsCert(), "utf8")).validToDate.getTime() > Date.now() ? true : undefined), 30_000, "the reconciler to restore mail.crt");
     timings["controller start→cert restored"] = performance.now() - started;
+    let last: Awaited<ReturnType<typeof testSmtp>> | undefined;
     const { code, result, err } = await until(async () => {
-      const r = await testSmtp();
-      return r.code === 0 ? r : undefined;
-    }, 30_000, "mail:test-smtp to pass again");
+      last = await testSmtp();
+      return last.code === 0 ? last : undefined;
+    }, 30_000, "mail:test-smtp to pass again").catch((error: unknown) => {
+      // Say how the last attempt failed, not only that time ran out.
+      throw new Error(`${(error as Error).message}; last attempt: exit ${last?.code} ${last?.err.trim()} ${JSON.stringify(last?.result.steps)}`);
+    });
     timings["controller start→test passes"] = performance.now() - started;
     expect(code, err).toBe(0);
     const tls = result.steps.find((s) => s.name === "tls");
