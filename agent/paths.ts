@@ -43,6 +43,8 @@ export interface VnodePaths {
   readonly tlsDir: string;
   readonly tlsCert: string;
   readonly tlsKey: string;
+  /** Key followed by the chain in one file: what Postfix reads (see tls-files.ts). */
+  readonly tlsKeyAndChain: string;
   // Mail (NetServa layout: /srv/<domain>/msg/<user>/Maildir)
   readonly mailRoot: string;
   domainDir(domain: string): string;
@@ -107,6 +109,7 @@ export function createVnodePaths(root: string): VnodePaths {
     tlsDir,
     tlsCert: join(tlsDir, "mail.crt"),
     tlsKey: join(tlsDir, "mail.key"),
+    tlsKeyAndChain: join(tlsDir, "mail.pem"),
     mailRoot,
     domainDir,
     mailHome,

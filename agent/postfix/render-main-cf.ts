@@ -47,8 +47,8 @@ export function renderMainCf(o: PostfixRenderOptions): string {
     ["smtpd_sasl_type", "dovecot"],
     ["smtpd_sasl_path", p.dovecotAuthSocket],
     ["smtpd_sasl_auth_enable", "no"],
-    ["smtpd_tls_cert_file", p.tlsCert],
-    ["smtpd_tls_key_file", p.tlsKey],
+    // One file, one rename: never a new key with an old certificate (mail/tls-files.ts).
+    ["smtpd_tls_chain_files", p.tlsKeyAndChain],
     ["smtpd_tls_security_level", "may"],
     ["smtpd_tls_auth_only", "yes"],
     ["smtpd_tls_protocols", ">=TLSv1.2"],

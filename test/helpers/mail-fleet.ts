@@ -1,7 +1,7 @@
 // A controller (in-process harness) and N mail vnodes, each an agent process in its own network
 // namespace with a private --root, metrics on the namespace address, enrolled and reconciled to
 // their first generation, with one domain. Used by the health, SMTP test and Prometheus suites.
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startHarness, type Harness } from "./controller-harness.ts";
@@ -65,6 +65,9 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
           }
         }
         await v.ns.destroy();
+        // KEEP_LOGS keeps the daemons' own logs beside the agent's, for a failure to be read later.
+        const daemonLogs = join(v.root, "var", "log", "netserva-mail");
+        if (process.env["KEEP_LOGS"] && existsSync(daemonLogs)) cpSync(daemonLogs, join(logDir, `${v.name}-daemons`), { recursive: true });
         rmSync(v.root, { recursive: true, force: true });
       }
       await harness.close();

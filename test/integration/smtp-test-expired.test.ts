@@ -7,7 +7,7 @@
 // controller daemon (same home and database) starts: its reconciler sees the drift, restores the
 // certificate and reloads, and the same test passes again, message arrival included.
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../common/log.ts";
@@ -33,6 +33,13 @@ interface Result { ok: boolean; steps: Step[] }
 
 const tlsCert = (): string => join(vn1.root, "etc", "netserva-mail", "tls", "mail.crt");
 const tlsKey = (): string => join(vn1.root, "etc", "netserva-mail", "tls", "mail.key");
+const tlsKeyAndChain = (): string => join(vn1.root, "etc", "netserva-mail", "tls", "mail.pem");
+
+/** Replace a file the way a careful tool does: write aside, rename over (never a half-written file). */
+function swapIn(path: string, content: string, mode: number): void {
+  writeFileSync(`${path}.swap`, content, { mode });
+  renameSync(`${path}.swap`, path);
+}
 
 async function testSmtp(): Promise<{ code: number; result: Result; err: string }> {
   const r = await (fleet as MailFleet).harness.cli(["mail:test-smtp", "vn1", "--port", "587", "--auth", alice, "--password-stdin", "--json"], `${PASS}\n`);
@@ -76,8 +83,10 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
     });
     expect(expired.notAfter.getTime()).toBeLessThan(Date.now() - DAY / 2);
     const good = readFileSync(tlsCert(), "utf8");
-    writeFileSync(tlsKey(), expired.keyPem, { mode: 0o600 });
-    writeFileSync(tlsCert(), `${expired.certPem.trimEnd()}\n${(fleet as MailFleet).caPem}`, { mode: 0o644 });
+    const chain = `${expired.certPem.trimEnd()}\n${(fleet as MailFleet).caPem}`;
+    swapIn(tlsKey(), expired.keyPem, 0o600);
+    swapIn(tlsCert(), chain, 0o644);
+    swapIn(tlsKeyAndChain(), `${expired.keyPem.trimEnd()}\n${chain}`, 0o600); // what Postfix reads
     await vn1.ns.run("/usr/sbin/postfix", ["-c", join(vn1.root, "etc", "postfix"), "reload"]);
     // Reload is asynchronous: new smtpd processes read the new files. Poll until the failure shows.
     const started = performance.now();
@@ -120,8 +129,10 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
       last = await testSmtp();
       return last.code === 0 ? last : undefined;
     }, 30_000, "mail:test-smtp to pass again").catch((error: unknown) => {
-      // Say how the last attempt failed, not only that time ran out.
-      throw new Error(`${(error as Error).message}; last attempt: exit ${last?.code} ${last?.err.trim()} ${JSON.stringify(last?.result.steps)}`);
+      // Say how the last attempt failed, not only that time ran out, and what Postfix said.
+      const log = join(vn1.root, "var", "log", "netserva-mail", "postfix.log");
+      const said = existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => /warning|fatal|panic|error/i.test(l)).slice(-10).join("\n") : "(no postfix.log)";
+      throw new Error(`${(error as Error).message}; last attempt: exit ${last?.code} ${last?.err.trim()} ${JSON.stringify(last?.result.steps)}\npostfix.log:\n${said}`);
     });
     timings["controller start→test passes"] = performance.now() - started;
     expect(code, err).toBe(0);

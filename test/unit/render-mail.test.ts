@@ -12,6 +12,12 @@ import { renderMasterCf } from "../../agent/postfix/render-master-cf.ts";
 import { renderDovecot } from "../../agent/dovecot/render.ts";
 import { renderDovecotConf } from "../../agent/dovecot/render-conf.ts";
 import { renderDovecotSql } from "../../agent/dovecot/render-sql.ts";
+import { renderTlsFiles } from "../../agent/mail/tls-files.ts";
+import { create } from "@bufbuild/protobuf";
+import { X509Certificate, createPrivateKey } from "node:crypto";
+import { TlsMaterialSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { createCertificateAuthority } from "../../common/pki/ca.ts";
+import { issueServerCertificate } from "../../common/pki/server-cert.ts";
 
 const paths = createVnodePaths("/vn/one");
 const pf = { paths, mailHostname: "mail.example.com", listenAddresses: ["10.1.2.3"], rspamdEnabled: false };
@@ -62,6 +68,27 @@ describe("postfix render", () => {
     expect(m).toMatch(/^submission inet[\s\S]*?smtpd_tls_security_level=encrypt/m);
     expect(m).toMatch(/^smtps[\s\S]*?smtpd_tls_wrappermode=yes/m);
     expect(m).toContain("reject_sender_login_mismatch");
+  });
+
+  it("TLS: Postfix takes key and chain from one file, so one rename swaps both (an smtpd started between two renames met a mismatched pair and disabled TLS)", async () => {
+    const cf = renderMainCf(pf);
+    expect(param(cf, "smtpd_tls_chain_files")).toBe(paths.tlsKeyAndChain);
+    expect(param(cf, "smtpd_tls_cert_file")).toBeUndefined();
+    expect(param(cf, "smtpd_tls_key_file")).toBeUndefined();
+    const ca = await createCertificateAuthority({ commonName: "render test CA", validDays: 1, keyBits: 2048 });
+    const leaf = await issueServerCertificate({ caKeyPem: ca.keyPem, caCertPem: ca.certPem, dnsNames: ["mail.example.com"], validSeconds: 3600 });
+    const files = renderTlsFiles(paths, create(TlsMaterialSchema, { certificateChainPem: `${leaf.certPem.trimEnd()}\n${ca.certPem}`, privateKeyPem: leaf.keyPem }));
+    const combined = files.get(paths.tlsKeyAndChain);
+    expect(combined?.mode).toBe(0o600);
+    // Key first, then the leaf, then the rest of the chain (Postfix's order).
+    const blocks = combined?.content.match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g) ?? [];
+    expect(blocks).toHaveLength(3);
+    expect(blocks[0]).toMatch(/PRIVATE KEY/);
+    expect(new X509Certificate(blocks[1] ?? "").checkPrivateKey(createPrivateKey(blocks[0] ?? ""))).toBe(true);
+    expect(new X509Certificate(blocks[2] ?? "").subject).toContain("render test CA");
+    // Dovecot keeps its two files (read only when it reloads, after both are in place).
+    expect(files.get(paths.tlsKey)?.mode).toBe(0o600);
+    expect(files.get(paths.tlsCert)?.content).toContain("BEGIN CERTIFICATE");
   });
 
   it("map files query only active rows of active domains, against the lookup DB", () => {
