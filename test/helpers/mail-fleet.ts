@@ -4,6 +4,7 @@
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createVnodePaths } from "../../agent/paths.ts";
 import { startHarness, type Harness } from "./controller-harness.ts";
 import { createTestNetns, type TestNetns } from "./netns.ts";
 import { startAgentProcess, type AgentProcess } from "./agent-process.ts";
@@ -66,7 +67,7 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         }
         await v.ns.destroy();
         // KEEP_LOGS keeps the daemons' own logs beside the agent's, for a failure to be read later.
-        const daemonLogs = join(v.root, "var", "log", "netserva-mail");
+        const daemonLogs = createVnodePaths(v.root).postfixLogDir; // Postfix's and Dovecot's
         if (process.env["KEEP_LOGS"] && existsSync(daemonLogs)) cpSync(daemonLogs, join(logDir, `${v.name}-daemons`), { recursive: true });
         rmSync(v.root, { recursive: true, force: true });
       }

@@ -7,9 +7,10 @@
 // controller daemon (same home and database) starts: its reconciler sees the drift, restores the
 // certificate and reloads, and the same test passes again, message arrival included.
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeFileAtomic } from "../../agent/apply/atomic-write.ts";
+import { createVnodePaths } from "../../agent/paths.ts";
 import { silentLogger } from "../../common/log.ts";
 import { issueServerCertificate } from "../../common/pki/server-cert.ts";
 import { createCliContext } from "../../controller/cli/cli-context.ts";
@@ -31,15 +32,8 @@ const timings: Record<string, number> = {};
 interface Step { name: string; ok: boolean; ms: number; detail: string; facts: Record<string, string> }
 interface Result { ok: boolean; steps: Step[] }
 
-const tlsCert = (): string => join(vn1.root, "etc", "netserva-mail", "tls", "mail.crt");
-const tlsKey = (): string => join(vn1.root, "etc", "netserva-mail", "tls", "mail.key");
-const tlsKeyAndChain = (): string => join(vn1.root, "etc", "netserva-mail", "tls", "mail.pem");
-
-/** Replace a file the way a careful tool does: write aside, rename over (never a half-written file). */
-function swapIn(path: string, content: string, mode: number): void {
-  writeFileSync(`${path}.swap`, content, { mode });
-  renameSync(`${path}.swap`, path);
-}
+const vnPaths = () => createVnodePaths(vn1.root);
+const tlsCert = (): string => vnPaths().tlsCert;
 
 async function testSmtp(): Promise<{ code: number; result: Result; err: string }> {
   const r = await (fleet as MailFleet).harness.cli(["mail:test-smtp", "vn1", "--port", "587", "--auth", alice, "--password-stdin", "--json"], `${PASS}\n`);
@@ -84,10 +78,11 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
     expect(expired.notAfter.getTime()).toBeLessThan(Date.now() - DAY / 2);
     const good = readFileSync(tlsCert(), "utf8");
     const chain = `${expired.certPem.trimEnd()}\n${(fleet as MailFleet).caPem}`;
-    swapIn(tlsKey(), expired.keyPem, 0o600);
-    swapIn(tlsCert(), chain, 0o644);
-    swapIn(tlsKeyAndChain(), `${expired.keyPem.trimEnd()}\n${chain}`, 0o600); // what Postfix reads
-    await vn1.ns.run("/usr/sbin/postfix", ["-c", join(vn1.root, "etc", "postfix"), "reload"]);
+    // Swapped in whole, as a careful tool would (never a half-written file).
+    writeFileAtomic(vnPaths().tlsKey, { content: expired.keyPem, mode: 0o600 });
+    writeFileAtomic(tlsCert(), { content: chain, mode: 0o644 });
+    writeFileAtomic(vnPaths().tlsKeyAndChain, { content: `${expired.keyPem.trimEnd()}\n${chain}`, mode: 0o600 }); // what Postfix reads
+    await vn1.ns.run("/usr/sbin/postfix", ["-c", vnPaths().postfixDir, "reload"]);
     // Reload is asynchronous: new smtpd processes read the new files. Poll until the failure shows.
     const started = performance.now();
     const { code, result, err } = await until(async () => {
@@ -130,7 +125,7 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
       return last.code === 0 ? last : undefined;
     }, 30_000, "mail:test-smtp to pass again").catch((error: unknown) => {
       // Say how the last attempt failed, not only that time ran out, and what Postfix said.
-      const log = join(vn1.root, "var", "log", "netserva-mail", "postfix.log");
+      const log = vnPaths().postfixLog;
       const said = existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => /warning|fatal|panic|error/i.test(l)).slice(-10).join("\n") : "(no postfix.log)";
       throw new Error(`${(error as Error).message}; last attempt: exit ${last?.code} ${last?.err.trim()} ${JSON.stringify(last?.result.steps)}\npostfix.log:\n${said}`);
     });
