@@ -105,7 +105,14 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     ...(mailHost ? { mailHost } : {}),
   });
   const metricsServer = options.metricsListen
-    ? await startMetricsServer({ registry: metrics.registry, caPem: identity.caPem, certPem: identity.certPem, keyPem: identity.keyPem, revocations, ...splitHostPort(options.metricsListen, "metrics-listen") })
+    ? await startMetricsServer({
+        registry: metrics.registry,
+        caPem: identity.caPem,
+        certPem: identity.certPem,
+        keyPem: identity.keyPem,
+        revocations,
+        ...splitHostPort(options.metricsListen, "metrics-listen"),
+      })
     : undefined;
   const renewal = scheduleRenewal({
     identity,

@@ -96,7 +96,9 @@ export function createVnodePaths(root: string): VnodePaths {
     dovecotPidFile: join(dovecotBaseDir, "master.pid"),
     dovecotLog: at("var/log/netserva-mail/dovecot.log"),
     // A private root gets its own instance name so `doveadm -i` and logs never mix it with the host's.
-    dovecotInstanceName: isSystemRoot ? "dovecot" : `ns-${createHash("sha256").update(base).digest("hex").slice(0, 10)}`,
+    dovecotInstanceName: isSystemRoot
+      ? "dovecot"
+      : `ns-${createHash("sha256").update(base).digest("hex").slice(0, 10)}`,
     dovecotLmtpSocket: join(dovecotBaseDir, "lmtp"),
     dovecotAuthSocket: join(dovecotBaseDir, "auth-postfix"),
     dovecotQuotaStatusSocket: join(dovecotBaseDir, "quota-status"),

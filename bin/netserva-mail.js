@@ -14,7 +14,10 @@ if (major < 24) {
     process.stderr.write("netserva-mail needs Node >= 24: run `npm ci` in the project first\n");
     process.exit(2);
   }
-  const result = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: "inherit", argv0: process.argv[1] });
+  const result = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: "inherit",
+    argv0: process.argv[1],
+  });
   process.exit(result.status ?? 1);
 }
 

@@ -42,6 +42,9 @@ export function notFound(message: string): NetservaError {
   return new NetservaError("not_found", message);
 }
 
-export function conflict(message: string, code: "already_exists" | "failed_precondition" = "already_exists"): NetservaError {
+export function conflict(
+  message: string,
+  code: "already_exists" | "failed_precondition" = "already_exists",
+): NetservaError {
   return new NetservaError(code, message);
 }

@@ -10,7 +10,20 @@
 //    bounded; everything it starts is stopped by PID and removed, also on failure or Ctrl-C.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -69,7 +82,12 @@ const ATTEMPT_MS = 3_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const log = (line: string): void => void process.stderr.write(`bench-apply: ${line}\n`);
 
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, ms: number, what: string, every = 50): Promise<T> {
+async function until<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  ms: number,
+  what: string,
+  every = 50,
+): Promise<T> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     const value = await probe();
@@ -105,7 +123,11 @@ function cleanup(): Promise<void> {
   })();
   return cleaning;
 }
-for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+  ["SIGHUP", 129],
+] as const) {
   process.once(signal, () => {
     log(`${signal}: cleaning up`);
     void cleanup().finally(() => process.exit(code));
@@ -147,17 +169,29 @@ async function cliOk(harness: Harness, argv: string[], stdin?: string): Promise<
   return r.out;
 }
 
-async function vnodeStatus(harness: Harness, vnode: string): Promise<{ generation: number; applied: number; connected: boolean }> {
+async function vnodeStatus(
+  harness: Harness,
+  vnode: string,
+): Promise<{ generation: number; applied: number; connected: boolean }> {
   const rows = JSON.parse(await cliOk(harness, ["status", "--json"])) as Array<Record<string, unknown>>;
   const row = rows.find((r) => r["vnode"] === vnode);
-  return { generation: Number(row?.["generation"] ?? -1), applied: Number(row?.["appliedGeneration"] ?? -2), connected: row?.["connected"] === true };
+  return {
+    generation: Number(row?.["generation"] ?? -1),
+    applied: Number(row?.["appliedGeneration"] ?? -2),
+    connected: row?.["connected"] === true,
+  };
 }
 
 async function waitApplied(v: Pick<Vnode, "harness" | "name">, ms: number, what: string): Promise<void> {
-  await until(async () => {
-    const s = await vnodeStatus(v.harness, v.name);
-    return s.connected && s.applied === s.generation ? true : undefined;
-  }, ms, what, 100);
+  await until(
+    async () => {
+      const s = await vnodeStatus(v.harness, v.name);
+      return s.connected && s.applied === s.generation ? true : undefined;
+    },
+    ms,
+    what,
+    100,
+  );
 }
 
 /**
@@ -166,7 +200,11 @@ async function waitApplied(v: Pick<Vnode, "harness" | "name">, ms: number, what:
  */
 function smtpdLockDeaths(root: string): number {
   const file = createVnodePaths(root).postfixLog;
-  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter((l) => l.includes("fatal: dict_sqlite_lookup")).length : 0;
+  return existsSync(file)
+    ? readFileSync(file, "utf8")
+        .split("\n")
+        .filter((l) => l.includes("fatal: dict_sqlite_lookup")).length
+    : 0;
 }
 
 function lookupCount(root: string): number {
@@ -207,15 +245,33 @@ async function startVnode(workDir: string, name: string): Promise<Vnode> {
   mkdirSync(root, { mode: 0o755 });
   chmodSync(workDir, 0o755);
   const port = 7444;
-  const token = (await cliOk(harness, ["vnode", "add", name, "--address", `${ns.nsAddress}:${port}`])).trim().split("\n").pop() ?? "";
+  const token =
+    (await cliOk(harness, ["vnode", "add", name, "--address", `${ns.nsAddress}:${port}`])).trim().split("\n").pop() ??
+    "";
   const agentHome = join(harness.dir, `agent-${name}`);
-  await cliOk(harness, ["agent", "enroll", "--controller", harness.controllerAddress, "--token", token, "--home", agentHome]);
+  await cliOk(harness, [
+    "agent",
+    "enroll",
+    "--controller",
+    harness.controllerAddress,
+    "--token",
+    token,
+    "--home",
+    agentHome,
+  ]);
   await cliOk(harness, ["vnode", "set", name, "--mail-hostname", HOST, "--mail-listen", ns.nsAddress]);
   const logDir = join(workDir, `logs-${name}`);
   mkdirSync(logDir);
   let agent: AgentProcess | undefined;
   const startAgent = async (): Promise<void> => {
-    agent = await startAgentProcess({ ns, home: agentHome, root, port, logDir, extraArgs: ["--filter-offline", "--filter-cache", FILTER_CACHE] });
+    agent = await startAgentProcess({
+      ns,
+      home: agentHome,
+      root,
+      port,
+      logDir,
+      extraArgs: ["--filter-offline", "--filter-cache", FILTER_CACHE],
+    });
   };
   const stopAgent = async (): Promise<void> => {
     await agent?.stop();
@@ -232,26 +288,41 @@ async function startVnode(workDir: string, name: string): Promise<Vnode> {
     let size = -1;
     let since = Date.now();
     let cpu = agentCpuMs(agent);
-    await until(() => {
-      const now = agent ? statSync(agent.logFile).size : -1;
-      const used = agentCpuMs(agent);
-      const elapsed = Date.now() - since;
-      if (now !== size || (elapsed >= quietMs && used - cpu > elapsed * AGENT_IDLE_SHARE)) {
-        size = now;
-        since = Date.now();
-        cpu = used;
-        return undefined;
-      }
-      return elapsed >= quietMs ? true : undefined;
-    }, maxMs, `${name}'s agent to be idle`, 100);
+    await until(
+      () => {
+        const now = agent ? statSync(agent.logFile).size : -1;
+        const used = agentCpuMs(agent);
+        const elapsed = Date.now() - since;
+        if (now !== size || (elapsed >= quietMs && used - cpu > elapsed * AGENT_IDLE_SHARE)) {
+          size = now;
+          since = Date.now();
+          cpu = used;
+          return undefined;
+        }
+        return elapsed >= quietMs ? true : undefined;
+      },
+      maxMs,
+      `${name}'s agent to be idle`,
+      100,
+    );
     return Date.now() - t0;
   };
   return { name, harness, ns, root, caPem, startAgent, stopAgent, agentQuiet };
 }
 
 /** mail:import a JSON file of `n` mailbox rows that share one precomputed hash. */
-async function bulkLoad(v: Vnode, dir: string, prefix: string, n: number, hash: string): Promise<{ importMs: number; liveMs: number; idleMs: number; notPushed: number }> {
-  const rows = Array.from({ length: n }, (_, i) => ({ kind: "mailbox", address: `${prefix}${String(i).padStart(6, "0")}@${DOMAIN}`, passwordHash: hash }));
+async function bulkLoad(
+  v: Vnode,
+  dir: string,
+  prefix: string,
+  n: number,
+  hash: string,
+): Promise<{ importMs: number; liveMs: number; idleMs: number; notPushed: number }> {
+  const rows = Array.from({ length: n }, (_, i) => ({
+    kind: "mailbox",
+    address: `${prefix}${String(i).padStart(6, "0")}@${DOMAIN}`,
+    passwordHash: hash,
+  }));
   const file = join(dir, `${prefix}import.json`);
   writeFileSync(file, JSON.stringify({ version: 1, vnode: v.name, rows }));
   const expected = lookupCount(v.root) + n;
@@ -260,14 +331,27 @@ async function bulkLoad(v: Vnode, dir: string, prefix: string, n: number, hash: 
   if (r.code !== 0) throw new Error(`mail:import exited ${r.code}: ${r.err.trim().slice(0, 500)}`);
   const importMs = performance.now() - t0;
   const notPushed = r.err.split("\n").filter((l) => l.includes("not pushed")).length;
-  if (notPushed) log(`mail:import: ${notPushed} batch pushes not delivered, e.g. ${r.err.split("\n").find((l) => l.includes("not pushed"))?.slice(0, 300) ?? ""}`);
+  if (notPushed)
+    log(
+      `mail:import: ${notPushed} batch pushes not delivered, e.g. ${
+        r.err
+          .split("\n")
+          .find((l) => l.includes("not pushed"))
+          ?.slice(0, 300) ?? ""
+      }`,
+    );
   // Live = every row in the vnode's sysadm.db, the vnode at its generation, and the agent idle
   // (no apply logged for two seconds), so the samples that follow do not meet a reconcile.
-  await until(async () => {
-    if (lookupCount(v.root) < expected) return undefined;
-    const st = await vnodeStatus(v.harness, v.name);
-    return st.connected && st.applied === st.generation ? true : undefined;
-  }, 300_000, `${expected} mailboxes live on the vnode`, 200);
+  await until(
+    async () => {
+      if (lookupCount(v.root) < expected) return undefined;
+      const st = await vnodeStatus(v.harness, v.name);
+      return st.connected && st.applied === st.generation ? true : undefined;
+    },
+    300_000,
+    `${expected} mailboxes live on the vnode`,
+    200,
+  );
   const liveMs = performance.now() - t0;
   await v.agentQuiet(3000, 300_000);
   const idleMs = performance.now() - t0;
@@ -278,8 +362,17 @@ async function bulkLoad(v: Vnode, dir: string, prefix: string, n: number, hash: 
 // --- probes ----------------------------------------------------------------------------------------
 
 function imapClient(v: Vnode, user: string): ImapFlow {
-  return new ImapFlow({ host: v.ns.nsAddress, port: 993, secure: true, auth: { user, pass: PASSWORD }, tls: { ca: v.caPem, servername: HOST }, logger: false,
-    connectionTimeout: ATTEMPT_MS, greetingTimeout: ATTEMPT_MS, socketTimeout: 10_000 });
+  return new ImapFlow({
+    host: v.ns.nsAddress,
+    port: 993,
+    secure: true,
+    auth: { user, pass: PASSWORD },
+    tls: { ca: v.caPem, servername: HOST },
+    logger: false,
+    connectionTimeout: ATTEMPT_MS,
+    greetingTimeout: ATTEMPT_MS,
+    socketTimeout: 10_000,
+  });
 }
 
 /** One attempt, false after ATTEMPT_MS (a server that drops the connection mid-reply must not stall the poll). */
@@ -309,7 +402,12 @@ async function pollFrom(t0: number, ok: () => Promise<boolean>, what: string): P
 function smtpAccepted(host: string, to: string): Promise<boolean> {
   const msg = buildMessage({ from: "probe@sender.test", to, subject: "bench-apply probe", body: "probe" });
   const script: Array<[string | undefined, number]> = [
-    [undefined, 220], [`EHLO ${HELO}`, 250], ["MAIL FROM:<probe@sender.test>", 250], [`RCPT TO:<${to}>`, 250], ["DATA", 354], [`${msg.data}\r\n.`, 250],
+    [undefined, 220],
+    [`EHLO ${HELO}`, 250],
+    ["MAIL FROM:<probe@sender.test>", 250],
+    [`RCPT TO:<${to}>`, 250],
+    ["DATA", 354],
+    [`${msg.data}\r\n.`, 250],
   ];
   return new Promise((resolve) => {
     const sock = connect({ host, port: 25 });
@@ -393,17 +491,48 @@ async function startSshd(dir: string): Promise<Sshd> {
   const { port, proc } = spawnThrowawaySshd(dir, await freePort());
   onCleanup("sshd", () => stopChild(proc));
   const sshd = { port, key: join(dir, "client_key") };
-  await until(async () => {
-    if (proc.exitCode !== null) throw new Error(`sshd exited ${proc.exitCode}`);
-    return (await sshScript(sshd, "echo pong\n").then((o) => o.trim() === "pong", () => false)) ? true : undefined;
-  }, 10_000, "sshd", 100);
+  await until(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`sshd exited ${proc.exitCode}`);
+      return (await sshScript(sshd, "echo pong\n").then(
+        (o) => o.trim() === "pong",
+        () => false,
+      ))
+        ? true
+        : undefined;
+    },
+    10_000,
+    "sshd",
+    100,
+  );
   return sshd;
 }
 
 function sshScript(s: Sshd, script: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn("ssh", ["-p", String(s.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-      "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-i", s.key, "root@127.0.0.1", "bash", "-s"], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(
+      "ssh",
+      [
+        "-p",
+        String(s.port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
+        "-i",
+        s.key,
+        "root@127.0.0.1",
+        "bash",
+        "-s",
+      ],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
     let out = "";
     let err = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
@@ -425,8 +554,9 @@ function netservaScript(v: Vnode, local: string, hash: string, vmail: { uid: num
   const paths = createVnodePaths(v.root);
   const user = `${local}@${DOMAIN}`;
   const home = paths.mailHome(DOMAIN, local);
-  const sql = `INSERT INTO vmails(hid, user, pass, home, uid, gid, active, quota, sieve, name) `
-    + `SELECT id, '${user}', '${hash}', '${home}', uid, gid, 1, 0, '', '' FROM vhosts WHERE domain = '${DOMAIN}';`;
+  const sql =
+    `INSERT INTO vmails(hid, user, pass, home, uid, gid, active, quota, sieve, name) ` +
+    `SELECT id, '${user}', '${hash}', '${home}', uid, gid, 1, 0, '', '' FROM vhosts WHERE domain = '${DOMAIN}';`;
   return [
     "set -euo pipefail",
     `sqlite3 -cmd '.timeout 5000' ${shq(paths.lookupDb)} ${shq(sql)}`,
@@ -453,19 +583,34 @@ async function netservaSamples(v: Vnode, sshd: Sshd, tag: string, n: number, has
     await v.startAgent();
     await waitApplied(v, 180_000, "the agent to be back");
     // The reconciler finds the hand-made rows (drift) and puts the controller's state back.
-    await until(() => (lookupCount(v.root) <= rowsBefore ? true : undefined), 180_000, "the reconciler to remove the hand-made rows", 200);
+    await until(
+      () => (lookupCount(v.root) <= rowsBefore ? true : undefined),
+      180_000,
+      "the reconciler to remove the hand-made rows",
+      200,
+    );
     await v.agentQuiet(2000, 180_000);
   }
 }
 
-async function netservaRun(v: Vnode, sshd: Sshd, tag: string, n: number, hash: string, vmail: { uid: number; gid: number }): Promise<Sample[]> {
+async function netservaRun(
+  v: Vnode,
+  sshd: Sshd,
+  tag: string,
+  n: number,
+  hash: string,
+  vmail: { uid: number; gid: number },
+): Promise<Sample[]> {
   const out: Sample[] = [];
   for (let i = -1; i < n; i++) {
     const local = `${tag}${i < 0 ? "w" : i}`;
     const user = `${local}@${DOMAIN}`;
     const script = netservaScript(v, local, hash, vmail);
     const t0 = performance.now();
-    const [callMs, probe] = await Promise.all([sshScript(sshd, script).then(() => performance.now() - t0), probeBoth(v, user, t0)]);
+    const [callMs, probe] = await Promise.all([
+      sshScript(sshd, script).then(() => performance.now() - t0),
+      probeBoth(v, user, t0),
+    ]);
     if (i >= 0) out.push({ pushed: true, callMs, ...probe });
   }
   return out;
@@ -495,7 +640,12 @@ async function blast(host: string, to: string, newDir: string): Promise<Throughp
       if ((await s.cmd(`EHLO ${HELO}`)).code !== 250) throw new Error("EHLO refused");
       while (next < MESSAGES) {
         next++;
-        const msg = buildMessage({ from: "load@sender.test", to, subject: `bench-apply load ${next}`, body: `message ${next}\r\n${"lorem ipsum dolor sit amet ".repeat(40)}` });
+        const msg = buildMessage({
+          from: "load@sender.test",
+          to,
+          subject: `bench-apply load ${next}`,
+          body: `message ${next}\r\n${"lorem ipsum dolor sit amet ".repeat(40)}`,
+        });
         const steps = [`MAIL FROM:<load@sender.test>`, `RCPT TO:<${to}>`, "DATA"];
         const want = [250, 250, 354];
         let ok = true;
@@ -516,7 +666,12 @@ async function blast(host: string, to: string, newDir: string): Promise<Throughp
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const smtpMs = performance.now() - t0;
   const target = before + sent;
-  await until(() => (countFiles(newDir) >= target ? true : undefined), 60_000, `${sent} messages in ${newDir}`, 10).catch((e: Error) => log(e.message));
+  await until(
+    () => (countFiles(newDir) >= target ? true : undefined),
+    60_000,
+    `${sent} messages in ${newDir}`,
+    10,
+  ).catch((e: Error) => log(e.message));
   return { sent, refused, delivered: countFiles(newDir) - before, smtpMs, totalMs: performance.now() - t0 };
 }
 
@@ -533,11 +688,28 @@ async function startMinimal(dir: string): Promise<{ ns: TestNetns; newDir: strin
   const data = join(root, "var/lib/postfix");
   const logs = join(root, "var/log");
   const mail = join(root, "mail");
-  for (const d of [conf, queue, data, logs, mail, join(root, "etc/dovecot"), join(root, "run"), join(root, "var/lib/dovecot")]) mkdirSync(d, { recursive: true, mode: 0o755 });
+  for (const d of [
+    conf,
+    queue,
+    data,
+    logs,
+    mail,
+    join(root, "etc/dovecot"),
+    join(root, "run"),
+    join(root, "var/lib/dovecot"),
+  ])
+    mkdirSync(d, { recursive: true, mode: 0o755 });
   chownSync(data, postfixUser.uid, postfixUser.gid);
   chownSync(mail, vmail.uid, vmail.gid);
   // What Postfix needs to run from a private config dir (what `postfix start` creates, map types).
-  for (const f of ["postfix-files", "postfix-files.d", "dynamicmaps.cf", "dynamicmaps.cf.d", "postfix-script", "post-install"]) {
+  for (const f of [
+    "postfix-files",
+    "postfix-files.d",
+    "dynamicmaps.cf",
+    "dynamicmaps.cf.d",
+    "postfix-script",
+    "post-install",
+  ]) {
     if (existsSync(join("/etc/postfix", f))) cpSync(join("/etc/postfix", f), join(conf, f), { recursive: true });
   }
   // Debian's chroot (master.cf runs smtpd, cleanup, lmtp … chrooted in the queue dir) gets the
@@ -548,50 +720,56 @@ async function startMinimal(dir: string): Promise<{ ns: TestNetns; newDir: strin
     if (existsSync(from) && statSync(from).isFile()) copyFileSync(from, join(queue, "etc", f));
   }
   const to = `user@${MIN_DOMAIN}`;
-  writeFileSync(join(conf, "main.cf"), [
-    readFileSync("/usr/share/postfix/main.cf.debian", "utf8").trimEnd(),
-    "# --- the minimum to run as a private instance and deliver to one maildir over Dovecot LMTP",
-    `myhostname = mail.${MIN_DOMAIN}`,
-    "inet_protocols = ipv4",
-    `queue_directory = ${queue}`,
-    `data_directory = ${data}`,
-    `meta_directory = ${conf}`,
-    `maillog_file = ${join(logs, "postfix.log")}`,
-    `maillog_file_prefixes = ${root}`,
-    "alias_maps =",
-    `virtual_mailbox_domains = ${MIN_DOMAIN}`,
-    `virtual_mailbox_maps = inline:{ ${to}=ok }`,
-    "virtual_transport = lmtp:unix:private/dovecot-lmtp",
-    "",
-  ].join("\n"));
+  writeFileSync(
+    join(conf, "main.cf"),
+    [
+      readFileSync("/usr/share/postfix/main.cf.debian", "utf8").trimEnd(),
+      "# --- the minimum to run as a private instance and deliver to one maildir over Dovecot LMTP",
+      `myhostname = mail.${MIN_DOMAIN}`,
+      "inet_protocols = ipv4",
+      `queue_directory = ${queue}`,
+      `data_directory = ${data}`,
+      `meta_directory = ${conf}`,
+      `maillog_file = ${join(logs, "postfix.log")}`,
+      `maillog_file_prefixes = ${root}`,
+      "alias_maps =",
+      `virtual_mailbox_domains = ${MIN_DOMAIN}`,
+      `virtual_mailbox_maps = inline:{ ${to}=ok }`,
+      "virtual_transport = lmtp:unix:private/dovecot-lmtp",
+      "",
+    ].join("\n"),
+  );
   cpSync("/usr/share/postfix/master.cf.dist", join(conf, "master.cf"));
   const dovecotConf = join(root, "etc/dovecot/dovecot.conf");
-  writeFileSync(dovecotConf, [
-    "protocols = lmtp",
-    `base_dir = ${join(root, "run/dovecot")}`,
-    `state_dir = ${join(root, "var/lib/dovecot")}`,
-    `instance_name = nsm-bench-min-${process.pid}`,
-    `log_path = ${join(logs, "dovecot.log")}`,
-    "ssl = no",
-    `first_valid_uid = ${vmail.uid}`,
-    "mail_location = maildir:~/Maildir",
-    "passdb {",
-    "  driver = static",
-    "  args = nopassword=y",
-    "}",
-    "userdb {",
-    "  driver = static",
-    `  args = uid=${vmail.uid} gid=${vmail.gid} home=${mail}/%n`,
-    "}",
-    "service lmtp {",
-    `  unix_listener ${join(queue, "private/dovecot-lmtp")} {`,
-    "    user = postfix",
-    "    group = postfix",
-    "    mode = 0600",
-    "  }",
-    "}",
-    "",
-  ].join("\n"));
+  writeFileSync(
+    dovecotConf,
+    [
+      "protocols = lmtp",
+      `base_dir = ${join(root, "run/dovecot")}`,
+      `state_dir = ${join(root, "var/lib/dovecot")}`,
+      `instance_name = nsm-bench-min-${process.pid}`,
+      `log_path = ${join(logs, "dovecot.log")}`,
+      "ssl = no",
+      `first_valid_uid = ${vmail.uid}`,
+      "mail_location = maildir:~/Maildir",
+      "passdb {",
+      "  driver = static",
+      "  args = nopassword=y",
+      "}",
+      "userdb {",
+      "  driver = static",
+      `  args = uid=${vmail.uid} gid=${vmail.gid} home=${mail}/%n`,
+      "}",
+      "service lmtp {",
+      `  unix_listener ${join(queue, "private/dovecot-lmtp")} {`,
+      "    user = postfix",
+      "    group = postfix",
+      "    mode = 0600",
+      "  }",
+      "}",
+      "",
+    ].join("\n"),
+  );
   const inNs = (file: string, args: string[]): Promise<{ stdout: string; stderr: string }> => ns.run(file, args);
   await inNs("postfix", ["-c", conf, "check"]);
   await inNs("postfix", ["-c", conf, "start"]);
@@ -599,11 +777,28 @@ async function startMinimal(dir: string): Promise<{ ns: TestNetns; newDir: strin
   // Postfix made private/ at start; Dovecot puts its LMTP socket there.
   await until(() => (existsSync(join(queue, "private")) ? true : undefined), 10_000, "the minimal queue's private/");
   await inNs("dovecot", ["-c", dovecotConf]);
-  onCleanup("minimal dovecot", async () => void (await inNs("dovecot", ["-c", dovecotConf, "stop"]).catch(() => undefined)));
-  await until(() => (existsSync(join(queue, "private/dovecot-lmtp")) ? true : undefined), 10_000, "Dovecot's LMTP socket");
+  onCleanup(
+    "minimal dovecot",
+    async () => void (await inNs("dovecot", ["-c", dovecotConf, "stop"]).catch(() => undefined)),
+  );
+  await until(
+    () => (existsSync(join(queue, "private/dovecot-lmtp")) ? true : undefined),
+    10_000,
+    "Dovecot's LMTP socket",
+  );
   const newDir = join(mail, "user/Maildir/new");
-  await until(async () => ((await smtpAccepted(ns.nsAddress, to)) ? true : undefined), 20_000, "the minimal instance to accept mail", 100);
-  await until(() => (countFiles(newDir) >= 1 ? true : undefined), 20_000, "the minimal instance to deliver its first message", 20);
+  await until(
+    async () => ((await smtpAccepted(ns.nsAddress, to)) ? true : undefined),
+    20_000,
+    "the minimal instance to accept mail",
+    100,
+  );
+  await until(
+    () => (countFiles(newDir) >= 1 ? true : undefined),
+    20_000,
+    "the minimal instance to deliver its first message",
+    20,
+  );
   return { ns, newDir, to };
 }
 
@@ -625,7 +820,11 @@ async function main(): Promise<void> {
   mkdirSync(sshDir, { mode: 0o700 });
   const sshd = await startSshd(sshDir);
 
-  const loadTo = async (v: Vnode, n: number, prefix: string): Promise<Awaited<ReturnType<typeof bulkLoad>> | undefined> => {
+  const loadTo = async (
+    v: Vnode,
+    n: number,
+    prefix: string,
+  ): Promise<Awaited<ReturnType<typeof bulkLoad>> | undefined> => {
     const missing = n - lookupCount(v.root);
     return missing > 0 ? bulkLoad(v, workDir, prefix, missing, hash) : undefined;
   };
@@ -635,7 +834,9 @@ async function main(): Promise<void> {
   log(`bulk-loading ${toLoad} mailboxes onto ${vb.name} (mail:import, one precomputed hash) …`);
   const load = (await loadTo(vb, BIG, "b")) ?? { importMs: 0, liveMs: 0, idleMs: 0, notPushed: 0 };
   const atBig = lookupCount(vb.root);
-  log(`${vs.name}: ${atSmall} mailboxes, ${vb.name}: ${atBig} (import ${(load.importMs / 1000).toFixed(1)} s, live ${(load.liveMs / 1000).toFixed(1)} s, agent idle ${(load.idleMs / 1000).toFixed(1)} s)`);
+  log(
+    `${vs.name}: ${atSmall} mailboxes, ${vb.name}: ${atBig} (import ${(load.importMs / 1000).toFixed(1)} s, live ${(load.liveMs / 1000).toFixed(1)} s, agent idle ${(load.idleMs / 1000).toFixed(1)} s)`,
+  );
 
   const deaths = { addvmail: 0, netserva: 0 };
   const lockDeaths = (): number => smtpdLockDeaths(vs.root) + smtpdLockDeaths(vb.root);
@@ -663,7 +864,12 @@ async function main(): Promise<void> {
       const to = `load@${DOMAIN}`;
       await cliOk(v.harness, ["addvmail", v.name, to, "--password-stdin"], `${PASSWORD}\n`);
       const newDir = join(createVnodePaths(v.root).maildir(DOMAIN, "load"), "new");
-      await until(async () => ((await smtpAccepted(v.ns.nsAddress, to)) ? true : undefined), 60_000, "the rendered stack to accept mail", 100);
+      await until(
+        async () => ((await smtpAccepted(v.ns.nsAddress, to)) ? true : undefined),
+        60_000,
+        "the rendered stack to accept mail",
+        100,
+      );
       await until(() => (countFiles(newDir) >= 1 ? true : undefined), 30_000, "the first message", 20);
       log(`${MESSAGES} messages, ${CONCURRENCY} connections → rendered stack without Rspamd …`);
       unfiltered = await blast(v.ns.nsAddress, to, newDir);
@@ -671,11 +877,18 @@ async function main(): Promise<void> {
       const tp0 = performance.now();
       await cliOk(v.harness, ["vnode", "set", v.name, "--rspamd", "1"]);
       await waitApplied(v, 120_000, "the vnode to apply --rspamd 1");
-      await until(async () => ((await smtpAccepted(v.ns.nsAddress, to)) ? true : undefined), 60_000, "the rendered stack to accept mail with Rspamd", 100);
+      await until(
+        async () => ((await smtpAccepted(v.ns.nsAddress, to)) ? true : undefined),
+        60_000,
+        "the rendered stack to accept mail with Rspamd",
+        100,
+      );
       const through = countFiles(newDir) + 1;
       await smtpAccepted(v.ns.nsAddress, to);
       await until(() => (countFiles(newDir) >= through ? true : undefined), 30_000, "a message through Rspamd", 20);
-      log(`Rspamd on (${((performance.now() - tp0) / 1000).toFixed(1)} s); ${MESSAGES} messages, ${CONCURRENCY} connections → rendered stack …`);
+      log(
+        `Rspamd on (${((performance.now() - tp0) / 1000).toFixed(1)} s); ${MESSAGES} messages, ${CONCURRENCY} connections → rendered stack …`,
+      );
       rendered = await blast(v.ns.nsAddress, to, newDir);
       log("minimal Debian-default Postfix + Dovecot in a second namespace …");
       const min = await startMinimal(workDir);
@@ -693,23 +906,73 @@ async function main(): Promise<void> {
   const lat = (name: string, at: number, xs: number[], command: string): void =>
     void rows.push([name, String(at), String(xs.length), f1(percentile(xs, 50)), f1(percentile(xs, 99)), command]);
   const addCmd = (vnode: string): string => `addvmail ${vnode} aN@${DOMAIN} --password-stdin (in-process CLI)`;
-  const sshCmd = "ssh root@127.0.0.1 -p PORT bash -s (sqlite3 INSERT; install -d maildir; ip netns exec NS postfix -c ROOT/etc/postfix reload)";
-  for (const [at, s, ss, vnode] of [[atSmall, small, smallSsh, vs.name], [atBig, big, bigSsh, vb.name]] as const) {
+  const sshCmd =
+    "ssh root@127.0.0.1 -p PORT bash -s (sqlite3 INSERT; install -d maildir; ip netns exec NS postfix -c ROOT/etc/postfix reload)";
+  for (const [at, s, ss, vnode] of [
+    [atSmall, small, smallSsh, vs.name],
+    [atBig, big, bigSsh, vb.name],
+  ] as const) {
     const late = s.filter((x) => !x.pushed).length;
-    lat("addvmail call (returns when live)", at, s.map((x) => x.callMs), late ? `${addCmd(vnode)}; ${late} of ${s.length} NOT pushed (reconciler)` : addCmd(vnode));
-    lat("addvmail return -> IMAP login", at, s.map((x) => x.imapMs), "ImapFlow LOGIN over TLS :993, polled every 5 ms");
-    lat("addvmail return -> SMTP accepted", at, s.map((x) => x.smtpMs), "SMTP :25 RCPT 250 + DATA 250, polled every 5 ms");
-    lat("addvmail start -> IMAP login", at, s.map((x) => x.callMs + x.imapMs), "call + return->login");
-    lat("addvmail start -> SMTP accepted", at, s.map((x) => x.callMs + x.smtpMs), "call + return->accepted");
-    lat("NetServa ssh script (exits)", at, ss.map((x) => x.callMs), sshCmd);
-    lat("NetServa ssh start -> IMAP login", at, ss.map((x) => x.imapMs), "same IMAP probe, from ssh start");
-    lat("NetServa ssh start -> SMTP accepted", at, ss.map((x) => x.smtpMs), "same SMTP probe, from ssh start");
+    lat(
+      "addvmail call (returns when live)",
+      at,
+      s.map((x) => x.callMs),
+      late ? `${addCmd(vnode)}; ${late} of ${s.length} NOT pushed (reconciler)` : addCmd(vnode),
+    );
+    lat(
+      "addvmail return -> IMAP login",
+      at,
+      s.map((x) => x.imapMs),
+      "ImapFlow LOGIN over TLS :993, polled every 5 ms",
+    );
+    lat(
+      "addvmail return -> SMTP accepted",
+      at,
+      s.map((x) => x.smtpMs),
+      "SMTP :25 RCPT 250 + DATA 250, polled every 5 ms",
+    );
+    lat(
+      "addvmail start -> IMAP login",
+      at,
+      s.map((x) => x.callMs + x.imapMs),
+      "call + return->login",
+    );
+    lat(
+      "addvmail start -> SMTP accepted",
+      at,
+      s.map((x) => x.callMs + x.smtpMs),
+      "call + return->accepted",
+    );
+    lat(
+      "NetServa ssh script (exits)",
+      at,
+      ss.map((x) => x.callMs),
+      sshCmd,
+    );
+    lat(
+      "NetServa ssh start -> IMAP login",
+      at,
+      ss.map((x) => x.imapMs),
+      "same IMAP probe, from ssh start",
+    );
+    lat(
+      "NetServa ssh start -> SMTP accepted",
+      at,
+      ss.map((x) => x.smtpMs),
+      "same SMTP probe, from ssh start",
+    );
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ").trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
   const p50 = (xs: Sample[], k: (s: Sample) => number): number => percentile(xs.map(k), 50);
   const totalImap = (s: Sample): number => s.callMs + s.imapMs;
-  console.log(`scripts/bench-apply${process.argv.length > 2 ? " " + process.argv.slice(2).join(" ") : ""}   (${SAMPLES} addvmail and ${SSH_SAMPLES} ssh samples per size; load average at start ${load0})`);
+  console.log(
+    `scripts/bench-apply${process.argv.length > 2 ? " " + process.argv.slice(2).join(" ") : ""}   (${SAMPLES} addvmail and ${SSH_SAMPLES} ssh samples per size; load average at start ${load0})`,
+  );
   console.log("");
   console.log(line(header));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
@@ -717,34 +980,79 @@ async function main(): Promise<void> {
   console.log("");
   const ratioBig = p50(big, totalImap) / p50(small, totalImap);
   const ratioBigAfter = p50(big, (s) => s.imapMs) / p50(small, (s) => s.imapMs);
-  console.log(`bulk load: mail:import of ${toLoad} mailboxes (batches of 500, one precomputed hash) ${(load.importMs / 1000).toFixed(1)} s, all in sysadm.db and the vnode at its generation after ${(load.liveMs / 1000).toFixed(1)} s, its agent idle (maildirs made in the background) after ${(load.idleMs / 1000).toFixed(1)} s; ${load.notPushed} batch pushes not delivered (left to the reconciler); ${atBigEnd} rows in sysadm.db at the end`);
-  console.log(`target p50 addvmail start -> IMAP login < 100 ms: ${f1(p50(small, totalImap))} ms at ${atSmall}, ${f1(p50(big, totalImap))} ms at ${atBig} (${p50(big, totalImap) < 100 && p50(small, totalImap) < 100 ? "met" : "NOT met"}); return -> login ${f1(p50(small, (s) => s.imapMs))} / ${f1(p50(big, (s) => s.imapMs))} ms`);
-  console.log(`at ${atBig} / at ${atSmall}, start -> IMAP login p50: ${ratioBig.toFixed(2)}x (target <= 1.2x: ${ratioBig <= 1.2 ? "met" : "NOT met"}); return -> login: ${ratioBigAfter.toFixed(2)}x`);
+  console.log(
+    `bulk load: mail:import of ${toLoad} mailboxes (batches of 500, one precomputed hash) ${(load.importMs / 1000).toFixed(1)} s, all in sysadm.db and the vnode at its generation after ${(load.liveMs / 1000).toFixed(1)} s, its agent idle (maildirs made in the background) after ${(load.idleMs / 1000).toFixed(1)} s; ${load.notPushed} batch pushes not delivered (left to the reconciler); ${atBigEnd} rows in sysadm.db at the end`,
+  );
+  console.log(
+    `target p50 addvmail start -> IMAP login < 100 ms: ${f1(p50(small, totalImap))} ms at ${atSmall}, ${f1(p50(big, totalImap))} ms at ${atBig} (${p50(big, totalImap) < 100 && p50(small, totalImap) < 100 ? "met" : "NOT met"}); return -> login ${f1(p50(small, (s) => s.imapMs))} / ${f1(p50(big, (s) => s.imapMs))} ms`,
+  );
+  console.log(
+    `at ${atBig} / at ${atSmall}, start -> IMAP login p50: ${ratioBig.toFixed(2)}x (target <= 1.2x: ${ratioBig <= 1.2 ? "met" : "NOT met"}); return -> login: ${ratioBigAfter.toFixed(2)}x`,
+  );
   // The same rounds, pair by pair: sample i on the big vnode over sample i on the small one.
   const paired = big.map((b, i) => totalImap(b) / totalImap(small[i] ?? b));
-  console.log(`  paired by round (taken seconds apart): median ${percentile(paired, 50).toFixed(2)}x, middle half ${percentile(paired, 25).toFixed(2)}-${percentile(paired, 75).toFixed(2)}x`);
-  for (const [at, s, ss] of [[atSmall, small, smallSsh], [atBig, big, bigSsh]] as const) {
-    console.log(`NetServa / netserva-mail p50 at ${at}: IMAP login ${(p50(ss, (x) => x.imapMs) / p50(s, totalImap)).toFixed(1)}x, SMTP accepted ${(p50(ss, (x) => x.smtpMs) / p50(s, (x) => x.callMs + x.smtpMs)).toFixed(1)}x (both from the start of the command)`);
+  console.log(
+    `  paired by round (taken seconds apart): median ${percentile(paired, 50).toFixed(2)}x, middle half ${percentile(paired, 25).toFixed(2)}-${percentile(paired, 75).toFixed(2)}x`,
+  );
+  for (const [at, s, ss] of [
+    [atSmall, small, smallSsh],
+    [atBig, big, bigSsh],
+  ] as const) {
+    console.log(
+      `NetServa / netserva-mail p50 at ${at}: IMAP login ${(p50(ss, (x) => x.imapMs) / p50(s, totalImap)).toFixed(1)}x, SMTP accepted ${(p50(ss, (x) => x.smtpMs) / p50(s, (x) => x.callMs + x.smtpMs)).toFixed(1)}x (both from the start of the command)`,
+    );
   }
   console.log("");
   const tpHeader = ["throughput (messages/s)", "sent", "refused", "delivered", "SMTP s", "total s", "msg/s", "config"];
   const tpRows: string[][] = [];
   const tp = (name: string, t: Throughput | undefined, config: string): void => {
-    if (!t) return void tpRows.push([name, "-", "-", "-", "-", "-", "-", throughputNote || "skipped (--no-throughput)"]);
-    tpRows.push([name, String(t.sent), String(t.refused), String(t.delivered), (t.smtpMs / 1000).toFixed(2), (t.totalMs / 1000).toFixed(2), f1((t.delivered * 1000) / t.totalMs), config]);
+    if (!t)
+      return void tpRows.push([name, "-", "-", "-", "-", "-", "-", throughputNote || "skipped (--no-throughput)"]);
+    tpRows.push([
+      name,
+      String(t.sent),
+      String(t.refused),
+      String(t.delivered),
+      (t.smtpMs / 1000).toFixed(2),
+      (t.totalMs / 1000).toFixed(2),
+      f1((t.delivered * 1000) / t.totalMs),
+      config,
+    ]);
   };
-  tp("rendered, Rspamd off: Postfix > LMTP > Dovecot", unfiltered, `the same vnode before vnode set ${v.name} --rspamd 1`);
-  tp("rendered: Postfix > Rspamd > LMTP > Dovecot", rendered, `agent-rendered main.cf/master.cf/dovecot.conf, vnode set ${v.name} --rspamd 1, --filter-offline`);
-  tp("minimal: Postfix > LMTP > Dovecot", minimal, "main.cf.debian + master.cf.dist (chroot y) + virtual -> lmtp:unix:private/dovecot-lmtp; static userdb");
+  tp(
+    "rendered, Rspamd off: Postfix > LMTP > Dovecot",
+    unfiltered,
+    `the same vnode before vnode set ${v.name} --rspamd 1`,
+  );
+  tp(
+    "rendered: Postfix > Rspamd > LMTP > Dovecot",
+    rendered,
+    `agent-rendered main.cf/master.cf/dovecot.conf, vnode set ${v.name} --rspamd 1, --filter-offline`,
+  );
+  tp(
+    "minimal: Postfix > LMTP > Dovecot",
+    minimal,
+    "main.cf.debian + master.cf.dist (chroot y) + virtual -> lmtp:unix:private/dovecot-lmtp; static userdb",
+  );
   const tw = tpHeader.map((h, i) => Math.max(h.length, ...tpRows.map((r) => (r[i] ?? "").length)));
-  const tline = (cells: string[]): string => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(tw[i] ?? 0) : c.padStart(tw[i] ?? 0))).join("  ").trimEnd();
+  const tline = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(tw[i] ?? 0) : c.padStart(tw[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
   console.log(tline(tpHeader));
   console.log(tw.map((w) => "-".repeat(w)).join("  "));
   for (const r of tpRows) console.log(tline(r));
   const rate = (t: Throughput): number => t.delivered / t.totalMs;
-  if (rendered && minimal) console.log(`rendered / minimal msg/s = ${(rate(rendered) / rate(minimal)).toFixed(2)}   (${MESSAGES} messages of ~1.2 kB, ${CONCURRENCY} SMTP sessions on :25, one recipient; time until all are in Maildir/new)`);
-  if (unfiltered && minimal) console.log(`rendered with Rspamd off / minimal msg/s = ${(rate(unfiltered) / rate(minimal)).toFixed(2)}`);
-  console.log(`smtpd processes that died on a locked sysadm.db (fatal: dict_sqlite_lookup): ${deaths.addvmail} during the addvmail samples, ${deaths.netserva} during the NetServa samples, ${lockDeaths()} in the whole run`);
+  if (rendered && minimal)
+    console.log(
+      `rendered / minimal msg/s = ${(rate(rendered) / rate(minimal)).toFixed(2)}   (${MESSAGES} messages of ~1.2 kB, ${CONCURRENCY} SMTP sessions on :25, one recipient; time until all are in Maildir/new)`,
+    );
+  if (unfiltered && minimal)
+    console.log(`rendered with Rspamd off / minimal msg/s = ${(rate(unfiltered) / rate(minimal)).toFixed(2)}`);
+  console.log(
+    `smtpd processes that died on a locked sysadm.db (fatal: dict_sqlite_lookup): ${deaths.addvmail} during the addvmail samples, ${deaths.netserva} during the NetServa samples, ${lockDeaths()} in the whole run`,
+  );
   const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   console.log(`wall time ${((performance.now() - started) / 1000).toFixed(0)} s; load average at end ${load1}`);
 }

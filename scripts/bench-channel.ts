@@ -61,7 +61,14 @@ async function concurrentRate(op: () => Promise<void>, total: number, inflight: 
   return (total * 1000) / (performance.now() - start);
 }
 
-async function measure(name: string, op: () => Promise<void>, seqN: number, concN: number, inflight: number, warmup: number): Promise<Result> {
+async function measure(
+  name: string,
+  op: () => Promise<void>,
+  seqN: number,
+  concN: number,
+  inflight: number,
+  warmup: number,
+): Promise<Result> {
   for (let i = 0; i < warmup; i++) await op();
   const lat: number[] = [];
   const seqStart = performance.now();
@@ -82,19 +89,51 @@ async function measure(name: string, op: () => Promise<void>, seqN: number, conc
   const concStart = performance.now();
   await Promise.all(Array.from({ length: inflight }, worker));
   const concMs = performance.now() - concStart;
-  return { name, seqN, p50: percentile(lat, 50), p99: percentile(lat, 99), seqRate: (seqN * 1000) / seqMs, concN, inflight, concRate: (concN * 1000) / concMs };
+  return {
+    name,
+    seqN,
+    p50: percentile(lat, 50),
+    p99: percentile(lat, 99),
+    seqRate: (seqN * 1000) / seqMs,
+    concN,
+    inflight,
+    concRate: (concN * 1000) / concMs,
+  };
 }
 
 const pingOp = (client: AgentClient) => async (): Promise<void> => {
   const requestId = randomUUID();
-  const response = await client.call("ping", create(PingRequestSchema, { meta: create(CommandMetaSchema, { requestId }) }));
+  const response = await client.call(
+    "ping",
+    create(PingRequestSchema, { meta: create(CommandMetaSchema, { requestId }) }),
+  );
   if (response.requestId !== requestId) throw new Error("ping answered the wrong request id");
 };
 
 function sshOp(port: number, key: string) {
   return () =>
     new Promise<void>((resolve, reject) => {
-      const child = spawn("ssh", ["-p", String(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-i", key, "root@127.0.0.1", "bash", "-s"], { stdio: ["pipe", "pipe", "pipe"] });
+      const child = spawn(
+        "ssh",
+        [
+          "-p",
+          String(port),
+          "-o",
+          "StrictHostKeyChecking=no",
+          "-o",
+          "UserKnownHostsFile=/dev/null",
+          "-o",
+          "BatchMode=yes",
+          "-o",
+          "LogLevel=ERROR",
+          "-i",
+          key,
+          "root@127.0.0.1",
+          "bash",
+          "-s",
+        ],
+        { stdio: ["pipe", "pipe", "pipe"] },
+      );
       let out = "";
       let err = "";
       child.stdout.on("data", (d: Buffer) => void (out += d.toString()));
@@ -133,7 +172,7 @@ async function main(): Promise<void> {
   let sshd: ChildProcess | undefined;
   const sshDir = mkdtempSync(join(tmpdir(), "nsm-bench-ssh-"));
   try {
-    harness = await startHarness({ healthIntervalMs: 5000, staleAfterMs: 15_000 }) // production cadence: the controller shares this process;
+    harness = await startHarness({ healthIntervalMs: 5000, staleAfterMs: 15_000 }); // production cadence: the controller shares this process;
     const { address } = await harness.addAgent("bench");
     const caPem = readFileSync(join(harness.home, "ca", "ca.crt"), "utf8");
     const certPem = readFileSync(join(harness.home, "controller.crt"), "utf8");
@@ -149,15 +188,30 @@ async function main(): Promise<void> {
       },
     });
     const agentDir = join(harness.dir, "agent-bench");
-    const creds = ServerCredentials.createSsl(Buffer.from(caPem), [{ private_key: readFileSync(join(agentDir, "agent.key")), cert_chain: readFileSync(join(agentDir, "agent.crt")) }], true);
+    const creds = ServerCredentials.createSsl(
+      Buffer.from(caPem),
+      [
+        {
+          private_key: readFileSync(join(agentDir, "agent.key")),
+          cert_chain: readFileSync(join(agentDir, "agent.crt")),
+        },
+      ],
+      true,
+    );
     const server = bare;
-    const barePort = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", creds, (e, p) => (e ? reject(e) : resolve(p))));
+    const barePort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", creds, (e, p) => (e ? reject(e) : resolve(p))),
+    );
     const bareClient = createAgentClient({ vnode: "bench", address: `127.0.0.1:${barePort}`, caPem, certPem, keyPem });
     clients.push(bareClient);
 
     const results: Result[] = [];
-    results.push(await measure("channel (agent daemon)", pingOp(channel), GRPC_SEQ, GRPC_CONC_TOTAL, GRPC_INFLIGHT, 500));
-    results.push(await measure("bare grpc-js server", pingOp(bareClient), GRPC_SEQ, GRPC_CONC_TOTAL, GRPC_INFLIGHT, 500));
+    results.push(
+      await measure("channel (agent daemon)", pingOp(channel), GRPC_SEQ, GRPC_CONC_TOTAL, GRPC_INFLIGHT, 500),
+    );
+    results.push(
+      await measure("bare grpc-js server", pingOp(bareClient), GRPC_SEQ, GRPC_CONC_TOTAL, GRPC_INFLIGHT, 500),
+    );
     // One process hosts both servers and the client, so GC and JIT pauses land on whichever runs
     // at that moment: alternate short concurrent rounds and take medians, ratio per round.
     const roundRatios: number[] = [];
@@ -178,12 +232,33 @@ async function main(): Promise<void> {
 
     const ssh = await startSshd(sshDir);
     sshd = ssh.proc;
-    results.push(await measure("ssh bash -s (NetServa)", sshOp(ssh.port, ssh.key), SSH_SEQ, SSH_CONC_TOTAL, SSH_INFLIGHT, 3));
+    results.push(
+      await measure("ssh bash -s (NetServa)", sshOp(ssh.port, ssh.key), SSH_SEQ, SSH_CONC_TOTAL, SSH_INFLIGHT, 3),
+    );
 
-    const header = ["transport", "seq calls", "p50 ms", "p99 ms", "seq calls/s", "conc calls", "in flight", "conc calls/s"];
-    const rows = results.map((r) => [r.name, String(r.seqN), ms(r.p50), ms(r.p99), rate(r.seqRate), String(r.concN), String(r.inflight), rate(r.concRate)]);
+    const header = [
+      "transport",
+      "seq calls",
+      "p50 ms",
+      "p99 ms",
+      "seq calls/s",
+      "conc calls",
+      "in flight",
+      "conc calls/s",
+    ];
+    const rows = results.map((r) => [
+      r.name,
+      String(r.seqN),
+      ms(r.p50),
+      ms(r.p99),
+      rate(r.seqRate),
+      String(r.concN),
+      String(r.inflight),
+      rate(r.concRate),
+    ]);
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
-    const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
+    const line = (cells: string[]): string =>
+      cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
     console.log(line(header));
     console.log(widths.map((w) => "-".repeat(w)).join("  "));
     for (const row of rows) console.log(line(row));
@@ -193,10 +268,18 @@ async function main(): Promise<void> {
     void ch;
     void br;
     console.log("");
-    console.log(`ssh p50 / channel p50           = ${latencyRatio.toFixed(1)}x  (target >= 100x: ${latencyRatio >= 100 ? "met" : "NOT met"})`);
-    console.log(`channel conc / bare conc        = ${concRatio.toFixed(2)}   (target >= 0.8: ${concRatio >= 0.8 ? "met" : "NOT met"})`);
-    console.log(`(concurrent figures: median of ${ROUNDS} alternating rounds of ${ROUND_CALLS} calls; ratio = median of per-round ratios ${roundRatios.map((r) => r.toFixed(2)).join(" ")})`);
-    console.log(`(gRPC: ${GRPC_SEQ} sequential, ${GRPC_CONC_TOTAL} with ${GRPC_INFLIGHT} in flight first; ssh: ${SSH_SEQ} sequential, ${SSH_CONC_TOTAL} with ${SSH_INFLIGHT} in flight; all loopback)`);
+    console.log(
+      `ssh p50 / channel p50           = ${latencyRatio.toFixed(1)}x  (target >= 100x: ${latencyRatio >= 100 ? "met" : "NOT met"})`,
+    );
+    console.log(
+      `channel conc / bare conc        = ${concRatio.toFixed(2)}   (target >= 0.8: ${concRatio >= 0.8 ? "met" : "NOT met"})`,
+    );
+    console.log(
+      `(concurrent figures: median of ${ROUNDS} alternating rounds of ${ROUND_CALLS} calls; ratio = median of per-round ratios ${roundRatios.map((r) => r.toFixed(2)).join(" ")})`,
+    );
+    console.log(
+      `(gRPC: ${GRPC_SEQ} sequential, ${GRPC_CONC_TOTAL} with ${GRPC_INFLIGHT} in flight first; ssh: ${SSH_SEQ} sequential, ${SSH_CONC_TOTAL} with ${SSH_INFLIGHT} in flight; all loopback)`,
+    );
   } finally {
     for (const c of clients) c.close();
     if (bare) bare.forceShutdown();

@@ -86,7 +86,13 @@ async function freshPostgres(url: string): Promise<Database> {
 
 /** The CLI in-process on the shared database (no process start, no database open). */
 function inProcessCli(db: Database, home: string): (argv: string[]) => Promise<number> {
-  const base = createCliContext({ out: () => undefined, err: () => undefined, readStdin: async () => "", env: { NETSERVA_MAIL_HOME: home, NETSERVA_MAIL_ACTOR: "bench" }, isTTY: false });
+  const base = createCliContext({
+    out: () => undefined,
+    err: () => undefined,
+    readStdin: async () => "",
+    env: { NETSERVA_MAIL_HOME: home, NETSERVA_MAIL_ACTOR: "bench" },
+    isTTY: false,
+  });
   const ctx: CliContext = { ...base, openDb: async () => ({ ...db, close: async () => undefined }) };
   return async (argv) => {
     const code = await runCommand(argv, ctx);
@@ -101,54 +107,104 @@ async function bench(backend: string, db: Database): Promise<void> {
   em.create(Vnode, { name: VNODE, address: "127.0.0.1:1" });
   await em.flush();
   const services = servicesOn(db);
-  for (const domain of ["warm.example", "seq.example", "one.example", "batch.example", "hashed.example", "big.example"]) {
+  for (const domain of [
+    "warm.example",
+    "seq.example",
+    "one.example",
+    "batch.example",
+    "hashed.example",
+    "big.example",
+  ]) {
     await services.domains.add({ vnode: VNODE, domain, skipDnsCheck: true });
   }
   const hash = await hashPassword("bench-password-1", "SHA512-CRYPT");
 
   // Warm-up (JIT, statement caches): not counted.
-  for (let i = 0; i < 200; i++) await services.mailboxes.add({ vnode: VNODE, email: `w${i}@warm.example`, passwordHash: hash });
+  for (let i = 0; i < 200; i++)
+    await services.mailboxes.add({ vnode: VNODE, email: `w${i}@warm.example`, passwordHash: hash });
 
   log(`${PER_CALL_N} mailboxes, one transaction each`);
   let started = performance.now();
-  for (let i = 0; i < PER_CALL_N; i++) await services.mailboxes.add({ vnode: VNODE, email: `s${i}@seq.example`, passwordHash: hash });
+  for (let i = 0; i < PER_CALL_N; i++)
+    await services.mailboxes.add({ vnode: VNODE, email: `s${i}@seq.example`, passwordHash: hash });
   let seconds = (performance.now() - started) / 1000;
   const sequentialRate = PER_CALL_N / seconds;
-  rows.push({ backend, what: "addvmail path: add(), 1 transaction each", n: PER_CALL_N, seconds, rate: sequentialRate, note: "no hashing (hash given)" });
+  rows.push({
+    backend,
+    what: "addvmail path: add(), 1 transaction each",
+    n: PER_CALL_N,
+    seconds,
+    rate: sequentialRate,
+    note: "no hashing (hash given)",
+  });
 
   log(`${PER_CALL_N} mailboxes, ${BATCH} add() per transaction`);
   started = performance.now();
   for (let b = 0; b < PER_CALL_N; b += BATCH) {
     await db.em().transactional(async (tx) => {
       const batch = servicesOn(db, tx);
-      for (let i = b; i < Math.min(PER_CALL_N, b + BATCH); i++) await batch.mailboxes.add({ vnode: VNODE, email: `u${i}@batch.example`, passwordHash: hash });
+      for (let i = b; i < Math.min(PER_CALL_N, b + BATCH); i++)
+        await batch.mailboxes.add({ vnode: VNODE, email: `u${i}@batch.example`, passwordHash: hash });
     });
   }
   seconds = (performance.now() - started) / 1000;
-  rows.push({ backend, what: `add(), ${BATCH} per transaction`, n: PER_CALL_N, seconds, rate: PER_CALL_N / seconds, note: "no hashing (hash given)" });
+  rows.push({
+    backend,
+    what: `add(), ${BATCH} per transaction`,
+    n: PER_CALL_N,
+    seconds,
+    rate: PER_CALL_N / seconds,
+    note: "no hashing (hash given)",
+  });
 
   log(`${N} mailboxes, addMany of ${BATCH}`);
   started = performance.now();
   for (let b = 0; b < N; b += BATCH) {
-    const mailboxes = Array.from({ length: Math.min(BATCH, N - b) }, (_, k) => ({ email: `u${b + k}@one.example`, passwordHash: hash }));
+    const mailboxes = Array.from({ length: Math.min(BATCH, N - b) }, (_, k) => ({
+      email: `u${b + k}@one.example`,
+      passwordHash: hash,
+    }));
     const result = await services.mailboxes.addMany({ vnode: VNODE, mailboxes });
-    if (result.value.refused.length) throw new Error(`addMany refused ${result.value.refused.length}: ${result.value.refused[0]?.error.message}`);
+    if (result.value.refused.length)
+      throw new Error(`addMany refused ${result.value.refused.length}: ${result.value.refused[0]?.error.message}`);
   }
   seconds = (performance.now() - started) / 1000;
   const manyRate = N / seconds;
-  rows.push({ backend, what: `mail:import path: addMany(${BATCH})`, n: N, seconds, rate: manyRate, note: "no hashing (hash given)" });
+  rows.push({
+    backend,
+    what: `mail:import path: addMany(${BATCH})`,
+    n: N,
+    seconds,
+    rate: manyRate,
+    note: "no hashing (hash given)",
+  });
 
   log(`${HASHED_N} mailboxes with generated passwords (SHA512-CRYPT)`);
   started = performance.now();
   for (let i = 0; i < HASHED_N; i++) await services.mailboxes.add({ vnode: VNODE, email: `h${i}@hashed.example` });
   seconds = (performance.now() - started) / 1000;
   const hashedRate = HASHED_N / seconds;
-  rows.push({ backend, what: "addvmail path, generated password", n: HASHED_N, seconds, rate: hashedRate, note: "SHA512-CRYPT, 5000 rounds" });
+  rows.push({
+    backend,
+    what: "addvmail path, generated password",
+    n: HASHED_N,
+    seconds,
+    rate: hashedRate,
+    note: "SHA512-CRYPT, 5000 rounds",
+  });
   const perHash = seconds / HASHED_N - 1 / sequentialRate;
   const extrapolated = N / manyRate + N * perHash;
-  rows.push({ backend, what: `  extrapolated to ${N}, import path`, n: N, seconds: extrapolated, rate: N / extrapolated, note: `measured on ${HASHED_N}: +${(perHash * 1000).toFixed(2)} ms/mailbox for hashing` });
+  rows.push({
+    backend,
+    what: `  extrapolated to ${N}, import path`,
+    n: N,
+    seconds: extrapolated,
+    rate: N / extrapolated,
+    note: `measured on ${HASHED_N}: +${(perHash * 1000).toFixed(2)} ms/mailbox for hashing`,
+  });
 
-  const total = async (): Promise<number> => Number((await db.em().execute<Array<{ n: number }>>("select count(*)::int as n from mail_vboxes"))[0]?.n ?? 0);
+  const total = async (): Promise<number> =>
+    Number((await db.em().execute<Array<{ n: number }>>("select count(*)::int as n from mail_vboxes"))[0]?.n ?? 0);
   const home = mkdtempSync(join(tmpdir(), "nsm-bench-home-"));
   try {
     const cli = inProcessCli(db, home);
@@ -158,13 +214,31 @@ async function bench(backend: string, db: Database): Promise<void> {
       const service = await timeEach(LOOKUPS, (i) => services.mailboxes.get(VNODE, pick(i)));
       latencies.push({ backend, what: `shvmail one mailbox (service)${label}`, mailboxes, n: LOOKUPS, ...service });
       const viaCli = await timeEach(LOOKUPS, (i) => cli(["shvmail", VNODE, pick(i), "--json"]));
-      latencies.push({ backend, what: `shvmail one mailbox (CLI in-process)${label}`, mailboxes, n: LOOKUPS, ...viaCli });
+      latencies.push({
+        backend,
+        what: `shvmail one mailbox (CLI in-process)${label}`,
+        mailboxes,
+        n: LOOKUPS,
+        ...viaCli,
+      });
     };
     await lookups("");
     const list = await timeEach(5, () => services.mailboxes.list(VNODE, "@one.example"));
-    latencies.push({ backend, what: `shvmail @domain list of ${N} (service)`, mailboxes: await total(), n: 5, ...list });
+    latencies.push({
+      backend,
+      what: `shvmail @domain list of ${N} (service)`,
+      mailboxes: await total(),
+      n: 5,
+      ...list,
+    });
     const listCli = await timeEach(3, () => cli(["shvmail", VNODE, "@one.example", "--format", "json"]));
-    latencies.push({ backend, what: `shvmail @domain list of ${N} (CLI, JSON)`, mailboxes: await total(), n: 3, ...listCli });
+    latencies.push({
+      backend,
+      what: `shvmail @domain list of ${N} (CLI, JSON)`,
+      mailboxes: await total(),
+      n: 3,
+      ...listCli,
+    });
 
     const extra = BIG - (await total());
     log(`bulk insert of ${extra} rows to reach ${BIG}`);
@@ -185,25 +259,46 @@ async function bench(backend: string, db: Database): Promise<void> {
 function printTables(): void {
   const table = (header: string[], body: string[][]): string => {
     const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
-    const line = (cells: string[]): string => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ").trimEnd();
+    const line = (cells: string[]): string =>
+      cells
+        .map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+        .join("  ")
+        .trimEnd();
     return [line(header), ...body.map(line)].join("\n");
   };
-  console.log(table(
-    ["backend", "provisioning", "mailboxes", "seconds", "mailboxes/s", "note"],
-    rows.map((r) => [r.backend, r.what, String(r.n), r.seconds.toFixed(2), r.rate === null ? "-" : r.rate.toFixed(0), r.note]),
-  ));
+  console.log(
+    table(
+      ["backend", "provisioning", "mailboxes", "seconds", "mailboxes/s", "note"],
+      rows.map((r) => [
+        r.backend,
+        r.what,
+        String(r.n),
+        r.seconds.toFixed(2),
+        r.rate === null ? "-" : r.rate.toFixed(0),
+        r.note,
+      ]),
+    ),
+  );
   console.log();
-  console.log(table(
-    ["backend", "lookup", "mailboxes on vnode", "samples", "p50 ms", "p99 ms"],
-    latencies.map((l) => [l.backend, l.what, String(l.mailboxes), String(l.n), l.p50.toFixed(2), l.p99.toFixed(2)]),
-  ));
+  console.log(
+    table(
+      ["backend", "lookup", "mailboxes on vnode", "samples", "p50 ms", "p99 ms"],
+      latencies.map((l) => [l.backend, l.what, String(l.mailboxes), String(l.n), l.p50.toFixed(2), l.p99.toFixed(2)]),
+    ),
+  );
   console.log();
   for (const backend of new Set(rows.map((r) => r.backend))) {
-    const best = Math.max(...rows.filter((r) => r.backend === backend && r.note.startsWith("no hashing")).map((r) => r.rate ?? 0));
+    const best = Math.max(
+      ...rows.filter((r) => r.backend === backend && r.note.startsWith("no hashing")).map((r) => r.rate ?? 0),
+    );
     const one = latencies.find((l) => l.backend === backend && l.what === `shvmail one mailbox (service) at ${BIG}`);
-    const cli = latencies.find((l) => l.backend === backend && l.what === `shvmail one mailbox (CLI in-process) at ${BIG}`);
-    console.log(`${backend}: provisioning without hashing ${best.toFixed(0)} mailboxes/s (target >= 2000: ${best >= 2000 ? "met" : "NOT met"}); ` +
-      `shvmail one mailbox at ${BIG}: p50 ${one?.p50.toFixed(2)} ms service, ${cli?.p50.toFixed(2)} ms CLI (target < 20 ms: ${(cli?.p50 ?? Infinity) < 20 ? "met" : "NOT met"})`);
+    const cli = latencies.find(
+      (l) => l.backend === backend && l.what === `shvmail one mailbox (CLI in-process) at ${BIG}`,
+    );
+    console.log(
+      `${backend}: provisioning without hashing ${best.toFixed(0)} mailboxes/s (target >= 2000: ${best >= 2000 ? "met" : "NOT met"}); ` +
+        `shvmail one mailbox at ${BIG}: p50 ${one?.p50.toFixed(2)} ms service, ${cli?.p50.toFixed(2)} ms CLI (target < 20 ms: ${(cli?.p50 ?? Infinity) < 20 ? "met" : "NOT met"})`,
+    );
   }
 }
 

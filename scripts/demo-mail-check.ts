@@ -14,11 +14,29 @@ const ca = readFileSync(caFile, "utf8");
 const token = randomUUID();
 const started = Date.now();
 
-const transport = nodemailer.createTransport({ host, port: 25, name: "demo.sender.test", requireTLS: true, tls: { ca, servername: hostname } });
-await transport.sendMail({ from: "demo@sender.test", to: address, subject: `netserva-mail demo ${token}`, text: "Delivered by Postfix, over LMTP to Dovecot, read back over IMAP.\n" });
+const transport = nodemailer.createTransport({
+  host,
+  port: 25,
+  name: "demo.sender.test",
+  requireTLS: true,
+  tls: { ca, servername: hostname },
+});
+await transport.sendMail({
+  from: "demo@sender.test",
+  to: address,
+  subject: `netserva-mail demo ${token}`,
+  text: "Delivered by Postfix, over LMTP to Dovecot, read back over IMAP.\n",
+});
 const sent = Date.now();
 
-const imap = new ImapFlow({ host, port: 993, secure: true, auth: { user: address, pass: password }, tls: { ca, servername: hostname }, logger: false });
+const imap = new ImapFlow({
+  host,
+  port: 993,
+  secure: true,
+  auth: { user: address, pass: password },
+  tls: { ca, servername: hostname },
+  logger: false,
+});
 await imap.connect();
 const deadline = Date.now() + 10_000;
 let found = false;

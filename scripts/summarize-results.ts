@@ -67,7 +67,8 @@ function summarizeVitest(file: string, exitCode: number, into: Summary): void {
     for (const test of failedTests) into.failures.push(`${name} > ${test.fullName}`);
     if (result.status === "failed" && failedTests.length === 0) {
       fileFailures += 1;
-      const reason = result.message.split("\n").find((line) => line.trim() !== "") ?? "a hook or the file failed, see above";
+      const reason =
+        result.message.split("\n").find((line) => line.trim() !== "") ?? "a hook or the file failed, see above";
       into.failures.push(`${name} (file failed: ${reason.trim()})`);
     }
   }

@@ -40,6 +40,8 @@ export function spawnThrowawaySshd(dir: string, port: number): ThrowawaySshd {
   // sshd refuses to start without its privilege-separation directory, which only the host's
   // ssh service (stopped here, or never started on a fresh machine) would create.
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
-  const proc = spawn("/usr/sbin/sshd", ["-D", "-f", join(dir, "sshd_config"), "-p", String(port)], { stdio: ["ignore", "ignore", "inherit"] });
+  const proc = spawn("/usr/sbin/sshd", ["-D", "-f", join(dir, "sshd_config"), "-p", String(port)], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   return { port, key: join(dir, "client_key"), proc };
 }

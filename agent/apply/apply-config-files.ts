@@ -75,5 +75,7 @@ function fail(path: string): never {
 
 function refused(stage: string, err: unknown): NetservaError {
   const msg = err instanceof Error ? err.message : String(err);
-  return new NetservaError("failed_precondition", `config refused at ${stage}; previous config kept: ${msg}`, { cause: err });
+  return new NetservaError("failed_precondition", `config refused at ${stage}; previous config kept: ${msg}`, {
+    cause: err,
+  });
 }

@@ -1,7 +1,19 @@
 // Crash-safe file replacement: write a temp file in the target's directory, fsync it, set mode
 // and owner, rename over the target and fsync the directory. A crash leaves old or new, never half.
 import { randomBytes } from "node:crypto";
-import { closeSync, fchmodSync, fchownSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { FileSpec } from "./file-spec.ts";
 
@@ -63,5 +75,7 @@ export function readCurrent(path: string): { content: string; mode: number; uid:
 export function isCurrent(path: string, spec: FileSpec): boolean {
   const cur = readCurrent(path);
   if (!cur) return false;
-  return cur.content === spec.content && cur.mode === spec.mode && cur.uid === (spec.uid ?? 0) && cur.gid === (spec.gid ?? 0);
+  return (
+    cur.content === spec.content && cur.mode === spec.mode && cur.uid === (spec.uid ?? 0) && cur.gid === (spec.gid ?? 0)
+  );
 }

@@ -6,7 +6,15 @@ import { readdir } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { NetservaError } from "../../common/errors.ts";
 import type { ManagedDaemon, ValidationResult } from "../rspamd/daemon-process.ts";
-import { ensureOwnedDirs, launch, logTail, lookupSystemUser, pidStatus, stopPid, waitUntil } from "../rspamd/daemon-process.ts";
+import {
+  ensureOwnedDirs,
+  launch,
+  logTail,
+  lookupSystemUser,
+  pidStatus,
+  stopPid,
+  waitUntil,
+} from "../rspamd/daemon-process.ts";
 import type { ClamavPaths } from "./paths.ts";
 
 export interface ClamdDaemonOptions {
@@ -27,7 +35,9 @@ export function clamdCommand(socket: string, command: string, timeoutMs = 2_000)
   return new Promise((resolve, reject) => {
     const conn = createConnection({ path: socket });
     const chunks: Buffer[] = [];
-    conn.setTimeout(timeoutMs, () => conn.destroy(new NetservaError("deadline_exceeded", `clamd ${command} took over ${timeoutMs} ms`)));
+    conn.setTimeout(timeoutMs, () =>
+      conn.destroy(new NetservaError("deadline_exceeded", `clamd ${command} took over ${timeoutMs} ms`)),
+    );
     conn.on("connect", () => conn.write(`z${command}\0`));
     conn.on("data", (c: Buffer) => chunks.push(c));
     conn.on("error", (err) => reject(NetservaError.from(err, "unavailable")));
@@ -64,7 +74,10 @@ export function createClamdDaemon(o: ClamdDaemonOptions): ManagedDaemon {
       if ((await status()).running) return;
       const files = await readdir(paths.dbDir).catch(() => [] as string[]);
       if (!files.some((f) => DATABASE.test(f))) {
-        throw new NetservaError("failed_precondition", `no ClamAV signature database in ${paths.dbDir}: run freshclam for it (tests: writeEicarSignatureDb)`);
+        throw new NetservaError(
+          "failed_precondition",
+          `no ClamAV signature database in ${paths.dbDir}: run freshclam for it (tests: writeEicarSignatureDb)`,
+        );
       }
       await ensureOwnedDirs([paths.runDir, paths.logDir], await lookupSystemUser(o.user ?? "clamav"));
       const code = await launch(o.clamd ?? PROGRAM, ["-c", paths.clamdConf], startTimeout, o.wrap);
@@ -77,7 +90,8 @@ export function createClamdDaemon(o: ClamdDaemonOptions): ManagedDaemon {
     },
 
     async reload() {
-      if (!(await status()).running) throw new NetservaError("failed_precondition", "clamd is not running: start it instead of reloading");
+      if (!(await status()).running)
+        throw new NetservaError("failed_precondition", "clamd is not running: start it instead of reloading");
       const answer = await clamdCommand(paths.socket, "RELOAD");
       if (answer !== "RELOADING") throw await failure(`answered ${JSON.stringify(answer)} to RELOAD`);
       await waitUntil("clamd PONG after RELOAD", startTimeout, ping);

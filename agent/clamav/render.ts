@@ -17,7 +17,8 @@ export interface ClamdRenderOptions {
 function plain(field: string, value: string): string {
   // clamd.conf has no quoting: a value runs to the end of the line.
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(value) || value.trim() !== value || value === "") throw invalid(field, "must be a non-empty single-line value");
+  if (/[\u0000-\u001f\u007f]/.test(value) || value.trim() !== value || value === "")
+    throw invalid(field, "must be a non-empty single-line value");
   return value;
 }
 

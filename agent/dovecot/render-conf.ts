@@ -13,7 +13,8 @@ function write(b: Block, indent = ""): string {
 
 export function renderDovecotConf(o: DovecotRenderOptions): string {
   const p = o.paths;
-  const mailbox = (name: string, use: string): Block => block(`mailbox ${name}`, `special_use = \\${use}`, "auto = subscribe");
+  const mailbox = (name: string, use: string): Block =>
+    block(`mailbox ${name}`, `special_use = \\${use}`, "auto = subscribe");
   const top = [
     "# Rendered by netserva-mail; edits are overwritten.",
     `instance_name = ${confValue(p.dovecotInstanceName)}`,
@@ -43,13 +44,38 @@ export function renderDovecotConf(o: DovecotRenderOptions): string {
   const blocks: Block[] = [
     block("passdb", "driver = sql", `args = ${confValue(p.dovecotSqlConf)}`),
     block("userdb", "driver = sql", `args = ${confValue(p.dovecotSqlConf)}`),
-    block("namespace inbox", "inbox = yes", "separator = /", mailbox("Drafts", "Drafts"), mailbox("Junk", "Junk"), mailbox("Sent", "Sent"), mailbox("Trash", "Trash")),
-    block("service imap-login", block("inet_listener imap", "port = 143"), block("inet_listener imaps", "port = 993", "ssl = yes")),
-    block("service pop3-login", block("inet_listener pop3", "port = 110"), block("inet_listener pop3s", "port = 995", "ssl = yes")),
+    block(
+      "namespace inbox",
+      "inbox = yes",
+      "separator = /",
+      mailbox("Drafts", "Drafts"),
+      mailbox("Junk", "Junk"),
+      mailbox("Sent", "Sent"),
+      mailbox("Trash", "Trash"),
+    ),
+    block(
+      "service imap-login",
+      block("inet_listener imap", "port = 143"),
+      block("inet_listener imaps", "port = 993", "ssl = yes"),
+    ),
+    block(
+      "service pop3-login",
+      block("inet_listener pop3", "port = 110"),
+      block("inet_listener pop3s", "port = 995", "ssl = yes"),
+    ),
     block("service managesieve-login", block("inet_listener sieve", "port = 4190")),
     block("service lmtp", block("unix_listener lmtp", "user = postfix", "group = postfix", "mode = 0600")),
-    block("service auth", block("unix_listener auth-postfix", "user = postfix", "group = postfix", "mode = 0660"), block("unix_listener auth-userdb", "user = root", "mode = 0600")),
-    block("service quota-status", "executable = quota-status -p postfix", "client_limit = 1", block("unix_listener quota-status", "user = postfix", "group = postfix", "mode = 0660")),
+    block(
+      "service auth",
+      block("unix_listener auth-postfix", "user = postfix", "group = postfix", "mode = 0660"),
+      block("unix_listener auth-userdb", "user = root", "mode = 0600"),
+    ),
+    block(
+      "service quota-status",
+      "executable = quota-status -p postfix",
+      "client_limit = 1",
+      block("unix_listener quota-status", "user = postfix", "group = postfix", "mode = 0660"),
+    ),
     block("protocol imap", "mail_plugins = $mail_plugins imap_quota"),
     block("protocol pop3", "mail_plugins = $mail_plugins"),
     block("protocol lmtp", "mail_plugins = $mail_plugins sieve"),

@@ -18,21 +18,36 @@ export function splitHostPort(address: string, field: string): { host: string; p
   return { host, port };
 }
 
-export async function enrollThisAgent(input: { controller: string; token: string; paths: AgentHomePaths; version: string }): Promise<{ vnode: string; notAfter: Date }> {
+export async function enrollThisAgent(input: {
+  controller: string;
+  token: string;
+  paths: AgentHomePaths;
+  version: string;
+}): Promise<{ vnode: string; notAfter: Date }> {
   const { host, port } = splitHostPort(input.controller, "controller");
   const token = parseJoinToken(input.token);
   const caPem = await fetchPinnedCa(host, port, token.caPin);
   const { keyPem, csrPem } = await createKeyAndCsr({ commonName: "netserva-mail agent" });
   const client = createEnrollmentClient({ address: input.controller, caPem });
   try {
-    const response = await client.enroll(create(EnrollRequestSchema, { token: `${token.id}.${token.secret}`, csrPem, agentVersion: input.version }));
+    const response = await client.enroll(
+      create(EnrollRequestSchema, { token: `${token.id}.${token.secret}`, csrPem, agentVersion: input.version }),
+    );
     const info = inspectCertificate(response.certificatePem);
-    if (info.role !== "agent" || info.identity !== response.vnode) throw new NetservaError("internal", "controller returned a certificate for another identity");
+    if (info.role !== "agent" || info.identity !== response.vnode)
+      throw new NetservaError("internal", "controller returned a certificate for another identity");
     mkdirSync(input.paths.root, { recursive: true, mode: 0o700 });
     await writePrivateFile(input.paths.key, keyPem);
     await writePublicFile(input.paths.cert, response.certificatePem);
     await writePublicFile(input.paths.ca, caPem);
-    await writePublicFile(input.paths.config, JSON.stringify({ vnode: response.vnode, controller: input.controller, enrolledAt: new Date().toISOString() }, null, 2) + "\n");
+    await writePublicFile(
+      input.paths.config,
+      JSON.stringify(
+        { vnode: response.vnode, controller: input.controller, enrolledAt: new Date().toISOString() },
+        null,
+        2,
+      ) + "\n",
+    );
     return { vnode: response.vnode, notAfter: info.notAfter };
   } finally {
     client.close();

@@ -4,12 +4,20 @@ import type { PeerCertificate } from "node:tls";
 import { ChannelCredentials, Metadata, makeGenericClientConstructor } from "@grpc/grpc-js";
 import type { Client, ServiceError } from "@grpc/grpc-js";
 import { EnrollmentService } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
-import type { EnrollRequest, EnrollResponse, RenewRequest, RenewResponse } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
+import type {
+  EnrollRequest,
+  EnrollResponse,
+  RenewRequest,
+  RenewResponse,
+} from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
 import { roleFromSubjectAltName } from "../../common/identity/peer.ts";
 import { grpcServiceDefinition } from "../../common/rpc/grpc-service.ts";
 import { errorFromGrpc } from "../../common/rpc/status.ts";
 
-const EnrollmentGrpcClient = makeGenericClientConstructor(grpcServiceDefinition(EnrollmentService), EnrollmentService.typeName);
+const EnrollmentGrpcClient = makeGenericClientConstructor(
+  grpcServiceDefinition(EnrollmentService),
+  EnrollmentService.typeName,
+);
 
 export interface EnrollmentClient {
   enroll(request: EnrollRequest): Promise<EnrollResponse>;
@@ -17,20 +25,41 @@ export interface EnrollmentClient {
   close(): void;
 }
 
-export function createEnrollmentClient(options: { address: string; caPem: string; certPem?: string; keyPem?: string; timeoutMs?: number }): EnrollmentClient {
+export function createEnrollmentClient(options: {
+  address: string;
+  caPem: string;
+  certPem?: string;
+  keyPem?: string;
+  timeoutMs?: number;
+}): EnrollmentClient {
   const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined =>
-    roleFromSubjectAltName(cert.subjectaltname)?.role === "controller" ? undefined : new Error("peer is not a netserva-mail controller");
+    roleFromSubjectAltName(cert.subjectaltname)?.role === "controller"
+      ? undefined
+      : new Error("peer is not a netserva-mail controller");
   const credentials = ChannelCredentials.createSsl(
     Buffer.from(options.caPem),
     options.keyPem ? Buffer.from(options.keyPem) : null,
     options.certPem ? Buffer.from(options.certPem) : null,
     { checkServerIdentity },
   );
-  const client = new EnrollmentGrpcClient(options.address, credentials, { "grpc.ssl_target_name_override": "localhost" }) as Client & Record<string, unknown>;
+  const client = new EnrollmentGrpcClient(options.address, credentials, {
+    "grpc.ssl_target_name_override": "localhost",
+  }) as Client & Record<string, unknown>;
   const unary = <Req, Res>(method: string, request: Req): Promise<Res> =>
     new Promise((resolve, reject) => {
-      const fn = client[method] as (req: Req, md: Metadata, opts: object, cb: (e: ServiceError | null, r: Res) => void) => void;
-      fn.call(client, request, new Metadata(), { deadline: new Date(Date.now() + (options.timeoutMs ?? 15_000)) }, (error, response) => (error ? reject(errorFromGrpc(error)) : resolve(response)));
+      const fn = client[method] as (
+        req: Req,
+        md: Metadata,
+        opts: object,
+        cb: (e: ServiceError | null, r: Res) => void,
+      ) => void;
+      fn.call(
+        client,
+        request,
+        new Metadata(),
+        { deadline: new Date(Date.now() + (options.timeoutMs ?? 15_000)) },
+        (error, response) => (error ? reject(errorFromGrpc(error)) : resolve(response)),
+      );
     });
   return {
     enroll: (request) => unary("enroll", request),

@@ -14,7 +14,14 @@ function toPem(der: Buffer): string {
 
 export async function fetchPinnedCa(host: string, port: number, pin: string, timeoutMs = 5000): Promise<string> {
   const chain = await new Promise<DetailedPeerCertificate>((resolve, reject) => {
-    const socket = connect({ host, port, servername: /^[\d.]+$|:/.test(host) ? undefined : host, rejectUnauthorized: false, ALPNProtocols: ["h2"], timeout: timeoutMs });
+    const socket = connect({
+      host,
+      port,
+      servername: /^[\d.]+$|:/.test(host) ? undefined : host,
+      rejectUnauthorized: false,
+      ALPNProtocols: ["h2"],
+      timeout: timeoutMs,
+    });
     socket.once("secureConnect", () => {
       const peer = socket.getPeerCertificate(true);
       socket.destroy();
@@ -22,13 +29,27 @@ export async function fetchPinnedCa(host: string, port: number, pin: string, tim
     });
     socket.once("timeout", () => {
       socket.destroy();
-      reject(new NetservaError("unavailable", `controller ${host}:${port} did not answer in ${timeoutMs} ms`, { field: "controller" }));
+      reject(
+        new NetservaError("unavailable", `controller ${host}:${port} did not answer in ${timeoutMs} ms`, {
+          field: "controller",
+        }),
+      );
     });
-    socket.once("error", (error) => reject(new NetservaError("unavailable", `cannot reach controller ${host}:${port}: ${error.message}`, { field: "controller" })));
+    socket.once("error", (error) =>
+      reject(
+        new NetservaError("unavailable", `cannot reach controller ${host}:${port}: ${error.message}`, {
+          field: "controller",
+        }),
+      ),
+    );
   });
   const leaf = new X509Certificate(chain.raw);
   const seen = new Set<string>();
-  for (let cert: DetailedPeerCertificate | undefined = chain; cert && !seen.has(cert.fingerprint256); cert = cert.issuerCertificate) {
+  for (
+    let cert: DetailedPeerCertificate | undefined = chain;
+    cert && !seen.has(cert.fingerprint256);
+    cert = cert.issuerCertificate
+  ) {
     seen.add(cert.fingerprint256);
     if (matchesPin(cert.raw, pin)) {
       const ca = new X509Certificate(cert.raw);
@@ -36,5 +57,9 @@ export async function fetchPinnedCa(host: string, port: number, pin: string, tim
       return toPem(cert.raw);
     }
   }
-  throw new NetservaError("permission_denied", `controller ${host}:${port} is not signed by the CA pinned in the join token: refusing to enroll`, { field: "token" });
+  throw new NetservaError(
+    "permission_denied",
+    `controller ${host}:${port} is not signed by the CA pinned in the join token: refusing to enroll`,
+    { field: "token" },
+  );
 }

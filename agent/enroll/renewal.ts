@@ -34,11 +34,17 @@ export function scheduleRenewal(options: RenewalOptions): Renewal {
 
   const renew = async (): Promise<void> => {
     const { keyPem, csrPem } = await createKeyAndCsr({ commonName: options.identity.config.vnode });
-    const client = createEnrollmentClient({ address: options.identity.config.controller, caPem: options.identity.caPem, certPem: current.certPem, keyPem: current.keyPem });
+    const client = createEnrollmentClient({
+      address: options.identity.config.controller,
+      caPem: options.identity.caPem,
+      certPem: current.certPem,
+      keyPem: current.keyPem,
+    });
     try {
       const response = await client.renew(create(RenewRequestSchema, { csrPem }));
       const info = inspectCertificate(response.certificatePem);
-      if (info.identity !== options.identity.config.vnode) throw new NetservaError("internal", "renewed certificate names another vnode");
+      if (info.identity !== options.identity.config.vnode)
+        throw new NetservaError("internal", "renewed certificate names another vnode");
       await writePrivateFile(options.paths.key, keyPem);
       await writePublicFile(options.paths.cert, response.certificatePem);
       current = { certPem: response.certificatePem, keyPem };
@@ -53,13 +59,16 @@ export function scheduleRenewal(options: RenewalOptions): Renewal {
     if (stopped) return;
     const info = inspectCertificate(current.certPem);
     const delay = renewalDelay(info.notBefore, info.notAfter);
-    timer = setTimeout(() => {
-      renew().then(plan, (error: unknown) => {
-        options.log.warn("certificate renewal failed; retrying", { error: NetservaError.from(error).message });
-        const left = inspectCertificate(current.certPem).notAfter.getTime() - Date.now();
-        timer = setTimeout(() => void renew().then(plan, () => plan()), Math.max(500, Math.min(30_000, left / 10)));
-      });
-    }, Math.min(delay, 2 ** 31 - 1));
+    timer = setTimeout(
+      () => {
+        renew().then(plan, (error: unknown) => {
+          options.log.warn("certificate renewal failed; retrying", { error: NetservaError.from(error).message });
+          const left = inspectCertificate(current.certPem).notAfter.getTime() - Date.now();
+          timer = setTimeout(() => void renew().then(plan, () => plan()), Math.max(500, Math.min(30_000, left / 10)));
+        });
+      },
+      Math.min(delay, 2 ** 31 - 1),
+    );
     timer.unref();
   };
   plan();

@@ -2,7 +2,10 @@
 // file points doveadm at this instance's anvil socket, not the host's).
 import { runTool } from "./run-tool.ts";
 
-export async function dovecotUsers(o: { dovecotConf: string; timeoutMs: number }): Promise<{ users: number; connections: number }> {
+export async function dovecotUsers(o: {
+  dovecotConf: string;
+  timeoutMs: number;
+}): Promise<{ users: number; connections: number }> {
   const text = await runTool("/usr/bin/doveadm", ["-c", o.dovecotConf, "who", "-1"], o.timeoutMs);
   const lines = text.split("\n").filter((l) => l.trim() && !/^username\s/.test(l));
   const users = new Set(lines.map((l) => l.split(/\s+/)[0]));

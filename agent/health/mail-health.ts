@@ -43,7 +43,12 @@ export interface MailHealthSource {
 }
 
 const toMailbox = (m: MailboxUsageRow): MailboxUsage =>
-  create(MailboxUsageSchema, { address: m.address, usedBytes: BigInt(m.usedBytes), limitBytes: BigInt(m.limitBytes), messages: BigInt(m.messages) });
+  create(MailboxUsageSchema, {
+    address: m.address,
+    usedBytes: BigInt(m.usedBytes),
+    limitBytes: BigInt(m.limitBytes),
+    messages: BigInt(m.messages),
+  });
 
 export function createMailHealth(o: MailHealthOptions): MailHealthSource {
   const timeout = o.timeoutMs ?? 2000;
@@ -65,7 +70,10 @@ export function createMailHealth(o: MailHealthOptions): MailHealthSource {
     // No pass finished yet (a new agent): wait a little, then say how far the first one got.
     const first = scan();
     first.catch(() => undefined);
-    const rows = await Promise.race([first, new Promise<undefined>((r) => setTimeout(() => r(undefined), timeout / 2))]);
+    const rows = await Promise.race([
+      first,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), timeout / 2)),
+    ]);
     if (rows) return rows;
     throw new Error(`first scan still running (${scanner.progress()?.done ?? 0} mailboxes so far)`);
   };
@@ -82,9 +90,15 @@ export function createMailHealth(o: MailHealthOptions): MailHealthSource {
     };
     const hasRspamd = existsSync(o.rspamdControllerSocket);
     const [queue, dovecot, rspamd, clamav, fs, rows, tls] = await Promise.all([
-      probe("postfix queue", () => postfixQueueSizes({ queueDir: o.paths.postfixQueueDir, configDir: o.paths.postfixDir, timeoutMs: timeout })),
-      existsSync(o.paths.dovecotConf) ? probe("dovecot", () => dovecotUsers({ dovecotConf: o.paths.dovecotConf, timeoutMs: timeout })) : Promise.resolve(undefined),
-      hasRspamd ? probe("rspamd", () => rspamdStats({ socketPath: o.rspamdControllerSocket, timeoutMs: timeout })) : Promise.resolve(undefined),
+      probe("postfix queue", () =>
+        postfixQueueSizes({ queueDir: o.paths.postfixQueueDir, configDir: o.paths.postfixDir, timeoutMs: timeout }),
+      ),
+      existsSync(o.paths.dovecotConf)
+        ? probe("dovecot", () => dovecotUsers({ dovecotConf: o.paths.dovecotConf, timeoutMs: timeout }))
+        : Promise.resolve(undefined),
+      hasRspamd
+        ? probe("rspamd", () => rspamdStats({ socketPath: o.rspamdControllerSocket, timeoutMs: timeout }))
+        : Promise.resolve(undefined),
       probe("clamav", () => newestSignatures(o.clamavDbDir)),
       probe("filesystem", () => filesystemUsage(existsSync(o.paths.mailRoot) ? o.paths.mailRoot : o.paths.root)),
       existsSync(o.paths.lookupDb) ? probe("mailbox usage", mailboxes) : Promise.resolve([] as MailboxUsageRow[]),
@@ -98,11 +112,31 @@ export function createMailHealth(o: MailHealthOptions): MailHealthSource {
         : {}),
       dovecotUsers: dovecot?.users ?? -1,
       dovecotConnections: dovecot?.connections ?? -1,
-      rspamd: create(RspamdCountersSchema, rspamd
-        ? { available: true, scanned: BigInt(rspamd.scanned), ham: BigInt(rspamd.ham), spam: BigInt(rspamd.spam), rejected: BigInt(rspamd.rejected), greylisted: BigInt(rspamd.greylisted), addHeader: BigInt(rspamd.addHeader) }
-        : { available: false }),
+      rspamd: create(
+        RspamdCountersSchema,
+        rspamd
+          ? {
+              available: true,
+              scanned: BigInt(rspamd.scanned),
+              ham: BigInt(rspamd.ham),
+              spam: BigInt(rspamd.spam),
+              rejected: BigInt(rspamd.rejected),
+              greylisted: BigInt(rspamd.greylisted),
+              addHeader: BigInt(rspamd.addHeader),
+            }
+          : { available: false },
+      ),
       clamavSignaturesUnixMs: BigInt(clamav ?? 0),
-      ...(fs ? { filesystem: create(FilesystemUsageSchema, { path: fs.path, sizeBytes: BigInt(fs.sizeBytes), usedBytes: BigInt(fs.usedBytes), availableBytes: BigInt(fs.availableBytes) }) } : {}),
+      ...(fs
+        ? {
+            filesystem: create(FilesystemUsageSchema, {
+              path: fs.path,
+              sizeBytes: BigInt(fs.sizeBytes),
+              usedBytes: BigInt(fs.usedBytes),
+              availableBytes: BigInt(fs.availableBytes),
+            }),
+          }
+        : {}),
       quota: create(QuotaSummarySchema, {
         mailboxes: q.mailboxes,
         over80: q.over80,
@@ -110,7 +144,14 @@ export function createMailHealth(o: MailHealthOptions): MailHealthSource {
         over100: q.over100,
         usedBytes: BigInt(q.usedBytes),
         top: q.top.map(toMailbox),
-        domains: q.domains.map((d) => create(DomainUsageSchema, { domain: d.domain, mailboxes: d.mailboxes, usedBytes: BigInt(d.usedBytes), maxRatio: d.maxRatio })),
+        domains: q.domains.map((d) =>
+          create(DomainUsageSchema, {
+            domain: d.domain,
+            mailboxes: d.mailboxes,
+            usedBytes: BigInt(d.usedBytes),
+            maxRatio: d.maxRatio,
+          }),
+        ),
       }),
       mailTlsNotAfterUnixMs: BigInt(tls ?? 0),
       errors,

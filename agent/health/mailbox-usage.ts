@@ -113,7 +113,11 @@ export function createUsageScanner(lookupDb: string, options: UsageScanOptions =
   let mailboxes = new Map<string, MailboxEntry>();
   let current: ScanProgress | undefined;
 
-  function folderUsage(path: string, scanStartNs: bigint, nextDirs: Map<string, DirEntry>): { bytes: number; messages: number } {
+  function folderUsage(
+    path: string,
+    scanStartNs: bigint,
+    nextDirs: Map<string, DirEntry>,
+  ): { bytes: number; messages: number } {
     const st = lstatDir(path);
     if (!st) return { bytes: 0, messages: 0 };
     const known = dirs.get(path);
@@ -128,7 +132,12 @@ export function createUsageScanner(lookupDb: string, options: UsageScanOptions =
     return listed;
   }
 
-  function mailboxUsage(home: string, scanStartNs: bigint, nextDirs: Map<string, DirEntry>, nextMailboxes: Map<string, MailboxEntry>): { bytes: number; messages: number } {
+  function mailboxUsage(
+    home: string,
+    scanStartNs: bigint,
+    nextDirs: Map<string, DirEntry>,
+    nextMailboxes: Map<string, MailboxEntry>,
+  ): { bytes: number; messages: number } {
     const maildir = join(home, "Maildir");
     const st = lstatDir(maildir);
     if (!st) return { bytes: 0, messages: 0 };
@@ -142,7 +151,10 @@ export function createUsageScanner(lookupDb: string, options: UsageScanOptions =
       } catch {
         // Vanished between the stat and the listing: counted as empty now, listed next time.
       }
-      entry = { maildirMtimeNs: st.mtimeNs > scanStartNs - racyNs ? -1n : st.mtimeNs, folders: [maildir, ...subfolders] };
+      entry = {
+        maildirMtimeNs: st.mtimeNs > scanStartNs - racyNs ? -1n : st.mtimeNs,
+        folders: [maildir, ...subfolders],
+      };
     }
     nextMailboxes.set(maildir, entry);
     let bytes = 0;

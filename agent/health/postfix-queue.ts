@@ -34,7 +34,8 @@ async function oldestFromPostqueue(configDir: string, timeoutMs: number, now: nu
     if (!line.trim()) continue;
     try {
       const m = JSON.parse(line) as { queue_name?: string; arrival_time?: number };
-      if (m.queue_name === "deferred" && typeof m.arrival_time === "number") oldest = Math.min(oldest ?? Infinity, m.arrival_time * 1000);
+      if (m.queue_name === "deferred" && typeof m.arrival_time === "number")
+        oldest = Math.min(oldest ?? Infinity, m.arrival_time * 1000);
     } catch {
       // a partial line from a queue that changed while postqueue read it
     }
@@ -42,7 +43,11 @@ async function oldestFromPostqueue(configDir: string, timeoutMs: number, now: nu
   return oldest === undefined ? undefined : Math.max(0, (now - oldest) / 1000);
 }
 
-export async function postfixQueueSizes(o: { queueDir: string; configDir: string; timeoutMs: number }): Promise<QueueSizes> {
+export async function postfixQueueSizes(o: {
+  queueDir: string;
+  configDir: string;
+  timeoutMs: number;
+}): Promise<QueueSizes> {
   const listed = await Promise.all(QUEUES.map(async (q) => [q, await files(join(o.queueDir, q))] as const));
   const counts = Object.fromEntries(listed.map(([q, f]) => [q, f.length])) as Record<QueueName, number>;
   const deferred = listed.find(([q]) => q === "deferred")?.[1] ?? [];
@@ -52,7 +57,14 @@ export async function postfixQueueSizes(o: { queueDir: string; configDir: string
     const fromPostqueue = await oldestFromPostqueue(o.configDir, o.timeoutMs, now);
     if (fromPostqueue !== undefined) oldestDeferredSeconds = fromPostqueue;
     else {
-      const born = await Promise.all(deferred.slice(0, 10_000).map((f) => stat(f).then((s) => s.birthtimeMs || s.ctimeMs, () => now)));
+      const born = await Promise.all(
+        deferred.slice(0, 10_000).map((f) =>
+          stat(f).then(
+            (s) => s.birthtimeMs || s.ctimeMs,
+            () => now,
+          ),
+        ),
+      );
       oldestDeferredSeconds = Math.max(0, (now - Math.min(...born)) / 1000);
     }
   }

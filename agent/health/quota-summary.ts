@@ -26,7 +26,10 @@ export const ratio = (m: MailboxUsageRow): number => (m.limitBytes > 0 ? m.usedB
 
 export function summarizeQuota(rows: readonly MailboxUsageRow[]): QuotaSummaryRow {
   const byDomain = new Map<string, DomainUsageRow>();
-  let over80 = 0, over90 = 0, over100 = 0, usedBytes = 0;
+  let over80 = 0,
+    over90 = 0,
+    over100 = 0,
+    usedBytes = 0;
   for (const m of rows) {
     const r = ratio(m);
     if (r >= 0.8) over80 += 1;
@@ -41,6 +44,8 @@ export function summarizeQuota(rows: readonly MailboxUsageRow[]): QuotaSummaryRo
     byDomain.set(domain, d);
   }
   const top = [...rows].sort((a, b) => ratio(b) - ratio(a) || b.usedBytes - a.usedBytes).slice(0, TOP_MAILBOXES);
-  const domains = [...byDomain.values()].sort((a, b) => b.maxRatio - a.maxRatio || b.usedBytes - a.usedBytes).slice(0, TOP_DOMAINS);
+  const domains = [...byDomain.values()]
+    .sort((a, b) => b.maxRatio - a.maxRatio || b.usedBytes - a.usedBytes)
+    .slice(0, TOP_DOMAINS);
   return { mailboxes: rows.length, over80, over90, over100, usedBytes, top, domains };
 }

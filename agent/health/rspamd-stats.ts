@@ -19,9 +19,21 @@ export function rspamdStats(o: { socketPath: string; timeoutMs: number }): Promi
       res.on("end", () => {
         try {
           if (res.statusCode !== 200) throw new Error(`rspamd /stat answered ${res.statusCode ?? 0}`);
-          const s = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { scanned?: number; ham_count?: number; spam_count?: number; actions?: Record<string, number> };
+          const s = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
+            scanned?: number;
+            ham_count?: number;
+            spam_count?: number;
+            actions?: Record<string, number>;
+          };
           const a = s.actions ?? {};
-          resolve({ scanned: s.scanned ?? 0, ham: s.ham_count ?? 0, spam: s.spam_count ?? 0, rejected: a["reject"] ?? 0, greylisted: a["greylist"] ?? 0, addHeader: a["add header"] ?? 0 });
+          resolve({
+            scanned: s.scanned ?? 0,
+            ham: s.ham_count ?? 0,
+            spam: s.spam_count ?? 0,
+            rejected: a["reject"] ?? 0,
+            greylisted: a["greylist"] ?? 0,
+            addHeader: a["add header"] ?? 0,
+          });
         } catch (error) {
           reject(error instanceof Error ? error : new Error(String(error)));
         }

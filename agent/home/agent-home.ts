@@ -42,7 +42,10 @@ export interface AgentIdentity {
 
 export function loadAgentIdentity(paths: AgentHomePaths): AgentIdentity {
   if (!existsSync(paths.config) || !existsSync(paths.cert) || !existsSync(paths.key)) {
-    throw new NetservaError("failed_precondition", `agent home ${paths.root} is not enrolled: run \`netserva-mail agent enroll --controller HOST:PORT --token TOKEN --home ${paths.root}\``);
+    throw new NetservaError(
+      "failed_precondition",
+      `agent home ${paths.root} is not enrolled: run \`netserva-mail agent enroll --controller HOST:PORT --token TOKEN --home ${paths.root}\``,
+    );
   }
   return {
     config: JSON.parse(readFileSync(paths.config, "utf8")) as AgentConfig,

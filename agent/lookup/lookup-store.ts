@@ -74,7 +74,10 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
   if (gid !== undefined) {
     // Readers need to write the -shm index; a -wal/-shm a reader created while the agent was
     // down is taken back so only root can touch the log. Readers only read -wal.
-    for (const [suffix, mode] of [["-shm", 0o660], ["-wal", 0o640]] as const) {
+    for (const [suffix, mode] of [
+      ["-shm", 0o660],
+      ["-wal", 0o640],
+    ] as const) {
       const f = `${options.path}${suffix}`;
       if (!existsSync(f)) continue;
       chownSync(f, 0, gid);
@@ -89,20 +92,36 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
   // The digest lives in the DB (meta) and is re-read in each transaction, so a second writer
   // (another agent process, a restart) never leaves this one with a stale value.
   const loadDigest = db.prepare("SELECT value FROM meta WHERE key = 'digest'");
-  const saveDigest = db.prepare("INSERT INTO meta(key, value) VALUES('digest', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  const saveDigest = db.prepare(
+    "INSERT INTO meta(key, value) VALUES('digest', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+  );
   const storedDigest = (): string | undefined => (loadDigest.get() as { value: string } | undefined)?.value;
   if (storedDigest() === undefined) saveDigest.run(recompute());
 
   function recompute(): string {
     let d = EMPTY_DIGEST;
-    for (const r of db.prepare("SELECT domain, active FROM vhosts").iterate() as Iterable<{ domain: string; active: number }>) {
+    for (const r of db.prepare("SELECT domain, active FROM vhosts").iterate() as Iterable<{
+      domain: string;
+      active: number;
+    }>) {
       d = xorHex(d, hashDomain(r));
     }
     const mailboxes = db.prepare("SELECT user, pass, active, quota, sieve, name FROM vmails").iterate();
-    for (const r of mailboxes as Iterable<{ user: string; pass: string; active: number; quota: number; sieve: string; name: string }>) {
+    for (const r of mailboxes as Iterable<{
+      user: string;
+      pass: string;
+      active: number;
+      quota: number;
+      sieve: string;
+      name: string;
+    }>) {
       d = xorHex(d, hashMailbox(r));
     }
-    for (const r of db.prepare("SELECT source, target, active FROM valias").iterate() as Iterable<{ source: string; target: string; active: number }>) {
+    for (const r of db.prepare("SELECT source, target, active FROM valias").iterate() as Iterable<{
+      source: string;
+      target: string;
+      active: number;
+    }>) {
       d = xorHex(d, hashAlias(r));
     }
     return d;
@@ -154,13 +173,26 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
         for (const c of changes) {
           const k = c.kind;
           switch (k.case) {
-            case "upsertDomain": writer.upsertDomain(domainRow(k.value)); break;
-            case "deleteDomain": writer.deleteDomain(checkDomain("delete_domain", k.value)); break;
-            case "upsertMailbox": writer.upsertMailbox(mailboxRow(k.value)); break;
-            case "deleteMailbox": writer.deleteMailbox(checkAddress("delete_mailbox", k.value).address); break;
-            case "upsertAlias": writer.upsertAlias(aliasRow(k.value)); break;
-            case "deleteAlias": writer.deleteAlias(checkAliasSource("delete_alias", k.value).source); break;
-            default: break; // an empty change (unknown future kind) changes nothing
+            case "upsertDomain":
+              writer.upsertDomain(domainRow(k.value));
+              break;
+            case "deleteDomain":
+              writer.deleteDomain(checkDomain("delete_domain", k.value));
+              break;
+            case "upsertMailbox":
+              writer.upsertMailbox(mailboxRow(k.value));
+              break;
+            case "deleteMailbox":
+              writer.deleteMailbox(checkAddress("delete_mailbox", k.value).address);
+              break;
+            case "upsertAlias":
+              writer.upsertAlias(aliasRow(k.value));
+              break;
+            case "deleteAlias":
+              writer.deleteAlias(checkAliasSource("delete_alias", k.value).source);
+              break;
+            default:
+              break; // an empty change (unknown future kind) changes nothing
           }
         }
       });
@@ -170,17 +202,21 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
       const domains = state.domains.map(domainRow);
       const mailboxes = state.mailboxes.map(mailboxRow);
       const aliases = state.aliases.map(aliasRow);
-      return transaction(opts.dryRun === true, () => {
-        for (const d of domains) writer.upsertDomain(d);
-        for (const m of mailboxes) writer.upsertMailbox(m);
-        for (const a of aliases) writer.upsertAlias(a);
-        const keepMail = new Set(mailboxes.map((m) => m.user));
-        const keepAlias = new Set(aliases.map((a) => a.source));
-        const keepDomain = new Set(domains.map((d) => d.domain));
-        for (const user of writer.allKeys("mailbox")) if (!keepMail.has(user)) writer.deleteMailbox(user);
-        for (const source of writer.allKeys("alias")) if (!keepAlias.has(source)) writer.deleteAlias(source);
-        for (const domain of writer.allKeys("domain")) if (!keepDomain.has(domain)) writer.deleteDomain(domain);
-      }, true);
+      return transaction(
+        opts.dryRun === true,
+        () => {
+          for (const d of domains) writer.upsertDomain(d);
+          for (const m of mailboxes) writer.upsertMailbox(m);
+          for (const a of aliases) writer.upsertAlias(a);
+          const keepMail = new Set(mailboxes.map((m) => m.user));
+          const keepAlias = new Set(aliases.map((a) => a.source));
+          const keepDomain = new Set(domains.map((d) => d.domain));
+          for (const user of writer.allKeys("mailbox")) if (!keepMail.has(user)) writer.deleteMailbox(user);
+          for (const source of writer.allKeys("alias")) if (!keepAlias.has(source)) writer.deleteAlias(source);
+          for (const domain of writer.allKeys("domain")) if (!keepDomain.has(domain)) writer.deleteDomain(domain);
+        },
+        true,
+      );
     },
     digest: () => storedDigest() ?? recompute(),
     recomputeDigest: recompute,

@@ -20,7 +20,15 @@ interface WriterOptions {
   readonly home: (domain: string, local: string) => string;
 }
 
-type StoredMailbox = { id: number; user: string; pass: string; active: number; quota: number; sieve: string; name: string };
+type StoredMailbox = {
+  id: number;
+  user: string;
+  pass: string;
+  active: number;
+  quota: number;
+  sieve: string;
+  name: string;
+};
 type StoredAlias = { id: number; source: string; target: string; active: number };
 
 export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
@@ -101,7 +109,18 @@ export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
       const cur = q.mailbox.get(r.user) as StoredMailbox | undefined;
       if (!cur) {
         const hid = domainId(r.domain, "mailbox.address");
-        q.insertMailbox.run(hid, r.user, r.pass, opts.home(r.domain, r.local), opts.uid, opts.gid, r.active, r.quota, r.sieve, r.name);
+        q.insertMailbox.run(
+          hid,
+          r.user,
+          r.pass,
+          opts.home(r.domain, r.local),
+          opts.uid,
+          opts.gid,
+          r.active,
+          r.quota,
+          r.sieve,
+          r.name,
+        );
         mix(hashMailbox(r));
         record({ kind: "mailbox", op: "add", key: r.user });
         return;

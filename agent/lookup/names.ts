@@ -17,7 +17,8 @@ import {
 const HASH = /^\{(SHA512-CRYPT|SHA256-CRYPT|BLF-CRYPT|ARGON2ID|ARGON2I)\}\$[A-Za-z0-9./$=,+-]{8,400}$/;
 
 function canonical(field: string, given: string, parsed: string): string {
-  if (given !== parsed) throw invalid(field, `${JSON.stringify(given)} is not in canonical form (expected ${JSON.stringify(parsed)})`);
+  if (given !== parsed)
+    throw invalid(field, `${JSON.stringify(given)} is not in canonical form (expected ${JSON.stringify(parsed)})`);
   return parsed;
 }
 
@@ -44,7 +45,9 @@ export function checkAliasSource(field: string, value: string): { source: string
 
 /** Targets joined the way valias.target stores them. */
 export function checkAliasTargets(field: string, value: readonly string[]): string {
-  return parseAliasTargets(value, field).map((t, i) => canonical(field, value[i] ?? "", t.address)).join(",");
+  return parseAliasTargets(value, field)
+    .map((t, i) => canonical(field, value[i] ?? "", t.address))
+    .join(",");
 }
 
 export function checkPasswordHash(field: string, value: string): string {

@@ -61,7 +61,12 @@ export function filterWants(state: DesiredState): FilterWants {
 
 const LOCAL_D_NAME = /^[a-z0-9_][a-z0-9_.-]*\.(conf|inc)$/;
 
-export function createFilterConfig(o: { paths: VnodePaths; sc: ServiceControl; wrap?: readonly string[]; filter?: FilterOptions }) {
+export function createFilterConfig(o: {
+  paths: VnodePaths;
+  sc: ServiceControl;
+  wrap?: readonly string[];
+  filter?: FilterOptions;
+}) {
   const f = o.filter ?? {};
   const rspamdPaths: RspamdPaths = createRspamdPaths(o.paths.root);
   const clamavPaths: ClamavPaths = createClamavPaths(o.paths.root);
@@ -85,7 +90,11 @@ export function createFilterConfig(o: { paths: VnodePaths; sc: ServiceControl; w
     const files: FileSet = new Map();
     if (!want.rspamd) return files;
     const owner = lookupUser(rspamdUser);
-    if (!owner) throw new NetservaError("failed_precondition", `rspamd is enabled but the ${rspamdUser} user is missing: install rspamd`);
+    if (!owner)
+      throw new NetservaError(
+        "failed_precondition",
+        `rspamd is enabled but the ${rspamdUser} user is missing: install rspamd`,
+      );
     const settings = state.settings;
     if (!settings) throw invalid("settings", "required");
     const localD = renderRspamdLocalD({
@@ -113,8 +122,12 @@ export function createFilterConfig(o: { paths: VnodePaths; sc: ServiceControl; w
       files.set(k.path, { content: k.content, mode: k.mode, uid: owner.uid, gid: owner.gid });
     }
     if (want.clamd) {
-      files.set(clamavPaths.clamdConf, { content: renderClamdConf({ paths: clamavPaths, ...(f.clamavUser ? { user: f.clamavUser } : {}) }), mode: 0o644 });
-      if (f.clamavTestSignatures) files.set(`${clamavPaths.dbDir}/eicar.ndb`, { content: renderEicarNdb(), mode: 0o644 });
+      files.set(clamavPaths.clamdConf, {
+        content: renderClamdConf({ paths: clamavPaths, ...(f.clamavUser ? { user: f.clamavUser } : {}) }),
+        mode: 0o644,
+      });
+      if (f.clamavTestSignatures)
+        files.set(`${clamavPaths.dbDir}/eicar.ndb`, { content: renderEicarNdb(), mode: 0o644 });
     }
     return files;
   }
@@ -192,7 +205,10 @@ export function createFilterConfig(o: { paths: VnodePaths; sc: ServiceControl; w
   /** After a change to its files, up means the milter socket Postfix talks to accepts connections. */
   async function verify(want: FilterWants, changed: readonly string[]): Promise<void> {
     if (want.rspamd && touches(changed, "rspamd") && !(await socketAnswers(rspamdPaths.milterSocket))) {
-      throw new NetservaError("unavailable", `rspamd's milter socket ${rspamdPaths.milterSocket} does not accept connections`);
+      throw new NetservaError(
+        "unavailable",
+        `rspamd's milter socket ${rspamdPaths.milterSocket} does not accept connections`,
+      );
     }
   }
 
@@ -209,7 +225,18 @@ export function createFilterConfig(o: { paths: VnodePaths; sc: ServiceControl; w
     };
   }
 
-  return { rspamdPaths, clamavPaths, milterAddress, render, validators, reloader, verify, ensureRunning, wantsFromFiles, running };
+  return {
+    rspamdPaths,
+    clamavPaths,
+    milterAddress,
+    render,
+    validators,
+    reloader,
+    verify,
+    ensureRunning,
+    wantsFromFiles,
+    running,
+  };
 }
 
 export type FilterConfig = ReturnType<typeof createFilterConfig>;

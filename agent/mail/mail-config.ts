@@ -40,21 +40,34 @@ export interface MailConfigOptions {
 export function createMailConfig(o: MailConfigOptions) {
   const p = o.paths;
   const listenOf = (state: DesiredState): string[] => [...(o.listen ?? state.settings?.listenAddresses ?? [])];
-  const filters = createFilterConfig({ paths: p, sc: o.sc, ...(o.wrap ? { wrap: o.wrap } : {}), ...(o.filter ? { filter: o.filter } : {}) });
+  const filters = createFilterConfig({
+    paths: p,
+    sc: o.sc,
+    ...(o.wrap ? { wrap: o.wrap } : {}),
+    ...(o.filter ? { filter: o.filter } : {}),
+  });
 
   function render(state: DesiredState): { tls: FileSet; daemons: FileSet } {
     const s = state.settings;
     const mailHostname = checkDomain("settings.mail_hostname", s?.mailHostname ?? "");
     const listenAddresses = listenOf(state);
-    for (const a of listenAddresses) if (!/^[0-9a-f.:]+$/i.test(a)) throw invalid("settings.listen_addresses", `${a} is not an IP address`);
+    for (const a of listenAddresses)
+      if (!/^[0-9a-f.:]+$/i.test(a)) throw invalid("settings.listen_addresses", `${a} is not an IP address`);
     const postfix = renderPostfix({
-      paths: p, mailHostname, listenAddresses, rspamdEnabled: filterWants(state).rspamd,
+      paths: p,
+      mailHostname,
+      listenAddresses,
+      rspamdEnabled: filterWants(state).rspamd,
       milterAddress: o.milterAddress ?? filters.milterAddress,
       ...(o.extraMainCf ? { extraMainCf: o.extraMainCf } : {}),
       installParams: o.postfixInstallParams,
     });
     const dovecot = renderDovecot({
-      paths: p, mailHostname, listenAddresses, vmailUid: o.vmail.uid, vmailGid: o.vmail.gid,
+      paths: p,
+      mailHostname,
+      listenAddresses,
+      vmailUid: o.vmail.uid,
+      vmailGid: o.vmail.gid,
       ...(o.authPenalty === undefined ? {} : { authPenalty: o.authPenalty }),
       ...(o.extraDovecotConf ? { extraConf: o.extraDovecotConf } : {}),
     });
@@ -66,7 +79,8 @@ export function createMailConfig(o: MailConfigOptions) {
   /** Reload the daemons that read the changed files (only if running: start() picks up the rest). */
   async function reloadFor(changed: readonly string[]): Promise<string[]> {
     const tlsChanged = changed.some((f) => f.startsWith(`${p.tlsDir}/`));
-    if (changed.includes(p.dovecotSieveBefore)) await runChecked("sievec", ["-c", p.dovecotConf, p.dovecotSieveBefore], { wrap: o.wrap ?? [] });
+    if (changed.includes(p.dovecotSieveBefore))
+      await runChecked("sievec", ["-c", p.dovecotConf, p.dovecotSieveBefore], { wrap: o.wrap ?? [] });
     const reloaded: string[] = [];
     if ((tlsChanged || changed.some((f) => f.startsWith(`${p.postfixDir}/`))) && (await running("postfix"))) {
       await o.sc.reload("postfix");
@@ -82,8 +96,10 @@ export function createMailConfig(o: MailConfigOptions) {
   /** Up means greeting on the first listen address: SMTP 220 on 25, IMAP "* OK" on 143. */
   async function verify(state: DesiredState, names: readonly string[]): Promise<void> {
     const host = listenOf(state)[0] ?? "127.0.0.1";
-    if (names.includes("postfix")) await pollUntil("postfix to greet on port 25", () => greets(host, 25, "220"), 10_000, 50);
-    if (names.includes("dovecot")) await pollUntil("dovecot to greet on port 143", () => greets(host, 143, "* OK"), 10_000, 50);
+    if (names.includes("postfix"))
+      await pollUntil("postfix to greet on port 25", () => greets(host, 25, "220"), 10_000, 50);
+    if (names.includes("dovecot"))
+      await pollUntil("dovecot to greet on port 143", () => greets(host, 143, "* OK"), 10_000, 50);
   }
 
   async function apply(state: DesiredState, dryRun: boolean): Promise<{ result: ApplyConfigResult; files: FileSet }> {
@@ -117,9 +133,16 @@ export function createMailConfig(o: MailConfigOptions) {
     const d = await applyConfigFiles({
       ...common(),
       files: daemons,
-      validate: [...filters.validators(state), ...postfixValidators({ paths: p, wrap: o.wrap ?? [] }), ...dovecotValidators(p, o.wrap ?? [])],
+      validate: [
+        ...filters.validators(state),
+        ...postfixValidators({ paths: p, wrap: o.wrap ?? [] }),
+        ...dovecotValidators(p, o.wrap ?? []),
+      ],
     });
-    return { result: { changed: [...t.changed, ...d.changed], diff: [...t.diff, ...d.diff] }, files: new Map([...tls, ...daemons]) };
+    return {
+      result: { changed: [...t.changed, ...d.changed], diff: [...t.diff, ...d.diff] },
+      files: new Map([...tls, ...daemons]),
+    };
   }
 
   return { apply, render, verify, filters };

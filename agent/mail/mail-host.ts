@@ -88,14 +88,22 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
     healing = controller;
     const started = performance.now();
     const wanted = (m: HealItem): boolean => lookup.hasMailbox(`${m.local}@${m.domain}`);
-    maildirs.heal(items, { wanted, signal: controller.signal, dutyCycle: HEAL_DUTY_CYCLE }).then(
-      (healed) => {
-        if (healed > 0 && !controller.signal.aborted) o.log?.info("maildirs healed", { mailboxes: healed, seconds: Math.round((performance.now() - started) / 1000) });
-      },
-      (error: unknown) => o.log?.warn("maildir heal stopped", { error: error instanceof Error ? error.message : String(error) }),
-    ).finally(() => {
-      if (healing === controller) healing = undefined;
-    });
+    maildirs
+      .heal(items, { wanted, signal: controller.signal, dutyCycle: HEAL_DUTY_CYCLE })
+      .then(
+        (healed) => {
+          if (healed > 0 && !controller.signal.aborted)
+            o.log?.info("maildirs healed", {
+              mailboxes: healed,
+              seconds: Math.round((performance.now() - started) / 1000),
+            });
+        },
+        (error: unknown) =>
+          o.log?.warn("maildir heal stopped", { error: error instanceof Error ? error.message : String(error) }),
+      )
+      .finally(() => {
+        if (healing === controller) healing = undefined;
+      });
   };
 
   return {
@@ -140,9 +148,15 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       if (!dryRun) {
         // keep_maildir on delete_mailbox keeps that maildir; on delete_domain, all of the domain's.
         const keep = new Set(
-          changes.filter((c) => (c.kind.case === "deleteMailbox" || c.kind.case === "deleteDomain") && c.keepMaildir).map((c) => String(c.kind.value)),
+          changes
+            .filter((c) => (c.kind.case === "deleteMailbox" || c.kind.case === "deleteDomain") && c.keepMaildir)
+            .map((c) => String(c.kind.value)),
         );
-        const upserts = new Map(changes.flatMap((c) => (c.kind.case === "upsertMailbox" ? [[c.kind.value.address, c.kind.value] as const] : [])));
+        const upserts = new Map(
+          changes.flatMap((c) =>
+            c.kind.case === "upsertMailbox" ? [[c.kind.value.address, c.kind.value] as const] : [],
+          ),
+        );
         for (const e of rows.entries) {
           if (e.kind !== "mailbox") continue;
           const a = checkAddress("mailbox.address", e.key);

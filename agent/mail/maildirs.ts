@@ -117,7 +117,9 @@ export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
         if (setSieve(m.domain, m.local, m.sieve) || made) healed += 1;
         const worked = performance.now() - sliceStart;
         if (worked >= SLICE_MS) {
-          await new Promise((resolve) => (duty >= 1 ? setImmediate(resolve) : setTimeout(resolve, worked * (1 / duty - 1))));
+          await new Promise((resolve) =>
+            duty >= 1 ? setImmediate(resolve) : setTimeout(resolve, worked * (1 / duty - 1)),
+          );
           sliceStart = performance.now();
         }
       }

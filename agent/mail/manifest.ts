@@ -21,7 +21,9 @@ export function readManifest(path: string): Manifest {
 }
 
 export function writeManifest(path: string, generation: bigint, files: FileSet): void {
-  const entries = [...files].map(([p, spec]) => [p, sha256(spec.content)] as const).sort(([a], [b]) => a.localeCompare(b));
+  const entries = [...files]
+    .map(([p, spec]) => [p, sha256(spec.content)] as const)
+    .sort(([a], [b]) => a.localeCompare(b));
   const manifest: Manifest = { generation: generation.toString(), files: Object.fromEntries(entries) };
   writeFileAtomic(path, { content: `${JSON.stringify(manifest, null, 2)}\n`, mode: 0o600 });
 }

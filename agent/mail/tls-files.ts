@@ -15,7 +15,11 @@ import type { VnodePaths } from "../paths.ts";
 
 export function renderTlsFiles(paths: VnodePaths, tls: TlsMaterial | undefined): FileSet {
   if (!tls || tls.certificateChainPem === "" || tls.privateKeyPem === "") {
-    throw new NetservaError("failed_precondition", "tls: the vnode needs a certificate and key (submission and IMAP require TLS)", { field: "tls" });
+    throw new NetservaError(
+      "failed_precondition",
+      "tls: the vnode needs a certificate and key (submission and IMAP require TLS)",
+      { field: "tls" },
+    );
   }
   let leaf: X509Certificate;
   try {

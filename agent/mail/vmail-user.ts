@@ -30,7 +30,20 @@ export async function ensureVmailUser(name = "vmail", run: RunOptions = {}): Pro
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(name)) throw new Error(`unsafe user name ${name}`);
   const found = lookupUser(name);
   if (found) return found;
-  await runChecked("useradd", ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name], run);
+  await runChecked(
+    "useradd",
+    [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--home-dir",
+      "/nonexistent",
+      "--shell",
+      "/usr/sbin/nologin",
+      name,
+    ],
+    run,
+  );
   const made = lookupUser(name);
   if (!made) throw new Error(`useradd ${name} succeeded but the user is not in /etc/passwd`);
   return made;

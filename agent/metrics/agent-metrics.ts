@@ -13,7 +13,8 @@ export function createAgentMetrics(options: { vnode: string; version: string }):
   registry.setDefaultLabels({ vnode: options.vnode });
   collectDefaultMetrics({ register: registry });
   // These gauges end in _total, which `promtool check metrics` rejects as non-counters.
-  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) registry.removeSingleMetric(name);
+  for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"])
+    registry.removeSingleMetric(name);
 
   new Gauge({ name: "netserva_agent_up", help: "1 while the agent serves commands.", registers: [registry] }).set(1);
   new Gauge({

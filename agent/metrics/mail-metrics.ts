@@ -19,23 +19,37 @@ export function registerMailMetrics(registry: Registry, port: MailHostPort): voi
     const [health, services, drift] = await Promise.all([
       port.health ? port.health().catch(() => undefined) : Promise.resolve(undefined),
       port.services().catch(() => []),
-      port.drift().then((d) => d.length > 0, () => false),
+      port.drift().then(
+        (d) => d.length > 0,
+        () => false,
+      ),
     ]);
     return { health, services, drift };
   });
   const registers = [registry];
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: Snapshot) => void): void => {
     new Gauge({
-      name, help, labelNames, registers,
+      name,
+      help,
+      labelNames,
+      registers,
       async collect() {
         this.reset();
         fill(this, await snapshot());
       },
     });
   };
-  const counter = (name: string, help: string, labelNames: string[], fill: (set: (labels: Record<string, string>, value: number) => void, s: Snapshot) => void): void => {
+  const counter = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (set: (labels: Record<string, string>, value: number) => void, s: Snapshot) => void,
+  ): void => {
     new Counter({
-      name, help, labelNames, registers,
+      name,
+      help,
+      labelNames,
+      registers,
       async collect() {
         // The daemon keeps the running total; mirror it (a daemon restart shows as a counter reset).
         this.reset();
@@ -44,21 +58,46 @@ export function registerMailMetrics(registry: Registry, port: MailHostPort): voi
     });
   };
 
-  gauge("netserva_mail_service_up", "1 when the mail daemon runs (active or reloading), 0 when stopped or failed.", ["service"], (g, s) => {
-    for (const svc of s.services) g.set({ service: svc.name }, svc.state === "active" || svc.state === "reloading" ? 1 : 0);
-  });
-  gauge("netserva_mail_service_info", "The mail daemon's version and state; the value is always 1.", ["service", "version", "state"], (g, s) => {
-    for (const svc of s.services) g.set({ service: svc.name, version: svc.version, state: svc.state }, 1);
-  });
-  gauge("netserva_agent_drift", "1 when a managed file or the lookup DB differs from what was applied.", [], (g, s) => g.set(s.drift ? 1 : 0));
+  gauge(
+    "netserva_mail_service_up",
+    "1 when the mail daemon runs (active or reloading), 0 when stopped or failed.",
+    ["service"],
+    (g, s) => {
+      for (const svc of s.services)
+        g.set({ service: svc.name }, svc.state === "active" || svc.state === "reloading" ? 1 : 0);
+    },
+  );
+  gauge(
+    "netserva_mail_service_info",
+    "The mail daemon's version and state; the value is always 1.",
+    ["service", "version", "state"],
+    (g, s) => {
+      for (const svc of s.services) g.set({ service: svc.name, version: svc.version, state: svc.state }, 1);
+    },
+  );
+  gauge("netserva_agent_drift", "1 when a managed file or the lookup DB differs from what was applied.", [], (g, s) =>
+    g.set(s.drift ? 1 : 0),
+  );
   gauge("netserva_postfix_queue_messages", "Messages in the Postfix queue, by queue.", ["queue"], (g, s) => {
     const q = s.health?.queue;
     if (!q) return;
-    for (const [queue, n] of Object.entries({ active: q.active, deferred: q.deferred, hold: q.hold, incoming: q.incoming, maildrop: q.maildrop })) g.set({ queue }, n);
+    for (const [queue, n] of Object.entries({
+      active: q.active,
+      deferred: q.deferred,
+      hold: q.hold,
+      incoming: q.incoming,
+      maildrop: q.maildrop,
+    }))
+      g.set({ queue }, n);
   });
-  gauge("netserva_postfix_queue_oldest_deferred_seconds", "Age of the oldest deferred message (0 when none).", [], (g, s) => {
-    if (s.health?.queue) g.set(s.health.queue.oldestDeferredSeconds);
-  });
+  gauge(
+    "netserva_postfix_queue_oldest_deferred_seconds",
+    "Age of the oldest deferred message (0 when none).",
+    [],
+    (g, s) => {
+      if (s.health?.queue) g.set(s.health.queue.oldestDeferredSeconds);
+    },
+  );
   gauge("netserva_dovecot_users", "Distinct users logged in to Dovecot.", [], (g, s) => {
     if (s.health && s.health.dovecotUsers >= 0) g.set(s.health.dovecotUsers);
   });
@@ -68,49 +107,94 @@ export function registerMailMetrics(registry: Registry, port: MailHostPort): voi
   counter("netserva_rspamd_scanned_messages_total", "Messages Rspamd scanned.", [], (set, s) => {
     if (s.health?.rspamd?.available) set({}, Number(s.health.rspamd.scanned));
   });
-  counter("netserva_rspamd_messages_total", "Messages Rspamd classified, by result (ham, spam).", ["result"], (set, s) => {
-    const r = s.health?.rspamd;
-    if (!r?.available) return;
-    set({ result: "ham" }, Number(r.ham));
-    set({ result: "spam" }, Number(r.spam));
-  });
-  counter("netserva_rspamd_actions_total", "Rspamd verdicts by action (reject, greylist, add_header).", ["action"], (set, s) => {
-    const r = s.health?.rspamd;
-    if (!r?.available) return;
-    set({ action: "reject" }, Number(r.rejected));
-    set({ action: "greylist" }, Number(r.greylisted));
-    set({ action: "add_header" }, Number(r.addHeader));
-  });
-  gauge("netserva_clamav_signatures_timestamp_seconds", "Unix time of the newest ClamAV signature database.", [], (g, s) => {
-    if (s.health && s.health.clamavSignaturesUnixMs > 0n) g.set(Number(s.health.clamavSignaturesUnixMs) / 1000);
-  });
+  counter(
+    "netserva_rspamd_messages_total",
+    "Messages Rspamd classified, by result (ham, spam).",
+    ["result"],
+    (set, s) => {
+      const r = s.health?.rspamd;
+      if (!r?.available) return;
+      set({ result: "ham" }, Number(r.ham));
+      set({ result: "spam" }, Number(r.spam));
+    },
+  );
+  counter(
+    "netserva_rspamd_actions_total",
+    "Rspamd verdicts by action (reject, greylist, add_header).",
+    ["action"],
+    (set, s) => {
+      const r = s.health?.rspamd;
+      if (!r?.available) return;
+      set({ action: "reject" }, Number(r.rejected));
+      set({ action: "greylist" }, Number(r.greylisted));
+      set({ action: "add_header" }, Number(r.addHeader));
+    },
+  );
+  gauge(
+    "netserva_clamav_signatures_timestamp_seconds",
+    "Unix time of the newest ClamAV signature database.",
+    [],
+    (g, s) => {
+      if (s.health && s.health.clamavSignaturesUnixMs > 0n) g.set(Number(s.health.clamavSignaturesUnixMs) / 1000);
+    },
+  );
   const fs = (name: string, help: string, pick: (f: NonNullable<MailHealth["filesystem"]>) => bigint): void =>
     gauge(name, help, [], (g, s) => {
       if (s.health?.filesystem) g.set(Number(pick(s.health.filesystem)));
     });
   fs("netserva_mail_fs_size_bytes", "Size of the mail filesystem.", (f) => f.sizeBytes);
   fs("netserva_mail_fs_used_bytes", "Bytes used on the mail filesystem.", (f) => f.usedBytes);
-  fs("netserva_mail_fs_available_bytes", "Bytes available to unprivileged users on the mail filesystem.", (f) => f.availableBytes);
+  fs(
+    "netserva_mail_fs_available_bytes",
+    "Bytes available to unprivileged users on the mail filesystem.",
+    (f) => f.availableBytes,
+  );
   gauge("netserva_mail_mailboxes", "Mailboxes on the vnode.", [], (g, s) => {
     if (s.health?.quota) g.set(s.health.quota.mailboxes);
   });
-  gauge("netserva_mail_quota_mailboxes_over_ratio", "Mailboxes at or over a share of their quota, by threshold.", ["threshold"], (g, s) => {
-    const q = s.health?.quota;
-    if (!q) return;
-    g.set({ threshold: "0.8" }, q.over80);
-    g.set({ threshold: "0.9" }, q.over90);
-    g.set({ threshold: "1" }, q.over100);
-  });
-  gauge("netserva_mail_quota_used_ratio", "Highest used/limit ratio among a domain's mailboxes (fullest domains only, capped).", ["domain"], (g, s) => {
-    for (const d of s.health?.quota?.domains ?? []) g.set({ domain: d.domain }, d.maxRatio);
-  });
-  gauge("netserva_mail_quota_used_bytes", "Bytes stored in a domain's mailboxes (fullest domains only, capped).", ["domain"], (g, s) => {
-    for (const d of s.health?.quota?.domains ?? []) g.set({ domain: d.domain }, Number(d.usedBytes));
-  });
-  gauge("netserva_mail_tls_certificate_expiry_timestamp_seconds", "Unix time at which the certificate Postfix and Dovecot present expires.", [], (g, s) => {
-    if (s.health && s.health.mailTlsNotAfterUnixMs > 0n) g.set(Math.floor(Number(s.health.mailTlsNotAfterUnixMs) / 1000));
-  });
-  gauge("netserva_mail_health_collector_errors", "Health probes that failed or timed out in the last collection.", [], (g, s) => {
-    if (s.health) g.set(s.health.errors.length);
-  });
+  gauge(
+    "netserva_mail_quota_mailboxes_over_ratio",
+    "Mailboxes at or over a share of their quota, by threshold.",
+    ["threshold"],
+    (g, s) => {
+      const q = s.health?.quota;
+      if (!q) return;
+      g.set({ threshold: "0.8" }, q.over80);
+      g.set({ threshold: "0.9" }, q.over90);
+      g.set({ threshold: "1" }, q.over100);
+    },
+  );
+  gauge(
+    "netserva_mail_quota_used_ratio",
+    "Highest used/limit ratio among a domain's mailboxes (fullest domains only, capped).",
+    ["domain"],
+    (g, s) => {
+      for (const d of s.health?.quota?.domains ?? []) g.set({ domain: d.domain }, d.maxRatio);
+    },
+  );
+  gauge(
+    "netserva_mail_quota_used_bytes",
+    "Bytes stored in a domain's mailboxes (fullest domains only, capped).",
+    ["domain"],
+    (g, s) => {
+      for (const d of s.health?.quota?.domains ?? []) g.set({ domain: d.domain }, Number(d.usedBytes));
+    },
+  );
+  gauge(
+    "netserva_mail_tls_certificate_expiry_timestamp_seconds",
+    "Unix time at which the certificate Postfix and Dovecot present expires.",
+    [],
+    (g, s) => {
+      if (s.health && s.health.mailTlsNotAfterUnixMs > 0n)
+        g.set(Math.floor(Number(s.health.mailTlsNotAfterUnixMs) / 1000));
+    },
+  );
+  gauge(
+    "netserva_mail_health_collector_errors",
+    "Health probes that failed or timed out in the last collection.",
+    [],
+    (g, s) => {
+      if (s.health) g.set(s.health.errors.length);
+    },
+  );
 }

@@ -25,7 +25,14 @@ export interface MetricsServer {
 
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const server: Server = createServer(
-    { ca: options.caPem, cert: options.certPem, key: options.keyPem, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" },
+    {
+      ca: options.caPem,
+      cert: options.certPem,
+      key: options.keyPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.2",
+    },
     (req, res) => {
       const allowed = (() => {
         try {

@@ -27,7 +27,9 @@ export function postfixValidators(o: PostfixCheckOptions): Validator[] {
         const stderr = `${check.stderr}${conf.stderr}`.trim();
         if (check.code !== 0 || conf.code !== 0 || stderr !== "") {
           const log = readFrom(o.paths.postfixLog, logSize).trim();
-          throw new Error(`postfix check failed (exit ${check.code}): ${[stderr, log].filter(Boolean).join("\n") || "no reason given"}`);
+          throw new Error(
+            `postfix check failed (exit ${check.code}): ${[stderr, log].filter(Boolean).join("\n") || "no reason given"}`,
+          );
         }
       },
     },

@@ -11,8 +11,16 @@ import { runChecked, type RunOptions } from "../sc/run.ts";
 import { renderDynamicMaps } from "./render.ts";
 
 export const INSTALL_PARAMS = [
-  "command_directory", "daemon_directory", "html_directory", "mailq_path", "manpage_directory",
-  "newaliases_path", "readme_directory", "sample_directory", "sendmail_path", "shlib_directory",
+  "command_directory",
+  "daemon_directory",
+  "html_directory",
+  "mailq_path",
+  "manpage_directory",
+  "newaliases_path",
+  "readme_directory",
+  "sample_directory",
+  "sendmail_path",
+  "shlib_directory",
 ] as const;
 
 export function readPostfixMetaFiles(hostDir = "/etc/postfix"): Map<string, string> {

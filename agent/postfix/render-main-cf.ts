@@ -42,7 +42,10 @@ export function renderMainCf(o: PostfixRenderOptions): string {
     ["disable_vrfy_command", "yes"],
     ["strict_rfc821_envelopes", "yes"],
     ["smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"],
-    ["smtpd_recipient_restrictions", `reject_unlisted_recipient, check_policy_service unix:${p.dovecotQuotaStatusSocket}`],
+    [
+      "smtpd_recipient_restrictions",
+      `reject_unlisted_recipient, check_policy_service unix:${p.dovecotQuotaStatusSocket}`,
+    ],
     // SASL is offered only on submission/smtps (master.cf) and answered by Dovecot.
     ["smtpd_sasl_type", "dovecot"],
     ["smtpd_sasl_path", p.dovecotAuthSocket],

@@ -44,7 +44,12 @@ export function createRspamdClient(options: { listen: string; timeoutMs?: number
   const target = parseListen("listen", options.listen);
   const timeout = options.timeoutMs ?? 10_000;
 
-  function call(method: "GET" | "POST", path: string, headers: Record<string, string | string[]>, body?: Buffer): Promise<{ status: number; text: string }> {
+  function call(
+    method: "GET" | "POST",
+    path: string,
+    headers: Record<string, string | string[]>,
+    body?: Buffer,
+  ): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       const where = target.kind === "unix" ? { socketPath: target.path } : { host: target.host, port: target.port };
       const req = request({ ...where, method, path, headers, timeout }, (res) => {
@@ -53,7 +58,9 @@ export function createRspamdClient(options: { listen: string; timeoutMs?: number
         res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
         res.on("error", reject);
       });
-      req.on("timeout", () => req.destroy(new NetservaError("deadline_exceeded", `rspamd ${path} took over ${timeout} ms`)));
+      req.on("timeout", () =>
+        req.destroy(new NetservaError("deadline_exceeded", `rspamd ${path} took over ${timeout} ms`)),
+      );
       req.on("error", (err) => reject(NetservaError.from(err, "unavailable")));
       req.end(body);
     });
@@ -78,7 +85,8 @@ export function createRspamdClient(options: { listen: string; timeoutMs?: number
       if (req.rcpt !== undefined) headers["Rcpt"] = [...req.rcpt];
       if (req.settings !== undefined) headers["Settings"] = req.settings;
       const r = await call("POST", "/checkv2", headers, Buffer.from(message));
-      if (r.status !== 200) throw new NetservaError("unavailable", `rspamd /checkv2 answered ${r.status}: ${r.text.slice(0, 200)}`);
+      if (r.status !== 200)
+        throw new NetservaError("unavailable", `rspamd /checkv2 answered ${r.status}: ${r.text.slice(0, 200)}`);
       return parseCheck(r.text);
     },
   };
@@ -86,9 +94,14 @@ export function createRspamdClient(options: { listen: string; timeoutMs?: number
 
 function parseCheck(text: string): CheckResult {
   const raw = JSON.parse(text) as {
-    action?: string; score?: number; required_score?: number; time_real?: number;
-    symbols?: Record<string, SymbolResult>; messages?: Record<string, string>;
-    "dkim-signature"?: string | string[]; milter?: CheckResult["milter"];
+    action?: string;
+    score?: number;
+    required_score?: number;
+    time_real?: number;
+    symbols?: Record<string, SymbolResult>;
+    messages?: Record<string, string>;
+    "dkim-signature"?: string | string[];
+    milter?: CheckResult["milter"];
   };
   const dkim = raw["dkim-signature"];
   return {

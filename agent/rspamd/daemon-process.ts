@@ -31,7 +31,12 @@ export interface ManagedDaemon {
  * Run a daemon's launcher and wait for the launcher (not the daemon) to exit. stdio is ignored:
  * rspamd keeps the stdout it was given open after forking, so a pipe would never close.
  */
-export function launch(file: string, args: readonly string[], timeoutMs: number, wrap: readonly string[] = []): Promise<number> {
+export function launch(
+  file: string,
+  args: readonly string[],
+  timeoutMs: number,
+  wrap: readonly string[] = [],
+): Promise<number> {
   // `wrap` prefixes the command line, e.g. ["ip", "netns", "exec", NS] to start inside a namespace.
   const [cmd, ...rest] = [...wrap, file, ...args] as [string, ...string[]];
   return new Promise((resolve, reject) => {
@@ -73,7 +78,12 @@ export async function pidStatus(pidFile: string, program: string): Promise<Daemo
 }
 
 /** Poll `probe` until it returns true or the deadline passes; the wait between polls is short. */
-export async function waitUntil(what: string, deadlineMs: number, probe: () => Promise<boolean>, everyMs = 20): Promise<void> {
+export async function waitUntil(
+  what: string,
+  deadlineMs: number,
+  probe: () => Promise<boolean>,
+  everyMs = 20,
+): Promise<void> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     if (await probe()) return;
@@ -106,7 +116,10 @@ export async function lookupSystemUser(name: string): Promise<SystemUser> {
     const [user, , uid, gid] = line.split(":");
     if (user === name && uid !== undefined && gid !== undefined) return { uid: Number(uid), gid: Number(gid) };
   }
-  throw new NetservaError("failed_precondition", `system user ${name} does not exist: install the package that creates it`);
+  throw new NetservaError(
+    "failed_precondition",
+    `system user ${name} does not exist: install the package that creates it`,
+  );
 }
 
 /** mkdir -p, then hand the leaf to the daemon's user (it writes pid, sockets, caches there). */

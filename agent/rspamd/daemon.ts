@@ -5,15 +5,7 @@ import { readFile } from "node:fs/promises";
 import { NetservaError } from "../../common/errors.ts";
 import { createRspamdClient } from "./client.ts";
 import type { ManagedDaemon } from "./daemon-process.ts";
-import {
-  ensureOwnedDirs,
-  launch,
-  logTail,
-  lookupSystemUser,
-  pidStatus,
-  stopPid,
-  waitUntil,
-} from "./daemon-process.ts";
+import { ensureOwnedDirs, launch, logTail, lookupSystemUser, pidStatus, stopPid, waitUntil } from "./daemon-process.ts";
 import type { RspamdPaths } from "./paths.ts";
 import { rspamdVars } from "./paths.ts";
 import { validateRspamdConfig } from "./validate.ts";
@@ -40,7 +32,12 @@ const PROGRAM = "rspamd";
 /** Direct children of a pid (Linux /proc), to see a reload replace every worker. */
 async function children(pid: number): Promise<Set<number>> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => "");
-  return new Set(text.split(/\s+/).filter((s) => s !== "").map(Number));
+  return new Set(
+    text
+      .split(/\s+/)
+      .filter((s) => s !== "")
+      .map(Number),
+  );
 }
 
 export function createRspamdDaemon(o: RspamdDaemonOptions): ManagedDaemon {
@@ -54,20 +51,34 @@ export function createRspamdDaemon(o: RspamdDaemonOptions): ManagedDaemon {
   const status = () => pidStatus(paths.pidFile, PROGRAM);
 
   async function failure(what: string, cause?: unknown): Promise<NetservaError> {
-    return new NetservaError("unavailable", `rspamd ${what}; last log lines:\n${await logTail(paths.logFile)}`, { cause });
+    return new NetservaError("unavailable", `rspamd ${what}; last log lines:\n${await logTail(paths.logFile)}`, {
+      cause,
+    });
   }
 
   async function waitReady(pid: number): Promise<void> {
-    await waitUntil("rspamd scanner /ping", startTimeout, async () => {
-      if (!(await pidStatus(paths.pidFile, PROGRAM)).running) throw await failure(`(pid ${pid}) exited while starting`);
-      return client.ping();
-    }, 25);
+    await waitUntil(
+      "rspamd scanner /ping",
+      startTimeout,
+      async () => {
+        if (!(await pidStatus(paths.pidFile, PROGRAM)).running)
+          throw await failure(`(pid ${pid}) exited while starting`);
+        return client.ping();
+      },
+      25,
+    );
   }
 
   return {
     name: "rspamd",
     status,
-    validate: (candidate) => validateRspamdConfig({ paths, confDir: candidate ?? paths.confDir, mainConfig, ...(o.rspamadm ? { rspamadm: o.rspamadm } : {}) }),
+    validate: (candidate) =>
+      validateRspamdConfig({
+        paths,
+        confDir: candidate ?? paths.confDir,
+        mainConfig,
+        ...(o.rspamadm ? { rspamadm: o.rspamadm } : {}),
+      }),
 
     async start() {
       if ((await status()).running) return;
@@ -84,14 +95,20 @@ export function createRspamdDaemon(o: RspamdDaemonOptions): ManagedDaemon {
 
     async reload() {
       const { pid } = await status();
-      if (pid === undefined) throw new NetservaError("failed_precondition", "rspamd is not running: start it instead of reloading");
+      if (pid === undefined)
+        throw new NetservaError("failed_precondition", "rspamd is not running: start it instead of reloading");
       const old = await children(pid);
       process.kill(pid, "SIGHUP");
       // Done when every old worker has gone (new ones are serving the new config) and /ping answers.
-      await waitUntil("rspamd reload (old workers replaced)", startTimeout, async () => {
-        const now = await children(pid);
-        return now.size > 0 && [...old].every((c) => !now.has(c));
-      }, 50).catch(async (err: unknown) => {
+      await waitUntil(
+        "rspamd reload (old workers replaced)",
+        startTimeout,
+        async () => {
+          const now = await children(pid);
+          return now.size > 0 && [...old].every((c) => !now.has(c));
+        },
+        50,
+      ).catch(async (err: unknown) => {
         throw await failure("did not finish reloading", err);
       });
       await waitReady(pid);

@@ -21,13 +21,17 @@ export interface OwnedFile {
 const SELECTOR = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 export function checkSelector(field: string, value: string): string {
-  if (value.length > 63 || !SELECTOR.test(value)) throw invalid(field, "must be lowercase DNS labels (letters, digits, hyphens), at most 63 characters");
+  if (value.length > 63 || !SELECTOR.test(value))
+    throw invalid(field, "must be lowercase DNS labels (letters, digits, hyphens), at most 63 characters");
   return value;
 }
 
 /** Same naming as Rspamd's own default ($DBDIR/dkim/$domain.$selector.key). */
 export function dkimKeyPath(paths: RspamdPaths, domain: string, selector: string): string {
-  return join(paths.dkimDir, `${checkDomain("dkim_key.domain", domain)}.${checkSelector("dkim_key.selector", selector)}.key`);
+  return join(
+    paths.dkimDir,
+    `${checkDomain("dkim_key.domain", domain)}.${checkSelector("dkim_key.selector", selector)}.key`,
+  );
 }
 
 export interface CheckedDkimKey {
@@ -44,7 +48,8 @@ export function checkDkimKeys(keys: readonly DkimKey[]): CheckedDkimKey[] {
     const field = `dkim_keys[${i}]`;
     const domain = checkDomain(`${field}.domain`, k.domain);
     const selector = checkSelector(`${field}.selector`, k.selector);
-    if (k.algorithm !== "rsa" && k.algorithm !== "ed25519") throw invalid(`${field}.algorithm`, 'must be "rsa" or "ed25519"');
+    if (k.algorithm !== "rsa" && k.algorithm !== "ed25519")
+      throw invalid(`${field}.algorithm`, 'must be "rsa" or "ed25519"');
     const id = `${domain}/${selector}`;
     if (seen.has(id)) throw invalid(`${field}.selector`, `duplicate selector ${selector} for ${domain}`);
     seen.add(id);
@@ -55,11 +60,15 @@ export function checkDkimKeys(keys: readonly DkimKey[]): CheckedDkimKey[] {
       throw invalid(`${field}.private_key_pem`, "is not a PEM private key"); // never echo key material
     }
     if (key.asymmetricKeyType !== k.algorithm) {
-      throw invalid(`${field}.private_key_pem`, `is a ${key.asymmetricKeyType ?? "unknown"} key, expected ${k.algorithm}`);
+      throw invalid(
+        `${field}.private_key_pem`,
+        `is a ${key.asymmetricKeyType ?? "unknown"} key, expected ${k.algorithm}`,
+      );
     }
     // RFC 8301: verifiers may ignore signatures from RSA keys under 1024 bits.
     const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-    if (k.algorithm === "rsa" && bits < 1024) throw invalid(`${field}.private_key_pem`, "RSA key must be at least 1024 bits (2048 recommended)");
+    if (k.algorithm === "rsa" && bits < 1024)
+      throw invalid(`${field}.private_key_pem`, "RSA key must be at least 1024 bits (2048 recommended)");
     return { domain, selector, algorithm: k.algorithm, key };
   });
 }

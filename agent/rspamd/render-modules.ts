@@ -59,7 +59,10 @@ export function renderDkimSigning(paths: RspamdPaths, keys: readonly CheckedDkim
   for (const k of keys) byDomain.set(k.domain, [...(byDomain.get(k.domain) ?? []), k]);
   const domains = [...byDomain.keys()].sort().map((domain) => {
     const selectors = (byDomain.get(domain) ?? [])
-      .map((k) => `      { selector = "${k.selector}"; path = ${uclString("dkim path", dkimKeyPath(paths, domain, k.selector))}; }`)
+      .map(
+        (k) =>
+          `      { selector = "${k.selector}"; path = ${uclString("dkim path", dkimKeyPath(paths, domain, k.selector))}; }`,
+      )
       .join("\n");
     return `  "${domain}" {\n    selectors = [\n${selectors}\n    ];\n  }`;
   });

@@ -48,11 +48,19 @@ const DEFAULT_OWNER = "_rspamd";
 
 function renderWorkers(o: RspamdRenderOptions, files: Map<string, string>): void {
   const workers = o.normalWorkers === undefined ? "" : `count = ${positiveInt("normalWorkers", o.normalWorkers)};\n`;
-  files.set("worker-normal.inc", `${GENERATED}bind_socket = ${bindSocket("normalListen", o.normalListen ?? o.paths.normalSocket, { mode: "0660", owner: DEFAULT_OWNER })};\n${workers}`);
-  files.set("worker-controller.inc", `${GENERATED}bind_socket = ${bindSocket("controllerListen", o.controllerListen ?? o.paths.controllerSocket, { mode: "0600", owner: DEFAULT_OWNER })};\n`);
+  files.set(
+    "worker-normal.inc",
+    `${GENERATED}bind_socket = ${bindSocket("normalListen", o.normalListen ?? o.paths.normalSocket, { mode: "0660", owner: DEFAULT_OWNER })};\n${workers}`,
+  );
+  files.set(
+    "worker-controller.inc",
+    `${GENERATED}bind_socket = ${bindSocket("controllerListen", o.controllerListen ?? o.paths.controllerSocket, { mode: "0600", owner: DEFAULT_OWNER })};\n`,
+  );
   // self_scan: the proxy scans itself instead of forwarding to a normal worker, so milter
   // traffic is always scanned even if no normal worker is reachable.
-  files.set("worker-proxy.inc", `${GENERATED}bind_socket = ${bindSocket("milterListen", o.milterListen, { mode: o.milterSocketMode ?? "0666", owner: DEFAULT_OWNER })};
+  files.set(
+    "worker-proxy.inc",
+    `${GENERATED}bind_socket = ${bindSocket("milterListen", o.milterListen, { mode: o.milterSocketMode ?? "0666", owner: DEFAULT_OWNER })};
 milter = yes;
 timeout = 120s;
 count = 1;
@@ -62,7 +70,8 @@ upstream "local" {
 }
 spam_header = "X-Spam";
 reject_message = "Spam message rejected";
-`);
+`,
+  );
 }
 
 function renderOptions(o: RspamdRenderOptions): string {
@@ -87,7 +96,8 @@ function renderOptions(o: RspamdRenderOptions): string {
 function renderActions(o: RspamdRenderOptions): string {
   const reject = o.rejectScore ?? 15;
   const addHeader = o.addHeaderScore ?? 6;
-  if (!(addHeader > 0 && reject > addHeader)) throw invalid("rejectScore", "must be greater than addHeaderScore, both positive");
+  if (!(addHeader > 0 && reject > addHeader))
+    throw invalid("rejectScore", "must be greater than addHeaderScore, both positive");
   // GTUBE needs nothing here: Rspamd rejects it before any score is summed.
   return `${GENERATED}reject = ${reject};\nadd_header = ${addHeader};\ngreylist = ${o.greylist === false ? "null" : Math.min(4, addHeader / 2)};\n`;
 }
@@ -101,15 +111,24 @@ function positiveInt(field: string, n: number): number {
 export function renderRspamdLocalD(o: RspamdRenderOptions): Map<string, string> {
   const files = new Map<string, string>();
   const keys = checkDkimKeys(o.dkimKeys);
-  if (o.settings.clamavEnabled && o.clamavSocket === undefined) throw invalid("clamavSocket", "required when clamav_enabled is set");
+  if (o.settings.clamavEnabled && o.clamavSocket === undefined)
+    throw invalid("clamavSocket", "required when clamav_enabled is set");
   renderWorkers(o, files);
   files.set("options.inc", renderOptions(o));
-  files.set("logging.inc", `${GENERATED}type = "file";\nfilename = ${uclString("logFile", o.paths.logFile)};\nlevel = "info";\n`);
+  files.set(
+    "logging.inc",
+    `${GENERATED}type = "file";\nfilename = ${uclString("logFile", o.paths.logFile)};\nlevel = "info";\n`,
+  );
   files.set("actions.conf", renderActions(o));
   files.set("milter_headers.conf", renderMilterHeaders());
   files.set("antivirus.conf", renderAntivirus(o.settings.clamavEnabled ? o.clamavSocket : undefined));
   files.set("dkim_signing.conf", renderDkimSigning(o.paths, keys));
-  files.set("greylist.conf", o.greylist === false ? `${GENERATED}enabled = false;\n` : `${GENERATED}# Debian defaults (active only with Redis).\n`);
+  files.set(
+    "greylist.conf",
+    o.greylist === false
+      ? `${GENERATED}enabled = false;\n`
+      : `${GENERATED}# Debian defaults (active only with Redis).\n`,
+  );
   for (const m of NETWORK_MODULES) {
     files.set(`${m}.conf`, o.disableNetworkModules ? DISABLED_MODULE : `${GENERATED}# Debian defaults.\n`);
   }

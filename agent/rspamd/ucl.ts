@@ -8,7 +8,8 @@ const UNSAFE = /["\\$\u0000-\u001f\u007f]/;
 
 /** A double-quoted UCL string; refuses quotes, backslashes, `$` and control characters. */
 export function uclString(field: string, value: string): string {
-  if (UNSAFE.test(value)) throw invalid(field, `cannot contain quotes, backslashes, '$' or control characters: ${JSON.stringify(value)}`);
+  if (UNSAFE.test(value))
+    throw invalid(field, `cannot contain quotes, backslashes, '$' or control characters: ${JSON.stringify(value)}`);
   return `"${value}"`;
 }
 
@@ -26,12 +27,17 @@ export function parseListen(field: string, value: string): Listen {
   }
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port >= 1 && port <= 65535)) throw invalid(field, "must be an absolute unix socket path or host:port with port 1-65535");
+  if (!m || !(port >= 1 && port <= 65535))
+    throw invalid(field, "must be an absolute unix socket path or host:port with port 1-65535");
   return { kind: "inet", host: m[1] ?? m[2] ?? "", port };
 }
 
 /** Rspamd's bind_socket value: "host:port" or "/path mode=0NNN owner=user". */
-export function bindSocket(field: string, value: string, unix: { mode: string; owner?: string } = { mode: "0600" }): string {
+export function bindSocket(
+  field: string,
+  value: string,
+  unix: { mode: string; owner?: string } = { mode: "0600" },
+): string {
   const l = parseListen(field, value);
   if (l.kind === "inet") return `"${l.host.includes(":") ? `[${l.host}]` : l.host}:${l.port}"`;
   const owner = unix.owner === undefined ? "" : ` owner=${unix.owner}`;

@@ -19,9 +19,14 @@ export function validateRspamdConfig(o: RspamdValidateOptions): Promise<Validati
   // --var options must come before the subcommand, or rspamadm ignores them.
   const args = [...rspamdVars(o.paths, o.confDir), "configtest", "-c", o.mainConfig ?? "/etc/rspamd/rspamd.conf"];
   return new Promise((resolve) => {
-    execFile(o.rspamadm ?? "rspamadm", args, { timeout: o.timeoutMs ?? 30_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      const output = `${stderr}${stdout}`.trim();
-      resolve({ ok: err === null && /syntax OK/.test(stdout), output });
-    });
+    execFile(
+      o.rspamadm ?? "rspamadm",
+      args,
+      { timeout: o.timeoutMs ?? 30_000, maxBuffer: 1 << 20 },
+      (err, stdout, stderr) => {
+        const output = `${stderr}${stdout}`.trim();
+        resolve({ ok: err === null && /syntax OK/.test(stdout), output });
+      },
+    );
   });
 }

@@ -4,7 +4,8 @@ import type { ServiceDefinition, ServiceStatus } from "./service-definition.ts";
 import { runChecked, runProgram } from "./run.ts";
 
 export function createSystemdBackend() {
-  const ctl = (verb: string, def: ServiceDefinition) => runChecked("systemctl", [verb, def.systemdUnit], { timeoutMs: 90_000 });
+  const ctl = (verb: string, def: ServiceDefinition) =>
+    runChecked("systemctl", [verb, def.systemdUnit], { timeoutMs: 90_000 });
   return {
     start: async (def: ServiceDefinition) => void (await ctl("start", def)),
     // reload-or-restart: a unit without ExecReload still picks up the new config.
@@ -18,7 +19,8 @@ export function createSystemdBackend() {
 }
 
 export function createOpenrcBackend() {
-  const rc = (verb: string, def: ServiceDefinition) => runChecked("rc-service", [def.openrcService, verb], { timeoutMs: 90_000 });
+  const rc = (verb: string, def: ServiceDefinition) =>
+    runChecked("rc-service", [def.openrcService, verb], { timeoutMs: 90_000 });
   return {
     start: async (def: ServiceDefinition) => void (await rc("start", def)),
     reload: async (def: ServiceDefinition) => void (await rc("reload", def)),

@@ -18,7 +18,10 @@ export function escapeRoot(root: string): string {
 
 function units(name: string, paths: VnodePaths): Pick<ServiceDefinition, "systemdUnit" | "openrcService"> {
   if (paths.isSystemRoot) return { systemdUnit: `${name}.service`, openrcService: name };
-  return { systemdUnit: `netserva-${name}@${escapeRoot(paths.root)}.service`, openrcService: `${name}.${paths.dovecotInstanceName}` };
+  return {
+    systemdUnit: `netserva-${name}@${escapeRoot(paths.root)}.service`,
+    openrcService: `${name}.${paths.dovecotInstanceName}`,
+  };
 }
 
 export function postfixService(paths: VnodePaths): CommandServiceDefinition {

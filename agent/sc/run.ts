@@ -26,7 +26,11 @@ export function runProgram(file: string, args: readonly string[], options: RunOp
     execFile(
       cmd,
       rest,
-      { timeout: options.timeoutMs ?? 30_000, env: options.env ?? { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, maxBuffer: 8 << 20 },
+      {
+        timeout: options.timeoutMs ?? 30_000,
+        env: options.env ?? { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+        maxBuffer: 8 << 20,
+      },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === "number" ? err.code : 127;
         const killed = err !== null && err.killed ? `\n(killed after ${options.timeoutMs ?? 30_000} ms)` : "";
@@ -56,7 +60,10 @@ export function runDaemonCommand(file: string, args: readonly string[], options:
   const out = join(tmpdir(), `netserva-sc-${process.pid}-${randomBytes(4).toString("hex")}.log`);
   const fd = openSync(out, "w", 0o600);
   return new Promise<RunResult>((resolve) => {
-    const child = spawn(cmd, rest, { stdio: ["ignore", fd, fd], env: options.env ?? { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
+    const child = spawn(cmd, rest, {
+      stdio: ["ignore", fd, fd],
+      env: options.env ?? { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    });
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
     const finish = (code: number, extra = ""): void => {
       clearTimeout(timer);

@@ -5,7 +5,12 @@ import { NetservaError } from "../../common/errors.ts";
 import { createDirectBackend } from "./direct-backend.ts";
 import { createOpenrcBackend, createSystemdBackend } from "./init-backends.ts";
 import { dovecotService, postfixService } from "./mail-services.ts";
-import { createServiceRegistry, type ServiceDefinition, type ServiceRegistry, type ServiceStatus } from "./service-definition.ts";
+import {
+  createServiceRegistry,
+  type ServiceDefinition,
+  type ServiceRegistry,
+  type ServiceStatus,
+} from "./service-definition.ts";
 
 export type InitKind = "systemd" | "openrc" | "direct";
 
@@ -39,7 +44,10 @@ export function createServiceControl(options: ServiceControlOptions): ServiceCon
       ? createSystemdBackend()
       : options.kind === "openrc"
         ? createOpenrcBackend()
-        : createDirectBackend({ ...(options.wrap ? { wrap: options.wrap } : {}), ...(options.deadlineMs ? { deadlineMs: options.deadlineMs } : {}) });
+        : createDirectBackend({
+            ...(options.wrap ? { wrap: options.wrap } : {}),
+            ...(options.deadlineMs ? { deadlineMs: options.deadlineMs } : {}),
+          });
 
   // Every failure becomes `unavailable` naming the service, with the daemon's own words.
   const guard = async <T>(verb: string, name: string, act: (def: ServiceDefinition) => Promise<T>): Promise<T> => {
@@ -47,7 +55,11 @@ export function createServiceControl(options: ServiceControlOptions): ServiceCon
     try {
       return await act(def);
     } catch (err) {
-      throw new NetservaError("unavailable", `${verb} ${name} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new NetservaError(
+        "unavailable",
+        `${verb} ${name} failed: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
     }
   };
 

@@ -3,7 +3,12 @@ import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 
-export async function pollUntil(what: string, check: () => Promise<boolean> | boolean, deadlineMs = 10_000, everyMs = 20): Promise<void> {
+export async function pollUntil(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  deadlineMs = 10_000,
+  everyMs = 20,
+): Promise<void> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     if (await check()) return;

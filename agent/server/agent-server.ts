@@ -37,13 +37,25 @@ export interface AgentServerOptions {
 }
 
 /** The TLS context arrives through the certificate provider a tick after bind: wait for a handshake. */
-async function awaitTlsReady(listen: string, port: number, identity: { caPem: string; certPem: string; keyPem: string }): Promise<void> {
+async function awaitTlsReady(
+  listen: string,
+  port: number,
+  identity: { caPem: string; certPem: string; keyPem: string },
+): Promise<void> {
   const rawHost = listen.slice(0, listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
   const host = rawHost === "0.0.0.0" || rawHost === "" ? "127.0.0.1" : rawHost === "::" ? "::1" : rawHost;
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port, ca: identity.caPem, cert: identity.certPem, key: identity.keyPem, rejectUnauthorized: false, ALPNProtocols: ["h2"] });
+      const socket = connect({
+        host,
+        port,
+        ca: identity.caPem,
+        cert: identity.certPem,
+        key: identity.keyPem,
+        rejectUnauthorized: false,
+        ALPNProtocols: ["h2"],
+      });
       socket.once("secureConnect", () => {
         socket.destroy();
         resolve(true);
@@ -91,12 +103,20 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       log: options.log,
     }),
   );
-  server.addService(grpcServiceDefinition(Health), createHealthService(() => serving));
+  server.addService(
+    grpcServiceDefinition(Health),
+    createHealthService(() => serving),
+  );
 
   const credentials: ServerCredentials = experimental.createCertificateProviderServerCredentials(source, source, true);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.listen, credentials, (error, boundPort) => {
-      if (error) reject(new NetservaError("unavailable", `agent: cannot listen on ${options.listen}: ${error.message}`, { field: "listen" }));
+      if (error)
+        reject(
+          new NetservaError("unavailable", `agent: cannot listen on ${options.listen}: ${error.message}`, {
+            field: "listen",
+          }),
+        );
       else resolve(boundPort);
     });
   });

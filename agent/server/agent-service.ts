@@ -48,7 +48,11 @@ export interface AgentServiceOptions extends CommandDeps {
 const MAX_PING_PAYLOAD = 64 * 1024;
 
 function requireMailHost(mailHost: MailHostPort | undefined): MailHostPort {
-  if (!mailHost) throw new NetservaError("failed_precondition", "this agent runs without a mail host (--no-mail): it cannot apply mail state");
+  if (!mailHost)
+    throw new NetservaError(
+      "failed_precondition",
+      "this agent runs without a mail host (--no-mail): it cannot apply mail state",
+    );
   return mailHost;
 }
 
@@ -71,12 +75,23 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
     });
   };
 
-  const applyResult = async (requestId: string, generation: bigint, outcome: { changed: boolean; diff: string[]; digest: string }, dryRun: boolean): Promise<ApplyResponse> => {
+  const applyResult = async (
+    requestId: string,
+    generation: bigint,
+    outcome: { changed: boolean; diff: string[]; digest: string },
+    dryRun: boolean,
+  ): Promise<ApplyResponse> => {
     if (!dryRun) {
       await options.applied.set(generation);
       options.metrics.setAppliedGeneration(Number(generation));
     }
-    return create(ApplyResponseSchema, { requestId, appliedGeneration: options.applied.generation, stateDigest: outcome.digest, changed: outcome.changed, diff: outcome.diff });
+    return create(ApplyResponseSchema, {
+      requestId,
+      appliedGeneration: options.applied.generation,
+      stateDigest: outcome.digest,
+      changed: outcome.changed,
+      diff: outcome.diff,
+    });
   };
 
   return {
@@ -85,7 +100,11 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
       metaRequired: true,
       async handle(request, context) {
         if (request.payload.length > MAX_PING_PAYLOAD) throw invalid("payload", `at most ${MAX_PING_PAYLOAD} bytes`);
-        return create(PingResponseSchema, { requestId: context.requestId, payload: request.payload, agentTimeUnixMs: BigInt(Date.now()) });
+        return create(PingResponseSchema, {
+          requestId: context.requestId,
+          payload: request.payload,
+          agentTimeUnixMs: BigInt(Date.now()),
+        });
       },
       replayed: (response) => ({ ...response, replayed: true }),
     }),
@@ -110,9 +129,14 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
       metaRequired: true,
       async handle(request, context) {
         if (!request.state) throw invalid("state", "missing desired state");
-        if (request.state.generation !== context.generation) throw invalid("state.generation", "must equal meta.generation");
+        if (request.state.generation !== context.generation)
+          throw invalid("state.generation", "must equal meta.generation");
         const outcome = await requireMailHost(options.mailHost).applyState(request.state, { dryRun: request.dryRun });
-        context.log.info("state applied", { generation: context.generation.toString(), changed: outcome.changed, dry_run: request.dryRun });
+        context.log.info("state applied", {
+          generation: context.generation.toString(),
+          changed: outcome.changed,
+          dry_run: request.dryRun,
+        });
         return applyResult(context.requestId, context.generation, outcome, request.dryRun);
       },
       replayed: (response) => ({ ...response, replayed: true }),
@@ -124,9 +148,15 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
         const mailHost = requireMailHost(options.mailHost);
         if (request.baseGeneration !== options.applied.generation) {
           // The vnode missed something: ask for the whole state instead of guessing.
-          return create(ApplyResponseSchema, { requestId: context.requestId, appliedGeneration: options.applied.generation, needsFullState: true, stateDigest: await mailHost.digest() });
+          return create(ApplyResponseSchema, {
+            requestId: context.requestId,
+            appliedGeneration: options.applied.generation,
+            needsFullState: true,
+            stateDigest: await mailHost.digest(),
+          });
         }
-        if (context.generation <= request.baseGeneration) throw invalid("meta.generation", "must be greater than base_generation");
+        if (context.generation <= request.baseGeneration)
+          throw invalid("meta.generation", "must be greater than base_generation");
         const outcome = await mailHost.applyChanges(request.changes, { dryRun: request.dryRun });
         return applyResult(context.requestId, context.generation, outcome, request.dryRun);
       },
@@ -149,9 +179,16 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
       metaRequired: false,
       async handle() {
         const usage = options.mailHost?.mailboxUsage;
-        if (!usage) throw new NetservaError("failed_precondition", "this agent runs without a mail host (--no-mail): no mailboxes");
+        if (!usage)
+          throw new NetservaError(
+            "failed_precondition",
+            "this agent runs without a mail host (--no-mail): no mailboxes",
+          );
         const rows = await usage();
-        return create(GetMailboxUsageResponseSchema, { collectedUnixMs: BigInt(Date.now()), mailboxes: rows.map(toMailbox) });
+        return create(GetMailboxUsageResponseSchema, {
+          collectedUnixMs: BigInt(Date.now()),
+          mailboxes: rows.map(toMailbox),
+        });
       },
     }),
     runSmtpTest: unaryCommand<RunSmtpTestRequest, RunSmtpTestResponse>(options, {
@@ -159,16 +196,25 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
       metaRequired: false,
       async handle(request, context) {
         const response = await handleSmtpTest(request, options.vnode);
-        context.log.info("smtp test", { host: request.host, port: request.port, ok: response.ok, failed_step: response.steps.find((s) => !s.ok)?.name });
+        context.log.info("smtp test", {
+          host: request.host,
+          port: request.port,
+          ok: response.ok,
+          failed_step: response.steps.find((s) => !s.ok)?.name,
+        });
         return response;
       },
     }),
-    updateRevocations: unaryCommand<UpdateRevocationsRequest, ReturnType<typeof create<typeof UpdateRevocationsResponseSchema>>>(options, {
+    updateRevocations: unaryCommand<
+      UpdateRevocationsRequest,
+      ReturnType<typeof create<typeof UpdateRevocationsResponseSchema>>
+    >(options, {
       name: "UpdateRevocations",
       metaRequired: true,
       async handle(request) {
         request.revokedSerials.forEach((serial, index) => {
-          if (!/^[0-9a-fA-F]{1,64}$/.test(serial)) throw invalid(`revoked_serials[${index}]`, "must be a hex serial number");
+          if (!/^[0-9a-fA-F]{1,64}$/.test(serial))
+            throw invalid(`revoked_serials[${index}]`, "must be a hex serial number");
         });
         const count = await options.revocations.replace(request.revokedSerials);
         return create(UpdateRevocationsResponseSchema, { count });
@@ -178,7 +224,9 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
       try {
         authorizeController(call, options.revocations);
       } catch (reason) {
-        call.destroy(Object.assign(new Error(NetservaError.from(reason).message), errorToGrpc(NetservaError.from(reason))));
+        call.destroy(
+          Object.assign(new Error(NetservaError.from(reason).message), errorToGrpc(NetservaError.from(reason))),
+        );
         return;
       }
       const requested = call.request.intervalMs;

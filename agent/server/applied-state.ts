@@ -12,7 +12,8 @@ export function createAppliedState(options: { file?: string }): AppliedState {
   let generation = 0n;
   if (options.file && existsSync(options.file)) {
     const parsed = JSON.parse(readFileSync(options.file, "utf8")) as { generation?: string };
-    if (typeof parsed.generation === "string" && /^\d+$/.test(parsed.generation)) generation = BigInt(parsed.generation);
+    if (typeof parsed.generation === "string" && /^\d+$/.test(parsed.generation))
+      generation = BigInt(parsed.generation);
   }
   return {
     get generation() {

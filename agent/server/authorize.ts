@@ -39,7 +39,10 @@ export function authorizeController(call: AuthorizableCall, revocations: Revocat
     if (socket) identities.set(socket, peer);
   }
   if (peer.role !== "controller") {
-    throw new NetservaError("permission_denied", `certificate of ${peer.role} '${peer.identity}' may not command an agent`);
+    throw new NetservaError(
+      "permission_denied",
+      `certificate of ${peer.role} '${peer.identity}' may not command an agent`,
+    );
   }
   if (revocations.has(peer.serial)) {
     throw new NetservaError("permission_denied", `certificate ${peer.serial} of '${peer.identity}' is revoked`);

@@ -37,7 +37,10 @@ export interface CommandSpec<Req, Res> {
   replayed?(response: Res): Res;
 }
 
-export function validateMeta(meta: CommandMeta | undefined, required: boolean): { requestId: string; generation: bigint } {
+export function validateMeta(
+  meta: CommandMeta | undefined,
+  required: boolean,
+): { requestId: string; generation: bigint } {
   if (!meta) {
     if (required) throw invalid("meta", "missing command envelope (request_id, generation)");
     return { requestId: "", generation: 0n };
@@ -64,7 +67,13 @@ export function unaryCommand<Req extends { meta?: CommandMeta }, Res>(deps: Comm
   const fail = (started: number, requestId: string, reason: unknown, callback: sendUnaryData<Res>): void => {
     const error = NetservaError.from(reason);
     done(started, REFUSED.has(error.code) ? "refused" : "error");
-    deps.log.warn("command failed", { command: spec.name, request_id: requestId, code: error.code, field: error.field, error: error.message });
+    deps.log.warn("command failed", {
+      command: spec.name,
+      request_id: requestId,
+      code: error.code,
+      field: error.field,
+      error: error.message,
+    });
     callback(errorToGrpc(error));
   };
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {

@@ -2,7 +2,10 @@
 // balancers) can ask whether the agent serves. It needs the same client certificate as commands.
 import { create } from "@bufbuild/protobuf";
 import type { ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation, sendUnaryData } from "@grpc/grpc-js";
-import { HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../../common/gen/grpc/health/v1/health_pb.ts";
+import {
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus,
+} from "../../common/gen/grpc/health/v1/health_pb.ts";
 import type { HealthCheckRequest, HealthCheckResponse } from "../../common/gen/grpc/health/v1/health_pb.ts";
 import { AgentService } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 
@@ -19,7 +22,10 @@ function statusFor(service: string, serving: () => boolean): HealthCheckResponse
 
 export function createHealthService(serving: () => boolean): UntypedServiceImplementation {
   return {
-    check(call: ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, callback: sendUnaryData<HealthCheckResponse>) {
+    check(
+      call: ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>,
+      callback: sendUnaryData<HealthCheckResponse>,
+    ) {
       if (!known.has(call.request.service)) {
         callback({ code: 5, details: `unknown service ${call.request.service}` });
         return;

@@ -16,7 +16,12 @@ export interface AdaptedMailHost extends MailHostPort {
   resume(): Promise<boolean>;
 }
 
-export function adaptMailHost(host: MailHost, sc: ServiceControl, extraServices: () => Promise<ServiceStatus[]> = async () => [], mailHealth?: MailHealthSource): AdaptedMailHost {
+export function adaptMailHost(
+  host: MailHost,
+  sc: ServiceControl,
+  extraServices: () => Promise<ServiceStatus[]> = async () => [],
+  mailHealth?: MailHealthSource,
+): AdaptedMailHost {
   // Versions change only with a package upgrade: asked every 5 minutes at most.
   const versions = cached(300_000, async () => new Map((await daemonVersions()).map((d) => [d.name, d.version])));
   let applying = 0;

@@ -14,7 +14,8 @@ export function createRevocations(options: { file?: string } = {}): Revocations 
   let serials = new Set<string>();
   if (options.file && existsSync(options.file)) {
     const parsed: unknown = JSON.parse(readFileSync(options.file, "utf8"));
-    if (Array.isArray(parsed)) serials = new Set(parsed.filter((s): s is string => typeof s === "string").map(normalizeSerial));
+    if (Array.isArray(parsed))
+      serials = new Set(parsed.filter((s): s is string => typeof s === "string").map(normalizeSerial));
   }
   return {
     has: (serial) => serials.has(normalizeSerial(serial)),

@@ -3,17 +3,28 @@
 // itself is the shared probe in common/smtp-probe.
 import { isIP } from "node:net";
 import { create } from "@bufbuild/protobuf";
-import { RunSmtpTestResponseSchema, SmtpTestStepSchema, type RunSmtpTestRequest, type RunSmtpTestResponse } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import {
+  RunSmtpTestResponseSchema,
+  SmtpTestStepSchema,
+  type RunSmtpTestRequest,
+  type RunSmtpTestResponse,
+} from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { invalid } from "../../common/errors.ts";
 import { isIdentityName } from "../../common/pki/roles.ts";
-import { DEFAULT_STEP_TIMEOUT_MS, runSmtpTest, type SmtpTestOptions, type TlsMode } from "../../common/smtp-probe/run-smtp-test.ts";
+import {
+  DEFAULT_STEP_TIMEOUT_MS,
+  runSmtpTest,
+  type SmtpTestOptions,
+  type TlsMode,
+} from "../../common/smtp-probe/run-smtp-test.ts";
 
 const PORTS = new Set([25, 465, 587]);
 const MODES = new Set(["starttls", "implicit", "none"]);
 const ADDRESS = /^[^\s<>@]{1,64}@[^\s<>@]{1,253}$/;
 
 function host(value: string, field: string): string {
-  if (isIP(value) === 0 && !isIdentityName(value.toLowerCase())) throw invalid(field, "must be an IP address or a DNS name");
+  if (isIP(value) === 0 && !isIdentityName(value.toLowerCase()))
+    throw invalid(field, "must be an IP address or a DNS name");
   return value;
 }
 
@@ -44,7 +55,14 @@ export function smtpTestOptions(r: RunSmtpTestRequest, vnode: string): SmtpTestO
     ...(r.mailFrom ? { from: address(r.mailFrom, "mail_from") } : {}),
     ...(r.rcptTo ? { to: address(r.rcptTo, "rcpt_to") } : {}),
     ...(r.imapUser
-      ? { imap: { user: address(r.imapUser, "imap_user"), password: r.imapPassword, port: r.imapPort || 993, timeoutMs: bounded(r.arrivalTimeoutMs, 30_000, 120_000, "arrival_timeout_ms") } }
+      ? {
+          imap: {
+            user: address(r.imapUser, "imap_user"),
+            password: r.imapPassword,
+            port: r.imapPort || 993,
+            timeoutMs: bounded(r.arrivalTimeoutMs, 30_000, 120_000, "arrival_timeout_ms"),
+          },
+        }
       : {}),
     stepTimeoutMs,
     fromVnode: vnode,

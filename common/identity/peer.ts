@@ -16,7 +16,10 @@ export interface PeerIdentity {
 
 /** Serial numbers compare as lowercase hex without leading zeros (Node prints them upper-case). */
 export function normalizeSerial(hex: string): string {
-  const clean = hex.replace(/[^0-9a-fA-F]/g, "").toLowerCase().replace(/^0+/, "");
+  const clean = hex
+    .replace(/[^0-9a-fA-F]/g, "")
+    .toLowerCase()
+    .replace(/^0+/, "");
   return clean === "" ? "0" : clean;
 }
 

@@ -16,14 +16,18 @@ const unpadded = (b: Buffer): string => b.toString("base64").replace(/=+$/, "");
 
 function compute(password: string, salt: Buffer, params: Argon2Params, tagLength: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    argon2("argon2id", {
-      message: Buffer.from(password, "utf8"),
-      nonce: salt,
-      parallelism: params.parallelism,
-      tagLength,
-      memory: params.memoryKiB,
-      passes: params.passes,
-    }, (err, tag) => (err ? reject(err) : resolve(tag)));
+    argon2(
+      "argon2id",
+      {
+        message: Buffer.from(password, "utf8"),
+        nonce: salt,
+        parallelism: params.parallelism,
+        tagLength,
+        memory: params.memoryKiB,
+        passes: params.passes,
+      },
+      (err, tag) => (err ? reject(err) : resolve(tag)),
+    );
   });
 }
 
@@ -33,7 +37,8 @@ export async function argon2idHash(password: string, params: Argon2Params = DOVE
   return `$argon2id$v=19$m=${params.memoryKiB},t=${params.passes},p=${params.parallelism}$${unpadded(salt)}$${unpadded(tag)}`;
 }
 
-const PHC = /^\$argon2id\$v=19\$m=([0-9]{1,8}),t=([0-9]{1,4}),p=([0-9]{1,3})\$([A-Za-z0-9+/]{11,})\$([A-Za-z0-9+/]{16,})$/;
+const PHC =
+  /^\$argon2id\$v=19\$m=([0-9]{1,8}),t=([0-9]{1,4}),p=([0-9]{1,3})\$([A-Za-z0-9+/]{11,})\$([A-Za-z0-9+/]{16,})$/;
 
 /** True when `encoded` is a well-formed argon2id PHC string (version 19) with sane parameters. */
 export function isArgon2idHash(encoded: string): boolean {

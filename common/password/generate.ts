@@ -9,7 +9,9 @@ export const MAX_GENERATED_LENGTH = 256;
 
 export function generatePassword(length = 20): string {
   if (!Number.isSafeInteger(length) || length < MIN_GENERATED_LENGTH || length > MAX_GENERATED_LENGTH) {
-    throw new RangeError(`password length must be ${MIN_GENERATED_LENGTH}..${MAX_GENERATED_LENGTH}, got ${String(length)}`);
+    throw new RangeError(
+      `password length must be ${MIN_GENERATED_LENGTH}..${MAX_GENERATED_LENGTH}, got ${String(length)}`,
+    );
   }
   let out = "";
   for (let i = 0; i < length; i++) out += PASSWORD_ALPHABET[randomInt(PASSWORD_ALPHABET.length)];

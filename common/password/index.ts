@@ -16,7 +16,11 @@ export interface HashOptions {
   rounds?: number;
 }
 
-export async function hashPassword(password: string, scheme: PasswordScheme = "SHA512-CRYPT", options: HashOptions = {}): Promise<string> {
+export async function hashPassword(
+  password: string,
+  scheme: PasswordScheme = "SHA512-CRYPT",
+  options: HashOptions = {},
+): Promise<string> {
   if (scheme === "ARGON2ID") return `{ARGON2ID}${await argon2idHash(password)}`;
   return `{SHA512-CRYPT}${sha512CryptNew(password, options.rounds ?? DEFAULT_ROUNDS)}`;
 }
@@ -29,7 +33,8 @@ const SHA512_HASH = /^\$6\$(?:rounds=[0-9]{1,10}\$)?[^$:\s]{0,16}\$[./0-9A-Za-z]
  */
 export function hashScheme(hash: string): PasswordScheme | undefined {
   const [prefix, body] = splitScheme(hash);
-  if ((prefix === "SHA512-CRYPT" || prefix === "CRYPT" || prefix === undefined) && SHA512_HASH.test(body)) return "SHA512-CRYPT";
+  if ((prefix === "SHA512-CRYPT" || prefix === "CRYPT" || prefix === undefined) && SHA512_HASH.test(body))
+    return "SHA512-CRYPT";
   if (prefix === "ARGON2ID" && isArgon2idHash(body)) return "ARGON2ID";
   return undefined;
 }

@@ -33,7 +33,7 @@ export async function createCertificateAuthority(options: CertificateAuthorityOp
   if (!Number.isInteger(validDays) || validDays <= 0 || validDays > 36_600) {
     throw invalid("validDays", "must be a whole number of days from 1 to 36600");
   }
-  const keyPem = options.keyPem ?? await generateRsaKeyPem(options.keyBits ?? CA_RSA_BITS);
+  const keyPem = options.keyPem ?? (await generateRsaKeyPem(options.keyBits ?? CA_RSA_BITS));
   const key = readPrivateKey(keyPem, "keyPem");
   const validity = computeValidity({ validSeconds: validDays * 86_400 });
   const name = [
@@ -88,7 +88,10 @@ export function issueCertificate(options: IssueCertificateOptions): IssuedCertif
   const ca = readCa(options.caKeyPem, options.caCertPem);
   const now = new Date();
   if (ca.cert.validity.notAfter <= now) {
-    throw new NetservaError("failed_precondition", `CA certificate expired at ${ca.cert.validity.notAfter.toISOString()}: rotate the CA`);
+    throw new NetservaError(
+      "failed_precondition",
+      `CA certificate expired at ${ca.cert.validity.notAfter.toISOString()}: rotate the CA`,
+    );
   }
   const publicKey =
     options.csrPem !== undefined

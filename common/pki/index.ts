@@ -1,7 +1,12 @@
 // The PKI library: a small CA (RSA, node-forge to build, Node's OpenSSL to sign and read),
 // role-carrying certificates, CA pins and one-time join tokens. See each module for the why.
 export { createCertificateAuthority, issueCertificate } from "./ca.ts";
-export type { CertificateAuthority, CertificateAuthorityOptions, IssueCertificateOptions, IssuedCertificate } from "./ca.ts";
+export type {
+  CertificateAuthority,
+  CertificateAuthorityOptions,
+  IssueCertificateOptions,
+  IssuedCertificate,
+} from "./ca.ts";
 export { readCsr } from "./csr.ts";
 export type { VerifiedCsr } from "./csr.ts";
 export { writePrivateFile, writePublicFile } from "./files.ts";
@@ -21,7 +26,16 @@ export type { JoinString, JoinToken, TokenCredential } from "./join-token.ts";
 export { createKeyAndCsr, createSelfSigned } from "./keys.ts";
 export type { KeyAndCsr, KeyAndCsrOptions, SelfSigned, SelfSignedOptions } from "./keys.ts";
 export { caPin, matchesPin, parseCaPin, PIN_PREFIX } from "./pin.ts";
-export { checkCommonName, checkIdentity, checkRole, isIdentityName, isPkiRole, parseRoleUri, PKI_ROLES, roleUri } from "./roles.ts";
+export {
+  checkCommonName,
+  checkIdentity,
+  checkRole,
+  isIdentityName,
+  isPkiRole,
+  parseRoleUri,
+  PKI_ROLES,
+  roleUri,
+} from "./roles.ts";
 export type { PkiRole } from "./roles.ts";
 export { CA_RSA_BITS, generateRsaKeyPem, LEAF_RSA_BITS } from "./rsa.ts";
 export { normalizeSerialHex } from "./serial.ts";

@@ -47,7 +47,9 @@ export function inspectX509(x509: X509Certificate): CertificateInfo {
     notBefore: x509.validFromDate,
     notAfter: x509.validToDate,
     isCA: x509.ca,
-    spkiSha256: createHash("sha256").update(x509.publicKey.export({ type: "spki", format: "der" })).digest("hex"),
+    spkiSha256: createHash("sha256")
+      .update(x509.publicKey.export({ type: "spki", format: "der" }))
+      .digest("hex"),
   };
 }
 

@@ -72,8 +72,10 @@ export function formatJoinToken(parts: JoinString): string {
 /** Parses `nsm1.<id>.<secret>.<ca-pin-hex>`; every refusal is invalid("token", …). */
 export function parseJoinToken(text: string): JoinString {
   const parts = splitText(text, "token");
-  if (parts[0] !== JOIN_TOKEN_VERSION) throw invalid("token", `must start with '${JOIN_TOKEN_VERSION}.' (a join string from the controller)`);
-  if (parts.length !== 4) throw invalid("token", `must have four parts: ${JOIN_TOKEN_VERSION}.<id>.<secret>.<ca-pin-hex>`);
+  if (parts[0] !== JOIN_TOKEN_VERSION)
+    throw invalid("token", `must start with '${JOIN_TOKEN_VERSION}.' (a join string from the controller)`);
+  if (parts.length !== 4)
+    throw invalid("token", `must have four parts: ${JOIN_TOKEN_VERSION}.<id>.<secret>.<ca-pin-hex>`);
   const credential = checkParts(parts[1], parts[2], "token");
   const pinHex = parts[3] ?? "";
   if (!/^[0-9a-fA-F]{64}$/.test(pinHex)) throw invalid("token", "CA pin must be 64 hex digits");

@@ -25,7 +25,7 @@ export interface KeyAndCsr {
 
 export async function createKeyAndCsr(options: KeyAndCsrOptions): Promise<KeyAndCsr> {
   const commonName = checkCommonName(options.commonName);
-  const keyPem = options.keyPem ?? await generateRsaKeyPem(options.keyBits ?? LEAF_RSA_BITS);
+  const keyPem = options.keyPem ?? (await generateRsaKeyPem(options.keyBits ?? LEAF_RSA_BITS));
   const key = readPrivateKey(keyPem, "keyPem");
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = toForgePublicKey(key);
@@ -51,7 +51,7 @@ export interface SelfSigned {
 
 /** A certificate shaped like a CA-issued one but signed by its own key: for refusal tests. */
 export async function createSelfSigned(options: SelfSignedOptions): Promise<SelfSigned> {
-  const keyPem = options.keyPem ?? await generateRsaKeyPem(LEAF_RSA_BITS);
+  const keyPem = options.keyPem ?? (await generateRsaKeyPem(LEAF_RSA_BITS));
   const key = readPrivateKey(keyPem, "keyPem");
   const commonName = options.commonName ?? options.identity;
   const cert = buildLeafCertificate({

@@ -28,7 +28,8 @@ export async function generateRsaKeyPem(bits: number = LEAF_RSA_BITS): Promise<s
 }
 
 function checkRsa(key: KeyObject, field: string): KeyObject {
-  if (key.asymmetricKeyType !== "rsa") throw invalid(field, `must be an RSA key, not ${key.asymmetricKeyType ?? "unknown"}`);
+  if (key.asymmetricKeyType !== "rsa")
+    throw invalid(field, `must be an RSA key, not ${key.asymmetricKeyType ?? "unknown"}`);
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
   if (bits < MIN_RSA_BITS) throw invalid(field, `RSA key of ${bits} bits is too small (at least ${MIN_RSA_BITS})`);
   return key;

@@ -11,6 +11,9 @@ export function randomSerialHex(): string {
 
 /** Lowercase hex without separators or leading zeros, the form serials are compared in. */
 export function normalizeSerialHex(hex: string): string {
-  const clean = hex.replace(/[^0-9a-fA-F]/g, "").toLowerCase().replace(/^0+/, "");
+  const clean = hex
+    .replace(/[^0-9a-fA-F]/g, "")
+    .toLowerCase()
+    .replace(/^0+/, "");
   return clean === "" ? "0" : clean;
 }

@@ -31,11 +31,16 @@ export interface ServerCertificate {
 
 export async function issueServerCertificate(options: ServerCertificateOptions): Promise<ServerCertificate> {
   const names = options.dnsNames.map((n) => n.toLowerCase());
-  if (names.length === 0 || names.some((n) => !isIdentityName(n))) throw invalid("dnsNames", "need one or more DNS names (letters, digits, '-', '.')");
+  if (names.length === 0 || names.some((n) => !isIdentityName(n)))
+    throw invalid("dnsNames", "need one or more DNS names (letters, digits, '-', '.')");
   const keyPem = options.keyPem ?? (await generateRsaKeyPem(2048));
   const key = readPrivateKey(keyPem, "keyPem");
   const ca = readCa(options.caKeyPem, options.caCertPem);
-  const validity = computeValidity({ validSeconds: options.validSeconds, notBefore: options.notBefore, now: new Date() });
+  const validity = computeValidity({
+    validSeconds: options.validSeconds,
+    notBefore: options.notBefore,
+    now: new Date(),
+  });
   if (validity.notAfter > ca.cert.validity.notAfter) validity.notAfter = ca.cert.validity.notAfter;
   const cert = forge.pki.createCertificate();
   cert.version = 2;

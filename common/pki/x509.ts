@@ -13,7 +13,8 @@ export function toX509(input: CertificateInput, field = "certificate"): X509Cert
   if (typeof input === "string" && !input.includes("-----BEGIN CERTIFICATE-----")) {
     throw invalid(field, "must be a PEM certificate (BEGIN CERTIFICATE)");
   }
-  if (typeof input !== "string" && !(input instanceof Uint8Array)) throw invalid(field, "must be PEM text or DER bytes");
+  if (typeof input !== "string" && !(input instanceof Uint8Array))
+    throw invalid(field, "must be PEM text or DER bytes");
   if (input.length === 0 || input.length > MAX_CERT_BYTES) throw invalid(field, "is empty or too large");
   try {
     return new X509Certificate(typeof input === "string" ? input : Buffer.from(input));

@@ -10,7 +10,11 @@ export interface CertificateSource extends Provider {
   setIdentity(certPem: string, keyPem: string): void;
 }
 
-export function createCertificateSource(options: { caPem: string; certPem: string; keyPem: string }): CertificateSource {
+export function createCertificateSource(options: {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}): CertificateSource {
   const ca = { caCertificate: Buffer.from(options.caPem) };
   let identity = { certificate: Buffer.from(options.certPem), privateKey: Buffer.from(options.keyPem) };
   const caListeners = new Set<CaListener>();

@@ -18,15 +18,23 @@ export interface LineSocket {
 /** Names a socket error the way an operator reads it. */
 export function describeSocketError(error: NodeJS.ErrnoException, where: string): NetservaError {
   const reason =
-    error.code === "ECONNREFUSED" ? "connection refused"
-    : error.code === "ECONNRESET" ? "connection reset by peer"
-    : error.code === "EHOSTUNREACH" || error.code === "ENETUNREACH" ? "host unreachable"
-    : error.code === "ETIMEDOUT" ? "timed out"
-    : error.message;
+    error.code === "ECONNREFUSED"
+      ? "connection refused"
+      : error.code === "ECONNRESET"
+        ? "connection reset by peer"
+        : error.code === "EHOSTUNREACH" || error.code === "ENETUNREACH"
+          ? "host unreachable"
+          : error.code === "ETIMEDOUT"
+            ? "timed out"
+            : error.message;
   return new NetservaError("unavailable", `${where}: ${reason}`, { cause: error });
 }
 
-function bounded<T>(timeoutMs: number, what: string, start: (resolve: (v: T) => void, reject: (e: unknown) => void) => () => void): Promise<T> {
+function bounded<T>(
+  timeoutMs: number,
+  what: string,
+  start: (resolve: (v: T) => void, reject: (e: unknown) => void) => () => void,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let cleanup = (): void => undefined;
     const timer = setTimeout(() => {
@@ -34,17 +42,33 @@ function bounded<T>(timeoutMs: number, what: string, start: (resolve: (v: T) => 
       reject(new NetservaError("deadline_exceeded", `${what}: timeout after ${timeoutMs} ms`));
     }, timeoutMs);
     cleanup = start(
-      (v) => { clearTimeout(timer); cleanup(); resolve(v); },
-      (e) => { clearTimeout(timer); cleanup(); reject(e); },
+      (v) => {
+        clearTimeout(timer);
+        cleanup();
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        cleanup();
+        reject(e);
+      },
     );
   });
 }
 
-export async function openLineSocket(o: { host: string; port: number; timeoutMs: number; tls?: ConnectionOptions }): Promise<LineSocket> {
+export async function openLineSocket(o: {
+  host: string;
+  port: number;
+  timeoutMs: number;
+  tls?: ConnectionOptions;
+}): Promise<LineSocket> {
   const where = `${o.host}:${o.port}`;
   const raw = await bounded<Socket>(o.timeoutMs, `connect to ${where}`, (resolve, reject) => {
     const s = o.tls ? tlsConnect({ ...o.tls, host: o.host, port: o.port }) : tcpConnect({ host: o.host, port: o.port });
-    const onError = (e: NodeJS.ErrnoException): void => { s.destroy(); reject(describeSocketError(e, `connect to ${where}`)); };
+    const onError = (e: NodeJS.ErrnoException): void => {
+      s.destroy();
+      reject(describeSocketError(e, `connect to ${where}`));
+    };
     s.once(o.tls ? "secureConnect" : "connect", () => resolve(s));
     s.once("error", onError);
     return () => s.off("error", onError);
@@ -59,19 +83,33 @@ function wrap(initial: Socket | TLSSocket, where: string): LineSocket {
   let wake: (() => void) | undefined;
   const attach = (s: Socket | TLSSocket): void => {
     s.setEncoding("latin1");
-    s.on("data", (d: string) => { buffer += d; wake?.(); });
-    s.on("error", (e: NodeJS.ErrnoException) => { ended = describeSocketError(e, where); wake?.(); });
-    s.on("close", () => { ended ??= new NetservaError("unavailable", `${where}: connection closed by the server`); wake?.(); });
+    s.on("data", (d: string) => {
+      buffer += d;
+      wake?.();
+    });
+    s.on("error", (e: NodeJS.ErrnoException) => {
+      ended = describeSocketError(e, where);
+      wake?.();
+    });
+    s.on("close", () => {
+      ended ??= new NetservaError("unavailable", `${where}: connection closed by the server`);
+      wake?.();
+    });
   };
   attach(socket);
   return {
-    get socket() { return socket; },
+    get socket() {
+      return socket;
+    },
     readUntil(complete, timeoutMs, what) {
       return bounded<string[]>(timeoutMs, what, (resolve, reject) => {
         const check = (): void => {
           const end = buffer.lastIndexOf("\n");
           if (end >= 0) {
-            const lines = buffer.slice(0, end).split("\n").map((l) => l.replace(/\r$/, ""));
+            const lines = buffer
+              .slice(0, end)
+              .split("\n")
+              .map((l) => l.replace(/\r$/, ""));
             if (complete(lines)) {
               buffer = buffer.slice(end + 1);
               resolve(lines);
@@ -82,7 +120,9 @@ function wrap(initial: Socket | TLSSocket, where: string): LineSocket {
         };
         wake = check;
         check();
-        return () => { wake = undefined; };
+        return () => {
+          wake = undefined;
+        };
       });
     },
     write(text) {

@@ -55,7 +55,10 @@ export async function runSmtpTest(o: SmtpTestOptions): Promise<SmtpTestResult> {
   let conn: LineSocket | undefined;
 
   /** Runs one step: its answer is the detail/facts it returns, or the reason it threw. */
-  const step = async <T>(name: string, body: () => Promise<{ detail: string; facts?: Record<string, string>; value: T }>): Promise<T> => {
+  const step = async <T>(
+    name: string,
+    body: () => Promise<{ detail: string; facts?: Record<string, string>; value: T }>,
+  ): Promise<T> => {
     const started = performance.now();
     try {
       const { detail, facts, value } = await body();
@@ -73,11 +76,25 @@ export async function runSmtpTest(o: SmtpTestOptions): Promise<SmtpTestResult> {
   };
   const secure = (socket: TLSSocket): { detail: string; facts: Record<string, string>; value: undefined } => {
     const f = tlsFacts(socket, o.serverName);
-    const facts = { protocol: f.protocol, cipher: f.cipher, subject: f.subject, issuer: f.issuer, notAfter: f.notAfter, subjectAltName: f.subjectAltName, trusted: String(f.trusted), nameMatches: String(f.nameMatches) };
+    const facts = {
+      protocol: f.protocol,
+      cipher: f.cipher,
+      subject: f.subject,
+      issuer: f.issuer,
+      notAfter: f.notAfter,
+      subjectAltName: f.subjectAltName,
+      trusted: String(f.trusted),
+      nameMatches: String(f.nameMatches),
+    };
     if (f.problem) throw new NetservaError("unavailable", f.problem);
-    return { detail: `${f.protocol} ${f.cipher}; ${f.subject}; issuer ${f.issuer}; expires ${f.notAfter}; name ${o.serverName} matches`, facts, value: undefined };
+    return {
+      detail: `${f.protocol} ${f.cipher}; ${f.subject}; issuer ${f.issuer}; expires ${f.notAfter}; name ${o.serverName} matches`,
+      facts,
+      value: undefined,
+    };
   };
-  const ehlo = async (c: LineSocket): Promise<string[]> => expect(await command(c, `EHLO ${o.helo}`, t, "EHLO"), [250], "EHLO").lines.slice(1);
+  const ehlo = async (c: LineSocket): Promise<string[]> =>
+    expect(await command(c, `EHLO ${o.helo}`, t, "EHLO"), [250], "EHLO").lines.slice(1);
 
   try {
     const c = await step("connect", async () => {
@@ -98,7 +115,8 @@ export async function runSmtpTest(o: SmtpTestOptions): Promise<SmtpTestResult> {
     });
     if (o.tlsMode === "starttls") {
       extensions = await step("tls", async () => {
-        if (!extensions.some((e) => /^STARTTLS\b/i.test(e))) throw new NetservaError("failed_precondition", "STARTTLS not offered in EHLO");
+        if (!extensions.some((e) => /^STARTTLS\b/i.test(e)))
+          throw new NetservaError("failed_precondition", "STARTTLS not offered in EHLO");
         expect(await command(c, "STARTTLS", t, "STARTTLS"), [220], "STARTTLS");
         const s = secure(await c.upgrade(tlsOptions(o.serverName, o.caPem), t));
         const ext = await ehlo(c);
@@ -109,8 +127,21 @@ export async function runSmtpTest(o: SmtpTestOptions): Promise<SmtpTestResult> {
       const auth = o.auth;
       await step("auth", async () => {
         const offered = extensions.find((e) => /^AUTH\b/i.test(e));
-        if (!offered) throw new NetservaError("failed_precondition", "AUTH not offered in EHLO (plaintext port, or TLS needed first)");
-        const r = expect(await command(c, `AUTH PLAIN ${Buffer.from(`\0${auth.user}\0${auth.password}`).toString("base64")}`, t, "AUTH"), [235], "AUTH");
+        if (!offered)
+          throw new NetservaError(
+            "failed_precondition",
+            "AUTH not offered in EHLO (plaintext port, or TLS needed first)",
+          );
+        const r = expect(
+          await command(
+            c,
+            `AUTH PLAIN ${Buffer.from(`\0${auth.user}\0${auth.password}`).toString("base64")}`,
+            t,
+            "AUTH",
+          ),
+          [235],
+          "AUTH",
+        );
         return { detail: r.text, facts: { mechanisms: offered.slice(5) }, value: undefined };
       });
     }
@@ -120,8 +151,14 @@ export async function runSmtpTest(o: SmtpTestOptions): Promise<SmtpTestResult> {
       const message = buildTestMessage({ from, to, helo: o.helo, ...(o.fromVnode ? { fromVnode: o.fromVnode } : {}) });
       result.token = message.token;
       result.messageId = message.messageId;
-      await step("mail", async () => ({ detail: expect(await command(c, `MAIL FROM:<${from}>`, t, "MAIL FROM"), [250], "MAIL FROM").text, value: undefined }));
-      await step("rcpt", async () => ({ detail: expect(await command(c, `RCPT TO:<${to}>`, t, "RCPT TO"), [250, 251], "RCPT TO").text, value: undefined }));
+      await step("mail", async () => ({
+        detail: expect(await command(c, `MAIL FROM:<${from}>`, t, "MAIL FROM"), [250], "MAIL FROM").text,
+        value: undefined,
+      }));
+      await step("rcpt", async () => ({
+        detail: expect(await command(c, `RCPT TO:<${to}>`, t, "RCPT TO"), [250, 251], "RCPT TO").text,
+        value: undefined,
+      }));
       await step("data", async () => {
         expect(await command(c, "DATA", t, "DATA"), [354], "DATA");
         c.write(dataPayload(message.data));
@@ -134,8 +171,22 @@ export async function runSmtpTest(o: SmtpTestOptions): Promise<SmtpTestResult> {
       if (o.imap) {
         const imap = o.imap;
         await step("arrival", async () => {
-          const found = await waitForArrival({ host: o.host, port: imap.port, serverName: o.serverName, caPem: o.caPem, user: imap.user, password: imap.password, token: message.token, timeoutMs: imap.timeoutMs, stepTimeoutMs: t });
-          return { detail: `in INBOX of ${imap.user} after ${Math.round(found.ms)} ms (uid ${found.uid})`, facts: { deliveryMs: String(Math.round(found.ms)) }, value: undefined };
+          const found = await waitForArrival({
+            host: o.host,
+            port: imap.port,
+            serverName: o.serverName,
+            caPem: o.caPem,
+            user: imap.user,
+            password: imap.password,
+            token: message.token,
+            timeoutMs: imap.timeoutMs,
+            stepTimeoutMs: t,
+          });
+          return {
+            detail: `in INBOX of ${imap.user} after ${Math.round(found.ms)} ms (uid ${found.uid})`,
+            facts: { deliveryMs: String(Math.round(found.ms)) },
+            value: undefined,
+          };
         });
       }
     }

@@ -15,7 +15,11 @@ export function replyComplete(lines: string[]): boolean {
 export function parseReply(lines: string[]): SmtpReply {
   const last = lines.findIndex((l) => /^\d{3}(?: |$)/.test(l));
   const own = lines.slice(0, last + 1);
-  return { code: Number(own[own.length - 1]?.slice(0, 3) ?? 0), lines: own.map((l) => l.slice(4)), text: own.join(" / ") };
+  return {
+    code: Number(own[own.length - 1]?.slice(0, 3) ?? 0),
+    lines: own.map((l) => l.slice(4)),
+    text: own.join(" / "),
+  };
 }
 
 export async function readReply(conn: LineSocket, timeoutMs: number, what: string): Promise<SmtpReply> {

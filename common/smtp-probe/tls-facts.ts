@@ -24,7 +24,9 @@ export function tlsOptions(serverName: string, caPem: string | undefined): Conne
 
 function dn(fields: Record<string, string | string[] | undefined> | undefined): string {
   if (!fields) return "";
-  return Object.entries(fields).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : (v ?? "")}`).join(", ");
+  return Object.entries(fields)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join("+") : (v ?? "")}`)
+    .join(", ");
 }
 
 const EXPLAIN: Record<string, string> = {
@@ -42,10 +44,11 @@ export function tlsFacts(socket: TLSSocket, serverName: string): TlsFacts {
   const authError = socket.authorizationError ? String(socket.authorizationError) : undefined;
   const chainError = authError && authError !== "ERR_TLS_CERT_ALTNAME_INVALID" ? authError : undefined;
   const notAfter = cert?.valid_to ? new Date(cert.valid_to).toISOString() : "";
-  const problem =
-    chainError ? `${EXPLAIN[chainError] ?? chainError}${chainError === "CERT_HAS_EXPIRED" ? ` (not after ${notAfter})` : ""}`
-    : nameError ? `certificate name mismatch: ${serverName} is not in ${cert?.subjectaltname ?? dn(cert?.subject)}`
-    : undefined;
+  const problem = chainError
+    ? `${EXPLAIN[chainError] ?? chainError}${chainError === "CERT_HAS_EXPIRED" ? ` (not after ${notAfter})` : ""}`
+    : nameError
+      ? `certificate name mismatch: ${serverName} is not in ${cert?.subjectaltname ?? dn(cert?.subject)}`
+      : undefined;
   return {
     protocol: socket.getProtocol() ?? "",
     cipher: socket.getCipher()?.name ?? "",

@@ -21,9 +21,11 @@ export function parseAddress(input: string, field = "address"): ParsedAddress {
   const text = requireText(input, field, "address", "an address such as user@example.com");
   const at = text.lastIndexOf("@");
   if (at < 0) throw invalid(field, "address has no '@'; give an address such as user@example.com");
-  if (text.indexOf("@") !== at) throw invalid(field, "address contains more than one '@'; give one address such as user@example.com");
+  if (text.indexOf("@") !== at)
+    throw invalid(field, "address contains more than one '@'; give one address such as user@example.com");
   if (at === 0) throw invalid(field, "address has nothing before '@'; give an address such as user@example.com");
-  if (at === text.length - 1) throw invalid(field, "address has no domain after '@'; give an address such as user@example.com");
+  if (at === text.length - 1)
+    throw invalid(field, "address has no domain after '@'; give an address such as user@example.com");
   const local = parseLocalPart(text.slice(0, at), field);
   const domain = parseDomain(text.slice(at + 1), field);
   const address = `${local}@${domain.ascii}`;

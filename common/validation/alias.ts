@@ -16,9 +16,16 @@ export type AliasSource =
 
 /** `user@example.com` or the catch-all `@example.com`; `source` is the lookup key. */
 export function parseAliasSource(input: string, field = "source"): AliasSource {
-  const text = requireText(input, field, "alias source", "an address such as info@example.com, or @example.com for a catch-all");
-  if (text === "@") throw invalid(field, "alias source is just '@'; give info@example.com, or @example.com for a catch-all");
-  if (/^\*+@/.test(text)) throw invalid(field, `alias source ${show(text)} uses '*'; a catch-all is written '@example.com'`);
+  const text = requireText(
+    input,
+    field,
+    "alias source",
+    "an address such as info@example.com, or @example.com for a catch-all",
+  );
+  if (text === "@")
+    throw invalid(field, "alias source is just '@'; give info@example.com, or @example.com for a catch-all");
+  if (/^\*+@/.test(text))
+    throw invalid(field, `alias source ${show(text)} uses '*'; a catch-all is written '@example.com'`);
   if (text.startsWith("@")) {
     const domain = parseDomain(text.slice(1), field);
     return { kind: "catchall", domain, source: `@${domain.ascii}` };
@@ -33,13 +40,18 @@ export function parseAliasSource(input: string, field = "source"): AliasSource {
  * refused. Returns the addresses in the order given.
  */
 export function parseAliasTargets(input: string | readonly string[], field = "targets"): ParsedAddress[] {
-  const items: readonly unknown[] = typeof input === "string" ? [input] : Array.isArray(input) ? input : [requireString(input, field)];
+  const items: readonly unknown[] =
+    typeof input === "string" ? [input] : Array.isArray(input) ? input : [requireString(input, field)];
   if (items.length === 0) throw invalid(field, "alias has no targets; give at least one address");
   const entries: string[] = [];
   for (const item of items) entries.push(...requireString(item, field).split(","));
-  if (entries.join(",").length > MAX_ALIAS_TARGETS * MAX_RAW_INPUT) throw invalid(field, "alias targets are far too long");
+  if (entries.join(",").length > MAX_ALIAS_TARGETS * MAX_RAW_INPUT)
+    throw invalid(field, "alias targets are far too long");
   if (entries.length > MAX_ALIAS_TARGETS) {
-    throw invalid(field, `alias has ${entries.length} targets; the limit is ${MAX_ALIAS_TARGETS} (use a mailing list for more)`);
+    throw invalid(
+      field,
+      `alias has ${entries.length} targets; the limit is ${MAX_ALIAS_TARGETS} (use a mailing list for more)`,
+    );
   }
   const seen = new Set<string>();
   return entries.map((entry, i) => {

@@ -12,9 +12,11 @@ const ASCII_ALLOWED = /^[A-Za-z0-9.-]$/;
 function unicodeProblem(ch: string): string | undefined {
   if (isInvisible(ch)) return `${describeChar(ch)}; invisible and control characters are not allowed`;
   const cp = ch.codePointAt(0) ?? 0;
-  if (cp >= 0xff00 && cp <= 0xffef) return `fullwidth or halfwidth form '${ch}' (${codePointLabel(ch)}); type the ordinary character`;
+  if (cp >= 0xff00 && cp <= 0xffef)
+    return `fullwidth or halfwidth form '${ch}' (${codePointLabel(ch)}); type the ordinary character`;
   if (!/^[\p{L}\p{M}\p{Nd}]$/u.test(ch)) return `${describeChar(ch)}, which is not a letter or digit`;
-  if (/\p{ASCII}/u.test(ch.toLowerCase())) return `${describeChar(ch)}, which stands in for an ASCII letter; type the ASCII letter`;
+  if (/\p{ASCII}/u.test(ch.toLowerCase()))
+    return `${describeChar(ch)}, which stands in for an ASCII letter; type the ASCII letter`;
   return undefined;
 }
 
@@ -28,10 +30,14 @@ function labelAround(text: string, index: number): string {
 export function checkDomainChars(text: string, field: string): void {
   let index = 0;
   for (const ch of text) {
-    const problem = ch.charCodeAt(0) < 0x80
-      ? ASCII_ALLOWED.test(ch) ? undefined : `${describeChar(ch)}; use letters, digits and hyphens`
-      : unicodeProblem(ch);
-    if (problem !== undefined) throw invalid(field, `domain label ${show(labelAround(text, index))} contains ${problem}`);
+    const problem =
+      ch.charCodeAt(0) < 0x80
+        ? ASCII_ALLOWED.test(ch)
+          ? undefined
+          : `${describeChar(ch)}; use letters, digits and hyphens`
+        : unicodeProblem(ch);
+    if (problem !== undefined)
+      throw invalid(field, `domain label ${show(labelAround(text, index))} contains ${problem}`);
     index += ch.length;
   }
 }

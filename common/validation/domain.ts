@@ -27,12 +27,15 @@ export interface ParsedDomain {
 export function parseDomain(input: string, field = "domain"): ParsedDomain {
   const text = requireText(input, field, "domain", "a domain name such as example.com");
   checkDomainChars(text, field);
-  if (text.endsWith(".")) throw invalid(field, `domain ${show(text)} ends with a dot; write it without the trailing dot`);
+  if (text.endsWith("."))
+    throw invalid(field, `domain ${show(text)} ends with a dot; write it without the trailing dot`);
   const typed = text.toLowerCase().normalize("NFC").split(".");
   if (typed.includes("")) throw invalid(field, `domain ${show(text)} has an empty label (a leading dot or '..')`);
-  if (typed.length < 2) throw invalid(field, `domain ${show(text)} has a single label; give a full name such as example.com`);
+  if (typed.length < 2)
+    throw invalid(field, `domain ${show(text)} has a single label; give a full name such as example.com`);
   const tld = typed.at(-1) ?? "";
-  if (/^[0-9]+$/.test(tld)) throw invalid(field, `domain ${show(text)} ends in an all-numeric label; IP addresses are not domain names`);
+  if (/^[0-9]+$/.test(tld))
+    throw invalid(field, `domain ${show(text)} ends in an all-numeric label; IP addresses are not domain names`);
   if (!/^\p{L}/u.test(tld)) throw invalid(field, `top-level label ${show(tld)} must start with a letter`);
 
   const ascii = domainToASCII(typed.join("."));
@@ -46,16 +49,21 @@ export function parseDomain(input: string, field = "domain"): ParsedDomain {
   typed.forEach((label, i) => {
     const a = asciiLabels[i] ?? "";
     const u = unicodeLabels[i] ?? "";
-    if (label !== a && label !== u) throw invalid(field, `domain label ${show(label)} is not in normal form; IDNA turns it into ${show(u)}`);
+    if (label !== a && label !== u)
+      throw invalid(field, `domain label ${show(label)} is not in normal form; IDNA turns it into ${show(u)}`);
     checkLdhLabel(a, field, "domain label");
     if (a.startsWith("xn--")) {
       if (domainToASCII(u) !== a) throw invalid(field, `domain label ${show(a)} is not a canonical IDNA A-label`);
       checkDomainChars(u, field);
-      if (u.startsWith("-") || u.endsWith("-")) throw invalid(field, `domain label ${show(u)} starts or ends with a hyphen`);
+      if (u.startsWith("-") || u.endsWith("-"))
+        throw invalid(field, `domain label ${show(u)} starts or ends with a hyphen`);
     }
   });
   if (ascii.length > MAX_DOMAIN_LENGTH) {
-    throw invalid(field, `domain is ${ascii.length} characters in ASCII (A-label) form; the limit is ${MAX_DOMAIN_LENGTH}`);
+    throw invalid(
+      field,
+      `domain is ${ascii.length} characters in ASCII (A-label) form; the limit is ${MAX_DOMAIN_LENGTH}`,
+    );
   }
   checkLabelScripts(unicodeLabels, field);
   return { ascii, unicode };

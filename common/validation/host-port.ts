@@ -25,7 +25,8 @@ function parsePort(text: string, field: string): number {
 function parseHostName(text: string, field: string): string {
   const name = asciiLower(text);
   if (name.length > 253) throw invalid(field, `host name is ${name.length} characters; the limit is 253`);
-  if (name.endsWith(".")) throw invalid(field, `host name ${show(text)} ends with a dot; write it without the trailing dot`);
+  if (name.endsWith("."))
+    throw invalid(field, `host name ${show(text)} ends with a dot; write it without the trailing dot`);
   for (const label of name.split(".")) {
     if (label === "") throw invalid(field, `host name ${show(text)} has an empty label (a leading dot or '..')`);
     checkLdhLabel(label, field, "host name label");

@@ -13,7 +13,8 @@ export const MAX_LABEL_LENGTH = 63;
 export function checkLdhLabel(label: string, field: string, subject: string): void {
   if (label === "") throw invalid(field, `${subject} is empty; use letters, digits and hyphens`);
   const bad = /[^a-z0-9-]/u.exec(label);
-  if (bad) throw invalid(field, `${subject} ${show(label)} contains ${describeChar(bad[0])}; use letters, digits and hyphens`);
+  if (bad)
+    throw invalid(field, `${subject} ${show(label)} contains ${describeChar(bad[0])}; use letters, digits and hyphens`);
   if (label.length > MAX_LABEL_LENGTH) {
     throw invalid(field, `${subject} ${show(label)} is ${label.length} characters; the limit is ${MAX_LABEL_LENGTH}`);
   }
@@ -21,7 +22,10 @@ export function checkLdhLabel(label: string, field: string, subject: string): vo
     throw invalid(field, `${subject} ${show(label)} starts or ends with a hyphen; hyphens may only go inside`);
   }
   if (label.slice(2, 4) === "--" && !label.startsWith("xn--")) {
-    throw invalid(field, `${subject} ${show(label)} has '--' in positions 3-4, which is reserved for IDNA 'xn--' labels`);
+    throw invalid(
+      field,
+      `${subject} ${show(label)} has '--' in positions 3-4, which is reserved for IDNA 'xn--' labels`,
+    );
   }
 }
 

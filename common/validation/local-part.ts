@@ -26,15 +26,21 @@ export function parseLocalPart(input: string, field = "local_part"): string {
   for (const ch of text) {
     if (ALLOWED.test(ch)) continue;
     if (ch.charCodeAt(0) >= 0x80 && !isInvisible(ch)) {
-      throw invalid(field, `local part ${show(text)} contains ${describeChar(ch)}; internationalised (SMTPUTF8) local parts are not supported, use ${ALLOWED_TEXT}`);
+      throw invalid(
+        field,
+        `local part ${show(text)} contains ${describeChar(ch)}; internationalised (SMTPUTF8) local parts are not supported, use ${ALLOWED_TEXT}`,
+      );
     }
     throw invalid(field, `local part ${show(text)} contains ${describeChar(ch)}; use ${ALLOWED_TEXT}`);
   }
   if (text.length > MAX_LOCAL_PART_LENGTH) {
     throw invalid(field, `local part is ${text.length} characters; the limit is ${MAX_LOCAL_PART_LENGTH}`);
   }
-  if (text.startsWith(".") || text.endsWith(".")) throw invalid(field, `local part ${show(text)} starts or ends with a dot`);
-  if (text.includes("..")) throw invalid(field, `local part ${show(text)} contains '..'; dots must separate other characters`);
-  if (!/^[A-Za-z0-9_]/.test(text)) throw invalid(field, `local part ${show(text)} must start with a letter, digit or '_'`);
+  if (text.startsWith(".") || text.endsWith("."))
+    throw invalid(field, `local part ${show(text)} starts or ends with a dot`);
+  if (text.includes(".."))
+    throw invalid(field, `local part ${show(text)} contains '..'; dots must separate other characters`);
+  if (!/^[A-Za-z0-9_]/.test(text))
+    throw invalid(field, `local part ${show(text)} must start with a letter, digit or '_'`);
   return asciiLower(text);
 }

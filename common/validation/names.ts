@@ -32,7 +32,10 @@ export function parseVconfName(input: string, field = "name"): string {
   const text = requireText(input, field, "variable name", "a name such as MPWD");
   const name = text.replace(/[a-z]+/g, (s) => s.toUpperCase());
   if (!/^[A-Z][A-Z0-9_]{1,15}$/.test(name)) {
-    throw invalid(field, `variable name ${show(text)} must be 2 to 16 of A-Z, 0-9 and '_', starting with a letter (e.g. MPWD, MQUOTA)`);
+    throw invalid(
+      field,
+      `variable name ${show(text)} must be 2 to 16 of A-Z, 0-9 and '_', starting with a letter (e.g. MPWD, MQUOTA)`,
+    );
   }
   return name;
 }
@@ -61,9 +64,14 @@ export function parseDisplayName(input: string, field = "display_name"): string 
   requireText(text, field, "display name", "a name such as Jane Doe");
   if (!text.isWellFormed()) throw invalid(field, "display name is not valid Unicode text (lone surrogate)");
   const bad = DISPLAY_NAME_BAD.exec(text);
-  if (bad) throw invalid(field, `display name contains ${describeChar(bad[0])}; control characters, bidi overrides, quotes, '<', '>' and '\\' are not allowed`);
+  if (bad)
+    throw invalid(
+      field,
+      `display name contains ${describeChar(bad[0])}; control characters, bidi overrides, quotes, '<', '>' and '\\' are not allowed`,
+    );
   const length = Array.from(text).length;
-  if (length > MAX_DISPLAY_NAME_LENGTH) throw invalid(field, `display name is ${length} characters; the limit is ${MAX_DISPLAY_NAME_LENGTH}`);
+  if (length > MAX_DISPLAY_NAME_LENGTH)
+    throw invalid(field, `display name is ${length} characters; the limit is ${MAX_DISPLAY_NAME_LENGTH}`);
   return text;
 }
 

@@ -11,11 +11,14 @@ export const MAX_PASSWORD_LENGTH = 1024;
 
 export function checkPasswordInput(pw: string, field = "password"): string {
   const text = requireString(pw, field);
-  if (text.length > MAX_PASSWORD_LENGTH * 2) throw invalid(field, `password is longer than ${MAX_PASSWORD_LENGTH} characters`);
+  if (text.length > MAX_PASSWORD_LENGTH * 2)
+    throw invalid(field, `password is longer than ${MAX_PASSWORD_LENGTH} characters`);
   if (!text.isWellFormed()) throw invalid(field, "password is not valid Unicode text (lone surrogate)");
   const length = Array.from(text).length;
-  if (length < MIN_PASSWORD_LENGTH) throw invalid(field, `password has ${length} characters; use at least ${MIN_PASSWORD_LENGTH}`);
-  if (length > MAX_PASSWORD_LENGTH) throw invalid(field, `password has ${length} characters; the limit is ${MAX_PASSWORD_LENGTH}`);
+  if (length < MIN_PASSWORD_LENGTH)
+    throw invalid(field, `password has ${length} characters; use at least ${MIN_PASSWORD_LENGTH}`);
+  if (length > MAX_PASSWORD_LENGTH)
+    throw invalid(field, `password has ${length} characters; the limit is ${MAX_PASSWORD_LENGTH}`);
   const control = /[\p{Cc}]/u.exec(text);
   if (control) {
     const hint = control[0] === "\n" || control[0] === "\r" ? " (if it was piped in, strip the trailing newline)" : "";

@@ -12,10 +12,12 @@ export const MAX_QUOTA_BYTES = 2 ** 50;
 
 const UNITS: Readonly<Record<string, bigint>> = { "": 1n, k: 1n << 10n, m: 1n << 20n, g: 1n << 30n, t: 1n << 40n };
 const SIZE = /^([0-9]+)(?:\.([0-9]+))?(?:([kmgt])(?:i?b)?|b)?$/i;
-const HINT = "use a number with an optional unit K, M, G or T (binary: 1G = 1024M), e.g. 2G, 500M, 1.5G, or 0 for unlimited";
+const HINT =
+  "use a number with an optional unit K, M, G or T (binary: 1G = 1024M), e.g. 2G, 500M, 1.5G, or 0 for unlimited";
 
 function fromNumber(input: number, field: string): number {
-  if (!Number.isSafeInteger(input) || input < 0) throw invalid(field, `quota ${String(input)} is not a whole, non-negative number of bytes; ${HINT}`);
+  if (!Number.isSafeInteger(input) || input < 0)
+    throw invalid(field, `quota ${String(input)} is not a whole, non-negative number of bytes; ${HINT}`);
   if (input > MAX_QUOTA_BYTES) throw invalid(field, `quota ${input} bytes is over the limit of 1 PiB (2^50 bytes)`);
   return input;
 }
@@ -29,12 +31,14 @@ export function parseQuota(input: string | number, field = "quota"): number {
   const m = SIZE.exec(text);
   if (!m) throw invalid(field, `quota ${show(text)} is not a size; ${HINT}`);
   const [, whole = "0", fraction = "", unit = ""] = m;
-  if (fraction !== "" && unit === "") throw invalid(field, `quota ${show(text)} has a fraction of a byte; add a unit (K, M, G or T)`);
+  if (fraction !== "" && unit === "")
+    throw invalid(field, `quota ${show(text)} has a fraction of a byte; add a unit (K, M, G or T)`);
   if (fraction.length > 3) throw invalid(field, `quota ${show(text)} has more than 3 decimals`);
   // Exact integer arithmetic: 1.5G is 1_610_612_736 bytes, not a float approximation.
   const scale = 10n ** BigInt(fraction.length);
   const bytes = ((BigInt(whole) * scale + BigInt(fraction || "0")) * (UNITS[unit.toLowerCase()] ?? 1n)) / scale;
-  if (bytes > BigInt(MAX_QUOTA_BYTES)) throw invalid(field, `quota ${show(text)} is over the limit of 1 PiB (1024T, 2^50 bytes)`);
+  if (bytes > BigInt(MAX_QUOTA_BYTES))
+    throw invalid(field, `quota ${show(text)} is over the limit of 1 PiB (1024T, 2^50 bytes)`);
   return Number(bytes);
 }
 

@@ -11,14 +11,30 @@ import { invalid } from "../errors.ts";
 import { show } from "./text.ts";
 
 const SCRIPTS: ReadonlyArray<readonly [string, RegExp]> = [
-  ["Latin", /\p{Script=Latin}/u], ["Greek", /\p{Script=Greek}/u], ["Cyrillic", /\p{Script=Cyrillic}/u],
-  ["Armenian", /\p{Script=Armenian}/u], ["Hebrew", /\p{Script=Hebrew}/u], ["Arabic", /\p{Script=Arabic}/u],
-  ["Devanagari", /\p{Script=Devanagari}/u], ["Bengali", /\p{Script=Bengali}/u], ["Tamil", /\p{Script=Tamil}/u],
-  ["Telugu", /\p{Script=Telugu}/u], ["Kannada", /\p{Script=Kannada}/u], ["Malayalam", /\p{Script=Malayalam}/u],
-  ["Gujarati", /\p{Script=Gujarati}/u], ["Gurmukhi", /\p{Script=Gurmukhi}/u], ["Thai", /\p{Script=Thai}/u],
-  ["Lao", /\p{Script=Lao}/u], ["Georgian", /\p{Script=Georgian}/u], ["Ethiopic", /\p{Script=Ethiopic}/u],
-  ["Khmer", /\p{Script=Khmer}/u], ["Hangul", /\p{Script=Hangul}/u], ["Hiragana", /\p{Script=Hiragana}/u],
-  ["Katakana", /\p{Script=Katakana}/u], ["Bopomofo", /\p{Script=Bopomofo}/u], ["Han", /\p{Script=Han}/u],
+  ["Latin", /\p{Script=Latin}/u],
+  ["Greek", /\p{Script=Greek}/u],
+  ["Cyrillic", /\p{Script=Cyrillic}/u],
+  ["Armenian", /\p{Script=Armenian}/u],
+  ["Hebrew", /\p{Script=Hebrew}/u],
+  ["Arabic", /\p{Script=Arabic}/u],
+  ["Devanagari", /\p{Script=Devanagari}/u],
+  ["Bengali", /\p{Script=Bengali}/u],
+  ["Tamil", /\p{Script=Tamil}/u],
+  ["Telugu", /\p{Script=Telugu}/u],
+  ["Kannada", /\p{Script=Kannada}/u],
+  ["Malayalam", /\p{Script=Malayalam}/u],
+  ["Gujarati", /\p{Script=Gujarati}/u],
+  ["Gurmukhi", /\p{Script=Gurmukhi}/u],
+  ["Thai", /\p{Script=Thai}/u],
+  ["Lao", /\p{Script=Lao}/u],
+  ["Georgian", /\p{Script=Georgian}/u],
+  ["Ethiopic", /\p{Script=Ethiopic}/u],
+  ["Khmer", /\p{Script=Khmer}/u],
+  ["Hangul", /\p{Script=Hangul}/u],
+  ["Hiragana", /\p{Script=Hiragana}/u],
+  ["Katakana", /\p{Script=Katakana}/u],
+  ["Bopomofo", /\p{Script=Bopomofo}/u],
+  ["Han", /\p{Script=Han}/u],
 ];
 
 /** Script sets (besides Latin) that may share a label. */
@@ -50,12 +66,18 @@ export function checkLabelScripts(labels: readonly string[], field: string): voi
     if (scripts.size > 1) {
       const rest = [...scripts].filter((s) => s !== "Latin");
       if (!ALLOWED_MIXES.some((mix) => rest.every((s) => mix.has(s)))) {
-        throw invalid(field, `domain label ${show(label)} mixes ${[...scripts].join(" and ")} letters, a common spoofing trick; write each label in one script`);
+        throw invalid(
+          field,
+          `domain label ${show(label)} mixes ${[...scripts].join(" and ")} letters, a common spoofing trick; write each label in one script`,
+        );
       }
     }
     const letters = [...label].filter((ch) => /\p{L}/u.test(ch)).join("");
     if (letters !== "" && CYRILLIC_LATIN_LOOKALIKES.test(letters) && !tldScripts.has("Cyrillic")) {
-      throw invalid(field, `domain label ${show(label)} is Cyrillic letters that look like Latin ones, a common spoofing trick; use a Cyrillic top-level domain or type the Latin name`);
+      throw invalid(
+        field,
+        `domain label ${show(label)} is Cyrillic letters that look like Latin ones, a common spoofing trick; use a Cyrillic top-level domain or type the Latin name`,
+      );
     }
   }
 }

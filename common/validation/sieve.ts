@@ -13,7 +13,8 @@ export const MAX_SIEVE_BYTES = 64 * 1024;
 function decode(input: string | Uint8Array, field: string): string {
   if (typeof input !== "string" && !(input instanceof Uint8Array)) return requireString(input, field);
   const size = typeof input === "string" ? Buffer.byteLength(input, "utf8") : input.byteLength;
-  if (size > MAX_SIEVE_BYTES) throw invalid(field, `sieve script is ${size} bytes; the limit is ${MAX_SIEVE_BYTES} (64 KiB)`);
+  if (size > MAX_SIEVE_BYTES)
+    throw invalid(field, `sieve script is ${size} bytes; the limit is ${MAX_SIEVE_BYTES} (64 KiB)`);
   if (typeof input === "string") {
     if (!input.isWellFormed()) throw invalid(field, "sieve script is not valid UTF-8 text (lone surrogate)");
     return input;
@@ -43,13 +44,19 @@ function firstToken(text: string, field: string): number {
 /** Returns the script text (decoded if bytes were given) or refuses it. */
 export function checkSieveScript(text: string | Uint8Array, field = "sieve"): string {
   const script = decode(text, field);
-  if (script.startsWith("\uFEFF")) throw invalid(field, "sieve script starts with a byte-order mark; save it as UTF-8 without BOM");
+  if (script.startsWith("\uFEFF"))
+    throw invalid(field, "sieve script starts with a byte-order mark; save it as UTF-8 without BOM");
   const nul = script.indexOf("\u0000");
-  if (nul >= 0) throw invalid(field, `sieve script contains NUL (U+0000) on line ${script.slice(0, nul).split("\n").length}`);
+  if (nul >= 0)
+    throw invalid(field, `sieve script contains NUL (U+0000) on line ${script.slice(0, nul).split("\n").length}`);
   const start = firstToken(script, field);
-  if (start === script.length) throw invalid(field, "sieve script contains no commands; delete the script instead of storing an empty one");
+  if (start === script.length)
+    throw invalid(field, "sieve script contains no commands; delete the script instead of storing an empty one");
   if (!/^[A-Za-z_]/.test(script.slice(start))) {
-    throw invalid(field, `sieve script must begin with 'require' or a command (after comments), not ${show(script.slice(start, start + 20))}`);
+    throw invalid(
+      field,
+      `sieve script must begin with 'require' or a command (after comments), not ${show(script.slice(start, start + 20))}`,
+    );
   }
   return script;
 }

@@ -47,7 +47,8 @@ export function show(value: string, max = 48): string {
 
 /** Inputs arrive from JSON and argv too: refuse anything that is not a string. */
 export function requireString(input: unknown, field: string): string {
-  if (typeof input !== "string") throw invalid(field, `must be a string, got ${input === null ? "null" : typeof input}`);
+  if (typeof input !== "string")
+    throw invalid(field, `must be a string, got ${input === null ? "null" : typeof input}`);
   return input;
 }
 
@@ -55,11 +56,14 @@ export function requireString(input: unknown, field: string): string {
 export function requireText(input: unknown, field: string, what: string, example: string): string {
   const text = requireString(input, field);
   if (text === "") throw invalid(field, `${what} is empty; give ${example}`);
-  if (text.length > MAX_RAW_INPUT) throw invalid(field, `${what} is ${text.length} characters long; far over the limit`);
+  if (text.length > MAX_RAW_INPUT)
+    throw invalid(field, `${what} is ${text.length} characters long; far over the limit`);
   const first = Array.from(text.slice(0, 2))[0] ?? "";
   const last = Array.from(text.slice(-2)).at(-1) ?? "";
-  if (/^[\s\p{Cf}]$/u.test(first)) throw invalid(field, `${what} starts with ${describeChar(first)}; remove surrounding whitespace`);
-  if (/^[\s\p{Cf}]$/u.test(last)) throw invalid(field, `${what} ends with ${describeChar(last)}; remove surrounding whitespace`);
+  if (/^[\s\p{Cf}]$/u.test(first))
+    throw invalid(field, `${what} starts with ${describeChar(first)}; remove surrounding whitespace`);
+  if (/^[\s\p{Cf}]$/u.test(last))
+    throw invalid(field, `${what} ends with ${describeChar(last)}; remove surrounding whitespace`);
   return text;
 }
 

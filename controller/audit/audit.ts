@@ -15,7 +15,11 @@ export interface AuditEntry {
 }
 
 /** Runs `work` and records its outcome; refusals and failures are recorded too, then rethrown. */
-export async function audited<T>(em: SqlEntityManager, entry: AuditEntry, work: (requestId: string) => Promise<T>): Promise<T> {
+export async function audited<T>(
+  em: SqlEntityManager,
+  entry: AuditEntry,
+  work: (requestId: string) => Promise<T>,
+): Promise<T> {
   const requestId = entry.requestId ?? randomUUID();
   const started = performance.now();
   const write = async (result: "ok" | "refused" | "error", error: string | null): Promise<void> => {

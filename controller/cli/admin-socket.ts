@@ -17,7 +17,13 @@ interface Request {
 
 type Frame = { out: string } | { err: string } | { exit: number };
 
-export async function startAdminSocket(options: { path: string; db: Database; ctx: CliContext; run: (argv: string[], ctx: CliContext) => Promise<number>; log: Logger }): Promise<{ close(): Promise<void> }> {
+export async function startAdminSocket(options: {
+  path: string;
+  db: Database;
+  ctx: CliContext;
+  run: (argv: string[], ctx: CliContext) => Promise<number>;
+  log: Logger;
+}): Promise<{ close(): Promise<void> }> {
   if (existsSync(options.path)) unlinkSync(options.path);
   const shared: Database = { kind: options.db.kind, em: () => options.db.em(), close: async () => undefined };
   const server = createServer((socket: Socket) => {
@@ -27,7 +33,8 @@ export async function startAdminSocket(options: { path: string; db: Database; ct
       let request: Request;
       try {
         request = JSON.parse(line) as Request;
-        if (!Array.isArray(request.argv) || request.argv.some((a) => typeof a !== "string")) throw new Error("bad argv");
+        if (!Array.isArray(request.argv) || request.argv.some((a) => typeof a !== "string"))
+          throw new Error("bad argv");
       } catch {
         send({ err: "admin socket: malformed request\n" });
         send({ exit: 2 });
@@ -67,7 +74,12 @@ export async function startAdminSocket(options: { path: string; db: Database; ct
 }
 
 /** Sends a command to a running daemon; undefined when none answers on the socket. */
-export async function forwardToDaemon(path: string, argv: string[], io: CliIo, stdin: () => Promise<string>): Promise<number | undefined> {
+export async function forwardToDaemon(
+  path: string,
+  argv: string[],
+  io: CliIo,
+  stdin: () => Promise<string>,
+): Promise<number | undefined> {
   if (!existsSync(path)) return undefined;
   const socket = await new Promise<Socket | undefined>((resolve) => {
     const s = createConnection(path);

@@ -51,7 +51,10 @@ function lockEmbedded(lockPath: string): () => void {
     } catch {
       const holder = Number(existsSync(lockPath) ? readFileSync(lockPath, "utf8") : "0");
       if (holder && holder !== process.pid && pidAlive(holder)) {
-        throw new NetservaError("failed_precondition", `the embedded database is in use by process ${holder} (a running \`netserva-mail serve\`?): stop it, or use PostgreSQL via DATABASE_URL`);
+        throw new NetservaError(
+          "failed_precondition",
+          `the embedded database is in use by process ${holder} (a running \`netserva-mail serve\`?): stop it, or use PostgreSQL via DATABASE_URL`,
+        );
       }
       try {
         unlinkSync(lockPath);

@@ -36,22 +36,38 @@ export function dnsZonesPath(paths: HomePaths): string {
 }
 
 /** Opens the database, runs `work` with the mail services, closes the database. */
-export async function withMail<T>(ctx: CliContext, options: MailSessionOptions, work: (session: MailSession) => Promise<T>): Promise<T> {
+export async function withMail<T>(
+  ctx: CliContext,
+  options: MailSessionOptions,
+  work: (session: MailSession) => Promise<T>,
+): Promise<T> {
   const paths = ctx.paths(options.home);
   const zonesFile = dnsZonesPath(paths);
   // DNS issue: with PowerDNS configured (controller.json "dns" / NETSERVA_PDNS_*), its zones decide.
-  const dns = powerDnsZonesFor(paths, ctx.io.env) ?? (existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] }));
+  const dns =
+    powerDnsZonesFor(paths, ctx.io.env) ??
+    (existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] }));
   const db = await ctx.openDb(paths);
   try {
     // The storage rule needs the size of the vnode's mail filesystem, as its agent last reported it.
     // Asked through the services' own entity manager: inside an import batch's transaction the
     // embedded database has one connection, and a second one would wait on it forever.
-    const capacityVia = (em: SqlEntityManager) => async (vnodeId: number): Promise<number | undefined> => {
-      const rows = await em.getConnection().execute<Array<{ fs_capacity_bytes: string | number | null }>>("select fs_capacity_bytes from vnodes where id = ?", [vnodeId], "all", em.getTransactionContext());
-      const value = rows[0]?.fs_capacity_bytes;
-      return value === null || value === undefined ? undefined : Number(value);
-    };
-    const servicesFor = (em: SqlEntityManager): MailServices => createMailServices({ em, actor: ctx.actor, dns, vnodeCapacity: capacityVia(em) });
+    const capacityVia =
+      (em: SqlEntityManager) =>
+      async (vnodeId: number): Promise<number | undefined> => {
+        const rows = await em
+          .getConnection()
+          .execute<Array<{ fs_capacity_bytes: string | number | null }>>(
+            "select fs_capacity_bytes from vnodes where id = ?",
+            [vnodeId],
+            "all",
+            em.getTransactionContext(),
+          );
+        const value = rows[0]?.fs_capacity_bytes;
+        return value === null || value === undefined ? undefined : Number(value);
+      };
+    const servicesFor = (em: SqlEntityManager): MailServices =>
+      createMailServices({ em, actor: ctx.actor, dns, vnodeCapacity: capacityVia(em) });
     const session: MailSession = {
       services: servicesFor(db.em()),
       db,
@@ -66,10 +82,16 @@ export async function withMail<T>(ctx: CliContext, options: MailSessionOptions, 
         }
         if (result.dryRun) {
           if (outcome.reason) ctx.io.err(`no diff from the vnode: ${outcome.reason}\n`);
-          else ctx.io.out(outcome.diff.length ? `on ${result.vnode} it would change:\n${outcome.diff.map((l) => `  ${l}\n`).join("")}` : `on ${result.vnode} nothing would change\n`);
+          else
+            ctx.io.out(
+              outcome.diff.length
+                ? `on ${result.vnode} it would change:\n${outcome.diff.map((l) => `  ${l}\n`).join("")}`
+                : `on ${result.vnode} nothing would change\n`,
+            );
           return outcome;
         }
-        if (outcome.pushed) ctx.io.out(`live on ${result.vnode} at generation ${outcome.appliedGeneration ?? result.generation}\n`);
+        if (outcome.pushed)
+          ctx.io.out(`live on ${result.vnode} at generation ${outcome.appliedGeneration ?? result.generation}\n`);
         else ctx.io.err(`not pushed: ${outcome.reason ?? "unknown reason"}\n`);
         return outcome;
       },

@@ -53,7 +53,12 @@ export async function runCommand(argv: string[], ctx: CliContext): Promise<numbe
     return EXIT.ok;
   } catch (reason) {
     if (reason instanceof CommanderError) {
-      if (reason.code === "commander.helpDisplayed" || reason.code === "commander.version" || reason.code === "commander.help") return EXIT.ok;
+      if (
+        reason.code === "commander.helpDisplayed" ||
+        reason.code === "commander.version" ||
+        reason.code === "commander.help"
+      )
+        return EXIT.ok;
       return EXIT.usage;
     }
     const error = NetservaError.from(reason);

@@ -13,12 +13,26 @@ export function mailHostnameOf(vnode: Pick<Vnode, "name" | "mailHostname">): str
   return vnode.mailHostname ?? vnode.name;
 }
 
-export async function ensureMailTls(em: SqlEntityManager, vnode: Vnode, ca: { caKeyPem(): string; caCertPem(): string }): Promise<MailTls> {
+export async function ensureMailTls(
+  em: SqlEntityManager,
+  vnode: Vnode,
+  ca: { caKeyPem(): string; caCertPem(): string },
+): Promise<MailTls> {
   const hostname = mailHostnameOf(vnode);
   const current = await em.findOne(MailTls, { vnodeId: vnode.id });
-  if (current && (current.source === "operator" || (current.hostname === hostname && current.notAfter.getTime() - Date.now() > RENEW_BEFORE_MS))) return current;
+  if (
+    current &&
+    (current.source === "operator" ||
+      (current.hostname === hostname && current.notAfter.getTime() - Date.now() > RENEW_BEFORE_MS))
+  )
+    return current;
   const caCertPem = ca.caCertPem();
-  const issued = await issueServerCertificate({ caKeyPem: ca.caKeyPem(), caCertPem, dnsNames: [hostname], validSeconds: LIFETIME_SECONDS });
+  const issued = await issueServerCertificate({
+    caKeyPem: ca.caKeyPem(),
+    caCertPem,
+    dnsNames: [hostname],
+    validSeconds: LIFETIME_SECONDS,
+  });
   const chain = issued.certPem.trimEnd() + "\n" + caCertPem;
   if (current) {
     current.source = "ca";
@@ -29,7 +43,14 @@ export async function ensureMailTls(em: SqlEntityManager, vnode: Vnode, ca: { ca
     await em.flush();
     return current;
   }
-  const row = em.create(MailTls, { vnodeId: vnode.id, source: "ca", hostname, certificateChainPem: chain, privateKeyPem: issued.keyPem, notAfter: issued.notAfter });
+  const row = em.create(MailTls, {
+    vnodeId: vnode.id,
+    source: "ca",
+    hostname,
+    certificateChainPem: chain,
+    privateKeyPem: issued.keyPem,
+    notAfter: issued.notAfter,
+  });
   await em.flush();
   return row;
 }

@@ -28,7 +28,14 @@ export interface Database {
 const common = () => ({
   entities: allEntities,
   extensions: [Migrator],
-  migrations: { migrationsList: allMigrations, tableName: "mikro_orm_migrations", transactional: true, allOrNothing: true, silent: true, snapshot: false },
+  migrations: {
+    migrationsList: allMigrations,
+    tableName: "mikro_orm_migrations",
+    transactional: true,
+    allOrNothing: true,
+    silent: true,
+    snapshot: false,
+  },
   debug: false,
   allowGlobalContext: false,
 });
@@ -42,7 +49,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
         pool: { min: 0, max: options.poolSize ?? 10 },
       });
       await orm.migrator.up();
-      return { kind: "postgresql", em: () => orm.em.fork() as unknown as SqlEntityManager, close: () => orm.close(true) };
+      return {
+        kind: "postgresql",
+        em: () => orm.em.fork() as unknown as SqlEntityManager,
+        close: () => orm.close(true),
+      };
     }
     const dataDir = options.dataDir ?? "memory://";
     const orm = await PgliteORM.init({ ...common(), dbName: dataDir });

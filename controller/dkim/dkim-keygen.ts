@@ -21,7 +21,11 @@ export const RSA_BITS = [1024, 2048, 3072, 4096] as const;
 export function parseBits(value: string | undefined): number {
   if (value === undefined) return 2048;
   const bits = Number(value);
-  if (!/^[0-9]+$/.test(value) || !(RSA_BITS as readonly number[]).includes(bits)) throw invalid("bits", `'${value.slice(0, 12)}' must be one of ${RSA_BITS.join(", ")} (2048 recommended; 1024 only for old DNS hosts)`);
+  if (!/^[0-9]+$/.test(value) || !(RSA_BITS as readonly number[]).includes(bits))
+    throw invalid(
+      "bits",
+      `'${value.slice(0, 12)}' must be one of ${RSA_BITS.join(", ")} (2048 recommended; 1024 only for old DNS hosts)`,
+    );
   return bits;
 }
 
@@ -46,12 +50,18 @@ export function proveDkimKey(key: GeneratedDkimKey): void {
   const hash = key.algorithm === "rsa" ? "sha256" : null;
   const signature = sign(hash, data, key.privateKeyPem);
   if (!verify(hash, data, publicKeyFromDns(key.algorithm, key.publicKey), signature)) {
-    throw new NetservaError("internal", `the new ${key.algorithm} DKIM key failed its sign/verify proof; nothing was stored`);
+    throw new NetservaError(
+      "internal",
+      `the new ${key.algorithm} DKIM key failed its sign/verify proof; nothing was stored`,
+    );
   }
 }
 
 export function generateDkimKey(algorithm: DkimAlgorithm, bits = 2048): GeneratedDkimKey {
-  const pair = algorithm === "rsa" ? generateKeyPairSync("rsa", { modulusLength: bits, publicExponent: 0x10001 }) : generateKeyPairSync("ed25519");
+  const pair =
+    algorithm === "rsa"
+      ? generateKeyPairSync("rsa", { modulusLength: bits, publicExponent: 0x10001 })
+      : generateKeyPairSync("ed25519");
   const key: GeneratedDkimKey = {
     algorithm,
     bits: algorithm === "rsa" ? bits : null,

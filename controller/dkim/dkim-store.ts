@@ -26,15 +26,28 @@ export interface DomainOnVnode {
   domain: VMailDomain;
 }
 
-export async function domainOnVnode(em: SqlEntityManager, vnodeName: string, domainInput: string): Promise<DomainOnVnode> {
+export async function domainOnVnode(
+  em: SqlEntityManager,
+  vnodeName: string,
+  domainInput: string,
+): Promise<DomainOnVnode> {
   const ascii = parseDomain(domainInput, "domain").ascii;
   const vnode = await findVnode(em, vnodeName);
   const domain = await em.findOne(VMailDomain, { domain: ascii });
-  if (!domain || domain.vnodeId !== vnode.id) throw notFound(`mail domain ${ascii} is not hosted on vnode ${vnode.name}: add it with \`addvmaildomain ${vnode.name} ${ascii}\``);
+  if (!domain || domain.vnodeId !== vnode.id)
+    throw notFound(
+      `mail domain ${ascii} is not hosted on vnode ${vnode.name}: add it with \`addvmaildomain ${vnode.name} ${ascii}\``,
+    );
   return { vnode, domain };
 }
 
-const info = (r: DkimKeyRow): DkimKeyInfo => ({ selector: r.selector, algorithm: r.algorithm as DkimAlgorithm, bits: r.bits ?? null, publicKey: r.publicKey, state: r.state as DkimState });
+const info = (r: DkimKeyRow): DkimKeyInfo => ({
+  selector: r.selector,
+  algorithm: r.algorithm as DkimAlgorithm,
+  bits: r.bits ?? null,
+  publicKey: r.publicKey,
+  state: r.state as DkimState,
+});
 
 export async function listDkimKeys(em: SqlEntityManager, domainId: number): Promise<DkimKeyInfo[]> {
   const rows = await em.fork().find(DkimKeyRow, { domainId }, { orderBy: { createdAt: "asc", id: "asc" } });
@@ -42,24 +55,55 @@ export async function listDkimKeys(em: SqlEntityManager, domainId: number): Prom
 }
 
 async function bumpGeneration(tx: SqlEntityManager, vnodeId: number): Promise<number> {
-  const rows = await tx.getConnection().execute<Array<{ generation: string | number }>>("update vnodes set generation = generation + 1, updated_at = now() where id = ? returning generation", [vnodeId], "all", tx.getTransactionContext());
+  const rows = await tx
+    .getConnection()
+    .execute<Array<{ generation: string | number }>>(
+      "update vnodes set generation = generation + 1, updated_at = now() where id = ? returning generation",
+      [vnodeId],
+      "all",
+      tx.getTransactionContext(),
+    );
   return Number(rows[0]?.generation ?? 0);
 }
 
 async function refreshDomainReference(tx: SqlEntityManager, domainId: number): Promise<void> {
-  const active = await tx.find(DkimKeyRow, { domainId, state: "active" }, { orderBy: { algorithm: "desc", selector: "asc" } });
-  await tx.nativeUpdate(VMailDomain, { id: domainId }, {
-    dkimSelector: active.length > 0 ? active.map((k) => k.selector).join(",") : null,
-    dkimAlgorithm: active.length > 0 ? active.map((k) => k.algorithm).join(",") : null,
-  });
+  const active = await tx.find(
+    DkimKeyRow,
+    { domainId, state: "active" },
+    { orderBy: { algorithm: "desc", selector: "asc" } },
+  );
+  await tx.nativeUpdate(
+    VMailDomain,
+    { id: domainId },
+    {
+      dkimSelector: active.length > 0 ? active.map((k) => k.selector).join(",") : null,
+      dkimAlgorithm: active.length > 0 ? active.map((k) => k.algorithm).join(",") : null,
+    },
+  );
 }
 
 /** Stores new keys; `active` ones sign at once (generation bumped), `pending` ones wait. */
-export async function storeDkimKeys(em: SqlEntityManager, target: DomainOnVnode, keys: ReadonlyArray<GeneratedDkimKey & { selector: string }>, state: "pending" | "active"): Promise<number | null> {
+export async function storeDkimKeys(
+  em: SqlEntityManager,
+  target: DomainOnVnode,
+  keys: ReadonlyArray<GeneratedDkimKey & { selector: string }>,
+  state: "pending" | "active",
+): Promise<number | null> {
   return em.transactional(async (tx) => {
     const now = new Date();
     for (const k of keys) {
-      tx.create(DkimKeyRow, { domainId: target.domain.id, selector: k.selector, algorithm: k.algorithm, bits: k.bits, privateKeyPem: k.privateKeyPem, publicKey: k.publicKey, state, activatedAt: state === "active" ? now : null, retiredAt: null, createdAt: now });
+      tx.create(DkimKeyRow, {
+        domainId: target.domain.id,
+        selector: k.selector,
+        algorithm: k.algorithm,
+        bits: k.bits,
+        privateKeyPem: k.privateKeyPem,
+        publicKey: k.publicKey,
+        state,
+        activatedAt: state === "active" ? now : null,
+        retiredAt: null,
+        createdAt: now,
+      });
     }
     await tx.flush();
     if (state !== "active") return null;
@@ -72,8 +116,16 @@ export async function storeDkimKeys(em: SqlEntityManager, target: DomainOnVnode,
 export async function activatePending(em: SqlEntityManager, target: DomainOnVnode): Promise<number> {
   return em.transactional(async (tx) => {
     const now = new Date();
-    await tx.nativeUpdate(DkimKeyRow, { domainId: target.domain.id, state: "active" }, { state: "retired", retiredAt: now });
-    await tx.nativeUpdate(DkimKeyRow, { domainId: target.domain.id, state: "pending" }, { state: "active", activatedAt: now });
+    await tx.nativeUpdate(
+      DkimKeyRow,
+      { domainId: target.domain.id, state: "active" },
+      { state: "retired", retiredAt: now },
+    );
+    await tx.nativeUpdate(
+      DkimKeyRow,
+      { domainId: target.domain.id, state: "pending" },
+      { state: "active", activatedAt: now },
+    );
     await refreshDomainReference(tx, target.domain.id);
     return bumpGeneration(tx, target.vnode.id);
   });
@@ -85,6 +137,10 @@ export async function removeRetired(em: SqlEntityManager, domainId: number): Pro
 }
 
 /** Forgets pending keys whose record could not be published (undo of a failed start). */
-export async function removePending(em: SqlEntityManager, domainId: number, selectors: readonly string[]): Promise<void> {
+export async function removePending(
+  em: SqlEntityManager,
+  domainId: number,
+  selectors: readonly string[],
+): Promise<void> {
   await em.fork().nativeDelete(DkimKeyRow, { domainId, state: "pending", selector: { $in: [...selectors] } });
 }

@@ -17,7 +17,12 @@ export async function recordsVisible(lookup: DnsLookup, records: readonly Visibl
 }
 
 /** Polls every `intervalMs` until every record is visible or `timeoutMs` has passed. */
-export async function waitVisible(lookup: DnsLookup, records: readonly VisibleRecord[], timeoutMs: number, intervalMs = 250): Promise<boolean> {
+export async function waitVisible(
+  lookup: DnsLookup,
+  records: readonly VisibleRecord[],
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await recordsVisible(lookup, records)) return true;

@@ -19,14 +19,20 @@ export interface CheckRow {
 }
 
 const sorted = (values: readonly string[]): string[] => [...values].map((v) => v.toLowerCase()).sort();
-const sameSet = (a: readonly string[], b: readonly string[]): boolean => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
+  JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
 const show = (values: readonly string[]): string => (values.length === 0 ? "-" : values.join(" | "));
 
 function row(domain: string | null, r: ExpectedRecord, found: string[], status: CheckStatus): CheckRow {
   return { domain, check: r.check, name: r.name, type: r.type, status, expected: show(r.values), found: show(found) };
 }
 
-async function checkOne(lookup: DnsLookup, domain: string | null, r: ExpectedRecord, mailHost: string): Promise<CheckRow> {
+async function checkOne(
+  lookup: DnsLookup,
+  domain: string | null,
+  r: ExpectedRecord,
+  mailHost: string,
+): Promise<CheckRow> {
   switch (r.type) {
     case "MX": {
       const found = (await lookup.mx(r.name)).map((m) => `${m.priority} ${m.exchange}`);
@@ -46,7 +52,12 @@ async function checkOne(lookup: DnsLookup, domain: string | null, r: ExpectedRec
       const addresses = await lookup.addresses(r.name);
       if (addresses.length === 0) return row(domain, r, [], "MISSING");
       const hostAddresses = await lookup.addresses(mailHost);
-      return row(domain, r, addresses.map((a) => `A ${a}`), sameSet(addresses, hostAddresses) ? "OK" : "WRONG");
+      return row(
+        domain,
+        r,
+        addresses.map((a) => `A ${a}`),
+        sameSet(addresses, hostAddresses) ? "OK" : "WRONG",
+      );
     }
     case "A":
     case "AAAA": {
@@ -56,7 +67,12 @@ async function checkOne(lookup: DnsLookup, domain: string | null, r: ExpectedRec
     }
     case "PTR": {
       const found = await lookup.ptr(r.address ?? "");
-      return row(domain, r, found, found.length === 0 ? "MISSING" : found.some((f) => r.values.includes(f)) ? "OK" : "WRONG");
+      return row(
+        domain,
+        r,
+        found,
+        found.length === 0 ? "MISSING" : found.some((f) => r.values.includes(f)) ? "OK" : "WRONG",
+      );
     }
   }
 }
@@ -77,7 +93,12 @@ export async function checkFcrdns(lookup: DnsLookup, ip: string, heloName: strin
   return { ...base, status: confirmed.includes(helo) ? "OK" : "WRONG", found: trail.join(" | ") };
 }
 
-export async function checkRecords(lookup: DnsLookup, domain: string | null, records: readonly ExpectedRecord[], mailHost: string): Promise<CheckRow[]> {
+export async function checkRecords(
+  lookup: DnsLookup,
+  domain: string | null,
+  records: readonly ExpectedRecord[],
+  mailHost: string,
+): Promise<CheckRow[]> {
   const rows: CheckRow[] = [];
   for (const r of records) rows.push(await checkOne(lookup, domain, r, mailHost));
   return rows;

@@ -33,7 +33,8 @@ function fileDns(configPath: string): FileDns {
   }
   const dns = (parsed as { dns?: unknown }).dns;
   if (dns === undefined) return {};
-  if (typeof dns !== "object" || dns === null || Array.isArray(dns)) throw invalid("dns", `${configPath}: "dns" must be an object`);
+  if (typeof dns !== "object" || dns === null || Array.isArray(dns))
+    throw invalid("dns", `${configPath}: "dns" must be an object`);
   return dns as FileDns;
 }
 
@@ -50,8 +51,10 @@ export function parseResolver(value: string, field = "dns.resolver"): string {
   const plain = /^([0-9.]+)(?::(\d{1,5}))?$/.exec(v);
   const host = bracketed?.[1] ?? plain?.[1] ?? (isIP(v) === 6 ? v : undefined);
   const port = bracketed?.[2] ?? plain?.[2];
-  if (host === undefined || isIP(host) === 0) throw invalid(field, `'${v.slice(0, 60)}' is not an IP address with an optional :port`);
-  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) throw invalid(field, `port ${port} is out of range`);
+  if (host === undefined || isIP(host) === 0)
+    throw invalid(field, `'${v.slice(0, 60)}' is not an IP address with an optional :port`);
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535))
+    throw invalid(field, `port ${port} is out of range`);
   return port === undefined ? host : isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
@@ -59,18 +62,39 @@ export function readDnsConfig(configPath: string, env: Record<string, string | u
   const file = fileDns(configPath);
   const url = text(env["NETSERVA_PDNS_URL"], "NETSERVA_PDNS_URL") ?? text(file.url, "dns.url");
   const apiKey = text(env["NETSERVA_PDNS_API_KEY"], "NETSERVA_PDNS_API_KEY") ?? text(file.apiKey, "dns.apiKey");
-  const serverId = text(env["NETSERVA_PDNS_SERVER_ID"], "NETSERVA_PDNS_SERVER_ID") ?? text(file.serverId, "dns.serverId") ?? "localhost";
+  const serverId =
+    text(env["NETSERVA_PDNS_SERVER_ID"], "NETSERVA_PDNS_SERVER_ID") ??
+    text(file.serverId, "dns.serverId") ??
+    "localhost";
   const resolverText = text(env["NETSERVA_DNS_RESOLVER"], "NETSERVA_DNS_RESOLVER");
-  const resolverList = resolverText !== undefined ? resolverText.split(",") : file.resolver === undefined ? [] : Array.isArray(file.resolver) ? file.resolver : [file.resolver];
+  const resolverList =
+    resolverText !== undefined
+      ? resolverText.split(",")
+      : file.resolver === undefined
+        ? []
+        : Array.isArray(file.resolver)
+          ? file.resolver
+          : [file.resolver];
   const resolver = resolverList.map((r, i) => parseResolver(String(r), `dns.resolver[${i}]`));
   const ttl = file.ttl === undefined ? 3600 : Number(file.ttl);
-  if (!Number.isInteger(ttl) || ttl < 60 || ttl > 86400) throw invalid("dns.ttl", "must be a whole number of seconds, 60..86400");
-  if (url !== undefined && apiKey === undefined) throw invalid("dns.apiKey", "PowerDNS URL is set but no API key: set NETSERVA_PDNS_API_KEY or dns.apiKey in controller.json");
-  return { ...(url !== undefined && apiKey !== undefined ? { powerdns: { url, serverId, apiKey } } : {}), resolver, ttl };
+  if (!Number.isInteger(ttl) || ttl < 60 || ttl > 86400)
+    throw invalid("dns.ttl", "must be a whole number of seconds, 60..86400");
+  if (url !== undefined && apiKey === undefined)
+    throw invalid(
+      "dns.apiKey",
+      "PowerDNS URL is set but no API key: set NETSERVA_PDNS_API_KEY or dns.apiKey in controller.json",
+    );
+  return {
+    ...(url !== undefined && apiKey !== undefined ? { powerdns: { url, serverId, apiKey } } : {}),
+    resolver,
+    ttl,
+  };
 }
 
 /** For people: which provider and resolver are in use, without the key. */
 export function describeDnsConfig(config: DnsConfig): string {
-  const provider = config.powerdns ? `powerdns ${config.powerdns.url} (server ${config.powerdns.serverId})` : "print (no PowerDNS configured)";
+  const provider = config.powerdns
+    ? `powerdns ${config.powerdns.url} (server ${config.powerdns.serverId})`
+    : "print (no PowerDNS configured)";
   return `${provider}; resolver ${config.resolver.length > 0 ? config.resolver.join(",") : "system"}`;
 }

@@ -42,7 +42,10 @@ export function createDnsLookup(options: DnsLookupOptions): DnsLookup {
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (typeof code === "string" && EMPTY.has(code)) return [];
-      throw new NetservaError("unavailable", `DNS server ${servers} did not answer ${what} (${typeof code === "string" ? code : (error as Error).message})`);
+      throw new NetservaError(
+        "unavailable",
+        `DNS server ${servers} did not answer ${what} (${typeof code === "string" ? code : (error as Error).message})`,
+      );
     }
   }
   return {
@@ -71,6 +74,11 @@ export function createDnsLookup(options: DnsLookupOptions): DnsLookup {
 
 /** Compares TXT values the way a reader would: whitespace around ';' and '=' does not matter. */
 export function sameTxt(a: string, b: string): boolean {
-  const norm = (s: string): string => txtValue(s).replace(/\s*;\s*/g, ";").replace(/\s*=\s*/g, "=").replace(/;$/, "").trim();
+  const norm = (s: string): string =>
+    txtValue(s)
+      .replace(/\s*;\s*/g, ";")
+      .replace(/\s*=\s*/g, "=")
+      .replace(/;$/, "")
+      .trim();
   return norm(a) === norm(b);
 }

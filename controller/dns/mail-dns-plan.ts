@@ -24,7 +24,11 @@ export interface VnodeMailIdentity {
 
 export function vnodeMailIdentity(vnode: Vnode, addresses?: string): VnodeMailIdentity {
   const host = mailHostnameOf(vnode);
-  if (!host.includes(".")) throw invalid("mail-hostname", `vnode ${vnode.name} has no mail host name (an FQDN): set one with \`vnode set ${vnode.name} --mail-hostname mail.example.com\``);
+  if (!host.includes("."))
+    throw invalid(
+      "mail-hostname",
+      `vnode ${vnode.name} has no mail host name (an FQDN): set one with \`vnode set ${vnode.name} --mail-hostname mail.example.com\``,
+    );
   const mailHost = parseDomain(host, "mail-hostname").ascii;
   if (addresses !== undefined) {
     const list = addresses.split(",").map((a) => a.trim());
@@ -39,10 +43,23 @@ export function vnodeMailIdentity(vnode: Vnode, addresses?: string): VnodeMailId
 }
 
 /** `override`: policy flags of this run, checked and laid over the stored policy. */
-export async function planDomainRecords(em: SqlEntityManager, domain: VMailDomain, identity: VnodeMailIdentity, override: MailDnsPolicyInput = {}): Promise<ExpectedRecord[]> {
+export async function planDomainRecords(
+  em: SqlEntityManager,
+  domain: VMailDomain,
+  identity: VnodeMailIdentity,
+  override: MailDnsPolicyInput = {},
+): Promise<ExpectedRecord[]> {
   const stored = await em.fork().findOne(MailDnsPolicy, { domainId: domain.id });
   const keys = await listDkimKeys(em, domain.id);
-  const base: MailDnsPolicyInput = stored ? { spf: stored.spf ?? null, dmarcPolicy: stored.dmarcPolicy ?? null, dmarcRua: stored.dmarcRua ?? null, mtaSts: stored.mtaSts, tlsRptRua: stored.tlsRptRua ?? null } : {};
+  const base: MailDnsPolicyInput = stored
+    ? {
+        spf: stored.spf ?? null,
+        dmarcPolicy: stored.dmarcPolicy ?? null,
+        dmarcRua: stored.dmarcRua ?? null,
+        mtaSts: stored.mtaSts,
+        tlsRptRua: stored.tlsRptRua ?? null,
+      }
+    : {};
   return domainRecords({
     domain: domain.domain,
     mailHost: identity.mailHost,
@@ -67,7 +84,11 @@ export function planVnodeRecords(identity: VnodeMailIdentity): ExpectedRecord[] 
 }
 
 /** Checks the flags given and stores them as the domain's policy (absent flags keep their value). */
-export async function saveDnsPolicy(em: SqlEntityManager, domainId: number, input: MailDnsPolicyInput): Promise<boolean> {
+export async function saveDnsPolicy(
+  em: SqlEntityManager,
+  domainId: number,
+  input: MailDnsPolicyInput,
+): Promise<boolean> {
   const changes = checkPolicy(input);
   if (Object.keys(changes).length === 0) return false;
   const fork = em.fork();

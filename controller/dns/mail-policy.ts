@@ -25,8 +25,10 @@ export const DEFAULT_DMARC_POLICY = "quarantine";
 export function parseSpf(value: string): string {
   const spf = value.trim().replace(/\s+/g, " ");
   if (!/^v=spf1( |$)/i.test(spf)) throw invalid("spf", "must start with 'v=spf1', e.g. \"v=spf1 mx a -all\"");
-  if (!/^[\x20-\x7e]+$/.test(spf) || spf.length > 450) throw invalid("spf", "must be printable ASCII, at most 450 characters");
-  if (!/[-~?+]all$|redirect=\S+$/i.test(spf)) throw invalid("spf", "should end in an 'all' mechanism (-all, ~all) or a redirect=");
+  if (!/^[\x20-\x7e]+$/.test(spf) || spf.length > 450)
+    throw invalid("spf", "must be printable ASCII, at most 450 characters");
+  if (!/[-~?+]all$|redirect=\S+$/i.test(spf))
+    throw invalid("spf", "should end in an 'all' mechanism (-all, ~all) or a redirect=");
   return spf;
 }
 
@@ -34,7 +36,8 @@ export function parseSpf(value: string): string {
 export function parseRua(value: string, field: string): string {
   const uris = value.split(",").map((u) => u.trim());
   for (const uri of uris) {
-    if (!/^mailto:/i.test(uri)) throw invalid(field, `'${uri.slice(0, 60)}' must be a mailto: URI, e.g. mailto:dmarc@example.com`);
+    if (!/^mailto:/i.test(uri))
+      throw invalid(field, `'${uri.slice(0, 60)}' must be a mailto: URI, e.g. mailto:dmarc@example.com`);
     parseAddress(uri.slice("mailto:".length).replace(/!\d+[kmgt]?$/i, ""), field);
   }
   return uris.join(",");
@@ -42,7 +45,8 @@ export function parseRua(value: string, field: string): string {
 
 export function parseDmarcPolicy(value: string): "none" | "quarantine" | "reject" {
   const v = value.toLowerCase();
-  if (v !== "none" && v !== "quarantine" && v !== "reject") throw invalid("dmarc-policy", `'${value.slice(0, 24)}' is not none, quarantine or reject`);
+  if (v !== "none" && v !== "quarantine" && v !== "reject")
+    throw invalid("dmarc-policy", `'${value.slice(0, 24)}' is not none, quarantine or reject`);
   return v;
 }
 

@@ -50,16 +50,40 @@ export function domainRecords(input: DomainRecordInput): ExpectedRecord[] {
   const records: ExpectedRecord[] = [
     { check: "mx", name: dot(d), type: "MX", values: [`${MX_PRIORITY} ${host}`] },
     { check: "spf", name: dot(d), type: "TXT", values: [p.spf], prefix: "v=spf1" },
-    { check: "dmarc", name: dot(`_dmarc.${d}`), type: "TXT", values: [`v=DMARC1; p=${p.dmarcPolicy}${p.dmarcRua ? `; rua=${p.dmarcRua}` : ""}`] },
+    {
+      check: "dmarc",
+      name: dot(`_dmarc.${d}`),
+      type: "TXT",
+      values: [`v=DMARC1; p=${p.dmarcPolicy}${p.dmarcRua ? `; rua=${p.dmarcRua}` : ""}`],
+    },
   ];
-  for (const k of input.dkim) records.push({ check: `dkim:${k.selector}`, name: dkimRecordName(k.selector, d), type: "TXT", values: [dkimRecordValue(k.algorithm, k.publicKey)] });
+  for (const k of input.dkim)
+    records.push({
+      check: `dkim:${k.selector}`,
+      name: dkimRecordName(k.selector, d),
+      type: "TXT",
+      values: [dkimRecordValue(k.algorithm, k.publicKey)],
+    });
   if (p.mtaSts) {
-    records.push({ check: "mta-sts", name: dot(`_mta-sts.${d}`), type: "TXT", values: [`v=STSv1; id=${mtaStsId(mtaStsPolicy(input.mailHost))}`] });
+    records.push({
+      check: "mta-sts",
+      name: dot(`_mta-sts.${d}`),
+      type: "TXT",
+      values: [`v=STSv1; id=${mtaStsId(mtaStsPolicy(input.mailHost))}`],
+    });
     records.push({ check: "mta-sts-host", name: dot(`mta-sts.${d}`), type: "CNAME", values: [host] });
   }
-  if (p.tlsRptRua) records.push({ check: "tls-rpt", name: dot(`_smtp._tls.${d}`), type: "TXT", values: [`v=TLSRPTv1; rua=${p.tlsRptRua}`] });
-  if (input.mailHost !== `autoconfig.${d}`) records.push({ check: "autoconfig", name: dot(`autoconfig.${d}`), type: "CNAME", values: [host] });
-  if (input.mailHost !== `autodiscover.${d}`) records.push({ check: "autodiscover", name: dot(`autodiscover.${d}`), type: "CNAME", values: [host] });
+  if (p.tlsRptRua)
+    records.push({
+      check: "tls-rpt",
+      name: dot(`_smtp._tls.${d}`),
+      type: "TXT",
+      values: [`v=TLSRPTv1; rua=${p.tlsRptRua}`],
+    });
+  if (input.mailHost !== `autoconfig.${d}`)
+    records.push({ check: "autoconfig", name: dot(`autoconfig.${d}`), type: "CNAME", values: [host] });
+  if (input.mailHost !== `autodiscover.${d}`)
+    records.push({ check: "autodiscover", name: dot(`autodiscover.${d}`), type: "CNAME", values: [host] });
   return records;
 }
 
@@ -70,7 +94,9 @@ export function reverseName(ip: string): string {
   const groups = (s: string): string[] => (s === "" ? [] : s.split(":"));
   const h = groups(head);
   const t = groups(tail);
-  const full = [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t].map((g) => g.padStart(4, "0")).join("");
+  const full = [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t]
+    .map((g) => g.padStart(4, "0"))
+    .join("");
   return `${[...full].reverse().join(".")}.ip6.arpa.`;
 }
 
@@ -81,6 +107,7 @@ export function hostRecords(mailHost: string, sendingAddresses: readonly string[
   const records: ExpectedRecord[] = [];
   if (v4.length > 0) records.push({ check: "host", name: dot(mailHost), type: "A", values: v4 });
   if (v6.length > 0) records.push({ check: "host", name: dot(mailHost), type: "AAAA", values: v6 });
-  for (const ip of sendingAddresses) records.push({ check: "ptr", name: reverseName(ip), type: "PTR", values: [dot(mailHost)], address: ip });
+  for (const ip of sendingAddresses)
+    records.push({ check: "ptr", name: reverseName(ip), type: "PTR", values: [dot(mailHost)], address: ip });
   return records;
 }

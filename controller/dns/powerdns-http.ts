@@ -38,21 +38,34 @@ export function apiBase(endpoint: PowerDnsEndpoint): string {
 }
 
 /** Sends one request; returns the parsed JSON body (undefined for 204). */
-export async function powerDnsRequest(endpoint: PowerDnsEndpoint, method: "GET" | "PATCH", path: string, body?: unknown): Promise<unknown> {
+export async function powerDnsRequest(
+  endpoint: PowerDnsEndpoint,
+  method: "GET" | "PATCH",
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
   const where = `PowerDNS at ${endpoint.url}`;
   const doFetch = endpoint.fetch ?? fetch;
   let response: Response;
   try {
     response = await doFetch(`${apiBase(endpoint)}${path}`, {
       method,
-      headers: { "X-API-Key": endpoint.apiKey, Accept: "application/json", ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
+      headers: {
+        "X-API-Key": endpoint.apiKey,
+        Accept: "application/json",
+        ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(endpoint.timeoutMs),
     });
   } catch (error) {
     const code = networkCode(error);
-    if (code === "TimeoutError" || code === "AbortError") throw new NetservaError("deadline_exceeded", `${where} did not answer within ${endpoint.timeoutMs} ms`);
-    throw new NetservaError("unavailable", `${where} is unreachable (${code}): is pdns_server running with its webserver and API enabled?`);
+    if (code === "TimeoutError" || code === "AbortError")
+      throw new NetservaError("deadline_exceeded", `${where} did not answer within ${endpoint.timeoutMs} ms`);
+    throw new NetservaError(
+      "unavailable",
+      `${where} is unreachable (${code}): is pdns_server running with its webserver and API enabled?`,
+    );
   }
   let text: string;
   try {
@@ -65,15 +78,31 @@ export async function powerDnsRequest(endpoint: PowerDnsEndpoint, method: "GET" 
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      throw new NetservaError("unavailable", `${where} answered HTTP ${response.status} with a body that is not JSON: is the URL the PowerDNS webserver?`);
+      throw new NetservaError(
+        "unavailable",
+        `${where} answered HTTP ${response.status} with a body that is not JSON: is the URL the PowerDNS webserver?`,
+      );
     }
   }
   const detail = detailOf(text);
   const status = response.status;
   if (status === 401 || status === 403) {
-    throw new NetservaError("unauthenticated", `${where} refused the API key (HTTP ${status}): check NETSERVA_PDNS_API_KEY or dns.apiKey in controller.json against api-key in pdns.conf`, { field: "apiKey" });
+    throw new NetservaError(
+      "unauthenticated",
+      `${where} refused the API key (HTTP ${status}): check NETSERVA_PDNS_API_KEY or dns.apiKey in controller.json against api-key in pdns.conf`,
+      { field: "apiKey" },
+    );
   }
-  if (status === 404) throw new NetservaError("not_found", `${where}: ${method} ${path} not found (HTTP 404${detail ? `: ${detail}` : ""}); check the zone and the server id '${endpoint.serverId}'`);
-  if (status >= 500) throw new NetservaError("unavailable", `${where} failed (HTTP ${status}${detail ? `: ${detail}` : ""})`);
-  throw new NetservaError("invalid_argument", `${where} refused ${method} ${path} (HTTP ${status}${detail ? `: ${detail}` : ""})`, { field: "dns" });
+  if (status === 404)
+    throw new NetservaError(
+      "not_found",
+      `${where}: ${method} ${path} not found (HTTP 404${detail ? `: ${detail}` : ""}); check the zone and the server id '${endpoint.serverId}'`,
+    );
+  if (status >= 500)
+    throw new NetservaError("unavailable", `${where} failed (HTTP ${status}${detail ? `: ${detail}` : ""})`);
+  throw new NetservaError(
+    "invalid_argument",
+    `${where} refused ${method} ${path} (HTTP ${status}${detail ? `: ${detail}` : ""})`,
+    { field: "dns" },
+  );
 }

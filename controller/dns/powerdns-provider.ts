@@ -31,23 +31,41 @@ function checkUrl(url: string): string {
   try {
     parsed = new URL(url);
   } catch {
-    throw invalid("dns.url", `'${url.slice(0, 80)}' is not a URL; give the PowerDNS webserver, e.g. http://127.0.0.1:8081`);
+    throw invalid(
+      "dns.url",
+      `'${url.slice(0, 80)}' is not a URL; give the PowerDNS webserver, e.g. http://127.0.0.1:8081`,
+    );
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw invalid("dns.url", "must be http:// or https://");
-  if (parsed.username || parsed.password || parsed.search) throw invalid("dns.url", "must not carry credentials or a query; the API key goes in dns.apiKey / NETSERVA_PDNS_API_KEY");
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    throw invalid("dns.url", "must be http:// or https://");
+  if (parsed.username || parsed.password || parsed.search)
+    throw invalid(
+      "dns.url",
+      "must not carry credentials or a query; the API key goes in dns.apiKey / NETSERVA_PDNS_API_KEY",
+    );
   return parsed.origin;
 }
 
 function asZones(value: unknown, where: string): ApiZone[] {
   if (!Array.isArray(value)) throw new NetservaError("unavailable", `${where}: zone list is not an array`);
-  return value.filter((z): z is ApiZone => typeof (z as ApiZone).name === "string" && typeof (z as ApiZone).id === "string");
+  return value.filter(
+    (z): z is ApiZone => typeof (z as ApiZone).name === "string" && typeof (z as ApiZone).id === "string",
+  );
 }
 
 export function createPowerDnsProvider(options: PowerDnsOptions): DnsProvider {
-  if (typeof options.apiKey !== "string" || options.apiKey === "") throw invalid("dns.apiKey", "no PowerDNS API key: set NETSERVA_PDNS_API_KEY or dns.apiKey in controller.json");
+  if (typeof options.apiKey !== "string" || options.apiKey === "")
+    throw invalid("dns.apiKey", "no PowerDNS API key: set NETSERVA_PDNS_API_KEY or dns.apiKey in controller.json");
   const serverId = options.serverId ?? "localhost";
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(serverId)) throw invalid("dns.serverId", "must be letters, digits, '.', '_' or '-' (PowerDNS's default is localhost)");
-  const endpoint: PowerDnsEndpoint = { url: checkUrl(options.url), serverId, apiKey: options.apiKey, timeoutMs: options.timeoutMs ?? 10_000, ...(options.fetch ? { fetch: options.fetch } : {}) };
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(serverId))
+    throw invalid("dns.serverId", "must be letters, digits, '.', '_' or '-' (PowerDNS's default is localhost)");
+  const endpoint: PowerDnsEndpoint = {
+    url: checkUrl(options.url),
+    serverId,
+    apiKey: options.apiKey,
+    timeoutMs: options.timeoutMs ?? 10_000,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  };
   const where = `PowerDNS at ${endpoint.url}`;
   let zones: Promise<ApiZone[]> | undefined;
   const loadZones = (): Promise<ApiZone[]> => {
@@ -73,18 +91,33 @@ export function createPowerDnsProvider(options: PowerDnsOptions): DnsProvider {
       return zone === undefined ? undefined : relativeToRoot(zone);
     },
     async getRRsets(zone, filter = {}) {
-      const body = (await powerDnsRequest(endpoint, "GET", `/zones/${await zoneId(zone)}`)) as { rrsets?: ApiRRset[] } | undefined;
+      const body = (await powerDnsRequest(endpoint, "GET", `/zones/${await zoneId(zone)}`)) as
+        { rrsets?: ApiRRset[] } | undefined;
       const name = filter.name === undefined ? undefined : absolute(filter.name);
       return (body?.rrsets ?? [])
-        .filter((r) => (name === undefined || absolute(r.name) === name) && (filter.type === undefined || r.type === filter.type))
-        .map((r): RRset => ({ name: absolute(r.name), type: r.type, ttl: r.ttl, records: r.records.filter((x) => x.disabled !== true).map((x) => x.content) }));
+        .filter(
+          (r) =>
+            (name === undefined || absolute(r.name) === name) && (filter.type === undefined || r.type === filter.type),
+        )
+        .map((r): RRset => ({
+          name: absolute(r.name),
+          type: r.type,
+          ttl: r.ttl,
+          records: r.records.filter((x) => x.disabled !== true).map((x) => x.content),
+        }));
     },
     async replaceRRsets(zone, changes: readonly RRsetChange[]) {
       if (changes.length === 0) return;
       const rrsets = changes.map((c) =>
         c.changetype === "DELETE"
           ? { name: absolute(c.name), type: c.type, changetype: "DELETE" }
-          : { name: absolute(c.name), type: c.type, ttl: c.ttl, changetype: "REPLACE", records: c.records.map((content) => ({ content, disabled: false })) },
+          : {
+              name: absolute(c.name),
+              type: c.type,
+              ttl: c.ttl,
+              changetype: "REPLACE",
+              records: c.records.map((content) => ({ content, disabled: false })),
+            },
       );
       await powerDnsRequest(endpoint, "PATCH", `/zones/${await zoneId(zone)}`, { rrsets });
     },

@@ -29,12 +29,17 @@ async function othersAt(provider: DnsProvider, zone: string, record: ExpectedRec
   return existing.flatMap((r) => r.records).filter((c) => !txtValue(c).toLowerCase().startsWith(prefix));
 }
 
-export async function publishRecords(provider: DnsProvider, records: readonly ExpectedRecord[], ttl: number): Promise<PublishOutcome> {
+export async function publishRecords(
+  provider: DnsProvider,
+  records: readonly ExpectedRecord[],
+  ttl: number,
+): Promise<PublishOutcome> {
   const outcome: PublishOutcome = { published: [], skipped: [] };
   const byZone = new Map<string, ExpectedRecord[]>();
   for (const record of records) {
     const zone = await provider.findZone(relativeToRoot(record.name));
-    if (zone === undefined) outcome.skipped.push({ record, reason: `no zone at ${provider.kind} holds ${record.name}` });
+    if (zone === undefined)
+      outcome.skipped.push({ record, reason: `no zone at ${provider.kind} holds ${record.name}` });
     else byZone.set(zone, [...(byZone.get(zone) ?? []), record]);
   }
   for (const [zone, list] of byZone) {
@@ -51,7 +56,11 @@ export async function publishRecords(provider: DnsProvider, records: readonly Ex
       await provider.replaceRRsets(zone, changes);
     } catch (error) {
       const e = NetservaError.from(error);
-      throw new NetservaError(e.code, `${e.message} (zone ${zone}; records published before it: ${outcome.published.length})`, { ...(e.field ? { field: e.field } : {}), cause: e });
+      throw new NetservaError(
+        e.code,
+        `${e.message} (zone ${zone}; records published before it: ${outcome.published.length})`,
+        { ...(e.field ? { field: e.field } : {}), cause: e },
+      );
     }
     for (const record of list) outcome.published.push({ record, zone });
   }
@@ -59,7 +68,10 @@ export async function publishRecords(provider: DnsProvider, records: readonly Ex
 }
 
 /** Removes whole RRsets (e.g. the DKIM records of retired selectors). */
-export async function deleteRecords(provider: DnsProvider, records: ReadonlyArray<Pick<ExpectedRecord, "name" | "type">>): Promise<number> {
+export async function deleteRecords(
+  provider: DnsProvider,
+  records: ReadonlyArray<Pick<ExpectedRecord, "name" | "type">>,
+): Promise<number> {
   let removed = 0;
   for (const record of records) {
     const zone = await provider.findZone(relativeToRoot(record.name));

@@ -22,6 +22,8 @@ export function txtPresentation(value: string): string {
 
 /** Zone-file TXT content back to its joined value ("a" "b" → "ab"); unquoted text is taken as is. */
 export function txtValue(presentation: string): string {
-  const parts = [...presentation.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => (m[1] ?? "").replace(/\\(\d{3}|.)/g, (_, c: string) => (c.length === 3 ? String.fromCharCode(Number(c)) : c)));
+  const parts = [...presentation.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) =>
+    (m[1] ?? "").replace(/\\(\d{3}|.)/g, (_, c: string) => (c.length === 3 ? String.fromCharCode(Number(c)) : c)),
+  );
   return parts.length === 0 ? presentation : parts.join("");
 }

@@ -45,9 +45,8 @@ export function createZoneListProvider(options: ZoneListOptions): DnsZoneProvide
         throw new NetservaError("unavailable", `DNS zone list ${file}: ${(error as Error).message}`, { cause: error });
       },
     );
-  let zones: Promise<Set<string>> | undefined = "zones" in options
-    ? Promise.resolve(new Set(options.zones.map((z, i) => parseZone(z, `zones[${i}]`))))
-    : undefined;
+  let zones: Promise<Set<string>> | undefined =
+    "zones" in options ? Promise.resolve(new Set(options.zones.map((z, i) => parseZone(z, `zones[${i}]`)))) : undefined;
   return {
     async findZone(domain) {
       if (typeof domain !== "string" || domain === "") throw invalid("domain", "no domain given to the DNS zone check");

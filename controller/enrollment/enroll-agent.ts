@@ -21,15 +21,37 @@ function agentNames(vnode: Vnode): { dnsNames: string[]; ipAddresses: string[] }
 }
 
 /** Signs the CSR as this vnode's agent and records the certificate in the CA's ledger. */
-async function issueAgentCertificate(em: SqlEntityManager, ca: CaMaterial, vnode: Vnode, csrPem: string, validSeconds: number): Promise<string> {
-  const issued = await issueCertificate({ caKeyPem: ca.caKeyPem, caCertPem: ca.caCertPem, csrPem, role: "agent", identity: vnode.name, ...agentNames(vnode), validSeconds });
+async function issueAgentCertificate(
+  em: SqlEntityManager,
+  ca: CaMaterial,
+  vnode: Vnode,
+  csrPem: string,
+  validSeconds: number,
+): Promise<string> {
+  const issued = await issueCertificate({
+    caKeyPem: ca.caKeyPem,
+    caCertPem: ca.caCertPem,
+    csrPem,
+    role: "agent",
+    identity: vnode.name,
+    ...agentNames(vnode),
+    validSeconds,
+  });
   await recordCertificate(em, { pem: issued.certPem, vnodeId: vnode.id });
   return issued.certPem;
 }
 
-export async function enrollAgent(em: SqlEntityManager, ca: CaMaterial, input: { token: string; csrPem: string; validSeconds: number }): Promise<{ vnode: Vnode; certPem: string }> {
+export async function enrollAgent(
+  em: SqlEntityManager,
+  ca: CaMaterial,
+  input: { token: string; csrPem: string; validSeconds: number },
+): Promise<{ vnode: Vnode; certPem: string }> {
   const { id: tokenId, secret } = parseTokenCredential(input.token);
-  const refused = new NetservaError("unauthenticated", "token: unknown, used or expired join token: ask the operator for a new one (`netserva-mail vnode token NAME`)", { field: "token" });
+  const refused = new NetservaError(
+    "unauthenticated",
+    "token: unknown, used or expired join token: ask the operator for a new one (`netserva-mail vnode token NAME`)",
+    { field: "token" },
+  );
   const row = await em.findOne(JoinToken, { tokenId });
   if (!row || !verifyTokenSecret(secret, row.secretHash)) throw refused;
   if (row.usedAt !== null && row.usedAt !== undefined) throw refused;
@@ -48,8 +70,13 @@ export async function enrollAgent(em: SqlEntityManager, ca: CaMaterial, input: {
 }
 
 /** Renewal: an enrolled agent presents its current (valid, unrevoked) certificate and a new CSR. */
-export async function renewAgent(em: SqlEntityManager, ca: CaMaterial, input: { vnodeName: string; serial: string; csrPem: string; validSeconds: number }): Promise<string> {
+export async function renewAgent(
+  em: SqlEntityManager,
+  ca: CaMaterial,
+  input: { vnodeName: string; serial: string; csrPem: string; validSeconds: number },
+): Promise<string> {
   const vnode = await em.findOne(Vnode, { name: input.vnodeName });
-  if (!vnode || vnode.status !== "enrolled") throw new NetservaError("permission_denied", `vnode '${input.vnodeName}' is not enrolled`);
+  if (!vnode || vnode.status !== "enrolled")
+    throw new NetservaError("permission_denied", `vnode '${input.vnodeName}' is not enrolled`);
   return issueAgentCertificate(em, ca, vnode, input.csrPem, input.validSeconds);
 }

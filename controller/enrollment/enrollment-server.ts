@@ -19,7 +19,10 @@ import { audited } from "../audit/audit.ts";
 import { enrollAgent, renewAgent } from "./enroll-agent.ts";
 import type { CaMaterial } from "./enroll-agent.ts";
 
-const peerKey = createContextKey<{ authorized: boolean; certificate: PeerCertificate | undefined }>({ authorized: false, certificate: undefined });
+const peerKey = createContextKey<{ authorized: boolean; certificate: PeerCertificate | undefined }>({
+  authorized: false,
+  certificate: undefined,
+});
 
 const connectCodes: Record<ErrorCode, Code> = {
   invalid_argument: Code.InvalidArgument,
@@ -62,8 +65,15 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
       async enroll(request) {
         const em = options.db.em();
         try {
-          const result = await audited(em, { actor: "agent", command: "agent enroll", args: { agent_version: request.agentVersion.slice(0, 32) } }, () =>
-            enrollAgent(em, options.ca, { token: request.token, csrPem: request.csrPem, validSeconds: options.agentCertificateSeconds }),
+          const result = await audited(
+            em,
+            { actor: "agent", command: "agent enroll", args: { agent_version: request.agentVersion.slice(0, 32) } },
+            () =>
+              enrollAgent(em, options.ca, {
+                token: request.token,
+                csrPem: request.csrPem,
+                validSeconds: options.agentCertificateSeconds,
+              }),
           );
           options.log.info("agent enrolled", { vnode: result.vnode.name });
           return { vnode: result.vnode.name, certificatePem: result.certPem, caCertificatePem: options.ca.caCertPem };
@@ -76,12 +86,23 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
         const em = options.db.em();
         try {
           const peer = context.values.get(peerKey);
-          if (!peer.authorized || !peer.certificate) throw new NetservaError("unauthenticated", "renewal needs the agent's current certificate");
+          if (!peer.authorized || !peer.certificate)
+            throw new NetservaError("unauthenticated", "renewal needs the agent's current certificate");
           const identity = peerIdentity(peer.certificate);
-          if (identity.role !== "agent") throw new NetservaError("permission_denied", `a ${identity.role} certificate cannot renew an agent`);
-          if ((await revokedSerials(em)).includes(identity.serial)) throw new NetservaError("permission_denied", `certificate ${identity.serial} is revoked`);
-          const certificatePem = await audited(em, { actor: `agent:${identity.identity}`, command: "agent renew", vnodeName: identity.identity }, () =>
-            renewAgent(em, options.ca, { vnodeName: identity.identity, serial: identity.serial, csrPem: request.csrPem, validSeconds: options.agentCertificateSeconds }),
+          if (identity.role !== "agent")
+            throw new NetservaError("permission_denied", `a ${identity.role} certificate cannot renew an agent`);
+          if ((await revokedSerials(em)).includes(identity.serial))
+            throw new NetservaError("permission_denied", `certificate ${identity.serial} is revoked`);
+          const certificatePem = await audited(
+            em,
+            { actor: `agent:${identity.identity}`, command: "agent renew", vnodeName: identity.identity },
+            () =>
+              renewAgent(em, options.ca, {
+                vnodeName: identity.identity,
+                serial: identity.serial,
+                csrPem: request.csrPem,
+                validSeconds: options.agentCertificateSeconds,
+              }),
           );
           options.log.info("agent certificate renewed", { vnode: identity.identity });
           return { certificatePem };
@@ -101,7 +122,10 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
     contextValues(req) {
       const socket = "stream" in req ? (req.stream.session?.socket as TLSSocket | undefined) : undefined;
       const certificate = socket?.getPeerCertificate();
-      const peer = { authorized: socket?.authorized === true, certificate: certificate && certificate.raw ? certificate : undefined };
+      const peer = {
+        authorized: socket?.authorized === true,
+        certificate: certificate && certificate.raw ? certificate : undefined,
+      };
       return createContextValues().set(peerKey, peer);
     },
   });
@@ -117,9 +141,17 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
     },
     handler,
   );
-  server.on("tlsClientError", (error) => options.log.warn("enrollment TLS handshake refused", { error: error.message }));
+  server.on("tlsClientError", (error) =>
+    options.log.warn("enrollment TLS handshake refused", { error: error.message }),
+  );
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (error) => reject(new NetservaError("unavailable", `cannot listen on ${options.host}:${options.port}: ${error.message}`, { field: "listen" })));
+    server.once("error", (error) =>
+      reject(
+        new NetservaError("unavailable", `cannot listen on ${options.host}:${options.port}: ${error.message}`, {
+          field: "listen",
+        }),
+      ),
+    );
     server.listen(options.port, options.host, () => resolve());
   });
   const address = server.address();

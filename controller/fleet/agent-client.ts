@@ -29,7 +29,11 @@ export interface AgentClientOptions {
 }
 
 export interface AgentClient {
-  call<K extends Exclude<keyof Methods, "watchHealth">>(method: K, request: Input<K>, options?: { timeoutMs?: number }): Promise<Output<K>>;
+  call<K extends Exclude<keyof Methods, "watchHealth">>(
+    method: K,
+    request: Input<K>,
+    options?: { timeoutMs?: number },
+  ): Promise<Output<K>>;
   watchHealth(request: Input<"watchHealth">): ClientReadableStream<Output<"watchHealth">>;
   close(): void;
 }
@@ -39,12 +43,20 @@ const AgentGrpcClient = makeGenericClientConstructor(grpcServiceDefinition(Agent
 export function createAgentClient(options: AgentClientOptions): AgentClient {
   const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
     const role = roleFromSubjectAltName(cert.subjectaltname);
-    if (!role || role.role !== "agent") return new Error(`peer is not an agent (certificate role ${role?.role ?? "none"})`);
-    if (role.identity !== options.vnode) return new Error(`peer is agent '${role.identity}', expected '${options.vnode}'`);
-    if (options.isRevoked?.(normalizeSerial(cert.serialNumber))) return new Error(`agent certificate ${cert.serialNumber} is revoked`);
+    if (!role || role.role !== "agent")
+      return new Error(`peer is not an agent (certificate role ${role?.role ?? "none"})`);
+    if (role.identity !== options.vnode)
+      return new Error(`peer is agent '${role.identity}', expected '${options.vnode}'`);
+    if (options.isRevoked?.(normalizeSerial(cert.serialNumber)))
+      return new Error(`agent certificate ${cert.serialNumber} is revoked`);
     return undefined;
   };
-  const credentials = ChannelCredentials.createSsl(Buffer.from(options.caPem), Buffer.from(options.keyPem), Buffer.from(options.certPem), { checkServerIdentity });
+  const credentials = ChannelCredentials.createSsl(
+    Buffer.from(options.caPem),
+    Buffer.from(options.keyPem),
+    Buffer.from(options.certPem),
+    { checkServerIdentity },
+  );
   const client: Client & Record<string, unknown> = new AgentGrpcClient(options.address, credentials, {
     "grpc.ssl_target_name_override": options.vnode,
     "grpc.default_authority": options.vnode,
@@ -59,7 +71,12 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     call(method, request, callOptions) {
       const deadline = new Date(Date.now() + (callOptions?.timeoutMs ?? options.timeoutMs ?? 10_000));
       return new Promise((resolve, reject) => {
-        const fn = client[method] as (req: unknown, md: Metadata, opts: object, cb: (e: ServiceError | null, r: unknown) => void) => void;
+        const fn = client[method] as (
+          req: unknown,
+          md: Metadata,
+          opts: object,
+          cb: (e: ServiceError | null, r: unknown) => void,
+        ) => void;
         fn.call(client, request, new Metadata(), { deadline }, (error, response) => {
           if (error) reject(errorFromGrpc(error));
           else resolve(response as never);

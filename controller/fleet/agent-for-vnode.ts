@@ -6,7 +6,12 @@ import type { Vnode } from "../db/entities/index.ts";
 import { createAgentClient } from "./agent-client.ts";
 import type { AgentClient } from "./agent-client.ts";
 
-export function agentClientFor(paths: HomePaths, vnode: Pick<Vnode, "name" | "address">, isRevoked?: (serial: string) => boolean, timeoutMs = 10_000): AgentClient {
+export function agentClientFor(
+  paths: HomePaths,
+  vnode: Pick<Vnode, "name" | "address">,
+  isRevoked?: (serial: string) => boolean,
+  timeoutMs = 10_000,
+): AgentClient {
   return createAgentClient({
     vnode: vnode.name,
     address: vnode.address,

@@ -42,7 +42,11 @@ export async function applyToVnode(input: ApplyToVnodeInput): Promise<ApplyRespo
     response = await input.client.call(
       "applyChanges",
       create(ApplyChangesRequestSchema, {
-        meta: create(CommandMetaSchema, { requestId: randomUUID(), generation: BigInt(input.dryRun ? generation + 1 : generation), actor: input.actor }),
+        meta: create(CommandMetaSchema, {
+          requestId: randomUUID(),
+          generation: BigInt(input.dryRun ? generation + 1 : generation),
+          actor: input.actor,
+        }),
         baseGeneration: BigInt(base),
         changes: list,
         dryRun: input.dryRun === true,
@@ -55,6 +59,13 @@ export async function applyToVnode(input: ApplyToVnodeInput): Promise<ApplyRespo
 }
 
 async function recordApplied(input: ApplyToVnodeInput, response: ApplyResponse): Promise<ApplyResponse> {
-  if (!input.dryRun) await input.em.fork().nativeUpdate(Vnode, { id: input.vnode.id, appliedGeneration: { $lt: Number(response.appliedGeneration) } }, { appliedGeneration: Number(response.appliedGeneration) });
+  if (!input.dryRun)
+    await input.em
+      .fork()
+      .nativeUpdate(
+        Vnode,
+        { id: input.vnode.id, appliedGeneration: { $lt: Number(response.appliedGeneration) } },
+        { appliedGeneration: Number(response.appliedGeneration) },
+      );
   return response;
 }

@@ -19,9 +19,14 @@ export interface VnodeStatus {
 
 export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promise<VnodeStatus[]> {
   const vnodes = await em.find(Vnode, {}, { orderBy: { name: "asc" } });
-  const certificates = await em.find(Certificate, { role: "agent", revokedAt: null }, { orderBy: { notAfter: "desc" } });
+  const certificates = await em.find(
+    Certificate,
+    { role: "agent", revokedAt: null },
+    { orderBy: { notAfter: "desc" } },
+  );
   const expiry = new Map<number, Date>();
-  for (const c of certificates) if (c.vnodeId !== null && c.vnodeId !== undefined && !expiry.has(c.vnodeId)) expiry.set(c.vnodeId, c.notAfter);
+  for (const c of certificates)
+    if (c.vnodeId !== null && c.vnodeId !== undefined && !expiry.has(c.vnodeId)) expiry.set(c.vnodeId, c.notAfter);
   return vnodes.map((v) => ({
     vnode: v.name,
     address: v.address,

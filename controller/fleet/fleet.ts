@@ -89,10 +89,32 @@ export function startFleet(options: FleetOptions): Fleet {
     reconciling.set(vnode.name, 0);
     const log = options.log.child({ vnode: vnode.name });
     try {
-      log.info("reconciling", { applied: report.appliedGeneration.toString(), generation: vnode.generation, drift: report.drift });
-      const response = await sendFullState({ em: options.db.em(), client: link.client, vnode, actor: "reconciler", compile: options.compile });
-      await options.db.em().nativeUpdate(Vnode, { id: vnode.id }, { appliedGeneration: Number(response.appliedGeneration) });
-      await audited(options.db.em(), { actor: "reconciler", command: "reconcile", vnodeName: vnode.name, generation: vnode.generation, args: { drift: report.drift, lagging } }, async () => response.diff.length);
+      log.info("reconciling", {
+        applied: report.appliedGeneration.toString(),
+        generation: vnode.generation,
+        drift: report.drift,
+      });
+      const response = await sendFullState({
+        em: options.db.em(),
+        client: link.client,
+        vnode,
+        actor: "reconciler",
+        compile: options.compile,
+      });
+      await options.db
+        .em()
+        .nativeUpdate(Vnode, { id: vnode.id }, { appliedGeneration: Number(response.appliedGeneration) });
+      await audited(
+        options.db.em(),
+        {
+          actor: "reconciler",
+          command: "reconcile",
+          vnodeName: vnode.name,
+          generation: vnode.generation,
+          args: { drift: report.drift, lagging },
+        },
+        async () => response.diff.length,
+      );
     } catch (error) {
       log.warn("reconcile failed", { error: String(error) });
     } finally {
@@ -101,8 +123,13 @@ export function startFleet(options: FleetOptions): Fleet {
   };
 
   const pushRevocations = (link: VnodeLink): void => {
-    const request = create(UpdateRevocationsRequestSchema, { meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }), revokedSerials: [...revoked] });
-    link.client.call("updateRevocations", request).catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }));
+    const request = create(UpdateRevocationsRequestSchema, {
+      meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
+      revokedSerials: [...revoked],
+    });
+    link.client
+      .call("updateRevocations", request)
+      .catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }));
   };
 
   const refresh = async (): Promise<void> => {
@@ -143,7 +170,10 @@ export function startFleet(options: FleetOptions): Fleet {
         },
         onDown: () => {
           // Down is recorded at once, so `status` does not wait for the 15 s window.
-          options.db.em().nativeUpdate(Vnode, { id: vnode.id }, { lastSeenAt: null }).catch(() => undefined);
+          options.db
+            .em()
+            .nativeUpdate(Vnode, { id: vnode.id }, { lastSeenAt: null })
+            .catch(() => undefined);
         },
       });
       links.set(vnode.name, { link, address: vnode.address });
@@ -151,7 +181,10 @@ export function startFleet(options: FleetOptions): Fleet {
     }
   };
 
-  const timer = setInterval(() => void refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) })), options.refreshMs ?? 2000);
+  const timer = setInterval(
+    () => void refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) })),
+    options.refreshMs ?? 2000,
+  );
   void refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) }));
   return {
     link: (name) => links.get(name)?.link,

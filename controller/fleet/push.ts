@@ -33,7 +33,12 @@ export async function pushMutation(ctx: PushContext, result: MutationResult<unkn
   const em = ctx.db.em();
   const vnode = await em.findOne(Vnode, { name: result.vnode });
   if (!vnode) return { pushed: false, reason: `vnode ${result.vnode} not found`, diff: [] };
-  if (vnode.status !== "enrolled") return { pushed: false, reason: `vnode ${result.vnode} is ${vnode.status}: generation ${result.generation} is applied once its agent is enrolled`, diff: [] };
+  if (vnode.status !== "enrolled")
+    return {
+      pushed: false,
+      reason: `vnode ${result.vnode} is ${vnode.status}: generation ${result.generation} is applied once its agent is enrolled`,
+      diff: [],
+    };
   const revoked = new Set(await revokedSerials(em));
   // Connected but busy (a whole 100,000-mailbox state ahead in the queue) is not unreachable:
   // a refused or dead connection still fails at once.
@@ -50,7 +55,11 @@ export async function pushMutation(ctx: PushContext, result: MutationResult<unkn
     });
     return { pushed: !result.dryRun, appliedGeneration: Number(response.appliedGeneration), diff: response.diff };
   } catch (reason) {
-    return { pushed: false, reason: `vnode ${result.vnode} unreachable (${NetservaError.from(reason).message}); the reconciler applies generation ${result.generation} when it is back`, diff: [] };
+    return {
+      pushed: false,
+      reason: `vnode ${result.vnode} unreachable (${NetservaError.from(reason).message}); the reconciler applies generation ${result.generation} when it is back`,
+      diff: [],
+    };
   } finally {
     client.close();
   }

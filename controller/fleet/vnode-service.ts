@@ -27,7 +27,12 @@ export interface JoinTokenIssue {
   expiresAt: Date;
 }
 
-export async function issueJoinToken(em: SqlEntityManager, vnode: Vnode, caCertPem: string, ttlSeconds: number): Promise<JoinTokenIssue> {
+export async function issueJoinToken(
+  em: SqlEntityManager,
+  vnode: Vnode,
+  caCertPem: string,
+  ttlSeconds: number,
+): Promise<JoinTokenIssue> {
   const { id, secret } = createJoinToken();
   const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
   em.create(JoinToken, { tokenId: id, secretHash: hashTokenSecret(secret), vnodeId: vnode.id, expiresAt });
@@ -35,11 +40,17 @@ export async function issueJoinToken(em: SqlEntityManager, vnode: Vnode, caCertP
   return { vnode, token: formatJoinToken({ id, secret, caPin: caPin(caCertPem) }), expiresAt };
 }
 
-export async function addVnode(em: SqlEntityManager, input: { name: string; address: string; caCertPem: string; ttlSeconds: number }): Promise<JoinTokenIssue> {
+export async function addVnode(
+  em: SqlEntityManager,
+  input: { name: string; address: string; caCertPem: string; ttlSeconds: number },
+): Promise<JoinTokenIssue> {
   checkVnodeName(input.name);
   checkAddress(input.address);
   if (await em.findOne(Vnode, { name: input.name })) {
-    throw new NetservaError("already_exists", `vnode '${input.name}' already exists: use \`netserva-mail vnode token ${input.name}\` for a new join token`);
+    throw new NetservaError(
+      "already_exists",
+      `vnode '${input.name}' already exists: use \`netserva-mail vnode token ${input.name}\` for a new join token`,
+    );
   }
   const vnode = em.create(Vnode, { name: input.name, address: input.address, status: "pending" });
   await em.flush();

@@ -18,7 +18,8 @@ export interface VnodeSettingsInput {
 }
 
 export async function changeVnodeSettings(em: SqlEntityManager, input: VnodeSettingsInput): Promise<Vnode> {
-  const hostname = input.mailHostname === undefined ? undefined : parseDomain(input.mailHostname, "mail-hostname").ascii;
+  const hostname =
+    input.mailHostname === undefined ? undefined : parseDomain(input.mailHostname, "mail-hostname").ascii;
   const listen =
     input.mailListen === undefined
       ? undefined
@@ -26,7 +27,8 @@ export async function changeVnodeSettings(em: SqlEntityManager, input: VnodeSett
         ? null
         : input.mailListen.split(",").map((raw, index) => {
             const address = raw.trim();
-            if (isIP(address) === 0) throw invalid("mail-listen", `entry ${index + 1} '${address.slice(0, 60)}' is not an IP address`);
+            if (isIP(address) === 0)
+              throw invalid("mail-listen", `entry ${index + 1} '${address.slice(0, 60)}' is not an IP address`);
             return address;
           });
   return em.transactional(async (tx) => {
@@ -55,21 +57,41 @@ export function checkOperatorTls(chainPem: string, keyPem: string, hostname: str
   } catch {
     throw invalid("key", "not a PEM private key");
   }
-  if (leaf.publicKey.export({ type: "spki", format: "pem" }).toString() !== publicFromKey) throw invalid("key", "does not belong to the certificate");
+  if (leaf.publicKey.export({ type: "spki", format: "pem" }).toString() !== publicFromKey)
+    throw invalid("key", "does not belong to the certificate");
   const notAfter = new Date(leaf.validTo);
-  if (notAfter.getTime() <= Date.now() || new Date(leaf.validFrom).getTime() > Date.now()) throw invalid("cert", `not valid now (valid ${leaf.validFrom} to ${leaf.validTo})`);
+  if (notAfter.getTime() <= Date.now() || new Date(leaf.validFrom).getTime() > Date.now())
+    throw invalid("cert", `not valid now (valid ${leaf.validFrom} to ${leaf.validTo})`);
   if (leaf.checkHost(hostname) === undefined) throw invalid("cert", `does not cover the mail host name ${hostname}`);
   return { notAfter };
 }
 
-export async function setOperatorTls(em: SqlEntityManager, input: { name: string; chainPem: string; keyPem: string }): Promise<Vnode> {
+export async function setOperatorTls(
+  em: SqlEntityManager,
+  input: { name: string; chainPem: string; keyPem: string },
+): Promise<Vnode> {
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, input.name);
     const hostname = vnode.mailHostname ?? vnode.name;
     const { notAfter } = checkOperatorTls(input.chainPem, input.keyPem, hostname);
     const row = await tx.findOne(MailTls, { vnodeId: vnode.id });
-    if (row) Object.assign(row, { source: "operator", hostname, certificateChainPem: input.chainPem, privateKeyPem: input.keyPem, notAfter });
-    else tx.create(MailTls, { vnodeId: vnode.id, source: "operator", hostname, certificateChainPem: input.chainPem, privateKeyPem: input.keyPem, notAfter });
+    if (row)
+      Object.assign(row, {
+        source: "operator",
+        hostname,
+        certificateChainPem: input.chainPem,
+        privateKeyPem: input.keyPem,
+        notAfter,
+      });
+    else
+      tx.create(MailTls, {
+        vnodeId: vnode.id,
+        source: "operator",
+        hostname,
+        certificateChainPem: input.chainPem,
+        privateKeyPem: input.keyPem,
+        notAfter,
+      });
     vnode.generation += 1;
     return vnode;
   });
@@ -79,7 +101,8 @@ export async function clearOperatorTls(em: SqlEntityManager, name: string): Prom
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, name);
     const removed = await tx.nativeDelete(MailTls, { vnodeId: vnode.id, source: "operator" });
-    if (removed === 0) throw new NetservaError("not_found", `vnode ${name} has no operator certificate; the CA's is in use`);
+    if (removed === 0)
+      throw new NetservaError("not_found", `vnode ${name} has no operator certificate; the CA's is in use`);
     vnode.generation += 1;
     return vnode;
   });

@@ -13,8 +13,18 @@ export interface HistoryPolicy {
 export const DEFAULT_HISTORY: HistoryPolicy = { everyMs: 60_000, keepMs: 24 * 3600_000 };
 
 /** `seen` remembers each vnode's last sample time (owned by the fleet, so the DB is asked once). */
-export async function recordHealthSample(em: SqlEntityManager, vnodeId: number, report: HealthReport, seen: Map<number, number>, policy: HistoryPolicy = DEFAULT_HISTORY, now = Date.now()): Promise<boolean> {
-  const last = seen.get(vnodeId) ?? (await em.findOne(MailHealthSample, { vnodeId }, { orderBy: { at: "desc" }, fields: ["at"] }))?.at.getTime() ?? 0;
+export async function recordHealthSample(
+  em: SqlEntityManager,
+  vnodeId: number,
+  report: HealthReport,
+  seen: Map<number, number>,
+  policy: HistoryPolicy = DEFAULT_HISTORY,
+  now = Date.now(),
+): Promise<boolean> {
+  const last =
+    seen.get(vnodeId) ??
+    (await em.findOne(MailHealthSample, { vnodeId }, { orderBy: { at: "desc" }, fields: ["at"] }))?.at.getTime() ??
+    0;
   if (now - last < policy.everyMs) {
     seen.set(vnodeId, last);
     return false;

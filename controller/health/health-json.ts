@@ -4,11 +4,36 @@ import type { HealthReport, MailHealth } from "../../common/gen/netserva/mail/v1
 
 const iso = (ms: bigint): string | null => (ms > 0n ? new Date(Number(ms)).toISOString() : null);
 
-export interface QueueJson { active: number; deferred: number; hold: number; incoming: number; maildrop: number; oldestDeferredSeconds: number }
-export interface RspamdJson { available: boolean; scanned: number; ham: number; spam: number; rejected: number; greylisted: number; addHeader: number }
-export interface FsJson { path: string; sizeBytes: number; usedBytes: number; availableBytes: number; usedRatio: number }
+export interface QueueJson {
+  active: number;
+  deferred: number;
+  hold: number;
+  incoming: number;
+  maildrop: number;
+  oldestDeferredSeconds: number;
+}
+export interface RspamdJson {
+  available: boolean;
+  scanned: number;
+  ham: number;
+  spam: number;
+  rejected: number;
+  greylisted: number;
+  addHeader: number;
+}
+export interface FsJson {
+  path: string;
+  sizeBytes: number;
+  usedBytes: number;
+  availableBytes: number;
+  usedRatio: number;
+}
 export interface QuotaJson {
-  mailboxes: number; over80: number; over90: number; over100: number; usedBytes: number;
+  mailboxes: number;
+  over80: number;
+  over90: number;
+  over100: number;
+  usedBytes: number;
   top: Array<{ address: string; usedBytes: number; limitBytes: number; ratio: number | null; messages: number }>;
   domains: Array<{ domain: string; mailboxes: number; usedBytes: number; maxRatio: number }>;
 }
@@ -32,15 +57,58 @@ export function mailHealthJson(m: MailHealth | undefined): MailHealthJson | null
   const fs = m.filesystem;
   return {
     collectedAt: iso(m.collectedUnixMs),
-    queue: m.queue ? { active: m.queue.active, deferred: m.queue.deferred, hold: m.queue.hold, incoming: m.queue.incoming, maildrop: m.queue.maildrop, oldestDeferredSeconds: Math.round(m.queue.oldestDeferredSeconds) } : null,
-    dovecot: { users: m.dovecotUsers >= 0 ? m.dovecotUsers : null, connections: m.dovecotConnections >= 0 ? m.dovecotConnections : null },
-    rspamd: { available: r?.available ?? false, scanned: Number(r?.scanned ?? 0n), ham: Number(r?.ham ?? 0n), spam: Number(r?.spam ?? 0n), rejected: Number(r?.rejected ?? 0n), greylisted: Number(r?.greylisted ?? 0n), addHeader: Number(r?.addHeader ?? 0n) },
+    queue: m.queue
+      ? {
+          active: m.queue.active,
+          deferred: m.queue.deferred,
+          hold: m.queue.hold,
+          incoming: m.queue.incoming,
+          maildrop: m.queue.maildrop,
+          oldestDeferredSeconds: Math.round(m.queue.oldestDeferredSeconds),
+        }
+      : null,
+    dovecot: {
+      users: m.dovecotUsers >= 0 ? m.dovecotUsers : null,
+      connections: m.dovecotConnections >= 0 ? m.dovecotConnections : null,
+    },
+    rspamd: {
+      available: r?.available ?? false,
+      scanned: Number(r?.scanned ?? 0n),
+      ham: Number(r?.ham ?? 0n),
+      spam: Number(r?.spam ?? 0n),
+      rejected: Number(r?.rejected ?? 0n),
+      greylisted: Number(r?.greylisted ?? 0n),
+      addHeader: Number(r?.addHeader ?? 0n),
+    },
     clamavSignaturesAt: iso(m.clamavSignaturesUnixMs),
-    filesystem: fs ? { path: fs.path, sizeBytes: Number(fs.sizeBytes), usedBytes: Number(fs.usedBytes), availableBytes: Number(fs.availableBytes), usedRatio: fs.sizeBytes > 0n ? Number(fs.usedBytes) / Number(fs.sizeBytes) : 0 } : null,
+    filesystem: fs
+      ? {
+          path: fs.path,
+          sizeBytes: Number(fs.sizeBytes),
+          usedBytes: Number(fs.usedBytes),
+          availableBytes: Number(fs.availableBytes),
+          usedRatio: fs.sizeBytes > 0n ? Number(fs.usedBytes) / Number(fs.sizeBytes) : 0,
+        }
+      : null,
     quota: {
-      mailboxes: q?.mailboxes ?? 0, over80: q?.over80 ?? 0, over90: q?.over90 ?? 0, over100: q?.over100 ?? 0, usedBytes: Number(q?.usedBytes ?? 0n),
-      top: (q?.top ?? []).map((t) => ({ address: t.address, usedBytes: Number(t.usedBytes), limitBytes: Number(t.limitBytes), ratio: t.limitBytes > 0n ? Number(t.usedBytes) / Number(t.limitBytes) : null, messages: Number(t.messages) })),
-      domains: (q?.domains ?? []).map((d) => ({ domain: d.domain, mailboxes: d.mailboxes, usedBytes: Number(d.usedBytes), maxRatio: d.maxRatio })),
+      mailboxes: q?.mailboxes ?? 0,
+      over80: q?.over80 ?? 0,
+      over90: q?.over90 ?? 0,
+      over100: q?.over100 ?? 0,
+      usedBytes: Number(q?.usedBytes ?? 0n),
+      top: (q?.top ?? []).map((t) => ({
+        address: t.address,
+        usedBytes: Number(t.usedBytes),
+        limitBytes: Number(t.limitBytes),
+        ratio: t.limitBytes > 0n ? Number(t.usedBytes) / Number(t.limitBytes) : null,
+        messages: Number(t.messages),
+      })),
+      domains: (q?.domains ?? []).map((d) => ({
+        domain: d.domain,
+        mailboxes: d.mailboxes,
+        usedBytes: Number(d.usedBytes),
+        maxRatio: d.maxRatio,
+      })),
     },
     mailTlsNotAfter: iso(m.mailTlsNotAfterUnixMs),
     errors: [...m.errors],

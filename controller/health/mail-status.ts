@@ -6,7 +6,12 @@ import type { MailHealthJson } from "./health-json.ts";
 
 export const STALE_AFTER_MS = 15_000;
 
-export interface ServiceView { name: string; state: string; version: string | null; detail: string | null }
+export interface ServiceView {
+  name: string;
+  state: string;
+  version: string | null;
+  detail: string | null;
+}
 
 export interface MailStatusView {
   vnode: string;
@@ -23,7 +28,14 @@ export interface MailStatusView {
   mail: MailHealthJson | null;
   agentCertificateNotAfter: string | null;
   problems: string[];
-  history: Array<{ at: string; queueDeferred: number | null; oldestDeferredSeconds: number | null; fsUsedBytes: number | null; dovecotUsers: number | null; servicesDown: number }>;
+  history: Array<{
+    at: string;
+    queueDeferred: number | null;
+    oldestDeferredSeconds: number | null;
+    fsUsedBytes: number | null;
+    dovecotUsers: number | null;
+    servicesDown: number;
+  }>;
 }
 
 const DAY = 86_400_000;
@@ -35,31 +47,50 @@ function problems(v: Omit<MailStatusView, "problems" | "health">, now: number): 
   if (v.stale) out.push(`health stale: last report ${v.healthAgeSeconds ?? "?"} s ago`);
   if (v.generationLag > 0) out.push(`generation lags: applied ${v.appliedGeneration} of ${v.generation}`);
   if (v.drift) out.push("drift: a managed file or the lookup DB was changed by hand");
-  for (const s of v.services) if (s.state !== "active" && s.state !== "reloading") out.push(`${s.name} ${s.state}${s.detail ? ` (${s.detail})` : ""}`);
+  for (const s of v.services)
+    if (s.state !== "active" && s.state !== "reloading")
+      out.push(`${s.name} ${s.state}${s.detail ? ` (${s.detail})` : ""}`);
   const m = v.mail;
   if (m) {
-    if (m.queue && m.queue.deferred > 0) out.push(`${m.queue.deferred} deferred, oldest ${m.queue.oldestDeferredSeconds} s`);
+    if (m.queue && m.queue.deferred > 0)
+      out.push(`${m.queue.deferred} deferred, oldest ${m.queue.oldestDeferredSeconds} s`);
     if (m.queue && m.queue.hold > 0) out.push(`${m.queue.hold} on hold`);
-    if (m.filesystem && m.filesystem.usedRatio >= 0.85) out.push(`mail filesystem ${(m.filesystem.usedRatio * 100).toFixed(0)}% full`);
+    if (m.filesystem && m.filesystem.usedRatio >= 0.85)
+      out.push(`mail filesystem ${(m.filesystem.usedRatio * 100).toFixed(0)}% full`);
     if (m.quota.over90 > 0) out.push(`${m.quota.over90} mailbox(es) over 90% of quota`);
-    if (m.mailTlsNotAfter && Date.parse(m.mailTlsNotAfter) - now < 14 * DAY) out.push(`mail TLS certificate expires ${m.mailTlsNotAfter}`);
+    if (m.mailTlsNotAfter && Date.parse(m.mailTlsNotAfter) - now < 14 * DAY)
+      out.push(`mail TLS certificate expires ${m.mailTlsNotAfter}`);
     for (const e of m.errors) out.push(`probe ${e}`);
   }
-  if (v.agentCertificateNotAfter && Date.parse(v.agentCertificateNotAfter) - now < 7 * DAY) out.push(`agent certificate expires ${v.agentCertificateNotAfter}`);
+  if (v.agentCertificateNotAfter && Date.parse(v.agentCertificateNotAfter) - now < 7 * DAY)
+    out.push(`agent certificate expires ${v.agentCertificateNotAfter}`);
   return out;
 }
 
-export async function mailStatus(em: SqlEntityManager, options: { vnode?: string; historySamples?: number; now?: number } = {}): Promise<MailStatusView[]> {
+export async function mailStatus(
+  em: SqlEntityManager,
+  options: { vnode?: string; historySamples?: number; now?: number } = {},
+): Promise<MailStatusView[]> {
   const now = options.now ?? Date.now();
   const vnodes = await em.find(Vnode, options.vnode ? { name: options.vnode } : {}, { orderBy: { name: "asc" } });
-  const services = await em.find(VMailService, { vnodeId: { $in: vnodes.map((v) => v.id) } }, { orderBy: { service: "asc" } });
+  const services = await em.find(
+    VMailService,
+    { vnodeId: { $in: vnodes.map((v) => v.id) } },
+    { orderBy: { service: "asc" } },
+  );
   const views: MailStatusView[] = [];
   for (const v of vnodes) {
     const own = services.filter((s) => s.vnodeId === v.id);
     const agentRow = own.find((s) => s.service === "agent");
-    const agent = (agentRow?.config ?? {}) as { drift?: boolean; mail?: MailHealthJson | null; certificateNotAfter?: string | null };
+    const agent = (agentRow?.config ?? {}) as {
+      drift?: boolean;
+      mail?: MailHealthJson | null;
+      certificateNotAfter?: string | null;
+    };
     const order = ["postfix", "dovecot", "rspamd", "clamd"];
-    const daemons = own.filter((s) => s.service !== "agent").sort((a, b) => (order.indexOf(a.service) + 99) % 99 - (order.indexOf(b.service) + 99) % 99);
+    const daemons = own
+      .filter((s) => s.service !== "agent")
+      .sort((a, b) => ((order.indexOf(a.service) + 99) % 99) - ((order.indexOf(b.service) + 99) % 99));
     const age = v.lastHealthAt ? now - v.lastHealthAt.getTime() : null;
     const samples = options.historySamples
       ? await em.find(MailHealthSample, { vnodeId: v.id }, { orderBy: { at: "desc" }, limit: options.historySamples })
@@ -74,10 +105,25 @@ export async function mailStatus(em: SqlEntityManager, options: { vnode?: string
       appliedGeneration: v.appliedGeneration,
       generationLag: Math.max(0, v.generation - v.appliedGeneration),
       drift: agent.drift ?? false,
-      services: daemons.map((s) => ({ name: s.service, state: s.state, version: s.version ?? null, detail: s.detail ?? null })),
+      services: daemons.map((s) => ({
+        name: s.service,
+        state: s.state,
+        version: s.version ?? null,
+        detail: s.detail ?? null,
+      })),
       mail: agent.mail ?? null,
       agentCertificateNotAfter: agent.certificateNotAfter ?? null,
-      history: samples.reverse().map((h) => ({ at: h.at.toISOString(), queueDeferred: h.queueDeferred ?? null, oldestDeferredSeconds: h.oldestDeferredSeconds === null || h.oldestDeferredSeconds === undefined ? null : Number(h.oldestDeferredSeconds), fsUsedBytes: h.fsUsedBytes ?? null, dovecotUsers: h.dovecotUsers ?? null, servicesDown: h.servicesDown })),
+      history: samples.reverse().map((h) => ({
+        at: h.at.toISOString(),
+        queueDeferred: h.queueDeferred ?? null,
+        oldestDeferredSeconds:
+          h.oldestDeferredSeconds === null || h.oldestDeferredSeconds === undefined
+            ? null
+            : Number(h.oldestDeferredSeconds),
+        fsUsedBytes: h.fsUsedBytes ?? null,
+        dovecotUsers: h.dovecotUsers ?? null,
+        servicesDown: h.servicesDown,
+      })),
     };
     const found = problems(base, now);
     const health = base.lastHealthAt === null ? "never" : base.stale ? "stale" : found.length > 0 ? "problems" : "ok";

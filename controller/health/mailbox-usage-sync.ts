@@ -13,7 +13,11 @@ export interface UsageRow {
 
 const BATCH = 1000;
 
-export async function storeMailboxUsage(em: SqlEntityManager, vnodeId: number, rows: readonly UsageRow[]): Promise<number> {
+export async function storeMailboxUsage(
+  em: SqlEntityManager,
+  vnodeId: number,
+  rows: readonly UsageRow[],
+): Promise<number> {
   let updated = 0;
   for (let i = 0; i < rows.length; i += BATCH) {
     const batch = rows.slice(i, i + BATCH);
@@ -32,8 +36,14 @@ export async function storeMailboxUsage(em: SqlEntityManager, vnodeId: number, r
 }
 
 /** Asks the agent for every mailbox's usage and stores it. */
-export async function syncMailboxUsage(em: SqlEntityManager, client: AgentClient, vnodeId: number): Promise<{ mailboxes: number; updated: number }> {
-  const response = await client.call("getMailboxUsage", create(GetMailboxUsageRequestSchema, {}), { timeoutMs: 60_000 });
+export async function syncMailboxUsage(
+  em: SqlEntityManager,
+  client: AgentClient,
+  vnodeId: number,
+): Promise<{ mailboxes: number; updated: number }> {
+  const response = await client.call("getMailboxUsage", create(GetMailboxUsageRequestSchema, {}), {
+    timeoutMs: 60_000,
+  });
   const rows = response.mailboxes.map((m) => ({ address: m.address, usedBytes: Number(m.usedBytes) }));
   return { mailboxes: rows.length, updated: await storeMailboxUsage(em, vnodeId, rows) };
 }

@@ -34,21 +34,55 @@ export function createHealthWriter(history?: HistoryPolicy): HealthWriter {
   return { save: (em, vnodeId, report) => saveHealthReport(em, vnodeId, report, seen, history) };
 }
 
-async function saveHealthReport(em: SqlEntityManager, vnodeId: number, report: HealthReport, seen: Map<number, number>, history?: HistoryPolicy): Promise<void> {
+async function saveHealthReport(
+  em: SqlEntityManager,
+  vnodeId: number,
+  report: HealthReport,
+  seen: Map<number, number>,
+  history?: HistoryPolicy,
+): Promise<void> {
   const now = new Date();
   const mail = mailHealthJson(report.mail);
-  await em.nativeUpdate(Vnode, { id: vnodeId }, {
-    lastHealthAt: new Date(Number(report.timeUnixMs)),
-    lastSeenAt: now,
-    agentVersion: report.agentVersion,
-    appliedGeneration: Number(report.appliedGeneration),
-    ...(mail?.filesystem ? { fsCapacityBytes: mail.filesystem.sizeBytes } : {}),
-  });
+  await em.nativeUpdate(
+    Vnode,
+    { id: vnodeId },
+    {
+      lastHealthAt: new Date(Number(report.timeUnixMs)),
+      lastSeenAt: now,
+      agentVersion: report.agentVersion,
+      appliedGeneration: Number(report.appliedGeneration),
+      ...(mail?.filesystem ? { fsCapacityBytes: mail.filesystem.sizeBytes } : {}),
+    },
+  );
   for (const service of report.services) {
-    await em.upsert(VMailService, { vnodeId, service: service.name, state: service.state, version: service.version, detail: service.detail, config: daemonConfig(service.name, mail), updatedAt: now }, { onConflictFields: ["vnodeId", "service"] });
+    await em.upsert(
+      VMailService,
+      {
+        vnodeId,
+        service: service.name,
+        state: service.state,
+        version: service.version,
+        detail: service.detail,
+        config: daemonConfig(service.name, mail),
+        updatedAt: now,
+      },
+      { onConflictFields: ["vnodeId", "service"] },
+    );
   }
   const errors = mail?.errors ?? [];
-  await em.upsert(VMailService, { vnodeId, service: "agent", state: "active", version: report.agentVersion, detail: errors.length > 0 ? errors.join("; ") : "", config: agentJson(report), updatedAt: now }, { onConflictFields: ["vnodeId", "service"] });
+  await em.upsert(
+    VMailService,
+    {
+      vnodeId,
+      service: "agent",
+      state: "active",
+      version: report.agentVersion,
+      detail: errors.length > 0 ? errors.join("; ") : "",
+      config: agentJson(report),
+      updatedAt: now,
+    },
+    { onConflictFields: ["vnodeId", "service"] },
+  );
   if (mail && mail.quota.top.length > 0) await storeMailboxUsage(em, vnodeId, mail.quota.top);
   await recordHealthSample(em, vnodeId, report, seen, history);
 }

@@ -11,12 +11,17 @@ export interface SmtpTarget {
   serverName: string;
 }
 
-export function smtpTarget(vnode: Pick<Vnode, "name" | "address" | "mailHostname" | "mailListen">, o: { host?: string; port?: string; tls?: string }): SmtpTarget {
+export function smtpTarget(
+  vnode: Pick<Vnode, "name" | "address" | "mailHostname" | "mailListen">,
+  o: { host?: string; port?: string; tls?: string },
+): SmtpTarget {
   const port = Number(o.port ?? "25");
   if (![25, 465, 587].includes(port)) throw invalid("port", "must be 25, 465 or 587");
   const tlsMode = (o.tls ?? (port === 465 ? "implicit" : "starttls")) as TlsMode;
   if (!["starttls", "implicit", "none"].includes(tlsMode)) throw invalid("tls", "must be starttls, implicit or none");
   const listen = (vnode.mailListen ?? []).find((a) => a !== "" && a !== "0.0.0.0" && a !== "::");
-  const agentHost = vnode.address.startsWith("[") ? vnode.address.slice(1, vnode.address.indexOf("]")) : vnode.address.slice(0, vnode.address.lastIndexOf(":"));
+  const agentHost = vnode.address.startsWith("[")
+    ? vnode.address.slice(1, vnode.address.indexOf("]"))
+    : vnode.address.slice(0, vnode.address.lastIndexOf(":"));
   return { host: o.host ?? listen ?? agentHost, port, tlsMode, serverName: vnode.mailHostname ?? vnode.name };
 }

@@ -24,12 +24,18 @@ export function readControllerConfig(path: string): ControllerConfig {
   try {
     parsed = JSON.parse(readFileSync(path, "utf8"));
   } catch (error) {
-    throw new NetservaError("failed_precondition", `controller home not initialised (${path}): run \`netserva-mail init\` first`, { cause: error });
+    throw new NetservaError(
+      "failed_precondition",
+      `controller home not initialised (${path}): run \`netserva-mail init\` first`,
+      { cause: error },
+    );
   }
   const value = { ...defaultConfig, ...(parsed as Partial<ControllerConfig>) };
   for (const key of ["agentCertificateSeconds", "joinTokenSeconds"] as const) {
-    if (!Number.isInteger(value[key]) || value[key] < 2) throw new NetservaError("invalid_argument", `${path}: ${key} must be an integer >= 2`, { field: key });
+    if (!Number.isInteger(value[key]) || value[key] < 2)
+      throw new NetservaError("invalid_argument", `${path}: ${key} must be an integer >= 2`, { field: key });
   }
-  if (typeof value.name !== "string" || !/^[a-z0-9-]{1,63}$/.test(value.name)) throw new NetservaError("invalid_argument", `${path}: name must be a DNS label`, { field: "name" });
+  if (typeof value.name !== "string" || !/^[a-z0-9-]{1,63}$/.test(value.name))
+    throw new NetservaError("invalid_argument", `${path}: name must be a DNS label`, { field: "name" });
   return value;
 }

@@ -16,7 +16,11 @@ export interface InitResult {
   kept: string[];
 }
 
-export async function initHome(paths: HomePaths, openDb: () => Promise<Database>, overrides: Partial<ControllerConfig> = {}): Promise<InitResult> {
+export async function initHome(
+  paths: HomePaths,
+  openDb: () => Promise<Database>,
+  overrides: Partial<ControllerConfig> = {},
+): Promise<InitResult> {
   const created: string[] = [];
   const kept: string[] = [];
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });

@@ -16,7 +16,8 @@ type Values = RawRow["values"];
 function text(values: Values, key: ImportColumn): string | undefined {
   const value = values[key];
   if (value === undefined) return undefined;
-  if (typeof value !== "string") throw invalid(key, `must be a string, got ${Array.isArray(value) ? "a list" : typeof value}`);
+  if (typeof value !== "string")
+    throw invalid(key, `must be a string, got ${Array.isArray(value) ? "a list" : typeof value}`);
   return value;
 }
 
@@ -30,7 +31,8 @@ function required(values: Values, key: ImportColumn, kind: RowKind): string {
 function size(values: Values, key: ImportColumn): string | undefined {
   const value = values[key];
   if (typeof value === "number") {
-    if (!Number.isSafeInteger(value) || value < 0) throw invalid(key, `${value} is not a whole, non-negative number of bytes`);
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw invalid(key, `${value} is not a whole, non-negative number of bytes`);
     return String(value);
   }
   return text(values, key);
@@ -41,7 +43,8 @@ function count(values: Values, key: ImportColumn): number | undefined {
   if (value === undefined) return undefined;
   // The shape only (digits or a JSON number); the bounds are the service's rule.
   const n = typeof value === "string" && /^[0-9]{1,15}$/.test(value) ? Number(value) : value;
-  if (typeof n !== "number") throw invalid(key, `${JSON.stringify(value).slice(0, 24)} is not a whole number (0 = unlimited)`);
+  if (typeof n !== "number")
+    throw invalid(key, `${JSON.stringify(value).slice(0, 24)} is not a whole number (0 = unlimited)`);
   return n;
 }
 
@@ -116,7 +119,9 @@ export async function applyRow(services: MailServices, values: Values, options: 
   }
   if (kind === "alias") {
     const source = required(values, "source", kind);
-    const results: Array<MutationResult<unknown>> = [await services.aliases.add({ vnode, source, targets: targets(values) })];
+    const results: Array<MutationResult<unknown>> = [
+      await services.aliases.add({ vnode, source, targets: targets(values) }),
+    ];
     if (active === false) results.push(await services.aliases.change({ vnode, source, active }));
     return { kind, results };
   }

@@ -44,11 +44,19 @@ export function parseCsv(text: string, field = "csv"): CsvRecord[] {
         i++;
       }
       const next = text[i];
-      if (next !== undefined && next !== "," && next !== "\n" && next !== "\r") throw invalid(field, `line ${line}: text after a closing quote; quote the whole field and write a quote inside as ""`);
+      if (next !== undefined && next !== "," && next !== "\n" && next !== "\r")
+        throw invalid(
+          field,
+          `line ${line}: text after a closing quote; quote the whole field and write a quote inside as ""`,
+        );
     } else {
       const from = i;
       while (i < text.length && text[i] !== "," && text[i] !== "\n" && text[i] !== "\r") {
-        if (text[i] === '"') throw invalid(field, `line ${line}: a '"' inside an unquoted field; quote the whole field and write a quote inside as ""`);
+        if (text[i] === '"')
+          throw invalid(
+            field,
+            `line ${line}: a '"' inside an unquoted field; quote the whole field and write a quote inside as ""`,
+          );
         i++;
       }
       value = text.slice(from, i);

@@ -7,7 +7,9 @@ import { writeCsv } from "./csv.ts";
 import type { ImportColumn } from "./rows.ts";
 import { IMPORT_COLUMNS } from "./rows.ts";
 
-export type ExportRow = Partial<Record<ImportColumn, string | number | boolean | string[]>> & { kind: "domain" | "mailbox" | "alias" };
+export type ExportRow = Partial<Record<ImportColumn, string | number | boolean | string[]>> & {
+  kind: "domain" | "mailbox" | "alias";
+};
 
 export interface ExportDocument {
   version: 1;
@@ -19,11 +21,30 @@ export interface ExportDocument {
 /** What the mailbox views do not show: the stored hash and the Sieve script, by ascii address. */
 export type MailboxSecrets = (vnode: string) => Promise<Map<string, { passwordHash: string; sieve: string | null }>>;
 
-export async function collectExport(services: MailServices, vnode: string, secrets: MailboxSecrets, now = new Date()): Promise<ExportDocument> {
-  const [domains, mailboxes, aliases, stored] = await Promise.all([services.domains.list(vnode), services.mailboxes.list(vnode), services.aliases.list(vnode), secrets(vnode)]);
+export async function collectExport(
+  services: MailServices,
+  vnode: string,
+  secrets: MailboxSecrets,
+  now = new Date(),
+): Promise<ExportDocument> {
+  const [domains, mailboxes, aliases, stored] = await Promise.all([
+    services.domains.list(vnode),
+    services.mailboxes.list(vnode),
+    services.aliases.list(vnode),
+    secrets(vnode),
+  ]);
   const rows: ExportRow[] = [];
   for (const d of domains) {
-    rows.push({ kind: "domain", domain: d.ascii, active: d.active, defaultQuota: d.defaultQuota, maxMailboxes: d.maxMailboxes, maxAliases: d.maxAliases, maxQuota: d.maxQuota, overcommit: d.overcommit });
+    rows.push({
+      kind: "domain",
+      domain: d.ascii,
+      active: d.active,
+      defaultQuota: d.defaultQuota,
+      maxMailboxes: d.maxMailboxes,
+      maxAliases: d.maxAliases,
+      maxQuota: d.maxQuota,
+      overcommit: d.overcommit,
+    });
   }
   for (const m of mailboxes) {
     const secret = stored.get(m.ascii);

@@ -6,13 +6,20 @@ import { notFound } from "../../common/errors.ts";
 import { parseVnodeName } from "../../common/validation/names.ts";
 import { VMailDomain, VMailbox, Vnode } from "../db/entities/index.ts";
 
-export async function mailboxSecrets(em: SqlEntityManager, vnodeName: string): Promise<Map<string, { passwordHash: string; sieve: string | null }>> {
+export async function mailboxSecrets(
+  em: SqlEntityManager,
+  vnodeName: string,
+): Promise<Map<string, { passwordHash: string; sieve: string | null }>> {
   const vnode = await em.findOne(Vnode, { name: parseVnodeName(vnodeName) });
   if (!vnode) throw notFound(`vnode ${vnodeName} is not known; see \`netserva-mail status\``);
   const domains = await em.find(VMailDomain, { vnodeId: vnode.id }, { fields: ["id"] });
   const out = new Map<string, { passwordHash: string; sieve: string | null }>();
   if (domains.length === 0) return out;
-  const boxes = await em.find(VMailbox, { domainId: { $in: domains.map((d) => d.id) } }, { fields: ["address", "passwordHash", "sieveScript"] });
+  const boxes = await em.find(
+    VMailbox,
+    { domainId: { $in: domains.map((d) => d.id) } },
+    { fields: ["address", "passwordHash", "sieveScript"] },
+  );
   for (const box of boxes) out.set(box.address, { passwordHash: box.passwordHash, sieve: box.sieveScript ?? null });
   return out;
 }

@@ -6,7 +6,13 @@ export interface Progress {
   clear(): void;
 }
 
-export function createProgress(options: { total: number; label: string; write: (text: string) => void; enabled: boolean; width?: number }): Progress {
+export function createProgress(options: {
+  total: number;
+  label: string;
+  write: (text: string) => void;
+  enabled: boolean;
+  width?: number;
+}): Progress {
   const { total, label, write, enabled } = options;
   const width = options.width ?? 30;
   let last = 0;
@@ -14,7 +20,9 @@ export function createProgress(options: { total: number; label: string; write: (
   const draw = (done: number): void => {
     const ratio = total === 0 ? 1 : Math.min(1, done / total);
     const filled = Math.round(ratio * width);
-    write(`\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${String(done).padStart(String(total).length)}/${total} ${label} ${String(Math.floor(ratio * 100)).padStart(3)}%`);
+    write(
+      `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${String(done).padStart(String(total).length)}/${total} ${label} ${String(Math.floor(ratio * 100)).padStart(3)}%`,
+    );
     shown = true;
   };
   return {

@@ -71,16 +71,21 @@ function fileError(field: string, message: string): NetservaError {
 export function readCsvRows(text: string): ParsedFile {
   const records = parseCsv(text, "csv");
   const header = records.shift();
-  if (!header) throw fileError("csv", "the file is empty; the first line must be the header (kind,vnode,domain,address,…)");
+  if (!header)
+    throw fileError("csv", "the file is empty; the first line must be the header (kind,vnode,domain,address,…)");
   const columns = header.fields.map((name, i) => {
     if (!(IMPORT_COLUMNS as readonly string[]).includes(name)) {
-      throw fileError("csv", `header column ${i + 1} ${JSON.stringify(name.slice(0, 40))} is not one of ${IMPORT_COLUMNS.join(", ")}`);
+      throw fileError(
+        "csv",
+        `header column ${i + 1} ${JSON.stringify(name.slice(0, 40))} is not one of ${IMPORT_COLUMNS.join(", ")}`,
+      );
     }
     return name as ImportColumn;
   });
   if (new Set(columns).size !== columns.length) throw fileError("csv", "the header names a column twice");
   if (!columns.includes("kind")) throw fileError("csv", "the header has no 'kind' column");
-  if (records.length > MAX_FILE_ROWS) throw fileError("csv", `${records.length} rows; import at most ${MAX_FILE_ROWS} at a time`);
+  if (records.length > MAX_FILE_ROWS)
+    throw fileError("csv", `${records.length} rows; import at most ${MAX_FILE_ROWS} at a time`);
   return {
     rows: records.map((record): ReadRow => {
       const values: Partial<Record<ImportColumn, unknown>> = {};
@@ -91,7 +96,11 @@ export function readCsvRows(text: string): ParsedFile {
       });
       if (record.fields.length !== columns.length) {
         values.kind ??= "";
-        return { row: record.line, values, error: { field: "csv", reason: `has ${record.fields.length} fields; the header has ${columns.length}` } };
+        return {
+          row: record.line,
+          values,
+          error: { field: "csv", reason: `has ${record.fields.length} fields; the header has ${columns.length}` },
+        };
       }
       return { row: record.line, values };
     }),
@@ -114,23 +123,39 @@ export function readJsonRows(text: string): ParsedFile {
   if (Array.isArray(doc)) list = doc;
   else if (isObject(doc)) {
     for (const key of Object.keys(doc)) {
-      if (!["version", "vnode", "exportedAt", "rows"].includes(key)) throw fileError(key.slice(0, 40), `unknown top-level key; the file is {"version": 1, "vnode": …, "rows": […]} or a list of rows`);
+      if (!["version", "vnode", "exportedAt", "rows"].includes(key))
+        throw fileError(
+          key.slice(0, 40),
+          `unknown top-level key; the file is {"version": 1, "vnode": …, "rows": […]} or a list of rows`,
+        );
     }
-    if (doc["version"] !== undefined && doc["version"] !== 1) throw fileError("version", `version ${JSON.stringify(doc["version"])} is not supported (this import reads version 1)`);
+    if (doc["version"] !== undefined && doc["version"] !== 1)
+      throw fileError(
+        "version",
+        `version ${JSON.stringify(doc["version"])} is not supported (this import reads version 1)`,
+      );
     if (doc["vnode"] !== undefined && typeof doc["vnode"] !== "string") throw fileError("vnode", "must be a string");
     vnode = doc["vnode"] as string | undefined;
     list = doc["rows"];
-  } else throw fileError("json", "the file must be a list of rows or {\"version\": 1, \"rows\": […]}");
+  } else throw fileError("json", 'the file must be a list of rows or {"version": 1, "rows": […]}');
   if (!Array.isArray(list)) throw fileError("rows", "must be a list of rows");
-  if (list.length > MAX_FILE_ROWS) throw fileError("rows", `${list.length} rows; import at most ${MAX_FILE_ROWS} at a time`);
+  if (list.length > MAX_FILE_ROWS)
+    throw fileError("rows", `${list.length} rows; import at most ${MAX_FILE_ROWS} at a time`);
   const rows = list.map((item: unknown, index): ReadRow => {
     const row = index + 1;
     if (!isObject(item)) return { row, values: {}, error: { field: "row", reason: "is not an object" } };
     const values: Partial<Record<ImportColumn, unknown>> = {};
     for (const [key, value] of Object.entries(item)) {
       if (!(IMPORT_COLUMNS as readonly string[]).includes(key)) {
-        const hint = key === "password" ? "; clear-text passwords are not imported: give passwordHash ({SHA512-CRYPT}…) or leave it out to generate one" : "";
-        return { row, values: {}, error: { field: key.slice(0, 40), reason: `is not a field of an import row${hint}` } };
+        const hint =
+          key === "password"
+            ? "; clear-text passwords are not imported: give passwordHash ({SHA512-CRYPT}…) or leave it out to generate one"
+            : "";
+        return {
+          row,
+          values: {},
+          error: { field: key.slice(0, 40), reason: `is not a field of an import row${hint}` },
+        };
       }
       if (value !== null) values[key as ImportColumn] = value;
     }

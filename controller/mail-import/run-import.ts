@@ -59,7 +59,12 @@ export function mergeResults(results: Array<MutationResult<unknown>>): Array<Mut
     byVnode.set(
       r.vnode,
       prev
-        ? { ...r, changes: [...prev.changes, ...r.changes], generation: Math.max(prev.generation, r.generation), domainChanged: prev.domainChanged || r.domainChanged }
+        ? {
+            ...r,
+            changes: [...prev.changes, ...r.changes],
+            generation: Math.max(prev.generation, r.generation),
+            domainChanged: prev.domainChanged || r.domainChanged,
+          }
         : { ...r, changes: [...r.changes] },
     );
   }
@@ -73,12 +78,21 @@ export async function runImport(file: ParsedFile, options: ImportOptions): Promi
   };
   // Stable sort: unreadable rows first (refused at once), then domains, mailboxes, aliases.
   const rows = [...file.rows].sort((a, b) => kindOrder(a) - kindOrder(b));
-  const report: ImportReport = { dryRun: options.dryRun, rows: rows.length, accepted: { domain: 0, mailbox: 0, alias: 0 }, refused: [], passwords: [] };
+  const report: ImportReport = {
+    dryRun: options.dryRun,
+    rows: rows.length,
+    accepted: { domain: 0, mailbox: 0, alias: 0 },
+    refused: [],
+    passwords: [],
+  };
   let done = 0;
 
   const rowVnode = (row: ReadRow): string => {
     const value = options.vnode ?? row.values.vnode ?? file.vnode;
-    if (typeof value !== "string" || value === "") throw new NetservaError("invalid_argument", "vnode: the row names no vnode; add a vnode column or pass --vnode", { field: "vnode" });
+    if (typeof value !== "string" || value === "")
+      throw new NetservaError("invalid_argument", "vnode: the row names no vnode; add a vnode column or pass --vnode", {
+        field: "vnode",
+      });
     return value;
   };
   const refuse = (row: ReadRow, reason: unknown): void => {
@@ -87,10 +101,19 @@ export async function runImport(file: ParsedFile, options: ImportOptions): Promi
     report.refused.push(refusalOf(row.row, error));
   };
 
-  type BatchOutcome = { results: Array<MutationResult<unknown>>; passwords: ImportReport["passwords"]; accepted: RowKind[] };
+  type BatchOutcome = {
+    results: Array<MutationResult<unknown>>;
+    passwords: ImportReport["passwords"];
+    accepted: RowKind[];
+  };
 
   /** Consecutive mailbox rows of one vnode: one addMany call (set-based checks, one log row). */
-  const runMailboxes = async (services: MailServices, vnode: string, group: ReadRow[], out: BatchOutcome): Promise<void> => {
+  const runMailboxes = async (
+    services: MailServices,
+    vnode: string,
+    group: ReadRow[],
+    out: BatchOutcome,
+  ): Promise<void> => {
     const items: Array<{ row: ReadRow; item: MailboxItem }> = [];
     for (const row of group) {
       try {
@@ -122,11 +145,14 @@ export async function runImport(file: ParsedFile, options: ImportOptions): Promi
   const runBatch = async (em: SqlEntityManager, batch: ReadRow[]): Promise<BatchOutcome> => {
     const out: BatchOutcome = { results: [], passwords: [], accepted: [] };
     const services = options.servicesFor(em);
-    for (let i = 0; i < batch.length; ) {
+    for (let i = 0; i < batch.length;) {
       const row = batch[i] as ReadRow;
       let vnode: string;
       try {
-        if (row.error) throw new NetservaError("invalid_argument", `${row.error.field}: ${row.error.reason}`, { field: row.error.field });
+        if (row.error)
+          throw new NetservaError("invalid_argument", `${row.error.field}: ${row.error.reason}`, {
+            field: row.error.field,
+          });
         vnode = rowVnode(row);
       } catch (reason) {
         refuse(row, reason);
@@ -138,7 +164,12 @@ export async function runImport(file: ParsedFile, options: ImportOptions): Promi
         let j = i + 1;
         while (j < batch.length) {
           const next = batch[j] as ReadRow;
-          if (next.error || next.values.kind !== "mailbox" || (options.vnode ?? next.values.vnode ?? file.vnode) !== vnode) break;
+          if (
+            next.error ||
+            next.values.kind !== "mailbox" ||
+            (options.vnode ?? next.values.vnode ?? file.vnode) !== vnode
+          )
+            break;
           j++;
         }
         await runMailboxes(services, vnode, batch.slice(i, j), out);
@@ -149,7 +180,9 @@ export async function runImport(file: ParsedFile, options: ImportOptions): Promi
       }
       try {
         // A savepoint per row: a refusal undoes that row only (an inactive row is two calls).
-        const applied = await em.transactional((rowEm) => applyRow(options.servicesFor(rowEm), row.values, { vnode, skipDnsCheck: options.skipDnsCheck }));
+        const applied = await em.transactional((rowEm) =>
+          applyRow(options.servicesFor(rowEm), row.values, { vnode, skipDnsCheck: options.skipDnsCheck }),
+        );
         out.results.push(...applied.results);
         out.accepted.push(applied.kind);
       } catch (reason) {
@@ -168,7 +201,8 @@ export async function runImport(file: ParsedFile, options: ImportOptions): Promi
   if (options.dryRun) {
     await options.em
       .transactional(async (em) => {
-        for (let i = 0; i < rows.length; i += options.batchSize) count((await runBatch(em, rows.slice(i, i + options.batchSize))).accepted);
+        for (let i = 0; i < rows.length; i += options.batchSize)
+          count((await runBatch(em, rows.slice(i, i + options.batchSize))).accepted);
         throw new DryRunRollback();
       })
       .catch((reason: unknown) => {

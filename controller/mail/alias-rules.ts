@@ -12,22 +12,45 @@ const MAX_DEPTH = 32;
 
 const domainOf = (address: string): string => address.slice(address.lastIndexOf("@") + 1);
 
-async function existing(em: SqlEntityManager, table: "mail_vboxes" | "mail_valias", column: "address" | "source", keys: string[]): Promise<Set<string>> {
+async function existing(
+  em: SqlEntityManager,
+  table: "mail_vboxes" | "mail_valias",
+  column: "address" | "source",
+  keys: string[],
+): Promise<Set<string>> {
   if (keys.length === 0) return new Set();
-  const rows = await em.execute<Array<{ key: string }>>(`select ${column} as key from ${table} where ${column} in (?)`, [keys]);
+  const rows = await em.execute<Array<{ key: string }>>(
+    `select ${column} as key from ${table} where ${column} in (?)`,
+    [keys],
+  );
   return new Set(rows.map((r) => r.key));
 }
 
-export async function checkLocalTargets(em: SqlEntityManager, source: string, targets: readonly string[], field = "targets"): Promise<void> {
+export async function checkLocalTargets(
+  em: SqlEntityManager,
+  source: string,
+  targets: readonly string[],
+  field = "targets",
+): Promise<void> {
   if (targets.includes(source)) throw invalid(field, `alias ${source} lists itself as a target, a loop; remove it`);
   const domains = [...new Set(targets.map(domainOf))];
-  const hosted = new Set((await em.execute<Array<{ domain: string }>>("select domain from mail_vhosts where domain in (?)", [domains])).map((r) => r.domain));
+  const hosted = new Set(
+    (await em.execute<Array<{ domain: string }>>("select domain from mail_vhosts where domain in (?)", [domains])).map(
+      (r) => r.domain,
+    ),
+  );
   const local = targets.filter((t) => hosted.has(domainOf(t)));
   if (local.length === 0) return;
-  const found = new Set([...await existing(em, "mail_vboxes", "address", local), ...await existing(em, "mail_valias", "source", local)]);
+  const found = new Set([
+    ...(await existing(em, "mail_vboxes", "address", local)),
+    ...(await existing(em, "mail_valias", "source", local)),
+  ]);
   const missing = local.filter((t) => !found.has(t));
   if (missing.length > 0) {
-    throw invalid(field, `target ${missing.join(", ")} is on a domain hosted here but is neither a mailbox nor an alias; add it first or fix the spelling`);
+    throw invalid(
+      field,
+      `target ${missing.join(", ")} is on a domain hosted here but is neither a mailbox nor an alias; add it first or fix the spelling`,
+    );
   }
 }
 
@@ -36,7 +59,12 @@ export async function checkLocalTargets(em: SqlEntityManager, source: string, ta
  * returns to `source`, naming it: "a@x → b@x → a@x". An address that is neither an alias nor a
  * mailbox leads to its domain's catch-all ("@x"), as in Postfix. One or two queries per level.
  */
-export async function checkNoLoop(em: SqlEntityManager, source: string, targets: readonly string[], field = "targets"): Promise<void> {
+export async function checkNoLoop(
+  em: SqlEntityManager,
+  source: string,
+  targets: readonly string[],
+  field = "targets",
+): Promise<void> {
   const parent = new Map<string, string>();
   let level: string[] = [];
   const visit = (node: string, from: string) => {
@@ -48,12 +76,16 @@ export async function checkNoLoop(em: SqlEntityManager, source: string, targets:
   for (let depth = 0; level.length > 0 && depth < MAX_DEPTH; depth++) {
     if (level.includes(source)) {
       const path = [source];
-      for (let at = parent.get(source); at !== undefined; at = at === source ? undefined : parent.get(at)) path.unshift(at);
+      for (let at = parent.get(source); at !== undefined; at = at === source ? undefined : parent.get(at))
+        path.unshift(at);
       throw invalid(field, `alias loop: ${path.join(" → ")}; mail would circle until it bounces`);
     }
     const current = level;
     level = [];
-    const rows = await em.execute<Array<{ source: string; targets: string[] }>>("select source, targets from mail_valias where source in (?)", [current]);
+    const rows = await em.execute<Array<{ source: string; targets: string[] }>>(
+      "select source, targets from mail_valias where source in (?)",
+      [current],
+    );
     const aliases = new Set(rows.map((r) => r.source));
     for (const row of rows) for (const t of row.targets) visit(t, row.source);
     const plain = current.filter((a) => !a.startsWith("@") && !aliases.has(a));

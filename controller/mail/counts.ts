@@ -9,9 +9,14 @@ export interface DomainCounts {
 export async function domainCounts(em: SqlEntityManager, domainIds: number[]): Promise<Map<number, DomainCounts>> {
   const counts = new Map<number, DomainCounts>(domainIds.map((id) => [id, { mailboxes: 0, aliases: 0 }]));
   if (domainIds.length === 0) return counts;
-  for (const [table, key] of [["mail_vboxes", "mailboxes"], ["mail_valias", "aliases"]] as const) {
+  for (const [table, key] of [
+    ["mail_vboxes", "mailboxes"],
+    ["mail_valias", "aliases"],
+  ] as const) {
     const rows = await em.execute<Array<{ domain_id: number; n: number }>>(
-      `select domain_id, count(*)::int as n from ${table} where domain_id in (?) group by domain_id`, [domainIds]);
+      `select domain_id, count(*)::int as n from ${table} where domain_id in (?) group by domain_id`,
+      [domainIds],
+    );
     for (const row of rows) {
       const c = counts.get(row.domain_id);
       if (c) c[key] = row.n;

@@ -13,19 +13,35 @@ export async function checkDomainLimits(em: SqlEntityManager, before: Limits, af
   const tighter = (a: number, b: number) => b > 0 && (a === 0 || b < a);
   if (tighter(before.maxMailboxes, after.maxMailboxes)) {
     const n = await countIn(em, "mail_vboxes", before.id);
-    if (n > after.maxMailboxes) throw conflict(`maxMailboxes: ${before.domain} has ${n} mailboxes; remove some before lowering the limit to ${after.maxMailboxes}`, "failed_precondition");
+    if (n > after.maxMailboxes)
+      throw conflict(
+        `maxMailboxes: ${before.domain} has ${n} mailboxes; remove some before lowering the limit to ${after.maxMailboxes}`,
+        "failed_precondition",
+      );
   }
   if (tighter(before.maxAliases, after.maxAliases)) {
     const n = await countIn(em, "mail_valias", before.id);
-    if (n > after.maxAliases) throw conflict(`maxAliases: ${before.domain} has ${n} aliases; remove some before lowering the limit to ${after.maxAliases}`, "failed_precondition");
+    if (n > after.maxAliases)
+      throw conflict(
+        `maxAliases: ${before.domain} has ${n} aliases; remove some before lowering the limit to ${after.maxAliases}`,
+        "failed_precondition",
+      );
   }
   const max = Number(after.maxQuota);
   if (tighter(Number(before.maxQuota), max)) {
     const rows = await em.execute<Array<{ address: string; quota: string | number }>>(
-      "select address, quota from mail_vboxes where domain_id = ? and (quota = 0 or quota > ?) order by address limit 4", [before.id, max]);
+      "select address, quota from mail_vboxes where domain_id = ? and (quota = 0 or quota > ?) order by address limit 4",
+      [before.id, max],
+    );
     if (rows.length > 0) {
-      const shown = rows.slice(0, 3).map((r) => `${r.address} (${Number(r.quota) === 0 ? "unlimited" : formatQuota(Number(r.quota))})`).join(", ");
-      throw conflict(`maxQuota: mailboxes on ${before.domain} have larger quotas than ${formatQuota(max)}: ${shown}${rows.length > 3 ? ", …" : ""}; lower them first (chvmail --quota)`, "failed_precondition");
+      const shown = rows
+        .slice(0, 3)
+        .map((r) => `${r.address} (${Number(r.quota) === 0 ? "unlimited" : formatQuota(Number(r.quota))})`)
+        .join(", ");
+      throw conflict(
+        `maxQuota: mailboxes on ${before.domain} have larger quotas than ${formatQuota(max)}: ${shown}${rows.length > 3 ? ", …" : ""}; lower them first (chvmail --quota)`,
+        "failed_precondition",
+      );
     }
   }
 }
@@ -33,7 +49,10 @@ export async function checkDomainLimits(em: SqlEntityManager, before: Limits, af
 /** The refusal when a domain holds `n` of its `kind` and that is its limit. */
 export function domainFull(domain: Limits, kind: "mailbox" | "alias", n: number): NetservaError {
   const flag = kind === "mailbox" ? "--max-mailboxes" : "--max-aliases";
-  return conflict(`${domain.domain} already has ${n} ${kind === "mailbox" ? "mailboxes" : "aliases"}, its limit; raise it (chvmaildomain ${flag}) or remove one first`, "failed_precondition");
+  return conflict(
+    `${domain.domain} already has ${n} ${kind === "mailbox" ? "mailboxes" : "aliases"}, its limit; raise it (chvmaildomain ${flag}) or remove one first`,
+    "failed_precondition",
+  );
 }
 
 /** The domain's count limit when adding one: refuses when full. */

@@ -13,17 +13,33 @@ type DomainRow = Pick<VMailDomain, "id" | "domain">;
 export async function removeDomain(em: SqlEntityManager, d: DomainRow, keepMaildir: boolean): Promise<StateChange[]> {
   const active = await countIn(em, "mail_vboxes", d.id, true);
   if (active > 0) {
-    throw conflict(`${d.domain} still has ${active} active mailbox${active === 1 ? "" : "es"}: delete ${active === 1 ? "it" : "them"} (delvmail) or deactivate ${active === 1 ? "it" : "them"} (chvmail --active 0) first`, "failed_precondition");
+    throw conflict(
+      `${d.domain} still has ${active} active mailbox${active === 1 ? "" : "es"}: delete ${active === 1 ? "it" : "them"} (delvmail) or deactivate ${active === 1 ? "it" : "them"} (chvmail --active 0) first`,
+      "failed_precondition",
+    );
   }
   const inbound = await em.execute<Array<{ source: string }>>(
     `select source from mail_valias a where domain_id <> ? and exists (select 1 from jsonb_array_elements_text(a.targets) t(target) where t.target like ?) order by source limit 6`,
-    [d.id, `%@${d.domain}`]);
+    [d.id, `%@${d.domain}`],
+  );
   if (inbound.length > 0) {
-    const names = inbound.slice(0, 5).map((r) => r.source).join(", ");
-    throw conflict(`aliases on other domains still point into ${d.domain}: ${names}${inbound.length > 5 ? ", …" : ""}; change or remove them first`, "failed_precondition");
+    const names = inbound
+      .slice(0, 5)
+      .map((r) => r.source)
+      .join(", ");
+    throw conflict(
+      `aliases on other domains still point into ${d.domain}: ${names}${inbound.length > 5 ? ", …" : ""}; change or remove them first`,
+      "failed_precondition",
+    );
   }
-  const aliases = await em.execute<Array<{ source: string }>>("select source from mail_valias where domain_id = ? order by source", [d.id]);
-  const boxes = await em.execute<Array<{ address: string }>>("select address from mail_vboxes where domain_id = ? order by address", [d.id]);
+  const aliases = await em.execute<Array<{ source: string }>>(
+    "select source from mail_valias where domain_id = ? order by source",
+    [d.id],
+  );
+  const boxes = await em.execute<Array<{ address: string }>>(
+    "select address from mail_vboxes where domain_id = ? order by address",
+    [d.id],
+  );
   await em.nativeDelete(VMailAlias, { domainId: d.id });
   await em.nativeDelete(VMailbox, { domainId: d.id });
   await em.nativeDelete(VConf, { domainId: d.id });

@@ -9,7 +9,10 @@ export function parseLimit(input: number | string | undefined, field: string): n
   if (input === undefined) return undefined;
   const n = typeof input === "number" ? input : /^[0-9]{1,9}$/.test(input) ? Number(input) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < 0 || n > MAX_LIMIT) {
-    throw invalid(field, `${JSON.stringify(String(input)).slice(0, 40)} is not a whole number from 0 (unlimited) to ${MAX_LIMIT}`);
+    throw invalid(
+      field,
+      `${JSON.stringify(String(input)).slice(0, 40)} is not a whole number from 0 (unlimited) to ${MAX_LIMIT}`,
+    );
   }
   return n;
 }
@@ -17,6 +20,7 @@ export function parseLimit(input: number | string | undefined, field: string): n
 /** A yes/no option that must really be a boolean (JSON imports can carry anything). */
 export function parseBool(input: unknown, field: string): boolean | undefined {
   if (input === undefined) return undefined;
-  if (typeof input !== "boolean") throw invalid(field, `must be true or false, got ${input === null ? "null" : typeof input}`);
+  if (typeof input !== "boolean")
+    throw invalid(field, `must be true or false, got ${input === null ? "null" : typeof input}`);
   return input;
 }

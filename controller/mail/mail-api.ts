@@ -198,7 +198,9 @@ export interface VMailDomainServiceApi {
    * other domains point into it. Inactive mailboxes, aliases and vconfs go with the domain; their
    * maildirs too unless `keepMaildir`.
    */
-  remove(input: { vnode: string; domain: string; keepMaildir?: boolean } & MutationOptions): Promise<MutationResult<DomainView>>;
+  remove(
+    input: { vnode: string; domain: string; keepMaildir?: boolean } & MutationOptions,
+  ): Promise<MutationResult<DomainView>>;
 }
 
 export interface VMailboxServiceApi {
@@ -227,7 +229,9 @@ export interface VMailAliasServiceApi {
 export interface VConfServiceApi {
   list(vnode: string, domain: string): Promise<VConfView[]>;
   /** MQUOTA sets the domain default quota; MPWD/DPASS and other secrets are stored hashed. */
-  set(input: { vnode: string; domain: string; name: string; value: string } & MutationOptions): Promise<MutationResult<VConfView>>;
+  set(
+    input: { vnode: string; domain: string; name: string; value: string } & MutationOptions,
+  ): Promise<MutationResult<VConfView>>;
   remove(input: { vnode: string; domain: string; name: string } & MutationOptions): Promise<MutationResult<VConfView>>;
 }
 

@@ -18,7 +18,9 @@ export interface VnodeRef {
 /** A vnode for a read-only command (no lock, no generation bump). */
 export async function readVnode(em: SqlEntityManager, input: string): Promise<VnodeRef> {
   const name = parseVnodeName(input, "vnode");
-  const rows = await em.execute<Array<{ id: number; name: string }>>("select id, name from vnodes where name = ?", [name]);
+  const rows = await em.execute<Array<{ id: number; name: string }>>("select id, name from vnodes where name = ?", [
+    name,
+  ]);
   const row = rows[0];
   if (!row) throw notFound(`vnode '${name}' not found: see \`netserva-mail status\``);
   return row;
@@ -30,16 +32,32 @@ async function vnodeName(em: SqlEntityManager, id: number): Promise<string> {
 }
 
 /** The domain row, refused when it is not hosted here (saying where it is hosted, if anywhere). */
-export async function domainOnVnode(em: SqlEntityManager, vnode: VnodeRef, domain: ParsedDomain, field = "domain"): Promise<VMailDomain> {
+export async function domainOnVnode(
+  em: SqlEntityManager,
+  vnode: VnodeRef,
+  domain: ParsedDomain,
+  field = "domain",
+): Promise<VMailDomain> {
   const row = await em.findOne(VMailDomain, { domain: domain.ascii }, detached);
   if (!row || row.vnodeId !== vnode.id) throw await domainNotHere(em, vnode, domain, field, row);
   return row;
 }
 
 /** The refusal for a domain that is not hosted on `vnode`: not at all, or elsewhere. */
-export async function domainNotHere(em: SqlEntityManager, vnode: VnodeRef, domain: ParsedDomain, field: string, row: VMailDomain | null | undefined): Promise<NetservaError> {
-  if (!row) return notFound(`${field}: mail domain ${domain.unicode} is not hosted; add it first (addvmaildomain ${vnode.name} ${domain.unicode})`);
-  return notFound(`${field}: mail domain ${domain.unicode} is hosted on vnode '${await vnodeName(em, row.vnodeId)}', not '${vnode.name}'`);
+export async function domainNotHere(
+  em: SqlEntityManager,
+  vnode: VnodeRef,
+  domain: ParsedDomain,
+  field: string,
+  row: VMailDomain | null | undefined,
+): Promise<NetservaError> {
+  if (!row)
+    return notFound(
+      `${field}: mail domain ${domain.unicode} is not hosted; add it first (addvmaildomain ${vnode.name} ${domain.unicode})`,
+    );
+  return notFound(
+    `${field}: mail domain ${domain.unicode} is hosted on vnode '${await vnodeName(em, row.vnodeId)}', not '${vnode.name}'`,
+  );
 }
 
 /** "example.com" or "@example.com" (shvmail's filter form). */
@@ -57,7 +75,10 @@ export async function findAlias(em: SqlEntityManager, source: string): Promise<V
 
 /** Sources of the aliases whose targets include `address`, in order (GIN index on targets). */
 export async function sourcesPointingAt(em: SqlEntityManager, address: string): Promise<string[]> {
-  const rows = await em.execute<Array<{ source: string }>>("select source from mail_valias where targets @> ?::jsonb order by source", [JSON.stringify([address])]);
+  const rows = await em.execute<Array<{ source: string }>>(
+    "select source from mail_valias where targets @> ?::jsonb order by source",
+    [JSON.stringify([address])],
+  );
   return rows.map((r) => r.source);
 }
 
@@ -70,11 +91,22 @@ export interface AliasRef {
 
 /** The aliases whose targets include `address`, in order (GIN index on targets). */
 export async function aliasesPointingAt(em: SqlEntityManager, address: string): Promise<AliasRef[]> {
-  return em.execute<AliasRef[]>("select id, source, targets, active from mail_valias where targets @> ?::jsonb order by source", [JSON.stringify([address])]);
+  return em.execute<AliasRef[]>(
+    "select id, source, targets, active from mail_valias where targets @> ?::jsonb order by source",
+    [JSON.stringify([address])],
+  );
 }
 
 /** How many rows of `table` the domain has (only asked when a limit is set). */
-export async function countIn(em: SqlEntityManager, table: "mail_vboxes" | "mail_valias", domainId: number, activeOnly = false): Promise<number> {
-  const rows = await em.execute<Array<{ n: number }>>(`select count(*)::int as n from ${table} where domain_id = ?${activeOnly ? " and active" : ""}`, [domainId]);
+export async function countIn(
+  em: SqlEntityManager,
+  table: "mail_vboxes" | "mail_valias",
+  domainId: number,
+  activeOnly = false,
+): Promise<number> {
+  const rows = await em.execute<Array<{ n: number }>>(
+    `select count(*)::int as n from ${table} where domain_id = ?${activeOnly ? " and active" : ""}`,
+    [domainId],
+  );
   return rows[0]?.n ?? 0;
 }

@@ -19,7 +19,20 @@ export function unicodeAddress(address: string): string {
   return `${address.slice(0, at)}@${unicodeDomain(address.slice(at + 1))}`;
 }
 
-export type DomainFields = Pick<VMailDomain, "domain" | "active" | "defaultQuota" | "maxMailboxes" | "maxAliases" | "maxQuota" | "overcommit" | "dkimSelector" | "dkimAlgorithm" | "createdAt" | "updatedAt">;
+export type DomainFields = Pick<
+  VMailDomain,
+  | "domain"
+  | "active"
+  | "defaultQuota"
+  | "maxMailboxes"
+  | "maxAliases"
+  | "maxQuota"
+  | "overcommit"
+  | "dkimSelector"
+  | "dkimAlgorithm"
+  | "createdAt"
+  | "updatedAt"
+>;
 
 export function domainView(d: DomainFields, vnode: string, counts: { mailboxes: number; aliases: number }): DomainView {
   return {
@@ -41,7 +54,19 @@ export function domainView(d: DomainFields, vnode: string, counts: { mailboxes: 
   };
 }
 
-export type MailboxFields = Pick<VMailbox, "address" | "displayName" | "quota" | "usage" | "active" | "maildir" | "sieveScript" | "passwordChangedAt" | "createdAt" | "updatedAt">;
+export type MailboxFields = Pick<
+  VMailbox,
+  | "address"
+  | "displayName"
+  | "quota"
+  | "usage"
+  | "active"
+  | "maildir"
+  | "sieveScript"
+  | "passwordChangedAt"
+  | "createdAt"
+  | "updatedAt"
+>;
 
 export function mailboxView(m: MailboxFields, vnode: string, aliases: string[]): MailboxView {
   return {
@@ -65,9 +90,21 @@ export type AliasFields = Pick<VMailAlias, "source" | "targets" | "active" | "cr
 
 /** Sources and targets as stored (the ASCII keys Postfix looks up), not converted for display. */
 export function aliasView(a: AliasFields, vnode: string): AliasView {
-  return { source: a.source, targets: [...a.targets], vnode, active: a.active, createdAt: iso(a.createdAt), updatedAt: iso(a.updatedAt) };
+  return {
+    source: a.source,
+    targets: [...a.targets],
+    vnode,
+    active: a.active,
+    createdAt: iso(a.createdAt),
+    updatedAt: iso(a.updatedAt),
+  };
 }
 
 export function vconfView(v: Pick<VConf, "name" | "value" | "secret">, domainAscii: string): VConfView {
-  return { domain: unicodeDomain(domainAscii), name: v.name, value: v.secret ? SECRET_SHOWN : v.value, secret: v.secret };
+  return {
+    domain: unicodeDomain(domainAscii),
+    name: v.name,
+    value: v.secret ? SECRET_SHOWN : v.value,
+    secret: v.secret,
+  };
 }

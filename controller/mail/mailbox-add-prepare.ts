@@ -24,7 +24,8 @@ export const MAX_BATCH = 10_000;
 export type AddItemInput = Omit<AddMailboxInput, "vnode" | "dryRun" | "requestId">;
 
 export async function prepareAdd(input: AddItemInput): Promise<PreparedAdd> {
-  if (typeof input !== "object" || input === null) throw invalid("mailbox", "each mailbox must be an object with at least an email");
+  if (typeof input !== "object" || input === null)
+    throw invalid("mailbox", "each mailbox must be an object with at least an email");
   const address = parseAddress(input.email, "email");
   const quota = input.quota === undefined ? undefined : parseQuota(input.quota, "quota");
   const displayName = input.name === undefined ? "" : parseDisplayName(input.name, "name");
@@ -32,19 +33,30 @@ export async function prepareAdd(input: AddItemInput): Promise<PreparedAdd> {
   const active = parseBool(input.active, "active") ?? true;
   const sieve = input.sieve === undefined ? null : checkSieveScript(input.sieve, "sieve");
   if (catchAll && address.local !== "admin") {
-    throw invalid("catchAll", `only an admin@ mailbox takes the @${address.domain.unicode} catch-all (NetServa's rule); for other targets add it as an alias: addvalias <vnode> @${address.domain.unicode} ${address.address}`);
+    throw invalid(
+      "catchAll",
+      `only an admin@ mailbox takes the @${address.domain.unicode} catch-all (NetServa's rule); for other targets add it as an alias: addvalias <vnode> @${address.domain.unicode} ${address.address}`,
+    );
   }
   const generate = input.password === undefined && input.passwordHash === undefined;
-  const password = await resolvePassword({ password: input.password, passwordHash: input.passwordHash, generate, scheme: input.scheme });
+  const password = await resolvePassword({
+    password: input.password,
+    passwordHash: input.passwordHash,
+    generate,
+    scheme: input.scheme,
+  });
   if (!password) throw invalid("password", "no password"); // unreachable: one of the three is always given
   return { address, quota, displayName, catchAll, active, sieve, password };
 }
 
 /** `prepareAdd` for each item, keeping each refusal beside its index instead of throwing. */
-export async function prepareMany(items: readonly AddItemInput[]): Promise<Array<{ index: number; prepared?: PreparedAdd; error?: unknown }>> {
+export async function prepareMany(
+  items: readonly AddItemInput[],
+): Promise<Array<{ index: number; prepared?: PreparedAdd; error?: unknown }>> {
   if (!Array.isArray(items)) throw invalid("mailboxes", "must be a list of mailboxes");
   if (items.length === 0) throw invalid("mailboxes", "no mailboxes given");
-  if (items.length > MAX_BATCH) throw invalid("mailboxes", `${items.length} mailboxes in one call; the limit is ${MAX_BATCH} (split the batch)`);
+  if (items.length > MAX_BATCH)
+    throw invalid("mailboxes", `${items.length} mailboxes in one call; the limit is ${MAX_BATCH} (split the batch)`);
   const out: Array<{ index: number; prepared?: PreparedAdd; error?: unknown }> = [];
   for (const [index, item] of items.entries()) {
     try {

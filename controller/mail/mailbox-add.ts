@@ -25,16 +25,34 @@ type MailboxRow = Omit<VMailbox, "id">;
 type AliasRow = Omit<VMailAlias, "id">;
 const CHUNK = 500;
 
-export async function addMailboxes(tx: MutationTx, items: Array<{ index: number; prepared: PreparedAdd }>): Promise<AddOutcome> {
+export async function addMailboxes(
+  tx: MutationTx,
+  items: Array<{ index: number; prepared: PreparedAdd }>,
+): Promise<AddOutcome> {
   const { em, vnode, now } = tx;
   const out: AddOutcome = { added: [], refused: [], changes: [] };
   if (items.length === 0) return out;
-  const domainRows = await em.find(VMailDomain, { domain: { $in: [...new Set(items.map((i) => i.prepared.address.domain.ascii))] } }, detached);
+  const domainRows = await em.find(
+    VMailDomain,
+    { domain: { $in: [...new Set(items.map((i) => i.prepared.address.domain.ascii))] } },
+    detached,
+  );
   const domains = new Map(domainRows.map((d) => [d.domain, d]));
   const addresses = items.map((i) => i.prepared.address.address);
   const catchAlls = items.filter((i) => i.prepared.catchAll).map((i) => `@${i.prepared.address.domain.ascii}`);
-  const boxes = new Set((await em.execute<Array<{ address: string }>>("select address from mail_vboxes where address in (?)", [addresses])).map((r) => r.address));
-  const aliases = new Map((await em.execute<Array<{ source: string; targets: string[] }>>("select source, targets from mail_valias where source in (?)", [[...addresses, ...catchAlls]])).map((r) => [r.source, r.targets]));
+  const boxes = new Set(
+    (
+      await em.execute<Array<{ address: string }>>("select address from mail_vboxes where address in (?)", [addresses])
+    ).map((r) => r.address),
+  );
+  const aliases = new Map(
+    (
+      await em.execute<Array<{ source: string; targets: string[] }>>(
+        "select source, targets from mail_valias where source in (?)",
+        [[...addresses, ...catchAlls]],
+      )
+    ).map((r) => [r.source, r.targets]),
+  );
   const counts = new Map<string, number>();
   const countOf = async (d: VMailDomain, kind: "mailbox" | "alias") => {
     const key = `${kind}:${d.id}`;
@@ -49,11 +67,16 @@ export async function addMailboxes(tx: MutationTx, items: Array<{ index: number;
   for (const { index, prepared: p } of items) {
     try {
       const domain = domains.get(p.address.domain.ascii);
-      if (!domain || domain.vnodeId !== vnode.id) throw await domainNotHere(em, vnode, p.address.domain, "email", domain);
+      if (!domain || domain.vnodeId !== vnode.id)
+        throw await domainNotHere(em, vnode, p.address.domain, "email", domain);
       const shown = `${p.address.local}@${p.address.domain.unicode}`;
-      if (boxes.has(p.address.address)) throw conflict(`email: mailbox ${shown} already exists (change it with chvmail)`);
+      if (boxes.has(p.address.address))
+        throw conflict(`email: mailbox ${shown} already exists (change it with chvmail)`);
       const alias = aliases.get(p.address.address);
-      if (alias) throw conflict(`email: ${shown} is an alias (→ ${alias.join(", ")}); a mailbox cannot share its address: delete the alias first (delvalias) or choose another address`);
+      if (alias)
+        throw conflict(
+          `email: ${shown} is an alias (→ ${alias.join(", ")}); a mailbox cannot share its address: delete the alias first (delvalias) or choose another address`,
+        );
       const n = domain.maxMailboxes > 0 ? await countOf(domain, "mailbox") : 0;
       if (domain.maxMailboxes > 0 && n >= domain.maxMailboxes) throw domainFull(domain, "mailbox", n);
       const quota = checkMailboxQuota(p.quota ?? Number(domain.defaultQuota), domain);
@@ -66,15 +89,28 @@ export async function addMailboxes(tx: MutationTx, items: Array<{ index: number;
       const source = `@${domain.domain}`;
       if (p.catchAll) {
         const existing = aliases.get(source);
-        if (existing) throw conflict(`catchAll: ${source} already has a catch-all (→ ${existing.join(", ")}); change it with chvalias instead`);
+        if (existing)
+          throw conflict(
+            `catchAll: ${source} already has a catch-all (→ ${existing.join(", ")}); change it with chvalias instead`,
+          );
         const a = domain.maxAliases > 0 ? await countOf(domain, "alias") : 0;
         if (domain.maxAliases > 0 && a >= domain.maxAliases) throw domainFull(domain, "alias", a);
       }
       // Accepted: later items of the batch see this one.
       const row: MailboxRow = {
-        domainId: domain.id, localPart: p.address.local, address: p.address.address, passwordHash: p.password.hash, quota, usage: null,
-        active: p.active, maildir: `/srv/${domain.domain}/msg/${p.address.local}/Maildir`, sieveScript: p.sieve, displayName: p.displayName,
-        passwordChangedAt: now, createdAt: now, updatedAt: now,
+        domainId: domain.id,
+        localPart: p.address.local,
+        address: p.address.address,
+        passwordHash: p.password.hash,
+        quota,
+        usage: null,
+        active: p.active,
+        maildir: `/srv/${domain.domain}/msg/${p.address.local}/Maildir`,
+        sieveScript: p.sieve,
+        displayName: p.displayName,
+        passwordChangedAt: now,
+        createdAt: now,
+        updatedAt: now,
       };
       rows.push(row);
       boxes.add(row.address);
@@ -83,14 +119,25 @@ export async function addMailboxes(tx: MutationTx, items: Array<{ index: number;
       out.changes.push(upsertMailbox(row));
       const pointing: string[] = [];
       if (p.catchAll) {
-        const aliasRow: AliasRow = { domainId: domain.id, source, targets: [row.address], active: true, createdAt: now, updatedAt: now };
+        const aliasRow: AliasRow = {
+          domainId: domain.id,
+          source,
+          targets: [row.address],
+          active: true,
+          createdAt: now,
+          updatedAt: now,
+        };
         aliasRows.push(aliasRow);
         aliases.set(source, aliasRow.targets);
         counts.set(`alias:${domain.id}`, (counts.get(`alias:${domain.id}`) ?? 0) + 1);
         out.changes.push(upsertAlias(aliasRow));
         pointing.push(source);
       }
-      out.added.push({ index, mailbox: mailboxView(row, vnode.name, pointing), password: tx.dryRun ? undefined : p.password.generated });
+      out.added.push({
+        index,
+        mailbox: mailboxView(row, vnode.name, pointing),
+        password: tx.dryRun ? undefined : p.password.generated,
+      });
     } catch (error) {
       if (!(error instanceof NetservaError)) throw error;
       out.refused.push({ index, error });

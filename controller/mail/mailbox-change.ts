@@ -21,7 +21,10 @@ import { upsertMailbox } from "./state-changes.ts";
 export async function mailboxOnVnode(em: SqlEntityManager, vnode: VnodeRef, address: ParsedAddress) {
   const domain = await domainOnVnode(em, vnode, address.domain, "email");
   const mailbox = await findMailbox(em, address.address);
-  if (!mailbox) throw notFound(`email: no mailbox ${address.local}@${address.domain.unicode} on vnode '${vnode.name}' (see shvmail ${vnode.name} @${address.domain.unicode})`);
+  if (!mailbox)
+    throw notFound(
+      `email: no mailbox ${address.local}@${address.domain.unicode} on vnode '${vnode.name}' (see shvmail ${vnode.name} @${address.domain.unicode})`,
+    );
   return { domain, mailbox };
 }
 
@@ -31,26 +34,46 @@ export async function prepareChange(input: ChangeMailboxInput) {
     quota: input.quota === undefined ? undefined : parseQuota(input.quota, "quota"),
     active: parseBool(input.active, "active"),
     displayName: input.name === undefined ? undefined : parseDisplayName(input.name, "name"),
-    sieveScript: input.sieve === undefined ? undefined : input.sieve === null ? null : checkSieveScript(input.sieve, "sieve"),
+    sieveScript:
+      input.sieve === undefined ? undefined : input.sieve === null ? null : checkSieveScript(input.sieve, "sieve"),
   };
   const generate = parseBool(input.generatePassword, "generatePassword") === true;
   if (input.scheme !== undefined && input.password === undefined && !generate) {
     throw invalid("scheme", "a scheme applies to a new password: give --password, --password-stdin or generate one");
   }
-  requireSomething({ ...patch, p: input.password, h: input.passwordHash, g: generate || undefined }, "--password, --quota, --active, --name or --sieve");
-  const password = await resolvePassword({ password: input.password, passwordHash: input.passwordHash, generate, scheme: input.scheme });
+  requireSomething(
+    { ...patch, p: input.password, h: input.passwordHash, g: generate || undefined },
+    "--password, --quota, --active, --name or --sieve",
+  );
+  const password = await resolvePassword({
+    password: input.password,
+    passwordHash: input.passwordHash,
+    generate,
+    scheme: input.scheme,
+  });
   return { address, patch, password };
 }
 
 export type PreparedChange = Awaited<ReturnType<typeof prepareChange>>;
 
-export async function changeMailbox(tx: MutationTx, p: PreparedChange): Promise<Applied<{ mailbox: MailboxView; password: string | undefined }>> {
+export async function changeMailbox(
+  tx: MutationTx,
+  p: PreparedChange,
+): Promise<Applied<{ mailbox: MailboxView; password: string | undefined }>> {
   const { em, vnode, now } = tx;
   const { domain, mailbox } = await mailboxOnVnode(em, vnode, p.address);
   const next = { ...mailbox, updatedAt: now } as VMailbox;
   if (p.patch.quota !== undefined) {
     next.quota = checkMailboxQuota(p.patch.quota, domain);
-    await checkCapacity({ em, vnodeId: vnode.id, vnodeName: vnode.name, capacity: tx.capacity, domain, quota: next.quota, exceptMailboxId: mailbox.id });
+    await checkCapacity({
+      em,
+      vnodeId: vnode.id,
+      vnodeName: vnode.name,
+      capacity: tx.capacity,
+      domain,
+      quota: next.quota,
+      exceptMailboxId: mailbox.id,
+    });
   }
   if (p.patch.active !== undefined) next.active = p.patch.active;
   if (p.patch.displayName !== undefined) next.displayName = p.patch.displayName;
@@ -62,5 +85,8 @@ export async function changeMailbox(tx: MutationTx, p: PreparedChange): Promise<
   const { id: _id, ...data } = next;
   await em.nativeUpdate(VMailbox, { id: mailbox.id }, data);
   const view = mailboxView(next, vnode.name, await sourcesPointingAt(em, next.address));
-  return { value: { mailbox: view, password: tx.dryRun ? undefined : p.password?.generated }, changes: [upsertMailbox(next)] };
+  return {
+    value: { mailbox: view, password: tx.dryRun ? undefined : p.password?.generated },
+    changes: [upsertMailbox(next)],
+  };
 }

@@ -21,7 +21,11 @@ export interface PasswordOutcome {
 export function parseScheme(input: unknown): PasswordScheme {
   if (input === undefined) return "SHA512-CRYPT";
   const scheme = PASSWORD_SCHEMES.find((s) => s === input);
-  if (!scheme) throw invalid("scheme", `${JSON.stringify(String(input)).slice(0, 40)} is not a password scheme; use ${PASSWORD_SCHEMES.join(" or ")}`);
+  if (!scheme)
+    throw invalid(
+      "scheme",
+      `${JSON.stringify(String(input)).slice(0, 40)} is not a password scheme; use ${PASSWORD_SCHEMES.join(" or ")}`,
+    );
   return scheme;
 }
 
@@ -32,10 +36,15 @@ export async function resolvePassword(req: PasswordRequest): Promise<PasswordOut
   if (given > 1) throw invalid("password", "give one of a password, a password hash, or a generated password");
   if (req.passwordHash !== undefined) {
     const hash = typeof req.passwordHash === "string" ? normalizeHash(req.passwordHash) : undefined;
-    if (hash === undefined) throw invalid("passwordHash", "not a hash Dovecot verifies as stored: give {SHA512-CRYPT}$6$… (or a bare $6$…) or {ARGON2ID}$argon2id$…");
+    if (hash === undefined)
+      throw invalid(
+        "passwordHash",
+        "not a hash Dovecot verifies as stored: give {SHA512-CRYPT}$6$… (or a bare $6$…) or {ARGON2ID}$argon2id$…",
+      );
     return { hash, generated: undefined };
   }
-  if (req.password !== undefined) return { hash: await hashPassword(checkPasswordInput(req.password, "password"), scheme), generated: undefined };
+  if (req.password !== undefined)
+    return { hash: await hashPassword(checkPasswordInput(req.password, "password"), scheme), generated: undefined };
   if (!req.generate) return undefined;
   const generated = generatePassword();
   return { hash: await hashPassword(generated, scheme), generated };

@@ -36,16 +36,20 @@ export async function readMailbox(em: SqlEntityManager, vnode: VnodeRef, address
   const row = rows[0];
   if (!row || row.vnode_id !== vnode.id) await mailboxOnVnode(em, vnode, address); // throws the right refusal
   if (!row) throw new Error("mailbox vanished"); // unreachable: mailboxOnVnode threw
-  return mailboxView({
-    address: row.address,
-    displayName: row.display_name,
-    quota: Number(row.quota),
-    usage: row.usage === null ? null : Number(row.usage),
-    active: row.active,
-    maildir: row.maildir,
-    sieveScript: row.has_sieve ? "(set)" : null,
-    passwordChangedAt: date(row.password_changed_at),
-    createdAt: date(row.created_at),
-    updatedAt: date(row.updated_at),
-  }, vnode.name, row.aliases ?? []);
+  return mailboxView(
+    {
+      address: row.address,
+      displayName: row.display_name,
+      quota: Number(row.quota),
+      usage: row.usage === null ? null : Number(row.usage),
+      active: row.active,
+      maildir: row.maildir,
+      sieveScript: row.has_sieve ? "(set)" : null,
+      passwordChangedAt: date(row.password_changed_at),
+      createdAt: date(row.created_at),
+      updatedAt: date(row.updated_at),
+    },
+    vnode.name,
+    row.aliases ?? [],
+  );
 }

@@ -14,7 +14,12 @@ export interface AliasFixup {
   removedAliases: string[];
 }
 
-export async function fixAliasesFor(em: SqlEntityManager, address: string, removeAliases: boolean, now: Date): Promise<AliasFixup> {
+export async function fixAliasesFor(
+  em: SqlEntityManager,
+  address: string,
+  removeAliases: boolean,
+  now: Date,
+): Promise<AliasFixup> {
   const gone = new Set([address]);
   const removed: string[] = [];
   const updated = new Map<string, { id: number; source: string; targets: string[]; active: boolean }>();
@@ -24,7 +29,12 @@ export async function fixAliasesFor(em: SqlEntityManager, address: string, remov
     for (const target of queue) {
       for (const alias of await aliasesPointingAt(em, target)) {
         if (gone.has(alias.source)) continue;
-        const current = updated.get(alias.source) ?? { id: alias.id, source: alias.source, targets: [...alias.targets], active: alias.active };
+        const current = updated.get(alias.source) ?? {
+          id: alias.id,
+          source: alias.source,
+          targets: [...alias.targets],
+          active: alias.active,
+        };
         current.targets = current.targets.filter((t) => !gone.has(t));
         if (current.targets.length > 0) {
           updated.set(alias.source, current);
@@ -39,7 +49,10 @@ export async function fixAliasesFor(em: SqlEntityManager, address: string, remov
     queue = next;
   }
   if (removed.length > 0 && !removeAliases) {
-    throw conflict(`${address} is the only target of ${removed.join(", ")}; these aliases would point nowhere. Remove them too (delvmail --remove-aliases), or point them elsewhere first (chvalias)`, "failed_precondition");
+    throw conflict(
+      `${address} is the only target of ${removed.join(", ")}; these aliases would point nowhere. Remove them too (delvmail --remove-aliases), or point them elsewhere first (chvalias)`,
+      "failed_precondition",
+    );
   }
   const changes: StateChange[] = [];
   for (const alias of updated.values()) {

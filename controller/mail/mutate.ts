@@ -64,8 +64,15 @@ class Rollback<T> extends Error {
 /** Unique violations from a concurrent change become clean conflicts, never internal errors. */
 function normalise(reason: unknown): NetservaError {
   if (reason instanceof UniqueConstraintViolationException) {
-    const what = /mail_vboxes/.test(reason.message) ? "the mailbox" : /mail_valias/.test(reason.message) ? "the alias"
-      : /mail_vhosts/.test(reason.message) ? "the domain" : /vconfs/.test(reason.message) ? "the variable" : "the record";
+    const what = /mail_vboxes/.test(reason.message)
+      ? "the mailbox"
+      : /mail_valias/.test(reason.message)
+        ? "the alias"
+        : /mail_vhosts/.test(reason.message)
+          ? "the domain"
+          : /vconfs/.test(reason.message)
+            ? "the variable"
+            : "the record";
     return conflict(`${what} already exists (a concurrent change created it first)`);
   }
   return NetservaError.from(reason);
@@ -73,16 +80,27 @@ function normalise(reason: unknown): NetservaError {
 
 /** Hostile input is recorded as given, but cut short; absent options are left out, not null. */
 function logArgs(args: Record<string, unknown>): Record<string, unknown> {
-  const cut = (v: unknown): unknown => (typeof v === "string" && v.length > 256 ? `${v.slice(0, 256)}…` : Array.isArray(v) ? v.slice(0, 1000).map(cut) : v);
-  return Object.fromEntries(Object.entries(args).filter(([, v]) => v !== undefined).map(([k, v]) => [k, cut(v)]));
+  const cut = (v: unknown): unknown =>
+    typeof v === "string" && v.length > 256 ? `${v.slice(0, 256)}…` : Array.isArray(v) ? v.slice(0, 1000).map(cut) : v;
+  return Object.fromEntries(
+    Object.entries(args)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, cut(v)]),
+  );
 }
 
 async function lockVnode(em: SqlEntityManager, name: string): Promise<VnodeRow> {
   const rows = await em.execute<Array<{ id: number; name: string; status: string; generation: string | number }>>(
-    "update vnodes set generation = generation + 1 where name = ? returning id, name, status, generation", [name]);
+    "update vnodes set generation = generation + 1 where name = ? returning id, name, status, generation",
+    [name],
+  );
   const row = rows[0];
-  if (!row) throw notFound(`vnode '${name}' not found: see \`netserva-mail status\`, or add it with \`netserva-mail vnode add\``);
-  if (row.status === "revoked") throw conflict(`vnode '${name}' is revoked: its mail data can no longer be changed`, "failed_precondition");
+  if (!row)
+    throw notFound(
+      `vnode '${name}' not found: see \`netserva-mail status\`, or add it with \`netserva-mail vnode add\``,
+    );
+  if (row.status === "revoked")
+    throw conflict(`vnode '${name}' is revoked: its mail data can no longer be changed`, "failed_precondition");
   return { id: row.id, name: row.name, status: row.status, generation: Number(row.generation) };
 }
 
@@ -101,7 +119,17 @@ export function createMutator(ctx: MailServiceContext) {
     let vnodeName: string | null = null;
     let generation: number | null = null;
     const log = (em: SqlEntityManager, result: "ok" | "refused" | "error", error: string | null) =>
-      writeMutationLog(em, { actor: ctx.actor, command: spec.command, vnodeName, requestId, generation, result, error, startedAt, args });
+      writeMutationLog(em, {
+        actor: ctx.actor,
+        command: spec.command,
+        vnodeName,
+        requestId,
+        generation,
+        result,
+        error,
+        startedAt,
+        args,
+      });
     try {
       if (spec.requestId !== undefined) requestId = parseRequestId(spec.requestId, "requestId");
       const name = parseVnodeName(spec.vnode, "vnode");
@@ -109,23 +137,42 @@ export function createMutator(ctx: MailServiceContext) {
       const prepared = await spec.prepare();
       const base = batch ? ctx.em : ctx.em.fork();
       const capacity = spec.needsCapacity ? await capacityOf(base, name) : undefined;
-      const applied = await base.transactional(async (em) => {
-        const vnode = await lockVnode(em, name);
-        generation = vnode.generation;
-        const tx: MutationTx = { em, vnode, now: new Date(), capacity, dryRun };
-        const result = await spec.apply(tx, prepared);
-        if (dryRun || result.noop !== undefined) throw new Rollback(result);
-        await log(em, "ok", null);
-        return result;
-      }, { propagation: "nested", clear: true });
-      return { value: applied.value, vnode: name, generation: generation ?? 0, changes: applied.changes, domainChanged: applied.domainChanged ?? false, dryRun: false, requestId };
+      const applied = await base.transactional(
+        async (em) => {
+          const vnode = await lockVnode(em, name);
+          generation = vnode.generation;
+          const tx: MutationTx = { em, vnode, now: new Date(), capacity, dryRun };
+          const result = await spec.apply(tx, prepared);
+          if (dryRun || result.noop !== undefined) throw new Rollback(result);
+          await log(em, "ok", null);
+          return result;
+        },
+        { propagation: "nested", clear: true },
+      );
+      return {
+        value: applied.value,
+        vnode: name,
+        generation: generation ?? 0,
+        changes: applied.changes,
+        domainChanged: applied.domainChanged ?? false,
+        dryRun: false,
+        requestId,
+      };
     } catch (reason) {
       if (reason instanceof Rollback) {
         const applied = (reason as Rollback<T>).applied;
         generation = (generation ?? 1) - 1;
         const noop = applied.noop !== undefined;
         await log(batch ? ctx.em : ctx.em.fork(), noop ? "refused" : "ok", applied.noop ?? null);
-        return { value: applied.value, vnode: vnodeName ?? "", generation, changes: noop ? [] : applied.changes, domainChanged: !noop && (applied.domainChanged ?? false), dryRun, requestId };
+        return {
+          value: applied.value,
+          vnode: vnodeName ?? "",
+          generation,
+          changes: noop ? [] : applied.changes,
+          domainChanged: !noop && (applied.domainChanged ?? false),
+          dryRun,
+          requestId,
+        };
       }
       const error = normalise(reason);
       generation = null;

@@ -34,5 +34,7 @@ export async function writeMutationLog(em: SqlEntityManager, entry: MutationLogE
 
 /** Refusals are expected outcomes (exit 1, 3, 4); anything else is an error worth a look. */
 export function resultOf(code: string): "refused" | "error" {
-  return ["invalid_argument", "not_found", "already_exists", "failed_precondition"].includes(code) ? "refused" : "error";
+  return ["invalid_argument", "not_found", "already_exists", "failed_precondition"].includes(code)
+    ? "refused"
+    : "error";
 }

@@ -27,7 +27,10 @@ export function checkMailboxQuota(quota: number, domain: QuotaDomain, field = "q
   const max = Number(domain.maxQuota);
   if (max > 0 && (quota === 0 || quota > max)) {
     const what = quota === 0 ? "unlimited" : formatQuota(quota);
-    throw invalid(field, `quota ${what} is over the limit of ${formatQuota(max)} per mailbox on ${domain.domain}; give a smaller quota or raise the domain's max quota`);
+    throw invalid(
+      field,
+      `quota ${what} is over the limit of ${formatQuota(max)} per mailbox on ${domain.domain}; give a smaller quota or raise the domain's max quota`,
+    );
   }
   return quota;
 }
@@ -36,7 +39,8 @@ export function checkMailboxQuota(quota: number, domain: QuotaDomain, field = "q
 export async function vnodeQuotaSum(em: SqlEntityManager, vnodeId: number, exceptMailboxId?: number): Promise<number> {
   const rows = await em.execute<Array<{ total: string | number }>>(
     `select coalesce(sum(b.quota), 0) as total from mail_vboxes b join mail_vhosts d on d.id = b.domain_id where d.vnode_id = ?${exceptMailboxId === undefined ? "" : " and b.id <> ?"}`,
-    exceptMailboxId === undefined ? [vnodeId] : [vnodeId, exceptMailboxId]);
+    exceptMailboxId === undefined ? [vnodeId] : [vnodeId, exceptMailboxId],
+  );
   return Number(rows[0]?.total ?? 0);
 }
 
@@ -59,10 +63,24 @@ export async function checkCapacity(c: CapacityCheck): Promise<void> {
 }
 
 /** The refusal when `quota` more does not fit beside `allocated` (pure, for batches too). */
-export function capacityRefusal(c: { capacity: number; allocated: number; quota: number; vnodeName: string; domain: QuotaDomain; field?: string }): NetservaError | undefined {
+export function capacityRefusal(c: {
+  capacity: number;
+  allocated: number;
+  quota: number;
+  vnodeName: string;
+  domain: QuotaDomain;
+  field?: string;
+}): NetservaError | undefined {
   const field = c.field ?? "quota";
   const room = `vnode '${c.vnodeName}' has ${showSize(c.capacity)} of mail storage`;
-  if (c.quota === 0) return invalid(field, `an unlimited quota cannot be guaranteed: ${room}; give a quota, or allow overcommit on ${c.domain.domain}`);
+  if (c.quota === 0)
+    return invalid(
+      field,
+      `an unlimited quota cannot be guaranteed: ${room}; give a quota, or allow overcommit on ${c.domain.domain}`,
+    );
   if (c.allocated + c.quota <= c.capacity) return undefined;
-  return conflict(`${field}: ${room} and ${showSize(c.allocated)} is already promised to mailboxes; ${showSize(c.quota)} more does not fit. Give a smaller quota, or allow overcommit on ${c.domain.domain}`, "failed_precondition");
+  return conflict(
+    `${field}: ${room} and ${showSize(c.allocated)} is already promised to mailboxes; ${showSize(c.quota)} more does not fit. Give a smaller quota, or allow overcommit on ${c.domain.domain}`,
+    "failed_precondition",
+  );
 }

@@ -2,7 +2,10 @@
 // keys travel: A-label domains, local@ascii-domain addresses, targets as stored.
 import { create } from "@bufbuild/protobuf";
 import {
-  MailAliasSchema, MailDomainSchema, MailboxSchema, StateChangeSchema,
+  MailAliasSchema,
+  MailDomainSchema,
+  MailboxSchema,
+  StateChangeSchema,
 } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 

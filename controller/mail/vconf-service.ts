@@ -4,7 +4,13 @@
 // listed as "(hash)"; NetServa kept them in clear, we never do.
 import { notFound } from "../../common/errors.ts";
 import { hashPassword } from "../../common/password/index.ts";
-import { checkPasswordInput, formatQuota, parseDomain, parseQuota, parseVconfName } from "../../common/validation/index.ts";
+import {
+  checkPasswordInput,
+  formatQuota,
+  parseDomain,
+  parseQuota,
+  parseVconfName,
+} from "../../common/validation/index.ts";
 import { VConf, VMailDomain } from "../db/entities/index.ts";
 import type { VConfServiceApi, VConfView } from "./mail-api.ts";
 import { detached, domainOnVnode, readVnode } from "./mail-lookups.ts";
@@ -23,7 +29,9 @@ export function createVConfService({ ctx, mutate }: ServiceDeps): VConfServiceAp
       const domain = await domainOnVnode(ctx.em, vnode, parseDomain(domainInput, "domain"));
       const rows = await ctx.em.find(VConf, { domainId: domain.id }, { ...detached, orderBy: { name: "asc" } });
       const views = rows.map((v) => vconfView(v, domain.domain));
-      views.push(vconfView({ name: MQUOTA, value: formatQuota(Number(domain.defaultQuota)), secret: false }, domain.domain));
+      views.push(
+        vconfView({ name: MQUOTA, value: formatQuota(Number(domain.defaultQuota)), secret: false }, domain.domain),
+      );
       return views.sort((a, b) => a.name.localeCompare(b.name));
     },
 
@@ -33,12 +41,24 @@ export function createVConfService({ ctx, mutate }: ServiceDeps): VConfServiceAp
         vnode: input.vnode,
         dryRun: input.dryRun,
         requestId: input.requestId,
-        args: { domain: input.domain, name: input.name, value: isSecretName(safeName(input.name)) ? "(secret)" : input.value },
+        args: {
+          domain: input.domain,
+          name: input.name,
+          value: isSecretName(safeName(input.name)) ? "(secret)" : input.value,
+        },
         async prepare() {
           const domain = parseDomain(input.domain, "domain");
           const name = parseVconfName(input.name, "name");
-          if (name === MQUOTA) return { domain, name, value: "", secret: false, quota: parseQuota(input.value, "value") };
-          if (isSecretName(name)) return { domain, name, value: await hashPassword(checkPasswordInput(input.value, "value")), secret: true, quota: undefined };
+          if (name === MQUOTA)
+            return { domain, name, value: "", secret: false, quota: parseQuota(input.value, "value") };
+          if (isSecretName(name))
+            return {
+              domain,
+              name,
+              value: await hashPassword(checkPasswordInput(input.value, "value")),
+              secret: true,
+              quota: undefined,
+            };
           return { domain, name, value: checkVconfValue(input.value, "value"), secret: false, quota: undefined };
         },
         async apply({ em, vnode, now }, p) {
@@ -52,7 +72,8 @@ export function createVConfService({ ctx, mutate }: ServiceDeps): VConfServiceAp
             await em.execute(
               `insert into vconfs (domain_id, name, value, secret, created_at, updated_at) values (?, ?, ?, ?, ?, ?)
                on conflict (domain_id, name) do update set value = excluded.value, secret = excluded.secret, updated_at = excluded.updated_at`,
-              [domain.id, p.name, p.value, p.secret, now, now]);
+              [domain.id, p.name, p.value, p.secret, now, now],
+            );
             view = vconfView(p, domain.domain);
           }
           // The lookup data is unchanged; re-sending the domain brings the agent to the new generation.
@@ -76,10 +97,16 @@ export function createVConfService({ ctx, mutate }: ServiceDeps): VConfServiceAp
             const max = Number(domain.maxQuota);
             const quota = max > 0 ? Math.min(DEFAULT_QUOTA, max) : DEFAULT_QUOTA;
             await em.nativeUpdate(VMailDomain, { id: domain.id }, { defaultQuota: quota, updatedAt: now });
-            return { value: vconfView({ name: MQUOTA, value: formatQuota(quota), secret: false }, domain.domain), changes: [upsertDomain(domain)] };
+            return {
+              value: vconfView({ name: MQUOTA, value: formatQuota(quota), secret: false }, domain.domain),
+              changes: [upsertDomain(domain)],
+            };
           }
           const row = await em.findOne(VConf, { domainId: domain.id, name: p.name }, detached);
-          if (!row) throw notFound(`name: ${domain.domain} has no variable ${p.name} (see shvconf ${vnode.name} ${domain.domain})`);
+          if (!row)
+            throw notFound(
+              `name: ${domain.domain} has no variable ${p.name} (see shvconf ${vnode.name} ${domain.domain})`,
+            );
           await em.nativeDelete(VConf, { id: row.id });
           return { value: vconfView(row, domain.domain), changes: [upsertDomain(domain)] };
         },

@@ -9,7 +9,15 @@ import { checkLocalTargets, checkNoLoop } from "./alias-rules.ts";
 import { checkRoomFor } from "./domain-limits.ts";
 import { parseBool } from "./limits.ts";
 import type { AliasInput, ChangeAliasInput, VMailAliasServiceApi } from "./mail-api.ts";
-import { detached, sourcesPointingAt, domainOnVnode, findAlias, findMailbox, parseDomainFilter, readVnode } from "./mail-lookups.ts";
+import {
+  detached,
+  sourcesPointingAt,
+  domainOnVnode,
+  findAlias,
+  findMailbox,
+  parseDomainFilter,
+  readVnode,
+} from "./mail-lookups.ts";
 import type { VnodeRef } from "./mail-lookups.ts";
 import { aliasView } from "./mail-views.ts";
 import type { ServiceDeps } from "./service-deps.ts";
@@ -43,13 +51,25 @@ export function createVMailAliasService({ ctx, mutate }: ServiceDeps): VMailAlia
         async apply({ em, vnode, now }, { source, targets }) {
           const domain = await domainOnVnode(em, vnode, source.domain, "source");
           const existing = await findAlias(em, source.source);
-          if (existing) throw conflict(`source: alias ${source.source} already exists (→ ${existing.targets.join(", ")}); change it with chvalias`);
+          if (existing)
+            throw conflict(
+              `source: alias ${source.source} already exists (→ ${existing.targets.join(", ")}); change it with chvalias`,
+            );
           if (await findMailbox(em, source.source)) {
-            throw conflict(`source: ${source.source} is a mailbox; an alias may not shadow it (to forward its mail, use a sieve redirect, or delete the mailbox first)`);
+            throw conflict(
+              `source: ${source.source} is a mailbox; an alias may not shadow it (to forward its mail, use a sieve redirect, or delete the mailbox first)`,
+            );
           }
           await checkRoomFor(em, domain, "alias");
           await checkTargets(em, source.source, targets);
-          const row = { domainId: domain.id, source: source.source, targets, active: true, createdAt: now, updatedAt: now };
+          const row = {
+            domainId: domain.id,
+            source: source.source,
+            targets,
+            active: true,
+            createdAt: now,
+            updatedAt: now,
+          };
           await em.insert(VMailAlias, row);
           return { value: aliasView(row, vnode.name), changes: [upsertAlias(row)] };
         },
@@ -58,12 +78,20 @@ export function createVMailAliasService({ ctx, mutate }: ServiceDeps): VMailAlia
 
     async list(vnodeInput, options = {}) {
       const vnode = await readVnode(ctx.em, vnodeInput);
-      if (options.source !== undefined) return [aliasView(await aliasOnVnode(ctx.em, vnode, parseAliasSource(options.source, "source")), vnode.name)];
-      const domainIds = options.domain === undefined
-        ? (await ctx.em.execute<Array<{ id: number }>>("select id from mail_vhosts where vnode_id = ?", [vnode.id])).map((r) => r.id)
-        : [(await domainOnVnode(ctx.em, vnode, parseDomainFilter(options.domain, "domain"))).id];
+      if (options.source !== undefined)
+        return [aliasView(await aliasOnVnode(ctx.em, vnode, parseAliasSource(options.source, "source")), vnode.name)];
+      const domainIds =
+        options.domain === undefined
+          ? (
+              await ctx.em.execute<Array<{ id: number }>>("select id from mail_vhosts where vnode_id = ?", [vnode.id])
+            ).map((r) => r.id)
+          : [(await domainOnVnode(ctx.em, vnode, parseDomainFilter(options.domain, "domain"))).id];
       if (domainIds.length === 0) return [];
-      const rows = await ctx.em.find(VMailAlias, { domainId: { $in: domainIds } }, { ...detached, orderBy: { source: "asc" } });
+      const rows = await ctx.em.find(
+        VMailAlias,
+        { domainId: { $in: domainIds } },
+        { ...detached, orderBy: { source: "asc" } },
+      );
       return rows.map((a) => aliasView(a, vnode.name));
     },
 
@@ -80,15 +108,27 @@ export function createVMailAliasService({ ctx, mutate }: ServiceDeps): VMailAlia
         requestId: input.requestId,
         args: { source: input.source, targets: input.targets, active: input.active },
         prepare() {
-          const patch = { targets: input.targets === undefined ? undefined : targetsOf(input.targets), active: parseBool(input.active, "active") };
+          const patch = {
+            targets: input.targets === undefined ? undefined : targetsOf(input.targets),
+            active: parseBool(input.active, "active"),
+          };
           requireSomething(patch, "--targets or --active");
           return { source: parseAliasSource(input.source, "source"), patch };
         },
         async apply({ em, vnode, now }, { source, patch }) {
           const alias = await aliasOnVnode(em, vnode, source);
-          const next = { ...alias, targets: patch.targets ?? alias.targets, active: patch.active ?? alias.active, updatedAt: now };
+          const next = {
+            ...alias,
+            targets: patch.targets ?? alias.targets,
+            active: patch.active ?? alias.active,
+            updatedAt: now,
+          };
           if (patch.targets !== undefined) await checkTargets(em, alias.source, next.targets);
-          await em.nativeUpdate(VMailAlias, { id: alias.id }, { targets: next.targets, active: next.active, updatedAt: now });
+          await em.nativeUpdate(
+            VMailAlias,
+            { id: alias.id },
+            { targets: next.targets, active: next.active, updatedAt: now },
+          );
           return { value: aliasView(next, vnode.name), changes: [upsertAlias(next)] };
         },
       });
@@ -106,7 +146,10 @@ export function createVMailAliasService({ ctx, mutate }: ServiceDeps): VMailAlia
           const alias = await aliasOnVnode(em, vnode, source);
           const pointing = await sourcesPointingAt(em, alias.source);
           if (pointing.length > 0) {
-            throw conflict(`source: ${alias.source} is a target of ${pointing.join(", ")}; change those aliases first (chvalias), or their mail would bounce`, "failed_precondition");
+            throw conflict(
+              `source: ${alias.source} is a target of ${pointing.join(", ")}; change those aliases first (chvalias), or their mail would bounce`,
+              "failed_precondition",
+            );
           }
           await em.nativeDelete(VMailAlias, { id: alias.id });
           return { value: aliasView(alias, vnode.name), changes: [deleteAlias(alias.source)] };

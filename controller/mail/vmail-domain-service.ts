@@ -14,7 +14,8 @@ import type { ServiceDeps } from "./service-deps.ts";
 import { requireSomething } from "./service-deps.ts";
 import { upsertDomain } from "./state-changes.ts";
 
-const quotaOf = (input: string | undefined, field: string) => (input === undefined ? undefined : parseQuota(input, field));
+const quotaOf = (input: string | undefined, field: string) =>
+  input === undefined ? undefined : parseQuota(input, field);
 
 export function createVMailDomainService({ ctx, mutate }: ServiceDeps): VMailDomainServiceApi {
   return {
@@ -24,7 +25,15 @@ export function createVMailDomainService({ ctx, mutate }: ServiceDeps): VMailDom
         vnode: input.vnode,
         dryRun: input.dryRun,
         requestId: input.requestId,
-        args: { domain: input.domain, defaultQuota: input.defaultQuota, maxMailboxes: input.maxMailboxes, maxAliases: input.maxAliases, maxQuota: input.maxQuota, overcommit: input.overcommit, skipDnsCheck: input.skipDnsCheck === true },
+        args: {
+          domain: input.domain,
+          defaultQuota: input.defaultQuota,
+          maxMailboxes: input.maxMailboxes,
+          maxAliases: input.maxAliases,
+          maxQuota: input.maxQuota,
+          overcommit: input.overcommit,
+          skipDnsCheck: input.skipDnsCheck === true,
+        },
         async prepare() {
           const domain = parseDomain(input.domain, "domain");
           const settings = {
@@ -35,8 +44,14 @@ export function createVMailDomainService({ ctx, mutate }: ServiceDeps): VMailDom
             overcommit: parseBool(input.overcommit, "overcommit") ?? false,
           };
           checkDefaultWithinMax(settings.defaultQuota, settings.maxQuota);
-          if (parseBool(input.skipDnsCheck, "skipDnsCheck") !== true && (await ctx.dns.findZone(domain.ascii)) === undefined) {
-            throw conflict(`domain: no DNS zone covers ${domain.unicode}; create its zone first, or pass --skip-dns-check (recorded in the command log)`, "failed_precondition");
+          if (
+            parseBool(input.skipDnsCheck, "skipDnsCheck") !== true &&
+            (await ctx.dns.findZone(domain.ascii)) === undefined
+          ) {
+            throw conflict(
+              `domain: no DNS zone covers ${domain.unicode}; create its zone first, or pass --skip-dns-check (recorded in the command log)`,
+              "failed_precondition",
+            );
           }
           return { domain, settings };
         },
@@ -46,7 +61,16 @@ export function createVMailDomainService({ ctx, mutate }: ServiceDeps): VMailDom
             const where = existing.vnodeId === vnode.id ? "" : " on another vnode";
             throw conflict(`mail domain ${domain.unicode} is already hosted${where}`);
           }
-          const row = { domain: domain.ascii, vnodeId: vnode.id, active: true, ...settings, dkimSelector: null, dkimAlgorithm: null, createdAt: now, updatedAt: now };
+          const row = {
+            domain: domain.ascii,
+            vnodeId: vnode.id,
+            active: true,
+            ...settings,
+            dkimSelector: null,
+            dkimAlgorithm: null,
+            createdAt: now,
+            updatedAt: now,
+          };
           await em.insert(VMailDomain, row);
           const value = domainView(row, vnode.name, { mailboxes: 0, aliases: 0 });
           return { value, changes: [upsertDomain(row)], domainChanged: true };
@@ -57,7 +81,10 @@ export function createVMailDomainService({ ctx, mutate }: ServiceDeps): VMailDom
     async list(vnodeInput) {
       const vnode = await readVnode(ctx.em, vnodeInput);
       const rows = await ctx.em.find(VMailDomain, { vnodeId: vnode.id }, { ...detached, orderBy: { domain: "asc" } });
-      const counts = await domainCounts(ctx.em, rows.map((d) => d.id));
+      const counts = await domainCounts(
+        ctx.em,
+        rows.map((d) => d.id),
+      );
       return rows.map((d) => domainView(d, vnode.name, counts.get(d.id) ?? { mailboxes: 0, aliases: 0 }));
     },
 
@@ -72,7 +99,15 @@ export function createVMailDomainService({ ctx, mutate }: ServiceDeps): VMailDom
         vnode: input.vnode,
         dryRun: input.dryRun,
         requestId: input.requestId,
-        args: { domain: input.domain, active: input.active, defaultQuota: input.defaultQuota, maxMailboxes: input.maxMailboxes, maxAliases: input.maxAliases, maxQuota: input.maxQuota, overcommit: input.overcommit },
+        args: {
+          domain: input.domain,
+          active: input.active,
+          defaultQuota: input.defaultQuota,
+          maxMailboxes: input.maxMailboxes,
+          maxAliases: input.maxAliases,
+          maxQuota: input.maxQuota,
+          overcommit: input.overcommit,
+        },
         prepare() {
           const domain = parseDomain(input.domain, "domain");
           const patch = {
@@ -83,17 +118,28 @@ export function createVMailDomainService({ ctx, mutate }: ServiceDeps): VMailDom
             maxAliases: parseLimit(input.maxAliases, "maxAliases"),
             overcommit: parseBool(input.overcommit, "overcommit"),
           };
-          requireSomething(patch, "--active, --default-quota, --max-quota, --max-mailboxes, --max-aliases or --overcommit");
+          requireSomething(
+            patch,
+            "--active, --default-quota, --max-quota, --max-mailboxes, --max-aliases or --overcommit",
+          );
           return { domain, patch };
         },
         async apply({ em, vnode, now }, { domain, patch }) {
           const row = await domainOnVnode(em, vnode, domain);
-          const next = { ...row, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)), updatedAt: now } as VMailDomain;
+          const next = {
+            ...row,
+            ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)),
+            updatedAt: now,
+          } as VMailDomain;
           checkDefaultWithinMax(Number(next.defaultQuota), Number(next.maxQuota));
           await checkDomainLimits(em, row, next);
           const { id: _id, ...data } = next;
           await em.nativeUpdate(VMailDomain, { id: row.id }, data);
-          return { value: await viewIn(em, next, vnode.name), changes: [upsertDomain(next)], domainChanged: next.active !== row.active };
+          return {
+            value: await viewIn(em, next, vnode.name),
+            changes: [upsertDomain(next)],
+            domainChanged: next.active !== row.active,
+          };
         },
       });
     },
@@ -105,7 +151,10 @@ export function createVMailDomainService({ ctx, mutate }: ServiceDeps): VMailDom
         dryRun: input.dryRun,
         requestId: input.requestId,
         args: { domain: input.domain, keepMaildir: input.keepMaildir === true },
-        prepare: () => ({ domain: parseDomain(input.domain, "domain"), keepMaildir: parseBool(input.keepMaildir, "keepMaildir") ?? false }),
+        prepare: () => ({
+          domain: parseDomain(input.domain, "domain"),
+          keepMaildir: parseBool(input.keepMaildir, "keepMaildir") ?? false,
+        }),
         async apply({ em, vnode }, { domain, keepMaildir }) {
           const row = await domainOnVnode(em, vnode, domain);
           const value = await viewIn(em, row, vnode.name);
@@ -118,12 +167,18 @@ export function createVMailDomainService({ ctx, mutate }: ServiceDeps): VMailDom
 }
 
 async function viewIn(em: ServiceDeps["ctx"]["em"], d: VMailDomain, vnode: string): Promise<DomainView> {
-  return domainView(d, vnode, { mailboxes: await countIn(em, "mail_vboxes", d.id), aliases: await countIn(em, "mail_valias", d.id) });
+  return domainView(d, vnode, {
+    mailboxes: await countIn(em, "mail_vboxes", d.id),
+    aliases: await countIn(em, "mail_valias", d.id),
+  });
 }
 
 function checkDefaultWithinMax(defaultQuota: number, maxQuota: number): void {
   if (maxQuota > 0 && (defaultQuota === 0 || defaultQuota > maxQuota)) {
     const shown = defaultQuota === 0 ? "unlimited" : formatQuota(defaultQuota);
-    throw invalid("defaultQuota", `default quota ${shown} is over the max quota ${formatQuota(maxQuota)} per mailbox; lower it or raise the max`);
+    throw invalid(
+      "defaultQuota",
+      `default quota ${shown} is over the max quota ${formatQuota(maxQuota)} per mailbox; lower it or raise the max`,
+    );
   }
 }

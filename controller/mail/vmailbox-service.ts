@@ -3,7 +3,13 @@ import { NetservaError } from "../../common/errors.ts";
 import { parseAddress } from "../../common/validation/index.ts";
 import { VMailbox } from "../db/entities/index.ts";
 import { parseBool } from "./limits.ts";
-import type { AddMailboxInput, AddMailboxesInput, ChangeMailboxInput, RemoveMailboxInput, VMailboxServiceApi } from "./mail-api.ts";
+import type {
+  AddMailboxInput,
+  AddMailboxesInput,
+  ChangeMailboxInput,
+  RemoveMailboxInput,
+  VMailboxServiceApi,
+} from "./mail-api.ts";
 import { readVnode, sourcesPointingAt } from "./mail-lookups.ts";
 import { addMailboxes } from "./mailbox-add.ts";
 import { prepareAdd, prepareMany } from "./mailbox-add-prepare.ts";
@@ -18,7 +24,12 @@ import { deleteMailbox } from "./state-changes.ts";
 
 /** What the command log records of an add: never the password, only how it was set. */
 const addArgs = (input: AddItemInput) => ({
-  email: input.email, quota: input.quota, name: input.name, scheme: input.scheme, catchAll: input.catchAll, active: input.active,
+  email: input.email,
+  quota: input.quota,
+  name: input.name,
+  scheme: input.scheme,
+  catchAll: input.catchAll,
+  active: input.active,
   sieve: input.sieve === undefined ? undefined : "set",
   password: input.password !== undefined ? "given" : input.passwordHash !== undefined ? "hash given" : "generated",
 });
@@ -53,14 +64,25 @@ export function createVMailboxService({ ctx, mutate }: ServiceDeps): VMailboxSer
         dryRun: input.dryRun,
         requestId: input.requestId,
         needsCapacity: true,
-        args: { batch: items.length, emails: items.map((m) => (typeof m?.email === "string" ? m.email.slice(0, 300) : null)) },
+        args: {
+          batch: items.length,
+          emails: items.map((m) => (typeof m?.email === "string" ? m.email.slice(0, 300) : null)),
+        },
         prepare: () => prepareMany(input.mailboxes),
         async apply(tx, prepared) {
-          const early = prepared.flatMap((p) => (p.error === undefined ? [] : [{ index: p.index, error: NetservaError.from(p.error) }]));
-          const outcome = await addMailboxes(tx, prepared.flatMap((p) => (p.prepared ? [{ index: p.index, prepared: p.prepared }] : [])));
+          const early = prepared.flatMap((p) =>
+            p.error === undefined ? [] : [{ index: p.index, error: NetservaError.from(p.error) }],
+          );
+          const outcome = await addMailboxes(
+            tx,
+            prepared.flatMap((p) => (p.prepared ? [{ index: p.index, prepared: p.prepared }] : [])),
+          );
           const refused = [...early, ...outcome.refused].sort((a, b) => a.index - b.index);
           const value = { added: outcome.added, refused };
-          const noop = outcome.added.length === 0 ? `all ${refused.length} mailboxes refused${refused[0] ? `; first: ${refused[0].error.message}` : ""}` : undefined;
+          const noop =
+            outcome.added.length === 0
+              ? `all ${refused.length} mailboxes refused${refused[0] ? `; first: ${refused[0].error.message}` : ""}`
+              : undefined;
           return { value, changes: outcome.changes, ...(noop === undefined ? {} : { noop }) };
         },
       });
@@ -80,7 +102,22 @@ export function createVMailboxService({ ctx, mutate }: ServiceDeps): VMailboxSer
         dryRun: input.dryRun,
         requestId: input.requestId,
         needsCapacity: input.quota !== undefined,
-        args: { email: input.email, quota: input.quota, active: input.active, name: input.name, scheme: input.scheme, sieve: input.sieve === undefined ? undefined : input.sieve === null ? "removed" : "set", password: input.password !== undefined ? "given" : input.passwordHash !== undefined ? "hash given" : input.generatePassword === true ? "generated" : undefined },
+        args: {
+          email: input.email,
+          quota: input.quota,
+          active: input.active,
+          name: input.name,
+          scheme: input.scheme,
+          sieve: input.sieve === undefined ? undefined : input.sieve === null ? "removed" : "set",
+          password:
+            input.password !== undefined
+              ? "given"
+              : input.passwordHash !== undefined
+                ? "hash given"
+                : input.generatePassword === true
+                  ? "generated"
+                  : undefined,
+        },
         prepare: () => prepareChange(input),
         apply: changeMailbox,
       });
@@ -92,7 +129,11 @@ export function createVMailboxService({ ctx, mutate }: ServiceDeps): VMailboxSer
         vnode: input.vnode,
         dryRun: input.dryRun,
         requestId: input.requestId,
-        args: { email: input.email, keepMaildir: input.keepMaildir === true, removeAliases: input.removeAliases === true },
+        args: {
+          email: input.email,
+          keepMaildir: input.keepMaildir === true,
+          removeAliases: input.removeAliases === true,
+        },
         prepare: () => ({
           address: parseAddress(input.email, "email"),
           keepMaildir: parseBool(input.keepMaildir, "keepMaildir") ?? false,
@@ -103,7 +144,10 @@ export function createVMailboxService({ ctx, mutate }: ServiceDeps): VMailboxSer
           const view = mailboxView(mailbox, vnode.name, await sourcesPointingAt(em, mailbox.address));
           const fixup = await fixAliasesFor(em, mailbox.address, removeAliases, now);
           await em.nativeDelete(VMailbox, { id: mailbox.id });
-          return { value: { mailbox: view, removedAliases: fixup.removedAliases }, changes: [...fixup.changes, deleteMailbox(mailbox.address, keepMaildir)] };
+          return {
+            value: { mailbox: view, removedAliases: fixup.removedAliases },
+            changes: [...fixup.changes, deleteMailbox(mailbox.address, keepMaildir)],
+          };
         },
       });
     },

@@ -4,7 +4,10 @@ import { inspectCertificate } from "../../common/pki/inspect.ts";
 import { normalizeSerial } from "../../common/identity/peer.ts";
 import { Certificate } from "../db/entities/index.ts";
 
-export async function recordCertificate(em: SqlEntityManager, input: { pem: string; vnodeId: number | null }): Promise<Certificate> {
+export async function recordCertificate(
+  em: SqlEntityManager,
+  input: { pem: string; vnodeId: number | null },
+): Promise<Certificate> {
   const info = inspectCertificate(input.pem);
   const row = em.create(Certificate, {
     serial: normalizeSerial(info.serialHex),
@@ -21,6 +24,10 @@ export async function recordCertificate(em: SqlEntityManager, input: { pem: stri
 
 /** Serials of every revoked certificate that has not yet expired (expired ones fail TLS anyway). */
 export async function revokedSerials(em: SqlEntityManager): Promise<string[]> {
-  const rows = await em.find(Certificate, { revokedAt: { $ne: null }, notAfter: { $gt: new Date() } }, { fields: ["serial"] });
+  const rows = await em.find(
+    Certificate,
+    { revokedAt: { $ne: null }, notAfter: { $gt: new Date() } },
+    { fields: ["serial"] },
+  );
   return rows.map((row) => row.serial);
 }

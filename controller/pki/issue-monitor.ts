@@ -18,7 +18,11 @@ export interface MonitorCertificate {
   serialHex: string;
 }
 
-export async function issueMonitorCertificate(em: SqlEntityManager, paths: HomePaths, o: { name: string; outDir: string; validDays: number }): Promise<MonitorCertificate> {
+export async function issueMonitorCertificate(
+  em: SqlEntityManager,
+  paths: HomePaths,
+  o: { name: string; outDir: string; validDays: number },
+): Promise<MonitorCertificate> {
   const name = checkIdentity(o.name, "name");
   const { keyPem, csrPem } = await createKeyAndCsr({ commonName: name });
   const issued = issueCertificate({
@@ -30,7 +34,11 @@ export async function issueMonitorCertificate(em: SqlEntityManager, paths: HomeP
     validSeconds: o.validDays * 86_400,
   });
   mkdirSync(o.outDir, { recursive: true, mode: 0o700 });
-  const out = { certFile: join(o.outDir, `${name}.crt`), keyFile: join(o.outDir, `${name}.key`), caFile: join(o.outDir, "ca.crt") };
+  const out = {
+    certFile: join(o.outDir, `${name}.crt`),
+    keyFile: join(o.outDir, `${name}.key`),
+    caFile: join(o.outDir, "ca.crt"),
+  };
   await writePrivateFile(out.keyFile, keyPem);
   await writePublicFile(out.certFile, issued.certPem);
   await writePublicFile(out.caFile, readFileSync(paths.caCert, "utf8"));

@@ -15,7 +15,13 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
-async function waitForPort(host: string, port: number, deadlineMs: number, child: ChildProcess, logFile: string): Promise<void> {
+async function waitForPort(
+  host: string,
+  port: number,
+  deadlineMs: number,
+  child: ChildProcess,
+  logFile: string,
+): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}; see ${logFile}`);
@@ -33,16 +39,34 @@ async function waitForPort(host: string, port: number, deadlineMs: number, child
   throw new Error(`agent did not listen on ${host}:${port} within ${deadlineMs} ms; see ${logFile}`);
 }
 
-export async function startAgentProcess(o: { ns: TestNetns; home: string; root: string; port: number; logDir: string; extraArgs?: string[] }): Promise<AgentProcess> {
+export async function startAgentProcess(o: {
+  ns: TestNetns;
+  home: string;
+  root: string;
+  port: number;
+  logDir: string;
+  extraArgs?: string[];
+}): Promise<AgentProcess> {
   const logFile = join(o.logDir, `agent-${o.ns.name}.log`);
   const log = openSync(logFile, "a");
   const args = [
-    "netns", "exec", o.ns.name, process.execPath, BIN, "agent", "serve",
-    "--home", o.home,
-    "--listen", `${o.ns.nsAddress}:${o.port}`,
-    "--root", o.root,
-    "--mail-listen", o.ns.nsAddress,
-    "--init", "direct",
+    "netns",
+    "exec",
+    o.ns.name,
+    process.execPath,
+    BIN,
+    "agent",
+    "serve",
+    "--home",
+    o.home,
+    "--listen",
+    `${o.ns.nsAddress}:${o.port}`,
+    "--root",
+    o.root,
+    "--mail-listen",
+    o.ns.nsAddress,
+    "--init",
+    "direct",
     "--no-auth-penalty",
     ...(o.extraArgs ?? []),
   ];

@@ -33,12 +33,29 @@ export interface CliRun {
   err: string;
 }
 
-export function cliRunner(env: Record<string, string | undefined>, shared?: () => Database): (argv: string[], stdin?: string) => Promise<CliRun> {
+export function cliRunner(
+  env: Record<string, string | undefined>,
+  shared?: () => Database,
+): (argv: string[], stdin?: string) => Promise<CliRun> {
   return async (argv, stdin = "") => {
     let out = "";
     let err = "";
-    const base = createCliContext({ out: (t) => void (out += t), err: (t) => void (err += t), readStdin: async () => stdin, env, isTTY: false });
-    const ctx: CliContext = shared ? { ...base, openDb: async () => { const db = shared(); return { ...db, close: async () => undefined }; } } : base;
+    const base = createCliContext({
+      out: (t) => void (out += t),
+      err: (t) => void (err += t),
+      readStdin: async () => stdin,
+      env,
+      isTTY: false,
+    });
+    const ctx: CliContext = shared
+      ? {
+          ...base,
+          openDb: async () => {
+            const db = shared();
+            return { ...db, close: async () => undefined };
+          },
+        }
+      : base;
     const code = await runCommand(argv, ctx);
     return { code, out, err };
   };
@@ -52,11 +69,16 @@ export interface Harness {
   controller: ControllerDaemon;
   db: Database;
   controllerAddress: string;
-  addAgent(name: string, options?: { metrics?: boolean }): Promise<{ agent: AgentDaemon; home: string; address: string; restart(): Promise<AgentDaemon> }>;
+  addAgent(
+    name: string,
+    options?: { metrics?: boolean },
+  ): Promise<{ agent: AgentDaemon; home: string; address: string; restart(): Promise<AgentDaemon> }>;
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { agentCertificateSeconds?: number; healthIntervalMs?: number; staleAfterMs?: number } = {}): Promise<Harness> {
+export async function startHarness(
+  options: { agentCertificateSeconds?: number; healthIntervalMs?: number; staleAfterMs?: number } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-test-"));
   const home = join(dir, "controller");
   const env: Record<string, string | undefined> = { NETSERVA_MAIL_HOME: home, NETSERVA_MAIL_ACTOR: "test" };
@@ -69,7 +91,13 @@ export async function startHarness(options: { agentCertificateSeconds?: number; 
     const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
     writeFileSync(configPath, JSON.stringify({ ...config, agentCertificateSeconds: options.agentCertificateSeconds }));
   }
-  const ctx = createCliContext({ out: () => undefined, err: () => undefined, readStdin: async () => "", env, isTTY: false });
+  const ctx = createCliContext({
+    out: () => undefined,
+    err: () => undefined,
+    readStdin: async () => "",
+    env,
+    isTTY: false,
+  });
   const paths = ctx.paths();
   const db = await ctx.openDb(paths);
   const controller = await startControllerDaemon({
@@ -98,11 +126,25 @@ export async function startHarness(options: { agentCertificateSeconds?: number; 
       if (added.code !== 0) throw new Error(`vnode add failed: ${added.err}`);
       const token = added.out.trim().split("\n").pop() ?? "";
       const agentHome = join(dir, `agent-${name}`);
-      const enrolled = await cli(["agent", "enroll", "--controller", controllerAddress, "--token", token, "--home", agentHome]);
+      const enrolled = await cli([
+        "agent",
+        "enroll",
+        "--controller",
+        controllerAddress,
+        "--token",
+        token,
+        "--home",
+        agentHome,
+      ]);
       if (enrolled.code !== 0) throw new Error(`enroll failed: ${enrolled.err}`);
       const metricsPort = agentOptions.metrics ? await freePort() : undefined;
       const start = async (): Promise<AgentDaemon> => {
-        const agent = await startAgentDaemon({ home: agentHome, listen: address, ...(metricsPort ? { metricsListen: `127.0.0.1:${metricsPort}` } : {}), log: silentLogger });
+        const agent = await startAgentDaemon({
+          home: agentHome,
+          listen: address,
+          ...(metricsPort ? { metricsListen: `127.0.0.1:${metricsPort}` } : {}),
+          log: silentLogger,
+        });
         agents.push(agent);
         return agent;
       };

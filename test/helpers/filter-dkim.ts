@@ -18,7 +18,11 @@ function tagList(value: string): Record<string, string> {
   return tags;
 }
 
-const relaxedValue = (v: string): string => v.replace(/\r\n/g, "").replace(/[ \t]+/g, " ").trim();
+const relaxedValue = (v: string): string =>
+  v
+    .replace(/\r\n/g, "")
+    .replace(/[ \t]+/g, " ")
+    .trim();
 
 function relaxedBody(body: string): string {
   const lines = body.split("\r\n").map((l) => l.replace(/[ \t]+/g, " ").replace(/ $/, ""));
@@ -31,7 +35,8 @@ function headerFields(block: string): { name: string; value: string }[] {
   for (const line of block.split("\r\n")) {
     const last = fields[fields.length - 1];
     if (/^[ \t]/.test(line) && last !== undefined) last.value += `\r\n${line}`;
-    else if (line.includes(":")) fields.push({ name: line.slice(0, line.indexOf(":")), value: line.slice(line.indexOf(":") + 1) });
+    else if (line.includes(":"))
+      fields.push({ name: line.slice(0, line.indexOf(":")), value: line.slice(line.indexOf(":") + 1) });
   }
   return fields;
 }
@@ -60,8 +65,9 @@ export function verifyDkimSignature(message: string, signatureValue: string, pub
   const withoutB = signatureValue.replace(/(^|;)(\s*b\s*=)[^;]*/, "$1$2");
   data += `dkim-signature:${relaxedValue(withoutB)}`;
   const sig = Buffer.from(tags["b"] ?? "", "base64");
-  const signatureOk = tags["a"] === "ed25519-sha256"
-    ? verify(null, createHash("sha256").update(data).digest(), publicKey, sig)
-    : verify("sha256", Buffer.from(data), publicKey, sig);
+  const signatureOk =
+    tags["a"] === "ed25519-sha256"
+      ? verify(null, createHash("sha256").update(data).digest(), publicKey, sig)
+      : verify("sha256", Buffer.from(data), publicKey, sig);
   return { tags, bodyHashOk, signatureOk };
 }

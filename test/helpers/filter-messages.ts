@@ -26,9 +26,11 @@ function headers(e: Envelope, extra: string[] = []): string {
 }
 
 export function hamMessage(e: Envelope): string {
-  return `${headers(e, ["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 7bit"])}\r\n\r\n` +
+  return (
+    `${headers(e, ["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 7bit"])}\r\n\r\n` +
     "Hi Bob,\r\n\r\nare we still on for lunch on Thursday? The usual place at half past twelve\r\n" +
-    "suits me, and I will bring the notes from the planning meeting.\r\n\r\nCheers,\r\nAlice\r\n";
+    "suits me, and I will bring the notes from the planning meeting.\r\n\r\nCheers,\r\nAlice\r\n"
+  );
 }
 
 export function gtubeMessage(e: Envelope): string {
@@ -38,9 +40,11 @@ export function gtubeMessage(e: Envelope): string {
 /** EICAR as a base64 attachment, the way a real virus arrives. */
 export function eicarMessage(e: Envelope): string {
   const b = "nsm-boundary-1";
-  return `${headers({ ...e, subject: "Invoice attached" }, [`Content-Type: multipart/mixed; boundary="${b}"`])}\r\n\r\n` +
+  return (
+    `${headers({ ...e, subject: "Invoice attached" }, [`Content-Type: multipart/mixed; boundary="${b}"`])}\r\n\r\n` +
     `--${b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease find the invoice attached.\r\n` +
     `--${b}\r\nContent-Type: application/octet-stream; name="invoice.com"\r\n` +
     `Content-Disposition: attachment; filename="invoice.com"\r\nContent-Transfer-Encoding: base64\r\n\r\n` +
-    `${Buffer.from(EICAR, "latin1").toString("base64")}\r\n--${b}--\r\n`;
+    `${Buffer.from(EICAR, "latin1").toString("base64")}\r\n--${b}--\r\n`
+  );
 }

@@ -40,7 +40,11 @@ export function writeNetnsResolvConf(ns: Pick<TestNetns, "name">, nameserver: st
   if (!ns.name.startsWith(OUR_PREFIX)) throw new Error(`not a test namespace: ${ns.name}`);
   const dir = join(NETNS_ETC, ns.name);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  writeFileSync(join(dir, "resolv.conf"), `# written by netserva-mail tests\nnameserver ${nameserver}\noptions timeout:2 attempts:2\n`, { mode: 0o644 });
+  writeFileSync(
+    join(dir, "resolv.conf"),
+    `# written by netserva-mail tests\nnameserver ${nameserver}\noptions timeout:2 attempts:2\n`,
+    { mode: 0o644 },
+  );
 }
 
 export function removeNetnsEtc(ns: Pick<TestNetns, "name">): void {
@@ -60,7 +64,8 @@ async function hostVeth(address: string): Promise<string> {
  * veths only (not the host's other interfaces) and a /32 route in each namespace. Both go away
  * with the namespaces. */
 export async function linkNamespaces(a: TestNetns, b: TestNetns): Promise<void> {
-  for (const ns of [a, b]) await exec("sysctl", ["-q", "-w", `net.ipv4.conf.${await hostVeth(ns.hostAddress)}.forwarding=1`]);
+  for (const ns of [a, b])
+    await exec("sysctl", ["-q", "-w", `net.ipv4.conf.${await hostVeth(ns.hostAddress)}.forwarding=1`]);
   await a.run("ip", ["route", "replace", `${b.nsAddress}/32`, "via", a.hostAddress]);
   await b.run("ip", ["route", "replace", `${a.nsAddress}/32`, "via", b.hostAddress]);
 }
@@ -75,8 +80,20 @@ export interface ImapTarget {
 
 /** Logs in over IMAPS (993, certificate verified) and waits, polling, for a message in INBOX
  * whose raw source satisfies `match`; returns that source (CRLF line ends). */
-export async function waitForImapMessage(t: ImapTarget, match: (source: string) => boolean, deadlineMs: number, what: string): Promise<string> {
-  const client = new ImapFlow({ host: t.host, port: 993, secure: true, auth: { user: t.user, pass: t.pass }, tls: { ca: t.ca, servername: t.servername }, logger: false });
+export async function waitForImapMessage(
+  t: ImapTarget,
+  match: (source: string) => boolean,
+  deadlineMs: number,
+  what: string,
+): Promise<string> {
+  const client = new ImapFlow({
+    host: t.host,
+    port: 993,
+    secure: true,
+    auth: { user: t.user, pass: t.pass },
+    tls: { ca: t.ca, servername: t.servername },
+    logger: false,
+  });
   await client.connect();
   try {
     const deadline = Date.now() + deadlineMs;

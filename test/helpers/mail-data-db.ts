@@ -22,7 +22,9 @@ export async function freshPostgres(url: string, poolSize?: number): Promise<Dat
   return openDatabase({ url: target.toString(), ...(poolSize === undefined ? {} : { poolSize }) });
 }
 
-export const databaseTargets: Array<[string, () => Promise<Database>]> = [["pglite", () => openDatabase({ dataDir: "memory://" })]];
+export const databaseTargets: Array<[string, () => Promise<Database>]> = [
+  ["pglite", () => openDatabase({ dataDir: "memory://" })],
+];
 if (pgUrl) databaseTargets.push(["postgresql", () => freshPostgres(pgUrl)]);
 
 let counter = 0;
@@ -41,7 +43,10 @@ export interface MailFixture {
 }
 
 /** A new vnode with two zones and, unless `domains: false`, both domains added. */
-export async function mailFixture(db: Database, options: { domains?: boolean; status?: string } = {}): Promise<MailFixture> {
+export async function mailFixture(
+  db: Database,
+  options: { domains?: boolean; status?: string } = {},
+): Promise<MailFixture> {
   counter += 1;
   const tag = `${process.pid.toString(36)}${counter}`;
   const vnode = `vn-${tag}`;
@@ -50,19 +55,24 @@ export async function mailFixture(db: Database, options: { domains?: boolean; st
   await em.flush();
   const d1 = `d1-${tag}.example`;
   const d2 = `d2-${tag}.example`;
-  const make = (o: { capacity?: number; zones?: string[] } = {}) => createMailServices({
-    em: db.em(),
-    actor: "tester",
-    dns: createZoneListProvider({ zones: o.zones ?? [d1, d2] }),
-    ...(o.capacity === undefined ? {} : { vnodeCapacity: async () => o.capacity }),
-  });
+  const make = (o: { capacity?: number; zones?: string[] } = {}) =>
+    createMailServices({
+      em: db.em(),
+      actor: "tester",
+      dns: createZoneListProvider({ zones: o.zones ?? [d1, d2] }),
+      ...(o.capacity === undefined ? {} : { vnodeCapacity: async () => o.capacity }),
+    });
   const services = make();
   if (options.domains !== false) {
     await services.domains.add({ vnode, domain: d1 });
     await services.domains.add({ vnode, domain: d2 });
   }
   return {
-    vnode, vnodeId: row.id, d1, d2, services,
+    vnode,
+    vnodeId: row.id,
+    d1,
+    d2,
+    services,
     with: make,
     async generation() {
       const v = await db.em().findOneOrFail(Vnode, { id: row.id });
@@ -76,8 +86,12 @@ export async function mailFixture(db: Database, options: { domains?: boolean; st
 export async function mailSnapshot(db: Database, vnodeId: number): Promise<string> {
   const em = db.em();
   const parts = await Promise.all([
-    em.execute("select domain, active, default_quota, max_mailboxes, max_aliases, max_quota, overcommit from mail_vhosts order by domain"),
-    em.execute("select address, password_hash, quota, active, display_name, sieve_script from mail_vboxes order by address"),
+    em.execute(
+      "select domain, active, default_quota, max_mailboxes, max_aliases, max_quota, overcommit from mail_vhosts order by domain",
+    ),
+    em.execute(
+      "select address, password_hash, quota, active, display_name, sieve_script from mail_vboxes order by address",
+    ),
     em.execute("select source, targets, active from mail_valias order by source"),
     em.execute("select domain_id, name, value, secret from vconfs order by domain_id, name"),
     em.execute("select generation from vnodes where id = ?", [vnodeId]),
@@ -94,6 +108,7 @@ export async function refusal(promise: Promise<unknown>, code: string, message: 
     caught = error;
   }
   if (!(caught instanceof NetservaError)) throw new Error(`expected a NetservaError (${code}), got ${String(caught)}`);
-  if (caught.code !== code || !message.test(caught.message)) throw new Error(`expected ${code} ${String(message)}, got ${caught.code}: ${caught.message}`);
+  if (caught.code !== code || !message.test(caught.message))
+    throw new Error(`expected ${code} ${String(message)}, got ${caught.code}: ${caught.message}`);
   return caught;
 }

@@ -68,7 +68,8 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         await v.ns.destroy();
         // KEEP_LOGS keeps the daemons' own logs beside the agent's, for a failure to be read later.
         const daemonLogs = createVnodePaths(v.root).postfixLogDir; // Postfix's and Dovecot's
-        if (process.env["KEEP_LOGS"] && existsSync(daemonLogs)) cpSync(daemonLogs, join(logDir, `${v.name}-daemons`), { recursive: true });
+        if (process.env["KEEP_LOGS"] && existsSync(daemonLogs))
+          cpSync(daemonLogs, join(logDir, `${v.name}-daemons`), { recursive: true });
         rmSync(v.root, { recursive: true, force: true });
       }
       await harness.close();
@@ -85,22 +86,50 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
       if (added.code !== 0) throw new Error(`vnode add: ${added.err}`);
       const token = added.out.trim().split("\n").pop() ?? "";
       const home = join(harness.dir, `agent-${name}`);
-      const enrolled = await harness.cli(["agent", "enroll", "--controller", harness.controllerAddress, "--token", token, "--home", home]);
+      const enrolled = await harness.cli([
+        "agent",
+        "enroll",
+        "--controller",
+        harness.controllerAddress,
+        "--token",
+        token,
+        "--home",
+        home,
+      ]);
       if (enrolled.code !== 0) throw new Error(`enroll: ${enrolled.err}`);
-      const set = await harness.cli(["vnode", "set", name, "--mail-hostname", mailHostname, "--mail-listen", ns.nsAddress]);
+      const set = await harness.cli([
+        "vnode",
+        "set",
+        name,
+        "--mail-hostname",
+        mailHostname,
+        "--mail-listen",
+        ns.nsAddress,
+      ]);
       if (set.code !== 0) throw new Error(`vnode set: ${set.err}`);
       const metricsAddress = `${ns.nsAddress}:${METRICS_PORT}`;
       await options.beforeAgent?.(ns, name);
-      const agent = await startAgentProcess({ ns, home, root, port: AGENT_PORT, logDir, extraArgs: ["--metrics-listen", metricsAddress, "--usage-interval", "1000"] });
+      const agent = await startAgentProcess({
+        ns,
+        home,
+        root,
+        port: AGENT_PORT,
+        logDir,
+        extraArgs: ["--metrics-listen", metricsAddress, "--usage-interval", "1000"],
+      });
       const domain = `${name}.test`;
       vnodes.push({ name, domain, mailHostname, ns, root, agent, metricsAddress });
     }
     for (const v of vnodes) {
-      await until(async () => {
-        const rows = JSON.parse((await harness.cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
-        const row = rows.find((r) => r["vnode"] === v.name);
-        return row && row["connected"] === true && row["appliedGeneration"] === row["generation"] ? row : undefined;
-      }, 90_000, `${v.name} to reach its generation`);
+      await until(
+        async () => {
+          const rows = JSON.parse((await harness.cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
+          const row = rows.find((r) => r["vnode"] === v.name);
+          return row && row["connected"] === true && row["appliedGeneration"] === row["generation"] ? row : undefined;
+        },
+        90_000,
+        `${v.name} to reach its generation`,
+      );
       const domain = await harness.cli(["addvmaildomain", v.name, v.domain, "--skip-dns-check"]);
       if (domain.code !== 0) throw new Error(`addvmaildomain: ${domain.err}`);
     }

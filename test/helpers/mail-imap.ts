@@ -14,7 +14,12 @@ export async function canLogin(client: ImapFlow): Promise<boolean> {
 }
 
 /** Send `a LOGIN user pass` over plain TCP; returns the greeting and the tagged reply. */
-export function plaintextLogin(host: string, port: number, user: string, pass: string): Promise<{ greeting: string; reply: string }> {
+export function plaintextLogin(
+  host: string,
+  port: number,
+  user: string,
+  pass: string,
+): Promise<{ greeting: string; reply: string }> {
   return new Promise((resolve, reject) => {
     const s = connect({ host, port });
     let buf = "";

@@ -53,7 +53,10 @@ export async function openLines(t: LineTarget, timeoutMs = 10_000): Promise<Line
 
   const take = <T>(what: string, attempt: () => T | undefined): Promise<T> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${what}: timeout; buffered ${JSON.stringify(buf.toString("latin1"))}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`${what}: timeout; buffered ${JSON.stringify(buf.toString("latin1"))}`)),
+        timeoutMs,
+      );
       const tryTake = (): void => {
         const got = attempt();
         if (got !== undefined) {

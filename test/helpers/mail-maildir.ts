@@ -8,11 +8,19 @@ import { pollUntil } from "../../agent/sc/wait.ts";
 export async function waitDelivered(maildir: string, id: string, folder = "", deadlineMs = 10_000): Promise<string> {
   const dir = join(maildir, folder, "new");
   let found = "";
-  await pollUntil(`${id} in ${maildir}/${folder || "INBOX"}`, () => {
-    if (!existsSync(dir)) return false;
-    found = readdirSync(dir).map((f) => join(dir, f)).find((f) => readFileSync(f, "utf8").includes(id)) ?? "";
-    return found !== "";
-  }, deadlineMs, 25);
+  await pollUntil(
+    `${id} in ${maildir}/${folder || "INBOX"}`,
+    () => {
+      if (!existsSync(dir)) return false;
+      found =
+        readdirSync(dir)
+          .map((f) => join(dir, f))
+          .find((f) => readFileSync(f, "utf8").includes(id)) ?? "";
+      return found !== "";
+    },
+    deadlineMs,
+    25,
+  );
   return found;
 }
 

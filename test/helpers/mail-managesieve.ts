@@ -68,7 +68,8 @@ export async function sieveConnect(t: LineTarget): Promise<SieveSession> {
     // The initial response must be a quoted string: Dovecot answers a literal with an empty
     // challenge instead. (Dovecot 2.3 also fails every AUTHENTICATE after a refused one on the
     // same connection with "Invalid base64 data": test refusals on a connection of their own.)
-    authenticatePlain: (user, pass) => cmd(`AUTHENTICATE "PLAIN" ${quoted(Buffer.from(`\0${user}\0${pass}`).toString("base64"))}`),
+    authenticatePlain: (user, pass) =>
+      cmd(`AUTHENTICATE "PLAIN" ${quoted(Buffer.from(`\0${user}\0${pass}`).toString("base64"))}`),
     async putScript(name, script) {
       c.write(`PUTSCRIPT ${quoted(name)} {${Buffer.byteLength(script)}+}\r\n${script}\r\n`);
       return readResponse(c);

@@ -89,11 +89,27 @@ function open(t: SmtpTarget): Promise<Socket | TLSSocket> {
   });
 }
 
-export function buildMessage(o: { from: string; to: string; subject: string; body: string; headers?: Record<string, string> }): { id: string; data: string } {
+export function buildMessage(o: {
+  from: string;
+  to: string;
+  subject: string;
+  body: string;
+  headers?: Record<string, string>;
+}): { id: string; data: string } {
   const id = `<${Date.now()}.${randomBytes(6).toString("hex")}@sender.test>`;
   const extra = Object.entries(o.headers ?? {}).map(([k, v]) => `${k}: ${v}`);
-  const lines = [`From: ${o.from}`, `To: ${o.to}`, `Subject: ${o.subject}`, `Date: ${new Date().toUTCString().replace("GMT", "+0000")}`,
-    `Message-ID: ${id}`, "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", ...extra, "", o.body];
+  const lines = [
+    `From: ${o.from}`,
+    `To: ${o.to}`,
+    `Subject: ${o.subject}`,
+    `Date: ${new Date().toUTCString().replace("GMT", "+0000")}`,
+    `Message-ID: ${id}`,
+    "MIME-Version: 1.0",
+    "Content-Type: text/plain; charset=utf-8",
+    ...extra,
+    "",
+    o.body,
+  ];
   return { id, data: lines.join("\r\n") };
 }
 
@@ -104,9 +120,16 @@ export interface SendOutcome {
 }
 
 /** One SMTP transaction; stops at the first refusal and says where. */
-export async function sendMail(t: SmtpTarget & {
-  from: string; to: string[]; data: string; startTls?: boolean; auth?: { user: string; pass: string }; size?: number;
-}): Promise<SendOutcome> {
+export async function sendMail(
+  t: SmtpTarget & {
+    from: string;
+    to: string[];
+    data: string;
+    startTls?: boolean;
+    auth?: { user: string; pass: string };
+    size?: number;
+  },
+): Promise<SendOutcome> {
   const s = await smtpConnect(t);
   try {
     if (s.greeting.code !== 220) return { stage: "greeting", reply: s.greeting };

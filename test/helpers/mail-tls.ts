@@ -19,14 +19,51 @@ export async function createTestTls(hostname: string, ip: string): Promise<TestT
   const f = (n: string): string => join(dir, n);
   try {
     const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    await exec("openssl", ["req", "-x509", ...ec, "-keyout", f("ca.key"), "-out", f("ca.crt"), "-subj", "/CN=netserva test CA", "-days", "2",
-      "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    await exec("openssl", [
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      f("ca.key"),
+      "-out",
+      f("ca.crt"),
+      "-subj",
+      "/CN=netserva test CA",
+      "-days",
+      "2",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
     await exec("openssl", ["req", ...ec, "-keyout", f("srv.key"), "-out", f("srv.csr"), "-subj", `/CN=${hostname}`]);
-    writeFileSync(f("ext.cnf"), `subjectAltName=DNS:${hostname},IP:${ip}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
-    await exec("openssl", ["x509", "-req", "-in", f("srv.csr"), "-CA", f("ca.crt"), "-CAkey", f("ca.key"), "-CAcreateserial",
-      "-out", f("srv.crt"), "-days", "2", "-extfile", f("ext.cnf")]);
+    writeFileSync(
+      f("ext.cnf"),
+      `subjectAltName=DNS:${hostname},IP:${ip}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`,
+    );
+    await exec("openssl", [
+      "x509",
+      "-req",
+      "-in",
+      f("srv.csr"),
+      "-CA",
+      f("ca.crt"),
+      "-CAkey",
+      f("ca.key"),
+      "-CAcreateserial",
+      "-out",
+      f("srv.crt"),
+      "-days",
+      "2",
+      "-extfile",
+      f("ext.cnf"),
+    ]);
     const ca = readFileSync(f("ca.crt"), "utf8");
-    return { caPem: ca, certChainPem: readFileSync(f("srv.crt"), "utf8") + ca, keyPem: readFileSync(f("srv.key"), "utf8") };
+    return {
+      caPem: ca,
+      certChainPem: readFileSync(f("srv.crt"), "utf8") + ca,
+      keyPem: readFileSync(f("srv.key"), "utf8"),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -49,7 +49,11 @@ export async function createMailVnode(tag: string, extra: Partial<MailHostOption
   const host = await createMailHost(base);
   const opened: MailHost[] = [host];
   return {
-    ns, root, tls, sc, host,
+    ns,
+    root,
+    tls,
+    sc,
+    host,
     smtp: (port) => ({ host: ns.nsAddress, port, ca: tls.caPem, servername: MAIL_HOSTNAME, implicitTls: port === 465 }),
     imap: (user, pass, o = {}) =>
       new ImapFlow({

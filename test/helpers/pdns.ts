@@ -12,7 +12,10 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { freePort } from "./controller-harness.ts";
 
-const SCHEMAS = ["/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql", "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql"];
+const SCHEMAS = [
+  "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql",
+  "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql",
+];
 export const PDNS_BINARY = "/usr/sbin/pdns_server";
 export const pdnsAvailable = existsSync(PDNS_BINARY) && SCHEMAS.some((s) => existsSync(s));
 
@@ -30,10 +33,17 @@ export interface Pdns {
   stop(): Promise<void>;
 }
 
-async function until(what: string, ms: number, child: ChildProcess, logFile: string, probe: () => Promise<boolean>): Promise<void> {
+async function until(
+  what: string,
+  ms: number,
+  child: ChildProcess,
+  logFile: string,
+  probe: () => Promise<boolean>,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`pdns_server exited with ${child.exitCode}: ${readFileSync(logFile, "utf8").slice(-2000)}`);
+    if (child.exitCode !== null)
+      throw new Error(`pdns_server exited with ${child.exitCode}: ${readFileSync(logFile, "utf8").slice(-2000)}`);
     if (await probe().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -57,28 +67,32 @@ export async function startPdns(options: PdnsOptions = {}): Promise<Pdns> {
   const dnsAddresses = options.dns?.addresses ?? ["127.0.0.1"];
   const dnsHost = dnsAddresses[0] ?? "127.0.0.1";
   const apiKey = randomBytes(24).toString("hex");
-  writeFileSync(join(dir, "pdns.conf"), [
-    "launch=gsqlite3",
-    `gsqlite3-database=${dbFile}`,
-    `local-address=${dnsAddresses.join(",")}`,
-    `local-port=${dnsPort}`,
-    "api=yes",
-    `api-key=${apiKey}`,
-    "webserver=yes",
-    "webserver-address=127.0.0.1",
-    `webserver-port=${httpPort}`,
-    "webserver-allow-from=127.0.0.0/8",
-    `socket-dir=${dir}`,
-    "guardian=no",
-    "daemon=no",
-    "disable-syslog=yes",
-    "loglevel=4",
-    "cache-ttl=0",
-    "negquery-cache-ttl=0",
-    "query-cache-ttl=0",
-    "zone-cache-refresh-interval=0",
-    "",
-  ].join("\n"), { mode: 0o600 });
+  writeFileSync(
+    join(dir, "pdns.conf"),
+    [
+      "launch=gsqlite3",
+      `gsqlite3-database=${dbFile}`,
+      `local-address=${dnsAddresses.join(",")}`,
+      `local-port=${dnsPort}`,
+      "api=yes",
+      `api-key=${apiKey}`,
+      "webserver=yes",
+      "webserver-address=127.0.0.1",
+      `webserver-port=${httpPort}`,
+      "webserver-allow-from=127.0.0.0/8",
+      `socket-dir=${dir}`,
+      "guardian=no",
+      "daemon=no",
+      "disable-syslog=yes",
+      "loglevel=4",
+      "cache-ttl=0",
+      "negquery-cache-ttl=0",
+      "query-cache-ttl=0",
+      "zone-cache-refresh-interval=0",
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
   const logFile = join(dir, "pdns.log");
   const log = openSync(logFile, "a");
   const child = spawn(PDNS_BINARY, [`--config-dir=${dir}`], { stdio: ["ignore", log, log] });
@@ -97,7 +111,10 @@ export async function startPdns(options: PdnsOptions = {}): Promise<Pdns> {
     if (child.exitCode === null && child.pid !== undefined) {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       process.kill(child.pid, "SIGTERM");
-      const timer = setTimeout(() => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, "SIGKILL"), 5000);
+      const timer = setTimeout(
+        () => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, "SIGKILL"),
+        5000,
+      );
       await exited;
       clearTimeout(timer);
     }
@@ -109,7 +126,10 @@ export async function startPdns(options: PdnsOptions = {}): Promise<Pdns> {
       const r = new Resolver({ timeout: 300, tries: 1 });
       r.setServers([`${dnsHost}:${dnsPort}`]);
       // Any DNS answer (NXDOMAIN / REFUSED included) means the listener is up; a timeout does not.
-      return r.resolveTxt("ready.invalid").then(() => true, (e: { code?: string }) => e.code !== "ETIMEOUT" && e.code !== "ECONNREFUSED");
+      return r.resolveTxt("ready.invalid").then(
+        () => true,
+        (e: { code?: string }) => e.code !== "ETIMEOUT" && e.code !== "ECONNREFUSED",
+      );
     });
   } catch (error) {
     await stop();
@@ -126,7 +146,8 @@ export async function startPdns(options: PdnsOptions = {}): Promise<Pdns> {
     async createZone(name) {
       const zone = name.endsWith(".") ? name : `${name}.`;
       const created = await api("POST", "/zones", { name: zone, kind: "Native", nameservers: [`ns1.${zone}`] });
-      if (created.status !== 201) throw new Error(`create zone ${zone}: HTTP ${created.status} ${JSON.stringify(created.body)}`);
+      if (created.status !== 201)
+        throw new Error(`create zone ${zone}: HTTP ${created.status} ${JSON.stringify(created.body)}`);
     },
     stop,
   };

@@ -17,11 +17,14 @@ let tls = { ca: "", cert: "", key: "" };
 
 function scrape(identity: { cert?: string; key?: string }): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port: metricsPort, path: "/metrics", ca: tls.ca, ...identity, servername: "vn1" }, (res) => {
-      let body = "";
-      res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      { host: "127.0.0.1", port: metricsPort, path: "/metrics", ca: tls.ca, ...identity, servername: "vn1" },
+      (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on("error", reject);
     req.end();
   });
@@ -31,11 +34,20 @@ beforeAll(async () => {
   harness = await startHarness();
   const { agent, address } = await harness.addAgent("vn1", { metrics: true });
   metricsPort = agent.metricsPort ?? 0;
-  tls = { ca: readFileSync(join(harness.home, "ca", "ca.crt"), "utf8"), cert: readFileSync(join(harness.home, "controller.crt"), "utf8"), key: readFileSync(join(harness.home, "controller.key"), "utf8") };
-  const client = createClient(AgentService, createGrpcTransport({ baseUrl: `https://${address}`, nodeOptions: { ...tls, servername: "vn1" } }));
+  tls = {
+    ca: readFileSync(join(harness.home, "ca", "ca.crt"), "utf8"),
+    cert: readFileSync(join(harness.home, "controller.crt"), "utf8"),
+    key: readFileSync(join(harness.home, "controller.key"), "utf8"),
+  };
+  const client = createClient(
+    AgentService,
+    createGrpcTransport({ baseUrl: `https://${address}`, nodeOptions: { ...tls, servername: "vn1" } }),
+  );
   await client.ping({ meta: create(CommandMetaSchema, { requestId: "m-1" }), payload: new Uint8Array() });
   await client.ping({ meta: create(CommandMetaSchema, { requestId: "m-1" }), payload: new Uint8Array() });
-  await client.ping({ meta: create(CommandMetaSchema, { requestId: "bad id" }), payload: new Uint8Array() }).catch(() => undefined);
+  await client
+    .ping({ meta: create(CommandMetaSchema, { requestId: "bad id" }), payload: new Uint8Array() })
+    .catch(() => undefined);
 });
 
 afterAll(async () => {
@@ -60,7 +72,9 @@ describe("agent metrics", () => {
     expect(existsSync("/usr/bin/promtool")).toBe(true);
     const { body } = await scrape({ cert: tls.cert, key: tls.key });
     const result = await new Promise<{ code: number; output: string }>((resolve) => {
-      const child = execFile("/usr/bin/promtool", ["check", "metrics"], (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }));
+      const child = execFile("/usr/bin/promtool", ["check", "metrics"], (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
+      );
       child.stdin?.end(body);
     });
     expect(result.output).toBe("");

@@ -21,20 +21,45 @@ let controller = { cert: "", key: "" };
 let pings = 0;
 
 async function ping(identity: { cert?: string; key?: string }, requestId: string): Promise<unknown> {
-  const transport = createGrpcTransport({ baseUrl: `https://${address}`, nodeOptions: { ca: caPem, ...identity, servername: "vn1" } });
-  return createClient(AgentService, transport).ping({ meta: create(CommandMetaSchema, { requestId }), payload: new Uint8Array() }, { timeoutMs: 5000 });
+  const transport = createGrpcTransport({
+    baseUrl: `https://${address}`,
+    nodeOptions: { ca: caPem, ...identity, servername: "vn1" },
+  });
+  return createClient(AgentService, transport).ping(
+    { meta: create(CommandMetaSchema, { requestId }), payload: new Uint8Array() },
+    { timeoutMs: 5000 },
+  );
 }
 
-async function issued(role: "controller" | "agent", identity: string, validSeconds: number, notBefore?: Date): Promise<{ cert: string; key: string }> {
+async function issued(
+  role: "controller" | "agent",
+  identity: string,
+  validSeconds: number,
+  notBefore?: Date,
+): Promise<{ cert: string; key: string }> {
   const { keyPem, csrPem } = await createKeyAndCsr({ commonName: identity });
-  const result = issueCertificate({ caKeyPem, caCertPem: caPem, csrPem, role, identity, validSeconds, ...(notBefore ? { notBefore } : {}) });
+  const result = issueCertificate({
+    caKeyPem,
+    caCertPem: caPem,
+    csrPem,
+    role,
+    identity,
+    validSeconds,
+    ...(notBefore ? { notBefore } : {}),
+  });
   return { cert: (await result).certPem, key: keyPem };
 }
 
 async function pingCount(): Promise<number> {
-  const transport = createGrpcTransport({ baseUrl: `https://${address}`, nodeOptions: { ca: caPem, ...controller, servername: "vn1" } });
+  const transport = createGrpcTransport({
+    baseUrl: `https://${address}`,
+    nodeOptions: { ca: caPem, ...controller, servername: "vn1" },
+  });
   // Count handled pings through the agent's own metrics-free path: a replayable ping per check.
-  const r = await createClient(AgentService, transport).ping({ meta: create(CommandMetaSchema, { requestId: `count-${++pings}` }), payload: new Uint8Array() });
+  const r = await createClient(AgentService, transport).ping({
+    meta: create(CommandMetaSchema, { requestId: `count-${++pings}` }),
+    payload: new Uint8Array(),
+  });
   return Number(r.agentTimeUnixMs);
 }
 
@@ -43,7 +68,10 @@ beforeAll(async () => {
   ({ address } = await harness.addAgent("vn1"));
   caPem = readFileSync(join(harness.home, "ca", "ca.crt"), "utf8");
   caKeyPem = readFileSync(join(harness.home, "ca", "ca.key"), "utf8");
-  controller = { cert: readFileSync(join(harness.home, "controller.crt"), "utf8"), key: readFileSync(join(harness.home, "controller.key"), "utf8") };
+  controller = {
+    cert: readFileSync(join(harness.home, "controller.crt"), "utf8"),
+    key: readFileSync(join(harness.home, "controller.key"), "utf8"),
+  };
 });
 
 afterAll(async () => {
@@ -67,7 +95,14 @@ describe("the agent refuses", () => {
   it("a certificate from another CA", async () => {
     const other = await createCertificateAuthority({ commonName: "other CA", validDays: 1, keyBits: 2048 });
     const { keyPem, csrPem } = await createKeyAndCsr({ commonName: "controller" });
-    const cert = await issueCertificate({ caKeyPem: other.keyPem, caCertPem: other.certPem, csrPem, role: "controller", identity: "controller", validSeconds: 3600 });
+    const cert = await issueCertificate({
+      caKeyPem: other.keyPem,
+      caCertPem: other.certPem,
+      csrPem,
+      role: "controller",
+      identity: "controller",
+      validSeconds: 3600,
+    });
     await expect(ping({ cert: cert.certPem, key: keyPem }, "other-ca")).rejects.toThrow();
   });
 
@@ -79,7 +114,9 @@ describe("the agent refuses", () => {
   it("an agent-role certificate presented as a controller", async () => {
     const agentCert = readFileSync(join(harness.dir, "agent-vn1", "agent.crt"), "utf8");
     const agentKey = readFileSync(join(harness.dir, "agent-vn1", "agent.key"), "utf8");
-    await expect(ping({ cert: agentCert, key: agentKey }, "agent-as-controller")).rejects.toThrow(/may not command an agent/);
+    await expect(ping({ cert: agentCert, key: agentKey }, "agent-as-controller")).rejects.toThrow(
+      /may not command an agent/,
+    );
   });
 
   it("a revoked certificate, once the controller pushes its revocation list", async () => {
@@ -92,7 +129,10 @@ describe("the agent refuses", () => {
     const deadline = Date.now() + 5000;
     let refused: unknown;
     while (Date.now() < deadline) {
-      refused = await ping(second, `after-revoke-${Date.now()}`).then(() => undefined, (e: unknown) => e);
+      refused = await ping(second, `after-revoke-${Date.now()}`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       if (refused) break;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -105,7 +145,16 @@ describe("enrollment refuses", () => {
     const added = await harness.cli(["vnode", "add", "vn-unknown", "--address", "127.0.0.1:9"]);
     const token = added.out.trim().split("\n").pop() ?? "";
     const forged = token.replace(/^(nsm1\.[a-z0-9]{6}\.)[a-z0-9]+/, "$1" + "x".repeat(16));
-    const result = await harness.cli(["agent", "enroll", "--controller", harness.controllerAddress, "--token", forged, "--home", join(harness.dir, "agent-unknown")]);
+    const result = await harness.cli([
+      "agent",
+      "enroll",
+      "--controller",
+      harness.controllerAddress,
+      "--token",
+      forged,
+      "--home",
+      join(harness.dir, "agent-unknown"),
+    ]);
     expect(result.code).toBe(5);
     expect(result.err).toMatch(/token/);
   });
@@ -113,9 +162,27 @@ describe("enrollment refuses", () => {
   it("a reused token", async () => {
     const added = await harness.cli(["vnode", "add", "vn-reuse", "--address", "127.0.0.1:9"]);
     const token = added.out.trim().split("\n").pop() ?? "";
-    const first = await harness.cli(["agent", "enroll", "--controller", harness.controllerAddress, "--token", token, "--home", join(harness.dir, "agent-reuse-1")]);
+    const first = await harness.cli([
+      "agent",
+      "enroll",
+      "--controller",
+      harness.controllerAddress,
+      "--token",
+      token,
+      "--home",
+      join(harness.dir, "agent-reuse-1"),
+    ]);
     expect(first.code).toBe(0);
-    const second = await harness.cli(["agent", "enroll", "--controller", harness.controllerAddress, "--token", token, "--home", join(harness.dir, "agent-reuse-2")]);
+    const second = await harness.cli([
+      "agent",
+      "enroll",
+      "--controller",
+      harness.controllerAddress,
+      "--token",
+      token,
+      "--home",
+      join(harness.dir, "agent-reuse-2"),
+    ]);
     expect(second.code).toBe(5);
     expect(second.err).toMatch(/used or expired/);
   });
@@ -123,8 +190,23 @@ describe("enrollment refuses", () => {
   it("an expired token", async () => {
     const added = await harness.cli(["vnode", "add", "vn-expired", "--address", "127.0.0.1:9", "--ttl", "10s"]);
     const token = added.out.trim().split("\n").pop() ?? "";
-    await harness.db.em().nativeUpdate(JoinToken, { vnodeId: { $ne: null }, expiresAt: { $gt: new Date(Date.now() + 5000), $lt: new Date(Date.now() + 11_000) } }, { expiresAt: new Date(Date.now() - 1000) });
-    const result = await harness.cli(["agent", "enroll", "--controller", harness.controllerAddress, "--token", token, "--home", join(harness.dir, "agent-expired")]);
+    await harness.db
+      .em()
+      .nativeUpdate(
+        JoinToken,
+        { vnodeId: { $ne: null }, expiresAt: { $gt: new Date(Date.now() + 5000), $lt: new Date(Date.now() + 11_000) } },
+        { expiresAt: new Date(Date.now() - 1000) },
+      );
+    const result = await harness.cli([
+      "agent",
+      "enroll",
+      "--controller",
+      harness.controllerAddress,
+      "--token",
+      token,
+      "--home",
+      join(harness.dir, "agent-expired"),
+    ]);
     expect(result.code).toBe(5);
     expect(result.err).toMatch(/used or expired/);
   });
@@ -133,13 +215,31 @@ describe("enrollment refuses", () => {
     const added = await harness.cli(["vnode", "add", "vn-pin", "--address", "127.0.0.1:9"]);
     const token = added.out.trim().split("\n").pop() ?? "";
     const wrongPin = token.replace(/[0-9a-f]{64}$/, "0".repeat(64));
-    const result = await harness.cli(["agent", "enroll", "--controller", harness.controllerAddress, "--token", wrongPin, "--home", join(harness.dir, "agent-pin")]);
+    const result = await harness.cli([
+      "agent",
+      "enroll",
+      "--controller",
+      harness.controllerAddress,
+      "--token",
+      wrongPin,
+      "--home",
+      join(harness.dir, "agent-pin"),
+    ]);
     expect(result.code).toBe(5);
     expect(result.err).toMatch(/pinned/);
   });
 
   it("a malformed token, naming the field", async () => {
-    const result = await harness.cli(["agent", "enroll", "--controller", harness.controllerAddress, "--token", "$(id);rm -rf /", "--home", join(harness.dir, "agent-bad")]);
+    const result = await harness.cli([
+      "agent",
+      "enroll",
+      "--controller",
+      harness.controllerAddress,
+      "--token",
+      "$(id);rm -rf /",
+      "--home",
+      join(harness.dir, "agent-bad"),
+    ]);
     expect(result.code).toBe(1);
     expect(result.err).toMatch(/token/);
   });

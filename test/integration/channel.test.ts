@@ -19,7 +19,9 @@ let caPem = "";
 let controllerCert = "";
 let controllerKey = "";
 
-function agentClient(identity: { cert?: string; key?: string; ca?: string } = { cert: controllerCert, key: controllerKey }) {
+function agentClient(
+  identity: { cert?: string; key?: string; ca?: string } = { cert: controllerCert, key: controllerKey },
+) {
   const transport = createGrpcTransport({
     baseUrl: `https://${agentAddress}`,
     nodeOptions: {
@@ -74,27 +76,38 @@ describe("mutual-TLS channel", () => {
   });
 
   it("serves grpc.health.v1", async () => {
-    const transport = createGrpcTransport({ baseUrl: `https://${agentAddress}`, nodeOptions: { ca: caPem, cert: controllerCert, key: controllerKey, servername: "vn1" } });
+    const transport = createGrpcTransport({
+      baseUrl: `https://${agentAddress}`,
+      nodeOptions: { ca: caPem, cert: controllerCert, key: controllerKey, servername: "vn1" },
+    });
     const health = createClient(Health, transport);
     expect((await health.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
-    expect((await health.check({ service: AgentService.typeName })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    expect((await health.check({ service: AgentService.typeName })).status).toBe(
+      HealthCheckResponse_ServingStatus.SERVING,
+    );
   });
 
   it("refuses a bad request id with the field named", async () => {
-    const error = await agentClient().ping({ meta: meta("bad id; rm -rf /"), payload: new Uint8Array() }).catch((e: unknown) => e);
+    const error = await agentClient()
+      .ping({ meta: meta("bad id; rm -rf /"), payload: new Uint8Array() })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).code).toBe(Code.InvalidArgument);
     expect((error as ConnectError).rawMessage).toContain("meta.request_id");
   });
 
   it("refuses a command without envelope", async () => {
-    const error = await agentClient().ping({ payload: new Uint8Array() }).catch((e: unknown) => e);
+    const error = await agentClient()
+      .ping({ payload: new Uint8Array() })
+      .catch((e: unknown) => e);
     expect((error as ConnectError).code).toBe(Code.InvalidArgument);
     expect((error as ConnectError).rawMessage).toContain("meta");
   });
 
   it("refuses an oversized ping payload without crashing", async () => {
-    const error = await agentClient().ping({ meta: meta("big-1"), payload: new Uint8Array(70_000) }).catch((e: unknown) => e);
+    const error = await agentClient()
+      .ping({ meta: meta("big-1"), payload: new Uint8Array(70_000) })
+      .catch((e: unknown) => e);
     expect((error as ConnectError).code).toBe(Code.InvalidArgument);
     const ok = await agentClient().ping({ meta: meta("after-big"), payload: new Uint8Array() });
     expect(ok.requestId).toBe("after-big");
@@ -110,7 +123,13 @@ describe("mutual-TLS channel", () => {
       if (row?.["connected"]) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(row).toMatchObject({ vnode: "vn1", status: "enrolled", connected: true, agentVersion: "0.1.0", appliedGeneration: 0 });
+    expect(row).toMatchObject({
+      vnode: "vn1",
+      status: "enrolled",
+      connected: true,
+      agentVersion: "0.1.0",
+      appliedGeneration: 0,
+    });
     expect(new X509Certificate(readFileSync(join(harness.dir, "agent-vn1", "agent.crt"), "utf8")).validTo).toBeTruthy();
     expect(Date.parse(String(row?.["certificateNotAfter"]))).toBeGreaterThan(Date.now());
   });
@@ -118,12 +137,23 @@ describe("mutual-TLS channel", () => {
   it("the agent's certificate names the vnode and the agent role", async () => {
     const peer = await new Promise<X509Certificate>((resolve, reject) => {
       const [host, port] = agentAddress.split(":");
-      const socket = connect({ host, port: Number(port), ca: caPem, cert: controllerCert, key: controllerKey, servername: "vn1", ALPNProtocols: ["h2"] }, () => {
-        const x = socket.getPeerX509Certificate();
-        socket.destroy();
-        if (x) resolve(x);
-        else reject(new Error("no certificate"));
-      });
+      const socket = connect(
+        {
+          host,
+          port: Number(port),
+          ca: caPem,
+          cert: controllerCert,
+          key: controllerKey,
+          servername: "vn1",
+          ALPNProtocols: ["h2"],
+        },
+        () => {
+          const x = socket.getPeerX509Certificate();
+          socket.destroy();
+          if (x) resolve(x);
+          else reject(new Error("no certificate"));
+        },
+      );
       socket.once("error", reject);
     });
     expect(peer.subjectAltName).toContain("DNS:vn1");

@@ -12,7 +12,10 @@ beforeAll(async () => {
   expect((await harness.cli(["vnode", "add", "cap1", "--address", "127.0.0.1:9"])).code).toBe(0);
   await harness.db.em().nativeUpdate(Vnode, { name: "cap1" }, { fsCapacityBytes: 3 * 1024 ** 3 });
   expect((await harness.cli(["addvmaildomain", "cap1", "cap.test", "--skip-dns-check", "--quota", "1G"])).code).toBe(0);
-  expect((await harness.cli(["addvmaildomain", "cap1", "over.test", "--skip-dns-check", "--quota", "1G", "--overcommit"])).code).toBe(0);
+  expect(
+    (await harness.cli(["addvmaildomain", "cap1", "over.test", "--skip-dns-check", "--quota", "1G", "--overcommit"]))
+      .code,
+  ).toBe(0);
 });
 
 afterAll(async () => {
@@ -22,7 +25,10 @@ afterAll(async () => {
 describe("vnode storage rule through the CLI", () => {
   it("accepts quotas that fit the reported filesystem and refuses the one that does not", async () => {
     for (const user of ["a", "b", "c"]) {
-      const run = await harness.cli(["addvmail", "cap1", `${user}@cap.test`, "--password-stdin"], "Sufficiently-long-1");
+      const run = await harness.cli(
+        ["addvmail", "cap1", `${user}@cap.test`, "--password-stdin"],
+        "Sufficiently-long-1",
+      );
       expect(run.code, run.err).toBe(0);
     }
     const refused = await harness.cli(["addvmail", "cap1", "d@cap.test", "--password-stdin"], "Sufficiently-long-1");

@@ -79,7 +79,13 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "nsm-cli-mail-"));
   home = join(dir, "controller");
   Object.assign(env, { NETSERVA_MAIL_HOME: home, NETSERVA_MAIL_ACTOR: "tester" });
-  const init = createCliContext({ out: () => undefined, err: () => undefined, readStdin: async () => "", env, isTTY: false });
+  const init = createCliContext({
+    out: () => undefined,
+    err: () => undefined,
+    readStdin: async () => "",
+    env,
+    isTTY: false,
+  });
   expect(await runCommand(["init", "--listen", "127.0.0.1:1"], init)).toBe(0);
   db = await init.openDb(init.paths());
   // The zone list the DNS check reads: every test domain lives under example.com.
@@ -96,7 +102,25 @@ afterAll(async () => {
 describe("command names", () => {
   it("every mail command is a subcommand and a bin alias", async () => {
     expect([...mailCommandNames].sort()).toEqual(
-      ["addvalias", "addvmail", "addvmaildomain", "chvalias", "chvconf", "chvmail", "chvmaildomain", "delvalias", "delvconf", "delvmail", "delvmaildomain", "mail:export", "mail:import", "shvalias", "shvconf", "shvmail", "shvmaildomain"].sort(),
+      [
+        "addvalias",
+        "addvmail",
+        "addvmaildomain",
+        "chvalias",
+        "chvconf",
+        "chvmail",
+        "chvmaildomain",
+        "delvalias",
+        "delvconf",
+        "delvmail",
+        "delvmaildomain",
+        "mail:export",
+        "mail:import",
+        "shvalias",
+        "shvconf",
+        "shvmail",
+        "shvmaildomain",
+      ].sort(),
     );
     expect(argvFor("/usr/local/bin/addvmail", ["mx1", "a@example.com"])).toEqual(["addvmail", "mx1", "a@example.com"]);
     expect(argvFor("/usr/local/bin/netserva-mail", ["status"])).toEqual(["status"]);
@@ -115,18 +139,41 @@ describe("command names", () => {
 
 describe("domains", () => {
   it("addvmaildomain, shvmaildomain, chvmaildomain, delvmaildomain", async () => {
-    const added = await ok(["addvmaildomain", "mx1", "d1.example.com", "--quota", "2G", "--max-mailboxes", "5", "--max-quota", "10G"]);
+    const added = await ok([
+      "addvmaildomain",
+      "mx1",
+      "d1.example.com",
+      "--quota",
+      "2G",
+      "--max-mailboxes",
+      "5",
+      "--max-quota",
+      "10G",
+    ]);
     expect(added.out).toMatch(/added mail domain d1\.example\.com on mx1 \(generation \d+/);
     expect(added.err).toMatch(/not pushed: /);
     const one = json<DomainView>(await ok(["shvmaildomain", "mx1", "d1.example.com", "--json"]));
-    expect(one).toMatchObject({ domain: "d1.example.com", ascii: "d1.example.com", vnode: "mx1", active: true, defaultQuota: 2 * 1024 ** 3, maxMailboxes: 5, maxQuota: 10 * 1024 ** 3, mailboxes: 0, aliases: 0 });
+    expect(one).toMatchObject({
+      domain: "d1.example.com",
+      ascii: "d1.example.com",
+      vnode: "mx1",
+      active: true,
+      defaultQuota: 2 * 1024 ** 3,
+      maxMailboxes: 5,
+      maxQuota: 10 * 1024 ** 3,
+      mailboxes: 0,
+      aliases: 0,
+    });
     const table = await ok(["shvmaildomain", "mx1"]);
     expect(table.out).toMatch(/^DOMAIN\s+ACTIVE\s+MAILBOXES/);
     expect(table.out).toMatch(/d1\.example\.com\s+yes\s+0\/5/);
     const csv = parseCsv((await ok(["shvmaildomain", "mx1", "--format", "csv"])).out);
     expect(csv[0]?.fields).toContain("defaultQuota");
     await ok(["chvmaildomain", "mx1", "d1.example.com", "--max-mailboxes", "7", "--active", "0"]);
-    expect(json<DomainView>(await ok(["shvmaildomain", "mx1", "d1.example.com", "--format", "json"]))).toMatchObject({ maxMailboxes: 7, active: false });
+    expect(json<DomainView>(await ok(["shvmaildomain", "mx1", "d1.example.com", "--format", "json"]))).toMatchObject({
+      maxMailboxes: 7,
+      active: false,
+    });
     const del = await ok(["delvmaildomain", "mx1", "d1.example.com", "--yes"]);
     expect(del.out).toMatch(/deleted mail domain d1\.example\.com/);
     expect((await cli(["shvmaildomain", "mx1", "d1.example.com"])).code).toBe(3);
@@ -137,7 +184,11 @@ describe("domains", () => {
     expect(refused.code).toBe(4);
     expect(refused.err).toMatch(/domain: no DNS zone covers d2\.example\.net/);
     await ok(["addvmaildomain", "mx1", "d2.example.net", "--skip-dns-check"]);
-    const logged = await db.em().execute<Array<{ args: Record<string, unknown> }>>("select args from command_log where command = 'addvmaildomain' and result = 'ok' and args->>'domain' = 'd2.example.net'");
+    const logged = await db
+      .em()
+      .execute<Array<{ args: Record<string, unknown> }>>(
+        "select args from command_log where command = 'addvmaildomain' and result = 'ok' and args->>'domain' = 'd2.example.net'",
+      );
     expect(logged[0]?.args["skipDnsCheck"]).toBe(true);
   });
 
@@ -166,21 +217,35 @@ describe("mailboxes", () => {
     expect(password.length).toBeGreaterThanOrEqual(16);
     expect(run.out.split(password).length - 1).toBe(1);
     expect(run.err).not.toContain(password);
-    const stored = await db.em().execute<Array<{ password_hash: string }>>("select password_hash from mail_vboxes where address = 'alice@m.example.com'");
+    const stored = await db
+      .em()
+      .execute<Array<{ password_hash: string }>>(
+        "select password_hash from mail_vboxes where address = 'alice@m.example.com'",
+      );
     expect(stored[0]?.password_hash).toMatch(/^\{SHA512-CRYPT\}\$6\$/);
     expect(await verifyPassword(password, stored[0]?.password_hash ?? "")).toBe(true);
     const log = await db.em().execute<Array<{ row: unknown }>>("select row_to_json(c) as row from command_log c");
     expect(JSON.stringify(log)).not.toContain(password);
     // Shown once: no listing or detail view carries it, or the hash.
-    for (const argv of [["shvmail", "mx1", "alice@m.example.com", "--json"], ["shvmail", "mx1", "--format", "csv"], ["mail:export", "mx1"]]) {
+    for (const argv of [
+      ["shvmail", "mx1", "alice@m.example.com", "--json"],
+      ["shvmail", "mx1", "--format", "csv"],
+      ["mail:export", "mx1"],
+    ]) {
       expect((await ok(argv)).out).not.toContain(password);
     }
   });
 
   it("addvmail --password-stdin takes the operator's password (one trailing newline dropped) and prints none", async () => {
-    const run = await ok(["addvmail", "mx1", "bob@m.example.com", "--password-stdin", "--scheme", "argon2id"], { stdin: "correct horse battery\n" });
+    const run = await ok(["addvmail", "mx1", "bob@m.example.com", "--password-stdin", "--scheme", "argon2id"], {
+      stdin: "correct horse battery\n",
+    });
     expect(run.out).not.toMatch(/password:/);
-    const stored = await db.em().execute<Array<{ password_hash: string }>>("select password_hash from mail_vboxes where address = 'bob@m.example.com'");
+    const stored = await db
+      .em()
+      .execute<Array<{ password_hash: string }>>(
+        "select password_hash from mail_vboxes where address = 'bob@m.example.com'",
+      );
     expect(stored[0]?.password_hash).toMatch(/^\{ARGON2ID\}\$argon2id\$/);
     expect(await verifyPassword("correct horse battery", stored[0]?.password_hash ?? "")).toBe(true);
     const log = await db.em().execute<Array<{ row: unknown }>>("select row_to_json(c) as row from command_log c");
@@ -189,7 +254,9 @@ describe("mailboxes", () => {
 
   it("addvmail --catch-all on admin@ makes @domain point at it", async () => {
     await ok(["addvmail", "mx1", "admin@m.example.com", "--catch-all"]);
-    expect(json<AliasView>(await ok(["shvalias", "mx1", "@m.example.com", "--json"])).targets).toEqual(["admin@m.example.com"]);
+    expect(json<AliasView>(await ok(["shvalias", "mx1", "@m.example.com", "--json"])).targets).toEqual([
+      "admin@m.example.com",
+    ]);
     expect((await cli(["addvmail", "mx1", "carol@m.example.com", "--catch-all"])).code).toBe(1);
   });
 
@@ -198,8 +265,30 @@ describe("mailboxes", () => {
     await ok(["addvalias", "mx1", "info@m.example.com", "dave@m.example.com,someone@remote.example.org"]);
     const list = json<MailboxView[]>(await ok(["shvmail", "mx1", "@m.example.com", "--json"]));
     const dave = list.find((m) => m.address === "dave@m.example.com");
-    expect(dave).toMatchObject({ vnode: "mx1", quota: 1024 ** 3, usage: null, active: true, maildir: "/srv/m.example.com/msg/dave/Maildir", hasSieve: false, aliases: ["info@m.example.com"] });
-    expect(Object.keys(dave ?? {}).sort()).toEqual(["active", "address", "aliases", "ascii", "createdAt", "hasSieve", "maildir", "name", "passwordChangedAt", "quota", "updatedAt", "usage", "vnode"]);
+    expect(dave).toMatchObject({
+      vnode: "mx1",
+      quota: 1024 ** 3,
+      usage: null,
+      active: true,
+      maildir: "/srv/m.example.com/msg/dave/Maildir",
+      hasSieve: false,
+      aliases: ["info@m.example.com"],
+    });
+    expect(Object.keys(dave ?? {}).sort()).toEqual([
+      "active",
+      "address",
+      "aliases",
+      "ascii",
+      "createdAt",
+      "hasSieve",
+      "maildir",
+      "name",
+      "passwordChangedAt",
+      "quota",
+      "updatedAt",
+      "usage",
+      "vnode",
+    ]);
     const table = await ok(["shvmail", "mx1", "m.example.com"]);
     expect(table.out).toMatch(/^ADDRESS\s+NAME\s+QUOTA\s+USAGE\s+ACTIVE\s+ALIASES/);
     expect(table.out).toMatch(/dave@m\.example\.com\s+-\s+1G\s+-\s+yes\s+info@m\.example\.com/);
@@ -215,22 +304,38 @@ describe("mailboxes", () => {
   it("chvmail changes quota, state, name, Sieve script and password", async () => {
     await ok(["addvmail", "mx1", "erin@m.example.com"]);
     await ok(["chvmail", "mx1", "erin@m.example.com", "--quota", "3G", "--active", "0", "--name", "Erin"]);
-    expect(json<MailboxView>(await ok(["shvmail", "mx1", "erin@m.example.com", "--json"]))).toMatchObject({ quota: 3 * 1024 ** 3, active: false, name: "Erin" });
+    expect(json<MailboxView>(await ok(["shvmail", "mx1", "erin@m.example.com", "--json"]))).toMatchObject({
+      quota: 3 * 1024 ** 3,
+      active: false,
+      name: "Erin",
+    });
     const script = join(dir, "vacation.sieve");
     writeFileSync(script, 'require ["vacation"];\nvacation "Away";\n');
     await ok(["chvmail", "mx1", "erin@m.example.com", "--sieve", script]);
     expect(json<MailboxView>(await ok(["shvmail", "mx1", "erin@m.example.com", "--json"])).hasSieve).toBe(true);
     await ok(["chvmail", "mx1", "erin@m.example.com", "--no-sieve"]);
     expect(json<MailboxView>(await ok(["shvmail", "mx1", "erin@m.example.com", "--json"])).hasSieve).toBe(false);
-    const before = await db.em().execute<Array<{ password_hash: string }>>("select password_hash from mail_vboxes where address = 'erin@m.example.com'");
+    const before = await db
+      .em()
+      .execute<Array<{ password_hash: string }>>(
+        "select password_hash from mail_vboxes where address = 'erin@m.example.com'",
+      );
     const run = await ok(["chvmail", "mx1", "erin@m.example.com", "--password"]);
     const password = /^password: (\S+)$/m.exec(run.out)?.[1] ?? "";
     expect(password.length).toBeGreaterThanOrEqual(16);
-    const after = await db.em().execute<Array<{ password_hash: string }>>("select password_hash from mail_vboxes where address = 'erin@m.example.com'");
+    const after = await db
+      .em()
+      .execute<Array<{ password_hash: string }>>(
+        "select password_hash from mail_vboxes where address = 'erin@m.example.com'",
+      );
     expect(after[0]?.password_hash).not.toBe(before[0]?.password_hash);
     expect(await verifyPassword(password, after[0]?.password_hash ?? "")).toBe(true);
     await ok(["chvmail", "mx1", "erin@m.example.com", "--password-stdin"], { stdin: "a new pass phrase\r\n" });
-    const third = await db.em().execute<Array<{ password_hash: string }>>("select password_hash from mail_vboxes where address = 'erin@m.example.com'");
+    const third = await db
+      .em()
+      .execute<Array<{ password_hash: string }>>(
+        "select password_hash from mail_vboxes where address = 'erin@m.example.com'",
+      );
     expect(await verifyPassword("a new pass phrase", third[0]?.password_hash ?? "")).toBe(true);
     expect((await cli(["chvmail", "mx1", "erin@m.example.com", "--password", "--password-stdin"])).code).toBe(2);
     expect((await cli(["chvmail", "mx1", "erin@m.example.com", "--quota", "-5"])).code).toBe(1);
@@ -283,13 +388,23 @@ describe("aliases", () => {
   it("addvalias, shvalias, chvalias, delvalias", async () => {
     await ok(["addvalias", "mx1", "team@a.example.com", "ann@a.example.com,x@remote.example.org"]);
     const one = json<AliasView>(await ok(["shvalias", "mx1", "team@a.example.com", "--json"]));
-    expect(one).toMatchObject({ source: "team@a.example.com", targets: ["ann@a.example.com", "x@remote.example.org"], vnode: "mx1", active: true });
+    expect(one).toMatchObject({
+      source: "team@a.example.com",
+      targets: ["ann@a.example.com", "x@remote.example.org"],
+      vnode: "mx1",
+      active: true,
+    });
     expect(Object.keys(one).sort()).toEqual(["active", "createdAt", "source", "targets", "updatedAt", "vnode"]);
     const byDomain = json<AliasView[]>(await ok(["shvalias", "mx1", "--domain", "a.example.com", "--json"]));
     expect(byDomain.map((a) => a.source)).toEqual(["team@a.example.com"]);
-    expect((await ok(["shvalias", "mx1", "--domain", "a.example.com"])).out).toMatch(/team@a\.example\.com\s+ann@a\.example\.com,x@remote\.example\.org\s+yes/);
+    expect((await ok(["shvalias", "mx1", "--domain", "a.example.com"])).out).toMatch(
+      /team@a\.example\.com\s+ann@a\.example\.com,x@remote\.example\.org\s+yes/,
+    );
     await ok(["chvalias", "mx1", "team@a.example.com", "--targets", "ann@a.example.com", "--active", "0"]);
-    expect(json<AliasView>(await ok(["shvalias", "mx1", "team@a.example.com", "--json"]))).toMatchObject({ targets: ["ann@a.example.com"], active: false });
+    expect(json<AliasView>(await ok(["shvalias", "mx1", "team@a.example.com", "--json"]))).toMatchObject({
+      targets: ["ann@a.example.com"],
+      active: false,
+    });
     expect((await cli(["delvalias", "mx1", "team@a.example.com"])).code).toBe(2);
     await ok(["delvalias", "mx1", "team@a.example.com", "--yes"]);
     expect((await cli(["shvalias", "mx1", "team@a.example.com"])).code).toBe(3);
@@ -313,7 +428,9 @@ describe("vconfs", () => {
   it("chvconf sets (MQUOTA is the default quota, secrets hashed), shvconf lists, delvconf removes", async () => {
     await ok(["addvmaildomain", "mx1", "v.example.com"]);
     await ok(["chvconf", "mx1", "v.example.com", "MQUOTA", "3G"]);
-    expect(json<DomainView>(await ok(["shvmaildomain", "mx1", "v.example.com", "--json"])).defaultQuota).toBe(3 * 1024 ** 3);
+    expect(json<DomainView>(await ok(["shvmaildomain", "mx1", "v.example.com", "--json"])).defaultQuota).toBe(
+      3 * 1024 ** 3,
+    );
     await ok(["chvconf", "mx1", "v.example.com", "DPASS", "--value-stdin"], { stdin: "db-secret-123\n" });
     await ok(["chvconf", "mx1", "v.example.com", "VUSER", "admin"]);
     const list = json<VConfView[]>(await ok(["shvconf", "mx1", "v.example.com", "--json"]));
@@ -323,7 +440,9 @@ describe("vconfs", () => {
     const log = await db.em().execute<Array<{ row: unknown }>>("select row_to_json(c) as row from command_log c");
     expect(JSON.stringify(log)).not.toContain("db-secret-123");
     await ok(["delvconf", "mx1", "v.example.com", "VUSER"]);
-    expect(json<VConfView[]>(await ok(["shvconf", "mx1", "v.example.com", "--json"])).map((v) => v.name)).not.toContain("VUSER");
+    expect(json<VConfView[]>(await ok(["shvconf", "mx1", "v.example.com", "--json"])).map((v) => v.name)).not.toContain(
+      "VUSER",
+    );
     expect((await cli(["chvconf", "mx1", "v.example.com", "bad name", "x"])).code).toBe(1);
     expect((await cli(["chvconf", "mx1", "v.example.com", "VUSER"])).code).toBe(2);
   });
@@ -362,22 +481,43 @@ describe("--dry-run changes nothing", () => {
 describe("mail:import and mail:export", () => {
   const wipe = async (): Promise<void> => {
     const em = db.em();
-    for (const table of ["mail_valias", "mail_vboxes", "vconfs"]) await em.execute(`delete from ${table} where domain_id in (select id from mail_vhosts where domain like '%.rt.example.com')`);
+    for (const table of ["mail_valias", "mail_vboxes", "vconfs"])
+      await em.execute(
+        `delete from ${table} where domain_id in (select id from mail_vhosts where domain like '%.rt.example.com')`,
+      );
     await em.execute("delete from mail_vhosts where domain like '%.rt.example.com'");
   };
 
   it("export re-imports cleanly (JSON and CSV), keeping password hashes and Sieve scripts", async () => {
-    await ok(["addvmaildomain", "mx2", "one.rt.example.com", "--quota", "2G", "--max-mailboxes", "100", "--max-quota", "50G"]);
+    await ok([
+      "addvmaildomain",
+      "mx2",
+      "one.rt.example.com",
+      "--quota",
+      "2G",
+      "--max-mailboxes",
+      "100",
+      "--max-quota",
+      "50G",
+    ]);
     await ok(["addvmaildomain", "mx2", "xn--bcher-kva.rt.example.com"]);
     await ok(["chvmaildomain", "mx2", "xn--bcher-kva.rt.example.com", "--active", "0"]);
-    const alice = /^password: (\S+)$/m.exec((await ok(["addvmail", "mx2", "alice@one.rt.example.com", "--name", "Alice, the first"])).out)?.[1] ?? "";
+    const alice =
+      /^password: (\S+)$/m.exec(
+        (await ok(["addvmail", "mx2", "alice@one.rt.example.com", "--name", "Alice, the first"])).out,
+      )?.[1] ?? "";
     await ok(["addvmail", "mx2", "bob@one.rt.example.com", "--quota", "512M"]);
     await ok(["chvmail", "mx2", "bob@one.rt.example.com", "--active", "0"]);
     const script = join(dir, "rt.sieve");
     writeFileSync(script, 'require "fileinto";\r\nif header :contains "subject" "x,y" { fileinto "Junk"; }\n');
     await ok(["chvmail", "mx2", "alice@one.rt.example.com", "--sieve", script]);
     await ok(["addvmail", "mx2", "admin@xn--bcher-kva.rt.example.com", "--catch-all"]);
-    await ok(["addvalias", "mx2", "team@one.rt.example.com", "alice@one.rt.example.com,bob@one.rt.example.com,ext@remote.example.org"]);
+    await ok([
+      "addvalias",
+      "mx2",
+      "team@one.rt.example.com",
+      "alice@one.rt.example.com,bob@one.rt.example.com,ext@remote.example.org",
+    ]);
     await ok(["addvalias", "mx2", "off@one.rt.example.com", "alice@one.rt.example.com"]);
     await ok(["chvalias", "mx2", "off@one.rt.example.com", "--active", "0"]);
 
@@ -386,22 +526,36 @@ describe("mail:import and mail:export", () => {
       const file = join(dir, `export.${format}`);
       writeFileSync(file, first);
       await wipe();
-      expect(json<DomainView[]>(await ok(["shvmaildomain", "mx2", "--json"])).filter((d) => d.ascii.endsWith(".rt.example.com"))).toEqual([]);
+      expect(
+        json<DomainView[]>(await ok(["shvmaildomain", "mx2", "--json"])).filter((d) =>
+          d.ascii.endsWith(".rt.example.com"),
+        ),
+      ).toEqual([]);
       const imported = await ok(["mail:import", file, "--batch", "3"]);
       expect(imported.out).toMatch(/^imported 8 of 8 rows \(2 domains, 3 mailboxes, 3 aliases\); refused 0$/m);
       expect(imported.out).not.toMatch(/generated passwords/);
       const second = (await ok(["mail:export", "mx2", "--format", format])).out;
       const strip = (text: string): string => text.replace(/"exportedAt": "[^"]+"/, "");
       expect(strip(second)).toBe(strip(first));
-      const stored = await db.em().execute<Array<{ password_hash: string; sieve_script: string }>>("select password_hash, sieve_script from mail_vboxes where address = 'alice@one.rt.example.com'");
+      const stored = await db
+        .em()
+        .execute<Array<{ password_hash: string; sieve_script: string }>>(
+          "select password_hash, sieve_script from mail_vboxes where address = 'alice@one.rt.example.com'",
+        );
       expect(await verifyPassword(alice, stored[0]?.password_hash ?? "")).toBe(true);
       expect(stored[0]?.sieve_script).toBe(readFileSync(script, "utf8"));
     }
-    const exports = await db.em().execute<Array<{ actor: string; result: string }>>("select actor, result from command_log where command = 'mail:export' and vnode_name = 'mx2'");
+    const exports = await db
+      .em()
+      .execute<Array<{ actor: string; result: string }>>(
+        "select actor, result from command_log where command = 'mail:export' and vnode_name = 'mx2'",
+      );
     expect(exports).toEqual(Array.from({ length: 4 }, () => ({ actor: "tester", result: "ok" })));
     const mailbox = json<MailboxView>(await ok(["shvmail", "mx2", "bob@one.rt.example.com", "--json"]));
     expect(mailbox).toMatchObject({ active: false, quota: 512 * 1024 ** 2 });
-    expect(json<DomainView>(await ok(["shvmaildomain", "mx2", "xn--bcher-kva.rt.example.com", "--json"]))).toMatchObject({ domain: "bücher.rt.example.com", active: false });
+    expect(
+      json<DomainView>(await ok(["shvmaildomain", "mx2", "xn--bcher-kva.rt.example.com", "--json"])),
+    ).toMatchObject({ domain: "bücher.rt.example.com", active: false });
   });
 
   it("refused rows are reported (row, field, reason) and exit 1; accepted rows are stored; passwords generated once", async () => {
@@ -429,31 +583,62 @@ describe("mail:import and mail:export", () => {
     expect(run.err).toMatch(/4 rows were refused/);
     expect(run.out).toMatch(/^imported 3 of 7 rows \(1 domains, 1 mailboxes, 1 aliases\); refused 4$/m);
     const password = /^ok1@imp\.example\.com\t(\S+)$/m.exec(run.out)?.[1] ?? "";
-    const stored = await db.em().execute<Array<{ password_hash: string }>>("select password_hash from mail_vboxes where address = 'ok1@imp.example.com'");
+    const stored = await db
+      .em()
+      .execute<Array<{ password_hash: string }>>(
+        "select password_hash from mail_vboxes where address = 'ok1@imp.example.com'",
+      );
     expect(await verifyPassword(password, stored[0]?.password_hash ?? "")).toBe(true);
     expect((await cli(["shvmail", "mx1", "ok2@imp.example.com"])).code).toBe(3);
     const log = await db.em().execute<Array<{ row: unknown }>>("select row_to_json(c) as row from command_log c");
     expect(JSON.stringify(log)).not.toContain(password);
     // The import itself is one command log row, refused because some rows were.
-    const entry = await db.em().execute<Array<{ result: string; error: string; args: Record<string, unknown> }>>("select result, error, args from command_log where command = 'mail:import' order by id desc limit 1");
+    const entry = await db
+      .em()
+      .execute<Array<{ result: string; error: string; args: Record<string, unknown> }>>(
+        "select result, error, args from command_log where command = 'mail:import' order by id desc limit 1",
+      );
     expect(entry[0]).toMatchObject({ result: "refused", args: { file, format: "csv", dryRun: false, batch: 500 } });
     expect(entry[0]?.error).toMatch(/4 rows were refused/);
   });
 
   it("--format json reports refusals as JSON; --vnode places rows; --dry-run changes nothing", async () => {
     const file = join(dir, "rows.json");
-    writeFileSync(file, JSON.stringify({ version: 1, rows: [
-      { kind: "domain", domain: "jimp.example.com", maxMailboxes: 10, overcommit: false },
-      { kind: "mailbox", address: "a@jimp.example.com", quota: 1073741824, active: true },
-      { kind: "mailbox", address: "b@jimp.example.com", password: "clear text" },
-      { kind: "alias", source: "c@jimp.example.com", targets: ["a@jimp.example.com"] },
-    ] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        version: 1,
+        rows: [
+          { kind: "domain", domain: "jimp.example.com", maxMailboxes: 10, overcommit: false },
+          { kind: "mailbox", address: "a@jimp.example.com", quota: 1073741824, active: true },
+          { kind: "mailbox", address: "b@jimp.example.com", password: "clear text" },
+          { kind: "alias", source: "c@jimp.example.com", targets: ["a@jimp.example.com"] },
+        ],
+      }),
+    );
     const before = await snapshot();
     const dry = await cli(["mail:import", file, "--vnode", "mx1", "--dry-run", "--format", "json"]);
     expect(dry.code).toBe(1);
-    const report = JSON.parse(dry.out) as { dryRun: boolean; rows: number; accepted: Record<string, number>; refused: Array<{ row: number; field: string; reason: string }>; passwords: unknown[] };
-    expect(report).toMatchObject({ dryRun: true, rows: 4, accepted: { domain: 1, mailbox: 1, alias: 1 }, passwords: [] });
-    expect(report.refused).toEqual([{ row: 3, field: "password", reason: expect.stringMatching(/clear-text passwords are not imported/) as unknown as string }]);
+    const report = JSON.parse(dry.out) as {
+      dryRun: boolean;
+      rows: number;
+      accepted: Record<string, number>;
+      refused: Array<{ row: number; field: string; reason: string }>;
+      passwords: unknown[];
+    };
+    expect(report).toMatchObject({
+      dryRun: true,
+      rows: 4,
+      accepted: { domain: 1, mailbox: 1, alias: 1 },
+      passwords: [],
+    });
+    expect(report.refused).toEqual([
+      {
+        row: 3,
+        field: "password",
+        reason: expect.stringMatching(/clear-text passwords are not imported/) as unknown as string,
+      },
+    ]);
     expect(await snapshot()).toEqual(before);
     const noVnode = await cli(["mail:import", file]);
     expect(noVnode.code).toBe(1);

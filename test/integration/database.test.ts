@@ -37,9 +37,22 @@ describe.each(targets)("database on %s", (kind, open) => {
     const em = db.em();
     const vnode = em.create(Vnode, { name: "vn1", address: "127.0.0.1:7444" });
     await em.flush();
-    em.create(JoinToken, { tokenId: "abc123", secretHash: "x".repeat(64), vnodeId: vnode.id, expiresAt: new Date(Date.now() + 60_000) });
-    await em.upsert(VMailService, { vnodeId: vnode.id, service: "postfix", state: "active", version: "3.7.11", updatedAt: new Date() }, { onConflictFields: ["vnodeId", "service"] });
-    await em.upsert(VMailService, { vnodeId: vnode.id, service: "postfix", state: "failed", version: "3.7.11", updatedAt: new Date() }, { onConflictFields: ["vnodeId", "service"] });
+    em.create(JoinToken, {
+      tokenId: "abc123",
+      secretHash: "x".repeat(64),
+      vnodeId: vnode.id,
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    await em.upsert(
+      VMailService,
+      { vnodeId: vnode.id, service: "postfix", state: "active", version: "3.7.11", updatedAt: new Date() },
+      { onConflictFields: ["vnodeId", "service"] },
+    );
+    await em.upsert(
+      VMailService,
+      { vnodeId: vnode.id, service: "postfix", state: "failed", version: "3.7.11", updatedAt: new Date() },
+      { onConflictFields: ["vnodeId", "service"] },
+    );
     await em.flush();
     const services = await db.em().find(VMailService, { vnodeId: vnode.id });
     expect(services.map((s) => s.state)).toEqual(["failed"]);
@@ -56,9 +69,11 @@ describe.each(targets)("database on %s", (kind, open) => {
   it("records commands in the log with result and duration, refusals too", async () => {
     const db = opened[opened.length - 1] as Database;
     await audited(db.em(), { actor: "tester", command: "vnode add", vnodeName: "vn1" }, async () => "done");
-    await expect(audited(db.em(), { actor: "tester", command: "vnode add", vnodeName: "vn1" }, async () => {
-      throw new NetservaError("already_exists", "vnode 'vn1' already exists");
-    })).rejects.toThrow(/already exists/);
+    await expect(
+      audited(db.em(), { actor: "tester", command: "vnode add", vnodeName: "vn1" }, async () => {
+        throw new NetservaError("already_exists", "vnode 'vn1' already exists");
+      }),
+    ).rejects.toThrow(/already exists/);
     const rows = await db.em().find(CommandLog, { actor: "tester" }, { orderBy: { id: "asc" } });
     expect(rows.map((r) => r.result)).toEqual(["ok", "refused"]);
     expect(rows[1]?.error).toMatch(/already exists/);

@@ -23,15 +23,34 @@ const IP = "192.0.2.10";
 let h: Harness;
 let pdns: Pdns;
 
-const generation = async (): Promise<number> => Number((await h.db.em().fork().findOneOrFail(Vnode, { name: "vn1" })).generation);
+const generation = async (): Promise<number> =>
+  Number((await h.db.em().fork().findOneOrFail(Vnode, { name: "vn1" })).generation);
 const txt = (name: string) => createDnsLookup({ servers: [pdns.resolver] }).txt(name);
-const keyRows = async () => (await h.db.em().fork().find(DkimKeyRow, {}, { orderBy: { id: "asc" } })).map((k) => `${k.selector}:${k.algorithm}:${k.state}`);
-const pdnsEnv = (extra: Record<string, string> = {}) => Object.assign(h.env, { NETSERVA_PDNS_URL: pdns.url, NETSERVA_PDNS_API_KEY: pdns.apiKey, NETSERVA_DNS_RESOLVER: pdns.resolver, NETSERVA_PDNS_SERVER_ID: undefined }, extra);
+const keyRows = async () =>
+  (
+    await h.db
+      .em()
+      .fork()
+      .find(DkimKeyRow, {}, { orderBy: { id: "asc" } })
+  ).map((k) => `${k.selector}:${k.algorithm}:${k.state}`);
+const pdnsEnv = (extra: Record<string, string> = {}) =>
+  Object.assign(
+    h.env,
+    {
+      NETSERVA_PDNS_URL: pdns.url,
+      NETSERVA_PDNS_API_KEY: pdns.apiKey,
+      NETSERVA_DNS_RESOLVER: pdns.resolver,
+      NETSERVA_PDNS_SERVER_ID: undefined,
+    },
+    extra,
+  );
 const zoneRRsets = async (): Promise<string> => JSON.stringify((await pdns.api("GET", `/zones/${D}.`)).body);
 const compiledKeys = async () => {
   const vnode = await h.db.em().fork().findOneOrFail(Vnode, { name: "vn1" });
   const state = await compileDesiredState(h.db.em().fork(), vnode, compileContextFor(homePaths(h.home)));
-  return state.dkimKeys.map((k) => `${k.domain}/${k.selector}/${k.algorithm}/${k.privateKeyPem.startsWith("-----BEGIN PRIVATE KEY-----")}`);
+  return state.dkimKeys.map(
+    (k) => `${k.domain}/${k.selector}/${k.algorithm}/${k.privateKeyPem.startsWith("-----BEGIN PRIVATE KEY-----")}`,
+  );
 };
 
 describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real PowerDNS", () => {
@@ -64,7 +83,12 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
       [["--selector", "a/b"], 1, /^error: selector: /m],
       [["--algorithm", "dsa"], 1, /^error: algorithm: 'dsa' is not rsa, ed25519 or both/m],
       [["--bits", "1000"], 1, /^error: bits: '1000' must be one of 1024, 2048, 3072, 4096/m],
-      [["--publish"], 5, /PowerDNS at http:\/\/127\.0\.0\.1:\d+ refused the API key \(HTTP 401\).*NETSERVA_PDNS_API_KEY/, { NETSERVA_PDNS_API_KEY: "wrong-key-for-test-42" }],
+      [
+        ["--publish"],
+        5,
+        /PowerDNS at http:\/\/127\.0\.0\.1:\d+ refused the API key \(HTTP 401\).*NETSERVA_PDNS_API_KEY/,
+        { NETSERVA_PDNS_API_KEY: "wrong-key-for-test-42" },
+      ],
       [["--publish"], 3, /HTTP 404.*server id 'nosuch'/, { NETSERVA_PDNS_SERVER_ID: "nosuch" }],
     ];
     for (const [flags, code, message, env] of cases) {
@@ -77,7 +101,9 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     pdnsEnv({ NETSERVA_PDNS_URL: `http://127.0.0.1:${await freePort()}` });
     const down = await h.cli(["mail:configure-dkim", "vn1", D, "--publish"]);
     expect([down.code, down.err]).toEqual([5, expect.stringMatching(/PowerDNS at .* is unreachable \(ECONNREFUSED\)/)]);
-    const broken: Server = createServer((_q, r) => void r.writeHead(503, { "Content-Type": "application/json" }).end('{"error":"try later"}'));
+    const broken: Server = createServer(
+      (_q, r) => void r.writeHead(503, { "Content-Type": "application/json" }).end('{"error":"try later"}'),
+    );
     await new Promise<void>((resolve) => broken.listen(0, "127.0.0.1", resolve));
     const address = broken.address();
     pdnsEnv({ NETSERVA_PDNS_URL: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}` });
@@ -86,7 +112,10 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     expect([failing.code, failing.err]).toEqual([5, expect.stringMatching(/failed \(HTTP 503: try later\)/)]);
     pdnsEnv();
     const noZone = await h.cli(["mail:configure-dkim", "vn1", "nozone.test", "--publish"]);
-    expect([noZone.code, noZone.err]).toEqual([1, expect.stringMatching(/^error: domain: no zone at powerdns holds nozone\.test/m)]);
+    expect([noZone.code, noZone.err]).toEqual([
+      1,
+      expect.stringMatching(/^error: domain: no zone at powerdns holds nozone\.test/m),
+    ]);
     expect(await generation()).toBe(before.generation);
     expect(await zoneRRsets()).toBe(before.zone);
     expect(await keyRows()).toEqual(before.keys);
@@ -112,9 +141,23 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
 
   it("--rotate to Ed25519: new selector published first, switch once visible, old one removed with --finish", async () => {
     const g0 = await generation();
-    const run = await h.cli(["mail:configure-dkim", "vn1", D, "--rotate", "--algorithm", "ed25519", "--selector", "e1", "--publish", "--wait", "10"]);
+    const run = await h.cli([
+      "mail:configure-dkim",
+      "vn1",
+      D,
+      "--rotate",
+      "--algorithm",
+      "ed25519",
+      "--selector",
+      "e1",
+      "--publish",
+      "--wait",
+      "10",
+    ]);
     expect(run.code, run.err).toBe(0);
-    expect(run.out).toMatch(/created ed25519 key e1[\s\S]*published e1\._domainkey[\s\S]*signing dkim\.test with e1[\s\S]*retired r1/);
+    expect(run.out).toMatch(
+      /created ed25519 key e1[\s\S]*published e1\._domainkey[\s\S]*signing dkim\.test with e1[\s\S]*retired r1/,
+    );
     const [ed] = await txt(`e1._domainkey.${D}`);
     expect(ed).toMatch(/^v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=$/);
     expect(publicKeyFromDns("ed25519", (ed ?? "").split("p=")[1] ?? "").asymmetricKeyType).toBe("ed25519");
@@ -135,7 +178,8 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     const g0 = await generation();
     const run = await h.cli(["mail:configure-dkim", "vn1", "nozone.test", "--algorithm", "both", "--selector", "p"]);
     expect(run.code, run.err).toBe(0);
-    const rsaLine = run.out.split("\n").find((l) => l.startsWith("p-rsa._domainkey.nozone.test.\t3600\tIN\tTXT\t")) ?? "";
+    const rsaLine =
+      run.out.split("\n").find((l) => l.startsWith("p-rsa._domainkey.nozone.test.\t3600\tIN\tTXT\t")) ?? "";
     const strings = [...rsaLine.matchAll(/"([^"]*)"/g)].map((m) => m[1] ?? "");
     expect(strings.length).toBe(2);
     expect(strings[0]?.length).toBe(255);
@@ -143,7 +187,9 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     expect(await generation()).toBe(g0 + 1);
     const rotate = await h.cli(["mail:configure-dkim", "vn1", "nozone.test", "--rotate"]);
     expect(rotate.code, rotate.err).toBe(0);
-    expect(rotate.err).toMatch(/not switched yet: rsa-\d{8} not visible over DNS at 127\.0\.0\.1:\d+; run the same command again/);
+    expect(rotate.err).toMatch(
+      /not switched yet: rsa-\d{8} not visible over DNS at 127\.0\.0\.1:\d+; run the same command again/,
+    );
     expect(await generation()).toBe(g0 + 1);
     pdnsEnv();
   });
@@ -159,15 +205,29 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
       `autodiscover.${D}.\t3600\tIN\tCNAME\t${HOST}.`,
       `${HOST}.\t3600\tIN\tA\t${IP}`,
       `10.2.0.192.in-addr.arpa.\t3600\tIN\tPTR\t${HOST}.`,
-    ]) expect(show.out).toContain(line);
+    ])
+      expect(show.out).toContain(line);
     expect(show.out).toMatch(/e1\._domainkey\.dkim\.test\.\t3600\tIN\tTXT\t"v=DKIM1; k=ed25519; p=/);
     const before = await h.cli(["mail:dns-check", "vn1", D]);
     expect(before.code).toBe(4);
     expect(before.out).toMatch(/mx\s+dkim\.test\.\s+MX\s+MISSING/);
-    const pub = await h.cli(["mail:dns", "vn1", D, "--publish", "--rua", `mailto:dmarc@${D}`, "--dmarc-policy", "reject", "--mta-sts", "--tls-rpt"]);
+    const pub = await h.cli([
+      "mail:dns",
+      "vn1",
+      D,
+      "--publish",
+      "--rua",
+      `mailto:dmarc@${D}`,
+      "--dmarc-policy",
+      "reject",
+      "--mta-sts",
+      "--tls-rpt",
+    ]);
     expect(pub.code, pub.err).toBe(0);
     expect(pub.out).toContain(`published 10.2.0.192.in-addr.arpa. PTR (ptr) in zone 2.0.192.in-addr.arpa`);
-    expect(pub.out).toContain(`; MTA-STS policy, serve at https://mta-sts.${D}/.well-known/mta-sts.txt:\n; version: STSv1\n; mode: enforce\n; mx: ${HOST}\n; max_age: 604800\n`);
+    expect(pub.out).toContain(
+      `; MTA-STS policy, serve at https://mta-sts.${D}/.well-known/mta-sts.txt:\n; version: STSv1\n; mode: enforce\n; mx: ${HOST}\n; max_age: 604800\n`,
+    );
     expect(await txt(`_dmarc.${D}`)).toEqual([`v=DMARC1; p=reject; rua=mailto:dmarc@${D}`]);
     expect(await txt(`_smtp._tls.${D}`)).toEqual([`v=TLSRPTv1; rua=mailto:tlsrpt@${D}`]);
   });
@@ -176,14 +236,44 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     const ok = await h.cli(["mail:dns-check", "vn1", D, "--format", "json"]);
     expect(ok.code, ok.out).toBe(0);
     const rows = JSON.parse(ok.out) as Array<{ check: string; status: string; expected: string; found: string }>;
-    expect(rows.map((r) => r.check)).toEqual(["mx", "spf", "dmarc", "dkim:e1", "mta-sts", "mta-sts-host", "tls-rpt", "autoconfig", "autodiscover", "host", "ptr", "fcrdns"]);
+    expect(rows.map((r) => r.check)).toEqual([
+      "mx",
+      "spf",
+      "dmarc",
+      "dkim:e1",
+      "mta-sts",
+      "mta-sts-host",
+      "tls-rpt",
+      "autoconfig",
+      "autodiscover",
+      "host",
+      "ptr",
+      "fcrdns",
+    ]);
     expect(rows.every((r) => r.status === "OK")).toBe(true);
-    expect(rows.find((r) => r.check === "fcrdns")).toMatchObject({ expected: `${IP} → ${HOST}. → ${IP}`, found: `${IP} → ${HOST}. → ${IP}` });
-    await pdns.api("PATCH", `/zones/${D}.`, { rrsets: [
-      { name: `${D}.`, type: "TXT", ttl: 60, changetype: "REPLACE", records: [{ content: '"v=spf1 -all"', disabled: false }] },
-      { name: `_dmarc.${D}.`, type: "TXT", changetype: "DELETE" },
-      { name: `${HOST}.`, type: "A", ttl: 60, changetype: "REPLACE", records: [{ content: "192.0.2.77", disabled: false }] },
-    ] });
+    expect(rows.find((r) => r.check === "fcrdns")).toMatchObject({
+      expected: `${IP} → ${HOST}. → ${IP}`,
+      found: `${IP} → ${HOST}. → ${IP}`,
+    });
+    await pdns.api("PATCH", `/zones/${D}.`, {
+      rrsets: [
+        {
+          name: `${D}.`,
+          type: "TXT",
+          ttl: 60,
+          changetype: "REPLACE",
+          records: [{ content: '"v=spf1 -all"', disabled: false }],
+        },
+        { name: `_dmarc.${D}.`, type: "TXT", changetype: "DELETE" },
+        {
+          name: `${HOST}.`,
+          type: "A",
+          ttl: 60,
+          changetype: "REPLACE",
+          records: [{ content: "192.0.2.77", disabled: false }],
+        },
+      ],
+    });
     const bad = await h.cli(["mail:dns-check", "vn1", D]);
     expect(bad.code).toBe(4);
     expect(bad.err).toMatch(/error: 4 of 12 DNS checks not OK/);
@@ -194,7 +284,10 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     expect((await h.cli(["mail:dns", "vn1", D, "--publish"])).code).toBe(0);
     expect((await h.cli(["mail:dns-check", "vn1", D])).code).toBe(0);
     // The whole vnode: dkim.test is fine again, nozone.test (no zone anywhere) is not.
-    const all = JSON.parse((await h.cli(["mail:dns-check", "vn1", "--json"])).out) as Array<{ domain: string | null; status: string }>;
+    const all = JSON.parse((await h.cli(["mail:dns-check", "vn1", "--json"])).out) as Array<{
+      domain: string | null;
+      status: string;
+    }>;
     expect(new Set(all.filter((r) => r.status !== "OK").map((r) => r.domain))).toEqual(new Set(["nozone.test"]));
   });
 

@@ -24,7 +24,10 @@ import type { TestNetns } from "../helpers/netns.ts";
 import { pdnsAvailable, startPdns } from "../helpers/pdns.ts";
 import type { Pdns } from "../helpers/pdns.ts";
 
-const canRun = process.getuid?.() === 0 && pdnsAvailable && ["/usr/sbin/postfix", "/usr/sbin/dovecot", "/usr/bin/rspamd"].every((f) => existsSync(f));
+const canRun =
+  process.getuid?.() === 0 &&
+  pdnsAvailable &&
+  ["/usr/sbin/postfix", "/usr/sbin/dovecot", "/usr/bin/rspamd"].every((f) => existsSync(f));
 const D = "signed.test";
 const HOST = `mail.${D}`;
 const PASS = "alice-Secret-pass-1";
@@ -50,11 +53,15 @@ async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: s
 }
 
 async function appliedEverywhere(): Promise<void> {
-  await until(async () => {
-    const status = JSON.parse((await h.cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
-    const row = status.find((r) => r["vnode"] === "vn1");
-    return row && row["connected"] === true && row["appliedGeneration"] === row["generation"] ? row : undefined;
-  }, 90_000, "vn1 to apply its generation");
+  await until(
+    async () => {
+      const status = JSON.parse((await h.cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
+      const row = status.find((r) => r["vnode"] === "vn1");
+      return row && row["connected"] === true && row["appliedGeneration"] === row["generation"] ? row : undefined;
+    },
+    90_000,
+    "vn1 to apply its generation",
+  );
 }
 
 /** mailauth asks DNS through this: the real PowerDNS, over DNS (no API, no stubs). */
@@ -65,7 +72,15 @@ const pdnsResolver: DNSResolver = async (name, rrtype) => {
 };
 
 const verify = (message: string, ip: string) =>
-  authenticate(message, { ip, helo: HOST, sender: `alice@${D}`, mta: "mx.receiver.test", resolver: pdnsResolver, disableArc: true, disableBimi: true });
+  authenticate(message, {
+    ip,
+    helo: HOST,
+    sender: `alice@${D}`,
+    mta: "mx.receiver.test",
+    resolver: pdnsResolver,
+    disableArc: true,
+    disableBimi: true,
+  });
 
 describe.skipIf(!canRun)("DKIM-signed mail from a CLI-driven vnode verified by mailauth against PowerDNS", () => {
   beforeAll(async () => {
@@ -74,15 +89,42 @@ describe.skipIf(!canRun)("DKIM-signed mail from a CLI-driven vnode verified by m
     caPem = (await import("node:fs")).readFileSync(join(h.home, "ca", "ca.crt"), "utf8");
     await pdns.createZone(D);
     await pdns.createZone("251.10.in-addr.arpa");
-    Object.assign(h.env, { NETSERVA_PDNS_URL: pdns.url, NETSERVA_PDNS_API_KEY: pdns.apiKey, NETSERVA_DNS_RESOLVER: pdns.resolver });
+    Object.assign(h.env, {
+      NETSERVA_PDNS_URL: pdns.url,
+      NETSERVA_PDNS_API_KEY: pdns.apiKey,
+      NETSERVA_DNS_RESOLVER: pdns.resolver,
+    });
     root = mkdtempSync(join(tmpdir(), "nsm-dkim-root-"));
     chmodSync(root, 0o755);
     const added = await h.cli(["vnode", "add", "vn1", "--address", `${ns.nsAddress}:7444`]);
     expect(added.code, added.err).toBe(0);
     const agentHome = join(h.dir, "agent-vn1");
-    expect((await h.cli(["agent", "enroll", "--controller", h.controllerAddress, "--token", added.out.trim().split("\n").pop() ?? "", "--home", agentHome])).code).toBe(0);
-    expect((await h.cli(["vnode", "set", "vn1", "--mail-hostname", HOST, "--mail-listen", ns.nsAddress, "--rspamd", "1"])).code).toBe(0);
-    agent = await startAgentProcess({ ns, home: agentHome, root, port: 7444, logDir, extraArgs: ["--filter-offline", "--filter-cache", SHARED_HS_CACHE] });
+    expect(
+      (
+        await h.cli([
+          "agent",
+          "enroll",
+          "--controller",
+          h.controllerAddress,
+          "--token",
+          added.out.trim().split("\n").pop() ?? "",
+          "--home",
+          agentHome,
+        ])
+      ).code,
+    ).toBe(0);
+    expect(
+      (await h.cli(["vnode", "set", "vn1", "--mail-hostname", HOST, "--mail-listen", ns.nsAddress, "--rspamd", "1"]))
+        .code,
+    ).toBe(0);
+    agent = await startAgentProcess({
+      ns,
+      home: agentHome,
+      root,
+      port: 7444,
+      logDir,
+      extraArgs: ["--filter-offline", "--filter-cache", SHARED_HS_CACHE],
+    });
     await appliedEverywhere(); // the reconciler applies the first state (Rspamd cold start)
     timings.vnodeUpMs = performance.now() - t0;
     // The domain's zone is in PowerDNS, so the mail-data rule lets it in without --skip-dns-check.
@@ -98,12 +140,26 @@ describe.skipIf(!canRun)("DKIM-signed mail from a CLI-driven vnode verified by m
     await pdns?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
     rmSync(logDir, { recursive: true, force: true });
-    console.log("dkim-signed-mail timings (ms)", Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])));
+    console.log(
+      "dkim-signed-mail timings (ms)",
+      Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])),
+    );
   });
 
   it("configure-dkim --algorithm both --publish, mail:dns --publish, and mail:dns-check is all OK", async () => {
     const t0 = performance.now();
-    const dkim = await h.cli(["mail:configure-dkim", "vn1", D, "--algorithm", "both", "--selector", "s1", "--publish", "--wait", "10"]);
+    const dkim = await h.cli([
+      "mail:configure-dkim",
+      "vn1",
+      D,
+      "--algorithm",
+      "both",
+      "--selector",
+      "s1",
+      "--publish",
+      "--wait",
+      "10",
+    ]);
     timings.configureDkimMs = performance.now() - t0;
     expect(dkim.code, dkim.err).toBe(0);
     if (dkim.err !== "") console.log("configure-dkim stderr:", dkim.err.trim());
@@ -121,7 +177,17 @@ describe.skipIf(!canRun)("DKIM-signed mail from a CLI-driven vnode verified by m
   it("a message submitted on 587 carries RSA and Ed25519 signatures that mailauth verifies: DKIM, SPF and DMARC pass", async () => {
     const data = hamMessage({ from: `alice@${D}`, to: `bob@${D}`, subject: "Signed lunch" });
     const t0 = performance.now();
-    const sent = await sendMail({ host: ns.nsAddress, port: 587, ca: caPem, servername: HOST, startTls: true, from: `alice@${D}`, to: [`bob@${D}`], data, auth: { user: `alice@${D}`, pass: PASS } });
+    const sent = await sendMail({
+      host: ns.nsAddress,
+      port: 587,
+      ca: caPem,
+      servername: HOST,
+      startTls: true,
+      from: `alice@${D}`,
+      to: [`bob@${D}`],
+      data,
+      auth: { user: `alice@${D}`, pass: PASS },
+    });
     expect(sent.stage, sent.reply.text).toBe("done");
     const id = /^Message-ID: (<[^>]+>)/m.exec(data)?.[1] ?? "";
     signed = readCrlf(await waitDelivered(join(root, "srv", D, "msg", "bob", "Maildir"), id));

@@ -24,17 +24,22 @@ let pdns: Pdns;
 const LONG = `v=DKIM1; k=rsa; p=${"A".repeat(392)}`; // the length of an RSA-2048 record
 
 async function rejection(p: Promise<unknown>): Promise<NetservaError> {
-  const error = await p.then(() => undefined, (e: unknown) => e);
+  const error = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(NetservaError);
   return error as NetservaError;
 }
 
 function fakeServer(handler: Parameters<typeof createServer>[1]): Promise<{ url: string; server: Server }> {
   const server = createServer(handler);
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
-    const address = server.address();
-    resolve({ url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, server });
-  }));
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      resolve({ url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, server });
+    }),
+  );
 }
 
 describe("TXT records", () => {
@@ -48,11 +53,20 @@ describe("TXT records", () => {
 
   it("print provider writes a BIND fragment with absolute names", async () => {
     let out = "";
-    const print = createPrintProvider({ write: (t) => void (out += t), zones: createZoneListProvider({ zones: ["example.test"] }) });
+    const print = createPrintProvider({
+      write: (t) => void (out += t),
+      zones: createZoneListProvider({ zones: ["example.test"] }),
+    });
     expect(await print.findZone("mail.example.test")).toBe("example.test");
     await print.replaceRRsets("example.test", [
       { changetype: "REPLACE", name: "example.test", type: "MX", ttl: 3600, records: ["10 mail.example.test."] },
-      { changetype: "REPLACE", name: "s1._domainkey.example.test.", type: "TXT", ttl: 3600, records: [txtPresentation(LONG)] },
+      {
+        changetype: "REPLACE",
+        name: "s1._domainkey.example.test.",
+        type: "TXT",
+        ttl: 3600,
+        records: [txtPresentation(LONG)],
+      },
       { changetype: "DELETE", name: "old._domainkey.example.test.", type: "TXT" },
     ]);
     expect(out).toBe(
@@ -87,17 +101,35 @@ describe.skipIf(!pdnsAvailable)("PowerDNS provider against a real pdns_server", 
     await p.replaceRRsets("example.test", [
       { changetype: "REPLACE", name: "example.test", type: "MX", ttl: 300, records: ["10 mail.example.test."] },
       { changetype: "REPLACE", name: "mail.example.test", type: "A", ttl: 300, records: ["192.0.2.25"] },
-      { changetype: "REPLACE", name: "s1._domainkey.example.test", type: "TXT", ttl: 300, records: [txtPresentation(LONG)] },
+      {
+        changetype: "REPLACE",
+        name: "s1._domainkey.example.test",
+        type: "TXT",
+        ttl: 300,
+        records: [txtPresentation(LONG)],
+      },
     ]);
     const l = lookup();
     expect(await l.mx("example.test")).toEqual([{ priority: 10, exchange: "mail.example.test." }]);
     expect(await l.addresses("mail.example.test")).toEqual(["192.0.2.25"]);
     expect(await l.txt("s1._domainkey.example.test")).toEqual([LONG]);
-    const { stdout } = await exec("dig", ["+short", "-p", String(pdns.dnsPort), "@127.0.0.1", "TXT", "s1._domainkey.example.test"]);
+    const { stdout } = await exec("dig", [
+      "+short",
+      "-p",
+      String(pdns.dnsPort),
+      "@127.0.0.1",
+      "TXT",
+      "s1._domainkey.example.test",
+    ]);
     const strings = [...stdout.matchAll(/"([^"]*)"/g)].map((m) => m[1] ?? "");
     expect(strings.map((s) => s.length)).toEqual([255, LONG.length - 255]);
     expect(strings.join("")).toBe(LONG);
-    expect((await p.getRRsets("example.test.", { name: "mail.example.test", type: "A" }))[0]).toMatchObject({ name: "mail.example.test.", type: "A", ttl: 300, records: ["192.0.2.25"] });
+    expect((await p.getRRsets("example.test.", { name: "mail.example.test", type: "A" }))[0]).toMatchObject({
+      name: "mail.example.test.",
+      type: "A",
+      ttl: 300,
+      records: ["192.0.2.25"],
+    });
   });
 
   it("DELETE removes an RRset and DNS stops answering it", async () => {
@@ -108,9 +140,27 @@ describe.skipIf(!pdnsAvailable)("PowerDNS provider against a real pdns_server", 
 
   it("replaces only the SPF value at the apex and keeps other TXT there", async () => {
     const p = provider();
-    await p.replaceRRsets("example.test", [{ changetype: "REPLACE", name: "example.test", type: "TXT", ttl: 300, records: ['"site-verification=abc"', '"v=spf1 -all"'] }]);
-    const spf = { check: "spf", name: "example.test.", type: "TXT" as const, values: ["v=spf1 mx a -all"], prefix: "v=spf1" };
-    const outcome = await publishRecords(p, [spf, { check: "ptr", name: "25.2.0.192.in-addr.arpa.", type: "PTR" as const, values: ["mail.example.test."] }], 300);
+    await p.replaceRRsets("example.test", [
+      {
+        changetype: "REPLACE",
+        name: "example.test",
+        type: "TXT",
+        ttl: 300,
+        records: ['"site-verification=abc"', '"v=spf1 -all"'],
+      },
+    ]);
+    const spf = {
+      check: "spf",
+      name: "example.test.",
+      type: "TXT" as const,
+      values: ["v=spf1 mx a -all"],
+      prefix: "v=spf1",
+    };
+    const outcome = await publishRecords(
+      p,
+      [spf, { check: "ptr", name: "25.2.0.192.in-addr.arpa.", type: "PTR" as const, values: ["mail.example.test."] }],
+      300,
+    );
     expect(outcome.published.map((x) => x.zone)).toEqual(["example.test"]);
     expect(outcome.skipped.map((x) => x.reason)).toEqual(["no zone at powerdns holds 25.2.0.192.in-addr.arpa."]);
     expect((await lookup().txt("example.test")).sort()).toEqual(["site-verification=abc", "v=spf1 mx a -all"]);
@@ -119,7 +169,9 @@ describe.skipIf(!pdnsAvailable)("PowerDNS provider against a real pdns_server", 
   it("wrong API key: unauthenticated, names the setting, never shows the key, changes nothing", async () => {
     const secret = "wrong-key-0123456789abcdef";
     const p = createPowerDnsProvider({ url: pdns.url, apiKey: secret, timeoutMs: 3000 });
-    const e = await rejection(p.replaceRRsets("example.test", [{ changetype: "DELETE", name: "example.test", type: "MX" }]));
+    const e = await rejection(
+      p.replaceRRsets("example.test", [{ changetype: "DELETE", name: "example.test", type: "MX" }]),
+    );
     expect(e.code).toBe("unauthenticated");
     expect(e.message).toMatch(/refused the API key \(HTTP 401\).*NETSERVA_PDNS_API_KEY/);
     expect(JSON.stringify({ m: e.message, s: e.stack, c: String(e.cause) })).not.toContain(secret);
@@ -129,10 +181,12 @@ describe.skipIf(!pdnsAvailable)("PowerDNS provider against a real pdns_server", 
 
   it("4xx: a refused record and an unknown zone are clear errors, and the zone is unchanged", async () => {
     const p = provider();
-    const bad = await rejection(p.replaceRRsets("example.test", [
-      { changetype: "REPLACE", name: "mail.example.test", type: "A", ttl: 300, records: ["192.0.2.99"] },
-      { changetype: "REPLACE", name: "example.test", type: "MX", ttl: 300, records: ["not an mx"] },
-    ]));
+    const bad = await rejection(
+      p.replaceRRsets("example.test", [
+        { changetype: "REPLACE", name: "mail.example.test", type: "A", ttl: 300, records: ["192.0.2.99"] },
+        { changetype: "REPLACE", name: "example.test", type: "MX", ttl: 300, records: ["not an mx"] },
+      ]),
+    );
     expect(bad.code).toBe("invalid_argument");
     expect(bad.message).toMatch(/PowerDNS at http:\/\/127\.0\.0\.1:\d+ refused PATCH .* \(HTTP 422: .+\)/);
     // PowerDNS applies a PATCH atomically: the good half did not land either.
@@ -175,7 +229,9 @@ describe.skipIf(!pdnsAvailable)("PowerDNS provider against a real pdns_server", 
   });
 
   it("refuses a URL with credentials and an empty key before any request", () => {
-    expect(() => createPowerDnsProvider({ url: "http://user:pw@127.0.0.1:1", apiKey: "k" })).toThrow(/dns.url: must not carry credentials/);
+    expect(() => createPowerDnsProvider({ url: "http://user:pw@127.0.0.1:1", apiKey: "k" })).toThrow(
+      /dns.url: must not carry credentials/,
+    );
     expect(() => createPowerDnsProvider({ url: pdns.url, apiKey: "" })).toThrow(/dns.apiKey: no PowerDNS API key/);
     expect(() => createPowerDnsProvider({ url: "ftp://x", apiKey: "k" })).toThrow(/dns.url: must be http/);
   });

@@ -24,7 +24,14 @@ let caPem = "";
 const logDir = mkdtempSync(join(tmpdir(), "nsm-e2e-logs-"));
 
 const imap = (user: string, pass: string): ImapFlow =>
-  new ImapFlow({ host: ns.nsAddress, port: 993, secure: true, auth: { user, pass }, tls: { ca: caPem, servername: HOST }, logger: false });
+  new ImapFlow({
+    host: ns.nsAddress,
+    port: 993,
+    secure: true,
+    auth: { user, pass },
+    tls: { ca: caPem, servername: HOST },
+    logger: false,
+  });
 const smtp = (port: number) => ({ host: ns.nsAddress, port, ca: caPem, servername: HOST });
 
 async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
@@ -49,16 +56,33 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     expect(added.code).toBe(0);
     const token = added.out.trim().split("\n").pop() ?? "";
     const agentHome = join(harness.dir, "agent-vn1");
-    expect((await harness.cli(["agent", "enroll", "--controller", harness.controllerAddress, "--token", token, "--home", agentHome])).code).toBe(0);
+    expect(
+      (
+        await harness.cli([
+          "agent",
+          "enroll",
+          "--controller",
+          harness.controllerAddress,
+          "--token",
+          token,
+          "--home",
+          agentHome,
+        ])
+      ).code,
+    ).toBe(0);
     const set = await harness.cli(["vnode", "set", "vn1", "--mail-hostname", HOST, "--mail-listen", ns.nsAddress]);
     expect(set.code).toBe(0);
     agent = await startAgentProcess({ ns, home: agentHome, root, port, logDir });
     // The reconciler brings the new vnode to its generation: TLS from the CA, daemons started.
-    await until(async () => {
-      const status = JSON.parse((await harness.cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
-      const row = status.find((r) => r["vnode"] === "vn1");
-      return row && row["connected"] === true && row["appliedGeneration"] === row["generation"] ? row : undefined;
-    }, 60_000, "the reconciler to apply the first state");
+    await until(
+      async () => {
+        const status = JSON.parse((await harness.cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
+        const row = status.find((r) => r["vnode"] === "vn1");
+        return row && row["connected"] === true && row["appliedGeneration"] === row["generation"] ? row : undefined;
+      },
+      60_000,
+      "the reconciler to apply the first state",
+    );
     const domain = await harness.cli(["addvmaildomain", "vn1", DOMAIN, "--skip-dns-check"]);
     expect(domain.code, domain.err).toBe(0);
   }, 180_000);
@@ -72,10 +96,18 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
   });
 
   it("addvmail makes a mailbox that logs in over IMAP within a second", async () => {
-    const added = await harness.cli(["addvmail", "vn1", `alice@${DOMAIN}`, "--password-stdin"], "Alice-secret-pass-1\n");
+    const added = await harness.cli(
+      ["addvmail", "vn1", `alice@${DOMAIN}`, "--password-stdin"],
+      "Alice-secret-pass-1\n",
+    );
     expect(added.code, added.err).toBe(0);
     const returned = Date.now();
-    const loginAfter = await until(async () => ((await canLogin(imap(`alice@${DOMAIN}`, "Alice-secret-pass-1"))) ? Date.now() - returned : undefined), 5000, "IMAP login");
+    const loginAfter = await until(
+      async () =>
+        (await canLogin(imap(`alice@${DOMAIN}`, "Alice-secret-pass-1"))) ? Date.now() - returned : undefined,
+      5000,
+      "IMAP login",
+    );
     expect(loginAfter).toBeLessThan(1000);
   });
 
@@ -88,21 +120,30 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
   });
 
   it("delivers on port 25 and the message is read back over IMAP", async () => {
-    const message = buildMessage({ from: "bob@sender.test", to: `alice@${DOMAIN}`, subject: "e2e hello", body: "hello from the e2e test" });
+    const message = buildMessage({
+      from: "bob@sender.test",
+      to: `alice@${DOMAIN}`,
+      subject: "e2e hello",
+      body: "hello from the e2e test",
+    });
     const sent = await sendMail({ ...smtp(25), from: "bob@sender.test", to: [`alice@${DOMAIN}`], data: message.data });
     expect(sent.stage, sent.reply.text).toBe("done");
     const client = imap(`alice@${DOMAIN}`, "Alice-secret-pass-1");
     await client.connect();
     try {
-      const found = await until(async () => {
-        const lock = await client.getMailboxLock("INBOX");
-        try {
-          const uids = await client.search({ header: { "message-id": message.id } }, { uid: true });
-          return uids && uids.length > 0 ? uids : undefined;
-        } finally {
-          lock.release();
-        }
-      }, 10_000, "the message in INBOX");
+      const found = await until(
+        async () => {
+          const lock = await client.getMailboxLock("INBOX");
+          try {
+            const uids = await client.search({ header: { "message-id": message.id } }, { uid: true });
+            return uids && uids.length > 0 ? uids : undefined;
+          } finally {
+            lock.release();
+          }
+        },
+        10_000,
+        "the message in INBOX",
+      );
       expect(found.length).toBe(1);
     } finally {
       await client.logout();
@@ -118,7 +159,9 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
   });
 
   it("chvmail --active 0 refuses the mailbox at once", async () => {
-    expect((await harness.cli(["addvmail", "vn1", `carol@${DOMAIN}`, "--password-stdin"], "Carol-secret-pass-1")).code).toBe(0);
+    expect(
+      (await harness.cli(["addvmail", "vn1", `carol@${DOMAIN}`, "--password-stdin"], "Carol-secret-pass-1")).code,
+    ).toBe(0);
     const changed = await harness.cli(["chvmail", "vn1", `carol@${DOMAIN}`, "--active", "0"]);
     expect(changed.code, changed.err).toBe(0);
     expect(await canLogin(imap(`carol@${DOMAIN}`, "Carol-secret-pass-1"))).toBe(false);
@@ -131,7 +174,12 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
   it("addvalias forwards to a mailbox", async () => {
     const alias = await harness.cli(["addvalias", "vn1", `sales@${DOMAIN}`, `alice@${DOMAIN}`]);
     expect(alias.code, alias.err).toBe(0);
-    const message = buildMessage({ from: "bob@sender.test", to: `sales@${DOMAIN}`, subject: "alias", body: "via alias" });
+    const message = buildMessage({
+      from: "bob@sender.test",
+      to: `sales@${DOMAIN}`,
+      subject: "alias",
+      body: "via alias",
+    });
     const sent = await sendMail({ ...smtp(25), from: "bob@sender.test", to: [`sales@${DOMAIN}`], data: message.data });
     expect(sent.stage, sent.reply.text).toBe("done");
   });
@@ -140,7 +188,11 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     const mainCf = join(root, "etc", "postfix", "main.cf");
     const original = readFileSync(mainCf, "utf8");
     writeFileSync(mainCf, original + "\n# hand edit\n");
-    await until(async () => (readFileSync(mainCf, "utf8") === original ? true : undefined), 15_000, "main.cf to be restored");
+    await until(
+      async () => (readFileSync(mainCf, "utf8") === original ? true : undefined),
+      15_000,
+      "main.cf to be restored",
+    );
   });
 
   it("delvmail --yes removes the mailbox: no login, 550", async () => {
@@ -153,7 +205,12 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
 
   it("mail keeps flowing while the controller is away", async () => {
     await harness.controller.close();
-    const message = buildMessage({ from: "bob@sender.test", to: `alice@${DOMAIN}`, subject: "no controller", body: "still here" });
+    const message = buildMessage({
+      from: "bob@sender.test",
+      to: `alice@${DOMAIN}`,
+      subject: "no controller",
+      body: "still here",
+    });
     const sent = await sendMail({ ...smtp(25), from: "bob@sender.test", to: [`alice@${DOMAIN}`], data: message.data });
     expect(sent.stage, sent.reply.text).toBe("done");
     expect(await canLogin(imap(`alice@${DOMAIN}`, "Alice-secret-pass-1"))).toBe(true);

@@ -21,7 +21,14 @@ import { renderRspamdLocalD } from "../../agent/rspamd/render.ts";
 import { DkimKeySchema, VnodeSettingsSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { verifyDkimSignature } from "../helpers/filter-dkim.ts";
 import { eicarMessage, gtubeMessage, hamMessage } from "../helpers/filter-messages.ts";
-import { createFilterRoot, freePort, removeFilterRoot, SHARED_HS_CACHE, writeFileMap, writeOwnedFiles } from "../helpers/filter-root.ts";
+import {
+  createFilterRoot,
+  freePort,
+  removeFilterRoot,
+  SHARED_HS_CACHE,
+  writeFileMap,
+  writeOwnedFiles,
+} from "../helpers/filter-root.ts";
 
 const timings: Record<string, number> = {};
 async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
@@ -33,7 +40,13 @@ async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const inbound = { ip: "203.0.113.10", helo: "mail.example.net", hostname: "mail.example.net", from: "carol@example.net", rcpt: ["bob@example.org"] };
+const inbound = {
+  ip: "203.0.113.10",
+  helo: "mail.example.net",
+  hostname: "mail.example.net",
+  from: "carol@example.net",
+  rcpt: ["bob@example.org"],
+};
 
 describe.skipIf(process.getuid?.() !== 0)("rspamd + clamd under a private root", () => {
   let root = "";
@@ -61,15 +74,29 @@ describe.skipIf(process.getuid?.() !== 0)("rspamd + clamd under a private root",
     pub["rsa2026"] = rsa.publicKey;
     pub["ed2026"] = ed.publicKey;
     const dkimKeys = [
-      create(DkimKeySchema, { domain: "example.org", selector: "rsa2026", algorithm: "rsa", privateKeyPem: rsa.privateKey.export({ type: "pkcs8", format: "pem" }).toString() }),
-      create(DkimKeySchema, { domain: "example.org", selector: "ed2026", algorithm: "ed25519", privateKeyPem: ed.privateKey.export({ type: "pkcs8", format: "pem" }).toString() }),
+      create(DkimKeySchema, {
+        domain: "example.org",
+        selector: "rsa2026",
+        algorithm: "rsa",
+        privateKeyPem: rsa.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+      }),
+      create(DkimKeySchema, {
+        domain: "example.org",
+        selector: "ed2026",
+        algorithm: "ed25519",
+        privateKeyPem: ed.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+      }),
     ];
     milterPort = await freePort();
     // Nothing listens there: any DNS query that still happens fails at once instead of timing out.
     const deadDns = await freePort();
     localFiles = renderRspamdLocalD({
       paths,
-      settings: create(VnodeSettingsSchema, { mailHostname: "mx.example.org", rspamdEnabled: true, clamavEnabled: true }),
+      settings: create(VnodeSettingsSchema, {
+        mailHostname: "mx.example.org",
+        rspamdEnabled: true,
+        clamavEnabled: true,
+      }),
       dkimKeys,
       clamavSocket: clam.socket,
       milterListen: `127.0.0.1:${milterPort}`,
@@ -105,7 +132,10 @@ describe.skipIf(process.getuid?.() !== 0)("rspamd + clamd under a private root",
     expect(gtube.action).toBe("reject");
     expect(gtube.symbols).toHaveProperty("GTUBE");
     // Submission (587) mail is scanned too: an authenticated sender's GTUBE is rejected as well.
-    const submitted = await client.check(gtubeMessage({ from: "alice@example.org", to: "dave@example.net" }), { user: "alice@example.org", ip: "127.0.0.1" });
+    const submitted = await client.check(gtubeMessage({ from: "alice@example.org", to: "dave@example.net" }), {
+      user: "alice@example.org",
+      ip: "127.0.0.1",
+    });
     expect(submitted.action).toBe("reject");
 
     const t0 = performance.now();
@@ -119,7 +149,10 @@ describe.skipIf(process.getuid?.() !== 0)("rspamd + clamd under a private root",
     expect(ham.milter.remove_headers).toHaveProperty("X-Spam-Flag");
 
     // Scored over add_header (threshold lowered for this one message): flagged for Sieve's Junk rule.
-    const flagged = await client.check(hamMessage({ from: inbound.from, to: "bob@example.org" }), { ...inbound, settings: '{"actions":{"add header":-5,"reject":null}}' });
+    const flagged = await client.check(hamMessage({ from: inbound.from, to: "bob@example.org" }), {
+      ...inbound,
+      settings: '{"actions":{"add header":-5,"reject":null}}',
+    });
     expect(flagged.action).toBe("add header");
     expect(flagged.milter.add_headers).toHaveProperty("X-Spam-Flag");
   });
@@ -135,7 +168,12 @@ describe.skipIf(process.getuid?.() !== 0)("rspamd + clamd under a private root",
   it("DKIM-signs an authenticated user's mail with both selectors, and only theirs", async () => {
     const msg = hamMessage({ from: "alice@example.org", to: "dave@example.net" });
     const t0 = performance.now();
-    const r = await client.check(msg, { user: "alice@example.org", ip: "127.0.0.1", from: "alice@example.org", rcpt: ["dave@example.net"] });
+    const r = await client.check(msg, {
+      user: "alice@example.org",
+      ip: "127.0.0.1",
+      from: "alice@example.org",
+      rcpt: ["dave@example.net"],
+    });
     timings["signScanMs"] = Math.round(performance.now() - t0);
     expect(r.symbols["DKIM_SIGNED"]?.options?.sort()).toEqual(["example.org:s=ed2026", "example.org:s=rsa2026"]);
     expect(r.dkimSignatures).toHaveLength(2);
@@ -172,7 +210,9 @@ describe.skipIf(process.getuid?.() !== 0)("rspamd + clamd under a private root",
 
     // A good config reloads in place: every worker replaced, scanner answering again.
     await timed("rspamdReloadMs", () => rspamd!.reload());
-    expect((await client.check(hamMessage({ from: inbound.from, to: "bob@example.org" }), inbound)).action).toBe("no action");
+    expect((await client.check(hamMessage({ from: inbound.from, to: "bob@example.org" }), inbound)).action).toBe(
+      "no action",
+    );
   });
 
   it("the milter (proxy worker) port answers a milter option negotiation", async () => {

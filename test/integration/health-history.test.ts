@@ -5,7 +5,13 @@ import { describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
 import { openDatabase } from "../../controller/db/open-database.ts";
 import {
-  FilesystemUsageSchema, HealthReportSchema, MailHealthSchema, MailboxUsageSchema, PostfixQueueSchema, QuotaSummarySchema, ServiceHealthSchema,
+  FilesystemUsageSchema,
+  HealthReportSchema,
+  MailHealthSchema,
+  MailboxUsageSchema,
+  PostfixQueueSchema,
+  QuotaSummarySchema,
+  ServiceHealthSchema,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { createHealthWriter } from "../../controller/health/save-health.ts";
 import { recordHealthSample } from "../../controller/health/health-history.ts";
@@ -14,14 +20,31 @@ import { MailHealthSample, VMailService, Vnode } from "../../controller/db/entit
 
 const report = (deferred: number) =>
   create(HealthReportSchema, {
-    vnode: "a", timeUnixMs: BigInt(Date.now()), agentVersion: "t", appliedGeneration: 3n,
-    services: [create(ServiceHealthSchema, { name: "postfix", state: "active", version: "3.7.11" }), create(ServiceHealthSchema, { name: "dovecot", state: "failed", detail: "not running" })],
+    vnode: "a",
+    timeUnixMs: BigInt(Date.now()),
+    agentVersion: "t",
+    appliedGeneration: 3n,
+    services: [
+      create(ServiceHealthSchema, { name: "postfix", state: "active", version: "3.7.11" }),
+      create(ServiceHealthSchema, { name: "dovecot", state: "failed", detail: "not running" }),
+    ],
     mail: create(MailHealthSchema, {
       collectedUnixMs: BigInt(Date.now()),
       queue: create(PostfixQueueSchema, { deferred, oldestDeferredSeconds: 120 }),
-      dovecotUsers: -1, dovecotConnections: -1,
-      filesystem: create(FilesystemUsageSchema, { path: "/srv", sizeBytes: 1000n, usedBytes: 900n, availableBytes: 100n }),
-      quota: create(QuotaSummarySchema, { mailboxes: 1, over80: 1, over90: 1, top: [create(MailboxUsageSchema, { address: "a@b.test", usedBytes: 95n, limitBytes: 100n })] }),
+      dovecotUsers: -1,
+      dovecotConnections: -1,
+      filesystem: create(FilesystemUsageSchema, {
+        path: "/srv",
+        sizeBytes: 1000n,
+        usedBytes: 900n,
+        availableBytes: 100n,
+      }),
+      quota: create(QuotaSummarySchema, {
+        mailboxes: 1,
+        over80: 1,
+        over90: 1,
+        top: [create(MailboxUsageSchema, { address: "a@b.test", usedBytes: 95n, limitBytes: 100n })],
+      }),
     }),
   });
 

@@ -49,7 +49,9 @@ describe("applyConfigFiles", () => {
         throw new Error("line 1: bad parameter");
       },
     };
-    const err = await applyConfigFiles({ ...base(), files: files("bad\n"), validate: [checker] }).catch((e: unknown) => e);
+    const err = await applyConfigFiles({ ...base(), files: files("bad\n"), validate: [checker] }).catch(
+      (e: unknown) => e,
+    );
     expect(seen).toBe("bad\n");
     expect(err).toMatchObject({ code: "failed_precondition" });
     expect(String(err)).toContain("line 1: bad parameter");
@@ -60,7 +62,13 @@ describe("applyConfigFiles", () => {
 
   it("restores the previous file and reloads again when the reload or verify fails", async () => {
     await applyConfigFiles({ ...base(), files: files("good\n") });
-    const err = await applyConfigFiles({ ...base(), files: files("new\n"), verify: async () => { throw new Error("smtpd did not greet"); } }).catch((e: unknown) => e);
+    const err = await applyConfigFiles({
+      ...base(),
+      files: files("new\n"),
+      verify: async () => {
+        throw new Error("smtpd did not greet");
+      },
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "failed_precondition" });
     expect(String(err)).toContain("smtpd did not greet");
     expect(readFileSync(live, "utf8")).toBe("good\n");

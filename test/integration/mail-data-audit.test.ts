@@ -21,7 +21,8 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     const g0 = await f.generation();
     const rows0 = (await f.logRows()).length;
     const steps = [
-      () => f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}`, password: "a secret pass", requestId: "req-1" }),
+      () =>
+        f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}`, password: "a secret pass", requestId: "req-1" }),
       () => f.services.aliases.add({ vnode: f.vnode, source: `x@${f.d1}`, targets: `a@${f.d1}` }),
       () => f.services.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}`, quota: "2G" }),
       () => f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name: "VHOST", value: "w" }),
@@ -39,8 +40,14 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     }
     const rows = (await f.logRows()).slice(rows0);
     expect(rows.map((r) => [r.command, r.result, Number(r.generation)])).toEqual([
-      ["addvmail", "ok", g0 + 1], ["addvalias", "ok", g0 + 2], ["chvmail", "ok", g0 + 3], ["chvconf", "ok", g0 + 4],
-      ["chvmaildomain", "ok", g0 + 5], ["delvalias", "ok", g0 + 6], ["delvmail", "ok", g0 + 7], ["delvmaildomain", "ok", g0 + 8],
+      ["addvmail", "ok", g0 + 1],
+      ["addvalias", "ok", g0 + 2],
+      ["chvmail", "ok", g0 + 3],
+      ["chvconf", "ok", g0 + 4],
+      ["chvmaildomain", "ok", g0 + 5],
+      ["delvalias", "ok", g0 + 6],
+      ["delvmail", "ok", g0 + 7],
+      ["delvmaildomain", "ok", g0 + 8],
     ]);
     expect(rows[0]).toMatchObject({ actor: "tester", requestId: "req-1", vnodeName: f.vnode });
     expect(rows[0]?.args).toMatchObject({ email: `a@${f.d1}`, password: "given" });
@@ -58,13 +65,20 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     // Refused inside the transaction, after the generation bump: rolled back.
     await f.services.aliases.add({ vnode: f.vnode, source: `@${f.d2}`, targets: "x@remote.example" });
     const mid = await mailSnapshot(db, f.vnodeId);
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `admin@${f.d2}`, catchAll: true }), "already_exists", /already has a catch-all/);
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `admin@${f.d2}`, catchAll: true }),
+      "already_exists",
+      /already has a catch-all/,
+    );
     expect(await mailSnapshot(db, f.vnodeId)).toBe(mid);
     expect(await f.generation()).toBe(g + 1);
     expect(before).not.toBe(mid);
     const rows = (await f.logRows()).slice(-4);
     expect(rows.map((r) => [r.command, r.result, r.generation])).toEqual([
-      ["addvmail", "refused", null], ["addvmail", "refused", null], ["addvalias", "ok", g + 1], ["addvmail", "refused", null],
+      ["addvmail", "refused", null],
+      ["addvmail", "refused", null],
+      ["addvalias", "ok", g + 1],
+      ["addvmail", "refused", null],
     ]);
     expect(rows[0]?.error).toMatch(/already exists/);
   });
@@ -76,10 +90,16 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     await em.execute(`create or replace function nsm_test_fail_log() returns trigger language plpgsql as $$
       begin if new.args->>'email' like 'boom@%' then raise exception 'log write failed'; end if; return new; end $$`);
     await em.execute("drop trigger if exists nsm_test_fail_log on command_log");
-    await em.execute("create trigger nsm_test_fail_log before insert on command_log for each row execute function nsm_test_fail_log()");
+    await em.execute(
+      "create trigger nsm_test_fail_log before insert on command_log for each row execute function nsm_test_fail_log()",
+    );
     try {
       const before = await mailSnapshot(db, f.vnodeId);
-      await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `boom@${f.d1}` }), "internal", /log write failed/);
+      await refusal(
+        f.services.mailboxes.add({ vnode: f.vnode, email: `boom@${f.d1}` }),
+        "internal",
+        /log write failed/,
+      );
       expect(await mailSnapshot(db, f.vnodeId)).toBe(before);
     } finally {
       await em.execute("drop trigger if exists nsm_test_fail_log on command_log");
@@ -89,10 +109,18 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
 
   it("refuses unknown and revoked vnodes; pending ones are fine", async () => {
     const f = await mailFixture(db);
-    await refusal(f.services.mailboxes.add({ vnode: "no-such-vnode", email: `a@${f.d1}` }), "not_found", /vnode 'no-such-vnode' not found/);
+    await refusal(
+      f.services.mailboxes.add({ vnode: "no-such-vnode", email: `a@${f.d1}` }),
+      "not_found",
+      /vnode 'no-such-vnode' not found/,
+    );
     await refusal(f.services.mailboxes.add({ vnode: "../x", email: `a@${f.d1}` }), "invalid_argument", /^vnode:/);
     const revoked = await mailFixture(db, { domains: false, status: "revoked" });
-    await refusal(revoked.services.domains.add({ vnode: revoked.vnode, domain: revoked.d1 }), "failed_precondition", /revoked/);
+    await refusal(
+      revoked.services.domains.add({ vnode: revoked.vnode, domain: revoked.d1 }),
+      "failed_precondition",
+      /revoked/,
+    );
     expect(await revoked.generation()).toBe(0);
     const pending = await mailFixture(db, { domains: false, status: "pending" });
     await pending.services.domains.add({ vnode: pending.vnode, domain: pending.d1 });
@@ -103,7 +131,12 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     const f = await mailFixture(db);
     const before = await mailSnapshot(db, f.vnodeId);
     const g = await f.generation();
-    const dry = await f.services.mailboxes.add({ vnode: f.vnode, email: `admin@${f.d1}`, catchAll: true, dryRun: true });
+    const dry = await f.services.mailboxes.add({
+      vnode: f.vnode,
+      email: `admin@${f.d1}`,
+      catchAll: true,
+      dryRun: true,
+    });
     expect(dry).toMatchObject({ dryRun: true, generation: g, vnode: f.vnode });
     expect(dry.value.password).toBeUndefined(); // never stored, so never shown
     expect(dry.changes.map((c) => c.kind.case)).toEqual(["upsertMailbox", "upsertAlias"]);
@@ -111,7 +144,11 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     const row = (await f.logRows()).at(-1);
     expect(row).toMatchObject({ command: "addvmail", result: "ok" });
     expect(row?.args).toMatchObject({ dryRun: true });
-    await refusal(f.services.domains.remove({ vnode: f.vnode, domain: `x${f.d1}`, dryRun: true }), "not_found", /not hosted/);
+    await refusal(
+      f.services.domains.remove({ vnode: f.vnode, domain: `x${f.d1}`, dryRun: true }),
+      "not_found",
+      /not hosted/,
+    );
   });
 
   it("in a caller's transaction each change is a savepoint: a refusal undoes only itself", async () => {
@@ -121,7 +158,12 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
       const s = createMailServices({ em, actor: "import", dns: createZoneListProvider({ zones: [f.d1, f.d2] }) });
       const results: string[] = [];
       for (const email of [`a@${f.d1}`, `a@${f.d1}`, `b@${f.d1}`]) {
-        results.push(await s.mailboxes.add({ vnode: f.vnode, email, password: "batch password" }).then(() => "ok", (e: Error) => e.message));
+        results.push(
+          await s.mailboxes.add({ vnode: f.vnode, email, password: "batch password" }).then(
+            () => "ok",
+            (e: Error) => e.message,
+          ),
+        );
       }
       return results;
     });
@@ -130,7 +172,11 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     expect(outcomes[2]).toBe("ok");
     expect(await f.generation()).toBe(g + 2);
     expect((await f.services.mailboxes.list(f.vnode, f.d1)).map((m) => m.ascii)).toEqual([`a@${f.d1}`, `b@${f.d1}`]);
-    expect((await f.logRows()).slice(-3).map((r) => [r.actor, r.result])).toEqual([["import", "ok"], ["import", "refused"], ["import", "ok"]]);
+    expect((await f.logRows()).slice(-3).map((r) => [r.actor, r.result])).toEqual([
+      ["import", "ok"],
+      ["import", "refused"],
+      ["import", "ok"],
+    ]);
   });
 
   it("addMany: one transaction, one generation, one log row; refused items reported, the rest stored", async () => {
@@ -141,20 +187,41 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     const result = await f.services.mailboxes.addMany({
       vnode: f.vnode,
       mailboxes: [
-        { email: `a@${f.d1}`, quota: "2G", active: false, sieve: "keep;" }, { email: `A@${f.d1}` }, { email: "bad@@x" }, { email: `taken@${f.d1}` },
-        { email: `c@${f.d2}` }, { email: `d@${f.d2}` }, { email: `admin@${f.d1}`, catchAll: true, password: "given password" },
+        { email: `a@${f.d1}`, quota: "2G", active: false, sieve: "keep;" },
+        { email: `A@${f.d1}` },
+        { email: "bad@@x" },
+        { email: `taken@${f.d1}` },
+        { email: `c@${f.d2}` },
+        { email: `d@${f.d2}` },
+        { email: `admin@${f.d1}`, catchAll: true, password: "given password" },
       ],
     });
     expect(result.generation).toBe(g + 1);
     expect(await f.generation()).toBe(g + 1);
-    expect(result.value.added.map((a) => [a.index, a.mailbox.ascii, a.mailbox.active, a.password === undefined])).toEqual([
-      [0, `a@${f.d1}`, false, false], [4, `c@${f.d2}`, true, false], [6, `admin@${f.d1}`, true, true],
+    expect(
+      result.value.added.map((a) => [a.index, a.mailbox.ascii, a.mailbox.active, a.password === undefined]),
+    ).toEqual([
+      [0, `a@${f.d1}`, false, false],
+      [4, `c@${f.d2}`, true, false],
+      [6, `admin@${f.d1}`, true, true],
     ]);
     expect(result.value.refused.map((r) => [r.index, r.error.code])).toEqual([
-      [1, "already_exists"], [2, "invalid_argument"], [3, "already_exists"], [5, "failed_precondition"],
+      [1, "already_exists"],
+      [2, "invalid_argument"],
+      [3, "already_exists"],
+      [5, "failed_precondition"],
     ]);
-    expect(result.changes.map((c) => c.kind.case)).toEqual(["upsertMailbox", "upsertMailbox", "upsertMailbox", "upsertAlias"]);
-    expect((await f.services.mailboxes.get(f.vnode, `a@${f.d1}`))).toMatchObject({ quota: 2 * 1024 ** 3, active: false, hasSieve: true });
+    expect(result.changes.map((c) => c.kind.case)).toEqual([
+      "upsertMailbox",
+      "upsertMailbox",
+      "upsertMailbox",
+      "upsertAlias",
+    ]);
+    expect(await f.services.mailboxes.get(f.vnode, `a@${f.d1}`)).toMatchObject({
+      quota: 2 * 1024 ** 3,
+      active: false,
+      hasSieve: true,
+    });
     const row = (await f.logRows()).at(-1);
     expect(row).toMatchObject({ command: "addvmail", result: "ok", generation: g + 1 });
     expect(row?.args).toMatchObject({ batch: 7 });
@@ -164,6 +231,10 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     expect(none.value.refused[0]?.error.code).toBe("already_exists");
     expect(await f.generation()).toBe(g + 1);
     expect((await f.logRows()).at(-1)).toMatchObject({ result: "refused" });
-    await refusal(f.services.mailboxes.addMany({ vnode: f.vnode, mailboxes: [] }), "invalid_argument", /^mailboxes: no mailboxes/);
+    await refusal(
+      f.services.mailboxes.addMany({ vnode: f.vnode, mailboxes: [] }),
+      "invalid_argument",
+      /^mailboxes: no mailboxes/,
+    );
   });
 });

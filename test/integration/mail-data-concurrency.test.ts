@@ -17,7 +17,12 @@ if (url) targets.push(["postgresql", () => freshPostgres(url, 20)]);
 function tally(results: PromiseSettledResult<unknown>[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const r of results) {
-    const key = r.status === "fulfilled" ? "ok" : r.reason instanceof NetservaError ? r.reason.code : `unexpected: ${String(r.reason)}`;
+    const key =
+      r.status === "fulfilled"
+        ? "ok"
+        : r.reason instanceof NetservaError
+          ? r.reason.code
+          : `unexpected: ${String(r.reason)}`;
     counts[key] = (counts[key] ?? 0) + 1;
   }
   return counts;
@@ -36,8 +41,14 @@ describe.each(targets)("concurrent changes on %s", (_kind, open) => {
     const f = await mailFixture(db);
     const g = await f.generation();
     const dns = createZoneListProvider({ zones: [f.d1] });
-    const results = await Promise.allSettled(Array.from({ length: 50 }, () =>
-      createMailServices({ em: db.em(), actor: "racer", dns }).mailboxes.add({ vnode: f.vnode, email: `race@${f.d1}` })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, () =>
+        createMailServices({ em: db.em(), actor: "racer", dns }).mailboxes.add({
+          vnode: f.vnode,
+          email: `race@${f.d1}`,
+        }),
+      ),
+    );
     expect(tally(results)).toEqual({ ok: 1, already_exists: 49 });
     expect((await f.services.mailboxes.list(f.vnode, f.d1)).map((m) => m.ascii)).toEqual([`race@${f.d1}`]);
     expect(await f.generation()).toBe(g + 1);
@@ -50,8 +61,11 @@ describe.each(targets)("concurrent changes on %s", (_kind, open) => {
     const fixtures = await Promise.all(Array.from({ length: 20 }, () => mailFixture(db, { domains: false })));
     const domain = `raced-${fixtures[0]?.vnode ?? "x"}.example`;
     const dns = createZoneListProvider({ zones: [domain] });
-    const results = await Promise.allSettled(fixtures.map((f) =>
-      createMailServices({ em: db.em(), actor: "racer", dns }).domains.add({ vnode: f.vnode, domain })));
+    const results = await Promise.allSettled(
+      fixtures.map((f) =>
+        createMailServices({ em: db.em(), actor: "racer", dns }).domains.add({ vnode: f.vnode, domain }),
+      ),
+    );
     expect(tally(results)).toEqual({ ok: 1, already_exists: 19 });
     const generations = await Promise.all(fixtures.map((f) => f.generation()));
     expect(generations.sort()).toEqual([...Array(19).fill(0), 1]);

@@ -31,7 +31,9 @@ describe("zone list provider", () => {
     writeFileSync(bad, "example.net\nexa$mple.com\n");
     await expect(createZoneListProvider({ file: bad }).findZone("example.net")).rejects.toThrow(/bad line 2/);
     const missing = createZoneListProvider({ file: join(dir, "missing") });
-    await expect(missing.findZone("example.net")).rejects.toSatisfy((e: unknown) => e instanceof NetservaError && e.code === "unavailable");
+    await expect(missing.findZone("example.net")).rejects.toSatisfy(
+      (e: unknown) => e instanceof NetservaError && e.code === "unavailable",
+    );
     expect(() => createZoneListProvider({ zones: ["../etc"] })).toThrow(/zones\[0\]/);
   });
 });

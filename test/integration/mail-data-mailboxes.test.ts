@@ -22,7 +22,11 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
 
   it("generates a password once (≥ 16 CSPRNG characters) and stores only its hash", async () => {
     const f = await mailFixture(db);
-    const added = await f.services.mailboxes.add({ vnode: f.vnode, email: `Jane.Doe@${f.d1.toUpperCase()}`, name: "Jane Doe" });
+    const added = await f.services.mailboxes.add({
+      vnode: f.vnode,
+      email: `Jane.Doe@${f.d1.toUpperCase()}`,
+      name: "Jane Doe",
+    });
     const password = added.value.password ?? "";
     expect(password.length).toBeGreaterThanOrEqual(16);
     expect([...password].every((c) => PASSWORD_ALPHABET.includes(c))).toBe(true);
@@ -30,11 +34,25 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     expect(row.passwordHash).toMatch(/^\{SHA512-CRYPT\}\$6\$/);
     expect(row.passwordHash).not.toContain(password);
     expect(await verifyPassword(password, row.passwordHash)).toBe(true);
-    expect(added.value.mailbox).toMatchObject({ ascii: `jane.doe@${f.d1}`, name: "Jane Doe", quota: G, usage: null, active: true, maildir: `/srv/${f.d1}/msg/jane.doe/Maildir`, aliases: [] });
+    expect(added.value.mailbox).toMatchObject({
+      ascii: `jane.doe@${f.d1}`,
+      name: "Jane Doe",
+      quota: G,
+      usage: null,
+      active: true,
+      maildir: `/srv/${f.d1}/msg/jane.doe/Maildir`,
+      aliases: [],
+    });
     const change = added.changes[0];
     expect(change?.kind.case).toBe("upsertMailbox");
     if (change?.kind.case === "upsertMailbox") {
-      expect(change.kind.value).toMatchObject({ address: `jane.doe@${f.d1}`, passwordHash: row.passwordHash, quotaBytes: BigInt(G), active: true, displayName: "Jane Doe" });
+      expect(change.kind.value).toMatchObject({
+        address: `jane.doe@${f.d1}`,
+        passwordHash: row.passwordHash,
+        quotaBytes: BigInt(G),
+        active: true,
+        displayName: "Jane Doe",
+      });
     }
     // Shown once: reading it back never returns a password.
     expect(JSON.stringify(await f.services.mailboxes.get(f.vnode, `jane.doe@${f.d1}`))).not.toContain(password);
@@ -43,7 +61,12 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
 
   it("takes an operator's password (ARGON2ID on request) or an imported hash, never returning them", async () => {
     const f = await mailFixture(db);
-    const given = await f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}`, password: "correct horse 42", scheme: "ARGON2ID" });
+    const given = await f.services.mailboxes.add({
+      vnode: f.vnode,
+      email: `a@${f.d1}`,
+      password: "correct horse 42",
+      scheme: "ARGON2ID",
+    });
     expect(given.value.password).toBeUndefined();
     const a = await stored(`a@${f.d1}`);
     expect(a.passwordHash).toMatch(/^\{ARGON2ID\}\$argon2id\$v=19\$m=65536,t=3,p=1\$/);
@@ -51,10 +74,26 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     const hash = (await hashPassword("imported pass")).replace("{SHA512-CRYPT}", "");
     await f.services.mailboxes.add({ vnode: f.vnode, email: `b@${f.d1}`, passwordHash: hash });
     expect((await stored(`b@${f.d1}`)).passwordHash).toBe(`{SHA512-CRYPT}${hash}`);
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `c@${f.d1}`, passwordHash: "{PLAIN}secret" }), "invalid_argument", /passwordHash/);
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `c@${f.d1}`, password: "short" }), "invalid_argument", /^password: .*at least 8/);
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `c@${f.d1}`, password: "x".repeat(10), passwordHash: hash }), "invalid_argument", /^password: give one/);
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `c@${f.d1}`, scheme: "MD5" as "ARGON2ID" }), "invalid_argument", /^scheme:/);
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `c@${f.d1}`, passwordHash: "{PLAIN}secret" }),
+      "invalid_argument",
+      /passwordHash/,
+    );
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `c@${f.d1}`, password: "short" }),
+      "invalid_argument",
+      /^password: .*at least 8/,
+    );
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `c@${f.d1}`, password: "x".repeat(10), passwordHash: hash }),
+      "invalid_argument",
+      /^password: give one/,
+    );
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `c@${f.d1}`, scheme: "MD5" as "ARGON2ID" }),
+      "invalid_argument",
+      /^scheme:/,
+    );
     const log = JSON.stringify((await f.logRows()).map((r) => r.args));
     expect(log).not.toContain("correct horse");
     expect(log).toContain("hash given");
@@ -76,7 +115,11 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     const f = await mailFixture(db);
     const before = await mailSnapshot(db, f.vnodeId);
     const email = input.email.replace("D1", f.d1);
-    const error = await refusal(f.services.mailboxes.add({ vnode: f.vnode, ...input, email }), "invalid_argument", message);
+    const error = await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, ...input, email }),
+      "invalid_argument",
+      message,
+    );
     expect(error.field).toBe(field);
     expect(await mailSnapshot(db, f.vnodeId)).toBe(before);
   });
@@ -84,12 +127,28 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
   it("refuses duplicates, and addresses taken by an alias (no shadowing)", async () => {
     const f = await mailFixture(db);
     await f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}` });
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `A@${f.d1}` }), "already_exists", /mailbox a@.* already exists/);
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `A@${f.d1}` }),
+      "already_exists",
+      /mailbox a@.* already exists/,
+    );
     await f.services.aliases.add({ vnode: f.vnode, source: `info@${f.d1}`, targets: `a@${f.d1}` });
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `info@${f.d1}` }), "already_exists", /is an alias \(→ a@.*\); a mailbox cannot share/);
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `a@nowhere-${f.vnode}.example` }), "not_found", /not hosted; add it first/);
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `info@${f.d1}` }),
+      "already_exists",
+      /is an alias \(→ a@.*\); a mailbox cannot share/,
+    );
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `a@nowhere-${f.vnode}.example` }),
+      "not_found",
+      /not hosted; add it first/,
+    );
     const other = await mailFixture(db);
-    await refusal(other.services.mailboxes.add({ vnode: other.vnode, email: `z@${f.d1}` }), "not_found", new RegExp(`hosted on vnode '${f.vnode}'`));
+    await refusal(
+      other.services.mailboxes.add({ vnode: other.vnode, email: `z@${f.d1}` }),
+      "not_found",
+      new RegExp(`hosted on vnode '${f.vnode}'`),
+    );
   });
 
   it("applies quotas: units, the domain's max, MQUOTA as default", async () => {
@@ -97,11 +156,23 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     await f.services.domains.change({ vnode: f.vnode, domain: f.d1, maxQuota: "10G" });
     const q = await f.services.mailboxes.add({ vnode: f.vnode, email: `q1@${f.d1}`, quota: "1.5G" });
     expect(q.value.mailbox.quota).toBe(1.5 * G);
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `q2@${f.d1}`, quota: "11G" }), "invalid_argument", /over the limit of 10G per mailbox/);
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `q2@${f.d1}`, quota: "0" }), "invalid_argument", /unlimited is over the limit/);
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `q2@${f.d1}`, quota: "11G" }),
+      "invalid_argument",
+      /over the limit of 10G per mailbox/,
+    );
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, email: `q2@${f.d1}`, quota: "0" }),
+      "invalid_argument",
+      /unlimited is over the limit/,
+    );
     await f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name: "MQUOTA", value: "3G" });
     expect((await f.services.mailboxes.add({ vnode: f.vnode, email: `q3@${f.d1}` })).value.mailbox.quota).toBe(3 * G);
-    await refusal(f.services.mailboxes.change({ vnode: f.vnode, email: `q3@${f.d1}`, quota: "12G" }), "invalid_argument", /over the limit/);
+    await refusal(
+      f.services.mailboxes.change({ vnode: f.vnode, email: `q3@${f.d1}`, quota: "12G" }),
+      "invalid_argument",
+      /over the limit/,
+    );
   });
 
   it("keeps the sum of quotas within the vnode's reported storage unless the domain overcommits", async () => {
@@ -109,11 +180,23 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     const s = f.with({ capacity: 10 * G });
     await s.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}`, quota: "6G" });
     const before = await mailSnapshot(db, f.vnodeId);
-    await refusal(s.mailboxes.add({ vnode: f.vnode, email: `b@${f.d1}`, quota: "5G" }), "failed_precondition", /10G of mail storage and 6G is already promised to mailboxes; 5G more does not fit/);
-    await refusal(s.mailboxes.add({ vnode: f.vnode, email: `b@${f.d1}`, quota: "0" }), "invalid_argument", /unlimited quota cannot be guaranteed/);
+    await refusal(
+      s.mailboxes.add({ vnode: f.vnode, email: `b@${f.d1}`, quota: "5G" }),
+      "failed_precondition",
+      /10G of mail storage and 6G is already promised to mailboxes; 5G more does not fit/,
+    );
+    await refusal(
+      s.mailboxes.add({ vnode: f.vnode, email: `b@${f.d1}`, quota: "0" }),
+      "invalid_argument",
+      /unlimited quota cannot be guaranteed/,
+    );
     expect(await mailSnapshot(db, f.vnodeId)).toBe(before);
     await s.mailboxes.add({ vnode: f.vnode, email: `b@${f.d1}`, quota: "4G" });
-    await refusal(s.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}`, quota: "7G" }), "failed_precondition", /does not fit/);
+    await refusal(
+      s.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}`, quota: "7G" }),
+      "failed_precondition",
+      /does not fit/,
+    );
     await s.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}`, quota: "5G" }); // shrinking always fits
     await s.domains.change({ vnode: f.vnode, domain: f.d2, overcommit: true });
     await s.mailboxes.add({ vnode: f.vnode, email: `c@${f.d2}`, quota: "50G" });
@@ -138,20 +221,40 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     await f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}`, password: "first password" });
     const before = await stored(`a@${f.d1}`);
     await new Promise((r) => setTimeout(r, 5));
-    const changed = await f.services.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}`, generatePassword: true, name: "Ann", active: false, sieve: 'require "fileinto";\nkeep;\n' });
+    const changed = await f.services.mailboxes.change({
+      vnode: f.vnode,
+      email: `a@${f.d1}`,
+      generatePassword: true,
+      name: "Ann",
+      active: false,
+      sieve: 'require "fileinto";\nkeep;\n',
+    });
     const after = await stored(`a@${f.d1}`);
     expect(changed.value.password?.length).toBeGreaterThanOrEqual(16);
     expect(await verifyPassword(changed.value.password ?? "", after.passwordHash)).toBe(true);
     expect(after.passwordChangedAt.getTime()).toBeGreaterThan(before.passwordChangedAt.getTime());
     expect(changed.value.mailbox).toMatchObject({ name: "Ann", active: false, hasSieve: true });
     const change = changed.changes[0];
-    if (change?.kind.case === "upsertMailbox") expect(change.kind.value).toMatchObject({ active: false, sieveScript: 'require "fileinto";\nkeep;\n', passwordHash: after.passwordHash });
+    if (change?.kind.case === "upsertMailbox")
+      expect(change.kind.value).toMatchObject({
+        active: false,
+        sieveScript: 'require "fileinto";\nkeep;\n',
+        passwordHash: after.passwordHash,
+      });
     const kept = await f.services.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}`, sieve: null, quota: "2G" });
     expect(kept.value.password).toBeUndefined();
     expect((await stored(`a@${f.d1}`)).passwordHash).toBe(after.passwordHash);
     expect(kept.value.mailbox.hasSieve).toBe(false);
-    await refusal(f.services.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}` }), "invalid_argument", /nothing to change/);
-    await refusal(f.services.mailboxes.change({ vnode: f.vnode, email: `zz@${f.d1}`, active: true }), "not_found", /no mailbox zz@/);
+    await refusal(
+      f.services.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}` }),
+      "invalid_argument",
+      /nothing to change/,
+    );
+    await refusal(
+      f.services.mailboxes.change({ vnode: f.vnode, email: `zz@${f.d1}`, active: true }),
+      "not_found",
+      /no mailbox zz@/,
+    );
   });
 
   it("on delete drops the address from shared aliases and removes or refuses aliases left empty", async () => {
@@ -159,15 +262,36 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     for (const u of ["a", "b"]) await f.services.mailboxes.add({ vnode: f.vnode, email: `${u}@${f.d1}` });
     await f.services.aliases.add({ vnode: f.vnode, source: `only@${f.d1}`, targets: `a@${f.d1}` });
     await f.services.aliases.add({ vnode: f.vnode, source: `chain@${f.d1}`, targets: `only@${f.d1}` });
-    await f.services.aliases.add({ vnode: f.vnode, source: `team@${f.d1}`, targets: [`a@${f.d1}`, `b@${f.d1}`, "x@remote.example"] });
+    await f.services.aliases.add({
+      vnode: f.vnode,
+      source: `team@${f.d1}`,
+      targets: [`a@${f.d1}`, `b@${f.d1}`, "x@remote.example"],
+    });
     const before = await mailSnapshot(db, f.vnodeId);
-    await refusal(f.services.mailboxes.remove({ vnode: f.vnode, email: `a@${f.d1}` }), "failed_precondition", new RegExp(`only target of only@${f.d1}, chain@${f.d1}.*--remove-aliases`));
+    await refusal(
+      f.services.mailboxes.remove({ vnode: f.vnode, email: `a@${f.d1}` }),
+      "failed_precondition",
+      new RegExp(`only target of only@${f.d1}, chain@${f.d1}.*--remove-aliases`),
+    );
     expect(await mailSnapshot(db, f.vnodeId)).toBe(before);
-    const removed = await f.services.mailboxes.remove({ vnode: f.vnode, email: `a@${f.d1}`, removeAliases: true, keepMaildir: true });
+    const removed = await f.services.mailboxes.remove({
+      vnode: f.vnode,
+      email: `a@${f.d1}`,
+      removeAliases: true,
+      keepMaildir: true,
+    });
     expect(removed.value.removedAliases).toEqual([`only@${f.d1}`, `chain@${f.d1}`]);
     expect(removed.value.mailbox.aliases).toEqual([`only@${f.d1}`, `team@${f.d1}`]);
-    expect(removed.changes.map((c) => `${c.kind.case}:${c.kind.case === "upsertAlias" ? c.kind.value.targets.join(",") : String(c.kind.value)}:${c.keepMaildir}`)).toEqual([
-      `upsertAlias:b@${f.d1},x@remote.example:false`, `deleteAlias:only@${f.d1}:false`, `deleteAlias:chain@${f.d1}:false`, `deleteMailbox:a@${f.d1}:true`,
+    expect(
+      removed.changes.map(
+        (c) =>
+          `${c.kind.case}:${c.kind.case === "upsertAlias" ? c.kind.value.targets.join(",") : String(c.kind.value)}:${c.keepMaildir}`,
+      ),
+    ).toEqual([
+      `upsertAlias:b@${f.d1},x@remote.example:false`,
+      `deleteAlias:only@${f.d1}:false`,
+      `deleteAlias:chain@${f.d1}:false`,
+      `deleteMailbox:a@${f.d1}:true`,
     ]);
     expect((await f.services.aliases.get(f.vnode, `team@${f.d1}`)).targets).toEqual([`b@${f.d1}`, "x@remote.example"]);
     await refusal(f.services.mailboxes.get(f.vnode, `a@${f.d1}`), "not_found", /no mailbox/);
@@ -175,11 +299,19 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
 
   it("lists a domain's or the vnode's mailboxes with the aliases pointing at each", async () => {
     const f = await mailFixture(db);
-    for (const e of [`b@${f.d1}`, `a@${f.d1}`, `c@${f.d2}`]) await f.services.mailboxes.add({ vnode: f.vnode, email: e });
+    for (const e of [`b@${f.d1}`, `a@${f.d1}`, `c@${f.d2}`])
+      await f.services.mailboxes.add({ vnode: f.vnode, email: e });
     await f.services.aliases.add({ vnode: f.vnode, source: `x@${f.d2}`, targets: [`a@${f.d1}`, `c@${f.d2}`] });
     const d1 = await f.services.mailboxes.list(f.vnode, `@${f.d1}`);
-    expect(d1.map((m) => [m.ascii, m.aliases])).toEqual([[`a@${f.d1}`, [`x@${f.d2}`]], [`b@${f.d1}`, []]]);
-    expect((await f.services.mailboxes.list(f.vnode)).map((m) => m.ascii)).toEqual([`a@${f.d1}`, `b@${f.d1}`, `c@${f.d2}`]);
+    expect(d1.map((m) => [m.ascii, m.aliases])).toEqual([
+      [`a@${f.d1}`, [`x@${f.d2}`]],
+      [`b@${f.d1}`, []],
+    ]);
+    expect((await f.services.mailboxes.list(f.vnode)).map((m) => m.ascii)).toEqual([
+      `a@${f.d1}`,
+      `b@${f.d1}`,
+      `c@${f.d2}`,
+    ]);
     expect((await f.services.mailboxes.get(f.vnode, `c@${f.d2}`)).aliases).toEqual([`x@${f.d2}`]);
   });
 });

@@ -23,8 +23,16 @@ describe.each(databaseTargets)("vconfs on %s", (_kind, open) => {
     await f.services.domains.change({ vnode: f.vnode, domain: f.d1, defaultQuota: "3G" });
     expect((await f.services.vconfs.list(f.vnode, f.d1)).find((v) => v.name === "MQUOTA")?.value).toBe("3G");
     await f.services.domains.change({ vnode: f.vnode, domain: f.d1, maxQuota: "4G" });
-    await refusal(f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name: "MQUOTA", value: "5G" }), "invalid_argument", /over the limit of 4G/);
-    await refusal(f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name: "MQUOTA", value: "lots" }), "invalid_argument", /^value: quota 'lots'/);
+    await refusal(
+      f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name: "MQUOTA", value: "5G" }),
+      "invalid_argument",
+      /over the limit of 4G/,
+    );
+    await refusal(
+      f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name: "MQUOTA", value: "lots" }),
+      "invalid_argument",
+      /^value: quota 'lots'/,
+    );
     const removed = await f.services.vconfs.remove({ vnode: f.vnode, domain: f.d1, name: "MQUOTA" });
     expect(removed.value.value).toBe("1G");
     expect(await db.em().count(VConf, { name: "MQUOTA" })).toBe(0);
@@ -43,20 +51,39 @@ describe.each(databaseTargets)("vconfs on %s", (_kind, open) => {
     expect(mpwd.value).toMatch(/^\{SHA512-CRYPT\}\$6\$/);
     expect(await verifyPassword("clear-MPWD-value", mpwd.value)).toBe(true);
     const listed = await f.services.vconfs.list(f.vnode, f.d1);
-    expect(listed.map((v) => `${v.name}=${v.value}`)).toEqual(["ADMIN_PWD=(hash)", "DPASS=(hash)", "MPWD=(hash)", "MQUOTA=1G", "SQLPASS=(hash)", "VHOST=web1"]);
+    expect(listed.map((v) => `${v.name}=${v.value}`)).toEqual([
+      "ADMIN_PWD=(hash)",
+      "DPASS=(hash)",
+      "MPWD=(hash)",
+      "MQUOTA=1G",
+      "SQLPASS=(hash)",
+      "VHOST=web1",
+    ]);
     expect(JSON.stringify((await f.logRows()).map((r) => r.args))).not.toContain("clear-");
     await f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name: "VHOST", value: "web2" });
     expect((await f.services.vconfs.list(f.vnode, f.d1)).find((v) => v.name === "VHOST")?.value).toBe("web2");
     await f.services.vconfs.remove({ vnode: f.vnode, domain: f.d1, name: "VHOST" });
-    await refusal(f.services.vconfs.remove({ vnode: f.vnode, domain: f.d1, name: "VHOST" }), "not_found", /no variable VHOST/);
+    await refusal(
+      f.services.vconfs.remove({ vnode: f.vnode, domain: f.d1, name: "VHOST" }),
+      "not_found",
+      /no variable VHOST/,
+    );
   });
 
   it.each([
-    ["name", "M", "x", /2 to 16/], ["name", "1ABC", "x", /starting with a letter/], ["name", "A$B", "x", /A-Z/],
-    ["value", "VHOST", "a\nb", /control character/], ["value", "VHOST", "", /empty/], ["value", "MPWD", "short", /at least 8/],
+    ["name", "M", "x", /2 to 16/],
+    ["name", "1ABC", "x", /starting with a letter/],
+    ["name", "A$B", "x", /A-Z/],
+    ["value", "VHOST", "a\nb", /control character/],
+    ["value", "VHOST", "", /empty/],
+    ["value", "MPWD", "short", /at least 8/],
   ])("refuses bad %s (%j = %j)", async (field, name, value, message) => {
     const f = await mailFixture(db);
-    const error = await refusal(f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name, value }), "invalid_argument", message);
+    const error = await refusal(
+      f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name, value }),
+      "invalid_argument",
+      message,
+    );
     expect(error.field).toBe(field);
   });
 });

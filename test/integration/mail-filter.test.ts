@@ -20,7 +20,9 @@ import { anywhere, headerValues, readCrlf, waitDelivered } from "../helpers/mail
 import { sendMail, type SendOutcome } from "../helpers/mail-smtp.ts";
 import { MAIL_HOSTNAME, createMailVnode, hashPassword, type MailVnode } from "../helpers/mail-vnode.ts";
 
-const canRun = process.getuid?.() === 0 && ["/usr/sbin/postfix", "/usr/sbin/dovecot", "/usr/bin/rspamd", "/usr/sbin/clamd"].every((f) => existsSync(f));
+const canRun =
+  process.getuid?.() === 0 &&
+  ["/usr/sbin/postfix", "/usr/sbin/dovecot", "/usr/bin/rspamd", "/usr/sbin/clamd"].every((f) => existsSync(f));
 const D = "example.test";
 const REMOTE = "carol@remote.test";
 const PASS = { alice: "alice-Secret-1", bob: "bob-Secret-2", junk: "junk-Secret-3" };
@@ -53,7 +55,14 @@ async function inbound(to: string, data: string): Promise<SendOutcome> {
 }
 
 async function submitted(user: "alice" | "bob", to: string, data: string): Promise<SendOutcome> {
-  return sendMail({ ...v.smtp(587), startTls: true, from: `${user}@${D}`, to: [to], data, auth: { user: `${user}@${D}`, pass: PASS[user] } });
+  return sendMail({
+    ...v.smtp(587),
+    startTls: true,
+    from: `${user}@${D}`,
+    to: [to],
+    data,
+    auth: { user: `${user}@${D}`, pass: PASS[user] },
+  });
 }
 
 describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", () => {
@@ -71,7 +80,14 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
         { address: `bob@${D}`, passwordHash: await hashPassword(PASS.bob), active: true },
         { address: `junk@${D}`, passwordHash: await hashPassword(PASS.junk), active: true },
       ],
-      dkimKeys: [{ domain: D, selector: "rsa2026", algorithm: "rsa", privateKeyPem: rsa.privateKey.export({ type: "pkcs8", format: "pem" }).toString() }],
+      dkimKeys: [
+        {
+          domain: D,
+          selector: "rsa2026",
+          algorithm: "rsa",
+          privateKeyPem: rsa.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+        },
+      ],
     });
     const t0 = performance.now();
     // The first apply starts clamd and rspamd (cold start) before Postfix is pointed at the milter.
@@ -85,7 +101,10 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
 
   afterAll(async () => {
     await v?.teardown();
-    console.log("mail-filter timings (ms)", Object.fromEntries(Object.entries(timings).map(([k, x]) => [k, Math.round(x)])));
+    console.log(
+      "mail-filter timings (ms)",
+      Object.fromEntries(Object.entries(timings).map(([k, x]) => [k, Math.round(x)])),
+    );
   });
 
   it("renders the milter wiring, owned DKIM keys, and reports rspamd and clamd in status", async () => {
@@ -100,9 +119,16 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
     const key = statSync(dkimKeyPath(createRspamdPaths(v.root), D, "rsa2026"));
     const rspamdUser = await lookupSystemUser("_rspamd");
     expect([key.mode & 0o777, key.uid]).toEqual([0o600, rspamdUser.uid]);
-    expect(readFileSync(`${v.root}/etc/clamav/clamd.conf`, "utf8")).toContain(`LocalSocket ${v.root}/run/clamav/clamd.ctl`);
+    expect(readFileSync(`${v.root}/etc/clamav/clamd.conf`, "utf8")).toContain(
+      `LocalSocket ${v.root}/run/clamav/clamd.ctl`,
+    );
     const status = await v.host.status();
-    expect(status.services.map((s) => [s.name, s.running])).toEqual([["postfix", true], ["dovecot", true], ["rspamd", true], ["clamd", true]]);
+    expect(status.services.map((s) => [s.name, s.running])).toEqual([
+      ["postfix", true],
+      ["dovecot", true],
+      ["rspamd", true],
+      ["clamd", true],
+    ]);
     expect(v.host.drift()).toEqual([]);
     const again = await v.host.applyState(state);
     expect(again).toMatchObject({ changed: false, diff: [] });
@@ -136,7 +162,7 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
     expect(out.reply.code).toBe(554);
     expect(anywhere(maildir("bob"), messageId(data))).toBe(false);
     // The reply carries the antivirus verdict: it was ClamAV, not a score, that refused it.
-    expect(out.reply.text).toContain("clamav: virus found: \"Eicar-Test-Signature");
+    expect(out.reply.text).toContain('clamav: virus found: "Eicar-Test-Signature');
   });
 
   it("delivers ham into INBOX, scanned (X-Spam-Status: No), readable over IMAP", async () => {
@@ -178,7 +204,9 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
     // Inbound mail from a stranger claiming the domain is not signed.
     const forged = hamMessage({ from: `alice@${D}`, to: `bob@${D}` });
     expect((await inbound(`bob@${D}`, forged)).stage).toBe("done");
-    expect(headerValues(readCrlf(await waitDelivered(maildir("bob"), messageId(forged))), "DKIM-Signature")).toEqual([]);
+    expect(headerValues(readCrlf(await waitDelivered(maildir("bob"), messageId(forged))), "DKIM-Signature")).toEqual(
+      [],
+    );
   });
 
   it("files mail scored over add_header into Junk through the global Sieve rule", async () => {
@@ -193,7 +221,12 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
     const liveActions = readFileSync(`${v.root}/etc/rspamd/local.d/actions.conf`, "utf8");
     const liveMain = readFileSync(v.host.paths.postfixMainCf, "utf8");
     const rspamdPid = (await v.sc.status("rspamd")).pid;
-    const broken = await v.sibling({ filter: { ...FILTER, extraLocalD: [...(FILTER.extraLocalD ?? []), ["actions.conf", "reject = 15;\nadd_header = {{ broken\n"]] } });
+    const broken = await v.sibling({
+      filter: {
+        ...FILTER,
+        extraLocalD: [...(FILTER.extraLocalD ?? []), ["actions.conf", "reject = 15;\nadd_header = {{ broken\n"]],
+      },
+    });
     const t0 = performance.now();
     const err = await broken.applyState({ ...state, generation: 2n }).catch((e: unknown) => e);
     timings.brokenRefusedMs = performance.now() - t0;

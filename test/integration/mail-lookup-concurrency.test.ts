@@ -34,29 +34,46 @@ const logText = (file: string): string => (existsSync(file) ? readFileSync(file,
 /** `postmap -q KEY sqlite:<map>` as the postfix user, inside the namespace (main.cf's addresses live there). */
 const postmapAsPostfix = (key: string, map = "virtual-mailboxes") => {
   const [cmd = "", ...pre] = v.ns.wrap;
-  return exec(cmd, [...pre, "runuser", "-u", "postfix", "--", "postmap", "-c", v.host.paths.postfixDir, "-q", key, `sqlite:${v.host.paths.postfixMap(map)}`]);
+  return exec(cmd, [
+    ...pre,
+    "runuser",
+    "-u",
+    "postfix",
+    "--",
+    "postmap",
+    "-c",
+    v.host.paths.postfixDir,
+    "-q",
+    key,
+    `sqlite:${v.host.paths.postfixMap(map)}`,
+  ]);
 };
 
 describe.skipIf(!canRun)("mail vnode: lookup DB under concurrent writes", () => {
   beforeAll(async () => {
     v = await createMailVnode("lookupc");
     hash = await hashPassword(PASS);
-    await v.host.applyState(create(DesiredStateSchema, {
-      generation: 1n,
-      settings: { mailHostname: MAIL_HOSTNAME, listenAddresses: [] },
-      tls: { certificateChainPem: v.tls.certChainPem, privateKeyPem: v.tls.keyPem },
-      domains: [{ domain: D, active: true }],
-      mailboxes: [
-        { address: `alice@${D}`, passwordHash: hash, active: true },
-        ...Array.from({ length: SEEDED }, (_, i) => ({ address: `r${i}@${D}`, passwordHash: hash, active: true })),
-      ],
-    }));
+    await v.host.applyState(
+      create(DesiredStateSchema, {
+        generation: 1n,
+        settings: { mailHostname: MAIL_HOSTNAME, listenAddresses: [] },
+        tls: { certificateChainPem: v.tls.certChainPem, privateKeyPem: v.tls.keyPem },
+        domains: [{ domain: D, active: true }],
+        mailboxes: [
+          { address: `alice@${D}`, passwordHash: hash, active: true },
+          ...Array.from({ length: SEEDED }, (_, i) => ({ address: `r${i}@${D}`, passwordHash: hash, active: true })),
+        ],
+      }),
+    );
     await v.host.start();
   }, 60_000);
 
   afterAll(async () => {
     await v?.teardown();
-    console.log("mail-lookup-concurrency timings", Object.fromEntries(Object.entries(timings).map(([k, x]) => [k, Math.round(x * 100) / 100])));
+    console.log(
+      "mail-lookup-concurrency timings",
+      Object.fromEntries(Object.entries(timings).map(([k, x]) => [k, Math.round(x * 100) / 100])),
+    );
   });
 
   it("keeps the DB in WAL mode in its own setgid+sticky directory the readers' group may write", () => {
@@ -118,14 +135,21 @@ describe.skipIf(!canRun)("mail vnode: lookup DB under concurrent writes", () => 
       }
     };
 
-    const clients = [...Array.from({ length: SESSIONS }, (_, n) => session(n)), ...Array.from({ length: LOGIN_LOOPS }, logins)];
+    const clients = [
+      ...Array.from({ length: SESSIONS }, (_, n) => session(n)),
+      ...Array.from({ length: LOGIN_LOOPS }, logins),
+    ];
     await new Promise((r) => setTimeout(r, 200)); // sessions are open and asking before writes start
     const commits: number[] = [];
     const t0 = performance.now();
     try {
       for (let i = 0; i < WRITES; i++) {
         const t = performance.now();
-        await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: `w${i}@${D}`, passwordHash: hash, active: true } } })]);
+        await v.host.applyChanges([
+          change({
+            kind: { case: "upsertMailbox", value: { address: `w${i}@${D}`, passwordHash: hash, active: true } },
+          }),
+        ]);
         commits.push(performance.now() - t);
         await yieldLoop(); // let the clients' replies in between commits
       }
@@ -143,7 +167,9 @@ describe.skipIf(!canRun)("mail vnode: lookup DB under concurrent writes", () => 
     const dovecotLog = logText(v.host.paths.dovecotLog).slice(dovecotLogStart);
     expect(postfixLog.split("\n").filter((l) => /dict_sqlite|database is locked/.test(l))).toEqual([]);
     expect(postfixLog.split("\n").filter((l) => /fatal:|panic:|warning: process .* exit status/.test(l))).toEqual([]);
-    expect(dovecotLog.split("\n").filter((l) => /database is locked|sqlite/i.test(l) && /error|fatal/i.test(l))).toEqual([]);
+    expect(
+      dovecotLog.split("\n").filter((l) => /database is locked|sqlite/i.test(l) && /error|fatal/i.test(l)),
+    ).toEqual([]);
     expect(stats.dropped).toEqual([]);
     expect(stats.failedLogins).toBe(0);
     // The load really overlapped the writes.

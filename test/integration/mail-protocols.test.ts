@@ -16,14 +16,26 @@ import { MAIL_HOSTNAME, createMailVnode, hashPassword, type MailVnode } from "..
 const canRun = process.getuid?.() === 0 && existsSync("/usr/sbin/postfix") && existsSync("/usr/sbin/dovecot");
 const D = "example.test";
 const PASS = { pop: "pop-Secret-1", sieve: "sieve-Secret-2" };
-const SCRIPT = 'require ["fileinto", "mailbox"];\nif header :contains "subject" "[reports]" {\n  fileinto :create "Reports";\n  stop;\n}\n';
+const SCRIPT =
+  'require ["fileinto", "mailbox"];\nif header :contains "subject" "[reports]" {\n  fileinto :create "Reports";\n  stop;\n}\n';
 
 let v: MailVnode;
 const timings: Record<string, number> = {};
-const target = (port: 110 | 995 | 4190) => ({ host: v.ns.nsAddress, port, ca: v.tls.caPem, servername: MAIL_HOSTNAME, implicitTls: port === 995 });
+const target = (port: 110 | 995 | 4190) => ({
+  host: v.ns.nsAddress,
+  port,
+  ca: v.tls.caPem,
+  servername: MAIL_HOSTNAME,
+  implicitTls: port === 995,
+});
 
 async function deliver(to: string, subject: string): Promise<string> {
-  const msg = buildMessage({ from: "sender@remote.test", to, subject, body: "Quarterly numbers attached in the text below.\r\n" });
+  const msg = buildMessage({
+    from: "sender@remote.test",
+    to,
+    subject,
+    body: "Quarterly numbers attached in the text below.\r\n",
+  });
   const out = await sendMail({ ...v.smtp(25), from: "sender@remote.test", to: [to], data: msg.data });
   expect(out.stage).toBe("done");
   return msg.id;
@@ -32,22 +44,27 @@ async function deliver(to: string, subject: string): Promise<string> {
 describe.skipIf(!canRun)("mail vnode: POP3 and ManageSieve", () => {
   beforeAll(async () => {
     v = await createMailVnode("protos");
-    await v.host.applyState(create(DesiredStateSchema, {
-      generation: 1n,
-      settings: { mailHostname: MAIL_HOSTNAME, listenAddresses: [] },
-      tls: { certificateChainPem: v.tls.certChainPem, privateKeyPem: v.tls.keyPem },
-      domains: [{ domain: D, active: true }],
-      mailboxes: [
-        { address: `pop@${D}`, passwordHash: await hashPassword(PASS.pop), active: true },
-        { address: `sieve@${D}`, passwordHash: await hashPassword(PASS.sieve), active: true },
-      ],
-    }));
+    await v.host.applyState(
+      create(DesiredStateSchema, {
+        generation: 1n,
+        settings: { mailHostname: MAIL_HOSTNAME, listenAddresses: [] },
+        tls: { certificateChainPem: v.tls.certChainPem, privateKeyPem: v.tls.keyPem },
+        domains: [{ domain: D, active: true }],
+        mailboxes: [
+          { address: `pop@${D}`, passwordHash: await hashPassword(PASS.pop), active: true },
+          { address: `sieve@${D}`, passwordHash: await hashPassword(PASS.sieve), active: true },
+        ],
+      }),
+    );
     await v.host.start();
   });
 
   afterAll(async () => {
     await v?.teardown();
-    console.log("mail-protocols timings (ms)", Object.fromEntries(Object.entries(timings).map(([k, x]) => [k, Math.round(x)])));
+    console.log(
+      "mail-protocols timings (ms)",
+      Object.fromEntries(Object.entries(timings).map(([k, x]) => [k, Math.round(x)])),
+    );
   });
 
   it("POP3 110: refuses USER/PASS before STLS, then retrieves the delivered message", async () => {

@@ -19,8 +19,14 @@ describe("sc", () => {
     const priv = createVnodePaths("/srv/vnodes/one");
     expect(escapeRoot(priv.root)).toBe("srv-vnodes-one");
     expect(postfixService(priv).systemdUnit).toBe("netserva-postfix@srv-vnodes-one.service");
-    expect(postfixService(priv).direct.start).toEqual({ file: "postfix", args: ["-c", "/srv/vnodes/one/etc/postfix", "start"] });
-    expect(dovecotService(priv).direct.start).toEqual({ file: "dovecot", args: ["-c", "/srv/vnodes/one/etc/dovecot/dovecot.conf"] });
+    expect(postfixService(priv).direct.start).toEqual({
+      file: "postfix",
+      args: ["-c", "/srv/vnodes/one/etc/postfix", "start"],
+    });
+    expect(dovecotService(priv).direct.start).toEqual({
+      file: "dovecot",
+      args: ["-c", "/srv/vnodes/one/etc/dovecot/dovecot.conf"],
+    });
   });
 
   it("refuses path segments that would climb out of the mail root", () => {

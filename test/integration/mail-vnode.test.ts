@@ -6,7 +6,12 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DesiredStateSchema, StateChangeSchema, type DesiredState, type StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import {
+  DesiredStateSchema,
+  StateChangeSchema,
+  type DesiredState,
+  type StateChange,
+} from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { pollUntil } from "../../agent/sc/wait.ts";
 import { canLogin, plaintextLogin } from "../helpers/mail-imap.ts";
 import { HELO, buildMessage, sendMail } from "../helpers/mail-smtp.ts";
@@ -14,8 +19,16 @@ import { MAIL_HOSTNAME, createMailVnode, hashPassword, type MailVnode } from "..
 
 const canRun = process.getuid?.() === 0 && existsSync("/usr/sbin/postfix") && existsSync("/usr/sbin/dovecot");
 const D = "example.test";
-const PASS = { alice: "alice-Secret-1", bob: "bob-Secret-2", new: "new-Secret-3", quota: "quota-Secret-4", sieve: "sieve-Secret-5", gone: "gone-Secret-6" };
-const SIEVE = 'require ["fileinto", "mailbox"];\nif header :contains "subject" "[list]" {\n  fileinto :create "Lists";\n}\n';
+const PASS = {
+  alice: "alice-Secret-1",
+  bob: "bob-Secret-2",
+  new: "new-Secret-3",
+  quota: "quota-Secret-4",
+  sieve: "sieve-Secret-5",
+  gone: "gone-Secret-6",
+};
+const SIEVE =
+  'require ["fileinto", "mailbox"];\nif header :contains "subject" "[list]" {\n  fileinto :create "Lists";\n}\n';
 
 let v: MailVnode;
 let state: DesiredState;
@@ -26,21 +39,42 @@ const change = (c: Parameters<typeof create<typeof StateChangeSchema>>[1]): Stat
 async function delivered(local: string, id: string, folder = ""): Promise<string> {
   const dir = join(v.host.paths.maildir(D, local), folder, "new");
   let found = "";
-  await pollUntil(`${id} in ${local}/${folder || "INBOX"}`, () => {
-    if (!existsSync(dir)) return false;
-    found = readdirSync(dir).map((f) => join(dir, f)).find((f) => readFileSync(f, "utf8").includes(id)) ?? "";
-    return found !== "";
-  }, 10_000, 25);
+  await pollUntil(
+    `${id} in ${local}/${folder || "INBOX"}`,
+    () => {
+      if (!existsSync(dir)) return false;
+      found =
+        readdirSync(dir)
+          .map((f) => join(dir, f))
+          .find((f) => readFileSync(f, "utf8").includes(id)) ?? "";
+      return found !== "";
+    },
+    10_000,
+    25,
+  );
   return found;
 }
 
 async function inbound(to: string, extra: { subject?: string; headers?: Record<string, string>; size?: number } = {}) {
-  const msg = buildMessage({ from: "sender@remote.test", to, subject: extra.subject ?? "hello", body: "Hi there,\r\nthis is a test.\r\n", ...(extra.headers ? { headers: extra.headers } : {}) });
-  const out = await sendMail({ ...v.smtp(25), from: "sender@remote.test", to: [to], data: msg.data, ...(extra.size ? { size: extra.size } : {}) });
+  const msg = buildMessage({
+    from: "sender@remote.test",
+    to,
+    subject: extra.subject ?? "hello",
+    body: "Hi there,\r\nthis is a test.\r\n",
+    ...(extra.headers ? { headers: extra.headers } : {}),
+  });
+  const out = await sendMail({
+    ...v.smtp(25),
+    from: "sender@remote.test",
+    to: [to],
+    data: msg.data,
+    ...(extra.size ? { size: extra.size } : {}),
+  });
   return { ...out, id: msg.id };
 }
 
-const logLines = (file: string, needle: string): number => (existsSync(file) ? readFileSync(file, "utf8").split(needle).length - 1 : 0);
+const logLines = (file: string, needle: string): number =>
+  existsSync(file) ? readFileSync(file, "utf8").split(needle).length - 1 : 0;
 
 describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () => {
   beforeAll(async () => {
@@ -69,7 +103,10 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
 
   afterAll(async () => {
     await v?.teardown();
-    console.log("mail-vnode timings (ms)", Object.fromEntries(Object.entries(timings).map(([k, x]) => [k, Math.round(x)])));
+    console.log(
+      "mail-vnode timings (ms)",
+      Object.fromEntries(Object.entries(timings).map(([k, x]) => [k, Math.round(x)])),
+    );
   });
 
   it("applies the same state again as a no-op with an unchanged digest", async () => {
@@ -101,7 +138,9 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
 
   it("refuses an unknown recipient with 550 5.1.1 at RCPT", async () => {
     // A second domain without catch-all, so the virtual maps decide alone.
-    await v.host.applyChanges([change({ kind: { case: "upsertDomain", value: { domain: "nocatch.test", active: true } } })]);
+    await v.host.applyChanges([
+      change({ kind: { case: "upsertDomain", value: { domain: "nocatch.test", active: true } } }),
+    ]);
     const out = await inbound("nobody@nocatch.test");
     expect(out.stage).toBe("rcpt");
     expect(out.reply.code).toBe(550);
@@ -126,15 +165,31 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
   });
 
   it("submission 587: STARTTLS is required before AUTH, then nodemailer submits", async () => {
-    const plain = await sendMail({ ...v.smtp(587), from: `alice@${D}`, to: [`bob@${D}`], data: "x", auth: { user: `alice@${D}`, pass: PASS.alice } });
+    const plain = await sendMail({
+      ...v.smtp(587),
+      from: `alice@${D}`,
+      to: [`bob@${D}`],
+      data: "x",
+      auth: { user: `alice@${D}`, pass: PASS.alice },
+    });
     expect(plain.stage).toBe("auth");
     expect(plain.reply.code).toBeGreaterThanOrEqual(500);
 
     const transport = nodemailer.createTransport({
-      host: v.ns.nsAddress, port: 587, secure: false, requireTLS: true, name: HELO,
-      auth: { user: `alice@${D}`, pass: PASS.alice }, tls: { ca: v.tls.caPem, servername: MAIL_HOSTNAME },
+      host: v.ns.nsAddress,
+      port: 587,
+      secure: false,
+      requireTLS: true,
+      name: HELO,
+      auth: { user: `alice@${D}`, pass: PASS.alice },
+      tls: { ca: v.tls.caPem, servername: MAIL_HOSTNAME },
     });
-    const info = await transport.sendMail({ from: `alice@${D}`, to: `bob@${D}`, subject: "via 587", text: "Hello Bob" });
+    const info = await transport.sendMail({
+      from: `alice@${D}`,
+      to: `bob@${D}`,
+      subject: "via 587",
+      text: "Hello Bob",
+    });
     transport.close();
     expect(info.accepted).toEqual([`bob@${D}`]);
     await delivered("bob", info.messageId);
@@ -142,21 +197,39 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
 
   it("smtps 465: implicit TLS with AUTH delivers", async () => {
     const msg = buildMessage({ from: `bob@${D}`, to: `alice@${D}`, subject: "via 465", body: "Hello Alice\r\n" });
-    const out = await sendMail({ ...v.smtp(465), from: `bob@${D}`, to: [`alice@${D}`], data: msg.data, auth: { user: `bob@${D}`, pass: PASS.bob } });
+    const out = await sendMail({
+      ...v.smtp(465),
+      from: `bob@${D}`,
+      to: [`alice@${D}`],
+      data: msg.data,
+      auth: { user: `bob@${D}`, pass: PASS.bob },
+    });
     expect(out.stage).toBe("done");
     await delivered("alice", msg.id);
   });
 
   it("refuses a MAIL FROM the login does not own (sender-login mismatch)", async () => {
     const msg = buildMessage({ from: `bob@${D}`, to: `alice@${D}`, subject: "spoof", body: "x\r\n" });
-    const out = await sendMail({ ...v.smtp(465), from: `bob@${D}`, to: [`alice@${D}`], data: msg.data, auth: { user: `alice@${D}`, pass: PASS.alice } });
+    const out = await sendMail({
+      ...v.smtp(465),
+      from: `bob@${D}`,
+      to: [`alice@${D}`],
+      data: msg.data,
+      auth: { user: `alice@${D}`, pass: PASS.alice },
+    });
     expect(out.stage).toBe("rcpt");
     expect(out.reply.code).toBe(553);
     expect(out.reply.text).toContain("not owned by user");
   });
 
   it("refuses a wrong password on submission", async () => {
-    const out = await sendMail({ ...v.smtp(465), from: `alice@${D}`, to: [`bob@${D}`], data: "x", auth: { user: `alice@${D}`, pass: "wrong-password" } });
+    const out = await sendMail({
+      ...v.smtp(465),
+      from: `alice@${D}`,
+      to: [`bob@${D}`],
+      data: "x",
+      auth: { user: `alice@${D}`, pass: "wrong-password" },
+    });
     expect(out.stage).toBe("auth");
     expect(out.reply.code).toBe(535);
   });
@@ -172,7 +245,9 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     const reloadsBefore = logLines(v.host.paths.postfixLog, "reload") + logLines(v.host.paths.dovecotLog, "SIGHUP");
     const hash = await hashPassword(PASS.new);
     const t0 = performance.now();
-    const res = await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: `new@${D}`, passwordHash: hash, active: true } } })]);
+    const res = await v.host.applyChanges([
+      change({ kind: { case: "upsertMailbox", value: { address: `new@${D}`, passwordHash: hash, active: true } } }),
+    ]);
     timings.applyChangesMs = performance.now() - t0;
     expect(res.diff).toEqual([`+ mailbox new@${D}`]);
     let ok = false;
@@ -184,24 +259,46 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     timings.applyChangesToDeliveredMs = performance.now() - t0;
     expect(out.stage).toBe("done");
     await delivered("new", out.id);
-    expect(logLines(v.host.paths.postfixLog, "reload") + logLines(v.host.paths.dovecotLog, "SIGHUP")).toBe(reloadsBefore);
+    expect(logLines(v.host.paths.postfixLog, "reload") + logLines(v.host.paths.dovecotLog, "SIGHUP")).toBe(
+      reloadsBefore,
+    );
   });
 
   it("refuses mail and logins for a deactivated mailbox, at once", async () => {
     const hash = await hashPassword(PASS.gone);
-    await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: `off@${D}`, passwordHash: hash, active: true } } })]);
+    await v.host.applyChanges([
+      change({ kind: { case: "upsertMailbox", value: { address: `off@${D}`, passwordHash: hash, active: true } } }),
+    ]);
     // Catch-all would take the address once the mailbox is inactive; refuse it explicitly.
-    await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: `off@${D}`, passwordHash: hash, active: false } } })]);
+    await v.host.applyChanges([
+      change({ kind: { case: "upsertMailbox", value: { address: `off@${D}`, passwordHash: hash, active: false } } }),
+    ]);
     expect(await canLogin(v.imap(`off@${D}`, PASS.gone))).toBe(false);
     // In the domain without catch-all the RCPT is refused outright.
-    await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: `off@nocatch.test`, passwordHash: hash, active: false } } })]);
+    await v.host.applyChanges([
+      change({
+        kind: { case: "upsertMailbox", value: { address: `off@nocatch.test`, passwordHash: hash, active: false } },
+      }),
+    ]);
     const out = await inbound("off@nocatch.test");
     expect(out.stage).toBe("rcpt");
     expect(out.reply.code).toBe(550);
   });
 
   it("enforces quota: 552 5.2.2 at RCPT for a message that does not fit, and GETQUOTAROOT reports the limit", async () => {
-    await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: `small@${D}`, passwordHash: await hashPassword(PASS.quota), active: true, quotaBytes: 20_480n } } })]);
+    await v.host.applyChanges([
+      change({
+        kind: {
+          case: "upsertMailbox",
+          value: {
+            address: `small@${D}`,
+            passwordHash: await hashPassword(PASS.quota),
+            active: true,
+            quotaBytes: 20_480n,
+          },
+        },
+      }),
+    ]);
     const fits = await inbound(`small@${D}`, { size: 2_000 });
     expect(fits.stage).toBe("done");
     await delivered("small", fits.id);
@@ -221,7 +318,19 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
   });
 
   it("runs the mailbox's own Sieve script on delivery, and files spam-flagged mail into Junk", async () => {
-    await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: `sieve@${D}`, passwordHash: await hashPassword(PASS.sieve), active: true, sieveScript: SIEVE } } })]);
+    await v.host.applyChanges([
+      change({
+        kind: {
+          case: "upsertMailbox",
+          value: {
+            address: `sieve@${D}`,
+            passwordHash: await hashPassword(PASS.sieve),
+            active: true,
+            sieveScript: SIEVE,
+          },
+        },
+      }),
+    ]);
     const list = await inbound(`sieve@${D}`, { subject: "[list] weekly digest" });
     expect(list.stage).toBe("done");
     await delivered("sieve", list.id, ".Lists");
@@ -235,7 +344,14 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
   it("deletes a mailbox: maildir removed, RCPT refused, login refused (keep_maildir keeps it)", async () => {
     const hash = await hashPassword(PASS.gone);
     for (const local of ["del1", "del2"]) {
-      await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: `${local}@nocatch.test`, passwordHash: hash, active: true } } })]);
+      await v.host.applyChanges([
+        change({
+          kind: {
+            case: "upsertMailbox",
+            value: { address: `${local}@nocatch.test`, passwordHash: hash, active: true },
+          },
+        }),
+      ]);
     }
     const home1 = v.host.paths.mailHome("nocatch.test", "del1");
     const home2 = v.host.paths.mailHome("nocatch.test", "del2");
@@ -256,7 +372,11 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
   it("a mailbox whose maildir is missing still receives and logs in: Dovecot makes it, 0700, the vmail user's", async () => {
     // What lets a whole-state apply heal maildirs in the background (mail-host.ts).
     const hash = await hashPassword(PASS.new);
-    await v.host.applyChanges([change({ kind: { case: "upsertMailbox", value: { address: "lazy@nocatch.test", passwordHash: hash, active: true } } })]);
+    await v.host.applyChanges([
+      change({
+        kind: { case: "upsertMailbox", value: { address: "lazy@nocatch.test", passwordHash: hash, active: true } },
+      }),
+    ]);
     const home = v.host.paths.mailHome("nocatch.test", "lazy");
     rmSync(home, { recursive: true });
     const out = await inbound("lazy@nocatch.test");
@@ -280,7 +400,9 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
   it("a dry run reports the change and changes nothing", async () => {
     const before = v.host.drift();
     const digest = (await v.host.status()).digest;
-    const res = await v.host.applyChanges([change({ kind: { case: "deleteMailbox", value: `alice@${D}` } })], { dryRun: true });
+    const res = await v.host.applyChanges([change({ kind: { case: "deleteMailbox", value: `alice@${D}` } })], {
+      dryRun: true,
+    });
     expect(res.diff).toEqual([`- mailbox alice@${D}`]);
     expect(res.digest).toBe(digest);
     expect(existsSync(v.host.paths.maildir(D, "alice"))).toBe(true);

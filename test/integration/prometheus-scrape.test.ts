@@ -27,11 +27,14 @@ const monitor = { ca: "", cert: "", key: "" };
 function scrape(address: string, vnode: string): Promise<{ status: number; body: string }> {
   const [host, port] = address.split(":");
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host, port: Number(port), path: "/metrics", ...monitor, servername: vnode, timeout: 10_000 }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = httpsRequest(
+      { host, port: Number(port), path: "/metrics", ...monitor, servername: vnode, timeout: 10_000 },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on("error", reject);
     req.end();
   });
@@ -39,15 +42,21 @@ function scrape(address: string, vnode: string): Promise<{ status: number; body:
 
 async function promQuery(query: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
   const body = await new Promise<string>((resolve, reject) => {
-    const req = httpRequest({ host: "127.0.0.1", port: promPort, path: `/api/v1/query?query=${encodeURIComponent(query)}` }, (res) => {
-      let text = "";
-      res.on("data", (c: Buffer) => (text += c.toString()));
-      res.on("end", () => resolve(text));
-    });
+    const req = httpRequest(
+      { host: "127.0.0.1", port: promPort, path: `/api/v1/query?query=${encodeURIComponent(query)}` },
+      (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () => resolve(text));
+      },
+    );
     req.on("error", reject);
     req.end();
   });
-  const parsed = JSON.parse(body) as { status: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+  const parsed = JSON.parse(body) as {
+    status: string;
+    data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+  };
   if (parsed.status !== "success") throw new Error(body);
   return parsed.data.result;
 }
@@ -63,27 +72,40 @@ describe.skipIf(!isRoot)("Prometheus scrapes two agents", () => {
     monitor.key = readFileSync(join(dir, "tls", "prometheus.key"), "utf8");
     // One job per vnode: the agent's certificate names the vnode, not its IP, so each job sets
     // tls_config.server_name (with DNS names as targets one job would do).
-    const jobs = fleet.vnodes.map((v) => [
-      `  - job_name: netserva-agent-${v.name}`,
-      "    scheme: https",
-      "    tls_config:",
-      `      ca_file: ${join(dir, "tls", "ca.crt")}`,
-      `      cert_file: ${join(dir, "tls", "prometheus.crt")}`,
-      `      key_file: ${join(dir, "tls", "prometheus.key")}`,
-      `      server_name: ${v.name}`,
-      "    static_configs:",
-      `      - targets: ["${v.metricsAddress}"]`,
-    ].join("\n"));
-    writeFileSync(join(dir, "prometheus.yml"), `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files:\n  - ${join(MONITORING, "alert-rules.yml")}\nscrape_configs:\n${jobs.join("\n")}\n`);
+    const jobs = fleet.vnodes.map((v) =>
+      [
+        `  - job_name: netserva-agent-${v.name}`,
+        "    scheme: https",
+        "    tls_config:",
+        `      ca_file: ${join(dir, "tls", "ca.crt")}`,
+        `      cert_file: ${join(dir, "tls", "prometheus.crt")}`,
+        `      key_file: ${join(dir, "tls", "prometheus.key")}`,
+        `      server_name: ${v.name}`,
+        "    static_configs:",
+        `      - targets: ["${v.metricsAddress}"]`,
+      ].join("\n"),
+    );
+    writeFileSync(
+      join(dir, "prometheus.yml"),
+      `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files:\n  - ${join(MONITORING, "alert-rules.yml")}\nscrape_configs:\n${jobs.join("\n")}\n`,
+    );
     promPort = await freePort();
-    prometheus = spawn("/usr/bin/prometheus", [
-      `--config.file=${join(dir, "prometheus.yml")}`,
-      `--storage.tsdb.path=${join(dir, "data")}`,
-      `--web.listen-address=127.0.0.1:${promPort}`,
-    ], { stdio: ["ignore", "ignore", "pipe"] });
+    prometheus = spawn(
+      "/usr/bin/prometheus",
+      [
+        `--config.file=${join(dir, "prometheus.yml")}`,
+        `--storage.tsdb.path=${join(dir, "data")}`,
+        `--web.listen-address=127.0.0.1:${promPort}`,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     let log = "";
     prometheus.stderr?.on("data", (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
-    await until(async () => ((await promQuery("vector(1)")).length === 1 ? true : undefined), 30_000, `prometheus to answer (${log})`);
+    await until(
+      async () => ((await promQuery("vector(1)")).length === 1 ? true : undefined),
+      30_000,
+      `prometheus to answer (${log})`,
+    );
   }, 240_000);
 
   afterAll(async () => {
@@ -100,13 +122,17 @@ describe.skipIf(!isRoot)("Prometheus scrapes two agents", () => {
     for (const v of fleet.vnodes) {
       const { status, body } = await scrape(v.metricsAddress, v.name);
       expect(status).toBe(200);
-      expect(body).toMatch(new RegExp(`^netserva_postfix_queue_messages\\{queue="deferred",vnode="${v.name}"\\} 0$`, "m"));
+      expect(body).toMatch(
+        new RegExp(`^netserva_postfix_queue_messages\\{queue="deferred",vnode="${v.name}"\\} 0$`, "m"),
+      );
       expect(body).toMatch(new RegExp(`^netserva_mail_service_up\\{service="postfix",vnode="${v.name}"\\} 1$`, "m"));
       expect(body).toMatch(/^netserva_mail_fs_size_bytes\{vnode="[^"]+"\} \d+/m);
       expect(body).toMatch(/^netserva_mail_tls_certificate_expiry_timestamp_seconds\{vnode="[^"]+"\} \d+/m);
       expect(body).toMatch(/^netserva_agent_drift\{vnode="[^"]+"\} 0$/m);
       const checked = await new Promise<{ code: number; output: string }>((resolve) => {
-        const child = execFile("/usr/bin/promtool", ["check", "metrics"], (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }));
+        const child = execFile("/usr/bin/promtool", ["check", "metrics"], (error, stdout, stderr) =>
+          resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
+        );
         child.stdin?.end(body);
       });
       expect(checked.output).toBe("");
@@ -117,9 +143,17 @@ describe.skipIf(!isRoot)("Prometheus scrapes two agents", () => {
   it("refuses the monitor certificate on the command channel", async () => {
     const v = fleet.vnodes[0];
     if (!v) throw new Error("no vnode");
-    const client = createAgentClient({ vnode: v.name, address: `${v.ns.nsAddress}:${AGENT_PORT}`, caPem: monitor.ca, certPem: monitor.cert, keyPem: monitor.key });
+    const client = createAgentClient({
+      vnode: v.name,
+      address: `${v.ns.nsAddress}:${AGENT_PORT}`,
+      caPem: monitor.ca,
+      certPem: monitor.cert,
+      keyPem: monitor.key,
+    });
     try {
-      await expect(client.call("ping", create(PingRequestSchema, { meta: create(CommandMetaSchema, { requestId: "monitor-1" }) }))).rejects.toThrow(/monitor/);
+      await expect(
+        client.call("ping", create(PingRequestSchema, { meta: create(CommandMetaSchema, { requestId: "monitor-1" }) })),
+      ).rejects.toThrow(/monitor/);
     } finally {
       client.close();
     }
@@ -127,16 +161,30 @@ describe.skipIf(!isRoot)("Prometheus scrapes two agents", () => {
 
   it("finds up == 1 and the mail metrics of both vnodes through the Prometheus API", async () => {
     const names = fleet.vnodes.map((v) => v.name).sort();
-    const up = await until(async () => {
-      const r = await promQuery('up{job=~"netserva.*"} == 1');
-      return r.length === 2 ? r : undefined;
-    }, 30_000, "up == 1 for both agents");
+    const up = await until(
+      async () => {
+        const r = await promQuery('up{job=~"netserva.*"} == 1');
+        return r.length === 2 ? r : undefined;
+      },
+      30_000,
+      "up == 1 for both agents",
+    );
     expect(up.map((s) => s.metric["job"]).sort()).toEqual(names.map((n) => `netserva-agent-${n}`));
-    for (const metric of ["netserva_postfix_queue_messages", "netserva_mail_service_up", "netserva_mail_fs_used_bytes", "netserva_mail_tls_certificate_expiry_timestamp_seconds", "netserva_agent_drift"]) {
-      const r = await until(async () => {
-        const got = await promQuery(`count by (vnode) (${metric})`);
-        return got.length === 2 ? got : undefined;
-      }, 15_000, `${metric} for both vnodes`);
+    for (const metric of [
+      "netserva_postfix_queue_messages",
+      "netserva_mail_service_up",
+      "netserva_mail_fs_used_bytes",
+      "netserva_mail_tls_certificate_expiry_timestamp_seconds",
+      "netserva_agent_drift",
+    ]) {
+      const r = await until(
+        async () => {
+          const got = await promQuery(`count by (vnode) (${metric})`);
+          return got.length === 2 ? got : undefined;
+        },
+        15_000,
+        `${metric} for both vnodes`,
+      );
       expect(r.map((s) => s.metric["vnode"]).sort()).toEqual(names);
     }
     const rules = await promQuery('ALERTS{alertname="NetservaVnodeDown"}');
@@ -152,7 +200,12 @@ describe.skipIf(!isRoot)("Prometheus scrapes two agents", () => {
     const v = fleet.vnodes[0];
     if (!v) throw new Error("no vnode");
     const { body } = await scrape(v.metricsAddress, v.name);
-    const scraped = new Set(body.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(/[{ ]/)[0]));
+    const scraped = new Set(
+      body
+        .split("\n")
+        .filter((l) => l && !l.startsWith("#"))
+        .map((l) => l.split(/[{ ]/)[0]),
+    );
     const used = new Set<string>();
     for (const panel of dashboard.panels) {
       expect(panel.datasource.uid).toBe("${datasource}");
@@ -163,7 +216,12 @@ describe.skipIf(!isRoot)("Prometheus scrapes two agents", () => {
     const missing = [...used].filter((m) => !scraped.has(m) && !scraped.has(`${m}_total`));
     // Rspamd and ClamAV series exist only on vnodes that run them; the names are still checked
     // against the registry's HELP lines.
-    const declared = new Set(body.split("\n").filter((l) => l.startsWith("# HELP ")).map((l) => l.split(" ")[2]));
+    const declared = new Set(
+      body
+        .split("\n")
+        .filter((l) => l.startsWith("# HELP "))
+        .map((l) => l.split(" ")[2]),
+    );
     expect(missing.filter((m) => !declared.has(m))).toEqual([]);
   });
 });

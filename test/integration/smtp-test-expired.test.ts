@@ -29,14 +29,26 @@ let alice = "";
 let restarted: ControllerDaemon | undefined;
 const timings: Record<string, number> = {};
 
-interface Step { name: string; ok: boolean; ms: number; detail: string; facts: Record<string, string> }
-interface Result { ok: boolean; steps: Step[] }
+interface Step {
+  name: string;
+  ok: boolean;
+  ms: number;
+  detail: string;
+  facts: Record<string, string>;
+}
+interface Result {
+  ok: boolean;
+  steps: Step[];
+}
 
 const vnPaths = () => createVnodePaths(vn1.root);
 const tlsCert = (): string => vnPaths().tlsCert;
 
 async function testSmtp(): Promise<{ code: number; result: Result; err: string }> {
-  const r = await (fleet as MailFleet).harness.cli(["mail:test-smtp", "vn1", "--port", "587", "--auth", alice, "--password-stdin", "--json"], `${PASS}\n`);
+  const r = await (fleet as MailFleet).harness.cli(
+    ["mail:test-smtp", "vn1", "--port", "587", "--auth", alice, "--password-stdin", "--json"],
+    `${PASS}\n`,
+  );
   return { code: r.code, result: JSON.parse(r.out || "{}") as Result, err: r.err };
 }
 
@@ -54,20 +66,38 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
   afterAll(async () => {
     await restarted?.close();
     await fleet?.close(); // closes the first controller again: both closes are idempotent
-    console.info(`smtp-test-expired timings (ms): ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])))}`);
+    console.info(
+      `smtp-test-expired timings (ms): ${JSON.stringify(Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v)])))}`,
+    );
   });
 
   it("passes with the CA's current certificate", async () => {
     const { code, result, err } = await testSmtp();
     expect(code, err + JSON.stringify(result.steps)).toBe(0);
-    expect(result.steps.map((s) => s.name)).toEqual(["connect", "banner", "ehlo", "tls", "auth", "mail", "rcpt", "data", "arrival"]);
+    expect(result.steps.map((s) => s.name)).toEqual([
+      "connect",
+      "banner",
+      "ehlo",
+      "tls",
+      "auth",
+      "mail",
+      "rcpt",
+      "data",
+      "arrival",
+    ]);
   });
 
   it("fails at tls naming the expiry (exit 5) once the daemons present an expired certificate", async () => {
     const h = (fleet as MailFleet).harness;
     // No reconciler while we look: it would restore the certificate within a health interval.
     await h.controller.close();
-    const paths = createCliContext({ out: () => undefined, err: () => undefined, readStdin: async () => "", env: h.env, isTTY: false }).paths();
+    const paths = createCliContext({
+      out: () => undefined,
+      err: () => undefined,
+      readStdin: async () => "",
+      env: h.env,
+      isTTY: false,
+    }).paths();
     const expired = await issueServerCertificate({
       caKeyPem: readFileSync(paths.caKey, "utf8"),
       caCertPem: (fleet as MailFleet).caPem,
@@ -85,10 +115,14 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
     await vn1.ns.run("/usr/sbin/postfix", ["-c", vnPaths().postfixDir, "reload"]);
     // Reload is asynchronous: new smtpd processes read the new files. Poll until the failure shows.
     const started = performance.now();
-    const { code, result, err } = await until(async () => {
-      const r = await testSmtp();
-      return r.code !== 0 ? r : undefined;
-    }, 15_000, "Postfix to present the expired certificate");
+    const { code, result, err } = await until(
+      async () => {
+        const r = await testSmtp();
+        return r.code !== 0 ? r : undefined;
+      },
+      15_000,
+      "Postfix to present the expired certificate",
+    );
     timings["reload→expired seen"] = performance.now() - started;
     expect(code).toBe(5);
     const failed = result.steps.find((s) => !s.ok);
@@ -100,13 +134,21 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
     expect(err).toMatch(/failed at tls/);
     expect(err).toMatch(/certificate has expired/);
     // The certificate really is the one we put there, and the good one was a different one.
-    expect(new X509Certificate(readFileSync(tlsCert(), "utf8")).validTo).toBe(new X509Certificate(expired.certPem).validTo);
+    expect(new X509Certificate(readFileSync(tlsCert(), "utf8")).validTo).toBe(
+      new X509Certificate(expired.certPem).validTo,
+    );
     expect(new X509Certificate(good).validToDate.getTime()).toBeGreaterThan(Date.now());
   });
 
   it("passes again after a restarted controller's reconciler restores the certificate", async () => {
     const h = (fleet as MailFleet).harness;
-    const paths = createCliContext({ out: () => undefined, err: () => undefined, readStdin: async () => "", env: h.env, isTTY: false }).paths();
+    const paths = createCliContext({
+      out: () => undefined,
+      err: () => undefined,
+      readStdin: async () => "",
+      env: h.env,
+      isTTY: false,
+    }).paths();
     const started = performance.now();
     restarted = await startControllerDaemon({
       paths,
@@ -117,17 +159,34 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
       healthIntervalMs: 500,
       staleAfterMs: 3000,
     });
-    await until(async () => (new X509Certificate(readFileSync(tlsCert(), "utf8")).validToDate.getTime() > Date.now() ? true : undefined), 30_000, "the reconciler to restore mail.crt");
+    await until(
+      async () =>
+        new X509Certificate(readFileSync(tlsCert(), "utf8")).validToDate.getTime() > Date.now() ? true : undefined,
+      30_000,
+      "the reconciler to restore mail.crt",
+    );
     timings["controller start→cert restored"] = performance.now() - started;
     let last: Awaited<ReturnType<typeof testSmtp>> | undefined;
-    const { code, result, err } = await until(async () => {
-      last = await testSmtp();
-      return last.code === 0 ? last : undefined;
-    }, 30_000, "mail:test-smtp to pass again").catch((error: unknown) => {
+    const { code, result, err } = await until(
+      async () => {
+        last = await testSmtp();
+        return last.code === 0 ? last : undefined;
+      },
+      30_000,
+      "mail:test-smtp to pass again",
+    ).catch((error: unknown) => {
       // Say how the last attempt failed, not only that time ran out, and what Postfix said.
       const log = vnPaths().postfixLog;
-      const said = existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => /warning|fatal|panic|error/i.test(l)).slice(-10).join("\n") : "(no postfix.log)";
-      throw new Error(`${(error as Error).message}; last attempt: exit ${last?.code} ${last?.err.trim()} ${JSON.stringify(last?.result.steps)}\npostfix.log:\n${said}`);
+      const said = existsSync(log)
+        ? readFileSync(log, "utf8")
+            .split("\n")
+            .filter((l) => /warning|fatal|panic|error/i.test(l))
+            .slice(-10)
+            .join("\n")
+        : "(no postfix.log)";
+      throw new Error(
+        `${(error as Error).message}; last attempt: exit ${last?.code} ${last?.err.trim()} ${JSON.stringify(last?.result.steps)}\npostfix.log:\n${said}`,
+      );
     });
     timings["controller start→test passes"] = performance.now() - started;
     expect(code, err).toBe(0);

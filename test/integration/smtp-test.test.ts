@@ -18,7 +18,11 @@ let sv1: FleetVnode;
 let sv2: FleetVnode;
 let alice = "";
 
-interface Result { ok: boolean; steps: Array<{ name: string; ok: boolean; ms: number; detail: string; facts: Record<string, string> }>; token: string }
+interface Result {
+  ok: boolean;
+  steps: Array<{ name: string; ok: boolean; ms: number; detail: string; facts: Record<string, string> }>;
+  token: string;
+}
 
 async function hostVeth(address: string): Promise<string> {
   const { stdout } = await exec("ip", ["-o", "-4", "addr", "show"]);
@@ -31,7 +35,8 @@ async function hostVeth(address: string): Promise<string> {
 /** Lets two test namespaces reach each other through the host: forwarding on their two host-side
  * veths only (not the host's other interfaces) and a route in each namespace. */
 async function linkNamespaces(a: FleetVnode, b: FleetVnode): Promise<void> {
-  for (const v of [a, b]) await exec("sysctl", ["-q", "-w", `net.ipv4.conf.${await hostVeth(v.ns.hostAddress)}.forwarding=1`]);
+  for (const v of [a, b])
+    await exec("sysctl", ["-q", "-w", `net.ipv4.conf.${await hostVeth(v.ns.hostAddress)}.forwarding=1`]);
   await exec("ip", ["netns", "exec", a.ns.name, "ip", "route", "add", `${b.ns.nsAddress}/32`, "via", a.ns.hostAddress]);
   await exec("ip", ["netns", "exec", b.ns.name, "ip", "route", "add", `${a.ns.nsAddress}/32`, "via", b.ns.hostAddress]);
 }
@@ -56,12 +61,29 @@ describe.skipIf(!isRoot)("mail:test-smtp against real vnodes", () => {
   });
 
   it("passes every step on 587 with AUTH, and the message arrives over IMAP", async () => {
-    const { code, result, err } = await testSmtp(["sv1", "--port", "587", "--auth", alice, "--password-stdin"], `${PASS}\n`);
+    const { code, result, err } = await testSmtp(
+      ["sv1", "--port", "587", "--auth", alice, "--password-stdin"],
+      `${PASS}\n`,
+    );
     expect(code, err + JSON.stringify(result.steps)).toBe(0);
-    expect(result.steps.map((s) => s.name)).toEqual(["connect", "banner", "ehlo", "tls", "auth", "mail", "rcpt", "data", "arrival"]);
+    expect(result.steps.map((s) => s.name)).toEqual([
+      "connect",
+      "banner",
+      "ehlo",
+      "tls",
+      "auth",
+      "mail",
+      "rcpt",
+      "data",
+      "arrival",
+    ]);
     expect(result.steps.every((s) => s.ok && s.ms >= 0)).toBe(true);
     const tls = result.steps.find((s) => s.name === "tls");
-    expect(tls?.facts).toMatchObject({ protocol: expect.stringMatching(/^TLSv1\.[23]$/), nameMatches: "true", trusted: "true" });
+    expect(tls?.facts).toMatchObject({
+      protocol: expect.stringMatching(/^TLSv1\.[23]$/),
+      nameMatches: "true",
+      trusted: "true",
+    });
     expect(tls?.facts["subjectAltName"]).toContain(sv1.mailHostname);
     expect(result.steps.find((s) => s.name === "arrival")?.detail).toMatch(/in INBOX of alice@sv1\.test after \d+ ms/);
   });
@@ -70,14 +92,20 @@ describe.skipIf(!isRoot)("mail:test-smtp against real vnodes", () => {
     const implicit = await testSmtp(["sv1", "--port", "465", "--auth", alice, "--password-stdin"], `${PASS}\n`);
     expect(implicit.code, JSON.stringify(implicit.result.steps)).toBe(0);
     expect(implicit.result.steps.map((s) => s.name).slice(0, 3)).toEqual(["connect", "tls", "banner"]);
-    const plain = await fleet.harness.cli(["mail:test-smtp", "sv1", "--to", alice, "--imap-password-stdin"], `${PASS}\n`);
+    const plain = await fleet.harness.cli(
+      ["mail:test-smtp", "sv1", "--to", alice, "--imap-password-stdin"],
+      `${PASS}\n`,
+    );
     expect(plain.code, plain.out + plain.err).toBe(0);
     expect(plain.out).toMatch(/^ {2}ok {4}arrival/m);
     expect(plain.out).toMatch(/^result: ok/m);
   });
 
   it("fails at auth with the server's 535 for a wrong password", async () => {
-    const { code, result, err } = await testSmtp(["sv1", "--port", "587", "--auth", alice, "--password-stdin"], "wrong-password\n");
+    const { code, result, err } = await testSmtp(
+      ["sv1", "--port", "587", "--auth", alice, "--password-stdin"],
+      "wrong-password\n",
+    );
     expect(code).toBe(5);
     const failed = result.steps.find((s) => !s.ok);
     expect(failed?.name).toBe("auth");
@@ -87,9 +115,21 @@ describe.skipIf(!isRoot)("mail:test-smtp against real vnodes", () => {
   });
 
   it("runs from another vnode's agent (vnode-to-vnode) with arrival", async () => {
-    const { code, result, err } = await testSmtp(["sv1", "--from-vnode", "sv2", "--to", alice, "--imap-password-stdin"], `${PASS}\n`);
+    const { code, result, err } = await testSmtp(
+      ["sv1", "--from-vnode", "sv2", "--to", alice, "--imap-password-stdin"],
+      `${PASS}\n`,
+    );
     expect(code, err + JSON.stringify(result.steps)).toBe(0);
-    expect(result.steps.map((s) => s.name)).toEqual(["connect", "banner", "ehlo", "tls", "mail", "rcpt", "data", "arrival"]);
+    expect(result.steps.map((s) => s.name)).toEqual([
+      "connect",
+      "banner",
+      "ehlo",
+      "tls",
+      "mail",
+      "rcpt",
+      "data",
+      "arrival",
+    ]);
     const log = (await fleet.harness.cli(["mail:test-smtp", "sv1", "--from-vnode", "nosuch"])).code;
     expect(log).toBe(3);
   });
@@ -97,18 +137,32 @@ describe.skipIf(!isRoot)("mail:test-smtp against real vnodes", () => {
   it("fails at tls on a certificate name mismatch, and on an untrusted certificate", async () => {
     const mismatch = await testSmtp(["sv1", "--port", "587", "--server-name", "mx.elsewhere.test"]);
     expect(mismatch.code).toBe(5);
-    expect(mismatch.result.steps.find((s) => !s.ok)).toMatchObject({ name: "tls", detail: expect.stringMatching(/^certificate name mismatch: mx\.elsewhere\.test is not in DNS:mail\.sv1\.test/) });
+    expect(mismatch.result.steps.find((s) => !s.ok)).toMatchObject({
+      name: "tls",
+      detail: expect.stringMatching(/^certificate name mismatch: mx\.elsewhere\.test is not in DNS:mail\.sv1\.test/),
+    });
     const dir = mkdtempSync(join(tmpdir(), "nsm-badcert-"));
     try {
       // The right name, but from a CA neither the controller nor the system trusts.
       const foreign = await createTestTls(sv1.mailHostname, sv1.ns.nsAddress);
       writeFileSync(join(dir, "cert.pem"), foreign.certChainPem);
       writeFileSync(join(dir, "key.pem"), foreign.keyPem);
-      const set = await fleet.harness.cli(["mail:tls", "set", "sv1", "--cert", join(dir, "cert.pem"), "--key", join(dir, "key.pem")]);
+      const set = await fleet.harness.cli([
+        "mail:tls",
+        "set",
+        "sv1",
+        "--cert",
+        join(dir, "cert.pem"),
+        "--key",
+        join(dir, "key.pem"),
+      ]);
       expect(set.code, set.err).toBe(0);
       const { code, result } = await testSmtp(["sv1", "--port", "587"]);
       expect(code).toBe(5);
-      expect(result.steps.find((s) => !s.ok)).toMatchObject({ name: "tls", detail: expect.stringMatching(/self-signed certificate in the chain|not trusted/) });
+      expect(result.steps.find((s) => !s.ok)).toMatchObject({
+        name: "tls",
+        detail: expect.stringMatching(/self-signed certificate in the chain|not trusted/),
+      });
       expect((await fleet.harness.cli(["mail:tls", "clear", "sv1"])).code).toBe(0);
       expect((await testSmtp(["sv1", "--port", "587"])).code).toBe(0);
     } finally {

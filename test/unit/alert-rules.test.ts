@@ -9,7 +9,9 @@ const MONITORING = join(import.meta.dirname, "..", "..", "agent", "metrics", "mo
 
 function promtool(args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    execFile("/usr/bin/promtool", args, { cwd: MONITORING }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }));
+    execFile("/usr/bin/promtool", args, { cwd: MONITORING }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, output: stdout + stderr }),
+    );
   });
 }
 
@@ -28,14 +30,26 @@ describe("alert rules and dashboard", () => {
 
   it("cover every alert the issue asks for", () => {
     const rules = readFileSync(join(MONITORING, "alert-rules.yml"), "utf8");
-    for (const name of ["NetservaVnodeDown", "NetservaPostfixQueueGrowing", "NetservaPostfixDeferredOld", "NetservaAgentCertificateExpiring", "NetservaMailTlsCertificateExpiring", "NetservaMailDiskNearlyFull", "NetservaMailboxesNearlyFull", "NetservaAgentDrift", "NetservaGenerationLag"]) {
+    for (const name of [
+      "NetservaVnodeDown",
+      "NetservaPostfixQueueGrowing",
+      "NetservaPostfixDeferredOld",
+      "NetservaAgentCertificateExpiring",
+      "NetservaMailTlsCertificateExpiring",
+      "NetservaMailDiskNearlyFull",
+      "NetservaMailboxesNearlyFull",
+      "NetservaAgentDrift",
+      "NetservaGenerationLag",
+    ]) {
       expect(rules).toContain(`alert: ${name}`);
     }
   });
 
   it("ship a dashboard that parses, with a datasource variable used by every panel", () => {
     const d = JSON.parse(readFileSync(join(MONITORING, "grafana-dashboard.json"), "utf8")) as {
-      uid: string; templating: { list: Array<{ name: string; type: string }> }; panels: Array<{ datasource: { uid: string }; targets: Array<{ expr: string }> }>;
+      uid: string;
+      templating: { list: Array<{ name: string; type: string }> };
+      panels: Array<{ datasource: { uid: string }; targets: Array<{ expr: string }> }>;
     };
     expect(d.uid).toBe("netserva-mail");
     expect(d.templating.list.some((t) => t.type === "datasource" && t.name === "datasource")).toBe(true);

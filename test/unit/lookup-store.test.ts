@@ -45,24 +45,53 @@ function rows(sql: string): unknown[] {
 describe("lookup store", () => {
   it("writes NetServa's sysadm shape in WAL mode", () => {
     store.applyChanges([domain("example.com"), mailbox("a@example.com", { quotaBytes: 1024n })]);
-    store.applyChanges([change({ kind: { case: "upsertAlias", value: { source: "@example.com", targets: ["a@example.com", "x@remote.org"], active: true } } })]);
-    expect(rows("PRAGMA journal_mode")).toEqual([{ journal_mode: "wal" }]);
-    expect(rows("SELECT domain, uid, gid, active FROM vhosts")).toEqual([{ domain: "example.com", uid: 5000, gid: 5000, active: 1 }]);
-    expect(rows("SELECT user, pass, home, uid, gid, active, quota FROM vmails")).toEqual([
-      { user: "a@example.com", pass: HASH, home: "/r/srv/example.com/msg/a", uid: 5000, gid: 5000, active: 1, quota: 1024 },
+    store.applyChanges([
+      change({
+        kind: {
+          case: "upsertAlias",
+          value: { source: "@example.com", targets: ["a@example.com", "x@remote.org"], active: true },
+        },
+      }),
     ]);
-    expect(rows("SELECT source, target, active FROM valias")).toEqual([{ source: "@example.com", target: "a@example.com,x@remote.org", active: 1 }]);
+    expect(rows("PRAGMA journal_mode")).toEqual([{ journal_mode: "wal" }]);
+    expect(rows("SELECT domain, uid, gid, active FROM vhosts")).toEqual([
+      { domain: "example.com", uid: 5000, gid: 5000, active: 1 },
+    ]);
+    expect(rows("SELECT user, pass, home, uid, gid, active, quota FROM vmails")).toEqual([
+      {
+        user: "a@example.com",
+        pass: HASH,
+        home: "/r/srv/example.com/msg/a",
+        uid: 5000,
+        gid: 5000,
+        active: 1,
+        quota: 1024,
+      },
+    ]);
+    expect(rows("SELECT source, target, active FROM valias")).toEqual([
+      { source: "@example.com", target: "a@example.com,x@remote.org", active: 1 },
+    ]);
   });
 
   it("returns diff lines for added, changed and removed rows, and nothing for a no-op", () => {
-    expect(store.applyChanges([domain("example.com"), mailbox("a@example.com")]).diff).toEqual(["+ domain example.com", "+ mailbox a@example.com"]);
+    expect(store.applyChanges([domain("example.com"), mailbox("a@example.com")]).diff).toEqual([
+      "+ domain example.com",
+      "+ mailbox a@example.com",
+    ]);
     expect(store.applyChanges([mailbox("a@example.com")]).diff).toEqual([]);
-    expect(store.applyChanges([mailbox("a@example.com", { quotaBytes: 5n, active: false })]).diff).toEqual(["~ mailbox a@example.com: active, quota"]);
-    expect(store.applyChanges([change({ kind: { case: "deleteDomain", value: "example.com" } })]).diff).toEqual(["- mailbox a@example.com", "- domain example.com"]);
+    expect(store.applyChanges([mailbox("a@example.com", { quotaBytes: 5n, active: false })]).diff).toEqual([
+      "~ mailbox a@example.com: active, quota",
+    ]);
+    expect(store.applyChanges([change({ kind: { case: "deleteDomain", value: "example.com" } })]).diff).toEqual([
+      "- mailbox a@example.com",
+      "- domain example.com",
+    ]);
   });
 
   it("applies a batch atomically: one bad change refuses the whole batch with the field named", () => {
-    expect(() => store.applyChanges([domain("example.com"), mailbox("a@nothosted.org")])).toThrow(/mailbox.address: domain nothosted.org is not hosted/);
+    expect(() => store.applyChanges([domain("example.com"), mailbox("a@nothosted.org")])).toThrow(
+      /mailbox.address: domain nothosted.org is not hosted/,
+    );
     expect(rows("SELECT domain FROM vhosts")).toEqual([]);
   });
 
@@ -71,8 +100,12 @@ describe("lookup store", () => {
     expect(() => store.applyChanges([domain("../etc")])).toThrow(/domain/);
     store.applyChanges([domain("example.com")]);
     expect(() => store.applyChanges([mailbox("a/b@example.com")])).toThrow(/mailbox.address/);
-    expect(() => store.applyChanges([mailbox("a@example.com", { passwordHash: "plaintext" })])).toThrow(/password_hash/);
-    expect(() => store.applyChanges([mailbox("a@example.com", { passwordHash: `${HASH}' OR 1=1` })])).toThrow(/password_hash/);
+    expect(() => store.applyChanges([mailbox("a@example.com", { passwordHash: "plaintext" })])).toThrow(
+      /password_hash/,
+    );
+    expect(() => store.applyChanges([mailbox("a@example.com", { passwordHash: `${HASH}' OR 1=1` })])).toThrow(
+      /password_hash/,
+    );
   });
 
   it("dry runs report the diff and change nothing", () => {
@@ -98,21 +131,38 @@ describe("lookup store", () => {
     store.applyChanges([domain("old.org"), mailbox("x@old.org"), domain("example.com"), mailbox("a@example.com")]);
     const state = create(DesiredStateSchema, {
       domains: [{ domain: "example.com", active: true }],
-      mailboxes: [{ address: "a@example.com", passwordHash: HASH, active: true }, { address: "b@example.com", passwordHash: HASH, active: true }],
+      mailboxes: [
+        { address: "a@example.com", passwordHash: HASH, active: true },
+        { address: "b@example.com", passwordHash: HASH, active: true },
+      ],
       aliases: [{ source: "info@example.com", targets: ["a@example.com"], active: true }],
     });
-    expect(store.replaceAll(state).diff).toEqual(["+ mailbox b@example.com", "+ alias info@example.com", "- mailbox x@old.org", "- domain old.org"]);
+    expect(store.replaceAll(state).diff).toEqual([
+      "+ mailbox b@example.com",
+      "+ alias info@example.com",
+      "- mailbox x@old.org",
+      "- domain old.org",
+    ]);
     expect(store.replaceAll(state).diff).toEqual([]);
   });
 
   it("costs the same per change at 20,000 mailboxes as at 10 (indexed, no rewrite)", () => {
-    const many = (n: number) => create(DesiredStateSchema, {
-      domains: [{ domain: "example.com", active: true }],
-      mailboxes: Array.from({ length: n }, (_, i) => ({ address: `u${i}@example.com`, passwordHash: HASH, active: true })),
-    });
+    const many = (n: number) =>
+      create(DesiredStateSchema, {
+        domains: [{ domain: "example.com", active: true }],
+        mailboxes: Array.from({ length: n }, (_, i) => ({
+          address: `u${i}@example.com`,
+          passwordHash: HASH,
+          active: true,
+        })),
+      });
     const timeOne = (): number => {
       const t0 = performance.now();
-      for (let i = 0; i < 50; i++) store.applyChanges([mailbox(`probe${i}@example.com`), change({ kind: { case: "deleteMailbox", value: `probe${i}@example.com` } })]);
+      for (let i = 0; i < 50; i++)
+        store.applyChanges([
+          mailbox(`probe${i}@example.com`),
+          change({ kind: { case: "deleteMailbox", value: `probe${i}@example.com` } }),
+        ]);
       return (performance.now() - t0) / 50;
     };
     store.replaceAll(many(10));
@@ -163,7 +213,9 @@ describe("lookup store", () => {
     // the test needs volume, not the writer's validation (covered above).
     const db = new DatabaseSync(path);
     db.exec("BEGIN");
-    const ins = db.prepare("INSERT INTO vmails(hid, user, pass, home, uid, gid, active, quota, sieve, name) VALUES(1, ?, ?, '/h', 1, 1, 1, 0, '', '')");
+    const ins = db.prepare(
+      "INSERT INTO vmails(hid, user, pass, home, uid, gid, active, quota, sieve, name) VALUES(1, ?, ?, '/h', 1, 1, 1, 0, '', '')",
+    );
     for (let i = 0; i < 100_000; i++) ins.run(`u${i}@example.com`, HASH);
     db.exec("COMMIT");
     db.prepare("UPDATE meta SET value = ? WHERE key = 'digest'").run(store.recomputeDigest());
@@ -180,7 +232,9 @@ describe("lookup store", () => {
     times.sort((a, b) => a - b);
     expect(times[times.length - 1]).toBeLessThan(5);
     expect(full).toBeGreaterThan(times[times.length - 1] ?? 0);
-    console.log(`digestMatches at 100,000 rows: full ${full.toFixed(1)} ms, cached max ${(times[times.length - 1] ?? 0).toFixed(3)} ms`);
+    console.log(
+      `digestMatches at 100,000 rows: full ${full.toFixed(1)} ms, cached max ${(times[times.length - 1] ?? 0).toFixed(3)} ms`,
+    );
   }, 60_000);
 
   it("moves a DB from the old place in the state dir into its own directory, once", () => {

@@ -28,12 +28,17 @@ afterEach(() => {
 
 function addMailbox(local: string, quota = 0, make = true): string {
   const home = join(dir, "srv", local);
-  db.prepare("INSERT INTO vmails(hid, user, pass, home, uid, gid, quota) VALUES(1, ?, 'x', ?, 0, 0, ?)").run(`${local}@u.test`, home, quota);
+  db.prepare("INSERT INTO vmails(hid, user, pass, home, uid, gid, quota) VALUES(1, ?, 'x', ?, 0, 0, ?)").run(
+    `${local}@u.test`,
+    home,
+    quota,
+  );
   if (make) for (const sub of ["cur", "new", "tmp"]) mkdirSync(join(home, "Maildir", sub), { recursive: true });
   return join(home, "Maildir");
 }
 
-const usageOf = (rows: Awaited<ReturnType<typeof scanMailboxUsage>>, local: string) => rows.find((r) => r.address === `${local}@u.test`);
+const usageOf = (rows: Awaited<ReturnType<typeof scanMailboxUsage>>, local: string) =>
+  rows.find((r) => r.address === `${local}@u.test`);
 
 describe("mailbox usage scan", () => {
   it("sums ,S= sizes and stat sizes over INBOX and subfolders, counting messages", async () => {
@@ -94,7 +99,13 @@ describe("mailbox usage scan", () => {
   it("pauses after each slice so its work stays within the duty cycle, and pages through the rows", async () => {
     for (let i = 0; i < 300; i++) addMailbox(`m${String(i).padStart(3, "0")}`);
     const pauses: number[] = [];
-    const scanner = createUsageScanner(dbPath, { dutyCycle: 0.1, firstDutyCycle: 0.1, sliceMs: 0.5, pageSize: 7, sleep: async (ms) => void pauses.push(ms) });
+    const scanner = createUsageScanner(dbPath, {
+      dutyCycle: 0.1,
+      firstDutyCycle: 0.1,
+      sliceMs: 0.5,
+      pageSize: 7,
+      sleep: async (ms) => void pauses.push(ms),
+    });
     const rows = await scanner.scan();
     expect(rows).toHaveLength(300);
     expect(rows.map((r) => r.address)).toEqual([...rows.map((r) => r.address)].sort());
@@ -106,7 +117,13 @@ describe("mailbox usage scan", () => {
   it("runs the first pass (no usage known yet) at its own, higher duty cycle, and later passes at the normal one", async () => {
     for (let i = 0; i < 300; i++) addMailbox(`m${String(i).padStart(3, "0")}`);
     let pauses: Array<{ ms: number; worked: number }> = [];
-    const scanner = createUsageScanner(dbPath, { dutyCycle: 0.1, firstDutyCycle: 0.5, sliceMs: 0.1, racyMs: 0, sleep: async (ms, worked) => void pauses.push({ ms, worked }) });
+    const scanner = createUsageScanner(dbPath, {
+      dutyCycle: 0.1,
+      firstDutyCycle: 0.5,
+      sliceMs: 0.1,
+      racyMs: 0,
+      sleep: async (ms, worked) => void pauses.push({ ms, worked }),
+    });
     await scanner.scan();
     expect(pauses.length).toBeGreaterThan(0);
     for (const p of pauses) expect(p.ms / p.worked).toBeCloseTo(1, 5); // 50 %: a pause as long as the work

@@ -18,14 +18,16 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-const items = (n: number, sieve = ""): HealItem[] => Array.from({ length: n }, (_, i) => ({ domain: "h.test", local: `u${i}`, sieve }));
+const items = (n: number, sieve = ""): HealItem[] =>
+  Array.from({ length: n }, (_, i) => ({ domain: "h.test", local: `u${i}`, sieve }));
 
 describe("maildirs", () => {
   it("creates home and Maildir{cur,new,tmp} 0700 under a 0750 msg directory, once", () => {
     const md = createMaildirs(paths, owner);
     expect(md.ensure("h.test", "alice")).toBe(true);
     expect(md.ensure("h.test", "alice")).toBe(false);
-    for (const sub of ["cur", "new", "tmp"]) expect(statSync(join(paths.maildir("h.test", "alice"), sub)).mode & 0o777).toBe(0o700);
+    for (const sub of ["cur", "new", "tmp"])
+      expect(statSync(join(paths.maildir("h.test", "alice"), sub)).mode & 0o777).toBe(0o700);
     expect(statSync(paths.mailHome("h.test", "alice")).mode & 0o777).toBe(0o700);
     expect(statSync(join(paths.domainDir("h.test"), "msg")).mode & 0o777).toBe(0o750);
   });

@@ -45,7 +45,9 @@ describe("join tokens", () => {
     expect(text).toBe(`nsm1.${id}.${secret}.${PIN.slice(7)}`);
     expect(parseJoinToken(text)).toEqual({ id, secret, caPin: PIN });
     expect(parseJoinToken(`  ${text}\n`)).toEqual({ id, secret, caPin: PIN }); // pasted with whitespace
-    expect(parseJoinToken(text.toUpperCase().replace(/^NSM1\.[A-Z0-9]+\.[A-Z0-9]+/, `nsm1.${id}.${secret}`)).caPin).toBe(PIN);
+    expect(
+      parseJoinToken(text.toUpperCase().replace(/^NSM1\.[A-Z0-9]+\.[A-Z0-9]+/, `nsm1.${id}.${secret}`)).caPin,
+    ).toBe(PIN);
   });
 
   it("refuses malformed join strings with field 'token', never echoing the secret", () => {
@@ -74,7 +76,10 @@ describe("join tokens", () => {
       `nsm1.abc123.${"a".repeat(300)}.${hex}`, // too long
     ];
     for (const text of bad) {
-      expect(refusedField(() => parseJoinToken(text)), JSON.stringify(text)).toBe("token");
+      expect(
+        refusedField(() => parseJoinToken(text)),
+        JSON.stringify(text),
+      ).toBe("token");
       try {
         parseJoinToken(text);
       } catch (error) {
@@ -83,13 +88,18 @@ describe("join tokens", () => {
     }
     expect(refusedField(() => parseJoinToken(42 as unknown as string))).toBe("token");
     for (const text of ["", "abc123", "abc123.short", `abc123.0123456789abcdef.x`, "abc123:0123456789abcdef"]) {
-      expect(refusedField(() => parseTokenCredential(text)), text).toBe("token");
+      expect(
+        refusedField(() => parseTokenCredential(text)),
+        text,
+      ).toBe("token");
     }
   });
 
   it("refuses to format a join string from bad parts", () => {
     expect(refusedField(() => formatJoinToken({ id: "abc", secret: "0123456789abcdef", caPin: PIN }))).toBe("token");
-    expect(refusedField(() => formatJoinToken({ id: "abc123", secret: "0123456789abcdef", caPin: "sha256:00" }))).toBe("caPin");
+    expect(refusedField(() => formatJoinToken({ id: "abc123", secret: "0123456789abcdef", caPin: "sha256:00" }))).toBe(
+      "caPin",
+    );
   });
 
   it("stores only a SHA-256 of the secret and checks it in constant time", () => {

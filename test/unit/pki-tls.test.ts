@@ -23,7 +23,13 @@ let expiredController: Pair;
 let strangerController: Pair;
 let strangerAgent: Pair;
 
-function issuePair(from: CertificateAuthority, key: string, role: "agent" | "controller", identity: string, notBefore?: Date): Pair {
+function issuePair(
+  from: CertificateAuthority,
+  key: string,
+  role: "agent" | "controller",
+  identity: string,
+  notBefore?: Date,
+): Pair {
   const issued = issueCertificate({
     caKeyPem: from.keyPem,
     caCertPem: from.certPem,
@@ -37,7 +43,12 @@ function issuePair(from: CertificateAuthority, key: string, role: "agent" | "con
 }
 
 beforeAll(async () => {
-  const [caKey, otherKey, agentKey, controllerKey] = await Promise.all([generateRsaKeyPem(), generateRsaKeyPem(), generateRsaKeyPem(), generateRsaKeyPem()]);
+  const [caKey, otherKey, agentKey, controllerKey] = await Promise.all([
+    generateRsaKeyPem(),
+    generateRsaKeyPem(),
+    generateRsaKeyPem(),
+    generateRsaKeyPem(),
+  ]);
   ca = await createCertificateAuthority({ commonName: "tls test CA", validDays: 1, keyPem: caKey });
   otherCa = await createCertificateAuthority({ commonName: "tls test CA", validDays: 1, keyPem: otherKey }); // same name, other key
   agent = issuePair(ca, agentKey, "agent", "mx1");
@@ -69,17 +80,20 @@ interface ServerHandle {
 async function startServer(identity: Pair, rejectUnauthorized = true): Promise<ServerHandle> {
   const clientErrors: Error[] = [];
   const authorizationErrors: string[] = [];
-  const server = createServer({ key: identity.key, cert: identity.cert, ca: ca.certPem, requestCert: true, rejectUnauthorized }, (socket) => {
-    sockets.add(socket);
-    if (!socket.authorized) {
-      authorizationErrors.push(String(socket.authorizationError));
-      socket.destroy();
-      return;
-    }
-    const peer = socket.getPeerX509Certificate();
-    const info = peer ? inspectX509(peer) : undefined;
-    socket.end(`${info?.role ?? "?"}:${info?.identity ?? "?"}`);
-  });
+  const server = createServer(
+    { key: identity.key, cert: identity.cert, ca: ca.certPem, requestCert: true, rejectUnauthorized },
+    (socket) => {
+      sockets.add(socket);
+      if (!socket.authorized) {
+        authorizationErrors.push(String(socket.authorizationError));
+        socket.destroy();
+        return;
+      }
+      const peer = socket.getPeerX509Certificate();
+      const info = peer ? inspectX509(peer) : undefined;
+      socket.end(`${info?.role ?? "?"}:${info?.identity ?? "?"}`);
+    },
+  );
   server.on("tlsClientError", (error) => clientErrors.push(error));
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -100,7 +114,14 @@ function dial(port: number, identity: Pair, servername: string): Promise<{ data:
   return new Promise((resolve) => {
     let data = "";
     let error: Error | undefined;
-    const socket = connect({ host: "127.0.0.1", port, servername, key: identity.key, cert: identity.cert, ca: ca.certPem });
+    const socket = connect({
+      host: "127.0.0.1",
+      port,
+      servername,
+      key: identity.key,
+      cert: identity.cert,
+      ca: ca.certPem,
+    });
     sockets.add(socket);
     socket.setTimeout(5000, () => socket.destroy(new Error("timeout")));
     socket.on("data", (chunk: Buffer) => (data += chunk.toString()));

@@ -39,7 +39,15 @@ function key(i: number): string {
 }
 
 function issue(overrides: Partial<IssueCertificateOptions> = {}): ReturnType<typeof issueCertificate> {
-  return issueCertificate({ caKeyPem: ca.keyPem, caCertPem: ca.certPem, csrPem, role: "agent", identity: "mx1", validSeconds: 3600, ...overrides });
+  return issueCertificate({
+    caKeyPem: ca.keyPem,
+    caCertPem: ca.certPem,
+    csrPem,
+    role: "agent",
+    identity: "mx1",
+    validSeconds: 3600,
+    ...overrides,
+  });
 }
 
 /** Runs `fn`, expects a NetservaError refusing `field`, and returns it. */
@@ -60,9 +68,16 @@ function expectInvalid(fn: () => unknown, field: string): void {
 }
 
 /** A CSR built by hand: `signWith` may differ from the key it carries (a forged request). */
-function handMadeCsr(options: { publicKeyPem: string; signWith: string; subject: forge.pki.CertificateField[]; sanUris?: string[] }): string {
+function handMadeCsr(options: {
+  publicKeyPem: string;
+  signWith: string;
+  subject: forge.pki.CertificateField[];
+  sanUris?: string[];
+}): string {
   const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.publicKeyFromPem(createPublicKey(options.publicKeyPem).export({ type: "spki", format: "pem" }).toString());
+  csr.publicKey = forge.pki.publicKeyFromPem(
+    createPublicKey(options.publicKeyPem).export({ type: "spki", format: "pem" }).toString(),
+  );
   csr.setSubject(options.subject);
   if (options.sanUris) {
     csr.setAttributes([
@@ -94,15 +109,25 @@ describe("createCertificateAuthority", () => {
     const cert = forge.pki.certificateFromPem(ca.certPem);
     expect(cert.getExtension("basicConstraints")).toMatchObject({ cA: true, pathLenConstraint: 0, critical: true });
     expect(cert.getExtension("keyUsage")).toMatchObject({ keyCertSign: true, cRLSign: true, critical: true });
-    expect(cert.getExtension("subjectKeyIdentifier")).toMatchObject({ subjectKeyIdentifier: cert.generateSubjectKeyIdentifier().toHex() });
+    expect(cert.getExtension("subjectKeyIdentifier")).toMatchObject({
+      subjectKeyIdentifier: cert.generateSubjectKeyIdentifier().toHex(),
+    });
     expect(ca.keyPem).toContain("-----BEGIN PRIVATE KEY-----");
   });
 
   it("refuses a bad name, lifetime or key size", async () => {
-    await expect(createCertificateAuthority({ commonName: "", validDays: 1 })).rejects.toMatchObject({ field: "commonName" });
-    await expect(createCertificateAuthority({ commonName: "ca\n", validDays: 1 })).rejects.toMatchObject({ field: "commonName" });
-    await expect(createCertificateAuthority({ commonName: "ca", validDays: 0 })).rejects.toMatchObject({ field: "validDays" });
-    await expect(createCertificateAuthority({ commonName: "ca", validDays: 1, keyBits: 1024 })).rejects.toMatchObject({ field: "keyBits" });
+    await expect(createCertificateAuthority({ commonName: "", validDays: 1 })).rejects.toMatchObject({
+      field: "commonName",
+    });
+    await expect(createCertificateAuthority({ commonName: "ca\n", validDays: 1 })).rejects.toMatchObject({
+      field: "commonName",
+    });
+    await expect(createCertificateAuthority({ commonName: "ca", validDays: 0 })).rejects.toMatchObject({
+      field: "validDays",
+    });
+    await expect(createCertificateAuthority({ commonName: "ca", validDays: 1, keyBits: 1024 })).rejects.toMatchObject({
+      field: "keyBits",
+    });
   });
 });
 
@@ -125,7 +150,9 @@ describe("issueCertificate", () => {
     expect(x509.checkIP("192.0.2.10")).toBe("192.0.2.10");
     expect(x509.keyUsage).toEqual(expect.arrayContaining([SERVER_AUTH, CLIENT_AUTH]));
     // The certificate carries the CSR's key, not any other.
-    expect(x509.publicKey.export({ type: "spki", format: "pem" })).toBe(createPublicKey(key(0)).export({ type: "spki", format: "pem" }));
+    expect(x509.publicKey.export({ type: "spki", format: "pem" })).toBe(
+      createPublicKey(key(0)).export({ type: "spki", format: "pem" }),
+    );
     expect(x509.serialNumber.toLowerCase()).toBe(issued.serialHex);
     expect(x509.validToDate).toEqual(issued.notAfter);
     expect(x509.validFromDate).toEqual(issued.notBefore);
@@ -134,8 +161,14 @@ describe("issueCertificate", () => {
     // Extensions a strict verifier looks at, read back with forge.
     const cert = forge.pki.certificateFromPem(issued.certPem);
     expect(cert.getExtension("basicConstraints")).toMatchObject({ cA: false, critical: true });
-    expect(cert.getExtension("keyUsage")).toMatchObject({ digitalSignature: true, keyEncipherment: true, keyCertSign: false });
-    const caSki = (forge.pki.certificateFromPem(ca.certPem).getExtension("subjectKeyIdentifier") as { subjectKeyIdentifier: string }).subjectKeyIdentifier;
+    expect(cert.getExtension("keyUsage")).toMatchObject({
+      digitalSignature: true,
+      keyEncipherment: true,
+      keyCertSign: false,
+    });
+    const caSki = (
+      forge.pki.certificateFromPem(ca.certPem).getExtension("subjectKeyIdentifier") as { subjectKeyIdentifier: string }
+    ).subjectKeyIdentifier;
     const aki = forge.asn1.fromDer((cert.getExtension("authorityKeyIdentifier") as { value: string }).value);
     expect(forge.util.bytesToHex((aki.value as forge.asn1.Asn1[])[0]?.value as string)).toBe(caSki);
   });
@@ -166,7 +199,11 @@ describe("issueCertificate", () => {
   });
 
   it("refuses a CSR whose signature was not made by its own key", () => {
-    const forged = handMadeCsr({ publicKeyPem: key(1), signWith: key(0), subject: [{ shortName: "CN", value: "mx1" }] });
+    const forged = handMadeCsr({
+      publicKeyPem: key(1),
+      signWith: key(0),
+      subject: [{ shortName: "CN", value: "mx1" }],
+    });
     expect(refusal(() => issue({ csrPem: forged })).message).toMatch(/signature does not verify/);
 
     // A valid CSR with one bit of its signature flipped.
@@ -178,7 +215,14 @@ describe("issueCertificate", () => {
 
   it("refuses garbage where a CSR should be, without crashing", () => {
     const truncated = csrPem.slice(0, 200) + "\n-----END CERTIFICATE REQUEST-----\n";
-    for (const bad of ["", "hello", ca.certPem, truncated, "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----", "x".repeat(100_000)]) {
+    for (const bad of [
+      "",
+      "hello",
+      ca.certPem,
+      truncated,
+      "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----",
+      "x".repeat(100_000),
+    ]) {
       expectInvalid(() => issue({ csrPem: bad }), "csr");
     }
     expectInvalid(() => issue({ csrPem: undefined }), "csr"); // neither CSR nor key
@@ -218,7 +262,14 @@ describe("issueCertificate", () => {
 
   it("never outlives the CA", async () => {
     const shortCa = await createCertificateAuthority({ commonName: "short CA", validDays: 1, keyPem: key(1) });
-    const issued = issueCertificate({ caKeyPem: shortCa.keyPem, caCertPem: shortCa.certPem, csrPem, role: "agent", identity: "mx1", validSeconds: 10 * 86_400 });
+    const issued = issueCertificate({
+      caKeyPem: shortCa.keyPem,
+      caCertPem: shortCa.certPem,
+      csrPem,
+      role: "agent",
+      identity: "mx1",
+      validSeconds: 10 * 86_400,
+    });
     expect(issued.notAfter).toEqual(new X509Certificate(shortCa.certPem).validToDate);
   });
 
@@ -249,10 +300,17 @@ describe("inspectCertificate", () => {
       notBefore: issued.notBefore,
       notAfter: issued.notAfter,
       isCA: false,
-      spkiSha256: createHash("sha256").update(x509.publicKey.export({ type: "spki", format: "der" })).digest("hex"),
+      spkiSha256: createHash("sha256")
+        .update(x509.publicKey.export({ type: "spki", format: "der" }))
+        .digest("hex"),
     });
     expect(inspectDer(x509.raw)).toEqual(info);
-    expect(inspectCertificate(ca.certPem)).toMatchObject({ role: undefined, identity: undefined, isCA: true, subjectCN: "netserva-mail test CA" });
+    expect(inspectCertificate(ca.certPem)).toMatchObject({
+      role: undefined,
+      identity: undefined,
+      isCA: true,
+      subjectCN: "netserva-mail test CA",
+    });
   });
 
   it("refuses garbage as invalid certificate", () => {
@@ -279,7 +337,12 @@ describe("verifyIssuedBy and self-signed certificates", () => {
     expect(verifyIssuedBy(new X509Certificate(issued.certPem).raw, ca.certPem)).toBe(true);
     expect(verifyIssuedBy(issued.certPem, otherCa.certPem)).toBe(false);
 
-    const fake = await createSelfSigned({ role: "controller", identity: "ctl1", commonName: "netserva-mail test CA", keyPem: key(1) });
+    const fake = await createSelfSigned({
+      role: "controller",
+      identity: "ctl1",
+      commonName: "netserva-mail test CA",
+      keyPem: key(1),
+    });
     expect(inspectCertificate(fake.certPem)).toMatchObject({ role: "controller", identity: "ctl1" }); // reading is not trusting
     expect(verifyIssuedBy(fake.certPem, ca.certPem)).toBe(false);
     expect(verifyIssuedBy(fake.certPem, fake.certPem)).toBe(false); // not a CA
@@ -288,7 +351,9 @@ describe("verifyIssuedBy and self-signed certificates", () => {
 
 describe("CA pin", () => {
   it("is the SHA-256 of the CA's DER SubjectPublicKeyInfo", () => {
-    const expected = createHash("sha256").update(new X509Certificate(ca.certPem).publicKey.export({ type: "spki", format: "der" })).digest("hex");
+    const expected = createHash("sha256")
+      .update(new X509Certificate(ca.certPem).publicKey.export({ type: "spki", format: "der" }))
+      .digest("hex");
     const pin = caPin(ca.certPem);
     expect(pin).toBe(`sha256:${expected}`);
     expect(caPin(new X509Certificate(ca.certPem).raw)).toBe(pin);

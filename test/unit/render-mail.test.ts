@@ -38,7 +38,9 @@ describe("postfix render", () => {
     expect(param(cf, "virtual_mailbox_maps")).toBe("sqlite:$config_directory/sqlite-virtual-mailboxes.cf");
     expect(param(cf, "virtual_alias_maps")).toContain("sqlite-virtual-mailbox-self.cf");
     expect(param(cf, "smtpd_reject_unlisted_recipient")).toBe("yes");
-    expect(param(cf, "smtpd_relay_restrictions")).toBe("permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination");
+    expect(param(cf, "smtpd_relay_restrictions")).toBe(
+      "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+    );
     expect(param(cf, "smtpd_sasl_path")).toBe("/vn/one/run/dovecot/auth-postfix");
     expect(param(cf, "maillog_file")).toBe("/vn/one/var/log/netserva-mail/postfix.log");
     expect(param(cf, "smtpd_milters")).toBeUndefined();
@@ -76,8 +78,19 @@ describe("postfix render", () => {
     expect(param(cf, "smtpd_tls_cert_file")).toBeUndefined();
     expect(param(cf, "smtpd_tls_key_file")).toBeUndefined();
     const ca = await createCertificateAuthority({ commonName: "render test CA", validDays: 1, keyBits: 2048 });
-    const leaf = await issueServerCertificate({ caKeyPem: ca.keyPem, caCertPem: ca.certPem, dnsNames: ["mail.example.com"], validSeconds: 3600 });
-    const files = renderTlsFiles(paths, create(TlsMaterialSchema, { certificateChainPem: `${leaf.certPem.trimEnd()}\n${ca.certPem}`, privateKeyPem: leaf.keyPem }));
+    const leaf = await issueServerCertificate({
+      caKeyPem: ca.keyPem,
+      caCertPem: ca.certPem,
+      dnsNames: ["mail.example.com"],
+      validSeconds: 3600,
+    });
+    const files = renderTlsFiles(
+      paths,
+      create(TlsMaterialSchema, {
+        certificateChainPem: `${leaf.certPem.trimEnd()}\n${ca.certPem}`,
+        privateKeyPem: leaf.keyPem,
+      }),
+    );
     const combined = files.get(paths.tlsKeyAndChain);
     expect(combined?.mode).toBe(0o600);
     // Key first, then the leaf, then the rest of the chain (Postfix's order).
@@ -130,26 +143,49 @@ describe("dovecot render", () => {
   });
 });
 
-describe.skipIf(!existsSync("/usr/bin/doveconf") || !existsSync("/usr/sbin/postconf"))("the daemons' own parsers accept the output", () => {
-  it("doveconf -n and postconf -n are silent", () => {
-    const root = mkdtempSync(join(tmpdir(), "render-"));
-    try {
-      const p = createVnodePaths(root);
-      const files = new Map([...renderDovecot({ ...dc, paths: p }), ...renderPostfix({ ...pf, paths: p })]);
-      for (const [f, spec] of files) {
-        mkdirSync(dirname(f), { recursive: true });
-        writeFileSync(f, spec.content);
+describe.skipIf(!existsSync("/usr/bin/doveconf") || !existsSync("/usr/sbin/postconf"))(
+  "the daemons' own parsers accept the output",
+  () => {
+    it("doveconf -n and postconf -n are silent", () => {
+      const root = mkdtempSync(join(tmpdir(), "render-"));
+      try {
+        const p = createVnodePaths(root);
+        const files = new Map([...renderDovecot({ ...dc, paths: p }), ...renderPostfix({ ...pf, paths: p })]);
+        for (const [f, spec] of files) {
+          mkdirSync(dirname(f), { recursive: true });
+          writeFileSync(f, spec.content);
+        }
+        mkdirSync(p.tlsDir, { recursive: true });
+        execFileSync(
+          "openssl",
+          [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            p.tlsKey,
+            "-out",
+            p.tlsCert,
+            "-subj",
+            "/CN=mail.example.com",
+            "-days",
+            "1",
+          ],
+          { stdio: "ignore" },
+        );
+        const d = spawnSync("doveconf", ["-n", "-c", p.dovecotConf], { encoding: "utf8" });
+        expect(d.stderr).toBe("");
+        expect(d.status).toBe(0);
+        const r = spawnSync("postconf", ["-c", p.postfixDir, "-n"], { encoding: "utf8" });
+        expect(r.stderr).toBe("");
+        expect(r.stdout).toContain("virtual_transport");
+      } finally {
+        rmSync(root, { recursive: true, force: true });
       }
-      mkdirSync(p.tlsDir, { recursive: true });
-      execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", p.tlsKey, "-out", p.tlsCert, "-subj", "/CN=mail.example.com", "-days", "1"], { stdio: "ignore" });
-      const d = spawnSync("doveconf", ["-n", "-c", p.dovecotConf], { encoding: "utf8" });
-      expect(d.stderr).toBe("");
-      expect(d.status).toBe(0);
-      const r = spawnSync("postconf", ["-c", p.postfixDir, "-n"], { encoding: "utf8" });
-      expect(r.stderr).toBe("");
-      expect(r.stdout).toContain("virtual_transport");
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
-  });
-});
+    });
+  },
+);

@@ -14,7 +14,9 @@ import { DkimKeySchema, VnodeSettingsSchema, type DkimKey } from "../../common/g
 
 const root = "/srv/vnodes/nsm-unit";
 const paths = createRspamdPaths(root);
-const rsaPem = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+const rsaPem = generateKeyPairSync("rsa", { modulusLength: 2048 })
+  .privateKey.export({ type: "pkcs1", format: "pem" })
+  .toString();
 const edPem = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
 const keys: DkimKey[] = [
   create(DkimKeySchema, { domain: "example.org", selector: "s2026", algorithm: "rsa", privateKeyPem: rsaPem }),
@@ -46,16 +48,31 @@ function refusal(fn: () => unknown): NetservaError {
 describe("renderRspamdLocalD", () => {
   it("renders every managed file with all paths under the root", () => {
     const files = renderRspamdLocalD(options({ greylist: false }));
-    for (const name of ["worker-proxy.inc", "worker-normal.inc", "worker-controller.inc", "options.inc", "actions.conf", "milter_headers.conf", "antivirus.conf", "dkim_signing.conf", "greylist.conf", "logging.inc"]) {
+    for (const name of [
+      "worker-proxy.inc",
+      "worker-normal.inc",
+      "worker-controller.inc",
+      "options.inc",
+      "actions.conf",
+      "milter_headers.conf",
+      "antivirus.conf",
+      "dkim_signing.conf",
+      "greylist.conf",
+      "logging.inc",
+    ]) {
       expect(files.has(name), name).toBe(true);
     }
     const all = [...files.values()].join("\n");
     for (const m of all.matchAll(/"(\/[^" ]*)/g)) expect(m[1]?.startsWith(`${root}/`), m[1]).toBe(true);
-    expect(files.get("worker-proxy.inc")).toMatch(/milter = yes;[\s\S]*upstream "local" \{\s*default = yes;\s*self_scan = yes;/);
+    expect(files.get("worker-proxy.inc")).toMatch(
+      /milter = yes;[\s\S]*upstream "local" \{\s*default = yes;\s*self_scan = yes;/,
+    );
     expect(files.get("worker-proxy.inc")).toContain(`bind_socket = "${paths.milterSocket} mode=0666 owner=_rspamd";`);
     expect(files.get("actions.conf")).toMatch(/reject = 15;\nadd_header = 6;\ngreylist = null;/);
     expect(files.get("greylist.conf")).toContain("enabled = false;");
-    expect(files.get("antivirus.conf")).toMatch(/type = "clamav";[\s\S]*servers = "\/srv\/vnodes\/nsm-unit\/run\/clamav\/clamd.ctl";[\s\S]*action = "reject";/);
+    expect(files.get("antivirus.conf")).toMatch(
+      /type = "clamav";[\s\S]*servers = "\/srv\/vnodes\/nsm-unit\/run\/clamav\/clamd.ctl";[\s\S]*action = "reject";/,
+    );
     expect(files.get("milter_headers.conf")).toMatch(/header = "X-Spam-Flag";\s*value = "YES";/);
   });
 
@@ -108,12 +125,20 @@ describe("renderDkimKeyFiles", () => {
     const base = { domain: "example.org", selector: "s2026", algorithm: "rsa", privateKeyPem: rsaPem };
     const key = (over: Partial<typeof base>) => create(DkimKeySchema, { ...base, ...over });
     expect(refusal(() => renderDkimKeyFiles(paths, [key({ selector: "../x" })])).field).toBe("dkim_keys[0].selector");
-    expect(refusal(() => renderDkimKeyFiles(paths, [key({ domain: "Example.org" })])).field).toBe("dkim_keys[0].domain");
+    expect(refusal(() => renderDkimKeyFiles(paths, [key({ domain: "Example.org" })])).field).toBe(
+      "dkim_keys[0].domain",
+    );
     expect(refusal(() => renderDkimKeyFiles(paths, [key({ algorithm: "dsa" })])).field).toBe("dkim_keys[0].algorithm");
-    expect(refusal(() => renderDkimKeyFiles(paths, [key({ algorithm: "ed25519" })])).field).toBe("dkim_keys[0].private_key_pem");
+    expect(refusal(() => renderDkimKeyFiles(paths, [key({ algorithm: "ed25519" })])).field).toBe(
+      "dkim_keys[0].private_key_pem",
+    );
     expect(refusal(() => renderDkimKeyFiles(paths, [key({ privateKeyPem: "nope" })])).message).not.toContain("nope");
-    const weak = generateKeyPairSync("rsa", { modulusLength: 512 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-    expect(refusal(() => renderDkimKeyFiles(paths, [key({ privateKeyPem: weak })])).field).toBe("dkim_keys[0].private_key_pem");
+    const weak = generateKeyPairSync("rsa", { modulusLength: 512 })
+      .privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString();
+    expect(refusal(() => renderDkimKeyFiles(paths, [key({ privateKeyPem: weak })])).field).toBe(
+      "dkim_keys[0].private_key_pem",
+    );
     expect(refusal(() => renderDkimKeyFiles(paths, [keys[0]!, keys[0]!])).field).toBe("dkim_keys[1].selector");
   });
 });

@@ -3,9 +3,22 @@
 import { describe, expect, it } from "vitest";
 import { NetservaError } from "../../common/errors.ts";
 import {
-  checkPasswordInput, checkSieveScript, formatQuota, parseActiveFlag, parseAddress, parseAliasSource,
-  parseAliasTargets, parseDisplayName, parseDkimSelector, parseDomain, parseHostPort, parseLocalPart,
-  parseQuota, parseRequestId, parseVconfName, parseVnodeName,
+  checkPasswordInput,
+  checkSieveScript,
+  formatQuota,
+  parseActiveFlag,
+  parseAddress,
+  parseAliasSource,
+  parseAliasTargets,
+  parseDisplayName,
+  parseDkimSelector,
+  parseDomain,
+  parseHostPort,
+  parseLocalPart,
+  parseQuota,
+  parseRequestId,
+  parseVconfName,
+  parseVnodeName,
 } from "../../common/validation/index.ts";
 
 const parsers = {
@@ -210,7 +223,7 @@ const hostile: Array<[Parser, string, string]> = [
   ["sieve", "/* never closed", "sieve"],
   ["sieve", "keep;\u0000", "sieve"],
   ["sieve", "<?php system($_GET['x']);", "sieve"],
-  ["sieve", "\uFEFFrequire \"fileinto\";", "sieve"],
+  ["sieve", '\uFEFFrequire "fileinto";', "sieve"],
   ["sieve", `keep;\n#${"x".repeat(64 * 1024)}`, "sieve"],
 ];
 
@@ -227,16 +240,15 @@ function refusal(run: () => unknown): NetservaError {
 describe("validation refuses hostile input", () => {
   it("has at least 80 hostile rows", () => expect(hostile.length).toBeGreaterThanOrEqual(80));
 
-  it.each(hostile.map(([parser, input, field]) => ({ parser, input, field, shown: JSON.stringify(input).slice(0, 60) })))(
-    "$parser $shown → $field",
-    ({ parser, input, field }) => {
-      const err = refusal(() => parsers[parser](input));
-      expect(err.code).toBe("invalid_argument");
-      expect(err.field).toBe(field);
-      expect(err.message).toContain(field);
-      expect(err.message).not.toMatch(/[\p{Cc}\u202e]/u); // hostile bytes are escaped in messages
-    },
-  );
+  it.each(
+    hostile.map(([parser, input, field]) => ({ parser, input, field, shown: JSON.stringify(input).slice(0, 60) })),
+  )("$parser $shown → $field", ({ parser, input, field }) => {
+    const err = refusal(() => parsers[parser](input));
+    expect(err.code).toBe("invalid_argument");
+    expect(err.field).toBe(field);
+    expect(err.message).toContain(field);
+    expect(err.message).not.toMatch(/[\p{Cc}\u202e]/u); // hostile bytes are escaped in messages
+  });
 
   it("names the caller's field", () => {
     expect(refusal(() => parseDomain("a_b.com", "mail_domain")).field).toBe("mail_domain");
@@ -245,7 +257,9 @@ describe("validation refuses hostile input", () => {
   });
 
   it("says what is allowed", () => {
-    expect(refusal(() => parseDomain("a_b.com")).message).toBe("domain: domain label 'a_b' contains '_'; use letters, digits and hyphens");
+    expect(refusal(() => parseDomain("a_b.com")).message).toBe(
+      "domain: domain label 'a_b' contains '_'; use letters, digits and hyphens",
+    );
     expect(refusal(() => parseLocalPart("a%b")).message).toContain("use letters, digits and . _ + = -");
     expect(refusal(() => parseLocalPart("jürgen")).message).toContain("SMTPUTF8");
     expect(refusal(() => parseAliasSource("*@example.com")).message).toContain("'@example.com'");
@@ -298,8 +312,16 @@ describe("validation accepts and normalises good input", () => {
     });
     expect(parseLocalPart("SRS0=ab12=XY=example.org=user")).toBe("srs0=ab12=xy=example.org=user");
     expect(parseAliasSource("@Example.com")).toMatchObject({ kind: "catchall", source: "@example.com" });
-    expect(parseAliasSource("info@example.com")).toMatchObject({ kind: "address", local: "info", source: "info@example.com" });
-    expect(parseAliasTargets("a@x.com , b@y.org,\tc@z.net").map((t) => t.address)).toEqual(["a@x.com", "b@y.org", "c@z.net"]);
+    expect(parseAliasSource("info@example.com")).toMatchObject({
+      kind: "address",
+      local: "info",
+      source: "info@example.com",
+    });
+    expect(parseAliasTargets("a@x.com , b@y.org,\tc@z.net").map((t) => t.address)).toEqual([
+      "a@x.com",
+      "b@y.org",
+      "c@z.net",
+    ]);
     expect(parseAliasTargets(["a@x.com", "b@y.org, c@z.net"])).toHaveLength(3);
     expect(parseAliasTargets(Array.from({ length: 50 }, (_, i) => `u${i}@x.com`))).toHaveLength(50);
   });
@@ -314,7 +336,8 @@ describe("validation accepts and normalises good input", () => {
     expect(parseQuota("100b")).toBe(100);
     expect(parseQuota("1024T")).toBe(2 ** 50);
     expect(parseQuota(1048576)).toBe(1048576);
-    for (const q of ["2G", "512M", "1.5G", "0", "1000000", "1.25K", "1024T"]) expect(formatQuota(parseQuota(q))).toBe(q);
+    for (const q of ["2G", "512M", "1.5G", "0", "1000000", "1.25K", "1024T"])
+      expect(formatQuota(parseQuota(q))).toBe(q);
     expect(formatQuota(1536 * 1024 ** 2)).toBe("1.5G");
   });
 
@@ -330,12 +353,21 @@ describe("validation accepts and normalises good input", () => {
     expect(parseHostPort("[2001:DB8::1]:65535")).toEqual({ host: "2001:db8::1", port: 65535, kind: "ipv6" });
     expect(parseDisplayName("Zoë O'Brien (Sales)")).toBe("Zoë O'Brien (Sales)");
     expect(parseDisplayName("")).toBe("");
-    expect([parseActiveFlag("1"), parseActiveFlag("true"), parseActiveFlag("0"), parseActiveFlag("false")]).toEqual([true, true, false, false]);
+    expect([parseActiveFlag("1"), parseActiveFlag("true"), parseActiveFlag("0"), parseActiveFlag("false")]).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
   });
 
   it("accepts passwords and sieve scripts", () => {
     expect(checkPasswordInput("correct horse battery staple")).toBe("correct horse battery staple");
-    expect(checkSieveScript('# filter\n/* spam */\nrequire ["fileinto"];\nif header :contains "X-Spam" "yes" { fileinto "Junk"; }\n')).toContain("require");
+    expect(
+      checkSieveScript(
+        '# filter\n/* spam */\nrequire ["fileinto"];\nif header :contains "X-Spam" "yes" { fileinto "Junk"; }\n',
+      ),
+    ).toContain("require");
     expect(checkSieveScript("keep;")).toBe("keep;");
     expect(checkSieveScript(new TextEncoder().encode("# ü\nkeep;\n"))).toBe("# ü\nkeep;\n");
   });

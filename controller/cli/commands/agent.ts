@@ -17,7 +17,12 @@ export function registerAgent(program: Command, ctx: CliContext): void {
       const { enrollThisAgent } = await import("../../../agent/enroll/enroll.ts");
       const { agentHomePaths } = await import("../../../agent/home/agent-home.ts");
       const { AGENT_VERSION } = await import("../../../agent/agent-daemon.ts");
-      const result = await enrollThisAgent({ controller: options.controller, token: options.token, paths: agentHomePaths(options.home), version: AGENT_VERSION });
+      const result = await enrollThisAgent({
+        controller: options.controller,
+        token: options.token,
+        paths: agentHomePaths(options.home),
+        version: AGENT_VERSION,
+      });
       ctx.io.out(`enrolled as vnode ${result.vnode}; certificate valid until ${result.notAfter.toISOString()}\n`);
     });
 
@@ -36,28 +41,54 @@ export function registerAgent(program: Command, ctx: CliContext): void {
     .option("--filter-cache <dir>", "shared Rspamd hyperscan cache (saves ~10 s per cold start)")
     .option("--clamav-test-signatures", "tests and demos only: an EICAR-only ClamAV database (no signature download)")
     .option("--usage-interval <ms>", "how often mailbox usage is rescanned on disk (default 30000)")
-    .action(async (options: { home: string; listen: string; metricsListen?: string; mail?: boolean; root?: string; mailListen?: string; init?: string; authPenalty: boolean; filterOffline?: boolean; filterCache?: string; clamavTestSignatures?: boolean; usageInterval?: string }) => {
-      const { startAgentDaemon } = await import("../../../agent/agent-daemon.ts");
-      const log = createLogger({ fields: { component: "agent" } });
-      if (options.init !== undefined && !["systemd", "openrc", "direct"].includes(options.init)) throw invalid("init", "must be systemd, openrc or direct");
-      const mail =
-        options.mail || options.root
-          ? {
-              root: options.root ?? "/",
-              ...(options.mailListen ? { listen: options.mailListen.split(",").map((a) => a.trim()) } : {}),
-              ...(options.init ? { initKind: options.init as "systemd" | "openrc" | "direct" } : {}),
-              ...(options.authPenalty === false ? { authPenalty: false } : {}),
-              ...(options.usageInterval ? { usageIntervalMs: Math.max(1000, Number(options.usageInterval) || 30_000) } : {}),
-              filter: {
-                ...(options.filterOffline ? { disableNetworkModules: true, greylist: false as const } : {}),
-                ...(options.filterCache ? { hsCacheDir: options.filterCache } : {}),
-                ...(options.clamavTestSignatures ? { clamavTestSignatures: true } : {}),
-              },
-            }
-          : undefined;
-      const daemon = await startAgentDaemon({ home: options.home, listen: options.listen, ...(options.metricsListen ? { metricsListen: options.metricsListen } : {}), log, ...(mail ? { mail } : {}) });
-      ctx.io.err(`agent ${daemon.vnode} listening on port ${daemon.port}${daemon.metricsPort ? `, metrics on ${daemon.metricsPort}` : ""}\n`);
-      await waitForSignal();
-      await daemon.close();
-    });
+    .action(
+      async (options: {
+        home: string;
+        listen: string;
+        metricsListen?: string;
+        mail?: boolean;
+        root?: string;
+        mailListen?: string;
+        init?: string;
+        authPenalty: boolean;
+        filterOffline?: boolean;
+        filterCache?: string;
+        clamavTestSignatures?: boolean;
+        usageInterval?: string;
+      }) => {
+        const { startAgentDaemon } = await import("../../../agent/agent-daemon.ts");
+        const log = createLogger({ fields: { component: "agent" } });
+        if (options.init !== undefined && !["systemd", "openrc", "direct"].includes(options.init))
+          throw invalid("init", "must be systemd, openrc or direct");
+        const mail =
+          options.mail || options.root
+            ? {
+                root: options.root ?? "/",
+                ...(options.mailListen ? { listen: options.mailListen.split(",").map((a) => a.trim()) } : {}),
+                ...(options.init ? { initKind: options.init as "systemd" | "openrc" | "direct" } : {}),
+                ...(options.authPenalty === false ? { authPenalty: false } : {}),
+                ...(options.usageInterval
+                  ? { usageIntervalMs: Math.max(1000, Number(options.usageInterval) || 30_000) }
+                  : {}),
+                filter: {
+                  ...(options.filterOffline ? { disableNetworkModules: true, greylist: false as const } : {}),
+                  ...(options.filterCache ? { hsCacheDir: options.filterCache } : {}),
+                  ...(options.clamavTestSignatures ? { clamavTestSignatures: true } : {}),
+                },
+              }
+            : undefined;
+        const daemon = await startAgentDaemon({
+          home: options.home,
+          listen: options.listen,
+          ...(options.metricsListen ? { metricsListen: options.metricsListen } : {}),
+          log,
+          ...(mail ? { mail } : {}),
+        });
+        ctx.io.err(
+          `agent ${daemon.vnode} listening on port ${daemon.port}${daemon.metricsPort ? `, metrics on ${daemon.metricsPort}` : ""}\n`,
+        );
+        await waitForSignal();
+        await daemon.close();
+      },
+    );
 }

@@ -20,8 +20,14 @@ export function registerCert(program: Command, ctx: CliContext): void {
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();
-        const issued = await audited(em, { actor: ctx.actor, command: "cert issue-monitor", args: { name, out: options.out, days } }, () => issueMonitorCertificate(em, paths, { name, outDir: options.out, validDays: days }));
-        ctx.io.out(`monitor certificate ${issued.certFile} (key ${issued.keyFile}, CA ${issued.caFile}), valid until ${issued.notAfter.toISOString()}\n`);
+        const issued = await audited(
+          em,
+          { actor: ctx.actor, command: "cert issue-monitor", args: { name, out: options.out, days } },
+          () => issueMonitorCertificate(em, paths, { name, outDir: options.out, validDays: days }),
+        );
+        ctx.io.out(
+          `monitor certificate ${issued.certFile} (key ${issued.keyFile}, CA ${issued.caFile}), valid until ${issued.notAfter.toISOString()}\n`,
+        );
       } finally {
         await db.close();
       }

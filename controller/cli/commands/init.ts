@@ -11,7 +11,11 @@ export function registerInit(program: Command, ctx: CliContext): void {
     .action(async (options: { home?: string; listen: string }) => {
       const paths = ctx.paths(options.home);
       const result = await initHome(paths, () => ctx.openDb(paths), { listen: options.listen });
-      if (result.created.length === 0) ctx.io.out(`controller home ${paths.root} is already initialised: nothing changed\n`);
-      else ctx.io.out(`controller home ${paths.root}: created ${result.created.join(", ")}${result.kept.length ? `; kept ${result.kept.join(", ")}` : ""}\n`);
+      if (result.created.length === 0)
+        ctx.io.out(`controller home ${paths.root} is already initialised: nothing changed\n`);
+      else
+        ctx.io.out(
+          `controller home ${paths.root}: created ${result.created.join(", ")}${result.kept.length ? `; kept ${result.kept.join(", ")}` : ""}\n`,
+        );
     });
 }

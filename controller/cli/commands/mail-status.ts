@@ -32,18 +32,43 @@ function detail(v: MailStatusView): string {
   const m = v.mail;
   const lines: Array<[string, string]> = [
     ["vnode", `${v.vnode} (${v.status})`],
-    ["health", `${v.health}${v.lastHealthAt ? `, last report ${v.lastHealthAt} (${v.healthAgeSeconds ?? "?"} s ago)` : ""}${v.stale ? " STALE" : ""}`],
-    ["generation", `applied ${v.appliedGeneration} of ${v.generation}${v.generationLag > 0 ? ` (lags by ${v.generationLag})` : ""}${v.drift ? ", DRIFT" : ""}`],
-    ...v.services.map((s): [string, string] => [s.name, `${s.state}${s.version ? ` ${s.version}` : ""}${s.detail ? ` (${s.detail})` : ""}`]),
+    [
+      "health",
+      `${v.health}${v.lastHealthAt ? `, last report ${v.lastHealthAt} (${v.healthAgeSeconds ?? "?"} s ago)` : ""}${v.stale ? " STALE" : ""}`,
+    ],
+    [
+      "generation",
+      `applied ${v.appliedGeneration} of ${v.generation}${v.generationLag > 0 ? ` (lags by ${v.generationLag})` : ""}${v.drift ? ", DRIFT" : ""}`,
+    ],
+    ...v.services.map((s): [string, string] => [
+      s.name,
+      `${s.state}${s.version ? ` ${s.version}` : ""}${s.detail ? ` (${s.detail})` : ""}`,
+    ]),
   ];
   if (m) {
-    if (m.queue) lines.push(["queue", `active ${m.queue.active}, deferred ${m.queue.deferred}, hold ${m.queue.hold}, incoming ${m.queue.incoming}${m.queue.deferred > 0 ? `, oldest deferred ${m.queue.oldestDeferredSeconds} s` : ""}`]);
+    if (m.queue)
+      lines.push([
+        "queue",
+        `active ${m.queue.active}, deferred ${m.queue.deferred}, hold ${m.queue.hold}, incoming ${m.queue.incoming}${m.queue.deferred > 0 ? `, oldest deferred ${m.queue.oldestDeferredSeconds} s` : ""}`,
+      ]);
     lines.push(["dovecot", `${m.dovecot.users ?? "?"} users, ${m.dovecot.connections ?? "?"} connections`]);
-    if (m.rspamd.available) lines.push(["rspamd", `scanned ${m.rspamd.scanned}, ham ${m.rspamd.ham}, spam ${m.rspamd.spam}, rejected ${m.rspamd.rejected}`]);
+    if (m.rspamd.available)
+      lines.push([
+        "rspamd",
+        `scanned ${m.rspamd.scanned}, ham ${m.rspamd.ham}, spam ${m.rspamd.spam}, rejected ${m.rspamd.rejected}`,
+      ]);
     if (m.clamavSignaturesAt) lines.push(["clamav signatures", m.clamavSignaturesAt]);
-    if (m.filesystem) lines.push(["mail filesystem", `${pct(m.filesystem.usedRatio)} used of ${m.filesystem.sizeBytes} bytes (${m.filesystem.path})`]);
-    lines.push(["quota", `${m.quota.mailboxes} mailboxes; over 80%: ${m.quota.over80}, 90%: ${m.quota.over90}, 100%: ${m.quota.over100}`]);
-    for (const t of m.quota.top.filter((x) => x.ratio !== null && x.ratio >= 0.8)) lines.push(["  fullest", `${t.address} ${pct(t.ratio ?? 0)} (${t.usedBytes} of ${t.limitBytes})`]);
+    if (m.filesystem)
+      lines.push([
+        "mail filesystem",
+        `${pct(m.filesystem.usedRatio)} used of ${m.filesystem.sizeBytes} bytes (${m.filesystem.path})`,
+      ]);
+    lines.push([
+      "quota",
+      `${m.quota.mailboxes} mailboxes; over 80%: ${m.quota.over80}, 90%: ${m.quota.over90}, 100%: ${m.quota.over100}`,
+    ]);
+    for (const t of m.quota.top.filter((x) => x.ratio !== null && x.ratio >= 0.8))
+      lines.push(["  fullest", `${t.address} ${pct(t.ratio ?? 0)} (${t.usedBytes} of ${t.limitBytes})`]);
     lines.push(["mail TLS expires", m.mailTlsNotAfter ?? "no certificate"]);
   }
   if (v.agentCertificateNotAfter) lines.push(["agent cert expires", v.agentCertificateNotAfter]);
@@ -55,46 +80,59 @@ function detail(v: MailStatusView): string {
 export function registerMailStatus(program: Command, ctx: CliContext): void {
   program
     .command("mail:status [vnode]")
-    .description("mail health per vnode: daemons, queue, users, filters, disk, quota, TLS; stale health and lagging generations flagged")
+    .description(
+      "mail health per vnode: daemons, queue, users, filters, disk, quota, TLS; stale health and lagging generations flagged",
+    )
     .option("--json", "JSON output (same as --format json)")
     .option("--format <format>", "table | json | csv")
     .option("--history <n>", "with a vnode: include the last n health samples (JSON)", "0")
     .option("--sync-usage", "first fetch every mailbox's usage from the agent (shvmail shows it)")
     .option("--home <dir>", "controller home")
-    .action(async (name: string | undefined, options: { json?: boolean; format?: string; history: string; syncUsage?: boolean; home?: string }) => {
-      const format = parseFormat(options.format, options.json);
-      const paths = ctx.paths(options.home);
-      const db = await ctx.openDb(paths);
-      try {
-        const em = db.em();
-        if (name !== undefined && !(await em.findOne(Vnode, { name }))) throw notFound(`vnode ${name} not found`);
-        if (options.syncUsage) {
-          for (const v of await em.find(Vnode, name ? { name, status: "enrolled" } : { status: "enrolled" })) {
-            const client = agentClientFor(paths, v, undefined, 60_000);
-            try {
-              const synced = await syncMailboxUsage(em, client, v.id);
-              ctx.io.err(`${v.name}: usage of ${synced.mailboxes} mailboxes fetched, ${synced.updated} changed\n`);
-            } catch (error) {
-              ctx.io.err(`${v.name}: usage not fetched: ${(error as Error).message}\n`);
-            } finally {
-              client.close();
+    .action(
+      async (
+        name: string | undefined,
+        options: { json?: boolean; format?: string; history: string; syncUsage?: boolean; home?: string },
+      ) => {
+        const format = parseFormat(options.format, options.json);
+        const paths = ctx.paths(options.home);
+        const db = await ctx.openDb(paths);
+        try {
+          const em = db.em();
+          if (name !== undefined && !(await em.findOne(Vnode, { name }))) throw notFound(`vnode ${name} not found`);
+          if (options.syncUsage) {
+            for (const v of await em.find(Vnode, name ? { name, status: "enrolled" } : { status: "enrolled" })) {
+              const client = agentClientFor(paths, v, undefined, 60_000);
+              try {
+                const synced = await syncMailboxUsage(em, client, v.id);
+                ctx.io.err(`${v.name}: usage of ${synced.mailboxes} mailboxes fetched, ${synced.updated} changed\n`);
+              } catch (error) {
+                ctx.io.err(`${v.name}: usage not fetched: ${(error as Error).message}\n`);
+              } finally {
+                client.close();
+              }
             }
           }
+          const history = Math.max(0, Math.min(1440, Number.parseInt(options.history, 10) || 0));
+          const views = await mailStatus(em, { ...(name ? { vnode: name } : {}), historySamples: name ? history : 0 });
+          if (format === "json") {
+            ctx.io.out(JSON.stringify(name ? views[0] : views, null, 2) + "\n");
+            return;
+          }
+          if (name && format === "table" && views[0]) {
+            ctx.io.out(detail(views[0]));
+            return;
+          }
+          ctx.io.out(
+            formatRows(
+              views.map(summaryRow),
+              ["vnode", "health", "age", "generation", "services", "queue", "users", "disk", "quota90", "tls"],
+              format,
+            ),
+          );
+          if (format === "table") for (const v of views) for (const p of v.problems) ctx.io.out(`${v.vnode}: ${p}\n`);
+        } finally {
+          await db.close();
         }
-        const history = Math.max(0, Math.min(1440, Number.parseInt(options.history, 10) || 0));
-        const views = await mailStatus(em, { ...(name ? { vnode: name } : {}), historySamples: name ? history : 0 });
-        if (format === "json") {
-          ctx.io.out(JSON.stringify(name ? views[0] : views, null, 2) + "\n");
-          return;
-        }
-        if (name && format === "table" && views[0]) {
-          ctx.io.out(detail(views[0]));
-          return;
-        }
-        ctx.io.out(formatRows(views.map(summaryRow), ["vnode", "health", "age", "generation", "services", "queue", "users", "disk", "quota90", "tls"], format));
-        if (format === "table") for (const v of views) for (const p of v.problems) ctx.io.out(`${v.vnode}: ${p}\n`);
-      } finally {
-        await db.close();
-      }
-    });
+      },
+    );
 }

@@ -6,7 +6,11 @@ import { startAdminSocket } from "../admin-socket.ts";
 import type { CliContext } from "../cli-context.ts";
 import { waitForSignal } from "../signals.ts";
 
-export function registerServe(program: Command, ctx: CliContext, run: (argv: string[], inner: CliContext) => Promise<number>): void {
+export function registerServe(
+  program: Command,
+  ctx: CliContext,
+  run: (argv: string[], inner: CliContext) => Promise<number>,
+): void {
   program
     .command("serve")
     .description("run the controller daemon: enrollment endpoint, agent links, health watch")
@@ -18,7 +22,14 @@ export function registerServe(program: Command, ctx: CliContext, run: (argv: str
       const config = readControllerConfig(paths.config);
       const db = await ctx.openDb(paths);
       const log = createLogger({ fields: { component: "controller" } });
-      const daemon = await startControllerDaemon({ paths, config, db, log, ...(options.listen ? { listen: options.listen } : {}), healthIntervalMs: Number(options.healthInterval) || 5000 });
+      const daemon = await startControllerDaemon({
+        paths,
+        config,
+        db,
+        log,
+        ...(options.listen ? { listen: options.listen } : {}),
+        healthIntervalMs: Number(options.healthInterval) || 5000,
+      });
       // Other CLI invocations reach the embedded database through this process.
       const admin = await startAdminSocket({ path: paths.socket, db, ctx, run, log });
       ctx.io.err(`controller listening on port ${daemon.port}\n`);

@@ -16,7 +16,23 @@ export function registerStatus(program: Command, ctx: CliContext): void {
       const db = await ctx.openDb(paths);
       try {
         const rows = await fleetStatus(db.em());
-        ctx.io.out(formatRows(rows, ["vnode", "address", "status", "connected", "lastHealthAt", "agentVersion", "generation", "appliedGeneration", "certificateNotAfter"], format));
+        ctx.io.out(
+          formatRows(
+            rows,
+            [
+              "vnode",
+              "address",
+              "status",
+              "connected",
+              "lastHealthAt",
+              "agentVersion",
+              "generation",
+              "appliedGeneration",
+              "certificateNotAfter",
+            ],
+            format,
+          ),
+        );
       } finally {
         await db.close();
       }

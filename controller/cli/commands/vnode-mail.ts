@@ -26,12 +26,20 @@ async function pushWhole(ctx: CliContext, paths: HomePaths, db: Database, vnode:
   }
   const client = agentClientFor(paths, vnode, undefined, 10_000);
   try {
-    const response = await sendFullState({ em: db.em(), client, vnode, actor: ctx.actor, compile: compileContextFor(paths) });
+    const response = await sendFullState({
+      em: db.em(),
+      client,
+      vnode,
+      actor: ctx.actor,
+      compile: compileContextFor(paths),
+    });
     await db.em().nativeUpdate(Vnode, { id: vnode.id }, { appliedGeneration: Number(response.appliedGeneration) });
     ctx.io.out(`live on ${vnode.name} (generation ${response.appliedGeneration})\n`);
     for (const line of response.diff) ctx.io.out(`  ${line}\n`);
   } catch (error) {
-    ctx.io.err(`not pushed: ${(error as Error).message}; the reconciler applies generation ${vnode.generation} when the vnode is back\n`);
+    ctx.io.err(
+      `not pushed: ${(error as Error).message}; the reconciler applies generation ${vnode.generation} when the vnode is back\n`,
+    );
   } finally {
     client.close();
   }
@@ -48,23 +56,46 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
     .option("--rspamd <0|1>", "scan mail with Rspamd (milter) and sign with DKIM")
     .option("--clamav <0|1>", "scan mail for viruses with ClamAV (through Rspamd)")
     .option("--home <dir>", "controller home")
-    .action(async (name: string, options: { mailHostname?: string; mailListen?: string; rspamd?: string; clamav?: string; home?: string }) => {
-      const input = { name, ...(options.mailHostname !== undefined ? { mailHostname: options.mailHostname } : {}), ...(options.mailListen !== undefined ? { mailListen: options.mailListen } : {}) };
-      const rspamd = flag(options.rspamd, "rspamd");
-      const clamav = flag(options.clamav, "clamav");
-      const paths = ctx.paths(options.home);
-      const db = await ctx.openDb(paths);
-      try {
-        const em = db.em();
-        const row = await audited(em, { actor: ctx.actor, command: "vnode set", vnodeName: name.slice(0, 63), args: { ...options, home: undefined } }, () =>
-          changeVnodeSettings(em, { ...input, ...(rspamd !== undefined ? { rspamd } : {}), ...(clamav !== undefined ? { clamav } : {}) }),
-        );
-        ctx.io.out(`vnode ${name}: mail host ${row.mailHostname ?? row.name}, listen ${row.mailListen?.join(",") ?? "all"}, rspamd ${row.rspamdEnabled ? "on" : "off"}, clamav ${row.clamavEnabled ? "on" : "off"} (generation ${row.generation})\n`);
-        await pushWhole(ctx, paths, db, row);
-      } finally {
-        await db.close();
-      }
-    });
+    .action(
+      async (
+        name: string,
+        options: { mailHostname?: string; mailListen?: string; rspamd?: string; clamav?: string; home?: string },
+      ) => {
+        const input = {
+          name,
+          ...(options.mailHostname !== undefined ? { mailHostname: options.mailHostname } : {}),
+          ...(options.mailListen !== undefined ? { mailListen: options.mailListen } : {}),
+        };
+        const rspamd = flag(options.rspamd, "rspamd");
+        const clamav = flag(options.clamav, "clamav");
+        const paths = ctx.paths(options.home);
+        const db = await ctx.openDb(paths);
+        try {
+          const em = db.em();
+          const row = await audited(
+            em,
+            {
+              actor: ctx.actor,
+              command: "vnode set",
+              vnodeName: name.slice(0, 63),
+              args: { ...options, home: undefined },
+            },
+            () =>
+              changeVnodeSettings(em, {
+                ...input,
+                ...(rspamd !== undefined ? { rspamd } : {}),
+                ...(clamav !== undefined ? { clamav } : {}),
+              }),
+          );
+          ctx.io.out(
+            `vnode ${name}: mail host ${row.mailHostname ?? row.name}, listen ${row.mailListen?.join(",") ?? "all"}, rspamd ${row.rspamdEnabled ? "on" : "off"}, clamav ${row.clamavEnabled ? "on" : "off"} (generation ${row.generation})\n`,
+          );
+          await pushWhole(ctx, paths, db, row);
+        } finally {
+          await db.close();
+        }
+      },
+    );
 
   const tls = program.command("mail:tls").description("the TLS certificate a vnode's mail daemons present");
   tls
@@ -87,7 +118,11 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();
-        const row = await audited(em, { actor: ctx.actor, command: "mail:tls set", vnodeName: name.slice(0, 63), args: { cert: options.cert } }, () => setOperatorTls(em, { name, chainPem, keyPem }));
+        const row = await audited(
+          em,
+          { actor: ctx.actor, command: "mail:tls set", vnodeName: name.slice(0, 63), args: { cert: options.cert } },
+          () => setOperatorTls(em, { name, chainPem, keyPem }),
+        );
         ctx.io.out(`vnode ${name}: operator certificate stored (generation ${row.generation})\n`);
         await pushWhole(ctx, paths, db, row);
       } finally {
@@ -103,7 +138,11 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();
-        const row = await audited(em, { actor: ctx.actor, command: "mail:tls clear", vnodeName: name.slice(0, 63) }, () => clearOperatorTls(em, name));
+        const row = await audited(
+          em,
+          { actor: ctx.actor, command: "mail:tls clear", vnodeName: name.slice(0, 63) },
+          () => clearOperatorTls(em, name),
+        );
         await pushWhole(ctx, paths, db, row);
       } finally {
         await db.close();
@@ -128,7 +167,12 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
           formatRows(
             vnodes.map((v) => {
               const r = byVnode.get(v.id);
-              return { vnode: v.name, hostname: v.mailHostname ?? v.name, source: r?.source ?? "none yet", notAfter: r ? r.notAfter.toISOString() : null };
+              return {
+                vnode: v.name,
+                hostname: v.mailHostname ?? v.name,
+                source: r?.source ?? "none yet",
+                notAfter: r ? r.notAfter.toISOString() : null,
+              };
             }),
             ["vnode", "hostname", "source", "notAfter"],
             format,

@@ -31,11 +31,18 @@ export function registerVnode(program: Command, ctx: CliContext): void {
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();
-        const issued = await audited(em, { actor: ctx.actor, command: "vnode add", vnodeName: name.slice(0, 63), args: { address: options.address } }, () =>
-          addVnode(em, { name, address: options.address, caCertPem: readFileSync(paths.caCert, "utf8"), ttlSeconds }),
+        const issued = await audited(
+          em,
+          { actor: ctx.actor, command: "vnode add", vnodeName: name.slice(0, 63), args: { address: options.address } },
+          () =>
+            addVnode(em, { name, address: options.address, caCertPem: readFileSync(paths.caCert, "utf8"), ttlSeconds }),
         );
-        ctx.io.out(`vnode ${name} added (${options.address}). Join token, valid until ${issued.expiresAt.toISOString()}:\n${issued.token}\n`);
-        ctx.io.err(`on the vnode: netserva-mail agent enroll --controller ${config.listen} --token ${issued.token} --home DIR\n`);
+        ctx.io.out(
+          `vnode ${name} added (${options.address}). Join token, valid until ${issued.expiresAt.toISOString()}:\n${issued.token}\n`,
+        );
+        ctx.io.err(
+          `on the vnode: netserva-mail agent enroll --controller ${config.listen} --token ${issued.token} --home DIR\n`,
+        );
       } finally {
         await db.close();
       }
@@ -53,10 +60,14 @@ export function registerVnode(program: Command, ctx: CliContext): void {
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();
-        const issued = await audited(em, { actor: ctx.actor, command: "vnode token", vnodeName: name.slice(0, 63) }, async () => {
-          const row = await findVnode(em, name);
-          return issueJoinToken(em, row, readFileSync(paths.caCert, "utf8"), ttlSeconds);
-        });
+        const issued = await audited(
+          em,
+          { actor: ctx.actor, command: "vnode token", vnodeName: name.slice(0, 63) },
+          async () => {
+            const row = await findVnode(em, name);
+            return issueJoinToken(em, row, readFileSync(paths.caCert, "utf8"), ttlSeconds);
+          },
+        );
         ctx.io.out(`${issued.token}\n`);
       } finally {
         await db.close();
@@ -72,8 +83,14 @@ export function registerVnode(program: Command, ctx: CliContext): void {
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();
-        const result = await audited(em, { actor: ctx.actor, command: "vnode revoke", vnodeName: name.slice(0, 63) }, () => revokeVnode(em, name));
-        ctx.io.out(`vnode ${name} revoked (${result.serials.length} certificate${result.serials.length === 1 ? "" : "s"}: ${result.serials.join(", ") || "none"})\n`);
+        const result = await audited(
+          em,
+          { actor: ctx.actor, command: "vnode revoke", vnodeName: name.slice(0, 63) },
+          () => revokeVnode(em, name),
+        );
+        ctx.io.out(
+          `vnode ${name} revoked (${result.serials.length} certificate${result.serials.length === 1 ? "" : "s"}: ${result.serials.join(", ") || "none"})\n`,
+        );
       } finally {
         await db.close();
       }

@@ -6,7 +6,10 @@ export const CommandLogSchema = defineEntity({
   tableName: "command_log",
   properties: {
     id: p.bigint("number").primary().autoincrement(),
-    at: p.datetime().onCreate(() => new Date()).index(),
+    at: p
+      .datetime()
+      .onCreate(() => new Date())
+      .index(),
     actor: p.string(),
     command: p.string(),
     vnodeName: p.string().nullable().index(),

@@ -12,7 +12,35 @@ import { DkimKeyRow } from "./dkim-key.ts";
 import { MailDnsPolicy } from "./mail-dns-policy.ts";
 import { MailHealthSample } from "./mail-health-sample.ts";
 
-export { Vnode, Certificate, JoinToken, CommandLog, VMailService, VMailDomain, VMailbox, VMailAlias, VConf, MailTls, DkimKeyRow, MailDnsPolicy, MailHealthSample };
+export {
+  Vnode,
+  Certificate,
+  JoinToken,
+  CommandLog,
+  VMailService,
+  VMailDomain,
+  VMailbox,
+  VMailAlias,
+  VConf,
+  MailTls,
+  DkimKeyRow,
+  MailDnsPolicy,
+  MailHealthSample,
+};
 
 /** Every entity the controller maps; the ORM is given this list, no folder scanning. */
-export const allEntities = [Vnode, Certificate, JoinToken, CommandLog, VMailService, VMailDomain, VMailbox, VMailAlias, VConf, MailTls, DkimKeyRow, MailDnsPolicy, MailHealthSample];
+export const allEntities = [
+  Vnode,
+  Certificate,
+  JoinToken,
+  CommandLog,
+  VMailService,
+  VMailDomain,
+  VMailbox,
+  VMailAlias,
+  VConf,
+  MailTls,
+  DkimKeyRow,
+  MailDnsPolicy,
+  MailHealthSample,
+];

@@ -13,7 +13,10 @@ export const MailDnsPolicySchema = defineEntity({
     dmarcRua: p.string().nullable(),
     mtaSts: p.boolean().default(false),
     tlsRptRua: p.string().nullable(),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 

@@ -22,7 +22,10 @@ export const VMailDomainSchema = defineEntity({
     dkimSelector: p.string().nullable(),
     dkimAlgorithm: p.string().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 

@@ -14,7 +14,10 @@ export const VMailServiceSchema = defineEntity({
     version: p.string().nullable(),
     detail: p.text().nullable(),
     config: p.json<Record<string, unknown>>().nullable(),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 

@@ -13,7 +13,10 @@ export const MailTlsSchema = defineEntity({
     certificateChainPem: p.text(),
     privateKeyPem: p.text().hidden(),
     notAfter: p.datetime(),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 

@@ -26,7 +26,10 @@ export const VnodeSchema = defineEntity({
     /** Size of the vnode's mail filesystem as last reported by its agent. */
     fsCapacityBytes: p.bigint("number").nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
-    updatedAt: p.datetime().onCreate(() => new Date()).onUpdate(() => new Date()),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
   },
 });
 

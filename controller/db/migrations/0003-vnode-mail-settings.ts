@@ -25,6 +25,8 @@ export class Migration0003VnodeMailSettings extends Migration {
 
   override down(): void {
     this.addSql("drop table if exists mail_tls");
-    this.addSql("alter table vnodes drop column mail_hostname, drop column mail_listen, drop column rspamd_enabled, drop column clamav_enabled, drop column fs_capacity_bytes");
+    this.addSql(
+      "alter table vnodes drop column mail_hostname, drop column mail_listen, drop column rspamd_enabled, drop column clamav_enabled, drop column fs_capacity_bytes",
+    );
   }
 }

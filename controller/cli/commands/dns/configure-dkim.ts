@@ -30,19 +30,35 @@ function parseWait(value: string | undefined): number {
 }
 
 function report(ctx: CliContext, r: ConfigureDkimResult, ttl: number, waitMs: number, servers: string): void {
-  for (const k of r.removed) ctx.io.out(`removed retired key ${k.selector} (${k.algorithm})${r.published ? " and its DNS record" : ": delete its record from DNS"}\n`);
-  for (const k of r.created) ctx.io.out(`created ${k.algorithm}${k.bits ? `-${k.bits}` : ""} key ${k.selector} for ${r.domain}\n`);
+  for (const k of r.removed)
+    ctx.io.out(
+      `removed retired key ${k.selector} (${k.algorithm})${r.published ? " and its DNS record" : ": delete its record from DNS"}\n`,
+    );
+  for (const k of r.created)
+    ctx.io.out(`created ${k.algorithm}${k.bits ? `-${k.bits}` : ""} key ${k.selector} for ${r.domain}\n`);
   if (r.records.length > 0) {
     if (r.published) for (const rec of r.records) ctx.io.out(`published ${rec.name} TXT\n`);
-    else ctx.io.out(`; publish in DNS:\n${rrsetsAsFragment(r.records.map((rec) => ({ name: rec.name, type: rec.type, ttl, records: contentOf(rec) })))}`);
+    else
+      ctx.io.out(
+        `; publish in DNS:\n${rrsetsAsFragment(r.records.map((rec) => ({ name: rec.name, type: rec.type, ttl, records: contentOf(rec) })))}`,
+      );
   }
-  if (r.activated.length > 0) ctx.io.out(`signing ${r.domain} with ${r.activated.map((k) => k.selector).join(", ")} on ${r.vnode} (generation ${r.generation})\n`);
-  if (r.retired.length > 0) ctx.io.out(`retired ${r.retired.map((k) => k.selector).join(", ")}: its record stays in DNS until \`mail:configure-dkim ${r.vnode} ${r.domain} --finish${r.published ? " --publish" : ""}\` (or the next --rotate)\n`);
+  if (r.activated.length > 0)
+    ctx.io.out(
+      `signing ${r.domain} with ${r.activated.map((k) => k.selector).join(", ")} on ${r.vnode} (generation ${r.generation})\n`,
+    );
+  if (r.retired.length > 0)
+    ctx.io.out(
+      `retired ${r.retired.map((k) => k.selector).join(", ")}: its record stays in DNS until \`mail:configure-dkim ${r.vnode} ${r.domain} --finish${r.published ? " --publish" : ""}\` (or the next --rotate)\n`,
+    );
   if (r.pending.length > 0) {
     const waited = r.published ? ` after ${waitMs / 1000} s` : "";
-    ctx.io.err(`not switched yet: ${r.pending.map((k) => k.selector).join(", ")} not visible over DNS at ${servers}${waited}; run the same command again once it is\n`);
+    ctx.io.err(
+      `not switched yet: ${r.pending.map((k) => k.selector).join(", ")} not visible over DNS at ${servers}${waited}; run the same command again once it is\n`,
+    );
   }
-  if (r.created.length === 0 && r.removed.length === 0 && r.activated.length === 0 && r.pending.length === 0) ctx.io.out(`nothing to do for ${r.domain}\n`);
+  if (r.created.length === 0 && r.removed.length === 0 && r.activated.length === 0 && r.pending.length === 0)
+    ctx.io.out(`nothing to do for ${r.domain}\n`);
 }
 
 export function registerConfigureDkim(program: Command, ctx: CliContext): void {
@@ -67,9 +83,23 @@ export function registerConfigureDkim(program: Command, ctx: CliContext): void {
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();
-        const args = { domain, selector: flags.selector, algorithm: given("algorithm") ? flags.algorithm : undefined, bits: given("bits") ? flags.bits : undefined, publish: flags.publish === true, rotate: flags.rotate === true, finish: flags.finish === true };
-        const result = await audited(em, { actor: ctx.actor, command: "mail:configure-dkim", vnodeName: vnode.slice(0, 63), args }, () =>
-          configureDkim({ vnode, ...args }, { em, provider: dns.provider, lookup: dns.lookup, ttl: dns.config.ttl, waitMs }),
+        const args = {
+          domain,
+          selector: flags.selector,
+          algorithm: given("algorithm") ? flags.algorithm : undefined,
+          bits: given("bits") ? flags.bits : undefined,
+          publish: flags.publish === true,
+          rotate: flags.rotate === true,
+          finish: flags.finish === true,
+        };
+        const result = await audited(
+          em,
+          { actor: ctx.actor, command: "mail:configure-dkim", vnodeName: vnode.slice(0, 63), args },
+          () =>
+            configureDkim(
+              { vnode, ...args },
+              { em, provider: dns.provider, lookup: dns.lookup, ttl: dns.config.ttl, waitMs },
+            ),
         );
         if (flags.json) ctx.io.out(`${JSON.stringify(result, null, 2)}\n`);
         else report(ctx, result, dns.config.ttl, waitMs, dns.lookup.servers);

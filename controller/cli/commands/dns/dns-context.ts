@@ -25,12 +25,17 @@ export function dnsSetupFor(paths: HomePaths, env: Record<string, string | undef
   const config = readDnsConfig(paths.config, env);
   const provider = config.powerdns ? createPowerDnsProvider(config.powerdns) : undefined;
   const zonesFile = join(paths.root, "dns-zones");
-  const zones = provider ?? (existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] }));
+  const zones =
+    provider ??
+    (existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] }));
   return { config, provider, zones, lookup: createDnsLookup({ servers: config.resolver }) };
 }
 
 /** For the mail-data commands' "domain needs a zone" rule: PowerDNS when configured, else undefined. */
-export function powerDnsZonesFor(paths: HomePaths, env: Record<string, string | undefined>): DnsZoneProvider | undefined {
+export function powerDnsZonesFor(
+  paths: HomePaths,
+  env: Record<string, string | undefined>,
+): DnsZoneProvider | undefined {
   const config = readDnsConfig(paths.config, env);
   return config.powerdns ? createPowerDnsProvider(config.powerdns) : undefined;
 }

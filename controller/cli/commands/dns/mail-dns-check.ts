@@ -44,19 +44,50 @@ export function registerMailDnsCheck(program: Command, ctx: CliContext): void {
       try {
         const em = db.em();
         const vnode = await findVnode(em, vnodeName);
-        const domains = domainName !== undefined ? [(await domainOnVnode(em, vnodeName, domainName)).domain] : await em.find(VMailDomain, { vnodeId: vnode.id }, { orderBy: { domain: "asc" } });
+        const domains =
+          domainName !== undefined
+            ? [(await domainOnVnode(em, vnodeName, domainName)).domain]
+            : await em.find(VMailDomain, { vnodeId: vnode.id }, { orderBy: { domain: "asc" } });
         const identity = vnodeMailIdentity(vnode, flags.address);
-        for (const domain of domains) rows.push(...(await checkRecords(dns.lookup, domain.domain, await planDomainRecords(em, domain, identity), identity.mailHost)));
+        for (const domain of domains)
+          rows.push(
+            ...(await checkRecords(
+              dns.lookup,
+              domain.domain,
+              await planDomainRecords(em, domain, identity),
+              identity.mailHost,
+            )),
+          );
         rows.push(...(await checkRecords(dns.lookup, null, planVnodeRecords(identity), identity.mailHost)));
         for (const ip of identity.sendingAddresses) rows.push(await checkFcrdns(dns.lookup, ip, identity.mailHost));
-        if (identity.sendingAddresses.length === 0) rows.push({ domain: null, check: "ptr", name: vnode.name, type: "PTR", status: "MISSING", expected: "a sending address", found: "none known: set `vnode set --mail-listen` or give --address" });
+        if (identity.sendingAddresses.length === 0)
+          rows.push({
+            domain: null,
+            check: "ptr",
+            name: vnode.name,
+            type: "PTR",
+            status: "MISSING",
+            expected: "a sending address",
+            found: "none known: set `vnode set --mail-listen` or give --address",
+          });
       } finally {
         await db.close();
       }
       if (format === "json") ctx.io.out(`${JSON.stringify(rows, null, 2)}\n`);
-      else ctx.io.out(formatRows(rows.map((r) => ({ ...r, domain: r.domain ?? "(vnode)" })), ["domain", "check", "name", "type", "status", "expected", "found"], "table"));
+      else
+        ctx.io.out(
+          formatRows(
+            rows.map((r) => ({ ...r, domain: r.domain ?? "(vnode)" })),
+            ["domain", "check", "name", "type", "status", "expected", "found"],
+            "table",
+          ),
+        );
       const bad = rows.filter((r) => r.status !== "OK");
-      if (bad.length > 0) throw new NetservaError("failed_precondition", `${bad.length} of ${rows.length} DNS checks not OK (asked ${dns.lookup.servers})`);
+      if (bad.length > 0)
+        throw new NetservaError(
+          "failed_precondition",
+          `${bad.length} of ${rows.length} DNS checks not OK (asked ${dns.lookup.servers})`,
+        );
       ctx.io.err(`all ${rows.length} DNS checks OK (asked ${dns.lookup.servers})\n`);
     });
 }

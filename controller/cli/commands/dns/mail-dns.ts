@@ -45,7 +45,11 @@ export function registerMailDns(program: Command, ctx: CliContext): void {
       const paths = ctx.paths(flags.home);
       const dns = dnsSetupFor(paths, ctx.io.env);
       const provider = flags.publish ? dns.provider : undefined;
-      if (flags.publish && !provider) throw invalid("publish", "no DNS provider configured: set NETSERVA_PDNS_URL and NETSERVA_PDNS_API_KEY (or dns.url/dns.apiKey in controller.json); --show prints the records");
+      if (flags.publish && !provider)
+        throw invalid(
+          "publish",
+          "no DNS provider configured: set NETSERVA_PDNS_URL and NETSERVA_PDNS_API_KEY (or dns.url/dns.apiKey in controller.json); --show prints the records",
+        );
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();
@@ -56,25 +60,46 @@ export function registerMailDns(program: Command, ctx: CliContext): void {
           ...(flags.mtaSts ? { mtaSts: true } : {}),
           ...(typeof flags.tlsRpt === "string" ? { tlsRptRua: flags.tlsRpt } : {}),
         };
-        await audited(em, { actor: ctx.actor, command: "mail:dns", vnodeName: vnodeName.slice(0, 63), args: { domain: domainName, publish: flags.publish === true, ...policy, address: flags.address } }, async () => {
-          const { vnode, domain } = await domainOnVnode(em, vnodeName, domainName);
-          if (flags.tlsRpt === true) policy.tlsRptRua = `mailto:tlsrpt@${domain.domain}`;
-          const identity = vnodeMailIdentity(vnode, flags.address);
-          const domainRecs = await planDomainRecords(em, domain, identity, policy);
-          const records = [...domainRecs, ...planVnodeRecords(identity)];
-          const mtaSts = domainRecs.some((r) => r.check === "mta-sts");
-          if (provider) {
-            if ((await provider.findZone(domain.domain)) === undefined) throw invalid("domain", `no zone at ${provider.kind} holds ${domain.domain}: create the zone first`);
-            const outcome = await publishRecords(provider, records, dns.config.ttl);
-            for (const p of outcome.published) ctx.io.out(`published ${p.record.name} ${p.record.type} (${p.record.check}) in zone ${p.zone}\n`);
-            for (const s of outcome.skipped) ctx.io.err(`not published: ${s.record.name} ${s.record.type} ${s.record.values.join(" ")}: ${s.reason}; set it where that name is served\n`);
-          } else {
-            ctx.io.out(`; mail DNS for ${domain.domain} on ${vnode.name} (mail host ${identity.mailHost})\n`);
-            ctx.io.out(rrsetsAsFragment(records.map((r) => ({ name: r.name, type: r.type, ttl: dns.config.ttl, records: contentOf(r) }))));
-          }
-          if (mtaSts) ctx.io.out(`; MTA-STS policy, serve at https://mta-sts.${domain.domain}/.well-known/mta-sts.txt:\n${mtaStsPolicy(identity.mailHost).replace(/^/gm, "; ").replace(/; $/, "")}`);
-          await saveDnsPolicy(em, domain.id, policy);
-        });
+        await audited(
+          em,
+          {
+            actor: ctx.actor,
+            command: "mail:dns",
+            vnodeName: vnodeName.slice(0, 63),
+            args: { domain: domainName, publish: flags.publish === true, ...policy, address: flags.address },
+          },
+          async () => {
+            const { vnode, domain } = await domainOnVnode(em, vnodeName, domainName);
+            if (flags.tlsRpt === true) policy.tlsRptRua = `mailto:tlsrpt@${domain.domain}`;
+            const identity = vnodeMailIdentity(vnode, flags.address);
+            const domainRecs = await planDomainRecords(em, domain, identity, policy);
+            const records = [...domainRecs, ...planVnodeRecords(identity)];
+            const mtaSts = domainRecs.some((r) => r.check === "mta-sts");
+            if (provider) {
+              if ((await provider.findZone(domain.domain)) === undefined)
+                throw invalid("domain", `no zone at ${provider.kind} holds ${domain.domain}: create the zone first`);
+              const outcome = await publishRecords(provider, records, dns.config.ttl);
+              for (const p of outcome.published)
+                ctx.io.out(`published ${p.record.name} ${p.record.type} (${p.record.check}) in zone ${p.zone}\n`);
+              for (const s of outcome.skipped)
+                ctx.io.err(
+                  `not published: ${s.record.name} ${s.record.type} ${s.record.values.join(" ")}: ${s.reason}; set it where that name is served\n`,
+                );
+            } else {
+              ctx.io.out(`; mail DNS for ${domain.domain} on ${vnode.name} (mail host ${identity.mailHost})\n`);
+              ctx.io.out(
+                rrsetsAsFragment(
+                  records.map((r) => ({ name: r.name, type: r.type, ttl: dns.config.ttl, records: contentOf(r) })),
+                ),
+              );
+            }
+            if (mtaSts)
+              ctx.io.out(
+                `; MTA-STS policy, serve at https://mta-sts.${domain.domain}/.well-known/mta-sts.txt:\n${mtaStsPolicy(identity.mailHost).replace(/^/gm, "; ").replace(/; $/, "")}`,
+              );
+            await saveDnsPolicy(em, domain.id, policy);
+          },
+        );
       } finally {
         await db.close();
       }

@@ -14,12 +14,19 @@ export function registerAddvalias(program: Command, ctx: CliContext): void {
   withHome(
     program
       .command("addvalias <vnode> <source> <targets>")
-      .description("add an alias: source (user@domain or @domain for a catch-all) to one or more comma-separated targets")
+      .description(
+        "add an alias: source (user@domain or @domain for a catch-all) to one or more comma-separated targets",
+      )
       .option("--dry-run", "check and show what would change; change nothing"),
   ).action(async (vnode: string, source: string, targets: string, flags: Flags) => {
     await withMail(ctx, flags, async (session) => {
       const result = await session.services.aliases.add({ vnode, source, targets, dryRun: flags.dryRun });
-      await reportMutation(ctx, session, result, `added alias ${result.value.source} -> ${result.value.targets.join(",")}`);
+      await reportMutation(
+        ctx,
+        session,
+        result,
+        `added alias ${result.value.source} -> ${result.value.targets.join(",")}`,
+      );
     });
   });
 }

@@ -35,7 +35,9 @@ export function registerAddvmaildomain(program: Command, ctx: CliContext): void 
     const maxAliases = parseCount(flags.maxAliases, "maxAliases");
     await withMail(ctx, flags, async (session) => {
       if (!flags.skipDnsCheck && !existsSync(dnsZonesPath(session.paths))) {
-        ctx.io.err(`note: no zone list at ${dnsZonesPath(session.paths)} (one zone per line): every domain fails the DNS check until it exists or --skip-dns-check is given\n`);
+        ctx.io.err(
+          `note: no zone list at ${dnsZonesPath(session.paths)} (one zone per line): every domain fails the DNS check until it exists or --skip-dns-check is given\n`,
+        );
       }
       const result = await session.services.domains.add({
         vnode,
@@ -48,7 +50,12 @@ export function registerAddvmaildomain(program: Command, ctx: CliContext): void 
         skipDnsCheck: flags.skipDnsCheck,
         dryRun: flags.dryRun,
       });
-      await reportMutation(ctx, session, result, `added mail domain ${result.value.domain}${flags.skipDnsCheck ? " (DNS check skipped)" : ""}`);
+      await reportMutation(
+        ctx,
+        session,
+        result,
+        `added mail domain ${result.value.domain}${flags.skipDnsCheck ? " (DNS check skipped)" : ""}`,
+      );
     });
   });
 }

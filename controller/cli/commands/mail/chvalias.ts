@@ -23,11 +23,23 @@ export function registerChvalias(program: Command, ctx: CliContext): void {
       .option("--dry-run", "check and show what would change; change nothing"),
   ).action(async (vnode: string, source: string, flags: Flags) => {
     const active = flags.active === undefined ? undefined : parseActiveFlag(flags.active, "active");
-    if (flags.targets === undefined && active === undefined) throw usage("nothing to change: give --targets or --active");
+    if (flags.targets === undefined && active === undefined)
+      throw usage("nothing to change: give --targets or --active");
     await withMail(ctx, flags, async (session) => {
-      const result = await session.services.aliases.change({ vnode, source, targets: flags.targets, active, dryRun: flags.dryRun });
+      const result = await session.services.aliases.change({
+        vnode,
+        source,
+        targets: flags.targets,
+        active,
+        dryRun: flags.dryRun,
+      });
       const alias = result.value;
-      await reportMutation(ctx, session, result, `changed alias ${alias.source} -> ${alias.targets.join(",")}${alias.active ? "" : " (inactive)"}`);
+      await reportMutation(
+        ctx,
+        session,
+        result,
+        `changed alias ${alias.source} -> ${alias.targets.join(",")}${alias.active ? "" : " (inactive)"}`,
+      );
     });
   });
 }

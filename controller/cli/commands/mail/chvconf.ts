@@ -20,7 +20,8 @@ export function registerChvconf(program: Command, ctx: CliContext): void {
       .option("--value-stdin", "read the value from stdin (one trailing newline dropped)")
       .option("--dry-run", "check and show what would change; change nothing"),
   ).action(async (vnode: string, domain: string, name: string, value: string | undefined, flags: Flags) => {
-    if (value !== undefined && flags.valueStdin) throw usage("give the value as an argument or with --value-stdin, not both");
+    if (value !== undefined && flags.valueStdin)
+      throw usage("give the value as an argument or with --value-stdin, not both");
     if (value === undefined && !flags.valueStdin) throw usage("chvconf needs a value (or --value-stdin)");
     const text = value ?? (await readPasswordStdin(ctx));
     await withMail(ctx, flags, async (session) => {

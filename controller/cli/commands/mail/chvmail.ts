@@ -25,7 +25,10 @@ function readSieve(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (error) {
-    throw invalid("sieve", `cannot read ${JSON.stringify(file.slice(0, 200))}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw invalid(
+      "sieve",
+      `cannot read ${JSON.stringify(file.slice(0, 200))}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
 }
 
@@ -49,8 +52,17 @@ export function registerChvmail(program: Command, ctx: CliContext): void {
     const active = flags.active === undefined ? undefined : parseActiveFlag(flags.active, "active");
     const sieve = flags.sieve === undefined ? undefined : flags.sieve === false ? null : readSieve(flags.sieve);
     const password = flags.passwordStdin ? await readPasswordStdin(ctx) : undefined;
-    const nothing = !flags.password && password === undefined && flags.quota === undefined && active === undefined && flags.name === undefined && sieve === undefined;
-    if (nothing) throw usage("nothing to change: give --password, --password-stdin, --quota, --active, --name, --sieve or --no-sieve");
+    const nothing =
+      !flags.password &&
+      password === undefined &&
+      flags.quota === undefined &&
+      active === undefined &&
+      flags.name === undefined &&
+      sieve === undefined;
+    if (nothing)
+      throw usage(
+        "nothing to change: give --password, --password-stdin, --quota, --active, --name, --sieve or --no-sieve",
+      );
     await withMail(ctx, flags, async (session) => {
       const result = await session.services.mailboxes.change({
         vnode,
@@ -65,7 +77,13 @@ export function registerChvmail(program: Command, ctx: CliContext): void {
         dryRun: flags.dryRun,
       });
       const shown = flags.password === true && result.value.password !== undefined;
-      await reportMutation(ctx, session, result, `changed mailbox ${result.value.mailbox.address}`, shown ? [`password: ${result.value.password}`] : []);
+      await reportMutation(
+        ctx,
+        session,
+        result,
+        `changed mailbox ${result.value.mailbox.address}`,
+        shown ? [`password: ${result.value.password}`] : [],
+      );
       if (shown && !result.dryRun) ctx.io.err("the password is shown only this once: store it now\n");
     });
   });

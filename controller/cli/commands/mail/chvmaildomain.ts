@@ -34,8 +34,13 @@ export function registerChvmaildomain(program: Command, ctx: CliContext): void {
     const active = flags.active === undefined ? undefined : parseActiveFlag(flags.active, "active");
     const maxMailboxes = parseCount(flags.maxMailboxes, "maxMailboxes");
     const maxAliases = parseCount(flags.maxAliases, "maxAliases");
-    const given = [active, flags.quota, maxMailboxes, maxAliases, flags.maxQuota, flags.overcommit].some((v) => v !== undefined);
-    if (!given) throw usage("nothing to change: give --active, --quota, --max-mailboxes, --max-aliases, --max-quota or --[no-]overcommit");
+    const given = [active, flags.quota, maxMailboxes, maxAliases, flags.maxQuota, flags.overcommit].some(
+      (v) => v !== undefined,
+    );
+    if (!given)
+      throw usage(
+        "nothing to change: give --active, --quota, --max-mailboxes, --max-aliases, --max-quota or --[no-]overcommit",
+      );
     await withMail(ctx, flags, async (session) => {
       const result = await session.services.domains.change({
         vnode,

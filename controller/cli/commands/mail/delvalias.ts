@@ -23,7 +23,12 @@ export function registerDelvalias(program: Command, ctx: CliContext): void {
       const preview = await session.services.aliases.remove({ vnode, source, dryRun: true });
       const what = `deleted alias ${preview.value.source} -> ${preview.value.targets.join(",")}`;
       if (flags.dryRun) return reportMutation(ctx, session, preview, what);
-      await confirmOrStop(ctx, `delete alias ${preview.value.source} (to ${preview.value.targets.join(", ")}) on ${preview.vnode}?`, flags.yes, "delvalias");
+      await confirmOrStop(
+        ctx,
+        `delete alias ${preview.value.source} (to ${preview.value.targets.join(", ")}) on ${preview.vnode}?`,
+        flags.yes,
+        "delvalias",
+      );
       await reportMutation(ctx, session, await session.services.aliases.remove({ vnode, source, dryRun: false }), what);
     });
   });

@@ -17,7 +17,9 @@ interface Flags extends HomeFlag {
 }
 
 function describe(value: { mailbox: MailboxView; removedAliases: string[] }, keepMaildir: boolean | undefined): string {
-  const aliases = value.removedAliases.length ? ` and alias${value.removedAliases.length === 1 ? "" : "es"} ${value.removedAliases.join(", ")}` : "";
+  const aliases = value.removedAliases.length
+    ? ` and alias${value.removedAliases.length === 1 ? "" : "es"} ${value.removedAliases.join(", ")}`
+    : "";
   return `deleted mailbox ${value.mailbox.address}${aliases}${keepMaildir ? " (maildir kept)" : ""}`;
 }
 
@@ -40,8 +42,16 @@ export function registerDelvmail(program: Command, ctx: CliContext): void {
         return;
       }
       const { mailbox, removedAliases } = preview.value;
-      const also = [removedAliases.length ? `alias${removedAliases.length === 1 ? "" : "es"} ${removedAliases.join(", ")}` : "", flags.keepMaildir ? "" : "its maildir with all its mail"].filter(Boolean);
-      await confirmOrStop(ctx, `delete mailbox ${mailbox.address} on ${preview.vnode}${also.length ? `, and ${also.join(" and ")}` : ""}?`, flags.yes, "delvmail");
+      const also = [
+        removedAliases.length ? `alias${removedAliases.length === 1 ? "" : "es"} ${removedAliases.join(", ")}` : "",
+        flags.keepMaildir ? "" : "its maildir with all its mail",
+      ].filter(Boolean);
+      await confirmOrStop(
+        ctx,
+        `delete mailbox ${mailbox.address} on ${preview.vnode}${also.length ? `, and ${also.join(" and ")}` : ""}?`,
+        flags.yes,
+        "delvmail",
+      );
       const result = await session.services.mailboxes.remove({ ...input, dryRun: false });
       await reportMutation(ctx, session, result, describe(result.value, flags.keepMaildir));
     });

@@ -23,13 +23,28 @@ export function registerDelvmaildomain(program: Command, ctx: CliContext): void 
       .option("--dry-run", "check and show what would change; change nothing"),
   ).action(async (vnode: string, domain: string, flags: Flags) => {
     await withMail(ctx, flags, async (session) => {
-      const preview = await session.services.domains.remove({ vnode, domain, keepMaildir: flags.keepMaildir, dryRun: true });
+      const preview = await session.services.domains.remove({
+        vnode,
+        domain,
+        keepMaildir: flags.keepMaildir,
+        dryRun: true,
+      });
       const view = preview.value;
       const what = `deleted mail domain ${view.domain}`;
       if (flags.dryRun) return reportMutation(ctx, session, preview, what);
       const contents = `${view.mailboxes} mailbox${view.mailboxes === 1 ? "" : "es"}, ${view.aliases} alias${view.aliases === 1 ? "" : "es"}`;
-      await confirmOrStop(ctx, `delete mail domain ${view.domain} on ${preview.vnode} (${contents})?`, flags.yes, "delvmaildomain");
-      await reportMutation(ctx, session, await session.services.domains.remove({ vnode, domain, keepMaildir: flags.keepMaildir, dryRun: false }), what);
+      await confirmOrStop(
+        ctx,
+        `delete mail domain ${view.domain} on ${preview.vnode} (${contents})?`,
+        flags.yes,
+        "delvmaildomain",
+      );
+      await reportMutation(
+        ctx,
+        session,
+        await session.services.domains.remove({ vnode, domain, keepMaildir: flags.keepMaildir, dryRun: false }),
+        what,
+      );
     });
   });
 }

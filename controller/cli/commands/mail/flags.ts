@@ -21,20 +21,24 @@ export function withHome(command: Command): Command {
 
 /** `--format` and `--json`, the options of every listing. */
 export function withListFormat(command: Command): Command {
-  return withHome(command.option("--format <format>", "table | json | csv").option("--json", "JSON output (same as --format json)"));
+  return withHome(
+    command.option("--format <format>", "table | json | csv").option("--json", "JSON output (same as --format json)"),
+  );
 }
 
 /** A count such as --max-mailboxes: digits only (its bounds are the service's rule). */
 export function parseCount(value: string | undefined, field: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^[0-9]{1,15}$/.test(value)) throw invalid(field, `'${value.slice(0, 24)}' is not a whole number (0 = unlimited)`);
+  if (!/^[0-9]{1,15}$/.test(value))
+    throw invalid(field, `'${value.slice(0, 24)}' is not a whole number (0 = unlimited)`);
   return Number(value);
 }
 
 export function parseScheme(value: string | undefined): PasswordScheme | undefined {
   if (value === undefined) return undefined;
   const scheme = value.toUpperCase();
-  if (scheme !== "SHA512-CRYPT" && scheme !== "ARGON2ID") throw invalid("scheme", `'${value.slice(0, 24)}' is not a password scheme; use sha512-crypt or argon2id`);
+  if (scheme !== "SHA512-CRYPT" && scheme !== "ARGON2ID")
+    throw invalid("scheme", `'${value.slice(0, 24)}' is not a password scheme; use sha512-crypt or argon2id`);
   return scheme;
 }
 
@@ -52,14 +56,23 @@ export function usage(message: string): NetservaError {
  * Destructive commands ask first. Without --yes and without a terminal to ask on, refuse as a
  * usage error; a "no" changes nothing and exits 1.
  */
-export async function confirmOrStop(ctx: CliContext, question: string, yes: boolean | undefined, command: string): Promise<void> {
+export async function confirmOrStop(
+  ctx: CliContext,
+  question: string,
+  yes: boolean | undefined,
+  command: string,
+): Promise<void> {
   if (yes) return;
-  if (!ctx.io.confirm) throw usage(`${command} deletes data and there is no terminal to ask on: pass --yes to confirm (or --dry-run to see what it would do)`);
+  if (!ctx.io.confirm)
+    throw usage(
+      `${command} deletes data and there is no terminal to ask on: pass --yes to confirm (or --dry-run to see what it would do)`,
+    );
   if (!(await ctx.io.confirm(`${question} [y/N] `))) {
-    throw new NetservaError("invalid_argument", "confirmation: not confirmed; nothing was changed", { field: "confirmation" });
+    throw new NetservaError("invalid_argument", "confirmation: not confirmed; nothing was changed", {
+      field: "confirmation",
+    });
   }
 }
-
 
 /** A value for the command log: control characters (which a jsonb or text column may refuse) replaced, length capped. */
 export function loggable(value: string, max = 300): string {

@@ -27,10 +27,16 @@ export function registerMailExport(program: Command, ctx: CliContext): void {
       .option("--output <file>", "write to this file (mode 0600) instead of stdout"),
   ).action(async (vnode: string, flags: Flags) => {
     const format = flags.json ? "json" : (flags.format ?? "json");
-    if (format !== "json" && format !== "csv") throw invalid("format", `'${format.slice(0, 24)}' is not one of json, csv`);
+    if (format !== "json" && format !== "csv")
+      throw invalid("format", `'${format.slice(0, 24)}' is not one of json, csv`);
     const text = await withMail(ctx, flags, async (session) => {
       // The export holds password hashes: who took one, and where to, goes in the command log.
-      const entry = { actor: ctx.actor, command: "mail:export", vnodeName: loggable(vnode, 63), args: { format, output: flags.output === undefined ? "stdout" : loggable(flags.output) } };
+      const entry = {
+        actor: ctx.actor,
+        command: "mail:export",
+        vnodeName: loggable(vnode, 63),
+        args: { format, output: flags.output === undefined ? "stdout" : loggable(flags.output) },
+      };
       return audited(session.db.em(), entry, async () => {
         const doc = await collectExport(session.services, vnode, (v) => mailboxSecrets(session.db.em(), v));
         ctx.io.err(`exported ${doc.rows.length} rows of ${doc.vnode}\n`);

@@ -25,16 +25,25 @@ interface Flags extends HomeFlag {
 
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
 
-async function readInput(ctx: CliContext, file: string, inputFormat: string | undefined): Promise<{ text: string; format: "csv" | "json" }> {
+async function readInput(
+  ctx: CliContext,
+  file: string,
+  inputFormat: string | undefined,
+): Promise<{ text: string; format: "csv" | "json" }> {
   const kind = inputFormat ?? (/\.csv$/i.test(file) ? "csv" : /\.json$/i.test(file) ? "json" : undefined);
-  if (kind !== "csv" && kind !== "json") throw usage(`cannot tell the format of ${JSON.stringify(file.slice(0, 200))}: name it .csv or .json, or pass --input-format csv|json`);
+  if (kind !== "csv" && kind !== "json")
+    throw usage(
+      `cannot tell the format of ${JSON.stringify(file.slice(0, 200))}: name it .csv or .json, or pass --input-format csv|json`,
+    );
   if (file === "-") return { text: await ctx.io.readStdin(), format: kind };
   try {
     const size = statSync(file).size;
-    if (size > MAX_FILE_BYTES) throw invalid("file", `is ${size} bytes; import at most ${MAX_FILE_BYTES} bytes at a time`);
+    if (size > MAX_FILE_BYTES)
+      throw invalid("file", `is ${size} bytes; import at most ${MAX_FILE_BYTES} bytes at a time`);
     return { text: readFileSync(file, "utf8"), format: kind };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw usage(`no such file: ${JSON.stringify(file.slice(0, 200))}`);
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      throw usage(`no such file: ${JSON.stringify(file.slice(0, 200))}`);
     throw error;
   }
 }
@@ -48,7 +57,9 @@ function printReport(ctx: CliContext, report: ImportReport, json: boolean): void
   const { domain, mailbox, alias } = report.accepted;
   const accepted = domain + mailbox + alias;
   const verb = report.dryRun ? "would import" : "imported";
-  ctx.io.out(`${verb} ${accepted} of ${report.rows} rows (${domain} domains, ${mailbox} mailboxes, ${alias} aliases); refused ${report.refused.length}${report.dryRun ? "; dry run: nothing was changed" : ""}\n`);
+  ctx.io.out(
+    `${verb} ${accepted} of ${report.rows} rows (${domain} domains, ${mailbox} mailboxes, ${alias} aliases); refused ${report.refused.length}${report.dryRun ? "; dry run: nothing was changed" : ""}\n`,
+  );
   if (report.passwords.length) {
     ctx.io.out("generated passwords (shown only this once):\n");
     for (const p of report.passwords) ctx.io.out(`${p.address}\t${p.password}\n`);
@@ -70,14 +81,25 @@ export function registerMailImport(program: Command, ctx: CliContext): void {
     const batchSize = parseCount(flags.batch, "batch") ?? 500;
     if (batchSize < 1 || batchSize > 10_000) throw invalid("batch", "must be 1 to 10000 rows");
     const format = flags.format ?? "table";
-    if (format !== "table" && format !== "json") throw invalid("format", `'${format.slice(0, 24)}' is not one of table, json`);
+    if (format !== "table" && format !== "json")
+      throw invalid("format", `'${format.slice(0, 24)}' is not one of table, json`);
     const input = await readInput(ctx, file, flags.inputFormat);
     await withMail(ctx, flags, async (session) => {
       // The import as a whole is one command log row (each batch's changes have their own).
-      const entry = { actor: ctx.actor, command: "mail:import", vnodeName: flags.vnode === undefined ? null : loggable(flags.vnode, 63), args: { file: loggable(file), format: input.format, dryRun: Boolean(flags.dryRun), batch: batchSize } };
+      const entry = {
+        actor: ctx.actor,
+        command: "mail:import",
+        vnodeName: flags.vnode === undefined ? null : loggable(flags.vnode, 63),
+        args: { file: loggable(file), format: input.format, dryRun: Boolean(flags.dryRun), batch: batchSize },
+      };
       await audited(session.db.em(), entry, async () => {
         const parsed = readImportFile(input.text, input.format);
-        const progress = createProgress({ total: parsed.rows.length, label: "rows", write: ctx.io.err, enabled: ctx.io.isTTY });
+        const progress = createProgress({
+          total: parsed.rows.length,
+          label: "rows",
+          write: ctx.io.err,
+          enabled: ctx.io.isTTY,
+        });
         let report: ImportReport;
         try {
           report = await runImport(parsed, {
@@ -100,8 +122,17 @@ export function registerMailImport(program: Command, ctx: CliContext): void {
         const n = report.refused.length;
         const accepted = report.accepted.domain + report.accepted.mailbox + report.accepted.alias;
         if (n) {
-          const stored = report.dryRun ? "nothing was changed (dry run)" : accepted === 1 ? "the other row was stored" : accepted ? `the other ${accepted} were stored` : "nothing was stored";
-          throw new NetservaError("invalid_argument", `${n} row${n === 1 ? " was" : "s were"} refused (listed above); ${stored}`);
+          const stored = report.dryRun
+            ? "nothing was changed (dry run)"
+            : accepted === 1
+              ? "the other row was stored"
+              : accepted
+                ? `the other ${accepted} were stored`
+                : "nothing was stored";
+          throw new NetservaError(
+            "invalid_argument",
+            `${n} row${n === 1 ? " was" : "s were"} refused (listed above); ${stored}`,
+          );
         }
       });
     });

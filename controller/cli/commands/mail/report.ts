@@ -9,7 +9,13 @@ import type { MailSession } from "../../mail-context.ts";
  * `what` reads as a past-tense clause ("added mailbox a@example.com"); `details` are printed
  * after it on a real run (a new password: before the push, so a slow push cannot lose it).
  */
-export async function reportMutation(ctx: CliContext, session: MailSession, result: MutationResult<unknown>, what: string, details: string[] = []): Promise<void> {
+export async function reportMutation(
+  ctx: CliContext,
+  session: MailSession,
+  result: MutationResult<unknown>,
+  what: string,
+  details: string[] = [],
+): Promise<void> {
   const changes = `${result.changes.length} lookup change${result.changes.length === 1 ? "" : "s"}`;
   if (result.dryRun) {
     ctx.io.out(`dry run: would have ${what} on ${result.vnode} (${changes}); nothing was changed\n`);

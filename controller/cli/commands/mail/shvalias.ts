@@ -25,7 +25,12 @@ export function registerShvalias(program: Command, ctx: CliContext): void {
         ctx.io.out(format === "json" ? JSON.stringify(alias, null, 2) + "\n" : aliasTable([alias], format));
         return;
       }
-      ctx.io.out(aliasTable(await services.aliases.list(vnode, flags.domain === undefined ? {} : { domain: flags.domain }), format));
+      ctx.io.out(
+        aliasTable(
+          await services.aliases.list(vnode, flags.domain === undefined ? {} : { domain: flags.domain }),
+          format,
+        ),
+      );
     });
   });
 }

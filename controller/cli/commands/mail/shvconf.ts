@@ -8,12 +8,12 @@ import type { ListFlags } from "./flags.ts";
 import { vconfTable } from "./views.ts";
 
 export function registerShvconf(program: Command, ctx: CliContext): void {
-  withListFormat(program.command("shvconf <vnode> <domain>").description("show a mail domain's variables (MQUOTA, MPWD, …)")).action(
-    async (vnode: string, domain: string, flags: ListFlags) => {
-      const format = parseFormat(flags.format, flags.json);
-      await withMail(ctx, flags, async ({ services }) => {
-        ctx.io.out(vconfTable(await services.vconfs.list(vnode, domain), format));
-      });
-    },
-  );
+  withListFormat(
+    program.command("shvconf <vnode> <domain>").description("show a mail domain's variables (MQUOTA, MPWD, …)"),
+  ).action(async (vnode: string, domain: string, flags: ListFlags) => {
+    const format = parseFormat(flags.format, flags.json);
+    await withMail(ctx, flags, async ({ services }) => {
+      ctx.io.out(vconfTable(await services.vconfs.list(vnode, domain), format));
+    });
+  });
 }

@@ -10,7 +10,11 @@ import { mailboxDetail, mailboxTable } from "./views.ts";
 
 export function registerShvmail(program: Command, ctx: CliContext): void {
   withListFormat(
-    program.command("shvmail <vnode> [target]").description("show mailboxes: all of the vnode, of one domain (@example.com or example.com), or one address in detail"),
+    program
+      .command("shvmail <vnode> [target]")
+      .description(
+        "show mailboxes: all of the vnode, of one domain (@example.com or example.com), or one address in detail",
+      ),
   ).action(async (vnode: string, target: string | undefined, flags: ListFlags) => {
     const format = parseFormat(flags.format, flags.json);
     await withMail(ctx, flags, async ({ services }) => {

@@ -20,18 +20,60 @@ function flag(value: boolean): string {
   return value ? "yes" : "no";
 }
 
-const mailboxColumns = ["address", "ascii", "vnode", "name", "quota", "usage", "active", "maildir", "hasSieve", "aliases", "passwordChangedAt", "createdAt", "updatedAt"] as const;
-const domainColumns = ["domain", "ascii", "vnode", "active", "defaultQuota", "maxMailboxes", "maxAliases", "maxQuota", "overcommit", "mailboxes", "aliases", "dkimSelector", "dkimAlgorithm", "createdAt", "updatedAt"] as const;
+const mailboxColumns = [
+  "address",
+  "ascii",
+  "vnode",
+  "name",
+  "quota",
+  "usage",
+  "active",
+  "maildir",
+  "hasSieve",
+  "aliases",
+  "passwordChangedAt",
+  "createdAt",
+  "updatedAt",
+] as const;
+const domainColumns = [
+  "domain",
+  "ascii",
+  "vnode",
+  "active",
+  "defaultQuota",
+  "maxMailboxes",
+  "maxAliases",
+  "maxQuota",
+  "overcommit",
+  "mailboxes",
+  "aliases",
+  "dkimSelector",
+  "dkimAlgorithm",
+  "createdAt",
+  "updatedAt",
+] as const;
 const aliasColumns = ["source", "targets", "vnode", "active", "createdAt", "updatedAt"] as const;
 const vconfColumns = ["domain", "name", "value", "secret"] as const;
 
 function mailboxRow(m: MailboxView): Record<string, string> {
-  return { address: m.address, name: m.name || "-", quota: size(m.quota), usage: size(m.usage), active: flag(m.active), aliases: m.aliases.join(",") || "-" };
+  return {
+    address: m.address,
+    name: m.name || "-",
+    quota: size(m.quota),
+    usage: size(m.usage),
+    active: flag(m.active),
+    aliases: m.aliases.join(",") || "-",
+  };
 }
 
 export function mailboxTable(rows: MailboxView[], format: OutputFormat): string {
   if (format === "json") return JSON.stringify(rows, null, 2) + "\n";
-  if (format === "csv") return formatRows(rows.map((m) => ({ ...m, aliases: m.aliases.join(",") })), [...mailboxColumns], "csv");
+  if (format === "csv")
+    return formatRows(
+      rows.map((m) => ({ ...m, aliases: m.aliases.join(",") })),
+      [...mailboxColumns],
+      "csv",
+    );
   return formatRows(rows.map(mailboxRow), ["address", "name", "quota", "usage", "active", "aliases"], "table");
 }
 
@@ -44,7 +86,12 @@ export function mailboxDetail(m: MailboxView, format: OutputFormat): string {
     ["vnode", m.vnode],
     ["name", m.name || "-"],
     ["quota", size(m.quota)],
-    ["usage", m.usage === null ? "not reported yet" : `${size(m.usage)}${m.quota > 0 ? ` (${((m.usage / m.quota) * 100).toFixed(1)}%)` : ""}`],
+    [
+      "usage",
+      m.usage === null
+        ? "not reported yet"
+        : `${size(m.usage)}${m.quota > 0 ? ` (${((m.usage / m.quota) * 100).toFixed(1)}%)` : ""}`,
+    ],
     ["active", flag(m.active)],
     ["maildir", m.maildir],
     ["sieve", m.hasSieve ? "yes" : "no"],
@@ -69,17 +116,29 @@ export function domainTable(rows: DomainView[], format: OutputFormat): string {
     overcommit: flag(d.overcommit),
     dkim: d.dkimSelector ? `${d.dkimSelector} (${d.dkimAlgorithm ?? "?"})` : "-",
   }));
-  return formatRows(people, ["domain", "active", "mailboxes", "aliases", "defaultQuota", "maxQuota", "overcommit", "dkim"], "table");
+  return formatRows(
+    people,
+    ["domain", "active", "mailboxes", "aliases", "defaultQuota", "maxQuota", "overcommit", "dkim"],
+    "table",
+  );
 }
 
 export function aliasTable(rows: AliasView[], format: OutputFormat): string {
   const flat = rows.map((a) => ({ ...a, targets: a.targets.join(",") }));
   if (format === "json") return JSON.stringify(rows, null, 2) + "\n";
   if (format === "csv") return formatRows(flat, [...aliasColumns], "csv");
-  return formatRows(flat.map((a) => ({ source: a.source, targets: a.targets, active: flag(a.active) })), ["source", "targets", "active"], "table");
+  return formatRows(
+    flat.map((a) => ({ source: a.source, targets: a.targets, active: flag(a.active) })),
+    ["source", "targets", "active"],
+    "table",
+  );
 }
 
 export function vconfTable(rows: VConfView[], format: OutputFormat): string {
   if (format !== "table") return formatRows(rows, [...vconfColumns], format);
-  return formatRows(rows.map((v) => ({ ...v, secret: flag(v.secret) })), [...vconfColumns], "table");
+  return formatRows(
+    rows.map((v) => ({ ...v, secret: flag(v.secret) })),
+    [...vconfColumns],
+    "table",
+  );
 }
