@@ -59,6 +59,7 @@ export function createMailConfig(o: MailConfigOptions) {
       listenAddresses,
       rspamdEnabled: filterWants(state).rspamd,
       milterAddress: o.milterAddress ?? filters.milterAddress,
+      submitUsers: ["root", "postfix", o.vmail.name],
       ...(o.extraMainCf ? { extraMainCf: o.extraMainCf } : {}),
       installParams: o.postfixInstallParams,
     });

@@ -4,6 +4,14 @@
 import { type PostfixRenderOptions, cfValue } from "./render-options.ts";
 import type { MapName } from "./render-maps.ts";
 
+const DEFAULT_SUBMIT_USERS = ["root", "postfix"];
+
+/** Plain login names only: a "type:table" or "!name" here would change what the list means. */
+function submitUsers(names: readonly string[]): string {
+  for (const n of names) if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(n)) throw new Error(`unsafe submit user ${n}`);
+  return names.join(", ");
+}
+
 export function renderMainCf(o: PostfixRenderOptions): string {
   const p = o.paths;
   const map = (name: MapName): string => `sqlite:$config_directory/sqlite-${name}.cf`;
@@ -28,6 +36,13 @@ export function renderMainCf(o: PostfixRenderOptions): string {
     ["local_transport", "error:5.1.1 local delivery is disabled"],
     ["alias_maps", ""],
     ["alias_database", ""],
+    // Local submission (sendmail/postdrop) only for those who must: root, Postfix itself and the
+    // vmail user (Sieve vacation and redirect). Their mail is DKIM-signed as local mail, so any
+    // other local account could otherwise sign mail as any hosted domain. The queue lists every
+    // customer's senders and recipients: root only.
+    ["authorized_submit_users", submitUsers(o.submitUsers ?? DEFAULT_SUBMIT_USERS)],
+    ["authorized_mailq_users", "root"],
+    ["authorized_flush_users", "root"],
     ["mynetworks", (o.mynetworks ?? ["127.0.0.0/8", "[::1]/128"]).join(" ")],
     ["virtual_mailbox_domains", map("virtual-domains")],
     ["virtual_mailbox_maps", map("virtual-mailboxes")],
@@ -41,6 +56,13 @@ export function renderMainCf(o: PostfixRenderOptions): string {
     ["smtpd_helo_required", "yes"],
     ["disable_vrfy_command", "yes"],
     ["strict_rfc821_envelopes", "yes"],
+    // SMTP smuggling (CVE-2023-51764): only <CR><LF>.<CR><LF> ends DATA, a bare <LF> inside is
+    // read as <CR><LF>; clients on mynetworks keep the old reading (Postfix's own exclusion).
+    // A client that pipelines where RFC 2920 forbids it (the smuggler's second transaction
+    // rides in the same packet) is disconnected.
+    ["smtpd_forbid_bare_newline", "normalize"],
+    ["smtpd_forbid_bare_newline_exclusions", "$mynetworks"],
+    ["smtpd_forbid_unauth_pipelining", "yes"],
     ["smtpd_relay_restrictions", "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"],
     [
       "smtpd_recipient_restrictions",

@@ -13,6 +13,8 @@ export interface PostfixRenderOptions {
   readonly milterAddress?: string;
   /** Networks allowed to relay without SASL; loopback only by default. */
   readonly mynetworks?: readonly string[];
+  /** Local users allowed to submit with sendmail (authorized_submit_users); default root and postfix. */
+  readonly submitUsers?: readonly string[];
   /** Extra main.cf lines appended last (operator overrides; tests inject broken config with it). */
   readonly extraMainCf?: ReadonlyArray<readonly [string, string]>;
   /** Installation parameters (daemon_directory, …) as `postconf -d` reports them; see meta-files.ts. */

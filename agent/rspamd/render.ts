@@ -40,8 +40,11 @@ export interface RspamdRenderOptions {
   readonly normalWorkers?: number;
   /** Hyperscan cache; default DBDIR. Tests share one to skip a ~10 s compile per fresh root. */
   readonly hsCacheDir?: string;
-  /** Postfix connects as user postfix: the milter socket must let it in. */
-  readonly milterSocketMode?: "0666" | "0660";
+  /**
+   * Postfix's group (default "postfix"): the milter socket is 0660 in it, so Postfix reaches the
+   * filter and no other local user can feed it mail (or read its verdicts) on Postfix's behalf.
+   */
+  readonly milterGroup?: string;
 }
 
 const DEFAULT_OWNER = "_rspamd";
@@ -60,7 +63,7 @@ function renderWorkers(o: RspamdRenderOptions, files: Map<string, string>): void
   // traffic is always scanned even if no normal worker is reachable.
   files.set(
     "worker-proxy.inc",
-    `${GENERATED}bind_socket = ${bindSocket("milterListen", o.milterListen, { mode: o.milterSocketMode ?? "0666", owner: DEFAULT_OWNER })};
+    `${GENERATED}bind_socket = ${bindSocket("milterListen", o.milterListen, { mode: "0660", owner: DEFAULT_OWNER, group: o.milterGroup ?? "postfix" })};
 milter = yes;
 timeout = 120s;
 count = 1;

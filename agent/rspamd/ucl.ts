@@ -36,12 +36,20 @@ export function parseListen(field: string, value: string): Listen {
 export function bindSocket(
   field: string,
   value: string,
-  unix: { mode: string; owner?: string } = { mode: "0600" },
+  unix: { mode: string; owner?: string; group?: string } = { mode: "0600" },
 ): string {
   const l = parseListen(field, value);
   if (l.kind === "inet") return `"${l.host.includes(":") ? `[${l.host}]` : l.host}:${l.port}"`;
+  for (const [name, v] of [
+    ["owner", unix.owner],
+    ["group", unix.group],
+  ] as const)
+    if (v !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(v))
+      throw invalid(field, `bad ${name} ${JSON.stringify(v)}`);
+  // Rspamd applies the tokens in order: owner= sets the user's own group, so group= comes after.
   const owner = unix.owner === undefined ? "" : ` owner=${unix.owner}`;
-  return uclString(field, `${l.path} mode=${unix.mode}${owner}`);
+  const group = unix.group === undefined ? "" : ` group=${unix.group}`;
+  return uclString(field, `${l.path} mode=${unix.mode}${owner}${group}`);
 }
 
 export const GENERATED = "# Rendered by the netserva-mail agent: changes here are overwritten.\n";

@@ -48,6 +48,18 @@ describe("postfix render", () => {
     expect(new Set(names).size).toBe(names.length);
   });
 
+  it("main.cf: SMTP smuggling defences (CVE-2023-51764) and local submission for root, postfix and vmail only", () => {
+    const cf = renderMainCf({ ...pf, submitUsers: ["root", "postfix", "vmail"] });
+    expect(param(cf, "smtpd_forbid_bare_newline")).toBe("normalize");
+    expect(param(cf, "smtpd_forbid_bare_newline_exclusions")).toBe("$mynetworks");
+    expect(param(cf, "smtpd_forbid_unauth_pipelining")).toBe("yes");
+    expect(param(cf, "authorized_submit_users")).toBe("root, postfix, vmail");
+    expect(param(cf, "authorized_mailq_users")).toBe("root");
+    expect(param(cf, "authorized_flush_users")).toBe("root");
+    expect(param(renderMainCf(pf), "authorized_submit_users")).toBe("root, postfix");
+    expect(() => renderMainCf({ ...pf, submitUsers: ["static:anyone"] })).toThrow(/unsafe submit user/);
+  });
+
   it("renders milters only when rspamd is enabled, and needs the address then", () => {
     const cf = renderMainCf({ ...pf, rspamdEnabled: true, milterAddress: "inet:127.0.0.1:11332" });
     expect(param(cf, "smtpd_milters")).toBe("inet:127.0.0.1:11332");

@@ -67,7 +67,10 @@ describe("renderRspamdLocalD", () => {
     expect(files.get("worker-proxy.inc")).toMatch(
       /milter = yes;[\s\S]*upstream "local" \{\s*default = yes;\s*self_scan = yes;/,
     );
-    expect(files.get("worker-proxy.inc")).toContain(`bind_socket = "${paths.milterSocket} mode=0666 owner=_rspamd";`);
+    // Postfix's group only: another local user cannot hand the filter mail (the socket was 0666).
+    expect(files.get("worker-proxy.inc")).toContain(
+      `bind_socket = "${paths.milterSocket} mode=0660 owner=_rspamd group=postfix";`,
+    );
     expect(files.get("actions.conf")).toMatch(/reject = 15;\nadd_header = 6;\ngreylist = null;/);
     expect(files.get("greylist.conf")).toContain("enabled = false;");
     expect(files.get("antivirus.conf")).toMatch(
