@@ -3,6 +3,7 @@
 // plus one agent rule: what arrives must already be canonical (lower-case A-label etc.), because
 // silently normalising here would make the vnode's keys differ from the controller's.
 import { invalid } from "../../common/errors.ts";
+import { hashCostProblem } from "../../common/password/hash-cost.ts";
 import {
   MAX_QUOTA_BYTES,
   checkSieveScript,
@@ -52,6 +53,9 @@ export function checkAliasTargets(field: string, value: readonly string[]): stri
 
 export function checkPasswordHash(field: string, value: string): string {
   if (!HASH.test(value)) throw invalid(field, "must be a {SCHEME}$... crypt hash Dovecot can verify");
+  // Again here, before the row is written: Dovecot's auth workers pay this cost on every login.
+  const costly = hashCostProblem(value);
+  if (costly !== undefined) throw invalid(field, costly);
   return value;
 }
 

@@ -3,6 +3,7 @@
 // OpenSSL; no WASM or native addon). Defaults are Dovecot's: 64 MiB, 3 passes, 1 lane,
 // 16-byte salt, 32-byte tag.
 import { argon2, randomBytes, timingSafeEqual } from "node:crypto";
+import { HASH_COST_LIMITS } from "./hash-cost.ts";
 
 export interface Argon2Params {
   memoryKiB: number;
@@ -45,8 +46,16 @@ export function isArgon2idHash(encoded: string): boolean {
   const m = PHC.exec(encoded);
   if (!m) return false;
   const [memory, passes, lanes] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  // Bounds keep a hostile stored hash from making verification allocate gigabytes.
-  return lanes >= 1 && lanes <= 16 && passes >= 1 && passes <= 64 && memory >= 8 * lanes && memory <= 4 * 1024 * 1024;
+  // Bounds keep a hostile stored hash from making verification allocate gigabytes (hash-cost.ts).
+  const L = HASH_COST_LIMITS;
+  return (
+    lanes >= 1 &&
+    lanes <= L.argon2Parallelism &&
+    passes >= 1 &&
+    passes <= L.argon2Passes &&
+    memory >= 8 * lanes &&
+    memory <= L.argon2MemoryKiB
+  );
 }
 
 export async function argon2idVerify(password: string, encoded: string): Promise<boolean> {

@@ -7,6 +7,7 @@ import { DEFAULT_ROUNDS, parseSha512Settings, sha512Crypt, sha512CryptNew } from
 
 export { generatePassword, PASSWORD_ALPHABET, MIN_GENERATED_LENGTH } from "./generate.ts";
 export { sha512Crypt, sha512CryptNew, parseSha512Settings } from "./sha512-crypt.ts";
+export { HASH_COST_LIMITS, hashCostProblem } from "./hash-cost.ts";
 
 export type PasswordScheme = "SHA512-CRYPT" | "ARGON2ID";
 export const PASSWORD_SCHEMES: readonly PasswordScheme[] = ["SHA512-CRYPT", "ARGON2ID"];

@@ -1,7 +1,13 @@
 // The password part of a mailbox add or change: an operator's password, an existing hash
 // (migration), or a generated one. Hashing happens here, before any transaction is opened.
 import { invalid } from "../../common/errors.ts";
-import { PASSWORD_SCHEMES, generatePassword, hashPassword, normalizeHash } from "../../common/password/index.ts";
+import {
+  PASSWORD_SCHEMES,
+  generatePassword,
+  hashCostProblem,
+  hashPassword,
+  normalizeHash,
+} from "../../common/password/index.ts";
 import type { PasswordScheme } from "../../common/password/index.ts";
 import { checkPasswordInput } from "../../common/validation/index.ts";
 
@@ -35,6 +41,9 @@ export async function resolvePassword(req: PasswordRequest): Promise<PasswordOut
   const given = [req.password !== undefined, req.passwordHash !== undefined, req.generate].filter(Boolean).length;
   if (given > 1) throw invalid("password", "give one of a password, a password hash, or a generated password");
   if (req.passwordHash !== undefined) {
+    // The cost first: a well-formed hash with absurd parameters is refused for what it costs.
+    const costly = typeof req.passwordHash === "string" ? hashCostProblem(req.passwordHash) : undefined;
+    if (costly !== undefined) throw invalid("passwordHash", costly);
     const hash = typeof req.passwordHash === "string" ? normalizeHash(req.passwordHash) : undefined;
     if (hash === undefined)
       throw invalid(
