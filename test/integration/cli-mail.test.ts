@@ -602,6 +602,26 @@ describe("mail:import and mail:export", () => {
     expect(entry[0]?.error).toMatch(/4 rows were refused/);
   });
 
+  it("an imported hash with an absurd cost is refused naming passwordHash, and nothing of it is stored", async () => {
+    await ok(["addvmaildomain", "mx1", "cost.example.com"]);
+    const file = join(dir, "costly.json");
+    const costly = `{SHA512-CRYPT}$6$rounds=999999999$saltsalt$${"x".repeat(86)}`;
+    const argon = `{ARGON2ID}$argon2id$v=19$m=4194304,t=3,p=1$${"A".repeat(22)}$${"B".repeat(43)}`;
+    writeFileSync(
+      file,
+      JSON.stringify([
+        { kind: "mailbox", vnode: "mx1", address: "slow@cost.example.com", passwordHash: costly },
+        { kind: "mailbox", vnode: "mx1", address: "big@cost.example.com", passwordHash: argon },
+      ]),
+    );
+    const before = await snapshot();
+    const run = await cli(["mail:import", file]);
+    expect(run.code).toBe(1);
+    expect(run.err).toMatch(/^row 1: passwordHash: SHA512-CRYPT rounds=999999999 exceed the limit of 50,000/m);
+    expect(run.err).toMatch(/^row 2: passwordHash: Argon2id memory m=4194304 KiB exceeds the limit/m);
+    expect(await snapshot()).toEqual(before);
+  });
+
   it("--format json reports refusals as JSON; --vnode places rows; --dry-run changes nothing", async () => {
     const file = join(dir, "rows.json");
     writeFileSync(

@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, sym
 import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DesiredStateSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { DesiredStateSchema, StateChangeSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import type { FilterOptions } from "../../agent/mail/filter-config.ts";
 import { lookupGroupId, lookupUser } from "../../agent/mail/vmail-user.ts";
 import { createRspamdPaths } from "../../agent/rspamd/paths.ts";
@@ -149,6 +149,24 @@ describe.skipIf(!canRun)("mail defaults against the real daemons: SMTP smuggling
   afterAll(async () => {
     if (etcNetns) rmSync(etcNetns, { recursive: true, force: true });
     await v?.teardown();
+  });
+
+  it("the agent refuses a mailbox whose hash has an absurd cost before writing its lookup row", async () => {
+    const digest = (await v.host.status()).digest;
+    const costly = `{SHA512-CRYPT}$6$rounds=999999999$saltsalt$${"x".repeat(86)}`;
+    const err = await v.host
+      .applyChanges([
+        create(StateChangeSchema, {
+          kind: { case: "upsertMailbox", value: { address: `slow@${D}`, passwordHash: costly, active: true } },
+        }),
+      ])
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "invalid_argument", field: "mailbox.password_hash" });
+    expect(String(err)).toMatch(/rounds=999999999 exceed the limit of 50,000/);
+    expect((await v.host.status()).digest).toBe(digest);
+    // Postfix asks the same lookup table: the address was never added.
+    const out = await sendMail({ ...v.smtp(25), from: REMOTE, to: [`slow@${D}`], data: "x" });
+    expect([out.stage, out.reply.code]).toEqual(["rcpt", 550]);
   });
 
   it("the test client is outside mynetworks, which Postfix exempts from the bare-newline rule", () => {
