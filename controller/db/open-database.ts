@@ -16,6 +16,8 @@ export interface DatabaseOptions {
   dataDir?: string | undefined;
   /** Connection pool size for PostgreSQL. */
   poolSize?: number;
+  /** Sees every statement before it runs (tests count statements and explain them); returns it unchanged. */
+  onQuery?: (sql: string, params: readonly unknown[]) => void;
 }
 
 export interface Database {
@@ -25,7 +27,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const common = () => ({
+const common = (o: DatabaseOptions) => ({
   entities: allEntities,
   extensions: [Migrator],
   migrations: {
@@ -38,13 +40,14 @@ const common = () => ({
   },
   debug: false,
   allowGlobalContext: false,
+  ...(o.onQuery ? { onQuery: (sql: string, params: readonly unknown[]) => (o.onQuery?.(sql, params), sql) } : {}),
 });
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   try {
     if (options.url) {
       const orm = await PostgresORM.init({
-        ...common(),
+        ...common(options),
         clientUrl: options.url,
         pool: { min: 0, max: options.poolSize ?? 10 },
       });
@@ -56,7 +59,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       };
     }
     const dataDir = options.dataDir ?? "memory://";
-    const orm = await PgliteORM.init({ ...common(), dbName: dataDir });
+    const orm = await PgliteORM.init({ ...common(options), dbName: dataDir });
     await orm.migrator.up();
     return { kind: "pglite", em: () => orm.em.fork() as unknown as SqlEntityManager, close: () => orm.close(true) };
   } catch (error) {

@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { NetservaError } from "../../common/errors.ts";
 import { openDatabase } from "../../controller/db/open-database.ts";
-import type { Database } from "../../controller/db/open-database.ts";
+import type { Database, DatabaseOptions } from "../../controller/db/open-database.ts";
 import { CommandLog, Vnode } from "../../controller/db/entities/index.ts";
 import { createMailServices } from "../../controller/mail/create-mail-services.ts";
 import { createZoneListProvider } from "../../controller/dns/zone-list-provider.ts";
@@ -12,20 +12,23 @@ import type { MailServices } from "../../controller/mail/mail-api.ts";
 
 export const pgUrl = process.env["DATABASE_URL_TEST"];
 
-export async function freshPostgres(url: string, poolSize?: number): Promise<Database> {
+/** What a test may add to how its database is opened (a statement recorder). */
+export type OpenExtra = Pick<DatabaseOptions, "onQuery">;
+
+export async function freshPostgres(url: string, poolSize?: number, extra: OpenExtra = {}): Promise<Database> {
   const admin = await openDatabase({ url });
   const name = `nsm_mail_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
   await admin.em().getConnection().execute(`create database ${name}`);
   await admin.close();
   const target = new URL(url);
   target.pathname = `/${name}`;
-  return openDatabase({ url: target.toString(), ...(poolSize === undefined ? {} : { poolSize }) });
+  return openDatabase({ url: target.toString(), ...(poolSize === undefined ? {} : { poolSize }), ...extra });
 }
 
-export const databaseTargets: Array<[string, () => Promise<Database>]> = [
-  ["pglite", () => openDatabase({ dataDir: "memory://" })],
+export const databaseTargets: Array<[string, (extra?: OpenExtra) => Promise<Database>]> = [
+  ["pglite", (extra = {}) => openDatabase({ dataDir: "memory://", ...extra })],
 ];
-if (pgUrl) databaseTargets.push(["postgresql", () => freshPostgres(pgUrl)]);
+if (pgUrl) databaseTargets.push(["postgresql", (extra = {}) => freshPostgres(pgUrl, undefined, extra)]);
 
 let counter = 0;
 

@@ -3,7 +3,7 @@
 // refusing a broken local.d while the running instance keeps working, and the milter port
 // speaking the milter protocol. Needs root (rspamd drops to _rspamd, clamd to clamav).
 import { create } from "@bufbuild/protobuf";
-import { cp, mkdir, writeFile } from "node:fs/promises";
+import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
@@ -13,6 +13,7 @@ import { createClamavPaths } from "../../agent/clamav/paths.ts";
 import { renderClamdConf } from "../../agent/clamav/render.ts";
 import { EICAR_SIGNATURE_NAME, writeEicarSignatureDb } from "../../agent/clamav/signatures.ts";
 import { createRspamdClient } from "../../agent/rspamd/client.ts";
+import { pollUntil } from "../../agent/sc/wait.ts";
 import { createRspamdDaemon } from "../../agent/rspamd/daemon.ts";
 import type { ManagedDaemon } from "../../agent/rspamd/daemon-process.ts";
 import { renderDkimKeyFiles } from "../../agent/rspamd/dkim-keys.ts";
@@ -139,11 +140,23 @@ describe.skipIf(process.getuid?.() !== 0)("rspamd + clamd under a private root",
     expect(submitted.action).toBe("reject");
 
     const t0 = performance.now();
-    const ham = await client.check(hamMessage({ from: inbound.from, to: "bob@example.org" }), inbound);
+    const hamData = hamMessage({ from: inbound.from, to: "bob@example.org" });
+    const ham = await client.check(hamData, inbound);
     timings["hamScanMs"] = Math.round(performance.now() - t0);
     expect(ham.action, JSON.stringify(ham.symbols)).toBe("no action");
-    expect(timings["hamScanMs"]).toBeLessThan(1000);
-    expect(ham.timeRealSec).toBeLessThan(0.5);
+    // "Quickly" as a count: the scan asked DNS nothing (no lookup to wait on), in Rspamd's own
+    // words, its task log line (`dns req: N`). Time is printed, not asserted.
+    const id = /^Message-ID: <([^>]+)>/m.exec(hamData)?.[1] ?? "";
+    const logFile = createRspamdPaths(root).logFile;
+    let line = "";
+    await pollUntil(`rspamd's log line for ${id}`, async () => {
+      line =
+        (await readFile(logFile, "utf8").catch(() => ""))
+          .split("\n")
+          .find((l) => l.includes("rspamd_task_write_log") && l.includes(`id: <${id}>`)) ?? "";
+      return line !== "";
+    });
+    expect(line).toMatch(/dns req: 0,/);
     // Ham is not flagged for Sieve; the score header is there for it to read.
     expect(JSON.stringify(ham.milter.add_headers ?? {})).not.toContain("X-Spam-Flag");
     expect(ham.milter.remove_headers).toHaveProperty("X-Spam-Flag");

@@ -44,11 +44,15 @@ describe("fleet", () => {
   it("renews a short-lived certificate before expiry without dropping the link", async () => {
     await harness.addAgent("vn-renew");
     const certPath = join(harness.dir, "agent-vn-renew", "agent.crt");
-    const firstSerial = new X509Certificate(readFileSync(certPath, "utf8")).serialNumber;
+    const first = new X509Certificate(readFileSync(certPath, "utf8"));
+    const firstSerial = first.serialNumber;
     await until(async () => (await statusOf("vn-renew"))?.["connected"] === true, 10_000);
     await until(async () => new X509Certificate(readFileSync(certPath, "utf8")).serialNumber !== firstSerial, 12_000);
-    // Past the first certificate's expiry, the link still carries health reports.
-    await new Promise((r) => setTimeout(r, 5000));
+    // Past the first certificate's expiry (waited for, not slept), the link still carries health
+    // reports: one that arrived after that moment.
+    const expired = first.validToDate.getTime();
+    await until(async () => Date.now() > expired, 15_000);
+    await until(async () => Date.parse(String((await statusOf("vn-renew"))?.["lastHealthAt"])) > expired, 10_000);
     const row = await statusOf("vn-renew");
     expect(row?.["connected"]).toBe(true);
     expect(Date.parse(String(row?.["certificateNotAfter"]))).toBeGreaterThan(Date.now());
@@ -61,7 +65,8 @@ describe("fleet", () => {
     expect(revoked.code).toBe(0);
     await harness.controller.fleet.refresh();
     await until(async () => (await statusOf("vn-revoke"))?.["connected"] === false, 3000);
-    await new Promise((r) => setTimeout(r, 2000));
+    // What would bring a lost link back (a refresh of the fleet) leaves it down.
+    await harness.controller.fleet.refresh();
     expect((await statusOf("vn-revoke"))?.["status"]).toBe("revoked");
     expect((await statusOf("vn-revoke"))?.["connected"]).toBe(false);
   });
