@@ -8,5 +8,9 @@ export default defineConfig({
     pool: "forks",
     fileParallelism: true,
     maxWorkers: 2,
+    // Files and the tests inside them run in a random order (vitest prints the seed): no test may
+    // lean on another's leftovers. Reproduce an order with --sequence.seed=N
+    // (scripts/test: NETSERVA_TEST_SEED=N).
+    sequence: { shuffle: { files: true, tests: true } },
   },
 });

@@ -66,13 +66,17 @@ export interface Harness {
   home: string;
   env: Record<string, string | undefined>;
   cli: (argv: string[], stdin?: string) => Promise<CliRun>;
-  controller: ControllerDaemon;
+  /** The running controller daemon (a new one after restartController). */
+  readonly controller: ControllerDaemon;
   db: Database;
   controllerAddress: string;
   addAgent(
     name: string,
     options?: { metrics?: boolean },
   ): Promise<{ agent: AgentDaemon; home: string; address: string; restart(): Promise<AgentDaemon> }>;
+  /** Stop the controller daemon (a test of life without it) and start a new one on the same home and database. */
+  stopController(): Promise<void>;
+  startController(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,14 +104,17 @@ export async function startHarness(
   });
   const paths = ctx.paths();
   const db = await ctx.openDb(paths);
-  const controller = await startControllerDaemon({
-    paths,
-    config: readControllerConfig(paths.config),
-    db,
-    log: silentLogger,
-    healthIntervalMs: options.healthIntervalMs ?? 500,
-    staleAfterMs: options.staleAfterMs ?? 3000,
-  });
+  const startDaemon = (): Promise<ControllerDaemon> =>
+    startControllerDaemon({
+      paths,
+      config: readControllerConfig(paths.config),
+      db,
+      log: silentLogger,
+      healthIntervalMs: options.healthIntervalMs ?? 500,
+      staleAfterMs: options.staleAfterMs ?? 3000,
+    });
+  let controller = await startDaemon();
+  let running = true;
   const cli = cliRunner(env, () => db);
   const agents: AgentDaemon[] = [];
   const controllerAddress = `127.0.0.1:${controller.port}`;
@@ -116,7 +123,9 @@ export async function startHarness(
     home,
     env,
     cli,
-    controller,
+    get controller() {
+      return controller;
+    },
     db,
     controllerAddress,
     async addAgent(name, agentOptions = {}) {
@@ -151,9 +160,18 @@ export async function startHarness(
       const agent = await start();
       return { agent, home: agentHome, address, restart: start };
     },
+    async stopController() {
+      if (running) await controller.close();
+      running = false;
+    },
+    async startController() {
+      if (running) return;
+      controller = await startDaemon();
+      running = true;
+    },
     async close() {
       await Promise.all(agents.map((a) => a.close().catch(() => undefined)));
-      await controller.close();
+      if (running) await controller.close();
       await db.close();
       rmSync(dir, { recursive: true, force: true });
     },

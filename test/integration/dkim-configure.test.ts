@@ -61,21 +61,21 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     expect((await h.cli(["vnode", "add", "vn1", "--address", `${IP}:7444`])).code).toBe(0);
     expect((await h.cli(["vnode", "set", "vn1", "--mail-hostname", HOST])).code).toBe(0);
     pdnsEnv();
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await h?.close();
     await pdns?.stop();
   });
 
-  it("the mail-data zone rule asks PowerDNS: a domain without a zone is refused, one with a zone is added", async () => {
+  async function step1(): Promise<void> {
     const refused = await h.cli(["addvmaildomain", "vn1", "nozone.test"]);
     expect(refused.code).toBe(4);
     expect(refused.err).toMatch(/nozone\.test/);
     expect((await h.cli(["addvmaildomain", "vn1", D])).code).toBe(0);
     expect((await h.cli(["addvmaildomain", "vn1", "nozone.test", "--skip-dns-check"])).code).toBe(0);
-  });
+  }
 
-  it("refuses bad input naming the field, and changes nothing on the vnode or in DNS", async () => {
+  async function step2(): Promise<void> {
     const before = { generation: await generation(), zone: await zoneRRsets(), keys: await keyRows() };
     const cases: Array<[string[], number, RegExp, Record<string, string>?]> = [
       [["--selector", "a.b"], 1, /^error: selector: DKIM selector 'a\.b' contains '\.'/m],
@@ -119,9 +119,9 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     expect(await generation()).toBe(before.generation);
     expect(await zoneRRsets()).toBe(before.zone);
     expect(await keyRows()).toEqual(before.keys);
-  });
+  }
 
-  it("--publish an RSA key: visible over DNS, then signing on the vnode (generation +1)", async () => {
+  async function step3(): Promise<void> {
     const g0 = await generation();
     const run = await h.cli(["mail:configure-dkim", "vn1", D, "--selector", "r1", "--publish", "--wait", "10"]);
     expect(run.code, run.err).toBe(0);
@@ -137,9 +137,9 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     expect(JSON.stringify(shown)).not.toContain("PRIVATE");
     const again = await h.cli(["mail:configure-dkim", "vn1", D]);
     expect([again.code, again.err]).toEqual([4, expect.stringMatching(/already signs with r1 \(rsa\): use --rotate/)]);
-  });
+  }
 
-  it("--rotate to Ed25519: new selector published first, switch once visible, old one removed with --finish", async () => {
+  async function step4(): Promise<void> {
     const g0 = await generation();
     const run = await h.cli([
       "mail:configure-dkim",
@@ -171,9 +171,9 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     expect(await txt(`r1._domainkey.${D}`)).toEqual([]);
     expect(await keyRows()).toEqual(["e1:ed25519:active"]);
     expect(await generation()).toBe(g0 + 1);
-  });
+  }
 
-  it("without PowerDNS: prints the record split into 255-byte strings; a rotation waits for it in DNS", async () => {
+  async function step5(): Promise<void> {
     Object.assign(h.env, { NETSERVA_PDNS_URL: undefined, NETSERVA_PDNS_API_KEY: undefined });
     const g0 = await generation();
     const run = await h.cli(["mail:configure-dkim", "vn1", "nozone.test", "--algorithm", "both", "--selector", "p"]);
@@ -192,9 +192,9 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     );
     expect(await generation()).toBe(g0 + 1);
     pdnsEnv();
-  });
+  }
 
-  it("mail:dns --show prints MX, SPF, DMARC, DKIM, autoconfig, host and PTR; --publish puts them in PowerDNS", async () => {
+  async function step6(): Promise<void> {
     const show = await h.cli(["mail:dns", "vn1", D]);
     expect(show.code, show.err).toBe(0);
     for (const line of [
@@ -230,9 +230,9 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
     );
     expect(await txt(`_dmarc.${D}`)).toEqual([`v=DMARC1; p=reject; rua=mailto:dmarc@${D}`]);
     expect(await txt(`_smtp._tls.${D}`)).toEqual([`v=TLSRPTv1; rua=mailto:tlsrpt@${D}`]);
-  });
+  }
 
-  it("mail:dns-check: all OK (exit 0) incl. PTR and FCrDNS; then WRONG and MISSING with both sides shown (exit 4)", async () => {
+  async function step7(): Promise<void> {
     const ok = await h.cli(["mail:dns-check", "vn1", D, "--format", "json"]);
     expect(ok.code, ok.out).toBe(0);
     const rows = JSON.parse(ok.out) as Array<{ check: string; status: string; expected: string; found: string }>;
@@ -289,9 +289,9 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
       status: string;
     }>;
     expect(new Set(all.filter((r) => r.status !== "OK").map((r) => r.domain))).toEqual(new Set(["nozone.test"]));
-  });
+  }
 
-  it("mail:dns refuses bad policy flags naming them, before anything is published", async () => {
+  async function step8(): Promise<void> {
     const zone = await zoneRRsets();
     for (const [flags, message] of [
       [["--spf", "include:x -all"], /^error: spf: must start with 'v=spf1'/m],
@@ -302,5 +302,30 @@ describe.skipIf(!pdnsAvailable)("DKIM and mail DNS commands against a real Power
       expect([run.code, run.err]).toEqual([1, expect.stringMatching(message)]);
     }
     expect(await zoneRRsets()).toBe(zone);
-  });
+  }
+  // One story, run in this order: each step builds on what the steps before it published (the
+  // domain, r1, the rotation to e1, the records), so they are one test, not tests that lean on
+  // each other's leftovers under a shuffled order.
+  const steps: Array<[string, () => Promise<void>]> = [
+    ["the mail-data zone rule asks PowerDNS: a domain without a zone is refused, one with a zone is added", step1],
+    ["refuses bad input naming the field, and changes nothing on the vnode or in DNS", step2],
+    ["--publish an RSA key: visible over DNS, then signing on the vnode (generation +1)", step3],
+    ["--rotate to Ed25519: new selector published first, switch once visible, old one removed with --finish", step4],
+    ["without PowerDNS: prints the record split into 255-byte strings; a rotation waits for it in DNS", step5],
+    ["mail:dns --show prints MX, SPF, DMARC, DKIM, autoconfig, host and PTR; --publish puts them in PowerDNS", step6],
+    [
+      "mail:dns-check: all OK (exit 0) incl. PTR and FCrDNS; then WRONG and MISSING with both sides shown (exit 4)",
+      step7,
+    ],
+    ["mail:dns refuses bad policy flags naming them, before anything is published", step8],
+  ];
+  it("configure-dkim, rotation, mail:dns and mail:dns-check against PowerDNS, step by step", async () => {
+    for (const [title, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        throw new Error(`step "${title}" failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+    }
+  }, 300_000);
 });

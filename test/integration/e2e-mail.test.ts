@@ -85,6 +85,12 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     );
     const domain = await harness.cli(["addvmaildomain", "vn1", DOMAIN, "--skip-dns-check"]);
     expect(domain.code, domain.err).toBe(0);
+    // The mailbox several tests deliver to; each test makes any other mailbox it needs itself.
+    const alice = await harness.cli(
+      ["addvmail", "vn1", `alice@${DOMAIN}`, "--password-stdin"],
+      "Alice-secret-pass-1\n",
+    );
+    expect(alice.code, alice.err).toBe(0);
   }, 180_000);
 
   afterAll(async () => {
@@ -95,20 +101,13 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     rmSync(logDir, { recursive: true, force: true });
   });
 
-  it("addvmail makes a mailbox that logs in over IMAP within a second", async () => {
-    const added = await harness.cli(
-      ["addvmail", "vn1", `alice@${DOMAIN}`, "--password-stdin"],
-      "Alice-secret-pass-1\n",
-    );
+  it("addvmail makes a mailbox that logs in over IMAP at the first attempt after the command returns", async () => {
+    const added = await harness.cli(["addvmail", "vn1", `dora@${DOMAIN}`, "--password-stdin"], "Dora-secret-pass-1\n");
     expect(added.code, added.err).toBe(0);
-    const returned = Date.now();
-    const loginAfter = await until(
-      async () =>
-        (await canLogin(imap(`alice@${DOMAIN}`, "Alice-secret-pass-1"))) ? Date.now() - returned : undefined,
-      5000,
-      "IMAP login",
-    );
-    expect(loginAfter).toBeLessThan(1000);
+    // "live on vn1 at generation N": the row is in the vnode's lookup table when the command
+    // returns, and Dovecot reads it per login (no reload, no cache to expire).
+    expect(added.out).toMatch(/live on vn1 at generation \d+/);
+    expect(await canLogin(imap(`dora@${DOMAIN}`, "Dora-secret-pass-1"))).toBe(true);
   });
 
   it("--dry-run prints the lookup rows the vnode would change, and changes nothing", async () => {
@@ -188,31 +187,53 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     const mainCf = join(root, "etc", "postfix", "main.cf");
     const original = readFileSync(mainCf, "utf8");
     writeFileSync(mainCf, original + "\n# hand edit\n");
+    // A deadline for a busy machine, not a speed claim: a whole-state apply runs every checker.
     await until(
       async () => (readFileSync(mainCf, "utf8") === original ? true : undefined),
-      15_000,
+      60_000,
       "main.cf to be restored",
-    );
-  });
+    ).catch(async (error: unknown) => {
+      const rows = await harness.db
+        .em()
+        .execute(
+          "select actor, command, result, error, at from command_log where command = 'reconcile' order by id desc limit 3",
+        );
+      const status = (await harness.cli(["status", "--json"])).out;
+      throw new Error(`${(error as Error).message}; reconciles: ${JSON.stringify(rows)}; status: ${status}`);
+    });
+  }, 90_000);
 
   it("delvmail --yes removes the mailbox: no login, 550", async () => {
-    const removed = await harness.cli(["delvmail", "vn1", `carol@${DOMAIN}`, "--yes"]);
+    expect(
+      (await harness.cli(["addvmail", "vn1", `erin@${DOMAIN}`, "--password-stdin"], "Erin-secret-pass-1")).code,
+    ).toBe(0);
+    expect(await canLogin(imap(`erin@${DOMAIN}`, "Erin-secret-pass-1"))).toBe(true);
+    const removed = await harness.cli(["delvmail", "vn1", `erin@${DOMAIN}`, "--yes"]);
     expect(removed.code, removed.err).toBe(0);
-    const message = buildMessage({ from: "bob@sender.test", to: `carol@${DOMAIN}`, subject: "x", body: "x" });
-    const sent = await sendMail({ ...smtp(25), from: "bob@sender.test", to: [`carol@${DOMAIN}`], data: message.data });
+    expect(await canLogin(imap(`erin@${DOMAIN}`, "Erin-secret-pass-1"))).toBe(false);
+    const message = buildMessage({ from: "bob@sender.test", to: `erin@${DOMAIN}`, subject: "x", body: "x" });
+    const sent = await sendMail({ ...smtp(25), from: "bob@sender.test", to: [`erin@${DOMAIN}`], data: message.data });
     expect(sent.reply.code).toBe(550);
   });
 
   it("mail keeps flowing while the controller is away", async () => {
-    await harness.controller.close();
-    const message = buildMessage({
-      from: "bob@sender.test",
-      to: `alice@${DOMAIN}`,
-      subject: "no controller",
-      body: "still here",
-    });
-    const sent = await sendMail({ ...smtp(25), from: "bob@sender.test", to: [`alice@${DOMAIN}`], data: message.data });
-    expect(sent.stage, sent.reply.text).toBe("done");
-    expect(await canLogin(imap(`alice@${DOMAIN}`, "Alice-secret-pass-1"))).toBe(true);
+    await harness.stopController();
+    try {
+      await mailWithoutController();
+    } finally {
+      await harness.startController();
+    }
   });
 });
+
+async function mailWithoutController(): Promise<void> {
+  const message = buildMessage({
+    from: "bob@sender.test",
+    to: `alice@${DOMAIN}`,
+    subject: "no controller",
+    body: "still here",
+  });
+  const sent = await sendMail({ ...smtp(25), from: "bob@sender.test", to: [`alice@${DOMAIN}`], data: message.data });
+  expect(sent.stage, sent.reply.text).toBe("done");
+  expect(await canLogin(imap(`alice@${DOMAIN}`, "Alice-secret-pass-1"))).toBe(true);
+}

@@ -12,6 +12,7 @@ import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DesiredStateSchema, StateChangeSchema, type StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { lookupGroupId } from "../../agent/mail/vmail-user.ts";
+import { pollUntil } from "../../agent/sc/wait.ts";
 import { canLogin } from "../helpers/mail-imap.ts";
 import { HELO, smtpConnect } from "../helpers/mail-smtp.ts";
 import { MAIL_HOSTNAME, createMailVnode, hashPassword, type MailVnode } from "../helpers/mail-vnode.ts";
@@ -100,7 +101,7 @@ describe.skipIf(!canRun)("mail vnode: lookup DB under concurrent writes", () => 
     const logStart = logText(v.host.paths.postfixLog).length;
     const dovecotLogStart = logText(v.host.paths.dovecotLog).length;
     let writing = true;
-    const stats = { rcpt: 0, dropped: [] as string[], logins: 0, failedLogins: 0 };
+    const stats = { rcpt: 0, dropped: [] as string[], logins: 0, failedLogins: 0, asking: new Set<number>() };
 
     // Each session sits in one transaction and asks RCPT for existing mailboxes round-robin
     // (RSET now and then stays under smtpd_recipient_limit); any non-250 or error is a drop.
@@ -116,6 +117,7 @@ describe.skipIf(!canRun)("mail vnode: lookup DB under concurrent writes", () => 
         for (let i = n; writing; i++) {
           await ok(`RCPT TO:<r${i % SEEDED}@${D}>`, 250);
           stats.rcpt++;
+          stats.asking.add(n);
           if (i % 50 === 49) {
             await ok("RSET", 250);
             await ok("MAIL FROM:<sender@remote.test>", 250);
@@ -139,7 +141,12 @@ describe.skipIf(!canRun)("mail vnode: lookup DB under concurrent writes", () => 
       ...Array.from({ length: SESSIONS }, (_, n) => session(n)),
       ...Array.from({ length: LOGIN_LOOPS }, logins),
     ];
-    await new Promise((r) => setTimeout(r, 200)); // sessions are open and asking before writes start
+    // Writes start once every session is open and asking and a login went through (polled, not slept).
+    await pollUntil(
+      "every SMTP session asking RCPT and one IMAP login",
+      () => stats.asking.size === SESSIONS && stats.logins + stats.failedLogins > 0,
+      30_000,
+    );
     const commits: number[] = [];
     const t0 = performance.now();
     try {
@@ -181,18 +188,25 @@ describe.skipIf(!canRun)("mail vnode: lookup DB under concurrent writes", () => 
     expect(await canLogin(v.imap(`w${WRITES - 1}@${D}`, PASS))).toBe(true);
   }, 120_000);
 
-  // Last: the hand edit leaves the DB drifted.
   it("drift() is cheap while only the agent writes and still reports a hand edit made with sqlite3", async () => {
     expect(v.host.drift()).toEqual([]);
     const t0 = performance.now();
     expect(v.host.drift()).toEqual([]);
     timings.driftMs = performance.now() - t0;
-    await exec("sqlite3", [v.host.paths.lookupDb, `UPDATE vmails SET active = 0 WHERE user = 'alice@${D}'`]);
-    expect(v.host.drift()).toEqual([v.host.paths.lookupDb]);
-    expect(v.host.drift({ full: true })).toEqual([v.host.paths.lookupDb]);
-    // The sqlite3 CLI ran as root in the directory: the readers' files must still work for them.
-    expect(mode(`${v.host.paths.lookupDb}-shm`)).toBe("660");
-    const { stdout } = await postmapAsPostfix(`r0@${D}`);
-    expect(stdout.trim()).toBe("1");
+    const edit = (active: 0 | 1) =>
+      exec("sqlite3", [v.host.paths.lookupDb, `UPDATE vmails SET active = ${active} WHERE user = 'alice@${D}'`]);
+    await edit(0);
+    try {
+      expect(v.host.drift()).toEqual([v.host.paths.lookupDb]);
+      expect(v.host.drift({ full: true })).toEqual([v.host.paths.lookupDb]);
+      // The sqlite3 CLI ran as root in the directory: the readers' files must still work for them.
+      expect(mode(`${v.host.paths.lookupDb}-shm`)).toBe("660");
+      const { stdout } = await postmapAsPostfix(`r0@${D}`);
+      expect(stdout.trim()).toBe("1");
+    } finally {
+      // Undone by hand too, so the other tests find alice as they expect, in any order.
+      await edit(1);
+    }
+    expect(v.host.drift()).toEqual([]);
   });
 });

@@ -83,7 +83,11 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
       generation: 1n,
       settings: { mailHostname: MAIL_HOSTNAME, listenAddresses: [] },
       tls: { certificateChainPem: v.tls.certChainPem, privateKeyPem: v.tls.keyPem },
-      domains: [{ domain: D, active: true }],
+      // nocatch.test has no catch-all, so the virtual maps decide alone there.
+      domains: [
+        { domain: D, active: true },
+        { domain: "nocatch.test", active: true },
+      ],
       mailboxes: [
         { address: `alice@${D}`, passwordHash: await hashPassword(PASS.alice), active: true },
         { address: `bob@${D}`, passwordHash: await hashPassword(PASS.bob), active: true },
@@ -110,6 +114,8 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
   });
 
   it("applies the same state again as a no-op with an unchanged digest", async () => {
+    // Back to the first state (tests that ran before added rows of their own), then once more.
+    await v.host.applyState(state);
     const t0 = performance.now();
     const again = await v.host.applyState(state);
     timings.noopApplyMs = performance.now() - t0;
@@ -137,10 +143,6 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
   });
 
   it("refuses an unknown recipient with 550 5.1.1 at RCPT", async () => {
-    // A second domain without catch-all, so the virtual maps decide alone.
-    await v.host.applyChanges([
-      change({ kind: { case: "upsertDomain", value: { domain: "nocatch.test", active: true } } }),
-    ]);
     const out = await inbound("nobody@nocatch.test");
     expect(out.stage).toBe("rcpt");
     expect(out.reply.code).toBe(550);
@@ -241,7 +243,7 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     expect(await canLogin(v.imap(`alice@${D}`, PASS.alice, { port: 143, secure: false, doSTARTTLS: true }))).toBe(true);
   });
 
-  it("a mailbox added with applyChanges logs in over IMAP within 1 s, without any reload", async () => {
+  it("a mailbox added with applyChanges logs in over IMAP at the first attempt, without any reload", async () => {
     const reloadsBefore = logLines(v.host.paths.postfixLog, "reload") + logLines(v.host.paths.dovecotLog, "SIGHUP");
     const hash = await hashPassword(PASS.new);
     const t0 = performance.now();
@@ -250,11 +252,10 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     ]);
     timings.applyChangesMs = performance.now() - t0;
     expect(res.diff).toEqual([`+ mailbox new@${D}`]);
-    let ok = false;
-    while (!ok && performance.now() - t0 < 1_000) ok = await canLogin(v.imap(`new@${D}`, PASS.new));
+    // The row is committed before applyChanges returns and Dovecot reads it per login: the first
+    // attempt succeeds (no cache to expire, no reload to wait for), however busy the machine is.
+    expect(await canLogin(v.imap(`new@${D}`, PASS.new))).toBe(true);
     timings.applyChangesToImapLoginMs = performance.now() - t0;
-    expect(ok).toBe(true);
-    expect(timings.applyChangesToImapLoginMs).toBeLessThan(1_000);
     const out = await inbound(`new@${D}`);
     timings.applyChangesToDeliveredMs = performance.now() - t0;
     expect(out.stage).toBe("done");
@@ -427,7 +428,6 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     await delivered("alice", out.id);
   });
 
-  // Last: applyState with the first state also resets the rows the tests above added.
   it("reports a hand-edited file as drift and puts it back on the next apply", async () => {
     writeFileSync(v.host.paths.postfixMainCf, `${readFileSync(v.host.paths.postfixMainCf, "utf8")}# hand edit\n`);
     expect(v.host.drift()).toEqual([v.host.paths.postfixMainCf]);

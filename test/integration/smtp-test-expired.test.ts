@@ -87,7 +87,9 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
     ]);
   });
 
-  it("fails at tls naming the expiry (exit 5) once the daemons present an expired certificate", async () => {
+  // One story, one test: the expiry is staged with the controller stopped, and only a restarted
+  // controller puts the certificate back (a test of its own would depend on this one's leftovers).
+  it("fails at tls naming the expiry (exit 5) once the daemons present an expired certificate, and passes again after a restarted controller's reconciler restores it", async () => {
     const h = (fleet as MailFleet).harness;
     // No reconciler while we look: it would restore the certificate within a health interval.
     await h.controller.close();
@@ -138,9 +140,10 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
       new X509Certificate(expired.certPem).validTo,
     );
     expect(new X509Certificate(good).validToDate.getTime()).toBeGreaterThan(Date.now());
+    await restoredByRestartedController();
   });
 
-  it("passes again after a restarted controller's reconciler restores the certificate", async () => {
+  async function restoredByRestartedController(): Promise<void> {
     const h = (fleet as MailFleet).harness;
     const paths = createCliContext({
       out: () => undefined,
@@ -194,5 +197,5 @@ describe.skipIf(!canRun)("mail:test-smtp against a vnode whose mail certificate 
     expect(tls?.facts).toMatchObject({ nameMatches: "true", trusted: "true" });
     expect(new Date(tls?.facts["notAfter"] ?? 0).getTime()).toBeGreaterThan(Date.now());
     expect(result.steps.find((s) => s.name === "arrival")?.ok).toBe(true);
-  });
+  }
 });
