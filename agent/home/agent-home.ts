@@ -47,7 +47,7 @@ export function loadAgentIdentity(paths: AgentHomePaths): AgentIdentity {
   if (!existsSync(paths.config) || !existsSync(paths.ca)) {
     throw new NetservaError(
       "failed_precondition",
-      `agent home ${paths.root} is not enrolled: run \`netserva-mail agent enroll --controller HOST:PORT --token TOKEN --home ${paths.root}\``,
+      `agent home ${paths.root} is not enrolled: run \`netserva-mail-agent enroll --controller HOST:PORT --token TOKEN --home ${paths.root}\``,
     );
   }
   const pair = loadIdentityPair(paths.root);
