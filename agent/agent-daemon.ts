@@ -78,6 +78,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const identity = loadAgentIdentity(paths);
   const vnode = identity.config.vnode;
   const log = options.log.child({ vnode });
+  for (const repair of identity.repairs) log.warn("agent identity repaired at start-up", { repair });
   const revocations = createRevocations({ file: paths.revocations });
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
   const mail = options.mail ? await createMailPort(options.mail, options.log) : undefined;
