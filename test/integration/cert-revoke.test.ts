@@ -160,7 +160,7 @@ describe("cert list / cert revoke", () => {
     const own = inspectCertificate(readFileSync(join(harness.home, "controller.crt"), "utf8")).serialHex;
     const refused = await harness.cli(["cert", "revoke", own, "--yes"]);
     expect(refused.code).toBe(4);
-    expect(refused.err).toMatch(/in use/);
+    expect(refused.err).toMatch(/the controller presents to agents/);
     const unknown = await harness.cli(["cert", "revoke", "7f00ff", "--yes"]);
     expect(unknown.code).toBe(3);
     const noYes = await harness.cli(["cert", "revoke", own]);
