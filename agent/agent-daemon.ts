@@ -1,4 +1,4 @@
-// `netserva-mail agent serve`: the gRPC server, the metrics endpoint and certificate renewal,
+// `netserva-mail-agent serve`: the gRPC server, the metrics endpoint and certificate renewal,
 // wired from the agent's home.
 import { inspectCertificate } from "../common/pki/inspect.ts";
 import type { Logger } from "../common/log.ts";
@@ -10,7 +10,7 @@ import { createAgentMetrics } from "./metrics/agent-metrics.ts";
 import { startMetricsServer } from "./metrics/metrics-server.ts";
 import { agentHomePaths, loadAgentIdentity } from "./home/agent-home.ts";
 import { scheduleRenewal } from "./enroll/renewal.ts";
-import { splitHostPort } from "./enroll/enroll.ts";
+import { parseHostPort } from "../common/validation/host-port.ts";
 import { createMailHost } from "./mail/mail-host.ts";
 import type { FilterOptions } from "./mail/filter-config.ts";
 import { createVnodePaths } from "./paths.ts";
@@ -22,8 +22,7 @@ import { createMailHealth } from "./health/mail-health.ts";
 import { createRspamdPaths } from "./rspamd/paths.ts";
 import { createClamavPaths } from "./clamav/paths.ts";
 import { registerMailMetrics } from "./metrics/mail-metrics.ts";
-
-export const AGENT_VERSION = "0.1.0";
+import { AGENT_VERSION } from "./version.ts";
 
 export interface AgentMailOptions {
   /** Everything the agent manages lives under this root ("/" on a real vnode). */
@@ -111,7 +110,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
         certPem: identity.certPem,
         keyPem: identity.keyPem,
         revocations,
-        ...splitHostPort(options.metricsListen, "metrics-listen"),
+        ...parseHostPort(options.metricsListen, "metrics-listen"),
       })
     : undefined;
   const renewal = scheduleRenewal({

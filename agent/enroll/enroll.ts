@@ -1,4 +1,4 @@
-// `netserva-mail agent enroll`: key on the vnode, CSR to the controller, certificate back.
+// `netserva-mail-agent enroll`: key on the vnode, CSR to the controller, certificate back.
 import { mkdirSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import { EnrollRequestSchema } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
@@ -12,19 +12,13 @@ import type { AgentHomePaths } from "../home/agent-home.ts";
 import { createEnrollmentClient } from "./enrollment-client.ts";
 import { fetchPinnedCa } from "./pinned-ca.ts";
 
-/** host:port from a flag, validated by the shared parser (IPv6 in brackets). */
-export function splitHostPort(address: string, field: string): { host: string; port: number } {
-  const { host, port } = parseHostPort(address, field);
-  return { host, port };
-}
-
 export async function enrollThisAgent(input: {
   controller: string;
   token: string;
   paths: AgentHomePaths;
   version: string;
 }): Promise<{ vnode: string; notAfter: Date }> {
-  const { host, port } = splitHostPort(input.controller, "controller");
+  const { host, port } = parseHostPort(input.controller, "controller");
   const token = parseJoinToken(input.token);
   const caPem = await fetchPinnedCa(host, port, token.caPin);
   const { keyPem, csrPem } = await createKeyAndCsr({ commonName: "netserva-mail agent" });

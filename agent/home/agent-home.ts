@@ -44,7 +44,7 @@ export function loadAgentIdentity(paths: AgentHomePaths): AgentIdentity {
   if (!existsSync(paths.config) || !existsSync(paths.cert) || !existsSync(paths.key)) {
     throw new NetservaError(
       "failed_precondition",
-      `agent home ${paths.root} is not enrolled: run \`netserva-mail agent enroll --controller HOST:PORT --token TOKEN --home ${paths.root}\``,
+      `agent home ${paths.root} is not enrolled: run \`netserva-mail-agent enroll --controller HOST:PORT --token TOKEN --home ${paths.root}\``,
     );
   }
   return {
