@@ -42,6 +42,9 @@ export function adaptMailHost(
       // Nothing applied yet (generation 0): the first ApplyState starts the daemons.
       if ((await host.status()).generation === "0") return false;
       let started = false;
+      // Filters first: Postfix's milter (milter_default_action = tempfail) would defer every
+      // message until the next apply if Rspamd stayed down after an agent or vnode restart.
+      await host.ensureFilters();
       for (const name of ["dovecot", "postfix"]) {
         if (!(await sc.status(name)).running) {
           await sc.start(name);
