@@ -92,15 +92,26 @@ async function fetchBySubject(token: string): Promise<string | undefined> {
   }
 }
 
-// 1. Plain mail in, read back.
+// 1. Plain mail in, read back. Right after the stack (re)starts, Postfix may answer 4xx until
+// Rspamd's milter is up (milter_default_action = tempfail): retry those for up to a minute.
 const hamToken = randomUUID();
-const started = Date.now();
-await inbound.sendMail({
-  from: "Demo Sender <demo@sender.test>",
-  to: address,
-  subject: `netserva-mail demo ${hamToken}`,
-  text: "Delivered by Postfix, scanned by Rspamd and ClamAV, over LMTP to Dovecot, read back over IMAP.\n",
-});
+let started = Date.now();
+for (const deadline = Date.now() + 60_000; ;) {
+  started = Date.now();
+  try {
+    await inbound.sendMail({
+      from: "Demo Sender <demo@sender.test>",
+      to: address,
+      subject: `netserva-mail demo ${hamToken}`,
+      text: "Delivered by Postfix, scanned by Rspamd and ClamAV, over LMTP to Dovecot, read back over IMAP.\n",
+    });
+    break;
+  } catch (error) {
+    const code = (error as { responseCode?: number }).responseCode ?? 0;
+    if (code < 400 || code >= 500 || Date.now() > deadline) throw error;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 const sent = Date.now();
 if (!(await fetchBySubject(hamToken))) fail("the demo message did not arrive in INBOX within 15 s");
 console.log(
