@@ -4,7 +4,7 @@ import { inspectCertificate } from "../common/pki/inspect.ts";
 import type { Logger } from "../common/log.ts";
 import { createAppliedState } from "./server/applied-state.ts";
 import { startAgentServer } from "./server/agent-server.ts";
-import type { MailHostPort } from "./server/mail-port.ts";
+import { openMailPort, type MailHostPort } from "./server/mail-port.ts";
 import { createRevocations } from "./server/revocations.ts";
 import { createAgentMetrics } from "./metrics/agent-metrics.ts";
 import { startMetricsServer } from "./metrics/metrics-server.ts";
@@ -16,8 +16,6 @@ import type { FilterOptions } from "./mail/filter-config.ts";
 import { createVnodePaths } from "./paths.ts";
 import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
 import type { InitKind } from "./sc/service-control.ts";
-import { adaptMailHost } from "./server/mail-host-adapter.ts";
-import { serializeApplies } from "./server/serialized-mail-host.ts";
 import { createMailHealth } from "./health/mail-health.ts";
 import { createRspamdPaths } from "./rspamd/paths.ts";
 import { createClamavPaths } from "./clamav/paths.ts";
@@ -46,8 +44,6 @@ export interface AgentDaemonOptions {
   log: Logger;
   /** Manage real mail daemons; without it the agent serves the channel only. */
   mail?: AgentMailOptions;
-  /** A ready-made mail host (tests). */
-  mailHost?: MailHostPort;
 }
 
 async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{ port: MailHostPort; close(): void }> {
@@ -67,9 +63,7 @@ async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{
     rspamdControllerSocket: createRspamdPaths(options.root).controllerSocket,
     ...(options.usageIntervalMs !== undefined ? { usageIntervalMs: options.usageIntervalMs } : {}),
   });
-  const port = serializeApplies(adaptMailHost(host, sc, undefined, health));
-  await port.resume();
-  return { port, close: () => host.close() };
+  return { port: await openMailPort(host, sc, health), close: () => host.close() };
 }
 
 export interface AgentDaemon {
@@ -84,10 +78,11 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const identity = loadAgentIdentity(paths);
   const vnode = identity.config.vnode;
   const log = options.log.child({ vnode });
+  for (const repair of identity.repairs) log.warn("agent identity repaired at start-up", { repair });
   const revocations = createRevocations({ file: paths.revocations });
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
   const mail = options.mail ? await createMailPort(options.mail, options.log) : undefined;
-  const mailHost = options.mailHost ?? mail?.port;
+  const mailHost = mail?.port;
   if (mailHost) registerMailMetrics(metrics.registry, mailHost);
   const server = await startAgentServer({
     vnode,

@@ -6,9 +6,10 @@ import { NetservaError } from "../../common/errors.ts";
 import { parseHostPort } from "../../common/validation/index.ts";
 import { createKeyAndCsr } from "../../common/pki/keys.ts";
 import { parseJoinToken } from "../../common/pki/join-token.ts";
-import { writePrivateFile, writePublicFile } from "../../common/pki/files.ts";
+import { writePublicFile } from "../../common/pki/files.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
 import type { AgentHomePaths } from "../home/agent-home.ts";
+import { writeIdentityPair } from "../home/identity-pair.ts";
 import { createEnrollmentClient } from "./enrollment-client.ts";
 import { fetchPinnedCa } from "./pinned-ca.ts";
 
@@ -31,8 +32,7 @@ export async function enrollThisAgent(input: {
     if (info.role !== "agent" || info.identity !== response.vnode)
       throw new NetservaError("internal", "controller returned a certificate for another identity");
     mkdirSync(input.paths.root, { recursive: true, mode: 0o700 });
-    await writePrivateFile(input.paths.key, keyPem);
-    await writePublicFile(input.paths.cert, response.certificatePem);
+    await writeIdentityPair(input.paths.root, { keyPem, certPem: response.certificatePem });
     await writePublicFile(input.paths.ca, caPem);
     await writePublicFile(
       input.paths.config,

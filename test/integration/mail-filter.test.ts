@@ -12,8 +12,8 @@ import { DesiredStateSchema, type DesiredState } from "../../common/gen/netserva
 import type { FilterOptions } from "../../agent/mail/filter-config.ts";
 import { dkimKeyPath } from "../../agent/rspamd/dkim-keys.ts";
 import { createRspamdPaths } from "../../agent/rspamd/paths.ts";
-import { adaptMailHost } from "../../agent/server/mail-host-adapter.ts";
-import { lookupSystemUser } from "../../agent/rspamd/daemon-process.ts";
+import { openMailPort } from "../../agent/server/mail-port.ts";
+import { lookupSystemUser } from "../../agent/sc/managed-daemon.ts";
 import { verifyDkimSignature } from "../helpers/filter-dkim.ts";
 import { eicarMessage, gtubeMessage, hamMessage } from "../helpers/filter-messages.ts";
 import { SHARED_HS_CACHE } from "../helpers/filter-root.ts";
@@ -263,7 +263,7 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
     await v.sc.stop("rspamd");
     expect((await v.sc.status("rspamd")).running).toBe(false);
     // What agent-daemon.ts does at start-up, with no apply in between.
-    await adaptMailHost(v.host, v.sc).resume();
+    await openMailPort(v.host, v.sc);
     expect((await v.sc.status("rspamd")).running).toBe(true);
     const data = hamMessage({ from: REMOTE, to: `bob@${D}` });
     expect((await inbound(`bob@${D}`, data)).stage).toBe("done");
