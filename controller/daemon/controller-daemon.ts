@@ -4,11 +4,12 @@ import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
 import { startFleet } from "../fleet/fleet.ts";
-import { compileContextFor } from "../compiler/compile-context.ts";
+import { createDeliverService } from "../fleet/deliver.ts";
+import { mailTlsIssuerFor } from "../pki/mail-tls.ts";
 import type { Fleet } from "../fleet/fleet.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
-import { splitHostPort } from "../../agent/enroll/enroll.ts";
+import { parseHostPort } from "../../common/validation/host-port.ts";
 
 export interface ControllerDaemonOptions {
   paths: HomePaths;
@@ -30,7 +31,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
   const caPem = readFileSync(options.paths.caCert, "utf8");
   const certPem = readFileSync(options.paths.cert, "utf8");
   const keyPem = readFileSync(options.paths.key, "utf8");
-  const { host, port } = splitHostPort(options.listen ?? options.config.listen, "listen");
+  const { host, port } = parseHostPort(options.listen ?? options.config.listen, "listen");
   const enrollment = await startEnrollmentServer({
     db: options.db,
     ca: { caKeyPem: readFileSync(options.paths.caKey, "utf8"), caCertPem: caPem },
@@ -41,13 +42,21 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     host,
     port,
   });
+  // The reconciler delivers over the fleet's own links (one connection per vnode); links are
+  // asked for only once reports arrive, after the fleet below exists.
+  const deliver = createDeliverService({
+    db: options.db,
+    paths: options.paths,
+    mailTls: mailTlsIssuerFor(options.paths),
+    linkFor: (name) => fleet.link(name)?.client,
+  });
   const fleet = startFleet({
     db: options.db,
     caPem,
     certPem,
     keyPem,
     log: options.log.child({ component: "fleet" }),
-    compile: compileContextFor(options.paths),
+    deliver,
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
   });
