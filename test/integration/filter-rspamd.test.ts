@@ -13,7 +13,7 @@ import { createClamavPaths } from "../../agent/clamav/paths.ts";
 import { renderClamdConf } from "../../agent/clamav/render.ts";
 import { EICAR_SIGNATURE_NAME, writeEicarSignatureDb } from "../../agent/clamav/signatures.ts";
 import { createRspamdClient } from "../../agent/rspamd/client.ts";
-import { pollUntil } from "../../agent/sc/wait.ts";
+import { waitUntil } from "../../agent/process.ts";
 import { createRspamdDaemon } from "../../agent/rspamd/daemon.ts";
 import type { ManagedDaemon } from "../../agent/sc/managed-daemon.ts";
 import { renderDkimKeyFiles } from "../../agent/rspamd/dkim-keys.ts";
@@ -149,7 +149,7 @@ describe.skipIf(process.getuid?.() !== 0)("rspamd + clamd under a private root",
     const id = /^Message-ID: <([^>]+)>/m.exec(hamData)?.[1] ?? "";
     const logFile = createRspamdPaths(root).logFile;
     let line = "";
-    await pollUntil(`rspamd's log line for ${id}`, async () => {
+    await waitUntil(`rspamd's log line for ${id}`, 10_000, async () => {
       line =
         (await readFile(logFile, "utf8").catch(() => ""))
           .split("\n")

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../controller/db/open-database.ts";
 import { VMailbox } from "../../controller/db/entities/index.ts";
 import { PASSWORD_ALPHABET, hashPassword, verifyPassword } from "../../common/password/index.ts";
-import { pollUntil } from "../../agent/sc/wait.ts";
+import { waitUntil } from "../../agent/process.ts";
 import { databaseTargets, mailFixture, mailSnapshot, refusal } from "../helpers/mail-data-db.ts";
 
 const G = 1024 ** 3;
@@ -223,7 +223,7 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     const before = await stored(`a@${f.d1}`);
     // The clock must move past the first change's timestamp: waited for, not slept.
     const at = before.passwordChangedAt.getTime();
-    await pollUntil("the clock to pass the first change", () => Date.now() > at + 1, 1_000, 1);
+    await waitUntil("the clock to pass the first change", 1_000, () => Date.now() > at + 1, 1);
     const changed = await f.services.mailboxes.change({
       vnode: f.vnode,
       email: `a@${f.d1}`,

@@ -12,7 +12,7 @@ import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DesiredStateSchema, StateChangeSchema, type StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { lookupGroupId } from "../../agent/mail/vmail-user.ts";
-import { pollUntil } from "../../agent/sc/wait.ts";
+import { waitUntil } from "../../agent/process.ts";
 import { canLogin } from "../helpers/mail-imap.ts";
 import { HELO, smtpConnect } from "../helpers/mail-smtp.ts";
 import { MAIL_HOSTNAME, createMailVnode, hashPassword, type MailVnode } from "../helpers/mail-vnode.ts";
@@ -142,10 +142,10 @@ describe.skipIf(!canRun)("mail vnode: lookup DB under concurrent writes", () => 
       ...Array.from({ length: LOGIN_LOOPS }, logins),
     ];
     // Writes start once every session is open and asking and a login went through (polled, not slept).
-    await pollUntil(
+    await waitUntil(
       "every SMTP session asking RCPT and one IMAP login",
-      () => stats.asking.size === SESSIONS && stats.logins + stats.failedLogins > 0,
       30_000,
+      () => stats.asking.size === SESSIONS && stats.logins + stats.failedLogins > 0,
     );
     const commits: number[] = [];
     const t0 = performance.now();
