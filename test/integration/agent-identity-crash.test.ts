@@ -19,6 +19,8 @@ let harness: Harness;
 let agentHome = "";
 let address = "";
 let agent: AgentDaemon | undefined;
+/** The home as enrollment left it, read before any test rewrites it (tests run in any order). */
+let enrolled: { current: string; key: string; crt: string; keyMode: number } | undefined;
 
 async function until(predicate: () => Promise<boolean>, ms: number): Promise<void> {
   const started = Date.now();
@@ -83,6 +85,12 @@ beforeAll(async () => {
   agent = added.agent;
   await until(connected, 10_000);
   await stopAgent();
+  enrolled = {
+    current: readlinkSync(join(agentHome, "current")),
+    key: readlinkSync(join(agentHome, "agent.key")),
+    crt: readlinkSync(join(agentHome, "agent.crt")),
+    keyMode: lstatSync(join(agentHome, "identity", "1", "agent.key")).mode & 0o777,
+  };
 });
 
 afterAll(async () => {
@@ -92,10 +100,12 @@ afterAll(async () => {
 
 describe("agent key and certificate as one unit", () => {
   it("enrollment writes a generation and links agent.key and agent.crt through current", () => {
-    expect(readlinkSync(join(agentHome, "current"))).toBe(join("identity", "1"));
-    expect(readlinkSync(join(agentHome, "agent.key"))).toBe(join("current", "agent.key"));
-    expect(readlinkSync(join(agentHome, "agent.crt"))).toBe(join("current", "agent.crt"));
-    expect(lstatSync(join(agentHome, "identity", "1", "agent.key")).mode & 0o777).toBe(0o600);
+    expect(enrolled).toEqual({
+      current: join("identity", "1"),
+      key: join("current", "agent.key"),
+      crt: join("current", "agent.crt"),
+      keyMode: 0o600,
+    });
   });
 
   it("a crash while the next generation was being written starts on the live pair", async () => {
