@@ -81,6 +81,11 @@ describe.skipIf(!pdnsAvailable)("PowerDNS provider against a real pdns_server", 
     pdns = await startPdns();
     await pdns.createZone("example.test");
     await pdns.createZone("sub.example.test");
+    // The records the refusal tests check stay untouched: there from the start, not from another test.
+    await provider().replaceRRsets("example.test", [
+      { changetype: "REPLACE", name: "example.test", type: "MX", ttl: 300, records: ["10 mail.example.test."] },
+      { changetype: "REPLACE", name: "mail.example.test", type: "A", ttl: 300, records: ["192.0.2.25"] },
+    ]);
   }, 60_000);
   afterAll(async () => {
     await pdns?.stop();
