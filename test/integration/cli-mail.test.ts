@@ -396,7 +396,9 @@ describe("aliases", () => {
     });
     expect(Object.keys(one).sort()).toEqual(["active", "createdAt", "source", "targets", "updatedAt", "vnode"]);
     const byDomain = json<AliasView[]>(await ok(["shvalias", "mx1", "--domain", "a.example.com", "--json"]));
-    expect(byDomain.map((a) => a.source)).toEqual(["team@a.example.com"]);
+    // The domain's aliases only (the loop test adds its own there too, in whatever order).
+    expect(byDomain.map((a) => a.source)).toContain("team@a.example.com");
+    expect(byDomain.every((a) => a.source.endsWith("@a.example.com"))).toBe(true);
     expect((await ok(["shvalias", "mx1", "--domain", "a.example.com"])).out).toMatch(
       /team@a\.example\.com\s+ann@a\.example\.com,x@remote\.example\.org\s+yes/,
     );
