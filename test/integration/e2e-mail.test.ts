@@ -221,7 +221,16 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     try {
       await mailWithoutController();
     } finally {
+      // Back as the other tests found it: a controller with its link to vn1 up.
       await harness.startController();
+      await until(
+        async () => {
+          const status = JSON.parse((await harness.cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
+          return status.find((r) => r["vnode"] === "vn1" && r["connected"] === true);
+        },
+        60_000,
+        "the restarted controller's link to vn1",
+      );
     }
   });
 });

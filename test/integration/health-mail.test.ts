@@ -132,6 +132,16 @@ describe.skipIf(!isRoot)("mail health in mail_services and mail:status", () => {
       usage: number | null;
     };
     expect(shown.usage).toBeGreaterThan(18_000);
+    // Alice's quota lifted again, and seen so: the other tests expect a healthy hv1, in any order.
+    expect((await fleet.harness.cli(["chvmail", "hv1", `alice@${vn.domain}`, "--quota", "0"])).code).toBe(0);
+    await until(
+      async () => {
+        const v = await status();
+        return v.mail?.quota.over80 === 0 && v.health === "ok" ? v : undefined;
+      },
+      30_000,
+      "hv1 healthy with alice's quota lifted",
+    );
   });
 
   it("flags a stopped Postfix as failed, and stale health when the agent is gone", async () => {
