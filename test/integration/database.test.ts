@@ -1,7 +1,7 @@
 // The same migrations and entity work on both databases: the embedded PGlite and a real
 // PostgreSQL (the throwaway cluster scripts/test starts; DATABASE_URL_TEST).
 import { randomUUID } from "node:crypto";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../controller/db/open-database.ts";
 import type { Database } from "../../controller/db/open-database.ts";
 import { CommandLog, JoinToken, VMailService, Vnode } from "../../controller/db/entities/index.ts";
@@ -30,13 +30,19 @@ afterAll(async () => {
 });
 
 describe.each(targets)("database on %s", (kind, open) => {
-  it("runs the migrations and maps every entity", async () => {
-    const db = await open();
+  let db: Database;
+  beforeAll(async () => {
+    db = await open();
     opened.push(db);
+    const em = db.em();
+    em.create(Vnode, { name: "vn1", address: "127.0.0.1:7444" });
+    await em.flush();
+  });
+
+  it("runs the migrations and maps every entity", async () => {
     expect(db.kind).toBe(kind);
     const em = db.em();
-    const vnode = em.create(Vnode, { name: "vn1", address: "127.0.0.1:7444" });
-    await em.flush();
+    const vnode = await em.findOneOrFail(Vnode, { name: "vn1" });
     em.create(JoinToken, {
       tokenId: "abc123",
       secretHash: "x".repeat(64),
@@ -60,14 +66,12 @@ describe.each(targets)("database on %s", (kind, open) => {
   });
 
   it("refuses a duplicate vnode name through the unique constraint", async () => {
-    const db = opened[opened.length - 1] as Database;
     const em = db.em();
     em.create(Vnode, { name: "vn1", address: "127.0.0.1:1" });
     await expect(em.flush()).rejects.toThrow();
   });
 
   it("records commands in the log with result and duration, refusals too", async () => {
-    const db = opened[opened.length - 1] as Database;
     await audited(db.em(), { actor: "tester", command: "vnode add", vnodeName: "vn1" }, async () => "done");
     await expect(
       audited(db.em(), { actor: "tester", command: "vnode add", vnodeName: "vn1" }, async () => {
