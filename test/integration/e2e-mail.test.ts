@@ -102,6 +102,16 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
   });
 
   it("addvmail makes a mailbox that logs in over IMAP at the first attempt after the command returns", async () => {
+    // Ready: the controller's link is up and vn1 is at its generation (polled).
+    await until(
+      async () => {
+        const status = JSON.parse((await harness.cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
+        const row = status.find((r) => r["vnode"] === "vn1");
+        return row && row["connected"] === true && row["appliedGeneration"] === row["generation"] ? row : undefined;
+      },
+      60_000,
+      "vn1 connected and at its generation",
+    );
     const added = await harness.cli(["addvmail", "vn1", `dora@${DOMAIN}`, "--password-stdin"], "Dora-secret-pass-1\n");
     expect(added.code, added.err).toBe(0);
     // "live on vn1 at generation N": the row is in the vnode's lookup table when the command
