@@ -29,11 +29,17 @@ process.emitWarning = (warning, ...rest) => {
   emitWarning(warning, ...rest);
 };
 
+// A reader that stops early (`shvmail mx1 --json | head -1`) closes the pipe: like a Unix tool,
+// stop writing there and say nothing; the command itself still finishes and sets the exit code.
+const closed = { out: false, err: false };
+process.stdout.on("error", () => void (closed.out = true));
+process.stderr.on("error", () => void (closed.err = true));
+
 const { main } = await import("../controller/cli/main.ts");
 let stdinText;
 const code = await main(process.argv[1] ?? "netserva-mail", process.argv.slice(2), {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
+  out: (text) => void (closed.out || process.stdout.write(text)),
+  err: (text) => void (closed.err || process.stderr.write(text)),
   readStdin: async () => {
     if (stdinText !== undefined) return stdinText;
     if (process.stdin.isTTY) return (stdinText = "");

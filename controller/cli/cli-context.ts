@@ -18,11 +18,19 @@ export interface CliIo {
   confirm?(question: string): Promise<boolean>;
 }
 
+/** What a command run inside `serve` (through the admin socket) can ask of the daemon. */
+export interface DaemonInfo {
+  /** The controller's own metrics, Prometheus text format. */
+  metricsText(): Promise<string>;
+}
+
 export interface CliContext {
   io: CliIo;
   actor: string;
   paths(homeFlag?: string): HomePaths;
   openDb(paths: HomePaths): Promise<Database>;
+  /** Set only for commands the running daemon executes for an admin-socket client. */
+  daemon?: DaemonInfo;
 }
 
 function pidAlive(pid: number): boolean {

@@ -17,6 +17,7 @@ import { registerMailCommands, mailCommandNames } from "./commands/mail-registry
 import { registerMailStatus } from "./commands/mail-status.ts";
 import { registerMailTestSmtp } from "./commands/mail-test-smtp.ts";
 import { registerCert } from "./commands/cert.ts";
+import { registerMetrics } from "./commands/metrics.ts";
 import { registerDnsCommands } from "./commands/dns/index.ts";
 
 /** Commands that never go through a running daemon. */
@@ -40,6 +41,7 @@ function buildProgram(ctx: CliContext): Command {
   registerMailStatus(program, ctx);
   registerMailTestSmtp(program, ctx);
   registerCert(program, ctx);
+  registerMetrics(program, ctx);
   registerDnsCommands(program, ctx);
   for (const command of program.commands) command.exitOverride();
   return program;
@@ -77,10 +79,11 @@ export async function main(programPath: string, args: string[], io: CliIo): Prom
   const argv = argvFor(programPath, args);
   const ctx = createCliContext(io);
   const first = argv[0] ?? "";
-  if (!io.env["DATABASE_URL"] && !LOCAL_ONLY.has(first)) {
+  // The daemon's metrics live in the daemon, whichever database it uses.
+  if ((!io.env["DATABASE_URL"] || first === "metrics") && !LOCAL_ONLY.has(first)) {
     const homeIndex = argv.indexOf("--home");
     const paths = ctx.paths(homeIndex >= 0 ? argv[homeIndex + 1] : undefined);
-    const forwarded = await forwardToDaemon(paths.socket, argv, io, io.readStdin);
+    const forwarded = await forwardToDaemon(paths.socket, argv, io, io.readStdin, ctx.actor);
     if (forwarded !== undefined) return forwarded;
   }
   return runCommand(argv, ctx);
