@@ -1,29 +1,26 @@
-// `netserva-mail agent serve`: the gRPC server, the metrics endpoint and certificate renewal,
+// `netserva-mail-agent serve`: the gRPC server, the metrics endpoint and certificate renewal,
 // wired from the agent's home.
 import { inspectCertificate } from "../common/pki/inspect.ts";
 import type { Logger } from "../common/log.ts";
 import { createAppliedState } from "./server/applied-state.ts";
 import { startAgentServer } from "./server/agent-server.ts";
-import type { MailHostPort } from "./server/mail-port.ts";
+import { openMailPort, type MailHostPort } from "./server/mail-port.ts";
 import { createRevocations } from "./server/revocations.ts";
 import { createAgentMetrics } from "./metrics/agent-metrics.ts";
 import { startMetricsServer } from "./metrics/metrics-server.ts";
 import { agentHomePaths, loadAgentIdentity } from "./home/agent-home.ts";
 import { scheduleRenewal } from "./enroll/renewal.ts";
-import { splitHostPort } from "./enroll/enroll.ts";
+import { parseHostPort } from "../common/validation/host-port.ts";
 import { createMailHost } from "./mail/mail-host.ts";
 import type { FilterOptions } from "./mail/filter-config.ts";
 import { createVnodePaths } from "./paths.ts";
 import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
 import type { InitKind } from "./sc/service-control.ts";
-import { adaptMailHost } from "./server/mail-host-adapter.ts";
-import { serializeApplies } from "./server/serialized-mail-host.ts";
 import { createMailHealth } from "./health/mail-health.ts";
 import { createRspamdPaths } from "./rspamd/paths.ts";
 import { createClamavPaths } from "./clamav/paths.ts";
 import { registerMailMetrics } from "./metrics/mail-metrics.ts";
-
-export const AGENT_VERSION = "0.1.0";
+import { AGENT_VERSION } from "./version.ts";
 
 export interface AgentMailOptions {
   /** Everything the agent manages lives under this root ("/" on a real vnode). */
@@ -47,8 +44,6 @@ export interface AgentDaemonOptions {
   log: Logger;
   /** Manage real mail daemons; without it the agent serves the channel only. */
   mail?: AgentMailOptions;
-  /** A ready-made mail host (tests). */
-  mailHost?: MailHostPort;
 }
 
 async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{ port: MailHostPort; close(): void }> {
@@ -68,9 +63,7 @@ async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{
     rspamdControllerSocket: createRspamdPaths(options.root).controllerSocket,
     ...(options.usageIntervalMs !== undefined ? { usageIntervalMs: options.usageIntervalMs } : {}),
   });
-  const port = serializeApplies(adaptMailHost(host, sc, undefined, health));
-  await port.resume();
-  return { port, close: () => host.close() };
+  return { port: await openMailPort(host, sc, health), close: () => host.close() };
 }
 
 export interface AgentDaemon {
@@ -85,10 +78,11 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const identity = loadAgentIdentity(paths);
   const vnode = identity.config.vnode;
   const log = options.log.child({ vnode });
+  for (const repair of identity.repairs) log.warn("agent identity repaired at start-up", { repair });
   const revocations = createRevocations({ file: paths.revocations });
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
   const mail = options.mail ? await createMailPort(options.mail, options.log) : undefined;
-  const mailHost = options.mailHost ?? mail?.port;
+  const mailHost = mail?.port;
   if (mailHost) registerMailMetrics(metrics.registry, mailHost);
   const server = await startAgentServer({
     vnode,
@@ -111,7 +105,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
         certPem: identity.certPem,
         keyPem: identity.keyPem,
         revocations,
-        ...splitHostPort(options.metricsListen, "metrics-listen"),
+        ...parseHostPort(options.metricsListen, "metrics-listen"),
       })
     : undefined;
   const renewal = scheduleRenewal({

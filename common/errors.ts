@@ -1,5 +1,5 @@
 // One error class for the whole project. `code` is the kind of failure (mapped to gRPC status
-// codes in common/rpc/status.ts and to CLI exit codes in controller/cli/exit-codes.ts);
+// codes in common/rpc/status.ts and to CLI exit codes in common/exit-codes.ts);
 // `field` names the input that was refused, so every refusal can say which field was wrong.
 
 export type ErrorCode =

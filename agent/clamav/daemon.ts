@@ -1,20 +1,17 @@
 // A private clamd under the vnode root: daemonises, writes its pid file, ready when it answers
 // PING on its unix socket. reload() reloads signatures only; a changed clamd.conf needs
 // stop() + start() (clamd has no config reload).
-import { execFile } from "node:child_process";
 import { readdir } from "node:fs/promises";
 import { createConnection } from "node:net";
 import { NetservaError } from "../../common/errors.ts";
-import type { ManagedDaemon, ValidationResult } from "../rspamd/daemon-process.ts";
+import { logTail, runDaemonCommand, runProgram, stopPid, waitUntil } from "../process.ts";
 import {
   ensureOwnedDirs,
-  launch,
-  logTail,
   lookupSystemUser,
   pidStatus,
-  stopPid,
-  waitUntil,
-} from "../rspamd/daemon-process.ts";
+  type ManagedDaemon,
+  type ValidationResult,
+} from "../sc/managed-daemon.ts";
 import type { ClamavPaths } from "./paths.ts";
 
 export interface ClamdDaemonOptions {
@@ -45,14 +42,11 @@ export function clamdCommand(socket: string, command: string, timeoutMs = 2_000)
   });
 }
 
-export function validateClamdConfig(confDir: string, clamconf = "clamconf"): Promise<ValidationResult> {
+export async function validateClamdConfig(confDir: string, clamconf = "clamconf"): Promise<ValidationResult> {
   // clamconf exits 0 even on "Unknown option": its ERROR lines are the verdict.
-  return new Promise((resolve) => {
-    execFile(clamconf, ["-n", "-c", confDir], { timeout: 15_000 }, (err, stdout, stderr) => {
-      const output = `${stderr}${stdout}`.trim();
-      resolve({ ok: err === null && !/^ERROR:/m.test(output) && /Config file: clamd\.conf/.test(stdout), output });
-    });
-  });
+  const r = await runProgram(clamconf, ["-n", "-c", confDir], { timeoutMs: 15_000 });
+  const output = `${r.stderr}${r.stdout}`.trim();
+  return { ok: r.code === 0 && !/^ERROR:/m.test(output) && /Config file: clamd\.conf/.test(r.stdout), output };
 }
 
 export function createClamdDaemon(o: ClamdDaemonOptions): ManagedDaemon {
@@ -80,8 +74,12 @@ export function createClamdDaemon(o: ClamdDaemonOptions): ManagedDaemon {
         );
       }
       await ensureOwnedDirs([paths.runDir, paths.logDir], await lookupSystemUser(o.user ?? "clamav"));
-      const code = await launch(o.clamd ?? PROGRAM, ["-c", paths.clamdConf], startTimeout, o.wrap);
-      if (code !== 0) throw await failure(`exited ${code} before daemonising`);
+      const launched = await runDaemonCommand(o.clamd ?? PROGRAM, ["-c", paths.clamdConf], {
+        timeoutMs: startTimeout,
+        wrap: o.wrap ?? [],
+      });
+      if (launched.code !== 0)
+        throw await failure(`exited ${launched.code} before daemonising: ${launched.stderr.trim()}`);
       await waitUntil("clamd pid file", 10_000, async () => (await status()).running);
       await waitUntil("clamd PONG", startTimeout, async () => {
         if (!(await status()).running) throw await failure("exited while starting");

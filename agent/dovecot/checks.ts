@@ -2,7 +2,7 @@
 // on the global before-script (a script that does not compile would fail every delivery).
 import type { Validator } from "../apply/apply-config-files.ts";
 import type { VnodePaths } from "../paths.ts";
-import { runProgram } from "../sc/run.ts";
+import { runProgram } from "../process.ts";
 
 export function dovecotValidators(paths: VnodePaths, wrap: readonly string[] = []): Validator[] {
   const run = { wrap, timeoutMs: 30_000 };

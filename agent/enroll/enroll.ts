@@ -1,4 +1,4 @@
-// `netserva-mail agent enroll`: key on the vnode, CSR to the controller, certificate back.
+// `netserva-mail-agent enroll`: key on the vnode, CSR to the controller, certificate back.
 import { mkdirSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import { EnrollRequestSchema } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
@@ -6,17 +6,12 @@ import { NetservaError } from "../../common/errors.ts";
 import { parseHostPort } from "../../common/validation/index.ts";
 import { createKeyAndCsr } from "../../common/pki/keys.ts";
 import { parseJoinToken } from "../../common/pki/join-token.ts";
-import { writePrivateFile, writePublicFile } from "../../common/pki/files.ts";
+import { writePublicFile } from "../../common/pki/files.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
 import type { AgentHomePaths } from "../home/agent-home.ts";
+import { writeIdentityPair } from "../home/identity-pair.ts";
 import { createEnrollmentClient } from "./enrollment-client.ts";
 import { fetchPinnedCa } from "./pinned-ca.ts";
-
-/** host:port from a flag, validated by the shared parser (IPv6 in brackets). */
-export function splitHostPort(address: string, field: string): { host: string; port: number } {
-  const { host, port } = parseHostPort(address, field);
-  return { host, port };
-}
 
 export async function enrollThisAgent(input: {
   controller: string;
@@ -24,7 +19,7 @@ export async function enrollThisAgent(input: {
   paths: AgentHomePaths;
   version: string;
 }): Promise<{ vnode: string; notAfter: Date }> {
-  const { host, port } = splitHostPort(input.controller, "controller");
+  const { host, port } = parseHostPort(input.controller, "controller");
   const token = parseJoinToken(input.token);
   const caPem = await fetchPinnedCa(host, port, token.caPin);
   const { keyPem, csrPem } = await createKeyAndCsr({ commonName: "netserva-mail agent" });
@@ -37,8 +32,7 @@ export async function enrollThisAgent(input: {
     if (info.role !== "agent" || info.identity !== response.vnode)
       throw new NetservaError("internal", "controller returned a certificate for another identity");
     mkdirSync(input.paths.root, { recursive: true, mode: 0o700 });
-    await writePrivateFile(input.paths.key, keyPem);
-    await writePublicFile(input.paths.cert, response.certificatePem);
+    await writeIdentityPair(input.paths.root, { keyPem, certPem: response.certificatePem });
     await writePublicFile(input.paths.ca, caPem);
     await writePublicFile(
       input.paths.config,

@@ -6,9 +6,9 @@ import { RenewRequestSchema } from "../../common/gen/netserva/mail/v1/enrollment
 import { NetservaError } from "../../common/errors.ts";
 import type { Logger } from "../../common/log.ts";
 import { createKeyAndCsr } from "../../common/pki/keys.ts";
-import { writePrivateFile, writePublicFile } from "../../common/pki/files.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
 import type { AgentHomePaths, AgentIdentity } from "../home/agent-home.ts";
+import { writeIdentityPair } from "../home/identity-pair.ts";
 import { createEnrollmentClient } from "./enrollment-client.ts";
 
 export interface RenewalOptions {
@@ -45,8 +45,7 @@ export function scheduleRenewal(options: RenewalOptions): Renewal {
       const info = inspectCertificate(response.certificatePem);
       if (info.identity !== options.identity.config.vnode)
         throw new NetservaError("internal", "renewed certificate names another vnode");
-      await writePrivateFile(options.paths.key, keyPem);
-      await writePublicFile(options.paths.cert, response.certificatePem);
+      await writeIdentityPair(options.paths.root, { keyPem, certPem: response.certificatePem });
       current = { certPem: response.certificatePem, keyPem };
       options.onRenewed(response.certificatePem, keyPem, info.notAfter);
       options.log.info("certificate renewed", { not_after: info.notAfter.toISOString() });

@@ -3,7 +3,7 @@
 // the queue file's birth time when postqueue cannot answer.
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { runTool } from "./run-tool.ts";
+import { runChecked } from "../process.ts";
 
 export const QUEUES = ["active", "deferred", "hold", "incoming", "maildrop"] as const;
 export type QueueName = (typeof QUEUES)[number];
@@ -27,7 +27,13 @@ async function files(dir: string): Promise<string[]> {
 }
 
 async function oldestFromPostqueue(configDir: string, timeoutMs: number, now: number): Promise<number | undefined> {
-  const text = await runTool("/usr/sbin/postqueue", ["-c", configDir, "-j"], timeoutMs).catch(() => undefined);
+  const text = await runChecked("/usr/sbin/postqueue", ["-c", configDir, "-j"], {
+    timeoutMs,
+    maxBuffer: 64 << 20,
+  }).then(
+    (r) => r.stdout,
+    () => undefined,
+  );
   if (text === undefined) return undefined;
   let oldest: number | undefined;
   for (const line of text.split("\n")) {

@@ -1,8 +1,9 @@
-// The agent's home on the vnode: its key (0600, generated here, never sent), its certificate,
-// the pinned CA, and what it remembers across restarts.
+// The agent's home on the vnode: its key (0600, generated here, never sent) and certificate as one
+// unit (identity-pair.ts), the trusted CA bundle, and what it remembers across restarts.
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { NetservaError } from "../../common/errors.ts";
+import { loadIdentityPair } from "./identity-pair.ts";
 
 export interface AgentHomePaths {
   root: string;
@@ -38,19 +39,23 @@ export interface AgentIdentity {
   keyPem: string;
   certPem: string;
   caPem: string;
+  /** What start-up repaired in the key/certificate pair (for the log); empty on a clean home. */
+  repairs: string[];
 }
 
 export function loadAgentIdentity(paths: AgentHomePaths): AgentIdentity {
-  if (!existsSync(paths.config) || !existsSync(paths.cert) || !existsSync(paths.key)) {
+  if (!existsSync(paths.config) || !existsSync(paths.ca)) {
     throw new NetservaError(
       "failed_precondition",
-      `agent home ${paths.root} is not enrolled: run \`netserva-mail agent enroll --controller HOST:PORT --token TOKEN --home ${paths.root}\``,
+      `agent home ${paths.root} is not enrolled: run \`netserva-mail-agent enroll --controller HOST:PORT --token TOKEN --home ${paths.root}\``,
     );
   }
+  const pair = loadIdentityPair(paths.root);
   return {
     config: JSON.parse(readFileSync(paths.config, "utf8")) as AgentConfig,
-    keyPem: readFileSync(paths.key, "utf8"),
-    certPem: readFileSync(paths.cert, "utf8"),
+    keyPem: pair.keyPem,
+    certPem: pair.certPem,
     caPem: readFileSync(paths.ca, "utf8"),
+    repairs: pair.repairs,
   };
 }

@@ -1,8 +1,8 @@
 // What GetInfo reports about the vnode: host, OS, init system, and the mail daemons' versions.
 // Versions are asked of the daemons themselves (execFile, argument lists, short timeouts).
-import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { runProgram } from "../process.ts";
 
 export type InitSystem = "systemd" | "openrc" | "direct";
 
@@ -22,12 +22,9 @@ export function osRelease(): string {
   }
 }
 
-function run(file: string, args: string[]): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout: 3000 }, (error, stdout, stderr) => {
-      resolve(error ? undefined : `${stdout}${stderr}`.trim());
-    });
-  });
+async function run(file: string, args: string[]): Promise<string | undefined> {
+  const r = await runProgram(file, args, { timeoutMs: 3000 });
+  return r.code === 0 ? `${r.stdout}${r.stderr}`.trim() : undefined;
 }
 
 export interface DaemonVersion {

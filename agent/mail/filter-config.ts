@@ -18,7 +18,7 @@ import { renderRspamdLocalD } from "../rspamd/render.ts";
 import { validateRspamdConfig } from "../rspamd/validate.ts";
 import { filterService } from "../sc/filter-services.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
-import { socketAnswers } from "../sc/wait.ts";
+import { socketAnswers } from "../process.ts";
 import { lookupUser } from "./vmail-user.ts";
 
 export interface FilterOptions {

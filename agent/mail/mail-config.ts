@@ -13,8 +13,7 @@ import type { VnodePaths } from "../paths.ts";
 import { postfixValidators } from "../postfix/checks.ts";
 import { renderPostfix } from "../postfix/render.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
-import { pollUntil } from "../sc/wait.ts";
-import { runChecked } from "../sc/run.ts";
+import { runChecked, waitUntil } from "../process.ts";
 import { createFilterConfig, filterWants, type FilterOptions } from "./filter-config.ts";
 import { greets } from "./probes.ts";
 import { renderTlsFiles } from "./tls-files.ts";
@@ -97,9 +96,9 @@ export function createMailConfig(o: MailConfigOptions) {
   async function verify(state: DesiredState, names: readonly string[]): Promise<void> {
     const host = listenOf(state)[0] ?? "127.0.0.1";
     if (names.includes("postfix"))
-      await pollUntil("postfix to greet on port 25", () => greets(host, 25, "220"), 10_000, 50);
+      await waitUntil("postfix to greet on port 25", 10_000, () => greets(host, 25, "220"), 50);
     if (names.includes("dovecot"))
-      await pollUntil("dovecot to greet on port 143", () => greets(host, 143, "* OK"), 10_000, 50);
+      await waitUntil("dovecot to greet on port 143", 10_000, () => greets(host, 143, "* OK"), 50);
   }
 
   async function apply(state: DesiredState, dryRun: boolean): Promise<{ result: ApplyConfigResult; files: FileSet }> {

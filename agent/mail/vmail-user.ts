@@ -1,7 +1,7 @@
 // The system user that owns all mail files. Created once (system account, no login, no home
 // made) and looked up by name afterwards; its uid/gid go into every lookup row.
 import { readFileSync } from "node:fs";
-import { runChecked, type RunOptions } from "../sc/run.ts";
+import { runChecked, type RunOptions } from "../process.ts";
 
 export interface SystemUser {
   readonly name: string;

@@ -5,7 +5,7 @@
 import { openSync, readSync, closeSync, statSync } from "node:fs";
 import type { Validator } from "../apply/apply-config-files.ts";
 import type { VnodePaths } from "../paths.ts";
-import { runProgram } from "../sc/run.ts";
+import { runProgram } from "../process.ts";
 import { MAP_NAMES, PROBE_KEY } from "./render-maps.ts";
 
 export interface PostfixCheckOptions {

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeFileAtomic, isCurrent } from "../apply/atomic-write.ts";
 import type { VnodePaths } from "../paths.ts";
-import { runChecked, type RunOptions } from "../sc/run.ts";
+import { runChecked, type RunOptions } from "../process.ts";
 import { renderDynamicMaps } from "./render.ts";
 
 export const INSTALL_PARAMS = [

@@ -4,8 +4,8 @@
 import { readFile } from "node:fs/promises";
 import { NetservaError } from "../../common/errors.ts";
 import { createRspamdClient } from "./client.ts";
-import type { ManagedDaemon } from "./daemon-process.ts";
-import { ensureOwnedDirs, launch, logTail, lookupSystemUser, pidStatus, stopPid, waitUntil } from "./daemon-process.ts";
+import { logTail, runDaemonCommand, stopPid, waitUntil } from "../process.ts";
+import { ensureOwnedDirs, lookupSystemUser, pidStatus, type ManagedDaemon } from "../sc/managed-daemon.ts";
 import type { RspamdPaths } from "./paths.ts";
 import { rspamdVars } from "./paths.ts";
 import { validateRspamdConfig } from "./validate.ts";
@@ -86,8 +86,14 @@ export function createRspamdDaemon(o: RspamdDaemonOptions): ManagedDaemon {
       await ensureOwnedDirs([paths.dbDir, paths.runDir, paths.logDir, ...(o.extraDirs ?? [])], owner);
       // The master stays root to bind sockets and read config; workers drop to the user.
       const args = ["-c", mainConfig, ...rspamdVars(paths), "-u", user, "-g", group];
-      const code = await launch(o.rspamd ?? PROGRAM, args, startTimeout, o.wrap);
-      if (code !== 0) throw await failure(`exited ${code} before daemonising (config or permissions)`);
+      const launched = await runDaemonCommand(o.rspamd ?? PROGRAM, args, {
+        timeoutMs: startTimeout,
+        wrap: o.wrap ?? [],
+      });
+      if (launched.code !== 0)
+        throw await failure(
+          `exited ${launched.code} before daemonising (config or permissions): ${launched.stderr.trim()}`,
+        );
       let pid: number | undefined;
       await waitUntil("rspamd pid file", 10_000, async () => (pid = (await status()).pid) !== undefined);
       await waitReady(pid ?? 0);

@@ -1,8 +1,8 @@
 // `rspamadm configtest` over a candidate LOCAL_CONFDIR: the apply pipeline writes the new local.d
 // aside, checks it here, and only then swaps it in. configtest checks syntax, not meaning: the
 // integration tests check behaviour.
-import { execFile } from "node:child_process";
-import type { ValidationResult } from "./daemon-process.ts";
+import { runProgram } from "../process.ts";
+import type { ValidationResult } from "../sc/managed-daemon.ts";
 import type { RspamdPaths } from "./paths.ts";
 import { rspamdVars } from "./paths.ts";
 
@@ -15,18 +15,9 @@ export interface RspamdValidateOptions {
   readonly timeoutMs?: number;
 }
 
-export function validateRspamdConfig(o: RspamdValidateOptions): Promise<ValidationResult> {
+export async function validateRspamdConfig(o: RspamdValidateOptions): Promise<ValidationResult> {
   // --var options must come before the subcommand, or rspamadm ignores them.
   const args = [...rspamdVars(o.paths, o.confDir), "configtest", "-c", o.mainConfig ?? "/etc/rspamd/rspamd.conf"];
-  return new Promise((resolve) => {
-    execFile(
-      o.rspamadm ?? "rspamadm",
-      args,
-      { timeout: o.timeoutMs ?? 30_000, maxBuffer: 1 << 20 },
-      (err, stdout, stderr) => {
-        const output = `${stderr}${stdout}`.trim();
-        resolve({ ok: err === null && /syntax OK/.test(stdout), output });
-      },
-    );
-  });
+  const r = await runProgram(o.rspamadm ?? "rspamadm", args, { timeoutMs: o.timeoutMs ?? 30_000, maxBuffer: 1 << 20 });
+  return { ok: r.code === 0 && /syntax OK/.test(r.stdout), output: `${r.stderr}${r.stdout}`.trim() };
 }

@@ -2,8 +2,7 @@
 // decides "up" from the pid file, the live process and the definition's readiness check. A
 // definition that brings its own DirectDaemon (rspamd, clamd) is driven through it instead.
 import type { CommandServiceDefinition, DirectDaemon, ServiceDefinition, ServiceStatus } from "./service-definition.ts";
-import { runDaemonCommand, type RunOptions } from "./run.ts";
-import { livePid, pollUntil } from "./wait.ts";
+import { isRunning, livePid, runDaemonCommand, waitUntil, type RunOptions } from "../process.ts";
 
 export interface DirectBackendOptions {
   /** Prefix for every command, e.g. ["ip", "netns", "exec", "ns1"] so daemons live in a namespace. */
@@ -11,7 +10,7 @@ export interface DirectBackendOptions {
   readonly deadlineMs?: number;
 }
 
-async function runChecked(cmd: { file: string; args: readonly string[] }, run: RunOptions): Promise<void> {
+async function runCommandChecked(cmd: { file: string; args: readonly string[] }, run: RunOptions): Promise<void> {
   const r = await runDaemonCommand(cmd.file, cmd.args, run);
   if (r.code !== 0) throw new Error(`${cmd.file} ${cmd.args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
 }
@@ -21,33 +20,33 @@ export function createDirectBackend(options: DirectBackendOptions = {}) {
   const deadline = options.deadlineMs ?? 15_000;
 
   async function up(def: CommandServiceDefinition): Promise<boolean> {
-    if (livePid(def.direct.pidFile) === undefined) return false;
+    if ((await livePid(def.direct.pidFile)) === undefined) return false;
     return def.direct.ready ? def.direct.ready() : true;
   }
 
   const commands = {
     async start(def: CommandServiceDefinition): Promise<void> {
-      if (livePid(def.direct.pidFile) === undefined) await runChecked(def.direct.start, run);
-      await pollUntil(`${def.name} to come up`, () => up(def), deadline);
+      if ((await livePid(def.direct.pidFile)) === undefined) await runCommandChecked(def.direct.start, run);
+      await waitUntil(`${def.name} to come up`, deadline, () => up(def));
     },
     async reload(def: CommandServiceDefinition): Promise<void> {
-      await runChecked(def.direct.reload, run);
-      await pollUntil(`${def.name} to answer after reload`, () => up(def), deadline);
+      await runCommandChecked(def.direct.reload, run);
+      await waitUntil(`${def.name} to answer after reload`, deadline, () => up(def));
     },
     async stop(def: CommandServiceDefinition): Promise<void> {
-      const pid = livePid(def.direct.pidFile);
+      const pid = await livePid(def.direct.pidFile);
       if (pid === undefined) return;
-      await runChecked(def.direct.stop, run).catch(() => undefined);
+      await runCommandChecked(def.direct.stop, run).catch(() => undefined);
       try {
-        await pollUntil(`${def.name} to stop`, () => !alive(pid), deadline);
+        await waitUntil(`${def.name} to stop`, deadline, async () => !(await isRunning(pid)));
       } catch {
         // The daemon ignored its own stop command: end it by the pid we know, nothing broader.
         process.kill(pid, "SIGKILL");
-        await pollUntil(`${def.name} to die`, () => !alive(pid), 5_000);
+        await waitUntil(`${def.name} to die`, 5_000, async () => !(await isRunning(pid)));
       }
     },
     async status(def: CommandServiceDefinition): Promise<ServiceStatus> {
-      const pid = livePid(def.direct.pidFile);
+      const pid = await livePid(def.direct.pidFile);
       if (pid === undefined) return { name: def.name, running: false };
       const ready = def.direct.ready ? await def.direct.ready() : true;
       return { name: def.name, running: ready, pid, ...(ready ? {} : { detail: "process alive but not answering" }) };
@@ -65,13 +64,4 @@ export function createDirectBackend(options: DirectBackendOptions = {}) {
     stop: (def: ServiceDefinition) => ("daemon" in def ? def.daemon.stop() : commands.stop(def)),
     status: (def: ServiceDefinition) => ("daemon" in def ? daemonStatus(def.name, def.daemon) : commands.status(def)),
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

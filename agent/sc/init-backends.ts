@@ -1,7 +1,7 @@
 // sc() through the init system: systemctl for systemd, rc-service for OpenRC. The init system
 // owns readiness (Type=forking/notify units, OpenRC's start-stop-daemon); status asks it.
 import type { ServiceDefinition, ServiceStatus } from "./service-definition.ts";
-import { runChecked, runProgram } from "./run.ts";
+import { runChecked, runProgram } from "../process.ts";
 
 export function createSystemdBackend() {
   const ctl = (verb: string, def: ServiceDefinition) =>

@@ -6,7 +6,7 @@
 // ExecStart lines are the same direct commands as below (OpenRC: postfix.<instance>).
 import type { VnodePaths } from "../paths.ts";
 import type { CommandServiceDefinition, ServiceDefinition } from "./service-definition.ts";
-import { socketAnswers } from "./wait.ts";
+import { socketAnswers } from "../process.ts";
 
 /** systemd-escape --path for a root such as /srv/vnode1 → "srv-vnode1" (enough for our names). */
 export function escapeRoot(root: string): string {

@@ -14,11 +14,9 @@ import type { AppliedState } from "./applied-state.ts";
 import { createAgentService } from "./agent-service.ts";
 import { createHealthService } from "./health-service.ts";
 import type { MailHostPort } from "./mail-port.ts";
+import { MAX_MESSAGE_BYTES } from "../../common/rpc/limits.ts";
 import { createRequestRecord } from "./request-record.ts";
 import type { Revocations } from "./revocations.ts";
-
-/** Large enough for a whole 100,000-mailbox desired state; larger messages are refused. */
-export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 export interface AgentServerOptions {
   vnode: string;

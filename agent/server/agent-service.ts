@@ -33,7 +33,7 @@ import type { AppliedState } from "./applied-state.ts";
 import { authorizeController } from "./authorize.ts";
 import { errorToGrpc, unaryCommand } from "./command-call.ts";
 import type { CommandDeps } from "./command-call.ts";
-import type { MailHostPort } from "./mail-port.ts";
+import type { ApplyOutcome, MailHostPort } from "./mail-port.ts";
 import { toMailbox } from "../health/mail-health.ts";
 import { handleSmtpTest } from "../smtp-test/smtp-test-request.ts";
 
@@ -78,7 +78,7 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
   const applyResult = async (
     requestId: string,
     generation: bigint,
-    outcome: { changed: boolean; diff: string[]; digest: string },
+    outcome: ApplyOutcome,
     dryRun: boolean,
   ): Promise<ApplyResponse> => {
     if (!dryRun) {

@@ -1,16 +1,20 @@
-// What the agent server needs from the vnode's mail host (agent/mail/). Kept as an interface so
-// the channel can run without mail daemons (foundation tests, --no-mail) and with them.
-import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+// The one port between the agent server and the vnode's mail host (agent/mail/): what the server
+// asks of mail (apply, digest, drift, services, health). Behind it: one apply at a time, and the
+// daemons kept running once a config has been applied (the first ApplyState on a fresh vnode
+// starts them). An agent without --mail has no port and serves the channel only.
 import type { MailHealth } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { cached } from "../health/bounded.ts";
+import type { MailHealthSource } from "../health/mail-health.ts";
 import type { MailboxUsageRow } from "../health/mailbox-usage.ts";
+import { daemonVersions } from "../info/system-info.ts";
+import type { ApplyOutcome, MailHost } from "../mail/mail-host.ts";
+import type { ServiceControl } from "../sc/service-control.ts";
 
-export interface ApplyOutcome {
-  changed: boolean;
-  diff: string[];
-  digest: string;
-}
+export type { ApplyOutcome } from "../mail/mail-host.ts";
 
-export interface ServiceStatus {
+/** A daemon as the health report shows it. */
+export interface ServiceReport {
   name: string;
   state: string;
   version: string;
@@ -19,12 +23,93 @@ export interface ServiceStatus {
 
 export interface MailHostPort {
   applyState(state: DesiredState, options: { dryRun: boolean }): Promise<ApplyOutcome>;
-  applyChanges(changes: StateChange[], options: { dryRun: boolean }): Promise<ApplyOutcome>;
+  applyChanges(changes: readonly StateChange[], options: { dryRun: boolean }): Promise<ApplyOutcome>;
   digest(): Promise<string>;
   drift(): Promise<string[]>;
-  services(): Promise<ServiceStatus[]>;
+  services(): Promise<ServiceReport[]>;
   /** Mail health for the report and metrics (queue, users, filters, disk, quota, TLS). */
   health?(): Promise<MailHealth>;
   /** Every mailbox's usage (the report carries only a summary). */
   mailboxUsage?(): Promise<MailboxUsageRow[]>;
+}
+
+/**
+ * A queue that runs one piece of work at a time, in order; a failure does not block the next. A
+ * CLI push and the reconciler can arrive together, and two applies interleaving in the staging
+ * directory would check each other's half-written files.
+ */
+export function oneAtATime(): <R>(work: () => Promise<R>) => Promise<R> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (work) => {
+    const run = tail.then(work, work);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
+// sc() names the ClamAV daemon clamd; GetInfo's version probe calls it clamav.
+const VERSION_NAME: Record<string, string> = { clamd: "clamav" };
+const MAIL_DAEMONS = ["dovecot", "postfix"] as const;
+
+/**
+ * The port over a mail host. After an agent or vnode restart it first runs the daemons of the
+ * config applied before, if any (generation 0: nothing applied, the first ApplyState starts them).
+ */
+export async function openMailPort(
+  host: MailHost,
+  sc: ServiceControl,
+  mailHealth?: MailHealthSource,
+): Promise<MailHostPort> {
+  // Versions change only with a package upgrade: asked every 5 minutes at most.
+  const versions = cached(300_000, async () => new Map((await daemonVersions()).map((d) => [d.name, d.version])));
+  const queued = oneAtATime();
+  let applying = 0;
+  let lastStatus: { at: number; value: Awaited<ReturnType<MailHost["status"]>> } | undefined;
+  const status = async (): Promise<Awaited<ReturnType<MailHost["status"]>>> => {
+    // Health asks every few seconds; the daemons are asked at most once a second.
+    if (!lastStatus || Date.now() - lastStatus.at > 1000) lastStatus = { at: Date.now(), value: await host.status() };
+    return lastStatus.value;
+  };
+  const ensureRunning = async (): Promise<void> => {
+    for (const name of MAIL_DAEMONS) if (!(await sc.status(name)).running) await sc.start(name);
+    lastStatus = undefined;
+  };
+
+  if ((await host.status()).generation !== "0") await ensureRunning();
+
+  return {
+    applyState: (state, options) =>
+      queued(async () => {
+        applying += 1;
+        try {
+          const outcome = await host.applyState(state, options);
+          if (!options.dryRun) await ensureRunning();
+          return outcome;
+        } finally {
+          applying -= 1;
+          lastStatus = undefined;
+        }
+      }),
+    applyChanges: (changes, options) => queued(() => host.applyChanges(changes, options)),
+    async digest() {
+      return (await status()).digest;
+    },
+    async drift() {
+      return host.drift();
+    },
+    async services() {
+      const current = await status();
+      const known = await versions().catch(() => new Map<string, string>());
+      // A daemon the applied config wants but that is not running has failed; before the first
+      // apply nothing is wanted yet, so it is merely stopped. During an apply they are reloading.
+      const applied = current.generation !== "0";
+      return current.services.map((s) => ({
+        name: s.name,
+        state: s.running ? (applying > 0 ? "reloading" : "active") : applied ? "failed" : "stopped",
+        version: known.get(VERSION_NAME[s.name] ?? s.name) ?? "",
+        detail: s.detail ?? (s.running ? (s.pid ? `pid ${s.pid}` : "") : "not running"),
+      }));
+    },
+    ...(mailHealth ? { health: () => mailHealth.health(), mailboxUsage: () => mailHealth.mailboxes() } : {}),
+  };
 }

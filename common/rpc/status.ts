@@ -1,4 +1,5 @@
-// The one place where our error codes meet gRPC status codes, in both directions.
+// The one place where our error codes meet gRPC status codes, in both directions, for both gRPC
+// stacks (grpc-js on the agent channel, Connect on enrollment: the same numbers).
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
 import { NetservaError } from "../errors.ts";
@@ -35,7 +36,8 @@ const fromGrpc = new Map<number, ErrorCode>([
 /** Header carrying the refused field's name, so the field survives the wire. */
 export const FIELD_METADATA_KEY = "netserva-field";
 
-export function grpcStatusOf(error: NetservaError): GrpcStatus {
+/** The gRPC status code of an error; Connect's `Code` uses the same numbers. */
+export function grpcStatusOf(error: NetservaError): number {
   return toGrpc[error.code];
 }
 

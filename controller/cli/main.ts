@@ -5,14 +5,13 @@ import { Command, CommanderError } from "commander";
 import { NetservaError } from "../../common/errors.ts";
 import { createCliContext } from "./cli-context.ts";
 import type { CliContext, CliIo } from "./cli-context.ts";
-import { EXIT, exitCodeFor } from "./exit-codes.ts";
+import { EXIT, exitCodeFor } from "../../common/exit-codes.ts";
 import { forwardToDaemon } from "./admin-socket.ts";
 import { registerInit } from "./commands/init.ts";
 import { registerVnode } from "./commands/vnode.ts";
 import { registerVnodeMail } from "./commands/vnode-mail.ts";
 import { registerStatus } from "./commands/status.ts";
 import { registerServe } from "./commands/serve.ts";
-import { registerAgent } from "./commands/agent.ts";
 import { registerMailCommands, mailCommandNames } from "./commands/mail-registry.ts";
 import { registerMailStatus } from "./commands/mail-status.ts";
 import { registerMailTestSmtp } from "./commands/mail-test-smtp.ts";
@@ -21,12 +20,12 @@ import { registerMetrics } from "./commands/metrics.ts";
 import { registerDnsCommands } from "./commands/dns/index.ts";
 
 /** Commands that never go through a running daemon. */
-const LOCAL_ONLY = new Set(["serve", "agent", "help", "--help", "-h", "--version"]);
+const LOCAL_ONLY = new Set(["serve", "help", "--help", "-h", "--version"]);
 
 function buildProgram(ctx: CliContext): Command {
   const program = new Command("netserva-mail");
   program
-    .description("netserva-mail: mail hosting control plane (controller CLI and vnode agent)")
+    .description("netserva-mail: mail hosting control plane (the agent on a vnode is netserva-mail-agent)")
     .version("0.1.0")
     .exitOverride()
     .showHelpAfterError(false)
@@ -36,7 +35,6 @@ function buildProgram(ctx: CliContext): Command {
   registerVnodeMail(program, ctx);
   registerStatus(program, ctx);
   registerServe(program, ctx, runCommand);
-  registerAgent(program, ctx);
   registerMailCommands(program, ctx);
   registerMailStatus(program, ctx);
   registerMailTestSmtp(program, ctx);

@@ -8,7 +8,7 @@ import { compileContextFor } from "../compiler/compile-context.ts";
 import type { Fleet } from "../fleet/fleet.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
-import { splitHostPort } from "../../agent/enroll/enroll.ts";
+import { parseHostPort } from "../../common/validation/host-port.ts";
 
 export interface ControllerDaemonOptions {
   paths: HomePaths;
@@ -30,7 +30,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
   const caPem = readFileSync(options.paths.caCert, "utf8");
   const certPem = readFileSync(options.paths.cert, "utf8");
   const keyPem = readFileSync(options.paths.key, "utf8");
-  const { host, port } = splitHostPort(options.listen ?? options.config.listen, "listen");
+  const { host, port } = parseHostPort(options.listen ?? options.config.listen, "listen");
   const enrollment = await startEnrollmentServer({
     db: options.db,
     ca: { caKeyPem: readFileSync(options.paths.caKey, "utf8"), caCertPem: caPem },

@@ -5,14 +5,14 @@
 import { createSecureServer } from "node:http2";
 import type { Http2SecureServer } from "node:http2";
 import type { PeerCertificate, TLSSocket } from "node:tls";
-import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
+import { ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { EnrollmentService } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
-import type { ErrorCode } from "../../common/errors.ts";
 import { peerIdentity } from "../../common/identity/peer.ts";
 import type { Logger } from "../../common/log.ts";
+import { FIELD_METADATA_KEY, grpcStatusOf } from "../../common/rpc/status.ts";
 import type { Database } from "../db/open-database.ts";
 import { revokedSerials } from "../pki/certificate-records.ts";
 import { audited } from "../audit/audit.ts";
@@ -24,23 +24,11 @@ const peerKey = createContextKey<{ authorized: boolean; certificate: PeerCertifi
   certificate: undefined,
 });
 
-const connectCodes: Record<ErrorCode, Code> = {
-  invalid_argument: Code.InvalidArgument,
-  usage: Code.InvalidArgument,
-  not_found: Code.NotFound,
-  already_exists: Code.AlreadyExists,
-  failed_precondition: Code.FailedPrecondition,
-  unauthenticated: Code.Unauthenticated,
-  permission_denied: Code.PermissionDenied,
-  unavailable: Code.Unavailable,
-  deadline_exceeded: Code.DeadlineExceeded,
-  internal: Code.Internal,
-};
-
 function toConnectError(reason: unknown): ConnectError {
   const error = NetservaError.from(reason);
-  const headers = error.field ? new Headers({ "netserva-field": error.field }) : undefined;
-  return new ConnectError(error.message, connectCodes[error.code], headers);
+  const headers = error.field ? new Headers({ [FIELD_METADATA_KEY]: error.field }) : undefined;
+  // Connect's codes are gRPC's status codes, number for number: one map serves both stacks.
+  return new ConnectError(error.message, grpcStatusOf(error), headers);
 }
 
 export interface EnrollmentServerOptions {

@@ -10,7 +10,7 @@ import { AgentService } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { roleFromSubjectAltName, normalizeSerial } from "../../common/identity/peer.ts";
 import { grpcServiceDefinition } from "../../common/rpc/grpc-service.ts";
 import { errorFromGrpc } from "../../common/rpc/status.ts";
-import { MAX_MESSAGE_BYTES } from "../../agent/server/agent-server.ts";
+import { MAX_MESSAGE_BYTES } from "../../common/rpc/limits.ts";
 
 type Methods = typeof AgentService.method;
 type Input<K extends keyof Methods> = MessageShape<Methods[K]["input"] & DescMessage>;

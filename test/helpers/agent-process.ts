@@ -1,4 +1,4 @@
-// Runs `netserva-mail agent serve` as its own process inside a test network namespace, exactly
+// Runs `netserva-mail-agent serve` as its own process inside a test network namespace, exactly
 // as an operator would on a vnode, with a private --root. Stopped by PID at teardown.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -7,7 +7,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import type { TestNetns } from "./netns.ts";
 
-const BIN = join(import.meta.dirname, "..", "..", "bin", "netserva-mail.js");
+const BIN = join(import.meta.dirname, "..", "..", "bin", "netserva-mail-agent.js");
 
 export interface AgentProcess {
   readonly child: ChildProcess;
@@ -46,6 +46,8 @@ export async function startAgentProcess(o: {
   port: number;
   logDir: string;
   extraArgs?: string[];
+  /** Options for Node itself, before the bin (e.g. `--import` a hook). */
+  nodeArgs?: string[];
 }): Promise<AgentProcess> {
   const logFile = join(o.logDir, `agent-${o.ns.name}.log`);
   const log = openSync(logFile, "a");
@@ -54,8 +56,8 @@ export async function startAgentProcess(o: {
     "exec",
     o.ns.name,
     process.execPath,
+    ...(o.nodeArgs ?? []),
     BIN,
-    "agent",
     "serve",
     "--home",
     o.home,

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../common/log.ts";
 import { runCommand } from "../../controller/cli/main.ts";
+import { runAgentCli } from "../../agent/cli/main.ts";
 import { createCliContext } from "../../controller/cli/cli-context.ts";
 import type { CliContext } from "../../controller/cli/cli-context.ts";
 import { startControllerDaemon } from "../../controller/daemon/controller-daemon.ts";
@@ -56,7 +57,8 @@ export function cliRunner(
           },
         }
       : base;
-    const code = await runCommand(argv, ctx);
+    // `agent …` is the agent's own command line, as bin/netserva-mail.js dispatches it.
+    const code = argv[0] === "agent" ? await runAgentCli(argv.slice(1), base.io) : await runCommand(argv, ctx);
     return { code, out, err };
   };
 }

@@ -5,7 +5,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { OwnedFile } from "../../agent/rspamd/dkim-keys.ts";
-import { lookupSystemUser } from "../../agent/rspamd/daemon-process.ts";
+import { lookupSystemUser } from "../../agent/sc/managed-daemon.ts";
 
 /** Shared across runs: a fresh DBDIR costs ~10 s of hyperscan compilation, a warm one <1 s. */
 export const SHARED_HS_CACHE = "/tmp/nsm-filter-hs-cache";

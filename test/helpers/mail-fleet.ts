@@ -44,6 +44,8 @@ export interface MailFleetOptions {
   /** Runs after a vnode's namespace exists and before its agent (and so its daemons) starts: e.g.
    * writing /etc/netns/<ns>/resolv.conf, which `ip netns exec` bind-mounts when the agent starts. */
   beforeAgent?: (ns: TestNetns, name: string) => Promise<void>;
+  /** Options for the agents' Node (e.g. `--import` a hook). */
+  agentNodeArgs?: string[];
 }
 
 export async function startMailFleet(names: string[], tag: string, options: MailFleetOptions = {}): Promise<MailFleet> {
@@ -116,6 +118,7 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         port: AGENT_PORT,
         logDir,
         extraArgs: ["--metrics-listen", metricsAddress, "--usage-interval", "1000"],
+        ...(options.agentNodeArgs ? { nodeArgs: options.agentNodeArgs } : {}),
       });
       const domain = `${name}.test`;
       vnodes.push({ name, domain, mailHostname, ns, root, agent, metricsAddress });

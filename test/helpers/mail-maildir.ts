@@ -2,14 +2,15 @@
 // until a message with a given Message-ID is in a folder, and pull header fields out of it.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { pollUntil } from "../../agent/sc/wait.ts";
+import { waitUntil } from "../../agent/process.ts";
 
 /** Path of the delivered file holding `id` in `folder` ("" = INBOX, ".Junk", …). */
 export async function waitDelivered(maildir: string, id: string, folder = "", deadlineMs = 10_000): Promise<string> {
   const dir = join(maildir, folder, "new");
   let found = "";
-  await pollUntil(
+  await waitUntil(
     `${id} in ${maildir}/${folder || "INBOX"}`,
+    deadlineMs,
     () => {
       if (!existsSync(dir)) return false;
       found =
@@ -18,7 +19,6 @@ export async function waitDelivered(maildir: string, id: string, folder = "", de
           .find((f) => readFileSync(f, "utf8").includes(id)) ?? "";
       return found !== "";
     },
-    deadlineMs,
     25,
   );
   return found;

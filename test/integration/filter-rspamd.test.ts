@@ -14,7 +14,7 @@ import { renderClamdConf } from "../../agent/clamav/render.ts";
 import { EICAR_SIGNATURE_NAME, writeEicarSignatureDb } from "../../agent/clamav/signatures.ts";
 import { createRspamdClient } from "../../agent/rspamd/client.ts";
 import { createRspamdDaemon } from "../../agent/rspamd/daemon.ts";
-import type { ManagedDaemon } from "../../agent/rspamd/daemon-process.ts";
+import type { ManagedDaemon } from "../../agent/sc/managed-daemon.ts";
 import { renderDkimKeyFiles } from "../../agent/rspamd/dkim-keys.ts";
 import { createRspamdPaths } from "../../agent/rspamd/paths.ts";
 import { renderRspamdLocalD } from "../../agent/rspamd/render.ts";

@@ -12,7 +12,7 @@ import { DesiredStateSchema, type DesiredState } from "../../common/gen/netserva
 import type { FilterOptions } from "../../agent/mail/filter-config.ts";
 import { dkimKeyPath } from "../../agent/rspamd/dkim-keys.ts";
 import { createRspamdPaths } from "../../agent/rspamd/paths.ts";
-import { lookupSystemUser } from "../../agent/rspamd/daemon-process.ts";
+import { lookupSystemUser } from "../../agent/sc/managed-daemon.ts";
 import { verifyDkimSignature } from "../helpers/filter-dkim.ts";
 import { eicarMessage, gtubeMessage, hamMessage } from "../helpers/filter-messages.ts";
 import { SHARED_HS_CACHE } from "../helpers/filter-root.ts";

@@ -12,7 +12,7 @@ import {
   type DesiredState,
   type StateChange,
 } from "../../common/gen/netserva/mail/v1/state_pb.ts";
-import { pollUntil } from "../../agent/sc/wait.ts";
+import { waitUntil } from "../../agent/process.ts";
 import { canLogin, plaintextLogin } from "../helpers/mail-imap.ts";
 import { HELO, buildMessage, sendMail } from "../helpers/mail-smtp.ts";
 import { MAIL_HOSTNAME, createMailVnode, hashPassword, type MailVnode } from "../helpers/mail-vnode.ts";
@@ -39,8 +39,9 @@ const change = (c: Parameters<typeof create<typeof StateChangeSchema>>[1]): Stat
 async function delivered(local: string, id: string, folder = ""): Promise<string> {
   const dir = join(v.host.paths.maildir(D, local), folder, "new");
   let found = "";
-  await pollUntil(
+  await waitUntil(
     `${id} in ${local}/${folder || "INBOX"}`,
+    10_000,
     () => {
       if (!existsSync(dir)) return false;
       found =
@@ -49,7 +50,6 @@ async function delivered(local: string, id: string, folder = ""): Promise<string
           .find((f) => readFileSync(f, "utf8").includes(id)) ?? "";
       return found !== "";
     },
-    10_000,
     25,
   );
   return found;
@@ -382,7 +382,7 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     const out = await inbound("lazy@nocatch.test");
     expect(out.stage).toBe("done");
     const newDir = join(home, "Maildir", "new");
-    await pollUntil("lazy's maildir", () => existsSync(newDir) && readdirSync(newDir).length === 1);
+    await waitUntil("lazy's maildir", 10_000, () => existsSync(newDir) && readdirSync(newDir).length === 1);
     expect(statSync(home).mode & 0o777).toBe(0o700);
     expect(statSync(join(home, "Maildir")).uid).toBe(statSync(v.host.paths.mailHome(D, "alice")).uid);
     expect(await canLogin(v.imap("lazy@nocatch.test", PASS.new))).toBe(true);

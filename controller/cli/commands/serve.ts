@@ -6,7 +6,7 @@ import { startControllerDaemon } from "../../daemon/controller-daemon.ts";
 import { readControllerConfig } from "../../home/controller-config.ts";
 import { startAdminSocket } from "../admin-socket.ts";
 import type { CliContext } from "../cli-context.ts";
-import { waitForSignal } from "../signals.ts";
+import { waitForSignal } from "../../../common/signals.ts";
 
 export function registerServe(
   program: Command,

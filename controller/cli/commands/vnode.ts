@@ -41,7 +41,7 @@ export function registerVnode(program: Command, ctx: CliContext): void {
           `vnode ${name} added (${options.address}). Join token, valid until ${issued.expiresAt.toISOString()}:\n${issued.token}\n`,
         );
         ctx.io.err(
-          `on the vnode: netserva-mail agent enroll --controller ${config.listen} --token ${issued.token} --home DIR\n`,
+          `on the vnode: netserva-mail-agent enroll --controller ${config.listen} --token ${issued.token} --home DIR\n`,
         );
       } finally {
         await db.close();

@@ -1,5 +1,5 @@
 // Exit codes (DESIGN.md): 0 done, 1 refused input, 2 usage, 3 not found, 4 conflict, 5 unreachable.
-import type { ErrorCode } from "../../common/errors.ts";
+import type { ErrorCode } from "./errors.ts";
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, notFound: 3, conflict: 4, unreachable: 5, internal: 70 } as const;
 
