@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
+import type { EnrollmentLimits, Refusal } from "../enrollment/enrollment-server.ts";
 import { startFleet } from "../fleet/fleet.ts";
 import { compileContextFor } from "../compiler/compile-context.ts";
 import type { Fleet } from "../fleet/fleet.ts";
@@ -18,6 +19,9 @@ export interface ControllerDaemonOptions {
   listen?: string;
   healthIntervalMs?: number;
   staleAfterMs?: number;
+  enrollmentLimits?: EnrollmentLimits;
+  /** Counts refused Enroll/Renew requests (the controller's metrics). */
+  onEnrollmentRefused?: (method: "enroll" | "renew", reason: Refusal) => void;
 }
 
 export interface ControllerDaemon {
@@ -40,6 +44,8 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     log: options.log.child({ component: "enrollment" }),
     host,
     port,
+    ...(options.enrollmentLimits ? { limits: options.enrollmentLimits } : {}),
+    ...(options.onEnrollmentRefused ? { onRefused: options.onEnrollmentRefused } : {}),
   });
   const fleet = startFleet({
     db: options.db,

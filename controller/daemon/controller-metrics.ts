@@ -5,13 +5,13 @@ import { Counter, Gauge, Registry } from "prom-client";
 import type { LastResortKind } from "../../common/process/last-resort.ts";
 import { signatureOperations } from "../../common/pki/signature-count.ts";
 
-export type RequestRefusal = "rate_limited" | "invalid" | "unauthenticated" | "permission_denied" | "other";
+import type { Refusal } from "../enrollment/enrollment-server.ts";
 
 export interface ControllerMetrics {
   readonly registry: Registry;
   lastResort(kind: LastResortKind): void;
   adminClientError(): void;
-  enrollmentRefused(method: "enroll" | "renew", reason: RequestRefusal): void;
+  enrollmentRefused(method: "enroll" | "renew", reason: Refusal): void;
   text(): Promise<string>;
 }
 

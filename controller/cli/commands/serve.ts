@@ -33,6 +33,7 @@ export function registerServe(
         log,
         ...(options.listen ? { listen: options.listen } : {}),
         healthIntervalMs: Number(options.healthInterval) || 5000,
+        onEnrollmentRefused: (method, reason) => metrics.enrollmentRefused(method, reason),
       });
       // Other CLI invocations reach the embedded database through this process.
       const admin = await startAdminSocket({
