@@ -1,6 +1,7 @@
-// What both bins do before loading any of the program: run on the pinned Node 24, and keep
-// node:sqlite's experimental notice out of operator output.
+// What both bins do before loading any of the program: run on the pinned Node 24, cache compiled
+// modules, and keep node:sqlite's experimental notice out of operator output.
 import { spawnSync } from "node:child_process";
+import { enableCompileCache } from "node:module";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,4 +27,13 @@ export function quietSqliteNotice() {
     if (String(warning).includes("SQLite is an experimental feature")) return;
     emitWarning(warning, ...rest);
   };
+}
+
+/**
+ * Node's on-disk compile cache ($NODE_COMPILE_CACHE, else under the temp directory): later starts
+ * skip TypeScript stripping and V8 compilation of every module already seen. A CLI command
+ * forwarded to `serve` starts in about half the time (README, Benchmarks).
+ */
+export function cacheCompiledModules() {
+  enableCompileCache();
 }

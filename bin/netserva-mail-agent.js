@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The agent on a vnode: `netserva-mail-agent enroll|serve`. Loads the agent's modules only.
-import { ensurePinnedNode, quietSqliteNotice } from "./launch.js";
+import { cacheCompiledModules, ensurePinnedNode, quietSqliteNotice } from "./launch.js";
 
 ensurePinnedNode(import.meta.url);
+cacheCompiledModules();
 quietSqliteNotice();
 
 const { runAgentCli } = await import("../agent/cli/main.ts");

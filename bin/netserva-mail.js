@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The controller's command line and NetServa's command names (addvmail, …). `netserva-mail agent …`
 // is a spelling of `netserva-mail-agent …`: it dispatches before any controller module loads.
-import { ensurePinnedNode, quietSqliteNotice } from "./launch.js";
+import { cacheCompiledModules, ensurePinnedNode, quietSqliteNotice } from "./launch.js";
 
 ensurePinnedNode(import.meta.url);
+cacheCompiledModules();
 quietSqliteNotice();
 
 // A reader that stops early (`shvmail mx1 --json | head -1`) closes the pipe: like a Unix tool,

@@ -3,7 +3,6 @@
 import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { userInfo } from "node:os";
 import { NetservaError } from "../../common/errors.ts";
-import { openDatabase } from "../db/open-database.ts";
 import type { Database } from "../db/open-database.ts";
 import { homePaths, resolveHome } from "../home/home-paths.ts";
 import type { HomePaths } from "../home/home-paths.ts";
@@ -80,6 +79,8 @@ export function createCliContext(io: CliIo): CliContext {
     actor: io.env["NETSERVA_MAIL_ACTOR"] ?? io.env["SUDO_USER"] ?? userInfo().username,
     paths: (homeFlag) => homePaths(resolveHome(homeFlag, io.env["NETSERVA_MAIL_HOME"])),
     async openDb(paths) {
+      // MikroORM loads here, on first use: a command forwarded to `serve` never opens a database.
+      const { openDatabase } = await import("../db/open-database.ts");
       const url = io.env["DATABASE_URL"];
       if (url) return openDatabase({ url });
       const release = lockEmbedded(paths.lock);

@@ -1,70 +1,20 @@
 // The `netserva-mail` command line. NetServa's command names (addvmail, shvmail, …) are both
-// subcommands and bin aliases: the program name picks the subcommand.
+// subcommands and bin aliases: the program name picks the subcommand. This entry stays small: a
+// command a running `serve` executes is forwarded over the admin socket without loading the
+// command tree, MikroORM or the database; only a command run here loads ./program.ts.
 import { basename } from "node:path";
-import { Command, CommanderError } from "commander";
-import { NetservaError } from "../../common/errors.ts";
 import { createCliContext } from "./cli-context.ts";
 import type { CliContext, CliIo } from "./cli-context.ts";
-import { EXIT, exitCodeFor } from "../../common/exit-codes.ts";
 import { forwardToDaemon } from "./admin-socket.ts";
-import { registerInit } from "./commands/init.ts";
-import { registerVnode } from "./commands/vnode.ts";
-import { registerVnodeMail } from "./commands/vnode-mail.ts";
-import { registerStatus } from "./commands/status.ts";
-import { registerServe } from "./commands/serve.ts";
-import { registerMailCommands, mailCommandNames } from "./commands/mail-registry.ts";
-import { registerMailStatus } from "./commands/mail-status.ts";
-import { registerMailTestSmtp } from "./commands/mail-test-smtp.ts";
-import { registerCert } from "./commands/cert.ts";
-import { registerMetrics } from "./commands/metrics.ts";
-import { registerDnsCommands } from "./commands/dns/index.ts";
+import { mailCommandNames } from "./commands/mail-registry.ts";
 
 /** Commands that never go through a running daemon. */
 const LOCAL_ONLY = new Set(["serve", "help", "--help", "-h", "--version"]);
 
-function buildProgram(ctx: CliContext): Command {
-  const program = new Command("netserva-mail");
-  program
-    .description("netserva-mail: mail hosting control plane (the agent on a vnode is netserva-mail-agent)")
-    .version("0.1.0")
-    .exitOverride()
-    .showHelpAfterError(false)
-    .configureOutput({ writeOut: (s) => ctx.io.out(s), writeErr: (s) => ctx.io.err(s) });
-  registerInit(program, ctx);
-  registerVnode(program, ctx);
-  registerVnodeMail(program, ctx);
-  registerStatus(program, ctx);
-  registerServe(program, ctx, runCommand);
-  registerMailCommands(program, ctx);
-  registerMailStatus(program, ctx);
-  registerMailTestSmtp(program, ctx);
-  registerCert(program, ctx);
-  registerMetrics(program, ctx);
-  registerDnsCommands(program, ctx);
-  for (const command of program.commands) command.exitOverride();
-  return program;
-}
-
-/** Runs one command line (without the program name) and returns the exit code. */
+/** Runs one command line (without the program name) in this process and returns the exit code. */
 export async function runCommand(argv: string[], ctx: CliContext): Promise<number> {
-  const program = buildProgram(ctx);
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return EXIT.ok;
-  } catch (reason) {
-    if (reason instanceof CommanderError) {
-      if (
-        reason.code === "commander.helpDisplayed" ||
-        reason.code === "commander.version" ||
-        reason.code === "commander.help"
-      )
-        return EXIT.ok;
-      return EXIT.usage;
-    }
-    const error = NetservaError.from(reason);
-    ctx.io.err(`error: ${error.message}\n`);
-    return exitCodeFor(error.code);
-  }
+  const program = await import("./program.ts");
+  return program.runCommand(argv, ctx);
 }
 
 /** Maps a bin alias (addvmail …) to its subcommand. */

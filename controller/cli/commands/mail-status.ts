@@ -18,7 +18,7 @@ function summaryRow(v: MailStatusView): Record<string, string | number> {
     vnode: v.vnode,
     health: v.health,
     age: v.healthAgeSeconds === null ? "-" : `${v.healthAgeSeconds}s`,
-    generation: `${v.appliedGeneration}/${v.generation}${v.generationLag > 0 ? " LAG" : ""}`,
+    generation: `${v.appliedGeneration}/${v.generation}${v.generationLag > 0 ? " LAG" : ""}${v.refused ? " REFUSED" : ""}`,
     services: v.services.map((s) => `${s.name}:${s.state}`).join(" ") || "-",
     queue: m?.queue ? `${m.queue.active}/${m.queue.deferred}/${m.queue.hold}` : "-",
     users: m?.dovecot.users ?? "-",
@@ -38,7 +38,7 @@ function detail(v: MailStatusView): string {
     ],
     [
       "generation",
-      `applied ${v.appliedGeneration} of ${v.generation}${v.generationLag > 0 ? ` (lags by ${v.generationLag})` : ""}${v.drift ? ", DRIFT" : ""}`,
+      `applied ${v.appliedGeneration} of ${v.generation}${v.generationLag > 0 ? ` (lags by ${v.generationLag})` : ""}${v.drift ? ", DRIFT" : ""}${v.refused ? `, generation ${v.refused.generation} REFUSED` : ""}`,
     ],
     ...v.services.map((s): [string, string] => [
       s.name,
