@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../common/log.ts";
 import type { Logger } from "../../common/log.ts";
+import type { EnrollmentLimits } from "../../controller/enrollment/enrollment-server.ts";
 import { runCommand } from "../../controller/cli/main.ts";
 import { runAgentCli } from "../../agent/cli/main.ts";
 import { createCliContext } from "../../controller/cli/cli-context.ts";
@@ -86,6 +87,7 @@ export async function startHarness(
     staleAfterMs?: number;
     /** The controller daemon's logger (silent unless a test reads the log). */
     log?: Logger;
+    enrollmentLimits?: EnrollmentLimits;
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-test-"));
@@ -114,6 +116,7 @@ export async function startHarness(
     config: readControllerConfig(paths.config),
     db,
     log: options.log ?? silentLogger,
+    ...(options.enrollmentLimits ? { enrollmentLimits: options.enrollmentLimits } : {}),
     healthIntervalMs: options.healthIntervalMs ?? 500,
     staleAfterMs: options.staleAfterMs ?? 3000,
   });
