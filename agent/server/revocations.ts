@@ -7,6 +7,9 @@ import { readStateFile, writeStateFile } from "./state-file.ts";
 export interface Revocations {
   has(serial: string): boolean;
   replace(serials: readonly string[]): Promise<number>;
+  /** Calls `onRevoked` once if `serial` is revoked later (a connection closing itself at once);
+   *  returns the function that forgets it (call it when the connection ends). */
+  guard(serial: string, onRevoked: () => void): () => void;
   readonly size: number;
   /** Why the file on disk was not used at start-up, if it was not. */
   readonly problem: string | undefined;
@@ -19,12 +22,22 @@ export function createRevocations(options: { file?: string } = {}): Revocations 
       )
     : { value: [] };
   let serials = new Set(read.value.map(normalizeSerial));
+  const guards = new Map<() => void, string>();
   return {
     has: (serial) => serials.has(normalizeSerial(serial)),
+    guard(serial, onRevoked) {
+      guards.set(onRevoked, normalizeSerial(serial));
+      return () => void guards.delete(onRevoked);
+    },
     async replace(list) {
       const next = new Set(list.map(normalizeSerial));
       if (options.file) writeStateFile(options.file, [...next], 0o644);
       serials = next;
+      for (const [onRevoked, serial] of guards) {
+        if (!serials.has(serial)) continue;
+        guards.delete(onRevoked);
+        onRevoked();
+      }
       return serials.size;
     },
     get size() {
