@@ -35,6 +35,7 @@ if (process.argv[2] === "agent") {
       return (stdinText = Buffer.concat(chunks).toString("utf8"));
     },
     env: process.env,
+    cwd: process.cwd(),
     isTTY: Boolean(process.stdout.isTTY),
     // Destructive commands ask on a terminal; without one they need --yes.
     confirm: process.stdin.isTTY

@@ -19,6 +19,8 @@ interface Request {
   stdin: string;
   /** What the client calls itself (NETSERVA_MAIL_ACTOR, SUDO_USER or its user name). */
   actor?: string;
+  /** The client's working directory: relative paths in argv mean paths there. */
+  cwd?: string;
 }
 
 type Frame = { out: string } | { err: string } | { exit: number };
@@ -34,11 +36,13 @@ function parseRequest(line: string): Request {
   const argv: unknown = Reflect.get(value, "argv");
   const stdin: unknown = Reflect.get(value, "stdin");
   const actor: unknown = Reflect.get(value, "actor");
+  const cwd: unknown = Reflect.get(value, "cwd");
   if (!Array.isArray(argv) || argv.some((a) => typeof a !== "string")) throw new Error("bad argv");
   return {
     argv: argv.map(String),
     stdin: typeof stdin === "string" ? stdin : "",
     ...(typeof actor === "string" ? { actor } : {}),
+    ...(typeof cwd === "string" && cwd.startsWith("/") ? { cwd } : {}),
   };
 }
 
@@ -131,6 +135,7 @@ export async function startAdminSocket(options: {
       readStdin: async () => request.stdin,
       env: options.ctx.io.env,
       isTTY: false,
+      ...(request.cwd ? { cwd: request.cwd } : {}),
     };
     const inner: CliContext = {
       ...options.ctx,
@@ -223,7 +228,7 @@ export async function forwardToDaemon(
       resolve(code ?? 5);
     });
     stdin().then(
-      (text) => socket.write(JSON.stringify({ argv, stdin: text, actor }) + "\n"),
+      (text) => socket.write(JSON.stringify({ argv, stdin: text, actor, cwd: io.cwd }) + "\n"),
       () => socket.destroy(),
     );
   });

@@ -13,6 +13,8 @@ export interface CliIo {
   readStdin(): Promise<string>;
   env: Record<string, string | undefined>;
   isTTY: boolean;
+  /** The caller's working directory, for relative paths (a forwarded command runs in the daemon). */
+  cwd?: string;
   /** Answers a yes/no question; undefined when there is no terminal to ask. */
   confirm?(question: string): Promise<boolean>;
 }

@@ -24,7 +24,7 @@ export interface ServeProcess {
   /** Everything the daemon wrote on stderr so far (its JSON log lines among it). */
   stderr(): string;
   /** A command through the admin socket, as the CLI sends it (actor "tester"). */
-  cli(argv: string[], stdin?: string): Promise<CliRun>;
+  cli(argv: string[], stdin?: string, cwd?: string): Promise<CliRun>;
   /** `netserva-mail metrics`: one sample value by its name and labels as printed. */
   metric(sample: string): Promise<number | undefined>;
   /** SIGTERM and wait; resolves with the exit code. */
@@ -81,7 +81,7 @@ export async function startServeProcess(options: { args?: string[]; deadlineMs?:
     if (Date.now() > deadline) throw new Error(`serve did not answer on ${socket}: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const cli = async (argv: string[], stdin = ""): Promise<CliRun> => {
+  const cli = async (argv: string[], stdin = "", cwd?: string): Promise<CliRun> => {
     let out = "";
     let err = "";
     const io = {
@@ -90,6 +90,7 @@ export async function startServeProcess(options: { args?: string[]; deadlineMs?:
       readStdin: async () => stdin,
       env,
       isTTY: false,
+      ...(cwd ? { cwd } : {}),
     };
     const code = await forwardToDaemon(socket, argv, io, io.readStdin, "tester");
     if (code === undefined) throw new Error(`serve did not answer on ${socket}`);

@@ -5,7 +5,9 @@
 // handler on the connection, not the net under it.
 import { spawn } from "node:child_process";
 import { connect } from "node:net";
-import { rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../controller/db/open-database.ts";
 import { BIN, startServeProcess } from "../helpers/serve-process.ts";
@@ -140,6 +142,35 @@ describe("controller daemon survives its clients", () => {
     });
     expect(result).toEqual({ code: 0, out: "[\n", err: "" });
     await answers();
+  });
+
+  it("mail:export --output creates the file exclusively, mode 0600, in the caller's directory, never through a link", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nsm-export-"));
+    try {
+      const first = await serve.cli(["mail:export", "mx1", "--output", "out.json"], "", dir);
+      expect(first.code).toBe(0);
+      expect(statSync(join(dir, "out.json")).mode & 0o777).toBe(0o600);
+      const exported = readFileSync(join(dir, "out.json"), "utf8");
+      expect((JSON.parse(exported) as { rows: unknown[] }).rows.length).toBe(MAILBOXES + 1);
+      // Never over an existing file...
+      const again = await serve.cli(["mail:export", "mx1", "--output", "out.json"], "", dir);
+      expect(again.code).toBe(4);
+      expect(again.err).toMatch(/output: .*out\.json exists/);
+      expect(readFileSync(join(dir, "out.json"), "utf8")).toBe(exported);
+      // ...nor through a symbolic link, dangling or not.
+      symlinkSync(join(dir, "planted"), join(dir, "dangling.json"));
+      writeFileSync(join(dir, "victim"), "keep\n", { mode: 0o644 });
+      symlinkSync(join(dir, "victim"), join(dir, "link.json"));
+      for (const name of ["dangling.json", "link.json"]) {
+        const refused = await serve.cli(["mail:export", "mx1", "--output", name], "", dir);
+        expect(refused.code).toBe(4);
+      }
+      expect(existsSync(join(dir, "planted"))).toBe(false);
+      expect(readFileSync(join(dir, "victim"), "utf8")).toBe("keep\n");
+      expect(statSync(join(dir, "victim")).mode & 0o777).toBe(0o644);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the last-resort handler never fired, and the command log names the real caller", async () => {
