@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
+import type { EnrollmentLimits, Refusal } from "../enrollment/enrollment-server.ts";
 import { startFleet } from "../fleet/fleet.ts";
 import { createDeliverService } from "../fleet/deliver.ts";
 import { mailTlsIssuerFor } from "../pki/mail-tls.ts";
@@ -19,6 +20,9 @@ export interface ControllerDaemonOptions {
   listen?: string;
   healthIntervalMs?: number;
   staleAfterMs?: number;
+  enrollmentLimits?: EnrollmentLimits;
+  /** Counts refused Enroll/Renew requests (the controller's metrics). */
+  onEnrollmentRefused?: (method: "enroll" | "renew", reason: Refusal) => void;
 }
 
 export interface ControllerDaemon {
@@ -41,6 +45,8 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     log: options.log.child({ component: "enrollment" }),
     host,
     port,
+    ...(options.enrollmentLimits ? { limits: options.enrollmentLimits } : {}),
+    ...(options.onEnrollmentRefused ? { onRefused: options.onEnrollmentRefused } : {}),
   });
   // The reconciler delivers over the fleet's own links (one connection per vnode); links are
   // asked for only once reports arrive, after the fleet below exists.

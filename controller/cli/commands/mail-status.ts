@@ -9,6 +9,7 @@ import { mailStatus, type MailStatusView } from "../../health/mail-status.ts";
 import { syncMailboxUsage } from "../../health/mailbox-usage-sync.ts";
 import type { CliContext } from "../cli-context.ts";
 import { formatRows, parseFormat } from "../format.ts";
+import { terminalText } from "../terminal-text.ts";
 
 const pct = (r: number): string => `${(r * 100).toFixed(0)}%`;
 
@@ -74,7 +75,7 @@ function detail(v: MailStatusView): string {
   if (v.agentCertificateNotAfter) lines.push(["agent cert expires", v.agentCertificateNotAfter]);
   lines.push(["problems", v.problems.length === 0 ? "none" : v.problems.join("; ")]);
   const width = Math.max(...lines.map(([k]) => k.length));
-  return lines.map(([k, val]) => `${k.padEnd(width)}  ${val}`).join("\n") + "\n";
+  return lines.map(([k, val]) => `${k.padEnd(width)}  ${terminalText(String(val))}`).join("\n") + "\n";
 }
 
 export function registerMailStatus(program: Command, ctx: CliContext): void {
@@ -129,7 +130,8 @@ export function registerMailStatus(program: Command, ctx: CliContext): void {
               format,
             ),
           );
-          if (format === "table") for (const v of views) for (const p of v.problems) ctx.io.out(`${v.vnode}: ${p}\n`);
+          if (format === "table")
+            for (const v of views) for (const p of v.problems) ctx.io.out(`${v.vnode}: ${terminalText(p)}\n`);
         } finally {
           await db.close();
         }
