@@ -101,83 +101,87 @@ afterAll(async () => {
   await harness?.close();
 });
 
-describe("applied generation", () => {
-  it("checks base_generation in the apply queue: changes right behind a whole state apply on top of it", async () => {
-    let open = (): void => undefined;
-    gate = new Promise((r) => (open = r));
-    const state = applyState(5);
-    // Sent while generation 5 is still being applied: the agent is at 0 when it arrives.
-    const changes = applyChanges(5);
-    // Both requests travel on one connection; the second reaches the agent while the first waits.
-    await new Promise((r) => setTimeout(r, 200));
-    open();
-    expect(Number((await state).appliedGeneration)).toBe(5);
-    const answer = await changes;
-    expect(answer.needsFullState).toBe(false);
-    expect(Number(answer.appliedGeneration)).toBe(6);
-    expect(calls.slice(-4)).toEqual(["state 5 start", "state 5 end", "changes 0 start", "changes 0 end"]);
+// In order (opted out of the suite's shuffle): the generation tests build on each other's applied
+// generation (0 → 5/6 → 7), and the torn-file test restarts the agent. To be split by its owner.
+describe("agent generations", { shuffle: false }, () => {
+  describe("applied generation", () => {
+    it("checks base_generation in the apply queue: changes right behind a whole state apply on top of it", async () => {
+      let open = (): void => undefined;
+      gate = new Promise((r) => (open = r));
+      const state = applyState(5);
+      // Sent while generation 5 is still being applied: the agent is at 0 when it arrives.
+      const changes = applyChanges(5);
+      // Both requests travel on one connection; the second reaches the agent while the first waits.
+      await new Promise((r) => setTimeout(r, 200));
+      open();
+      expect(Number((await state).appliedGeneration)).toBe(5);
+      const answer = await changes;
+      expect(answer.needsFullState).toBe(false);
+      expect(Number(answer.appliedGeneration)).toBe(6);
+      expect(calls.slice(-4)).toEqual(["state 5 start", "state 5 end", "changes 0 start", "changes 0 end"]);
+    });
+
+    it("an older whole state changes nothing; the same generation again is applied (a repair)", async () => {
+      calls.length = 0;
+      expect(Number((await applyState(7)).appliedGeneration)).toBe(7);
+      const older = await applyState(6);
+      expect(Number(older.appliedGeneration)).toBe(7);
+      expect(older.changed).toBe(false);
+      expect(Number((await applyState(7)).appliedGeneration)).toBe(7);
+      expect(calls).toEqual(["state 7 start", "state 7 end", "state 7 start", "state 7 end"]);
+      // Changes on an older base ask for the whole state and leave the generation alone.
+      const stale = await applyChanges(5);
+      expect(stale.needsFullState).toBe(true);
+      expect(Number(stale.appliedGeneration)).toBe(7);
+    });
+
+    it("a refused state leaves the generation alone and counts as refused in the agent's metrics", async () => {
+      const err = await applyState(99).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: "failed_precondition" });
+      expect(Number((await applyState(7)).appliedGeneration)).toBe(7);
+      const text = await metrics.registry.getSingleMetricAsString("netserva_agent_commands_total");
+      expect(text).toMatch(/command="ApplyState",result="refused"[^\n]*\} 1$/m);
+    });
   });
 
-  it("an older whole state changes nothing; the same generation again is applied (a repair)", async () => {
-    calls.length = 0;
-    expect(Number((await applyState(7)).appliedGeneration)).toBe(7);
-    const older = await applyState(6);
-    expect(Number(older.appliedGeneration)).toBe(7);
-    expect(older.changed).toBe(false);
-    expect(Number((await applyState(7)).appliedGeneration)).toBe(7);
-    expect(calls).toEqual(["state 7 start", "state 7 end", "state 7 start", "state 7 end"]);
-    // Changes on an older base ask for the whole state and leave the generation alone.
-    const stale = await applyChanges(5);
-    expect(stale.needsFullState).toBe(true);
-    expect(Number(stale.appliedGeneration)).toBe(7);
-  });
+  describe("the agent's state files", () => {
+    it("many concurrent writes: unique temp names, the newest generation wins, nothing left behind", async () => {
+      const file = `${agentHomePaths(agentHome).applied}.concurrent`;
+      const applied = createAppliedState({ file });
+      await Promise.all(Array.from({ length: 20 }, (_, i) => applied.set(BigInt(i + 1))));
+      expect(applied.generation).toBe(20n);
+      expect(createAppliedState({ file }).generation).toBe(20n);
+      expect(await applied.set(3n)).toBe(false);
+      expect(createAppliedState({ file }).generation).toBe(20n);
+      expect(readdirSync(dirname(file)).filter((f) => f.includes(".ns-"))).toEqual([]);
+    });
 
-  it("a refused state leaves the generation alone and counts as refused in the agent's metrics", async () => {
-    const err = await applyState(99).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "failed_precondition" });
-    expect(Number((await applyState(7)).appliedGeneration)).toBe(7);
-    const text = await metrics.registry.getSingleMetricAsString("netserva_agent_commands_total");
-    expect(text).toMatch(/command="ApplyState",result="refused"[^\n]*\} 1$/m);
-  });
-});
-
-describe("the agent's state files", () => {
-  it("many concurrent writes: unique temp names, the newest generation wins, nothing left behind", async () => {
-    const file = `${agentHomePaths(agentHome).applied}.concurrent`;
-    const applied = createAppliedState({ file });
-    await Promise.all(Array.from({ length: 20 }, (_, i) => applied.set(BigInt(i + 1))));
-    expect(applied.generation).toBe(20n);
-    expect(createAppliedState({ file }).generation).toBe(20n);
-    expect(await applied.set(3n)).toBe(false);
-    expect(createAppliedState({ file }).generation).toBe(20n);
-    expect(readdirSync(dirname(file)).filter((f) => f.includes(".ns-"))).toEqual([]);
-  });
-
-  it("a torn applied or revocation file is reported, read as empty, and the agent still starts", async () => {
-    const paths = agentHomePaths(agentHome);
-    writeFileSync(paths.applied, '{"generation":"12');
-    writeFileSync(paths.revocations, '["0a1b');
-    const applied = createAppliedState({ file: paths.applied });
-    expect(applied.generation).toBe(0n);
-    expect(applied.problem).toMatch(/not valid JSON/);
-    const revocations = createRevocations({ file: paths.revocations });
-    expect(revocations.size).toBe(0);
-    expect(revocations.problem).toMatch(/not valid JSON/);
-    writeFileSync(paths.applied, '{"generation": 12}');
-    expect(createAppliedState({ file: paths.applied }).problem).toMatch(/unexpected content/);
-    // The enrolled agent of this home restarts on the torn files and reports generation 0.
-    writeFileSync(paths.applied, '{"gener');
-    await vnAgent.agent.close();
-    const restarted = await vnAgent.restart();
-    const status = async () =>
-      (JSON.parse((await harness.cli(["status", "--json"])).out) as Array<Record<string, unknown>>).find(
-        (r) => r["vnode"] === "vn-gen",
-      );
-    const deadline = Date.now() + 20_000;
-    while (!((await status())?.["connected"] === true && (await status())?.["appliedGeneration"] === 0)) {
-      if (Date.now() > deadline) throw new Error("the restarted agent did not report generation 0");
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(restarted).toBeDefined();
+    it("a torn applied or revocation file is reported, read as empty, and the agent still starts", async () => {
+      const paths = agentHomePaths(agentHome);
+      writeFileSync(paths.applied, '{"generation":"12');
+      writeFileSync(paths.revocations, '["0a1b');
+      const applied = createAppliedState({ file: paths.applied });
+      expect(applied.generation).toBe(0n);
+      expect(applied.problem).toMatch(/not valid JSON/);
+      const revocations = createRevocations({ file: paths.revocations });
+      expect(revocations.size).toBe(0);
+      expect(revocations.problem).toMatch(/not valid JSON/);
+      writeFileSync(paths.applied, '{"generation": 12}');
+      expect(createAppliedState({ file: paths.applied }).problem).toMatch(/unexpected content/);
+      // The enrolled agent of this home restarts on the torn files and reports generation 0.
+      writeFileSync(paths.applied, '{"gener');
+      await vnAgent.agent.close();
+      const restarted = await vnAgent.restart();
+      const status = async () =>
+        (JSON.parse((await harness.cli(["status", "--json"])).out) as Array<Record<string, unknown>>).find(
+          (r) => r["vnode"] === "vn-gen",
+        );
+      const deadline = Date.now() + 20_000;
+      while (!((await status())?.["connected"] === true && (await status())?.["appliedGeneration"] === 0)) {
+        if (Date.now() > deadline) throw new Error("the restarted agent did not report generation 0");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(restarted).toBeDefined();
+    });
   });
 });

@@ -66,7 +66,9 @@ function logLines(message: string): Array<Record<string, unknown>> {
     .filter((l) => l["msg"] === message);
 }
 
-describe("controller daemon survives its clients", () => {
+// In order (opted out of the suite's shuffle): the last test stops the daemon and reads the command
+// log the earlier ones wrote. To be split by its owner into tests that stand alone.
+describe("controller daemon survives its clients", { shuffle: false }, () => {
   beforeAll(async () => {
     serve = await startServeProcess();
     expect((await serve.cli(["vnode", "add", "mx1", "--address", "127.0.0.1:9"])).code).toBe(0);
