@@ -46,6 +46,8 @@ export interface MailHost {
   applyState(state: DesiredState, opts?: { dryRun?: boolean }): Promise<ApplyOutcome>;
   applyChanges(changes: readonly StateChange[], opts?: { dryRun?: boolean }): Promise<ApplyOutcome>;
   start(): Promise<void>;
+  /** Start the filters the last applied config wants if they are not running (agent start-up). */
+  ensureFilters(): Promise<void>;
   stop(): Promise<void>;
   /** Drifted files and the lookup DB; `full` recomputes the DB digest even if nobody wrote. */
   drift(opts?: { full?: boolean }): string[];
@@ -183,6 +185,8 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       await o.sc.start("dovecot");
       await o.sc.start("postfix");
     },
+
+    ensureFilters: () => filters.ensureRunning(appliedWants()),
 
     async stop() {
       await o.sc.stop("postfix");

@@ -71,6 +71,9 @@ export async function openMailPort(
     return lastStatus.value;
   };
   const ensureRunning = async (): Promise<void> => {
+    // Filters first: Postfix's milter (milter_default_action = tempfail) would defer every
+    // message until the next apply if Rspamd stayed down after an agent or vnode restart.
+    await host.ensureFilters();
     for (const name of MAIL_DAEMONS) if (!(await sc.status(name)).running) await sc.start(name);
     lastStatus = undefined;
   };

@@ -12,6 +12,7 @@ import { DesiredStateSchema, type DesiredState } from "../../common/gen/netserva
 import type { FilterOptions } from "../../agent/mail/filter-config.ts";
 import { dkimKeyPath } from "../../agent/rspamd/dkim-keys.ts";
 import { createRspamdPaths } from "../../agent/rspamd/paths.ts";
+import { openMailPort } from "../../agent/server/mail-port.ts";
 import { lookupSystemUser } from "../../agent/sc/managed-daemon.ts";
 import { verifyDkimSignature } from "../helpers/filter-dkim.ts";
 import { eicarMessage, gtubeMessage, hamMessage } from "../helpers/filter-messages.ts";
@@ -254,6 +255,17 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
     await v.host.applyState(state);
     timings.rspamdWarmRestartMs = performance.now() - t0;
     expect((await v.host.status()).services.every((s) => s.running)).toBe(true);
+    expect((await inbound(`bob@${D}`, data)).stage).toBe("done");
+    await waitDelivered(maildir("bob"), messageId(data));
+  });
+
+  it("an agent start (resume) brings back a filter that is down, so mail is not deferred after a restart", async () => {
+    await v.sc.stop("rspamd");
+    expect((await v.sc.status("rspamd")).running).toBe(false);
+    // What agent-daemon.ts does at start-up, with no apply in between.
+    await openMailPort(v.host, v.sc);
+    expect((await v.sc.status("rspamd")).running).toBe(true);
+    const data = hamMessage({ from: REMOTE, to: `bob@${D}` });
     expect((await inbound(`bob@${D}`, data)).stage).toBe("done");
     await waitDelivered(maildir("bob"), messageId(data));
   });

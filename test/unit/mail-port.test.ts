@@ -29,6 +29,7 @@ function fakeHost(generation: string, apply: () => Promise<ApplyOutcome>, runnin
     applyState: apply,
     applyChanges: apply,
     start: async () => undefined,
+    ensureFilters: async () => undefined,
     stop: async () => undefined,
     drift: () => [],
     status: async () => ({
