@@ -80,6 +80,11 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const log = options.log.child({ vnode });
   for (const repair of identity.repairs) log.warn("agent identity repaired at start-up", { repair });
   const revocations = createRevocations({ file: paths.revocations });
+  const applied = createAppliedState({ file: paths.applied });
+  // A torn state file is reported and started from empty: generation 0 makes the controller
+  // send the whole state, and it pushes its revocation list on connecting.
+  for (const problem of [revocations.problem, applied.problem])
+    if (problem) log.warn("agent state file unusable, starting from empty", { problem });
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
   const mail = options.mail ? await createMailPort(options.mail, options.log) : undefined;
   const mailHost = mail?.port;
@@ -92,7 +97,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     keyPem: identity.keyPem,
     certificateNotAfter: inspectCertificate(identity.certPem).notAfter,
     revocations,
-    applied: createAppliedState({ file: paths.applied }),
+    applied,
     metrics,
     log,
     listen: options.listen,

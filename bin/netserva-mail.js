@@ -7,18 +7,26 @@ ensurePinnedNode(import.meta.url);
 cacheCompiledModules();
 quietSqliteNotice();
 
+// A reader that stops early (`shvmail mx1 --json | head -1`) closes the pipe: like a Unix tool,
+// stop writing there and say nothing; the command itself still finishes and sets the exit code.
+const closed = { out: false, err: false };
+process.stdout.on("error", () => void (closed.out = true));
+process.stderr.on("error", () => void (closed.err = true));
+const out = (text) => void (closed.out || process.stdout.write(text));
+const err = (text) => void (closed.err || process.stderr.write(text));
+
 if (process.argv[2] === "agent") {
   const { runAgentCli } = await import("../agent/cli/main.ts");
   process.exitCode = await runAgentCli(process.argv.slice(3), {
-    out: (text) => process.stdout.write(text),
-    err: (text) => process.stderr.write(text),
+    out,
+    err,
   });
 } else {
   const { main } = await import("../controller/cli/main.ts");
   let stdinText;
   const code = await main(process.argv[1] ?? "netserva-mail", process.argv.slice(2), {
-    out: (text) => process.stdout.write(text),
-    err: (text) => process.stderr.write(text),
+    out,
+    err,
     readStdin: async () => {
       if (stdinText !== undefined) return stdinText;
       if (process.stdin.isTTY) return (stdinText = "");
@@ -27,6 +35,7 @@ if (process.argv[2] === "agent") {
       return (stdinText = Buffer.concat(chunks).toString("utf8"));
     },
     env: process.env,
+    cwd: process.cwd(),
     isTTY: Boolean(process.stdout.isTTY),
     // Destructive commands ask on a terminal; without one they need --yes.
     confirm: process.stdin.isTTY

@@ -57,18 +57,23 @@ const enroll: Subcommand = {
   summary: "create this vnode's key, have the controller sign it, store the certificate",
   flags: [
     { name: "controller", value: "host:port", help: "the controller's enrollment address", required: true },
-    { name: "token", value: "token", help: "the join token from `netserva-mail vnode add`", required: true },
+    { name: "token", value: "token", help: "the join token from `netserva-mail vnode add` (visible in ps)" },
+    { name: "token-file", value: "file", help: "read the join token from this file instead (- for stdin)" },
     { name: "home", value: "dir", help: "the agent's home directory", required: true },
   ],
   async run(values, io) {
-    const [{ enrollThisAgent }, { agentHomePaths }, { AGENT_VERSION }] = await Promise.all([
+    const inline = text(values, "token");
+    const file = text(values, "token-file");
+    if ((inline === undefined) === (file === undefined)) throw usage("enroll: give one of --token or --token-file");
+    const [{ enrollThisAgent }, { agentHomePaths }, { AGENT_VERSION }, { readTokenFile }] = await Promise.all([
       import("../enroll/enroll.ts"),
       import("../home/agent-home.ts"),
       import("../version.ts"),
+      import("../enroll/token-file.ts"),
     ]);
     const result = await enrollThisAgent({
       controller: text(values, "controller") ?? "",
-      token: text(values, "token") ?? "",
+      token: file === undefined ? (inline ?? "") : readTokenFile(file),
       paths: agentHomePaths(text(values, "home") ?? ""),
       version: AGENT_VERSION,
     });

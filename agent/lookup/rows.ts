@@ -1,7 +1,5 @@
-// Desired-state messages → validated lookup rows, and the canonical per-row hash behind digest().
-// The hash covers only what the controller sends (not uid/gid/home, which are vnode-local), so a
-// controller can compute the same digest from its own state.
-import { createHash } from "node:crypto";
+// Desired-state messages → validated lookup rows. The per-row hash behind digest() lives in
+// common/state/lookup-digest.ts: the controller computes the same digest from its own state.
 import type { MailAlias, MailDomain, Mailbox } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import {
   checkAddress,
@@ -60,28 +58,4 @@ export function aliasRow(a: MailAlias): AliasRow {
   return { source, domain, target: checkAliasTargets("alias.targets", a.targets), active: a.active ? 1 : 0 };
 }
 
-export function hashDomain(r: DomainRow): string {
-  return rowHash(["d", r.domain, r.active]);
-}
-
-export function hashMailbox(r: Pick<MailboxRow, "user" | "pass" | "active" | "quota" | "sieve" | "name">): string {
-  return rowHash(["m", r.user, r.pass, r.active, r.quota, r.sieve, r.name]);
-}
-
-export function hashAlias(r: Pick<AliasRow, "source" | "target" | "active">): string {
-  return rowHash(["a", r.source, r.target, r.active]);
-}
-
-function rowHash(fields: ReadonlyArray<string | number>): string {
-  return createHash("sha256").update(JSON.stringify(fields)).digest("hex");
-}
-
-/** XOR of row hashes: order-independent and updatable in O(1) per changed row (keys are unique). */
-export function xorHex(a: string, b: string): string {
-  const x = Buffer.from(a, "hex");
-  const y = Buffer.from(b, "hex");
-  for (let i = 0; i < x.length; i++) x[i] = (x[i] ?? 0) ^ (y[i] ?? 0);
-  return x.toString("hex");
-}
-
-export const EMPTY_DIGEST = "0".repeat(64);
+export { EMPTY_DIGEST, hashAlias, hashDomain, hashMailbox, xorHex } from "../../common/state/lookup-digest.ts";

@@ -24,6 +24,14 @@ export interface MetricsServer {
 }
 
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const guarded = new WeakSet<TLSSocket>();
+  /** A keep-alive connection from a certificate revoked later is closed when the list arrives. */
+  const guard = (socket: TLSSocket, serial: string): void => {
+    if (guarded.has(socket)) return;
+    guarded.add(socket);
+    const forget = options.revocations.guard(serial, () => socket.destroy());
+    socket.once("close", forget);
+  };
   const server: Server = createServer(
     {
       ca: options.caPem,
@@ -37,6 +45,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       const allowed = (() => {
         try {
           const peer = peerIdentity((req.socket as TLSSocket).getPeerCertificate());
+          guard(req.socket as TLSSocket, peer.serial);
           return (peer.role === "controller" || peer.role === "monitor") && !options.revocations.has(peer.serial);
         } catch {
           return false;

@@ -33,6 +33,7 @@ import type { AppliedState } from "./applied-state.ts";
 import { authorizeController } from "./authorize.ts";
 import { errorToGrpc, unaryCommand } from "./command-call.ts";
 import type { CommandDeps } from "./command-call.ts";
+import { oneAtATime } from "./mail-port.ts";
 import type { ApplyOutcome, MailHostPort } from "./mail-port.ts";
 import { toMailbox } from "../health/mail-health.ts";
 import { handleSmtpTest } from "../smtp-test/smtp-test-request.ts";
@@ -75,16 +76,17 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
     });
   };
 
+  // Applies and their generation checks run one at a time: a base generation checked outside the
+  // queue could be stale by the time the changes land, and two answers could set the applied
+  // generation out of order.
+  const inTurn = oneAtATime();
   const applyResult = async (
     requestId: string,
     generation: bigint,
     outcome: ApplyOutcome,
     dryRun: boolean,
   ): Promise<ApplyResponse> => {
-    if (!dryRun) {
-      await options.applied.set(generation);
-      options.metrics.setAppliedGeneration(Number(generation));
-    }
+    if (!dryRun && (await options.applied.set(generation))) options.metrics.setAppliedGeneration(Number(generation));
     return create(ApplyResponseSchema, {
       requestId,
       appliedGeneration: options.applied.generation,
@@ -131,13 +133,31 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
         if (!request.state) throw invalid("state", "missing desired state");
         if (request.state.generation !== context.generation)
           throw invalid("state.generation", "must equal meta.generation");
-        const outcome = await requireMailHost(options.mailHost).applyState(request.state, { dryRun: request.dryRun });
-        context.log.info("state applied", {
-          generation: context.generation.toString(),
-          changed: outcome.changed,
-          dry_run: request.dryRun,
+        const state = request.state;
+        const mailHost = requireMailHost(options.mailHost);
+        return inTurn(async () => {
+          // An older state (compiled before changes that have landed since) would move the vnode
+          // backwards: it is answered with where the vnode is, and nothing changes. The same
+          // generation again is a repair (drift, digest) and is applied.
+          if (!request.dryRun && context.generation < options.applied.generation) {
+            context.log.info("older state ignored", {
+              generation: context.generation.toString(),
+              applied: options.applied.generation.toString(),
+            });
+            return create(ApplyResponseSchema, {
+              requestId: context.requestId,
+              appliedGeneration: options.applied.generation,
+              stateDigest: await mailHost.digest(),
+            });
+          }
+          const outcome = await mailHost.applyState(state, { dryRun: request.dryRun });
+          context.log.info("state applied", {
+            generation: context.generation.toString(),
+            changed: outcome.changed,
+            dry_run: request.dryRun,
+          });
+          return applyResult(context.requestId, context.generation, outcome, request.dryRun);
         });
-        return applyResult(context.requestId, context.generation, outcome, request.dryRun);
       },
       replayed: (response) => ({ ...response, replayed: true }),
     }),
@@ -146,19 +166,21 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
       metaRequired: true,
       async handle(request, context) {
         const mailHost = requireMailHost(options.mailHost);
-        if (request.baseGeneration !== options.applied.generation) {
-          // The vnode missed something: ask for the whole state instead of guessing.
-          return create(ApplyResponseSchema, {
-            requestId: context.requestId,
-            appliedGeneration: options.applied.generation,
-            needsFullState: true,
-            stateDigest: await mailHost.digest(),
-          });
-        }
         if (context.generation <= request.baseGeneration)
           throw invalid("meta.generation", "must be greater than base_generation");
-        const outcome = await mailHost.applyChanges(request.changes, { dryRun: request.dryRun });
-        return applyResult(context.requestId, context.generation, outcome, request.dryRun);
+        return inTurn(async () => {
+          if (request.baseGeneration !== options.applied.generation) {
+            // The vnode missed something (or is ahead): ask for the whole state instead of guessing.
+            return create(ApplyResponseSchema, {
+              requestId: context.requestId,
+              appliedGeneration: options.applied.generation,
+              needsFullState: true,
+              stateDigest: await mailHost.digest(),
+            });
+          }
+          const outcome = await mailHost.applyChanges(request.changes, { dryRun: request.dryRun });
+          return applyResult(context.requestId, context.generation, outcome, request.dryRun);
+        });
       },
       replayed: (response) => ({ ...response, replayed: true }),
     }),

@@ -1,31 +1,34 @@
 // The generation this vnode last applied, kept on disk so a restarted agent knows where it is
-// and the reconciler can tell what it missed.
-import { existsSync, readFileSync } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
+// and the reconciler can tell what it missed. It only moves forwards. A file that cannot be read
+// counts as generation 0 (the controller then sends the whole state) and is reported.
+import { readStateFile, writeStateFile } from "./state-file.ts";
 
 export interface AppliedState {
   readonly generation: bigint;
-  set(generation: bigint): Promise<void>;
+  /** Why the file on disk was not used at start-up, if it was not. */
+  readonly problem: string | undefined;
+  /** Records `generation` if it is newer; returns whether it moved. */
+  set(generation: bigint): Promise<boolean>;
 }
 
 export function createAppliedState(options: { file?: string }): AppliedState {
-  let generation = 0n;
-  if (options.file && existsSync(options.file)) {
-    const parsed = JSON.parse(readFileSync(options.file, "utf8")) as { generation?: string };
-    if (typeof parsed.generation === "string" && /^\d+$/.test(parsed.generation))
-      generation = BigInt(parsed.generation);
-  }
+  const read = options.file
+    ? readStateFile(options.file, 0n, (data) => {
+        const value = (data as { generation?: unknown } | null)?.generation;
+        return typeof value === "string" && /^\d{1,20}$/.test(value) ? BigInt(value) : undefined;
+      })
+    : { value: 0n };
+  let generation = read.value;
   return {
     get generation() {
       return generation;
     },
+    problem: read.problem,
     async set(value) {
+      if (value <= generation) return false;
+      if (options.file) writeStateFile(options.file, { generation: value.toString() });
       generation = value;
-      if (options.file) {
-        const temp = `${options.file}.tmp-${process.pid}`;
-        await writeFile(temp, JSON.stringify({ generation: value.toString() }));
-        await rename(temp, options.file);
-      }
+      return true;
     },
   };
 }

@@ -57,7 +57,9 @@ export function errorToGrpc(error: NetservaError): { code: number; details: stri
   return { code: grpcStatusOf(error), details: error.message, metadata };
 }
 
-const REFUSED = new Set(["unauthenticated", "permission_denied", "invalid_argument"]);
+// A refused state (a checker said no: failed_precondition) counts as refused, not as an agent error:
+// netserva_agent_commands_total{command="ApplyState",result="refused"} is the refusal metric.
+const REFUSED = new Set(["unauthenticated", "permission_denied", "invalid_argument", "failed_precondition"]);
 
 export function unaryCommand<Req extends { meta?: CommandMeta }, Res>(deps: CommandDeps, spec: CommandSpec<Req, Res>) {
   // Written without per-call closures or an async wrapper: this is the agent's hot path.

@@ -3,6 +3,7 @@
 // encodes the to-be-signed structure; only the private-key operation moves to OpenSSL.
 import { sign, type KeyObject } from "node:crypto";
 import forge from "node-forge";
+import { signatureOperations } from "./signature-count.ts";
 
 // Present in node-forge 1.x at run time, missing from @types/node-forge.
 interface ForgeTbs {
@@ -14,6 +15,7 @@ const SHA256_WITH_RSA = forge.pki.oids["sha256WithRSAEncryption"] ?? "1.2.840.11
 
 function signDer(asn: forge.asn1.Asn1, key: KeyObject): string {
   const der = Buffer.from(forge.asn1.toDer(asn).getBytes(), "binary");
+  signatureOperations.sign += 1;
   return sign("sha256", der, key).toString("binary");
 }
 

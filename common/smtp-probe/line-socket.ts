@@ -56,11 +56,16 @@ function bounded<T>(
   });
 }
 
+/** What a probe keeps of a server's unanswered output: an SMTP reply line is at most 512 bytes,
+ *  a whole EHLO answer a few kB. A server that sends more without completing a reply is cut off. */
+export const MAX_BUFFER_BYTES = 256 * 1024;
+
 export async function openLineSocket(o: {
   host: string;
   port: number;
   timeoutMs: number;
   tls?: ConnectionOptions;
+  maxBufferBytes?: number;
 }): Promise<LineSocket> {
   const where = `${o.host}:${o.port}`;
   const raw = await bounded<Socket>(o.timeoutMs, `connect to ${where}`, (resolve, reject) => {
@@ -73,10 +78,10 @@ export async function openLineSocket(o: {
     s.once("error", onError);
     return () => s.off("error", onError);
   });
-  return wrap(raw, where);
+  return wrap(raw, where, o.maxBufferBytes ?? MAX_BUFFER_BYTES);
 }
 
-function wrap(initial: Socket | TLSSocket, where: string): LineSocket {
+function wrap(initial: Socket | TLSSocket, where: string, maxBufferBytes: number): LineSocket {
   let socket: Socket | TLSSocket = initial;
   let buffer = "";
   let ended: NetservaError | undefined;
@@ -84,7 +89,16 @@ function wrap(initial: Socket | TLSSocket, where: string): LineSocket {
   const attach = (s: Socket | TLSSocket): void => {
     s.setEncoding("latin1");
     s.on("data", (d: string) => {
-      buffer += d;
+      if (ended) return;
+      // latin1: one character per byte, so the length is the byte count.
+      if (buffer.length + d.length > maxBufferBytes) {
+        ended = new NetservaError(
+          "unavailable",
+          `${where}: the server sent over ${maxBufferBytes} bytes without completing a reply`,
+        );
+        buffer = "";
+        s.destroy();
+      } else buffer += d;
       wake?.();
     });
     s.on("error", (e: NodeJS.ErrnoException) => {

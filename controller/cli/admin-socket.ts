@@ -1,21 +1,82 @@
 // The embedded database belongs to one process. While `serve` runs, other CLI invocations send
 // their argv over a unix socket in the home (mode 0600) and the daemon runs the same command
 // in-process with its open database, streaming stdout/stderr and the exit code back.
+//
+// A client may vanish at any moment (Ctrl-C during a long listing, `| head -1`): an error on one
+// connection ends that connection, is logged once with the peer, and never reaches the process.
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import type { Socket } from "node:net";
-import { createInterface } from "node:readline";
 import { NetservaError } from "../../common/errors.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
-import type { CliContext, CliIo } from "./cli-context.ts";
+import { adminPeer, forwardedActor } from "./admin-peer.ts";
+import type { AdminPeer } from "./admin-peer.ts";
+import type { CliContext, CliIo, DaemonInfo } from "./cli-context.ts";
 
 interface Request {
   argv: string[];
   stdin: string;
+  /** What the client calls itself (NETSERVA_MAIL_ACTOR, SUDO_USER or its user name). */
+  actor?: string;
+  /** The client's working directory: relative paths in argv mean paths there. */
+  cwd?: string;
 }
 
 type Frame = { out: string } | { err: string } | { exit: number };
+
+/** The request line carries stdin (an import file piped in): generous, but bounded. */
+export const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+/** A connection that sends no complete request in this time is dropped. */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+function parseRequest(line: string): Request {
+  const value: unknown = JSON.parse(line);
+  if (typeof value !== "object" || value === null) throw new Error("not an object");
+  const argv: unknown = Reflect.get(value, "argv");
+  const stdin: unknown = Reflect.get(value, "stdin");
+  const actor: unknown = Reflect.get(value, "actor");
+  const cwd: unknown = Reflect.get(value, "cwd");
+  if (!Array.isArray(argv) || argv.some((a) => typeof a !== "string")) throw new Error("bad argv");
+  return {
+    argv: argv.map(String),
+    stdin: typeof stdin === "string" ? stdin : "",
+    ...(typeof actor === "string" ? { actor } : {}),
+    ...(typeof cwd === "string" && cwd.startsWith("/") ? { cwd } : {}),
+  };
+}
+
+/** Reads the first line of a connection, at most `limit` bytes; undefined if it never comes. */
+function readRequestLine(socket: Socket, limit: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (line: string | undefined): void => {
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.off("close", onEnd);
+      resolve(line);
+    };
+    const onData = (chunk: Buffer): void => {
+      const nl = chunk.indexOf(0x0a);
+      if (nl >= 0) {
+        chunks.push(chunk.subarray(0, nl));
+        return done(Buffer.concat(chunks).toString("utf8"));
+      }
+      size += chunk.length;
+      if (size > limit) return done(undefined);
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => done(undefined);
+    socket.on("data", onData);
+    socket.once("end", onEnd);
+    socket.once("close", onEnd);
+  });
+}
+
+export interface AdminSocket {
+  close(): Promise<void>;
+}
 
 export async function startAdminSocket(options: {
   path: string;
@@ -23,51 +84,100 @@ export async function startAdminSocket(options: {
   ctx: CliContext;
   run: (argv: string[], ctx: CliContext) => Promise<number>;
   log: Logger;
-}): Promise<{ close(): Promise<void> }> {
+  daemon?: DaemonInfo;
+  /** Counts connections that ended with an error. */
+  onClientError?: () => void;
+}): Promise<AdminSocket> {
   if (existsSync(options.path)) unlinkSync(options.path);
   const shared: Database = { kind: options.db.kind, em: () => options.db.em(), close: async () => undefined };
+  const open = new Set<Socket>();
+  let nextId = 1;
+
+  const serve = async (socket: Socket, connection: number): Promise<void> => {
+    const known: { peer?: AdminPeer } = {};
+    const log = (): Logger =>
+      options.log.child({
+        admin_connection: connection,
+        peer_pid: known.peer?.pid ?? null,
+        peer_uid: known.peer?.uid ?? null,
+      });
+    // One 'error' listener for the life of the socket: a client that goes away (EPIPE,
+    // ECONNRESET) ends this connection only, and is logged once.
+    let gone = false;
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      if (gone) return;
+      gone = true;
+      options.onClientError?.();
+      log().warn("admin client connection failed", { error: error.code ?? error.message });
+    });
+    socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy());
+    const send = (frame: Frame): void => {
+      if (socket.destroyed || !socket.writable) return;
+      socket.write(JSON.stringify(frame) + "\n");
+    };
+    const [line, peer] = await Promise.all([readRequestLine(socket, MAX_REQUEST_BYTES), adminPeer(socket)]);
+    known.peer = peer;
+    socket.setTimeout(0);
+    let request: Request;
+    try {
+      if (line === undefined) throw new Error("no request");
+      request = parseRequest(line);
+    } catch {
+      if (line !== undefined) log().warn("admin socket: malformed request");
+      send({ err: "admin socket: malformed request\n" });
+      send({ exit: 2 });
+      socket.end();
+      return;
+    }
+    const io: CliIo = {
+      out: (text) => send({ out: text }),
+      err: (text) => send({ err: text }),
+      readStdin: async () => request.stdin,
+      env: options.ctx.io.env,
+      isTTY: false,
+      ...(request.cwd ? { cwd: request.cwd } : {}),
+    };
+    const inner: CliContext = {
+      ...options.ctx,
+      io,
+      actor: forwardedActor(request.actor, peer),
+      openDb: async () => shared,
+      ...(options.daemon ? { daemon: options.daemon } : {}),
+    };
+    const code = await options.run(request.argv, inner).catch((error: unknown) => {
+      send({ err: `error: ${NetservaError.from(error).message}\n` });
+      return 70;
+    });
+    send({ exit: code });
+    socket.end();
+  };
+
   const server = createServer((socket: Socket) => {
-    const lines = createInterface({ input: socket });
-    lines.once("line", (line) => {
-      const send = (frame: Frame): void => void socket.write(JSON.stringify(frame) + "\n");
-      let request: Request;
-      try {
-        request = JSON.parse(line) as Request;
-        if (!Array.isArray(request.argv) || request.argv.some((a) => typeof a !== "string"))
-          throw new Error("bad argv");
-      } catch {
-        send({ err: "admin socket: malformed request\n" });
-        send({ exit: 2 });
-        socket.end();
-        return;
-      }
-      const io: CliIo = {
-        out: (text) => send({ out: text }),
-        err: (text) => send({ err: text }),
-        readStdin: async () => request.stdin,
-        env: options.ctx.io.env,
-        isTTY: false,
-      };
-      const inner: CliContext = { ...options.ctx, io, openDb: async () => shared };
-      options
-        .run(request.argv, inner)
-        .then((code) => send({ exit: code }))
-        .catch((error: unknown) => {
-          send({ err: `error: ${NetservaError.from(error).message}\n` });
-          send({ exit: 70 });
-        })
-        .finally(() => socket.end());
+    const connection = nextId++;
+    open.add(socket);
+    socket.once("close", () => open.delete(socket));
+    serve(socket, connection).catch((error: unknown) => {
+      options.log.error("admin socket connection failed", {
+        admin_connection: connection,
+        error: NetservaError.from(error).message,
+      });
+      socket.destroy();
     });
   });
+  server.on("error", (error) => options.log.error("admin socket failed", { error: error.message }));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.path, () => resolve());
+    server.listen(options.path, () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
   chmodSync(options.path, 0o600);
   return {
     close: () =>
       new Promise((resolve) => {
         server.close(() => resolve());
+        for (const socket of open) socket.destroy();
         if (existsSync(options.path)) unlinkSync(options.path);
       }),
   };
@@ -79,6 +189,7 @@ export async function forwardToDaemon(
   argv: string[],
   io: CliIo,
   stdin: () => Promise<string>,
+  actor: string,
 ): Promise<number | undefined> {
   if (!existsSync(path)) return undefined;
   const socket = await new Promise<Socket | undefined>((resolve) => {
@@ -87,16 +198,38 @@ export async function forwardToDaemon(
     s.once("error", () => resolve(undefined));
   });
   if (!socket) return undefined;
-  socket.write(JSON.stringify({ argv, stdin: await stdin() }) + "\n");
   return new Promise((resolve) => {
-    let code = 5;
-    const lines = createInterface({ input: socket });
-    lines.on("line", (line) => {
-      const frame = JSON.parse(line) as Frame;
-      if ("out" in frame) io.out(frame.out);
-      else if ("err" in frame) io.err(frame.err);
-      else code = frame.exit;
+    let code: number | undefined;
+    let buffered = "";
+    const frame = (line: string): void => {
+      let value: Frame;
+      try {
+        value = JSON.parse(line) as Frame;
+      } catch {
+        return;
+      }
+      if ("out" in value && typeof value.out === "string") io.out(value.out);
+      else if ("err" in value && typeof value.err === "string") io.err(value.err);
+      else if ("exit" in value && typeof value.exit === "number") code = value.exit;
+    };
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      buffered += chunk;
+      let nl = buffered.indexOf("\n");
+      while (nl >= 0) {
+        frame(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+        nl = buffered.indexOf("\n");
+      }
     });
-    lines.on("close", () => resolve(code));
+    socket.on("error", () => undefined); // 'close' follows and says the rest
+    socket.on("close", () => {
+      if (code === undefined) io.err("error: the controller daemon closed the connection before the command ended\n");
+      resolve(code ?? 5);
+    });
+    stdin().then(
+      (text) => socket.write(JSON.stringify({ argv, stdin: text, actor, cwd: io.cwd }) + "\n"),
+      () => socket.destroy(),
+    );
   });
 }

@@ -13,8 +13,16 @@ export interface CliIo {
   readStdin(): Promise<string>;
   env: Record<string, string | undefined>;
   isTTY: boolean;
+  /** The caller's working directory, for relative paths (a forwarded command runs in the daemon). */
+  cwd?: string;
   /** Answers a yes/no question; undefined when there is no terminal to ask. */
   confirm?(question: string): Promise<boolean>;
+}
+
+/** What a command run inside `serve` (through the admin socket) can ask of the daemon. */
+export interface DaemonInfo {
+  /** The controller's own metrics, Prometheus text format. */
+  metricsText(): Promise<string>;
 }
 
 export interface CliContext {
@@ -22,6 +30,8 @@ export interface CliContext {
   actor: string;
   paths(homeFlag?: string): HomePaths;
   openDb(paths: HomePaths): Promise<Database>;
+  /** Set only for commands the running daemon executes for an admin-socket client. */
+  daemon?: DaemonInfo;
 }
 
 function pidAlive(pid: number): boolean {

@@ -1,5 +1,6 @@
 // Listings as table (people), json (scripts; stable field names) or csv (spreadsheets).
 import { invalid } from "../../common/errors.ts";
+import { terminalText } from "./terminal-text.ts";
 
 export type OutputFormat = "table" | "json" | "csv";
 
@@ -14,7 +15,7 @@ export function parseFormat(value: string | undefined, json?: boolean): OutputFo
 type Cell = string | number | boolean | null | undefined;
 
 function text(value: Cell): string {
-  return value === null || value === undefined ? "-" : String(value);
+  return value === null || value === undefined ? "-" : terminalText(String(value));
 }
 
 function csvCell(value: Cell): string {

@@ -8,8 +8,9 @@ import { createMailServices } from "../mail/create-mail-services.ts";
 import { createZoneListProvider } from "../dns/zone-list-provider.ts";
 import { powerDnsZonesFor } from "./commands/dns/dns-context.ts"; // DNS issue: PowerDNS zones when configured
 import type { MailServices, MutationResult } from "../mail/mail-api.ts";
-import { pushMutation } from "../fleet/push.ts";
-import type { PushOutcome } from "../fleet/push.ts";
+import { deliverServiceFor } from "../fleet/deliver.ts";
+import type { DeliverOutcome } from "../fleet/deliver.ts";
+import { reportDelivery } from "./delivery-report.ts";
 import type { Database } from "../db/open-database.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import type { SqlEntityManager } from "@mikro-orm/sql";
@@ -24,7 +25,7 @@ export interface MailSession {
   /** Services bound to another entity manager (one transaction per import batch). */
   servicesFor(em: SqlEntityManager): MailServices;
   /** Send a committed change to its vnode and tell the operator how it went (never throws). */
-  push(result: MutationResult<unknown>): Promise<PushOutcome>;
+  push(result: MutationResult<unknown>): Promise<DeliverOutcome>;
 }
 
 export interface MailSessionOptions {
@@ -74,25 +75,21 @@ export async function withMail<T>(
       paths,
       servicesFor,
       async push(result) {
-        let outcome: PushOutcome;
-        try {
-          outcome = await pushMutation({ paths, db, actor: ctx.actor }, result);
-        } catch (error) {
-          outcome = { pushed: false, reason: (error as Error).message, diff: [] };
-        }
-        if (result.dryRun) {
-          if (outcome.reason) ctx.io.err(`no diff from the vnode: ${outcome.reason}\n`);
-          else
-            ctx.io.out(
-              outcome.diff.length
-                ? `on ${result.vnode} it would change:\n${outcome.diff.map((l) => `  ${l}\n`).join("")}`
-                : `on ${result.vnode} nothing would change\n`,
-            );
-          return outcome;
-        }
-        if (outcome.pushed)
-          ctx.io.out(`live on ${result.vnode} at generation ${outcome.appliedGeneration ?? result.generation}\n`);
-        else ctx.io.err(`not pushed: ${outcome.reason ?? "unknown reason"}\n`);
+        let outcome: DeliverOutcome;
+        if (!result.dryRun && result.changes.length === 0)
+          outcome = { pushed: false, reason: "nothing changed", diff: [] };
+        else
+          try {
+            outcome = await deliverServiceFor(db, paths).deliver({
+              vnode: result.vnode,
+              actor: ctx.actor,
+              changes: { generation: result.generation, list: result.changes },
+              dryRun: result.dryRun,
+            });
+          } catch (error) {
+            outcome = { pushed: false, reason: (error as Error).message, diff: [] };
+          }
+        reportDelivery(ctx, result.vnode, outcome, { dryRun: result.dryRun });
         return outcome;
       },
     };

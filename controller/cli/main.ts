@@ -27,10 +27,11 @@ export async function main(programPath: string, args: string[], io: CliIo): Prom
   const argv = argvFor(programPath, args);
   const ctx = createCliContext(io);
   const first = argv[0] ?? "";
-  if (!io.env["DATABASE_URL"] && !LOCAL_ONLY.has(first)) {
+  // The daemon's metrics live in the daemon, whichever database it uses.
+  if ((!io.env["DATABASE_URL"] || first === "metrics") && !LOCAL_ONLY.has(first)) {
     const homeIndex = argv.indexOf("--home");
     const paths = ctx.paths(homeIndex >= 0 ? argv[homeIndex + 1] : undefined);
-    const forwarded = await forwardToDaemon(paths.socket, argv, io, io.readStdin);
+    const forwarded = await forwardToDaemon(paths.socket, argv, io, io.readStdin, ctx.actor);
     if (forwarded !== undefined) return forwarded;
   }
   return runCommand(argv, ctx);

@@ -1,25 +1,20 @@
 // The compiler: database rows → the whole desired state of one vnode at its generation. Read in
-// a single repeatable-read snapshot so rows and generation agree.
+// a single repeatable-read snapshot so rows and generation agree. It only reads: the mail TLS
+// certificate is issued by controller/pki/mail-tls.ts before a state is compiled.
 import { create } from "@bufbuild/protobuf";
 import { IsolationLevel } from "@mikro-orm/core";
 import type { SqlEntityManager } from "@mikro-orm/sql";
+import { notFound } from "../../common/errors.ts";
 import {
   DesiredStateSchema,
   DkimKeySchema,
-  MailAliasSchema,
-  MailDomainSchema,
-  MailboxSchema,
   TlsMaterialSchema,
   VnodeSettingsSchema,
 } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { mailHostnameOf } from "../db/entities/index.ts";
 import type { Vnode } from "../db/entities/index.ts";
-import { ensureMailTls, mailHostnameOf } from "./mail-tls.ts";
-
-export interface CompileContext {
-  caKeyPem(): string;
-  caCertPem(): string;
-}
+import { aliasToProto, domainToProto, mailboxToProto } from "../mail/state-changes.ts";
 
 interface DomainRow {
   domain: string;
@@ -39,6 +34,18 @@ interface DkimRow {
   algorithm: string;
   private_key_pem: string;
 }
+interface TlsRow {
+  certificate_chain_pem: string;
+  private_key_pem: string;
+}
+interface VnodeRow {
+  generation: string | number;
+  name: string;
+  mail_hostname: string | null;
+  mail_listen: string[] | string | null;
+  rspamd_enabled: boolean;
+  clamav_enabled: boolean;
+}
 interface AliasRow {
   source: string;
   targets: string[] | string;
@@ -56,18 +63,19 @@ function targetList(value: string[] | string): string[] {
         .filter(Boolean);
 }
 
-export async function compileDesiredState(
-  em: SqlEntityManager,
-  vnode: Vnode,
-  ctx: CompileContext,
-): Promise<DesiredState> {
-  const tls = await ensureMailTls(em.fork(), vnode, ctx);
+function listenList(value: string[] | string | null): string[] {
+  if (value === null) return [];
+  return Array.isArray(value) ? value : (JSON.parse(value) as string[]);
+}
+
+export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnode, "id">): Promise<DesiredState> {
   return em.transactional(
     async (tx) => {
       const connection = tx.getConnection();
       const ctxTx = tx.getTransactionContext();
-      const [generationRow] = await connection.execute<Array<{ generation: string | number }>>(
-        "select generation from vnodes where id = ?",
+      // Settings from the same snapshot as the generation: a caller's entity may be older.
+      const [v] = await connection.execute<VnodeRow[]>(
+        "select generation, name, mail_hostname, mail_listen, rspamd_enabled, clamav_enabled from vnodes where id = ?",
         [vnode.id],
         "all",
         ctxTx,
@@ -97,31 +105,39 @@ export async function compileDesiredState(
         "all",
         ctxTx,
       );
+      const [tls] = await connection.execute<TlsRow[]>(
+        "select certificate_chain_pem, private_key_pem from mail_tls where vnode_id = ?",
+        [vnode.id],
+        "all",
+        ctxTx,
+      );
+      if (!v) throw notFound(`vnode ${vnode.id} not found`);
       return create(DesiredStateSchema, {
-        generation: BigInt(generationRow?.generation ?? 0),
+        generation: BigInt(v.generation),
         settings: create(VnodeSettingsSchema, {
-          mailHostname: mailHostnameOf(vnode),
-          listenAddresses: vnode.mailListen ?? [],
-          rspamdEnabled: vnode.rspamdEnabled,
-          clamavEnabled: vnode.clamavEnabled,
+          mailHostname: mailHostnameOf({ name: v.name, mailHostname: v.mail_hostname }),
+          listenAddresses: listenList(v.mail_listen),
+          rspamdEnabled: v.rspamd_enabled,
+          clamavEnabled: v.clamav_enabled,
         }),
-        domains: domains.map((d) => create(MailDomainSchema, { domain: d.domain, active: d.active })),
+        domains: domains.map(domainToProto),
         mailboxes: mailboxes.map((m) =>
-          create(MailboxSchema, {
+          mailboxToProto({
             address: m.address,
             passwordHash: m.password_hash,
-            quotaBytes: BigInt(m.quota ?? 0),
+            quota: BigInt(m.quota ?? 0),
             active: m.active,
-            sieveScript: m.sieve_script ?? "",
+            sieveScript: m.sieve_script,
             displayName: m.display_name ?? "",
           }),
         ),
         aliases: aliases.map((a) =>
-          create(MailAliasSchema, { source: a.source, targets: targetList(a.targets), active: a.active }),
+          aliasToProto({ source: a.source, targets: targetList(a.targets), active: a.active }),
         ),
+        // None yet (no certificate issued): the agent refuses the state, naming the field.
         tls: create(TlsMaterialSchema, {
-          certificateChainPem: tls.certificateChainPem,
-          privateKeyPem: tls.privateKeyPem,
+          certificateChainPem: tls?.certificate_chain_pem ?? "",
+          privateKeyPem: tls?.private_key_pem ?? "",
         }),
         dkimKeys: dkimKeys.map((k) =>
           create(DkimKeySchema, {

@@ -3,8 +3,10 @@ import { readFileSync } from "node:fs";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
+import type { EnrollmentLimits, Refusal } from "../enrollment/enrollment-server.ts";
 import { startFleet } from "../fleet/fleet.ts";
-import { compileContextFor } from "../compiler/compile-context.ts";
+import { createDeliverService } from "../fleet/deliver.ts";
+import { mailTlsIssuerFor } from "../pki/mail-tls.ts";
 import type { Fleet } from "../fleet/fleet.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
@@ -18,6 +20,9 @@ export interface ControllerDaemonOptions {
   listen?: string;
   healthIntervalMs?: number;
   staleAfterMs?: number;
+  enrollmentLimits?: EnrollmentLimits;
+  /** Counts refused Enroll/Renew requests (the controller's metrics). */
+  onEnrollmentRefused?: (method: "enroll" | "renew", reason: Refusal) => void;
 }
 
 export interface ControllerDaemon {
@@ -40,6 +45,16 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     log: options.log.child({ component: "enrollment" }),
     host,
     port,
+    ...(options.enrollmentLimits ? { limits: options.enrollmentLimits } : {}),
+    ...(options.onEnrollmentRefused ? { onRefused: options.onEnrollmentRefused } : {}),
+  });
+  // The reconciler delivers over the fleet's own links (one connection per vnode); links are
+  // asked for only once reports arrive, after the fleet below exists.
+  const deliver = createDeliverService({
+    db: options.db,
+    paths: options.paths,
+    mailTls: mailTlsIssuerFor(options.paths),
+    linkFor: (name) => fleet.link(name)?.client,
   });
   const fleet = startFleet({
     db: options.db,
@@ -47,7 +62,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     certPem,
     keyPem,
     log: options.log.child({ component: "fleet" }),
-    compile: compileContextFor(options.paths),
+    deliver,
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
   });

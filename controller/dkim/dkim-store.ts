@@ -8,6 +8,7 @@ import { parseDomain } from "../../common/validation/index.ts";
 import { DkimKeyRow, VMailDomain } from "../db/entities/index.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import { findVnode } from "../fleet/vnode-service.ts";
+import { bumpGeneration } from "../db/generation.ts";
 import type { DkimAlgorithm, GeneratedDkimKey } from "./dkim-keygen.ts";
 
 export type DkimState = "pending" | "active" | "retired";
@@ -52,18 +53,6 @@ const info = (r: DkimKeyRow): DkimKeyInfo => ({
 export async function listDkimKeys(em: SqlEntityManager, domainId: number): Promise<DkimKeyInfo[]> {
   const rows = await em.fork().find(DkimKeyRow, { domainId }, { orderBy: { createdAt: "asc", id: "asc" } });
   return rows.map(info);
-}
-
-async function bumpGeneration(tx: SqlEntityManager, vnodeId: number): Promise<number> {
-  const rows = await tx
-    .getConnection()
-    .execute<Array<{ generation: string | number }>>(
-      "update vnodes set generation = generation + 1, updated_at = now() where id = ? returning generation",
-      [vnodeId],
-      "all",
-      tx.getTransactionContext(),
-    );
-  return Number(rows[0]?.generation ?? 0);
 }
 
 async function refreshDomainReference(tx: SqlEntityManager, domainId: number): Promise<void> {

@@ -8,7 +8,7 @@ import { invalid } from "../../common/errors.ts";
 import { parseDomain } from "../../common/validation/index.ts";
 import { MailDnsPolicy } from "../db/entities/index.ts";
 import type { VMailDomain, Vnode } from "../db/entities/index.ts";
-import { mailHostnameOf } from "../compiler/mail-tls.ts";
+import { mailHostnameOf } from "../db/entities/index.ts";
 import { listDkimKeys } from "../dkim/dkim-store.ts";
 import { parseDmarcPolicy, parseRua, parseSpf, policyValues } from "./mail-policy.ts";
 import type { MailDnsPolicyInput } from "./mail-policy.ts";

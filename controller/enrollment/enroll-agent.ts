@@ -3,6 +3,8 @@
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError } from "../../common/errors.ts";
 import { issueCertificate } from "../../common/pki/ca.ts";
+import { readCsr } from "../../common/pki/csr.ts";
+import type { VerifiedCsr } from "../../common/pki/csr.ts";
 import { parseTokenCredential, verifyTokenSecret } from "../../common/pki/join-token.ts";
 import { JoinToken, Vnode } from "../db/entities/index.ts";
 import { recordCertificate } from "../pki/certificate-records.ts";
@@ -20,18 +22,18 @@ function agentNames(vnode: Vnode): { dnsNames: string[]; ipAddresses: string[] }
   return isIp ? { dnsNames: [vnode.name], ipAddresses: [host] } : { dnsNames: [vnode.name, host], ipAddresses: [] };
 }
 
-/** Signs the CSR as this vnode's agent and records the certificate in the CA's ledger. */
+/** Signs the requester's proven key as this vnode's agent and records the certificate. */
 async function issueAgentCertificate(
   em: SqlEntityManager,
   ca: CaMaterial,
   vnode: Vnode,
-  csrPem: string,
+  csr: VerifiedCsr,
   validSeconds: number,
 ): Promise<string> {
   const issued = await issueCertificate({
     caKeyPem: ca.caKeyPem,
     caCertPem: ca.caCertPem,
-    csrPem,
+    publicKeyPem: csr.key.export({ type: "spki", format: "pem" }).toString(),
     role: "agent",
     identity: vnode.name,
     ...agentNames(vnode),
@@ -56,14 +58,15 @@ export async function enrollAgent(
   if (!row || !verifyTokenSecret(secret, row.secretHash)) throw refused;
   if (row.usedAt !== null && row.usedAt !== undefined) throw refused;
   if (row.expiresAt.getTime() <= Date.now()) throw refused;
+  // A malformed request is refused before the token is claimed: it does not burn the token.
+  const csr = readCsr(input.csrPem);
   // Claim the token atomically: of two racing enrollments only one updates the row.
   const claimed = await em.nativeUpdate(JoinToken, { id: row.id, usedAt: null }, { usedAt: new Date() });
   if (claimed !== 1) throw refused;
 
   const vnode = await em.findOneOrFail(Vnode, { id: row.vnodeId });
   if (vnode.status === "revoked") throw new NetservaError("permission_denied", `vnode '${vnode.name}' is revoked`);
-  // A bad CSR is refused before the vnode counts as enrolled.
-  const certPem = await issueAgentCertificate(em, ca, vnode, input.csrPem, input.validSeconds);
+  const certPem = await issueAgentCertificate(em, ca, vnode, csr, input.validSeconds);
   vnode.status = "enrolled";
   await em.flush();
   return { vnode, certPem };
@@ -78,5 +81,5 @@ export async function renewAgent(
   const vnode = await em.findOne(Vnode, { name: input.vnodeName });
   if (!vnode || vnode.status !== "enrolled")
     throw new NetservaError("permission_denied", `vnode '${input.vnodeName}' is not enrolled`);
-  return issueAgentCertificate(em, ca, vnode, input.csrPem, input.validSeconds);
+  return issueAgentCertificate(em, ca, vnode, readCsr(input.csrPem), input.validSeconds);
 }

@@ -5,7 +5,7 @@
 import { createSecureServer } from "node:http2";
 import type { Http2SecureServer } from "node:http2";
 import type { PeerCertificate, TLSSocket } from "node:tls";
-import { ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, createContextValues } from "@connectrpc/connect";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { EnrollmentService } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
@@ -18,11 +18,48 @@ import { revokedSerials } from "../pki/certificate-records.ts";
 import { audited } from "../audit/audit.ts";
 import { enrollAgent, renewAgent } from "./enroll-agent.ts";
 import type { CaMaterial } from "./enroll-agent.ts";
+import { createRateLimiter } from "./rate-limit.ts";
+import type { RateLimit } from "./rate-limit.ts";
 
-const peerKey = createContextKey<{ authorized: boolean; certificate: PeerCertificate | undefined }>({
+const peerKey = createContextKey<{ authorized: boolean; certificate: PeerCertificate | undefined; address: string }>({
   authorized: false,
   certificate: undefined,
+  address: "unknown",
 });
+
+/** Why a request was refused, for the controller's metrics. */
+export type Refusal = "rate_limited" | "invalid" | "unauthenticated" | "permission_denied" | "other";
+
+function refusalOf(reason: unknown): Refusal {
+  const code = NetservaError.from(reason).code;
+  if (code === "invalid_argument") return "invalid";
+  if (code === "unauthenticated" || code === "permission_denied") return code;
+  return "other";
+}
+
+/** How hard a client may knock. Enroll: refusals per source address (successes cost nothing, so a
+ *  thousand agents enrolling from behind one address pass), attempts per join-token id. Renew:
+ *  attempts per certificate identity, never per address. */
+export interface EnrollmentLimits {
+  enrollFailuresPerAddress: RateLimit;
+  enrollAttemptsPerToken: RateLimit;
+  renewAttemptsPerIdentity: RateLimit;
+}
+
+export const DEFAULT_ENROLLMENT_LIMITS: EnrollmentLimits = {
+  enrollFailuresPerAddress: { burst: 20, refillSeconds: 3 },
+  enrollAttemptsPerToken: { burst: 5, refillSeconds: 60 },
+  renewAttemptsPerIdentity: { burst: 5, refillSeconds: 60 }, // at most; see below
+};
+
+/** The largest request body (a CSR is at most 16 KiB of PEM). */
+const READ_MAX_BYTES = 64 * 1024;
+/** A connection with no stream open for this long is closed. */
+const IDLE_TIMEOUT_MS = 30_000;
+
+function rateLimited(what: string, seconds: number): ConnectError {
+  return new ConnectError(`too many ${what}: try again in ${seconds} s`, Code.ResourceExhausted);
+}
 
 function toConnectError(reason: unknown): ConnectError {
   const error = NetservaError.from(reason);
@@ -40,6 +77,9 @@ export interface EnrollmentServerOptions {
   log: Logger;
   host: string;
   port: number;
+  limits?: EnrollmentLimits;
+  /** Counts refusals (the controller's metrics). */
+  onRefused?: (method: "enroll" | "renew", reason: Refusal) => void;
 }
 
 export interface EnrollmentServer {
@@ -48,9 +88,33 @@ export interface EnrollmentServer {
 }
 
 export async function startEnrollmentServer(options: EnrollmentServerOptions): Promise<EnrollmentServer> {
+  // An agent renews once per two thirds of its certificate's lifetime (retries a little more
+  // often after a failure): short test lifetimes must not run into a limit made for days.
+  const renewRefill = Math.min(60, Math.max(0.1, options.agentCertificateSeconds / 10));
+  const limits = options.limits ?? {
+    ...DEFAULT_ENROLLMENT_LIMITS,
+    renewAttemptsPerIdentity: { burst: 5, refillSeconds: renewRefill },
+  };
+  const addressFailures = createRateLimiter(limits.enrollFailuresPerAddress);
+  const tokenAttempts = createRateLimiter(limits.enrollAttemptsPerToken);
+  const renewAttempts = createRateLimiter(limits.renewAttemptsPerIdentity);
+  const refused = (method: "enroll" | "renew", reason: Refusal): void => options.onRefused?.(method, reason);
+
   const routes = (router: ConnectRouter): void => {
     router.service(EnrollmentService, {
-      async enroll(request) {
+      async enroll(request, context) {
+        const { address } = context.values.get(peerKey);
+        // Limits first: a refused request costs no database query and no signature operation.
+        const addressWait = addressFailures.wait(address);
+        if (addressWait > 0) {
+          refused("enroll", "rate_limited");
+          throw rateLimited("refused enrollments from this address", addressWait);
+        }
+        const tokenWait = tokenAttempts.take(`token:${request.token.split(".")[0]?.slice(0, 64) ?? ""}`);
+        if (tokenWait > 0) {
+          refused("enroll", "rate_limited");
+          throw rateLimited("enrollment attempts with this join token", tokenWait);
+        }
         const em = options.db.em();
         try {
           const result = await audited(
@@ -66,7 +130,9 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
           options.log.info("agent enrolled", { vnode: result.vnode.name });
           return { vnode: result.vnode.name, certificatePem: result.certPem, caCertificatePem: options.ca.caCertPem };
         } catch (reason) {
-          options.log.warn("enrollment refused", { error: NetservaError.from(reason).message });
+          addressFailures.take(address);
+          refused("enroll", refusalOf(reason));
+          options.log.warn("enrollment refused", { peer: address, error: NetservaError.from(reason).message });
           throw toConnectError(reason);
         }
       },
@@ -79,6 +145,11 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
           const identity = peerIdentity(peer.certificate);
           if (identity.role !== "agent")
             throw new NetservaError("permission_denied", `a ${identity.role} certificate cannot renew an agent`);
+          const wait = renewAttempts.take(identity.identity);
+          if (wait > 0) {
+            refused("renew", "rate_limited");
+            throw rateLimited("renewals for this vnode", wait);
+          }
           if ((await revokedSerials(em)).includes(identity.serial))
             throw new NetservaError("permission_denied", `certificate ${identity.serial} is revoked`);
           const certificatePem = await audited(
@@ -95,7 +166,12 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
           options.log.info("agent certificate renewed", { vnode: identity.identity });
           return { certificatePem };
         } catch (reason) {
-          options.log.warn("renewal refused", { error: NetservaError.from(reason).message });
+          if (reason instanceof ConnectError) throw reason;
+          refused("renew", refusalOf(reason));
+          options.log.warn("renewal refused", {
+            peer: context.values.get(peerKey).address,
+            error: NetservaError.from(reason).message,
+          });
           throw toConnectError(reason);
         }
       },
@@ -106,13 +182,14 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
     grpc: true,
     connect: false,
     grpcWeb: false,
-    readMaxBytes: 1024 * 1024,
+    readMaxBytes: READ_MAX_BYTES,
     contextValues(req) {
       const socket = "stream" in req ? (req.stream.session?.socket as TLSSocket | undefined) : undefined;
       const certificate = socket?.getPeerCertificate();
       const peer = {
         authorized: socket?.authorized === true,
         certificate: certificate && certificate.raw ? certificate : undefined,
+        address: socket?.remoteAddress ?? "unknown",
       };
       return createContextValues().set(peerKey, peer);
     },
@@ -126,9 +203,29 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: "TLSv1.2",
+      handshakeTimeout: 10_000,
+      // Bounds on what one client may hold: streams, headers, session memory (MB), bad frames.
+      settings: { maxConcurrentStreams: 16, maxHeaderListSize: 16 * 1024 },
+      maxHeaderListPairs: 64,
+      maxSessionMemory: 4,
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
     },
     handler,
   );
+  // With no 'timeout' listener, Node closes a session idle this long.
+  server.setTimeout(IDLE_TIMEOUT_MS);
+  // One client's broken session or stream ends that session, never the process.
+  server.on("sessionError", (error, session) =>
+    options.log.warn("enrollment session failed", {
+      peer: session.socket?.remoteAddress ?? "unknown",
+      error: error.message,
+    }),
+  );
+  server.on("stream", (stream) => {
+    // Handled streams get Connect's listeners too; this one keeps a stray error from the process.
+    stream.on("error", (error) => options.log.warn("enrollment stream failed", { error: error.message }));
+  });
   server.on("tlsClientError", (error) =>
     options.log.warn("enrollment TLS handshake refused", { error: error.message }),
   );
@@ -142,6 +239,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
     );
     server.listen(options.port, options.host, () => resolve());
   });
+  server.on("error", (error) => options.log.error("enrollment server failed", { error: error.message }));
   const address = server.address();
   return {
     port: typeof address === "object" && address ? address.port : options.port,

@@ -15,6 +15,12 @@ export interface VnodeStatus {
   generation: number;
   appliedGeneration: number;
   certificateNotAfter: string | null;
+  /** The agent refused this generation (its checker's words below); null = nothing refused. */
+  refusedGeneration: number | null;
+  refused: string | null;
+  refusedCount: number;
+  /** When the reconciler sends the refused state again. */
+  retryAt: string | null;
 }
 
 export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promise<VnodeStatus[]> {
@@ -37,5 +43,9 @@ export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promi
     generation: v.generation,
     appliedGeneration: v.appliedGeneration,
     certificateNotAfter: expiry.get(v.id)?.toISOString() ?? null,
+    refusedGeneration: v.refusedGeneration ?? null,
+    refused: v.refusedReason ?? null,
+    refusedCount: v.refusedCount,
+    retryAt: v.retryAt ? v.retryAt.toISOString() : null,
   }));
 }

@@ -11,10 +11,9 @@ import type { Database } from "../db/open-database.ts";
 import { Vnode } from "../db/entities/index.ts";
 import { revokedSerials } from "../pki/certificate-records.ts";
 import { createVnodeLink } from "./vnode-link.ts";
-import { sendFullState } from "./apply-to-vnode.ts";
-import type { CompileContext } from "../compiler/compile-state.ts";
-import { audited } from "../audit/audit.ts";
 import type { VnodeLink } from "./vnode-link.ts";
+import type { DeliverService } from "./deliver.ts";
+import { createReconciler } from "./reconciler.ts";
 import { createHealthWriter } from "../health/save-health.ts";
 import type { HistoryPolicy } from "../health/health-history.ts";
 import { syncMailboxUsage } from "../health/mailbox-usage-sync.ts";
@@ -27,7 +26,10 @@ export interface FleetOptions {
   log: Logger;
   healthIntervalMs?: number;
   /** With it the fleet reconciles: a vnode that lags its generation or drifts gets the whole state. */
-  compile?: CompileContext;
+  deliver?: DeliverService;
+  /** Reconciler tuning (tests). */
+  lagGraceMs?: number;
+  digestCheckMs?: number;
   staleAfterMs?: number;
   refreshMs?: number;
   /** Mail health history sampling (default one sample a minute, kept a day). */
@@ -35,9 +37,6 @@ export interface FleetOptions {
   /** How often each vnode's full mailbox usage list is fetched (default 5 min; 0 = never). */
   usageSyncMs?: number;
 }
-
-/** How long a vnode may lag its generation before the reconciler sends the whole state. */
-export const LAG_GRACE_MS = 3000;
 
 export interface Fleet {
   link(vnode: string): VnodeLink | undefined;
@@ -65,62 +64,15 @@ export function startFleet(options: FleetOptions): Fleet {
     await syncMailboxUsage(options.db.em(), link.client, vnodeId);
   };
 
-  const reconciling = new Map<string, number>();
-  const lagSince = new Map<string, { generation: number; since: number }>();
-  const maybeReconcile = async (vnodeId: number, report: HealthReport, link: VnodeLink): Promise<void> => {
-    if (!options.compile) return;
-    const vnode = await options.db.em().findOne(Vnode, { id: vnodeId });
-    if (!vnode || vnode.status !== "enrolled") return;
-    const lagging = report.appliedGeneration < BigInt(vnode.generation);
-    if (!lagging) lagSince.delete(vnode.name);
-    if (!lagging && !report.drift) return;
-    if (lagging && !report.drift) {
-      // A report can overtake a push that is still on its way (the CLI commits, then sends):
-      // only a lag that outlives a grace period means the vnode missed something.
-      const seen = lagSince.get(vnode.name);
-      if (!seen || seen.generation !== vnode.generation) {
-        lagSince.set(vnode.name, { generation: vnode.generation, since: Date.now() });
-        return;
-      }
-      if (Date.now() - seen.since < LAG_GRACE_MS) return;
-    }
-    const last = reconciling.get(vnode.name);
-    if (last !== undefined && (last === 0 || Date.now() - last < 2000)) return;
-    reconciling.set(vnode.name, 0);
-    const log = options.log.child({ vnode: vnode.name });
-    try {
-      log.info("reconciling", {
-        applied: report.appliedGeneration.toString(),
-        generation: vnode.generation,
-        drift: report.drift,
-      });
-      const response = await sendFullState({
-        em: options.db.em(),
-        client: link.client,
-        vnode,
-        actor: "reconciler",
-        compile: options.compile,
-      });
-      await options.db
-        .em()
-        .nativeUpdate(Vnode, { id: vnode.id }, { appliedGeneration: Number(response.appliedGeneration) });
-      await audited(
-        options.db.em(),
-        {
-          actor: "reconciler",
-          command: "reconcile",
-          vnodeName: vnode.name,
-          generation: vnode.generation,
-          args: { drift: report.drift, lagging },
-        },
-        async () => response.diff.length,
-      );
-    } catch (error) {
-      log.warn("reconcile failed", { error: String(error) });
-    } finally {
-      reconciling.set(vnode.name, Date.now());
-    }
-  };
+  const reconciler = options.deliver
+    ? createReconciler({
+        db: options.db,
+        deliver: options.deliver,
+        log: options.log,
+        ...(options.lagGraceMs !== undefined ? { lagGraceMs: options.lagGraceMs } : {}),
+        ...(options.digestCheckMs !== undefined ? { digestCheckMs: options.digestCheckMs } : {}),
+      })
+    : undefined;
 
   const pushRevocations = (link: VnodeLink): void => {
     const request = create(UpdateRevocationsRequestSchema, {
@@ -164,7 +116,7 @@ export function startFleet(options: FleetOptions): Fleet {
         log,
         onReport: (report) => {
           saveReport(vnode.id, report)
-            .then(() => maybeReconcile(vnode.id, report, link))
+            .then(() => reconciler?.onReport(vnode.id, report))
             .then(() => (report.mail ? maybeSyncUsage(vnode.id, link) : undefined))
             .catch((error: unknown) => log.warn("saving health failed", { error: String(error) }));
         },

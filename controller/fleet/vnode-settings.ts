@@ -1,5 +1,5 @@
 // Per-vnode mail settings (host name, listen addresses, filters) and the operator's own mail TLS
-// certificate. Each change bumps the vnode's generation in the same transaction as the row.
+// certificate. Each change bumps the vnode's generation in SQL in the same transaction as the row.
 import { X509Certificate, createPrivateKey, createPublicKey } from "node:crypto";
 import { isIP } from "node:net";
 import type { SqlEntityManager } from "@mikro-orm/sql";
@@ -8,6 +8,7 @@ import { parseDomain } from "../../common/validation/index.ts";
 import { MailTls } from "../db/entities/index.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import { findVnode } from "./vnode-service.ts";
+import { bumpGeneration } from "../db/generation.ts";
 
 export interface VnodeSettingsInput {
   name: string;
@@ -15,6 +16,14 @@ export interface VnodeSettingsInput {
   mailListen?: string;
   rspamd?: boolean;
   clamav?: boolean;
+}
+
+/** Writes the entity's changes, then moves the generation in SQL and reads the row back. */
+async function bumped(tx: SqlEntityManager, vnode: Vnode): Promise<Vnode> {
+  await tx.flush();
+  await bumpGeneration(tx, vnode.id);
+  await tx.refresh(vnode);
+  return vnode;
 }
 
 export async function changeVnodeSettings(em: SqlEntityManager, input: VnodeSettingsInput): Promise<Vnode> {
@@ -37,8 +46,7 @@ export async function changeVnodeSettings(em: SqlEntityManager, input: VnodeSett
     if (listen !== undefined) vnode.mailListen = listen;
     if (input.rspamd !== undefined) vnode.rspamdEnabled = input.rspamd;
     if (input.clamav !== undefined) vnode.clamavEnabled = input.clamav;
-    vnode.generation += 1;
-    return vnode;
+    return bumped(tx, vnode);
   });
 }
 
@@ -92,8 +100,7 @@ export async function setOperatorTls(
         privateKeyPem: input.keyPem,
         notAfter,
       });
-    vnode.generation += 1;
-    return vnode;
+    return bumped(tx, vnode);
   });
 }
 
@@ -103,7 +110,6 @@ export async function clearOperatorTls(em: SqlEntityManager, name: string): Prom
     const removed = await tx.nativeDelete(MailTls, { vnodeId: vnode.id, source: "operator" });
     if (removed === 0)
       throw new NetservaError("not_found", `vnode ${name} has no operator certificate; the CA's is in use`);
-    vnode.generation += 1;
-    return vnode;
+    return bumped(tx, vnode);
   });
 }

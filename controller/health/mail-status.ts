@@ -24,6 +24,8 @@ export interface MailStatusView {
   appliedGeneration: number;
   generationLag: number;
   drift: boolean;
+  /** A generation the agent refused, with its checker's words; null = none. */
+  refused: { generation: number; reason: string; count: number; retryAt: string | null } | null;
   services: ServiceView[];
   mail: MailHealthJson | null;
   agentCertificateNotAfter: string | null;
@@ -47,6 +49,10 @@ function problems(v: Omit<MailStatusView, "problems" | "health">, now: number): 
   if (v.stale) out.push(`health stale: last report ${v.healthAgeSeconds ?? "?"} s ago`);
   if (v.generationLag > 0) out.push(`generation lags: applied ${v.appliedGeneration} of ${v.generation}`);
   if (v.drift) out.push("drift: a managed file or the lookup DB was changed by hand");
+  if (v.refused)
+    out.push(
+      `refused: generation ${v.refused.generation} (${v.refused.count}x${v.refused.retryAt ? `, next try ${v.refused.retryAt}` : ""}): ${v.refused.reason}`,
+    );
   for (const s of v.services)
     if (s.state !== "active" && s.state !== "reloading")
       out.push(`${s.name} ${s.state}${s.detail ? ` (${s.detail})` : ""}`);
@@ -105,6 +111,15 @@ export async function mailStatus(
       appliedGeneration: v.appliedGeneration,
       generationLag: Math.max(0, v.generation - v.appliedGeneration),
       drift: agent.drift ?? false,
+      refused:
+        v.refusedGeneration === null || v.refusedGeneration === undefined
+          ? null
+          : {
+              generation: v.refusedGeneration,
+              reason: v.refusedReason ?? "",
+              count: v.refusedCount,
+              retryAt: v.retryAt ? v.retryAt.toISOString() : null,
+            },
       services: daemons.map((s) => ({
         name: s.service,
         state: s.state,

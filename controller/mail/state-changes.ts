@@ -1,5 +1,6 @@
-// Rows → the lookup changes an agent applies (netserva.mail.v1.StateChange). Only canonical
-// keys travel: A-label domains, local@ascii-domain addresses, targets as stored.
+// Rows → protobuf: one `toProto` per row kind, used by the incremental changes an agent applies
+// (netserva.mail.v1.StateChange) and by the compiler's whole state alike. Only canonical keys
+// travel: A-label domains, local@ascii-domain addresses, targets as stored.
 import { create } from "@bufbuild/protobuf";
 import {
   MailAliasSchema,
@@ -7,7 +8,7 @@ import {
   MailboxSchema,
   StateChangeSchema,
 } from "../../common/gen/netserva/mail/v1/state_pb.ts";
-import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import type { MailAlias, MailDomain, Mailbox, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 
 export interface DomainRowLike {
   domain: string;
@@ -17,7 +18,7 @@ export interface DomainRowLike {
 export interface MailboxRowLike {
   address: string;
   passwordHash: string;
-  quota: number;
+  quota: number | bigint;
   active: boolean;
   sieveScript?: string | null | undefined;
   displayName: string;
@@ -29,17 +30,12 @@ export interface AliasRowLike {
   active: boolean;
 }
 
-export function upsertDomain(d: DomainRowLike): StateChange {
-  const value = create(MailDomainSchema, { domain: d.domain, active: d.active });
-  return create(StateChangeSchema, { kind: { case: "upsertDomain", value } });
+export function domainToProto(d: DomainRowLike): MailDomain {
+  return create(MailDomainSchema, { domain: d.domain, active: d.active });
 }
 
-export function deleteDomain(domain: string, keepMaildir = false): StateChange {
-  return create(StateChangeSchema, { kind: { case: "deleteDomain", value: domain }, keepMaildir });
-}
-
-export function upsertMailbox(m: MailboxRowLike): StateChange {
-  const value = create(MailboxSchema, {
+export function mailboxToProto(m: MailboxRowLike): Mailbox {
+  return create(MailboxSchema, {
     address: m.address,
     passwordHash: m.passwordHash,
     quotaBytes: BigInt(m.quota),
@@ -47,7 +43,22 @@ export function upsertMailbox(m: MailboxRowLike): StateChange {
     sieveScript: m.sieveScript ?? "",
     displayName: m.displayName,
   });
-  return create(StateChangeSchema, { kind: { case: "upsertMailbox", value } });
+}
+
+export function aliasToProto(a: AliasRowLike): MailAlias {
+  return create(MailAliasSchema, { source: a.source, targets: [...a.targets], active: a.active });
+}
+
+export function upsertDomain(d: DomainRowLike): StateChange {
+  return create(StateChangeSchema, { kind: { case: "upsertDomain", value: domainToProto(d) } });
+}
+
+export function deleteDomain(domain: string, keepMaildir = false): StateChange {
+  return create(StateChangeSchema, { kind: { case: "deleteDomain", value: domain }, keepMaildir });
+}
+
+export function upsertMailbox(m: MailboxRowLike): StateChange {
+  return create(StateChangeSchema, { kind: { case: "upsertMailbox", value: mailboxToProto(m) } });
 }
 
 export function deleteMailbox(address: string, keepMaildir = false): StateChange {
@@ -55,8 +66,7 @@ export function deleteMailbox(address: string, keepMaildir = false): StateChange
 }
 
 export function upsertAlias(a: AliasRowLike): StateChange {
-  const value = create(MailAliasSchema, { source: a.source, targets: [...a.targets], active: a.active });
-  return create(StateChangeSchema, { kind: { case: "upsertAlias", value } });
+  return create(StateChangeSchema, { kind: { case: "upsertAlias", value: aliasToProto(a) } });
 }
 
 export function deleteAlias(source: string): StateChange {

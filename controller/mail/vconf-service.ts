@@ -44,7 +44,7 @@ export function createVConfService({ ctx, mutate }: ServiceDeps): VConfServiceAp
         args: {
           domain: input.domain,
           name: input.name,
-          value: isSecretName(safeName(input.name)) ? "(secret)" : input.value,
+          value: loggedValue(input.name, input.value),
         },
         async prepare() {
           const domain = parseDomain(input.domain, "domain");
@@ -115,11 +115,12 @@ export function createVConfService({ ctx, mutate }: ServiceDeps): VConfServiceAp
   };
 }
 
-/** The name for deciding whether to hide the value in the log, even when it is malformed. */
-function safeName(input: unknown): string {
+/** The value as the command log may show it: a secret's never, nor any value whose name was
+ *  refused (`MPWD\n`, `db-pass`: a name that fails to parse may still name a secret). */
+function loggedValue(name: unknown, value: unknown): unknown {
   try {
-    return parseVconfName(input as string, "name");
+    return isSecretName(parseVconfName(name as string, "name")) ? "(secret)" : value;
   } catch {
-    return typeof input === "string" ? input.toUpperCase() : "";
+    return "(not recorded: the name was refused)";
   }
 }

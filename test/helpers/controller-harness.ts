@@ -5,6 +5,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../common/log.ts";
+import type { Logger } from "../../common/log.ts";
+import type { EnrollmentLimits } from "../../controller/enrollment/enrollment-server.ts";
 import { runCommand } from "../../controller/cli/main.ts";
 import { runAgentCli } from "../../agent/cli/main.ts";
 import { createCliContext } from "../../controller/cli/cli-context.ts";
@@ -79,7 +81,14 @@ export interface Harness {
 }
 
 export async function startHarness(
-  options: { agentCertificateSeconds?: number; healthIntervalMs?: number; staleAfterMs?: number } = {},
+  options: {
+    agentCertificateSeconds?: number;
+    healthIntervalMs?: number;
+    staleAfterMs?: number;
+    /** The controller daemon's logger (silent unless a test reads the log). */
+    log?: Logger;
+    enrollmentLimits?: EnrollmentLimits;
+  } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-test-"));
   const home = join(dir, "controller");
@@ -106,7 +115,8 @@ export async function startHarness(
     paths,
     config: readControllerConfig(paths.config),
     db,
-    log: silentLogger,
+    log: options.log ?? silentLogger,
+    ...(options.enrollmentLimits ? { enrollmentLimits: options.enrollmentLimits } : {}),
     healthIntervalMs: options.healthIntervalMs ?? 500,
     staleAfterMs: options.staleAfterMs ?? 3000,
   });

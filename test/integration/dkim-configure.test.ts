@@ -7,11 +7,9 @@ import { createServer } from "node:http";
 import type { Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileDesiredState } from "../../controller/compiler/compile-state.ts";
-import { compileContextFor } from "../../controller/compiler/compile-context.ts";
 import { DkimKeyRow, Vnode } from "../../controller/db/entities/index.ts";
 import { createDnsLookup } from "../../controller/dns/dns-lookup.ts";
 import { publicKeyFromDns } from "../../controller/dkim/dkim-keygen.ts";
-import { homePaths } from "../../controller/home/home-paths.ts";
 import { freePort, startHarness } from "../helpers/controller-harness.ts";
 import type { Harness } from "../helpers/controller-harness.ts";
 import { pdnsAvailable, startPdns } from "../helpers/pdns.ts";
@@ -47,7 +45,7 @@ const pdnsEnv = (extra: Record<string, string> = {}) =>
 const zoneRRsets = async (): Promise<string> => JSON.stringify((await pdns.api("GET", `/zones/${D}.`)).body);
 const compiledKeys = async () => {
   const vnode = await h.db.em().fork().findOneOrFail(Vnode, { name: "vn1" });
-  const state = await compileDesiredState(h.db.em().fork(), vnode, compileContextFor(homePaths(h.home)));
+  const state = await compileDesiredState(h.db.em().fork(), vnode);
   return state.dkimKeys.map(
     (k) => `${k.domain}/${k.selector}/${k.algorithm}/${k.privateKeyPem.startsWith("-----BEGIN PRIVATE KEY-----")}`,
   );

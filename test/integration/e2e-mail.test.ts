@@ -92,7 +92,7 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     await ns?.destroy();
     await harness?.close();
     if (root) rmSync(root, { recursive: true, force: true });
-    rmSync(logDir, { recursive: true, force: true });
+    if (!process.env["KEEP_LOGS"]) rmSync(logDir, { recursive: true, force: true });
   });
 
   it("addvmail makes a mailbox that logs in over IMAP within a second", async () => {

@@ -70,6 +70,20 @@ describe.each(databaseTargets)("vconfs on %s", (_kind, open) => {
     );
   });
 
+  it("never records the value of a refused name that looks like a secret", async () => {
+    const f = await mailFixture(db);
+    for (const name of ["MPWD\n", "DPASS ", "db-pass", "MPWD\u0000", "X.SECRET", "sql_password!"]) {
+      await refusal(
+        f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name, value: "leaked-secret-value" }),
+        "invalid_argument",
+        /^name: /,
+      );
+    }
+    const logged = JSON.stringify((await f.logRows()).map((r) => [r.args, r.error]));
+    expect(logged).toContain("not recorded");
+    expect(logged).not.toContain("leaked-secret-value");
+  });
+
   it.each([
     ["name", "M", "x", /2 to 16/],
     ["name", "1ABC", "x", /starting with a letter/],

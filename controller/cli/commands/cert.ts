@@ -1,6 +1,11 @@
-// `cert issue-monitor NAME --out DIR`: a client certificate for Prometheus (monitor role).
+// `cert issue-monitor NAME --out DIR`: a client certificate for Prometheus (monitor role);
+// `cert list` and `cert revoke SERIAL`: every certificate the CA issued.
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { invalid } from "../../../common/errors.ts";
+import { invalid, NetservaError } from "../../../common/errors.ts";
+import { inspectCertificate } from "../../../common/pki/inspect.ts";
+import { listCertificates, revokeCertificate } from "../../pki/certificate-ledger.ts";
+import { formatRows, parseFormat } from "../format.ts";
 import { audited } from "../../audit/audit.ts";
 import { issueMonitorCertificate } from "../../pki/issue-monitor.ts";
 import type { CliContext } from "../cli-context.ts";
@@ -27,6 +32,75 @@ export function registerCert(program: Command, ctx: CliContext): void {
         );
         ctx.io.out(
           `monitor certificate ${issued.certFile} (key ${issued.keyFile}, CA ${issued.caFile}), valid until ${issued.notAfter.toISOString()}\n`,
+        );
+      } finally {
+        await db.close();
+      }
+    });
+
+  cert
+    .command("list")
+    .description("certificates the CA issued (agents, controller, monitors) that have not expired")
+    .option("--role <role>", "only agent, controller or monitor")
+    .option("--all", "also expired certificates")
+    .option("--json", "JSON output (same as --format json)")
+    .option("--format <format>", "table | json | csv")
+    .option("--home <dir>", "controller home")
+    .action(async (options: { role?: string; all?: boolean; json?: boolean; format?: string; home?: string }) => {
+      const format = parseFormat(options.format, options.json);
+      if (options.role !== undefined && !["agent", "controller", "monitor"].includes(options.role))
+        throw invalid("role", "must be agent, controller or monitor");
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        const rows = await listCertificates(db.em(), {
+          ...(options.role !== undefined ? { role: options.role } : {}),
+          all: options.all === true,
+        });
+        ctx.io.out(
+          formatRows(rows, ["serial", "role", "identity", "state", "notBefore", "notAfter", "revokedAt"], format),
+        );
+      } finally {
+        await db.close();
+      }
+    });
+
+  cert
+    .command("revoke <serial>")
+    .description("revoke one certificate by serial: agents refuse it at once, open connections included")
+    .option("--yes", "do not ask")
+    .option("--home <dir>", "controller home")
+    .action(async (serial: string, options: { yes?: boolean; home?: string }) => {
+      if (!options.yes) {
+        if (!ctx.io.confirm)
+          throw new NetservaError(
+            "usage",
+            "cert revoke cannot be undone and there is no terminal to ask on: pass --yes",
+          );
+        if (!(await ctx.io.confirm(`revoke certificate ${serial}? [y/N] `)))
+          throw invalid("confirmation", "not confirmed; nothing was changed");
+      }
+      const paths = ctx.paths(options.home);
+      // The certificate `serve` presents to agents cannot be revoked from under it.
+      const inUse = (() => {
+        try {
+          return [inspectCertificate(readFileSync(paths.cert, "utf8")).serialHex];
+        } catch {
+          return [];
+        }
+      })();
+      const db = await ctx.openDb(paths);
+      try {
+        const em = db.em();
+        const result = await audited(
+          em,
+          { actor: ctx.actor, command: "cert revoke", args: { serial: serial.slice(0, 96) } },
+          () => revokeCertificate(em, serial, { inUse }),
+        );
+        ctx.io.out(
+          result.changed
+            ? `certificate ${result.row.serial} (${result.row.role} ${result.row.identity}) revoked; agents refuse it from the next revocation push (serve pushes within seconds)\n`
+            : `certificate ${result.row.serial} (${result.row.role} ${result.row.identity}) was already revoked\n`,
         );
       } finally {
         await db.close();

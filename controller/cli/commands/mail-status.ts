@@ -9,6 +9,7 @@ import { mailStatus, type MailStatusView } from "../../health/mail-status.ts";
 import { syncMailboxUsage } from "../../health/mailbox-usage-sync.ts";
 import type { CliContext } from "../cli-context.ts";
 import { formatRows, parseFormat } from "../format.ts";
+import { terminalText } from "../terminal-text.ts";
 
 const pct = (r: number): string => `${(r * 100).toFixed(0)}%`;
 
@@ -18,7 +19,7 @@ function summaryRow(v: MailStatusView): Record<string, string | number> {
     vnode: v.vnode,
     health: v.health,
     age: v.healthAgeSeconds === null ? "-" : `${v.healthAgeSeconds}s`,
-    generation: `${v.appliedGeneration}/${v.generation}${v.generationLag > 0 ? " LAG" : ""}`,
+    generation: `${v.appliedGeneration}/${v.generation}${v.generationLag > 0 ? " LAG" : ""}${v.refused ? " REFUSED" : ""}`,
     services: v.services.map((s) => `${s.name}:${s.state}`).join(" ") || "-",
     queue: m?.queue ? `${m.queue.active}/${m.queue.deferred}/${m.queue.hold}` : "-",
     users: m?.dovecot.users ?? "-",
@@ -38,7 +39,7 @@ function detail(v: MailStatusView): string {
     ],
     [
       "generation",
-      `applied ${v.appliedGeneration} of ${v.generation}${v.generationLag > 0 ? ` (lags by ${v.generationLag})` : ""}${v.drift ? ", DRIFT" : ""}`,
+      `applied ${v.appliedGeneration} of ${v.generation}${v.generationLag > 0 ? ` (lags by ${v.generationLag})` : ""}${v.drift ? ", DRIFT" : ""}${v.refused ? `, generation ${v.refused.generation} REFUSED` : ""}`,
     ],
     ...v.services.map((s): [string, string] => [
       s.name,
@@ -74,7 +75,7 @@ function detail(v: MailStatusView): string {
   if (v.agentCertificateNotAfter) lines.push(["agent cert expires", v.agentCertificateNotAfter]);
   lines.push(["problems", v.problems.length === 0 ? "none" : v.problems.join("; ")]);
   const width = Math.max(...lines.map(([k]) => k.length));
-  return lines.map(([k, val]) => `${k.padEnd(width)}  ${val}`).join("\n") + "\n";
+  return lines.map(([k, val]) => `${k.padEnd(width)}  ${terminalText(String(val))}`).join("\n") + "\n";
 }
 
 export function registerMailStatus(program: Command, ctx: CliContext): void {
@@ -129,7 +130,8 @@ export function registerMailStatus(program: Command, ctx: CliContext): void {
               format,
             ),
           );
-          if (format === "table") for (const v of views) for (const p of v.problems) ctx.io.out(`${v.vnode}: ${p}\n`);
+          if (format === "table")
+            for (const v of views) for (const p of v.problems) ctx.io.out(`${v.vnode}: ${terminalText(p)}\n`);
         } finally {
           await db.close();
         }

@@ -13,6 +13,7 @@ import { audited } from "../../audit/audit.ts";
 import { Vnode } from "../../db/entities/index.ts";
 import { agentClientFor } from "../../fleet/agent-for-vnode.ts";
 import { smtpTarget } from "../../health/smtp-test-target.ts";
+import { terminalLines, terminalText } from "../terminal-text.ts";
 import type { CliContext } from "../cli-context.ts";
 
 interface Flags {
@@ -204,11 +205,14 @@ export function registerMailTestSmtp(program: Command, ctx: CliContext): void {
             ) + "\n",
           );
         } else {
-          ctx.io.out(render(result, header));
+          ctx.io.out(terminalLines(render(result, header)));
         }
         const failed = result.steps.find((s) => !s.ok);
         if (failed)
-          throw new NetservaError("unavailable", `SMTP test of ${name} failed at ${failed.name}: ${failed.detail}`);
+          throw new NetservaError(
+            "unavailable",
+            `SMTP test of ${name} failed at ${failed.name}: ${terminalText(failed.detail)}`,
+          );
       } finally {
         await db.close();
       }

@@ -1,5 +1,7 @@
 import type { Command } from "commander";
 import { createLogger } from "../../../common/log.ts";
+import { installLastResort } from "../../../common/process/last-resort.ts";
+import { createControllerMetrics } from "../../daemon/controller-metrics.ts";
 import { startControllerDaemon } from "../../daemon/controller-daemon.ts";
 import { readControllerConfig } from "../../home/controller-config.ts";
 import { startAdminSocket } from "../admin-socket.ts";
@@ -22,6 +24,8 @@ export function registerServe(
       const config = readControllerConfig(paths.config);
       const db = await ctx.openDb(paths);
       const log = createLogger({ fields: { component: "controller" } });
+      const metrics = createControllerMetrics();
+      const uninstall = installLastResort({ log, onCatch: (kind) => metrics.lastResort(kind) });
       const daemon = await startControllerDaemon({
         paths,
         config,
@@ -29,13 +33,23 @@ export function registerServe(
         log,
         ...(options.listen ? { listen: options.listen } : {}),
         healthIntervalMs: Number(options.healthInterval) || 5000,
+        onEnrollmentRefused: (method, reason) => metrics.enrollmentRefused(method, reason),
       });
       // Other CLI invocations reach the embedded database through this process.
-      const admin = await startAdminSocket({ path: paths.socket, db, ctx, run, log });
+      const admin = await startAdminSocket({
+        path: paths.socket,
+        db,
+        ctx,
+        run,
+        log: log.child({ component: "admin-socket" }),
+        daemon: { metricsText: () => metrics.text() },
+        onClientError: () => metrics.adminClientError(),
+      });
       ctx.io.err(`controller listening on port ${daemon.port}\n`);
       await waitForSignal();
       await admin.close();
       await daemon.close();
       await db.close();
+      uninstall();
     });
 }

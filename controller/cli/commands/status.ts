@@ -15,7 +15,15 @@ export function registerStatus(program: Command, ctx: CliContext): void {
       const paths = ctx.paths(options.home);
       const db = await ctx.openDb(paths);
       try {
-        const rows = await fleetStatus(db.em());
+        const all = await fleetStatus(db.em());
+        // A table shows the refusal as one cell; JSON and CSV keep the fields apart.
+        const rows =
+          format === "table"
+            ? all.map((r) => ({
+                ...r,
+                refused: r.refused === null ? null : `generation ${r.refusedGeneration}: ${r.refused}`,
+              }))
+            : all;
         ctx.io.out(
           formatRows(
             rows,
@@ -29,6 +37,7 @@ export function registerStatus(program: Command, ctx: CliContext): void {
               "generation",
               "appliedGeneration",
               "certificateNotAfter",
+              ...(rows.some((r) => r.refused !== null) ? (["refused"] as const) : []),
             ],
             format,
           ),

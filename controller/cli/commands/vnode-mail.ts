@@ -2,14 +2,13 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { invalid } from "../../../common/errors.ts";
 import { audited } from "../../audit/audit.ts";
-import { compileContextFor } from "../../compiler/compile-context.ts";
-import { agentClientFor } from "../../fleet/agent-for-vnode.ts";
-import { sendFullState } from "../../fleet/apply-to-vnode.ts";
+import { deliverServiceFor } from "../../fleet/deliver.ts";
 import { changeVnodeSettings, clearOperatorTls, setOperatorTls } from "../../fleet/vnode-settings.ts";
 import { MailTls, Vnode } from "../../db/entities/index.ts";
 import type { Database } from "../../db/open-database.ts";
 import type { HomePaths } from "../../home/home-paths.ts";
 import type { CliContext } from "../cli-context.ts";
+import { reportDelivery } from "../delivery-report.ts";
 import { formatRows, parseFormat } from "../format.ts";
 
 function flag(value: string | undefined, field: string): boolean | undefined {
@@ -20,29 +19,8 @@ function flag(value: string | undefined, field: string): boolean | undefined {
 
 /** Settings and TLS changes need the whole state on the vnode (config files, not rows). */
 async function pushWhole(ctx: CliContext, paths: HomePaths, db: Database, vnode: Vnode): Promise<void> {
-  if (vnode.status !== "enrolled") {
-    ctx.io.err(`not pushed: vnode ${vnode.name} is ${vnode.status}\n`);
-    return;
-  }
-  const client = agentClientFor(paths, vnode, undefined, 10_000);
-  try {
-    const response = await sendFullState({
-      em: db.em(),
-      client,
-      vnode,
-      actor: ctx.actor,
-      compile: compileContextFor(paths),
-    });
-    await db.em().nativeUpdate(Vnode, { id: vnode.id }, { appliedGeneration: Number(response.appliedGeneration) });
-    ctx.io.out(`live on ${vnode.name} (generation ${response.appliedGeneration})\n`);
-    for (const line of response.diff) ctx.io.out(`  ${line}\n`);
-  } catch (error) {
-    ctx.io.err(
-      `not pushed: ${(error as Error).message}; the reconciler applies generation ${vnode.generation} when the vnode is back\n`,
-    );
-  } finally {
-    client.close();
-  }
+  const outcome = await deliverServiceFor(db, paths).deliver({ vnode: vnode.name, actor: ctx.actor });
+  reportDelivery(ctx, vnode.name, outcome, { showDiff: true });
 }
 
 export function registerVnodeMail(program: Command, ctx: CliContext): void {

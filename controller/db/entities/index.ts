@@ -1,4 +1,4 @@
-import { Vnode } from "./vnode.ts";
+import { Vnode, mailHostnameOf } from "./vnode.ts";
 import { Certificate } from "./certificate.ts";
 import { JoinToken } from "./join-token.ts";
 import { CommandLog } from "./command-log.ts";
@@ -14,6 +14,7 @@ import { MailHealthSample } from "./mail-health-sample.ts";
 
 export {
   Vnode,
+  mailHostnameOf,
   Certificate,
   JoinToken,
   CommandLog,

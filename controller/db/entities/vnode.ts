@@ -25,6 +25,14 @@ export const VnodeSchema = defineEntity({
     clamavEnabled: p.boolean().default(false),
     /** Size of the vnode's mail filesystem as last reported by its agent. */
     fsCapacityBytes: p.bigint("number").nullable(),
+    /** The generation the agent last refused (its checker's words in refusedReason); null = none. */
+    refusedGeneration: p.bigint("number").nullable(),
+    refusedReason: p.text().nullable(),
+    refusedAt: p.datetime().nullable(),
+    /** Refusals of refusedGeneration so far (the retry backoff doubles with each). */
+    refusedCount: p.integer().default(0),
+    /** When the reconciler sends a refused state again. */
+    retryAt: p.datetime().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p
       .datetime()
@@ -35,3 +43,8 @@ export const VnodeSchema = defineEntity({
 
 export class Vnode extends VnodeSchema.class {}
 VnodeSchema.setClass(Vnode);
+
+/** The name the vnode's mail daemons greet with and present in TLS. */
+export function mailHostnameOf(vnode: Pick<Vnode, "name" | "mailHostname">): string {
+  return vnode.mailHostname ?? vnode.name;
+}

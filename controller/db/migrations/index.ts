@@ -4,6 +4,7 @@ import { Migration0002MailData } from "./0002-mail-data.ts";
 import { Migration0003VnodeMailSettings } from "./0003-vnode-mail-settings.ts";
 import { Migration0004Dkim } from "./0004-dkim.ts";
 import { Migration0005HealthHistory } from "./0005-health-history.ts";
+import { Migration0006DeliveryRefusal } from "./0006-delivery-refusal.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -12,4 +13,5 @@ export const allMigrations: MigrationObject[] = [
   { name: "0003-vnode-mail-settings", class: Migration0003VnodeMailSettings },
   { name: "0004-dkim", class: Migration0004Dkim },
   { name: "0005-health-history", class: Migration0005HealthHistory },
+  { name: "0006-delivery-refusal", class: Migration0006DeliveryRefusal },
 ];

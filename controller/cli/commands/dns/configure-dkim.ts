@@ -9,7 +9,8 @@ import { rrsetsAsFragment } from "../../../dns/print-provider.ts";
 import { contentOf } from "../../../dns/publish-records.ts";
 import type { CliContext } from "../../cli-context.ts";
 import { dnsSetupFor } from "./dns-context.ts";
-import { pushWholeState } from "./push-state.ts";
+import { deliverServiceFor } from "../../../fleet/deliver.ts";
+import { reportDelivery } from "../../delivery-report.ts";
 
 interface Flags {
   selector?: string;
@@ -103,7 +104,13 @@ export function registerConfigureDkim(program: Command, ctx: CliContext): void {
         );
         if (flags.json) ctx.io.out(`${JSON.stringify(result, null, 2)}\n`);
         else report(ctx, result, dns.config.ttl, waitMs, dns.lookup.servers);
-        if (result.generation !== null) await pushWholeState(ctx, paths, db, result.vnode);
+        // DKIM keys are config (Rspamd's dkim_signing and key files): the whole state goes.
+        if (result.generation !== null)
+          reportDelivery(
+            ctx,
+            result.vnode,
+            await deliverServiceFor(db, paths).deliver({ vnode: result.vnode, actor: ctx.actor }),
+          );
       } finally {
         await db.close();
       }

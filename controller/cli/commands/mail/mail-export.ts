@@ -1,8 +1,9 @@
 // mail:export <vnode>: the vnode's domains, mailboxes (with password hashes) and aliases in the
 // import format. The output holds password hashes: --output writes it to a file with mode 0600.
-import { chmodSync, writeFileSync } from "node:fs";
+import { closeSync, constants, openSync, writeSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Command } from "commander";
-import { invalid } from "../../../../common/errors.ts";
+import { NetservaError, invalid } from "../../../../common/errors.ts";
 import { collectExport, exportCsv, exportJson } from "../../../mail-import/export.ts";
 import { mailboxSecrets } from "../../../mail-import/mailbox-secrets.ts";
 import { audited } from "../../../audit/audit.ts";
@@ -44,9 +45,29 @@ export function registerMailExport(program: Command, ctx: CliContext): void {
       });
     });
     if (flags.output === undefined) ctx.io.out(text);
-    else {
-      writeFileSync(flags.output, text, { mode: 0o600 });
-      chmodSync(flags.output, 0o600); // an existing file keeps its mode otherwise
-    }
+    else writeExclusive(resolve(ctx.io.cwd ?? "", flags.output), text);
   });
+}
+
+/** Creates `path` for the export only if nothing is there: never over an existing file, never
+ *  through a symbolic link (O_EXCL refuses both), mode 0600 from the first byte. */
+function writeExclusive(path: string, text: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    const code = error instanceof Error && "code" in error ? String(error.code) : "";
+    if (code === "EEXIST" || code === "ELOOP")
+      throw new NetservaError(
+        "already_exists",
+        `output: ${path} exists: the export holds password hashes and is never written over an existing file or link; choose a new name`,
+        { field: "output" },
+      );
+    throw invalid("output", `cannot create ${path}: ${code || String(error)}`);
+  }
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1,0 +1,98 @@
+// Who is on the other end of an admin-socket connection, as the kernel knows it. Node exposes no
+// SO_PEERCRED, and /proc/net/unix does not say which socket is connected to which. The kernel's
+// sock_diag interface does: `ss -xnp` (iproute2) lists every unix socket with its inode, its
+// peer's inode and the processes holding it. Our end's inode comes from fstat of the accepted
+// descriptor; the peer's pid from ss; its real uid from /proc/PID/status. Nothing the client
+// says about itself enters into it. When the lookup fails (no ss, the client already gone, a
+// root client seen by a non-root daemon) the uid stays unknown and the log says so.
+import { execFile } from "node:child_process";
+import { fstatSync, readFileSync } from "node:fs";
+import type { Socket } from "node:net";
+
+export interface AdminPeer {
+  pid: number | undefined;
+  uid: number | undefined;
+  user: string | undefined;
+}
+
+const UNKNOWN: AdminPeer = { pid: undefined, uid: undefined, user: undefined };
+
+function socketInode(socket: Socket): number | undefined {
+  // The accepted descriptor: libuv's pipe handle carries it (not in Node's public types).
+  const handle: unknown = Reflect.get(socket, "_handle");
+  const fd: unknown = handle !== null && typeof handle === "object" ? Reflect.get(handle, "fd") : undefined;
+  if (typeof fd !== "number" || fd < 0) return undefined;
+  try {
+    return fstatSync(fd).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+interface SsRow {
+  inode: number;
+  peerInode: number;
+  pids: number[];
+}
+
+/** Rows of `ss -xnpH`: `u_str ESTAB 0 0 <local> <inode> <peer> <peer inode> [users:((…))]`. */
+export function parseSsUnix(text: string): SsRow[] {
+  const rows: SsRow[] = [];
+  for (const line of text.split("\n")) {
+    const m = /\s(\d+)\s+\S+\s+(\d+)(?:\s+users:\((.*)\))?\s*$/.exec(line);
+    if (!m) continue;
+    const pids = [...(m[3] ?? "").matchAll(/pid=(\d+)/g)].map((p) => Number(p[1]));
+    rows.push({ inode: Number(m[1]), peerInode: Number(m[2]), pids });
+  }
+  return rows;
+}
+
+function runSs(): Promise<string> {
+  return new Promise((resolve) => {
+    execFile("ss", ["-xnpH"], { timeout: 5000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout) =>
+      resolve(error ? "" : stdout),
+    );
+  });
+}
+
+function realUid(pid: number): number | undefined {
+  try {
+    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function userName(uid: number): string | undefined {
+  try {
+    for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
+      const [name, , id] = line.split(":");
+      if (name && id === String(uid)) return name;
+    }
+  } catch {
+    /* no passwd file: the uid alone */
+  }
+  return undefined;
+}
+
+export async function adminPeer(socket: Socket): Promise<AdminPeer> {
+  const inode = socketInode(socket);
+  if (inode === undefined) return UNKNOWN;
+  const rows = parseSsUnix(await runSs());
+  const ours = rows.find((r) => r.inode === inode);
+  const theirs = ours ? rows.find((r) => r.inode === ours.peerInode) : undefined;
+  // A socket shared by a parent and its child lists both: the uid is the same for all of them.
+  const pid = theirs?.pids[0];
+  if (pid === undefined) return UNKNOWN;
+  const uid = realUid(pid);
+  return { pid, uid, user: uid === undefined ? undefined : userName(uid) };
+}
+
+/** The command log's actor for a forwarded command: what the client calls itself, and the
+ *  uid the kernel says it runs as (e.g. `alice (uid 0 root)` for `sudo shvmail …`). */
+export function forwardedActor(claimed: string | undefined, peer: AdminPeer): string {
+  const who = claimed && claimed.length > 0 ? claimed.slice(0, 64) : (peer.user ?? "unknown");
+  if (peer.uid === undefined) return `${who} (uid unknown)`;
+  return `${who} (uid ${peer.uid}${peer.user ? ` ${peer.user}` : ""})`;
+}

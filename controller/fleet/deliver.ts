@@ -1,0 +1,233 @@
+// The one way anything reaches a vnode's agent: incremental lookup changes after a mail mutation,
+// or the whole compiled state (settings, TLS, DKIM switches, DNS-driven changes, the reconciler).
+// Every path gets the same rules here: only enrolled vnodes, the agent's certificate checked
+// against the revocation list, the mail TLS certificate issued or renewed before a whole state is
+// compiled, and `appliedGeneration` recorded only forwards. An unreachable or refusing vnode is
+// an outcome, not an exception: the database holds the truth and the reconciler catches up.
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { NetservaError } from "../../common/errors.ts";
+import { ApplyChangesRequestSchema, ApplyStateRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import type { ApplyResponse } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
+import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { compileDesiredState } from "../compiler/compile-state.ts";
+import { Vnode } from "../db/entities/index.ts";
+import { recordAppliedGeneration } from "../db/generation.ts";
+import type { Database } from "../db/open-database.ts";
+import type { HomePaths } from "../home/home-paths.ts";
+import { revokedSerials } from "../pki/certificate-records.ts";
+import { mailTlsIssuerFor, renewMailTlsIfDue } from "../pki/mail-tls.ts";
+import type { MailTlsIssuer } from "../pki/mail-tls.ts";
+import type { AgentClient } from "./agent-client.ts";
+import { agentClientFor } from "./agent-for-vnode.ts";
+
+/** Above this many changes (a bulk import) the whole state is cheaper to send. */
+const MAX_INCREMENTAL_CHANGES = 5000;
+
+export interface DeliverRequest {
+  vnode: string;
+  /** Who asked (operator, "reconciler"), for the agent's log. */
+  actor: string;
+  /** Lookup changes from generation-1 to generation; absent = the whole compiled state. */
+  changes?: { generation: number; list: StateChange[] };
+  dryRun?: boolean;
+}
+
+export interface DeliverOutcome {
+  pushed: boolean;
+  /** Generation the agent reports after the push. */
+  appliedGeneration?: number;
+  /** Generation the push was meant to bring the vnode to. */
+  generation?: number;
+  /** Digest of the lookup rows the agent reports after the push. */
+  stateDigest?: string;
+  /** Set when the agent refused the state (its checker's words); the vnode keeps its old state. */
+  refused?: string;
+  /** Why it was not pushed, for the operator. */
+  reason?: string;
+  /** The agent's diff lines (dry run or applied). */
+  diff: string[];
+  /** The whole state that was sent (absent for incremental changes). */
+  state?: DesiredState;
+}
+
+export interface DeliverServiceOptions {
+  db: Database;
+  /** The controller's home: its CA, certificate and key (read per delivery, so a renewal applies). */
+  paths: HomePaths;
+  mailTls: MailTlsIssuer;
+  /** A connected link's client (serve's fleet); without one a short-lived client is opened. */
+  linkFor?: (vnode: string) => AgentClient | undefined;
+  /** Deadline of a short-lived client's calls (a whole 100,000-mailbox state may be queued ahead). */
+  timeoutMs?: number;
+  /** Wait before a refused state is sent again: doubles per refusal from firstMs up to maxMs. */
+  refusalBackoff?: { firstMs: number; maxMs: number };
+}
+
+export const DEFAULT_REFUSAL_BACKOFF = { firstMs: 2000, maxMs: 10 * 60_000 };
+
+export interface DeliverService {
+  deliver(request: DeliverRequest): Promise<DeliverOutcome>;
+}
+
+/** Refusals an agent answers with when the state itself is wrong, not the path to it. */
+function isRefusal(error: NetservaError): boolean {
+  return error.code === "failed_precondition" || error.code === "invalid_argument";
+}
+
+export function createDeliverService(options: DeliverServiceOptions): DeliverService {
+  const clientFor = async (vnode: Vnode): Promise<{ client: AgentClient; close: () => void }> => {
+    const link = options.linkFor?.(vnode.name);
+    if (link) return { client: link, close: () => undefined };
+    const revoked = new Set(await revokedSerials(options.db.em().fork()));
+    const client = agentClientFor(options.paths, vnode, (serial) => revoked.has(serial), options.timeoutMs ?? 30_000);
+    return { client, close: () => client.close() };
+  };
+
+  const sendState = async (
+    vnode: Vnode,
+    client: AgentClient,
+    request: DeliverRequest,
+    compiled: (generation: number) => void,
+  ): Promise<{ response: ApplyResponse; state: DesiredState }> => {
+    const em = options.db.em().fork();
+    if (!request.dryRun) await renewMailTlsIfDue(em, vnode, options.mailTls);
+    const state = await compileDesiredState(em, vnode);
+    compiled(Number(state.generation));
+    const response = await client.call(
+      "applyState",
+      create(ApplyStateRequestSchema, {
+        meta: create(CommandMetaSchema, {
+          requestId: randomUUID(),
+          generation: state.generation,
+          actor: request.actor,
+        }),
+        state,
+        dryRun: request.dryRun === true,
+      }),
+      { timeoutMs: 120_000 },
+    );
+    return { response, state };
+  };
+
+  const sendChanges = async (
+    client: AgentClient,
+    request: DeliverRequest,
+    changes: { generation: number; list: StateChange[] },
+  ): Promise<ApplyResponse> => {
+    const dryRun = request.dryRun === true;
+    // A dry run's generation is not bumped: it is checked against the applied one as if it were.
+    const base = dryRun ? changes.generation : changes.generation - 1;
+    return client.call(
+      "applyChanges",
+      create(ApplyChangesRequestSchema, {
+        meta: create(CommandMetaSchema, {
+          requestId: randomUUID(),
+          generation: BigInt(base + 1),
+          actor: request.actor,
+        }),
+        baseGeneration: BigInt(base),
+        changes: changes.list,
+        dryRun,
+      }),
+    );
+  };
+
+  const backoff = options.refusalBackoff ?? DEFAULT_REFUSAL_BACKOFF;
+  /** Remembers the refusal (status shows it) and when the reconciler may try the same again. */
+  const recordRefusal = async (vnode: Vnode, generation: number, reason: string): Promise<void> => {
+    const em = options.db.em().fork();
+    const current = await em.findOne(Vnode, { id: vnode.id }, { fields: ["refusedGeneration", "refusedCount"] });
+    const count = current?.refusedGeneration === generation ? (current.refusedCount ?? 0) + 1 : 1;
+    const wait = Math.min(backoff.maxMs, backoff.firstMs * 2 ** (count - 1));
+    const now = new Date();
+    await em.nativeUpdate(
+      Vnode,
+      { id: vnode.id },
+      {
+        refusedGeneration: generation,
+        refusedReason: reason,
+        refusedAt: now,
+        refusedCount: count,
+        retryAt: new Date(now.getTime() + wait),
+      },
+    );
+  };
+  const clearRefusal = async (vnode: Vnode, applied: number): Promise<void> => {
+    await options.db
+      .em()
+      .fork()
+      .nativeUpdate(
+        Vnode,
+        { id: vnode.id, refusedGeneration: { $ne: null, $lte: applied } },
+        { refusedGeneration: null, refusedReason: null, refusedAt: null, refusedCount: 0, retryAt: null },
+      );
+  };
+
+  return {
+    async deliver(request) {
+      const em = options.db.em().fork();
+      const vnode = await em.findOne(Vnode, { name: request.vnode });
+      if (!vnode) return { pushed: false, reason: `vnode ${request.vnode} not found`, diff: [] };
+      const generation = request.changes?.generation ?? vnode.generation;
+      if (vnode.status !== "enrolled")
+        return {
+          pushed: false,
+          generation,
+          reason: `vnode ${vnode.name} is ${vnode.status}: generation ${generation} is applied once its agent is enrolled`,
+          diff: [],
+        };
+      const { client, close } = await clientFor(vnode);
+      let attempted = generation;
+      try {
+        let response: ApplyResponse | undefined;
+        let state: DesiredState | undefined;
+        if (request.changes && request.changes.list.length <= MAX_INCREMENTAL_CHANGES) {
+          response = await sendChanges(client, request, request.changes);
+          // The agent was not at the base generation: it asks for the whole state instead.
+          if (response.needsFullState) response = undefined;
+        }
+        if (!response) ({ response, state } = await sendState(vnode, client, request, (g) => (attempted = g)));
+        const applied = Number(response.appliedGeneration);
+        if (!request.dryRun) {
+          await recordAppliedGeneration(em, vnode.id, applied);
+          await clearRefusal(vnode, applied);
+        }
+        return {
+          pushed: !request.dryRun,
+          appliedGeneration: applied,
+          generation: state ? Number(state.generation) : generation,
+          stateDigest: response.stateDigest,
+          diff: response.diff,
+          ...(state ? { state } : {}),
+        };
+      } catch (reason) {
+        const error = NetservaError.from(reason);
+        if (isRefusal(error)) {
+          if (!request.dryRun) await recordRefusal(vnode, attempted, error.message);
+          return {
+            pushed: false,
+            generation: attempted,
+            refused: error.message,
+            reason: `vnode ${vnode.name} refused generation ${attempted}: ${error.message}`,
+            diff: [],
+          };
+        }
+        return {
+          pushed: false,
+          generation,
+          reason: `vnode ${vnode.name} unreachable (${error.message}); the reconciler applies generation ${generation} when it is back`,
+          diff: [],
+        };
+      } finally {
+        close();
+      }
+    },
+  };
+}
+
+/** The deliver service of a CLI process (no fleet of its own: each delivery opens its client). */
+export function deliverServiceFor(db: Database, paths: HomePaths): DeliverService {
+  return createDeliverService({ db, paths, mailTls: mailTlsIssuerFor(paths) });
+}

@@ -1,0 +1,127 @@
+// The reconciler: a vnode whose health report shows it behind its generation, drifting (a hand
+// edit), or at its generation with lookup rows other than the ones compiled for it (a lost push)
+// gets the whole state through the deliver service. A state the agent refused waits for the
+// retry time the deliver service recorded (capped backoff) instead of being resent every report.
+import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import type { Logger } from "../../common/log.ts";
+import { lookupDigestOf } from "../../common/state/lookup-digest.ts";
+import { audited } from "../audit/audit.ts";
+import { compileDesiredState } from "../compiler/compile-state.ts";
+import { Vnode } from "../db/entities/index.ts";
+import type { Database } from "../db/open-database.ts";
+import type { DeliverService } from "./deliver.ts";
+
+/** How long a vnode may lag its generation before the reconciler sends the whole state. */
+export const LAG_GRACE_MS = 3000;
+/** At most one digest check (a read of every lookup row) per vnode in this period. */
+export const DIGEST_CHECK_MS = 30_000;
+
+export interface ReconcilerOptions {
+  db: Database;
+  deliver: DeliverService;
+  log: Logger;
+  lagGraceMs?: number;
+  digestCheckMs?: number;
+}
+
+export interface Reconciler {
+  /** Called with every health report; never throws (failures are logged). */
+  onReport(vnodeId: number, report: HealthReport): Promise<void>;
+}
+
+type Why = "drift" | "lag" | "digest";
+
+export function createReconciler(options: ReconcilerOptions): Reconciler {
+  const graceMs = options.lagGraceMs ?? LAG_GRACE_MS;
+  const digestEveryMs = options.digestCheckMs ?? DIGEST_CHECK_MS;
+  const busy = new Set<number>();
+  const lastAttempt = new Map<number, number>();
+  const lagSince = new Map<number, { generation: number; since: number }>();
+  /** Digest of the lookup rows compiled for a generation, per vnode. */
+  const expected = new Map<number, { generation: number; digest: string }>();
+  const digestCheckedAt = new Map<number, number>();
+  /** Consecutive reports at the generation with another digest (one can race an apply). */
+  const mismatches = new Map<number, number>();
+
+  const expectedDigest = async (vnode: Vnode): Promise<string | undefined> => {
+    const known = expected.get(vnode.id);
+    if (known?.generation === vnode.generation) return known.digest;
+    const last = digestCheckedAt.get(vnode.id);
+    if (last !== undefined && Date.now() - last < digestEveryMs) return undefined;
+    digestCheckedAt.set(vnode.id, Date.now());
+    const state = await compileDesiredState(options.db.em().fork(), vnode);
+    const digest = lookupDigestOf(state);
+    expected.set(vnode.id, { generation: Number(state.generation), digest });
+    return Number(state.generation) === vnode.generation ? digest : undefined;
+  };
+
+  const why = async (vnode: Vnode, report: HealthReport): Promise<Why | undefined> => {
+    if (report.drift) return "drift";
+    const applied = Number(report.appliedGeneration);
+    if (applied < vnode.generation) {
+      // A report can overtake a push still on its way (the CLI commits, then sends): only a
+      // lag that outlives a grace period means the vnode missed something.
+      const seen = lagSince.get(vnode.id);
+      if (!seen || seen.generation !== vnode.generation) {
+        lagSince.set(vnode.id, { generation: vnode.generation, since: Date.now() });
+        return undefined;
+      }
+      return Date.now() - seen.since >= graceMs ? "lag" : undefined;
+    }
+    lagSince.delete(vnode.id);
+    // An agent without a mail host reports no digest: nothing to compare.
+    if (applied !== vnode.generation || report.stateDigest === "" || !report.mail) return undefined;
+    const digest = await expectedDigest(vnode);
+    if (digest === undefined || digest === report.stateDigest) {
+      mismatches.delete(vnode.id);
+      return undefined;
+    }
+    const count = (mismatches.get(vnode.id) ?? 0) + 1;
+    mismatches.set(vnode.id, count);
+    return count >= 2 ? "digest" : undefined;
+  };
+
+  const reconcile = async (vnodeId: number, report: HealthReport): Promise<void> => {
+    const vnode = await options.db.em().fork().findOne(Vnode, { id: vnodeId });
+    if (!vnode || vnode.status !== "enrolled") return;
+    const reason = await why(vnode, report);
+    if (!reason) return;
+    // A refused state is not sent again before its retry time, whatever the reports say.
+    if (vnode.retryAt && vnode.retryAt.getTime() > Date.now() && vnode.refusedGeneration === vnode.generation) return;
+    const last = lastAttempt.get(vnodeId);
+    if (last !== undefined && Date.now() - last < 2000) return;
+    lastAttempt.set(vnodeId, Date.now());
+    const log = options.log.child({ vnode: vnode.name });
+    log.info("reconciling", { applied: report.appliedGeneration.toString(), generation: vnode.generation, reason });
+    const outcome = await audited(
+      options.db.em().fork(),
+      {
+        actor: "reconciler",
+        command: "reconcile",
+        vnodeName: vnode.name,
+        generation: vnode.generation,
+        args: { reason },
+      },
+      async () => options.deliver.deliver({ vnode: vnode.name, actor: "reconciler" }),
+    );
+    mismatches.delete(vnodeId);
+    if (outcome.state)
+      expected.set(vnodeId, { generation: Number(outcome.state.generation), digest: lookupDigestOf(outcome.state) });
+    if (outcome.refused) log.warn("state refused", { generation: outcome.generation, error: outcome.refused });
+    else if (!outcome.pushed) log.warn("reconcile failed", { error: outcome.reason });
+  };
+
+  return {
+    async onReport(vnodeId, report) {
+      if (busy.has(vnodeId)) return;
+      busy.add(vnodeId);
+      try {
+        await reconcile(vnodeId, report);
+      } catch (error) {
+        options.log.warn("reconcile failed", { vnode_id: vnodeId, error: String(error) });
+      } finally {
+        busy.delete(vnodeId);
+      }
+    },
+  };
+}

@@ -1,0 +1,77 @@
+// The certificate a vnode's mail daemons present. The operator's own (`mail:tls set`) wins;
+// otherwise the controller's CA issues one for the mail host name and renews it when it is
+// within 30 days of expiry or the host name changed. A new certificate is new desired state:
+// the vnode's generation goes up in the same transaction, so it reaches the vnode through the
+// reconciler whether or not a whole state would have been sent anyway.
+import { readFileSync } from "node:fs";
+import type { SqlEntityManager } from "@mikro-orm/sql";
+import { issueServerCertificate } from "../../common/pki/server-cert.ts";
+import { MailTls, mailHostnameOf } from "../db/entities/index.ts";
+import type { Vnode } from "../db/entities/index.ts";
+import type { HomePaths } from "../home/home-paths.ts";
+import { bumpGeneration, lockVnode } from "../db/generation.ts";
+
+export const MAIL_TLS_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
+const LIFETIME_SECONDS = 397 * 24 * 3600;
+
+/** The CA that signs mail TLS certificates (read when needed: `serve` may outlive a CA file change). */
+export interface MailTlsIssuer {
+  caKeyPem(): string;
+  caCertPem(): string;
+  /** Lifetime of a new certificate; default 397 days. */
+  lifetimeSeconds?: number;
+}
+
+export function mailTlsIssuerFor(paths: HomePaths): MailTlsIssuer {
+  return { caKeyPem: () => readFileSync(paths.caKey, "utf8"), caCertPem: () => readFileSync(paths.caCert, "utf8") };
+}
+
+/** Whether the vnode needs a (new) certificate from the CA now. */
+export function mailTlsDue(
+  current: Pick<MailTls, "source" | "hostname" | "notAfter"> | null,
+  hostname: string,
+  now = Date.now(),
+): boolean {
+  if (!current) return true;
+  if (current.source === "operator") return false;
+  return current.hostname !== hostname || current.notAfter.getTime() - now <= MAIL_TLS_RENEW_BEFORE_MS;
+}
+
+/**
+ * Issues the vnode's mail certificate when it has none, or the CA's is due (near expiry, host
+ * name changed). Returns the new generation when it issued one, null when nothing was due.
+ */
+export async function renewMailTlsIfDue(
+  em: SqlEntityManager,
+  vnode: Pick<Vnode, "id" | "name" | "mailHostname">,
+  issuer: MailTlsIssuer,
+): Promise<number | null> {
+  const hostname = mailHostnameOf(vnode);
+  if (!mailTlsDue(await em.fork().findOne(MailTls, { vnodeId: vnode.id }), hostname)) return null;
+  const caCertPem = issuer.caCertPem();
+  // Key generation and signing outside the transaction: they take a while and need no rows.
+  const issued = await issueServerCertificate({
+    caKeyPem: issuer.caKeyPem(),
+    caCertPem,
+    dnsNames: [hostname],
+    validSeconds: issuer.lifetimeSeconds ?? LIFETIME_SECONDS,
+  });
+  const fields = {
+    source: "ca",
+    hostname,
+    certificateChainPem: issued.certPem.trimEnd() + "\n" + caCertPem,
+    privateKeyPem: issued.keyPem,
+    notAfter: issued.notAfter,
+  };
+  return em.fork().transactional(async (tx) => {
+    // Checked again under the transaction: an operator certificate stored meanwhile wins, and
+    // of two renewals racing the second finds nothing due.
+    await lockVnode(tx, vnode.id);
+    const current = await tx.findOne(MailTls, { vnodeId: vnode.id });
+    if (!mailTlsDue(current, hostname)) return null;
+    if (current) Object.assign(current, fields);
+    else tx.create(MailTls, { vnodeId: vnode.id, ...fields });
+    await tx.flush();
+    return bumpGeneration(tx, vnode.id);
+  });
+}

@@ -1,0 +1,119 @@
+// Runs `netserva-mail serve` as its own process on the embedded database, exactly as an operator
+// would, and talks to it the way the CLI does: through the admin socket in its home. Stopped by
+// PID at teardown.
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { forwardToDaemon } from "../../controller/cli/admin-socket.ts";
+import { createCliContext } from "../../controller/cli/cli-context.ts";
+import { runCommand } from "../../controller/cli/main.ts";
+import { freePort } from "./controller-harness.ts";
+import type { CliRun } from "./controller-harness.ts";
+
+export const BIN = join(import.meta.dirname, "..", "..", "bin", "netserva-mail.js");
+
+export interface ServeProcess {
+  readonly dir: string;
+  readonly home: string;
+  readonly socket: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** Everything the daemon wrote on stderr so far (its JSON log lines among it). */
+  stderr(): string;
+  /** A command through the admin socket, as the CLI sends it (actor "tester"). */
+  cli(argv: string[], stdin?: string, cwd?: string): Promise<CliRun>;
+  /** `netserva-mail metrics`: one sample value by its name and labels as printed. */
+  metric(sample: string): Promise<number | undefined>;
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** A controller home made by `init` in this process (the embedded database is closed after). */
+export async function initHome(
+  dir: string,
+  port: number,
+): Promise<{ NETSERVA_MAIL_HOME: string; NETSERVA_MAIL_ACTOR: string }> {
+  const env = { NETSERVA_MAIL_HOME: join(dir, "home"), NETSERVA_MAIL_ACTOR: "tester" };
+  const ctx = createCliContext({
+    out: () => undefined,
+    err: () => undefined,
+    readStdin: async () => "",
+    env,
+    isTTY: false,
+  });
+  const code = await runCommand(["init", "--listen", `127.0.0.1:${port}`], ctx);
+  if (code !== 0) throw new Error(`init failed with ${code}`);
+  writeFileSync(join(env.NETSERVA_MAIL_HOME, "dns-zones"), "example.com\n");
+  return env;
+}
+
+async function socketAnswers(path: string): Promise<boolean> {
+  if (!existsSync(path)) return false;
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+export async function startServeProcess(options: { args?: string[]; deadlineMs?: number } = {}): Promise<ServeProcess> {
+  const dir = mkdtempSync(join(tmpdir(), "nsm-serve-"));
+  const port = await freePort();
+  const env = await initHome(dir, port);
+  const home = env.NETSERVA_MAIL_HOME;
+  const socket = join(home, "controller.sock");
+  const child = spawn(process.execPath, [BIN, "serve", "--listen", `127.0.0.1:${port}`, ...(options.args ?? [])], {
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => void (stderr += chunk));
+  const deadline = Date.now() + (options.deadlineMs ?? 120_000);
+  while (!(await socketAnswers(socket))) {
+    if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}: ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`serve did not answer on ${socket}: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const cli = async (argv: string[], stdin = "", cwd?: string): Promise<CliRun> => {
+    let out = "";
+    let err = "";
+    const io = {
+      out: (t: string) => void (out += t),
+      err: (t: string) => void (err += t),
+      readStdin: async () => stdin,
+      env,
+      isTTY: false,
+      ...(cwd ? { cwd } : {}),
+    };
+    const code = await forwardToDaemon(socket, argv, io, io.readStdin, "tester");
+    if (code === undefined) throw new Error(`serve did not answer on ${socket}`);
+    return { code, out, err };
+  };
+  return {
+    dir,
+    home,
+    socket,
+    port,
+    child,
+    stderr: () => stderr,
+    cli,
+    async metric(sample) {
+      const { out } = await cli(["metrics"]);
+      const line = out.split("\n").find((l) => l.startsWith(`${sample} `));
+      return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+    },
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+      child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
