@@ -5,7 +5,6 @@ import { create } from "@bufbuild/protobuf";
 import { RenewRequestSchema } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
 import type { Logger } from "../../common/log.ts";
-import { createKeyAndCsr } from "../../common/pki/keys.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
 import type { AgentHomePaths, AgentIdentity } from "../home/agent-home.ts";
 import { writeIdentityPair } from "../home/identity-pair.ts";
@@ -33,6 +32,8 @@ export function scheduleRenewal(options: RenewalOptions): Renewal {
   let stopped = false;
 
   const renew = async (): Promise<void> => {
+    // node-forge (~6 MB resident) loads only when a certificate is renewed, not in every idle agent.
+    const { createKeyAndCsr } = await import("../../common/pki/keys.ts");
     const { keyPem, csrPem } = await createKeyAndCsr({ commonName: options.identity.config.vnode });
     const client = createEnrollmentClient({
       address: options.identity.config.controller,

@@ -10,7 +10,9 @@ import { dovecotValidators } from "../dovecot/checks.ts";
 import { renderDovecot } from "../dovecot/render.ts";
 import { checkDomain } from "../lookup/names.ts";
 import type { VnodePaths } from "../paths.ts";
+import { readFileSync } from "node:fs";
 import { postfixValidators } from "../postfix/checks.ts";
+import { postfixNeedsRestart } from "../postfix/restart-params.ts";
 import { renderPostfix } from "../postfix/render.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
 import { runChecked, waitUntil } from "../process.ts";
@@ -74,16 +76,27 @@ export function createMailConfig(o: MailConfigOptions) {
     return { tls: renderTlsFiles(p, state.tls), daemons: new Map([...filters.render(state), ...postfix, ...dovecot]) };
   }
 
+  const readText = (path: string): string | undefined => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch {
+      return undefined;
+    }
+  };
+
   const running = async (name: string): Promise<boolean> => (await o.sc.status(name)).running;
 
   /** Reload the daemons that read the changed files (only if running: start() picks up the rest). */
-  async function reloadFor(changed: readonly string[]): Promise<string[]> {
+  async function reloadFor(changed: readonly string[], restartPostfix = false): Promise<string[]> {
     const tlsChanged = changed.some((f) => f.startsWith(`${p.tlsDir}/`));
     if (changed.includes(p.dovecotSieveBefore))
       await runChecked("sievec", ["-c", p.dovecotConf, p.dovecotSieveBefore], { wrap: o.wrap ?? [] });
     const reloaded: string[] = [];
     if ((tlsChanged || changed.some((f) => f.startsWith(`${p.postfixDir}/`))) && (await running("postfix"))) {
-      await o.sc.reload("postfix");
+      if (restartPostfix && changed.includes(p.postfixMainCf)) {
+        await o.sc.stop("postfix");
+        await o.sc.start("postfix");
+      } else await o.sc.reload("postfix");
       reloaded.push("postfix");
     }
     if ((tlsChanged || changed.some((f) => f.startsWith(`${p.dovecotDir}/`))) && (await running("dovecot"))) {
@@ -105,6 +118,8 @@ export function createMailConfig(o: MailConfigOptions) {
   async function apply(state: DesiredState, dryRun: boolean): Promise<{ result: ApplyConfigResult; files: FileSet }> {
     const { tls, daemons } = render(state);
     const want = filterWants(state);
+    // Listener changes need a restart both ways (forward, and back on rollback).
+    const restartPostfix = postfixNeedsRestart(readText(p.postfixMainCf), daemons.get(p.postfixMainCf)?.content);
     let reloaded: string[] = [];
     // One reloader per applyConfigFiles call: its second reload() call is the rollback.
     const common = () => {
@@ -120,7 +135,7 @@ export function createMailConfig(o: MailConfigOptions) {
             forwardDone = true;
             await f.forward(changed);
           }
-          reloaded = await reloadFor(changed);
+          reloaded = await reloadFor(changed, restartPostfix);
         },
         verify: async (changed: readonly string[]) => {
           await filters.verify(want, changed);

@@ -17,6 +17,7 @@ NETSERVA_APT_PACKAGES=(
   iproute2
   dnsutils
   pdns-server pdns-backend-sqlite3
+  mmdebstrap systemd-container
 )
 
 # Init scripts / units of host daemons those packages bring (some through Recommends). A private

@@ -1,0 +1,122 @@
+// What the production-mode tests share: the packages scripts/package builds, a controller on the
+// host (in this process) the container can reach, and the steps of turning a booted system into
+// an enrolled vnode with real mail.
+import { execFile } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, connect, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import type { BootedSystem } from "./booted-system.ts";
+import type { Harness } from "./controller-harness.ts";
+import { hamMessage } from "./filter-messages.ts";
+import { waitDelivered } from "./mail-maildir.ts";
+import { sendMail, type SendOutcome } from "./mail-smtp.ts";
+
+const exec = promisify(execFile);
+const repo = resolve(import.meta.dirname, "../..");
+
+export interface Packages {
+  readonly controller: string;
+  readonly agent: string;
+  remove(): void;
+}
+
+/** Build both .deb files with scripts/package into a scratch directory. */
+export async function buildPackages(): Promise<Packages> {
+  const out = mkdtempSync(join(tmpdir(), "nsm-packages-"));
+  const { stdout } = await exec(join(repo, "scripts/package"), ["--out", out], { timeout: 600_000 });
+  const debs = stdout.trim().split("\n");
+  const find = (name: string): string => {
+    const deb = debs.find((d) => d.includes(`/${name}_`));
+    if (!deb) throw new Error(`scripts/package did not build ${name}: ${stdout}`);
+    return deb;
+  };
+  return {
+    controller: find("netserva-mail"),
+    agent: find("netserva-mail-agent"),
+    remove: () => rmSync(out, { recursive: true, force: true }),
+  };
+}
+
+/** Copy a .deb into the container's /root and return its path inside. */
+export function copyIn(sys: BootedSystem, deb: string): string {
+  const name = deb.slice(deb.lastIndexOf("/") + 1);
+  copyFileSync(deb, join(sys.root, "root", name));
+  return `/root/${name}`;
+}
+
+/**
+ * The harness's controller listens on loopback; the container reaches it (for enrollment only:
+ * afterwards the controller dials the agent) through this forwarder on the veth's host address.
+ */
+export async function forwardToController(
+  listenHost: string,
+  controllerAddress: string,
+): Promise<{ address: string; close(): Promise<void> }> {
+  const [host, port] = controllerAddress.split(":") as [string, string];
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(port), host);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, listenHost, r));
+  const address = server.address();
+  const boundPort = typeof address === "object" && address ? address.port : 0;
+  return {
+    address: `${listenHost}:${boundPort}`,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** Poll the controller until the vnode is connected and at its generation. */
+export async function waitApplied(
+  h: Harness,
+  vnode: string,
+  ms = 120_000,
+  diagnose: () => Promise<string> = async () => "",
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = "";
+  while (Date.now() < deadline) {
+    const r = await h.cli(["status", "--json"]);
+    last = r.out;
+    const rows = JSON.parse(r.out || "[]") as Array<Record<string, unknown>>;
+    const row = rows.find((v) => v["vnode"] === vnode);
+    if (row && row["connected"] === true && row["appliedGeneration"] === row["generation"]) return;
+    await new Promise((r2) => setTimeout(r2, 250));
+  }
+  throw new Error(`vnode ${vnode} did not reach its generation within ${ms} ms: ${last}\n${await diagnose()}`);
+}
+
+export interface MailTarget {
+  readonly sys: BootedSystem;
+  readonly ca: string;
+  readonly hostname: string;
+}
+
+/** A real-looking message in on port 25 (STARTTLS, verified against the controller's CA). */
+export async function sendInbound(t: MailTarget, to: string, data: string): Promise<SendOutcome> {
+  return sendMail({
+    host: t.sys.ns.nsAddress,
+    port: 25,
+    ca: t.ca,
+    servername: t.hostname,
+    startTls: true,
+    from: "carol@remote.test",
+    to: [to],
+    data,
+  });
+}
+
+/** Send a message to `local@domain` and wait for it in that mailbox's Maildir inside the container. */
+export async function deliverAndFind(t: MailTarget, local: string, domain: string, subject: string): Promise<string> {
+  const data = hamMessage({ from: "carol@remote.test", to: `${local}@${domain}`, subject });
+  const sent = await sendInbound(t, `${local}@${domain}`, data);
+  if (sent.stage !== "done") throw new Error(`SMTP refused at ${sent.stage}: ${sent.reply.text}`);
+  const id = /^Message-ID: (<[^>]+>)/m.exec(data)?.[1] ?? "";
+  return waitDelivered(join(t.sys.root, "srv", domain, "msg", local, "Maildir"), id, "", 30_000);
+}
+
+export const readCa = (h: Harness): string => readFileSync(join(h.home, "ca", "ca.crt"), "utf8");
