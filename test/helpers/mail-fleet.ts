@@ -46,6 +46,9 @@ export interface MailFleetOptions {
   beforeAgent?: (ns: TestNetns, name: string) => Promise<void>;
   /** Options for the agents' Node (e.g. `--import` a hook). */
   agentNodeArgs?: string[];
+  /** The agents take their mail listen addresses from the state (`vnode set --mail-listen`), as
+   * in production, instead of a --mail-listen that overrides it. */
+  listenFromState?: boolean;
 }
 
 export async function startMailFleet(names: string[], tag: string, options: MailFleetOptions = {}): Promise<MailFleet> {
@@ -119,6 +122,7 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         logDir,
         extraArgs: ["--metrics-listen", metricsAddress, "--usage-interval", "1000"],
         ...(options.agentNodeArgs ? { nodeArgs: options.agentNodeArgs } : {}),
+        ...(options.listenFromState ? { mailListen: false } : {}),
       });
       const domain = `${name}.test`;
       vnodes.push({ name, domain, mailHostname, ns, root, agent, metricsAddress });

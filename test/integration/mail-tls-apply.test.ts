@@ -136,4 +136,13 @@ describe.skipIf(!canRun)("TLS files and daemon config: one apply unit", () => {
     expect(readFileSync(p.dovecotConf, "utf8")).toBe(conf);
     expect(v.host.drift()).toEqual([]);
   });
+
+  it("a listen address the vnode lacks is refused in Postfix's words (its check says them only to syslog)", async () => {
+    const main = readFileSync(v.host.paths.postfixMainCf, "utf8");
+    const elsewhere = await v.sibling({ listen: ["192.0.2.77"] });
+    const err = await elsewhere.applyState(stateWith(v.tls, await hashPassword(PASS))).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "failed_precondition" });
+    expect(String((err as Error).message)).toContain("no local interface found for 192.0.2.77");
+    expect(readFileSync(v.host.paths.postfixMainCf, "utf8")).toBe(main);
+  });
 });
