@@ -1,4 +1,5 @@
-// `netserva-mail serve`: the enrollment endpoint and the fleet (links + health) in one process.
+// `netserva-mail serve`: the enrollment endpoint and the fleet (links + health) in one process,
+// and the upkeep of the controller's own certificate (renewed and swapped into both servers).
 import { readFileSync } from "node:fs";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
@@ -11,6 +12,10 @@ import type { Fleet } from "../fleet/fleet.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
+import { inspectCertificate } from "../../common/pki/inspect.ts";
+import { loadOrRenewControllerIdentity, startControllerRenewal } from "../pki/controller-renewal.ts";
+import type { RenewedIdentity } from "../pki/controller-renewal.ts";
+import type { ControllerMetrics, PresentedCertificate } from "./controller-metrics.ts";
 
 export interface ControllerDaemonOptions {
   paths: HomePaths;
@@ -23,18 +28,35 @@ export interface ControllerDaemonOptions {
   enrollmentLimits?: EnrollmentLimits;
   /** Counts refused Enroll/Renew requests (the controller's metrics). */
   onEnrollmentRefused?: (method: "enroll" | "renew", reason: Refusal) => void;
+  /** The daemon's metrics: certificate expiry and renewals are reported there. */
+  metrics?: ControllerMetrics;
+  /** How often certificates are checked for renewal (default hourly). */
+  certificateCheckMs?: number;
 }
 
 export interface ControllerDaemon {
   port: number;
   fleet: Fleet;
+  /** The certificates the servers present now. */
+  presented(): Record<PresentedCertificate, string>;
+  /** Renews the controller's certificate now and swaps it into the running servers. */
+  renewControllerCertificate(): Promise<RenewedIdentity>;
+  /** One certificate check now (what the periodic timer runs). */
+  checkCertificates(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startControllerDaemon(options: ControllerDaemonOptions): Promise<ControllerDaemon> {
   const caPem = readFileSync(options.paths.caCert, "utf8");
-  const certPem = readFileSync(options.paths.cert, "utf8");
-  const keyPem = readFileSync(options.paths.key, "utf8");
+  const identityLog = options.log.child({ component: "controller-certificate" });
+  const identity = {
+    paths: options.paths,
+    db: options.db,
+    validSeconds: options.config.controllerCertificateSeconds,
+    name: options.config.name,
+    log: identityLog,
+  };
+  const { certPem, keyPem } = await loadOrRenewControllerIdentity(identity);
   const { host, port } = parseHostPort(options.listen ?? options.config.listen, "listen");
   const enrollment = await startEnrollmentServer({
     db: options.db,
@@ -66,11 +88,33 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
   });
+  const renewal = startControllerRenewal({
+    ...identity,
+    initial: { certPem, keyPem },
+    ...(options.certificateCheckMs !== undefined ? { intervalMs: options.certificateCheckMs } : {}),
+    apply(pair) {
+      enrollment.setIdentity(pair.certPem, pair.keyPem);
+      fleet.setIdentity(pair.certPem, pair.keyPem);
+    },
+    onRenewal: (result) => options.metrics?.certificateRenewal("controller", result),
+  });
+  const presented = (): Record<PresentedCertificate, string> => ({
+    controller: renewal.current().certPem,
+    enrollment: enrollment.certPem,
+  });
+  options.metrics?.watchCertificates(() => {
+    const { controller, enrollment: served } = presented();
+    return { controller: inspectCertificate(controller).notAfter, enrollment: inspectCertificate(served).notAfter };
+  });
   options.log.info("controller serving", { port: enrollment.port });
   return {
     port: enrollment.port,
     fleet,
+    presented,
+    renewControllerCertificate: () => renewal.renew(),
+    checkCertificates: () => renewal.check(),
     async close() {
+      renewal.stop();
       await fleet.close();
       await enrollment.close();
     },

@@ -84,7 +84,16 @@ export interface EnrollmentServerOptions {
 
 export interface EnrollmentServer {
   readonly port: number;
+  /** The certificate new TLS connections are shown. */
+  readonly certPem: string;
+  /** A renewed controller certificate: new connections get it, open ones carry on. */
+  setIdentity(certPem: string, keyPem: string): void;
   close(): Promise<void>;
+}
+
+/** Our certificate, then the CA after it, so an enrolling agent can check the chain against its pin. */
+function tlsIdentity(certPem: string, keyPem: string, caPem: string): { key: string; cert: string; ca: string } {
+  return { key: keyPem, cert: certPem + (certPem.endsWith("\n") ? "" : "\n") + caPem, ca: caPem };
 }
 
 export async function startEnrollmentServer(options: EnrollmentServerOptions): Promise<EnrollmentServer> {
@@ -196,10 +205,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
   });
   const server: Http2SecureServer = createSecureServer(
     {
-      key: options.keyPem,
-      // Send the CA after our certificate so an enrolling agent can check it against its pin.
-      cert: options.certPem + (options.certPem.endsWith("\n") ? "" : "\n") + options.ca.caCertPem,
-      ca: options.ca.caCertPem,
+      ...tlsIdentity(options.certPem, options.keyPem, options.ca.caCertPem),
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: "TLSv1.2",
@@ -241,8 +247,17 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
   });
   server.on("error", (error) => options.log.error("enrollment server failed", { error: error.message }));
   const address = server.address();
+  let certPem = options.certPem;
   return {
     port: typeof address === "object" && address ? address.port : options.port,
+    get certPem() {
+      return certPem;
+    },
+    setIdentity(newCertPem, keyPem) {
+      // setSecureContext replaces every context option: the minimum version goes with the key.
+      server.setSecureContext({ ...tlsIdentity(newCertPem, keyPem, options.ca.caCertPem), minVersion: "TLSv1.2" });
+      certPem = newCertPem;
+    },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -1,6 +1,7 @@
 // The fleet: a link to every enrolled vnode, health written to the database, revocations pushed
 // to agents. The vnode list is re-read periodically so enrollments and revocations take effect
-// without a restart.
+// without a restart. A renewed controller certificate (setIdentity) is used by every link from
+// then on: each moves onto a new connection made with it.
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { UpdateRevocationsRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
@@ -41,6 +42,7 @@ export interface FleetOptions {
 export interface Fleet {
   link(vnode: string): VnodeLink | undefined;
   refresh(): Promise<void>;
+  setIdentity(certPem: string, keyPem: string): void;
   close(): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export function startFleet(options: FleetOptions): Fleet {
   let revoked = new Set<string>();
   let revokedKey = "";
   let closed = false;
+  let identity = { certPem: options.certPem, keyPem: options.keyPem };
 
   const health = createHealthWriter(options.historyPolicy);
   const usageSyncedAt = new Map<number, number>();
@@ -108,8 +111,8 @@ export function startFleet(options: FleetOptions): Fleet {
         vnode: vnode.name,
         address: vnode.address,
         caPem: options.caPem,
-        certPem: options.certPem,
-        keyPem: options.keyPem,
+        certPem: identity.certPem,
+        keyPem: identity.keyPem,
         isRevoked: (serial) => revoked.has(serial),
         intervalMs: options.healthIntervalMs ?? 5000,
         staleAfterMs: options.staleAfterMs ?? 12_000,
@@ -141,6 +144,10 @@ export function startFleet(options: FleetOptions): Fleet {
   return {
     link: (name) => links.get(name)?.link,
     refresh,
+    setIdentity(certPem, keyPem) {
+      identity = { certPem, keyPem };
+      for (const entry of links.values()) entry.link.setIdentity(certPem, keyPem);
+    },
     async close() {
       closed = true;
       clearInterval(timer);
