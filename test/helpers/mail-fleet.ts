@@ -51,6 +51,9 @@ export interface MailFleetOptions {
   /** Agents enroll through (and so later renew at) their veth's host address, with the
    *  controller listening on every address; otherwise 127.0.0.1, out of a namespace's reach. */
   reachableController?: boolean;
+  /** The agents take their mail listen addresses from the state (`vnode set --mail-listen`), as
+   * in production, instead of a --mail-listen that overrides it. */
+  listenFromState?: boolean;
 }
 
 export async function startMailFleet(names: string[], tag: string, options: MailFleetOptions = {}): Promise<MailFleet> {
@@ -130,6 +133,7 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         logDir,
         extraArgs: ["--metrics-listen", metricsAddress, "--usage-interval", "1000"],
         ...(options.agentNodeArgs ? { nodeArgs: options.agentNodeArgs } : {}),
+        ...(options.listenFromState ? { mailListen: false } : {}),
       });
       const domain = `${name}.test`;
       vnodes.push({ name, domain, mailHostname, ns, root, agent, metricsAddress });
