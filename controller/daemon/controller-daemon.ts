@@ -3,11 +3,14 @@ import { readFileSync } from "node:fs";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
-import type { EnrollmentLimits, Refusal } from "../enrollment/enrollment-server.ts";
+import type { EnrollmentLimits, EnrollmentMaterial, Refusal } from "../enrollment/enrollment-server.ts";
 import { startFleet } from "../fleet/fleet.ts";
 import { createDeliverService } from "../fleet/deliver.ts";
 import { mailTlsIssuerFor } from "../pki/mail-tls.ts";
-import type { Fleet } from "../fleet/fleet.ts";
+import type { Fleet, FleetIdentity } from "../fleet/fleet.ts";
+import { readCaFiles, withChain } from "../pki/ca-files.ts";
+import { caPin } from "../../common/pki/pin.ts";
+import { watchCaChanges } from "./ca-watch.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
@@ -21,6 +24,8 @@ export interface ControllerDaemonOptions {
   healthIntervalMs?: number;
   staleAfterMs?: number;
   enrollmentLimits?: EnrollmentLimits;
+  /** How often the database is asked whether a CA rotation step landed (default 2 s). */
+  caCheckMs?: number;
   /** Counts refused Enroll/Renew requests (the controller's metrics). */
   onEnrollmentRefused?: (method: "enroll" | "renew", reason: Refusal) => void;
 }
@@ -28,19 +33,31 @@ export interface ControllerDaemonOptions {
 export interface ControllerDaemon {
   port: number;
   fleet: Fleet;
+  /** Re-reads the CA material and our certificate from the home and swaps them in without a
+   *  restart: the enrollment endpoint's TLS context and the fleet's links. */
+  reloadIdentity(): Promise<void>;
+  /** Applies a CA rotation step now instead of at the next poll. */
+  checkCa(): Promise<void>;
   close(): Promise<void>;
 }
 
+/** Everything TLS and signing need, read from the home as one. */
+function readIdentity(paths: HomePaths): { enrollment: EnrollmentMaterial; fleet: FleetIdentity } {
+  const ca = readCaFiles(paths);
+  const certPem = readFileSync(paths.cert, "utf8");
+  const keyPem = readFileSync(paths.key, "utf8");
+  return {
+    enrollment: { ca, certPem, keyPem, chainPem: ca.chainPem },
+    fleet: { caPem: ca.trustPem, certPem: withChain(certPem, ca.chainPem), keyPem, issuingCaPin: caPin(ca.caCertPem) },
+  };
+}
+
 export async function startControllerDaemon(options: ControllerDaemonOptions): Promise<ControllerDaemon> {
-  const caPem = readFileSync(options.paths.caCert, "utf8");
-  const certPem = readFileSync(options.paths.cert, "utf8");
-  const keyPem = readFileSync(options.paths.key, "utf8");
+  const identity = readIdentity(options.paths);
   const { host, port } = parseHostPort(options.listen ?? options.config.listen, "listen");
   const enrollment = await startEnrollmentServer({
     db: options.db,
-    ca: { caKeyPem: readFileSync(options.paths.caKey, "utf8"), caCertPem: caPem },
-    certPem,
-    keyPem,
+    ...identity.enrollment,
     agentCertificateSeconds: options.config.agentCertificateSeconds,
     log: options.log.child({ component: "enrollment" }),
     host,
@@ -58,19 +75,32 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
   });
   const fleet = startFleet({
     db: options.db,
-    caPem,
-    certPem,
-    keyPem,
+    ...identity.fleet,
     log: options.log.child({ component: "fleet" }),
     deliver,
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
   });
+  const reloadIdentity = async (): Promise<void> => {
+    const next = readIdentity(options.paths);
+    enrollment.setMaterial(next.enrollment);
+    await fleet.setIdentity(next.fleet);
+    options.log.info("controller identity reloaded", { issuing_ca: next.fleet.issuingCaPin });
+  };
+  const caWatch = await watchCaChanges({
+    db: options.db,
+    log: options.log,
+    ...(options.caCheckMs ? { intervalMs: options.caCheckMs } : {}),
+    onChange: reloadIdentity,
+  });
   options.log.info("controller serving", { port: enrollment.port });
   return {
     port: enrollment.port,
     fleet,
+    reloadIdentity,
+    checkCa: () => caWatch.check(),
     async close() {
+      caWatch.stop();
       await fleet.close();
       await enrollment.close();
     },

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import type { HomePaths } from "../home/home-paths.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import { createAgentClient } from "./agent-client.ts";
+import { readCaFiles, withChain } from "../pki/ca-files.ts";
 import type { AgentClient } from "./agent-client.ts";
 
 export function agentClientFor(
@@ -12,11 +13,14 @@ export function agentClientFor(
   isRevoked?: (serial: string) => boolean,
   timeoutMs = 10_000,
 ): AgentClient {
+  const ca = readCaFiles(paths);
   return createAgentClient({
     vnode: vnode.name,
     address: vnode.address,
-    caPem: readFileSync(paths.caCert, "utf8"),
-    certPem: readFileSync(paths.cert, "utf8"),
+    // Every CA agents may hold a certificate from (a CA rotation's overlap), and our certificate
+    // with the chain an agent that trusts only the old CA needs.
+    caPem: ca.trustPem,
+    certPem: withChain(readFileSync(paths.cert, "utf8"), ca.chainPem),
     keyPem: readFileSync(paths.key, "utf8"),
     timeoutMs,
     ...(isRevoked ? { isRevoked } : {}),
