@@ -19,6 +19,7 @@ import { audited } from "../audit/audit.ts";
 import { enrollAgent, renewAgent } from "./enroll-agent.ts";
 import type { CaMaterial } from "./enroll-agent.ts";
 import { createRateLimiter } from "./rate-limit.ts";
+import { withChain } from "../pki/ca-files.ts";
 import type { RateLimit } from "./rate-limit.ts";
 
 const peerKey = createContextKey<{ authorized: boolean; certificate: PeerCertificate | undefined; address: string }>({
@@ -68,11 +69,18 @@ function toConnectError(reason: unknown): ConnectError {
   return new ConnectError(error.message, grpcStatusOf(error), headers);
 }
 
-export interface EnrollmentServerOptions {
-  db: Database;
+/** What the endpoint signs with and presents; replaced whole when the CA rotates or the
+ *  controller's certificate is renewed. */
+export interface EnrollmentMaterial {
   ca: CaMaterial;
   certPem: string;
   keyPem: string;
+  /** Sent after certPem (ca/chain.crt): lets an enrolling agent reach its pinned CA. */
+  chainPem: string;
+}
+
+export interface EnrollmentServerOptions extends EnrollmentMaterial {
+  db: Database;
   agentCertificateSeconds: number;
   log: Logger;
   host: string;
@@ -84,16 +92,11 @@ export interface EnrollmentServerOptions {
 
 export interface EnrollmentServer {
   readonly port: number;
+  /** New handshakes use it at once; open connections keep what they have. */
+  setMaterial(material: EnrollmentMaterial): void;
   /** The certificate new TLS connections are shown. */
   readonly certPem: string;
-  /** A renewed controller certificate: new connections get it, open ones carry on. */
-  setIdentity(certPem: string, keyPem: string): void;
   close(): Promise<void>;
-}
-
-/** Our certificate, then the CA after it, so an enrolling agent can check the chain against its pin. */
-function tlsIdentity(certPem: string, keyPem: string, caPem: string): { key: string; cert: string; ca: string } {
-  return { key: keyPem, cert: certPem + (certPem.endsWith("\n") ? "" : "\n") + caPem, ca: caPem };
 }
 
 export async function startEnrollmentServer(options: EnrollmentServerOptions): Promise<EnrollmentServer> {
@@ -108,6 +111,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
   const tokenAttempts = createRateLimiter(limits.enrollAttemptsPerToken);
   const renewAttempts = createRateLimiter(limits.renewAttemptsPerIdentity);
   const refused = (method: "enroll" | "renew", reason: Refusal): void => options.onRefused?.(method, reason);
+  let material: EnrollmentMaterial = options;
 
   const routes = (router: ConnectRouter): void => {
     router.service(EnrollmentService, {
@@ -130,14 +134,14 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
             em,
             { actor: "agent", command: "agent enroll", args: { agent_version: request.agentVersion.slice(0, 32) } },
             () =>
-              enrollAgent(em, options.ca, {
+              enrollAgent(em, material.ca, {
                 token: request.token,
                 csrPem: request.csrPem,
                 validSeconds: options.agentCertificateSeconds,
               }),
           );
           options.log.info("agent enrolled", { vnode: result.vnode.name });
-          return { vnode: result.vnode.name, certificatePem: result.certPem, caCertificatePem: options.ca.caCertPem };
+          return { vnode: result.vnode.name, certificatePem: result.certPem, caCertificatePem: material.ca.trustPem };
         } catch (reason) {
           addressFailures.take(address);
           refused("enroll", refusalOf(reason));
@@ -165,7 +169,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
             em,
             { actor: `agent:${identity.identity}`, command: "agent renew", vnodeName: identity.identity },
             () =>
-              renewAgent(em, options.ca, {
+              renewAgent(em, material.ca, {
                 vnodeName: identity.identity,
                 serial: identity.serial,
                 csrPem: request.csrPem,
@@ -173,7 +177,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
               }),
           );
           options.log.info("agent certificate renewed", { vnode: identity.identity });
-          return { certificatePem };
+          return { certificatePem, caBundlePem: material.ca.trustPem };
         } catch (reason) {
           if (reason instanceof ConnectError) throw reason;
           refused("renew", refusalOf(reason));
@@ -203,9 +207,15 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
       return createContextValues().set(peerKey, peer);
     },
   });
+  // The chain follows our certificate so an enrolling agent can check it against its pin.
+  const tlsMaterial = (m: EnrollmentMaterial): { key: string; cert: string; ca: string } => ({
+    key: m.keyPem,
+    cert: withChain(m.certPem, m.chainPem),
+    ca: m.ca.trustPem,
+  });
   const server: Http2SecureServer = createSecureServer(
     {
-      ...tlsIdentity(options.certPem, options.keyPem, options.ca.caCertPem),
+      ...tlsMaterial(material),
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: "TLSv1.2",
@@ -247,16 +257,14 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
   });
   server.on("error", (error) => options.log.error("enrollment server failed", { error: error.message }));
   const address = server.address();
-  let certPem = options.certPem;
   return {
     port: typeof address === "object" && address ? address.port : options.port,
     get certPem() {
-      return certPem;
+      return material.certPem;
     },
-    setIdentity(newCertPem, keyPem) {
-      // setSecureContext replaces every context option: the minimum version goes with the key.
-      server.setSecureContext({ ...tlsIdentity(newCertPem, keyPem, options.ca.caCertPem), minVersion: "TLSv1.2" });
-      certPem = newCertPem;
+    setMaterial(next) {
+      material = next;
+      server.setSecureContext({ ...tlsMaterial(next), minVersion: "TLSv1.2" });
     },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };

@@ -1,8 +1,6 @@
 // The controller's client to one agent: grpc-js over mutual TLS with the controller's
 // certificate. The agent must present a CA-issued certificate with the agent role for exactly
 // this vnode, not revoked; otherwise the connection is refused before any call is made.
-// A renewed controller certificate (setIdentity) opens a new channel for the calls that follow;
-// the old one is closed once the calls and streams still on it have ended.
 import { X509Certificate } from "node:crypto";
 import type { PeerCertificate } from "node:tls";
 import { ChannelCredentials, Metadata, makeGenericClientConstructor } from "@grpc/grpc-js";
@@ -37,16 +35,7 @@ export interface AgentClient {
     options?: { timeoutMs?: number },
   ): Promise<Output<K>>;
   watchHealth(request: Input<"watchHealth">): ClientReadableStream<Output<"watchHealth">>;
-  /** New calls use this key and certificate (a new connection); calls under way finish on the old. */
-  setIdentity(certPem: string, keyPem: string): void;
   close(): void;
-}
-
-/** One grpc-js channel and how many calls and streams still use it. */
-interface Channel {
-  client: Client & Record<string, unknown>;
-  inFlight: number;
-  retired: boolean;
 }
 
 const AgentGrpcClient = makeGenericClientConstructor(grpcServiceDefinition(AgentService), AgentService.typeName);
@@ -62,72 +51,43 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       return new Error(`agent certificate ${cert.serialNumber} is revoked`);
     return undefined;
   };
-  const open = (certPem: string, keyPem: string): Channel => {
-    const credentials = ChannelCredentials.createSsl(
-      Buffer.from(options.caPem),
-      Buffer.from(keyPem),
-      Buffer.from(certPem),
-      { checkServerIdentity },
-    );
-    const client = new AgentGrpcClient(options.address, credentials, {
-      "grpc.ssl_target_name_override": options.vnode,
-      "grpc.default_authority": options.vnode,
-      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
-      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
-      "grpc.keepalive_time_ms": 10_000,
-      "grpc.keepalive_timeout_ms": 5_000,
-      "grpc.initial_reconnect_backoff_ms": 500,
-      "grpc.max_reconnect_backoff_ms": 5_000,
-    }) as Client & Record<string, unknown>;
-    return { client, inFlight: 0, retired: false };
-  };
-  let active = open(options.certPem, options.keyPem);
-  let closed = false;
-  const take = (): Channel => {
-    active.inFlight += 1;
-    return active;
-  };
-  const release = (channel: Channel): void => {
-    channel.inFlight -= 1;
-    if (channel.retired && channel.inFlight === 0) channel.client.close();
-  };
+  const credentials = ChannelCredentials.createSsl(
+    Buffer.from(options.caPem),
+    Buffer.from(options.keyPem),
+    Buffer.from(options.certPem),
+    { checkServerIdentity },
+  );
+  const client: Client & Record<string, unknown> = new AgentGrpcClient(options.address, credentials, {
+    "grpc.ssl_target_name_override": options.vnode,
+    "grpc.default_authority": options.vnode,
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+    "grpc.keepalive_time_ms": 10_000,
+    "grpc.keepalive_timeout_ms": 5_000,
+    "grpc.initial_reconnect_backoff_ms": 500,
+    "grpc.max_reconnect_backoff_ms": 5_000,
+  }) as Client & Record<string, unknown>;
   return {
     call(method, request, callOptions) {
       const deadline = new Date(Date.now() + (callOptions?.timeoutMs ?? options.timeoutMs ?? 10_000));
-      const channel = take();
       return new Promise((resolve, reject) => {
-        const fn = channel.client[method] as (
+        const fn = client[method] as (
           req: unknown,
           md: Metadata,
           opts: object,
           cb: (e: ServiceError | null, r: unknown) => void,
         ) => void;
-        fn.call(channel.client, request, new Metadata(), { deadline }, (error, response) => {
-          release(channel);
+        fn.call(client, request, new Metadata(), { deadline }, (error, response) => {
           if (error) reject(errorFromGrpc(error));
           else resolve(response as never);
         });
       });
     },
     watchHealth(request) {
-      const channel = take();
-      const fn = channel.client["watchHealth"] as (req: unknown) => ClientReadableStream<Output<"watchHealth">>;
-      const stream = fn.call(channel.client, request);
-      // 'status' comes once at the end of every stream, whether it ended, failed or was cancelled.
-      stream.once("status", () => release(channel));
-      return stream;
+      const fn = client["watchHealth"] as (req: unknown) => ClientReadableStream<Output<"watchHealth">>;
+      return fn.call(client, request);
     },
-    setIdentity(certPem, keyPem) {
-      if (closed) return;
-      const old = active;
-      active = open(certPem, keyPem);
-      old.retired = true;
-      if (old.inFlight === 0) old.client.close();
-    },
-    close() {
-      closed = true;
-      active.client.close();
-    },
+    close: () => client.close(),
   };
 }
 

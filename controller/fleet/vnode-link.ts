@@ -1,7 +1,6 @@
 // One controller→agent link: a health watch that reconnects by itself. Missing reports for
 // `staleAfterMs` count as down (the stream is then restarted), so a vanished agent is noticed
-// even when TCP does not say so. A renewed controller certificate moves the watch onto a new
-// connection made with it, without counting the vnode down in between.
+// even when TCP does not say so.
 import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { create } from "@bufbuild/protobuf";
 import { WatchHealthRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
@@ -20,8 +19,6 @@ export interface VnodeLinkOptions extends AgentClientOptions {
 export interface VnodeLink {
   readonly client: AgentClient;
   readonly connected: boolean;
-  /** Use a renewed controller key and certificate: new connection, health watch moved onto it. */
-  setIdentity(certPem: string, keyPem: string): void;
   close(): void;
 }
 
@@ -33,8 +30,6 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
   let staleTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let cancel: (() => void) | undefined;
-  /** Ends the current watch without counting the vnode down (it is being replaced). */
-  let retire: (() => void) | undefined;
 
   const down = (reason: string): void => {
     if (connected) options.log.warn("vnode down", { reason });
@@ -53,10 +48,6 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
     const stream = client.watchHealth(create(WatchHealthRequestSchema, { intervalMs: options.intervalMs }));
     let ended = false;
     cancel = () => stream.cancel();
-    retire = () => {
-      ended = true;
-      stream.cancel();
-    };
     armStale();
     stream.on("data", (report: HealthReport) => {
       if (!connected) options.log.info("vnode up", { agent_version: report.agentVersion });
@@ -82,13 +73,6 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
     client,
     get connected() {
       return connected;
-    },
-    setIdentity(certPem, keyPem) {
-      if (closed) return;
-      client.setIdentity(certPem, keyPem);
-      if (retryTimer) clearTimeout(retryTimer);
-      retire?.();
-      watch();
     },
     close() {
       closed = true;

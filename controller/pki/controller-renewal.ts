@@ -22,8 +22,8 @@ export interface ControllerRenewalOptions {
   initial: IdentityPair;
   /** How often to check (default hourly; 0 = only when asked). */
   intervalMs?: number;
-  /** Swaps a new pair into the running servers. */
-  apply(pair: IdentityPair): void;
+  /** Swaps a pair into the running servers (with the CA material in the home as it is now). */
+  apply(pair: IdentityPair): Promise<void>;
   /** Counts renewals (the controller's metrics). */
   onRenewal?(result: "ok" | "failed"): void;
 }
@@ -32,6 +32,8 @@ export interface ControllerRenewal {
   current(): IdentityPair;
   /** Takes up a changed pair from the home and renews a due certificate. */
   check(): Promise<void>;
+  /** Swaps the home's pair and CA material in again, changed or not (a CA rotation step). */
+  reload(): Promise<void>;
   /** Renews now, due or not (`cert renew-controller`, which records it in the command log). */
   renew(): Promise<RenewedIdentity>;
   stop(): void;
@@ -77,9 +79,9 @@ export function startControllerRenewal(options: ControllerRenewalOptions): Contr
     return next;
   };
 
-  const adopt = (pair: IdentityPair, why: string): void => {
+  const adopt = async (pair: IdentityPair, why: string): Promise<void> => {
     current = { certPem: pair.certPem, keyPem: pair.keyPem };
-    options.apply(current);
+    await options.apply(current);
     const info = inspectCertificate(pair.certPem);
     options.log.info("controller certificate in use", {
       reason: why,
@@ -99,7 +101,7 @@ export function startControllerRenewal(options: ControllerRenewalOptions): Contr
           ? await work()
           : await audited(em, { actor: "controller", command: "cert renew-controller", args: { reason } }, work);
       options.onRenewal?.("ok");
-      adopt(issued, reason);
+      await adopt(issued, reason);
       return issued;
     } catch (error) {
       options.onRenewal?.("failed");
@@ -118,7 +120,7 @@ export function startControllerRenewal(options: ControllerRenewalOptions): Contr
           error: NetservaError.from(error).message,
         });
       }
-      if (onDisk && onDisk.certPem !== current.certPem) adopt(onDisk, "changed in the home");
+      if (onDisk && onDisk.certPem !== current.certPem) await adopt(onDisk, "changed in the home");
       if (!onDisk || controllerCertificateDue(current.certPem)) await renewNow(onDisk ? "due" : "unusable");
     });
 
@@ -139,6 +141,18 @@ export function startControllerRenewal(options: ControllerRenewalOptions): Contr
   return {
     current: () => current,
     check,
+    reload: () =>
+      serialize(async () => {
+        let pair = current;
+        try {
+          pair = loadControllerIdentity(options.paths);
+        } catch (error) {
+          options.log.warn("controller certificate in the home is unusable; keeping the one in use", {
+            error: NetservaError.from(error).message,
+          });
+        }
+        await adopt(pair, "reloaded");
+      }),
     renew: () => serialize(() => renewNow("asked")),
     stop: () => clearInterval(timer),
   };
