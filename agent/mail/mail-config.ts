@@ -50,7 +50,7 @@ export function createMailConfig(o: MailConfigOptions) {
 
   function render(state: DesiredState): { tls: FileSet; daemons: FileSet } {
     const s = state.settings;
-    const mailHostname = checkDomain("settings.mail_hostname", s?.mailHostname ?? "");
+    const mailHostname = checkDomain(s?.mailHostname ?? "", "settings.mail_hostname");
     const listenAddresses = listenOf(state);
     for (const a of listenAddresses)
       if (!/^[0-9a-f.:]+$/i.test(a)) throw invalid("settings.listen_addresses", `${a} is not an IP address`);
