@@ -50,7 +50,7 @@ export function createMailConfig(o: MailConfigOptions) {
 
   function render(state: DesiredState): { tls: FileSet; daemons: FileSet } {
     const s = state.settings;
-    const mailHostname = checkDomain("settings.mail_hostname", s?.mailHostname ?? "");
+    const mailHostname = checkDomain(s?.mailHostname ?? "", "settings.mail_hostname");
     const listenAddresses = listenOf(state);
     for (const a of listenAddresses)
       if (!/^[0-9a-f.:]+$/i.test(a)) throw invalid("settings.listen_addresses", `${a} is not an IP address`);
@@ -119,43 +119,39 @@ export function createMailConfig(o: MailConfigOptions) {
     // Listener changes need a restart both ways (forward, and back on rollback).
     const restartPostfix = postfixNeedsRestart(readText(p.postfixMainCf), daemons.get(p.postfixMainCf)?.content);
     let reloaded: string[] = [];
-    // One reloader per applyConfigFiles call: its second reload() call is the rollback.
-    const common = () => {
-      const f = filters.reloader(want);
-      let forwardDone = false;
-      return {
-        stagingDir: p.stagingDir,
-        backupDir: p.backupDir,
-        dryRun,
-        reload: async (changed: readonly string[]) => {
-          if (forwardDone) await f.undo();
-          else {
-            forwardDone = true;
-            await f.forward(changed);
-          }
-          reloaded = await reloadFor(changed, restartPostfix);
-        },
-        verify: async (changed: readonly string[]) => {
-          await filters.verify(want, changed);
-          await verify(state, reloaded);
-        },
-      };
-    };
-    // TLS first: doveconf reads the key and certificate files the new dovecot.conf names.
-    const t = await applyConfigFiles({ ...common(), files: tls, validate: [] });
-    const d = await applyConfigFiles({
-      ...common(),
-      files: daemons,
+    // applyConfigFiles calls reload() a second time only to roll back.
+    const f = filters.reloader(want);
+    let forwardDone = false;
+    // One unit: the TLS files are staged, checked, swapped and rolled back with the daemon
+    // configs that name them, so a refused config never leaves a new key behind it (and a
+    // failed reload puts the old pair back with the old config). `doveconf -n` does not open
+    // the ssl_cert/ssl_key files, so the staged dovecot.conf naming the live paths checks fine
+    // even on the first apply, before any TLS file exists; renderTlsFiles checked the pair.
+    const files: FileSet = new Map([...tls, ...daemons]);
+    const result = await applyConfigFiles({
+      stagingDir: p.stagingDir,
+      backupDir: p.backupDir,
+      dryRun,
+      files,
+      reload: async (changed) => {
+        if (forwardDone) await f.undo();
+        else {
+          forwardDone = true;
+          await f.forward(changed);
+        }
+        reloaded = await reloadFor(changed, restartPostfix);
+      },
+      verify: async (changed) => {
+        await filters.verify(want, changed);
+        await verify(state, reloaded);
+      },
       validate: [
         ...filters.validators(state),
         ...postfixValidators({ paths: p, wrap: o.wrap ?? [] }),
         ...dovecotValidators(p, o.wrap ?? []),
       ],
     });
-    return {
-      result: { changed: [...t.changed, ...d.changed], diff: [...t.diff, ...d.diff] },
-      files: new Map([...tls, ...daemons]),
-    };
+    return { result, files };
   }
 
   return { apply, render, verify, filters };

@@ -2,6 +2,11 @@
 // only warns, and its fatal reasons may go to the mail log only: so any stderr output from
 // `postfix check` or `postconf -n` fails, and new mail-log lines are quoted in the error.
 // Each sqlite map is probed with `postmap -q`, because a broken map throttles Postfix for 60 s.
+// Some fatals go nowhere we can read: `postfix check` rejects a parameter every Postfix program
+// checks at start (inet_interfaces naming an address the vnode lacks: "no local interface found")
+// before it has read where to log, so only syslog hears it. When check fails without a reason,
+// the same main.cf is loaded by `postmap`, which writes such fatals to stderr, and its words are
+// quoted instead.
 import { openSync, readSync, closeSync, statSync } from "node:fs";
 import type { Validator } from "../apply/apply-config-files.ts";
 import type { VnodePaths } from "../paths.ts";
@@ -27,9 +32,8 @@ export function postfixValidators(o: PostfixCheckOptions): Validator[] {
         const stderr = `${check.stderr}${conf.stderr}`.trim();
         if (check.code !== 0 || conf.code !== 0 || stderr !== "") {
           const log = readFrom(o.paths.postfixLog, logSize).trim();
-          throw new Error(
-            `postfix check failed (exit ${check.code}): ${[stderr, log].filter(Boolean).join("\n") || "no reason given"}`,
-          );
+          const said = [stderr, log].filter(Boolean).join("\n") || (await startupFatal(dir, run));
+          throw new Error(`postfix check failed (exit ${check.code}): ${said || "no reason given"}`);
         }
       },
     },
@@ -47,6 +51,13 @@ export function postfixValidators(o: PostfixCheckOptions): Validator[] {
       },
     },
   ];
+}
+
+/** What a Postfix program says when it loads this config dir (empty when it starts cleanly). */
+async function startupFatal(dir: string, run: { wrap: readonly string[]; timeoutMs: number }): Promise<string> {
+  // A lookup in a table with no file (static:): loads and checks main.cf, touches nothing.
+  const r = await runProgram("postmap", ["-c", dir, "-q", "netserva-check", "static:ok"], run);
+  return r.code === 0 ? "" : r.stderr.trim();
 }
 
 function sizeOf(path: string): number {

@@ -48,6 +48,8 @@ export async function startAgentProcess(o: {
   extraArgs?: string[];
   /** Options for Node itself, before the bin (e.g. `--import` a hook). */
   nodeArgs?: string[];
+  /** false: no --mail-listen, so the daemons listen where the controller's state says. */
+  mailListen?: boolean;
 }): Promise<AgentProcess> {
   const logFile = join(o.logDir, `agent-${o.ns.name}.log`);
   const log = openSync(logFile, "a");
@@ -65,8 +67,7 @@ export async function startAgentProcess(o: {
     `${o.ns.nsAddress}:${o.port}`,
     "--root",
     o.root,
-    "--mail-listen",
-    o.ns.nsAddress,
+    ...(o.mailListen === false ? [] : ["--mail-listen", o.ns.nsAddress]),
     "--init",
     "direct",
     "--no-auth-penalty",

@@ -92,6 +92,9 @@ export async function startHarness(
     /** The controller daemon's logger (silent unless a test reads the log). */
     log?: Logger;
     enrollmentLimits?: EnrollmentLimits;
+    /** Where the enrollment endpoint listens (default 127.0.0.1; 0.0.0.0 lets agents in test
+     *  network namespaces reach it through their veth's host address, e.g. to renew). */
+    listenHost?: string;
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-test-"));
@@ -99,7 +102,7 @@ export async function startHarness(
   const env: Record<string, string | undefined> = { NETSERVA_MAIL_HOME: home, NETSERVA_MAIL_ACTOR: "test" };
   const initCli = cliRunner(env);
   const controllerPort = await freePort();
-  const init = await initCli(["init", "--listen", `127.0.0.1:${controllerPort}`]);
+  const init = await initCli(["init", "--listen", `${options.listenHost ?? "127.0.0.1"}:${controllerPort}`]);
   if (init.code !== 0) throw new Error(`init failed: ${init.err}`);
   if (options.agentCertificateSeconds) {
     const configPath = join(home, "controller.json");

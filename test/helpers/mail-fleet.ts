@@ -46,10 +46,22 @@ export interface MailFleetOptions {
   beforeAgent?: (ns: TestNetns, name: string) => Promise<void>;
   /** Options for the agents' Node (e.g. `--import` a hook). */
   agentNodeArgs?: string[];
+  /** Lifetime of agent certificates (short: renewals happen during the test). */
+  agentCertificateSeconds?: number;
+  /** Agents enroll through (and so later renew at) their veth's host address, with the
+   *  controller listening on every address; otherwise 127.0.0.1, out of a namespace's reach. */
+  reachableController?: boolean;
+  /** The agents take their mail listen addresses from the state (`vnode set --mail-listen`), as
+   * in production, instead of a --mail-listen that overrides it. */
+  listenFromState?: boolean;
 }
 
 export async function startMailFleet(names: string[], tag: string, options: MailFleetOptions = {}): Promise<MailFleet> {
-  const harness = await startHarness({ healthIntervalMs: 500 });
+  const harness = await startHarness({
+    healthIntervalMs: 500,
+    ...(options.reachableController ? { listenHost: "0.0.0.0" } : {}),
+    ...(options.agentCertificateSeconds ? { agentCertificateSeconds: options.agentCertificateSeconds } : {}),
+  });
   const logDir = mkdtempSync(join(tmpdir(), `nsm-${tag}-logs-`));
   const vnodes: FleetVnode[] = [];
   const fleet: MailFleet = {
@@ -92,7 +104,9 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         "agent",
         "enroll",
         "--controller",
-        harness.controllerAddress,
+        options.reachableController
+          ? `${ns.hostAddress}:${harness.controllerAddress.split(":")[1] ?? ""}`
+          : harness.controllerAddress,
         "--token",
         token,
         "--home",
@@ -119,6 +133,7 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         logDir,
         extraArgs: ["--metrics-listen", metricsAddress, "--usage-interval", "1000"],
         ...(options.agentNodeArgs ? { nodeArgs: options.agentNodeArgs } : {}),
+        ...(options.listenFromState ? { mailListen: false } : {}),
       });
       const domain = `${name}.test`;
       vnodes.push({ name, domain, mailHostname, ns, root, agent, metricsAddress });
