@@ -10,6 +10,8 @@ import { createAgentMetrics } from "./metrics/agent-metrics.ts";
 import { startMetricsServer } from "./metrics/metrics-server.ts";
 import { agentHomePaths, loadAgentIdentity } from "./home/agent-home.ts";
 import { scheduleRenewal } from "./enroll/renewal.ts";
+import { createTrustUpdate } from "./enroll/trust-update.ts";
+import { createTrustStore } from "./home/trust-store.ts";
 import { parseHostPort } from "../common/validation/host-port.ts";
 import { createMailHost } from "./mail/mail-host.ts";
 import type { FilterOptions } from "./mail/filter-config.ts";
@@ -98,6 +100,17 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   const mail = options.mail ? await createMailPort(options.mail, options.log) : undefined;
   const mailHost = mail?.port;
   if (mailHost) registerMailMetrics(metrics.registry, mailHost);
+  // Late-bound: the servers and the renewal below exist only after the trust pieces are made.
+  let onTrustChange = (_pem: string): void => undefined;
+  let renewNow = (): void => undefined;
+  const trustStore = createTrustStore({ file: paths.ca, pem: identity.caPem, onChange: (pem) => onTrustChange(pem) });
+  let ownCertPem = identity.certPem;
+  const trust = createTrustUpdate({
+    store: trustStore,
+    log,
+    ownCertPem: () => ownCertPem,
+    renewNow: () => renewNow(),
+  });
   const server = await startAgentServer({
     vnode,
     version: AGENT_VERSION,
@@ -110,6 +123,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     metrics,
     log,
     listen: options.listen,
+    trust,
     ...(mailHost ? { mailHost } : {}),
   });
   const metricsServer = options.metricsListen
@@ -123,15 +137,23 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
         ...parseHostPort(options.metricsListen, "metrics-listen"),
       })
     : undefined;
+  onTrustChange = (pem) => {
+    server.setCa(pem);
+    metricsServer?.setCa(pem);
+  };
   const renewal = scheduleRenewal({
     identity,
     paths,
     log,
+    trustPem: () => trustStore.pem(),
+    onTrust: (bundlePem, certPem) => trust.fromRenewal(bundlePem, certPem),
     onRenewed(certPem, keyPem, notAfter) {
+      ownCertPem = certPem;
       server.setIdentity(certPem, keyPem, notAfter);
       metricsServer?.setIdentity(certPem, keyPem);
     },
   });
+  renewNow = () => renewal.renewNow();
   log.info("agent serving", { port: server.port, metrics_port: metricsServer?.port });
   return {
     vnode,

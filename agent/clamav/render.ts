@@ -14,7 +14,7 @@ export interface ClamdRenderOptions {
   readonly streamMaxMiB?: number;
 }
 
-function plain(field: string, value: string): string {
+function plain(value: string, field: string): string {
   // clamd.conf has no quoting: a value runs to the end of the line.
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(value) || value.trim() !== value || value === "")
@@ -30,17 +30,17 @@ export function renderClamdConf(o: ClamdRenderOptions): string {
   if (!Number.isInteger(stream) || stream < 1) throw invalid("streamMaxMiB", "must be a positive integer");
   const lines = [
     "# Rendered by the netserva-mail agent: changes here are overwritten.",
-    `LocalSocket ${plain("socket", paths.socket)}`,
+    `LocalSocket ${plain(paths.socket, "socket")}`,
     `LocalSocketMode ${o.socketMode ?? "666"}`,
     "FixStaleSocket yes",
-    `DatabaseDirectory ${plain("dbDir", paths.dbDir)}`,
-    `PidFile ${plain("pidFile", paths.pidFile)}`,
-    `LogFile ${plain("logFile", paths.logFile)}`,
+    `DatabaseDirectory ${plain(paths.dbDir, "dbDir")}`,
+    `PidFile ${plain(paths.pidFile, "pidFile")}`,
+    `LogFile ${plain(paths.logFile, "logFile")}`,
     "LogTime yes",
     "LogFileMaxSize 10M",
     // Daemonise: the agent finds it by pid file like every other daemon it runs directly.
     "Foreground no",
-    `User ${plain("user", o.user ?? "clamav")}`,
+    `User ${plain(o.user ?? "clamav", "user")}`,
     `MaxThreads ${threads}`,
     `StreamMaxLength ${stream}M`,
     "ScanMail yes",

@@ -12,6 +12,7 @@ import type { AgentHomePaths } from "../home/agent-home.ts";
 import { writeIdentityPair } from "../home/identity-pair.ts";
 import { createEnrollmentClient } from "./enrollment-client.ts";
 import { fetchPinnedCa } from "./pinned-ca.ts";
+import { bundlePem, issuerIn, readTrustBundle } from "../../common/pki/trust-bundle.ts";
 
 export async function enrollThisAgent(input: {
   controller: string;
@@ -21,9 +22,13 @@ export async function enrollThisAgent(input: {
 }): Promise<{ vnode: string; notAfter: Date }> {
   const { host, port } = parseHostPort(input.controller, "controller");
   const token = parseJoinToken(input.token);
-  const caPem = await fetchPinnedCa(host, port, token.caPin);
+  const pinned = await fetchPinnedCa(host, port, token.caPin);
   const { keyPem, csrPem } = await createKeyAndCsr({ commonName: "netserva-mail agent" });
-  const client = createEnrollmentClient({ address: input.controller, caPem });
+  const client = createEnrollmentClient({
+    address: input.controller,
+    caPem: pinned.anchorPem,
+    expectFingerprint256: pinned.leafFingerprint256,
+  });
   try {
     const response = await client.enroll(
       create(EnrollRequestSchema, { token: `${token.id}.${token.secret}`, csrPem, agentVersion: input.version }),
@@ -31,9 +36,14 @@ export async function enrollThisAgent(input: {
     const info = inspectCertificate(response.certificatePem);
     if (info.role !== "agent" || info.identity !== response.vnode)
       throw new NetservaError("internal", "controller returned a certificate for another identity");
+    // What to trust from now on: the controller's bundle (old and new CA during a rotation), which
+    // must accept the certificate it just issued us.
+    const trusted = readTrustBundle(response.caCertificatePem, "ca_certificate_pem");
+    if (!issuerIn(response.certificatePem, trusted))
+      throw new NetservaError("internal", "controller's CA bundle does not include the CA of our certificate");
     mkdirSync(input.paths.root, { recursive: true, mode: 0o700 });
     await writeIdentityPair(input.paths.root, { keyPem, certPem: response.certificatePem });
-    await writePublicFile(input.paths.ca, caPem);
+    await writePublicFile(input.paths.ca, bundlePem(trusted));
     await writePublicFile(
       input.paths.config,
       JSON.stringify(

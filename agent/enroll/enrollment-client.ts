@@ -31,11 +31,16 @@ export function createEnrollmentClient(options: {
   certPem?: string;
   keyPem?: string;
   timeoutMs?: number;
+  /** Only this controller certificate (enrolling: the one checked against the join token's pin). */
+  expectFingerprint256?: string;
 }): EnrollmentClient {
-  const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined =>
-    roleFromSubjectAltName(cert.subjectaltname)?.role === "controller"
-      ? undefined
-      : new Error("peer is not a netserva-mail controller");
+  const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
+    if (roleFromSubjectAltName(cert.subjectaltname)?.role !== "controller")
+      return new Error("peer is not a netserva-mail controller");
+    if (options.expectFingerprint256 !== undefined && cert.fingerprint256 !== options.expectFingerprint256)
+      return new Error("controller certificate changed since it was checked against the join token's pin");
+    return undefined;
+  };
   const credentials = ChannelCredentials.createSsl(
     Buffer.from(options.caPem),
     options.keyPem ? Buffer.from(options.keyPem) : null,

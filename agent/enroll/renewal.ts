@@ -1,6 +1,7 @@
-// Renews the agent's certificate at two thirds of its lifetime: a new key and CSR, signed by the
-// controller over mutual TLS with the current certificate. The new identity is swapped into the
-// running servers; established connections are not dropped.
+// Renews the agent's certificate at two thirds of its lifetime, or at once when asked (the CA
+// rotated and ours is from the old one): a new key and CSR, signed by the controller over mutual
+// TLS with the current certificate. The new identity is swapped into the running servers;
+// established connections are not dropped. The trust bundle that comes back is installed too.
 import { create } from "@bufbuild/protobuf";
 import { RenewRequestSchema } from "../../common/gen/netserva/mail/v1/enrollment_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
@@ -14,10 +15,18 @@ export interface RenewalOptions {
   identity: AgentIdentity;
   paths: AgentHomePaths;
   log: Logger;
+  /** The CAs the controller is verified against now. */
+  trustPem(): string;
   onRenewed(certPem: string, keyPem: string, notAfter: Date): void;
+  /** The controller's trust bundle, sent with the new certificate. */
+  onTrust?(bundlePem: string, certPem: string): Promise<void>;
 }
 
 export interface Renewal {
+  /** The certificate in use. */
+  certPem(): string;
+  /** Renews now (retrying as after a failure) instead of at two thirds of the lifetime. */
+  renewNow(): void;
   stop(): void;
 }
 
@@ -30,6 +39,7 @@ export function scheduleRenewal(options: RenewalOptions): Renewal {
   let current = { certPem: options.identity.certPem, keyPem: options.identity.keyPem };
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let inFlight = false;
 
   const renew = async (): Promise<void> => {
     // node-forge (~6 MB resident) loads only when a certificate is renewed, not in every idle agent.
@@ -37,7 +47,7 @@ export function scheduleRenewal(options: RenewalOptions): Renewal {
     const { keyPem, csrPem } = await createKeyAndCsr({ commonName: options.identity.config.vnode });
     const client = createEnrollmentClient({
       address: options.identity.config.controller,
-      caPem: options.identity.caPem,
+      caPem: options.trustPem(),
       certPem: current.certPem,
       keyPem: current.keyPem,
     });
@@ -46,6 +56,8 @@ export function scheduleRenewal(options: RenewalOptions): Renewal {
       const info = inspectCertificate(response.certificatePem);
       if (info.identity !== options.identity.config.vnode)
         throw new NetservaError("internal", "renewed certificate names another vnode");
+      // Trust first: the new certificate may come from a CA this agent does not trust yet.
+      if (response.caBundlePem && options.onTrust) await options.onTrust(response.caBundlePem, response.certificatePem);
       await writeIdentityPair(options.paths.root, { keyPem, certPem: response.certificatePem });
       current = { certPem: response.certificatePem, keyPem };
       options.onRenewed(response.certificatePem, keyPem, info.notAfter);
@@ -55,24 +67,40 @@ export function scheduleRenewal(options: RenewalOptions): Renewal {
     }
   };
 
+  const attempt = (): void => {
+    if (stopped || inFlight) return;
+    inFlight = true;
+    renew().then(
+      () => {
+        inFlight = false;
+        plan();
+      },
+      (error: unknown) => {
+        inFlight = false;
+        options.log.warn("certificate renewal failed; retrying", { error: NetservaError.from(error).message });
+        if (stopped) return;
+        const left = inspectCertificate(current.certPem).notAfter.getTime() - Date.now();
+        timer = setTimeout(attempt, Math.max(500, Math.min(30_000, left / 10)));
+        timer.unref();
+      },
+    );
+  };
+
   const plan = (): void => {
     if (stopped) return;
     const info = inspectCertificate(current.certPem);
     const delay = renewalDelay(info.notBefore, info.notAfter);
-    timer = setTimeout(
-      () => {
-        renew().then(plan, (error: unknown) => {
-          options.log.warn("certificate renewal failed; retrying", { error: NetservaError.from(error).message });
-          const left = inspectCertificate(current.certPem).notAfter.getTime() - Date.now();
-          timer = setTimeout(() => void renew().then(plan, () => plan()), Math.max(500, Math.min(30_000, left / 10)));
-        });
-      },
-      Math.min(delay, 2 ** 31 - 1),
-    );
+    timer = setTimeout(attempt, Math.min(delay, 2 ** 31 - 1));
     timer.unref();
   };
   plan();
   return {
+    certPem: () => current.certPem,
+    renewNow() {
+      if (stopped || inFlight) return;
+      if (timer) clearTimeout(timer);
+      attempt();
+    },
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);

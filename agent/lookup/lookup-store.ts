@@ -4,12 +4,11 @@
 import { chmodSync, chownSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
 import { prepareSchema } from "./schema.ts";
-import { EMPTY_DIGEST, aliasRow, domainRow, hashAlias, hashDomain, hashMailbox, mailboxRow, xorHex } from "./rows.ts";
+import { EMPTY_DIGEST, hashAlias, hashDomain, hashMailbox, xorHex } from "./rows.ts";
+import type { CheckedChange, CheckedRows } from "./rows.ts";
 import { createLookupWriter, type LookupEntry } from "./lookup-writer.ts";
-import { checkAddress, checkAliasSource, checkDomain } from "./names.ts";
 
 export type { LookupEntry } from "./lookup-writer.ts";
 
@@ -36,8 +35,10 @@ export interface LookupResult {
 }
 
 export interface LookupStore {
-  applyChanges(changes: readonly StateChange[], opts?: { dryRun?: boolean }): LookupResult;
-  replaceAll(state: DesiredState, opts?: { dryRun?: boolean }): LookupResult;
+  /** Changes checked by checkChanges (rows.ts): nothing here parses again. */
+  applyChanges(changes: readonly CheckedChange[], opts?: { dryRun?: boolean }): LookupResult;
+  /** Makes the rows exactly `rows` (checkState in rows.ts), in one transaction. */
+  replaceAll(rows: CheckedRows, opts?: { dryRun?: boolean }): LookupResult;
   digest(): string;
   /** Full O(rows) recomputation; differs from digest() only if someone edited the DB by hand. */
   recomputeDigest(): string;
@@ -50,7 +51,7 @@ export interface LookupStore {
   /** Whether the domain exists (any active state); used to plan reloads. */
   hasDomain(domain: string): boolean;
   /** Whether the mailbox has a row (any active state). */
-  hasMailbox(address: string): boolean;
+  hasMailbox(ascii: string): boolean;
   close(): void;
 }
 
@@ -171,37 +172,32 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
     applyChanges(changes, opts = {}) {
       return transaction(opts.dryRun === true, () => {
         for (const c of changes) {
-          const k = c.kind;
-          switch (k.case) {
+          switch (c.kind) {
             case "upsertDomain":
-              writer.upsertDomain(domainRow(k.value));
+              writer.upsertDomain(c.row);
               break;
             case "deleteDomain":
-              writer.deleteDomain(checkDomain("delete_domain", k.value));
+              writer.deleteDomain(c.domain);
               break;
             case "upsertMailbox":
-              writer.upsertMailbox(mailboxRow(k.value));
+              writer.upsertMailbox(c.row);
               break;
             case "deleteMailbox":
-              writer.deleteMailbox(checkAddress("delete_mailbox", k.value).address);
+              writer.deleteMailbox(c.address.ascii, { domain: c.address.domain.ascii, local: c.address.local });
               break;
             case "upsertAlias":
-              writer.upsertAlias(aliasRow(k.value));
+              writer.upsertAlias(c.row);
               break;
             case "deleteAlias":
-              writer.deleteAlias(checkAliasSource("delete_alias", k.value).source);
+              writer.deleteAlias(c.source);
               break;
-            default:
-              break; // an empty change (unknown future kind) changes nothing
+            case "none":
+              break;
           }
         }
       });
     },
-    replaceAll(state, opts = {}) {
-      // Validate everything before touching the DB so a bad row refuses the whole state.
-      const domains = state.domains.map(domainRow);
-      const mailboxes = state.mailboxes.map(mailboxRow);
-      const aliases = state.aliases.map(aliasRow);
+    replaceAll({ domains, mailboxes, aliases }, opts = {}) {
       return transaction(
         opts.dryRun === true,
         () => {
@@ -222,7 +218,7 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
     recomputeDigest: recompute,
     digestMatches: (opts = {}) => digestMatches(opts.full === true),
     hasDomain: (domain) => writer.hasDomain(domain),
-    hasMailbox: (address) => writer.hasMailbox(address),
+    hasMailbox: (ascii) => writer.hasMailbox(ascii),
     close: () => db.close(),
   };
 }

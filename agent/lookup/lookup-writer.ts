@@ -6,12 +6,21 @@ import { invalid } from "../../common/errors.ts";
 import type { AliasRow, DomainRow, MailboxRow } from "./rows.ts";
 import { hashAlias, hashDomain, hashMailbox, xorHex } from "./rows.ts";
 
+/** Where a mailbox lives: its domain (ascii) and local part, for its maildir. */
+export interface MailboxPlace {
+  readonly domain: string;
+  readonly local: string;
+}
+
 export interface LookupEntry {
   readonly kind: "domain" | "mailbox" | "alias";
   readonly op: "add" | "change" | "remove";
+  /** The row's key: a domain, a mailbox's ascii form, an alias source. */
   readonly key: string;
   /** For "change": the columns that differ. */
   readonly fields?: string[];
+  /** Mailboxes added, changed or removed by a change (not stale rows a whole state drops). */
+  readonly mailbox?: MailboxPlace;
 }
 
 interface WriterOptions {
@@ -95,7 +104,9 @@ export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
       // The cascade removes the domain's rows; take them out of the digest and the diff first.
       for (const m of q.domainMailboxes.all(cur.id) as StoredMailbox[]) {
         mix(hashMailbox(m));
-        record({ kind: "mailbox", op: "remove", key: m.user });
+        // The key is `${local}@${domain}` as this writer stored it from a checked row.
+        const mailbox = { domain, local: m.user.slice(0, m.user.length - domain.length - 1) };
+        record({ kind: "mailbox", op: "remove", key: m.user, mailbox });
       }
       for (const a of q.domainAliases.all(cur.id) as StoredAlias[]) {
         mix(hashAlias(a));
@@ -122,7 +133,7 @@ export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
           r.name,
         );
         mix(hashMailbox(r));
-        record({ kind: "mailbox", op: "add", key: r.user });
+        record({ kind: "mailbox", op: "add", key: r.user, mailbox: { domain: r.domain, local: r.local } });
         return;
       }
       const fields = changed(cur, { ...r }, ["pass", "active", "quota", "sieve", "name"]);
@@ -130,14 +141,14 @@ export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
       q.updateMailbox.run(r.pass, r.active, r.quota, r.sieve, r.name, cur.id);
       mix(hashMailbox(cur));
       mix(hashMailbox(r));
-      record({ kind: "mailbox", op: "change", key: r.user, fields });
+      record({ kind: "mailbox", op: "change", key: r.user, fields, mailbox: { domain: r.domain, local: r.local } });
     },
-    deleteMailbox(user: string): void {
+    deleteMailbox(user: string, mailbox?: MailboxPlace): void {
       const cur = q.mailbox.get(user) as StoredMailbox | undefined;
       if (!cur) return;
       q.deleteMailbox.run(cur.id);
       mix(hashMailbox(cur));
-      record({ kind: "mailbox", op: "remove", key: user });
+      record({ kind: "mailbox", op: "remove", key: user, ...(mailbox ? { mailbox } : {}) });
     },
     upsertAlias(r: AliasRow): void {
       const cur = q.alias.get(r.source) as StoredAlias | undefined;

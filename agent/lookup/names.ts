@@ -1,7 +1,8 @@
 // Re-validation of every name that arrives over the wire before it reaches a path, a SQL row or a
 // config file (defence in depth: the controller validated it too). Built on common/validation,
 // plus one agent rule: what arrives must already be canonical (lower-case A-label etc.), because
-// silently normalising here would make the vnode's keys differ from the controller's.
+// silently normalising here would make the vnode's keys differ from the controller's. Each check
+// takes (value, field), as the parsers in common/validation do.
 import { invalid } from "../../common/errors.ts";
 import { hashCostProblem } from "../../common/password/hash-cost.ts";
 import {
@@ -13,45 +14,43 @@ import {
   parseDisplayName,
   parseDomain,
 } from "../../common/validation/index.ts";
+import type { AliasSource, ParsedAddress } from "../../common/validation/index.ts";
 
 // Crypt-style hashes Dovecot can verify; no whitespace, quotes or control characters.
 const HASH = /^\{(SHA512-CRYPT|SHA256-CRYPT|BLF-CRYPT|ARGON2ID|ARGON2I)\}\$[A-Za-z0-9./$=,+-]{8,400}$/;
 
-function canonical(field: string, given: string, parsed: string): string {
+function canonical(given: string, parsed: string, field: string): string {
   if (given !== parsed)
     throw invalid(field, `${JSON.stringify(given)} is not in canonical form (expected ${JSON.stringify(parsed)})`);
   return parsed;
 }
 
-export function checkDomain(field: string, value: string): string {
-  return canonical(field, value, parseDomain(value, field).ascii);
+export function checkDomain(value: string, field: string): string {
+  return canonical(value, parseDomain(value, field).ascii, field);
 }
 
-export interface Address {
-  readonly address: string;
-  readonly local: string;
-  readonly domain: string;
-}
-
-export function checkAddress(field: string, value: string): Address {
+/** An address as the controller sends it: its ascii form, parsed here once and carried typed. */
+export function checkAddress(value: string, field: string): ParsedAddress {
   const a = parseAddress(value, field);
-  return { address: canonical(field, value, a.address), local: a.local, domain: a.domain.ascii };
+  canonical(value, a.ascii, field);
+  return a;
 }
 
 /** Alias source: a full address or "@domain" (catch-all). */
-export function checkAliasSource(field: string, value: string): { source: string; domain: string } {
+export function checkAliasSource(value: string, field: string): AliasSource {
   const s = parseAliasSource(value, field);
-  return { source: canonical(field, value, s.source), domain: s.domain.ascii };
+  canonical(value, s.source, field);
+  return s;
 }
 
 /** Targets joined the way valias.target stores them. */
-export function checkAliasTargets(field: string, value: readonly string[]): string {
+export function checkAliasTargets(value: readonly string[], field: string): string {
   return parseAliasTargets(value, field)
-    .map((t, i) => canonical(field, value[i] ?? "", t.address))
+    .map((t, i) => canonical(value[i] ?? "", t.ascii, field))
     .join(",");
 }
 
-export function checkPasswordHash(field: string, value: string): string {
+export function checkPasswordHash(value: string, field: string): string {
   if (!HASH.test(value)) throw invalid(field, "must be a {SCHEME}$... crypt hash Dovecot can verify");
   // Again here, before the row is written: Dovecot's auth workers pay this cost on every login.
   const costly = hashCostProblem(value);
@@ -60,16 +59,16 @@ export function checkPasswordHash(field: string, value: string): string {
 }
 
 /** Quota in bytes; 0 = unlimited. */
-export function checkQuota(field: string, value: bigint): number {
+export function checkQuota(value: bigint, field: string): number {
   if (value < 0n || value > BigInt(MAX_QUOTA_BYTES)) throw invalid(field, "quota out of range (0..2^50 bytes)");
   return Number(value);
 }
 
 /** "" means no script; anything else must pass the edge check (sievec compiles it on delivery). */
-export function checkSieve(field: string, value: string): string {
+export function checkSieve(value: string, field: string): string {
   return value === "" ? "" : checkSieveScript(value, field);
 }
 
-export function checkDisplayName(field: string, value: string): string {
+export function checkDisplayName(value: string, field: string): string {
   return parseDisplayName(value, field);
 }

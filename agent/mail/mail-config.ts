@@ -50,7 +50,7 @@ export function createMailConfig(o: MailConfigOptions) {
 
   function render(state: DesiredState): { tls: FileSet; daemons: FileSet } {
     const s = state.settings;
-    const mailHostname = checkDomain("settings.mail_hostname", s?.mailHostname ?? "");
+    const mailHostname = checkDomain(s?.mailHostname ?? "", "settings.mail_hostname");
     const listenAddresses = listenOf(state);
     for (const a of listenAddresses)
       if (!/^[0-9a-f.:]+$/i.test(a)) throw invalid("settings.listen_addresses", `${a} is not an IP address`);
@@ -93,10 +93,8 @@ export function createMailConfig(o: MailConfigOptions) {
       await runChecked("sievec", ["-c", p.dovecotConf, p.dovecotSieveBefore], { wrap: o.wrap ?? [] });
     const reloaded: string[] = [];
     if ((tlsChanged || changed.some((f) => f.startsWith(`${p.postfixDir}/`))) && (await running("postfix"))) {
-      if (restartPostfix && changed.includes(p.postfixMainCf)) {
-        await o.sc.stop("postfix");
-        await o.sc.start("postfix");
-      } else await o.sc.reload("postfix");
+      if (restartPostfix && changed.includes(p.postfixMainCf)) await o.sc.restart("postfix");
+      else await o.sc.reload("postfix");
       reloaded.push("postfix");
     }
     if ((tlsChanged || changed.some((f) => f.startsWith(`${p.dovecotDir}/`))) && (await running("dovecot"))) {

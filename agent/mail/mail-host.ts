@@ -9,7 +9,7 @@ import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v
 import { NetservaError } from "../../common/errors.ts";
 import { recoverPendingApply } from "../apply/backup.ts";
 import { openLookupStore, type LookupEntry } from "../lookup/lookup-store.ts";
-import { checkAddress } from "../lookup/names.ts";
+import { checkChanges, checkState } from "../lookup/rows.ts";
 import { createVnodePaths, type VnodePaths } from "../paths.ts";
 import { installPostfixMetaFiles, readPostfixInstallParams, readPostfixMetaFiles } from "../postfix/meta-files.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
@@ -114,19 +114,17 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       const dryRun = opts.dryRun === true;
       // Refuse bad rows and bad config before changing anything: rows are checked in a rolled-back
       // transaction, config is staged and checked by apply; only then do the rows go live.
-      const planned = lookup.replaceAll(state, { dryRun: true });
+      const checked = checkState(state); // every row checked, every address parsed: once
+      const planned = lookup.replaceAll(checked, { dryRun: true });
       const before = appliedWants();
       const { result, files } = await config.apply(state, dryRun);
-      const rows = dryRun ? planned : lookup.replaceAll(state);
+      const rows = dryRun ? planned : lookup.replaceAll(checked);
       if (!dryRun) {
         // Full state heals storage too: every mailbox gets its maildir and Sieve script.
         // Mailboxes missing from the state keep their maildir (a wrong state must not wipe mail).
         // Now: domain directories and every Sieve script (delivery must filter at once). In the
         // background: the rest, which Dovecot would also create on first delivery or login.
-        const items = state.mailboxes.map((m): HealItem => {
-          const a = checkAddress("mailbox.address", m.address);
-          return { domain: a.domain, local: a.local, sieve: m.sieveScript };
-        });
+        const items = checked.mailboxes.map((m): HealItem => ({ domain: m.domain, local: m.local, sieve: m.sieve }));
         for (const domain of new Set(items.map((m) => m.domain))) maildirs.ensureDomain(domain);
         await maildirs.heal(items.filter((m) => m.sieve !== ""));
         healInBackground(items);
@@ -145,27 +143,30 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
 
     async applyChanges(changes, opts = {}) {
       const dryRun = opts.dryRun === true;
-      const rows = lookup.applyChanges(changes, { dryRun });
+      const checked = checkChanges(changes); // every row checked, every address parsed: once
+      const rows = lookup.applyChanges(checked, { dryRun });
       const diff = [...rows.diff];
       if (!dryRun) {
         // keep_maildir on delete_mailbox keeps that maildir; on delete_domain, all of the domain's.
         const keep = new Set(
-          changes
-            .filter((c) => (c.kind.case === "deleteMailbox" || c.kind.case === "deleteDomain") && c.keepMaildir)
-            .map((c) => String(c.kind.value)),
-        );
-        const upserts = new Map(
-          changes.flatMap((c) =>
-            c.kind.case === "upsertMailbox" ? [[c.kind.value.address, c.kind.value] as const] : [],
+          checked.flatMap((c) =>
+            c.kind === "deleteMailbox" && c.keepMaildir
+              ? [c.address.ascii]
+              : c.kind === "deleteDomain" && c.keepMaildir
+                ? [c.domain]
+                : [],
           ),
         );
+        const upserts = new Map(
+          checked.flatMap((c) => (c.kind === "upsertMailbox" ? [[c.row.user, c.row] as const] : [])),
+        );
         for (const e of rows.entries) {
-          if (e.kind !== "mailbox") continue;
-          const a = checkAddress("mailbox.address", e.key);
+          const a = e.kind === "mailbox" ? e.mailbox : undefined;
+          if (!a) continue;
           const m = upserts.get(e.key);
           // Cheap stat calls; also heals a maildir that went missing since the mailbox was added.
           if (e.op !== "remove") maildirs.ensure(a.domain, a.local);
-          if (m && (e.op === "add" || e.fields?.includes("sieve"))) maildirs.setSieve(a.domain, a.local, m.sieveScript);
+          if (m && (e.op === "add" || e.fields?.includes("sieve"))) maildirs.setSieve(a.domain, a.local, m.sieve);
           if (e.op === "remove") {
             if (keep.has(e.key) || keep.has(a.domain)) diff.push(`  maildir of ${e.key} kept`);
             else if (maildirs.remove(a.domain, a.local)) diff.push(`- maildir ${paths.mailHome(a.domain, a.local)}`);

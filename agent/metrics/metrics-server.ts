@@ -22,6 +22,7 @@ export interface MetricsServerOptions {
 export interface MetricsServer {
   readonly port: number;
   setIdentity(certPem: string, keyPem: string): void;
+  setCa(caPem: string): void;
   close(): Promise<void>;
 }
 
@@ -84,9 +85,17 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   server.on("error", (error) => options.log?.warn("metrics server error", { error: error.message }));
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
+  const current = { ca: options.caPem, cert: options.certPem, key: options.keyPem, minVersion: "TLSv1.2" as const };
   return {
     port,
-    setIdentity: (certPem, keyPem) => server.setSecureContext({ ca: options.caPem, cert: certPem, key: keyPem }),
+    setIdentity(certPem, keyPem) {
+      Object.assign(current, { cert: certPem, key: keyPem });
+      server.setSecureContext(current);
+    },
+    setCa(caPem) {
+      current.ca = caPem;
+      server.setSecureContext(current);
+    },
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

@@ -41,7 +41,7 @@ export interface RspamdClient {
 }
 
 export function createRspamdClient(options: { listen: string; timeoutMs?: number }): RspamdClient {
-  const target = parseListen("listen", options.listen);
+  const target = parseListen(options.listen, "listen");
   const timeout = options.timeoutMs ?? 10_000;
 
   function call(

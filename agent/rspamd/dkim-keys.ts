@@ -20,7 +20,7 @@ export interface OwnedFile {
 // Selectors are DNS labels (they become <selector>._domainkey.<domain>) and part of a file name.
 const SELECTOR = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
-export function checkSelector(field: string, value: string): string {
+export function checkSelector(value: string, field: string): string {
   if (value.length > 63 || !SELECTOR.test(value))
     throw invalid(field, "must be lowercase DNS labels (letters, digits, hyphens), at most 63 characters");
   return value;
@@ -30,7 +30,7 @@ export function checkSelector(field: string, value: string): string {
 export function dkimKeyPath(paths: RspamdPaths, domain: string, selector: string): string {
   return join(
     paths.dkimDir,
-    `${checkDomain("dkim_key.domain", domain)}.${checkSelector("dkim_key.selector", selector)}.key`,
+    `${checkDomain(domain, "dkim_key.domain")}.${checkSelector(selector, "dkim_key.selector")}.key`,
   );
 }
 
@@ -46,8 +46,8 @@ export function checkDkimKeys(keys: readonly DkimKey[]): CheckedDkimKey[] {
   const seen = new Set<string>();
   return keys.map((k, i) => {
     const field = `dkim_keys[${i}]`;
-    const domain = checkDomain(`${field}.domain`, k.domain);
-    const selector = checkSelector(`${field}.selector`, k.selector);
+    const domain = checkDomain(k.domain, `${field}.domain`);
+    const selector = checkSelector(k.selector, `${field}.selector`);
     if (k.algorithm !== "rsa" && k.algorithm !== "ed25519")
       throw invalid(`${field}.algorithm`, 'must be "rsa" or "ed25519"');
     const id = `${domain}/${selector}`;

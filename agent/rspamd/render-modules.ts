@@ -30,11 +30,11 @@ export const DISABLED_MODULE = `${GENERATED}# Turned off: needs DNS or the netwo
 
 export function renderAntivirus(clamavSocket: string | undefined): string {
   if (clamavSocket === undefined) return `${GENERATED}# No virus scanner on this vnode.\n`;
-  const l = parseListen("clamavSocket", clamavSocket);
+  const l = parseListen(clamavSocket, "clamavSocket");
   const servers = l.kind === "unix" ? l.path : `${l.host}:${l.port}`;
   return `${GENERATED}clamav {
   type = "clamav";
-  servers = ${uclString("clamavSocket", servers)};
+  servers = ${uclString(servers, "clamavSocket")};
   symbol = "CLAM_VIRUS";
   # A virus is refused at SMTP time, never delivered or bounced.
   action = "reject";
@@ -61,7 +61,7 @@ export function renderDkimSigning(paths: RspamdPaths, keys: readonly CheckedDkim
     const selectors = (byDomain.get(domain) ?? [])
       .map(
         (k) =>
-          `      { selector = "${k.selector}"; path = ${uclString("dkim path", dkimKeyPath(paths, domain, k.selector))}; }`,
+          `      { selector = "${k.selector}"; path = ${uclString(dkimKeyPath(paths, domain, k.selector), "dkim path")}; }`,
       )
       .join("\n");
     return `  "${domain}" {\n    selectors = [\n${selectors}\n    ];\n  }`;

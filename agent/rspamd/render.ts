@@ -53,17 +53,17 @@ function renderWorkers(o: RspamdRenderOptions, files: Map<string, string>): void
   const workers = o.normalWorkers === undefined ? "" : `count = ${positiveInt("normalWorkers", o.normalWorkers)};\n`;
   files.set(
     "worker-normal.inc",
-    `${GENERATED}bind_socket = ${bindSocket("normalListen", o.normalListen ?? o.paths.normalSocket, { mode: "0660", owner: DEFAULT_OWNER })};\n${workers}`,
+    `${GENERATED}bind_socket = ${bindSocket(o.normalListen ?? o.paths.normalSocket, "normalListen", { mode: "0660", owner: DEFAULT_OWNER })};\n${workers}`,
   );
   files.set(
     "worker-controller.inc",
-    `${GENERATED}bind_socket = ${bindSocket("controllerListen", o.controllerListen ?? o.paths.controllerSocket, { mode: "0600", owner: DEFAULT_OWNER })};\n`,
+    `${GENERATED}bind_socket = ${bindSocket(o.controllerListen ?? o.paths.controllerSocket, "controllerListen", { mode: "0600", owner: DEFAULT_OWNER })};\n`,
   );
   // self_scan: the proxy scans itself instead of forwarding to a normal worker, so milter
   // traffic is always scanned even if no normal worker is reachable.
   files.set(
     "worker-proxy.inc",
-    `${GENERATED}bind_socket = ${bindSocket("milterListen", o.milterListen, { mode: "0660", owner: DEFAULT_OWNER, group: o.milterGroup ?? "postfix" })};
+    `${GENERATED}bind_socket = ${bindSocket(o.milterListen, "milterListen", { mode: "0660", owner: DEFAULT_OWNER, group: o.milterGroup ?? "postfix" })};
 milter = yes;
 timeout = 120s;
 count = 1;
@@ -82,7 +82,7 @@ function renderOptions(o: RspamdRenderOptions): string {
   const dns: string[] = [];
   if (o.dnsServers !== undefined) {
     const servers = o.dnsServers.map((s, i) => {
-      const l = parseListen(`dnsServers[${i}]`, s);
+      const l = parseListen(s, `dnsServers[${i}]`);
       if (l.kind !== "inet") throw invalid(`dnsServers[${i}]`, "must be ip:port");
       return `"${l.host.includes(":") ? `[${l.host}]` : l.host}:${l.port}"`;
     });
@@ -91,8 +91,8 @@ function renderOptions(o: RspamdRenderOptions): string {
   if (o.dnsTimeoutMs !== undefined) dns.push(`  timeout = ${positiveInt("dnsTimeoutMs", o.dnsTimeoutMs)}ms;`);
   if (o.disableNetworkModules) dns.push("  retransmits = 1;");
   if (dns.length > 0) lines.push("dns {", ...dns, "}");
-  lines.push(`hs_cache_dir = ${uclString("hsCacheDir", `${o.hsCacheDir ?? o.paths.dbDir}/`)};`);
-  lines.push(`tempdir = ${uclString("tempdir", o.paths.runDir)};`);
+  lines.push(`hs_cache_dir = ${uclString(`${o.hsCacheDir ?? o.paths.dbDir}/`, "hsCacheDir")};`);
+  lines.push(`tempdir = ${uclString(o.paths.runDir, "tempdir")};`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -120,7 +120,7 @@ export function renderRspamdLocalD(o: RspamdRenderOptions): Map<string, string> 
   files.set("options.inc", renderOptions(o));
   files.set(
     "logging.inc",
-    `${GENERATED}type = "file";\nfilename = ${uclString("logFile", o.paths.logFile)};\nlevel = "info";\n`,
+    `${GENERATED}type = "file";\nfilename = ${uclString(o.paths.logFile, "logFile")};\nlevel = "info";\n`,
   );
   files.set("actions.conf", renderActions(o));
   files.set("milter_headers.conf", renderMilterHeaders());

@@ -7,7 +7,7 @@ import { invalid } from "../../common/errors.ts";
 const UNSAFE = /["\\$\u0000-\u001f\u007f]/;
 
 /** A double-quoted UCL string; refuses quotes, backslashes, `$` and control characters. */
-export function uclString(field: string, value: string): string {
+export function uclString(value: string, field: string): string {
   if (UNSAFE.test(value))
     throw invalid(field, `cannot contain quotes, backslashes, '$' or control characters: ${JSON.stringify(value)}`);
   return `"${value}"`;
@@ -18,9 +18,9 @@ export type Listen =
   | { readonly kind: "inet"; readonly host: string; readonly port: number };
 
 /** "/abs/path.sock" or "host:port" / "[v6]:port". Port 0 is refused: nobody could find the port. */
-export function parseListen(field: string, value: string): Listen {
+export function parseListen(value: string, field: string): Listen {
   if (isAbsolute(value)) {
-    uclString(field, value);
+    uclString(value, field);
     // sockaddr_un holds 108 bytes including the NUL.
     if (Buffer.byteLength(value) > 107) throw invalid(field, "unix socket path longer than 107 bytes");
     return { kind: "unix", path: value };
@@ -34,11 +34,11 @@ export function parseListen(field: string, value: string): Listen {
 
 /** Rspamd's bind_socket value: "host:port" or "/path mode=0NNN owner=user". */
 export function bindSocket(
-  field: string,
   value: string,
+  field: string,
   unix: { mode: string; owner?: string; group?: string } = { mode: "0600" },
 ): string {
-  const l = parseListen(field, value);
+  const l = parseListen(value, field);
   if (l.kind === "inet") return `"${l.host.includes(":") ? `[${l.host}]` : l.host}:${l.port}"`;
   for (const [name, v] of [
     ["owner", unix.owner],
@@ -49,7 +49,7 @@ export function bindSocket(
   // Rspamd applies the tokens in order: owner= sets the user's own group, so group= comes after.
   const owner = unix.owner === undefined ? "" : ` owner=${unix.owner}`;
   const group = unix.group === undefined ? "" : ` group=${unix.group}`;
-  return uclString(field, `${l.path} mode=${unix.mode}${owner}${group}`);
+  return uclString(`${l.path} mode=${unix.mode}${owner}${group}`, field);
 }
 
 export const GENERATED = "# Rendered by the netserva-mail agent: changes here are overwritten.\n";

@@ -17,6 +17,7 @@ import type { MailHostPort } from "./mail-port.ts";
 import { MAX_MESSAGE_BYTES } from "../../common/rpc/limits.ts";
 import { createRequestRecord } from "./request-record.ts";
 import type { Revocations } from "./revocations.ts";
+import type { TrustUpdate } from "../enroll/trust-update.ts";
 
 export interface AgentServerOptions {
   vnode: string;
@@ -30,6 +31,7 @@ export interface AgentServerOptions {
   metrics: AgentMetrics;
   log: Logger;
   mailHost?: MailHostPort;
+  trust?: TrustUpdate;
   /** host:port; port 0 picks a free one */
   listen: string;
 }
@@ -69,6 +71,7 @@ async function awaitTlsReady(
 export interface AgentServer {
   readonly port: number;
   setIdentity(certPem: string, keyPem: string, notAfter: Date): void;
+  setCa(caPem: string): void;
   close(): Promise<void>;
 }
 
@@ -99,6 +102,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       record: createRequestRecord(),
       metrics: options.metrics,
       log: options.log,
+      ...(options.trust ? { trust: options.trust } : {}),
     }),
   );
   server.addService(
@@ -126,6 +130,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       notAfter = newNotAfter;
       options.metrics.setCertificateExpiry(newNotAfter);
     },
+    setCa: (caPem) => source.setCa(caPem),
     close: () =>
       new Promise((resolve) => {
         serving = false;

@@ -10,6 +10,7 @@ import {
   HealthReportSchema,
   PingResponseSchema,
   UpdateRevocationsResponseSchema,
+  UpdateTrustResponseSchema,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type {
   ApplyChangesRequest,
@@ -25,6 +26,7 @@ import type {
   PingRequest,
   PingResponse,
   UpdateRevocationsRequest,
+  UpdateTrustRequest,
   WatchHealthRequest,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { NetservaError, invalid } from "../../common/errors.ts";
@@ -37,6 +39,7 @@ import { oneAtATime } from "./mail-port.ts";
 import type { ApplyOutcome, MailHostPort } from "./mail-port.ts";
 import { toMailbox } from "../health/mail-health.ts";
 import { handleSmtpTest } from "../smtp-test/smtp-test-request.ts";
+import type { TrustUpdate } from "../enroll/trust-update.ts";
 
 export interface AgentServiceOptions extends CommandDeps {
   vnode: string;
@@ -44,6 +47,8 @@ export interface AgentServiceOptions extends CommandDeps {
   applied: AppliedState;
   mailHost: MailHostPort | undefined;
   certificateNotAfter(): Date;
+  /** Installs a trust bundle the controller pushes (absent: UpdateTrust is refused). */
+  trust?: TrustUpdate;
 }
 
 const MAX_PING_PAYLOAD = 64 * 1024;
@@ -242,6 +247,23 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
         return create(UpdateRevocationsResponseSchema, { count });
       },
     }),
+    updateTrust: unaryCommand<UpdateTrustRequest, ReturnType<typeof create<typeof UpdateTrustResponseSchema>>>(
+      options,
+      {
+        name: "UpdateTrust",
+        metaRequired: true,
+        async handle(request, context) {
+          if (!options.trust)
+            throw new NetservaError("failed_precondition", "this agent cannot replace its trusted CAs");
+          const result = await options.trust.push({
+            bundlePem: request.caBundlePem,
+            issuingPin: request.issuingCaPin,
+            callerDer: context.peer.der,
+          });
+          return create(UpdateTrustResponseSchema, { trustedCaPins: result.pins, renewing: result.renewing });
+        },
+      },
+    ),
     watchHealth: (call: ServerWritableStream<WatchHealthRequest, HealthReport>) => {
       try {
         authorizeController(call, options.revocations);

@@ -12,6 +12,8 @@ export interface PeerIdentity {
   identity: string;
   serial: string;
   notAfter: Date;
+  /** The certificate itself (DER), for checks beyond its name. */
+  der: Uint8Array;
 }
 
 /** Serial numbers compare as lowercase hex without leading zeros (Node prints them upper-case). */
@@ -39,5 +41,5 @@ export function peerIdentity(cert: PeerCertificate | undefined | null): PeerIden
   }
   const role = roleFromSubjectAltName(cert.subjectaltname);
   if (!role) throw new NetservaError("permission_denied", "peer certificate carries no netserva-mail role");
-  return { ...role, serial: normalizeSerial(cert.serialNumber), notAfter: new Date(cert.valid_to) };
+  return { ...role, serial: normalizeSerial(cert.serialNumber), notAfter: new Date(cert.valid_to), der: cert.raw };
 }

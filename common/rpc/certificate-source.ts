@@ -1,4 +1,4 @@
-// A grpc-js CertificateProvider whose identity we can swap at run time: a renewed certificate is
+// A grpc-js CertificateProvider whose identity and trusted CAs we can swap at run time: a renewed certificate is
 // used for new handshakes while established connections carry on (rotation without downtime).
 import type { experimental } from "@grpc/grpc-js";
 
@@ -8,6 +8,8 @@ type IdentityListener = experimental.IdentityCertificateUpdateListener;
 
 export interface CertificateSource extends Provider {
   setIdentity(certPem: string, keyPem: string): void;
+  /** The CAs peers are verified against (a CA rotation's trust bundle). */
+  setCa(caPem: string): void;
 }
 
 export function createCertificateSource(options: {
@@ -15,7 +17,7 @@ export function createCertificateSource(options: {
   certPem: string;
   keyPem: string;
 }): CertificateSource {
-  const ca = { caCertificate: Buffer.from(options.caPem) };
+  let ca = { caCertificate: Buffer.from(options.caPem) };
   let identity = { certificate: Buffer.from(options.certPem), privateKey: Buffer.from(options.keyPem) };
   const caListeners = new Set<CaListener>();
   const identityListeners = new Set<IdentityListener>();
@@ -31,6 +33,10 @@ export function createCertificateSource(options: {
       setImmediate(() => identityListeners.has(listener) && listener(identity));
     },
     removeIdentityCertificateListener: (listener) => void identityListeners.delete(listener),
+    setCa(caPem) {
+      ca = { caCertificate: Buffer.from(caPem) };
+      for (const listener of caListeners) listener(ca);
+    },
     setIdentity(certPem, keyPem) {
       identity = { certificate: Buffer.from(certPem), privateKey: Buffer.from(keyPem) };
       for (const listener of identityListeners) listener(identity);

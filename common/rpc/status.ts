@@ -41,6 +41,17 @@ export function grpcStatusOf(error: NetservaError): number {
   return toGrpc[error.code];
 }
 
+/** Connect percent-encodes grpc-message like encodeURIComponent; grpc-js decodes it like decodeURI,
+ *  which leaves reserved characters escaped ("token%3A …"). Whatever is left is undone here. */
+function undoPercentEncoding(text: string): string {
+  if (!/%[0-9A-Fa-f]{2}/.test(text)) return text;
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 export function errorFromGrpc(error: unknown): NetservaError {
   if (error instanceof NetservaError) return error;
   const serviceError = error as Partial<ServiceError>;
@@ -48,7 +59,7 @@ export function errorFromGrpc(error: unknown): NetservaError {
     const code = fromGrpc.get(serviceError.code) ?? "internal";
     const fieldValue = serviceError.metadata?.get(FIELD_METADATA_KEY)[0];
     const field = typeof fieldValue === "string" ? fieldValue : undefined;
-    const message = serviceError.details || serviceError.message || "call failed";
+    const message = undoPercentEncoding(serviceError.details || serviceError.message || "call failed");
     return new NetservaError(code, message, field === undefined ? { cause: error } : { field, cause: error });
   }
   return NetservaError.from(error);

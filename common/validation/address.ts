@@ -1,6 +1,8 @@
 // Mail addresses: local part (local-part.ts) '@' domain (domain.ts), no display names, angle
-// brackets, comments, quoted strings or domain literals. `address` is the lookup key Postfix and
-// Dovecot see: lower-case local part, '@', A-label domain.
+// brackets, comments, quoted strings or domain literals. Parsed once where the address enters
+// (CLI, admin socket, import, the agent's RPC boundary) and carried as a ParsedAddress from there:
+// `address` is the form people read (local@U-label domain), `ascii` the stored form and the
+// lookup key Postfix and Dovecot see (lower-case local part, '@', A-label domain).
 import { invalid } from "../errors.ts";
 import type { ParsedDomain } from "./domain.ts";
 import { parseDomain } from "./domain.ts";
@@ -10,14 +12,27 @@ import { requireText } from "./text.ts";
 /** RFC 5321 path limit (256) minus the angle brackets. */
 export const MAX_ADDRESS_LENGTH = 254;
 
+declare const parsedBrand: unique symbol;
+
+/**
+ * An address that went through parseAddress, the only way to make one: code that takes a
+ * ParsedAddress cannot be handed a raw string, so it never parses again.
+ */
 export interface ParsedAddress {
+  readonly [parsedBrand]: true;
+  /** local@unicode-domain: the form people read. */
+  readonly address: string;
+  /** local@ascii-domain: the form stored, sent to the agent and looked up. */
+  readonly ascii: string;
   readonly local: string;
   readonly domain: ParsedDomain;
-  /** `local@ascii-domain`, the canonical form stored and looked up. */
-  readonly address: string;
 }
 
+/** How many addresses have been parsed in this process (tests prove "parsed once" with it). */
+export const addressParses = { count: 0 };
+
 export function parseAddress(input: string, field = "address"): ParsedAddress {
+  addressParses.count += 1;
   const text = requireText(input, field, "address", "an address such as user@example.com");
   const at = text.lastIndexOf("@");
   if (at < 0) throw invalid(field, "address has no '@'; give an address such as user@example.com");
@@ -28,9 +43,9 @@ export function parseAddress(input: string, field = "address"): ParsedAddress {
     throw invalid(field, "address has no domain after '@'; give an address such as user@example.com");
   const local = parseLocalPart(text.slice(0, at), field);
   const domain = parseDomain(text.slice(at + 1), field);
-  const address = `${local}@${domain.ascii}`;
-  if (address.length > MAX_ADDRESS_LENGTH) {
-    throw invalid(field, `address is ${address.length} characters; the limit is ${MAX_ADDRESS_LENGTH}`);
+  const ascii = `${local}@${domain.ascii}`;
+  if (ascii.length > MAX_ADDRESS_LENGTH) {
+    throw invalid(field, `address is ${ascii.length} characters; the limit is ${MAX_ADDRESS_LENGTH}`);
   }
-  return { local, domain, address };
+  return { address: `${local}@${domain.unicode}`, ascii, local, domain } as ParsedAddress;
 }

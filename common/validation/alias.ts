@@ -30,8 +30,8 @@ export function parseAliasSource(input: string, field = "source"): AliasSource {
     const domain = parseDomain(text.slice(1), field);
     return { kind: "catchall", domain, source: `@${domain.ascii}` };
   }
-  const { local, domain, address } = parseAddress(text, field);
-  return { kind: "address", local, domain, source: address };
+  const { local, domain, ascii } = parseAddress(text, field);
+  return { kind: "address", local, domain, source: ascii };
 }
 
 /**
@@ -63,8 +63,8 @@ export function parseAliasTargets(input: string | readonly string[], field = "ta
     } catch (err) {
       rethrowWithin(err, field, `target ${i + 1} ${show(trimmed)}`);
     }
-    if (seen.has(parsed.address)) throw invalid(field, `target ${show(parsed.address)} is listed twice`);
-    seen.add(parsed.address);
+    if (seen.has(parsed.ascii)) throw invalid(field, `target ${show(parsed.ascii)} is listed twice`);
+    seen.add(parsed.ascii);
     return parsed;
   });
 }

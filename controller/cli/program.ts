@@ -36,6 +36,7 @@ export const COMMANDS: ReadonlyArray<readonly [readonly string[], Loader]> = [
   [["mail:status"], async () => (await import("./commands/mail-status.ts")).registerMailStatus],
   [["mail:test-smtp"], async () => (await import("./commands/mail-test-smtp.ts")).registerMailTestSmtp],
   [["cert"], async () => (await import("./commands/cert.ts")).registerCert],
+  [["ca"], async () => (await import("./commands/ca.ts")).registerCa],
   [["metrics"], async () => (await import("./commands/metrics.ts")).registerMetrics],
   [["mail:configure-dkim"], async () => (await import("./commands/dns/configure-dkim.ts")).registerConfigureDkim],
   [["mail:dns"], async () => (await import("./commands/dns/mail-dns.ts")).registerMailDns],

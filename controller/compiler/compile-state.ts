@@ -21,7 +21,7 @@ interface DomainRow {
   active: boolean;
 }
 interface MailboxRow {
-  address: string;
+  ascii: string;
   password_hash: string;
   quota: string | number;
   active: boolean;
@@ -87,7 +87,7 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnod
         ctxTx,
       );
       const mailboxes = await connection.execute<MailboxRow[]>(
-        "select b.address, b.password_hash, b.quota, b.active, b.sieve_script, b.display_name from mail_vboxes b join mail_vhosts d on d.id = b.domain_id where d.vnode_id = ? order by b.address",
+        "select b.address as ascii, b.password_hash, b.quota, b.active, b.sieve_script, b.display_name from mail_vboxes b join mail_vhosts d on d.id = b.domain_id where d.vnode_id = ? order by b.address",
         [vnode.id],
         "all",
         ctxTx,
@@ -123,7 +123,7 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnod
         domains: domains.map(domainToProto),
         mailboxes: mailboxes.map((m) =>
           mailboxToProto({
-            address: m.address,
+            ascii: m.ascii,
             passwordHash: m.password_hash,
             quota: BigInt(m.quota ?? 0),
             active: m.active,

@@ -6,12 +6,22 @@ import { issueCertificate } from "../../common/pki/ca.ts";
 import { readCsr } from "../../common/pki/csr.ts";
 import type { VerifiedCsr } from "../../common/pki/csr.ts";
 import { parseTokenCredential, verifyTokenSecret } from "../../common/pki/join-token.ts";
-import { JoinToken, Vnode } from "../db/entities/index.ts";
+import { CertificateAuthority, JoinToken, Vnode } from "../db/entities/index.ts";
+import { readTrustBundle } from "../../common/pki/trust-bundle.ts";
 import { recordCertificate } from "../pki/certificate-records.ts";
 
 export interface CaMaterial {
   caKeyPem: string;
   caCertPem: string;
+  /** Every CA peers are verified against (old and new during a rotation); sent to agents. */
+  trustPem: string;
+}
+
+/** The CA a join token pins: its own record, or (made before tokens recorded it) the first CA. */
+async function tokenPin(em: SqlEntityManager, row: JoinToken): Promise<string | undefined> {
+  if (row.caPin) return row.caPin;
+  const first = await em.findOne(CertificateAuthority, {}, { orderBy: { createdAt: "asc", id: "asc" } });
+  return first?.pin;
 }
 
 /** The names an agent certificate carries: the vnode, and the address the controller dials. */
@@ -58,6 +68,17 @@ export async function enrollAgent(
   if (!row || !verifyTokenSecret(secret, row.secretHash)) throw refused;
   if (row.usedAt !== null && row.usedAt !== undefined) throw refused;
   if (row.expiresAt.getTime() <= Date.now()) throw refused;
+  // A token pins the CA that signed when it was made; once that CA is retired no agent could
+  // trust what it pinned. Said plainly, so the operator knows what to do.
+  const pin = await tokenPin(em, row);
+  if (pin !== undefined && !readTrustBundle(ca.trustPem, "trust").some((trusted) => trusted.pin === pin)) {
+    const vnode = await em.findOne(Vnode, { id: row.vnodeId });
+    throw new NetservaError(
+      "failed_precondition",
+      `token: join token was issued before the CA rotation; issue a new one with \`netserva-mail vnode token ${vnode?.name ?? "NAME"}\``,
+      { field: "token" },
+    );
+  }
   // A malformed request is refused before the token is claimed: it does not burn the token.
   const csr = readCsr(input.csrPem);
   // Claim the token atomically: of two racing enrollments only one updates the row.

@@ -19,6 +19,7 @@ import { audited } from "../audit/audit.ts";
 import { enrollAgent, renewAgent } from "./enroll-agent.ts";
 import type { CaMaterial } from "./enroll-agent.ts";
 import { createRateLimiter } from "./rate-limit.ts";
+import { withChain } from "../pki/ca-files.ts";
 import type { RateLimit } from "./rate-limit.ts";
 
 const peerKey = createContextKey<{ authorized: boolean; certificate: PeerCertificate | undefined; address: string }>({
@@ -68,11 +69,18 @@ function toConnectError(reason: unknown): ConnectError {
   return new ConnectError(error.message, grpcStatusOf(error), headers);
 }
 
-export interface EnrollmentServerOptions {
-  db: Database;
+/** What the endpoint signs with and presents; replaced whole when the CA rotates or the
+ *  controller's certificate is renewed. */
+export interface EnrollmentMaterial {
   ca: CaMaterial;
   certPem: string;
   keyPem: string;
+  /** Sent after certPem (ca/chain.crt): lets an enrolling agent reach its pinned CA. */
+  chainPem: string;
+}
+
+export interface EnrollmentServerOptions extends EnrollmentMaterial {
+  db: Database;
   agentCertificateSeconds: number;
   log: Logger;
   host: string;
@@ -84,6 +92,10 @@ export interface EnrollmentServerOptions {
 
 export interface EnrollmentServer {
   readonly port: number;
+  /** New handshakes use it at once; open connections keep what they have. */
+  setMaterial(material: EnrollmentMaterial): void;
+  /** The certificate new TLS connections are shown. */
+  readonly certPem: string;
   close(): Promise<void>;
 }
 
@@ -99,6 +111,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
   const tokenAttempts = createRateLimiter(limits.enrollAttemptsPerToken);
   const renewAttempts = createRateLimiter(limits.renewAttemptsPerIdentity);
   const refused = (method: "enroll" | "renew", reason: Refusal): void => options.onRefused?.(method, reason);
+  let material: EnrollmentMaterial = options;
 
   const routes = (router: ConnectRouter): void => {
     router.service(EnrollmentService, {
@@ -121,14 +134,14 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
             em,
             { actor: "agent", command: "agent enroll", args: { agent_version: request.agentVersion.slice(0, 32) } },
             () =>
-              enrollAgent(em, options.ca, {
+              enrollAgent(em, material.ca, {
                 token: request.token,
                 csrPem: request.csrPem,
                 validSeconds: options.agentCertificateSeconds,
               }),
           );
           options.log.info("agent enrolled", { vnode: result.vnode.name });
-          return { vnode: result.vnode.name, certificatePem: result.certPem, caCertificatePem: options.ca.caCertPem };
+          return { vnode: result.vnode.name, certificatePem: result.certPem, caCertificatePem: material.ca.trustPem };
         } catch (reason) {
           addressFailures.take(address);
           refused("enroll", refusalOf(reason));
@@ -156,7 +169,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
             em,
             { actor: `agent:${identity.identity}`, command: "agent renew", vnodeName: identity.identity },
             () =>
-              renewAgent(em, options.ca, {
+              renewAgent(em, material.ca, {
                 vnodeName: identity.identity,
                 serial: identity.serial,
                 csrPem: request.csrPem,
@@ -164,7 +177,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
               }),
           );
           options.log.info("agent certificate renewed", { vnode: identity.identity });
-          return { certificatePem };
+          return { certificatePem, caBundlePem: material.ca.trustPem };
         } catch (reason) {
           if (reason instanceof ConnectError) throw reason;
           refused("renew", refusalOf(reason));
@@ -194,12 +207,15 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
       return createContextValues().set(peerKey, peer);
     },
   });
+  // The chain follows our certificate so an enrolling agent can check it against its pin.
+  const tlsMaterial = (m: EnrollmentMaterial): { key: string; cert: string; ca: string } => ({
+    key: m.keyPem,
+    cert: withChain(m.certPem, m.chainPem),
+    ca: m.ca.trustPem,
+  });
   const server: Http2SecureServer = createSecureServer(
     {
-      key: options.keyPem,
-      // Send the CA after our certificate so an enrolling agent can check it against its pin.
-      cert: options.certPem + (options.certPem.endsWith("\n") ? "" : "\n") + options.ca.caCertPem,
-      ca: options.ca.caCertPem,
+      ...tlsMaterial(material),
       requestCert: true,
       rejectUnauthorized: false,
       minVersion: "TLSv1.2",
@@ -243,6 +259,13 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
   const address = server.address();
   return {
     port: typeof address === "object" && address ? address.port : options.port,
+    get certPem() {
+      return material.certPem;
+    },
+    setMaterial(next) {
+      material = next;
+      server.setSecureContext({ ...tlsMaterial(next), minVersion: "TLSv1.2" });
+    },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

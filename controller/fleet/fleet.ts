@@ -3,7 +3,10 @@
 // without a restart.
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { UpdateRevocationsRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import {
+  UpdateRevocationsRequestSchema,
+  UpdateTrustRequestSchema,
+} from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
 import type { Logger } from "../../common/log.ts";
@@ -18,11 +21,17 @@ import { createHealthWriter } from "../health/save-health.ts";
 import type { HistoryPolicy } from "../health/health-history.ts";
 import { syncMailboxUsage } from "../health/mailbox-usage-sync.ts";
 
-export interface FleetOptions {
-  db: Database;
+/** How the fleet's links authenticate: the CAs agents are checked against, our certificate
+ *  (with its chain) and key, and the pin of the CA that issues certificates now. */
+export interface FleetIdentity {
   caPem: string;
   certPem: string;
   keyPem: string;
+  issuingCaPin: string;
+}
+
+export interface FleetOptions extends FleetIdentity {
+  db: Database;
   log: Logger;
   healthIntervalMs?: number;
   /** With it the fleet reconciles: a vnode that lags its generation or drifts gets the whole state. */
@@ -40,6 +49,9 @@ export interface FleetOptions {
 
 export interface Fleet {
   link(vnode: string): VnodeLink | undefined;
+  /** New links with a new identity or trust (CA rotation, renewed certificate); the old ones
+   *  close after a grace period so calls in flight finish. */
+  setIdentity(identity: FleetIdentity): Promise<void>;
   refresh(): Promise<void>;
   close(): Promise<void>;
 }
@@ -49,6 +61,8 @@ export function startFleet(options: FleetOptions): Fleet {
   let revoked = new Set<string>();
   let revokedKey = "";
   let closed = false;
+  let identity: FleetIdentity = options;
+  const draining = new Set<VnodeLink>();
 
   const health = createHealthWriter(options.historyPolicy);
   const usageSyncedAt = new Map<number, number>();
@@ -84,6 +98,23 @@ export function startFleet(options: FleetOptions): Fleet {
       .catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }));
   };
 
+  /** The CAs this agent is to trust; it answers with the pins it trusts, kept for `ca status`. */
+  const pushTrust = (link: VnodeLink, vnodeId: number, pushed: FleetIdentity): void => {
+    const request = create(UpdateTrustRequestSchema, {
+      meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
+      caBundlePem: pushed.caPem,
+      issuingCaPin: pushed.issuingCaPin,
+    });
+    link.client
+      .call("updateTrust", request)
+      .then((response) =>
+        options.db
+          .em()
+          .nativeUpdate(Vnode, { id: vnodeId }, { trustedCaPins: response.trustedCaPins, trustUpdatedAt: new Date() }),
+      )
+      .catch((error: unknown) => options.log.warn("trust push failed", { error: String(error) }));
+  };
+
   const refresh = async (): Promise<void> => {
     if (closed) return;
     const em = options.db.em();
@@ -107,9 +138,9 @@ export function startFleet(options: FleetOptions): Fleet {
       const link = createVnodeLink({
         vnode: vnode.name,
         address: vnode.address,
-        caPem: options.caPem,
-        certPem: options.certPem,
-        keyPem: options.keyPem,
+        caPem: identity.caPem,
+        certPem: identity.certPem,
+        keyPem: identity.keyPem,
         isRevoked: (serial) => revoked.has(serial),
         intervalMs: options.healthIntervalMs ?? 5000,
         staleAfterMs: options.staleAfterMs ?? 12_000,
@@ -121,6 +152,8 @@ export function startFleet(options: FleetOptions): Fleet {
             .catch((error: unknown) => log.warn("saving health failed", { error: String(error) }));
         },
         onDown: () => {
+          // A link replaced by a newer one (new identity) says nothing about the vnode.
+          if (links.get(vnode.name)?.link !== link) return;
           // Down is recorded at once, so `status` does not wait for the 15 s window.
           options.db
             .em()
@@ -130,6 +163,7 @@ export function startFleet(options: FleetOptions): Fleet {
       });
       links.set(vnode.name, { link, address: vnode.address });
       pushRevocations(link);
+      pushTrust(link, vnode.id, identity);
     }
   };
 
@@ -141,9 +175,24 @@ export function startFleet(options: FleetOptions): Fleet {
   return {
     link: (name) => links.get(name)?.link,
     refresh,
+    async setIdentity(next) {
+      identity = next;
+      const old = [...links.values()].map((entry) => entry.link);
+      links.clear();
+      for (const link of old) draining.add(link);
+      setTimeout(() => {
+        for (const link of old) {
+          link.close();
+          draining.delete(link);
+        }
+      }, 15_000).unref();
+      await refresh();
+    },
     async close() {
       closed = true;
       clearInterval(timer);
+      for (const link of draining) link.close();
+      draining.clear();
       for (const entry of links.values()) entry.link.close();
       links.clear();
     },

@@ -35,9 +35,10 @@ export async function issueJoinToken(
 ): Promise<JoinTokenIssue> {
   const { id, secret } = createJoinToken();
   const expiresAt = new Date(Date.now() + ttlSeconds * 1000);
-  em.create(JoinToken, { tokenId: id, secretHash: hashTokenSecret(secret), vnodeId: vnode.id, expiresAt });
+  const pin = caPin(caCertPem);
+  em.create(JoinToken, { tokenId: id, secretHash: hashTokenSecret(secret), vnodeId: vnode.id, expiresAt, caPin: pin });
   await em.flush();
-  return { vnode, token: formatJoinToken({ id, secret, caPin: caPin(caCertPem) }), expiresAt };
+  return { vnode, token: formatJoinToken({ id, secret, caPin: pin }), expiresAt };
 }
 
 export async function addVnode(

@@ -6,6 +6,14 @@ export interface HomePaths {
   root: string;
   caKey: string;
   caCert: string;
+  /** Every CA peers are verified against (old and new during a rotation); absent: caCert. */
+  caTrust: string;
+  /** What follows a certificate of ours on the wire: the rollover link and the old root during
+   *  and after a rotation; absent: caCert. */
+  caChain: string;
+  /** The CA being replaced, kept until `ca retire-old`. */
+  caPreviousKey: string;
+  caPreviousCert: string;
   key: string;
   cert: string;
   config: string;
@@ -24,6 +32,10 @@ export function homePaths(root: string): HomePaths {
     root,
     caKey: join(root, "ca", "ca.key"),
     caCert: join(root, "ca", "ca.crt"),
+    caTrust: join(root, "ca", "trust.crt"),
+    caChain: join(root, "ca", "chain.crt"),
+    caPreviousKey: join(root, "ca", "previous.key"),
+    caPreviousCert: join(root, "ca", "previous.crt"),
     key: join(root, "controller.key"),
     cert: join(root, "controller.crt"),
     config: join(root, "controller.json"),

@@ -18,8 +18,8 @@ export async function mailboxSecrets(
   const boxes = await em.find(
     VMailbox,
     { domainId: { $in: domains.map((d) => d.id) } },
-    { fields: ["address", "passwordHash", "sieveScript"] },
+    { fields: ["ascii", "passwordHash", "sieveScript"] },
   );
-  for (const box of boxes) out.set(box.address, { passwordHash: box.passwordHash, sieve: box.sieveScript ?? null });
+  for (const box of boxes) out.set(box.ascii, { passwordHash: box.passwordHash, sieve: box.sieveScript ?? null });
   return out;
 }

@@ -29,14 +29,14 @@ export async function checkDomainLimits(em: SqlEntityManager, before: Limits, af
   }
   const max = Number(after.maxQuota);
   if (tighter(Number(before.maxQuota), max)) {
-    const rows = await em.execute<Array<{ address: string; quota: string | number }>>(
-      "select address, quota from mail_vboxes where domain_id = ? and (quota = 0 or quota > ?) order by address limit 4",
+    const rows = await em.execute<Array<{ ascii: string; quota: string | number }>>(
+      "select address as ascii, quota from mail_vboxes where domain_id = ? and (quota = 0 or quota > ?) order by address limit 4",
       [before.id, max],
     );
     if (rows.length > 0) {
       const shown = rows
         .slice(0, 3)
-        .map((r) => `${r.address} (${Number(r.quota) === 0 ? "unlimited" : formatQuota(Number(r.quota))})`)
+        .map((r) => `${r.ascii} (${Number(r.quota) === 0 ? "unlimited" : formatQuota(Number(r.quota))})`)
         .join(", ");
       throw conflict(
         `maxQuota: mailboxes on ${before.domain} have larger quotas than ${formatQuota(max)}: ${shown}${rows.length > 3 ? ", …" : ""}; lower them first (chvmail --quota)`,

@@ -36,8 +36,8 @@ export async function removeDomain(em: SqlEntityManager, d: DomainRow, keepMaild
     "select source from mail_valias where domain_id = ? order by source",
     [d.id],
   );
-  const boxes = await em.execute<Array<{ address: string }>>(
-    "select address from mail_vboxes where domain_id = ? order by address",
+  const boxes = await em.execute<Array<{ ascii: string }>>(
+    "select address as ascii from mail_vboxes where domain_id = ? order by address",
     [d.id],
   );
   await em.nativeDelete(VMailAlias, { domainId: d.id });
@@ -46,7 +46,7 @@ export async function removeDomain(em: SqlEntityManager, d: DomainRow, keepMaild
   await em.nativeDelete(VMailDomain, { id: d.id });
   return [
     ...aliases.map((a) => deleteAlias(a.source)),
-    ...boxes.map((b) => deleteMailbox(b.address, keepMaildir)),
+    ...boxes.map((b) => deleteMailbox(b.ascii, keepMaildir)),
     deleteDomain(d.domain, keepMaildir),
   ];
 }

@@ -66,7 +66,7 @@ export function parseDomainFilter(input: string, field = "domain"): ParsedDomain
 }
 
 export async function findMailbox(em: SqlEntityManager, address: string): Promise<VMailbox | null> {
-  return em.findOne(VMailbox, { address }, detached);
+  return em.findOne(VMailbox, { ascii: address }, detached);
 }
 
 export async function findAlias(em: SqlEntityManager, source: string): Promise<VMailAlias | null> {

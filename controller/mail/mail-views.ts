@@ -56,7 +56,7 @@ export function domainView(d: DomainFields, vnode: string, counts: { mailboxes: 
 
 export type MailboxFields = Pick<
   VMailbox,
-  | "address"
+  | "ascii"
   | "displayName"
   | "quota"
   | "usage"
@@ -70,8 +70,8 @@ export type MailboxFields = Pick<
 
 export function mailboxView(m: MailboxFields, vnode: string, aliases: string[]): MailboxView {
   return {
-    address: unicodeAddress(m.address),
-    ascii: m.address,
+    address: unicodeAddress(m.ascii),
+    ascii: m.ascii,
     vnode,
     name: m.displayName,
     quota: Number(m.quota),

@@ -38,12 +38,14 @@ export async function addMailboxes(
     detached,
   );
   const domains = new Map(domainRows.map((d) => [d.domain, d]));
-  const addresses = items.map((i) => i.prepared.address.address);
+  const addresses = items.map((i) => i.prepared.address.ascii);
   const catchAlls = items.filter((i) => i.prepared.catchAll).map((i) => `@${i.prepared.address.domain.ascii}`);
   const boxes = new Set(
     (
-      await em.execute<Array<{ address: string }>>("select address from mail_vboxes where address in (?)", [addresses])
-    ).map((r) => r.address),
+      await em.execute<Array<{ ascii: string }>>("select address as ascii from mail_vboxes where address in (?)", [
+        addresses,
+      ])
+    ).map((r) => r.ascii),
   );
   const aliases = new Map(
     (
@@ -69,10 +71,9 @@ export async function addMailboxes(
       const domain = domains.get(p.address.domain.ascii);
       if (!domain || domain.vnodeId !== vnode.id)
         throw await domainNotHere(em, vnode, p.address.domain, "email", domain);
-      const shown = `${p.address.local}@${p.address.domain.unicode}`;
-      if (boxes.has(p.address.address))
-        throw conflict(`email: mailbox ${shown} already exists (change it with chvmail)`);
-      const alias = aliases.get(p.address.address);
+      const shown = p.address.address;
+      if (boxes.has(p.address.ascii)) throw conflict(`email: mailbox ${shown} already exists (change it with chvmail)`);
+      const alias = aliases.get(p.address.ascii);
       if (alias)
         throw conflict(
           `email: ${shown} is an alias (→ ${alias.join(", ")}); a mailbox cannot share its address: delete the alias first (delvalias) or choose another address`,
@@ -100,7 +101,7 @@ export async function addMailboxes(
       const row: MailboxRow = {
         domainId: domain.id,
         localPart: p.address.local,
-        address: p.address.address,
+        ascii: p.address.ascii,
         passwordHash: p.password.hash,
         quota,
         usage: null,
@@ -113,7 +114,7 @@ export async function addMailboxes(
         updatedAt: now,
       };
       rows.push(row);
-      boxes.add(row.address);
+      boxes.add(row.ascii);
       counts.set(`mailbox:${domain.id}`, n + 1);
       if (allocated !== undefined) allocated += quota;
       out.changes.push(upsertMailbox(row));
@@ -122,7 +123,7 @@ export async function addMailboxes(
         const aliasRow: AliasRow = {
           domainId: domain.id,
           source,
-          targets: [row.address],
+          targets: [row.ascii],
           active: true,
           createdAt: now,
           updatedAt: now,

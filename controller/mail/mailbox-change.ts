@@ -20,10 +20,10 @@ import { upsertMailbox } from "./state-changes.ts";
 /** The mailbox at `address`, on a domain of this vnode. */
 export async function mailboxOnVnode(em: SqlEntityManager, vnode: VnodeRef, address: ParsedAddress) {
   const domain = await domainOnVnode(em, vnode, address.domain, "email");
-  const mailbox = await findMailbox(em, address.address);
+  const mailbox = await findMailbox(em, address.ascii);
   if (!mailbox)
     throw notFound(
-      `email: no mailbox ${address.local}@${address.domain.unicode} on vnode '${vnode.name}' (see shvmail ${vnode.name} @${address.domain.unicode})`,
+      `email: no mailbox ${address.address} on vnode '${vnode.name}' (see shvmail ${vnode.name} @${address.domain.unicode})`,
     );
   return { domain, mailbox };
 }
@@ -84,7 +84,7 @@ export async function changeMailbox(
   }
   const { id: _id, ...data } = next;
   await em.nativeUpdate(VMailbox, { id: mailbox.id }, data);
-  const view = mailboxView(next, vnode.name, await sourcesPointingAt(em, next.address));
+  const view = mailboxView(next, vnode.name, await sourcesPointingAt(em, next.ascii));
   return {
     value: { mailbox: view, password: tx.dryRun ? undefined : p.password?.generated },
     changes: [upsertMailbox(next)],

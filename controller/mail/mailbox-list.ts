@@ -31,11 +31,11 @@ export async function listMailboxes(
   const boxes = await em.find(
     VMailbox,
     { domainId: { $in: domains.map((d) => d.id) } },
-    { ...detached, orderBy: { address: "asc" } },
+    { ...detached, orderBy: { ascii: "asc" } },
   );
   const aliasMap = await pointers(
     em,
     domains.map((d) => d.domain),
   );
-  return boxes.map((m) => mailboxView(m, vnode.name, aliasMap.get(m.address) ?? []));
+  return boxes.map((m) => mailboxView(m, vnode.name, aliasMap.get(m.ascii) ?? []));
 }

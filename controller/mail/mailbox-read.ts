@@ -9,7 +9,7 @@ import { mailboxOnVnode } from "./mailbox-change.ts";
 import { mailboxView } from "./mail-views.ts";
 
 interface Row {
-  address: string;
+  ascii: string;
   display_name: string;
   quota: string | number;
   usage: string | number | null;
@@ -23,7 +23,7 @@ interface Row {
   aliases: string[] | null;
 }
 
-const SQL = `select b.address, b.display_name, b.quota, b.usage, b.active, b.maildir,
+const SQL = `select b.address as ascii, b.display_name, b.quota, b.usage, b.active, b.maildir,
     b.sieve_script is not null and b.sieve_script <> '' as has_sieve,
     b.password_changed_at, b.created_at, b.updated_at, d.vnode_id,
     (select array_agg(a.source order by a.source) from mail_valias a where a.targets @> ?::jsonb) as aliases
@@ -32,13 +32,13 @@ const SQL = `select b.address, b.display_name, b.quota, b.usage, b.active, b.mai
 const date = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
 
 export async function readMailbox(em: SqlEntityManager, vnode: VnodeRef, address: ParsedAddress): Promise<MailboxView> {
-  const rows = await em.execute<Row[]>(SQL, [JSON.stringify([address.address]), address.address]);
+  const rows = await em.execute<Row[]>(SQL, [JSON.stringify([address.ascii]), address.ascii]);
   const row = rows[0];
   if (!row || row.vnode_id !== vnode.id) await mailboxOnVnode(em, vnode, address); // throws the right refusal
   if (!row) throw new Error("mailbox vanished"); // unreachable: mailboxOnVnode threw
   return mailboxView(
     {
-      address: row.address,
+      ascii: row.ascii,
       displayName: row.display_name,
       quota: Number(row.quota),
       usage: row.usage === null ? null : Number(row.usage),

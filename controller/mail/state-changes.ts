@@ -16,7 +16,8 @@ export interface DomainRowLike {
 }
 
 export interface MailboxRowLike {
-  address: string;
+  /** local@ascii-domain (the agent only ever sees the stored form). */
+  ascii: string;
   passwordHash: string;
   quota: number | bigint;
   active: boolean;
@@ -36,7 +37,7 @@ export function domainToProto(d: DomainRowLike): MailDomain {
 
 export function mailboxToProto(m: MailboxRowLike): Mailbox {
   return create(MailboxSchema, {
-    address: m.address,
+    address: m.ascii,
     passwordHash: m.passwordHash,
     quotaBytes: BigInt(m.quota),
     active: m.active,
@@ -61,8 +62,8 @@ export function upsertMailbox(m: MailboxRowLike): StateChange {
   return create(StateChangeSchema, { kind: { case: "upsertMailbox", value: mailboxToProto(m) } });
 }
 
-export function deleteMailbox(address: string, keepMaildir = false): StateChange {
-  return create(StateChangeSchema, { kind: { case: "deleteMailbox", value: address }, keepMaildir });
+export function deleteMailbox(ascii: string, keepMaildir = false): StateChange {
+  return create(StateChangeSchema, { kind: { case: "deleteMailbox", value: ascii }, keepMaildir });
 }
 
 export function upsertAlias(a: AliasRowLike): StateChange {

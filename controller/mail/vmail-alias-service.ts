@@ -24,7 +24,7 @@ import type { ServiceDeps } from "./service-deps.ts";
 import { requireSomething } from "./service-deps.ts";
 import { deleteAlias, upsertAlias } from "./state-changes.ts";
 
-const targetsOf = (input: string | string[]): string[] => parseAliasTargets(input, "targets").map((t) => t.address);
+const targetsOf = (input: string | string[]): string[] => parseAliasTargets(input, "targets").map((t) => t.ascii);
 
 async function aliasOnVnode(em: SqlEntityManager, vnode: VnodeRef, source: AliasSource): Promise<VMailAlias> {
   await domainOnVnode(em, vnode, source.domain, "source");

@@ -141,12 +141,12 @@ export function createVMailboxService({ ctx, mutate }: ServiceDeps): VMailboxSer
         }),
         async apply({ em, vnode, now }, { address, keepMaildir, removeAliases }) {
           const { mailbox } = await mailboxOnVnode(em, vnode, address);
-          const view = mailboxView(mailbox, vnode.name, await sourcesPointingAt(em, mailbox.address));
-          const fixup = await fixAliasesFor(em, mailbox.address, removeAliases, now);
+          const view = mailboxView(mailbox, vnode.name, await sourcesPointingAt(em, mailbox.ascii));
+          const fixup = await fixAliasesFor(em, mailbox.ascii, removeAliases, now);
           await em.nativeDelete(VMailbox, { id: mailbox.id });
           return {
             value: { mailbox: view, removedAliases: fixup.removedAliases },
-            changes: [...fixup.changes, deleteMailbox(mailbox.address, keepMaildir)],
+            changes: [...fixup.changes, deleteMailbox(mailbox.ascii, keepMaildir)],
           };
         },
       });

@@ -9,6 +9,7 @@ import { checkIdentity } from "../../common/pki/roles.ts";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import type { HomePaths } from "../home/home-paths.ts";
 import { recordCertificate } from "./certificate-records.ts";
+import { readCaFiles, withChain } from "./ca-files.ts";
 
 export interface MonitorCertificate {
   certFile: string;
@@ -40,8 +41,11 @@ export async function issueMonitorCertificate(
     caFile: join(o.outDir, "ca.crt"),
   };
   await writePrivateFile(out.keyFile, keyPem);
-  await writePublicFile(out.certFile, issued.certPem);
-  await writePublicFile(out.caFile, readFileSync(paths.caCert, "utf8"));
+  // With the chain (an agent that trusts only the old CA during a rotation still accepts it) and
+  // every CA the agents' certificates may come from.
+  const ca = readCaFiles(paths);
+  await writePublicFile(out.certFile, withChain(issued.certPem, ca.chainPem));
+  await writePublicFile(out.caFile, ca.trustPem);
   await recordCertificate(em, { pem: issued.certPem, vnodeId: null });
   return { ...out, notAfter: issued.notAfter, serialHex: issued.serialHex };
 }

@@ -13,6 +13,8 @@ import { createCliContext } from "../../controller/cli/cli-context.ts";
 import type { CliContext } from "../../controller/cli/cli-context.ts";
 import { startControllerDaemon } from "../../controller/daemon/controller-daemon.ts";
 import type { ControllerDaemon } from "../../controller/daemon/controller-daemon.ts";
+import { createControllerMetrics } from "../../controller/daemon/controller-metrics.ts";
+import type { ControllerMetrics } from "../../controller/daemon/controller-metrics.ts";
 import { readControllerConfig } from "../../controller/home/controller-config.ts";
 import type { Database } from "../../controller/db/open-database.ts";
 import { startAgentDaemon } from "../../agent/agent-daemon.ts";
@@ -73,6 +75,8 @@ export interface Harness {
   /** The running controller daemon (a new one after restartController). */
   readonly controller: ControllerDaemon;
   db: Database;
+  /** The controller daemon's metrics (what `netserva-mail metrics` prints from serve). */
+  metrics: ControllerMetrics;
   controllerAddress: string;
   addAgent(
     name: string,
@@ -92,6 +96,13 @@ export async function startHarness(
     /** The controller daemon's logger (silent unless a test reads the log). */
     log?: Logger;
     enrollmentLimits?: EnrollmentLimits;
+    /** Where the enrollment endpoint listens (default 127.0.0.1; 0.0.0.0 lets agents in test
+     *  network namespaces reach it through their veth's host address, e.g. to renew). */
+    listenHost?: string;
+    /** serve's --certificate-check-interval (the controller's certificate and the mail TLS sweep). */
+    certificateCheckMs?: number;
+    /** Merged into controller.json after init (e.g. mailTlsCertificateSeconds). */
+    config?: object;
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-test-"));
@@ -99,13 +110,19 @@ export async function startHarness(
   const env: Record<string, string | undefined> = { NETSERVA_MAIL_HOME: home, NETSERVA_MAIL_ACTOR: "test" };
   const initCli = cliRunner(env);
   const controllerPort = await freePort();
-  const init = await initCli(["init", "--listen", `127.0.0.1:${controllerPort}`]);
+  const init = await initCli(["init", "--listen", `${options.listenHost ?? "127.0.0.1"}:${controllerPort}`]);
   if (init.code !== 0) throw new Error(`init failed: ${init.err}`);
   if (options.agentCertificateSeconds) {
     const configPath = join(home, "controller.json");
     const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
     writeFileSync(configPath, JSON.stringify({ ...config, agentCertificateSeconds: options.agentCertificateSeconds }));
   }
+  if (options.config) {
+    const configPath = join(home, "controller.json");
+    const config = JSON.parse(readFileSync(configPath, "utf8")) as object;
+    writeFileSync(configPath, JSON.stringify({ ...config, ...options.config }));
+  }
+  const metrics = createControllerMetrics();
   const ctx = createCliContext({
     out: () => undefined,
     err: () => undefined,
@@ -124,6 +141,8 @@ export async function startHarness(
       ...(options.enrollmentLimits ? { enrollmentLimits: options.enrollmentLimits } : {}),
       healthIntervalMs: options.healthIntervalMs ?? 500,
       staleAfterMs: options.staleAfterMs ?? 3000,
+      metrics,
+      ...(options.certificateCheckMs !== undefined ? { certificateCheckMs: options.certificateCheckMs } : {}),
     });
   let controller = await startDaemon();
   let running = true;
@@ -139,6 +158,7 @@ export async function startHarness(
       return controller;
     },
     db,
+    metrics,
     controllerAddress,
     async addAgent(name, agentOptions = {}) {
       const port = await freePort();

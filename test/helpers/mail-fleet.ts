@@ -46,13 +46,25 @@ export interface MailFleetOptions {
   beforeAgent?: (ns: TestNetns, name: string) => Promise<void>;
   /** Options for the agents' Node (e.g. `--import` a hook). */
   agentNodeArgs?: string[];
+  /** Lifetime of agent certificates (short: renewals happen during the test). */
+  agentCertificateSeconds?: number;
+  /** Agents enroll through (and so later renew at) their veth's host address, with the
+   *  controller listening on every address; otherwise 127.0.0.1, out of a namespace's reach. */
+  reachableController?: boolean;
   /** The agents take their mail listen addresses from the state (`vnode set --mail-listen`), as
    * in production, instead of a --mail-listen that overrides it. */
   listenFromState?: boolean;
+  /** Options for the controller harness (health interval 500 ms unless given). */
+  harness?: Parameters<typeof startHarness>[0];
 }
 
 export async function startMailFleet(names: string[], tag: string, options: MailFleetOptions = {}): Promise<MailFleet> {
-  const harness = await startHarness({ healthIntervalMs: 500 });
+  const harness = await startHarness({
+    healthIntervalMs: 500,
+    ...(options.reachableController ? { listenHost: "0.0.0.0" } : {}),
+    ...(options.agentCertificateSeconds ? { agentCertificateSeconds: options.agentCertificateSeconds } : {}),
+    ...options.harness,
+  });
   const logDir = mkdtempSync(join(tmpdir(), `nsm-${tag}-logs-`));
   const vnodes: FleetVnode[] = [];
   const fleet: MailFleet = {
@@ -95,7 +107,9 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         "agent",
         "enroll",
         "--controller",
-        harness.controllerAddress,
+        options.reachableController
+          ? `${ns.hostAddress}:${harness.controllerAddress.split(":")[1] ?? ""}`
+          : harness.controllerAddress,
         "--token",
         token,
         "--home",

@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ApplyChangesRequestSchema, ApplyStateRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import type { ApplyResponse } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
 import { DesiredStateSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
@@ -24,54 +25,45 @@ import { homePaths } from "../../controller/home/home-paths.ts";
 import { freePort, startHarness, type Harness } from "../helpers/controller-harness.ts";
 
 let harness: Harness;
-let server: AgentServer;
-let client: AgentClient;
 let agentHome: string;
 let vnAgent: Awaited<ReturnType<Harness["addAgent"]>>;
-const calls: string[] = [];
-let gate: Promise<void> = Promise.resolve();
 
-const metrics = createAgentMetrics({ vnode: "vn-gen", version: "test" });
-const outcome = async (what: string): Promise<ApplyOutcome> => {
-  if (what === "state 99")
-    throw new NetservaError("failed_precondition", "config refused at validation: postfix check failed");
-  calls.push(`${what} start`);
-  await gate;
-  calls.push(`${what} end`);
-  return { changed: true, diff: [what], digest: "d" };
-};
-const port: MailHostPort = {
-  applyState: (state) => outcome(`state ${state.generation}`),
-  applyChanges: (changes) => outcome(`changes ${changes.length}`),
-  digest: async () => "d",
-  drift: async () => [],
-  services: async () => [],
-};
-
-const meta = (generation: number) =>
-  create(CommandMetaSchema, { requestId: randomUUID(), generation: BigInt(generation), actor: "test" });
-const applyState = (generation: number) =>
-  client.call(
-    "applyState",
-    create(ApplyStateRequestSchema, {
-      meta: meta(generation),
-      state: create(DesiredStateSchema, { generation: BigInt(generation) }),
-    }),
-  );
-const applyChanges = (base: number) =>
-  client.call(
-    "applyChanges",
-    create(ApplyChangesRequestSchema, { meta: meta(base + 1), baseGeneration: BigInt(base), changes: [] }),
-  );
-
-beforeAll(async () => {
-  harness = await startHarness();
-  vnAgent = await harness.addAgent("vn-gen");
-  agentHome = vnAgent.home;
+/**
+ * A fresh agent server at generation 0 (its own applied-state file, metrics and port), with a mail
+ * host port that records what it is asked and waits on `hold` while applying: each test starts
+ * from nothing, whatever ran before it.
+ */
+async function startGenerationAgent(): Promise<{
+  client: AgentClient;
+  calls: string[];
+  metrics: ReturnType<typeof createAgentMetrics>;
+  hold(): () => void;
+  applyState(generation: number): Promise<ApplyResponse>;
+  applyChanges(base: number): Promise<ApplyResponse>;
+  close(): Promise<void>;
+}> {
+  const calls: string[] = [];
+  let gate: Promise<void> = Promise.resolve();
+  const metrics = createAgentMetrics({ vnode: "vn-gen", version: "test" });
+  const outcome = async (what: string): Promise<ApplyOutcome> => {
+    if (what === "state 99")
+      throw new NetservaError("failed_precondition", "config refused at validation: postfix check failed");
+    calls.push(`${what} start`);
+    await gate;
+    calls.push(`${what} end`);
+    return { changed: true, diff: [what], digest: "d" };
+  };
+  const port: MailHostPort = {
+    applyState: (state) => outcome(`state ${state.generation}`),
+    applyChanges: (changes) => outcome(`changes ${changes.length}`),
+    digest: async () => "d",
+    drift: async () => [],
+    services: async () => [],
+  };
   const paths = agentHomePaths(agentHome);
   const identity = loadAgentIdentity(paths);
   const listen = `127.0.0.1:${await freePort()}`;
-  server = await startAgentServer({
+  const server: AgentServer = await startAgentServer({
     vnode: "vn-gen",
     version: "test",
     caPem: identity.caPem,
@@ -79,68 +71,113 @@ beforeAll(async () => {
     keyPem: identity.keyPem,
     certificateNotAfter: new Date(Date.now() + 3_600_000),
     revocations: createRevocations(),
-    applied: createAppliedState({ file: `${paths.applied}.test` }),
+    applied: createAppliedState({ file: `${paths.applied}.test-${randomUUID()}` }),
     metrics,
     log: silentLogger,
     mailHost: port,
     listen,
   });
   const controller = homePaths(harness.home);
-  client = createAgentClient({
+  const client = createAgentClient({
     vnode: "vn-gen",
     address: listen,
     caPem: readFileSync(controller.caCert, "utf8"),
     certPem: readFileSync(controller.cert, "utf8"),
     keyPem: readFileSync(controller.key, "utf8"),
   });
+  const meta = (generation: number) =>
+    create(CommandMetaSchema, { requestId: randomUUID(), generation: BigInt(generation), actor: "test" });
+  return {
+    client,
+    calls,
+    metrics,
+    hold() {
+      let open = (): void => undefined;
+      gate = new Promise((r) => (open = r));
+      return open;
+    },
+    applyState: (generation) =>
+      client.call(
+        "applyState",
+        create(ApplyStateRequestSchema, {
+          meta: meta(generation),
+          state: create(DesiredStateSchema, { generation: BigInt(generation) }),
+        }),
+      ),
+    applyChanges: (base) =>
+      client.call(
+        "applyChanges",
+        create(ApplyChangesRequestSchema, { meta: meta(base + 1), baseGeneration: BigInt(base), changes: [] }),
+      ),
+    async close() {
+      client.close();
+      await server.close();
+    },
+  };
+}
+
+beforeAll(async () => {
+  harness = await startHarness();
+  vnAgent = await harness.addAgent("vn-gen");
+  agentHome = vnAgent.home;
 });
 
 afterAll(async () => {
-  client?.close();
-  await server?.close();
   await harness?.close();
 });
 
-// In order (opted out of the suite's shuffle): the generation tests build on each other's applied
-// generation (0 → 5/6 → 7), and the torn-file test restarts the agent. To be split by its owner.
-describe("agent generations", { shuffle: false }, () => {
+describe("agent generations", () => {
   describe("applied generation", () => {
     it("checks base_generation in the apply queue: changes right behind a whole state apply on top of it", async () => {
-      let open = (): void => undefined;
-      gate = new Promise((r) => (open = r));
-      const state = applyState(5);
-      // Sent while generation 5 is still being applied: the agent is at 0 when it arrives.
-      const changes = applyChanges(5);
-      // Both requests travel on one connection; the second reaches the agent while the first waits.
-      await new Promise((r) => setTimeout(r, 200));
-      open();
-      expect(Number((await state).appliedGeneration)).toBe(5);
-      const answer = await changes;
-      expect(answer.needsFullState).toBe(false);
-      expect(Number(answer.appliedGeneration)).toBe(6);
-      expect(calls.slice(-4)).toEqual(["state 5 start", "state 5 end", "changes 0 start", "changes 0 end"]);
+      const agent = await startGenerationAgent();
+      try {
+        const open = agent.hold();
+        const state = agent.applyState(5);
+        // Sent while generation 5 is still being applied: the agent is at 0 when it arrives.
+        const changes = agent.applyChanges(5);
+        // Both requests travel on one connection; the second reaches the agent while the first waits.
+        await new Promise((r) => setTimeout(r, 200));
+        open();
+        expect(Number((await state).appliedGeneration)).toBe(5);
+        const answer = await changes;
+        expect(answer.needsFullState).toBe(false);
+        expect(Number(answer.appliedGeneration)).toBe(6);
+        expect(agent.calls).toEqual(["state 5 start", "state 5 end", "changes 0 start", "changes 0 end"]);
+      } finally {
+        await agent.close();
+      }
     });
 
     it("an older whole state changes nothing; the same generation again is applied (a repair)", async () => {
-      calls.length = 0;
-      expect(Number((await applyState(7)).appliedGeneration)).toBe(7);
-      const older = await applyState(6);
-      expect(Number(older.appliedGeneration)).toBe(7);
-      expect(older.changed).toBe(false);
-      expect(Number((await applyState(7)).appliedGeneration)).toBe(7);
-      expect(calls).toEqual(["state 7 start", "state 7 end", "state 7 start", "state 7 end"]);
-      // Changes on an older base ask for the whole state and leave the generation alone.
-      const stale = await applyChanges(5);
-      expect(stale.needsFullState).toBe(true);
-      expect(Number(stale.appliedGeneration)).toBe(7);
+      const agent = await startGenerationAgent();
+      try {
+        expect(Number((await agent.applyState(7)).appliedGeneration)).toBe(7);
+        const older = await agent.applyState(6);
+        expect(Number(older.appliedGeneration)).toBe(7);
+        expect(older.changed).toBe(false);
+        expect(Number((await agent.applyState(7)).appliedGeneration)).toBe(7);
+        expect(agent.calls).toEqual(["state 7 start", "state 7 end", "state 7 start", "state 7 end"]);
+        // Changes on an older base ask for the whole state and leave the generation alone.
+        const stale = await agent.applyChanges(5);
+        expect(stale.needsFullState).toBe(true);
+        expect(Number(stale.appliedGeneration)).toBe(7);
+      } finally {
+        await agent.close();
+      }
     });
 
     it("a refused state leaves the generation alone and counts as refused in the agent's metrics", async () => {
-      const err = await applyState(99).catch((e: unknown) => e);
-      expect(err).toMatchObject({ code: "failed_precondition" });
-      expect(Number((await applyState(7)).appliedGeneration)).toBe(7);
-      const text = await metrics.registry.getSingleMetricAsString("netserva_agent_commands_total");
-      expect(text).toMatch(/command="ApplyState",result="refused"[^\n]*\} 1$/m);
+      const agent = await startGenerationAgent();
+      try {
+        expect(Number((await agent.applyState(7)).appliedGeneration)).toBe(7);
+        const err = await agent.applyState(99).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: "failed_precondition" });
+        expect(Number((await agent.applyState(7)).appliedGeneration)).toBe(7);
+        const text = await agent.metrics.registry.getSingleMetricAsString("netserva_agent_commands_total");
+        expect(text).toMatch(/command="ApplyState",result="refused"[^\n]*\} 1$/m);
+      } finally {
+        await agent.close();
+      }
     });
   });
 

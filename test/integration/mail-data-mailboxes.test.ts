@@ -5,10 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../controller/db/open-database.ts";
 import { VMailbox } from "../../controller/db/entities/index.ts";
 import { PASSWORD_ALPHABET, hashPassword, verifyPassword } from "../../common/password/index.ts";
+import { addressParses } from "../../common/validation/index.ts";
 import { waitUntil } from "../../agent/process.ts";
 import { databaseTargets, mailFixture, mailSnapshot, refusal } from "../helpers/mail-data-db.ts";
 
 const G = 1024 ** 3;
+const HASH = `{SHA512-CRYPT}$6$abcdefgh$${"x".repeat(86)}`;
 
 describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
   let db: Database;
@@ -19,7 +21,7 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     await db.close();
   });
 
-  const stored = (address: string) => db.em().findOneOrFail(VMailbox, { address });
+  const stored = (address: string) => db.em().findOneOrFail(VMailbox, { ascii: address });
 
   it("generates a password once (≥ 16 CSPRNG characters) and stores only its hash", async () => {
     const f = await mailFixture(db);
@@ -58,6 +60,20 @@ describe.each(databaseTargets)("mailboxes on %s", (_kind, open) => {
     // Shown once: reading it back never returns a password.
     expect(JSON.stringify(await f.services.mailboxes.get(f.vnode, `jane.doe@${f.d1}`))).not.toContain(password);
     expect(JSON.stringify((await f.logRows()).map((r) => r.args))).not.toContain(password);
+  });
+
+  it("parses the address once per call, from the input to the change for the agent", async () => {
+    const f = await mailFixture(db);
+    const once = async (call: () => Promise<unknown>): Promise<number> => {
+      const before = addressParses.count;
+      await call();
+      return addressParses.count - before;
+    };
+    const email = `Once@${f.d1.toUpperCase()}`;
+    expect(await once(() => f.services.mailboxes.add({ vnode: f.vnode, email, passwordHash: HASH }))).toBe(1);
+    expect(await once(() => f.services.mailboxes.get(f.vnode, email))).toBe(1);
+    expect(await once(() => f.services.mailboxes.change({ vnode: f.vnode, email, quota: "2G" }))).toBe(1);
+    expect(await once(() => f.services.mailboxes.remove({ vnode: f.vnode, email }))).toBe(1);
   });
 
   it("takes an operator's password (ARGON2ID on request) or an imported hash, never returning them", async () => {

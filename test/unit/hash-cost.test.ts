@@ -13,6 +13,7 @@ import { NetservaError } from "../../common/errors.ts";
 import { hashCostProblem, hashScheme } from "../../common/password/index.ts";
 import { checkPasswordHash } from "../../agent/lookup/names.ts";
 import { openLookupStore } from "../../agent/lookup/lookup-store.ts";
+import { checkChanges } from "../../agent/lookup/rows.ts";
 import { resolvePassword } from "../../controller/mail/mailbox-password.ts";
 
 const exec = promisify(execFile);
@@ -88,11 +89,11 @@ describe("the controller refuses them (every hash input path: addvmail, chvmail,
 describe("the agent refuses them again before writing the lookup row", () => {
   it("checkPasswordHash names the wire field", async () => {
     for (const hash of [sha(1_000_000), bcrypt(20), argon(1_048_576, 3, 1), argon(65_536, 3, 16, "argon2i")]) {
-      const err = await refusal(() => checkPasswordHash("mailbox.password_hash", hash));
+      const err = await refusal(() => checkPasswordHash(hash, "mailbox.password_hash"));
       expect(err?.field, hash).toBe("mailbox.password_hash");
       expect(err?.message).toMatch(/exceeds? the limit/);
     }
-    expect(checkPasswordHash("mailbox.password_hash", bcrypt(12))).toBe(bcrypt(12));
+    expect(checkPasswordHash(bcrypt(12), "mailbox.password_hash")).toBe(bcrypt(12));
   });
 
   it("an ApplyChanges batch with one costly hash writes no row at all", () => {
@@ -106,13 +107,15 @@ describe("the agent refuses them again before writing the lookup row", () => {
     try {
       const box = (address: string, passwordHash: string) =>
         create(StateChangeSchema, { kind: { case: "upsertMailbox", value: { address, passwordHash, active: true } } });
-      store.applyChanges([
-        create(StateChangeSchema, { kind: { case: "upsertDomain", value: { domain: "x.test", active: true } } }),
-      ]);
-      const digest = store.digest();
-      expect(() => store.applyChanges([box("ok@x.test", sha(5_000)), box("slow@x.test", sha(999_999_999))])).toThrow(
-        /mailbox\.password_hash: SHA512-CRYPT rounds=999999999 exceed/,
+      store.applyChanges(
+        checkChanges([
+          create(StateChangeSchema, { kind: { case: "upsertDomain", value: { domain: "x.test", active: true } } }),
+        ]),
       );
+      const digest = store.digest();
+      expect(() =>
+        store.applyChanges(checkChanges([box("ok@x.test", sha(5_000)), box("slow@x.test", sha(999_999_999))])),
+      ).toThrow(/mailbox\.password_hash: SHA512-CRYPT rounds=999999999 exceed/);
       expect(store.digest()).toBe(digest);
     } finally {
       store.close();

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { DesiredStateSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { EMPTY_DIGEST, lookupDigestOf } from "../../common/state/lookup-digest.ts";
 import { openLookupStore } from "../../agent/lookup/lookup-store.ts";
+import { checkState } from "../../agent/lookup/rows.ts";
 
 const HASH = "{SHA512-CRYPT}$6$abcdefgh$" + "x".repeat(86);
 
@@ -40,7 +41,7 @@ describe("lookup digest", () => {
         ],
       });
       expect(store.digest()).toBe(EMPTY_DIGEST);
-      store.replaceAll(state);
+      store.replaceAll(checkState(state));
       expect(lookupDigestOf(state)).toBe(store.digest());
       expect(store.recomputeDigest()).toBe(store.digest());
       const changed = create(DesiredStateSchema, { ...state, aliases: state.aliases.slice(0, 1) });

@@ -10,6 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DesiredStateSchema, StateChangeSchema, type StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { openLookupStore, type LookupStore } from "../../agent/lookup/lookup-store.ts";
+import { checkChanges, checkState } from "../../agent/lookup/rows.ts";
 import { moveLegacyLookupDb } from "../../agent/mail/legacy-lookup.ts";
 import { createVnodePaths } from "../../agent/paths.ts";
 
@@ -51,15 +52,17 @@ function rows(sql: string): unknown[] {
 
 describe("lookup store", () => {
   it("writes NetServa's sysadm shape in WAL mode", () => {
-    store.applyChanges([domain("example.com"), mailbox("a@example.com", { quotaBytes: 1024n })]);
-    store.applyChanges([
-      change({
-        kind: {
-          case: "upsertAlias",
-          value: { source: "@example.com", targets: ["a@example.com", "x@remote.org"], active: true },
-        },
-      }),
-    ]);
+    store.applyChanges(checkChanges([domain("example.com"), mailbox("a@example.com", { quotaBytes: 1024n })]));
+    store.applyChanges(
+      checkChanges([
+        change({
+          kind: {
+            case: "upsertAlias",
+            value: { source: "@example.com", targets: ["a@example.com", "x@remote.org"], active: true },
+          },
+        }),
+      ]),
+    );
     expect(rows("PRAGMA journal_mode")).toEqual([{ journal_mode: "wal" }]);
     expect(rows("SELECT domain, uid, gid, active FROM vhosts")).toEqual([
       { domain: "example.com", uid: 5000, gid: 5000, active: 1 },
@@ -81,61 +84,62 @@ describe("lookup store", () => {
   });
 
   it("returns diff lines for added, changed and removed rows, and nothing for a no-op", () => {
-    expect(store.applyChanges([domain("example.com"), mailbox("a@example.com")]).diff).toEqual([
+    expect(store.applyChanges(checkChanges([domain("example.com"), mailbox("a@example.com")])).diff).toEqual([
       "+ domain example.com",
       "+ mailbox a@example.com",
     ]);
-    expect(store.applyChanges([mailbox("a@example.com")]).diff).toEqual([]);
-    expect(store.applyChanges([mailbox("a@example.com", { quotaBytes: 5n, active: false })]).diff).toEqual([
-      "~ mailbox a@example.com: active, quota",
-    ]);
-    expect(store.applyChanges([change({ kind: { case: "deleteDomain", value: "example.com" } })]).diff).toEqual([
-      "- mailbox a@example.com",
-      "- domain example.com",
-    ]);
+    expect(store.applyChanges(checkChanges([mailbox("a@example.com")])).diff).toEqual([]);
+    expect(
+      store.applyChanges(checkChanges([mailbox("a@example.com", { quotaBytes: 5n, active: false })])).diff,
+    ).toEqual(["~ mailbox a@example.com: active, quota"]);
+    expect(
+      store.applyChanges(checkChanges([change({ kind: { case: "deleteDomain", value: "example.com" } })])).diff,
+    ).toEqual(["- mailbox a@example.com", "- domain example.com"]);
   });
 
   it("applies a batch atomically: one bad change refuses the whole batch with the field named", () => {
-    expect(() => store.applyChanges([domain("example.com"), mailbox("a@nothosted.org")])).toThrow(
+    expect(() => store.applyChanges(checkChanges([domain("example.com"), mailbox("a@nothosted.org")]))).toThrow(
       /mailbox.address: domain nothosted.org is not hosted/,
     );
     expect(rows("SELECT domain FROM vhosts")).toEqual([]);
   });
 
   it("re-validates names from the wire before they reach a row", () => {
-    expect(() => store.applyChanges([domain("Example.COM")])).toThrow(/canonical/);
-    expect(() => store.applyChanges([domain("../etc")])).toThrow(/domain/);
-    store.applyChanges([domain("example.com")]);
-    expect(() => store.applyChanges([mailbox("a/b@example.com")])).toThrow(/mailbox.address/);
-    expect(() => store.applyChanges([mailbox("a@example.com", { passwordHash: "plaintext" })])).toThrow(
+    expect(() => store.applyChanges(checkChanges([domain("Example.COM")]))).toThrow(/canonical/);
+    expect(() => store.applyChanges(checkChanges([domain("../etc")]))).toThrow(/domain/);
+    store.applyChanges(checkChanges([domain("example.com")]));
+    expect(() => store.applyChanges(checkChanges([mailbox("a/b@example.com")]))).toThrow(/mailbox.address/);
+    expect(() => store.applyChanges(checkChanges([mailbox("a@example.com", { passwordHash: "plaintext" })]))).toThrow(
       /password_hash/,
     );
-    expect(() => store.applyChanges([mailbox("a@example.com", { passwordHash: `${HASH}' OR 1=1` })])).toThrow(
-      /password_hash/,
-    );
+    expect(() =>
+      store.applyChanges(checkChanges([mailbox("a@example.com", { passwordHash: `${HASH}' OR 1=1` })])),
+    ).toThrow(/password_hash/);
   });
 
   it("dry runs report the diff and change nothing", () => {
-    const res = store.applyChanges([domain("example.com"), mailbox("a@example.com")], { dryRun: true });
+    const res = store.applyChanges(checkChanges([domain("example.com"), mailbox("a@example.com")]), { dryRun: true });
     expect(res.diff).toEqual(["+ domain example.com", "+ mailbox a@example.com"]);
     expect(rows("SELECT * FROM vhosts")).toEqual([]);
   });
 
   it("keeps the digest equal to a full recomputation, order-independent and reproducible", () => {
     const empty = store.digest();
-    store.applyChanges([domain("example.com"), mailbox("a@example.com"), mailbox("b@example.com")]);
+    store.applyChanges(checkChanges([domain("example.com"), mailbox("a@example.com"), mailbox("b@example.com")]));
     expect(store.digest()).toBe(store.recomputeDigest());
     const full = store.digest();
-    store.applyChanges([mailbox("b@example.com", { quotaBytes: 9n })]);
+    store.applyChanges(checkChanges([mailbox("b@example.com", { quotaBytes: 9n })]));
     expect(store.digest()).not.toBe(full);
-    store.applyChanges([mailbox("b@example.com")]);
+    store.applyChanges(checkChanges([mailbox("b@example.com")]));
     expect(store.digest()).toBe(full);
-    store.applyChanges([change({ kind: { case: "deleteDomain", value: "example.com" } })]);
+    store.applyChanges(checkChanges([change({ kind: { case: "deleteDomain", value: "example.com" } })]));
     expect(store.digest()).toBe(empty);
   });
 
   it("replaceAll converges on the state in one transaction and reports what moved", () => {
-    store.applyChanges([domain("old.org"), mailbox("x@old.org"), domain("example.com"), mailbox("a@example.com")]);
+    store.applyChanges(
+      checkChanges([domain("old.org"), mailbox("x@old.org"), domain("example.com"), mailbox("a@example.com")]),
+    );
     const state = create(DesiredStateSchema, {
       domains: [{ domain: "example.com", active: true }],
       mailboxes: [
@@ -144,13 +148,13 @@ describe("lookup store", () => {
       ],
       aliases: [{ source: "info@example.com", targets: ["a@example.com"], active: true }],
     });
-    expect(store.replaceAll(state).diff).toEqual([
+    expect(store.replaceAll(checkState(state)).diff).toEqual([
       "+ mailbox b@example.com",
       "+ alias info@example.com",
       "- mailbox x@old.org",
       "- domain old.org",
     ]);
-    expect(store.replaceAll(state).diff).toEqual([]);
+    expect(store.replaceAll(checkState(state)).diff).toEqual([]);
   });
 
   it("costs the same per change at 20,000 mailboxes as at 10 (indexed, no rewrite)", () => {
@@ -168,16 +172,18 @@ describe("lookup store", () => {
     const ioOne = (): number => {
       const before = processIo();
       for (let i = 0; i < 50; i++)
-        store.applyChanges([
-          mailbox(`probe${i}@example.com`),
-          change({ kind: { case: "deleteMailbox", value: `probe${i}@example.com` } }),
-        ]);
+        store.applyChanges(
+          checkChanges([
+            mailbox(`probe${i}@example.com`),
+            change({ kind: { case: "deleteMailbox", value: `probe${i}@example.com` } }),
+          ]),
+        );
       const after = processIo();
       return (after.rchar - before.rchar + after.wchar - before.wchar) / 50;
     };
-    store.replaceAll(many(10));
+    store.replaceAll(checkState(many(10)));
     const small = ioOne();
-    store.replaceAll(many(20_000));
+    store.replaceAll(checkState(many(20_000)));
     const large = ioOne();
     const tableBytes = statSync(path).size;
     console.log(
@@ -190,9 +196,11 @@ describe("lookup store", () => {
   });
 
   it("digestMatches sees a hand edit with sqlite3, and the store's own writes keep it O(1)", () => {
-    store.applyChanges([domain("example.com"), mailbox("a@example.com"), mailbox("b@example.com")]);
+    store.applyChanges(checkChanges([domain("example.com"), mailbox("a@example.com"), mailbox("b@example.com")]));
     expect(store.digestMatches()).toBe(true);
-    store.applyChanges([mailbox("c@example.com"), change({ kind: { case: "deleteMailbox", value: "b@example.com" } })]);
+    store.applyChanges(
+      checkChanges([mailbox("c@example.com"), change({ kind: { case: "deleteMailbox", value: "b@example.com" } })]),
+    );
     expect(store.digestMatches()).toBe(true);
     expect(store.digestMatches({ full: true })).toBe(true);
     // Another process edits a field the digest covers, without touching meta.
@@ -200,13 +208,13 @@ describe("lookup store", () => {
     expect(store.digestMatches()).toBe(false);
     expect(store.digestMatches()).toBe(false); // cached verdict, still drifted
     // The agent's own later writes do not hide it.
-    store.applyChanges([mailbox("d@example.com")]);
+    store.applyChanges(checkChanges([mailbox("d@example.com")]));
     expect(store.digestMatches()).toBe(false);
     expect(store.digestMatches({ full: true })).toBe(false);
   });
 
   it("a whole state repairs a hand edit and clears the drift it caused", () => {
-    store.applyChanges([domain("example.com"), mailbox("a@example.com"), mailbox("b@example.com")]);
+    store.applyChanges(checkChanges([domain("example.com"), mailbox("a@example.com"), mailbox("b@example.com")]));
     execFileSync("sqlite3", [path, "UPDATE vmails SET quota = 7 WHERE user = 'a@example.com'"]);
     expect(store.digestMatches()).toBe(false);
     const state = create(DesiredStateSchema, {
@@ -217,14 +225,14 @@ describe("lookup store", () => {
         { address: "b@example.com", passwordHash: HASH, active: true },
       ],
     });
-    const result = store.replaceAll(state);
+    const result = store.replaceAll(checkState(state));
     expect(result.diff).toContain("~ mailbox a@example.com: quota");
     expect(store.digestMatches()).toBe(true);
     expect(store.digestMatches({ full: true })).toBe(true);
   });
 
   it("digestMatches at 100,000 mailboxes reads the table only after another connection wrote", () => {
-    store.applyChanges([domain("example.com")]);
+    store.applyChanges(checkChanges([domain("example.com")]));
     // Bulk rows straight into the tables plus a matching meta digest, from another connection:
     // the test needs volume, not the writer's validation (covered above).
     const db = new DatabaseSync(path);
@@ -257,7 +265,7 @@ describe("lookup store", () => {
     mkdirSync(paths.stateDir, { recursive: true });
     const legacy = join(paths.stateDir, "sysadm.db");
     const old = openLookupStore({ path: legacy });
-    old.applyChanges([domain("example.com")]);
+    old.applyChanges(checkChanges([domain("example.com")]));
     old.close();
     writeFileSync(`${legacy}-journal`, ""); // as if left by a crash: it must travel with the DB
     expect(moveLegacyLookupDb(paths)).toBe(true);

@@ -296,7 +296,7 @@ describe("validation accepts and normalises good input", () => {
     expect(refusal(() => parseDomain(`${domain253}c`)).message).toContain("limit is 253");
     expect(parseLocalPart("a".repeat(64))).toHaveLength(64);
     const address254 = `${"a".repeat(64)}@${l63}.${l63}.${"c".repeat(61)}`;
-    expect(parseAddress(address254).address).toHaveLength(254);
+    expect(parseAddress(address254).ascii).toHaveLength(254);
     expect(refusal(() => parseAddress(`${address254}c`)).message).toContain("limit is 254");
     expect(parseVnodeName(l63)).toBe(l63);
     expect(parseRequestId("r".repeat(64))).toHaveLength(64);
@@ -308,7 +308,8 @@ describe("validation accepts and normalises good input", () => {
     expect(parseAddress("John.Doe+tag@Bücher.Example")).toEqual({
       local: "john.doe+tag",
       domain: { ascii: "xn--bcher-kva.example", unicode: "bücher.example" },
-      address: "john.doe+tag@xn--bcher-kva.example",
+      address: "john.doe+tag@bücher.example",
+      ascii: "john.doe+tag@xn--bcher-kva.example",
     });
     expect(parseLocalPart("SRS0=ab12=XY=example.org=user")).toBe("srs0=ab12=xy=example.org=user");
     expect(parseAliasSource("@Example.com")).toMatchObject({ kind: "catchall", source: "@example.com" });
@@ -317,7 +318,7 @@ describe("validation accepts and normalises good input", () => {
       local: "info",
       source: "info@example.com",
     });
-    expect(parseAliasTargets("a@x.com , b@y.org,\tc@z.net").map((t) => t.address)).toEqual([
+    expect(parseAliasTargets("a@x.com , b@y.org,\tc@z.net").map((t) => t.ascii)).toEqual([
       "a@x.com",
       "b@y.org",
       "c@z.net",

@@ -1,7 +1,6 @@
 // `mail:test-smtp <vnode>`: a vnode's SMTP tested step by step, from the controller or (with
 // --from-vnode) from another vnode's agent through the typed RunSmtpTest command. Exit 0 only
 // when every step passed; otherwise 5 and the failed step and why on stderr.
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Command } from "commander";
 import { create } from "@bufbuild/protobuf";
@@ -12,6 +11,7 @@ import { DEFAULT_STEP_TIMEOUT_MS, runSmtpTest, type SmtpTestResult } from "../..
 import { audited } from "../../audit/audit.ts";
 import { Vnode } from "../../db/entities/index.ts";
 import { agentClientFor } from "../../fleet/agent-for-vnode.ts";
+import { readCaFiles } from "../../pki/ca-files.ts";
 import { smtpTarget } from "../../health/smtp-test-target.ts";
 import { terminalLines, terminalText } from "../terminal-text.ts";
 import type { CliContext } from "../cli-context.ts";
@@ -115,7 +115,7 @@ export function registerMailTestSmtp(program: Command, ctx: CliContext): void {
           ...(flags.tls ? { tls: flags.tls } : {}),
         });
         if (flags.serverName) target.serverName = flags.serverName.toLowerCase();
-        const caPem = readFileSync(paths.caCert, "utf8");
+        const caPem = readCaFiles(paths).trustPem;
         const args = {
           port: target.port,
           tls: target.tlsMode,

@@ -11,6 +11,7 @@ import { MailTls } from "./mail-tls.ts";
 import { DkimKeyRow } from "./dkim-key.ts";
 import { MailDnsPolicy } from "./mail-dns-policy.ts";
 import { MailHealthSample } from "./mail-health-sample.ts";
+import { CertificateAuthority } from "./certificate-authority.ts";
 
 export {
   Vnode,
@@ -27,6 +28,7 @@ export {
   DkimKeyRow,
   MailDnsPolicy,
   MailHealthSample,
+  CertificateAuthority,
 };
 
 /** Every entity the controller maps; the ORM is given this list, no folder scanning. */
@@ -44,4 +46,5 @@ export const allEntities = [
   DkimKeyRow,
   MailDnsPolicy,
   MailHealthSample,
+  CertificateAuthority,
 ];

@@ -11,6 +11,8 @@ export const JoinTokenSchema = defineEntity({
     vnodeId: p.integer().index(),
     expiresAt: p.datetime(),
     usedAt: p.datetime().nullable(),
+    /** Pin of the CA the join string carries (null: made before CA rotation existed). */
+    caPin: p.string().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
   },
 });

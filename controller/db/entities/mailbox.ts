@@ -9,8 +9,8 @@ export const VMailboxSchema = defineEntity({
     id: p.integer().primary().autoincrement(),
     domainId: p.integer(),
     localPart: p.string(),
-    /** local@ascii-domain, the lookup key Postfix and Dovecot see. */
-    address: p.string().unique(),
+    /** local@ascii-domain: the stored form, the lookup key Postfix and Dovecot see (column `address`). */
+    ascii: p.string().fieldName("address").unique(),
     /** "{SHA512-CRYPT}$6$…" or "{ARGON2ID}$argon2id$…". */
     passwordHash: p.text(),
     /** Bytes, 0 = unlimited. */

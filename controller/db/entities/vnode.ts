@@ -33,6 +33,9 @@ export const VnodeSchema = defineEntity({
     refusedCount: p.integer().default(0),
     /** When the reconciler sends a refused state again. */
     retryAt: p.datetime().nullable(),
+    /** Pins of the CAs the agent last confirmed it trusts (UpdateTrust); null = not yet asked. */
+    trustedCaPins: p.json<string[]>().nullable(),
+    trustUpdatedAt: p.datetime().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p
       .datetime()

@@ -5,6 +5,7 @@ import { Migration0003VnodeMailSettings } from "./0003-vnode-mail-settings.ts";
 import { Migration0004Dkim } from "./0004-dkim.ts";
 import { Migration0005HealthHistory } from "./0005-health-history.ts";
 import { Migration0006DeliveryRefusal } from "./0006-delivery-refusal.ts";
+import { Migration0007CaRotation } from "./0007-ca-rotation.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -14,4 +15,5 @@ export const allMigrations: MigrationObject[] = [
   { name: "0004-dkim", class: Migration0004Dkim },
   { name: "0005-health-history", class: Migration0005HealthHistory },
   { name: "0006-delivery-refusal", class: Migration0006DeliveryRefusal },
+  { name: "0007-ca-rotation", class: Migration0007CaRotation },
 ];

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file netserva/mail/v1/enrollment.proto.
  */
 export const file_netserva_mail_v1_enrollment: GenFile = /*@__PURE__*/
-  fileDesc("CiFuZXRzZXJ2YS9tYWlsL3YxL2Vucm9sbG1lbnQucHJvdG8SEG5ldHNlcnZhLm1haWwudjEiRgoNRW5yb2xsUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIPCgdjc3JfcGVtGAIgASgJEhUKDWFnZW50X3ZlcnNpb24YAyABKAkiVAoORW5yb2xsUmVzcG9uc2USDQoFdm5vZGUYASABKAkSFwoPY2VydGlmaWNhdGVfcGVtGAIgASgJEhoKEmNhX2NlcnRpZmljYXRlX3BlbRgDIAEoCSIfCgxSZW5ld1JlcXVlc3QSDwoHY3NyX3BlbRgBIAEoCSIoCg1SZW5ld1Jlc3BvbnNlEhcKD2NlcnRpZmljYXRlX3BlbRgBIAEoCTKqAQoRRW5yb2xsbWVudFNlcnZpY2USSwoGRW5yb2xsEh8ubmV0c2VydmEubWFpbC52MS5FbnJvbGxSZXF1ZXN0GiAubmV0c2VydmEubWFpbC52MS5FbnJvbGxSZXNwb25zZRJICgVSZW5ldxIeLm5ldHNlcnZhLm1haWwudjEuUmVuZXdSZXF1ZXN0Gh8ubmV0c2VydmEubWFpbC52MS5SZW5ld1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiFuZXRzZXJ2YS9tYWlsL3YxL2Vucm9sbG1lbnQucHJvdG8SEG5ldHNlcnZhLm1haWwudjEiRgoNRW5yb2xsUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIPCgdjc3JfcGVtGAIgASgJEhUKDWFnZW50X3ZlcnNpb24YAyABKAkiVAoORW5yb2xsUmVzcG9uc2USDQoFdm5vZGUYASABKAkSFwoPY2VydGlmaWNhdGVfcGVtGAIgASgJEhoKEmNhX2NlcnRpZmljYXRlX3BlbRgDIAEoCSIfCgxSZW5ld1JlcXVlc3QSDwoHY3NyX3BlbRgBIAEoCSI/Cg1SZW5ld1Jlc3BvbnNlEhcKD2NlcnRpZmljYXRlX3BlbRgBIAEoCRIVCg1jYV9idW5kbGVfcGVtGAIgASgJMqoBChFFbnJvbGxtZW50U2VydmljZRJLCgZFbnJvbGwSHy5uZXRzZXJ2YS5tYWlsLnYxLkVucm9sbFJlcXVlc3QaIC5uZXRzZXJ2YS5tYWlsLnYxLkVucm9sbFJlc3BvbnNlEkgKBVJlbmV3Eh4ubmV0c2VydmEubWFpbC52MS5SZW5ld1JlcXVlc3QaHy5uZXRzZXJ2YS5tYWlsLnYxLlJlbmV3UmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message netserva.mail.v1.EnrollRequest
@@ -58,6 +58,8 @@ export type EnrollResponse = Message<"netserva.mail.v1.EnrollResponse"> & {
   certificatePem: string;
 
   /**
+   * Every CA the agent is to trust (PEM bundle; during a CA rotation the old and the new).
+   *
    * @generated from field: string ca_certificate_pem = 3;
    */
   caCertificatePem: string;
@@ -95,6 +97,13 @@ export type RenewResponse = Message<"netserva.mail.v1.RenewResponse"> & {
    * @generated from field: string certificate_pem = 1;
    */
   certificatePem: string;
+
+  /**
+   * Every CA the agent is to trust (PEM bundle), as in EnrollResponse.
+   *
+   * @generated from field: string ca_bundle_pem = 2;
+   */
+  caBundlePem: string;
 };
 
 /**

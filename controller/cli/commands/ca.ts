@@ -1,0 +1,100 @@
+// `ca rotate`, `ca status`, `ca retire-old`: replacing the controller's CA with an overlap in
+// which agents trust the old and the new CA (controller/pki/ca-rotation.ts has the whole story).
+import type { Command } from "commander";
+import { invalid } from "../../../common/errors.ts";
+import { audited } from "../../audit/audit.ts";
+import { beginCaRotation, retireOldCa } from "../../pki/ca-rotation.ts";
+import { caStatus } from "../../pki/ca-status.ts";
+import type { CaStatus } from "../../pki/ca-status.ts";
+import type { CliContext } from "../cli-context.ts";
+import { formatRows, parseFormat } from "../format.ts";
+
+function statusText(status: CaStatus): string {
+  const cas = formatRows(status.cas, ["state", "pin", "serial", "notAfter", "createdAt", "retiredAt"], "table");
+  const vnodes = formatRows(
+    status.vnodes,
+    ["vnode", "status", "certificate", "certificateCa", "trustsActive", "waitingFor"],
+    "table",
+  );
+  const waiting = status.vnodes.filter((v) => v.waitingFor !== null).map((v) => v.vnode);
+  const summary =
+    status.phase === "single"
+      ? "one CA: no rotation under way\n"
+      : waiting.length > 0
+        ? `rotation under way: ${waiting.length} vnode(s) still on the old CA: ${waiting.join(", ")}\n`
+        : "rotation under way: every vnode is on the new CA; `netserva-mail ca retire-old` may go ahead\n";
+  const old =
+    status.oldCertificates.length > 0
+      ? "certificates in use from the old CA:\n" +
+        formatRows(status.oldCertificates, ["role", "identity", "serial", "notAfter"], "table")
+      : "";
+  return `${summary}\n${cas}\n${vnodes}${old ? "\n" + old : ""}`;
+}
+
+export function registerCa(program: Command, ctx: CliContext): void {
+  const ca = program.command("ca").description("the controller's certificate authority: rotate, status, retire-old");
+
+  ca.command("rotate")
+    .description("begin a CA rotation: a new CA signs from now on, agents trust old and new until `ca retire-old`")
+    .option("--days <n>", "validity of the new CA in days", "3650")
+    .option("--home <dir>", "controller home")
+    .action(async (options: { days: string; home?: string }) => {
+      const days = Number(options.days);
+      if (!Number.isInteger(days) || days < 1 || days > 36_600) throw invalid("days", "must be 1..36600");
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        const em = db.em();
+        const begun = await audited(em, { actor: ctx.actor, command: "ca rotate", args: { days } }, () =>
+          beginCaRotation(em, paths, { validDays: days }),
+        );
+        ctx.io.out(
+          `new CA ${begun.newPin} signs from now on (valid until ${begun.newNotAfter.toISOString()}); ` +
+            `the old CA ${begun.oldPin} stays trusted until \`netserva-mail ca retire-old\`.\n` +
+            `controller certificate reissued (${begun.controllerSerial}). A running \`serve\` pushes the new trust ` +
+            "bundle to every agent and has them renew; follow with `netserva-mail ca status`.\n",
+        );
+      } finally {
+        await db.close();
+      }
+    });
+
+  ca.command("status")
+    .description("CAs, certificates still from the old CA, and per vnode whether it is on the new CA")
+    .option("--json", "JSON output")
+    .option("--home <dir>", "controller home")
+    .action(async (options: { json?: boolean; home?: string }) => {
+      const format = parseFormat(undefined, options.json);
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        const status = await caStatus(db.em(), paths);
+        ctx.io.out(format === "json" ? JSON.stringify(status, null, 2) + "\n" : statusText(status));
+      } finally {
+        await db.close();
+      }
+    });
+
+  ca.command("retire-old")
+    .description("end a CA rotation: only the new CA is trusted, the old key is destroyed")
+    .option("--force", "even while vnodes still depend on the old CA (they are refused until re-enrolled)")
+    .option("--home <dir>", "controller home")
+    .action(async (options: { force?: boolean; home?: string }) => {
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        const em = db.em();
+        const force = options.force === true;
+        const retired = await audited(em, { actor: ctx.actor, command: "ca retire-old", args: { force } }, () =>
+          retireOldCa(em, paths, { force }),
+        );
+        ctx.io.out(`old CA ${retired.retiredPin} retired: its certificates are refused from now on.\n`);
+        for (const vnode of retired.stranded)
+          ctx.io.err(`warning: vnode ${vnode} is stranded: re-enroll it with \`netserva-mail vnode token\`\n`);
+        for (const other of retired.warnings)
+          ctx.io.err(`warning: ${other} is from the old CA and now refused: issue a new one\n`);
+      } finally {
+        await db.close();
+      }
+    });
+}
