@@ -19,7 +19,7 @@ import type { DeliverService } from "./deliver.ts";
 import { createReconciler } from "./reconciler.ts";
 import { createHealthWriter } from "../health/save-health.ts";
 import type { HistoryPolicy } from "../health/health-history.ts";
-import { syncMailboxUsage } from "../health/mailbox-usage-sync.ts";
+import { syncMailboxUsage } from "./mailbox-usage-fetch.ts";
 
 /** How the fleet's links authenticate: the CAs agents are checked against, our certificate
  *  (with its chain) and key, and the pin of the CA that issues certificates now. */
