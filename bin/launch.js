@@ -69,8 +69,8 @@ export function tuneAgentProcess(binUrl) {
   const argv = [process.execPath, ...options, ...process.execArgv, fileURLToPath(binUrl)];
   try {
     process.execve(process.execPath, [...argv, ...process.argv.slice(2)], {
+      ...AGENT_ENV, // the operator's own setting wins
       ...process.env,
-      ...AGENT_ENV,
       [TUNED_MARK]: "1",
     });
   } catch (error) {

@@ -405,7 +405,11 @@ async function agentFootprint(dir: string): Promise<void> {
     },
   ];
   for (const [i, o] of (opts["agent-options"] ?? "").split("|").filter(Boolean).entries()) {
-    const vnode = await startVnode(`fv${i}`, { NETSERVA_AGENT_NODE_OPTIONS: o });
+    // "VAR=value" words set the environment (MALLOC_ARENA_MAX=1); the rest are Node options.
+    const words = o.split(/\s+/).filter(Boolean);
+    const env = Object.fromEntries(words.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split("=", 2)));
+    const options = words.filter((w) => !/^[A-Z_]+=/.test(w)).join(" ");
+    const vnode = await startVnode(`fv${i}`, { ...env, NETSERVA_AGENT_NODE_OPTIONS: options });
     vnodes.push({ label: `agent ${o}`.padEnd(27), name: `fv${i}`, vnode });
   }
   // The first start compiles every module (and loads Node's TypeScript stripper, ~20 MB that
