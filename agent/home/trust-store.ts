@@ -19,8 +19,16 @@ export function createTrustStore(options: { file: string; pem: string; onChange(
     pem: () => pem,
     cas: () => (parsed ??= readTrustBundle(pem, "ca.crt")),
     async replace(cas) {
+      // The same CAs in the same order are the same bundle, whatever the PEM line endings.
+      const pins = (list: readonly TrustedCa[]): string => list.map((ca) => ca.pin).join(",");
+      let same = false;
+      try {
+        same = pins(this.cas()) === pins(cas);
+      } catch {
+        // An unreadable bundle in use is replaced.
+      }
+      if (same) return false;
       const next = cas.map((ca) => ca.pem).join("");
-      if (next === pem) return false;
       await writePublicFile(options.file, next);
       pem = next;
       parsed = [...cas];

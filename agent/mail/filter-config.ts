@@ -172,16 +172,15 @@ export function createFilterConfig(o: {
   function reloader(want: FilterWants) {
     const started: FilterName[] = [];
     const cycled: FilterName[] = [];
-    const restart = async (name: FilterName): Promise<void> => {
-      await o.sc.stop(name);
-      await o.sc.start(name);
-    };
+    const restart = (name: FilterName): Promise<void> => o.sc.restart(name);
     return {
       async forward(changed: readonly string[]): Promise<void> {
         for (const name of ["clamd", "rspamd"] as const) {
           if (!want[name] || !touches(changed, name)) continue;
           if (!(await running(name))) {
             started.push(name);
+            // Turned on by the state: it should come back at boot too.
+            await o.sc.enable(name);
             await o.sc.start(name);
           } else {
             cycled.push(name);
@@ -214,7 +213,11 @@ export function createFilterConfig(o: {
 
   /** Start whatever the state wants and is not running (a daemon that died, or start()). */
   async function ensureRunning(want: FilterWants): Promise<void> {
-    for (const name of ["clamd", "rspamd"] as const) if (want[name] && !(await running(name))) await o.sc.start(name);
+    for (const name of ["clamd", "rspamd"] as const) {
+      if (!want[name] || (await running(name))) continue;
+      await o.sc.enable(name);
+      await o.sc.start(name);
+    }
   }
 
   /** Managed filter files listed in a manifest: which filters the last applied state enabled. */

@@ -93,10 +93,8 @@ export function createMailConfig(o: MailConfigOptions) {
       await runChecked("sievec", ["-c", p.dovecotConf, p.dovecotSieveBefore], { wrap: o.wrap ?? [] });
     const reloaded: string[] = [];
     if ((tlsChanged || changed.some((f) => f.startsWith(`${p.postfixDir}/`))) && (await running("postfix"))) {
-      if (restartPostfix && changed.includes(p.postfixMainCf)) {
-        await o.sc.stop("postfix");
-        await o.sc.start("postfix");
-      } else await o.sc.reload("postfix");
+      if (restartPostfix && changed.includes(p.postfixMainCf)) await o.sc.restart("postfix");
+      else await o.sc.reload("postfix");
       reloaded.push("postfix");
     }
     if ((tlsChanged || changed.some((f) => f.startsWith(`${p.dovecotDir}/`))) && (await running("dovecot"))) {

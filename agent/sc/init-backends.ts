@@ -1,33 +1,69 @@
-// sc() through the init system: systemctl for systemd, rc-service for OpenRC. The init system
-// owns readiness (Type=forking/notify units, OpenRC's start-stop-daemon); status asks it.
+// sc() through the init system: systemctl for systemd, rc-service / rc-update for OpenRC. The init
+// system owns readiness (Type=forking/notify units, OpenRC's start-stop-daemon); status asks it
+// and reports its own words (systemd's ActiveState/SubState, OpenRC's status line) in health.
 import type { ServiceDefinition, ServiceStatus } from "./service-definition.ts";
 import { runChecked, runProgram } from "../process.ts";
 
+const TIMEOUT = { timeoutMs: 90_000 };
+
+/** `systemctl show -p ActiveState,SubState,MainPID` output (KEY=value lines) → a status. */
+export function systemdStatus(name: string, show: string): ServiceStatus {
+  const props = new Map(
+    show
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l.includes("="))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as const),
+  );
+  const active = props.get("ActiveState") ?? "unknown";
+  const sub = props.get("SubState") ?? "unknown";
+  const pid = Number(props.get("MainPID") ?? "0");
+  // "reloading" is still serving (systemctl is-active says so too).
+  const running = active === "active" || active === "reloading";
+  return { name, running, ...(pid > 0 ? { pid } : {}), detail: `systemd: ${active} (${sub})` };
+}
+
+/** `rc-service NAME status` output (" * status: started") and exit code → a status. */
+export function openrcStatus(name: string, code: number, out: string): ServiceStatus {
+  // An LSB script run by Debian's OpenRC may print its own words instead: its exit code decides.
+  const state = /status:\s*(\S+)/.exec(out)?.[1];
+  const detail = state ?? (out.trim().split("\n")[0] || `exit ${code}`);
+  return { name, running: code === 0 && (state === undefined || state === "started"), detail: `openrc: ${detail}` };
+}
+
 export function createSystemdBackend() {
-  const ctl = (verb: string, def: ServiceDefinition) =>
-    runChecked("systemctl", [verb, def.systemdUnit], { timeoutMs: 90_000 });
+  const ctl = (verb: string, def: ServiceDefinition) => runChecked("systemctl", [verb, def.systemdUnit], TIMEOUT);
   return {
     start: async (def: ServiceDefinition) => void (await ctl("start", def)),
     // reload-or-restart: a unit without ExecReload still picks up the new config.
     reload: async (def: ServiceDefinition) => void (await ctl("reload-or-restart", def)),
+    restart: async (def: ServiceDefinition) => void (await ctl("restart", def)),
     stop: async (def: ServiceDefinition) => void (await ctl("stop", def)),
+    enable: async (def: ServiceDefinition) => void (await ctl("enable", def)),
     async status(def: ServiceDefinition): Promise<ServiceStatus> {
-      const r = await runProgram("systemctl", ["is-active", def.systemdUnit]);
-      return { name: def.name, running: r.code === 0, detail: r.stdout.trim() };
+      const r = await runProgram("systemctl", ["show", "-p", "ActiveState,SubState,MainPID", def.systemdUnit]);
+      if (r.code !== 0) return { name: def.name, running: false, detail: `systemd: ${r.stderr.trim()}` };
+      return systemdStatus(def.name, r.stdout);
     },
   };
 }
 
 export function createOpenrcBackend() {
-  const rc = (verb: string, def: ServiceDefinition) =>
-    runChecked("rc-service", [def.openrcService, verb], { timeoutMs: 90_000 });
+  const rc = (verb: string, def: ServiceDefinition) => runChecked("rc-service", [def.openrcService, verb], TIMEOUT);
   return {
     start: async (def: ServiceDefinition) => void (await rc("start", def)),
     reload: async (def: ServiceDefinition) => void (await rc("reload", def)),
+    restart: async (def: ServiceDefinition) => void (await rc("restart", def)),
     stop: async (def: ServiceDefinition) => void (await rc("stop", def)),
+    // Already in the runlevel is fine (rc-update says so and exits 0 on Alpine, 1 on older OpenRC).
+    async enable(def: ServiceDefinition): Promise<void> {
+      const shown = await runProgram("rc-update", ["show", "default"]);
+      if (new RegExp(`^\\s*${def.openrcService.replace(/\./g, "\\.")}\\s*\\|`, "m").test(shown.stdout)) return;
+      await runChecked("rc-update", ["add", def.openrcService, "default"], TIMEOUT);
+    },
     async status(def: ServiceDefinition): Promise<ServiceStatus> {
       const r = await runProgram("rc-service", [def.openrcService, "status"]);
-      return { name: def.name, running: r.code === 0, detail: r.stdout.trim() };
+      return openrcStatus(def.name, r.code, `${r.stdout}\n${r.stderr}`);
     },
   };
 }

@@ -27,7 +27,11 @@ export interface ServiceControl {
   readonly registry: ServiceRegistry;
   start(name: string): Promise<void>;
   reload(name: string): Promise<void>;
+  /** Stop then start (clamd has no config reload; Postfix needs one for some main.cf changes). */
+  restart(name: string): Promise<void>;
   stop(name: string): Promise<void>;
+  /** Start it at boot too (systemctl enable, rc-update add … default); nothing without an init system. */
+  enable(name: string): Promise<void>;
   status(name: string): Promise<ServiceStatus>;
 }
 
@@ -37,17 +41,40 @@ export function detectInitSystem(exists: (path: string) => boolean = existsSync)
   return "direct";
 }
 
+interface Backend {
+  start(def: ServiceDefinition): Promise<void>;
+  reload(def: ServiceDefinition): Promise<void>;
+  restart(def: ServiceDefinition): Promise<void>;
+  stop(def: ServiceDefinition): Promise<void>;
+  enable(def: ServiceDefinition): Promise<void>;
+  status(def: ServiceDefinition): Promise<ServiceStatus>;
+}
+
+/** Without an init system a restart is stop then start, and nothing starts at boot. */
+function directWithRestart(b: ReturnType<typeof createDirectBackend>): Backend {
+  return {
+    ...b,
+    async restart(def) {
+      await b.stop(def);
+      await b.start(def);
+    },
+    enable: async () => undefined,
+  };
+}
+
 export function createServiceControl(options: ServiceControlOptions): ServiceControl {
   const registry = createServiceRegistry([postfixService(options.paths), dovecotService(options.paths)]);
-  const backend =
+  const backend: Backend =
     options.kind === "systemd"
       ? createSystemdBackend()
       : options.kind === "openrc"
         ? createOpenrcBackend()
-        : createDirectBackend({
-            ...(options.wrap ? { wrap: options.wrap } : {}),
-            ...(options.deadlineMs ? { deadlineMs: options.deadlineMs } : {}),
-          });
+        : directWithRestart(
+            createDirectBackend({
+              ...(options.wrap ? { wrap: options.wrap } : {}),
+              ...(options.deadlineMs ? { deadlineMs: options.deadlineMs } : {}),
+            }),
+          );
 
   // Every failure becomes `unavailable` naming the service, with the daemon's own words.
   const guard = async <T>(verb: string, name: string, act: (def: ServiceDefinition) => Promise<T>): Promise<T> => {
@@ -68,7 +95,9 @@ export function createServiceControl(options: ServiceControlOptions): ServiceCon
     registry,
     start: (name) => guard("start", name, (d) => backend.start(d)),
     reload: (name) => guard("reload", name, (d) => backend.reload(d)),
+    restart: (name) => guard("restart", name, (d) => backend.restart(d)),
     stop: (name) => guard("stop", name, (d) => backend.stop(d)),
+    enable: (name) => guard("enable", name, (d) => backend.enable(d)),
     status: (name) => guard("status", name, (d) => backend.status(d)),
   };
 }

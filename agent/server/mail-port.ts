@@ -74,7 +74,12 @@ export async function openMailPort(
     // Filters first: Postfix's milter (milter_default_action = tempfail) would defer every
     // message until the next apply if Rspamd stayed down after an agent or vnode restart.
     await host.ensureFilters();
-    for (const name of MAIL_DAEMONS) if (!(await sc.status(name)).running) await sc.start(name);
+    for (const name of MAIL_DAEMONS) {
+      if ((await sc.status(name)).running) continue;
+      // One the agent had to start should come back at boot too (Alpine enables nothing itself).
+      await sc.enable(name);
+      await sc.start(name);
+    }
     lastStatus = undefined;
   };
 

@@ -23,6 +23,10 @@ export interface CliIo {
 export interface DaemonInfo {
   /** The controller's own metrics, Prometheus text format. */
   metricsText(): Promise<string>;
+  /** The certificates the daemon's servers present now (PEM). */
+  presentedCertificates?(): { controller: string; enrollment: string };
+  /** Renews the controller's certificate and swaps it into the running servers. */
+  renewControllerCertificate?(): Promise<{ certPem: string; notAfter: Date; serialHex: string }>;
 }
 
 export interface CliContext {

@@ -27,8 +27,10 @@ export async function main(programPath: string, args: string[], io: CliIo): Prom
   const argv = argvFor(programPath, args);
   const ctx = createCliContext(io);
   const first = argv[0] ?? "";
-  // The daemon's metrics live in the daemon, whichever database it uses.
-  if ((!io.env["DATABASE_URL"] || first === "metrics") && !LOCAL_ONLY.has(first)) {
+  // The daemon's metrics live in the daemon, whichever database it uses, and a renewed controller
+  // certificate must reach the daemon's servers.
+  const daemonOnly = first === "metrics" || (first === "cert" && argv[1] === "renew-controller");
+  if ((!io.env["DATABASE_URL"] || daemonOnly) && !LOCAL_ONLY.has(first)) {
     const homeIndex = argv.indexOf("--home");
     const paths = ctx.paths(homeIndex >= 0 ? argv[homeIndex + 1] : undefined);
     const forwarded = await forwardToDaemon(paths.socket, argv, io, io.readStdin, ctx.actor);

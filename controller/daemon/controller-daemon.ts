@@ -1,5 +1,6 @@
-// `netserva-mail serve`: the enrollment endpoint and the fleet (links + health) in one process.
-import { readFileSync } from "node:fs";
+// `netserva-mail serve`: the enrollment endpoint and the fleet (links + health) in one process,
+// and the upkeep of certificates: the controller's own (renewed and swapped into both servers) and
+// the vnodes' mail TLS certificates (renewed and delivered before they expire).
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
@@ -11,9 +12,15 @@ import type { Fleet, FleetIdentity } from "../fleet/fleet.ts";
 import { readCaFiles, withChain } from "../pki/ca-files.ts";
 import { caPin } from "../../common/pki/pin.ts";
 import { watchCaChanges } from "./ca-watch.ts";
+import { startMailTlsSweep } from "../pki/mail-tls-sweep.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
+import type { IdentityPair } from "../../common/pki/identity-pair.ts";
+import { inspectCertificate } from "../../common/pki/inspect.ts";
+import { loadOrRenewControllerIdentity, startControllerRenewal } from "../pki/controller-renewal.ts";
+import type { RenewedIdentity } from "../pki/controller-renewal.ts";
+import type { ControllerMetrics, PresentedCertificate } from "./controller-metrics.ts";
 
 export interface ControllerDaemonOptions {
   paths: HomePaths;
@@ -28,6 +35,10 @@ export interface ControllerDaemonOptions {
   caCheckMs?: number;
   /** Counts refused Enroll/Renew requests (the controller's metrics). */
   onEnrollmentRefused?: (method: "enroll" | "renew", reason: Refusal) => void;
+  /** The daemon's metrics: certificate expiry and renewals are reported there. */
+  metrics?: ControllerMetrics;
+  /** How often certificates are checked for renewal, the controller's and mail TLS (default hourly). */
+  certificateCheckMs?: number;
 }
 
 export interface ControllerDaemon {
@@ -38,14 +49,19 @@ export interface ControllerDaemon {
   reloadIdentity(): Promise<void>;
   /** Applies a CA rotation step now instead of at the next poll. */
   checkCa(): Promise<void>;
+  /** The certificates the servers present now. */
+  presented(): Record<PresentedCertificate, string>;
+  /** Renews the controller's certificate now and swaps it into the running servers. */
+  renewControllerCertificate(): Promise<RenewedIdentity>;
+  /** One certificate check now (what the periodic timer runs). */
+  checkCertificates(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Everything TLS and signing need, read from the home as one. */
-function readIdentity(paths: HomePaths): { enrollment: EnrollmentMaterial; fleet: FleetIdentity } {
+/** Everything TLS and signing need: the CA material in the home and our key and certificate. */
+function readIdentity(paths: HomePaths, pair: IdentityPair): { enrollment: EnrollmentMaterial; fleet: FleetIdentity } {
   const ca = readCaFiles(paths);
-  const certPem = readFileSync(paths.cert, "utf8");
-  const keyPem = readFileSync(paths.key, "utf8");
+  const { certPem, keyPem } = pair;
   return {
     enrollment: { ca, certPem, keyPem, chainPem: ca.chainPem },
     fleet: { caPem: ca.trustPem, certPem: withChain(certPem, ca.chainPem), keyPem, issuingCaPin: caPin(ca.caCertPem) },
@@ -53,7 +69,15 @@ function readIdentity(paths: HomePaths): { enrollment: EnrollmentMaterial; fleet
 }
 
 export async function startControllerDaemon(options: ControllerDaemonOptions): Promise<ControllerDaemon> {
-  const identity = readIdentity(options.paths);
+  const renewalOptions = {
+    paths: options.paths,
+    db: options.db,
+    validSeconds: options.config.controllerCertificateSeconds,
+    name: options.config.name,
+    log: options.log.child({ component: "controller-certificate" }),
+  };
+  const pair = await loadOrRenewControllerIdentity(renewalOptions);
+  const identity = readIdentity(options.paths, pair);
   const { host, port } = parseHostPort(options.listen ?? options.config.listen, "listen");
   const enrollment = await startEnrollmentServer({
     db: options.db,
@@ -67,10 +91,11 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
   });
   // The reconciler delivers over the fleet's own links (one connection per vnode); links are
   // asked for only once reports arrive, after the fleet below exists.
+  const mailTls = mailTlsIssuerFor(options.paths, options.config.mailTlsCertificateSeconds);
   const deliver = createDeliverService({
     db: options.db,
     paths: options.paths,
-    mailTls: mailTlsIssuerFor(options.paths),
+    mailTls,
     linkFor: (name) => fleet.link(name)?.client,
   });
   const fleet = startFleet({
@@ -81,12 +106,35 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
   });
-  const reloadIdentity = async (): Promise<void> => {
-    const next = readIdentity(options.paths);
-    enrollment.setMaterial(next.enrollment);
-    await fleet.setIdentity(next.fleet);
-    options.log.info("controller identity reloaded", { issuing_ca: next.fleet.issuingCaPin });
-  };
+  const renewal = startControllerRenewal({
+    ...renewalOptions,
+    initial: pair,
+    ...(options.certificateCheckMs !== undefined ? { intervalMs: options.certificateCheckMs } : {}),
+    async apply(next) {
+      const material = readIdentity(options.paths, next);
+      enrollment.setMaterial(material.enrollment);
+      await fleet.setIdentity(material.fleet);
+      options.log.info("controller identity reloaded", { issuing_ca: material.fleet.issuingCaPin });
+    },
+    onRenewal: (result) => options.metrics?.certificateRenewal("controller", result),
+  });
+  const reloadIdentity = (): Promise<void> => renewal.reload();
+  const mailTlsSweep = startMailTlsSweep({
+    db: options.db,
+    deliver,
+    issuer: mailTls,
+    log: options.log.child({ component: "mail-tls" }),
+    ...(options.certificateCheckMs !== undefined ? { intervalMs: options.certificateCheckMs } : {}),
+    onRenewal: (result) => options.metrics?.certificateRenewal("mail_tls", result),
+  });
+  const presented = (): Record<PresentedCertificate, string> => ({
+    controller: renewal.current().certPem,
+    enrollment: enrollment.certPem,
+  });
+  options.metrics?.watchCertificates(() => {
+    const { controller, enrollment: served } = presented();
+    return { controller: inspectCertificate(controller).notAfter, enrollment: inspectCertificate(served).notAfter };
+  });
   const caWatch = await watchCaChanges({
     db: options.db,
     log: options.log,
@@ -99,8 +147,16 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     fleet,
     reloadIdentity,
     checkCa: () => caWatch.check(),
+    presented,
+    renewControllerCertificate: () => renewal.renew(),
+    async checkCertificates() {
+      await renewal.check();
+      await mailTlsSweep.sweep();
+    },
     async close() {
       caWatch.stop();
+      renewal.stop();
+      mailTlsSweep.stop();
       await fleet.close();
       await enrollment.close();
     },

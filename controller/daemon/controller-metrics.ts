@@ -7,8 +7,14 @@ import { signatureOperations } from "../../common/pki/signature-count.ts";
 
 import type { Refusal } from "../enrollment/enrollment-server.ts";
 
+/** The certificates the running servers present, by which server. */
+export type PresentedCertificate = "controller" | "enrollment";
+
 export interface ControllerMetrics {
   readonly registry: Registry;
+  /** Where the expiry gauge reads the certificates the servers present now (the daemon sets it). */
+  watchCertificates(expiry: () => Record<PresentedCertificate, Date>): void;
+  certificateRenewal(certificate: "controller" | "mail_tls", result: "ok" | "failed"): void;
   lastResort(kind: LastResortKind): void;
   adminClientError(): void;
   enrollmentRefused(method: "enroll" | "renew", reason: Refusal): void;
@@ -45,8 +51,32 @@ export function createControllerMetrics(): ControllerMetrics {
       this.set({ operation: "sign" }, signatureOperations.sign);
     },
   });
+  let presented: (() => Record<PresentedCertificate, Date>) | undefined;
+  new Gauge({
+    name: "netserva_controller_certificate_expiry_timestamp_seconds",
+    help: "notAfter of the certificate the controller presents (controller: to agents on the gRPC channel; enrollment: on the enrollment endpoint), Unix seconds.",
+    labelNames: ["certificate"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const expiry = presented?.();
+      if (!expiry) return;
+      for (const [certificate, notAfter] of Object.entries(expiry))
+        this.set({ certificate }, notAfter.getTime() / 1000);
+    },
+  });
+  const renewals = new Counter({
+    name: "netserva_controller_certificate_renewals_total",
+    help: "Certificate renewals by the running controller: its own, and vnodes' mail TLS certificates.",
+    labelNames: ["certificate", "result"],
+    registers: [registry],
+  });
+  for (const certificate of ["controller", "mail_tls"])
+    for (const result of ["ok", "failed"]) renewals.inc({ certificate, result }, 0);
   return {
     registry,
+    watchCertificates: (expiry) => void (presented = expiry),
+    certificateRenewal: (certificate, result) => renewals.inc({ certificate, result }),
     lastResort: (kind) => lastResort.inc({ kind }),
     adminClientError: () => adminErrors.inc(),
     enrollmentRefused: (method, reason) => refused.inc({ method, reason }),

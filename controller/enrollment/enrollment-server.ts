@@ -94,6 +94,8 @@ export interface EnrollmentServer {
   readonly port: number;
   /** New handshakes use it at once; open connections keep what they have. */
   setMaterial(material: EnrollmentMaterial): void;
+  /** The certificate new TLS connections are shown. */
+  readonly certPem: string;
   close(): Promise<void>;
 }
 
@@ -257,6 +259,9 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
   const address = server.address();
   return {
     port: typeof address === "object" && address ? address.port : options.port,
+    get certPem() {
+      return material.certPem;
+    },
     setMaterial(next) {
       material = next;
       server.setSecureContext({ ...tlsMaterial(next), minVersion: "TLSv1.2" });

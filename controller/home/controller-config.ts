@@ -10,6 +10,10 @@ export interface ControllerConfig {
   agentCertificateSeconds: number;
   /** Lifetime of join tokens in seconds. */
   joinTokenSeconds: number;
+  /** Lifetime of the controller's own certificate in seconds (renewed at two thirds). */
+  controllerCertificateSeconds: number;
+  /** Lifetime of the mail TLS certificates the CA issues for vnodes, in seconds. */
+  mailTlsCertificateSeconds: number;
 }
 
 export const defaultConfig: ControllerConfig = {
@@ -17,6 +21,8 @@ export const defaultConfig: ControllerConfig = {
   listen: "127.0.0.1:7443",
   agentCertificateSeconds: 30 * 24 * 3600,
   joinTokenSeconds: 3600,
+  controllerCertificateSeconds: 365 * 24 * 3600,
+  mailTlsCertificateSeconds: 397 * 24 * 3600,
 };
 
 export function readControllerConfig(path: string): ControllerConfig {
@@ -31,7 +37,12 @@ export function readControllerConfig(path: string): ControllerConfig {
     );
   }
   const value = { ...defaultConfig, ...(parsed as Partial<ControllerConfig>) };
-  for (const key of ["agentCertificateSeconds", "joinTokenSeconds"] as const) {
+  for (const key of [
+    "agentCertificateSeconds",
+    "joinTokenSeconds",
+    "controllerCertificateSeconds",
+    "mailTlsCertificateSeconds",
+  ] as const) {
     if (!Number.isInteger(value[key]) || value[key] < 2)
       throw new NetservaError("invalid_argument", `${path}: ${key} must be an integer >= 2`, { field: key });
   }

@@ -1,15 +1,14 @@
-// `netserva-mail init`: the CA, the controller's own certificate, the config and the database.
+// `netserva-mail init`: the CA, the controller's own certificate (one key/certificate unit, see
+// controller/pki/controller-certificate.ts), the config and the database.
 // Idempotent: whatever exists is kept, and the report says what was created.
 import { existsSync, mkdirSync } from "node:fs";
-import { hostname } from "node:os";
-import { createCertificateAuthority, issueCertificate } from "../../common/pki/ca.ts";
-import { createKeyAndCsr } from "../../common/pki/keys.ts";
+import { createCertificateAuthority } from "../../common/pki/ca.ts";
 import { writePrivateFile, writePublicFile } from "../../common/pki/files.ts";
 import type { Database } from "../db/open-database.ts";
-import { defaultConfig } from "./controller-config.ts";
+import { defaultConfig, readControllerConfig } from "./controller-config.ts";
 import type { ControllerConfig } from "./controller-config.ts";
 import type { HomePaths } from "./home-paths.ts";
-import { recordCertificate } from "../pki/certificate-records.ts";
+import { defaultControllerNames, issueControllerIdentity } from "../pki/controller-certificate.ts";
 
 export interface InitResult {
   created: string[];
@@ -43,22 +42,11 @@ export async function initHome(
     }
     if (existsSync(paths.key) && existsSync(paths.cert)) kept.push("controller certificate");
     else {
-      const { readFileSync } = await import("node:fs");
-      const name = overrides.name ?? defaultConfig.name;
-      const { keyPem, csrPem } = await createKeyAndCsr({ commonName: name });
-      const issued = await issueCertificate({
-        caKeyPem: readFileSync(paths.caKey, "utf8"),
-        caCertPem: readFileSync(paths.caCert, "utf8"),
-        csrPem,
-        role: "controller",
-        identity: name,
-        dnsNames: ["localhost", hostname()],
-        ipAddresses: ["127.0.0.1", "::1"],
-        validSeconds: 365 * 24 * 3600,
+      const config = readControllerConfig(paths.config);
+      await issueControllerIdentity(db.em(), paths, {
+        validSeconds: config.controllerCertificateSeconds,
+        names: defaultControllerNames(overrides.name ?? config.name),
       });
-      await writePrivateFile(paths.key, keyPem);
-      await writePublicFile(paths.cert, issued.certPem);
-      await recordCertificate(db.em(), { pem: issued.certPem, vnodeId: null });
       created.push("controller certificate");
     }
     if (created.length === 0) kept.push("database");

@@ -16,17 +16,16 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs
 import { join } from "node:path";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError } from "../../common/errors.ts";
-import { createCertificateAuthority, issueCertificate } from "../../common/pki/ca.ts";
+import { createCertificateAuthority } from "../../common/pki/ca.ts";
+import { renewControllerIdentity } from "./controller-certificate.ts";
 import { createCrossCertificate } from "../../common/pki/cross-cert.ts";
 import { writePrivateFile, writePublicFile } from "../../common/pki/files.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
-import { createKeyAndCsr } from "../../common/pki/keys.ts";
 import { caPin } from "../../common/pki/pin.ts";
 import { bundlePem } from "../../common/pki/trust-bundle.ts";
 import { CertificateAuthority } from "../db/entities/index.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { readCaFiles } from "./ca-files.ts";
-import { recordCertificate } from "./certificate-records.ts";
 import { caStatus } from "./ca-status.ts";
 
 const CONTROLLER_CERT_SECONDS = 365 * 24 * 3600;
@@ -63,22 +62,8 @@ export async function reissueControllerCertificate(
   paths: HomePaths,
   validSeconds = CONTROLLER_CERT_SECONDS,
 ): Promise<{ serialHex: string; notAfter: Date }> {
-  const current = inspectCertificate(readFileSync(paths.cert, "utf8"));
-  const identity = current.identity ?? "controller";
-  const { keyPem, csrPem } = await createKeyAndCsr({ commonName: identity });
-  const issued = issueCertificate({
-    caKeyPem: readFileSync(paths.caKey, "utf8"),
-    caCertPem: readFileSync(paths.caCert, "utf8"),
-    csrPem,
-    role: "controller",
-    identity,
-    dnsNames: current.dnsNames,
-    ipAddresses: current.ipAddresses,
-    validSeconds,
-  });
-  await writePrivateFile(paths.key, keyPem);
-  await writePublicFile(paths.cert, issued.certPem);
-  await recordCertificate(em, { pem: issued.certPem, vnodeId: null });
+  // One key/certificate unit in the home (generation + `current`), like every renewal.
+  const issued = await renewControllerIdentity(em, paths, { validSeconds, name: "controller" });
   return { serialHex: issued.serialHex, notAfter: issued.notAfter };
 }
 

@@ -1,6 +1,6 @@
 // The certificate a vnode's mail daemons present. The operator's own (`mail:tls set`) wins;
 // otherwise the controller's CA issues one for the mail host name and renews it when it is
-// within 30 days of expiry or the host name changed. A new certificate is new desired state:
+// within 30 days of expiry (a third of its lifetime, if that is shorter) or the host name changed. A new certificate is new desired state:
 // the vnode's generation goes up in the same transaction, so it reaches the vnode through the
 // reconciler whether or not a whole state would have been sent anyway.
 import { readFileSync } from "node:fs";
@@ -22,8 +22,18 @@ export interface MailTlsIssuer {
   lifetimeSeconds?: number;
 }
 
-export function mailTlsIssuerFor(paths: HomePaths): MailTlsIssuer {
-  return { caKeyPem: () => readFileSync(paths.caKey, "utf8"), caCertPem: () => readFileSync(paths.caCert, "utf8") };
+/** The home's CA, with the lifetime controller.json asks for (mailTlsCertificateSeconds). */
+export function mailTlsIssuerFor(paths: HomePaths, lifetimeSeconds?: number): MailTlsIssuer {
+  return {
+    caKeyPem: () => readFileSync(paths.caKey, "utf8"),
+    caCertPem: () => readFileSync(paths.caCert, "utf8"),
+    ...(lifetimeSeconds !== undefined ? { lifetimeSeconds } : {}),
+  };
+}
+
+/** How long before expiry a CA certificate is replaced: 30 days, or a third of a shorter lifetime. */
+export function mailTlsRenewBeforeMs(issuer: Pick<MailTlsIssuer, "lifetimeSeconds">): number {
+  return Math.min(MAIL_TLS_RENEW_BEFORE_MS, ((issuer.lifetimeSeconds ?? LIFETIME_SECONDS) * 1000) / 3);
 }
 
 /** Whether the vnode needs a (new) certificate from the CA now. */
@@ -31,10 +41,11 @@ export function mailTlsDue(
   current: Pick<MailTls, "source" | "hostname" | "notAfter"> | null,
   hostname: string,
   now = Date.now(),
+  renewBeforeMs = MAIL_TLS_RENEW_BEFORE_MS,
 ): boolean {
   if (!current) return true;
   if (current.source === "operator") return false;
-  return current.hostname !== hostname || current.notAfter.getTime() - now <= MAIL_TLS_RENEW_BEFORE_MS;
+  return current.hostname !== hostname || current.notAfter.getTime() - now <= renewBeforeMs;
 }
 
 /**
@@ -47,7 +58,9 @@ export async function renewMailTlsIfDue(
   issuer: MailTlsIssuer,
 ): Promise<number | null> {
   const hostname = mailHostnameOf(vnode);
-  if (!mailTlsDue(await em.fork().findOne(MailTls, { vnodeId: vnode.id }), hostname)) return null;
+  const renewBefore = mailTlsRenewBeforeMs(issuer);
+  const due = (row: MailTls | null): boolean => mailTlsDue(row, hostname, Date.now(), renewBefore);
+  if (!due(await em.fork().findOne(MailTls, { vnodeId: vnode.id }))) return null;
   const caCertPem = issuer.caCertPem();
   // Key generation and signing outside the transaction: they take a while and need no rows.
   const issued = await issueServerCertificate({
@@ -68,7 +81,7 @@ export async function renewMailTlsIfDue(
     // of two renewals racing the second finds nothing due.
     await lockVnode(tx, vnode.id);
     const current = await tx.findOne(MailTls, { vnodeId: vnode.id });
-    if (!mailTlsDue(current, hostname)) return null;
+    if (!due(current)) return null;
     if (current) Object.assign(current, fields);
     else tx.create(MailTls, { vnodeId: vnode.id, ...fields });
     await tx.flush();

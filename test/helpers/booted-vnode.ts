@@ -2,8 +2,8 @@
 // host (in this process) the container can reach, and the steps of turning a booted system into
 // an enrolled vnode with real mail.
 import { execFile } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer, connect, type Server } from "node:net";
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -55,8 +55,13 @@ export async function forwardToController(
   controllerAddress: string,
 ): Promise<{ address: string; close(): Promise<void> }> {
   const [host, port] = controllerAddress.split(":") as [string, string];
+  const open = new Set<Socket>();
   const server: Server = createServer((client) => {
     const upstream = connect(Number(port), host);
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on("close", () => open.delete(s));
+    }
     client.on("error", () => upstream.destroy());
     upstream.on("error", () => client.destroy());
     client.pipe(upstream).pipe(client);
@@ -66,7 +71,12 @@ export async function forwardToController(
   const boundPort = typeof address === "object" && address ? address.port : 0;
   return {
     address: `${listenHost}:${boundPort}`,
-    close: () => new Promise((r) => server.close(() => r())),
+    // server.close() waits for open connections: a test that failed midway leaves some.
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        for (const s of open) s.destroy();
+      }),
   };
 }
 
@@ -120,3 +130,89 @@ export async function deliverAndFind(t: MailTarget, local: string, domain: strin
 }
 
 export const readCa = (h: Harness): string => readFileSync(join(h.home, "ca", "ca.crt"), "utf8");
+
+export interface ServiceView {
+  readonly name: string;
+  readonly state: string;
+  readonly detail: string | null;
+}
+
+/**
+ * The daemons as the vnode's latest health report showed them (`mail:status --json`), polled
+ * until `want` holds: health carries the service manager's own words in `detail`.
+ */
+export async function waitServices(
+  h: Harness,
+  vnode: string,
+  want: (services: readonly ServiceView[]) => boolean,
+  ms = 60_000,
+): Promise<ServiceView[]> {
+  const deadline = Date.now() + ms;
+  let services: ServiceView[] = [];
+  while (Date.now() < deadline) {
+    const r = await h.cli(["mail:status", vnode, "--json"]);
+    services = (JSON.parse(r.out || "{}") as { services?: ServiceView[] }).services ?? [];
+    if (want(services)) return services;
+    await new Promise((r2) => setTimeout(r2, 500));
+  }
+  throw new Error(`health of ${vnode} never showed the wanted services: ${JSON.stringify(services)}`);
+}
+
+/** Postfix's master pid inside the container: the same after a reload, a new one after a restart. */
+export function postfixMasterPid(sys: BootedSystem): number {
+  try {
+    return Number(readFileSync(join(sys.root, "var/spool/postfix/pid/master.pid"), "utf8").trim());
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * A hand-made broken Rspamd override on the vnode (a file the agent does not manage), so turning
+ * Rspamd on fails the agent's checker: the returned text is the controller's word on the refusal.
+ */
+export const BROKEN_RSPAMD_OVERRIDE = "/etc/rspamd/override.d/options.inc";
+export async function refuseRspamdOverBrokenOverride(sys: BootedSystem, h: Harness, vnode: string): Promise<string> {
+  await sys.ok(["sh", "-c", `printf 'this is { not ucl\\n' > ${BROKEN_RSPAMD_OVERRIDE}`]);
+  const set = await h.cli(["vnode", "set", vnode, "--rspamd", "1"]);
+  if (set.code !== 0) throw new Error(`vnode set exited ${set.code}: ${set.err}`);
+  return set.err;
+}
+
+/**
+ * Reinstall the stock postfix and dovecot-core packages in the container, as an upgrade would:
+ * the container has no archive, so the host's apt fetches the container's exact versions and
+ * apt-get inside installs them from the files, keeping changed files: dpkg's conffiles with
+ * --force-confold, ucf's (dovecot.conf, conf.d/*) with UCF_FORCE_CONFFOLD, as the README advises.
+ */
+export async function reinstallStockPackages(sys: BootedSystem, names: readonly string[]): Promise<string> {
+  const versions = await sys.ok(["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", ...names]);
+  const dir = mkdtempSync(join(tmpdir(), "nsm-reinstall-"));
+  try {
+    await exec("apt-get", ["download", ...versions.trim().split("\n")], { cwd: dir, timeout: 300_000 });
+    const inside: string[] = [];
+    for (const deb of readdirSync(dir)) {
+      copyFileSync(join(dir, deb), join(sys.root, "root", deb));
+      inside.push(`/root/${deb}`);
+    }
+    return await sys.ok(
+      [
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "UCF_FORCE_CONFFOLD=1",
+        "apt-get",
+        "install",
+        "--reinstall",
+        "-y",
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+        ...inside,
+      ],
+      { timeoutMs: 300_000 },
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -3,7 +3,7 @@
 // PID at teardown.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,11 +62,17 @@ async function socketAnswers(path: string): Promise<boolean> {
   });
 }
 
-export async function startServeProcess(options: { args?: string[]; deadlineMs?: number } = {}): Promise<ServeProcess> {
+export async function startServeProcess(
+  options: { args?: string[]; deadlineMs?: number; /** merged into controller.json after init */ config?: object } = {},
+): Promise<ServeProcess> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-serve-"));
   const port = await freePort();
   const env = await initHome(dir, port);
   const home = env.NETSERVA_MAIL_HOME;
+  if (options.config) {
+    const file = join(home, "controller.json");
+    writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, "utf8")) as object), ...options.config }));
+  }
   const socket = join(home, "controller.sock");
   const child = spawn(process.execPath, [BIN, "serve", "--listen", `127.0.0.1:${port}`, ...(options.args ?? [])], {
     env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env },

@@ -218,6 +218,13 @@ describe.skipIf(!isRoot)("CA rotation with overlap", { shuffle: false }, () => {
     expect(refused.err).toMatch(/--force/);
     expect((await caStatus()).phase).toBe("overlap");
     expect(readTrustBundle(readFileSync(join(h.home, "ca", "trust.crt"), "utf8"))).toHaveLength(2);
+    // Nor can a second rotation start before this one is finished; the table says who waits.
+    const again = await h.cli(["ca", "rotate"]);
+    expect(again.code).toBe(4);
+    expect(again.err).toMatch(/already under way/);
+    expect(caPin(readFileSync(join(h.home, "ca", "ca.crt"), "utf8"))).toBe(newPin);
+    const table = await h.cli(["ca", "status"]);
+    expect(table.out).toMatch(/rotation under way: 1 vnode\(s\) still on the old CA: cr-stale/);
   });
 
   it("a restarted controller carries on with the rotation", async () => {

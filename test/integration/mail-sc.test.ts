@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { createVnodePaths } from "../../agent/paths.ts";
 import { dovecotService, escapeRoot, postfixService } from "../../agent/sc/mail-services.ts";
+import { openrcStatus, systemdStatus } from "../../agent/sc/init-backends.ts";
 import { detectInitSystem } from "../../agent/sc/service-control.ts";
 
 describe("sc", () => {
@@ -26,6 +27,38 @@ describe("sc", () => {
     expect(dovecotService(priv).direct.start).toEqual({
       file: "dovecot",
       args: ["-c", "/srv/vnodes/one/etc/dovecot/dovecot.conf"],
+    });
+  });
+
+  it("reports the service manager's own view: systemd's ActiveState (SubState), OpenRC's status", () => {
+    expect(systemdStatus("postfix", "ActiveState=active\nSubState=running\nMainPID=812\n")).toEqual({
+      name: "postfix",
+      running: true,
+      pid: 812,
+      detail: "systemd: active (running)",
+    });
+    expect(systemdStatus("rspamd", "ActiveState=failed\nSubState=failed\nMainPID=0\n")).toEqual({
+      name: "rspamd",
+      running: false,
+      detail: "systemd: failed (failed)",
+    });
+    expect(systemdStatus("dovecot", "ActiveState=reloading\nSubState=reload\nMainPID=9\n").running).toBe(true);
+    expect(openrcStatus("dovecot", 0, " * status: started\n")).toEqual({
+      name: "dovecot",
+      running: true,
+      detail: "openrc: started",
+    });
+    expect(openrcStatus("rspamd", 32, " * status: crashed\n")).toEqual({
+      name: "rspamd",
+      running: false,
+      detail: "openrc: crashed",
+    });
+    expect(openrcStatus("postfix", 3, " * status: stopped\n").running).toBe(false);
+    // An LSB script under Debian's OpenRC answers in its own words: the exit code decides.
+    expect(openrcStatus("postfix", 0, "postfix is running.\n")).toEqual({
+      name: "postfix",
+      running: true,
+      detail: "openrc: postfix is running.",
     });
   });
 

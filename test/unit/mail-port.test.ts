@@ -18,7 +18,12 @@ function fakeSc(running: Set<string>, started: string[]): ServiceControl {
       running.add(name);
     },
     reload: async () => undefined,
+    restart: async (name) => {
+      started.push(name);
+      running.add(name);
+    },
     stop: async (name) => void running.delete(name),
+    enable: async () => undefined,
     status: async (name) => ({ name, running: running.has(name) }),
   };
 }

@@ -1,5 +1,6 @@
 // `cert issue-monitor NAME --out DIR`: a client certificate for Prometheus (monitor role);
-// `cert list` and `cert revoke SERIAL`: every certificate the CA issued.
+// `cert list` and `cert revoke SERIAL`: every certificate the CA issued; `cert renew-controller`:
+// a new certificate for the controller itself, swapped into a running `serve`.
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { invalid, NetservaError } from "../../../common/errors.ts";
@@ -8,6 +9,8 @@ import { listCertificates, revokeCertificate } from "../../pki/certificate-ledge
 import { formatRows, parseFormat } from "../format.ts";
 import { audited } from "../../audit/audit.ts";
 import { issueMonitorCertificate } from "../../pki/issue-monitor.ts";
+import { renewControllerIdentity } from "../../pki/controller-certificate.ts";
+import { readControllerConfig } from "../../home/controller-config.ts";
 import type { CliContext } from "../cli-context.ts";
 
 export function registerCert(program: Command, ctx: CliContext): void {
@@ -32,6 +35,38 @@ export function registerCert(program: Command, ctx: CliContext): void {
         );
         ctx.io.out(
           `monitor certificate ${issued.certFile} (key ${issued.keyFile}, CA ${issued.caFile}), valid until ${issued.notAfter.toISOString()}\n`,
+        );
+      } finally {
+        await db.close();
+      }
+    });
+
+  cert
+    .command("renew-controller")
+    .description(
+      "a new key and certificate for the controller now (serve also renews by itself when a third of the lifetime is left)",
+    )
+    .option("--home <dir>", "controller home")
+    .action(async (options: { home?: string }) => {
+      const paths = ctx.paths(options.home);
+      const renewInDaemon = ctx.daemon?.renewControllerCertificate;
+      const config = readControllerConfig(paths.config);
+      const db = await ctx.openDb(paths);
+      try {
+        const em = db.em();
+        const issued = await audited(em, { actor: ctx.actor, command: "cert renew-controller" }, () =>
+          renewInDaemon
+            ? renewInDaemon()
+            : renewControllerIdentity(em, paths, {
+                validSeconds: config.controllerCertificateSeconds,
+                name: config.name,
+              }),
+        );
+        ctx.io.out(
+          `controller certificate ${issued.serialHex} valid until ${issued.notAfter.toISOString()}; ` +
+            (renewInDaemon
+              ? "the running serve presents it to new connections now\n"
+              : "serve takes it up when it starts or at its next certificate check\n"),
         );
       } finally {
         await db.close();
@@ -81,14 +116,21 @@ export function registerCert(program: Command, ctx: CliContext): void {
           throw invalid("confirmation", "not confirmed; nothing was changed");
       }
       const paths = ctx.paths(options.home);
-      // The certificate `serve` presents to agents cannot be revoked from under it.
-      const inUse = (() => {
+      // The certificates `serve` presents to agents cannot be revoked from under it.
+      const presented = ctx.daemon?.presentedCertificates?.();
+      const pems = presented ? [presented.controller, presented.enrollment] : [];
+      try {
+        pems.push(readFileSync(paths.cert, "utf8"));
+      } catch {
+        /* no certificate in the home */
+      }
+      const inUse = pems.flatMap((pem) => {
         try {
-          return [inspectCertificate(readFileSync(paths.cert, "utf8")).serialHex];
+          return [inspectCertificate(pem).serialHex];
         } catch {
           return [];
         }
-      })();
+      });
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();

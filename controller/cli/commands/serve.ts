@@ -7,6 +7,7 @@ import { readControllerConfig } from "../../home/controller-config.ts";
 import { startAdminSocket } from "../admin-socket.ts";
 import type { CliContext } from "../cli-context.ts";
 import { waitForSignal } from "../../../common/signals.ts";
+import { invalid } from "../../../common/errors.ts";
 
 export function registerServe(
   program: Command,
@@ -19,37 +20,53 @@ export function registerServe(
     .option("--home <dir>", "controller home")
     .option("--listen <host:port>", "enrollment listen address (default from controller.json)")
     .option("--health-interval <ms>", "health report interval asked of agents", "5000")
-    .action(async (options: { home?: string; listen?: string; healthInterval: string }) => {
-      const paths = ctx.paths(options.home);
-      const config = readControllerConfig(paths.config);
-      const db = await ctx.openDb(paths);
-      const log = createLogger({ fields: { component: "controller" } });
-      const metrics = createControllerMetrics();
-      const uninstall = installLastResort({ log, onCatch: (kind) => metrics.lastResort(kind) });
-      const daemon = await startControllerDaemon({
-        paths,
-        config,
-        db,
-        log,
-        ...(options.listen ? { listen: options.listen } : {}),
-        healthIntervalMs: Number(options.healthInterval) || 5000,
-        onEnrollmentRefused: (method, reason) => metrics.enrollmentRefused(method, reason),
-      });
-      // Other CLI invocations reach the embedded database through this process.
-      const admin = await startAdminSocket({
-        path: paths.socket,
-        db,
-        ctx,
-        run,
-        log: log.child({ component: "admin-socket" }),
-        daemon: { metricsText: () => metrics.text() },
-        onClientError: () => metrics.adminClientError(),
-      });
-      ctx.io.err(`controller listening on port ${daemon.port}\n`);
-      await waitForSignal();
-      await admin.close();
-      await daemon.close();
-      await db.close();
-      uninstall();
-    });
+    .option(
+      "--certificate-check-interval <ms>",
+      "how often certificates are checked for renewal (the controller's own, vnodes' mail TLS)",
+      "3600000",
+    )
+    .action(
+      async (options: { home?: string; listen?: string; healthInterval: string; certificateCheckInterval: string }) => {
+        const certificateCheckMs = Number(options.certificateCheckInterval);
+        if (!Number.isInteger(certificateCheckMs) || certificateCheckMs < 100)
+          throw invalid("certificate-check-interval", "must be a whole number of milliseconds, at least 100");
+        const paths = ctx.paths(options.home);
+        const config = readControllerConfig(paths.config);
+        const db = await ctx.openDb(paths);
+        const log = createLogger({ fields: { component: "controller" } });
+        const metrics = createControllerMetrics();
+        const uninstall = installLastResort({ log, onCatch: (kind) => metrics.lastResort(kind) });
+        const daemon = await startControllerDaemon({
+          paths,
+          config,
+          db,
+          log,
+          ...(options.listen ? { listen: options.listen } : {}),
+          healthIntervalMs: Number(options.healthInterval) || 5000,
+          onEnrollmentRefused: (method, reason) => metrics.enrollmentRefused(method, reason),
+          metrics,
+          certificateCheckMs,
+        });
+        // Other CLI invocations reach the embedded database through this process.
+        const admin = await startAdminSocket({
+          path: paths.socket,
+          db,
+          ctx,
+          run,
+          log: log.child({ component: "admin-socket" }),
+          daemon: {
+            metricsText: () => metrics.text(),
+            presentedCertificates: () => daemon.presented(),
+            renewControllerCertificate: () => daemon.renewControllerCertificate(),
+          },
+          onClientError: () => metrics.adminClientError(),
+        });
+        ctx.io.err(`controller listening on port ${daemon.port}\n`);
+        await waitForSignal();
+        await admin.close();
+        await daemon.close();
+        await db.close();
+        uninstall();
+      },
+    );
 }

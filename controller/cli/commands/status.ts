@@ -1,7 +1,31 @@
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
+import { inspectCertificate } from "../../../common/pki/inspect.ts";
+import { controllerRenewAt } from "../../pki/controller-certificate.ts";
 import { fleetStatus } from "../../fleet/fleet-status.ts";
 import type { CliContext } from "../cli-context.ts";
 import { formatRows, parseFormat } from "../format.ts";
+
+/** The controller's own certificates above the vnode table: those the running daemon presents,
+ *  else the one in the home. JSON and CSV stay one row per vnode (a stable shape). */
+function controllerCertificateLines(ctx: CliContext, certFile: string): string {
+  const presented = ctx.daemon?.presentedCertificates?.();
+  const line = (label: string, pem: string): string => {
+    const info = inspectCertificate(pem);
+    return (
+      `${label} certificate ${info.serialHex}: valid until ${info.notAfter.toISOString()}` +
+      ` (renewed from ${controllerRenewAt(pem).toISOString()})\n`
+    );
+  };
+  try {
+    if (!presented) return line("controller", readFileSync(certFile, "utf8"));
+    return presented.enrollment === presented.controller
+      ? line("controller", presented.controller)
+      : line("controller", presented.controller) + line("enrollment", presented.enrollment);
+  } catch {
+    return "controller certificate: none readable in the home\n";
+  }
+}
 
 export function registerStatus(program: Command, ctx: CliContext): void {
   program
@@ -24,6 +48,7 @@ export function registerStatus(program: Command, ctx: CliContext): void {
                 refused: r.refused === null ? null : `generation ${r.refusedGeneration}: ${r.refused}`,
               }))
             : all;
+        if (format === "table") ctx.io.out(controllerCertificateLines(ctx, paths.cert));
         ctx.io.out(
           formatRows(
             rows,
