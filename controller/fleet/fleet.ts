@@ -193,7 +193,8 @@ export function startFleet(options: FleetOptions): Fleet {
       for (const link of old) draining.add(link);
       setTimeout(() => {
         for (const link of old) {
-          link.close();
+          // Its replacement reports already: closing it is no sign the vnode went down.
+          link.close({ quiet: true });
           draining.delete(link);
         }
       }, 15_000).unref();
