@@ -139,7 +139,11 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     db: options.db,
     log: options.log,
     ...(options.caCheckMs ? { intervalMs: options.caCheckMs } : {}),
-    onChange: reloadIdentity,
+    // A CA step: the new identity, then the mail certificates the old CA issued.
+    onChange: async () => {
+      await reloadIdentity();
+      await mailTlsSweep.sweep();
+    },
   });
   options.log.info("controller serving", { port: enrollment.port });
   return {

@@ -98,8 +98,15 @@ export function startFleet(options: FleetOptions): Fleet {
       .catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }));
   };
 
-  /** The CAs this agent is to trust; it answers with the pins it trusts, kept for `ca status`. */
+  /** Links whose agent confirmed the trust bundle, and links with a push under way. */
+  const trustConfirmed = new WeakSet<VnodeLink>();
+  const trustPushing = new WeakSet<VnodeLink>();
+  /** The CAs this agent is to trust; it answers with the pins it trusts, kept for `ca status`.
+   *  Sent once per link, on its first health report (the agent is surely listening then), and
+   *  again on the next report until the agent confirms. */
   const pushTrust = (link: VnodeLink, vnodeId: number, pushed: FleetIdentity): void => {
+    if (trustConfirmed.has(link) || trustPushing.has(link)) return;
+    trustPushing.add(link);
     const request = create(UpdateTrustRequestSchema, {
       meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
       caBundlePem: pushed.caPem,
@@ -107,12 +114,14 @@ export function startFleet(options: FleetOptions): Fleet {
     });
     link.client
       .call("updateTrust", request)
-      .then((response) =>
-        options.db
+      .then(async (response) => {
+        await options.db
           .em()
-          .nativeUpdate(Vnode, { id: vnodeId }, { trustedCaPins: response.trustedCaPins, trustUpdatedAt: new Date() }),
-      )
-      .catch((error: unknown) => options.log.warn("trust push failed", { error: String(error) }));
+          .nativeUpdate(Vnode, { id: vnodeId }, { trustedCaPins: response.trustedCaPins, trustUpdatedAt: new Date() });
+        trustConfirmed.add(link);
+      })
+      .catch((error: unknown) => options.log.warn("trust push failed", { error: String(error) }))
+      .finally(() => trustPushing.delete(link));
   };
 
   const refresh = async (): Promise<void> => {
@@ -135,6 +144,8 @@ export function startFleet(options: FleetOptions): Fleet {
     for (const vnode of vnodes) {
       if (links.has(vnode.name)) continue;
       const log = options.log.child({ vnode: vnode.name });
+      // The identity this link was made with: a link made before a CA step pushes what it knows.
+      const linkIdentity = identity;
       const link = createVnodeLink({
         vnode: vnode.name,
         address: vnode.address,
@@ -146,6 +157,7 @@ export function startFleet(options: FleetOptions): Fleet {
         staleAfterMs: options.staleAfterMs ?? 12_000,
         log,
         onReport: (report) => {
+          pushTrust(link, vnode.id, linkIdentity);
           saveReport(vnode.id, report)
             .then(() => reconciler?.onReport(vnode.id, report))
             .then(() => (report.mail ? maybeSyncUsage(vnode.id, link) : undefined))
@@ -163,7 +175,6 @@ export function startFleet(options: FleetOptions): Fleet {
       });
       links.set(vnode.name, { link, address: vnode.address });
       pushRevocations(link);
-      pushTrust(link, vnode.id, identity);
     }
   };
 

@@ -9,7 +9,7 @@ import { audited } from "../audit/audit.ts";
 import { MailTls, Vnode } from "../db/entities/index.ts";
 import type { Database } from "../db/open-database.ts";
 import type { DeliverService } from "../fleet/deliver.ts";
-import { mailTlsRenewBeforeMs, renewMailTlsIfDue } from "./mail-tls.ts";
+import { fromAnotherCa, mailTlsRenewBeforeMs, renewMailTlsIfDue } from "./mail-tls.ts";
 import type { MailTlsIssuer } from "./mail-tls.ts";
 
 export const MAIL_TLS_SWEEP_MS = 3600_000;
@@ -40,7 +40,7 @@ export function startMailTlsSweep(options: MailTlsSweepOptions): MailTlsSweep {
     try {
       const generation = await audited(
         em,
-        { actor: "controller", command: "mail:tls renew", vnodeName: vnode.name, args: { reason: "near expiry" } },
+        { actor: "controller", command: "mail:tls renew", vnodeName: vnode.name, args: { reason: "due" } },
         () => renewMailTlsIfDue(em, vnode, options.issuer),
       );
       if (generation === null) return false; // renewed meanwhile by a whole-state push
@@ -59,7 +59,15 @@ export function startMailTlsSweep(options: MailTlsSweepOptions): MailTlsSweep {
   const pass = async (): Promise<number> => {
     const em = options.db.em().fork();
     const horizon = new Date(Date.now() + mailTlsRenewBeforeMs(options.issuer));
-    const due = await em.find(MailTls, { source: "ca", notAfter: { $lte: horizon } }, { fields: ["vnodeId"] });
+    const soon = await em.find(MailTls, { source: "ca", notAfter: { $lte: horizon } }, { fields: ["vnodeId"] });
+    // After a CA rotation, the certificates the old CA issued are replaced whatever their expiry.
+    const caCertPem = options.issuer.caCertPem();
+    const others = await em.find(
+      MailTls,
+      { source: "ca", notAfter: { $gt: horizon } },
+      { fields: ["vnodeId", "certificateChainPem"] },
+    );
+    const due = [...soon, ...others.filter((row) => fromAnotherCa(row.certificateChainPem, caCertPem))];
     if (due.length === 0) return 0;
     const vnodes = await em.find(Vnode, { id: { $in: due.map((row) => row.vnodeId) }, status: "enrolled" });
     let renewed = 0;

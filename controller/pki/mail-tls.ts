@@ -6,6 +6,8 @@
 import { readFileSync } from "node:fs";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { issueServerCertificate } from "../../common/pki/server-cert.ts";
+import { verifyIssuedBy } from "../../common/pki/inspect.ts";
+import { pemBlocks } from "../../common/pki/trust-bundle.ts";
 import { MailTls, mailHostnameOf } from "../db/entities/index.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import type { HomePaths } from "../home/home-paths.ts";
@@ -36,15 +38,30 @@ export function mailTlsRenewBeforeMs(issuer: Pick<MailTlsIssuer, "lifetimeSecond
   return Math.min(MAIL_TLS_RENEW_BEFORE_MS, ((issuer.lifetimeSeconds ?? LIFETIME_SECONDS) * 1000) / 3);
 }
 
+/** Whether a CA-issued mail certificate came from another CA than `caCertPem` (a CA rotation:
+ *  the old CA's are reissued by the new one before it is retired). */
+export function fromAnotherCa(certificateChainPem: string, caCertPem: string): boolean {
+  const leaf = pemBlocks(certificateChainPem)[0];
+  if (leaf === undefined) return true;
+  try {
+    return !verifyIssuedBy(leaf, caCertPem);
+  } catch {
+    return true;
+  }
+}
+
 /** Whether the vnode needs a (new) certificate from the CA now. */
 export function mailTlsDue(
-  current: Pick<MailTls, "source" | "hostname" | "notAfter"> | null,
+  current: (Pick<MailTls, "source" | "hostname" | "notAfter"> & { certificateChainPem?: string }) | null,
   hostname: string,
   now = Date.now(),
   renewBeforeMs = MAIL_TLS_RENEW_BEFORE_MS,
+  caCertPem?: string,
 ): boolean {
   if (!current) return true;
   if (current.source === "operator") return false;
+  if (caCertPem !== undefined && current.certificateChainPem !== undefined)
+    if (fromAnotherCa(current.certificateChainPem, caCertPem)) return true;
   return current.hostname !== hostname || current.notAfter.getTime() - now <= renewBeforeMs;
 }
 
@@ -59,9 +76,9 @@ export async function renewMailTlsIfDue(
 ): Promise<number | null> {
   const hostname = mailHostnameOf(vnode);
   const renewBefore = mailTlsRenewBeforeMs(issuer);
-  const due = (row: MailTls | null): boolean => mailTlsDue(row, hostname, Date.now(), renewBefore);
-  if (!due(await em.fork().findOne(MailTls, { vnodeId: vnode.id }))) return null;
   const caCertPem = issuer.caCertPem();
+  const due = (row: MailTls | null): boolean => mailTlsDue(row, hostname, Date.now(), renewBefore, caCertPem);
+  if (!due(await em.fork().findOne(MailTls, { vnodeId: vnode.id }))) return null;
   // Key generation and signing outside the transaction: they take a while and need no rows.
   const issued = await issueServerCertificate({
     caKeyPem: issuer.caKeyPem(),

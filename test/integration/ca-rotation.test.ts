@@ -21,6 +21,8 @@ import { silentLogger } from "../../common/log.ts";
 import { startAgentDaemon } from "../../agent/agent-daemon.ts";
 import type { AgentDaemon } from "../../agent/agent-daemon.ts";
 import { createEnrollmentClient } from "../../agent/enroll/enrollment-client.ts";
+import { readCaFiles, withChain } from "../../controller/pki/ca-files.ts";
+import { homePaths } from "../../controller/home/home-paths.ts";
 import { freePort } from "../helpers/controller-harness.ts";
 import type { Harness } from "../helpers/controller-harness.ts";
 import { startMailFleet, until, AGENT_PORT, type MailFleet } from "../helpers/mail-fleet.ts";
@@ -87,7 +89,8 @@ async function mailChangeApplies(): Promise<void> {
   }
 }
 
-/** The certificate an agent serves right now, seen through a real handshake as the controller. */
+/** The certificate a port serves right now (the agent's: seen through a real handshake as the
+ *  controller; the mail daemons' on 465/993 ignore the client certificate). */
 async function servedCertificate(address: string, vnode: string): Promise<Buffer> {
   const [host, port] = address.split(":");
   return new Promise((resolve, reject) => {
@@ -95,8 +98,7 @@ async function servedCertificate(address: string, vnode: string): Promise<Buffer
       host,
       port: Number(port),
       servername: vnode,
-      cert:
-        readFileSync(join(h.home, "controller.crt"), "utf8") + readFileSync(join(h.home, "ca", "chain.crt"), "utf8"),
+      cert: withChain(readFileSync(join(h.home, "controller.crt"), "utf8"), readCaFiles(homePaths(h.home)).chainPem),
       key: readFileSync(join(h.home, "controller.key"), "utf8"),
       rejectUnauthorized: false,
       ALPNProtocols: ["h2"],
@@ -133,6 +135,9 @@ describe.skipIf(!isRoot)("CA rotation with overlap", { shuffle: false }, () => {
     const status = await caStatus();
     expect(status.phase).toBe("single");
     expect(status.cas.map((c) => `${c.state}:${c.pin}`)).toEqual([`active:${oldPin}`]);
+    const trusted = readTrustBundle(readFileSync(join(h.home, "ca", "ca.crt"), "utf8"));
+    for (const v of fleet.vnodes)
+      expect(issuerIn(await servedCertificate(`${v.ns.nsAddress}:993`, v.mailHostname), trusted)?.pin).toBe(oldPin);
     await mailChangeApplies();
   });
 
@@ -178,6 +183,16 @@ describe.skipIf(!isRoot)("CA rotation with overlap", { shuffle: false }, () => {
         `${v.name} to serve its new-CA certificate`,
       );
     }
+    // The mail daemons' certificates from the old CA are reissued by the new one and served.
+    for (const v of fleet.vnodes)
+      await until(
+        async () => {
+          const served = await servedCertificate(`${v.ns.nsAddress}:993`, v.mailHostname);
+          return issuerIn(served, bundle)?.pin === newPin ? true : undefined;
+        },
+        30_000,
+        `${v.name}'s IMAPS certificate from the new CA`,
+      );
     // The controller presents a new-CA certificate too, with the link certificate after it.
     expect(issuerIn(readFileSync(join(h.home, "controller.crt"), "utf8"), bundle)?.pin).toBe(newPin);
     expect(pemBlocks(readFileSync(join(h.home, "ca", "chain.crt"), "utf8"))).toHaveLength(2);
