@@ -19,7 +19,7 @@ import type { DeliverService } from "./deliver.ts";
 import { createReconciler } from "./reconciler.ts";
 import { createHealthWriter } from "../health/save-health.ts";
 import type { HistoryPolicy } from "../health/health-history.ts";
-import { syncMailboxUsage } from "../health/mailbox-usage-sync.ts";
+import { syncMailboxUsage } from "./mailbox-usage-fetch.ts";
 
 /** How the fleet's links authenticate: the CAs agents are checked against, our certificate
  *  (with its chain) and key, and the pin of the CA that issues certificates now. */
@@ -193,7 +193,8 @@ export function startFleet(options: FleetOptions): Fleet {
       for (const link of old) draining.add(link);
       setTimeout(() => {
         for (const link of old) {
-          link.close();
+          // Its replacement reports already: closing it is no sign the vnode went down.
+          link.close({ quiet: true });
           draining.delete(link);
         }
       }, 15_000).unref();

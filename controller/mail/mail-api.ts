@@ -5,12 +5,7 @@
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import type { NetservaError } from "../../common/errors.ts";
 import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
-
-/** A DNS provider as far as the mail-data rules need it (PowerDNS arrives with the DNS issue). */
-export interface DnsZoneProvider {
-  /** The zone that holds `domain` (ASCII), or undefined when no zone covers it. */
-  findZone(domain: string): Promise<string | undefined>;
-}
+import type { DnsZoneProvider } from "../dns/zone-provider.ts";
 
 export interface MailServiceContext {
   em: SqlEntityManager;

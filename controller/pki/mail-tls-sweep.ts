@@ -8,7 +8,6 @@ import type { Logger } from "../../common/log.ts";
 import { audited } from "../audit/audit.ts";
 import { MailTls, Vnode } from "../db/entities/index.ts";
 import type { Database } from "../db/open-database.ts";
-import type { DeliverService } from "../fleet/deliver.ts";
 import { fromAnotherCa, mailTlsRenewBeforeMs, renewMailTlsIfDue } from "./mail-tls.ts";
 import type { MailTlsIssuer } from "./mail-tls.ts";
 
@@ -16,7 +15,8 @@ export const MAIL_TLS_SWEEP_MS = 3600_000;
 
 export interface MailTlsSweepOptions {
   db: Database;
-  deliver: DeliverService;
+  /** The fleet's deliver service; only this much of it (pki stays below the fleet). */
+  deliver: { deliver(request: { vnode: string; actor: string }): Promise<{ pushed: boolean; reason?: string }> };
   issuer: MailTlsIssuer;
   log: Logger;
   /** Default hourly; 0 = only when asked. */
