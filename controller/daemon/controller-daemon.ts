@@ -139,10 +139,13 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     db: options.db,
     log: options.log,
     ...(options.caCheckMs ? { intervalMs: options.caCheckMs } : {}),
-    // A CA step: the new identity, then the mail certificates the old CA issued.
+    // A CA step: the new identity now; the mail certificates the old CA issued in the background
+    // (one vnode at a time, each a whole-state push that may wait on an unreachable vnode).
     onChange: async () => {
       await reloadIdentity();
-      await mailTlsSweep.sweep();
+      mailTlsSweep
+        .sweep()
+        .catch((error: unknown) => options.log.warn("mail TLS sweep failed", { error: String(error) }));
     },
   });
   options.log.info("controller serving", { port: enrollment.port });

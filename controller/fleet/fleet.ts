@@ -88,14 +88,24 @@ export function startFleet(options: FleetOptions): Fleet {
       })
     : undefined;
 
+  /** Links whose agent took the revocation list, and links with a push under way. A link is
+   *  made anew whenever the list changes, so "confirmed" is per link. Pushed when the link is
+   *  made and again on each health report until the agent takes it: a push to an agent that
+   *  was not listening yet (restarting, cut off) would otherwise be lost until the next revoke. */
+  const revocationsConfirmed = new WeakSet<VnodeLink>();
+  const revocationsPushing = new WeakSet<VnodeLink>();
   const pushRevocations = (link: VnodeLink): void => {
+    if (revocationsConfirmed.has(link) || revocationsPushing.has(link)) return;
+    revocationsPushing.add(link);
     const request = create(UpdateRevocationsRequestSchema, {
       meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
       revokedSerials: [...revoked],
     });
     link.client
       .call("updateRevocations", request)
-      .catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }));
+      .then(() => revocationsConfirmed.add(link))
+      .catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }))
+      .finally(() => revocationsPushing.delete(link));
   };
 
   /** Links whose agent confirmed the trust bundle, and links with a push under way. */
@@ -157,6 +167,7 @@ export function startFleet(options: FleetOptions): Fleet {
         staleAfterMs: options.staleAfterMs ?? 12_000,
         log,
         onReport: (report) => {
+          pushRevocations(link);
           pushTrust(link, vnode.id, linkIdentity);
           saveReport(vnode.id, report)
             .then(() => reconciler?.onReport(vnode.id, report))

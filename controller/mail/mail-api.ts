@@ -116,7 +116,8 @@ export interface ChangeDomainInput extends MutationOptions {
 
 export interface AddMailboxInput extends MutationOptions {
   vnode: string;
-  email: string;
+  /** The mailbox's address as given (either form); refusals name it `email`, the CLI's argument. */
+  address: string;
   quota?: string; // default: domain default quota
   name?: string;
   /** Operator-supplied password; when absent one is generated (CSPRNG, ≥ 16 chars) and returned once. */
@@ -150,7 +151,7 @@ export interface AddMailboxesOutcome {
 
 export interface ChangeMailboxInput extends MutationOptions {
   vnode: string;
-  email: string;
+  address: string;
   password?: string;
   generatePassword?: boolean;
   /** As in AddMailboxInput; exclusive with `password` and `generatePassword`. */
@@ -164,7 +165,7 @@ export interface ChangeMailboxInput extends MutationOptions {
 
 export interface RemoveMailboxInput extends MutationOptions {
   vnode: string;
-  email: string;
+  address: string;
   keepMaildir?: boolean;
   /** Remove aliases whose only target is this mailbox (otherwise such aliases make it refuse). */
   removeAliases?: boolean;
@@ -208,7 +209,7 @@ export interface VMailboxServiceApi {
   addMany(input: AddMailboxesInput): Promise<MutationResult<AddMailboxesOutcome>>;
   /** All mailboxes of the vnode, or of one domain ("@domain" or "domain"). */
   list(vnode: string, domain?: string): Promise<MailboxView[]>;
-  get(vnode: string, email: string): Promise<MailboxView>;
+  get(vnode: string, address: string): Promise<MailboxView>;
   change(input: ChangeMailboxInput): Promise<MutationResult<{ mailbox: MailboxView; password: string | undefined }>>;
   remove(input: RemoveMailboxInput): Promise<MutationResult<{ mailbox: MailboxView; removedAliases: string[] }>>;
 }
