@@ -12,6 +12,8 @@ export interface DaemonSupervisorOptions {
   statuses(): Promise<readonly ServiceStatus[]>;
   /** Start one daemon again; the caller queues it behind any apply in progress. */
   start(name: string): Promise<void>;
+  /** Before a restart: end what is left of the dead master `pid` (its workers); how many ended. */
+  reap?(pid: number): Promise<number>;
   log?: Logger;
   /** How often the pids are checked without a health report asking (default 2 s). */
   checkMs?: number;
@@ -47,7 +49,7 @@ interface Tracked {
   lastPid?: number;
   upSince?: number;
   attempts: number;
-  failure?: DaemonFailure & { seen: boolean; nextAt: number };
+  failure?: DaemonFailure & { seen: boolean; nextAt: number; deadPid?: number };
   restarting: boolean;
 }
 
@@ -85,7 +87,13 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
     const reason =
       t.lastPid !== undefined ? `pid ${t.lastPid} is gone (killed or crashed)` : (s.detail ?? "not running");
     t.upSince = undefined;
-    t.failure = { since: now(), reason, seen: false, nextAt: now() + backoff(t.attempts) };
+    t.failure = {
+      since: now(),
+      reason,
+      seen: false,
+      nextAt: now() + backoff(t.attempts),
+      ...(t.lastPid === undefined ? {} : { deadPid: t.lastPid }),
+    };
     o.log?.warn("daemon died", { daemon: s.name, reason, restart_in_ms: backoff(t.attempts) });
   };
 
@@ -94,6 +102,11 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
     t.attempts += 1;
     restarts.set(name, (restarts.get(name) ?? 0) + 1);
     try {
+      const dead = t.failure?.deadPid;
+      if (dead !== undefined && o.reap) {
+        const reaped = await o.reap(dead);
+        if (reaped > 0) o.log?.info("ended the dead daemon's leftover workers", { daemon: name, pid: dead, reaped });
+      }
       await o.start(name);
       o.log?.info("daemon restarted", { daemon: name, attempt: t.attempts });
     } catch (error) {

@@ -11,6 +11,7 @@ import { daemonVersions } from "../info/system-info.ts";
 import type { ApplyOutcome, MailHost } from "../mail/mail-host.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
 import { createDaemonSupervisor, type DaemonSupervisor } from "../sc/daemon-supervisor.ts";
+import { killOrphanedSession } from "../process.ts";
 import type { Logger } from "../../common/log.ts";
 
 export type { ApplyOutcome } from "../mail/mail-host.ts";
@@ -115,6 +116,7 @@ export async function openMailPort(
               if (wanted && !wanted.running && wanted.pid === undefined) await sc.start(name);
               lastStatus = undefined;
             }),
+          reap: killOrphanedSession,
           ...(options.log ? { log: options.log } : {}),
           ...(options.superviseCheckMs ? { checkMs: options.superviseCheckMs } : {}),
         })

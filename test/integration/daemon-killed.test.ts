@@ -1,8 +1,9 @@
 // A mail daemon killed with SIGKILL on a direct-mode vnode (no init system: the agent is the
 // supervisor): health shows it failed with the reason, the agent starts it again by itself, health
-// shows it active with a new pid, and mail flows again (SMTP accepts, IMAP logs in). Limits only
-// catch hangs; nothing here measures time.
+// shows it active with a new pid, no worker of the killed master is left, and mail flows again
+// (SMTP accepts, IMAP logs in). Limits only catch hangs; nothing here measures time.
 import { readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ImapFlow } from "imapflow";
 import { createVnodePaths } from "../../agent/paths.ts";
@@ -25,6 +26,17 @@ const service = async (name: string): Promise<ServiceJson | undefined> => {
   if (r.code !== 0) return undefined;
   return (JSON.parse(r.out) as { services: ServiceJson[] }).services.find((s) => s.name === name);
 };
+
+/** Live processes still in session `sid` (a master's workers: the masters are session leaders). */
+async function sessionMembers(sid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (stat !== "" && fields[0] !== "Z" && Number(fields[3]) === sid) out.push(Number(entry));
+  }
+  return out;
+}
 
 const pidOf = (pidFile: string): number => Number.parseInt(readFileSync(pidFile, "utf8").trim(), 10);
 
@@ -51,6 +63,12 @@ async function killAndWatch(name: string, pidFile: string): Promise<{ failed: Se
     },
     60_000,
     `${name} active again under a new pid`,
+  );
+  // Nothing is left of the killed master: its workers were ended, not left to pile up.
+  await until(
+    async () => ((await sessionMembers(pid)).length === 0 ? true : undefined),
+    30_000,
+    `no workers left of ${name} master ${pid}`,
   );
   return { failed, newPid };
 }

@@ -102,6 +102,25 @@ describe("daemon supervisor (direct mode)", () => {
     expect(r.starts).toEqual([1000, 3000]);
   });
 
+  it("ends the dead master's leftover workers (its pid) before starting it again", async () => {
+    const order: string[] = [];
+    let up = true;
+    let clock = 0;
+    const s = createDaemonSupervisor({
+      now: () => clock,
+      statuses: async () => [up ? { name: "rspamd", running: true, pid: 42 } : { name: "rspamd", running: false }],
+      reap: async (pid) => (order.push(`reap ${pid}`), 3),
+      start: async () => void order.push("start"),
+    });
+    await s.check();
+    up = false;
+    await s.check();
+    s.failure("rspamd");
+    clock += 1000;
+    await s.check();
+    expect(order).toEqual(["reap 42", "start"]);
+  });
+
   it("leaves a live but unanswering daemon alone, and a running one untouched", async () => {
     let status: ServiceStatus = { name: "dovecot", running: false, pid: 7, detail: "process alive but not answering" };
     const starts: string[] = [];
