@@ -69,7 +69,14 @@ async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{
     rspamdControllerSocket: createRspamdPaths(options.root).controllerSocket,
     ...(options.usageIntervalMs !== undefined ? { usageIntervalMs: options.usageIntervalMs } : {}),
   });
-  return { port: await openMailPort(host, sc, health), close: () => host.close() };
+  const port = await openMailPort(host, sc, health, { log: log.child({ component: "supervisor" }) });
+  return {
+    port,
+    close: () => {
+      port.close?.();
+      host.close();
+    },
+  };
 }
 
 export interface AgentDaemon {
