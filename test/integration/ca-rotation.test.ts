@@ -8,7 +8,8 @@
 // controller and a join token from before the rotation is refused with what to do instead.
 //
 // In order (opted out of the suite's shuffle): each step is one stage of one rollover.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
 import { connect } from "node:tls";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -142,8 +143,15 @@ describe.skipIf(!isRoot)("CA rotation with overlap", { shuffle: false }, () => {
   });
 
   it("ca rotate: agents trust old and new and renew onto the new CA, without a restart", async () => {
+    // The reissued controller certificate takes controller.json's lifetime (within the new CA's 30 days), like every renewal.
+    const configPath = join(h.home, "controller.json");
+    const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({ ...config, controllerCertificateSeconds: 20 * 86_400 }));
     const rotated = await h.cli(["ca", "rotate", "--days", "30"]);
     expect(rotated.code, rotated.err).toBe(0);
+    const reissued = new X509Certificate(readFileSync(join(h.home, "controller.crt"), "utf8"));
+    const lifetimeDays = (Date.parse(reissued.validTo) - Date.parse(reissued.validFrom)) / 86_400_000;
+    expect(Math.round(lifetimeDays)).toBe(20);
     newPin = caPin(readFileSync(join(h.home, "ca", "ca.crt"), "utf8"));
     expect(newPin).not.toBe(oldPin);
     expect(rotated.out).toContain(newPin);
