@@ -8,10 +8,12 @@ import type { Logger } from "../../common/log.ts";
 import type { ServiceStatus } from "./service-definition.ts";
 
 export interface DaemonSupervisorOptions {
-  /** The status of every daemon the applied config wants (empty before the first apply). */
-  statuses(): Promise<readonly ServiceStatus[]>;
-  /** Start one daemon again; the caller queues it behind any apply in progress. */
-  start(name: string): Promise<void>;
+  /** The status of every daemon the applied config wants (empty before the first apply);
+   * undefined while an apply runs (it stops and starts daemons on purpose): no pass then. */
+  statuses(): Promise<readonly ServiceStatus[] | undefined>;
+  /** Start one daemon again, queued behind any apply; false when there was nothing to start
+   * (running again, or no longer wanted). */
+  start(name: string): Promise<boolean>;
   /** Before a restart: end what is left of the dead master `pid` (its workers); how many ended. */
   reap?(pid: number): Promise<number>;
   log?: Logger;
@@ -100,15 +102,19 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
   const restart = async (name: string, t: Tracked): Promise<void> => {
     t.restarting = true;
     t.attempts += 1;
-    restarts.set(name, (restarts.get(name) ?? 0) + 1);
     try {
       const dead = t.failure?.deadPid;
       if (dead !== undefined && o.reap) {
         const reaped = await o.reap(dead);
         if (reaped > 0) o.log?.info("ended the dead daemon's leftover workers", { daemon: name, pid: dead, reaped });
       }
-      await o.start(name);
-      o.log?.info("daemon restarted", { daemon: name, attempt: t.attempts });
+      restarts.set(name, (restarts.get(name) ?? 0) + 1);
+      if (await o.start(name)) o.log?.info("daemon restarted", { daemon: name, attempt: t.attempts });
+      else {
+        // Nothing to start after all (an apply brought it back): not a restart.
+        restarts.set(name, (restarts.get(name) ?? 1) - 1);
+        t.attempts -= 1;
+      }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (t.failure) t.failure = { ...t.failure, reason: `restart ${t.attempts} failed: ${message}` };
@@ -121,7 +127,11 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
   };
 
   const pass = async (): Promise<void> => {
-    for (const s of await o.statuses()) observeOne(s);
+    const statuses = await o.statuses();
+    if (!statuses) return;
+    for (const s of statuses) observeOne(s);
+    // A daemon the applied config no longer wants (a filter turned off) is no one's to restart.
+    for (const [name, t] of tracked) if (!t.restarting && !statuses.some((s) => s.name === name)) tracked.delete(name);
     for (const [name, t] of tracked) {
       const f = t.failure;
       if (!f || t.restarting || now() < f.nextAt || (!f.seen && now() - f.since < grace)) continue;

@@ -99,9 +99,11 @@ export async function openMailPort(
 
   if ((await host.status()).generation !== "0") await ensureRunning();
 
-  // What the supervisor watches: nothing before the first apply, nothing while an apply runs.
+  // What the supervisor watches: nothing before the first apply, nothing while an apply (whole
+  // state or changes: both may stop, start and reload daemons) runs.
+  let changing = 0;
   const watched = (current: Awaited<ReturnType<MailHost["status"]>>) =>
-    applying > 0 || current.generation === "0" ? [] : current.services;
+    applying > 0 || changing > 0 ? undefined : current.generation === "0" ? [] : current.services;
   // Without an init system nobody else restarts a daemon that died (see sc/daemon-supervisor.ts).
   // Its restarts queue behind applies, which stop and start daemons on purpose.
   const supervisor: DaemonSupervisor | undefined =
@@ -113,8 +115,10 @@ export async function openMailPort(
             queued(async () => {
               // An apply may have run meanwhile: start only what is still wanted and still down.
               const wanted = (await host.status()).services.find((s) => s.name === name);
-              if (wanted && !wanted.running && wanted.pid === undefined) await sc.start(name);
+              if (!wanted || wanted.running || wanted.pid !== undefined) return false;
+              await sc.start(name);
               lastStatus = undefined;
+              return true;
             }),
           reap: killOrphanedSession,
           ...(options.log ? { log: options.log } : {}),
@@ -136,7 +140,15 @@ export async function openMailPort(
           lastStatus = undefined;
         }
       }),
-    applyChanges: (changes, options) => queued(() => host.applyChanges(changes, options)),
+    applyChanges: (changes, options) =>
+      queued(async () => {
+        changing += 1;
+        try {
+          return await host.applyChanges(changes, options);
+        } finally {
+          changing -= 1;
+        }
+      }),
     async digest() {
       return (await status()).digest;
     },
@@ -150,7 +162,7 @@ export async function openMailPort(
       // apply nothing is wanted yet, so it is merely stopped. During an apply they are reloading.
       const applied = current.generation !== "0";
       // A death the report is about to show is the supervisor's to record (and the reason's).
-      supervisor?.observe(watched(current));
+      supervisor?.observe(watched(current) ?? []);
       return current.services.map((s) => {
         // The supervisor's view is newer than the cached status when it has seen a death.
         const failure = supervisor?.failure(s.name);

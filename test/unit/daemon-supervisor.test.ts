@@ -24,6 +24,7 @@ function rig(options: { startFails?: boolean; staysDown?: boolean } = {}) {
         pid += 1;
         up.set(name, true);
       }
+      return true;
     },
   });
   return {
@@ -110,7 +111,7 @@ describe("daemon supervisor (direct mode)", () => {
       now: () => clock,
       statuses: async () => [up ? { name: "rspamd", running: true, pid: 42 } : { name: "rspamd", running: false }],
       reap: async (pid) => (order.push(`reap ${pid}`), 3),
-      start: async () => void order.push("start"),
+      start: async () => (order.push("start"), true),
     });
     await s.check();
     up = false;
@@ -121,6 +122,48 @@ describe("daemon supervisor (direct mode)", () => {
     expect(order).toEqual(["reap 42", "start"]);
   });
 
+  it("does nothing while an apply runs, and forgets a dead daemon the config no longer wants", async () => {
+    let list: ServiceStatus[] | undefined = [{ name: "clamd", running: true, pid: 9 }];
+    let clock = 0;
+    const starts: string[] = [];
+    const s = createDaemonSupervisor({
+      now: () => clock,
+      statuses: async () => list,
+      start: async (name) => (starts.push(name), true),
+    });
+    await s.check();
+    list = undefined; // an apply runs: no pass
+    clock += 30_000;
+    await s.check();
+    list = [{ name: "clamd", running: false }]; // seen dead between two applies
+    await s.check();
+    list = []; // and then the applied config no longer has it
+    for (let i = 0; i < 10; i++) {
+      clock += 60_000;
+      await s.check();
+    }
+    expect(starts).toEqual([]);
+    expect(s.failure("clamd")).toBeUndefined();
+    expect(s.restarts().get("clamd")).toBeUndefined();
+  });
+
+  it("counts no restart when there was nothing left to start", async () => {
+    let clock = 0;
+    let up = true;
+    const s = createDaemonSupervisor({
+      now: () => clock,
+      statuses: async () => [up ? { name: "postfix", running: true, pid: 5 } : { name: "postfix", running: false }],
+      start: async () => false, // an apply brought it back first
+    });
+    await s.check();
+    up = false;
+    await s.check();
+    s.failure("postfix");
+    clock += 1000;
+    await s.check();
+    expect(s.restarts().get("postfix") ?? 0).toBe(0);
+  });
+
   it("leaves a live but unanswering daemon alone, and a running one untouched", async () => {
     let status: ServiceStatus = { name: "dovecot", running: false, pid: 7, detail: "process alive but not answering" };
     const starts: string[] = [];
@@ -128,7 +171,7 @@ describe("daemon supervisor (direct mode)", () => {
     const s = createDaemonSupervisor({
       now: () => clock,
       statuses: async () => [status],
-      start: async (name) => void starts.push(name),
+      start: async (name) => (starts.push(name), true),
     });
     for (let i = 0; i < 50; i++) {
       clock += 1000;
