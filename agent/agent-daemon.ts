@@ -23,6 +23,7 @@ import { createRspamdPaths } from "./rspamd/paths.ts";
 import { createClamavPaths } from "./clamav/paths.ts";
 import { registerMailMetrics } from "./metrics/mail-metrics.ts";
 import { AGENT_VERSION } from "./version.ts";
+import { installLastResort } from "../common/process/last-resort.ts";
 
 export interface AgentMailOptions {
   /** Everything the agent manages lives under this root ("/" on a real vnode). */
@@ -46,6 +47,9 @@ export interface AgentDaemonOptions {
   log: Logger;
   /** Manage real mail daemons; without it the agent serves the channel only. */
   mail?: AgentMailOptions;
+  /** The agent's own process (`serve`): install the process-level last resort, counted in metrics.
+   * Off for agents run inside another process (tests), which owns its process handlers. */
+  lastResort?: boolean;
 }
 
 async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{ port: MailHostPort; close(): void }> {
@@ -65,7 +69,14 @@ async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{
     rspamdControllerSocket: createRspamdPaths(options.root).controllerSocket,
     ...(options.usageIntervalMs !== undefined ? { usageIntervalMs: options.usageIntervalMs } : {}),
   });
-  return { port: await openMailPort(host, sc, health), close: () => host.close() };
+  const port = await openMailPort(host, sc, health, { log: log.child({ component: "supervisor" }) });
+  return {
+    port,
+    close: () => {
+      port.close?.();
+      host.close();
+    },
+  };
 }
 
 export interface AgentDaemon {
@@ -88,6 +99,11 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   for (const problem of [revocations.problem, applied.problem])
     if (problem) log.warn("agent state file unusable, starting from empty", { problem });
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
+  // The net under the connection handlers: a miss is logged and counted, and the agent keeps
+  // serving when the error belonged to one connection (see common/process/last-resort.ts).
+  const uninstallLastResort = options.lastResort
+    ? installLastResort({ log, onCatch: (kind) => metrics.lastResort(kind) })
+    : () => undefined;
   const mail = options.mail ? await createMailPort(options.mail, options.log) : undefined;
   const mailHost = mail?.port;
   if (mailHost) registerMailMetrics(metrics.registry, mailHost);
@@ -124,6 +140,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
         certPem: identity.certPem,
         keyPem: identity.keyPem,
         revocations,
+        log: log.child({ component: "metrics" }),
         ...parseHostPort(options.metricsListen, "metrics-listen"),
       })
     : undefined;
@@ -153,6 +170,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
       renewal.stop();
       await Promise.all([server.close(), metricsServer?.close()]);
       mail?.close();
+      uninstallLastResort();
     },
   };
 }

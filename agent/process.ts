@@ -4,7 +4,7 @@
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -117,6 +117,33 @@ export async function livePid(pidFile: string, program?: string): Promise<number
   const pid = Number.parseInt((await readFile(pidFile, "utf8").catch(() => "")).trim(), 10);
   if (!Number.isInteger(pid) || pid <= 1) return undefined;
   return (await isRunning(pid, program)) ? pid : undefined;
+}
+
+/**
+ * SIGKILL what is left of a daemon whose session leader (its master: Postfix, Dovecot and Rspamd
+ * all call setsid) died: the workers still in session `sid`. Rspamd's workers outlive a killed
+ * main process and would pile up with each restart; Postfix's would hold the listening sockets
+ * the new master binds. The kernel does not reuse a pid while a session of that id has members,
+ * so they are exactly that daemon's orphans. Nothing is done while the leader lives.
+ */
+export async function killOrphanedSession(sid: number): Promise<number> {
+  if (!Number.isInteger(sid) || sid <= 1 || (await isRunning(sid))) return 0;
+  let killed = 0;
+  for (const entry of await readdir("/proc").catch(() => [] as string[])) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid <= 1) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    // Fields after the command's closing parenthesis: state ppid pgrp session …
+    const session = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
+    if (session !== sid) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+      killed += 1;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return killed;
 }
 
 /** SIGTERM the pid and wait for it to go; SIGKILL after the deadline. Only that pid, nothing broader. */

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The controller's command line and NetServa's command names (addvmail, …). `netserva-mail agent …`
 // is a spelling of `netserva-mail-agent …`: it dispatches before any controller module loads.
-import { cacheCompiledModules, ensurePinnedNode, quietSqliteNotice } from "./launch.js";
+import { cacheCompiledModules, ensurePinnedNode, quietSqliteNotice, tuneAgentProcess } from "./launch.js";
 
 ensurePinnedNode(import.meta.url);
+if (process.argv[2] === "agent" && process.argv[3] === "serve") tuneAgentProcess(import.meta.url);
 cacheCompiledModules();
 quietSqliteNotice();
 

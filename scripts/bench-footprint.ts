@@ -6,10 +6,13 @@
 //    a bare `node -e 0`; and the NetServa way, `ssh root@127.0.0.1 bash -s` running the
 //    equivalent sqlite3 script. With $DATABASE_URL_BENCH: the same command run locally on PostgreSQL.
 // 2. Controller RSS: `serve` on PGlite and (with $DATABASE_URL_BENCH) on PostgreSQL.
-// 3. Agent RSS on a mail vnode (own namespace, real Postfix + Dovecot): enrolled with the health
-//    stream connected and its first state applied, after one more apply, after --idle-seconds;
-//    after --reports health reports on an extra 200 ms stream (720 = an hour at the default 5 s);
-//    at --mailboxes mailboxes. Beside it: a bare Node and Node with the agent's modules loaded.
+// 3. Agent RSS on a mail vnode (own namespace, real Postfix + Dovecot), side by side with the same
+//    agent started without its launcher's memory options (NETSERVA_AGENT_TUNING=off) and, with
+//    --agent-options "A|B", with other Node options: enrolled, health stream connected, first state
+//    applied (cold start, then restarted on a warm compile cache, as an installed agent runs), after
+//    one more apply, sampled over --idle-seconds (median) with RSS per mapping; then the launcher's
+//    agent alone: after --reports health reports on an extra 200 ms stream (720 = an hour at the
+//    default 5 s), at --mailboxes mailboxes. Beside it: a bare Node and Node with the agent's modules.
 // Loopback and its own namespaces only; everything it starts is stopped by PID.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -38,6 +41,7 @@ import type { AgentProcess } from "../test/helpers/agent-process.ts";
 import { freePort, startHarness } from "../test/helpers/controller-harness.ts";
 import type { Harness } from "../test/helpers/controller-harness.ts";
 import { createTestNetns } from "../test/helpers/netns.ts";
+import type { TestNetns } from "../test/helpers/netns.ts";
 import { spawnThrowawaySshd } from "./throwaway-sshd.ts";
 
 const { values: opts } = parseArgs({
@@ -48,6 +52,8 @@ const { values: opts } = parseArgs({
     reports: { type: "string", default: "720" },
     mailboxes: { type: "string", default: "100000" },
     "no-agent": { type: "boolean", default: false },
+    "no-cli": { type: "boolean", default: false },
+    "agent-options": { type: "string", default: "" },
   },
 });
 const int = (name: string, v: string | undefined, min: number, max: number): number => {
@@ -66,6 +72,7 @@ const BIN = join(REPO, "bin", "netserva-mail.js");
 const NODE = process.execPath;
 const PG_URL = process.env["DATABASE_URL_BENCH"];
 const DOMAIN = "bench.test";
+const AGENT_PORT = 7444;
 
 const log = (s: string): void => void process.stderr.write(`bench-footprint: ${s}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -116,6 +123,22 @@ function rss(pid: number): { total: number; anon: number; file: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string): number => Number(status.match(new RegExp(`^${key}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN);
   return { total: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024, file: kb("RssFile") / 1024 };
+}
+/** Where the resident memory sits: RSS summed per mapping (file path, or [heap]/[anon]), largest first. */
+function rssByMapping(pid: number, top = 8): string {
+  const sums = new Map<string, number>();
+  let name = "";
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) name = head[1] || "[anon]";
+    const m = /^Rss:\s+(\d+) kB/.exec(line);
+    if (m) sums.set(name, (sums.get(name) ?? 0) + Number(m[1]));
+  }
+  return [...sums]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([n, kb]) => `    ${(kb / 1024).toFixed(1).padStart(6)} MB  ${n}`)
+    .join("\n");
 }
 const mb = (r: { total: number; anon: number; file: number }): string =>
   `${r.total.toFixed(1).padStart(6)} MB  (anon ${r.anon.toFixed(1)}, file ${r.file.toFixed(1)})`;
@@ -302,45 +325,64 @@ async function agentFootprint(dir: string): Promise<void> {
 
   const h = await startHarness({ healthIntervalMs: 5000 });
   cleanups.push(() => h.close());
-  const ns = await createTestNetns("benchfp");
-  cleanups.push(() => ns.destroy());
-  const root = join(dir, "vnode");
-  mkdirSync(root, { mode: 0o755 });
   chmodSync(dir, 0o755); // the mail daemons' users walk through it to their root
-  const name = "fp1";
-  const port = 7444;
-  const added = await h.cli(["vnode", "add", name, "--address", `${ns.nsAddress}:${port}`]);
-  const token = added.out.trim().split("\n").pop() ?? "";
-  const agentHome = join(h.dir, "agent-fp1");
-  const enrolled = await h.cli([
-    "agent",
-    "enroll",
-    "--controller",
-    h.controllerAddress,
-    "--token",
-    token,
-    "--home",
-    agentHome,
-  ]);
-  if (enrolled.code !== 0) throw new Error(enrolled.err);
-  await h.cli(["vnode", "set", name, "--mail-hostname", "mail.bench.test", "--mail-listen", ns.nsAddress]);
   const logDir = join(dir, "logs");
   mkdirSync(logDir);
-  const agent: AgentProcess = await startAgentProcess({
-    ns,
-    home: agentHome,
-    root,
-    port,
-    logDir,
-    extraArgs: ["--filter-offline"],
-  });
-  cleanups.push(() => agent.stop());
-  const pid = agent.child.pid ?? 0;
-  cleanups.push(() => {
-    if (process.exitCode)
-      log(`agent log tail:\n${readFileSync(agent.logFile, "utf8").split("\n").slice(-15).join("\n")}`);
-  });
-  const applied = async (what: string): Promise<void> => {
+
+  /** A mail vnode with its own namespace, root and enrolled agent process. */
+  const startVnode = async (
+    name: string,
+    env: Record<string, string>,
+  ): Promise<{ ns: TestNetns; readonly pid: number; stop(): Promise<void>; restart(): Promise<void> }> => {
+    const ns = await createTestNetns(`bench${name}`);
+    cleanups.push(() => ns.destroy());
+    const root = join(dir, `vnode-${name}`);
+    mkdirSync(root, { mode: 0o755 });
+    const added = await h.cli(["vnode", "add", name, "--address", `${ns.nsAddress}:${AGENT_PORT}`]);
+    const token = added.out.trim().split("\n").pop() ?? "";
+    const agentHome = join(h.dir, `agent-${name}`);
+    const enrolled = await h.cli([
+      "agent",
+      "enroll",
+      "--controller",
+      h.controllerAddress,
+      "--token",
+      token,
+      "--home",
+      agentHome,
+    ]);
+    if (enrolled.code !== 0) throw new Error(enrolled.err);
+    await h.cli(["vnode", "set", name, "--mail-hostname", `mail.${name}.bench.test`, "--mail-listen", ns.nsAddress]);
+    // Its own compile cache, so every run starts cold and warms it the same way.
+    const launch = (): Promise<AgentProcess> =>
+      startAgentProcess({
+        ns,
+        home: agentHome,
+        root,
+        port: AGENT_PORT,
+        logDir,
+        extraArgs: ["--filter-offline"],
+        env: { NODE_COMPILE_CACHE: join(dir, "compile-cache"), ...env },
+      });
+    let agent = await launch();
+    cleanups.push(() => agent.stop());
+    cleanups.push(() => {
+      if (process.exitCode)
+        log(`agent ${name} log tail:\n${readFileSync(agent.logFile, "utf8").split("\n").slice(-15).join("\n")}`);
+    });
+    return {
+      ns,
+      get pid() {
+        return agent.child.pid ?? 0;
+      },
+      stop: () => agent.stop(),
+      async restart() {
+        await agent.stop();
+        agent = await launch();
+      },
+    };
+  };
+  const applied = async (name: string, what: string): Promise<void> => {
     await until(
       async () => {
         const s = await status(h, name);
@@ -350,20 +392,62 @@ async function agentFootprint(dir: string): Promise<void> {
       what,
     );
   };
-  await applied("the first whole state");
-  results.push(`agent: enrolled, stream up, first state applied ${mb(rss(pid))}`);
-  const domain = await h.cli(["addvmaildomain", name, DOMAIN, "--skip-dns-check", "--overcommit"]);
-  if (domain.code !== 0) throw new Error(domain.err);
-  await applied("addvmaildomain");
-  results.push(`agent: after one more apply (a domain)          ${mb(rss(pid))}`);
-  await sleep(IDLE_S * 1000);
-  results.push(`agent: then ${IDLE_S} s idle, 0 mailboxes              ${mb(rss(pid))}`);
+
+  // Side by side: the agent as it starts now (its launcher's memory options) and the same agent
+  // without them (NETSERVA_AGENT_TUNING=off, the "before"), through the same steps at once.
+  const name = "fp1";
+  const vnodes = [
+    { label: "agent (launcher options)   ", name, vnode: await startVnode(name, {}) },
+    {
+      label: "agent, tuning off (before) ",
+      name: "fp0",
+      vnode: await startVnode("fp0", { NETSERVA_AGENT_TUNING: "off" }),
+    },
+  ];
+  for (const [i, o] of (opts["agent-options"] ?? "").split("|").filter(Boolean).entries()) {
+    // "VAR=value" words set the environment (MALLOC_ARENA_MAX=1); the rest are Node options.
+    const words = o.split(/\s+/).filter(Boolean);
+    const env = Object.fromEntries(words.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split("=", 2)));
+    const options = words.filter((w) => !/^[A-Z_]+=/.test(w)).join(" ");
+    const vnode = await startVnode(`fv${i}`, { ...env, NETSERVA_AGENT_NODE_OPTIONS: options });
+    vnodes.push({ label: `agent ${o}`.padEnd(27), name: `fv${i}`, vnode });
+  }
+  // The first start compiles every module (and loads Node's TypeScript stripper, ~20 MB that
+  // stays); an installed agent keeps its compile cache, so it is measured from its second start.
+  for (const a of vnodes) await applied(a.name, `${a.name}: the first whole state (cold start)`);
+  for (const a of vnodes) results.push(`${a.label} cold start, first state applied      ${mb(rss(a.vnode.pid))}`);
+  for (const a of vnodes) await a.vnode.restart();
+  const { ns, pid } = vnodes[0]?.vnode ?? { ns: undefined, pid: 0 };
+  if (!ns) throw new Error("unreachable");
+  const pair = vnodes.map((a) => ({ label: a.label, name: a.name, pid: a.vnode.pid }));
+  for (const a of pair) await applied(a.name, `${a.name}: the first whole state`);
+  for (const a of pair) results.push(`${a.label} restarted (cache warm), stream up, applied ${mb(rss(a.pid))}`);
+  for (const a of pair) {
+    const domain = await h.cli(["addvmaildomain", a.name, `${a.name}.${DOMAIN}`, "--skip-dns-check", "--overcommit"]);
+    if (domain.code !== 0) throw new Error(domain.err);
+  }
+  for (const a of pair) await applied(a.name, `${a.name}: addvmaildomain`);
+  for (const a of pair) results.push(`${a.label} after one more apply (a domain)   ${mb(rss(a.pid))}`);
+  // RSS sampled every 5 s over the idle period (the last sample is at its end): the median and the end.
+  const samples = new Map(pair.map((a) => [a.pid, [] as number[]]));
+  for (let t = 0; t < IDLE_S; t += 5) {
+    await sleep(Math.min(5, IDLE_S - t) * 1000);
+    for (const a of pair) samples.get(a.pid)?.push(rss(a.pid).total);
+  }
+  for (const a of pair) {
+    const s = samples.get(a.pid) ?? [];
+    results.push(
+      `${a.label} ${IDLE_S} s idle, 0 mailboxes: median ${median(s).toFixed(1)} MB (n ${s.length}), at the end ${mb(rss(a.pid))}`,
+    );
+  }
+  for (const a of pair) results.push(`  ${a.label.trim()}: where it sits (RSS per mapping):\n${rssByMapping(a.pid)}`);
+  for (const a of vnodes.slice(1)) await a.vnode.stop(); // the rest follows the agent as it starts now
 
   if (REPORTS > 0) {
     const paths = homePaths(h.home);
     const client = createAgentClient({
       vnode: name,
-      address: `${ns.nsAddress}:${port}`,
+      address: `${ns.nsAddress}:${AGENT_PORT}`,
       caPem: readFileSync(paths.caCert, "utf8"),
       certPem: readFileSync(paths.cert, "utf8"),
       keyPem: readFileSync(paths.key, "utf8"),
@@ -394,7 +478,7 @@ async function agentFootprint(dir: string): Promise<void> {
       const n = Math.min(20_000, MAILBOXES - start);
       const rows = Array.from({ length: n }, (_, i) => ({
         kind: "mailbox",
-        address: `m${String(start + i).padStart(6, "0")}@${DOMAIN}`,
+        address: `m${String(start + i).padStart(6, "0")}@${name}.${DOMAIN}`,
         passwordHash: hash,
       }));
       const file = join(dir, "import.json");
@@ -403,7 +487,7 @@ async function agentFootprint(dir: string): Promise<void> {
       if (r.code !== 0) throw new Error(`mail:import: ${r.err.slice(0, 400)}`);
       rmSync(file);
     }
-    await applied(`${MAILBOXES} mailboxes`);
+    await applied(name, `${MAILBOXES} mailboxes`);
     // Idle = the background maildir heal is over: the agent's CPU time stops moving.
     const cpu = (): number => {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -430,7 +514,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-bench-footprint-"));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   log(`node ${process.version} at ${NODE}; ${RUNS} runs (ssh ${SSH_RUNS})`);
-  await cliAndController(dir);
+  if (!opts["no-cli"]) await cliAndController(dir);
   if (!opts["no-agent"]) await agentFootprint(dir);
 }
 

@@ -121,12 +121,12 @@ async function bench(backend: string, db: Database): Promise<void> {
 
   // Warm-up (JIT, statement caches): not counted.
   for (let i = 0; i < 200; i++)
-    await services.mailboxes.add({ vnode: VNODE, email: `w${i}@warm.example`, passwordHash: hash });
+    await services.mailboxes.add({ vnode: VNODE, address: `w${i}@warm.example`, passwordHash: hash });
 
   log(`${PER_CALL_N} mailboxes, one transaction each`);
   let started = performance.now();
   for (let i = 0; i < PER_CALL_N; i++)
-    await services.mailboxes.add({ vnode: VNODE, email: `s${i}@seq.example`, passwordHash: hash });
+    await services.mailboxes.add({ vnode: VNODE, address: `s${i}@seq.example`, passwordHash: hash });
   let seconds = (performance.now() - started) / 1000;
   const sequentialRate = PER_CALL_N / seconds;
   rows.push({
@@ -144,7 +144,7 @@ async function bench(backend: string, db: Database): Promise<void> {
     await db.em().transactional(async (tx) => {
       const batch = servicesOn(db, tx);
       for (let i = b; i < Math.min(PER_CALL_N, b + BATCH); i++)
-        await batch.mailboxes.add({ vnode: VNODE, email: `u${i}@batch.example`, passwordHash: hash });
+        await batch.mailboxes.add({ vnode: VNODE, address: `u${i}@batch.example`, passwordHash: hash });
     });
   }
   seconds = (performance.now() - started) / 1000;
@@ -161,7 +161,7 @@ async function bench(backend: string, db: Database): Promise<void> {
   started = performance.now();
   for (let b = 0; b < N; b += BATCH) {
     const mailboxes = Array.from({ length: Math.min(BATCH, N - b) }, (_, k) => ({
-      email: `u${b + k}@one.example`,
+      address: `u${b + k}@one.example`,
       passwordHash: hash,
     }));
     const result = await services.mailboxes.addMany({ vnode: VNODE, mailboxes });
@@ -181,7 +181,7 @@ async function bench(backend: string, db: Database): Promise<void> {
 
   log(`${HASHED_N} mailboxes with generated passwords (SHA512-CRYPT)`);
   started = performance.now();
-  for (let i = 0; i < HASHED_N; i++) await services.mailboxes.add({ vnode: VNODE, email: `h${i}@hashed.example` });
+  for (let i = 0; i < HASHED_N; i++) await services.mailboxes.add({ vnode: VNODE, address: `h${i}@hashed.example` });
   seconds = (performance.now() - started) / 1000;
   const hashedRate = HASHED_N / seconds;
   rows.push({

@@ -35,6 +35,11 @@ function fail(what: string): never {
   console.error(`FAILED: ${what}`);
   process.exit(1);
 }
+// A refused connection or a failed login (a daemon down) is a failed check, said in one line: not
+// a stack trace.
+const failOn = (error: unknown): never => fail(error instanceof Error ? error.message : String(error));
+process.on("uncaughtException", failOn);
+process.on("unhandledRejection", failOn);
 
 const inbound = nodemailer.createTransport({ host, port: 25, name: "demo.sender.test", requireTLS: true, tls });
 const submission = nodemailer.createTransport({

@@ -132,6 +132,7 @@ const serve: Subcommand = {
       ...(metricsListen ? { metricsListen } : {}),
       log: createLogger({ fields: { component: "agent" } }),
       ...(mail ? { mail } : {}),
+      lastResort: true,
     });
     io.err(
       `agent ${daemon.vnode} listening on port ${daemon.port}${daemon.metricsPort ? `, metrics on ${daemon.metricsPort}` : ""}\n`,

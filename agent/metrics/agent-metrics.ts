@@ -1,11 +1,14 @@
 // The agent's Prometheus metrics. One registry per agent (tests run several in one process).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { LastResortKind } from "../../common/process/last-resort.ts";
 
 export interface AgentMetrics {
   readonly registry: Registry;
   commandDone(command: string, result: "ok" | "error" | "replayed" | "refused", seconds: number): void;
   setCertificateExpiry(notAfter: Date): void;
   setAppliedGeneration(generation: number): void;
+  /** The process-level last resort caught something a connection's own handler missed. */
+  lastResort(kind: LastResortKind): void;
 }
 
 export function createAgentMetrics(options: { vnode: string; version: string }): AgentMetrics {
@@ -47,6 +50,15 @@ export function createAgentMetrics(options: { vnode: string; version: string }):
     registers: [registry],
   });
 
+  const lastResort = new Counter({
+    name: "netserva_agent_last_resort_total",
+    help: "Errors caught by the process-level last resort (a connection's own handler missed them); should stay 0.",
+    labelNames: ["kind"],
+    registers: [registry],
+  });
+  // Present at 0 from the start, so an alert on any increase needs no absent() guard.
+  for (const kind of ["uncaught_exception", "unhandled_rejection"]) lastResort.inc({ kind }, 0);
+
   const counterChildren = new Map<string, ReturnType<typeof commands.labels>>();
   const histogramChildren = new Map<string, ReturnType<typeof durations.labels>>();
   return {
@@ -63,5 +75,6 @@ export function createAgentMetrics(options: { vnode: string; version: string }):
     },
     setCertificateExpiry: (notAfter) => certificateExpiry.set(Math.floor(notAfter.getTime() / 1000)),
     setAppliedGeneration: (value) => generation.set(value),
+    lastResort: (kind) => lastResort.inc({ kind }),
   };
 }

@@ -5,6 +5,7 @@ import type { Server } from "node:https";
 import type { TLSSocket } from "node:tls";
 import type { Registry } from "prom-client";
 import { peerIdentity } from "../../common/identity/peer.ts";
+import type { Logger } from "../../common/log.ts";
 import type { Revocations } from "../server/revocations.ts";
 
 export interface MetricsServerOptions {
@@ -15,6 +16,7 @@ export interface MetricsServerOptions {
   revocations: Revocations;
   host: string;
   port: number;
+  log?: Logger;
 }
 
 export interface MetricsServer {
@@ -66,10 +68,21 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       );
     },
   );
+  // A client's broken connection is its own: node:https answers 'clientError' by destroying that
+  // socket, and a failed handshake ('tlsClientError') only concerns the scraper that sent it.
+  server.on("tlsClientError", (error, socket) =>
+    options.log?.info("metrics: TLS handshake failed", { peer: socket.remoteAddress ?? null, error: error.message }),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host, () => resolve());
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
+  // After listening, a server error (e.g. EMFILE on accept) is logged, not thrown: the next
+  // scrape is accepted again once descriptors are free.
+  server.on("error", (error) => options.log?.warn("metrics server error", { error: error.message }));
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
   const current = { ca: options.caPem, cert: options.certPem, key: options.keyPem, minVersion: "TLSv1.2" as const };

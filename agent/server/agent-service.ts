@@ -289,7 +289,11 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
             call.write(health);
             timer = setTimeout(send, interval);
           },
-          (error: unknown) => options.log.warn("health report failed", { error: String(error) }),
+          (error: unknown) => {
+            // One failed report (a daemon slow to answer) must not end the stream's reports.
+            options.log.warn("health report failed", { error: String(error) });
+            if (!closed) timer = setTimeout(send, interval);
+          },
         );
       };
       const stop = (): void => {

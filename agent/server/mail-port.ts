@@ -10,6 +10,9 @@ import type { MailboxUsageRow } from "../health/mailbox-usage.ts";
 import { daemonVersions } from "../info/system-info.ts";
 import type { ApplyOutcome, MailHost } from "../mail/mail-host.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
+import { createDaemonSupervisor, type DaemonSupervisor } from "../sc/daemon-supervisor.ts";
+import { killOrphanedSession } from "../process.ts";
+import type { Logger } from "../../common/log.ts";
 
 export type { ApplyOutcome } from "../mail/mail-host.ts";
 
@@ -31,6 +34,10 @@ export interface MailHostPort {
   health?(): Promise<MailHealth>;
   /** Every mailbox's usage (the report carries only a summary). */
   mailboxUsage?(): Promise<MailboxUsageRow[]>;
+  /** Direct mode: daemon restarts the agent made since it started, per daemon. */
+  daemonRestarts?(): ReadonlyMap<string, number>;
+  /** Stop watching the daemons (agent shutdown). */
+  close?(): void;
 }
 
 /**
@@ -55,10 +62,17 @@ const MAIL_DAEMONS = ["dovecot", "postfix"] as const;
  * The port over a mail host. After an agent or vnode restart it first runs the daemons of the
  * config applied before, if any (generation 0: nothing applied, the first ApplyState starts them).
  */
+export interface MailPortOptions {
+  /** Direct mode: how often the daemons' pids are checked (default 2 s). */
+  superviseCheckMs?: number;
+  log?: Logger;
+}
+
 export async function openMailPort(
   host: MailHost,
   sc: ServiceControl,
   mailHealth?: MailHealthSource,
+  options: MailPortOptions = {},
 ): Promise<MailHostPort> {
   // Versions change only with a package upgrade: asked every 5 minutes at most.
   const versions = cached(300_000, async () => new Map((await daemonVersions()).map((d) => [d.name, d.version])));
@@ -84,6 +98,30 @@ export async function openMailPort(
   };
 
   if ((await host.status()).generation !== "0") await ensureRunning();
+
+  // What the supervisor watches: nothing before the first apply, nothing while an apply runs.
+  const watched = (current: Awaited<ReturnType<MailHost["status"]>>) =>
+    applying > 0 || current.generation === "0" ? [] : current.services;
+  // Without an init system nobody else restarts a daemon that died (see sc/daemon-supervisor.ts).
+  // Its restarts queue behind applies, which stop and start daemons on purpose.
+  const supervisor: DaemonSupervisor | undefined =
+    sc.kind === "direct"
+      ? createDaemonSupervisor({
+          // The health report's own (1 s) cache: the report and the supervisor never disagree.
+          statuses: async () => watched(await status()),
+          start: (name) =>
+            queued(async () => {
+              // An apply may have run meanwhile: start only what is still wanted and still down.
+              const wanted = (await host.status()).services.find((s) => s.name === name);
+              if (wanted && !wanted.running && wanted.pid === undefined) await sc.start(name);
+              lastStatus = undefined;
+            }),
+          reap: killOrphanedSession,
+          ...(options.log ? { log: options.log } : {}),
+          ...(options.superviseCheckMs ? { checkMs: options.superviseCheckMs } : {}),
+        })
+      : undefined;
+  supervisor?.start();
 
   return {
     applyState: (state, options) =>
@@ -111,13 +149,24 @@ export async function openMailPort(
       // A daemon the applied config wants but that is not running has failed; before the first
       // apply nothing is wanted yet, so it is merely stopped. During an apply they are reloading.
       const applied = current.generation !== "0";
-      return current.services.map((s) => ({
-        name: s.name,
-        state: s.running ? (applying > 0 ? "reloading" : "active") : applied ? "failed" : "stopped",
-        version: known.get(VERSION_NAME[s.name] ?? s.name) ?? "",
-        detail: s.detail ?? (s.running ? (s.pid ? `pid ${s.pid}` : "") : "not running"),
-      }));
+      // A death the report is about to show is the supervisor's to record (and the reason's).
+      supervisor?.observe(watched(current));
+      return current.services.map((s) => {
+        // The supervisor's view is newer than the cached status when it has seen a death.
+        const failure = supervisor?.failure(s.name);
+        if (failure) {
+          const version = known.get(VERSION_NAME[s.name] ?? s.name) ?? "";
+          return { name: s.name, state: "failed", version, detail: `${failure.reason}; restarting` };
+        }
+        return {
+          name: s.name,
+          state: s.running ? (applying > 0 ? "reloading" : "active") : applied ? "failed" : "stopped",
+          version: known.get(VERSION_NAME[s.name] ?? s.name) ?? "",
+          detail: s.detail ?? (s.running ? (s.pid ? `pid ${s.pid}` : "") : "not running"),
+        };
+      });
     },
+    ...(supervisor ? { daemonRestarts: () => supervisor.restarts(), close: () => supervisor.stop() } : {}),
     ...(mailHealth ? { health: () => mailHealth.health(), mailboxUsage: () => mailHealth.mailboxes() } : {}),
   };
 }

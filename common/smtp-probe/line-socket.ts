@@ -30,30 +30,42 @@ export function describeSocketError(error: NodeJS.ErrnoException, where: string)
   return new NetservaError("unavailable", `${where}: ${reason}`, { cause: error });
 }
 
+/** Runs `start` with a deadline. Its cleanup learns whether the deadline passed: a socket still
+ * connecting or handshaking then is destroyed there, never left without an 'error' listener (a
+ * late reset on it would otherwise be an uncaught error that ends the whole process). */
 function bounded<T>(
   timeoutMs: number,
   what: string,
-  start: (resolve: (v: T) => void, reject: (e: unknown) => void) => () => void,
+  start: (resolve: (v: T) => void, reject: (e: unknown) => void) => (timedOut: boolean) => void,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let cleanup = (): void => undefined;
+    let cleanup = (_timedOut: boolean): void => undefined;
     const timer = setTimeout(() => {
-      cleanup();
+      cleanup(true);
       reject(new NetservaError("deadline_exceeded", `${what}: timeout after ${timeoutMs} ms`));
     }, timeoutMs);
     cleanup = start(
       (v) => {
         clearTimeout(timer);
-        cleanup();
+        cleanup(false);
         resolve(v);
       },
       (e) => {
         clearTimeout(timer);
-        cleanup();
+        cleanup(false);
         reject(e);
       },
     );
   });
+}
+
+/** Detaches a pending socket's error handler; past the deadline, also ends the socket for good. */
+function release(s: Socket | TLSSocket, onError: (e: NodeJS.ErrnoException) => void, timedOut: boolean): void {
+  if (timedOut) {
+    s.on("error", () => undefined);
+    s.destroy();
+  }
+  s.off("error", onError);
 }
 
 /** What a probe keeps of a server's unanswered output: an SMTP reply line is at most 512 bytes,
@@ -76,7 +88,7 @@ export async function openLineSocket(o: {
     };
     s.once(o.tls ? "secureConnect" : "connect", () => resolve(s));
     s.once("error", onError);
-    return () => s.off("error", onError);
+    return (timedOut) => release(s, onError, timedOut);
   });
   return wrap(raw, where, o.maxBufferBytes ?? MAX_BUFFER_BYTES);
 }
@@ -147,12 +159,14 @@ function wrap(initial: Socket | TLSSocket, where: string, maxBufferBytes: number
       plain.removeAllListeners("data");
       plain.removeAllListeners("close");
       plain.removeAllListeners("error");
+      // The TLS socket reports the connection's errors from here on; the plain one must not throw.
+      plain.on("error", () => undefined);
       const secure = await bounded<TLSSocket>(timeoutMs, "TLS handshake", (resolve, reject) => {
         const s = tlsConnect({ ...options, socket: plain });
         const onError = (e: NodeJS.ErrnoException): void => reject(describeSocketError(e, "TLS handshake"));
         s.once("secureConnect", () => resolve(s));
         s.once("error", onError);
-        return () => s.off("error", onError);
+        return (timedOut) => release(s, onError, timedOut);
       });
       socket = secure;
       attach(secure);

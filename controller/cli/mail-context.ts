@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createMailServices } from "../mail/create-mail-services.ts";
 import { createZoneListProvider } from "../dns/zone-list-provider.ts";
-import { powerDnsZonesFor } from "./commands/dns/dns-context.ts"; // DNS issue: PowerDNS zones when configured
+import { powerDnsZonesFor } from "./dns-context.ts";
 import type { MailServices, MutationResult } from "../mail/mail-api.ts";
 import { deliverServiceFor } from "../fleet/deliver.ts";
 import type { DeliverOutcome } from "../fleet/deliver.ts";

@@ -1,5 +1,6 @@
 // `netserva-mail serve`: the enrollment endpoint and the fleet (links + health) in one process,
-// and the upkeep of the controller's own certificate (renewed and swapped into both servers).
+// and the upkeep of certificates: the controller's own (renewed and swapped into both servers) and
+// the vnodes' mail TLS certificates (renewed and delivered before they expire).
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
@@ -11,6 +12,7 @@ import type { Fleet, FleetIdentity } from "../fleet/fleet.ts";
 import { readCaFiles, withChain } from "../pki/ca-files.ts";
 import { caPin } from "../../common/pki/pin.ts";
 import { watchCaChanges } from "./ca-watch.ts";
+import { startMailTlsSweep } from "../pki/mail-tls-sweep.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
@@ -35,7 +37,7 @@ export interface ControllerDaemonOptions {
   onEnrollmentRefused?: (method: "enroll" | "renew", reason: Refusal) => void;
   /** The daemon's metrics: certificate expiry and renewals are reported there. */
   metrics?: ControllerMetrics;
-  /** How often certificates are checked for renewal (default hourly). */
+  /** How often certificates are checked for renewal, the controller's and mail TLS (default hourly). */
   certificateCheckMs?: number;
 }
 
@@ -89,10 +91,11 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
   });
   // The reconciler delivers over the fleet's own links (one connection per vnode); links are
   // asked for only once reports arrive, after the fleet below exists.
+  const mailTls = mailTlsIssuerFor(options.paths, options.config.mailTlsCertificateSeconds);
   const deliver = createDeliverService({
     db: options.db,
     paths: options.paths,
-    mailTls: mailTlsIssuerFor(options.paths),
+    mailTls,
     linkFor: (name) => fleet.link(name)?.client,
   });
   const fleet = startFleet({
@@ -116,6 +119,14 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     onRenewal: (result) => options.metrics?.certificateRenewal("controller", result),
   });
   const reloadIdentity = (): Promise<void> => renewal.reload();
+  const mailTlsSweep = startMailTlsSweep({
+    db: options.db,
+    deliver,
+    issuer: mailTls,
+    log: options.log.child({ component: "mail-tls" }),
+    ...(options.certificateCheckMs !== undefined ? { intervalMs: options.certificateCheckMs } : {}),
+    onRenewal: (result) => options.metrics?.certificateRenewal("mail_tls", result),
+  });
   const presented = (): Record<PresentedCertificate, string> => ({
     controller: renewal.current().certPem,
     enrollment: enrollment.certPem,
@@ -128,7 +139,14 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     db: options.db,
     log: options.log,
     ...(options.caCheckMs ? { intervalMs: options.caCheckMs } : {}),
-    onChange: reloadIdentity,
+    // A CA step: the new identity now; the mail certificates the old CA issued in the background
+    // (one vnode at a time, each a whole-state push that may wait on an unreachable vnode).
+    onChange: async () => {
+      await reloadIdentity();
+      mailTlsSweep
+        .sweep()
+        .catch((error: unknown) => options.log.warn("mail TLS sweep failed", { error: String(error) }));
+    },
   });
   options.log.info("controller serving", { port: enrollment.port });
   return {
@@ -138,10 +156,14 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     checkCa: () => caWatch.check(),
     presented,
     renewControllerCertificate: () => renewal.renew(),
-    checkCertificates: () => renewal.check(),
+    async checkCertificates() {
+      await renewal.check();
+      await mailTlsSweep.sweep();
+    },
     async close() {
       caWatch.stop();
       renewal.stop();
+      mailTlsSweep.stop();
       await fleet.close();
       await enrollment.close();
     },

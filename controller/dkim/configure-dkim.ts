@@ -16,7 +16,8 @@ import type { DnsProvider } from "../dns/dns-provider.ts";
 import { deleteRecords, publishRecords } from "../dns/publish-records.ts";
 import type { ExpectedRecord } from "../dns/mail-records.ts";
 import { generateDkimKey, parseBits } from "./dkim-keygen.ts";
-import { dkimRecordName, dkimRecordValue, newSelectors, parseAlgorithm } from "./dkim-record.ts";
+import { dkimRecordName, dkimRecordValue } from "../dns/dkim-txt.ts";
+import { newSelectors, parseAlgorithm } from "./dkim-record.ts";
 import {
   activatePending,
   domainOnVnode,

@@ -4,8 +4,9 @@
 import { createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { NetservaError, invalid } from "../../common/errors.ts";
+import type { DkimKeyType } from "../dns/dkim-txt.ts";
 
-export type DkimAlgorithm = "rsa" | "ed25519";
+export type DkimAlgorithm = DkimKeyType;
 
 export interface GeneratedDkimKey {
   algorithm: DkimAlgorithm;

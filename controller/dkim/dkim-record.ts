@@ -1,16 +1,8 @@
-// The DKIM DNS record of a key: `<selector>._domainkey.<domain>` TXT "v=DKIM1; k=…; p=…",
-// split into 255-byte strings when written (an RSA-2048 key is ~410 bytes).
+// Choosing a new key: its algorithm (rsa, ed25519 or both) and a selector never used before by the
+// domain. The record itself (name and TXT value) is controller/dns/dkim-txt.ts.
 import { invalid } from "../../common/errors.ts";
 import { parseDkimSelector } from "../../common/validation/index.ts";
 import type { DkimAlgorithm } from "./dkim-keygen.ts";
-
-export function dkimRecordName(selector: string, domain: string): string {
-  return `${selector}._domainkey.${domain}.`;
-}
-
-export function dkimRecordValue(algorithm: DkimAlgorithm, publicKey: string): string {
-  return `v=DKIM1; k=${algorithm}; p=${publicKey}`;
-}
 
 export type AlgorithmChoice = "rsa" | "ed25519" | "both";
 

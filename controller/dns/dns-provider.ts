@@ -2,7 +2,7 @@
 // are absolute, lower-case A-labels with a trailing dot ("example.com."); record contents are in
 // zone-file presentation form (TXT as quoted strings, MX as "10 mail.example.com."), which is
 // what PowerDNS's API and a BIND zone file both take.
-import type { DnsZoneProvider } from "../mail/mail-api.ts";
+import type { DnsZoneProvider } from "./zone-provider.ts";
 
 export interface RRset {
   name: string;

@@ -9,11 +9,10 @@ import { parseDomain } from "../../common/validation/index.ts";
 import { MailDnsPolicy } from "../db/entities/index.ts";
 import type { VMailDomain, Vnode } from "../db/entities/index.ts";
 import { mailHostnameOf } from "../db/entities/index.ts";
-import { listDkimKeys } from "../dkim/dkim-store.ts";
 import { parseDmarcPolicy, parseRua, parseSpf, policyValues } from "./mail-policy.ts";
 import type { MailDnsPolicyInput } from "./mail-policy.ts";
 import { domainRecords, hostRecords } from "./mail-records.ts";
-import type { ExpectedRecord } from "./mail-records.ts";
+import type { DomainRecordInput, ExpectedRecord } from "./mail-records.ts";
 
 export interface VnodeMailIdentity {
   /** The HELO / MX name (ASCII, no trailing dot). */
@@ -42,15 +41,16 @@ export function vnodeMailIdentity(vnode: Vnode, addresses?: string): VnodeMailId
   return { mailHost, sendingAddresses: listen.length > 0 ? listen : isIP(agentHost) !== 0 ? [agentHost] : [] };
 }
 
-/** `override`: policy flags of this run, checked and laid over the stored policy. */
+/** `dkim`: the domain's keys (controller/dkim's listDkimKeys); `override`: policy flags of this
+ * run, checked and laid over the stored policy. */
 export async function planDomainRecords(
   em: SqlEntityManager,
   domain: VMailDomain,
   identity: VnodeMailIdentity,
+  dkim: DomainRecordInput["dkim"],
   override: MailDnsPolicyInput = {},
 ): Promise<ExpectedRecord[]> {
   const stored = await em.fork().findOne(MailDnsPolicy, { domainId: domain.id });
-  const keys = await listDkimKeys(em, domain.id);
   const base: MailDnsPolicyInput = stored
     ? {
         spf: stored.spf ?? null,
@@ -64,7 +64,7 @@ export async function planDomainRecords(
     domain: domain.domain,
     mailHost: identity.mailHost,
     policy: policyValues({ ...base, ...checkPolicy(override) }),
-    dkim: keys,
+    dkim,
   });
 }
 

@@ -4,8 +4,7 @@
 // mail host's addresses and the PTR of each sending address.
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
-import { dkimRecordName, dkimRecordValue } from "../dkim/dkim-record.ts";
-import type { DkimAlgorithm } from "../dkim/dkim-keygen.ts";
+import { dkimRecordName, dkimRecordValue, type DkimKeyType } from "./dkim-txt.ts";
 import type { MailDnsPolicyValues } from "./mail-policy.ts";
 
 export type RecordType = "MX" | "TXT" | "CNAME" | "A" | "AAAA" | "PTR";
@@ -27,7 +26,7 @@ export interface DomainRecordInput {
   domain: string; // ASCII, no trailing dot
   mailHost: string; // ASCII, no trailing dot
   policy: MailDnsPolicyValues;
-  dkim: ReadonlyArray<{ selector: string; algorithm: DkimAlgorithm; publicKey: string }>;
+  dkim: ReadonlyArray<{ selector: string; algorithm: DkimKeyType; publicKey: string }>;
 }
 
 export const MX_PRIORITY = 10;

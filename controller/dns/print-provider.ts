@@ -2,7 +2,7 @@
 // zone-file fragment (absolute names, so it fits any zone file) instead of being applied. Zones
 // come from another provider (the zone list in <home>/dns-zones); nothing is ever read back, so
 // getRRsets answers empty and the DNS check has to ask DNS itself.
-import type { DnsZoneProvider } from "../mail/mail-api.ts";
+import type { DnsZoneProvider } from "./zone-provider.ts";
 import type { DnsProvider, RRset, RRsetChange } from "./dns-provider.ts";
 import { absolute } from "./dns-provider.ts";
 

@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { NetservaError, invalid } from "../../common/errors.ts";
 import { parseDomain } from "../../common/validation/index.ts";
-import type { DnsZoneProvider } from "../mail/mail-api.ts";
+import type { DnsZoneProvider } from "./zone-provider.ts";
 
 export type ZoneListOptions = { zones: readonly string[] } | { file: string };
 

@@ -16,6 +16,7 @@ import { Vnode } from "../db/entities/index.ts";
 import { recordAppliedGeneration } from "../db/generation.ts";
 import type { Database } from "../db/open-database.ts";
 import type { HomePaths } from "../home/home-paths.ts";
+import { readControllerConfig } from "../home/controller-config.ts";
 import { revokedSerials } from "../pki/certificate-records.ts";
 import { mailTlsIssuerFor, renewMailTlsIfDue } from "../pki/mail-tls.ts";
 import type { MailTlsIssuer } from "../pki/mail-tls.ts";
@@ -229,5 +230,14 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
 
 /** The deliver service of a CLI process (no fleet of its own: each delivery opens its client). */
 export function deliverServiceFor(db: Database, paths: HomePaths): DeliverService {
-  return createDeliverService({ db, paths, mailTls: mailTlsIssuerFor(paths) });
+  return createDeliverService({ db, paths, mailTls: mailTlsIssuerFor(paths, mailTlsLifetime(paths)) });
+}
+
+/** controller.json's mailTlsCertificateSeconds; the default when the home has no readable config. */
+function mailTlsLifetime(paths: HomePaths): number | undefined {
+  try {
+    return readControllerConfig(paths.config).mailTlsCertificateSeconds;
+  } catch {
+    return undefined;
+  }
 }

@@ -19,7 +19,7 @@ import type { DeliverService } from "./deliver.ts";
 import { createReconciler } from "./reconciler.ts";
 import { createHealthWriter } from "../health/save-health.ts";
 import type { HistoryPolicy } from "../health/health-history.ts";
-import { syncMailboxUsage } from "../health/mailbox-usage-sync.ts";
+import { syncMailboxUsage } from "./mailbox-usage-fetch.ts";
 
 /** How the fleet's links authenticate: the CAs agents are checked against, our certificate
  *  (with its chain) and key, and the pin of the CA that issues certificates now. */
@@ -88,18 +88,35 @@ export function startFleet(options: FleetOptions): Fleet {
       })
     : undefined;
 
+  /** Links whose agent took the revocation list, and links with a push under way. A link is
+   *  made anew whenever the list changes, so "confirmed" is per link. Pushed when the link is
+   *  made and again on each health report until the agent takes it: a push to an agent that
+   *  was not listening yet (restarting, cut off) would otherwise be lost until the next revoke. */
+  const revocationsConfirmed = new WeakSet<VnodeLink>();
+  const revocationsPushing = new WeakSet<VnodeLink>();
   const pushRevocations = (link: VnodeLink): void => {
+    if (revocationsConfirmed.has(link) || revocationsPushing.has(link)) return;
+    revocationsPushing.add(link);
     const request = create(UpdateRevocationsRequestSchema, {
       meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
       revokedSerials: [...revoked],
     });
     link.client
       .call("updateRevocations", request)
-      .catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }));
+      .then(() => revocationsConfirmed.add(link))
+      .catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }))
+      .finally(() => revocationsPushing.delete(link));
   };
 
-  /** The CAs this agent is to trust; it answers with the pins it trusts, kept for `ca status`. */
+  /** Links whose agent confirmed the trust bundle, and links with a push under way. */
+  const trustConfirmed = new WeakSet<VnodeLink>();
+  const trustPushing = new WeakSet<VnodeLink>();
+  /** The CAs this agent is to trust; it answers with the pins it trusts, kept for `ca status`.
+   *  Sent once per link, on its first health report (the agent is surely listening then), and
+   *  again on the next report until the agent confirms. */
   const pushTrust = (link: VnodeLink, vnodeId: number, pushed: FleetIdentity): void => {
+    if (trustConfirmed.has(link) || trustPushing.has(link)) return;
+    trustPushing.add(link);
     const request = create(UpdateTrustRequestSchema, {
       meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
       caBundlePem: pushed.caPem,
@@ -107,12 +124,14 @@ export function startFleet(options: FleetOptions): Fleet {
     });
     link.client
       .call("updateTrust", request)
-      .then((response) =>
-        options.db
+      .then(async (response) => {
+        await options.db
           .em()
-          .nativeUpdate(Vnode, { id: vnodeId }, { trustedCaPins: response.trustedCaPins, trustUpdatedAt: new Date() }),
-      )
-      .catch((error: unknown) => options.log.warn("trust push failed", { error: String(error) }));
+          .nativeUpdate(Vnode, { id: vnodeId }, { trustedCaPins: response.trustedCaPins, trustUpdatedAt: new Date() });
+        trustConfirmed.add(link);
+      })
+      .catch((error: unknown) => options.log.warn("trust push failed", { error: String(error) }))
+      .finally(() => trustPushing.delete(link));
   };
 
   const refresh = async (): Promise<void> => {
@@ -135,6 +154,8 @@ export function startFleet(options: FleetOptions): Fleet {
     for (const vnode of vnodes) {
       if (links.has(vnode.name)) continue;
       const log = options.log.child({ vnode: vnode.name });
+      // The identity this link was made with: a link made before a CA step pushes what it knows.
+      const linkIdentity = identity;
       const link = createVnodeLink({
         vnode: vnode.name,
         address: vnode.address,
@@ -146,6 +167,8 @@ export function startFleet(options: FleetOptions): Fleet {
         staleAfterMs: options.staleAfterMs ?? 12_000,
         log,
         onReport: (report) => {
+          pushRevocations(link);
+          pushTrust(link, vnode.id, linkIdentity);
           saveReport(vnode.id, report)
             .then(() => reconciler?.onReport(vnode.id, report))
             .then(() => (report.mail ? maybeSyncUsage(vnode.id, link) : undefined))
@@ -163,7 +186,6 @@ export function startFleet(options: FleetOptions): Fleet {
       });
       links.set(vnode.name, { link, address: vnode.address });
       pushRevocations(link);
-      pushTrust(link, vnode.id, identity);
     }
   };
 
@@ -182,7 +204,8 @@ export function startFleet(options: FleetOptions): Fleet {
       for (const link of old) draining.add(link);
       setTimeout(() => {
         for (const link of old) {
-          link.close();
+          // Its replacement reports already: closing it is no sign the vnode went down.
+          link.close({ quiet: true });
           draining.delete(link);
         }
       }, 15_000).unref();

@@ -19,19 +19,22 @@ export interface VnodeLinkOptions extends AgentClientOptions {
 export interface VnodeLink {
   readonly client: AgentClient;
   readonly connected: boolean;
-  close(): void;
+  /** quiet: the link is being replaced (a new identity), so the vnode is not counted down. */
+  close(options?: { quiet?: boolean }): void;
 }
 
 export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
   const client = createAgentClient(options);
   let connected = false;
   let closed = false;
+  let quiet = false;
   let backoff = 250;
   let staleTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let cancel: (() => void) | undefined;
 
   const down = (reason: string): void => {
+    if (quiet) return;
     if (connected) options.log.warn("vnode down", { reason });
     connected = false;
     options.onDown(reason);
@@ -74,8 +77,9 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
     get connected() {
       return connected;
     },
-    close() {
+    close(closeOptions) {
       closed = true;
+      quiet = closeOptions?.quiet === true;
       if (staleTimer) clearTimeout(staleTimer);
       if (retryTimer) clearTimeout(retryTimer);
       cancel?.();

@@ -1,10 +1,8 @@
 // Mailbox usage from the agent into mail_vboxes.usage (what `shvmail` shows): the health report's
-// top mailboxes on every report, the whole list from GetMailboxUsage now and then. One UPDATE per
+// top mailboxes on every report, the whole list from GetMailboxUsage now and then (asked by
+// controller/fleet/mailbox-usage-fetch.ts). One UPDATE per
 // batch of 1,000 mailboxes, scoped to the vnode's domains.
 import type { SqlEntityManager } from "@mikro-orm/sql";
-import { create } from "@bufbuild/protobuf";
-import { GetMailboxUsageRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
-import type { AgentClient } from "../fleet/agent-client.ts";
 
 export interface UsageRow {
   address: string;
@@ -33,17 +31,4 @@ export async function storeMailboxUsage(
     updated += (result as { affectedRows?: number }).affectedRows ?? 0;
   }
   return updated;
-}
-
-/** Asks the agent for every mailbox's usage and stores it. */
-export async function syncMailboxUsage(
-  em: SqlEntityManager,
-  client: AgentClient,
-  vnodeId: number,
-): Promise<{ mailboxes: number; updated: number }> {
-  const response = await client.call("getMailboxUsage", create(GetMailboxUsageRequestSchema, {}), {
-    timeoutMs: 60_000,
-  });
-  const rows = response.mailboxes.map((m) => ({ address: m.address, usedBytes: Number(m.usedBytes) }));
-  return { mailboxes: rows.length, updated: await storeMailboxUsage(em, vnodeId, rows) };
 }

@@ -87,7 +87,7 @@ export type MailboxItem = AddMailboxesInput["mailboxes"][number];
 export function mailboxItem(values: Values): MailboxItem {
   if (rowKind(values) !== "mailbox") throw new Error("mailboxItem: not a mailbox row"); // caller's bug
   return {
-    email: required(values, "address", "mailbox"),
+    address: required(values, "address", "mailbox"),
     quota: size(values, "quota"),
     name: text(values, "name"),
     passwordHash: text(values, "passwordHash"),

@@ -39,7 +39,7 @@ class DryRunRollback extends Error {}
 
 const REFUSALS = new Set(["invalid_argument", "not_found", "already_exists", "failed_precondition"]);
 
-/** The services name a mailbox's address "email"; an import row calls it "address". */
+/** Refusals name a mailbox's address "email" (the CLI's argument); an import row calls it "address". */
 const COLUMN_OF: Readonly<Record<string, string>> = { email: "address" };
 
 function refusalOf(row: number, error: NetservaError): Refusal {

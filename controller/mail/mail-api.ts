@@ -5,12 +5,7 @@
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import type { NetservaError } from "../../common/errors.ts";
 import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
-
-/** A DNS provider as far as the mail-data rules need it (PowerDNS arrives with the DNS issue). */
-export interface DnsZoneProvider {
-  /** The zone that holds `domain` (ASCII), or undefined when no zone covers it. */
-  findZone(domain: string): Promise<string | undefined>;
-}
+import type { DnsZoneProvider } from "../dns/zone-provider.ts";
 
 export interface MailServiceContext {
   em: SqlEntityManager;
@@ -121,7 +116,8 @@ export interface ChangeDomainInput extends MutationOptions {
 
 export interface AddMailboxInput extends MutationOptions {
   vnode: string;
-  email: string;
+  /** The mailbox's address as given (either form); refusals name it `email`, the CLI's argument. */
+  address: string;
   quota?: string; // default: domain default quota
   name?: string;
   /** Operator-supplied password; when absent one is generated (CSPRNG, ≥ 16 chars) and returned once. */
@@ -155,7 +151,7 @@ export interface AddMailboxesOutcome {
 
 export interface ChangeMailboxInput extends MutationOptions {
   vnode: string;
-  email: string;
+  address: string;
   password?: string;
   generatePassword?: boolean;
   /** As in AddMailboxInput; exclusive with `password` and `generatePassword`. */
@@ -169,7 +165,7 @@ export interface ChangeMailboxInput extends MutationOptions {
 
 export interface RemoveMailboxInput extends MutationOptions {
   vnode: string;
-  email: string;
+  address: string;
   keepMaildir?: boolean;
   /** Remove aliases whose only target is this mailbox (otherwise such aliases make it refuse). */
   removeAliases?: boolean;
@@ -213,7 +209,7 @@ export interface VMailboxServiceApi {
   addMany(input: AddMailboxesInput): Promise<MutationResult<AddMailboxesOutcome>>;
   /** All mailboxes of the vnode, or of one domain ("@domain" or "domain"). */
   list(vnode: string, domain?: string): Promise<MailboxView[]>;
-  get(vnode: string, email: string): Promise<MailboxView>;
+  get(vnode: string, address: string): Promise<MailboxView>;
   change(input: ChangeMailboxInput): Promise<MutationResult<{ mailbox: MailboxView; password: string | undefined }>>;
   remove(input: RemoveMailboxInput): Promise<MutationResult<{ mailbox: MailboxView; removedAliases: string[] }>>;
 }

@@ -25,8 +25,8 @@ export type AddItemInput = Omit<AddMailboxInput, "vnode" | "dryRun" | "requestId
 
 export async function prepareAdd(input: AddItemInput): Promise<PreparedAdd> {
   if (typeof input !== "object" || input === null)
-    throw invalid("mailbox", "each mailbox must be an object with at least an email");
-  const address = parseAddress(input.email, "email");
+    throw invalid("mailbox", "each mailbox must be an object with at least an address");
+  const address = parseAddress(input.address, "email");
   const quota = input.quota === undefined ? undefined : parseQuota(input.quota, "quota");
   const displayName = input.name === undefined ? "" : parseDisplayName(input.name, "name");
   const catchAll = parseBool(input.catchAll, "catchAll") ?? false;

@@ -29,7 +29,7 @@ export async function mailboxOnVnode(em: SqlEntityManager, vnode: VnodeRef, addr
 }
 
 export async function prepareChange(input: ChangeMailboxInput) {
-  const address = parseAddress(input.email, "email");
+  const address = parseAddress(input.address, "email");
   const patch = {
     quota: input.quota === undefined ? undefined : parseQuota(input.quota, "quota"),
     active: parseBool(input.active, "active"),

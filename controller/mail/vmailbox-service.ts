@@ -24,7 +24,7 @@ import { deleteMailbox } from "./state-changes.ts";
 
 /** What the command log records of an add: never the password, only how it was set. */
 const addArgs = (input: AddItemInput) => ({
-  email: input.email,
+  email: input.address, // command-log args keep their recorded names
   quota: input.quota,
   name: input.name,
   scheme: input.scheme,
@@ -66,7 +66,7 @@ export function createVMailboxService({ ctx, mutate }: ServiceDeps): VMailboxSer
         needsCapacity: true,
         args: {
           batch: items.length,
-          emails: items.map((m) => (typeof m?.email === "string" ? m.email.slice(0, 300) : null)),
+          emails: items.map((m) => (typeof m?.address === "string" ? m.address.slice(0, 300) : null)),
         },
         prepare: () => prepareMany(input.mailboxes),
         async apply(tx, prepared) {
@@ -90,9 +90,9 @@ export function createVMailboxService({ ctx, mutate }: ServiceDeps): VMailboxSer
 
     list: (vnode, domain) => listMailboxes(ctx.em, vnode, domain),
 
-    async get(vnodeInput, email) {
+    async get(vnodeInput, address) {
       const vnode = await readVnode(ctx.em, vnodeInput);
-      return readMailbox(ctx.em, vnode, parseAddress(email, "email"));
+      return readMailbox(ctx.em, vnode, parseAddress(address, "email"));
     },
 
     change(input: ChangeMailboxInput) {
@@ -103,7 +103,7 @@ export function createVMailboxService({ ctx, mutate }: ServiceDeps): VMailboxSer
         requestId: input.requestId,
         needsCapacity: input.quota !== undefined,
         args: {
-          email: input.email,
+          email: input.address,
           quota: input.quota,
           active: input.active,
           name: input.name,
@@ -130,12 +130,12 @@ export function createVMailboxService({ ctx, mutate }: ServiceDeps): VMailboxSer
         dryRun: input.dryRun,
         requestId: input.requestId,
         args: {
-          email: input.email,
+          email: input.address,
           keepMaildir: input.keepMaildir === true,
           removeAliases: input.removeAliases === true,
         },
         prepare: () => ({
-          address: parseAddress(input.email, "email"),
+          address: parseAddress(input.address, "email"),
           keepMaildir: parseBool(input.keepMaildir, "keepMaildir") ?? false,
           removeAliases: parseBool(input.removeAliases, "removeAliases") ?? false,
         }),

@@ -60,11 +60,21 @@ export function rotationInProgress(paths: HomePaths): boolean {
 export async function reissueControllerCertificate(
   em: SqlEntityManager,
   paths: HomePaths,
-  validSeconds = CONTROLLER_CERT_SECONDS,
+  controller: ControllerLifetime = {},
 ): Promise<{ serialHex: string; notAfter: Date }> {
-  // One key/certificate unit in the home (generation + `current`), like every renewal.
-  const issued = await renewControllerIdentity(em, paths, { validSeconds, name: "controller" });
+  // One key/certificate unit in the home (generation + `current`), like every renewal; the
+  // lifetime and name controller.json gives, as `cert renew-controller` uses.
+  const issued = await renewControllerIdentity(em, paths, {
+    validSeconds: controller.validSeconds ?? CONTROLLER_CERT_SECONDS,
+    name: controller.name ?? "controller",
+  });
   return { serialHex: issued.serialHex, notAfter: issued.notAfter };
+}
+
+/** The controller certificate's lifetime and name (controller.json); defaults when absent. */
+export interface ControllerLifetime {
+  validSeconds?: number;
+  name?: string;
 }
 
 export interface RotationBegun {
@@ -77,7 +87,7 @@ export interface RotationBegun {
 export async function beginCaRotation(
   em: SqlEntityManager,
   paths: HomePaths,
-  options: { validDays: number },
+  options: { validDays: number; controller?: ControllerLifetime },
 ): Promise<RotationBegun> {
   if (rotationInProgress(paths))
     throw new NetservaError(
@@ -102,7 +112,7 @@ export async function beginCaRotation(
   await writePublicFile(paths.caChain, bundlePem([{ pem: link }, { pem: old.caCertPem }]));
   await writePrivateFile(paths.caKey, next.keyPem);
   await writePublicFile(paths.caCert, next.certPem);
-  const controller = await reissueControllerCertificate(em, paths);
+  const controller = await reissueControllerCertificate(em, paths, options.controller);
   await rememberCa(em, old.caCertPem, "previous");
   await rememberCa(em, next.certPem, "active");
   await em.flush();

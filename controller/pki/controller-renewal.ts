@@ -100,8 +100,8 @@ export function startControllerRenewal(options: ControllerRenewalOptions): Contr
         reason === "asked"
           ? await work()
           : await audited(em, { actor: "controller", command: "cert renew-controller", args: { reason } }, work);
-      options.onRenewal?.("ok");
       await adopt(issued, reason);
+      options.onRenewal?.("ok");
       return issued;
     } catch (error) {
       options.onRenewal?.("failed");

@@ -1,11 +1,13 @@
 // The certificate a vnode's mail daemons present. The operator's own (`mail:tls set`) wins;
 // otherwise the controller's CA issues one for the mail host name and renews it when it is
-// within 30 days of expiry or the host name changed. A new certificate is new desired state:
+// within 30 days of expiry (a third of its lifetime, if that is shorter) or the host name changed. A new certificate is new desired state:
 // the vnode's generation goes up in the same transaction, so it reaches the vnode through the
 // reconciler whether or not a whole state would have been sent anyway.
 import { readFileSync } from "node:fs";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { issueServerCertificate } from "../../common/pki/server-cert.ts";
+import { verifyIssuedBy } from "../../common/pki/inspect.ts";
+import { pemBlocks } from "../../common/pki/trust-bundle.ts";
 import { MailTls, mailHostnameOf } from "../db/entities/index.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import type { HomePaths } from "../home/home-paths.ts";
@@ -22,19 +24,45 @@ export interface MailTlsIssuer {
   lifetimeSeconds?: number;
 }
 
-export function mailTlsIssuerFor(paths: HomePaths): MailTlsIssuer {
-  return { caKeyPem: () => readFileSync(paths.caKey, "utf8"), caCertPem: () => readFileSync(paths.caCert, "utf8") };
+/** The home's CA, with the lifetime controller.json asks for (mailTlsCertificateSeconds). */
+export function mailTlsIssuerFor(paths: HomePaths, lifetimeSeconds?: number): MailTlsIssuer {
+  return {
+    caKeyPem: () => readFileSync(paths.caKey, "utf8"),
+    caCertPem: () => readFileSync(paths.caCert, "utf8"),
+    ...(lifetimeSeconds !== undefined ? { lifetimeSeconds } : {}),
+  };
+}
+
+/** How long before expiry a CA certificate is replaced: 30 days, or a third of a shorter lifetime. */
+export function mailTlsRenewBeforeMs(issuer: Pick<MailTlsIssuer, "lifetimeSeconds">): number {
+  return Math.min(MAIL_TLS_RENEW_BEFORE_MS, ((issuer.lifetimeSeconds ?? LIFETIME_SECONDS) * 1000) / 3);
+}
+
+/** Whether a CA-issued mail certificate came from another CA than `caCertPem` (a CA rotation:
+ *  the old CA's are reissued by the new one before it is retired). */
+export function fromAnotherCa(certificateChainPem: string, caCertPem: string): boolean {
+  const leaf = pemBlocks(certificateChainPem)[0];
+  if (leaf === undefined) return true;
+  try {
+    return !verifyIssuedBy(leaf, caCertPem);
+  } catch {
+    return true;
+  }
 }
 
 /** Whether the vnode needs a (new) certificate from the CA now. */
 export function mailTlsDue(
-  current: Pick<MailTls, "source" | "hostname" | "notAfter"> | null,
+  current: (Pick<MailTls, "source" | "hostname" | "notAfter"> & { certificateChainPem?: string }) | null,
   hostname: string,
   now = Date.now(),
+  renewBeforeMs = MAIL_TLS_RENEW_BEFORE_MS,
+  caCertPem?: string,
 ): boolean {
   if (!current) return true;
   if (current.source === "operator") return false;
-  return current.hostname !== hostname || current.notAfter.getTime() - now <= MAIL_TLS_RENEW_BEFORE_MS;
+  if (caCertPem !== undefined && current.certificateChainPem !== undefined)
+    if (fromAnotherCa(current.certificateChainPem, caCertPem)) return true;
+  return current.hostname !== hostname || current.notAfter.getTime() - now <= renewBeforeMs;
 }
 
 /**
@@ -47,8 +75,10 @@ export async function renewMailTlsIfDue(
   issuer: MailTlsIssuer,
 ): Promise<number | null> {
   const hostname = mailHostnameOf(vnode);
-  if (!mailTlsDue(await em.fork().findOne(MailTls, { vnodeId: vnode.id }), hostname)) return null;
+  const renewBefore = mailTlsRenewBeforeMs(issuer);
   const caCertPem = issuer.caCertPem();
+  const due = (row: MailTls | null): boolean => mailTlsDue(row, hostname, Date.now(), renewBefore, caCertPem);
+  if (!due(await em.fork().findOne(MailTls, { vnodeId: vnode.id }))) return null;
   // Key generation and signing outside the transaction: they take a while and need no rows.
   const issued = await issueServerCertificate({
     caKeyPem: issuer.caKeyPem(),
@@ -68,7 +98,7 @@ export async function renewMailTlsIfDue(
     // of two renewals racing the second finds nothing due.
     await lockVnode(tx, vnode.id);
     const current = await tx.findOne(MailTls, { vnodeId: vnode.id });
-    if (!mailTlsDue(current, hostname)) return null;
+    if (!due(current)) return null;
     if (current) Object.assign(current, fields);
     else tx.create(MailTls, { vnodeId: vnode.id, ...fields });
     await tx.flush();

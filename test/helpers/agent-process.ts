@@ -50,6 +50,8 @@ export async function startAgentProcess(o: {
   nodeArgs?: string[];
   /** false: no --mail-listen, so the daemons listen where the controller's state says. */
   mailListen?: boolean;
+  /** Extra environment (e.g. NETSERVA_AGENT_TUNING=off). */
+  env?: Record<string, string>;
 }): Promise<AgentProcess> {
   const logFile = join(o.logDir, `agent-${o.ns.name}.log`);
   const log = openSync(logFile, "a");
@@ -73,7 +75,7 @@ export async function startAgentProcess(o: {
     "--no-auth-penalty",
     ...(o.extraArgs ?? []),
   ];
-  const child = spawn("ip", args, { stdio: ["ignore", log, log] });
+  const child = spawn("ip", args, { stdio: ["ignore", log, log], env: { ...process.env, ...o.env } });
   await waitForPort(o.ns.nsAddress, o.port, 20_000, child, logFile);
   return {
     child,

@@ -13,6 +13,8 @@ import { createCliContext } from "../../controller/cli/cli-context.ts";
 import type { CliContext } from "../../controller/cli/cli-context.ts";
 import { startControllerDaemon } from "../../controller/daemon/controller-daemon.ts";
 import type { ControllerDaemon } from "../../controller/daemon/controller-daemon.ts";
+import { createControllerMetrics } from "../../controller/daemon/controller-metrics.ts";
+import type { ControllerMetrics } from "../../controller/daemon/controller-metrics.ts";
 import { readControllerConfig } from "../../controller/home/controller-config.ts";
 import type { Database } from "../../controller/db/open-database.ts";
 import { startAgentDaemon } from "../../agent/agent-daemon.ts";
@@ -73,6 +75,8 @@ export interface Harness {
   /** The running controller daemon (a new one after restartController). */
   readonly controller: ControllerDaemon;
   db: Database;
+  /** The controller daemon's metrics (what `netserva-mail metrics` prints from serve). */
+  metrics: ControllerMetrics;
   controllerAddress: string;
   addAgent(
     name: string,
@@ -95,6 +99,10 @@ export async function startHarness(
     /** Where the enrollment endpoint listens (default 127.0.0.1; 0.0.0.0 lets agents in test
      *  network namespaces reach it through their veth's host address, e.g. to renew). */
     listenHost?: string;
+    /** serve's --certificate-check-interval (the controller's certificate and the mail TLS sweep). */
+    certificateCheckMs?: number;
+    /** Merged into controller.json after init (e.g. mailTlsCertificateSeconds). */
+    config?: object;
   } = {},
 ): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-test-"));
@@ -109,6 +117,12 @@ export async function startHarness(
     const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
     writeFileSync(configPath, JSON.stringify({ ...config, agentCertificateSeconds: options.agentCertificateSeconds }));
   }
+  if (options.config) {
+    const configPath = join(home, "controller.json");
+    const config = JSON.parse(readFileSync(configPath, "utf8")) as object;
+    writeFileSync(configPath, JSON.stringify({ ...config, ...options.config }));
+  }
+  const metrics = createControllerMetrics();
   const ctx = createCliContext({
     out: () => undefined,
     err: () => undefined,
@@ -127,6 +141,8 @@ export async function startHarness(
       ...(options.enrollmentLimits ? { enrollmentLimits: options.enrollmentLimits } : {}),
       healthIntervalMs: options.healthIntervalMs ?? 500,
       staleAfterMs: options.staleAfterMs ?? 3000,
+      metrics,
+      ...(options.certificateCheckMs !== undefined ? { certificateCheckMs: options.certificateCheckMs } : {}),
     });
   let controller = await startDaemon();
   let running = true;
@@ -142,6 +158,7 @@ export async function startHarness(
       return controller;
     },
     db,
+    metrics,
     controllerAddress,
     async addAgent(name, agentOptions = {}) {
       const port = await freePort();

@@ -54,6 +54,8 @@ export interface MailFleetOptions {
   /** The agents take their mail listen addresses from the state (`vnode set --mail-listen`), as
    * in production, instead of a --mail-listen that overrides it. */
   listenFromState?: boolean;
+  /** Options for the controller harness (health interval 500 ms unless given). */
+  harness?: Parameters<typeof startHarness>[0];
 }
 
 export async function startMailFleet(names: string[], tag: string, options: MailFleetOptions = {}): Promise<MailFleet> {
@@ -61,6 +63,7 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
     healthIntervalMs: 500,
     ...(options.reachableController ? { listenHost: "0.0.0.0" } : {}),
     ...(options.agentCertificateSeconds ? { agentCertificateSeconds: options.agentCertificateSeconds } : {}),
+    ...options.harness,
   });
   const logDir = mkdtempSync(join(tmpdir(), `nsm-${tag}-logs-`));
   const vnodes: FleetVnode[] = [];

@@ -8,7 +8,8 @@
 // controller and a join token from before the rotation is refused with what to do instead.
 //
 // In order (opted out of the suite's shuffle): each step is one stage of one rollover.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
 import { connect } from "node:tls";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -21,6 +22,8 @@ import { silentLogger } from "../../common/log.ts";
 import { startAgentDaemon } from "../../agent/agent-daemon.ts";
 import type { AgentDaemon } from "../../agent/agent-daemon.ts";
 import { createEnrollmentClient } from "../../agent/enroll/enrollment-client.ts";
+import { readCaFiles, withChain } from "../../controller/pki/ca-files.ts";
+import { homePaths } from "../../controller/home/home-paths.ts";
 import { freePort } from "../helpers/controller-harness.ts";
 import type { Harness } from "../helpers/controller-harness.ts";
 import { startMailFleet, until, AGENT_PORT, type MailFleet } from "../helpers/mail-fleet.ts";
@@ -87,7 +90,8 @@ async function mailChangeApplies(): Promise<void> {
   }
 }
 
-/** The certificate an agent serves right now, seen through a real handshake as the controller. */
+/** The certificate a port serves right now (the agent's: seen through a real handshake as the
+ *  controller; the mail daemons' on 465/993 ignore the client certificate). */
 async function servedCertificate(address: string, vnode: string): Promise<Buffer> {
   const [host, port] = address.split(":");
   return new Promise((resolve, reject) => {
@@ -95,8 +99,7 @@ async function servedCertificate(address: string, vnode: string): Promise<Buffer
       host,
       port: Number(port),
       servername: vnode,
-      cert:
-        readFileSync(join(h.home, "controller.crt"), "utf8") + readFileSync(join(h.home, "ca", "chain.crt"), "utf8"),
+      cert: withChain(readFileSync(join(h.home, "controller.crt"), "utf8"), readCaFiles(homePaths(h.home)).chainPem),
       key: readFileSync(join(h.home, "controller.key"), "utf8"),
       rejectUnauthorized: false,
       ALPNProtocols: ["h2"],
@@ -133,12 +136,22 @@ describe.skipIf(!isRoot)("CA rotation with overlap", { shuffle: false }, () => {
     const status = await caStatus();
     expect(status.phase).toBe("single");
     expect(status.cas.map((c) => `${c.state}:${c.pin}`)).toEqual([`active:${oldPin}`]);
+    const trusted = readTrustBundle(readFileSync(join(h.home, "ca", "ca.crt"), "utf8"));
+    for (const v of fleet.vnodes)
+      expect(issuerIn(await servedCertificate(`${v.ns.nsAddress}:993`, v.mailHostname), trusted)?.pin).toBe(oldPin);
     await mailChangeApplies();
   });
 
   it("ca rotate: agents trust old and new and renew onto the new CA, without a restart", async () => {
+    // The reissued controller certificate takes controller.json's lifetime (within the new CA's 30 days), like every renewal.
+    const configPath = join(h.home, "controller.json");
+    const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({ ...config, controllerCertificateSeconds: 20 * 86_400 }));
     const rotated = await h.cli(["ca", "rotate", "--days", "30"]);
     expect(rotated.code, rotated.err).toBe(0);
+    const reissued = new X509Certificate(readFileSync(join(h.home, "controller.crt"), "utf8"));
+    const lifetimeDays = (Date.parse(reissued.validTo) - Date.parse(reissued.validFrom)) / 86_400_000;
+    expect(Math.round(lifetimeDays)).toBe(20);
     newPin = caPin(readFileSync(join(h.home, "ca", "ca.crt"), "utf8"));
     expect(newPin).not.toBe(oldPin);
     expect(rotated.out).toContain(newPin);
@@ -178,6 +191,16 @@ describe.skipIf(!isRoot)("CA rotation with overlap", { shuffle: false }, () => {
         `${v.name} to serve its new-CA certificate`,
       );
     }
+    // The mail daemons' certificates from the old CA are reissued by the new one and served.
+    for (const v of fleet.vnodes)
+      await until(
+        async () => {
+          const served = await servedCertificate(`${v.ns.nsAddress}:993`, v.mailHostname);
+          return issuerIn(served, bundle)?.pin === newPin ? true : undefined;
+        },
+        30_000,
+        `${v.name}'s IMAPS certificate from the new CA`,
+      );
     // The controller presents a new-CA certificate too, with the link certificate after it.
     expect(issuerIn(readFileSync(join(h.home, "controller.crt"), "utf8"), bundle)?.pin).toBe(newPin);
     expect(pemBlocks(readFileSync(join(h.home, "ca", "chain.crt"), "utf8"))).toHaveLength(2);
@@ -218,6 +241,13 @@ describe.skipIf(!isRoot)("CA rotation with overlap", { shuffle: false }, () => {
     expect(refused.err).toMatch(/--force/);
     expect((await caStatus()).phase).toBe("overlap");
     expect(readTrustBundle(readFileSync(join(h.home, "ca", "trust.crt"), "utf8"))).toHaveLength(2);
+    // Nor can a second rotation start before this one is finished; the table says who waits.
+    const again = await h.cli(["ca", "rotate"]);
+    expect(again.code).toBe(4);
+    expect(again.err).toMatch(/already under way/);
+    expect(caPin(readFileSync(join(h.home, "ca", "ca.crt"), "utf8"))).toBe(newPin);
+    const table = await h.cli(["ca", "status"]);
+    expect(table.out).toMatch(/rotation under way: 1 vnode\(s\) still on the old CA: cr-stale/);
   });
 
   it("a restarted controller carries on with the rotation", async () => {

@@ -62,10 +62,10 @@ async function issueRecorded(
   return { cert: issued.certPem, key: keyPem, serial: inspectCertificate(issued.certPem).serialHex };
 }
 
-function get(agent: Agent): Promise<{ status: number; socket: TLSSocket }> {
+function get(agent: Agent, port = metricsPort, servername = "vn1"): Promise<{ status: number; socket: TLSSocket }> {
   return new Promise((resolve, reject) => {
     let socket: TLSSocket | undefined;
-    const req = request({ host: "127.0.0.1", port: metricsPort, path: "/metrics", agent, servername: "vn1" }, (res) => {
+    const req = request({ host: "127.0.0.1", port, path: "/metrics", agent, servername }, (res) => {
       res.resume();
       res.on("end", () => (socket ? resolve({ status: res.statusCode ?? 0, socket }) : reject(new Error("no socket"))));
     });
@@ -73,6 +73,13 @@ function get(agent: Agent): Promise<{ status: number; socket: TLSSocket }> {
     req.on("error", reject);
     req.end();
   });
+}
+
+/** Whether the controller saved a health report from this vnode after `since` (epoch ms). */
+async function reportedSince(name: string, since: number): Promise<boolean> {
+  const status = await harness.cli(["status", "--json"]);
+  const row = (JSON.parse(status.out) as Array<Record<string, unknown>>).find((r) => r["vnode"] === name);
+  return row?.["connected"] === true && Date.parse(String(row["lastHealthAt"])) > since;
 }
 
 beforeAll(async () => {
@@ -157,6 +164,33 @@ describe("cert list / cert revoke", () => {
     await expect(
       client.ping({ meta: create(CommandMetaSchema, { requestId: "after-revoke" }) }, { timeoutMs: 5000 }),
     ).rejects.toThrow();
+  });
+
+  it("an agent that was down when a certificate was revoked gets the list once it is back", async () => {
+    const late = await harness.addAgent("vn-late", { metrics: true });
+    const port = late.agent.metricsPort ?? 0;
+    const dir = join(harness.dir, "prom-late");
+    expect((await harness.cli(["cert", "issue-monitor", "prom-late", "--out", dir])).code).toBe(0);
+    const cert = readFileSync(join(dir, "prom-late.crt"), "utf8");
+    const key = readFileSync(join(dir, "prom-late.key"), "utf8");
+    const before = new Agent({ keepAlive: false, ca: caPem, cert, key });
+    expect((await get(before, port, "vn-late")).status).toBe(200);
+    before.destroy();
+    // Down while the revocation is pushed: the push made with the new link finds nobody.
+    await late.agent.close();
+    const revoked = await harness.cli(["cert", "revoke", inspectCertificate(cert).serialHex, "--yes"]);
+    expect(revoked.code).toBe(0);
+    await harness.controller.fleet.refresh();
+    const restartedAt = Date.now();
+    await late.restart();
+    // Back: its health reports resume, and with them the list reaches it (no new revocation).
+    await until(() => reportedSince("vn-late", restartedAt), 20_000);
+    await until(async () => {
+      const after = new Agent({ keepAlive: false, ca: caPem, cert, key });
+      const answer = await get(after, port, "vn-late").catch(() => ({ status: 0 }));
+      after.destroy();
+      return answer.status === 403 || answer.status === 0;
+    }, 20_000);
   });
 
   it("refuses to revoke the controller's certificate in use, and an unknown serial is not found", async () => {

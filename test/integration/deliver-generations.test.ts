@@ -116,7 +116,7 @@ describe.each(databaseTargets)("generations on %s", (_name, open) => {
 
     it("sends the whole state when the agent's lookup digest differs at the same generation", async () => {
       const f = await mailFixture(db);
-      await f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}`, passwordHash: HASH, name: "Ann" });
+      await f.services.mailboxes.add({ vnode: f.vnode, address: `a@${f.d1}`, passwordHash: HASH, name: "Ann" });
       await f.services.aliases.add({ vnode: f.vnode, source: `info@${f.d1}`, targets: [`a@${f.d1}`] });
       const g = await f.generation();
       const right = lookupDigestOf(await compileDesiredState(db.em().fork(), { id: f.vnodeId }));

@@ -15,7 +15,7 @@ describe.each(databaseTargets)("aliases on %s", (_kind, open) => {
 
   it("adds an alias to local and remote targets, stored canonical and in order", async () => {
     const f = await mailFixture(db);
-    await f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}` });
+    await f.services.mailboxes.add({ vnode: f.vnode, address: `a@${f.d1}` });
     const added = await f.services.aliases.add({
       vnode: f.vnode,
       source: `Info@${f.d1}`,
@@ -69,7 +69,7 @@ describe.each(databaseTargets)("aliases on %s", (_kind, open) => {
 
   it("finds loops before storing them: a→b→a, longer cycles, and changes that would close one", async () => {
     const f = await mailFixture(db);
-    await f.services.mailboxes.add({ vnode: f.vnode, email: `box@${f.d1}` });
+    await f.services.mailboxes.add({ vnode: f.vnode, address: `box@${f.d1}` });
     await f.services.aliases.add({ vnode: f.vnode, source: `a@${f.d1}`, targets: `box@${f.d1}` });
     await f.services.aliases.add({ vnode: f.vnode, source: `b@${f.d1}`, targets: `a@${f.d1}` });
     await f.services.aliases.add({ vnode: f.vnode, source: `c@${f.d2}`, targets: [`b@${f.d1}`, "x@remote.example"] });
@@ -106,13 +106,13 @@ describe.each(databaseTargets)("aliases on %s", (_kind, open) => {
       "invalid_argument",
       new RegExp(`alias loop: @${d3} → fwd@${f.d1} → z@${d3} → @${d3}`),
     );
-    await s.mailboxes.add({ vnode: f.vnode, email: `z@${d3}` });
+    await s.mailboxes.add({ vnode: f.vnode, address: `z@${d3}` });
     await s.aliases.add({ vnode: f.vnode, source: `@${d3}`, targets: `fwd@${f.d1}` }); // z@d3 is a mailbox now: no loop
   });
 
   it("changes targets and active, refuses empty changes, and will not delete an alias others point at", async () => {
     const f = await mailFixture(db);
-    await f.services.mailboxes.add({ vnode: f.vnode, email: `box@${f.d1}` });
+    await f.services.mailboxes.add({ vnode: f.vnode, address: `box@${f.d1}` });
     await f.services.aliases.add({ vnode: f.vnode, source: `a@${f.d1}`, targets: `box@${f.d1}` });
     await f.services.aliases.add({ vnode: f.vnode, source: `b@${f.d1}`, targets: `a@${f.d1}` });
     const off = await f.services.aliases.change({ vnode: f.vnode, source: `a@${f.d1}`, active: false });

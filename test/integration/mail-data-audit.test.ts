@@ -22,13 +22,18 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     const rows0 = (await f.logRows()).length;
     const steps = [
       () =>
-        f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}`, password: "a secret pass", requestId: "req-1" }),
+        f.services.mailboxes.add({
+          vnode: f.vnode,
+          address: `a@${f.d1}`,
+          password: "a secret pass",
+          requestId: "req-1",
+        }),
       () => f.services.aliases.add({ vnode: f.vnode, source: `x@${f.d1}`, targets: `a@${f.d1}` }),
-      () => f.services.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}`, quota: "2G" }),
+      () => f.services.mailboxes.change({ vnode: f.vnode, address: `a@${f.d1}`, quota: "2G" }),
       () => f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name: "VHOST", value: "w" }),
       () => f.services.domains.change({ vnode: f.vnode, domain: f.d2, active: false }),
       () => f.services.aliases.remove({ vnode: f.vnode, source: `x@${f.d1}` }),
-      () => f.services.mailboxes.remove({ vnode: f.vnode, email: `a@${f.d1}` }),
+      () => f.services.mailboxes.remove({ vnode: f.vnode, address: `a@${f.d1}` }),
       () => f.services.domains.remove({ vnode: f.vnode, domain: f.d2 }),
     ];
     for (const [i, step] of steps.entries()) {
@@ -57,16 +62,20 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
 
   it("a refused or failing change leaves the generation and the data unchanged, and is logged", async () => {
     const f = await mailFixture(db);
-    await f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}` });
+    await f.services.mailboxes.add({ vnode: f.vnode, address: `a@${f.d1}` });
     const before = await mailSnapshot(db, f.vnodeId);
     const g = await f.generation();
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}` }), "already_exists", /already exists/);
-    await refusal(f.services.mailboxes.add({ vnode: f.vnode, email: "bad address" }), "invalid_argument", /^email:/);
+    await refusal(
+      f.services.mailboxes.add({ vnode: f.vnode, address: `a@${f.d1}` }),
+      "already_exists",
+      /already exists/,
+    );
+    await refusal(f.services.mailboxes.add({ vnode: f.vnode, address: "bad address" }), "invalid_argument", /^email:/);
     // Refused inside the transaction, after the generation bump: rolled back.
     await f.services.aliases.add({ vnode: f.vnode, source: `@${f.d2}`, targets: "x@remote.example" });
     const mid = await mailSnapshot(db, f.vnodeId);
     await refusal(
-      f.services.mailboxes.add({ vnode: f.vnode, email: `admin@${f.d2}`, catchAll: true }),
+      f.services.mailboxes.add({ vnode: f.vnode, address: `admin@${f.d2}`, catchAll: true }),
       "already_exists",
       /already has a catch-all/,
     );
@@ -96,7 +105,7 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     try {
       const before = await mailSnapshot(db, f.vnodeId);
       await refusal(
-        f.services.mailboxes.add({ vnode: f.vnode, email: `boom@${f.d1}` }),
+        f.services.mailboxes.add({ vnode: f.vnode, address: `boom@${f.d1}` }),
         "internal",
         /log write failed/,
       );
@@ -104,17 +113,17 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     } finally {
       await em.execute("drop trigger if exists nsm_test_fail_log on command_log");
     }
-    await f.services.mailboxes.add({ vnode: f.vnode, email: `fine@${f.d1}` });
+    await f.services.mailboxes.add({ vnode: f.vnode, address: `fine@${f.d1}` });
   });
 
   it("refuses unknown and revoked vnodes; pending ones are fine", async () => {
     const f = await mailFixture(db);
     await refusal(
-      f.services.mailboxes.add({ vnode: "no-such-vnode", email: `a@${f.d1}` }),
+      f.services.mailboxes.add({ vnode: "no-such-vnode", address: `a@${f.d1}` }),
       "not_found",
       /vnode 'no-such-vnode' not found/,
     );
-    await refusal(f.services.mailboxes.add({ vnode: "../x", email: `a@${f.d1}` }), "invalid_argument", /^vnode:/);
+    await refusal(f.services.mailboxes.add({ vnode: "../x", address: `a@${f.d1}` }), "invalid_argument", /^vnode:/);
     const revoked = await mailFixture(db, { domains: false, status: "revoked" });
     await refusal(
       revoked.services.domains.add({ vnode: revoked.vnode, domain: revoked.d1 }),
@@ -133,7 +142,7 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     const g = await f.generation();
     const dry = await f.services.mailboxes.add({
       vnode: f.vnode,
-      email: `admin@${f.d1}`,
+      address: `admin@${f.d1}`,
       catchAll: true,
       dryRun: true,
     });
@@ -159,7 +168,7 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
       const results: string[] = [];
       for (const email of [`a@${f.d1}`, `a@${f.d1}`, `b@${f.d1}`]) {
         results.push(
-          await s.mailboxes.add({ vnode: f.vnode, email, password: "batch password" }).then(
+          await s.mailboxes.add({ vnode: f.vnode, address: email, password: "batch password" }).then(
             () => "ok",
             (e: Error) => e.message,
           ),
@@ -187,13 +196,13 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     const result = await f.services.mailboxes.addMany({
       vnode: f.vnode,
       mailboxes: [
-        { email: `a@${f.d1}`, quota: "2G", active: false, sieve: "keep;" },
-        { email: `A@${f.d1}` },
-        { email: "bad@@x" },
-        { email: `taken@${f.d1}` },
-        { email: `c@${f.d2}` },
-        { email: `d@${f.d2}` },
-        { email: `admin@${f.d1}`, catchAll: true, password: "given password" },
+        { address: `a@${f.d1}`, quota: "2G", active: false, sieve: "keep;" },
+        { address: `A@${f.d1}` },
+        { address: "bad@@x" },
+        { address: `taken@${f.d1}` },
+        { address: `c@${f.d2}` },
+        { address: `d@${f.d2}` },
+        { address: `admin@${f.d1}`, catchAll: true, password: "given password" },
       ],
     });
     expect(result.generation).toBe(g + 1);
@@ -226,7 +235,7 @@ describe.each(databaseTargets)("generation and command log on %s", (_kind, open)
     expect(row).toMatchObject({ command: "addvmail", result: "ok", generation: g + 1 });
     expect(row?.args).toMatchObject({ batch: 7 });
     // All refused: nothing changes, not even the generation.
-    const none = await f.services.mailboxes.addMany({ vnode: f.vnode, mailboxes: [{ email: `a@${f.d1}` }] });
+    const none = await f.services.mailboxes.addMany({ vnode: f.vnode, mailboxes: [{ address: `a@${f.d1}` }] });
     expect(none).toMatchObject({ generation: g + 1, changes: [], dryRun: false });
     expect(none.value.refused[0]?.error.code).toBe("already_exists");
     expect(await f.generation()).toBe(g + 1);

@@ -45,7 +45,7 @@ describe.each(targets)("concurrent changes on %s", (_kind, open) => {
       Array.from({ length: 50 }, () =>
         createMailServices({ em: db.em(), actor: "racer", dns }).mailboxes.add({
           vnode: f.vnode,
-          email: `race@${f.d1}`,
+          address: `race@${f.d1}`,
         }),
       ),
     );

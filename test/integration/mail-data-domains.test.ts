@@ -86,7 +86,7 @@ describe.each(databaseTargets)("mail domains on %s", (_kind, open) => {
 
   it("will not delete a domain with active mailboxes; says how many and what to do", async () => {
     const f = await mailFixture(db);
-    for (const u of ["a", "b", "c"]) await f.services.mailboxes.add({ vnode: f.vnode, email: `${u}@${f.d1}` });
+    for (const u of ["a", "b", "c"]) await f.services.mailboxes.add({ vnode: f.vnode, address: `${u}@${f.d1}` });
     await f.services.vconfs.set({ vnode: f.vnode, domain: f.d1, name: "MPWD", value: "secret-pass-1" });
     await f.services.aliases.add({ vnode: f.vnode, source: `info@${f.d1}`, targets: `a@${f.d1}` });
     const before = await mailSnapshot(db, f.vnodeId);
@@ -97,13 +97,13 @@ describe.each(databaseTargets)("mail domains on %s", (_kind, open) => {
     );
     expect(await mailSnapshot(db, f.vnodeId)).toBe(before);
     for (const u of ["a", "b"])
-      await f.services.mailboxes.change({ vnode: f.vnode, email: `${u}@${f.d1}`, active: false });
+      await f.services.mailboxes.change({ vnode: f.vnode, address: `${u}@${f.d1}`, active: false });
     await refusal(
       f.services.domains.remove({ vnode: f.vnode, domain: f.d1 }),
       "failed_precondition",
       /1 active mailbox: delete it/,
     );
-    await f.services.mailboxes.remove({ vnode: f.vnode, email: `c@${f.d1}` });
+    await f.services.mailboxes.remove({ vnode: f.vnode, address: `c@${f.d1}` });
     const removed = await f.services.domains.remove({ vnode: f.vnode, domain: f.d1, keepMaildir: true });
     expect(removed.changes.map((c) => `${c.kind.case}:${String(c.kind.value)}:${c.keepMaildir}`)).toEqual([
       `deleteAlias:info@${f.d1}:false`,
@@ -126,9 +126,9 @@ describe.each(databaseTargets)("mail domains on %s", (_kind, open) => {
 
   it("will not delete a domain that aliases elsewhere still point into", async () => {
     const f = await mailFixture(db);
-    await f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}` });
+    await f.services.mailboxes.add({ vnode: f.vnode, address: `a@${f.d1}` });
     await f.services.aliases.add({ vnode: f.vnode, source: `fwd@${f.d2}`, targets: `a@${f.d1}` });
-    await f.services.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}`, active: false });
+    await f.services.mailboxes.change({ vnode: f.vnode, address: `a@${f.d1}`, active: false });
     await refusal(
       f.services.domains.remove({ vnode: f.vnode, domain: f.d1 }),
       "failed_precondition",
@@ -139,10 +139,10 @@ describe.each(databaseTargets)("mail domains on %s", (_kind, open) => {
   it("enforces max mailboxes and max aliases, and will not lower limits under what exists", async () => {
     const f = await mailFixture(db);
     await f.services.domains.change({ vnode: f.vnode, domain: f.d1, maxMailboxes: 2, maxAliases: 1 });
-    await f.services.mailboxes.add({ vnode: f.vnode, email: `a@${f.d1}` });
-    await f.services.mailboxes.add({ vnode: f.vnode, email: `b@${f.d1}` });
+    await f.services.mailboxes.add({ vnode: f.vnode, address: `a@${f.d1}` });
+    await f.services.mailboxes.add({ vnode: f.vnode, address: `b@${f.d1}` });
     await refusal(
-      f.services.mailboxes.add({ vnode: f.vnode, email: `c@${f.d1}` }),
+      f.services.mailboxes.add({ vnode: f.vnode, address: `c@${f.d1}` }),
       "failed_precondition",
       /already has 2 mailboxes, its limit/,
     );
@@ -157,7 +157,7 @@ describe.each(databaseTargets)("mail domains on %s", (_kind, open) => {
       "failed_precondition",
       /has 2 mailboxes/,
     );
-    await f.services.mailboxes.change({ vnode: f.vnode, email: `a@${f.d1}`, quota: "5G" });
+    await f.services.mailboxes.change({ vnode: f.vnode, address: `a@${f.d1}`, quota: "5G" });
     await refusal(
       f.services.domains.change({ vnode: f.vnode, domain: f.d1, maxQuota: "2G" }),
       "failed_precondition",

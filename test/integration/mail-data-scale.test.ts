@@ -35,7 +35,7 @@ describe.each(databaseTargets)("100,000 mailboxes on %s", (kind, open) => {
     const started = performance.now();
     for (let i = 0; i < TOTAL; i += BATCH) {
       const mailboxes = Array.from({ length: BATCH }, (_, k) => ({
-        email: `user${i + k}@${(i + k) % 10 === 0 ? f.d2 : f.d1}`,
+        address: `user${i + k}@${(i + k) % 10 === 0 ? f.d2 : f.d1}`,
         passwordHash: hash,
       }));
       let refused: unknown;
@@ -97,7 +97,7 @@ describe.each(databaseTargets)("100,000 mailboxes on %s", (kind, open) => {
       const cost = await recorder.measure(db, () =>
         f.services.mailboxes.add({
           vnode: f.vnode,
-          email: `late${i}@${f.d1}`,
+          address: `late${i}@${f.d1}`,
           passwordHash:
             "{SHA512-CRYPT}$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1",
         }),

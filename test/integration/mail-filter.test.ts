@@ -263,7 +263,8 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
     await v.sc.stop("rspamd");
     expect((await v.sc.status("rspamd")).running).toBe(false);
     // What agent-daemon.ts does at start-up, with no apply in between.
-    await openMailPort(v.host, v.sc);
+    // Closed at once: its direct-mode supervisor would restart what the other tests stop.
+    (await openMailPort(v.host, v.sc)).close?.();
     expect((await v.sc.status("rspamd")).running).toBe(true);
     const data = hamMessage({ from: REMOTE, to: `bob@${D}` });
     expect((await inbound(`bob@${D}`, data)).stage).toBe("done");

@@ -74,6 +74,7 @@ describe("the mail-host port", () => {
     expect(maxRunning).toBe(1);
     expect(calls).toBe(4);
     expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    port.close?.();
   });
 
   it("a fresh vnode starts nothing until its first whole state, then runs Dovecot and Postfix", async () => {
@@ -86,6 +87,7 @@ describe("the mail-host port", () => {
     expect(started).toEqual([]);
     await port.applyState(state, { dryRun: false });
     expect(started).toEqual(["dovecot", "postfix"]);
+    port.close?.();
   });
 
   it("after a restart the daemons of the applied config run again, and a stopped one reads failed", async () => {
@@ -95,5 +97,6 @@ describe("the mail-host port", () => {
     expect(started).toEqual(["postfix"]);
     daemons.delete("postfix"); // it dies before the first health report asks
     expect((await port.services()).find((s) => s.name === "postfix")?.state).toBe("failed");
+    port.close?.();
   });
 });

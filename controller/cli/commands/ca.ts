@@ -2,6 +2,7 @@
 // which agents trust the old and the new CA (controller/pki/ca-rotation.ts has the whole story).
 import type { Command } from "commander";
 import { invalid } from "../../../common/errors.ts";
+import { readControllerConfig } from "../../home/controller-config.ts";
 import { audited } from "../../audit/audit.ts";
 import { beginCaRotation, retireOldCa } from "../../pki/ca-rotation.ts";
 import { caStatus } from "../../pki/ca-status.ts";
@@ -45,8 +46,10 @@ export function registerCa(program: Command, ctx: CliContext): void {
       const db = await ctx.openDb(paths);
       try {
         const em = db.em();
+        const config = readControllerConfig(paths.config);
+        const controller = { validSeconds: config.controllerCertificateSeconds, name: config.name };
         const begun = await audited(em, { actor: ctx.actor, command: "ca rotate", args: { days } }, () =>
-          beginCaRotation(em, paths, { validDays: days }),
+          beginCaRotation(em, paths, { validDays: days, controller }),
         );
         ctx.io.out(
           `new CA ${begun.newPin} signs from now on (valid until ${begun.newNotAfter.toISOString()}); ` +

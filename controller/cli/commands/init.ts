@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { initHome } from "../../home/init-home.ts";
+import { initHome } from "../../pki/init-home.ts";
 import type { CliContext } from "../cli-context.ts";
 
 export function registerInit(program: Command, ctx: CliContext): void {

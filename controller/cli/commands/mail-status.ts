@@ -6,7 +6,7 @@ import { notFound } from "../../../common/errors.ts";
 import { Vnode } from "../../db/entities/index.ts";
 import { agentClientFor } from "../../fleet/agent-for-vnode.ts";
 import { mailStatus, type MailStatusView } from "../../health/mail-status.ts";
-import { syncMailboxUsage } from "../../health/mailbox-usage-sync.ts";
+import { syncMailboxUsage } from "../../fleet/mailbox-usage-fetch.ts";
 import type { CliContext } from "../cli-context.ts";
 import { formatRows, parseFormat } from "../format.ts";
 import { terminalText } from "../terminal-text.ts";

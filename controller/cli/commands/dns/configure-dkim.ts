@@ -8,7 +8,7 @@ import type { ConfigureDkimResult } from "../../../dkim/configure-dkim.ts";
 import { rrsetsAsFragment } from "../../../dns/print-provider.ts";
 import { contentOf } from "../../../dns/publish-records.ts";
 import type { CliContext } from "../../cli-context.ts";
-import { dnsSetupFor } from "./dns-context.ts";
+import { dnsSetupFor } from "../../dns-context.ts";
 import { deliverServiceFor } from "../../../fleet/deliver.ts";
 import { reportDelivery } from "../../delivery-report.ts";
 

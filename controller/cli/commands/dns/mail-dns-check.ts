@@ -10,9 +10,10 @@ import { checkFcrdns, checkRecords } from "../../../dns/dns-check.ts";
 import type { CheckRow } from "../../../dns/dns-check.ts";
 import { planDomainRecords, planVnodeRecords, vnodeMailIdentity } from "../../../dns/mail-dns-plan.ts";
 import { findVnode } from "../../../fleet/vnode-service.ts";
+import { listDkimKeys } from "../../../dkim/dkim-store.ts";
 import type { CliContext } from "../../cli-context.ts";
 import { formatRows } from "../../format.ts";
-import { dnsSetupFor } from "./dns-context.ts";
+import { dnsSetupFor } from "../../dns-context.ts";
 
 interface Flags {
   format?: string;
@@ -54,7 +55,7 @@ export function registerMailDnsCheck(program: Command, ctx: CliContext): void {
             ...(await checkRecords(
               dns.lookup,
               domain.domain,
-              await planDomainRecords(em, domain, identity),
+              await planDomainRecords(em, domain, identity, await listDkimKeys(em, domain.id)),
               identity.mailHost,
             )),
           );

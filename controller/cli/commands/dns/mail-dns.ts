@@ -6,14 +6,14 @@
 import type { Command } from "commander";
 import { invalid } from "../../../../common/errors.ts";
 import { audited } from "../../../audit/audit.ts";
-import { domainOnVnode } from "../../../dkim/dkim-store.ts";
+import { domainOnVnode, listDkimKeys } from "../../../dkim/dkim-store.ts";
 import { planDomainRecords, planVnodeRecords, saveDnsPolicy, vnodeMailIdentity } from "../../../dns/mail-dns-plan.ts";
 import type { MailDnsPolicyInput } from "../../../dns/mail-policy.ts";
 import { mtaStsPolicy } from "../../../dns/mail-records.ts";
 import { rrsetsAsFragment } from "../../../dns/print-provider.ts";
 import { contentOf, publishRecords } from "../../../dns/publish-records.ts";
 import type { CliContext } from "../../cli-context.ts";
-import { dnsSetupFor } from "./dns-context.ts";
+import { dnsSetupFor } from "../../dns-context.ts";
 
 interface Flags {
   show?: boolean;
@@ -72,7 +72,7 @@ export function registerMailDns(program: Command, ctx: CliContext): void {
             const { vnode, domain } = await domainOnVnode(em, vnodeName, domainName);
             if (flags.tlsRpt === true) policy.tlsRptRua = `mailto:tlsrpt@${domain.domain}`;
             const identity = vnodeMailIdentity(vnode, flags.address);
-            const domainRecs = await planDomainRecords(em, domain, identity, policy);
+            const domainRecs = await planDomainRecords(em, domain, identity, await listDkimKeys(em, domain.id), policy);
             const records = [...domainRecs, ...planVnodeRecords(identity)];
             const mtaSts = domainRecs.some((r) => r.check === "mta-sts");
             if (provider) {

@@ -33,7 +33,7 @@ export function registerAddvmail(program: Command, ctx: CliContext): void {
     await withMail(ctx, flags, async (session) => {
       const result = await session.services.mailboxes.add({
         vnode,
-        email,
+        address: email,
         quota: flags.quota,
         name: flags.name,
         password,

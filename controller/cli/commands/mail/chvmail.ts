@@ -66,7 +66,7 @@ export function registerChvmail(program: Command, ctx: CliContext): void {
     await withMail(ctx, flags, async (session) => {
       const result = await session.services.mailboxes.change({
         vnode,
-        email,
+        address: email,
         password,
         generatePassword: flags.password,
         scheme,

@@ -34,7 +34,7 @@ export function registerDelvmail(program: Command, ctx: CliContext): void {
       .option("--dry-run", "check and show what would change; change nothing"),
   ).action(async (vnode: string, email: string, flags: Flags) => {
     await withMail(ctx, flags, async (session) => {
-      const input = { vnode, email, keepMaildir: flags.keepMaildir, removeAliases: flags.removeAliases };
+      const input = { vnode, address: email, keepMaildir: flags.keepMaildir, removeAliases: flags.removeAliases };
       // A dry run first: refusals (not found, aliases in the way) come before the question.
       const preview = await session.services.mailboxes.remove({ ...input, dryRun: true });
       if (flags.dryRun) {

@@ -2,15 +2,15 @@
 // PowerDNS provider when one is configured, the resolver the checks ask, the zone list fallback.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { readDnsConfig } from "../../../dns/dns-config.ts";
-import type { DnsConfig } from "../../../dns/dns-config.ts";
-import { createDnsLookup } from "../../../dns/dns-lookup.ts";
-import type { DnsLookup } from "../../../dns/dns-lookup.ts";
-import type { DnsProvider } from "../../../dns/dns-provider.ts";
-import { createPowerDnsProvider } from "../../../dns/powerdns-provider.ts";
-import { createZoneListProvider } from "../../../dns/zone-list-provider.ts";
-import type { DnsZoneProvider } from "../../../mail/mail-api.ts";
-import type { HomePaths } from "../../../home/home-paths.ts";
+import { readDnsConfig } from "../dns/dns-config.ts";
+import type { DnsConfig } from "../dns/dns-config.ts";
+import { createDnsLookup } from "../dns/dns-lookup.ts";
+import type { DnsLookup } from "../dns/dns-lookup.ts";
+import type { DnsProvider } from "../dns/dns-provider.ts";
+import { createPowerDnsProvider } from "../dns/powerdns-provider.ts";
+import { createZoneListProvider } from "../dns/zone-list-provider.ts";
+import type { DnsZoneProvider } from "../dns/zone-provider.ts";
+import type { HomePaths } from "../home/home-paths.ts";
 
 export interface DnsSetup {
   config: DnsConfig;

@@ -1,14 +1,15 @@
 // `netserva-mail init`: the CA, the controller's own certificate (one key/certificate unit, see
 // controller/pki/controller-certificate.ts), the config and the database.
-// Idempotent: whatever exists is kept, and the report says what was created.
+// Idempotent: whatever exists is kept, and the report says what was created. It lives with the
+// PKI it mostly sets up; controller/home stays the floor both use (paths and config).
 import { existsSync, mkdirSync } from "node:fs";
 import { createCertificateAuthority } from "../../common/pki/ca.ts";
 import { writePrivateFile, writePublicFile } from "../../common/pki/files.ts";
 import type { Database } from "../db/open-database.ts";
-import { defaultConfig, readControllerConfig } from "./controller-config.ts";
-import type { ControllerConfig } from "./controller-config.ts";
-import type { HomePaths } from "./home-paths.ts";
-import { defaultControllerNames, issueControllerIdentity } from "../pki/controller-certificate.ts";
+import { defaultConfig, readControllerConfig } from "../home/controller-config.ts";
+import type { ControllerConfig } from "../home/controller-config.ts";
+import type { HomePaths } from "../home/home-paths.ts";
+import { defaultControllerNames, issueControllerIdentity } from "./controller-certificate.ts";
 
 export interface InitResult {
   created: string[];

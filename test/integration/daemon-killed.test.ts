@@ -1,0 +1,150 @@
+// A mail daemon killed with SIGKILL on a direct-mode vnode (no init system: the agent is the
+// supervisor): health shows it failed with the reason, the agent starts it again by itself, health
+// shows it active with a new pid, no worker of the killed master is left, and mail flows again
+// (SMTP accepts, IMAP logs in). Limits only catch hangs; nothing here measures time.
+import { readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ImapFlow } from "imapflow";
+import { createVnodePaths } from "../../agent/paths.ts";
+import { buildMessage, sendMail } from "../helpers/mail-smtp.ts";
+import { startMailFleet, until, type FleetVnode, type MailFleet } from "../helpers/mail-fleet.ts";
+
+const isRoot = process.getuid?.() === 0;
+const PASSWORD = "Alice-secret-pass-1";
+let fleet: MailFleet;
+let vn: FleetVnode;
+
+interface ServiceJson {
+  name: string;
+  state: string;
+  detail: string | null;
+}
+
+const service = async (name: string): Promise<ServiceJson | undefined> => {
+  const r = await fleet.harness.cli(["mail:status", vn.name, "--json"]);
+  if (r.code !== 0) return undefined;
+  return (JSON.parse(r.out) as { services: ServiceJson[] }).services.find((s) => s.name === name);
+};
+
+/** Live processes still in session `sid` (a master's workers: the masters are session leaders). */
+async function sessionMembers(sid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (stat !== "" && fields[0] !== "Z" && Number(fields[3]) === sid) out.push(Number(entry));
+  }
+  return out;
+}
+
+const pidOf = (pidFile: string): number => Number.parseInt(readFileSync(pidFile, "utf8").trim(), 10);
+
+/** SIGKILL the daemon's master; wait for health to say failed, then active under a new pid. */
+async function killAndWatch(name: string, pidFile: string): Promise<{ failed: ServiceJson; newPid: number }> {
+  await until(async () => ((await service(name))?.state === "active" ? true : undefined), 30_000, `${name} active`);
+  const pid = pidOf(pidFile);
+  expect(pid).toBeGreaterThan(1);
+  process.kill(pid, "SIGKILL");
+  const failed = await until(
+    async () => {
+      const s = await service(name);
+      return s?.state === "failed" ? s : undefined;
+    },
+    30_000,
+    `${name} reported failed`,
+  );
+  const newPid = await until(
+    async () => {
+      const s = await service(name);
+      if (s?.state !== "active") return undefined;
+      const now = pidOf(pidFile);
+      return now !== pid ? now : undefined;
+    },
+    60_000,
+    `${name} active again under a new pid`,
+  );
+  // Nothing is left of the killed master: its workers were ended, not left to pile up.
+  await until(
+    async () => ((await sessionMembers(pid)).length === 0 ? true : undefined),
+    30_000,
+    `no workers left of ${name} master ${pid}`,
+  );
+  return { failed, newPid };
+}
+
+describe.skipIf(!isRoot)("a mail daemon killed with SIGKILL comes back by itself (direct mode)", () => {
+  beforeAll(async () => {
+    fleet = await startMailFleet(["dk1"], "dkill");
+    vn = fleet.vnodes[0] as FleetVnode;
+    const added = await fleet.harness.cli(
+      ["addvmail", vn.name, `alice@${vn.domain}`, "--password-stdin"],
+      `${PASSWORD}\n`,
+    );
+    expect(added.code, added.err).toBe(0);
+  }, 180_000);
+
+  afterAll(async () => {
+    await fleet?.close();
+  });
+
+  it("Postfix master: failed with the reason, restarted, and SMTP accepts mail again", async () => {
+    const paths = createVnodePaths(vn.root);
+    const { failed } = await killAndWatch("postfix", paths.postfixPidFile);
+    expect(failed.detail).toMatch(/pid \d+ is gone/);
+    const accepted = await until(
+      async () => {
+        const message = buildMessage({
+          from: "bob@sender.test",
+          to: `alice@${vn.domain}`,
+          subject: "after the kill",
+          body: "Postfix came back.",
+        });
+        const sent = await sendMail({
+          host: vn.ns.nsAddress,
+          port: 25,
+          ca: fleet.caPem,
+          servername: vn.mailHostname,
+          from: "bob@sender.test",
+          to: [`alice@${vn.domain}`],
+          data: message.data,
+        });
+        return sent.stage === "done" ? sent : undefined;
+      },
+      30_000,
+      "SMTP to accept a message",
+    );
+    expect(accepted.stage).toBe("done");
+  }, 180_000);
+
+  it("Dovecot master: failed with the reason, restarted, and IMAP logs in again", async () => {
+    const paths = createVnodePaths(vn.root);
+    const { failed } = await killAndWatch("dovecot", paths.dovecotPidFile);
+    expect(failed.detail).toMatch(/pid \d+ is gone/);
+    const loggedIn = await until(
+      async () => {
+        const client = new ImapFlow({
+          host: vn.ns.nsAddress,
+          port: 993,
+          secure: true,
+          auth: { user: `alice@${vn.domain}`, pass: PASSWORD },
+          tls: { ca: fleet.caPem, servername: vn.mailHostname },
+          logger: false,
+        });
+        client.on("error", () => undefined);
+        try {
+          await client.connect();
+          const ok = client.authenticated !== false;
+          await client.logout();
+          return ok ? true : undefined;
+        } catch {
+          client.close();
+          return undefined;
+        }
+      },
+      30_000,
+      "an IMAP login",
+    );
+    expect(loggedIn).toBe(true);
+  }, 180_000);
+});
