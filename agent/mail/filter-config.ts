@@ -18,8 +18,11 @@ import { renderRspamdLocalD } from "../rspamd/render.ts";
 import { validateRspamdConfig } from "../rspamd/validate.ts";
 import { filterService } from "../sc/filter-services.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
-import { socketAnswers } from "../process.ts";
+import { socketAnswers, waitUntil } from "../process.ts";
 import { lookupUser } from "./vmail-user.ts";
+
+/** How long a started or reloaded Rspamd may take to accept milter connections. */
+const MILTER_READY_MS = 30_000;
 
 export interface FilterOptions {
   /** Turn off Rspamd modules that need DNS or the network (tests, vnodes without a resolver). */
@@ -203,7 +206,12 @@ export function createFilterConfig(o: {
 
   /** After a change to its files, up means the milter socket Postfix talks to accepts connections. */
   async function verify(want: FilterWants, changed: readonly string[]): Promise<void> {
-    if (want.rspamd && touches(changed, "rspamd") && !(await socketAnswers(rspamdPaths.milterSocket))) {
+    if (!want.rspamd || !touches(changed, "rspamd")) return;
+    // Polled: under an init system start returns before Rspamd has loaded its config (Debian's
+    // rspamd.service is Type=simple), and a reload leaves the old workers for a moment.
+    try {
+      await waitUntil("rspamd's milter socket", MILTER_READY_MS, () => socketAnswers(rspamdPaths.milterSocket), 200);
+    } catch {
       throw new NetservaError(
         "unavailable",
         `rspamd's milter socket ${rspamdPaths.milterSocket} does not accept connections`,

@@ -39,9 +39,19 @@ export function createSystemdBackend() {
     reload: async (def: ServiceDefinition) => void (await ctl("reload-or-restart", def)),
     restart: async (def: ServiceDefinition) => void (await ctl("restart", def)),
     stop: async (def: ServiceDefinition) => void (await ctl("stop", def)),
-    enable: async (def: ServiceDefinition) => void (await ctl("enable", def)),
+    // The unit's symlinks are made by systemd itself (over D-Bus). Debian's systemctl would also
+    // run update-rc.d for a unit that has an /etc/init.d script (rspamd, dovecot, postfix), which
+    // writes /etc/rc?.d: read-only in the agent's sandbox and of no use under systemd.
+    enable: async (def: ServiceDefinition) =>
+      void (await runChecked("systemctl", ["enable", def.systemdUnit], {
+        ...TIMEOUT,
+        env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", SYSTEMCTL_SKIP_SYSV: "1" },
+      })),
     async status(def: ServiceDefinition): Promise<ServiceStatus> {
-      const r = await runProgram("systemctl", ["show", "-p", "ActiveState,SubState,MainPID", def.systemdUnit]);
+      const show = (unit: string) =>
+        runProgram("systemctl", ["show", "-p", "LoadState,ActiveState,SubState,MainPID", unit]);
+      let r = await show(def.systemdStatusUnit ?? def.systemdUnit);
+      if (def.systemdStatusUnit && /^LoadState=not-found$/m.test(r.stdout)) r = await show(def.systemdUnit);
       if (r.code !== 0) return { name: def.name, running: false, detail: `systemd: ${r.stderr.trim()}` };
       return systemdStatus(def.name, r.stdout);
     },

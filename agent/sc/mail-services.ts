@@ -16,8 +16,15 @@ export function escapeRoot(root: string): string {
     .replace(/\//g, "-");
 }
 
-function units(name: string, paths: VnodePaths): Pick<ServiceDefinition, "systemdUnit" | "openrcService"> {
-  if (paths.isSystemRoot) return { systemdUnit: `${name}.service`, openrcService: name };
+function units(
+  name: string,
+  paths: VnodePaths,
+): Pick<ServiceDefinition, "systemdUnit" | "systemdStatusUnit" | "openrcService"> {
+  if (paths.isSystemRoot) {
+    // Debian runs Postfix as postfix@-.service (its main instance) under the postfix.service oneshot.
+    const status = name === "postfix" ? { systemdStatusUnit: "postfix@-.service" } : {};
+    return { systemdUnit: `${name}.service`, ...status, openrcService: name };
+  }
   return {
     systemdUnit: `netserva-${name}@${escapeRoot(paths.root)}.service`,
     openrcService: `${name}.${paths.dovecotInstanceName}`,

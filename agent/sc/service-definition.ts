@@ -19,6 +19,12 @@ interface UnitNames {
   readonly name: string;
   /** systemd unit, e.g. "postfix.service"; private roots use netserva-<name>@<escaped root>.service. */
   readonly systemdUnit: string;
+  /**
+   * The unit whose state tells whether the daemon runs, when not systemdUnit itself: Debian's
+   * postfix.service is a oneshot that stays "active (exited)" whatever its postfix@-.service does.
+   * Used only where that unit exists.
+   */
+  readonly systemdStatusUnit?: string;
   /** OpenRC service name, e.g. "postfix"; private roots use a multiplexed "postfix.<instance>". */
   readonly openrcService: string;
 }

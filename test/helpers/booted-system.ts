@@ -215,8 +215,11 @@ export async function fileListing(sys: BootedSystem): Promise<string[]> {
     /^\/var\/cache\/ldconfig(\/|$)/,
     /^\/tmp\//,
     /^\/var\/tmp\//,
-    // The stock Rspamd's own hyperscan cache and history, written whenever it runs.
-    /^\/var\/lib\/rspamd\/([0-9a-f]+\.hs[a-z]*(\.unser)?|rspamd\.history|stats\.ucl)$/,
+    // The stock Rspamd's own hyperscan cache (files named by a hash: .hs, .hsmp, .unser, and the
+    // .new/.tmp ones it compiles them in, in the background after each start), history,
+    // round-robin stats and socket, written whenever it runs (it may still be starting when the
+    // first listing is taken).
+    /^\/var\/lib\/rspamd\/([0-9a-f]{16,}\.[^/]*|rspamd\.(history|rrd|sock)|stats\.ucl)$/,
     /^\/root\//,
   ];
   return out

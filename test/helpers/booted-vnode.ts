@@ -120,6 +120,19 @@ export async function sendInbound(t: MailTarget, to: string, data: string): Prom
   });
 }
 
+/**
+ * Like sendInbound, but a temporary refusal (4xx) is tried again, as a real sender would, until
+ * the answer is final: a freshly started Rspamd defers mail while it is still loading.
+ */
+export async function sendInboundFinal(t: MailTarget, to: string, data: string, ms = 90_000): Promise<SendOutcome> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const sent = await sendInbound(t, to, data);
+    if (sent.reply.code < 400 || sent.reply.code >= 500 || Date.now() > deadline) return sent;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 /** Send a message to `local@domain` and wait for it in that mailbox's Maildir inside the container. */
 export async function deliverAndFind(t: MailTarget, local: string, domain: string, subject: string): Promise<string> {
   const data = hamMessage({ from: "carol@remote.test", to: `${local}@${domain}`, subject });

@@ -22,7 +22,7 @@ import {
   readCa,
   refuseRspamdOverBrokenOverride,
   reinstallStockPackages,
-  sendInbound,
+  sendInboundFinal,
   waitApplied,
   waitServices,
   type MailTarget,
@@ -211,7 +211,11 @@ describe.skipIf(!canRun)(
       // Postfix picked up the milter through rc-service postfix reload: the same master.
       expect(postfixMasterPid(sys)).toBe(master);
       await waitServices(h, "vn1", (s) => OPENRC_RUNNING.test(s.find((x) => x.name === "rspamd")?.detail ?? ""));
-      const spam = await sendInbound(t, `alice@${D}`, gtubeMessage({ from: "carol@remote.test", to: `alice@${D}` }));
+      const spam = await sendInboundFinal(
+        t,
+        `alice@${D}`,
+        gtubeMessage({ from: "carol@remote.test", to: `alice@${D}` }),
+      );
       expect(spam.reply.code).toBe(554);
       await deliverAndFind(t, "alice", D, "after the reload");
 

@@ -2,9 +2,11 @@
 // namespace of the test): the stock postfix, dovecot, rspamd and clamav-daemon packages, the
 // packages scripts/package builds, the agent enrolled against a controller on the host and run by
 // netserva-mail-agent.service (`serve --mail`, sc() = systemctl on the stock units). Real mail in
-// over SMTP and out over IMAPS, a config change reloaded through systemd, the agent restarted by
-// systemd after kill -9, no EROFS/EACCES under the shipped sandbox, and dpkg -i/-r/-P clean for both packages (stock files back on removal, the
-// controller's CA and database never deleted by a purge).
+// over SMTP and out over IMAPS; sc() through the real systemd (restart at takeover, reload, enable +
+// start, stop, status in health); a broken change refused with mail flowing; postfix and
+// dovecot-core reinstalled under it; the agent restarted by systemd after kill -9; no
+// EROFS/EACCES under the shipped sandbox; and dpkg -i/-r/-P clean for both packages (stock files
+// back on removal, the controller's CA and database never deleted by a purge).
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,13 +14,18 @@ import { ImapFlow } from "imapflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootSystem, fileListing, type BootedSystem } from "../helpers/booted-system.ts";
 import {
+  BROKEN_RSPAMD_OVERRIDE,
   buildPackages,
   copyIn,
   deliverAndFind,
   forwardToController,
+  postfixMasterPid,
   readCa,
-  sendInbound,
+  refuseRspamdOverBrokenOverride,
+  reinstallStockPackages,
+  sendInboundFinal,
   waitApplied,
+  waitServices,
   type MailTarget,
   type Packages,
 } from "../helpers/booted-vnode.ts";
@@ -46,6 +53,9 @@ let t: MailTarget;
 let stockMainCf = "";
 const sha = (path: string): string => createHash("sha256").update(readFileSync(path)).digest("hex");
 const mainCf = (): string => join(sys.root, "etc/postfix/main.cf");
+
+const unitState = async (unit: string, verb: "is-active" | "is-enabled"): Promise<string> =>
+  (await sys.run(["systemctl", verb, unit])).stdout.trim();
 
 async function mainPid(): Promise<number> {
   return Number((await sys.ok(["systemctl", "show", "-p", "MainPID", "--value", AGENT_UNIT])).trim());
@@ -92,6 +102,8 @@ describe.skipIf(!canRun)(
     }, 300_000);
 
     it("enrolls with the host's controller and serves mail through the stock units", async () => {
+      const stockMaster = postfixMasterPid(sys);
+      expect(stockMaster).toBeGreaterThan(0);
       await sys.ok(["dpkg", "-i", agentDeb]);
       forward = await forwardToController(sys.ns.hostAddress, h.controllerAddress);
       const added = await h.cli(["vnode", "add", "vn1", "--address", `${sys.ns.nsAddress}:7444`]);
@@ -127,7 +139,13 @@ describe.skipIf(!canRun)(
       );
       // The stock units run the daemons.
       for (const unit of ["postfix@-.service", "dovecot.service"])
-        expect((await sys.run(["systemctl", "is-active", unit])).stdout.trim()).toBe("active");
+        expect(await unitState(unit, "is-active")).toBe("active");
+      // Taking over a running stock Postfix changes its listeners: systemctl restart postfix.
+      expect(postfixMasterPid(sys)).not.toBe(stockMaster);
+      // Health carries systemd's own view of each daemon.
+      await waitServices(h, "vn1", (sv) =>
+        ["postfix", "dovecot"].every((n) => sv.find((x) => x.name === n)?.detail === "systemd: active (running)"),
+      );
 
       await deliverAndFind(t, "alice", D, "first over SMTP");
       const imap = new ImapFlow({
@@ -144,16 +162,66 @@ describe.skipIf(!canRun)(
       await imap.logout();
     }, 600_000);
 
-    it("applies a config change through systemd: Rspamd on via the stock unit, Postfix reloaded, GTUBE refused", async () => {
+    it("refuses a change its checker rejects (a broken hand-made Rspamd override), mail flowing", async () => {
+      const managed = sha(mainCf());
+      const err = await refuseRspamdOverBrokenOverride(sys, h, "vn1");
+      expect(err).toMatch(/refused generation \d+: .*rspamd/i);
+      expect(sha(mainCf())).toBe(managed);
+      await deliverAndFind(t, "alice", D, "while the change is refused");
+    }, 300_000);
+
+    it("applies a config change through systemd: Rspamd enabled and started, Postfix reloaded, GTUBE refused", async () => {
+      await sys.ok(["rm", "-f", BROKEN_RSPAMD_OVERRIDE]);
+      // Stopped and disabled: the agent must start it and enable it (systemctl enable).
+      await sys.ok(["systemctl", "disable", "--now", "rspamd.service"]);
+      expect(await unitState("rspamd.service", "is-enabled")).toBe("disabled");
+      const master = postfixMasterPid(sys);
+      // Set again: a newer generation, pushed now (rather than at the refused one's retry time).
       expect((await h.cli(["vnode", "set", "vn1", "--rspamd", "1"])).code).toBe(0);
       await waitApplied(h, "vn1", 180_000);
-      expect((await sys.run(["systemctl", "is-active", "rspamd.service"])).stdout.trim()).toBe("active");
+      expect(await unitState("rspamd.service", "is-active")).toBe("active");
+      expect(await unitState("rspamd.service", "is-enabled")).toBe("enabled");
+      // Postfix picked up the milter through systemctl reload: the same master, and the journal says so.
+      expect(postfixMasterPid(sys)).toBe(master);
       const journal = await sys.ok(["journalctl", "--no-pager", "-o", "cat", "-u", "postfix@-.service"]);
       expect(journal).toMatch(/Reload/);
-      const spam = await sendInbound(t, `alice@${D}`, gtubeMessage({ from: "carol@remote.test", to: `alice@${D}` }));
-      expect(spam.reply.code).toBe(554);
+      await waitServices(h, "vn1", (sv) => sv.find((x) => x.name === "rspamd")?.detail === "systemd: active (running)");
+      const spam = await sendInboundFinal(
+        t,
+        `alice@${D}`,
+        gtubeMessage({ from: "carol@remote.test", to: `alice@${D}` }),
+      );
+      const why = async () =>
+        `${spam.stage}: ${spam.reply.text}\n` +
+        (
+          await sys.run([
+            "sh",
+            "-c",
+            "journalctl --no-pager -o cat -n 40 -u rspamd.service; tail -n 30 /var/log/netserva-mail/postfix.log; ls -la /run/rspamd",
+          ])
+        ).stdout;
+      expect(spam.reply.code, spam.reply.code === 554 ? "" : await why()).toBe(554);
       await deliverAndFind(t, "alice", D, "after the reload");
-    }, 300_000);
+
+      // Off again: the agent stops it through systemctl.
+      expect((await h.cli(["vnode", "set", "vn1", "--rspamd", "0"])).code).toBe(0);
+      await waitApplied(h, "vn1", 180_000);
+      expect(await unitState("rspamd.service", "is-active")).toBe("inactive");
+      await deliverAndFind(t, "alice", D, "with rspamd off");
+    }, 600_000);
+
+    it("keeps mail flowing when postfix and dovecot-core are reinstalled under it (conffiles kept)", async () => {
+      const managed = sha(mainCf());
+      await reinstallStockPackages(sys, ["postfix", "dovecot-core"]);
+      // Whatever the maintainer scripts touched is drift: the reconciler writes the desired files back.
+      await waitApplied(h, "vn1", 180_000);
+      const deadline = Date.now() + 120_000;
+      while (sha(mainCf()) !== managed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+      expect(sha(mainCf())).toBe(managed);
+      for (const unit of ["postfix@-.service", "dovecot.service"])
+        expect(await unitState(unit, "is-active")).toBe("active");
+      await deliverAndFind(t, "alice", D, "after the reinstall");
+    }, 600_000);
 
     it("is restarted by systemd after kill -9, and the sandbox refused none of its writes", async () => {
       const before = await mainPid();
@@ -193,7 +261,16 @@ describe.skipIf(!canRun)(
         status = await sys.run(["netserva-mail", "status", "--json"]);
       }
       expect(status.code, status.stderr).toBe(0);
-      expect((await sys.run(["systemctl", "is-active", "netserva-mail.service"])).stdout.trim()).toBe("active");
+      // Active, and staying so (not "activating (auto-restart)" after a crash).
+      const ctlDeadline = Date.now() + 60_000;
+      let ctlState = await unitState("netserva-mail.service", "is-active");
+      while (ctlState !== "active" && Date.now() < ctlDeadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        ctlState = await unitState("netserva-mail.service", "is-active");
+      }
+      const ctlJournal = async () =>
+        (await sys.run(["journalctl", "--no-pager", "-o", "cat", "-n", "60", "-u", "netserva-mail.service"])).stdout;
+      expect(ctlState, ctlState === "active" ? "" : await ctlJournal()).toBe("active");
       const purge = await sys.run(["dpkg", "-P", "netserva-mail"]);
       expect(purge.code).toBe(0);
       expect(purge.stderr).toMatch(/kept \/var\/lib\/netserva-mail-controller/);

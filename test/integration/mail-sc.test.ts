@@ -16,6 +16,9 @@ describe("sc", () => {
   it("uses the stock units for root / and template units for a private root", () => {
     const sys = createVnodePaths("/");
     expect(postfixService(sys).systemdUnit).toBe("postfix.service");
+    // Debian's postfix.service is a oneshot: the state that counts is its main instance's.
+    expect(postfixService(sys).systemdStatusUnit).toBe("postfix@-.service");
+    expect(dovecotService(sys).systemdStatusUnit).toBeUndefined();
     expect(dovecotService(sys).openrcService).toBe("dovecot");
     const priv = createVnodePaths("/srv/vnodes/one");
     expect(escapeRoot(priv.root)).toBe("srv-vnodes-one");
