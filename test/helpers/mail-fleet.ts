@@ -44,6 +44,8 @@ export interface MailFleetOptions {
   /** Runs after a vnode's namespace exists and before its agent (and so its daemons) starts: e.g.
    * writing /etc/netns/<ns>/resolv.conf, which `ip netns exec` bind-mounts when the agent starts. */
   beforeAgent?: (ns: TestNetns, name: string) => Promise<void>;
+  /** More `serve` flags for the agents (e.g. `--filter-offline` for a vnode with Rspamd). */
+  agentArgs?: string[];
   /** Options for the agents' Node (e.g. `--import` a hook). */
   agentNodeArgs?: string[];
   /** Lifetime of agent certificates (short: renewals happen during the test). */
@@ -134,7 +136,7 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         root,
         port: AGENT_PORT,
         logDir,
-        extraArgs: ["--metrics-listen", metricsAddress, "--usage-interval", "1000"],
+        extraArgs: ["--metrics-listen", metricsAddress, "--usage-interval", "1000", ...(options.agentArgs ?? [])],
         ...(options.agentNodeArgs ? { nodeArgs: options.agentNodeArgs } : {}),
         ...(options.listenFromState ? { mailListen: false } : {}),
       });

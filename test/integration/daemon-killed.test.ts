@@ -7,6 +7,8 @@ import { readdir, readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ImapFlow } from "imapflow";
 import { createVnodePaths } from "../../agent/paths.ts";
+import { createRspamdPaths } from "../../agent/rspamd/paths.ts";
+import { SHARED_HS_CACHE } from "../helpers/filter-root.ts";
 import { buildMessage, sendMail } from "../helpers/mail-smtp.ts";
 import { startMailFleet, until, type FleetVnode, type MailFleet } from "../helpers/mail-fleet.ts";
 
@@ -73,16 +75,47 @@ async function killAndWatch(name: string, pidFile: string): Promise<{ failed: Se
   return { failed, newPid };
 }
 
+/** Sends one message to alice over port 25 until it is accepted (SMTP back after a restart). */
+function smtpAccepts(subject: string) {
+  return until(
+    async () => {
+      const message = buildMessage({ from: "bob@sender.test", to: `alice@${vn.domain}`, subject, body: "back." });
+      const sent = await sendMail({
+        host: vn.ns.nsAddress,
+        port: 25,
+        ca: fleet.caPem,
+        servername: vn.mailHostname,
+        from: "bob@sender.test",
+        to: [`alice@${vn.domain}`],
+        data: message.data,
+      });
+      return sent.stage === "done" ? sent : undefined;
+    },
+    30_000,
+    `SMTP to accept a message (${subject})`,
+  );
+}
+
 describe.skipIf(!isRoot)("a mail daemon killed with SIGKILL comes back by itself (direct mode)", () => {
   beforeAll(async () => {
-    fleet = await startMailFleet(["dk1"], "dkill");
+    // Rspamd too (Postfix's milter, offline settings, the suite's shared hyperscan cache).
+    fleet = await startMailFleet(["dk1"], "dkill", {
+      agentArgs: ["--filter-offline", "--filter-cache", SHARED_HS_CACHE],
+    });
     vn = fleet.vnodes[0] as FleetVnode;
+    const set = await fleet.harness.cli(["vnode", "set", vn.name, "--rspamd", "1"]);
+    expect(set.code, set.err).toBe(0);
+    await until(
+      async () => ((await service("rspamd"))?.state === "active" ? true : undefined),
+      120_000,
+      "rspamd active",
+    );
     const added = await fleet.harness.cli(
       ["addvmail", vn.name, `alice@${vn.domain}`, "--password-stdin"],
       `${PASSWORD}\n`,
     );
     expect(added.code, added.err).toBe(0);
-  }, 180_000);
+  }, 300_000);
 
   afterAll(async () => {
     await fleet?.close();
@@ -92,29 +125,14 @@ describe.skipIf(!isRoot)("a mail daemon killed with SIGKILL comes back by itself
     const paths = createVnodePaths(vn.root);
     const { failed } = await killAndWatch("postfix", paths.postfixPidFile);
     expect(failed.detail).toMatch(/pid \d+ is gone/);
-    const accepted = await until(
-      async () => {
-        const message = buildMessage({
-          from: "bob@sender.test",
-          to: `alice@${vn.domain}`,
-          subject: "after the kill",
-          body: "Postfix came back.",
-        });
-        const sent = await sendMail({
-          host: vn.ns.nsAddress,
-          port: 25,
-          ca: fleet.caPem,
-          servername: vn.mailHostname,
-          from: "bob@sender.test",
-          to: [`alice@${vn.domain}`],
-          data: message.data,
-        });
-        return sent.stage === "done" ? sent : undefined;
-      },
-      30_000,
-      "SMTP to accept a message",
-    );
-    expect(accepted.stage).toBe("done");
+    expect((await smtpAccepts("after the Postfix kill")).stage).toBe("done");
+  }, 180_000);
+
+  it("Rspamd main: failed with the reason, restarted, its old workers gone, and mail passes the milter again", async () => {
+    const { failed } = await killAndWatch("rspamd", createRspamdPaths(vn.root).pidFile);
+    expect(failed.detail).toMatch(/pid \d+ is gone/);
+    // milter_default_action = tempfail: accepted means the new Rspamd answered.
+    expect((await smtpAccepts("after the Rspamd kill")).stage).toBe("done");
   }, 180_000);
 
   it("Dovecot master: failed with the reason, restarted, and IMAP logs in again", async () => {
