@@ -53,6 +53,8 @@ interface Tracked {
   attempts: number;
   failure?: DaemonFailure & { seen: boolean; nextAt: number; deadPid?: number };
   restarting: boolean;
+  /** Started again and not yet seen running: a death now is the restarted one's. */
+  justRestarted: boolean;
 }
 
 export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSupervisor {
@@ -68,7 +70,7 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
 
   const get = (name: string): Tracked => {
     let t = tracked.get(name);
-    if (!t) tracked.set(name, (t = { attempts: 0, restarting: false }));
+    if (!t) tracked.set(name, (t = { attempts: 0, restarting: false, justRestarted: false }));
     return t;
   };
 
@@ -76,8 +78,10 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
     const t = get(s.name);
     if (t.restarting) return;
     if (s.running) {
-      if (t.failure) o.log?.info("daemon running again", { daemon: s.name, pid: s.pid, restarts: t.attempts });
+      if (t.failure || t.justRestarted)
+        o.log?.info("daemon running again", { daemon: s.name, pid: s.pid, restarts: t.attempts });
       t.failure = undefined;
+      t.justRestarted = false;
       t.upSince ??= now();
       if (s.pid !== undefined) t.lastPid = s.pid;
       // Up long enough: the next death is a new story, restarted after the first delay again.
@@ -86,8 +90,12 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
     }
     // Alive but not answering (Dovecot's LMTP not greeting yet): reported, not restarted.
     if (s.pid !== undefined || t.failure) return;
-    const reason =
-      t.lastPid !== undefined ? `pid ${t.lastPid} is gone (killed or crashed)` : (s.detail ?? "not running");
+    const reason = t.justRestarted
+      ? `died again right after restart ${t.attempts}`
+      : t.lastPid !== undefined
+        ? `pid ${t.lastPid} is gone (killed or crashed)`
+        : (s.detail ?? "not running");
+    t.justRestarted = false;
     t.upSince = undefined;
     t.failure = {
       since: now(),
@@ -109,8 +117,13 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
         if (reaped > 0) o.log?.info("ended the dead daemon's leftover workers", { daemon: name, pid: dead, reaped });
       }
       restarts.set(name, (restarts.get(name) ?? 0) + 1);
-      if (await o.start(name)) o.log?.info("daemon restarted", { daemon: name, attempt: t.attempts });
-      else {
+      if (await o.start(name)) {
+        o.log?.info("daemon restarted", { daemon: name, attempt: t.attempts });
+        // Its old pid is history; whatever is seen next (running or dead) is the new process.
+        t.failure = undefined;
+        t.lastPid = undefined;
+        t.justRestarted = true;
+      } else {
         // Nothing to start after all (an apply brought it back): not a restart.
         restarts.set(name, (restarts.get(name) ?? 1) - 1);
         t.attempts -= 1;
