@@ -2,9 +2,9 @@
 // imported only when that command runs: `shvmail` loads shvmail's module, not `serve`'s daemon
 // or the DNS commands. Help and unknown names load them all.
 import { Command, CommanderError } from "commander";
-import { NetservaError } from "../../common/errors.ts";
 import { EXIT, exitCodeFor } from "../../common/exit-codes.ts";
 import type { CliContext } from "./cli-context.ts";
+import { asDatabaseError } from "../db/database-errors.ts";
 import { mailCommandLoaders } from "./commands/mail-registry.ts";
 
 type Register = (program: Command, ctx: CliContext) => void;
@@ -75,7 +75,7 @@ export async function runCommand(argv: string[], ctx: CliContext): Promise<numbe
         return EXIT.ok;
       return EXIT.usage;
     }
-    const error = NetservaError.from(reason);
+    const error = asDatabaseError(reason);
     ctx.io.err(`error: ${error.message}\n`);
     return exitCodeFor(error.code);
   }

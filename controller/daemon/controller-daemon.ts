@@ -12,6 +12,7 @@ import type { Fleet, FleetIdentity } from "../fleet/fleet.ts";
 import { readCaFiles, withChain } from "../pki/ca-files.ts";
 import { caPin } from "../../common/pki/pin.ts";
 import { watchCaChanges } from "./ca-watch.ts";
+import { watchDatabase } from "./database-watch.ts";
 import { startMailTlsSweep } from "../pki/mail-tls-sweep.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
@@ -39,6 +40,8 @@ export interface ControllerDaemonOptions {
   metrics?: ControllerMetrics;
   /** How often certificates are checked for renewal, the controller's and mail TLS (default hourly). */
   certificateCheckMs?: number;
+  /** How often the database is probed for reachability (default 2 s). */
+  databaseCheckMs?: number;
 }
 
 export interface ControllerDaemon {
@@ -148,6 +151,12 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
         .catch((error: unknown) => options.log.warn("mail TLS sweep failed", { error: String(error) }));
     },
   });
+  const databaseWatch = watchDatabase({
+    db: options.db,
+    log: options.log.child({ component: "database" }),
+    ...(options.databaseCheckMs !== undefined ? { intervalMs: options.databaseCheckMs } : {}),
+    onChange: (up) => options.metrics?.databaseReachable(up),
+  });
   options.log.info("controller serving", { port: enrollment.port });
   return {
     port: enrollment.port,
@@ -161,6 +170,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
       await mailTlsSweep.sweep();
     },
     async close() {
+      databaseWatch.stop();
       caWatch.stop();
       renewal.stop();
       mailTlsSweep.stop();

@@ -17,6 +17,8 @@ export interface ControllerMetrics {
   certificateRenewal(certificate: "controller" | "mail_tls", result: "ok" | "failed"): void;
   lastResort(kind: LastResortKind): void;
   adminClientError(): void;
+  /** Whether the last probe of the database succeeded. */
+  databaseReachable(up: boolean): void;
   enrollmentRefused(method: "enroll" | "renew", reason: Refusal): void;
   text(): Promise<string>;
 }
@@ -35,6 +37,12 @@ export function createControllerMetrics(): ControllerMetrics {
     help: "Admin-socket connections that ended with an error (a client gone mid-command).",
     registers: [registry],
   });
+  const databaseUp = new Gauge({
+    name: "netserva_controller_database_up",
+    help: "1 when the controller's last probe of its database succeeded, 0 while it is unreachable.",
+    registers: [registry],
+  });
+  databaseUp.set(1);
   const refused = new Counter({
     name: "netserva_controller_enrollment_refused_total",
     help: "Enroll and Renew requests refused, by reason.",
@@ -79,6 +87,7 @@ export function createControllerMetrics(): ControllerMetrics {
     certificateRenewal: (certificate, result) => renewals.inc({ certificate, result }),
     lastResort: (kind) => lastResort.inc({ kind }),
     adminClientError: () => adminErrors.inc(),
+    databaseReachable: (up) => databaseUp.set(up ? 1 : 0),
     enrollmentRefused: (method, reason) => refused.inc({ method, reason }),
     text: () => registry.metrics(),
   };

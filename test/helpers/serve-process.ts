@@ -35,8 +35,9 @@ export interface ServeProcess {
 export async function initHome(
   dir: string,
   port: number,
-): Promise<{ NETSERVA_MAIL_HOME: string; NETSERVA_MAIL_ACTOR: string }> {
-  const env = { NETSERVA_MAIL_HOME: join(dir, "home"), NETSERVA_MAIL_ACTOR: "tester" };
+  extraEnv: Record<string, string> = {},
+): Promise<Record<string, string> & { NETSERVA_MAIL_HOME: string }> {
+  const env = { ...extraEnv, NETSERVA_MAIL_HOME: join(dir, "home"), NETSERVA_MAIL_ACTOR: "tester" };
   const ctx = createCliContext({
     out: () => undefined,
     err: () => undefined,
@@ -63,11 +64,16 @@ async function socketAnswers(path: string): Promise<boolean> {
 }
 
 export async function startServeProcess(
-  options: { args?: string[]; deadlineMs?: number; /** merged into controller.json after init */ config?: object } = {},
+  options: {
+    args?: string[];
+    deadlineMs?: number;
+    /** merged into controller.json after init */ config?: object;
+    /** extra environment for init and serve (DATABASE_URL for PostgreSQL) */ env?: Record<string, string>;
+  } = {},
 ): Promise<ServeProcess> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-serve-"));
   const port = await freePort();
-  const env = await initHome(dir, port);
+  const env = await initHome(dir, port, options.env);
   const home = env.NETSERVA_MAIL_HOME;
   if (options.config) {
     const file = join(home, "controller.json");
