@@ -7,6 +7,11 @@ import { WatchHealthRequestSchema } from "../../common/gen/netserva/mail/v1/agen
 import type { Logger } from "../../common/log.ts";
 import { createAgentClient } from "./agent-client.ts";
 import type { AgentClient, AgentClientOptions } from "./agent-client.ts";
+import { createReconnectBackoff } from "./reconnect-backoff.ts";
+
+/** Reconnect delays: the ceiling doubles from 250 ms to 5 s, the delay is jittered under it. */
+export const RECONNECT_INITIAL_MS = 250;
+export const RECONNECT_MAX_MS = 5000;
 
 export interface VnodeLinkOptions extends AgentClientOptions {
   intervalMs: number;
@@ -28,7 +33,7 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
   let connected = false;
   let closed = false;
   let quiet = false;
-  let backoff = 250;
+  const backoff = createReconnectBackoff({ initialMs: RECONNECT_INITIAL_MS, maxMs: RECONNECT_MAX_MS });
   let staleTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let cancel: (() => void) | undefined;
@@ -55,7 +60,7 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
     stream.on("data", (report: HealthReport) => {
       if (!connected) options.log.info("vnode up", { agent_version: report.agentVersion });
       connected = true;
-      backoff = 250;
+      backoff.reset();
       armStale();
       options.onReport(report);
     });
@@ -65,8 +70,7 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
       if (staleTimer) clearTimeout(staleTimer);
       down(reason);
       if (closed) return;
-      retryTimer = setTimeout(watch, backoff);
-      backoff = Math.min(backoff * 2, 5000);
+      retryTimer = setTimeout(watch, backoff.next());
     };
     stream.on("error", (error: Error) => again(error.message));
     stream.on("end", () => again("health stream ended"));
