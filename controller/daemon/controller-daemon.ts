@@ -99,7 +99,10 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     db: options.db,
     paths: options.paths,
     mailTls,
-    linkFor: (name) => fleet.link(name)?.client,
+    linkFor: (name) => {
+      const link = fleet.link(name);
+      return link ? { client: link.client, connected: link.connected } : undefined;
+    },
   });
   const fleet = startFleet({
     db: options.db,

@@ -7,7 +7,11 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { NetservaError } from "../../common/errors.ts";
-import { ApplyChangesRequestSchema, ApplyStateRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import {
+  ApplyChangesRequestSchema,
+  ApplyStateRequestSchema,
+  PingRequestSchema,
+} from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type { ApplyResponse } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
 import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
@@ -25,6 +29,11 @@ import { agentClientFor } from "./agent-for-vnode.ts";
 
 /** Above this many changes (a bulk import) the whole state is cheaper to send. */
 const MAX_INCREMENTAL_CHANGES = 5000;
+
+/** A vnode without a live link gets this long to answer a ping before a delivery gives up: a
+ *  link cut without a reset (packets dropped) would otherwise hold the operator's command for
+ *  the whole call deadline. The change is stored either way; the reconciler delivers it later. */
+export const REACH_TIMEOUT_MS = 5000;
 
 export interface DeliverRequest {
   vnode: string;
@@ -58,8 +67,8 @@ export interface DeliverServiceOptions {
   /** The controller's home: its CA, certificate and key (read per delivery, so a renewal applies). */
   paths: HomePaths;
   mailTls: MailTlsIssuer;
-  /** A connected link's client (serve's fleet); without one a short-lived client is opened. */
-  linkFor?: (vnode: string) => AgentClient | undefined;
+  /** The fleet's link to a vnode (serve); without one a short-lived client is opened. */
+  linkFor?: (vnode: string) => { client: AgentClient; connected: boolean } | undefined;
   /** Deadline of a short-lived client's calls (a whole 100,000-mailbox state may be queued ahead). */
   timeoutMs?: number;
   /** Wait before a refused state is sent again: doubles per refusal from firstMs up to maxMs. */
@@ -78,12 +87,28 @@ function isRefusal(error: NetservaError): boolean {
 }
 
 export function createDeliverService(options: DeliverServiceOptions): DeliverService {
-  const clientFor = async (vnode: Vnode): Promise<{ client: AgentClient; close: () => void }> => {
+  const clientFor = async (vnode: Vnode): Promise<{ client: AgentClient; close: () => void; live: boolean }> => {
     const link = options.linkFor?.(vnode.name);
-    if (link) return { client: link, close: () => undefined };
+    if (link) return { client: link.client, close: () => undefined, live: link.connected };
     const revoked = new Set(await revokedSerials(options.db.em().fork()));
     const client = agentClientFor(options.paths, vnode, (serial) => revoked.has(serial), options.timeoutMs ?? 30_000);
-    return { client, close: () => client.close() };
+    return { client, close: () => client.close(), live: false };
+  };
+  /** Without a live link: a ping with a short deadline first (it also opens the connection the
+   *  push then uses), so an unreachable vnode is an answer in seconds, not a held command. */
+  const reachable = async (client: AgentClient): Promise<string | undefined> => {
+    try {
+      await client.call(
+        "ping",
+        create(PingRequestSchema, {
+          meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
+        }),
+        { timeoutMs: REACH_TIMEOUT_MS },
+      );
+      return undefined;
+    } catch (error) {
+      return `no answer to a ping within ${REACH_TIMEOUT_MS / 1000} s: ${NetservaError.from(error).message}`;
+    }
   };
 
   const sendState = async (
@@ -179,9 +204,17 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           reason: `vnode ${vnode.name} is ${vnode.status}: generation ${generation} is applied once its agent is enrolled`,
           diff: [],
         };
-      const { client, close } = await clientFor(vnode);
+      const { client, close, live } = await clientFor(vnode);
       let attempted = generation;
       try {
+        const unreachable = live ? undefined : await reachable(client);
+        if (unreachable !== undefined)
+          return {
+            pushed: false,
+            generation,
+            reason: `vnode ${vnode.name} unreachable (${unreachable}); the reconciler applies generation ${generation} when it is back`,
+            diff: [],
+          };
         let response: ApplyResponse | undefined;
         let state: DesiredState | undefined;
         if (request.changes && request.changes.list.length <= MAX_INCREMENTAL_CHANGES) {
