@@ -17,11 +17,14 @@ import {
 import { basename, dirname, join } from "node:path";
 import type { FileSpec } from "./file-spec.ts";
 
-/** Write `spec` next to `path` (same filesystem, so rename is atomic) and return the temp path. */
-export function writeAside(path: string, spec: FileSpec): string {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.ns-${randomBytes(4).toString("hex")}`);
+/** A fresh temp name next to `path` (same filesystem, so the rename is atomic). */
+export function asidePath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.ns-${randomBytes(4).toString("hex")}`);
+}
+
+/** Write `spec` next to `path` (under `tmp`, default a fresh asidePath) and return the temp path. */
+export function writeAside(path: string, spec: FileSpec, tmp = asidePath(path)): string {
+  mkdirSync(dirname(path), { recursive: true });
   const fd = openSync(tmp, "wx", 0o600);
   try {
     writeSync(fd, spec.content);
