@@ -2,8 +2,8 @@
 // the complete set is staged in a mirror directory and checked with the daemon's own checker,
 // the changed files are written aside, backed up, renamed into place, the daemons reloaded and
 // verified; any failure restores the previous files, reloads again and reports the checker's words.
-import { mkdirSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { NetservaError } from "../../common/errors.ts";
 import type { FileSet } from "./file-spec.ts";
 import { commitAside, isCurrent, writeAside, writeFileAtomic } from "./atomic-write.ts";
@@ -39,21 +39,36 @@ export async function applyConfigFiles(o: ApplyConfigOptions): Promise<ApplyConf
 
   const staged = (live: string): string => join(o.stagingDir, live);
   rmSync(o.stagingDir, { recursive: true, force: true });
-  for (const [path, spec] of o.files) {
-    mkdirSync(dirname(staged(path)), { recursive: true });
-    writeFileAtomic(staged(path), spec);
-  }
   try {
-    for (const v of o.validate) await v.check(staged);
-  } catch (err) {
-    throw refused("validation", err);
+    // A full filesystem fails here, before anything live is touched; nothing staged is left.
+    try {
+      for (const [path, spec] of o.files) {
+        writeFileAtomic(staged(path), spec);
+      }
+    } catch (err) {
+      throw refused("staging", err);
+    }
+    try {
+      for (const v of o.validate) await v.check(staged);
+    } catch (err) {
+      throw refused("validation", err);
+    }
   } finally {
     rmSync(o.stagingDir, { recursive: true, force: true });
   }
   if (o.dryRun) return { changed, diff };
 
-  const aside = changed.map((path) => [path, writeAside(path, o.files.get(path) ?? fail(path))] as const);
-  const backup = takeBackup(o.backupDir, changed);
+  // Every new file and the undo journal are written before the first rename; if any of them
+  // cannot be (a full filesystem), the ones already written are removed and nothing live changed.
+  const aside: Array<readonly [string, string]> = [];
+  let backup: ReturnType<typeof takeBackup>;
+  try {
+    for (const path of changed) aside.push([path, writeAside(path, o.files.get(path) ?? fail(path))]);
+    backup = takeBackup(o.backupDir, changed);
+  } catch (err) {
+    for (const [, tmp] of aside) rmSync(tmp, { force: true });
+    throw refused("writing", err);
+  }
   try {
     for (const [path, tmp] of aside) commitAside(tmp, path);
     await o.reload(changed);
