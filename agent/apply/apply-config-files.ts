@@ -5,12 +5,12 @@
 // with the journal's id: the one commit point of config and rows together). Any failure before
 // the commit restores the previous files, reloads again and reports the checker's words; a crash
 // anywhere is finished at start-up by recoverPendingApply. Kill points: kill-points.ts.
-import { mkdirSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { NetservaError } from "../../common/errors.ts";
 import type { FileSet } from "./file-spec.ts";
 import { asidePath, commitAside, isCurrent, writeAside, writeFileAtomic } from "./atomic-write.ts";
-import { openJournal } from "./backup.ts";
+import { openJournal, type PendingApply } from "./backup.ts";
 import { inKillScope, killPoint } from "./kill-points.ts";
 
 /** Checks a staged copy; `staged(livePath)` is where the staged copy of a live file lives. Throws on failure. */
@@ -58,31 +58,50 @@ export async function applyConfigFiles(o: ApplyConfigOptions): Promise<ApplyConf
 
   const staged = (live: string): string => join(o.stagingDir, live);
   rmSync(o.stagingDir, { recursive: true, force: true });
-  for (const [path, spec] of o.files) {
-    mkdirSync(dirname(staged(path)), { recursive: true });
-    writeFileAtomic(staged(path), spec);
-    killPoint("stage");
-  }
   try {
-    for (const v of o.validate) await inKillScope("check", () => v.check(staged));
-  } catch (err) {
-    throw refused("validation", err);
+    // A full filesystem fails here, before anything live is touched; nothing staged is left.
+    try {
+      for (const [path, spec] of o.files) {
+        writeFileAtomic(staged(path), spec);
+        killPoint("stage");
+      }
+    } catch (err) {
+      throw refused("staging", err);
+    }
+    try {
+      for (const v of o.validate) await inKillScope("check", () => v.check(staged));
+    } catch (err) {
+      throw refused("validation", err);
+    }
   } finally {
     rmSync(o.stagingDir, { recursive: true, force: true });
   }
   if (o.dryRun) return { changed, diff };
 
+  // The journal and every new file are written before the first rename; if any of them cannot
+  // be (a full filesystem), the ones already written are removed and nothing live changed.
   const aside = changed.map((path) => ({ path, next: o.files.get(path) ?? fail(path), aside: asidePath(path) }));
-  const pending = openJournal(o.backupDir, [
-    ...aside,
-    ...[...(o.bookkeeping ?? [])].map(([path, next]) => ({ path, next })),
-  ]);
+  let pending: PendingApply;
+  try {
+    pending = openJournal(o.backupDir, [
+      ...aside,
+      ...[...(o.bookkeeping ?? [])].map(([path, next]) => ({ path, next })),
+    ]);
+  } catch (err) {
+    throw refused("writing", err);
+  }
   killPoint("journal");
   try {
     for (const a of aside) {
       writeAside(a.path, a.next, a.aside);
       killPoint("aside");
     }
+  } catch (err) {
+    for (const a of aside) rmSync(a.aside, { force: true });
+    pending.discard();
+    throw refused("writing", err);
+  }
+  try {
     for (const a of aside) {
       commitAside(a.aside, a.path);
       killPoint("rename");
