@@ -8,8 +8,8 @@
 // the old ones or exactly the new ones, together; SMTP accepts and IMAP logs in; and once the link
 // is back the controller brings the vnode to its generation with no drift. Normal suite: one kill
 // per named step; `scripts/chaos` (chaosFull): the full matrix, every nth occurrence of each step.
-import { readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ImapFlow } from "imapflow";
@@ -21,6 +21,7 @@ import { createMailServices } from "../../controller/mail/create-mail-services.t
 import { createZoneListProvider } from "../../controller/dns/zone-list-provider.ts";
 import { chaosFull, chaosLong, recordChaos } from "../chaos/report.ts";
 import { startAgentProcess } from "../helpers/agent-process.ts";
+import { SHARED_HS_CACHE } from "../helpers/filter-root.ts";
 import { canLogin } from "../helpers/mail-imap.ts";
 import { buildMessage, sendMail, smtpConnect } from "../helpers/mail-smtp.ts";
 import {
@@ -33,6 +34,8 @@ import {
 } from "../helpers/mail-fleet.ts";
 
 const isRoot = process.getuid?.() === 0;
+/** Rspamd, when the full matrix turns it on: offline, with the suite's shared hyperscan cache. */
+const FILTER_ARGS = ["--filter-offline", "--filter-cache", SHARED_HS_CACHE];
 const PASSWORD = "Alice-secret-pass-1";
 let fleet: MailFleet;
 let vn: FleetVnode;
@@ -134,7 +137,7 @@ async function startAgent(env: Record<string, string> = {}): Promise<void> {
     root: vn.root,
     port: AGENT_PORT,
     logDir: fleet.logDir,
-    extraArgs: ["--metrics-listen", vn.metricsAddress, "--usage-interval", "1000"],
+    extraArgs: ["--metrics-listen", vn.metricsAddress, "--usage-interval", "1000", ...FILTER_ARGS],
     env,
     readyPort: METRICS_PORT,
   });
@@ -228,6 +231,18 @@ async function trigger(kind: Kind): Promise<void> {
   }
 }
 
+/** What an interrupted apply may leave and start-up recovery must remove: the staging mirror,
+ * files written aside next to the managed ones, the journal. */
+function leftovers(): string[] {
+  const dirs = new Set(Object.keys(readManifest(paths.manifest).files).map((f) => dirname(f)));
+  const aside = [...dirs].flatMap((d) =>
+    readdirSync(d)
+      .filter((f) => f.includes(".ns-"))
+      .map((f) => join(d, f)),
+  );
+  return [paths.stagingDir, join(paths.backupDir, "pending-apply.json")].filter((p) => existsSync(p)).concat(aside);
+}
+
 /** `postfix reload` lines in Postfix's own log. */
 const postfixReloads = (): number => {
   try {
@@ -281,6 +296,7 @@ async function runScenario(s: Scenario, limitMs = 180_000): Promise<void> {
       "Postfix reloaded for the domain committed before the kill",
     );
   const recovered = snapshot();
+  expect(leftovers()).toEqual([]);
   const mailAccepted = await mailWorks(recovered.hostname);
   await restoreLink();
   await converged(`converged after the kill at ${s.point}`, limitMs);
@@ -373,7 +389,7 @@ const LONG: Scenario[] = [
 
 describe.skipIf(!isRoot)("agent SIGKILL inside an apply: all old or all new, then converged", () => {
   beforeAll(async () => {
-    fleet = await startMailFleet(["fk1"], "fkill");
+    fleet = await startMailFleet(["fk1"], "fkill", { agentArgs: FILTER_ARGS });
     vn = fleet.vnodes[0] as FleetVnode;
     paths = createVnodePaths(vn.root);
     hostnames = [vn.mailHostname, `mail2.${vn.domain}`];
@@ -409,6 +425,15 @@ describe.skipIf(!isRoot)("agent SIGKILL inside an apply: all old or all new, the
       const matrix = fullMatrix({ staged, changed, maps: MAP_NAMES.length });
       expect(matrix.length).toBeGreaterThanOrEqual(100);
       for (const s of matrix) await runScenario(s);
+      // Last, with Rspamd on: its checker runs in every apply, and its files are in the set.
+      const on = await fleet.harness.cli(["vnode", "set", vn.name, "--rspamd", "1"]);
+      expect(on.code, on.err).toBe(0);
+      await converged("rspamd turned on", 600_000);
+      for (const kind of ["config", "whole"] as const) {
+        await runScenario({ point: "check:rspamadm", kind, side: "old" }, 600_000);
+        await runScenario({ point: "rename#1", kind, side: "old" }, 600_000);
+        await runScenario({ point: "lookup:after-commit", kind, side: "new" }, 600_000);
+      }
     },
     4 * 3600_000,
   );
