@@ -61,9 +61,12 @@ export async function applyConfigFiles(o: ApplyConfigOptions): Promise<ApplyConf
   } catch (err) {
     for (const [, tmp] of aside) rmSync(tmp, { force: true });
     backup.restore();
-    // Bring the daemons back onto the restored files; their failure is secondary to the first.
-    await o.reload(changed).catch(() => undefined);
-    throw refused("reload", err);
+    // Bring the daemons back onto the restored files; a failure there is told after the first.
+    const back = await o.reload(changed).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    throw refused("reload", err, back);
   }
   backup.discard();
   return { changed, diff };
@@ -73,9 +76,12 @@ function fail(path: string): never {
   throw new NetservaError("internal", `no spec for ${path}`);
 }
 
-function refused(stage: string, err: unknown): NetservaError {
-  const msg = err instanceof Error ? err.message : String(err);
-  return new NetservaError("failed_precondition", `config refused at ${stage}; previous config kept: ${msg}`, {
-    cause: err,
-  });
+function refused(stage: string, err: unknown, rollbackErr?: unknown): NetservaError {
+  const text = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+  const after = rollbackErr === undefined ? "" : `; reloading the previous config failed too: ${text(rollbackErr)}`;
+  return new NetservaError(
+    "failed_precondition",
+    `config refused at ${stage}; previous config kept: ${text(err)}${after}`,
+    { cause: err },
+  );
 }
