@@ -21,10 +21,14 @@ import { basename, dirname, join } from "node:path";
 import type { FileSpec } from "./file-spec.ts";
 import { fileWriteError } from "./write-error.ts";
 
-/** Write `spec` next to `path` (same filesystem, so rename is atomic) and return the temp path. */
-export function writeAside(path: string, spec: FileSpec): string {
+/** A fresh temp name next to `path` (same filesystem, so the rename is atomic). */
+export function asidePath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.ns-${randomBytes(4).toString("hex")}`);
+}
+
+/** Write `spec` next to `path` (under `tmp`, default a fresh asidePath) and return the temp path. */
+export function writeAside(path: string, spec: FileSpec, tmp = asidePath(path)): string {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.ns-${randomBytes(4).toString("hex")}`);
   let fd: number;
   try {
     mkdirSync(dir, { recursive: true });
