@@ -6,6 +6,7 @@ import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts
 import { invalid } from "../../common/errors.ts";
 import { applyConfigFiles, type ApplyConfigResult } from "../apply/apply-config-files.ts";
 import type { FileSet } from "../apply/file-spec.ts";
+import type { Recovery } from "../apply/backup.ts";
 import { dovecotValidators } from "../dovecot/checks.ts";
 import { renderDovecot } from "../dovecot/render.ts";
 import { checkDomain } from "../lookup/names.ts";
@@ -113,7 +114,36 @@ export function createMailConfig(o: MailConfigOptions) {
       await waitUntil("dovecot to greet on port 143", 10_000, () => greets(host, 143, "* OK"), 50);
   }
 
-  async function apply(state: DesiredState, dryRun: boolean): Promise<{ result: ApplyConfigResult; files: FileSet }> {
+  /**
+   * After start-up recovery (apply/backup.ts) put the files back or forward: the daemons that
+   * read them may run either version, so each one running is reloaded onto what is on disk now
+   * (Postfix restarted when its listeners differ between the two).
+   */
+  async function settle(recovery: Recovery): Promise<string[]> {
+    const changed = recovery.files.map((f) => f.path);
+    const mainCf = recovery.files.find((f) => f.path === p.postfixMainCf);
+    const restartPostfix = mainCf !== undefined && postfixNeedsRestart(mainCf.previous, mainCf.next);
+    const settled: string[] = [];
+    for (const name of ["clamd", "rspamd"] as const) {
+      if (!filters.touches(changed, name) || !(await filters.running(name))) continue;
+      await o.sc.restart(name);
+      settled.push(name);
+    }
+    return [...settled, ...(await reloadFor(changed, restartPostfix))];
+  }
+
+  interface ApplyHooks {
+    /** The commit point (lookup rows with the journal's id as mark): see applyConfigFiles. */
+    readonly commit?: (mark: string | undefined) => void | Promise<void>;
+    /** Written with the commit (the manifest). */
+    readonly bookkeeping?: (files: FileSet) => FileSet;
+  }
+
+  async function apply(
+    state: DesiredState,
+    dryRun: boolean,
+    hooks: ApplyHooks = {},
+  ): Promise<{ result: ApplyConfigResult; files: FileSet }> {
     const { tls, daemons } = render(state);
     const want = filterWants(state);
     // Listener changes need a restart both ways (forward, and back on rollback).
@@ -133,6 +163,8 @@ export function createMailConfig(o: MailConfigOptions) {
       backupDir: p.backupDir,
       dryRun,
       files,
+      ...(hooks.commit ? { commit: hooks.commit } : {}),
+      ...(hooks.bookkeeping ? { bookkeeping: hooks.bookkeeping(files) } : {}),
       reload: async (changed) => {
         if (forwardDone) await f.undo();
         else {
@@ -154,5 +186,5 @@ export function createMailConfig(o: MailConfigOptions) {
     return { result, files };
   }
 
-  return { apply, render, verify, filters };
+  return { apply, render, verify, settle, filters };
 }
