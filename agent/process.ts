@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { NetservaError } from "../common/errors.ts";
+import { childStarted } from "./apply/kill-points.ts";
 
 const MINIMAL_ENV = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" };
 
@@ -49,6 +50,7 @@ export function runProgram(file: string, args: readonly string[], options: RunOp
         resolve({ code, stdout: String(stdout), stderr: String(stderr) + why });
       },
     );
+    childStarted(file);
   });
 }
 
@@ -71,6 +73,7 @@ export function runDaemonCommand(file: string, args: readonly string[], options:
   const fd = openSync(out, "w", 0o600);
   return new Promise<RunResult>((resolve) => {
     const child = spawn(cmd, rest, { stdio: ["ignore", fd, fd], env: options.env ?? MINIMAL_ENV });
+    childStarted(file);
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30_000);
     let finished = false;
     const finish = (code: number, extra = ""): void => {

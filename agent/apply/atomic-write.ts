@@ -1,5 +1,8 @@
 // Crash-safe file replacement: write a temp file in the target's directory, fsync it, set mode
 // and owner, rename over the target and fsync the directory. A crash leaves old or new, never half.
+// A full filesystem is a clean failure: write(2) may write part of a buffer and report how much
+// (tmpfs and ext4 do when space runs out mid-write), so every byte is written or the temp file
+// removed, and the error names the file it could not write.
 import { randomBytes } from "node:crypto";
 import {
   closeSync,
@@ -16,30 +19,49 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { FileSpec } from "./file-spec.ts";
+import { fileWriteError } from "./write-error.ts";
 
-/** Write `spec` next to `path` (same filesystem, so rename is atomic) and return the temp path. */
-export function writeAside(path: string, spec: FileSpec): string {
+/** A fresh temp name next to `path` (same filesystem, so the rename is atomic). */
+export function asidePath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.ns-${randomBytes(4).toString("hex")}`);
+}
+
+/** Write `spec` next to `path` (under `tmp`, default a fresh asidePath) and return the temp path. */
+export function writeAside(path: string, spec: FileSpec, tmp = asidePath(path)): string {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.ns-${randomBytes(4).toString("hex")}`);
-  const fd = openSync(tmp, "wx", 0o600);
+  let fd: number;
   try {
-    writeSync(fd, spec.content);
+    mkdirSync(dir, { recursive: true });
+    fd = openSync(tmp, "wx", 0o600);
+  } catch (err) {
+    throw fileWriteError(err, path);
+  }
+  let written = false;
+  try {
+    writeAll(fd, Buffer.from(spec.content));
     fchmodSync(fd, spec.mode);
     if (spec.uid !== undefined || spec.gid !== undefined) fchownSync(fd, spec.uid ?? 0, spec.gid ?? 0);
     fsyncSync(fd);
+    written = true;
   } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
+    throw fileWriteError(err, path);
   } finally {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed on the error path
-    }
+    // Closed once, here: closing a number twice could close a descriptor reused meanwhile.
+    closeSync(fd);
+    if (!written) rmSync(tmp, { force: true });
   }
   return tmp;
+}
+
+/** write(2) until every byte is down: a short write is not an error, and not the end either. */
+function writeAll(fd: number, data: Buffer): void {
+  let offset = 0;
+  while (offset < data.length) {
+    const n = writeSync(fd, data, offset, data.length - offset);
+    // A regular file never takes 0 bytes without an error; guard the loop all the same.
+    if (n <= 0) throw Object.assign(new Error("write took no bytes"), { code: "EIO" });
+    offset += n;
+  }
 }
 
 export function fsyncDir(dir: string): void {
@@ -53,12 +75,22 @@ export function fsyncDir(dir: string): void {
 
 /** Rename a file written by writeAside into place and make the rename durable. */
 export function commitAside(tmp: string, path: string): void {
-  renameSync(tmp, path);
-  fsyncDir(dirname(path));
+  try {
+    renameSync(tmp, path);
+    fsyncDir(dirname(path));
+  } catch (err) {
+    throw fileWriteError(err, path);
+  }
 }
 
 export function writeFileAtomic(path: string, spec: FileSpec): void {
-  commitAside(writeAside(path, spec), path);
+  const tmp = writeAside(path, spec);
+  try {
+    commitAside(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** Current content of a live file, or undefined when it does not exist. */

@@ -121,11 +121,14 @@ const serve: Subcommand = {
             },
           }
         : undefined;
-    const [{ startAgentDaemon }, { createLogger }, { waitForSignal }] = await Promise.all([
+    const [{ startAgentDaemon }, { createLogger }, { waitForSignal }, { armKillPoints }] = await Promise.all([
       import("../agent-daemon.ts"),
       import("../../common/log.ts"),
       import("../../common/signals.ts"),
+      import("../apply/kill-points.ts"),
     ]);
+    // Crash tests only (agent/apply/kill-points.ts): unset, every kill point is a no-op.
+    armKillPoints({ killAt: process.env["NETSERVA_AGENT_KILL_AT"], failAt: process.env["NETSERVA_AGENT_FAIL_AT"] });
     const daemon = await startAgentDaemon({
       home: text(values, "home") ?? "",
       listen: text(values, "listen") ?? "0.0.0.0:7444",

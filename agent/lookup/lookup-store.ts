@@ -9,6 +9,19 @@ import { prepareSchema } from "./schema.ts";
 import { EMPTY_DIGEST, hashAlias, hashDomain, hashMailbox, xorHex } from "./rows.ts";
 import type { CheckedChange, CheckedRows } from "./rows.ts";
 import { createLookupWriter, type LookupEntry } from "./lookup-writer.ts";
+import { killPoint } from "../apply/kill-points.ts";
+
+/** SQLITE_FULL: SQLite's own answer to ENOSPC on the DB, its -wal or its -shm. */
+const SQLITE_FULL = 13;
+
+/** A full disk under the DB is a refusal naming it, not an internal error. */
+function lookupWriteError(err: unknown, path: string): NetservaError {
+  if ((err as { errcode?: number } | undefined)?.errcode === SQLITE_FULL)
+    return new NetservaError("failed_precondition", `no space left on device: cannot write the lookup DB ${path}`, {
+      cause: err,
+    });
+  return NetservaError.from(err);
+}
 
 export type { LookupEntry } from "./lookup-writer.ts";
 
@@ -34,11 +47,19 @@ export interface LookupResult {
   readonly entries: LookupEntry[];
 }
 
+export interface CommitOptions {
+  readonly dryRun?: boolean;
+  /** Written in the same transaction: an apply's journal id, its commit point (apply/backup.ts). */
+  readonly mark?: string;
+}
+
 export interface LookupStore {
   /** Changes checked by checkChanges (rows.ts): nothing here parses again. */
-  applyChanges(changes: readonly CheckedChange[], opts?: { dryRun?: boolean }): LookupResult;
+  applyChanges(changes: readonly CheckedChange[], opts?: CommitOptions): LookupResult;
   /** Makes the rows exactly `rows` (checkState in rows.ts), in one transaction. */
-  replaceAll(rows: CheckedRows, opts?: { dryRun?: boolean }): LookupResult;
+  replaceAll(rows: CheckedRows, opts?: CommitOptions): LookupResult;
+  /** The mark of the last transaction that carried one (see CommitOptions.mark). */
+  commitMark(): string | undefined;
   digest(): string;
   /** Full O(rows) recomputation; differs from digest() only if someone edited the DB by hand. */
   recomputeDigest(): string;
@@ -97,6 +118,10 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
     "INSERT INTO meta(key, value) VALUES('digest', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
   );
   const storedDigest = (): string | undefined => (loadDigest.get() as { value: string } | undefined)?.value;
+  const loadMark = db.prepare("SELECT value FROM meta WHERE key = 'apply-commit'");
+  const saveMark = db.prepare(
+    "INSERT INTO meta(key, value) VALUES('apply-commit', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+  );
   if (storedDigest() === undefined) saveDigest.run(recompute());
 
   function recompute(): string {
@@ -145,7 +170,8 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
   }
 
   /** Run `work` in one write transaction; dry runs roll back. */
-  function transaction(dryRun: boolean, work: () => void, rebaseline = false): LookupResult {
+  function transaction(opts: CommitOptions, work: () => void, rebaseline = false): LookupResult {
+    const dryRun = opts.dryRun === true;
     writer.entries = [];
     db.exec("BEGIN IMMEDIATE");
     try {
@@ -157,12 +183,17 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
         // count them afresh so drift reported before clears (replaceAll is O(rows) anyway).
         if (rebaseline) writer.digest = recompute();
         saveDigest.run(writer.digest);
+        if (opts.mark !== undefined) saveMark.run(opts.mark);
+        killPoint("lookup:before-commit");
         db.exec("COMMIT");
+        killPoint("lookup:after-commit");
         if (rebaseline) verified = undefined;
       }
     } catch (err) {
-      db.exec("ROLLBACK");
-      throw NetservaError.from(err);
+      // SQLite already rolled back after SQLITE_FULL: a second ROLLBACK would throw "no
+      // transaction is active" and hide why the write failed.
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw lookupWriteError(err, options.path);
     }
     const entries = writer.entries;
     return { entries, diff: entries.map(formatEntry) };
@@ -170,7 +201,7 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
 
   return {
     applyChanges(changes, opts = {}) {
-      return transaction(opts.dryRun === true, () => {
+      return transaction(opts, () => {
         for (const c of changes) {
           switch (c.kind) {
             case "upsertDomain":
@@ -199,7 +230,7 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
     },
     replaceAll({ domains, mailboxes, aliases }, opts = {}) {
       return transaction(
-        opts.dryRun === true,
+        opts,
         () => {
           for (const d of domains) writer.upsertDomain(d);
           for (const m of mailboxes) writer.upsertMailbox(m);
@@ -214,6 +245,7 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
         true,
       );
     },
+    commitMark: () => (loadMark.get() as { value: string } | undefined)?.value,
     digest: () => storedDigest() ?? recompute(),
     recomputeDigest: recompute,
     digestMatches: (opts = {}) => digestMatches(opts.full === true),

@@ -247,6 +247,7 @@ export function createFilterConfig(o: {
     ensureRunning,
     wantsFromFiles,
     running,
+    touches,
   };
 }
 

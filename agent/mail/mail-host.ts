@@ -5,6 +5,7 @@
 // answering 554 for a while otherwise. Filters the state enables are kept running (milter
 // failures tempfail mail); filters it no longer enables are stopped once Postfix has let go.
 
+import { rmSync } from "node:fs";
 import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
 import { recoverPendingApply } from "../apply/backup.ts";
@@ -19,7 +20,7 @@ import { createMailConfig, type MailConfigOptions } from "./mail-config.ts";
 import { createMaildirs, type HealItem } from "./maildirs.ts";
 import type { Logger } from "../../common/log.ts";
 import { moveLegacyLookupDb } from "./legacy-lookup.ts";
-import { driftedFiles, readManifest, writeManifest } from "./manifest.ts";
+import { driftedFiles, manifestSpec, readManifest } from "./manifest.ts";
 import { ensureRuntimeDirs } from "./runtime-dirs.ts";
 import { ensureVmailUser, lookupGroupId } from "./vmail-user.ts";
 
@@ -59,7 +60,6 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
   const paths = createVnodePaths(o.root);
   const vmail = await ensureVmailUser(o.vmailUser ?? "vmail");
   ensureRuntimeDirs(paths);
-  recoverPendingApply(paths.backupDir);
   const postfixGid = lookupGroupId("postfix");
   moveLegacyLookupDb(paths);
   const lookup = openLookupStore({
@@ -72,6 +72,20 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
   const maildirs = createMaildirs(paths, vmail);
   installPostfixMetaFiles(paths, readPostfixMetaFiles(o.postfixMetaDir));
   const config = createMailConfig({ ...o, paths, vmail, postfixInstallParams: await readPostfixInstallParams() });
+  // An apply a crash interrupted is finished first: forward if its rows committed, else back.
+  const recovery = recoverPendingApply(paths.backupDir, (id) => lookup.commitMark() === id);
+  rmSync(paths.stagingDir, { recursive: true, force: true });
+  if (recovery) {
+    const settled = await config.settle(recovery).catch((error: unknown) => {
+      o.log?.warn("reload after recovery failed", { error: error instanceof Error ? error.message : String(error) });
+      return [];
+    });
+    o.log?.warn("interrupted apply finished at start-up", {
+      direction: recovery.direction,
+      files: recovery.files.length,
+      reloaded: settled.join(",") || "none",
+    });
+  }
 
   const filters = config.filters;
   const appliedWants = (): FilterWants => filters.wantsFromFiles(Object.keys(readManifest(paths.manifest).files));
@@ -117,8 +131,13 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       const checked = checkState(state); // every row checked, every address parsed: once
       const planned = lookup.replaceAll(checked, { dryRun: true });
       const before = appliedWants();
-      const { result, files } = await config.apply(state, dryRun);
-      const rows = dryRun ? planned : lookup.replaceAll(checked);
+      let rows = planned;
+      // The rows commit inside the apply, marked with its journal's id: config and rows are one
+      // unit, also across a crash (apply/backup.ts). The manifest is written with them.
+      const { result } = await config.apply(state, dryRun, {
+        commit: (mark) => void (rows = lookup.replaceAll(checked, mark === undefined ? {} : { mark })),
+        bookkeeping: (files) => new Map([[paths.manifest, manifestSpec(state.generation, files)]]),
+      });
       if (!dryRun) {
         // Full state heals storage too: every mailbox gets its maildir and Sieve script.
         // Mailboxes missing from the state keep their maildir (a wrong state must not wipe mail).
@@ -131,7 +150,6 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
         if (domainTouched(rows.entries) && !result.changed.some((f) => f.startsWith(`${paths.postfixDir}/`))) {
           await reloadPostfixIfRunning();
         }
-        writeManifest(paths.manifest, state.generation, files);
         // Postfix is on the new config now: start filters it needs, stop ones it dropped.
         const want = filterWants(state);
         await filters.ensureRunning(want);

@@ -2,7 +2,7 @@
 // the disk against it, so a hand-edited main.cf is reported and the reconciler can put it back.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { FileSet } from "../apply/file-spec.ts";
+import type { FileSet, FileSpec } from "../apply/file-spec.ts";
 import { writeFileAtomic } from "../apply/atomic-write.ts";
 
 export interface Manifest {
@@ -20,12 +20,17 @@ export function readManifest(path: string): Manifest {
   }
 }
 
-export function writeManifest(path: string, generation: bigint, files: FileSet): void {
+/** The manifest file for `files` applied at `generation` (written by apply with its commit). */
+export function manifestSpec(generation: bigint, files: FileSet): FileSpec {
   const entries = [...files]
     .map(([p, spec]) => [p, sha256(spec.content)] as const)
     .sort(([a], [b]) => a.localeCompare(b));
   const manifest: Manifest = { generation: generation.toString(), files: Object.fromEntries(entries) };
-  writeFileAtomic(path, { content: `${JSON.stringify(manifest, null, 2)}\n`, mode: 0o600 });
+  return { content: `${JSON.stringify(manifest, null, 2)}\n`, mode: 0o600 };
+}
+
+export function writeManifest(path: string, generation: bigint, files: FileSet): void {
+  writeFileAtomic(path, manifestSpec(generation, files));
 }
 
 /** Managed files whose content differs from what was last applied (or that are gone). */

@@ -1,6 +1,7 @@
 // The generation this vnode last applied, kept on disk so a restarted agent knows where it is
 // and the reconciler can tell what it missed. It only moves forwards. A file that cannot be read
 // counts as generation 0 (the controller then sends the whole state) and is reported.
+import { killPoint } from "../apply/kill-points.ts";
 import { readStateFile, writeStateFile } from "./state-file.ts";
 
 export interface AppliedState {
@@ -26,7 +27,9 @@ export function createAppliedState(options: { file?: string }): AppliedState {
     problem: read.problem,
     async set(value) {
       if (value <= generation) return false;
+      killPoint("state-file:before");
       if (options.file) writeStateFile(options.file, { generation: value.toString() });
+      killPoint("state-file:after");
       generation = value;
       return true;
     },

@@ -24,7 +24,8 @@ async function waitForPort(
 ): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode}; see ${logFile}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`agent exited with ${child.exitCode ?? child.signalCode}; see ${logFile}`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = connect({ host, port });
       socket.once("connect", () => {
@@ -52,6 +53,9 @@ export async function startAgentProcess(o: {
   mailListen?: boolean;
   /** Extra environment (e.g. NETSERVA_AGENT_TUNING=off). */
   env?: Record<string, string>;
+  /** Ready when this port on the namespace address accepts (default the gRPC port): e.g. the
+   * metrics port while a test blackholes the gRPC port. */
+  readyPort?: number;
 }): Promise<AgentProcess> {
   const logFile = join(o.logDir, `agent-${o.ns.name}.log`);
   const log = openSync(logFile, "a");
@@ -76,12 +80,12 @@ export async function startAgentProcess(o: {
     ...(o.extraArgs ?? []),
   ];
   const child = spawn("ip", args, { stdio: ["ignore", log, log], env: { ...process.env, ...o.env } });
-  await waitForPort(o.ns.nsAddress, o.port, 20_000, child, logFile);
+  await waitForPort(o.ns.nsAddress, o.readyPort ?? o.port, 20_000, child, logFile);
   return {
     child,
     logFile,
     async stop() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5000);

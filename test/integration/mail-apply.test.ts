@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { applyConfigFiles, type Validator } from "../../agent/apply/apply-config-files.ts";
-import { recoverPendingApply, takeBackup } from "../../agent/apply/backup.ts";
+import { openJournal, recoverPendingApply } from "../../agent/apply/backup.ts";
 import type { FileSet } from "../../agent/apply/file-spec.ts";
 
 let dir: string;
@@ -84,17 +84,72 @@ describe("applyConfigFiles", () => {
 });
 
 describe("crash recovery", () => {
-  it("puts back the files of an apply that died between backup and completion", async () => {
+  it("puts back the files of an apply that died between the journal and its commit", async () => {
     await applyConfigFiles({ ...base(), files: files("old\n") });
     const added = join(dir, "etc/added.cf");
-    // Simulate the crash: backup taken, then the new files renamed in, then the process died.
-    takeBackup(join(dir, "backup"), [live, added]);
+    // Simulate the crash: journal written, then the new files renamed in, then the process died.
+    openJournal(join(dir, "backup"), [
+      { path: live, next: { content: "new\n", mode: 0o640 } },
+      { path: added, next: { content: "new file\n", mode: 0o640 } },
+    ]);
     writeFileSync(live, "half-applied\n");
     writeFileSync(added, "new file\n");
-    expect(recoverPendingApply(join(dir, "backup")).sort()).toEqual([added, live].sort());
+    const recovery = recoverPendingApply(join(dir, "backup"), () => false);
+    expect(recovery?.direction).toBe("back");
+    expect(recovery?.files.map((f) => f.path).sort()).toEqual([added, live].sort());
     expect(readFileSync(live, "utf8")).toBe("old\n");
     expect(statSync(live).mode & 0o777).toBe(0o640);
     expect(existsSync(added)).toBe(false);
-    expect(recoverPendingApply(join(dir, "backup"))).toEqual([]);
+    expect(recoverPendingApply(join(dir, "backup"), () => false)).toBeUndefined();
+  });
+
+  it("rolls an apply forward when its commit mark is in the rows", async () => {
+    await applyConfigFiles({ ...base(), files: files("old\n") });
+    const pending = openJournal(join(dir, "backup"), [{ path: live, next: { content: "new\n", mode: 0o600 } }]);
+    const recovery = recoverPendingApply(join(dir, "backup"), (id) => id === pending.id);
+    expect(recovery?.direction).toBe("forward");
+    expect(readFileSync(live, "utf8")).toBe("new\n");
+    expect(statSync(live).mode & 0o777).toBe(0o600);
+  });
+
+  it("a commit that fails puts the old files back and reloads: config and rows stay together", async () => {
+    // Regression: the rows used to commit after the config was live; a failing rows commit
+    // (a full disk, a locked DB) left the new config running over the old rows.
+    await applyConfigFiles({ ...base(), files: files("old\n") });
+    let marked: string | undefined;
+    const err = await applyConfigFiles({
+      ...base(),
+      files: files("new\n"),
+      commit: (mark) => {
+        marked = mark;
+        expect(existsSync(join(dir, "backup", "pending-apply.json"))).toBe(true);
+        throw new Error("database or disk is full");
+      },
+    }).catch((e: unknown) => e);
+    expect(String(err)).toContain("database or disk is full");
+    expect(marked).toMatch(/^[0-9a-f]{16}$/);
+    expect(readFileSync(live, "utf8")).toBe("old\n");
+    expect(reloads).toHaveLength(3);
+    expect(existsSync(join(dir, "backup", "pending-apply.json"))).toBe(false);
+  });
+
+  it("writes the bookkeeping files after the commit, and with no file changed still commits", async () => {
+    const manifest = join(dir, "state/manifest.json");
+    const order: string[] = [];
+    const run = (note: string) =>
+      applyConfigFiles({
+        ...base(),
+        files: files("same\n"),
+        commit: (mark) => {
+          order.push(
+            `${mark === undefined ? "no mark" : "mark"}, manifest ${existsSync(manifest) ? readFileSync(manifest, "utf8").trim() : "none"}`,
+          );
+        },
+        bookkeeping: new Map([[manifest, { content: `${note}\n`, mode: 0o600 }]]),
+      });
+    await run("gen 1");
+    await run("gen 2");
+    expect(order).toEqual(["mark, manifest none", "no mark, manifest gen 1"]);
+    expect(readFileSync(manifest, "utf8")).toBe("gen 2\n");
   });
 });
