@@ -20,7 +20,7 @@ import type { VnodePaths } from "../paths.ts";
 import { cached, withTimeout } from "./bounded.ts";
 import { newestSignatures } from "./clamav-signatures.ts";
 import { dovecotUsers } from "./dovecot-users.ts";
-import { filesystemUsage } from "./filesystem.ts";
+import { vnodeFilesystems, type RoleFsUsage } from "./filesystem.ts";
 import { createUsageScanner, type MailboxUsageRow, type UsageScanOptions } from "./mailbox-usage.ts";
 import { mailTlsNotAfter } from "./mail-tls-expiry.ts";
 import { postfixQueueSizes } from "./postfix-queue.ts";
@@ -41,6 +41,18 @@ export interface MailHealthSource {
   health(): Promise<MailHealth>;
   mailboxes(): Promise<MailboxUsageRow[]>;
 }
+
+const toFilesystem = (f: RoleFsUsage) =>
+  create(FilesystemUsageSchema, {
+    path: f.path,
+    sizeBytes: BigInt(f.sizeBytes),
+    usedBytes: BigInt(f.usedBytes),
+    availableBytes: BigInt(f.availableBytes),
+    roles: f.roles,
+    rolePaths: f.rolePaths,
+    inodes: BigInt(f.inodes),
+    freeInodes: BigInt(f.freeInodes),
+  });
 
 const toMailbox = (m: MailboxUsageRow): MailboxUsage =>
   create(MailboxUsageSchema, {
@@ -100,11 +112,12 @@ export function createMailHealth(o: MailHealthOptions): MailHealthSource {
         ? probe("rspamd", () => rspamdStats({ socketPath: o.rspamdControllerSocket, timeoutMs: timeout }))
         : Promise.resolve(undefined),
       probe("clamav", () => newestSignatures(o.clamavDbDir)),
-      probe("filesystem", () => filesystemUsage(existsSync(o.paths.mailRoot) ? o.paths.mailRoot : o.paths.root)),
+      probe("filesystem", () => vnodeFilesystems(o.paths)),
       existsSync(o.paths.lookupDb) ? probe("mailbox usage", mailboxes) : Promise.resolve([] as MailboxUsageRow[]),
       probe("mail tls", () => mailTlsNotAfter(o.paths.tlsCert)),
     ]);
     const q = summarizeQuota(rows ?? []);
+    const mailFs = fs?.find((f) => f.roles.includes("mail"));
     return create(MailHealthSchema, {
       collectedUnixMs: BigInt(Date.now()),
       ...(queue
@@ -127,16 +140,17 @@ export function createMailHealth(o: MailHealthOptions): MailHealthSource {
           : { available: false },
       ),
       clamavSignaturesUnixMs: BigInt(clamav ?? 0),
-      ...(fs
+      ...(mailFs
         ? {
             filesystem: create(FilesystemUsageSchema, {
-              path: fs.path,
-              sizeBytes: BigInt(fs.sizeBytes),
-              usedBytes: BigInt(fs.usedBytes),
-              availableBytes: BigInt(fs.availableBytes),
+              path: mailFs.path,
+              sizeBytes: BigInt(mailFs.sizeBytes),
+              usedBytes: BigInt(mailFs.usedBytes),
+              availableBytes: BigInt(mailFs.availableBytes),
             }),
           }
         : {}),
+      filesystems: (fs ?? []).map(toFilesystem),
       quota: create(QuotaSummarySchema, {
         mailboxes: q.mailboxes,
         over80: q.over80,

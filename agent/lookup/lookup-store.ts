@@ -11,6 +11,18 @@ import type { CheckedChange, CheckedRows } from "./rows.ts";
 import { createLookupWriter, type LookupEntry } from "./lookup-writer.ts";
 import { killPoint } from "../apply/kill-points.ts";
 
+/** SQLITE_FULL: SQLite's own answer to ENOSPC on the DB, its -wal or its -shm. */
+const SQLITE_FULL = 13;
+
+/** A full disk under the DB is a refusal naming it, not an internal error. */
+function lookupWriteError(err: unknown, path: string): NetservaError {
+  if ((err as { errcode?: number } | undefined)?.errcode === SQLITE_FULL)
+    return new NetservaError("failed_precondition", `no space left on device: cannot write the lookup DB ${path}`, {
+      cause: err,
+    });
+  return NetservaError.from(err);
+}
+
 export type { LookupEntry } from "./lookup-writer.ts";
 
 export interface LookupStoreOptions {
@@ -178,8 +190,10 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
         if (rebaseline) verified = undefined;
       }
     } catch (err) {
-      db.exec("ROLLBACK");
-      throw NetservaError.from(err);
+      // SQLite already rolled back after SQLITE_FULL: a second ROLLBACK would throw "no
+      // transaction is active" and hide why the write failed.
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw lookupWriteError(err, options.path);
     }
     const entries = writer.entries;
     return { entries, diff: entries.map(formatEntry) };

@@ -162,6 +162,35 @@ export function registerMailMetrics(registry: Registry, port: MailHostPort): voi
     "Bytes available to unprivileged users on the mail filesystem.",
     (f) => f.availableBytes,
   );
+  // Every filesystem the mail depends on, one series per role ("mail", "queue", "config",
+  // "state"; ≤ 4): the full-filesystem alert names what stops (delivery, new mail, applies).
+  const roleFs = (
+    name: string,
+    help: string,
+    pick: (f: NonNullable<MailHealth["filesystem"]>) => bigint | undefined,
+  ): void =>
+    gauge(name, help, ["role", "path"], (g, s) => {
+      for (const f of s.health?.filesystems ?? []) {
+        const value = pick(f);
+        if (value !== undefined)
+          f.roles.forEach((role, i) => g.set({ role, path: f.rolePaths[i] ?? f.path }, Number(value)));
+      }
+    });
+  roleFs(
+    "netserva_fs_size_bytes",
+    "Size of the filesystem holding a role (mail, queue, config, state).",
+    (f) => f.sizeBytes,
+  );
+  roleFs(
+    "netserva_fs_available_bytes",
+    "Bytes available to unprivileged users on the filesystem holding a role (mail, queue, config, state).",
+    (f) => f.availableBytes,
+  );
+  roleFs(
+    "netserva_fs_free_inodes",
+    "Free inodes on the filesystem holding a role (absent where the filesystem has no fixed number).",
+    (f) => (f.inodes > 0n ? f.freeInodes : undefined),
+  );
   gauge("netserva_mail_mailboxes", "Mailboxes on the vnode.", [], (g, s) => {
     if (s.health?.quota) g.set(s.health.quota.mailboxes);
   });

@@ -28,6 +28,13 @@ export interface FsJson {
   availableBytes: number;
   usedRatio: number;
 }
+/** One filesystem the vnode's mail depends on, with what it holds (mail, queue, config, state). */
+export interface FsRoleJson extends FsJson {
+  roles: string[];
+  rolePaths: string[];
+  inodes: number;
+  freeInodes: number;
+}
 export interface QuotaJson {
   mailboxes: number;
   over80: number;
@@ -45,6 +52,7 @@ export interface MailHealthJson {
   rspamd: RspamdJson;
   clamavSignaturesAt: string | null;
   filesystem: FsJson | null;
+  filesystems: FsRoleJson[];
   quota: QuotaJson;
   mailTlsNotAfter: string | null;
   errors: string[];
@@ -90,6 +98,17 @@ export function mailHealthJson(m: MailHealth | undefined): MailHealthJson | null
           usedRatio: fs.sizeBytes > 0n ? Number(fs.usedBytes) / Number(fs.sizeBytes) : 0,
         }
       : null,
+    filesystems: m.filesystems.map((f) => ({
+      path: f.path,
+      sizeBytes: Number(f.sizeBytes),
+      usedBytes: Number(f.usedBytes),
+      availableBytes: Number(f.availableBytes),
+      usedRatio: f.sizeBytes > 0n ? Number(f.usedBytes) / Number(f.sizeBytes) : 0,
+      roles: [...f.roles],
+      rolePaths: [...f.rolePaths],
+      inodes: Number(f.inodes),
+      freeInodes: Number(f.freeInodes),
+    })),
     quota: {
       mailboxes: q?.mailboxes ?? 0,
       over80: q?.over80 ?? 0,

@@ -2,6 +2,7 @@
 // for stale health and a lagging generation, and the problems an operator should look at first.
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { MailHealthSample, VMailService, Vnode } from "../db/entities/index.ts";
+import { fullProblem, isFull } from "./filesystem-full.ts";
 import type { MailHealthJson } from "./health-json.ts";
 
 export const STALE_AFTER_MS = 15_000;
@@ -61,8 +62,12 @@ function problems(v: Omit<MailStatusView, "problems" | "health">, now: number): 
     if (m.queue && m.queue.deferred > 0)
       out.push(`${m.queue.deferred} deferred, oldest ${m.queue.oldestDeferredSeconds} s`);
     if (m.queue && m.queue.hold > 0) out.push(`${m.queue.hold} on hold`);
-    if (m.filesystem && m.filesystem.usedRatio >= 0.85)
-      out.push(`mail filesystem ${(m.filesystem.usedRatio * 100).toFixed(0)}% full`);
+    // A full filesystem says where and what it stops; older agents report only the mail one.
+    const full = (m.filesystems ?? []).filter(isFull);
+    for (const f of full) out.push(fullProblem(f));
+    const mailFull = full.some((f) => f.roles.includes("mail"));
+    if (m.filesystem && m.filesystem.usedRatio >= 0.85 && !mailFull)
+      out.push(`mail filesystem ${(m.filesystem.usedRatio * 100).toFixed(0)}% full (${m.filesystem.path})`);
     if (m.quota.over90 > 0) out.push(`${m.quota.over90} mailbox(es) over 90% of quota`);
     if (m.mailTlsNotAfter && Date.parse(m.mailTlsNotAfter) - now < 14 * DAY)
       out.push(`mail TLS certificate expires ${m.mailTlsNotAfter}`);

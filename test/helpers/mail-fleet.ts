@@ -42,8 +42,10 @@ export async function until<T>(probe: () => Promise<T | undefined>, ms: number, 
 
 export interface MailFleetOptions {
   /** Runs after a vnode's namespace exists and before its agent (and so its daemons) starts: e.g.
-   * writing /etc/netns/<ns>/resolv.conf, which `ip netns exec` bind-mounts when the agent starts. */
-  beforeAgent?: (ns: TestNetns, name: string) => Promise<void>;
+   * writing /etc/netns/<ns>/resolv.conf, which `ip netns exec` bind-mounts when the agent starts,
+   * or mounting a filesystem under `root` (the agent's mount namespace is copied from the host's
+   * when it starts: later host mounts would not reach it, the host's / being private). */
+  beforeAgent?: (ns: TestNetns, name: string, root: string) => Promise<void>;
   /** More `serve` flags for the agents (e.g. `--filter-offline` for a vnode with Rspamd). */
   agentArgs?: string[];
   /** Options for the agents' Node (e.g. `--import` a hook). */
@@ -129,7 +131,7 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
       ]);
       if (set.code !== 0) throw new Error(`vnode set: ${set.err}`);
       const metricsAddress = `${ns.nsAddress}:${METRICS_PORT}`;
-      await options.beforeAgent?.(ns, name);
+      await options.beforeAgent?.(ns, name, root);
       const agent = await startAgentProcess({
         ns,
         home,

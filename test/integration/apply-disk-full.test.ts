@@ -10,7 +10,21 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { applyConfigFiles, type Validator } from "../../agent/apply/apply-config-files.ts";
 import { writeFileAtomic } from "../../agent/apply/atomic-write.ts";
 import type { FileSet } from "../../agent/apply/file-spec.ts";
-import { fillUp, mountTmpfs, tempFilesUnder, unmountAll } from "../helpers/tmpfs.ts";
+import { openLookupStore } from "../../agent/lookup/lookup-store.ts";
+import { checkChanges } from "../../agent/lookup/rows.ts";
+import { StateChangeSchema, type StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { create } from "@bufbuild/protobuf";
+import { fillUp, freeUp, mountTmpfs, tempFilesUnder, unmountAll } from "../helpers/tmpfs.ts";
+
+const HASH = "{SHA512-CRYPT}$6$abcdefgh$" + "x".repeat(86);
+const mailboxes = (domain: string, n: number): StateChange[] => [
+  create(StateChangeSchema, { kind: { case: "upsertDomain", value: { domain, active: true } } }),
+  ...Array.from({ length: n }, (_, i) =>
+    create(StateChangeSchema, {
+      kind: { case: "upsertMailbox", value: { address: `u${i}@${domain}`, passwordHash: HASH, active: true } },
+    }),
+  ),
+];
 
 const isRoot = process.getuid?.() === 0;
 let dir: string;
@@ -143,5 +157,33 @@ describe.skipIf(!isRoot)("apply on a full filesystem", () => {
     expect(done.changed).toEqual([a, b]);
     expect([readFileSync(a, "utf8"), readFileSync(b, "utf8")]).toEqual(["new main.cf\n", "new master.cf\n"]);
     expect(reloads).toBe(1);
+  });
+
+  it("the lookup DB on a full filesystem: refused naming the DB, no row changed, and writable again once space is back", async () => {
+    const lookup = join(dir, "lookup");
+    await mountTmpfs(lookup, 1024 * 1024);
+    const store = openLookupStore({ path: join(lookup, "sysadm.db") });
+    try {
+      store.applyChanges(checkChanges(mailboxes("before.test", 1)));
+      const digest = store.digest();
+      const filler = fillUp(lookup);
+      // Regression: SQLite ends the transaction itself on SQLITE_FULL; the store's ROLLBACK then
+      // threw "cannot rollback - no transaction is active" instead of saying why.
+      let err: unknown;
+      try {
+        store.applyChanges(checkChanges(mailboxes("full.test", 400)));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toMatchObject({ code: "failed_precondition" });
+      expect(String(err)).toContain(`no space left on device: cannot write the lookup DB ${join(lookup, "sysadm.db")}`);
+      expect(store.digest()).toBe(digest);
+      expect(store.hasMailbox("u0@full.test")).toBe(false);
+      freeUp(filler);
+      store.applyChanges(checkChanges(mailboxes("full.test", 400)));
+      expect(store.hasMailbox("u399@full.test")).toBe(true);
+    } finally {
+      store.close();
+    }
   });
 });

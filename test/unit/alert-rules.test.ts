@@ -18,7 +18,7 @@ function promtool(args: string[]): Promise<{ code: number; output: string }> {
 describe("alert rules and dashboard", () => {
   it("pass promtool check rules", async () => {
     const r = await promtool(["check", "rules", "alert-rules.yml"]);
-    expect(r.output).toContain("SUCCESS: 15 rules found");
+    expect(r.output).toContain("SUCCESS: 16 rules found");
     expect(r.code).toBe(0);
   });
 
@@ -41,6 +41,7 @@ describe("alert rules and dashboard", () => {
       "NetservaAgentDrift",
       "NetservaGenerationLag",
       "NetservaMailDaemonRestarting",
+      "NetservaFilesystemFull",
     ]) {
       expect(rules).toContain(`alert: ${name}`);
     }

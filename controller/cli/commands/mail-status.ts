@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { notFound } from "../../../common/errors.ts";
 import { Vnode } from "../../db/entities/index.ts";
 import { agentClientFor } from "../../fleet/agent-for-vnode.ts";
+import { isFull } from "../../health/filesystem-full.ts";
 import { mailStatus, type MailStatusView } from "../../health/mail-status.ts";
 import { syncMailboxUsage } from "../../fleet/mailbox-usage-fetch.ts";
 import type { CliContext } from "../cli-context.ts";
@@ -23,7 +24,7 @@ function summaryRow(v: MailStatusView): Record<string, string | number> {
     services: v.services.map((s) => `${s.name}:${s.state}`).join(" ") || "-",
     queue: m?.queue ? `${m.queue.active}/${m.queue.deferred}/${m.queue.hold}` : "-",
     users: m?.dovecot.users ?? "-",
-    disk: m?.filesystem ? pct(m.filesystem.usedRatio) : "-",
+    disk: m?.filesystem ? `${pct(m.filesystem.usedRatio)}${(m.filesystems ?? []).some(isFull) ? " FULL" : ""}` : "-",
     quota90: m ? m.quota.over90 : "-",
     tls: m?.mailTlsNotAfter?.slice(0, 10) ?? "-",
   };
@@ -63,6 +64,11 @@ function detail(v: MailStatusView): string {
       lines.push([
         "mail filesystem",
         `${pct(m.filesystem.usedRatio)} used of ${m.filesystem.sizeBytes} bytes (${m.filesystem.path})`,
+      ]);
+    for (const f of m.filesystems ?? [])
+      lines.push([
+        "filesystem",
+        `${f.roles.join(", ")}: ${pct(f.usedRatio)} used, ${f.availableBytes} bytes free (${f.path})${isFull(f) ? " FULL" : ""}`,
       ]);
     lines.push([
       "quota",

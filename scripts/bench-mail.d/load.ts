@@ -1,0 +1,131 @@
+// Inbound load on :25 with Postfix's own smtp-source (C, one message per connection as most
+// inbound MX traffic comes), its CPU measured by GNU time, the stack's CPU from /proc, and the
+// stage times Postfix logs for each delivery (delays=a/b/c/d).
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { watchCpu, type CpuReport } from "./cpu.ts";
+import { countFiles, type Stack } from "./stacks.ts";
+
+export interface LoadOptions {
+  readonly messages: number;
+  readonly sessions: number;
+  /** Message body length, bytes (smtp-source -l). */
+  readonly size: number;
+}
+
+/** Medians of Postfix's delays=a/b/c/d, seconds: before qmgr (smtpd+cleanup), in qmgr, LMTP connect, LMTP transfer. */
+export interface Delays {
+  readonly a: number;
+  readonly b: number;
+  readonly c: number;
+  readonly d: number;
+  readonly n: number;
+}
+
+export interface LoadResult {
+  readonly sent: number;
+  readonly delivered: number;
+  /** smtp-source's run (all SMTP transactions answered), ms. */
+  readonly smtpMs: number;
+  /** From the first connection until every message is in the maildir, ms. */
+  readonly totalMs: number;
+  /** smtp-source's own CPU (user + system), ms. */
+  readonly loadgenCpuMs: number;
+  readonly cpu: CpuReport;
+  readonly delays: Delays;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? ((s[(s.length - 1) >> 1] ?? 0) + (s[s.length >> 1] ?? 0)) / 2 : Number.NaN;
+}
+
+function readFrom(file: string, offset: number): string {
+  if (!existsSync(file)) return "";
+  const size = statSync(file).size;
+  if (size <= offset) return "";
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(size - offset);
+    readSync(fd, buf, 0, buf.length, offset);
+    return buf.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function parseDelays(log: string, to: string): Delays {
+  const cols: number[][] = [[], [], [], []];
+  for (const line of log.split("\n")) {
+    if (!line.includes(`to=<${to}>`) || !line.includes("status=sent")) continue;
+    const m = /delays=([\d.]+)\/([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(line);
+    if (m) for (let i = 0; i < 4; i++) cols[i]?.push(Number(m[i + 1]));
+  }
+  const [a = [], b = [], c = [], d = []] = cols;
+  return { a: median(a), b: median(b), c: median(c), d: median(d), n: a.length };
+}
+
+function smtpSource(stack: Stack, o: LoadOptions): Promise<{ cpuMs: number }> {
+  const args = [
+    "-f",
+    "%U %S",
+    "smtp-source",
+    "-s",
+    String(o.sessions),
+    "-m",
+    String(o.messages),
+    "-l",
+    String(o.size),
+    "-M",
+    "client.sender.test",
+    "-f",
+    "load@sender.test",
+    "-t",
+    stack.to,
+    "-S",
+    "bench-mail load",
+    `${stack.ns.nsAddress}:25`,
+  ];
+  return new Promise((resolve, reject) => {
+    const child = spawn("/usr/bin/time", args, { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
+    child.stderr.on("data", (d: Buffer) => void (err += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      const last = err.trim().split("\n").pop() ?? "";
+      const m = /^([\d.]+) ([\d.]+)$/.exec(last);
+      if (code !== 0 || !m) return reject(new Error(`smtp-source exited ${code}: ${err.trim().slice(0, 500)}`));
+      resolve({ cpuMs: (Number(m[1]) + Number(m[2])) * 1000 });
+    });
+  });
+}
+
+/** `o.messages` messages to the stack's load mailbox; returns when all are delivered (or after 120 s). */
+export async function blast(stack: Stack, o: LoadOptions): Promise<LoadResult> {
+  const before = countFiles(stack.newDir);
+  const logOffset = existsSync(stack.postfixLog) ? statSync(stack.postfixLog).size : 0;
+  const cpu = watchCpu(stack.ns.name);
+  const t0 = performance.now();
+  const { cpuMs } = await smtpSource(stack, o);
+  const smtpMs = performance.now() - t0;
+  const deadline = Date.now() + 120_000;
+  while (countFiles(stack.newDir) < before + o.messages && Date.now() < deadline) await sleep(5);
+  const totalMs = performance.now() - t0;
+  const report = cpu.stop();
+  // postlogd writes the last lines a moment after the delivery.
+  await sleep(300);
+  return {
+    sent: o.messages,
+    delivered: countFiles(stack.newDir) - before,
+    smtpMs,
+    totalMs,
+    loadgenCpuMs: cpuMs,
+    cpu: report,
+    delays: parseDelays(readFrom(stack.postfixLog, logOffset), stack.to),
+  };
+}

@@ -1,0 +1,363 @@
+// Benchmark: inbound mail throughput of three stacks side by side in one run, each in its own
+// network namespace, with the same messages and the same durability (Postfix's queue fsync,
+// Dovecot's default mail_fsync):
+//   bare      Debian's default Postfix + Dovecot, the minimum to deliver (what the hardware does);
+//   hand      a hand-written Postfix + Dovecot with every guarantee the rendered one gives
+//             (scripts/bench-mail.d/hand/), on the same SQLite rows;
+//   rendered  the agent's own render and apply (createMailHost).
+// The stacks take turns, round after round, so whatever else the machine does falls on all of
+// them alike; ratios are per round. Per-daemon CPU per message from /proc, the load generator's
+// CPU beside it. Run by scripts/bench-mail; loopback and its own namespaces only.
+import { execFile } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs, promisify } from "node:util";
+import { blast, type LoadOptions, type LoadResult } from "./bench-mail.d/load.ts";
+import {
+  DOMAIN,
+  FULL_USER,
+  LOAD_USER,
+  PASSWORD,
+  startBare,
+  startHand,
+  startRendered,
+  type HandVariant,
+  type Stack,
+} from "./bench-mail.d/stacks.ts";
+import { buildMessage, sendMail, type SmtpTarget } from "../test/helpers/mail-smtp.ts";
+import { MAIL_HOSTNAME } from "../test/helpers/mail-vnode.ts";
+
+const exec = promisify(execFile);
+
+const { values: opts } = parseArgs({
+  options: {
+    messages: { type: "string", default: "1000" },
+    sessions: { type: "string", default: "8" },
+    size: { type: "string", default: "1200" },
+    rounds: { type: "string", default: "3" },
+    mailboxes: { type: "string", default: "100" },
+    stages: { type: "boolean", default: false },
+    only: { type: "string" },
+    keep: { type: "boolean", default: false },
+  },
+});
+const count = (name: string, v: string | undefined, min: number, max: number): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer ${min}..${max}`);
+  return n;
+};
+const LOAD: LoadOptions = {
+  messages: count("messages", opts.messages, 10, 100_000),
+  sessions: count("sessions", opts.sessions, 1, 200),
+  size: count("size", opts.size, 0, 10_000_000),
+};
+const ROUNDS = count("rounds", opts.rounds, 1, 20);
+const MAILBOXES = count("mailboxes", opts.mailboxes, 0, 100_000);
+
+const log = (line: string): void => void process.stderr.write(`bench-mail: ${line}\n`);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+type Cleanup = { what: string; run: () => Promise<void> | void };
+const cleanups: Cleanup[] = [];
+const onCleanup = (what: string, run: Cleanup["run"]): void => void cleanups.push({ what, run });
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length) {
+      const c = cleanups.pop() as Cleanup;
+      try {
+        await Promise.race([c.run(), sleep(20_000).then(() => log(`cleanup of ${c.what} timed out`))]);
+      } catch (error) {
+        log(`cleanup of ${c.what} failed: ${(error as Error).message}`);
+      }
+    }
+  })();
+  return cleaning;
+}
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+  ["SIGHUP", 129],
+] as const) {
+  process.once(signal, () => {
+    log(`${signal}: cleaning up`);
+    void cleanup().finally(() => process.exit(code));
+  });
+}
+
+/**
+ * Stage by stage: the hand-written stack with one thing taken out (or added) at a time. A later
+ * assignment in main.cf wins; a later protocol block in dovecot.conf overrides the earlier one.
+ */
+const STAGES: Array<HandVariant & { what: string }> = [
+  {
+    name: "no-policy",
+    what: "hand without the quota-status policy at RCPT",
+    mainCf: ["smtpd_recipient_restrictions ="],
+  },
+  {
+    name: "no-sieve",
+    what: "hand without Sieve at delivery",
+    dovecot: ["protocol lmtp {", "  mail_plugins = quota", "}"],
+  },
+  {
+    name: "no-quota",
+    what: "hand without quota (no policy, no plugin)",
+    mainCf: ["smtpd_recipient_restrictions ="],
+    dovecot: ["mail_plugins =", "protocol lmtp {", "  mail_plugins = sieve", "}"],
+  },
+  { name: "lmtp-rcpt-quota", what: "hand plus lmtp_rcpt_check_quota = yes", dovecot: ["lmtp_rcpt_check_quota = yes"] },
+  {
+    name: "auth-cache",
+    what: "hand plus Dovecot's auth cache (no negative caching)",
+    dovecot: ["auth_cache_size = 10M", "auth_cache_negative_ttl = 0"],
+  },
+  {
+    name: "maildir-quota",
+    what: "hand with Maildir++ quota (maildirsize) instead of count",
+    dovecot: ["plugin {", "  quota = maildir:User quota", "  quota_vsizes = no", "}"],
+  },
+];
+
+// --- the guarantees, checked on every stack (the bare one is expected to fail most) ----------
+
+interface Check {
+  name: string;
+  want: string;
+  run(s: Stack, t: SmtpTarget): Promise<string>;
+}
+
+const msg = (to: string): string =>
+  buildMessage({ from: "someone@sender.test", to, subject: "bench-mail check", body: "check" }).data;
+const outcome = (o: { stage: string; reply: { code: number } }): string =>
+  o.stage === "done" ? "accepted" : `${o.reply.code} at ${o.stage.toUpperCase()}`;
+
+const CHECKS: Check[] = [
+  {
+    name: "unknown user on :25",
+    want: "550 at RCPT",
+    run: async (_s, t) =>
+      outcome(await sendMail({ ...t, from: "a@sender.test", to: [`nobody@${DOMAIN}`], data: msg(`nobody@${DOMAIN}`) })),
+  },
+  {
+    name: "over quota on :25 (SIZE=2000, quota 1 byte)",
+    want: "552 at RCPT",
+    run: async (s, t) => {
+      const to = s.name === "bare" ? s.to : FULL_USER;
+      return outcome(await sendMail({ ...t, from: "a@sender.test", to: [to], data: msg(to), size: 2000 }));
+    },
+  },
+  {
+    name: "relay to another domain on :25",
+    want: "554 at RCPT",
+    run: async (_s, t) =>
+      outcome(await sendMail({ ...t, from: "a@sender.test", to: ["x@elsewhere.test"], data: msg("x@elsewhere.test") })),
+  },
+  {
+    name: "STARTTLS offered on :25",
+    want: "yes",
+    run: async (_s, t) => {
+      const r = await sendMail({ ...t, from: "a@sender.test", to: [LOAD_USER], data: msg(LOAD_USER), startTls: true });
+      return r.stage === "starttls" ? "no" : "yes";
+    },
+  },
+  {
+    name: "587 AUTH as load@, MAIL FROM another mailbox",
+    want: "553 at RCPT",
+    run: async (s, t) => {
+      const r = await sendMail({
+        ...t,
+        port: 587,
+        startTls: true,
+        auth: { user: s.name === "bare" ? s.to : LOAD_USER, pass: PASSWORD },
+        from: FULL_USER,
+        to: ["x@elsewhere.test"],
+        data: msg("x@elsewhere.test"),
+      }).catch((e: Error) => ({ stage: "connect", reply: { code: 0 }, e }));
+      return r.stage === "connect" ? "no submission" : outcome(r);
+    },
+  },
+];
+
+async function checkGuarantees(stacks: Stack[], ca: string): Promise<string[][]> {
+  const rows: string[][] = [];
+  for (const c of CHECKS) {
+    const row = [c.name, c.want];
+    for (const s of stacks) {
+      const t: SmtpTarget = { host: s.ns.nsAddress, port: 25, ca, servername: MAIL_HOSTNAME };
+      row.push(await c.run(s, t).catch((e: Error) => `error: ${e.message.slice(0, 40)}`));
+    }
+    rows.push(row);
+  }
+  return rows;
+}
+
+// --- report helpers ------------------------------------------------------------------------------
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? ((s[(s.length - 1) >> 1] ?? 0) + (s[s.length >> 1] ?? 0)) / 2 : Number.NaN;
+}
+const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : "-");
+const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : "-");
+
+function table(header: string[], rows: string[][], leftCols = 1): string {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i < leftCols || i === cells.length - 1 ? c.padEnd(w[i] ?? 0) : c.padStart(w[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  return [line(header), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n");
+}
+
+const rate = (r: LoadResult): number => (r.delivered * 1000) / r.totalMs;
+
+async function mailFsync(s: Stack): Promise<string> {
+  const { stdout } = await exec("doveconf", ["-c", s.dovecotConf, "-h", "mail_fsync"]).catch(() => ({ stdout: "?" }));
+  return stdout.trim();
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error("run as root: it creates network namespaces and runs Postfix/Dovecot");
+  const started = performance.now();
+  const load0 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  const workDir = mkdtempSync(join(tmpdir(), "nsm-bench-mail-"));
+  chmodSync(workDir, 0o755); // postfix and vmail traverse it
+  onCleanup("work dir", () => (opts.keep ? log(`kept ${workDir}`) : rmSync(workDir, { recursive: true, force: true })));
+
+  log(`rendered stack (the agent's render and apply, ${MAILBOXES + 2} mailboxes) …`);
+  const { stack: rendered, vnode } = await startRendered(MAILBOXES, onCleanup, opts.keep ? workDir : undefined);
+  log("hand-written stack on a copy of its sysadm.db, bare Debian stack …");
+  const hand = await startHand(workDir, vnode, { name: "hand" }, onCleanup);
+  const bare = await startBare(workDir, onCleanup);
+  const only = opts.only?.split(",");
+  const wanted = (name: string): boolean =>
+    only ? only.includes(name) : opts.stages || !STAGES.some((v) => v.name === name);
+  const variants: Stack[] = [];
+  for (const v of STAGES) {
+    if (!wanted(v.name)) continue;
+    const t0 = performance.now();
+    variants.push(await startHand(workDir, vnode, v, onCleanup));
+    log(`  ${v.name} (${v.what}) started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const stacks = [bare, hand, rendered, ...variants].filter((s) => wanted(s.name));
+
+  log("checking the guarantees on each stack …");
+  const checks = await checkGuarantees([bare, hand, rendered], vnode.tls.caPem);
+  // Warm-up: first deliveries make the maildir, the indexes and the Sieve binaries.
+  for (const s of stacks) await blast(s, { ...LOAD, messages: 20 });
+
+  const results = new Map<string, LoadResult[]>(stacks.map((s) => [s.name, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    // Rotate who goes first, so no stack always meets the machine in the same state.
+    const order = stacks.map((_, i) => stacks[(i + r) % stacks.length] as Stack);
+    for (const s of order) {
+      log(`round ${r + 1}/${ROUNDS}: ${LOAD.messages} messages, ${LOAD.sessions} sessions → ${s.name} …`);
+      const res = await blast(s, LOAD);
+      results.get(s.name)?.push(res);
+      log(
+        `  ${s.name}: ${f1(rate(res))} msg/s, ${res.delivered}/${res.sent} delivered, stack CPU ${f1(res.cpu.totalMs / res.delivered)} ms/msg`,
+      );
+    }
+  }
+
+  // --- report
+  const command = `scripts/bench-mail${process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""}`;
+  console.log(
+    `${command}   (${LOAD.messages} messages of ~${LOAD.size} B per round, ${LOAD.sessions} smtp-source sessions on :25, one message per connection, ${ROUNDS} rounds in rotating order; load average at start ${load0})`,
+  );
+  console.log("");
+  console.log(table(["guarantee", "wanted", "bare", "hand", "rendered"], checks, 2));
+  console.log("");
+  const rows: string[][] = [];
+  const byName = (n: string): LoadResult[] => results.get(n) ?? [];
+  for (const s of stacks) {
+    const rs = byName(s.name);
+    const per = (f: (r: LoadResult) => number): number => median(rs.map(f));
+    rows.push([
+      s.name,
+      String(rs.reduce((a, r) => a + r.delivered, 0)),
+      rs.map((r) => f1(rate(r))).join(" "),
+      f1(per(rate)),
+      f2(per((r) => r.cpu.totalMs / r.totalMs)),
+      f2(per((r) => r.cpu.totalMs / r.delivered)),
+      f2(per((r) => r.loadgenCpuMs / r.totalMs)),
+      `${f1(per((r) => r.delays.a * 1000))}/${f1(per((r) => r.delays.b * 1000))}/${f1(per((r) => r.delays.c * 1000))}/${f1(per((r) => r.delays.d * 1000))}`,
+      await mailFsync(s),
+    ]);
+  }
+  console.log(
+    table(
+      [
+        "stack",
+        "delivered",
+        "msg/s per round",
+        "median msg/s",
+        "stack cores",
+        "stack CPU ms/msg",
+        "loadgen cores",
+        "delays a/b/c/d ms",
+        "mail_fsync",
+      ],
+      rows,
+    ),
+  );
+  console.log(
+    "stack cores: CPU of all the stack's processes / wall time (2 cores here = saturated); loadgen cores: smtp-source's own CPU / wall time",
+  );
+  console.log(
+    "delays: Postfix's per-message medians: a before qmgr (smtpd, cleanup), b in qmgr, c LMTP connect, d LMTP transfer and Dovecot's delivery",
+  );
+  console.log("");
+  const ratio = (a: string, b: string): string => {
+    const ra = byName(a);
+    const rb = byName(b);
+    if (!ra.length || !rb.length) return "-";
+    const paired = ra.map((x, i) => rate(x) / rate(rb[i] ?? x));
+    // Messages per CPU-second of the stack: what the same cores would carry, less sensitive
+    // than msg/s to what else the machine runs meanwhile.
+    const cpu = (rs: LoadResult[]): number => median(rs.map((r) => r.cpu.totalMs / r.delivered));
+    return `${f2(median(ra.map(rate)) / median(rb.map(rate)))}x (per round ${paired.map(f2).join(" ")}); per CPU-second ${f2(cpu(rb) / cpu(ra))}x`;
+  };
+  console.log(`rendered / hand msg/s: ${ratio("rendered", "hand")}   target >= 0.9x`);
+  console.log(`rendered / bare msg/s: ${ratio("rendered", "bare")}   target >= 0.7x`);
+  console.log(`hand / bare msg/s:     ${ratio("hand", "bare")}`);
+  for (const v of STAGES)
+    if (results.has(v.name)) console.log(`${v.name} / hand msg/s: ${ratio(v.name, "hand")}   (${v.what})`);
+  console.log("");
+  // Per daemon CPU per message, medians over the rounds.
+  const daemons = new Set<string>();
+  for (const rs of results.values()) for (const r of rs) for (const k of r.cpu.byDaemon.keys()) daemons.add(k);
+  const perMsg = (s: string, d: string): number =>
+    median(
+      byName(s).map(
+        (r) => (d === "(unattributed)" ? r.cpu.unattributedMs : (r.cpu.byDaemon.get(d) ?? 0)) / r.delivered,
+      ),
+    );
+  const dRows = [...daemons, "(unattributed)"]
+    .map((d) => [d, ...stacks.map((s) => perMsg(s.name, d))] as const)
+    .filter(([, ...xs]) => xs.some((x) => x >= 0.005))
+    .sort(
+      (a, b) =>
+        b.slice(1).reduce((x: number, y) => x + Number(y), 0) - a.slice(1).reduce((x: number, y) => x + Number(y), 0),
+    )
+    .map(([d, ...xs]) => [d, ...xs.map((x) => f2(Number(x)))]);
+  console.log(table(["CPU ms per message", ...stacks.map((s) => s.name)], dRows));
+  const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  console.log("");
+  console.log(`wall time ${((performance.now() - started) / 1000).toFixed(0)} s; load average at end ${load1}`);
+}
+
+let failed = false;
+try {
+  await main();
+} catch (error) {
+  failed = true;
+  log(`failed: ${(error as Error).stack ?? String(error)}`);
+} finally {
+  await cleanup();
+}
+process.exit(failed ? 1 : 0);
