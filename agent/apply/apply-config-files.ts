@@ -120,11 +120,14 @@ export async function applyConfigFiles(o: ApplyConfigOptions): Promise<ApplyConf
     await o.commit?.(pending.id);
   } catch (err) {
     pending.restore();
-    // Bring the daemons back onto the restored files; their failure is secondary to the first.
+    // Bring the daemons back onto the restored files; a failure there is told after the first.
     // The journal stays until then: a crash here is rolled back (and reloaded) at start-up.
-    await inKillScope("rollback", () => o.reload(changed)).catch(() => undefined);
+    const back = await inKillScope("rollback", () => o.reload(changed)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     pending.discard();
-    throw refused("reload", err);
+    throw refused("reload", err, back);
   }
   for (const [path, spec] of o.bookkeeping ?? []) writeFileAtomic(path, spec);
   killPoint("bookkeeping");
@@ -136,9 +139,12 @@ function fail(path: string): never {
   throw new NetservaError("internal", `no spec for ${path}`);
 }
 
-function refused(stage: string, err: unknown): NetservaError {
-  const msg = err instanceof Error ? err.message : String(err);
-  return new NetservaError("failed_precondition", `config refused at ${stage}; previous config kept: ${msg}`, {
-    cause: err,
-  });
+function refused(stage: string, err: unknown, rollbackErr?: unknown): NetservaError {
+  const text = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+  const after = rollbackErr === undefined ? "" : `; reloading the previous config failed too: ${text(rollbackErr)}`;
+  return new NetservaError(
+    "failed_precondition",
+    `config refused at ${stage}; previous config kept: ${text(err)}${after}`,
+    { cause: err },
+  );
 }

@@ -37,8 +37,11 @@ export function renderDovecotConf(o: DovecotRenderOptions): string {
     `first_valid_uid = ${o.vmailUid}`,
     `first_valid_gid = ${o.vmailGid}`,
     "mail_location = maildir:~/Maildir",
+    // Over-quota mail is refused at SMTP RCPT by the quota-status policy (Postfix asks it); the
+    // quota plugin still refuses a delivery that would overflow. Dovecot's own check at LMTP RCPT
+    // (lmtp_rcpt_check_quota) would recount the quota once more per message for nothing the
+    // sender sees: +1.1-1.6 ms of LMTP CPU per message in scripts/bench-mail.
     "mail_plugins = quota",
-    "lmtp_rcpt_check_quota = yes",
     "lmtp_save_to_detail_mailbox = no",
   ];
   const blocks: Block[] = [

@@ -16,9 +16,11 @@ import { postfixValidators } from "../postfix/checks.ts";
 import { postfixNeedsRestart } from "../postfix/restart-params.ts";
 import { renderPostfix } from "../postfix/render.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
-import { runChecked, waitUntil } from "../process.ts";
+import { runChecked } from "../process.ts";
+import { NetservaError } from "../../common/errors.ts";
+import { awaitDaemonWords, markDaemonLogs, quoteWords, type LogMarks, type MailDaemon } from "./daemon-log.ts";
 import { createFilterConfig, filterWants, type FilterOptions } from "./filter-config.ts";
-import { greets } from "./probes.ts";
+import { verifyListeners } from "./verify-listeners.ts";
 import { renderTlsFiles } from "./tls-files.ts";
 import type { SystemUser } from "./vmail-user.ts";
 
@@ -87,31 +89,55 @@ export function createMailConfig(o: MailConfigOptions) {
 
   const running = async (name: string): Promise<boolean> => (await o.sc.status(name)).running;
 
-  /** Reload the daemons that read the changed files (only if running: start() picks up the rest). */
-  async function reloadFor(changed: readonly string[], restartPostfix = false): Promise<string[]> {
+  const DAEMONS = ["postfix", "dovecot"] as const;
+
+  /**
+   * Reload the daemons that read the changed files (only if running: start() picks up the rest).
+   * `bringBack` (a rollback): those of them that are down are started, e.g. a Postfix whose
+   * restart onto the new listeners failed to bind and left it stopped.
+   */
+  async function reloadFor(
+    changed: readonly string[],
+    restartPostfix = false,
+    bringBack: ReadonlySet<MailDaemon> = new Set(),
+  ): Promise<MailDaemon[]> {
     const tlsChanged = changed.some((f) => f.startsWith(`${p.tlsDir}/`));
     if (changed.includes(p.dovecotSieveBefore))
       await runChecked("sievec", ["-c", p.dovecotConf, p.dovecotSieveBefore], { wrap: o.wrap ?? [] });
-    const reloaded: string[] = [];
-    if ((tlsChanged || changed.some((f) => f.startsWith(`${p.postfixDir}/`))) && (await running("postfix"))) {
-      if (restartPostfix && changed.includes(p.postfixMainCf)) await o.sc.restart("postfix");
-      else await o.sc.reload("postfix");
-      reloaded.push("postfix");
-    }
-    if ((tlsChanged || changed.some((f) => f.startsWith(`${p.dovecotDir}/`))) && (await running("dovecot"))) {
-      await o.sc.reload("dovecot");
-      reloaded.push("dovecot");
+    const dirOf: Record<MailDaemon, string> = { postfix: p.postfixDir, dovecot: p.dovecotDir };
+    const reloaded: MailDaemon[] = [];
+    for (const name of DAEMONS) {
+      if (!tlsChanged && !changed.some((f) => f.startsWith(`${dirOf[name]}/`))) continue;
+      if (await running(name)) {
+        if (name === "postfix" && restartPostfix && changed.includes(p.postfixMainCf)) await o.sc.restart(name);
+        else await o.sc.reload(name);
+      } else if (bringBack.has(name)) await o.sc.start(name);
+      else continue;
+      reloaded.push(name);
     }
     return reloaded;
   }
 
-  /** Up means greeting on the first listen address: SMTP 220 on 25, IMAP "* OK" on 143. */
-  async function verify(state: DesiredState, names: readonly string[]): Promise<void> {
-    const host = listenOf(state)[0] ?? "127.0.0.1";
-    if (names.includes("postfix"))
-      await waitUntil("postfix to greet on port 25", 10_000, () => greets(host, 25, "220"), 50);
-    if (names.includes("dovecot"))
-      await waitUntil("dovecot to greet on port 143", 10_000, () => greets(host, 143, "* OK"), 50);
+  /** Runs `act`; if it throws, the error also carries what the daemons logged since `marks`. */
+  async function withDaemonWords<T>(marks: LogMarks, act: () => Promise<T>): Promise<T> {
+    try {
+      return await act();
+    } catch (err) {
+      const words = await Promise.all(DAEMONS.map(async (d) => [d, await awaitDaemonWords(marks, d)] as const));
+      const e = NetservaError.from(err, "unavailable");
+      throw new NetservaError(e.code, `${e.message}${quoteWords(words)}`, { cause: err });
+    }
+  }
+
+  /** Back onto the restored files: every daemon that ran before the apply runs again. */
+  async function rollBack(changed: readonly string[], restartPostfix: boolean, before: ReadonlySet<MailDaemon>) {
+    const marks = markDaemonLogs(p);
+    await withDaemonWords(marks, async () => {
+      await reloadFor(changed, restartPostfix, before);
+      const down: MailDaemon[] = [];
+      for (const name of before) if (!(await running(name))) down.push(name);
+      if (down.length > 0) throw new NetservaError("unavailable", `${down.join(" and ")} not running`);
+    });
   }
 
   /**
@@ -148,10 +174,12 @@ export function createMailConfig(o: MailConfigOptions) {
     const want = filterWants(state);
     // Listener changes need a restart both ways (forward, and back on rollback).
     const restartPostfix = postfixNeedsRestart(readText(p.postfixMainCf), daemons.get(p.postfixMainCf)?.content);
-    let reloaded: string[] = [];
+    let reloaded: MailDaemon[] = [];
     // applyConfigFiles calls reload() a second time only to roll back.
     const f = filters.reloader(want);
     let forwardDone = false;
+    let runningBefore = new Set<MailDaemon>();
+    let marks = markDaemonLogs(p);
     // One unit: the TLS files are staged, checked, swapped and rolled back with the daemon
     // configs that name them, so a refused config never leaves a new key behind it (and a
     // failed reload puts the old pair back with the old config). `doveconf -n` does not open
@@ -166,16 +194,23 @@ export function createMailConfig(o: MailConfigOptions) {
       ...(hooks.commit ? { commit: hooks.commit } : {}),
       ...(hooks.bookkeeping ? { bookkeeping: hooks.bookkeeping(files) } : {}),
       reload: async (changed) => {
-        if (forwardDone) await f.undo();
-        else {
-          forwardDone = true;
-          await f.forward(changed);
+        if (forwardDone) {
+          await f.undo();
+          await rollBack(changed, restartPostfix, runningBefore);
+          return;
         }
-        reloaded = await reloadFor(changed, restartPostfix);
+        forwardDone = true;
+        runningBefore = new Set((await Promise.all(DAEMONS.map(async (d) => ((await running(d)) ? [d] : [])))).flat());
+        marks = markDaemonLogs(p);
+        await f.forward(changed);
+        reloaded = await withDaemonWords(marks, () => reloadFor(changed, restartPostfix));
       },
       verify: async (changed) => {
         await filters.verify(want, changed);
-        await verify(state, reloaded);
+        // Every listener of the new config, on every address, with the new certificate: a
+        // daemon can accept a reload and still fail to bind or to load its key (daemon-log.ts).
+        const addresses = listenOf(state);
+        await verifyListeners({ daemons: reloaded, addresses, certificatePath: p.tlsCert, marks });
       },
       validate: [
         ...filters.validators(state),
@@ -186,5 +221,5 @@ export function createMailConfig(o: MailConfigOptions) {
     return { result, files };
   }
 
-  return { apply, render, verify, settle, filters };
+  return { apply, render, settle, filters };
 }

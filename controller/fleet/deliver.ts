@@ -26,6 +26,7 @@ import { mailTlsIssuerFor, renewMailTlsIfDue } from "../pki/mail-tls.ts";
 import type { MailTlsIssuer } from "../pki/mail-tls.ts";
 import type { AgentClient } from "./agent-client.ts";
 import { agentClientFor } from "./agent-for-vnode.ts";
+import { killPoint, killPointSoon } from "../daemon/kill-points.ts";
 
 /** Above this many changes (a bulk import) the whole state is cheaper to send. */
 const MAX_INCREMENTAL_CHANGES = 5000;
@@ -121,6 +122,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     if (!request.dryRun) await renewMailTlsIfDue(em, vnode, options.mailTls);
     const state = await compileDesiredState(em, vnode);
     compiled(Number(state.generation));
+    if (!request.dryRun) killPointSoon("push-sent");
     const response = await client.call(
       "applyState",
       create(ApplyStateRequestSchema, {
@@ -145,6 +147,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     const dryRun = request.dryRun === true;
     // A dry run's generation is not bumped: it is checked against the applied one as if it were.
     const base = dryRun ? changes.generation : changes.generation - 1;
+    if (!dryRun) killPointSoon("push-sent");
     return client.call(
       "applyChanges",
       create(ApplyChangesRequestSchema, {
@@ -225,6 +228,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         if (!response) ({ response, state } = await sendState(vnode, client, request, (g) => (attempted = g)));
         const applied = Number(response.appliedGeneration);
         if (!request.dryRun) {
+          killPoint("push-applied");
           await recordAppliedGeneration(em, vnode.id, applied);
           await clearRefusal(vnode, applied);
         }

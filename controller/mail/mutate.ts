@@ -12,6 +12,7 @@ import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts"
 import { parseRequestId, parseVnodeName } from "../../common/validation/index.ts";
 import type { MailServiceContext, MutationResult } from "./mail-api.ts";
 import { resultOf, writeMutationLog } from "./mutation-log.ts";
+import { killPoint } from "../daemon/kill-points.ts";
 
 export interface VnodeRow {
   id: number;
@@ -145,10 +146,12 @@ export function createMutator(ctx: MailServiceContext) {
           const result = await spec.apply(tx, prepared);
           if (dryRun || result.noop !== undefined) throw new Rollback(result);
           await log(em, "ok", null);
+          if (!batch) killPoint("mutation-before-commit");
           return result;
         },
         { propagation: "nested", clear: true },
       );
+      if (!batch) killPoint("mutation-after-commit");
       return {
         value: applied.value,
         vnode: name,

@@ -14,11 +14,18 @@ export interface TestTls {
   readonly keyPem: string;
 }
 
-export async function createTestTls(hostname: string, ip: string): Promise<TestTls> {
+/** `leafKey` "rsa:1024" makes a server key that parses and matches but that OpenSSL at Debian's
+ * security level 2 refuses to load ("ee key too small"): only the daemon notices. */
+export async function createTestTls(
+  hostname: string,
+  ip: string,
+  o: { leafKey?: "ec" | "rsa:1024" } = {},
+): Promise<TestTls> {
   const dir = mkdtempSync(join(tmpdir(), "mail-tls-"));
   const f = (n: string): string => join(dir, n);
   try {
     const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    const leaf = o.leafKey === "rsa:1024" ? ["-newkey", "rsa:1024", "-nodes"] : ec;
     await exec("openssl", [
       "req",
       "-x509",
@@ -36,7 +43,7 @@ export async function createTestTls(hostname: string, ip: string): Promise<TestT
       "-addext",
       "keyUsage=critical,keyCertSign,cRLSign",
     ]);
-    await exec("openssl", ["req", ...ec, "-keyout", f("srv.key"), "-out", f("srv.csr"), "-subj", `/CN=${hostname}`]);
+    await exec("openssl", ["req", ...leaf, "-keyout", f("srv.key"), "-out", f("srv.csr"), "-subj", `/CN=${hostname}`]);
     writeFileSync(
       f("ext.cnf"),
       `subjectAltName=DNS:${hostname},IP:${ip}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`,

@@ -21,6 +21,9 @@ export interface ServeProcess {
   readonly socket: string;
   readonly port: number;
   readonly child: ChildProcess;
+  /** The environment it was started with (the home, DATABASE_URL, …). */
+  readonly env: Record<string, string> & { NETSERVA_MAIL_HOME: string };
+  readonly args: string[];
   /** Everything the daemon wrote on stderr so far (its JSON log lines among it). */
   stderr(): string;
   /** A command through the admin socket, as the CLI sends it (actor "tester"). */
@@ -63,14 +66,14 @@ async function socketAnswers(path: string): Promise<boolean> {
   });
 }
 
-export async function startServeProcess(
-  options: {
-    args?: string[];
-    deadlineMs?: number;
-    /** merged into controller.json after init */ config?: object;
-    /** extra environment for init and serve (DATABASE_URL for PostgreSQL) */ env?: Record<string, string>;
-  } = {},
-): Promise<ServeProcess> {
+export interface ServeOptions {
+  args?: string[];
+  deadlineMs?: number;
+  /** merged into controller.json after init */ config?: object;
+  /** extra environment for init and serve (DATABASE_URL for PostgreSQL) */ env?: Record<string, string>;
+}
+
+export async function startServeProcess(options: ServeOptions = {}): Promise<ServeProcess> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-serve-"));
   const port = await freePort();
   const env = await initHome(dir, port, options.env);
@@ -79,17 +82,56 @@ export async function startServeProcess(
     const file = join(home, "controller.json");
     writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, "utf8")) as object), ...options.config }));
   }
+  return spawnServe({ dir, port, env, args: options.args ?? [], deadlineMs: options.deadlineMs ?? 120_000 });
+}
+
+/**
+ * `serve` again on the home of one that ended (killed or stopped): same port, same database, with
+ * `env` added to (or, with "" values, removed from) the first one's environment.
+ */
+export async function restartServeProcess(
+  previous: ServeProcess,
+  env: Record<string, string> = {},
+  deadlineMs = 120_000,
+): Promise<ServeProcess> {
+  if (previous.child.exitCode === null && previous.child.signalCode === null)
+    throw new Error("restartServeProcess: the previous serve is still running");
+  const merged: Record<string, string> = { ...previous.env };
+  for (const [key, value] of Object.entries(env)) {
+    if (value === "") delete merged[key];
+    else merged[key] = value;
+  }
+  return spawnServe({
+    dir: previous.dir,
+    port: previous.port,
+    env: merged as Record<string, string> & { NETSERVA_MAIL_HOME: string },
+    args: previous.args,
+    deadlineMs,
+  });
+}
+
+async function spawnServe(o: {
+  dir: string;
+  port: number;
+  env: Record<string, string> & { NETSERVA_MAIL_HOME: string };
+  args: string[];
+  deadlineMs: number;
+}): Promise<ServeProcess> {
+  const { dir, port, env } = o;
+  const home = env.NETSERVA_MAIL_HOME;
   const socket = join(home, "controller.sock");
-  const child = spawn(process.execPath, [BIN, "serve", "--listen", `127.0.0.1:${port}`, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [BIN, "serve", "--listen", `127.0.0.1:${port}`, ...o.args], {
     env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (chunk: string) => void (stderr += chunk));
-  const deadline = Date.now() + (options.deadlineMs ?? 120_000);
+  const deadline = Date.now() + o.deadlineMs;
+  // A socket file left by a killed serve does not answer: wait for this one's.
   while (!(await socketAnswers(socket))) {
-    if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}: ${stderr}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`serve exited with ${child.exitCode ?? child.signalCode}: ${stderr}`);
     if (Date.now() > deadline) throw new Error(`serve did not answer on ${socket}: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -114,6 +156,8 @@ export async function startServeProcess(
     socket,
     port,
     child,
+    env,
+    args: o.args,
     stderr: () => stderr,
     cli,
     async metric(sample) {
@@ -122,7 +166,7 @@ export async function startServeProcess(
       return line === undefined ? undefined : Number(line.slice(sample.length + 1));
     },
     async stop() {
-      if (child.exitCode !== null) return child.exitCode;
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       child.kill("SIGTERM");
       return exited;

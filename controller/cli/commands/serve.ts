@@ -8,6 +8,7 @@ import { startAdminSocket } from "../admin-socket.ts";
 import type { CliContext } from "../cli-context.ts";
 import { waitForSignal } from "../../../common/signals.ts";
 import { invalid } from "../../../common/errors.ts";
+import { armKillPoint } from "../../daemon/kill-points.ts";
 
 export function registerServe(
   program: Command,
@@ -30,6 +31,8 @@ export function registerServe(
         const certificateCheckMs = Number(options.certificateCheckInterval);
         if (!Number.isInteger(certificateCheckMs) || certificateCheckMs < 100)
           throw invalid("certificate-check-interval", "must be a whole number of milliseconds, at least 100");
+        // The fault tests' crash points (issue 13); unset in production, where every point is a no-op.
+        armKillPoint(ctx.io.env["NETSERVA_CONTROLLER_KILL_AT"]);
         const paths = ctx.paths(options.home);
         const config = readControllerConfig(paths.config);
         const db = await ctx.openDb(paths);
