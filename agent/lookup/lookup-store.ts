@@ -60,6 +60,12 @@ export interface LookupStore {
   replaceAll(rows: CheckedRows, opts?: CommitOptions): LookupResult;
   /** The mark of the last transaction that carried one (see CommitOptions.mark). */
   commitMark(): string | undefined;
+  /**
+   * A committed domain change whose Postfix reload has not been confirmed (reloadDone): set in
+   * the change's own transaction, so a crash between the commit and the reload is seen at start.
+   */
+  reloadPending(): boolean;
+  reloadDone(): void;
   digest(): string;
   /** Full O(rows) recomputation; differs from digest() only if someone edited the DB by hand. */
   recomputeDigest(): string;
@@ -119,6 +125,9 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
   );
   const storedDigest = (): string | undefined => (loadDigest.get() as { value: string } | undefined)?.value;
   const loadMark = db.prepare("SELECT value FROM meta WHERE key = 'apply-commit'");
+  const loadReload = db.prepare("SELECT value FROM meta WHERE key = 'postfix-reload'");
+  const saveReload = db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES('postfix-reload', 'pending')");
+  const clearReload = db.prepare("DELETE FROM meta WHERE key = 'postfix-reload'");
   const saveMark = db.prepare(
     "INSERT INTO meta(key, value) VALUES('apply-commit', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
   );
@@ -184,6 +193,7 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
         if (rebaseline) writer.digest = recompute();
         saveDigest.run(writer.digest);
         if (opts.mark !== undefined) saveMark.run(opts.mark);
+        if (writer.entries.some((e) => e.kind === "domain")) saveReload.run();
         killPoint("lookup:before-commit");
         db.exec("COMMIT");
         killPoint("lookup:after-commit");
@@ -246,6 +256,8 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
       );
     },
     commitMark: () => (loadMark.get() as { value: string } | undefined)?.value,
+    reloadPending: () => loadReload.get() !== undefined,
+    reloadDone: () => void clearReload.run(),
     digest: () => storedDigest() ?? recompute(),
     recomputeDigest: recompute,
     digestMatches: (opts = {}) => digestMatches(opts.full === true),

@@ -64,9 +64,10 @@ export function daemonWords(marks: LogMarks, daemon: MailDaemon): string[] {
     .filter((l) => TROUBLE[daemon].test(l))
     .map((l) =>
       l
-        // "Dec 07 01:51:26 mail postfix/master[7250]: fatal: …" → "postfix/master: fatal: …"
+        // "Dec 07 01:51:26 mail postfix/master[7250]: fatal: …" → "postfix/master: fatal: …",
+        // "Dec 07 02:20:01 lmtp(2432): Error: …" → "lmtp: Error: …"
         .replace(/^\w{3} [ \d]\d \d\d:\d\d:\d\d (\S+ (?=\S+\[\d+\]:))?/, "")
-        .replace(/^(\S+)\[\d+\]:/, "$1:")
+        .replace(/^([^\s[(]+)(\[\d+\]|\(\d+\)):/, "$1:")
         // Dovecot's per-connection tail (": user=<>, rip=…, session=<…>"): the same error from
         // each login process is one line.
         .replace(/: user=<[^>]*>, rip=.*$/, "")

@@ -16,7 +16,7 @@ import { postfixValidators } from "../postfix/checks.ts";
 import { postfixNeedsRestart } from "../postfix/restart-params.ts";
 import { renderPostfix } from "../postfix/render.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
-import { runChecked } from "../process.ts";
+import { runChecked, waitUntil } from "../process.ts";
 import { NetservaError } from "../../common/errors.ts";
 import { awaitDaemonWords, markDaemonLogs, quoteWords, type LogMarks, type MailDaemon } from "./daemon-log.ts";
 import { createFilterConfig, filterWants, type FilterOptions } from "./filter-config.ts";
@@ -134,8 +134,10 @@ export function createMailConfig(o: MailConfigOptions) {
     const marks = markDaemonLogs(p);
     await withDaemonWords(marks, async () => {
       await reloadFor(changed, restartPostfix, before);
+      // A loaded host may take a while to answer (Dovecot's status asks LMTP): poll, don't peek.
       const down: MailDaemon[] = [];
-      for (const name of before) if (!(await running(name))) down.push(name);
+      for (const name of before)
+        await waitUntil(`${name} running`, 10_000, () => running(name), 200).catch(() => down.push(name));
       if (down.length > 0) throw new NetservaError("unavailable", `${down.join(" and ")} not running`);
     });
   }

@@ -9,6 +9,7 @@ import { rmSync } from "node:fs";
 import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
 import { recoverPendingApply } from "../apply/backup.ts";
+import { inKillScope } from "../apply/kill-points.ts";
 import { openLookupStore, type LookupEntry } from "../lookup/lookup-store.ts";
 import { checkChanges, checkState } from "../lookup/rows.ts";
 import { createVnodePaths, type VnodePaths } from "../paths.ts";
@@ -92,8 +93,18 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
   const filterNames = (w: FilterWants): FilterName[] => (["clamd", "rspamd"] as const).filter((n) => w[n]);
 
   const reloadPostfixIfRunning = async (): Promise<void> => {
-    if ((await o.sc.status("postfix")).running) await o.sc.reload("postfix");
+    if ((await o.sc.status("postfix")).running) await inKillScope("reload", () => o.sc.reload("postfix"));
+    lookup.reloadDone();
   };
+  // A domain change committed just before a crash never got its reload (see domainTouched).
+  if (lookup.reloadPending()) {
+    await reloadPostfixIfRunning().catch((error: unknown) =>
+      o.log?.warn("postfix reload for domain rows failed", {
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    );
+    o.log?.warn("postfix reloaded at start-up for domain rows committed before a crash");
+  }
   const domainTouched = (entries: readonly LookupEntry[]): boolean => entries.some((e) => e.kind === "domain");
 
   // One background heal at a time: a newer whole state replaces the one under way.
@@ -147,9 +158,8 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
         for (const domain of new Set(items.map((m) => m.domain))) maildirs.ensureDomain(domain);
         await maildirs.heal(items.filter((m) => m.sieve !== ""));
         healInBackground(items);
-        if (domainTouched(rows.entries) && !result.changed.some((f) => f.startsWith(`${paths.postfixDir}/`))) {
-          await reloadPostfixIfRunning();
-        }
+        // After the rows' commit, even if the apply reloaded Postfix for its config before it.
+        if (domainTouched(rows.entries)) await reloadPostfixIfRunning();
         // Postfix is on the new config now: start filters it needs, stop ones it dropped.
         const want = filterWants(state);
         await filters.ensureRunning(want);

@@ -120,7 +120,7 @@ async function mailRoundTrip(subject: string): Promise<number> {
 /** For the report: what the daemon logged, as the refusal quotes it. */
 const daemonSaid = (reason: unknown): string => {
   const text = String(reason);
-  return text.slice(Math.max(0, text.search(/\w+ logged: /))).slice(0, 200);
+  return text.slice(Math.max(0, text.search(/\w+ logged: /))).slice(0, 400);
 };
 
 /** `ss` inside the namespace: who listens on address:port. */

@@ -117,6 +117,26 @@ describe("lookup store", () => {
     ).toThrow(/password_hash/);
   });
 
+  it("keeps the commit mark and a pending Postfix reload in the rows' own transaction", () => {
+    // Regression (agent SIGKILL between a domain's commit and its reload): the restarted agent
+    // found nothing to reload, and an smtpd that cached "no such domain" kept answering 554.
+    expect(store.reloadPending()).toBe(false);
+    store.applyChanges(checkChanges([domain("example.com")]), { dryRun: true });
+    expect(store.reloadPending()).toBe(false);
+    store.applyChanges(checkChanges([domain("example.com")]), { mark: "0123456789abcdef" });
+    expect(store.reloadPending()).toBe(true);
+    expect(store.commitMark()).toBe("0123456789abcdef");
+    store.reloadDone();
+    store.applyChanges(checkChanges([mailbox("a@example.com")]));
+    expect(store.reloadPending()).toBe(false);
+    expect(store.commitMark()).toBe("0123456789abcdef");
+    // Seen by the next process (the restarted agent), not only by this connection.
+    store.applyChanges(checkChanges([domain("example.com", false)]));
+    store.close();
+    store = openLookupStore({ path });
+    expect(store.reloadPending()).toBe(true);
+  });
+
   it("dry runs report the diff and change nothing", () => {
     const res = store.applyChanges(checkChanges([domain("example.com"), mailbox("a@example.com")]), { dryRun: true });
     expect(res.diff).toEqual(["+ domain example.com", "+ mailbox a@example.com"]);
