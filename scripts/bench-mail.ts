@@ -7,14 +7,15 @@
 //   rendered  the agent's own render and apply (createMailHost).
 // The stacks take turns, round after round, so whatever else the machine does falls on all of
 // them alike; ratios are per round. Per-daemon CPU per message from /proc, the load generator's
-// CPU beside it. Run by scripts/bench-mail; loopback and its own namespaces only.
+// CPU beside it. Then submission on 587 (STARTTLS + AUTH through nodemailer) to hand and
+// rendered. Run by scripts/bench-mail; loopback and its own namespaces only.
 import { execFile } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs, promisify } from "node:util";
-import { blast, type LoadOptions, type LoadResult } from "./bench-mail.d/load.ts";
+import { blast, submit, type LoadOptions, type LoadResult } from "./bench-mail.d/load.ts";
 import {
   DOMAIN,
   FULL_USER,
@@ -39,6 +40,7 @@ const { values: opts } = parseArgs({
     rounds: { type: "string", default: "3" },
     mailboxes: { type: "string", default: "100" },
     stages: { type: "boolean", default: false },
+    "no-submission": { type: "boolean", default: false },
     only: { type: "string" },
     keep: { type: "boolean", default: false },
   },
@@ -251,6 +253,10 @@ async function main(): Promise<void> {
   for (const s of stacks) await blast(s, { ...LOAD, messages: 20 });
 
   const results = new Map<string, LoadResult[]>(stacks.map((s) => [s.name, []]));
+  const tls = { ca: vnode.tls.caPem, servername: MAIL_HOSTNAME };
+  const submitting = opts["no-submission"] ? [] : stacks.filter((s) => s.name === "hand" || s.name === "rendered");
+  const submitted = new Map<string, LoadResult[]>(submitting.map((s) => [s.name, []]));
+  if (submitting.length) for (const s of submitting) await submit(s, { ...LOAD, messages: 20 }, tls);
   for (let r = 0; r < ROUNDS; r++) {
     // Rotate who goes first, so no stack always meets the machine in the same state.
     const order = stacks.map((_, i) => stacks[(i + r) % stacks.length] as Stack);
@@ -262,6 +268,14 @@ async function main(): Promise<void> {
         `  ${s.name}: ${f1(rate(res))} msg/s, ${res.delivered}/${res.sent} delivered, stack CPU ${f1(res.cpu.totalMs / res.delivered)} ms/msg`,
       );
     }
+    // Submission: the stacks that have it (bare's master.cf has no 587), same rotation.
+    for (const s of submitting) {
+      log(`round ${r + 1}/${ROUNDS}: ${LOAD.messages} messages over 587 (STARTTLS, AUTH) → ${s.name} …`);
+      const res = await submit(s, LOAD, tls);
+      submitted.get(s.name)?.push(res);
+      log(`  ${s.name} 587: ${f1(rate(res))} msg/s, ${res.delivered}/${res.sent} delivered`);
+    }
+    submitting.reverse();
   }
 
   // --- report
@@ -272,13 +286,11 @@ async function main(): Promise<void> {
   console.log("");
   console.log(table(["guarantee", "wanted", "bare", "hand", "rendered"], checks, 2));
   console.log("");
-  const rows: string[][] = [];
   const byName = (n: string): LoadResult[] => results.get(n) ?? [];
-  for (const s of stacks) {
-    const rs = byName(s.name);
+  const rowFor = (name: string, rs: LoadResult[]): string[] => {
     const per = (f: (r: LoadResult) => number): number => median(rs.map(f));
-    rows.push([
-      s.name,
+    return [
+      name,
       String(rs.reduce((a, r) => a + r.delivered, 0)),
       rs.map((r) => f1(rate(r))).join(" "),
       f1(per(rate)),
@@ -286,9 +298,10 @@ async function main(): Promise<void> {
       f2(per((r) => r.cpu.totalMs / r.delivered)),
       f2(per((r) => r.loadgenCpuMs / r.totalMs)),
       `${f1(per((r) => r.delays.a * 1000))}/${f1(per((r) => r.delays.b * 1000))}/${f1(per((r) => r.delays.c * 1000))}/${f1(per((r) => r.delays.d * 1000))}`,
-      await mailFsync(s),
-    ]);
-  }
+    ];
+  };
+  const rows: string[][] = [];
+  for (const s of stacks) rows.push([...rowFor(s.name, byName(s.name)), await mailFsync(s)]);
   console.log(
     table(
       [
@@ -328,6 +341,33 @@ async function main(): Promise<void> {
   for (const v of STAGES)
     if (results.has(v.name)) console.log(`${v.name} / hand msg/s: ${ratio(v.name, "hand")}   (${v.what})`);
   console.log("");
+  if (submitted.size) {
+    console.log(
+      table(
+        [
+          "submission 587",
+          "delivered",
+          "msg/s per round",
+          "median msg/s",
+          "stack cores",
+          "stack CPU ms/msg",
+          "client cores",
+        ],
+        [...submitted].map(([name, rs]) => rowFor(name, rs).slice(0, 7)),
+      ),
+    );
+    const [h = [], rd = []] = [submitted.get("hand"), submitted.get("rendered")];
+    if (h.length && rd.length) {
+      const cpu = (rs: LoadResult[]): number => median(rs.map((r) => r.cpu.totalMs / r.delivered));
+      console.log(
+        `rendered / hand msg/s on 587: ${f2(median(rd.map(rate)) / median(h.map(rate)))}x (per round ${rd.map((x, i) => f2(rate(x) / rate(h[i] ?? x))).join(" ")}); per CPU-second ${f2(cpu(h) / cpu(rd))}x   target >= 0.9x`,
+      );
+    }
+    console.log(
+      `(nodemailer pool from this process: ${LOAD.sessions} connections, STARTTLS + AUTH PLAIN, a new connection and login every 20 messages; load@ to itself, delivered locally; client cores = this process's CPU / wall time)`,
+    );
+    console.log("");
+  }
   // Per daemon CPU per message, medians over the rounds.
   const daemons = new Set<string>();
   for (const rs of results.values()) for (const r of rs) for (const k of r.cpu.byDaemon.keys()) daemons.add(k);
