@@ -80,7 +80,12 @@ export async function applyConfigFiles(o: ApplyConfigOptions): Promise<ApplyConf
 
   // The journal and every new file are written before the first rename; if any of them cannot
   // be (a full filesystem), the ones already written are removed and nothing live changed.
-  const aside = changed.map((path) => ({ path, next: o.files.get(path) ?? fail(path), aside: asidePath(path) }));
+  const aside = changed.map((path) => ({
+    path,
+    next: o.files.get(path) ?? fail(path),
+    aside: asidePath(path),
+    kept: asidePath(path),
+  }));
   let pending: PendingApply;
   try {
     pending = openJournal(o.backupDir, [
@@ -96,6 +101,7 @@ export async function applyConfigFiles(o: ApplyConfigOptions): Promise<ApplyConf
       writeAside(a.path, a.next, a.aside);
       killPoint("aside");
     }
+    pending.keep();
   } catch (err) {
     for (const a of aside) rmSync(a.aside, { force: true });
     pending.discard();

@@ -16,9 +16,9 @@
 // The guarantee is about process crashes (SIGKILL, OOM, a bug): the kernel's page cache survives
 // them. Power loss is covered as far as the fsyncs go (files, journal, directories), not tested.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { readCurrent, writeFileAtomic } from "./atomic-write.ts";
+import { commitAside, isCurrent, readCurrent, writeFileAtomic } from "./atomic-write.ts";
 import type { FileSpec } from "./file-spec.ts";
 import { killPoint } from "./kill-points.ts";
 
@@ -37,6 +37,9 @@ interface JournalEntry {
   readonly next?: FileSpec;
   /** The temp name the new file is written under before its rename; removed by recovery. */
   readonly aside?: string;
+  /** A hard link to the previous file, made before the rename: a rollback renames it back,
+   *  which needs no free space (writing `previous` again does, and a full disk may have none). */
+  readonly kept?: string;
 }
 
 interface JournalFile {
@@ -49,11 +52,14 @@ export interface JournalPlan {
   readonly path: string;
   readonly next: FileSpec;
   readonly aside?: string;
+  readonly kept?: string;
 }
 
 export interface PendingApply {
   /** The commit mark: the caller's commit writes it with the rows (see above). */
   readonly id: string;
+  /** Hard-link every previous file to its `kept` name (before the renames; best effort). */
+  keep(): void;
   /** Put every file back as it was; the journal stays until discard(). */
   restore(): void;
   /** The apply is over (committed, or rolled back and reloaded): forget the journal. */
@@ -68,23 +74,49 @@ export function openJournal(backupDir: string, plan: readonly JournalPlan[]): Pe
   const id = randomBytes(8).toString("hex");
   const entries: JournalEntry[] = plan.map((p) => {
     const previous = readCurrent(p.path);
-    return { path: p.path, next: p.next, ...(previous ? { previous } : {}), ...(p.aside ? { aside: p.aside } : {}) };
+    return {
+      path: p.path,
+      next: p.next,
+      ...(previous ? { previous } : {}),
+      ...(p.aside ? { aside: p.aside } : {}),
+      ...(previous && p.kept ? { kept: p.kept } : {}),
+    };
   });
   const journal = join(backupDir, JOURNAL);
   // 0600: the files may include TLS keys.
   writeFileAtomic(journal, { content: JSON.stringify({ version: 2, id, entries } satisfies JournalFile), mode: 0o600 });
   return {
     id,
+    keep: () => {
+      for (const e of entries)
+        if (e.kept)
+          try {
+            linkSync(e.path, e.kept);
+          } catch {
+            // No link (a filesystem without hard links): the rollback writes `previous` instead.
+          }
+    },
     restore: () => rollBack(entries, "restore"),
-    discard: () => rmSync(journal, { force: true }),
+    discard: () => {
+      for (const e of entries) if (e.kept) rmSync(e.kept, { force: true });
+      rmSync(journal, { force: true });
+    },
   };
 }
 
 function rollBack(entries: readonly JournalEntry[], point: string): void {
   for (const e of entries) {
     if (e.aside) rmSync(e.aside, { force: true });
-    if (e.previous) writeFileAtomic(e.path, e.previous);
-    else rmSync(e.path, { force: true });
+    // The kept link is the previous file itself (files are only ever replaced, never written
+    // in place): renaming it back takes no space; without it, its content is written again.
+    // (rename(2) between two links of one inode does nothing: the link is removed after it.)
+    // A file already as it was (never replaced, or the manifest) is not written again.
+    if (e.kept && existsSync(e.kept)) {
+      commitAside(e.kept, e.path);
+      rmSync(e.kept, { force: true });
+    } else if (e.previous) {
+      if (!isCurrent(e.path, e.previous)) writeFileAtomic(e.path, e.previous);
+    } else rmSync(e.path, { force: true });
     killPoint(point);
   }
 }
@@ -92,6 +124,7 @@ function rollBack(entries: readonly JournalEntry[], point: string): void {
 function rollForward(entries: readonly JournalEntry[]): void {
   for (const e of entries) {
     if (e.aside) rmSync(e.aside, { force: true });
+    if (e.kept) rmSync(e.kept, { force: true });
     if (e.next) writeFileAtomic(e.path, e.next);
     killPoint("recover");
   }

@@ -26,7 +26,7 @@ import { mailTlsIssuerFor, renewMailTlsIfDue } from "../pki/mail-tls.ts";
 import type { MailTlsIssuer } from "../pki/mail-tls.ts";
 import type { AgentClient } from "./agent-client.ts";
 import { agentClientFor } from "./agent-for-vnode.ts";
-import { killPoint, killPointSoon } from "../daemon/kill-points.ts";
+import { killPoint, killPointSoon } from "../faults/kill-points.ts";
 
 /** Above this many changes (a bulk import) the whole state is cheaper to send. */
 const MAX_INCREMENTAL_CHANGES = 5000;

@@ -12,7 +12,7 @@ import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts"
 import { parseRequestId, parseVnodeName } from "../../common/validation/index.ts";
 import type { MailServiceContext, MutationResult } from "./mail-api.ts";
 import { resultOf, writeMutationLog } from "./mutation-log.ts";
-import { killPoint } from "../daemon/kill-points.ts";
+import { killPoint } from "../faults/kill-points.ts";
 
 export interface VnodeRow {
   id: number;

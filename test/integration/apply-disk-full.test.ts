@@ -142,6 +142,35 @@ describe.skipIf(!isRoot)("apply on a full filesystem", () => {
     expect(existsSync(join(backupDir, "pending-apply.json"))).toBe(false);
   });
 
+  it("a reload that fails once the disk filled up meanwhile: the rollback still puts the old files back byte for byte", async () => {
+    const etc = join(dir, "etc");
+    await mountTmpfs(etc, 64 * 1024);
+    const { a, b } = oldFiles(etc);
+    let filler: string[] = [];
+    const files: FileSet = new Map([
+      [a, { content: "new main.cf\n", mode: 0o600 }],
+      [b, { content: "new master.cf\n", mode: 0o600 }],
+    ]);
+    // Mail arriving on the same filesystem takes the space the replaced files gave back.
+    const err = await applyConfigFiles({
+      ...options(files),
+      reload: async () => {
+        reloads++;
+        if (reloads === 1) {
+          filler = fillUp(etc);
+          throw new Error("postfix reload failed");
+        }
+      },
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "failed_precondition" });
+    expect(String(err)).toContain("config refused at reload; previous config kept: postfix reload failed");
+    expect(reloads).toBe(2); // forward, then back onto the restored files
+    expect([readFileSync(a, "utf8"), readFileSync(b, "utf8")]).toEqual(["old main.cf\n", "old master.cf\n"]);
+    expect(tempFilesUnder(etc)).toEqual([]);
+    expect(existsSync(join(dir, "state/backup/pending-apply.json"))).toBe(false);
+    freeUp(filler);
+  });
+
   it("after space is freed the same apply goes through", async () => {
     const { a, b } = oldFiles(join(dir, "etc"));
     const state = join(dir, "state");

@@ -8,7 +8,7 @@
 // equal to the database's. Seconds go to the chaos table, never into assertions.
 import { randomInt, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KILL_POINTS, type KillPoint } from "../../controller/daemon/kill-points.ts";
+import { KILL_POINTS, type KillPoint } from "../../controller/faults/kill-points.ts";
 import { createCliContext } from "../../controller/cli/cli-context.ts";
 import { homePaths } from "../../controller/home/home-paths.ts";
 import { openDatabase, type Database } from "../../controller/db/open-database.ts";

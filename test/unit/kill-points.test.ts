@@ -1,7 +1,7 @@
 // The fault tests' crash points: armed only by a well-formed NETSERVA_CONTROLLER_KILL_AT, inert
 // otherwise (a point that is not armed never kills, so production code paths can call them freely).
 import { afterEach, describe, expect, it } from "vitest";
-import { armKillPoint, killPoint, KILL_POINTS } from "../../controller/daemon/kill-points.ts";
+import { armKillPoint, killPoint, KILL_POINTS } from "../../controller/faults/kill-points.ts";
 
 describe("kill points", () => {
   afterEach(() => armKillPoint(undefined));

@@ -8,7 +8,7 @@ import { startAdminSocket } from "../admin-socket.ts";
 import type { CliContext } from "../cli-context.ts";
 import { waitForSignal } from "../../../common/signals.ts";
 import { invalid } from "../../../common/errors.ts";
-import { armKillPoint } from "../../daemon/kill-points.ts";
+import { armKillPoint } from "../../faults/kill-points.ts";
 
 export function registerServe(
   program: Command,
