@@ -91,7 +91,12 @@ export async function startMailFleet(names: string[], tag: string, options: Mail
         const daemonLogs = createVnodePaths(v.root).postfixLogDir; // Postfix's and Dovecot's
         if (process.env["KEEP_LOGS"] && existsSync(daemonLogs))
           cpSync(daemonLogs, join(logDir, `${v.name}-daemons`), { recursive: true });
-        rmSync(v.root, { recursive: true, force: true });
+        try {
+          rmSync(v.root, { recursive: true, force: true });
+        } catch (error) {
+          // A mount left under the root (EBUSY): the rest of the fleet is still closed.
+          console.warn(`fleet close: ${v.root} not removed: ${String(error)}`);
+        }
       }
       await harness.close();
       if (!process.env["KEEP_LOGS"]) rmSync(logDir, { recursive: true, force: true });

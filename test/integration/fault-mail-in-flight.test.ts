@@ -359,6 +359,14 @@ describe.skipIf(!isRoot).each(VARIANTS)("mail in flight during reloads, restarts
       if (n === 0) lostBy.set(m.phase, [...(lostBy.get(m.phase) ?? []), m]);
       if (n > 1) dupBy.set(m.phase, (dupBy.get(m.phase) ?? 0) + n - 1);
     }
+    // Repeated LMTP deliveries the global Sieve rule dropped (a delivery cut off after Dovecot
+    // stored the message: Postfix stopped, or Dovecot answered 421 while reloading), by phase.
+    const repeatsBy = new Map<string, number>();
+    for (const line of readFileSync(paths.dovecotLog, "utf8").split("\n")) {
+      const id = /msgid=(<[^>]+>): discard action/.exec(line)?.[1];
+      const m = id === undefined ? undefined : s.accepted.get(id);
+      if (m) repeatsBy.set(m.phase, (repeatsBy.get(m.phase) ?? 0) + 1);
+    }
     const bouncedLines = countLines(paths.postfixLog, /status=bounced/);
     const deferredLines = countLines(paths.postfixLog, /status=deferred/);
     const q = await vn.ns.run("postqueue", ["-c", paths.postfixDir, "-p"]);
@@ -397,7 +405,8 @@ describe.skipIf(!isRoot).each(VARIANTS)("mail in flight during reloads, restarts
         lost: lostBy.get(phase)?.length ?? 0,
         duplicated: dupBy.get(phase) ?? 0,
         note:
-          `${t.sent} sent, ${t.retries} retried (${t.ambiguous} after the final dot)` +
+          `${t.sent} sent, ${t.retries} retried (${t.ambiguous} after the final dot), ` +
+          `${repeatsBy.get(phase) ?? 0} repeated LMTP deliveries dropped` +
           (row.key === "reloads" && changeMs.length > 0
             ? `; a change took ${(changeMs.reduce((a, b) => a + b, 0) / changeMs.length / 1000).toFixed(1)} s on average, CLI to live`
             : "") +
