@@ -273,7 +273,9 @@ async function main(): Promise<void> {
       log(`round ${r + 1}/${ROUNDS}: ${LOAD.messages} messages over 587 (STARTTLS, AUTH) → ${s.name} …`);
       const res = await submit(s, LOAD, tls);
       submitted.get(s.name)?.push(res);
-      log(`  ${s.name} 587: ${f1(rate(res))} msg/s, ${res.delivered}/${res.sent} delivered`);
+      log(
+        `  ${s.name} 587: ${f1(rate(res))} msg/s, ${res.delivered}/${res.sent} delivered${res.failures ? `; ${res.failures}` : ""}`,
+      );
     }
     submitting.reverse();
   }
@@ -356,6 +358,8 @@ async function main(): Promise<void> {
         [...submitted].map(([name, rs]) => rowFor(name, rs).slice(0, 7)),
       ),
     );
+    for (const [name, rs] of submitted)
+      for (const r of rs) if (r.failures) console.log(`${name} on 587: ${r.failures}`);
     const [h = [], rd = []] = [submitted.get("hand"), submitted.get("rendered")];
     if (h.length && rd.length) {
       const cpu = (rs: LoadResult[]): number => median(rs.map((r) => r.cpu.totalMs / r.delivered));

@@ -287,7 +287,7 @@ async function runScenario(s: Scenario, limitMs = 180_000): Promise<void> {
   await cutLink();
   const reloadsBefore = postfixReloads();
   await startAgent();
-  if (s.kind === "domain")
+  if (s.kind === "domain" && s.side === "new")
     // A new domain is live in Postfix only after a reload (an smtpd that looked it up before
     // keeps answering 554): the restarted agent owes the one the kill took away.
     await until(

@@ -11,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DesiredStateSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { applyConfigFiles } from "../../agent/apply/apply-config-files.ts";
 import { recoverPendingApply } from "../../agent/apply/backup.ts";
+import { armKillPoints, killPoint } from "../../agent/apply/kill-points.ts";
 import { openLookupStore } from "../../agent/lookup/lookup-store.ts";
 import { checkState } from "../../agent/lookup/rows.ts";
 import { crashFixture } from "../helpers/apply-crash-fixture.ts";
@@ -118,5 +119,24 @@ describe("a crash at each kill point of an apply leaves all old or all new", () 
     const child = runChild(["new", "new.test", "rename#9"]);
     expect(child.signal, child.out).toBe(null);
     expect(recoverAndRead()).toBe("new");
+  });
+});
+
+describe("arming kill points (in this process: fail points only, never kill)", () => {
+  afterEach(() => armKillPoints({}));
+
+  it("refuses a malformed spec, naming the variable", () => {
+    expect(() => armKillPoints({ killAt: "rename#0" })).toThrow(
+      /NETSERVA_AGENT_KILL_AT: 'rename#0' is not <point>\[#<n>\]/,
+    );
+    expect(() => armKillPoints({ failAt: "Verify" })).toThrow(/NETSERVA_AGENT_FAIL_AT/);
+  });
+
+  it("a fail point throws at its n-th arrival only; unarmed, nothing happens", () => {
+    killPoint("verify");
+    armKillPoints({ failAt: "verify#2" });
+    expect(() => killPoint("verify")).not.toThrow();
+    expect(() => killPoint("verify")).toThrow(/injected failure at verify#2/);
+    expect(() => killPoint("verify")).not.toThrow();
   });
 });
