@@ -297,11 +297,13 @@ describe("the embedded database after SIGKILL", () => {
       where: "a table page overwritten, then an unclean stop",
       times: 1,
       config: "-",
-      mailAccepted: false,
+      // The vnodes own their mail (they keep serving without a controller); the controller
+      // itself does not run until the operator restores the database: "not converged" by design.
+      mailAccepted: true,
       converged: false,
       lost: 0,
       duplicated: 0,
-      note: "refused at start with the recovery step (exit 4); nothing ran on it",
+      note: "by design: refused at start with the recovery step (exit 4), nothing ran on it",
     });
   }, 300_000);
 });
