@@ -117,6 +117,11 @@ const STAGES: Array<HandVariant & { what: string }> = [
     dovecot: ["auth_cache_size = 10M", "auth_cache_negative_ttl = 0"],
   },
   {
+    name: "no-dedup",
+    what: "hand without the before-script's duplicate check (Sieve duplicate on our Received line)",
+    sieveBefore: "before-nodedup.sieve",
+  },
+  {
     name: "maildir-quota",
     what: "hand with Maildir++ quota (maildirsize) instead of count",
     dovecot: ["plugin {", "  quota = maildir:User quota", "  quota_vsizes = no", "}"],

@@ -6,7 +6,7 @@
 // kernel drops it when the process ends however it ends, so a SIGKILL leaves no stale lock to
 // clear and a recycled PID can never pass for the holder. The holder writes its PID beside it
 // (`.holder`) only so a refusal can name it.
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import { NetservaError } from "../../common/errors.ts";
 
@@ -27,9 +27,11 @@ function pidAlive(pid: number): boolean {
 
 /** A PID file written by earlier versions (text, not SQLite): honoured while its process lives. */
 function clearLegacyLock(path: string): void {
-  if (!existsSync(path)) return;
+  // Our lock file stays empty (nothing is ever written in it): not opened here at all, since
+  // closing any descriptor of it would drop the POSIX lock this process may already hold on it.
+  if (!existsSync(path) || statSync(path).size === 0) return;
   const text = readFileSync(path, "latin1");
-  if (text === "" || text.startsWith(SQLITE_HEADER)) return;
+  if (text.startsWith(SQLITE_HEADER)) return;
   const pid = Number(text.trim());
   if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) throw inUse(path, String(pid));
   rmSync(path, { force: true });

@@ -11,6 +11,7 @@ import { allMigrations } from "./migrations/index.ts";
 import { checkEmbeddedDatabase, damaged } from "./embedded-check.ts";
 import type { EmbeddedCheck } from "./embedded-check.ts";
 import { lockEmbeddedDatabase } from "./embedded-lock.ts";
+import { asDatabaseError } from "./database-errors.ts";
 
 export interface DatabaseOptions {
   /** postgresql://… — when absent, the embedded PGlite at `dataDir` is used. */
@@ -107,6 +108,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     }
   } catch (error) {
     if (error instanceof NetservaError) throw error;
+    // A server that refuses, resets or never answers is "unreachable" like any later failure.
+    const unreachable = asDatabaseError(error);
+    if (unreachable.code === "unavailable") throw unreachable;
     throw new NetservaError("unavailable", `database: cannot open (${(error as Error).message})`, { cause: error });
   }
 }
