@@ -117,6 +117,11 @@ const STAGES: Array<HandVariant & { what: string }> = [
     dovecot: ["auth_cache_size = 10M", "auth_cache_negative_ttl = 0"],
   },
   {
+    name: "no-dedup",
+    what: "hand without the before-script's duplicate check (Sieve duplicate on our Received line)",
+    sieveBefore: "before-nodedup.sieve",
+  },
+  {
     name: "maildir-quota",
     what: "hand with Maildir++ quota (maildirsize) instead of count",
     dovecot: ["plugin {", "  quota = maildir:User quota", "  quota_vsizes = no", "}"],
@@ -273,7 +278,9 @@ async function main(): Promise<void> {
       log(`round ${r + 1}/${ROUNDS}: ${LOAD.messages} messages over 587 (STARTTLS, AUTH) → ${s.name} …`);
       const res = await submit(s, LOAD, tls);
       submitted.get(s.name)?.push(res);
-      log(`  ${s.name} 587: ${f1(rate(res))} msg/s, ${res.delivered}/${res.sent} delivered`);
+      log(
+        `  ${s.name} 587: ${f1(rate(res))} msg/s, ${res.delivered}/${res.sent} delivered${res.failures ? `; ${res.failures}` : ""}`,
+      );
     }
     submitting.reverse();
   }
@@ -356,6 +363,8 @@ async function main(): Promise<void> {
         [...submitted].map(([name, rs]) => rowFor(name, rs).slice(0, 7)),
       ),
     );
+    for (const [name, rs] of submitted)
+      for (const r of rs) if (r.failures) console.log(`${name} on 587: ${r.failures}`);
     const [h = [], rd = []] = [submitted.get("hand"), submitted.get("rendered")];
     if (h.length && rd.length) {
       const cpu = (rs: LoadResult[]): number => median(rs.map((r) => r.cpu.totalMs / r.delivered));

@@ -2,8 +2,8 @@
 // (implicit, or after the protocol's STARTTLS) with the certificate the config names. A daemon
 // that accepted a reload but could not bind a port, or whose OpenSSL refuses the new key, fails
 // here even though its pid is alive and its other listeners answer.
-import { connect as tcp, type Socket } from "node:net";
-import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
+import { openLineSocket, type LineSocket } from "../../common/smtp-probe/line-socket.ts";
 import type { MailDaemon } from "./daemon-log.ts";
 
 type Protocol = "smtp" | "imap" | "pop3" | "sieve";
@@ -51,74 +51,27 @@ const DIALOGUES: Record<Protocol, Dialogue> = {
   sieve: { greeting: /^OK/, refusal: /^(NO|BYE)/, starttls: [["STARTTLS", /^OK/]] },
 };
 
-/** Line reader over one socket: each `expect` waits for a line matching `ok`. */
-function lineReader(s: Socket | TLSSocket, where: string, timeoutMs: number) {
-  let buf = "";
-  let closed: string | undefined;
-  let wake: (() => void) | undefined;
-  const onData = (d: Buffer): void => {
-    buf += d.toString("latin1");
-    wake?.();
+/** Waits for a line matching `ok`; a line matching `refusal` (or the connection ending) throws. */
+async function expectLine(s: LineSocket, ok: RegExp, refusal: RegExp, timeoutMs: number, what: string): Promise<void> {
+  let refused: string | undefined;
+  const answered = (line: string): boolean => {
+    if (ok.test(line)) return true;
+    if (refusal.test(line)) refused = line;
+    return refused !== undefined;
   };
-  const onClose = (err?: Error): void => {
-    closed = err ? err.message : "connection closed";
-    wake?.();
-  };
-  s.on("data", onData);
-  s.on("error", onClose);
-  s.on("end", () => onClose());
-  s.on("close", () => onClose());
-  return {
-    expect(ok: RegExp, refusal: RegExp): Promise<void> {
-      return new Promise((resolve, reject) => {
-        const settle = (problem?: string): void => {
-          clearTimeout(timer);
-          wake = undefined;
-          if (problem === undefined) resolve();
-          else reject(new Error(`${where}: ${problem}`));
-        };
-        const check = (): void => {
-          for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-            const line = buf.slice(0, i).replace(/\r$/, "");
-            buf = buf.slice(i + 1);
-            if (ok.test(line)) return settle();
-            if (refusal.test(line)) return settle(`answered "${line.slice(0, 200)}"`);
-          }
-          const partial = buf.trim().slice(0, 200);
-          if (closed !== undefined) settle(`${closed}${partial ? ` after "${partial}"` : ""}`);
-        };
-        const timer = setTimeout(() => settle(`no answer within ${timeoutMs} ms`), timeoutMs);
-        wake = check;
-        check();
-      });
-    },
-    detach(): void {
-      s.off("data", onData);
-      wake = undefined;
-    },
-  };
+  await s.readUntil((lines) => lines.some(answered), timeoutMs, what);
+  if (refused !== undefined) throw new Error(`answered "${refused.slice(0, 200)}" to ${what}`);
 }
 
-function open(host: string, port: number, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = tcp({ host, port, timeout: timeoutMs });
-    s.once("connect", () => resolve(s));
-    s.on("error", (e) => reject(e));
-    s.once("timeout", () => s.destroy(new Error(`no connection within ${timeoutMs} ms`)));
-  });
-}
-
-function handshake(o: { socket: Socket } | { host: string; port: number }, timeoutMs: number): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    // The exact leaf is compared below: stricter than a chain check, and needs no trust store.
-    const s = tlsConnect({ ...o, rejectUnauthorized: false, timeout: timeoutMs });
-    s.once("secureConnect", () => resolve(s));
-    // OpenSSL's reason ("packet length too long"), not its multi-line error stack.
-    s.on("error", (e: Error & { reason?: string }) =>
-      reject(new Error(`TLS handshake failed: ${e.reason ?? e.message}`)),
-    );
-    s.once("timeout", () => s.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)));
-  });
+/** One line for the refusal: OpenSSL's reason ("packet length too long"), not its error stack. */
+function describe(err: unknown, address: string): string {
+  const cause = err instanceof Error ? (err.cause as { message?: string; reason?: string } | undefined) : undefined;
+  let msg = err instanceof Error ? err.message : String(err);
+  if (cause?.reason && cause.message) msg = msg.replace(cause.message, cause.reason);
+  // line-socket names the address again ("connect to 127.0.0.1:993: …"): the caller already does.
+  for (const prefix of [`connect to ${address}: `, `${address}: `])
+    if (msg.startsWith(prefix)) msg = msg.slice(prefix.length);
+  return msg.replace(/\s+/g, " ").trim();
 }
 
 const addressOf = (host: string, port: number): string =>
@@ -136,37 +89,26 @@ export async function probeListener(
 ): Promise<string | undefined> {
   const where = `${l.name} on ${addressOf(host, l.port)}`;
   const d = DIALOGUES[l.protocol];
-  const sockets: Socket[] = [];
+  // The exact leaf is compared below: stricter than a chain check, and needs no trust store.
+  const tls = { rejectUnauthorized: false };
+  let s: LineSocket | undefined;
   try {
-    let secure: TLSSocket;
-    if (l.tls === "implicit") {
-      secure = await handshake({ host, port: l.port }, timeoutMs);
-      sockets.push(secure);
-    } else {
-      const plain = await open(host, l.port, timeoutMs);
-      sockets.push(plain);
-      const r = lineReader(plain, where, timeoutMs);
-      await r.expect(d.greeting, d.refusal);
+    s = await openLineSocket({ host, port: l.port, timeoutMs, ...(l.tls === "implicit" ? { tls } : {}) });
+    if (l.tls === "starttls") {
+      await expectLine(s, d.greeting, d.refusal, timeoutMs, "the greeting");
       for (const [command, answer] of d.starttls) {
-        plain.write(`${command}\r\n`);
-        await r.expect(answer, d.refusal);
+        s.write(`${command}\r\n`);
+        await expectLine(s, answer, d.refusal, timeoutMs, command);
       }
-      r.detach();
-      secure = await handshake({ socket: plain }, timeoutMs);
-      sockets.push(secure);
+      await s.upgrade(tls, timeoutMs);
     }
-    const served = secure.getPeerCertificate().fingerprint256;
+    const served = (s.socket as TLSSocket).getPeerCertificate().fingerprint256;
     if (served !== fingerprint) return `${where}: presents certificate ${served}, not the configured ${fingerprint}`;
-    if (l.tls === "implicit") await lineReader(secure, where, timeoutMs).expect(d.greeting, d.refusal);
+    if (l.tls === "implicit") await expectLine(s, d.greeting, d.refusal, timeoutMs, "the greeting");
     return undefined;
   } catch (err) {
-    const msg = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, " ").trim();
-    return msg.startsWith(where) ? msg : `${where}: ${msg}`;
+    return `${where}: ${describe(err, `${host}:${l.port}`)}`;
   } finally {
-    // Outermost first: destroying a plain socket under a live TLS socket crashed Node 24 (SIGSEGV).
-    for (const s of sockets.reverse()) {
-      s.on("error", () => undefined);
-      s.destroy();
-    }
+    s?.close();
   }
 }

@@ -1,8 +1,6 @@
 // What every CLI command gets: where to write, the controller home, the database, the actor.
 // Environment variables are read here (the entry point) and nowhere below.
-import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { userInfo } from "node:os";
-import { NetservaError } from "../../common/errors.ts";
 import type { Database } from "../db/open-database.ts";
 import { homePaths, resolveHome } from "../home/home-paths.ts";
 import type { HomePaths } from "../home/home-paths.ts";
@@ -38,47 +36,6 @@ export interface CliContext {
   daemon?: DaemonInfo;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The embedded database is single-process: hold a lock file while it is open. */
-function lockEmbedded(lockPath: string): () => void {
-  for (let attempt = 0; attempt < 2; attempt += 1) {
-    try {
-      const fd = openSync(lockPath, "wx", 0o600);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => {
-        try {
-          unlinkSync(lockPath);
-        } catch {
-          /* already gone */
-        }
-      };
-    } catch {
-      const holder = Number(existsSync(lockPath) ? readFileSync(lockPath, "utf8") : "0");
-      if (holder && holder !== process.pid && pidAlive(holder)) {
-        throw new NetservaError(
-          "failed_precondition",
-          `the embedded database is in use by process ${holder} (a running \`netserva-mail serve\`?): stop it, or use PostgreSQL via DATABASE_URL`,
-        );
-      }
-      try {
-        unlinkSync(lockPath);
-      } catch {
-        /* raced */
-      }
-    }
-  }
-  throw new NetservaError("failed_precondition", `cannot lock ${lockPath}`);
-}
-
 export function createCliContext(io: CliIo): CliContext {
   return {
     io,
@@ -89,23 +46,17 @@ export function createCliContext(io: CliIo): CliContext {
       const { openDatabase } = await import("../db/open-database.ts");
       const url = io.env["DATABASE_URL"];
       if (url) return openDatabase({ url });
-      const release = lockEmbedded(paths.lock);
-      try {
-        const db = await openDatabase({ dataDir: paths.dbDir });
-        return {
-          ...db,
-          async close() {
-            try {
-              await db.close();
-            } finally {
-              release();
-            }
-          },
-        };
-      } catch (error) {
-        release();
-        throw error;
-      }
+      // The embedded database: locked to this process and checked after an unclean stop.
+      return openDatabase({
+        dataDir: paths.dbDir,
+        onEmbeddedCheck: (check) =>
+          io.err(
+            `the embedded database was not closed last time (killed?): checked ${check.tables} tables and ` +
+              `${check.indexes} indexes` +
+              (check.reindexed.length > 0 ? `, rebuilt damaged index ${check.reindexed.join(", ")}` : ", all sound") +
+              "\n",
+          ),
+      });
     },
   };
 }

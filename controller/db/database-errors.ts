@@ -22,6 +22,9 @@ const SOCKET_CODES = new Set([
 const MESSAGES = [
   /connection terminated/i,
   /timeout acquiring a connection/i,
+  /timeout exceeded when trying to connect/i, // pg-pool: connectionTimeoutMillis
+  /Query read timeout/i, // pg: query_timeout
+  /Connection terminated due to connection timeout/i,
   /connection error/i,
   /the database system is (starting up|shutting down)/i,
   /Connection ended unexpectedly/i,

@@ -27,6 +27,8 @@ export function isFull(f: FsRoleJson): boolean {
 export function fullProblem(f: FsRoleJson): string {
   const where = f.roles.map((r, i) => `${f.rolePaths[i] ?? f.path} (${r})`).join(", ");
   const free = f.inodes > 0 && f.freeInodes === 0 ? "no inode free" : `${f.availableBytes} bytes free`;
-  const stops = [...new Set(f.roles.map((r) => STOPS[r]).filter((s): s is string => s !== undefined))];
+  // "state" (staging, journal, lookup DB) already stops config changes: say it once.
+  const roles = f.roles.includes("state") ? f.roles.filter((r) => r !== "config") : f.roles;
+  const stops = [...new Set(roles.map((r) => STOPS[r]).filter((s): s is string => s !== undefined))];
   return `filesystem of ${where} is full: ${free}; ${stops.join("; ")}`;
 }

@@ -13,6 +13,7 @@ import { parseRequestId, parseVnodeName } from "../../common/validation/index.ts
 import type { MailServiceContext, MutationResult } from "./mail-api.ts";
 import { resultOf, writeMutationLog } from "./mutation-log.ts";
 import { killPoint } from "../faults/kill-points.ts";
+import { asDatabaseError } from "../db/database-errors.ts";
 
 export interface VnodeRow {
   id: number;
@@ -179,7 +180,10 @@ export function createMutator(ctx: MailServiceContext) {
       }
       const error = normalise(reason);
       generation = null;
-      await log(batch ? ctx.em : ctx.em.fork(), resultOf(error.code), error.message).catch(() => undefined);
+      // An unreachable database cannot take the log row either: trying would hold the command
+      // for another connect or query timeout before the same answer.
+      if (asDatabaseError(reason).code !== "unavailable")
+        await log(batch ? ctx.em : ctx.em.fork(), resultOf(error.code), error.message).catch(() => undefined);
       throw error;
     }
   };

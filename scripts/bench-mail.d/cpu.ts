@@ -37,7 +37,12 @@ function readStat(pid: number): ProcStat | undefined {
 
 /** PIDs of the processes in the namespace /run/netns/NAME (no `ip` process per sample). */
 function pidsIn(netnsName: string): number[] {
-  const want = `net:[${statSync(`/run/netns/${netnsName}`).ino}]`;
+  let want: string;
+  try {
+    want = `net:[${statSync(`/run/netns/${netnsName}`).ino}]`;
+  } catch {
+    return []; // the namespace is gone (cleanup after a failure): nothing to sample
+  }
   const out: number[] = [];
   for (const e of readdirSync("/proc")) {
     if (!/^\d+$/.test(e)) continue;

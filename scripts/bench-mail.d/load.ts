@@ -28,6 +28,8 @@ export interface Delays {
 
 export interface LoadResult {
   readonly sent: number;
+  /** Messages the client could not send, and the first reason. */
+  readonly failures?: string;
   readonly delivered: number;
   /** smtp-source's run (all SMTP transactions answered), ms. */
   readonly smtpMs: number;
@@ -175,23 +177,31 @@ export async function submit(
   const cpu = watchCpu(stack.ns.name);
   const client0 = process.cpuUsage();
   const t0 = performance.now();
+  let failed = 0;
+  let firstError = "";
   try {
-    await Promise.all(
+    const sent = await Promise.allSettled(
       Array.from({ length: o.messages }, (_, i) =>
         transport.sendMail({ from: stack.to, to: stack.to, subject: `bench-mail submission ${i}`, text: body }),
       ),
     );
+    for (const r of sent)
+      if (r.status === "rejected") {
+        failed++;
+        firstError ||= (r.reason as Error).message;
+      }
   } finally {
     transport.close();
   }
   const smtpMs = performance.now() - t0;
   const client = process.cpuUsage(client0);
   const deadline = Date.now() + 120_000;
-  while (countFiles(stack.newDir) < before + o.messages && Date.now() < deadline) await sleep(5);
+  while (countFiles(stack.newDir) < before + o.messages - failed && Date.now() < deadline) await sleep(5);
   const totalMs = performance.now() - t0;
   const report = cpu.stop();
   return {
-    sent: o.messages,
+    sent: o.messages - failed,
+    ...(failed ? { failures: `${failed} not sent, e.g. ${firstError}` } : {}),
     delivered: countFiles(stack.newDir) - before,
     smtpMs,
     totalMs,

@@ -217,6 +217,8 @@ export interface HandVariant {
   /** Lines appended to main.cf (a later assignment wins) and to dovecot.conf. */
   readonly mainCf?: readonly string[];
   readonly dovecot?: readonly string[];
+  /** Another global Sieve script from scripts/bench-mail.d/hand/ instead of before.sieve. */
+  readonly sieveBefore?: string;
 }
 
 /**
@@ -307,7 +309,7 @@ export async function startHand(
     );
   chmodSync(join(dovecotDir, "dovecot-sql.conf.ext"), 0o640);
   // The global Sieve script, compiled once by root (vmail may not write here).
-  copyFileSync(join(HAND_DIR, "before.sieve"), join(dovecotDir, "before.sieve"));
+  copyFileSync(join(HAND_DIR, variant.sieveBefore ?? "before.sieve"), join(dovecotDir, "before.sieve"));
   await ns.run("sievec", ["-c", join(dovecotDir, "dovecot.conf"), join(dovecotDir, "before.sieve")]);
   const dovecotConf = join(dovecotDir, "dovecot.conf");
   await startDaemons(ns, conf, dovecotConf, queue, join(root, "run/dovecot/lmtp"), onCleanup);

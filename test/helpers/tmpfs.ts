@@ -9,10 +9,12 @@ import { promisify } from "node:util";
 const exec = promisify(execFile);
 const mounted: string[] = [];
 
-/** Mount a tmpfs of `bytes` (rounded up to pages by the kernel) over `dir`, creating it first. */
-export async function mountTmpfs(dir: string, bytes: number, mode = "0755"): Promise<void> {
+/** Mount a tmpfs of `bytes` (rounded up to pages by the kernel) and at most `inodes` inodes
+ * (default: the kernel's) over `dir`, creating it first. */
+export async function mountTmpfs(dir: string, bytes: number, mode = "0755", inodes?: number): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  await exec("mount", ["-t", "tmpfs", "-o", `size=${bytes},mode=${mode}`, "tmpfs", dir], { timeout: 10_000 });
+  const options = [`size=${bytes}`, `mode=${mode}`, ...(inodes ? [`nr_inodes=${inodes}`] : [])].join(",");
+  await exec("mount", ["-t", "tmpfs", "-o", options, "tmpfs", dir], { timeout: 10_000 });
   mounted.push(dir);
 }
 
@@ -56,6 +58,21 @@ export function fillUp(dir: string): string[] {
     }
   }
   return files;
+}
+
+/** Create empty filler files in `dir` until no inode is left; returns them for freeUp. */
+export function fillInodes(dir: string): string[] {
+  const files: string[] = [];
+  for (;;) {
+    const file = join(dir, `.filler-${process.pid}-i${files.length}`);
+    try {
+      closeSync(openSync(file, "wx"));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOSPC") return files;
+      throw error;
+    }
+    files.push(file);
+  }
 }
 
 /** Remove the filler files fillUp wrote (the space is back at once). */

@@ -11,7 +11,7 @@
 // the host's / is private, so later mounts would not reach it) and checked in the daemons' own
 // /proc/PID/mountinfo. Limits only catch hangs; seconds go to the chaos report.
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statfsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request as httpsRequest } from "node:https";
@@ -21,7 +21,16 @@ import { createVnodePaths } from "../../agent/paths.ts";
 import { chaosFull, recordChaos } from "../chaos/report.ts";
 import { buildMessage, sendMail, type SendOutcome } from "../helpers/mail-smtp.ts";
 import { startMailFleet, until, type FleetVnode, type MailFleet } from "../helpers/mail-fleet.ts";
-import { bindMount, fillUp, freeBytes, freeUp, mountTmpfs, tempFilesUnder, unmountAll } from "../helpers/tmpfs.ts";
+import {
+  bindMount,
+  fillInodes,
+  fillUp,
+  freeBytes,
+  freeUp,
+  mountTmpfs,
+  tempFilesUnder,
+  unmountAll,
+} from "../helpers/tmpfs.ts";
 
 const isRoot = process.getuid?.() === 0;
 const PASSWORD = "Full-disk-pass-1";
@@ -29,11 +38,14 @@ const MAIL_FS_BYTES = 32 * 1024 * 1024;
 /** etc/ and var/ of the second vnode on one tmpfs: room for Postfix's 1.5 × message_size_limit. */
 const SYSTEM_FS_BYTES = 48 * 1024 * 1024;
 const ETC_FS_BYTES = 8 * 1024 * 1024;
+/** Room for the domain's and alice's maildir, not for thousands of messages. */
+const MAIL_FS_INODES = 4000;
 
 let fleet: MailFleet;
 let mailVnode: FleetVnode; // (a): srv/ on a tmpfs
 let sysVnode: FleetVnode; // (b): etc/ and var/ on one tmpfs
 let etcVnode: FleetVnode | undefined; // chaosFull: only etc/ on a tmpfs (staging and journal roomy)
+let inodeVnode: FleetVnode | undefined; // chaosFull: srv/ on a tmpfs with few inodes
 let systemDisk = "";
 
 interface ServiceJson {
@@ -132,9 +144,9 @@ function scrape(v: FleetVnode): Promise<string> {
   });
 }
 
-/** netserva_fs_available_bytes of one role, as the agent's /metrics says. */
-async function availableMetric(v: FleetVnode, role: string): Promise<number | undefined> {
-  const m = new RegExp(`^netserva_fs_available_bytes\\{[^}]*role="${role}"[^}]*\\} (\\d+)$`, "m").exec(await scrape(v));
+/** A netserva_fs_* gauge of one role, as the agent's /metrics says. */
+async function roleMetric(v: FleetVnode, name: string, role: string): Promise<number | undefined> {
+  const m = new RegExp(`^${name}\\{[^}]*role="${role}"[^}]*\\} (\\d+)$`, "m").exec(await scrape(v));
   return m ? Number(m[1]) : undefined;
 }
 
@@ -178,12 +190,106 @@ const postfixLog = (v: FleetVnode): string => {
   }
 };
 
+/** (a) and its inode variant: the maildirs' filesystem out of space or inodes. */
+async function maildirsFull(v: FleetVnode, kind: "space" | "inodes"): Promise<void> {
+  const paths = createVnodePaths(v.root);
+  // The daemons see the tmpfs (their mount namespace was copied with it).
+  expect(mountsSeenBy(pidOf(paths.dovecotPidFile))).toContain(paths.mailRoot);
+  expect(mountsSeenBy(v.agent.child.pid ?? 0)).toContain(paths.mailRoot);
+  const before = await send(v, "before the disk filled");
+  expect(before.sent.stage).toBe("done");
+  await until(
+    async () => ((await countInInbox(v, [before.id]).catch(() => [0]))[0] === 1 ? true : undefined),
+    60_000,
+    "the first message in the INBOX",
+  );
+
+  const filler = kind === "space" ? fillUp(paths.mailRoot) : fillInodes(paths.mailRoot);
+  if (kind === "space") expect(freeBytes(paths.mailRoot)).toBe(0);
+  else expect(statfsSync(paths.mailRoot).ffree).toBe(0);
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const m = await send(v, `while the disk is full ${i}`);
+    // Accepted into the queue (on another filesystem): the sender is done with it.
+    expect(m.sent.stage, m.sent.reply.text).toBe("done");
+    ids.push(m.id);
+  }
+  const deferred = await until(
+    async () => {
+      const lines = postfixLog(v)
+        .split("\n")
+        .filter((l) => l.includes(`to=<alice@${v.domain}>`) && l.includes("status=deferred"));
+      return lines.length >= ids.length ? lines : undefined;
+    },
+    60_000,
+    "Postfix to defer the messages",
+  );
+  console.log(`full-filesystem (a, ${kind}): ${deferred[0]}`);
+  const fullProblem = await until(
+    async () =>
+      (await mailStatus(v))?.problems.find(
+        (p) => p.includes(paths.mailRoot) && (kind === "space" ? /full: 0 bytes free/ : /full: no inode free/).test(p),
+      ),
+    30_000,
+    "mail:status to name the full filesystem",
+  );
+  console.log(`full-filesystem (a, ${kind}) problem: ${fullProblem}`);
+  // The metric the NetservaFilesystemFull alert reads (alert-rules.test.yml fires it on this).
+  const metric = kind === "space" ? "netserva_fs_available_bytes" : "netserva_fs_free_inodes";
+  await until(
+    async () => ((await roleMetric(v, metric, "mail")) === 0 ? true : undefined),
+    30_000,
+    `${metric}{role=mail} at 0`,
+  );
+  expect(postfixLog(v)).not.toMatch(/status=bounced/);
+
+  freeUp(filler);
+  const freed = Date.now();
+  // Postfix would retry by itself within queue_run_delay (300 s); flush as an operator would.
+  await v.ns.run("/usr/sbin/postqueue", ["-c", paths.postfixDir, "-f"]);
+  const counts = await until(
+    async () => {
+      const c = await countInInbox(v, ids);
+      return c.every((n) => n >= 1) ? c : undefined;
+    },
+    120_000,
+    "every deferred message in the INBOX",
+  );
+  const seconds = (Date.now() - freed) / 1000;
+  const lost = counts.filter((n) => n === 0).length;
+  const duplicated = counts.reduce((sum, n) => sum + Math.max(0, n - 1), 0);
+  expect(lost).toBe(0);
+  expect(duplicated).toBe(0);
+  expect(postfixLog(v)).not.toMatch(/status=bounced/);
+  await until(
+    async () => ((await mailStatus(v))?.problems.some((p) => p.includes(paths.mailRoot)) ? undefined : true),
+    30_000,
+    "the full-filesystem problem to clear",
+  );
+  recordChaos({
+    fault: "filesystem full",
+    where: kind === "space" ? "maildirs (srv/)" : "maildirs (srv/): no inode left",
+    times: 1,
+    config: "-",
+    mailAccepted: true,
+    converged: true,
+    secondsToConverge: seconds,
+    lost,
+    duplicated,
+    note: `${ids.length} messages deferred by LMTP, none bounced; delivered after space was freed`,
+  });
+}
+
 describe.skipIf(!isRoot)("a full filesystem on a real vnode", () => {
   beforeAll(async () => {
-    fleet = await startMailFleet(chaosFull ? ["ffm", "ffs", "ffe"] : ["ffm", "ffs"], "ffull", {
+    fleet = await startMailFleet(chaosFull ? ["ffm", "ffs", "ffe", "ffi"] : ["ffm", "ffs"], "ffull", {
       async beforeAgent(_ns, name, root) {
         if (name === "ffm") {
           await mountTmpfs(join(root, "srv"), MAIL_FS_BYTES);
+          return;
+        }
+        if (name === "ffi") {
+          await mountTmpfs(join(root, "srv"), MAIL_FS_BYTES, "0755", MAIL_FS_INODES);
           return;
         }
         if (name === "ffe") {
@@ -198,7 +304,12 @@ describe.skipIf(!isRoot)("a full filesystem on a real vnode", () => {
         await bindMount(join(systemDisk, "var"), join(root, "var"));
       },
     });
-    [mailVnode, sysVnode, etcVnode] = fleet.vnodes as [FleetVnode, FleetVnode, FleetVnode | undefined];
+    [mailVnode, sysVnode, etcVnode, inodeVnode] = fleet.vnodes as [
+      FleetVnode,
+      FleetVnode,
+      FleetVnode | undefined,
+      FleetVnode | undefined,
+    ];
     for (const v of fleet.vnodes) {
       const added = await fleet.harness.cli(
         // A quota within the small tmpfs (the storage rule refuses quotas beyond the filesystem).
@@ -217,89 +328,16 @@ describe.skipIf(!isRoot)("a full filesystem on a real vnode", () => {
   });
 
   it("maildirs' filesystem full: mail is deferred (not bounced), health names it, and all is delivered once space is back", async () => {
-    const v = mailVnode;
-    const paths = createVnodePaths(v.root);
-    // The daemons see the tmpfs (their mount namespace was copied with it).
-    expect(mountsSeenBy(pidOf(paths.dovecotPidFile))).toContain(paths.mailRoot);
-    expect(mountsSeenBy(v.agent.child.pid ?? 0)).toContain(paths.mailRoot);
-    const before = await send(v, "before the disk filled");
-    expect(before.sent.stage).toBe("done");
-    await until(
-      async () => ((await countInInbox(v, [before.id]).catch(() => [0]))[0] === 1 ? true : undefined),
-      60_000,
-      "the first message in the INBOX",
-    );
-
-    const filler = fillUp(paths.mailRoot);
-    expect(freeBytes(paths.mailRoot)).toBe(0);
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++) {
-      const m = await send(v, `while the disk is full ${i}`);
-      // Accepted into the queue (on another filesystem): the sender is done with it.
-      expect(m.sent.stage, m.sent.reply.text).toBe("done");
-      ids.push(m.id);
-    }
-    const deferred = await until(
-      async () => {
-        const lines = postfixLog(v)
-          .split("\n")
-          .filter((l) => l.includes(`to=<alice@${v.domain}>`) && l.includes("status=deferred"));
-        return lines.length >= ids.length ? lines : undefined;
-      },
-      60_000,
-      "Postfix to defer the messages",
-    );
-    console.log(`full-filesystem (a): ${deferred[0]}`);
-    const fullProblem = await until(
-      async () => (await mailStatus(v))?.problems.find((p) => p.includes(paths.mailRoot) && /full/.test(p)),
-      30_000,
-      "mail:status to name the full filesystem",
-    );
-    console.log(`full-filesystem (a) problem: ${fullProblem}`);
-    // The metric the NetservaFilesystemFull alert reads (alert-rules.test.yml fires it on this).
-    await until(
-      async () => ((await availableMetric(v, "mail")) === 0 ? true : undefined),
-      30_000,
-      "netserva_fs_available_bytes{role=mail} at 0",
-    );
-    expect(postfixLog(v)).not.toMatch(/status=bounced/);
-
-    freeUp(filler);
-    const freed = Date.now();
-    // Postfix would retry by itself within queue_run_delay (300 s); flush as an operator would.
-    await v.ns.run("/usr/sbin/postqueue", ["-c", paths.postfixDir, "-f"]);
-    const counts = await until(
-      async () => {
-        const c = await countInInbox(v, ids);
-        return c.every((n) => n >= 1) ? c : undefined;
-      },
-      120_000,
-      "every deferred message in the INBOX",
-    );
-    const seconds = (Date.now() - freed) / 1000;
-    const lost = counts.filter((n) => n === 0).length;
-    const duplicated = counts.reduce((sum, n) => sum + Math.max(0, n - 1), 0);
-    expect(lost).toBe(0);
-    expect(duplicated).toBe(0);
-    expect(postfixLog(v)).not.toMatch(/status=bounced/);
-    await until(
-      async () => ((await mailStatus(v))?.problems.some((p) => p.includes(paths.mailRoot)) ? undefined : true),
-      30_000,
-      "the full-filesystem problem to clear",
-    );
-    recordChaos({
-      fault: "filesystem full",
-      where: "maildirs (srv/)",
-      times: 1,
-      config: "-",
-      mailAccepted: true,
-      converged: true,
-      secondsToConverge: seconds,
-      lost,
-      duplicated,
-      note: `${ids.length} messages deferred by LMTP, none bounced; delivered after space was freed`,
-    });
+    await maildirsFull(mailVnode, "space");
   }, 300_000);
+
+  it.runIf(chaosFull)(
+    "maildirs' filesystem out of inodes: the same, and health says no inode is free",
+    async () => {
+      await maildirsFull(inodeVnode as FleetVnode, "inodes");
+    },
+    300_000,
+  );
 
   it("config, state and queue filesystem full: 452 4.3.1 to new mail, an apply refused with the old config kept, and it goes live once space is back", async () => {
     const v = sysVnode;
@@ -365,7 +403,8 @@ describe.skipIf(!isRoot)("a full filesystem on a real vnode", () => {
         `filesystem of ${paths.postfixQueueDir} \\(queue\\), ${paths.postfixDir} \\(config\\), ${paths.stateDir} \\(state\\) is full`,
       ),
     );
-    for (const role of ["queue", "config", "state"]) expect(await availableMetric(v, role)).toBe(0);
+    for (const role of ["queue", "config", "state"])
+      expect(await roleMetric(v, "netserva_fs_available_bytes", role)).toBe(0);
 
     freeUp(filler);
     const freed = Date.now();
