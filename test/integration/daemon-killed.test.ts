@@ -11,6 +11,7 @@ import { createRspamdPaths } from "../../agent/rspamd/paths.ts";
 import { SHARED_HS_CACHE } from "../helpers/filter-root.ts";
 import { buildMessage, sendMail } from "../helpers/mail-smtp.ts";
 import { startMailFleet, until, type FleetVnode, type MailFleet } from "../helpers/mail-fleet.ts";
+import { recordChaos } from "../chaos/report.ts";
 
 const isRoot = process.getuid?.() === 0;
 const PASSWORD = "Alice-secret-pass-1";
@@ -43,11 +44,15 @@ async function sessionMembers(sid: number): Promise<number[]> {
 const pidOf = (pidFile: string): number => Number.parseInt(readFileSync(pidFile, "utf8").trim(), 10);
 
 /** SIGKILL the daemon's master; wait for health to say failed, then active under a new pid. */
-async function killAndWatch(name: string, pidFile: string): Promise<{ failed: ServiceJson; newPid: number }> {
+async function killAndWatch(
+  name: string,
+  pidFile: string,
+): Promise<{ failed: ServiceJson; newPid: number; killedAt: number }> {
   await until(async () => ((await service(name))?.state === "active" ? true : undefined), 30_000, `${name} active`);
   const pid = pidOf(pidFile);
   expect(pid).toBeGreaterThan(1);
   process.kill(pid, "SIGKILL");
+  const killedAt = Date.now();
   const failed = await until(
     async () => {
       const s = await service(name);
@@ -72,7 +77,23 @@ async function killAndWatch(name: string, pidFile: string): Promise<{ failed: Se
     30_000,
     `no workers left of ${name} master ${pid}`,
   );
-  return { failed, newPid };
+  return { failed, newPid, killedAt };
+}
+
+/** The report row: the daemon came back by itself and mail works again (seconds observed, not asserted). */
+function record(daemon: string, killedAt: number): void {
+  recordChaos({
+    fault: "daemon SIGKILL (direct mode)",
+    where: `${daemon} master`,
+    times: 1,
+    config: "-",
+    mailAccepted: true,
+    converged: true,
+    secondsToConverge: (Date.now() - killedAt) / 1000,
+    lost: 0,
+    duplicated: 0,
+    note: "restarted by the agent's supervisor; seconds: kill to mail working again",
+  });
 }
 
 /** Sends one message to alice over port 25 until it is accepted (SMTP back after a restart). */
@@ -123,21 +144,23 @@ describe.skipIf(!isRoot)("a mail daemon killed with SIGKILL comes back by itself
 
   it("Postfix master: failed with the reason, restarted, and SMTP accepts mail again", async () => {
     const paths = createVnodePaths(vn.root);
-    const { failed } = await killAndWatch("postfix", paths.postfixPidFile);
+    const { failed, killedAt } = await killAndWatch("postfix", paths.postfixPidFile);
     expect(failed.detail).toMatch(/pid \d+ is gone/);
     expect((await smtpAccepts("after the Postfix kill")).stage).toBe("done");
+    record("postfix", killedAt);
   }, 180_000);
 
   it("Rspamd main: failed with the reason, restarted, its old workers gone, and mail passes the milter again", async () => {
-    const { failed } = await killAndWatch("rspamd", createRspamdPaths(vn.root).pidFile);
+    const { failed, killedAt } = await killAndWatch("rspamd", createRspamdPaths(vn.root).pidFile);
     expect(failed.detail).toMatch(/pid \d+ is gone/);
     // milter_default_action = tempfail: accepted means the new Rspamd answered.
     expect((await smtpAccepts("after the Rspamd kill")).stage).toBe("done");
+    record("rspamd", killedAt);
   }, 180_000);
 
   it("Dovecot master: failed with the reason, restarted, and IMAP logs in again", async () => {
     const paths = createVnodePaths(vn.root);
-    const { failed } = await killAndWatch("dovecot", paths.dovecotPidFile);
+    const { failed, killedAt } = await killAndWatch("dovecot", paths.dovecotPidFile);
     expect(failed.detail).toMatch(/pid \d+ is gone/);
     const loggedIn = await until(
       async () => {
@@ -164,5 +187,6 @@ describe.skipIf(!isRoot)("a mail daemon killed with SIGKILL comes back by itself
       "an IMAP login",
     );
     expect(loggedIn).toBe(true);
+    record("dovecot", killedAt);
   }, 180_000);
 });

@@ -10,11 +10,12 @@ import { ImapFlow } from "imapflow";
 import { canLogin } from "../helpers/mail-imap.ts";
 import { buildMessage, sendMail } from "../helpers/mail-smtp.ts";
 import { AGENT_PORT, startMailFleet, until, type FleetVnode, type MailFleet } from "../helpers/mail-fleet.ts";
+import { chaosLong, recordChaos } from "../chaos/report.ts";
 
 const isRoot = process.getuid?.() === 0;
-/** How long the link stays cut. The issue asks for 60 s; that belongs in a long run — the normal
- * suite uses 20 s, longer than the controller's stale window, so the cut is seen and outlived. */
-const CUT_MS = 20_000;
+/** How long the link stays cut: 60 s in the long run (`scripts/chaos --long`); the normal suite
+ * uses 20 s, longer than the controller's stale window, so the cut is seen and outlived. */
+const CUT_MS = chaosLong ? 60_000 : 20_000;
 const PASSWORD = "Alice-secret-pass-1";
 const CAROL_PASSWORD = "Carol-secret-pass-1";
 let fleet: MailFleet;
@@ -124,7 +125,8 @@ describe.skipIf(!isRoot)("a network cut between controller and vnode", () => {
     await cutLink();
     const cutAt = Date.now();
     await until(async () => ((await statusRow())?.["connected"] === false ? true : undefined), 60_000, "status: down");
-    console.log(`network-cut: vnode shown down ${seconds(Date.now() - cutAt)} s after the cut`);
+    const shownDown = Date.now() - cutAt;
+    console.log(`network-cut: vnode shown down ${seconds(shownDown)} s after the cut`);
 
     // A mutation during the cut: stored by the controller (a new generation), not yet on the vnode.
     const added = await fleet.harness.cli(["addvmail", vn.name, carol, "--password-stdin"], `${CAROL_PASSWORD}\n`);
@@ -165,6 +167,7 @@ describe.skipIf(!isRoot)("a network cut between controller and vnode", () => {
       `network-cut: cut held ${seconds(backAt - cutAt)} s; link up ${seconds(upAfter)} s and carol live ` +
         `${seconds(Date.now() - backAt)} s after it came back`,
     );
+    const liveAfter = Date.now() - backAt;
     const after = await statusRow();
     expect(after?.["appliedGeneration"]).toBe(after?.["generation"]);
     const toCarol = await send(carol, "after the cut");
@@ -174,5 +177,17 @@ describe.skipIf(!isRoot)("a network cut between controller and vnode", () => {
       60_000,
       "a message to carol delivered",
     );
+    recordChaos({
+      fault: "network cut (agent port blackholed)",
+      where: `controller <-> vnode, ${CUT_MS / 1000} s, a mailbox added meanwhile`,
+      times: 1,
+      config: "new",
+      mailAccepted: true,
+      converged: true,
+      secondsToConverge: liveAfter / 1000,
+      lost: 0,
+      duplicated: 0,
+      note: `shown down ${seconds(shownDown)} s after the cut; link up ${seconds(upAfter)} s after the restore`,
+    });
   }, 400_000);
 });
