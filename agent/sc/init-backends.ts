@@ -61,7 +61,13 @@ export function createSystemdBackend() {
 export function createOpenrcBackend() {
   const rc = (verb: string, def: ServiceDefinition) => runChecked("rc-service", [def.openrcService, verb], TIMEOUT);
   return {
-    start: async (def: ServiceDefinition) => void (await rc("start", def)),
+    async start(def: ServiceDefinition): Promise<void> {
+      // A daemon that died leaves OpenRC believing it started ("crashed"): start would only say
+      // "already started". zap forgets that state first (a no-op for a stopped or LSB script).
+      if ((await runProgram("rc-service", [def.openrcService, "status"])).code !== 0)
+        await runProgram("rc-service", [def.openrcService, "zap"]);
+      await rc("start", def);
+    },
     reload: async (def: ServiceDefinition) => void (await rc("reload", def)),
     restart: async (def: ServiceDefinition) => void (await rc("restart", def)),
     stop: async (def: ServiceDefinition) => void (await rc("stop", def)),

@@ -104,10 +104,12 @@ export async function openMailPort(
   let changing = 0;
   const watched = (current: Awaited<ReturnType<MailHost["status"]>>) =>
     applying > 0 || changing > 0 ? undefined : current.generation === "0" ? [] : current.services;
-  // Without an init system nobody else restarts a daemon that died (see sc/daemon-supervisor.ts).
+  // Without an init system nobody else restarts a daemon that died (see sc/daemon-supervisor.ts);
+  // nor does OpenRC (start-stop-daemon does not watch Postfix or Dovecot). Under systemd the units'
+  // Restart= does (the package's drop-ins) and the health report shows systemd's own state.
   // Its restarts queue behind applies, which stop and start daemons on purpose.
   const supervisor: DaemonSupervisor | undefined =
-    sc.kind === "direct"
+    sc.kind !== "systemd"
       ? createDaemonSupervisor({
           // The health report's own (1 s) cache: the report and the supervisor never disagree.
           statuses: async () => watched(await status()),

@@ -258,6 +258,49 @@ describe.skipIf(!canRun)(
       expect(readFileSync(join(sys.root, AGENT_LOG.slice(1)), "utf8")).toMatch(/agent serving/);
     }, 300_000);
 
+    it("brings a kill -9'd Postfix master and Dovecot back through the agent's supervisor (OpenRC restarts neither)", async () => {
+      const dovecotPid = async (): Promise<number> => {
+        const r = await sys.run(["cat", "/run/dovecot/master.pid"]);
+        return r.code === 0 ? Number(r.stdout.trim()) : 0;
+      };
+      const master = postfixMasterPid(sys);
+      const dovecot = await dovecotPid();
+      expect(master).toBeGreaterThan(0);
+      expect(dovecot).toBeGreaterThan(0);
+      const logBefore = readFileSync(join(sys.root, AGENT_LOG.slice(1)), "utf8").length;
+      await sys.ok(["kill", "-9", String(master), String(dovecot)]);
+      const deadline = Date.now() + 120_000;
+      const back = async (): Promise<boolean> => {
+        const [p, d] = [postfixMasterPid(sys), await dovecotPid()];
+        return (
+          p > 0 &&
+          p !== master &&
+          d > 0 &&
+          d !== dovecot &&
+          (await rcRunning("postfix")) &&
+          (await rcRunning("dovecot"))
+        );
+      };
+      while (!(await back()) && Date.now() < deadline) await sleep(250);
+      expect(await back(), await diagnose()).toBe(true);
+      // The agent saw each death (with its reason, also shown failed in health) and started it again.
+      const log = readFileSync(join(sys.root, AGENT_LOG.slice(1)), "utf8").slice(logBefore);
+      const lines = (msg: string, daemon: string) =>
+        log.split("\n").filter((l) => l.includes(`"msg":"${msg}"`) && l.includes(`"daemon":"${daemon}"`));
+      for (const daemon of ["postfix", "dovecot"]) {
+        expect(lines("daemon died", daemon), log).toHaveLength(1);
+        expect(lines("daemon restarted", daemon), log).toHaveLength(1);
+      }
+      // Health shows them running again; SMTP greets and delivers through Dovecot's LMTP.
+      await waitServices(h, "vn1", (sv) =>
+        ["postfix", "dovecot"].every((n) => {
+          const x = sv.find((y) => y.name === n);
+          return x?.state === "active" && OPENRC_RUNNING.test(x.detail ?? "");
+        }),
+      );
+      await deliverAndFind(t, "alice", D, "after the daemons were killed");
+    }, 300_000);
+
     it("removing the agent package stops it and puts the stock files back; purge takes the rest", async () => {
       await sys.ok(["dpkg", "-r", AGENT]);
       expect(await rcStatus(AGENT)).not.toBe("started");

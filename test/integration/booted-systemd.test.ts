@@ -244,6 +244,48 @@ describe.skipIf(!canRun)(
       expect(journal).toMatch(/agent serving/);
     }, 180_000);
 
+    it("brings a kill -9'd Postfix master and Dovecot back through the shipped Restart= drop-ins", async () => {
+      const unitPid = async (unit: string): Promise<number> =>
+        Number((await sys.ok(["systemctl", "show", "-p", "MainPID", "--value", unit])).trim());
+      const restarts = async (unit: string): Promise<number> =>
+        Number((await sys.ok(["systemctl", "show", "-p", "NRestarts", "--value", unit])).trim());
+      const units = ["postfix@-.service", "dovecot.service"] as const;
+      // The Postfix master by its pid file (what the PIDFile= drop-in lets systemd track).
+      const master = postfixMasterPid(sys);
+      expect(master).toBeGreaterThan(0);
+      expect(await unitPid("postfix@-.service")).toBe(master);
+      const dovecot = await unitPid("dovecot.service");
+      expect(dovecot).toBeGreaterThan(0);
+      const restartsBefore = await Promise.all(units.map(restarts));
+      await sys.ok(["kill", "-9", String(master), String(dovecot)]);
+      const deadline = Date.now() + 90_000;
+      const back = async (): Promise<boolean> => {
+        const pids = [postfixMasterPid(sys), await unitPid("postfix@-.service"), await unitPid("dovecot.service")];
+        const active = await Promise.all(units.map((u) => unitState(u, "is-active")));
+        return (
+          pids[0] !== master &&
+          pids[0] === pids[1] &&
+          pids[2]! > 0 &&
+          pids[2] !== dovecot &&
+          active.every((a) => a === "active")
+        );
+      };
+      while (!(await back()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      expect(await back()).toBe(true);
+      // systemd's own restarts (not the agent's), each after the kill it saw.
+      const restartsAfter = await Promise.all(units.map(restarts));
+      units.forEach((u, i) => expect(restartsAfter[i], u).toBe(restartsBefore[i]! + 1));
+      for (const unit of units) {
+        const journal = await sys.ok(["journalctl", "--no-pager", "-o", "cat", "-u", unit]);
+        expect(journal, unit).toMatch(/code=killed, status=9\/KILL/);
+      }
+      // Health shows the units running again; SMTP greets and delivers through Dovecot's LMTP.
+      await waitServices(h, "vn1", (sv) =>
+        ["postfix", "dovecot"].every((n) => sv.find((x) => x.name === n)?.detail === "systemd: active (running)"),
+      );
+      await deliverAndFind(t, "alice", D, "after the daemons were killed");
+    }, 180_000);
+
     it("removing the agent package puts the stock files back; the controller package never purges its CA", async () => {
       await sys.ok(["dpkg", "-r", "netserva-mail-agent"]);
       expect(sha(mainCf())).toBe(stockMainCf);
