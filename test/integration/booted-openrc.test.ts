@@ -270,6 +270,13 @@ describe.skipIf(!canRun)(
       const logBefore = readFileSync(join(sys.root, AGENT_LOG.slice(1)), "utf8").length;
       await sys.ok(["kill", "-9", String(master), String(dovecot)]);
       const deadline = Date.now() + 120_000;
+      const log = (): string => readFileSync(join(sys.root, AGENT_LOG.slice(1)), "utf8").slice(logBefore);
+      const lines = (msg: string, daemon: string) =>
+        log()
+          .split("\n")
+          .filter((l) => l.includes(`"msg":"${msg}"`) && l.includes(`"daemon":"${daemon}"`));
+      // Back: new masters, OpenRC says running, and the agent logged both restarts (it logs one
+      // after rc-service start returns, which may be after the daemon is up).
       const back = async (): Promise<boolean> => {
         const [p, d] = [postfixMasterPid(sys), await dovecotPid()];
         return (
@@ -278,18 +285,16 @@ describe.skipIf(!canRun)(
           d > 0 &&
           d !== dovecot &&
           (await rcRunning("postfix")) &&
-          (await rcRunning("dovecot"))
+          (await rcRunning("dovecot")) &&
+          ["postfix", "dovecot"].every((n) => lines("daemon restarted", n).length > 0)
         );
       };
       while (!(await back()) && Date.now() < deadline) await sleep(250);
       expect(await back(), await diagnose()).toBe(true);
       // The agent saw each death (with its reason, also shown failed in health) and started it again.
-      const log = readFileSync(join(sys.root, AGENT_LOG.slice(1)), "utf8").slice(logBefore);
-      const lines = (msg: string, daemon: string) =>
-        log.split("\n").filter((l) => l.includes(`"msg":"${msg}"`) && l.includes(`"daemon":"${daemon}"`));
       for (const daemon of ["postfix", "dovecot"]) {
-        expect(lines("daemon died", daemon), log).toHaveLength(1);
-        expect(lines("daemon restarted", daemon), log).toHaveLength(1);
+        expect(lines("daemon died", daemon), log()).toHaveLength(1);
+        expect(lines("daemon restarted", daemon), log()).toHaveLength(1);
       }
       // Health shows them running again; SMTP greets and delivers through Dovecot's LMTP.
       await waitServices(h, "vn1", (sv) =>

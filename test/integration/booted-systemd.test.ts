@@ -271,7 +271,15 @@ describe.skipIf(!canRun)(
         );
       };
       while (!(await back()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-      expect(await back()).toBe(true);
+      const why = async (): Promise<string> =>
+        (
+          await sys.run([
+            "sh",
+            "-c",
+            "systemctl status --no-pager postfix@-.service dovecot.service; journalctl --no-pager -n 80 -u postfix@-.service -u dovecot.service",
+          ])
+        ).stdout;
+      expect(await back(), await why()).toBe(true);
       // systemd's own restarts (not the agent's), each after the kill it saw.
       const restartsAfter = await Promise.all(units.map(restarts));
       units.forEach((u, i) => expect(restartsAfter[i], u).toBe(restartsBefore[i]! + 1));
