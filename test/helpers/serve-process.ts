@@ -169,7 +169,16 @@ async function spawnServe(o: {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       child.kill("SIGTERM");
-      return exited;
+      // serve bounds its own shutdown (10 s); past that, a teardown must not hang the suite.
+      const escalate = setTimeout(() => {
+        console.warn(`serve ${child.pid} still running 30 s after SIGTERM: SIGKILL`);
+        child.kill("SIGKILL");
+      }, 30_000);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(escalate);
+      }
     },
   };
 }

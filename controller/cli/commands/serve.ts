@@ -10,6 +10,9 @@ import { waitForSignal } from "../../../common/signals.ts";
 import { invalid } from "../../../common/errors.ts";
 import { armKillPoint } from "../../faults/kill-points.ts";
 
+/** How long serve may take to close its listeners, links and database after SIGTERM/SIGINT. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
 export function registerServe(
   program: Command,
   ctx: CliContext,
@@ -66,6 +69,15 @@ export function registerServe(
         });
         ctx.io.err(`controller listening on port ${daemon.port}\n`);
         await waitForSignal();
+        // A close that waits on a peer (a stream still open, a pool connection to a database
+        // that stopped answering) must not hold the process until the service manager kills
+        // it: bounded, and a second signal ends it at once.
+        const force = (why: string): never => {
+          log.error("shutdown cut short", { why });
+          process.exit(1);
+        };
+        setTimeout(() => force(`not finished within ${SHUTDOWN_DEADLINE_MS / 1000} s`), SHUTDOWN_DEADLINE_MS).unref();
+        void waitForSignal().then(() => force("second signal"));
         await admin.close();
         await daemon.close();
         await db.close();
