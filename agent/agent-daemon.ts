@@ -17,7 +17,10 @@ import { createMailHost } from "./mail/mail-host.ts";
 import type { FilterOptions } from "./mail/filter-config.ts";
 import { createVnodePaths } from "./paths.ts";
 import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
-import type { InitKind } from "./sc/service-control.ts";
+import type { InitKind, ServiceControl } from "./sc/service-control.ts";
+import { createSwitchableMail, type SwitchableMail } from "./server/switchable-mail.ts";
+import { NETSERVA_SYSADM_DB } from "./mail/management.ts";
+import { join } from "node:path";
 import { createMailHealth } from "./health/mail-health.ts";
 import { createRspamdPaths } from "./rspamd/paths.ts";
 import { createClamavPaths } from "./clamav/paths.ts";
@@ -38,6 +41,8 @@ export interface AgentMailOptions {
   filter?: FilterOptions;
   /** How often mailbox usage is rescanned on disk (default 30 s). */
   usageIntervalMs?: number;
+  /** NetServa's sysadm DB (default: NetServa 3.0's path under root): its presence means hands off. */
+  sysadmDb?: string;
 }
 
 export interface AgentDaemonOptions {
@@ -52,9 +57,12 @@ export interface AgentDaemonOptions {
   lastResort?: boolean;
 }
 
-async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{ port: MailHostPort; close(): void }> {
+async function openManagedMail(
+  options: AgentMailOptions,
+  sc: ServiceControl,
+  log: Logger,
+): Promise<{ port: MailHostPort; close(): void }> {
   const paths = createVnodePaths(options.root);
-  const sc = createServiceControl({ kind: options.initKind ?? detectInitSystem(), paths });
   const host = await createMailHost({
     root: options.root,
     sc,
@@ -77,6 +85,22 @@ async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{
       host.close();
     },
   };
+}
+
+export const sysadmDbOf = (options: AgentMailOptions): string =>
+  options.sysadmDb ?? join(createVnodePaths(options.root).root, NETSERVA_SYSADM_DB);
+
+/** The vnode's mail: unmanaged (hands off) or managed, switchable by SetManagement. */
+async function createMailPort(options: AgentMailOptions, log: Logger): Promise<SwitchableMail> {
+  const paths = createVnodePaths(options.root);
+  const sc = createServiceControl({ kind: options.initKind ?? detectInitSystem(), paths });
+  return createSwitchableMail({
+    paths,
+    sysadmDb: sysadmDbOf(options),
+    sc,
+    open: () => openManagedMail(options, sc, log),
+    log: log.child({ component: "mail" }),
+  });
 }
 
 export interface AgentDaemon {
@@ -132,6 +156,8 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     listen: options.listen,
     trust,
     ...(mailHost ? { mailHost } : {}),
+    ...(mail ? { mail } : {}),
+    ...(options.mail ? { sysadmDb: sysadmDbOf(options.mail) } : {}),
   });
   const metricsServer = options.metricsListen
     ? await startMetricsServer({
