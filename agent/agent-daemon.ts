@@ -14,6 +14,7 @@ import { createTrustUpdate } from "./enroll/trust-update.ts";
 import { createTrustStore } from "./home/trust-store.ts";
 import { parseHostPort } from "../common/validation/host-port.ts";
 import { createMailHost } from "./mail/mail-host.ts";
+import { createServedWeb } from "./web/web-host.ts";
 import type { FilterOptions } from "./mail/filter-config.ts";
 import { createVnodePaths } from "./paths.ts";
 import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
@@ -61,11 +62,15 @@ async function openManagedMail(
   options: AgentMailOptions,
   sc: ServiceControl,
   log: Logger,
-): Promise<{ port: MailHostPort; close(): void }> {
+): Promise<{ port: MailHostPort; close(): Promise<void> }> {
   const paths = createVnodePaths(options.root);
+  // MTA-STS, autoconfig, autodiscover: served again at once from what the last state committed.
+  const web = createServedWeb({ paths, log: log.child({ component: "web" }) });
+  await web.restore();
   const host = await createMailHost({
     root: options.root,
     sc,
+    web,
     log: log.child({ component: "mail" }),
     ...(options.listen ? { listen: options.listen } : {}),
     ...(options.authPenalty === false ? { authPenalty: false } : {}),
@@ -80,9 +85,10 @@ async function openManagedMail(
   const port = await openMailPort(host, sc, health, { log: log.child({ component: "supervisor" }) });
   return {
     port,
-    close: () => {
+    close: async () => {
       port.close?.();
       host.close();
+      await web.close();
     },
   };
 }
@@ -195,7 +201,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     async close() {
       renewal.stop();
       await Promise.all([server.close(), metricsServer?.close()]);
-      mail?.close();
+      await mail?.close();
       uninstallLastResort();
     },
   };

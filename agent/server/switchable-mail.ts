@@ -18,7 +18,7 @@ import { createUnmanagedPort } from "./unmanaged-port.ts";
 
 export interface OpenedMail {
   readonly port: MailHostPort;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export interface SwitchOutcome {
@@ -33,7 +33,7 @@ export interface SwitchableMail {
   readonly port: MailHostPort;
   management(): Management;
   setManaged(request: { managed: boolean; dryRun: boolean; reason?: string }): Promise<SwitchOutcome>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export interface SwitchableMailOptions {
@@ -98,12 +98,15 @@ export async function createSwitchableMail(o: SwitchableMailOptions): Promise<Sw
       if (request.dryRun)
         return { managed: management.managed, reason: management.reason, overwrites: [], keptAsideDir: dir };
       recordManagement(o.paths, { managed: false, reason });
-      opened?.close();
+      const closing = opened;
       opened = undefined;
+      await closing?.close();
       management = { managed: false, reason };
       o.log?.warn("vnode switched to unmanaged: hands off", { reason });
       return { managed: false, reason, overwrites: [], keptAsideDir: dir };
     },
-    close: () => opened?.close(),
+    close: async () => {
+      await opened?.close();
+    },
   };
 }
