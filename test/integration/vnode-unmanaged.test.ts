@@ -86,7 +86,8 @@ describe.skipIf(!canRun)("an unmanaged vnode: hands off until `vnode manage`", (
     if (logDir && !process.env["KEEP_LOGS"]) rmSync(logDir, { recursive: true, force: true });
   });
 
-  it("reports unmanaged and why, changes nothing, and the reconciler never pushes", async () => {
+  // One scenario in order: the switch ends the hands-off phase, so both halves live in one test.
+  it("reports unmanaged and why, changes nothing, is never pushed; `vnode manage` switches it", async () => {
     const paths = createVnodePaths(root);
     const before = { main: digest(paths.postfixMainCf), dovecot: digest(paths.dovecotConf) };
     const row = await until(
@@ -124,15 +125,8 @@ describe.skipIf(!canRun)("an unmanaged vnode: hands off until `vnode manage`", (
     expect(domain.err).toContain("unmanaged");
     expect(digest(paths.postfixMainCf)).toBe(before.main);
     expect(readFileSync(agent?.logFile ?? "", "utf8")).not.toContain("state applied");
-  }, 120_000);
 
-  it("`vnode manage` says what it overwrites, asks, keeps the originals aside and switches", async () => {
-    const paths = createVnodePaths(root);
-    await until(
-      async () => ((await statusRow())?.["management"] === "unmanaged" ? true : undefined),
-      60_000,
-      "unmanaged",
-    );
+    // The way out: `vnode manage` says what it overwrites, asks, keeps the originals aside, switches.
     const dry = await harness.cli(["vnode", "manage", NAME, "--dry-run"]);
     expect(dry.code, dry.err).toBe(0);
     expect(dry.out).toContain(paths.postfixMainCf);
@@ -149,7 +143,7 @@ describe.skipIf(!canRun)("an unmanaged vnode: hands off until `vnode manage`", (
     expect(readFileSync(paths.postfixMainCf, "utf8")).toContain("Rendered by netserva-mail");
     expect(readFileSync(keptAside(paths, paths.postfixMainCf) ?? "", "utf8")).toBe(FOREIGN_MAIN);
     expect(readFileSync(keptAside(paths, paths.dovecotConf) ?? "", "utf8")).toBe(FOREIGN_DOVECOT);
-    const row = await until(
+    const managedRow = await until(
       async () => {
         const r = await statusRow();
         return r?.["management"] === "managed" && r["appliedGeneration"] === r["generation"] ? r : undefined;
@@ -157,8 +151,8 @@ describe.skipIf(!canRun)("an unmanaged vnode: hands off until `vnode manage`", (
       60_000,
       "managed at its generation",
     );
-    expect(row["managementReason"]).toBeNull();
+    expect(managedRow["managementReason"]).toBeNull();
     // Managed now: the domain stored while hands-off is live.
     expect(existsSync(paths.lookupDb)).toBe(true);
-  }, 180_000);
+  }, 300_000);
 });
