@@ -12,6 +12,7 @@ import { DkimKeyRow } from "./dkim-key.ts";
 import { MailDnsPolicy } from "./mail-dns-policy.ts";
 import { MailHealthSample } from "./mail-health-sample.ts";
 import { CertificateAuthority } from "./certificate-authority.ts";
+import { MailCertificate } from "./mail-certificate.ts";
 import { AcmeAccount, AcmeCertificate } from "./acme.ts";
 
 export {
@@ -30,6 +31,7 @@ export {
   MailDnsPolicy,
   MailHealthSample,
   CertificateAuthority,
+  MailCertificate,
   AcmeAccount,
   AcmeCertificate,
 };
@@ -50,6 +52,7 @@ export const allEntities = [
   MailDnsPolicy,
   MailHealthSample,
   CertificateAuthority,
+  MailCertificate,
   AcmeAccount,
   AcmeCertificate,
 ];
