@@ -207,6 +207,13 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           reason: `vnode ${vnode.name} is ${vnode.status}: generation ${generation} is applied once its agent is enrolled`,
           diff: [],
         };
+      if (vnode.management === "unmanaged")
+        return {
+          pushed: false,
+          generation,
+          reason: `vnode ${vnode.name} is unmanaged (${vnode.managementReason ?? "its agent keeps its hands off"}): generation ${generation} is stored; \`vnode manage ${vnode.name}\` or \`vnode adopt ${vnode.name}\` switches it`,
+          diff: [],
+        };
       const { client, close, live } = await clientFor(vnode);
       let attempted = generation;
       try {

@@ -2,8 +2,8 @@ import { Migration } from "@mikro-orm/migrations";
 
 /** ACME: one account (key and URL) per ACME server, and per vnode the certificate it asked an ACME
  * server for (names, schedule, failures, and a claim so one controller process runs each order). */
-export class Migration0009Acme extends Migration {
-  override name = "0009-acme";
+export class Migration0010Acme extends Migration {
+  override name = "0010-acme";
 
   override up(): void {
     this.addSql(`create table acme_accounts (
