@@ -32,6 +32,8 @@ export interface DatabaseOptions {
 
 export interface Database {
   readonly kind: "postgresql" | "pglite";
+  /** PostgreSQL's URL (a dedicated LISTEN connection needs it); absent for PGlite. */
+  readonly url?: string;
   /** A fresh, request-scoped entity manager. */
   em(): SqlEntityManager;
   close(): Promise<void>;
@@ -78,6 +80,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       await orm.migrator.up();
       return {
         kind: "postgresql",
+        url: options.url,
         em: () => orm.em.fork() as unknown as SqlEntityManager,
         close: () => orm.close(true),
       };

@@ -55,6 +55,8 @@ export interface DeliverOutcome {
   stateDigest?: string;
   /** Set when the agent refused the state (its checker's words); the vnode keeps its old state. */
   refused?: string;
+  /** The agent has seen a newer lease epoch than the one we sent: we no longer hold the vnode. */
+  fenced?: boolean;
   /** Why it was not pushed, for the operator. */
   reason?: string;
   /** The agent's diff lines (dry run or applied). */
@@ -74,6 +76,9 @@ export interface DeliverServiceOptions {
   timeoutMs?: number;
   /** Wait before a refused state is sent again: doubles per refusal from firstMs up to maxMs. */
   refusalBackoff?: { firstMs: number; maxMs: number };
+  /** Several controllers (serve on PostgreSQL): our lease epoch on a vnode, stamped on every
+   *  command; undefined = we do not hold its lease, so we do not push. Absent: epoch 0, unfenced. */
+  epochFor?: (vnode: string) => bigint | undefined;
 }
 
 export const DEFAULT_REFUSAL_BACKOFF = { firstMs: 2000, maxMs: 10 * 60_000 };
@@ -87,6 +92,11 @@ function isRefusal(error: NetservaError): boolean {
   return error.code === "failed_precondition" || error.code === "invalid_argument";
 }
 
+/** The agent has seen a newer lease epoch than ours: another controller holds the vnode now. */
+export function isFenced(error: NetservaError): boolean {
+  return error.code === "failed_precondition" && error.field === "meta.lease_epoch";
+}
+
 export function createDeliverService(options: DeliverServiceOptions): DeliverService {
   const clientFor = async (vnode: Vnode): Promise<{ client: AgentClient; close: () => void; live: boolean }> => {
     const link = options.linkFor?.(vnode.name);
@@ -97,12 +107,12 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   };
   /** Without a live link: a ping with a short deadline first (it also opens the connection the
    *  push then uses), so an unreachable vnode is an answer in seconds, not a held command. */
-  const reachable = async (client: AgentClient): Promise<string | undefined> => {
+  const reachable = async (client: AgentClient, leaseEpoch: bigint): Promise<string | undefined> => {
     try {
       await client.call(
         "ping",
         create(PingRequestSchema, {
-          meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
+          meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller", leaseEpoch }),
         }),
         { timeoutMs: REACH_TIMEOUT_MS },
       );
@@ -116,6 +126,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     vnode: Vnode,
     client: AgentClient,
     request: DeliverRequest,
+    leaseEpoch: bigint,
     compiled: (generation: number) => void,
   ): Promise<{ response: ApplyResponse; state: DesiredState }> => {
     const em = options.db.em().fork();
@@ -130,6 +141,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           requestId: randomUUID(),
           generation: state.generation,
           actor: request.actor,
+          leaseEpoch,
         }),
         state,
         dryRun: request.dryRun === true,
@@ -143,6 +155,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     client: AgentClient,
     request: DeliverRequest,
     changes: { generation: number; list: StateChange[] },
+    leaseEpoch: bigint,
   ): Promise<ApplyResponse> => {
     const dryRun = request.dryRun === true;
     // A dry run's generation is not bumped: it is checked against the applied one as if it were.
@@ -155,6 +168,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           requestId: randomUUID(),
           generation: BigInt(base + 1),
           actor: request.actor,
+          leaseEpoch,
         }),
         baseGeneration: BigInt(base),
         changes: changes.list,
@@ -194,6 +208,14 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
       );
   };
 
+  /** The change feed's rows the vnode has applied are of no more use. */
+  const forgetChanges = async (vnode: Vnode, applied: number): Promise<void> => {
+    await options.db
+      .em()
+      .getConnection()
+      .execute("delete from vnode_changes where vnode_id = ? and generation <= ?", [vnode.id, applied], "run");
+  };
+
   return {
     async deliver(request) {
       const em = options.db.em().fork();
@@ -207,10 +229,18 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           reason: `vnode ${vnode.name} is ${vnode.status}: generation ${generation} is applied once its agent is enrolled`,
           diff: [],
         };
+      const leaseEpoch = options.epochFor ? options.epochFor(vnode.name) : 0n;
+      if (leaseEpoch === undefined)
+        return {
+          pushed: false,
+          generation,
+          reason: `this controller does not hold the lease on vnode ${vnode.name}: its holder pushes generation ${generation}`,
+          diff: [],
+        };
       const { client, close, live } = await clientFor(vnode);
       let attempted = generation;
       try {
-        const unreachable = live ? undefined : await reachable(client);
+        const unreachable = live ? undefined : await reachable(client, leaseEpoch);
         if (unreachable !== undefined)
           return {
             pushed: false,
@@ -221,16 +251,18 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         let response: ApplyResponse | undefined;
         let state: DesiredState | undefined;
         if (request.changes && request.changes.list.length <= MAX_INCREMENTAL_CHANGES) {
-          response = await sendChanges(client, request, request.changes);
+          response = await sendChanges(client, request, request.changes, leaseEpoch);
           // The agent was not at the base generation: it asks for the whole state instead.
           if (response.needsFullState) response = undefined;
         }
-        if (!response) ({ response, state } = await sendState(vnode, client, request, (g) => (attempted = g)));
+        if (!response)
+          ({ response, state } = await sendState(vnode, client, request, leaseEpoch, (g) => (attempted = g)));
         const applied = Number(response.appliedGeneration);
         if (!request.dryRun) {
           killPoint("push-applied");
           await recordAppliedGeneration(em, vnode.id, applied);
           await clearRefusal(vnode, applied);
+          await forgetChanges(vnode, applied);
         }
         return {
           pushed: !request.dryRun,
@@ -242,6 +274,15 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         };
       } catch (reason) {
         const error = NetservaError.from(reason);
+        // Not a verdict on the state: we were deposed; the new holder pushes it.
+        if (isFenced(error))
+          return {
+            pushed: false,
+            generation: attempted,
+            fenced: true,
+            reason: `vnode ${vnode.name} refused our lease epoch ${leaseEpoch}: ${error.message}`,
+            diff: [],
+          };
         if (isRefusal(error)) {
           if (!request.dryRun) await recordRefusal(vnode, attempted, error.message);
           return {

@@ -52,6 +52,8 @@ export function registerServe(
           onEnrollmentRefused: (method, reason) => metrics.enrollmentRefused(method, reason),
           metrics,
           certificateCheckMs,
+          // The fencing test's paused holder (lease-keeper.ts); never set in production.
+          ...(ctx.io.env["NETSERVA_FAULT_IGNORE_LEASE_LAPSE"] === "1" ? { ignoreLeaseLapse: true } : {}),
         });
         // Other CLI invocations reach the embedded database through this process.
         const admin = await startAdminSocket({
