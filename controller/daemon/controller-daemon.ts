@@ -154,7 +154,12 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
   // A lease gained: a link to the vnode at once, and whatever it has not applied yet.
   onLeases = (gained) => {
     fleet.refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) }));
-    for (const vnode of gained) pusher.push(vnode);
+    for (const vnode of gained) {
+      pusher.push(vnode);
+      void deliver.announce?.(vnode).then((failed) => {
+        if (failed) options.log.warn("new lease epoch not announced", { vnode, reason: failed });
+      });
+    }
   };
   const renewal = startControllerRenewal({
     ...renewalOptions,

@@ -85,6 +85,9 @@ export const DEFAULT_REFUSAL_BACKOFF = { firstMs: 2000, maxMs: 10 * 60_000 };
 
 export interface DeliverService {
   deliver(request: DeliverRequest): Promise<DeliverOutcome>;
+  /** A lease just taken: a ping with our epoch, so the agent refuses the previous holder from
+   *  now on, not only from our first push. Resolves with why it failed, or undefined. */
+  announce?(vnode: string): Promise<string | undefined>;
 }
 
 /** Refusals an agent answers with when the state itself is wrong, not the path to it. */
@@ -217,6 +220,18 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   };
 
   return {
+    async announce(name) {
+      const leaseEpoch = options.epochFor?.(name);
+      if (leaseEpoch === undefined) return `this controller does not hold the lease on vnode ${name}`;
+      const vnode = await options.db.em().fork().findOne(Vnode, { name, status: "enrolled" });
+      if (!vnode) return `vnode ${name} is not enrolled`;
+      const { client, close } = await clientFor(vnode);
+      try {
+        return await reachable(client, leaseEpoch);
+      } finally {
+        close();
+      }
+    },
     async deliver(request) {
       const em = options.db.em().fork();
       const vnode = await em.findOne(Vnode, { name: request.vnode });

@@ -5,8 +5,9 @@
 import type { Database } from "../db/open-database.ts";
 import type { DeliverOutcome } from "./deliver.ts";
 
-/** How long a command waits for the holder to report its change live. */
-export const HOLDER_WAIT_MS = 15_000;
+/** How long a command waits for the holder to report its change live: long enough to see a
+ *  killed holder's lease expire (10 s) and be taken over. */
+export const HOLDER_WAIT_MS = 20_000;
 const POLL_MS = 20;
 
 export interface LeaseHolder {
