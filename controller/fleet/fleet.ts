@@ -145,6 +145,9 @@ export function startFleet(options: FleetOptions): Fleet {
     const revocationsChanged = key !== revokedKey;
     revokedKey = key;
     const enrolled = await em.find(Vnode, { status: "enrolled" });
+    // Closed while the reads above were under way: a link made now would outlive close() and
+    // keep serve from exiting (its reconnect timers never stop).
+    if (closed) return;
     const vnodes = options.holds ? enrolled.filter((v) => options.holds?.(v.name) === true) : enrolled;
     const wanted = new Map(vnodes.map((v) => [v.name, v]));
     for (const [name, entry] of links) {
