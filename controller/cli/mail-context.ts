@@ -9,7 +9,6 @@ import { createZoneListProvider } from "../dns/zone-list-provider.ts";
 import { powerDnsZonesFor } from "./dns-context.ts";
 import type { MailServices, MutationResult } from "../mail/mail-api.ts";
 import { deliverServiceFor } from "../fleet/deliver.ts";
-import { awaitHolderPush, leaseHolder } from "../fleet/holder-wait.ts";
 import type { DeliverOutcome } from "../fleet/deliver.ts";
 import { reportDelivery } from "./delivery-report.ts";
 import type { Database } from "../db/open-database.ts";
@@ -82,15 +81,12 @@ export async function withMail<T>(
         else
           try {
             // Several controllers on PostgreSQL: the vnode's lease holder pushes what was committed.
-            const holder = result.dryRun ? undefined : await leaseHolder(db, result.vnode);
-            outcome = holder
-              ? await awaitHolderPush(db, result.vnode, result.generation, holder)
-              : await deliverServiceFor(db, paths).deliver({
-                  vnode: result.vnode,
-                  actor: ctx.actor,
-                  changes: { generation: result.generation, list: result.changes },
-                  dryRun: result.dryRun,
-                });
+            outcome = await deliverServiceFor(db, paths).deliver({
+              vnode: result.vnode,
+              actor: ctx.actor,
+              changes: { generation: result.generation, list: result.changes },
+              dryRun: result.dryRun,
+            });
           } catch (error) {
             outcome = { pushed: false, reason: (error as Error).message, diff: [] };
           }

@@ -11,6 +11,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ApplyChangesRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type { StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import type { Logger } from "../../common/log.ts";
+import type { Database } from "../db/open-database.ts";
 
 export const CHANGES_CHANNEL = "netserva_vnode_changes";
 /** Above this many changes the holder sends the whole state anyway: no row is kept. */
@@ -33,6 +34,11 @@ export async function recordChange(
     );
   }
   await connection.execute("select pg_notify(?, ?)", [CHANGES_CHANNEL, change.vnode], "all", tx);
+}
+
+/** Wakes the vnode's holder for a change committed without recordChange (a whole-state change). */
+export async function notifyHolder(db: Database, vnode: string): Promise<void> {
+  await db.em().getConnection().execute("select pg_notify(?, ?)", [CHANGES_CHANNEL, vnode]);
 }
 
 export function decodeChanges(bytes: Uint8Array): StateChange[] {

@@ -2,8 +2,8 @@
 // changes past the generation the vnode applied and pushes them one generation at a time through
 // the deliver service (which stamps our lease epoch). One run per vnode at a time; a call during a
 // run makes it look again when it ends, so a burst of commits costs one read per round, not one
-// per commit. A missing row (a bulk change over the feed's limit, a change made outside the
-// mutation path) or an agent at another base means the whole state.
+// per commit. A generation with no row (a bulk change over the feed's limit, a whole-state change:
+// settings, DKIM, TLS) or an agent at another base means the whole state.
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { decodeChanges } from "./change-feed.ts";
@@ -22,47 +22,48 @@ export interface ChangePusher {
   idle(): Promise<void>;
 }
 
-type Row = { generation: string | number; actor: string; changes: Uint8Array; applied: string | number };
+type Row = { generation: string | number; actor: string; changes: Uint8Array };
 
 export function createChangePusher(options: ChangePusherOptions): ChangePusher {
   const running = new Map<string, Promise<void>>();
   const again = new Set<string>();
+  const sql = <T extends Array<Record<string, unknown>>>(text: string, params: unknown[]): Promise<T> =>
+    options.db.em().getConnection().execute<T>(text, params);
 
-  const pending = (vnode: string): Promise<Row[]> =>
-    options.db
-      .em()
-      .getConnection()
-      .execute<Row[]>(
-        `select c.generation, c.actor, c.changes, v.applied_generation as applied
-         from vnode_changes c join vnodes v on v.id = c.vnode_id
-         where v.name = ? and v.status = 'enrolled' and c.generation > v.applied_generation
-         order by c.generation`,
-        [vnode],
-      );
-
-  /** One round: returns whether something was pushed (then another round may find more). */
+  /** One round: everything between the generation the vnode applied and its desired one. */
   const round = async (vnode: string): Promise<void> => {
-    const rows = await pending(vnode);
-    const first = rows[0];
-    if (!first) return;
-    let applied = Number(first.applied);
-    for (const row of rows) {
-      const generation = Number(row.generation);
-      if (generation <= applied) continue;
-      const outcome =
-        generation === applied + 1
-          ? await options.deliver.deliver({
-              vnode,
-              actor: row.actor,
-              changes: { generation, list: decodeChanges(row.changes) },
-            })
-          : await options.deliver.deliver({ vnode, actor: "controller" });
+    const [target] = await sql<Array<{ id: number; generation: string | number; applied: string | number }>>(
+      "select id, generation, applied_generation as applied from vnodes where name = ? and status = 'enrolled'",
+      [vnode],
+    );
+    if (!target || Number(target.generation) <= Number(target.applied)) return;
+    let applied = Number(target.applied);
+    const rows = await sql<Row[]>(
+      "select generation, actor, changes from vnode_changes where vnode_id = ? and generation > ? order by generation",
+      [target.id, applied],
+    );
+    const next = new Map(rows.map((row) => [Number(row.generation), row]));
+    while (applied < Number(target.generation)) {
+      const row = next.get(applied + 1);
+      const outcome = row
+        ? await options.deliver.deliver({
+            vnode,
+            actor: row.actor,
+            changes: { generation: applied + 1, list: decodeChanges(row.changes) },
+          })
+        : await options.deliver.deliver({ vnode, actor: "controller" });
       if (!outcome.pushed) {
         // Refused, fenced or unreachable: the reconciler (or the next holder) takes it from here.
-        options.log.warn("push of committed changes failed", { vnode, generation, reason: outcome.reason });
+        options.log.warn("push of committed changes failed", {
+          vnode,
+          generation: applied + 1,
+          reason: outcome.reason,
+        });
         return;
       }
-      applied = outcome.appliedGeneration ?? generation;
+      const now = outcome.appliedGeneration ?? applied + 1;
+      if (now <= applied) return; // the agent did not move: leave it to the reconciler
+      applied = now;
     }
   };
 

@@ -27,6 +27,8 @@ import type { MailTlsIssuer } from "../pki/mail-tls.ts";
 import type { AgentClient } from "./agent-client.ts";
 import { agentClientFor } from "./agent-for-vnode.ts";
 import { killPoint, killPointSoon } from "../faults/kill-points.ts";
+import { notifyHolder } from "./change-feed.ts";
+import { awaitHolderPush, leaseHolder } from "./holder-wait.ts";
 
 /** Above this many changes (a bulk import) the whole state is cheaper to send. */
 const MAX_INCREMENTAL_CHANGES = 5000;
@@ -321,9 +323,31 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   };
 }
 
-/** The deliver service of a CLI process (no fleet of its own: each delivery opens its client). */
+/**
+ * The deliver service of a CLI process (no fleet of its own: each delivery opens its client).
+ * On PostgreSQL with a live lease holder for the vnode (several controllers) it pushes nothing
+ * itself: it wakes the holder and waits, bounded, for the holder's report (holder-wait.ts).
+ */
 export function deliverServiceFor(db: Database, paths: HomePaths): DeliverService {
-  return createDeliverService({ db, paths, mailTls: mailTlsIssuerFor(paths, mailTlsLifetime(paths)) });
+  const direct = createDeliverService({ db, paths, mailTls: mailTlsIssuerFor(paths, mailTlsLifetime(paths)) });
+  return {
+    async deliver(request) {
+      const holder = request.dryRun ? undefined : await leaseHolder(db, request.vnode);
+      if (!holder) return direct.deliver(request);
+      const generation = request.changes?.generation ?? (await desiredGeneration(db, request.vnode));
+      if (generation === undefined) return { pushed: false, reason: `vnode ${request.vnode} not found`, diff: [] };
+      await notifyHolder(db, request.vnode);
+      return awaitHolderPush(db, request.vnode, generation, holder);
+    },
+  };
+}
+
+async function desiredGeneration(db: Database, vnode: string): Promise<number | undefined> {
+  const rows = await db
+    .em()
+    .getConnection()
+    .execute<Array<{ generation: string | number }>>("select generation from vnodes where name = ?", [vnode]);
+  return rows[0] ? Number(rows[0].generation) : undefined;
 }
 
 /** controller.json's mailTlsCertificateSeconds; the default when the home has no readable config. */
