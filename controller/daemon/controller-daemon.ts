@@ -8,7 +8,7 @@ import type { EnrollmentLimits, EnrollmentMaterial, Refusal } from "../enrollmen
 import { startFleet } from "../fleet/fleet.ts";
 import { startLeaseKeeper } from "../fleet/lease-keeper.ts";
 import type { LeaseKeeper } from "../fleet/lease-keeper.ts";
-import { listenForChanges } from "../fleet/change-feed.ts";
+import { listenForChanges } from "../fleet/change-listener.ts";
 import { createChangePusher } from "../fleet/change-pusher.ts";
 import { createDeliverService } from "../fleet/deliver.ts";
 import { mailTlsIssuerFor } from "../pki/mail-tls.ts";

@@ -6,7 +6,7 @@
 // settings, DKIM, TLS) or an agent at another base means the whole state.
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
-import { decodeChanges } from "./change-feed.ts";
+import { decodeChanges } from "../db/change-feed.ts";
 import type { DeliverOutcome, DeliverRequest } from "./deliver.ts";
 
 export interface ChangePusherOptions {

@@ -27,7 +27,7 @@ import type { MailTlsIssuer } from "../pki/mail-tls.ts";
 import type { AgentClient } from "./agent-client.ts";
 import { agentClientFor } from "./agent-for-vnode.ts";
 import { killPoint, killPointSoon } from "../faults/kill-points.ts";
-import { notifyHolder } from "./change-feed.ts";
+import { notifyHolder } from "../db/change-feed.ts";
 import { awaitHolderPush, leaseHolder } from "./holder-wait.ts";
 
 /** Above this many changes (a bulk import) the whole state is cheaper to send. */

@@ -14,7 +14,7 @@ import type { MailServiceContext, MutationResult } from "./mail-api.ts";
 import { resultOf, writeMutationLog } from "./mutation-log.ts";
 import { killPoint } from "../faults/kill-points.ts";
 import { asDatabaseError } from "../db/database-errors.ts";
-import { recordChange } from "../fleet/change-feed.ts";
+import { recordChange } from "../db/change-feed.ts";
 
 export interface VnodeRow {
   id: number;
