@@ -19,7 +19,10 @@ import { createServedWeb } from "./web/web-host.ts";
 import type { FilterOptions } from "./mail/filter-config.ts";
 import { createVnodePaths } from "./paths.ts";
 import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
-import type { InitKind } from "./sc/service-control.ts";
+import type { InitKind, ServiceControl } from "./sc/service-control.ts";
+import { createSwitchableMail, type SwitchableMail } from "./server/switchable-mail.ts";
+import { NETSERVA_SYSADM_DB } from "./mail/management.ts";
+import { join } from "node:path";
 import { createMailHealth } from "./health/mail-health.ts";
 import { createRspamdPaths } from "./rspamd/paths.ts";
 import { createClamavPaths } from "./clamav/paths.ts";
@@ -40,6 +43,8 @@ export interface AgentMailOptions {
   filter?: FilterOptions;
   /** How often mailbox usage is rescanned on disk (default 30 s). */
   usageIntervalMs?: number;
+  /** NetServa's sysadm DB (default: NetServa 3.0's path under root): its presence means hands off. */
+  sysadmDb?: string;
 }
 
 export interface AgentDaemonOptions {
@@ -54,12 +59,12 @@ export interface AgentDaemonOptions {
   lastResort?: boolean;
 }
 
-async function createMailPort(
+async function openManagedMail(
   options: AgentMailOptions,
+  sc: ServiceControl,
   log: Logger,
 ): Promise<{ port: MailHostPort; close(): Promise<void> }> {
   const paths = createVnodePaths(options.root);
-  const sc = createServiceControl({ kind: options.initKind ?? detectInitSystem(), paths });
   // MTA-STS, autoconfig, autodiscover: served again at once from what the last state committed.
   const web = createServedWeb({ paths, log: log.child({ component: "web" }) });
   await web.restore();
@@ -87,6 +92,22 @@ async function createMailPort(
       await web.close();
     },
   };
+}
+
+export const sysadmDbOf = (options: AgentMailOptions): string =>
+  options.sysadmDb ?? join(createVnodePaths(options.root).root, NETSERVA_SYSADM_DB);
+
+/** The vnode's mail: unmanaged (hands off) or managed, switchable by SetManagement. */
+async function createMailPort(options: AgentMailOptions, log: Logger): Promise<SwitchableMail> {
+  const paths = createVnodePaths(options.root);
+  const sc = createServiceControl({ kind: options.initKind ?? detectInitSystem(), paths });
+  return createSwitchableMail({
+    paths,
+    sysadmDb: sysadmDbOf(options),
+    sc,
+    open: () => openManagedMail(options, sc, log),
+    log: log.child({ component: "mail" }),
+  });
 }
 
 export interface AgentDaemon {
@@ -144,6 +165,8 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     listen: options.listen,
     trust,
     ...(mailHost ? { mailHost } : {}),
+    ...(mail ? { mail } : {}),
+    ...(options.mail ? { sysadmDb: sysadmDbOf(options.mail) } : {}),
   });
   const metricsServer = options.metricsListen
     ? await startMetricsServer({

@@ -19,6 +19,7 @@ import { createRequestRecord } from "./request-record.ts";
 import type { Revocations } from "./revocations.ts";
 import type { LeaseFence } from "./lease-fence.ts";
 import type { TrustUpdate } from "../enroll/trust-update.ts";
+import type { SwitchableMail } from "./switchable-mail.ts";
 
 export interface AgentServerOptions {
   vnode: string;
@@ -34,6 +35,10 @@ export interface AgentServerOptions {
   metrics: AgentMetrics;
   log: Logger;
   mailHost?: MailHostPort;
+  /** The managed/unmanaged switch of the mail host (SetManagement). */
+  mail?: SwitchableMail;
+  /** NetServa's sysadm DB the inventory reads by default. */
+  sysadmDb?: string;
   trust?: TrustUpdate;
   /** host:port; port 0 picks a free one */
   listen: string;
@@ -100,6 +105,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       version: options.version,
       applied: options.applied,
       mailHost: options.mailHost,
+      ...(options.mail ? { mail: options.mail } : {}),
+      ...(options.sysadmDb ? { sysadmDb: options.sysadmDb } : {}),
       certificateNotAfter: () => notAfter,
       revocations: options.revocations,
       record: createRequestRecord(),

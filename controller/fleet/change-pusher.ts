@@ -33,7 +33,7 @@ export function createChangePusher(options: ChangePusherOptions): ChangePusher {
   /** One round: everything between the generation the vnode applied and its desired one. */
   const round = async (vnode: string): Promise<void> => {
     const [target] = await sql<Array<{ id: number; generation: string | number; applied: string | number }>>(
-      "select id, generation, applied_generation as applied from vnodes where name = ? and status = 'enrolled'",
+      "select id, generation, applied_generation as applied from vnodes where name = ? and status = 'enrolled' and coalesce(management, '') <> 'unmanaged'",
       [vnode],
     );
     if (!target || Number(target.generation) <= Number(target.applied)) return;

@@ -246,6 +246,13 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           reason: `vnode ${vnode.name} is ${vnode.status}: generation ${generation} is applied once its agent is enrolled`,
           diff: [],
         };
+      if (vnode.management === "unmanaged")
+        return {
+          pushed: false,
+          generation,
+          reason: `vnode ${vnode.name} is unmanaged (${vnode.managementReason ?? "its agent keeps its hands off"}): generation ${generation} is stored; \`vnode manage ${vnode.name}\` or \`vnode adopt ${vnode.name}\` switches it`,
+          diff: [],
+        };
       const leaseEpoch = options.epochFor ? options.epochFor(vnode.name) : 0n;
       if (leaseEpoch === undefined)
         return {
@@ -333,21 +340,25 @@ export function deliverServiceFor(db: Database, paths: HomePaths): DeliverServic
   return {
     async deliver(request) {
       const holder = request.dryRun ? undefined : await leaseHolder(db, request.vnode);
-      if (!holder) return direct.deliver(request);
-      const generation = request.changes?.generation ?? (await desiredGeneration(db, request.vnode));
-      if (generation === undefined) return { pushed: false, reason: `vnode ${request.vnode} not found`, diff: [] };
+      const vnode = holder ? await pushable(db, request.vnode) : undefined;
+      // Not enrolled, unmanaged, gone: the holder would not push it either; the direct path says why.
+      if (!holder || !vnode) return direct.deliver(request);
       await notifyHolder(db, request.vnode);
-      return awaitHolderPush(db, request.vnode, generation, holder);
+      return awaitHolderPush(db, request.vnode, request.changes?.generation ?? vnode.generation, holder);
     },
   };
 }
 
-async function desiredGeneration(db: Database, vnode: string): Promise<number | undefined> {
+/** The vnode's desired generation when a holder would push it (enrolled and managed). */
+async function pushable(db: Database, vnode: string): Promise<{ generation: number } | undefined> {
   const rows = await db
     .em()
     .getConnection()
-    .execute<Array<{ generation: string | number }>>("select generation from vnodes where name = ?", [vnode]);
-  return rows[0] ? Number(rows[0].generation) : undefined;
+    .execute<Array<{ generation: string | number }>>(
+      "select generation from vnodes where name = ? and status = 'enrolled' and coalesce(management, '') <> 'unmanaged'",
+      [vnode],
+    );
+  return rows[0] ? { generation: Number(rows[0].generation) } : undefined;
 }
 
 /** controller.json's mailTlsCertificateSeconds; the default when the home has no readable config. */

@@ -21,6 +21,9 @@ export interface VnodeStatus {
   refusedCount: number;
   /** When the reconciler sends the refused state again. */
   retryAt: string | null;
+  /** "unmanaged" when the agent keeps its hands off (managementReason says why), else "managed". */
+  management: "managed" | "unmanaged";
+  managementReason: string | null;
 }
 
 export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promise<VnodeStatus[]> {
@@ -47,5 +50,7 @@ export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promi
     refused: v.refusedReason ?? null,
     refusedCount: v.refusedCount,
     retryAt: v.retryAt ? v.retryAt.toISOString() : null,
+    management: v.management === "unmanaged" ? "unmanaged" : "managed",
+    managementReason: v.management === "unmanaged" ? (v.managementReason ?? null) : null,
   }));
 }

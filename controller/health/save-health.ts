@@ -51,6 +51,9 @@ async function saveHealthReport(
       lastSeenAt: now,
       agentVersion: report.agentVersion,
       appliedGeneration: Number(report.appliedGeneration),
+      // Older agents send no management: they manage.
+      management: report.management === "" ? null : report.management,
+      managementReason: report.managementReason === "" ? null : report.managementReason,
       ...(mail?.filesystem ? { fsCapacityBytes: mail.filesystem.sizeBytes } : {}),
     },
   );
