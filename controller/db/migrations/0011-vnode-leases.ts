@@ -3,8 +3,8 @@ import { Migration } from "@mikro-orm/migrations";
 /** Several controllers on one PostgreSQL: each serve's heartbeat row, one lease row per vnode
  * (holder, epoch = the fence token agents check, expiry on the database's clock), and the
  * committed lookup changes not yet applied (what the holder pushes when it is notified). */
-export class Migration0010VnodeLeases extends Migration {
-  override name = "0010-vnode-leases";
+export class Migration0011VnodeLeases extends Migration {
+  override name = "0011-vnode-leases";
 
   override up(): void {
     this.addSql(`create table controllers (
