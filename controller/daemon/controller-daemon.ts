@@ -14,6 +14,10 @@ import { caPin } from "../../common/pki/pin.ts";
 import { watchCaChanges } from "./ca-watch.ts";
 import { watchDatabase } from "./database-watch.ts";
 import { startMailTlsSweep } from "../pki/mail-tls-sweep.ts";
+import { startAcmeSweep } from "../acme/acme-sweep.ts";
+import { readDnsConfig } from "../dns/dns-config.ts";
+import { createPowerDnsProvider } from "../dns/powerdns-provider.ts";
+import type { DnsProvider } from "../dns/dns-provider.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
@@ -42,6 +46,8 @@ export interface ControllerDaemonOptions {
   certificateCheckMs?: number;
   /** How often the database is probed for reachability (default 2 s). */
   databaseCheckMs?: number;
+  /** The DNS provider ACME's DNS-01 challenges go through; default: PowerDNS from controller.json. */
+  dns?: () => DnsProvider | undefined;
 }
 
 export interface ControllerDaemon {
@@ -133,6 +139,21 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(options.certificateCheckMs !== undefined ? { intervalMs: options.certificateCheckMs } : {}),
     onRenewal: (result) => options.metrics?.certificateRenewal("mail_tls", result),
   });
+  const acmeSweep = startAcmeSweep({
+    db: options.db,
+    deliver,
+    dns:
+      options.dns ??
+      (() => {
+        const config = readDnsConfig(options.paths.config, {});
+        return config.powerdns ? createPowerDnsProvider(config.powerdns) : undefined;
+      }),
+    retry: { retryMs: options.config.acmeRetrySeconds * 1000, maxMs: options.config.acmeRetryMaxSeconds * 1000 },
+    log: options.log.child({ component: "acme" }),
+    ...(options.certificateCheckMs !== undefined ? { intervalMs: options.certificateCheckMs } : {}),
+    onOrder: (result) => options.metrics?.acmeOrder(result),
+    onStates: (states) => options.metrics?.acmeStates(states),
+  });
   const presented = (): Record<PresentedCertificate, string> => ({
     controller: renewal.current().certPem,
     enrollment: enrollment.certPem,
@@ -171,12 +192,14 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     async checkCertificates() {
       await renewal.check();
       await mailTlsSweep.sweep();
+      await acmeSweep.sweep();
     },
     async close() {
       databaseWatch.stop();
       caWatch.stop();
       renewal.stop();
       mailTlsSweep.stop();
+      acmeSweep.stop();
       await fleet.close();
       await enrollment.close();
     },
