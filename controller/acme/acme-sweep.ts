@@ -31,6 +31,8 @@ export interface AcmeSweepOptions {
   intervalMs?: number;
   onOrder?(result: "ok" | "failed"): void;
   onStates?(states: AcmeCertificateState[]): void;
+  /** Several controllers: only the vnodes whose lease we hold (their holder orders and pushes). */
+  owns?: (vnode: string) => boolean;
 }
 
 export interface AcmeSweep {
@@ -55,11 +57,12 @@ export function startAcmeSweep(options: AcmeSweepOptions): AcmeSweep {
        where v.id = a.vnode_id and a.failures = 0 and a.next_attempt_at > now()
          and a.names ->> 0 is distinct from coalesce(v.mail_hostname, v.name)`,
     );
-    return connection.execute<DueRow[]>(
+    const rows = await connection.execute<DueRow[]>(
       `select a.id, v.name as vnode from acme_certificates a join vnodes v on v.id = a.vnode_id
        where a.next_attempt_at <= now() and (a.claimed_until is null or a.claimed_until < now())
        order by a.next_attempt_at`,
     );
+    return options.owns ? rows.filter((row) => options.owns?.(row.vnode) === true) : rows;
   };
 
   const publish = async (): Promise<void> => {

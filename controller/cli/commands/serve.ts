@@ -53,6 +53,8 @@ export function registerServe(
           onEnrollmentRefused: (method, reason) => metrics.enrollmentRefused(method, reason),
           metrics,
           certificateCheckMs,
+          // The fencing test's paused holder (lease-keeper.ts); never set in production.
+          ...(ctx.io.env["NETSERVA_FAULT_IGNORE_LEASE_LAPSE"] === "1" ? { ignoreLeaseLapse: true } : {}),
           // ACME's DNS-01 goes through the provider controller.json and the environment name.
           dns: () => dnsSetupFor(paths, ctx.io.env).provider,
         });
