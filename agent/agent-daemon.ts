@@ -6,6 +6,7 @@ import { createAppliedState } from "./server/applied-state.ts";
 import { startAgentServer } from "./server/agent-server.ts";
 import { openMailPort, type MailHostPort } from "./server/mail-port.ts";
 import { createRevocations } from "./server/revocations.ts";
+import { createLeaseFence } from "./server/lease-fence.ts";
 import { createAgentMetrics } from "./metrics/agent-metrics.ts";
 import { startMetricsServer } from "./metrics/metrics-server.ts";
 import { agentHomePaths, loadAgentIdentity } from "./home/agent-home.ts";
@@ -124,9 +125,10 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   for (const repair of identity.repairs) log.warn("agent identity repaired at start-up", { repair });
   const revocations = createRevocations({ file: paths.revocations });
   const applied = createAppliedState({ file: paths.applied });
+  const fence = createLeaseFence({ file: paths.leaseEpoch });
   // A torn state file is reported and started from empty: generation 0 makes the controller
   // send the whole state, and it pushes its revocation list on connecting.
-  for (const problem of [revocations.problem, applied.problem])
+  for (const problem of [revocations.problem, applied.problem, fence.problem])
     if (problem) log.warn("agent state file unusable, starting from empty", { problem });
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
   // The net under the connection handlers: a miss is logged and counted, and the agent keeps
@@ -157,6 +159,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     certificateNotAfter: inspectCertificate(identity.certPem).notAfter,
     revocations,
     applied,
+    fence,
     metrics,
     log,
     listen: options.listen,

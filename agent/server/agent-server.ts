@@ -17,6 +17,7 @@ import type { MailHostPort } from "./mail-port.ts";
 import { MAX_MESSAGE_BYTES } from "../../common/rpc/limits.ts";
 import { createRequestRecord } from "./request-record.ts";
 import type { Revocations } from "./revocations.ts";
+import type { LeaseFence } from "./lease-fence.ts";
 import type { TrustUpdate } from "../enroll/trust-update.ts";
 import type { SwitchableMail } from "./switchable-mail.ts";
 
@@ -29,6 +30,8 @@ export interface AgentServerOptions {
   certificateNotAfter: Date;
   revocations: Revocations;
   applied: AppliedState;
+  /** The lease fence (absent: none, every epoch passes). */
+  fence?: LeaseFence;
   metrics: AgentMetrics;
   log: Logger;
   mailHost?: MailHostPort;
@@ -110,6 +113,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       metrics: options.metrics,
       log: options.log,
       ...(options.trust ? { trust: options.trust } : {}),
+      ...(options.fence ? { fence: options.fence } : {}),
     }),
   );
   server.addService(

@@ -45,6 +45,9 @@ export interface FleetOptions extends FleetIdentity {
   historyPolicy?: HistoryPolicy;
   /** How often each vnode's full mailbox usage list is fetched (default 5 min; 0 = never). */
   usageSyncMs?: number;
+  /** Several controllers: links (health, reconciler, pushes) only to the vnodes whose lease we
+   *  hold. Absent: every enrolled vnode. */
+  holds?: (vnode: string) => boolean;
 }
 
 export interface Fleet {
@@ -141,10 +144,11 @@ export function startFleet(options: FleetOptions): Fleet {
     const key = [...revoked].sort().join(",");
     const revocationsChanged = key !== revokedKey;
     revokedKey = key;
-    const vnodes = await em.find(Vnode, { status: "enrolled" });
+    const enrolled = await em.find(Vnode, { status: "enrolled" });
     // Closed while the reads above were under way: a link made now would outlive close() and
     // keep serve from exiting (its reconnect timers never stop).
     if (closed) return;
+    const vnodes = options.holds ? enrolled.filter((v) => options.holds?.(v.name) === true) : enrolled;
     const wanted = new Map(vnodes.map((v) => [v.name, v]));
     for (const [name, entry] of links) {
       const vnode = wanted.get(name);
