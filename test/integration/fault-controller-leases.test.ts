@@ -232,7 +232,9 @@ describe.skipIf(!isRoot || !pgUrl)("three controllers on one PostgreSQL", () => 
       duplicated: 0,
       note: `lease taken over after ${takeoverSeconds.toFixed(1)} s (TTL 10 s), epoch ${victimLease.epoch} → ${takenOver.epoch}; addvmail live through the holder in ${viaHolderMs
         .map((ms) => ms.toFixed(0))
-        .join(", ")} ms (whole CLI run, before the kill)`,
+        .join(
+          ", ",
+        )} ms per whole CLI run before the kill (opening the database, hashing the password, then the holder's push)`,
     });
 
     // --- a holder cut off from PostgreSQL, still linked to its agent --------------------------
