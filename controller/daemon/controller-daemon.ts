@@ -111,6 +111,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     deliver,
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
+    ...(options.metrics ? { onHealth: options.metrics.health } : {}),
   });
   const renewal = startControllerRenewal({
     ...renewalOptions,

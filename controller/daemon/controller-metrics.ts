@@ -6,6 +6,7 @@ import type { LastResortKind } from "../../common/process/last-resort.ts";
 import { signatureOperations } from "../../common/pki/signature-count.ts";
 
 import type { Refusal } from "../enrollment/enrollment-server.ts";
+import type { FlushCounts } from "../health/save-health.ts";
 
 /** The certificates the running servers present, by which server. */
 export type PresentedCertificate = "controller" | "enrollment";
@@ -20,6 +21,8 @@ export interface ControllerMetrics {
   /** Whether the last probe of the database succeeded. */
   databaseReachable(up: boolean): void;
   enrollmentRefused(method: "enroll" | "renew", reason: Refusal): void;
+  /** Health reports received, and what their flushes wrote (rows by table, statements). */
+  health(event: { reports: number } | FlushCounts): void;
   text(): Promise<string>;
 }
 
@@ -59,6 +62,23 @@ export function createControllerMetrics(): ControllerMetrics {
       this.set({ operation: "sign" }, signatureOperations.sign);
     },
   });
+  const healthReports = new Counter({
+    name: "netserva_controller_health_reports_total",
+    help: "Health reports received from agents.",
+    registers: [registry],
+  });
+  const healthStatements = new Counter({
+    name: "netserva_controller_health_statements_total",
+    help: "Database statements health reports cost (batched per flush, not per report).",
+    registers: [registry],
+  });
+  const healthRows = new Counter({
+    name: "netserva_controller_health_rows_total",
+    help: "Rows health flushes wrote, by table.",
+    labelNames: ["table"],
+    registers: [registry],
+  });
+  for (const table of ["vnodes", "mail_services", "mail_health_history"]) healthRows.inc({ table }, 0);
   let presented: (() => Record<PresentedCertificate, Date>) | undefined;
   new Gauge({
     name: "netserva_controller_certificate_expiry_timestamp_seconds",
@@ -89,6 +109,16 @@ export function createControllerMetrics(): ControllerMetrics {
     adminClientError: () => adminErrors.inc(),
     databaseReachable: (up) => databaseUp.set(up ? 1 : 0),
     enrollmentRefused: (method, reason) => refused.inc({ method, reason }),
+    health(event) {
+      if ("reports" in event) {
+        healthReports.inc(event.reports);
+        return;
+      }
+      healthStatements.inc(event.statements);
+      healthRows.inc({ table: "vnodes" }, event.vnodes);
+      healthRows.inc({ table: "mail_services" }, event.services);
+      healthRows.inc({ table: "mail_health_history" }, event.samples);
+    },
     text: () => registry.metrics(),
   };
 }

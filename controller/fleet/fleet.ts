@@ -7,7 +7,6 @@ import {
   UpdateRevocationsRequestSchema,
   UpdateTrustRequestSchema,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
-import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
@@ -17,7 +16,7 @@ import { createVnodeLink } from "./vnode-link.ts";
 import type { VnodeLink } from "./vnode-link.ts";
 import type { DeliverService } from "./deliver.ts";
 import { createReconciler } from "./reconciler.ts";
-import { createHealthWriter } from "../health/save-health.ts";
+import { createHealthWriter, type FlushCounts } from "../health/save-health.ts";
 import type { HistoryPolicy } from "../health/health-history.ts";
 import { syncMailboxUsage } from "./mailbox-usage-fetch.ts";
 
@@ -45,6 +44,10 @@ export interface FleetOptions extends FleetIdentity {
   historyPolicy?: HistoryPolicy;
   /** How often each vnode's full mailbox usage list is fetched (default 5 min; 0 = never). */
   usageSyncMs?: number;
+  /** How often noted health goes to the database (default 1 s; see health/save-health.ts). */
+  healthFlushMs?: number;
+  /** Counts each report and each flush's writes (the daemon's metrics). */
+  onHealth?: (event: { reports: number } | FlushCounts) => void;
 }
 
 export interface Fleet {
@@ -66,9 +69,13 @@ export function startFleet(options: FleetOptions): Fleet {
 
   const health = createHealthWriter(options.historyPolicy);
   const usageSyncedAt = new Map<number, number>();
-  const saveReport = async (vnodeId: number, report: HealthReport): Promise<void> => {
-    await health.save(options.db.em(), vnodeId, report);
-  };
+  /** Each enrolled vnode's generation as of the last refresh: the reconciler's O(1) check. */
+  const generations = new Map<number, number>();
+  const flushHealth = (): void =>
+    void health.flush(options.db.em()).then(
+      (counts) => options.onHealth?.(counts),
+      (error: unknown) => options.log.warn("saving health failed", { error: String(error) }),
+    );
   /** The whole mailbox usage list now and then (the report carries only the top mailboxes). */
   const maybeSyncUsage = async (vnodeId: number, link: VnodeLink): Promise<void> => {
     const every = options.usageSyncMs ?? 300_000;
@@ -143,6 +150,8 @@ export function startFleet(options: FleetOptions): Fleet {
     revokedKey = key;
     const vnodes = await em.find(Vnode, { status: "enrolled" });
     const wanted = new Map(vnodes.map((v) => [v.name, v]));
+    generations.clear();
+    for (const v of vnodes) generations.set(v.id, v.generation);
     for (const [name, entry] of links) {
       const vnode = wanted.get(name);
       if (!vnode || vnode.address !== entry.address || revocationsChanged) {
@@ -169,15 +178,18 @@ export function startFleet(options: FleetOptions): Fleet {
         onReport: (report) => {
           pushRevocations(link);
           pushTrust(link, vnode.id, linkIdentity);
-          saveReport(vnode.id, report)
-            .then(() => reconciler?.onReport(vnode.id, report))
+          // Noted in memory; the database gets it at the next flush (bounded, whatever the fleet).
+          health.note(vnode.id, report);
+          options.onHealth?.({ reports: 1 });
+          Promise.resolve(reconciler?.onReport(vnode.id, report, generations.get(vnode.id)))
             .then(() => (report.mail ? maybeSyncUsage(vnode.id, link) : undefined))
-            .catch((error: unknown) => log.warn("saving health failed", { error: String(error) }));
+            .catch((error: unknown) => log.warn("reconcile after health failed", { error: String(error) }));
         },
         onDown: () => {
           // A link replaced by a newer one (new identity) says nothing about the vnode.
           if (links.get(vnode.name)?.link !== link) return;
           // Down is recorded at once, so `status` does not wait for the 15 s window.
+          health.forget(vnode.id);
           options.db
             .em()
             .nativeUpdate(Vnode, { id: vnode.id }, { lastSeenAt: null })
@@ -189,6 +201,7 @@ export function startFleet(options: FleetOptions): Fleet {
     }
   };
 
+  const flushTimer = setInterval(flushHealth, options.healthFlushMs ?? 1000);
   const timer = setInterval(
     () => void refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) })),
     options.refreshMs ?? 2000,
@@ -214,6 +227,7 @@ export function startFleet(options: FleetOptions): Fleet {
     async close() {
       closed = true;
       clearInterval(timer);
+      clearInterval(flushTimer);
       for (const link of draining) link.close();
       draining.clear();
       for (const entry of links.values()) entry.link.close();
