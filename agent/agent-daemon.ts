@@ -14,6 +14,7 @@ import { createTrustUpdate } from "./enroll/trust-update.ts";
 import { createTrustStore } from "./home/trust-store.ts";
 import { parseHostPort } from "../common/validation/host-port.ts";
 import { createMailHost } from "./mail/mail-host.ts";
+import { createServedWeb } from "./web/web-host.ts";
 import type { FilterOptions } from "./mail/filter-config.ts";
 import { createVnodePaths } from "./paths.ts";
 import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
@@ -55,12 +56,19 @@ export interface AgentDaemonOptions {
   lastResort?: boolean;
 }
 
-async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{ port: MailHostPort; close(): void }> {
+async function createMailPort(
+  options: AgentMailOptions,
+  log: Logger,
+): Promise<{ port: MailHostPort; close(): Promise<void> }> {
   const paths = createVnodePaths(options.root);
   const sc = createServiceControl({ kind: options.initKind ?? detectInitSystem(), paths });
+  // MTA-STS, autoconfig, autodiscover: served again at once from what the last state committed.
+  const web = createServedWeb({ paths, log: log.child({ component: "web" }) });
+  await web.restore();
   const host = await createMailHost({
     root: options.root,
     sc,
+    web,
     log: log.child({ component: "mail" }),
     ...(options.listen ? { listen: options.listen } : {}),
     ...(options.authPenalty === false ? { authPenalty: false } : {}),
@@ -75,9 +83,10 @@ async function createMailPort(options: AgentMailOptions, log: Logger): Promise<{
   const port = await openMailPort(host, sc, health, { log: log.child({ component: "supervisor" }) });
   return {
     port,
-    close: () => {
+    close: async () => {
       port.close?.();
       host.close();
+      await web.close();
     },
   };
 }
@@ -172,7 +181,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     async close() {
       renewal.stop();
       await Promise.all([server.close(), metricsServer?.close()]);
-      mail?.close();
+      await mail?.close();
       uninstallLastResort();
     },
   };

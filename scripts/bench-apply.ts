@@ -12,9 +12,6 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import {
   chmodSync,
-  chownSync,
-  copyFileSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -43,6 +40,8 @@ import { startAgentProcess } from "../test/helpers/agent-process.ts";
 import type { AgentProcess } from "../test/helpers/agent-process.ts";
 import { canLogin } from "../test/helpers/mail-imap.ts";
 import { buildMessage, HELO, smtpConnect } from "../test/helpers/mail-smtp.ts";
+import { startBare } from "./bench-mail.d/stacks.ts";
+import { createCleanups } from "./bench-mail.d/cleanups.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -69,7 +68,6 @@ const SMALL = 100;
 
 const HOST = "mail.bench.test";
 const DOMAIN = "bench.test";
-const MIN_DOMAIN = "min.test";
 const PASSWORD = "Bench-apply-pass-1";
 const FILTER_CACHE = "/tmp/nsm-filter-hs-cache";
 const POLL_MS = 5;
@@ -106,33 +104,7 @@ function percentile(values: number[], p: number): number {
 /** Quote one word for the remote bash (the NetServa script is a shell script by nature). */
 const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-type Cleanup = { what: string; run: () => Promise<void> | void };
-const cleanups: Cleanup[] = [];
-const onCleanup = (what: string, run: Cleanup["run"]): void => void cleanups.push({ what, run });
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const c = cleanups.pop() as Cleanup;
-      try {
-        await Promise.race([c.run(), sleep(20_000).then(() => log(`cleanup of ${c.what} timed out`))]);
-      } catch (error) {
-        log(`cleanup of ${c.what} failed: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-for (const [signal, code] of [
-  ["SIGINT", 130],
-  ["SIGTERM", 143],
-  ["SIGHUP", 129],
-] as const) {
-  process.once(signal, () => {
-    log(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(code));
-  });
-}
+const { onCleanup, cleanup } = createCleanups(log);
 
 async function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -675,118 +647,10 @@ async function blast(host: string, to: string, newDir: string): Promise<Throughp
   return { sent, refused, delivered: countFiles(newDir) - before, smtpMs, totalMs: performance.now() - t0 };
 }
 
-/** A second Postfix + Dovecot: Debian's stock main.cf/master.cf plus the minimum to deliver. */
+/** A second Postfix + Dovecot: Debian's stock main.cf/master.cf plus the minimum to deliver
+ * (bench-mail's "bare" stack), warmed up until it has delivered one message. */
 async function startMinimal(dir: string): Promise<{ ns: TestNetns; newDir: string; to: string }> {
-  const ns = await createTestNetns("benchmin");
-  onCleanup(`namespace ${ns.name}`, () => ns.destroy());
-  const vmail = lookupUser("vmail");
-  const postfixUser = lookupUser("postfix");
-  if (!vmail || !postfixUser) throw new Error("the vmail and postfix users must exist");
-  const root = join(dir, "minimal");
-  const conf = join(root, "etc/postfix");
-  const queue = join(root, "var/spool/postfix");
-  const data = join(root, "var/lib/postfix");
-  const logs = join(root, "var/log");
-  const mail = join(root, "mail");
-  for (const d of [
-    conf,
-    queue,
-    data,
-    logs,
-    mail,
-    join(root, "etc/dovecot"),
-    join(root, "run"),
-    join(root, "var/lib/dovecot"),
-  ])
-    mkdirSync(d, { recursive: true, mode: 0o755 });
-  chownSync(data, postfixUser.uid, postfixUser.gid);
-  chownSync(mail, vmail.uid, vmail.gid);
-  // What Postfix needs to run from a private config dir (what `postfix start` creates, map types).
-  for (const f of [
-    "postfix-files",
-    "postfix-files.d",
-    "dynamicmaps.cf",
-    "dynamicmaps.cf.d",
-    "postfix-script",
-    "post-install",
-  ]) {
-    if (existsSync(join("/etc/postfix", f))) cpSync(join("/etc/postfix", f), join(conf, f), { recursive: true });
-  }
-  // Debian's chroot (master.cf runs smtpd, cleanup, lmtp … chrooted in the queue dir) gets the
-  // files Debian's init script copies into it.
-  mkdirSync(join(queue, "etc"), { recursive: true });
-  for (const f of ["services", "hosts", "host.conf", "nsswitch.conf", "resolv.conf", "localtime"]) {
-    const from = join("/etc", f);
-    if (existsSync(from) && statSync(from).isFile()) copyFileSync(from, join(queue, "etc", f));
-  }
-  const to = `user@${MIN_DOMAIN}`;
-  writeFileSync(
-    join(conf, "main.cf"),
-    [
-      readFileSync("/usr/share/postfix/main.cf.debian", "utf8").trimEnd(),
-      "# --- the minimum to run as a private instance and deliver to one maildir over Dovecot LMTP",
-      `myhostname = mail.${MIN_DOMAIN}`,
-      "inet_protocols = ipv4",
-      `queue_directory = ${queue}`,
-      `data_directory = ${data}`,
-      `meta_directory = ${conf}`,
-      `maillog_file = ${join(logs, "postfix.log")}`,
-      `maillog_file_prefixes = ${root}`,
-      "alias_maps =",
-      `virtual_mailbox_domains = ${MIN_DOMAIN}`,
-      `virtual_mailbox_maps = inline:{ ${to}=ok }`,
-      "virtual_transport = lmtp:unix:private/dovecot-lmtp",
-      "",
-    ].join("\n"),
-  );
-  cpSync("/usr/share/postfix/master.cf.dist", join(conf, "master.cf"));
-  const dovecotConf = join(root, "etc/dovecot/dovecot.conf");
-  writeFileSync(
-    dovecotConf,
-    [
-      "protocols = lmtp",
-      `base_dir = ${join(root, "run/dovecot")}`,
-      `state_dir = ${join(root, "var/lib/dovecot")}`,
-      `instance_name = nsm-bench-min-${process.pid}`,
-      `log_path = ${join(logs, "dovecot.log")}`,
-      "ssl = no",
-      `first_valid_uid = ${vmail.uid}`,
-      "mail_location = maildir:~/Maildir",
-      "passdb {",
-      "  driver = static",
-      "  args = nopassword=y",
-      "}",
-      "userdb {",
-      "  driver = static",
-      `  args = uid=${vmail.uid} gid=${vmail.gid} home=${mail}/%n`,
-      "}",
-      "service lmtp {",
-      `  unix_listener ${join(queue, "private/dovecot-lmtp")} {`,
-      "    user = postfix",
-      "    group = postfix",
-      "    mode = 0600",
-      "  }",
-      "}",
-      "",
-    ].join("\n"),
-  );
-  const inNs = (file: string, args: string[]): Promise<{ stdout: string; stderr: string }> => ns.run(file, args);
-  await inNs("postfix", ["-c", conf, "check"]);
-  await inNs("postfix", ["-c", conf, "start"]);
-  onCleanup("minimal postfix", async () => void (await inNs("postfix", ["-c", conf, "stop"]).catch(() => undefined)));
-  // Postfix made private/ at start; Dovecot puts its LMTP socket there.
-  await until(() => (existsSync(join(queue, "private")) ? true : undefined), 10_000, "the minimal queue's private/");
-  await inNs("dovecot", ["-c", dovecotConf]);
-  onCleanup(
-    "minimal dovecot",
-    async () => void (await inNs("dovecot", ["-c", dovecotConf, "stop"]).catch(() => undefined)),
-  );
-  await until(
-    () => (existsSync(join(queue, "private/dovecot-lmtp")) ? true : undefined),
-    10_000,
-    "Dovecot's LMTP socket",
-  );
-  const newDir = join(mail, "user/Maildir/new");
+  const { ns, newDir, to } = await startBare(dir, onCleanup);
   await until(
     async () => ((await smtpAccepted(ns.nsAddress, to)) ? true : undefined),
     20_000,

@@ -29,6 +29,8 @@ import {
 } from "./bench-mail.d/stacks.ts";
 import { buildMessage, sendMail, type SmtpTarget } from "../test/helpers/mail-smtp.ts";
 import { MAIL_HOSTNAME } from "../test/helpers/mail-vnode.ts";
+import { createCleanups } from "./bench-mail.d/cleanups.ts";
+import { imapMix, imapUsers, prepareImap, type ImapMixOptions, type ImapMixResult } from "./bench-mail.d/imap.ts";
 
 const exec = promisify(execFile);
 
@@ -41,6 +43,9 @@ const { values: opts } = parseArgs({
     mailboxes: { type: "string", default: "100" },
     stages: { type: "boolean", default: false },
     "no-submission": { type: "boolean", default: false },
+    "imap-clients": { type: "string", default: "16" },
+    "imap-sessions": { type: "string", default: "400" },
+    "no-imap": { type: "boolean", default: false },
     only: { type: "string" },
     keep: { type: "boolean", default: false },
   },
@@ -57,37 +62,16 @@ const LOAD: LoadOptions = {
 };
 const ROUNDS = count("rounds", opts.rounds, 1, 20);
 const MAILBOXES = count("mailboxes", opts.mailboxes, 0, 100_000);
+const IMAP: ImapMixOptions = {
+  clients: count("imap-clients", opts["imap-clients"], 1, 200),
+  sessions: count("imap-sessions", opts["imap-sessions"], 1, 100_000),
+};
+if (!opts["no-imap"] && IMAP.clients > MAILBOXES)
+  throw new Error(`--imap-clients (${IMAP.clients}) needs as many --mailboxes (${MAILBOXES}): each client has its own`);
 
 const log = (line: string): void => void process.stderr.write(`bench-mail: ${line}\n`);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-type Cleanup = { what: string; run: () => Promise<void> | void };
-const cleanups: Cleanup[] = [];
-const onCleanup = (what: string, run: Cleanup["run"]): void => void cleanups.push({ what, run });
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const c = cleanups.pop() as Cleanup;
-      try {
-        await Promise.race([c.run(), sleep(20_000).then(() => log(`cleanup of ${c.what} timed out`))]);
-      } catch (error) {
-        log(`cleanup of ${c.what} failed: ${(error as Error).message}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-for (const [signal, code] of [
-  ["SIGINT", 130],
-  ["SIGTERM", 143],
-  ["SIGHUP", 129],
-] as const) {
-  process.once(signal, () => {
-    log(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(code));
-  });
-}
+const { onCleanup, cleanup } = createCleanups(log);
 
 /**
  * Stage by stage: the hand-written stack with one thing taken out (or added) at a time. A later
@@ -221,6 +205,50 @@ function table(header: string[], rows: string[][], leftCols = 1): string {
 }
 
 const rate = (r: LoadResult): number => (r.delivered * 1000) / r.totalMs;
+const sessionRate = (r: ImapMixResult): number => (r.sessions * 1000) / r.totalMs;
+
+function printImap(runs: Map<string, ImapMixResult[]>): void {
+  const rows = [...runs].map(([name, rs]) => {
+    const per = (f: (r: ImapMixResult) => number): number => median(rs.map(f));
+    return [
+      name,
+      String(rs.reduce((a, r) => a + r.sessions, 0)),
+      rs.map((r) => f1(sessionRate(r))).join(" "),
+      f1(per(sessionRate)),
+      f1(per((r) => median([...r.sessionMs]))),
+      f2(per((r) => r.cpu.totalMs / r.totalMs)),
+      f2(per((r) => r.cpu.totalMs / r.sessions)),
+      f2(per((r) => r.clientCpuMs / r.totalMs)),
+    ];
+  });
+  console.log(
+    table(
+      [
+        "IMAP 993",
+        "sessions",
+        "sessions/s per round",
+        "median sessions/s",
+        "session p50 ms",
+        "stack cores",
+        "stack CPU ms/session",
+        "client cores",
+      ],
+      rows,
+    ),
+  );
+  for (const [name, rs] of runs) for (const r of rs) if (r.failures) console.log(`${name} IMAP: ${r.failures}`);
+  const [h = [], rd = []] = [runs.get("hand"), runs.get("rendered")];
+  if (h.length && rd.length) {
+    const cpu = (rs: ImapMixResult[]): number => median(rs.map((r) => r.cpu.totalMs / r.sessions));
+    console.log(
+      `rendered / hand IMAP sessions/s: ${f2(median(rd.map(sessionRate)) / median(h.map(sessionRate)))}x (per round ${rd.map((x, i) => f2(sessionRate(x) / sessionRate(h[i] ?? x))).join(" ")}); per CPU-second ${f2(cpu(h) / cpu(rd))}x   target >= 0.9x`,
+    );
+  }
+  console.log(
+    `(a session: TLS connect on 993, LOGIN, SELECT INBOX, FETCH envelope+flags+structure of the newest 10, APPEND ~1 kB to a folder, LOGOUT; ${IMAP.clients} clients each on its own mailbox, ImapFlow from this process)`,
+  );
+  console.log("");
+}
 
 async function mailFsync(s: Stack): Promise<string> {
   const { stdout } = await exec("doveconf", ["-c", s.dovecotConf, "-h", "mail_fsync"]).catch(() => ({ stdout: "?" }));
@@ -262,6 +290,13 @@ async function main(): Promise<void> {
   const submitting = opts["no-submission"] ? [] : stacks.filter((s) => s.name === "hand" || s.name === "rendered");
   const submitted = new Map<string, LoadResult[]>(submitting.map((s) => [s.name, []]));
   if (submitting.length) for (const s of submitting) await submit(s, { ...LOAD, messages: 20 }, tls);
+  const imapping = opts["no-imap"] ? [] : stacks.filter((s) => s.name === "hand" || s.name === "rendered");
+  const imapRuns = new Map<string, ImapMixResult[]>(imapping.map((s) => [s.name, []]));
+  const users = imapUsers(IMAP.clients);
+  for (const s of imapping) {
+    await prepareImap(s, users, tls);
+    await imapMix(s, users, { clients: IMAP.clients, sessions: IMAP.clients }, tls); // warm-up
+  }
   for (let r = 0; r < ROUNDS; r++) {
     // Rotate who goes first, so no stack always meets the machine in the same state.
     const order = stacks.map((_, i) => stacks[(i + r) % stacks.length] as Stack);
@@ -283,6 +318,15 @@ async function main(): Promise<void> {
       );
     }
     submitting.reverse();
+    for (const s of imapping) {
+      log(`round ${r + 1}/${ROUNDS}: ${IMAP.sessions} IMAP sessions from ${IMAP.clients} clients → ${s.name} …`);
+      const res = await imapMix(s, users, IMAP, tls);
+      imapRuns.get(s.name)?.push(res);
+      log(
+        `  ${s.name} imap: ${f1(sessionRate(res))} sessions/s, stack CPU ${f2(res.cpu.totalMs / res.sessions)} ms/session${res.failures ? `; ${res.failures}` : ""}`,
+      );
+    }
+    imapping.reverse();
   }
 
   // --- report
@@ -377,6 +421,7 @@ async function main(): Promise<void> {
     );
     console.log("");
   }
+  if (imapRuns.size) printImap(imapRuns);
   // Per daemon CPU per message, medians over the rounds.
   const daemons = new Set<string>();
   for (const rs of results.values()) for (const r of rs) for (const k of r.cpu.byDaemon.keys()) daemons.add(k);

@@ -24,6 +24,7 @@ import { moveLegacyLookupDb } from "./legacy-lookup.ts";
 import { driftedFiles, manifestSpec, readManifest } from "./manifest.ts";
 import { ensureRuntimeDirs } from "./runtime-dirs.ts";
 import { ensureVmailUser, lookupGroupId } from "./vmail-user.ts";
+import type { ServedWeb } from "../web/web-host.ts";
 
 export interface MailHostOptions extends Omit<MailConfigOptions, "paths" | "vmail" | "postfixInstallParams"> {
   readonly root: string;
@@ -32,6 +33,8 @@ export interface MailHostOptions extends Omit<MailConfigOptions, "paths" | "vmai
   /** Where the host's postfix-files / dynamicmaps.cf are copied from (private roots). */
   readonly postfixMetaDir?: string;
   readonly log?: Logger;
+  /** What the vnode serves over HTTPS (agent/web): prepared with each whole state, committed with it. */
+  readonly web?: ServedWeb;
 }
 
 /** Share of one core the background maildir heal may take. */
@@ -143,12 +146,21 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       const planned = lookup.replaceAll(checked, { dryRun: true });
       const before = appliedWants();
       let rows = planned;
+      // Served domains and certificates checked (and a new listener bound) before anything changes.
+      const web = await o.web?.prepare(state);
       // The rows commit inside the apply, marked with its journal's id: config and rows are one
       // unit, also across a crash (apply/backup.ts). The manifest is written with them.
-      const { result } = await config.apply(state, dryRun, {
-        commit: (mark) => void (rows = lookup.replaceAll(checked, mark === undefined ? {} : { mark })),
-        bookkeeping: (files) => new Map([[paths.manifest, manifestSpec(state.generation, files)]]),
-      });
+      const { result } = await config
+        .apply(state, dryRun, {
+          commit: (mark) => void (rows = lookup.replaceAll(checked, mark === undefined ? {} : { mark })),
+          bookkeeping: (files) => new Map([[paths.manifest, manifestSpec(state.generation, files)]]),
+        })
+        .catch(async (error: unknown) => {
+          await web?.abort();
+          throw error;
+        });
+      if (dryRun) await web?.abort();
+      else await web?.commit();
       if (!dryRun) {
         // Full state heals storage too: every mailbox gets its maildir and Sieve script.
         // Mailboxes missing from the state keep their maildir (a wrong state must not wipe mail).

@@ -75,6 +75,8 @@ function readRequestLine(socket: Socket, limit: number): Promise<string | undefi
 }
 
 export interface AdminSocket {
+  /** Stops accepting, drops connections that have not sent a command, and resolves once the
+   *  commands already running have finished and answered (serve bounds the wait). */
   close(): Promise<void>;
 }
 
@@ -91,6 +93,10 @@ export async function startAdminSocket(options: {
   if (existsSync(options.path)) unlinkSync(options.path);
   const shared: Database = { kind: options.db.kind, em: () => options.db.em(), close: async () => undefined };
   const open = new Set<Socket>();
+  /** Connections whose command is running: closing waits for their answer instead of cutting
+   *  them (a client told "closed before the command ended" of a command that then committed). */
+  const running = new Set<Socket>();
+  let closing = false;
   let nextId = 1;
 
   const serve = async (socket: Socket, connection: number): Promise<void> => {
@@ -144,11 +150,19 @@ export async function startAdminSocket(options: {
       openDb: async () => shared,
       ...(options.daemon ? { daemon: options.daemon } : {}),
     };
+    // Closing began while the request was read: the command is not started (the client hears
+    // that the connection closed before an answer, and nothing ran).
+    if (closing) {
+      socket.destroy();
+      return;
+    }
+    running.add(socket);
     const code = await options.run(request.argv, inner).catch((error: unknown) => {
       send({ err: `error: ${NetservaError.from(error).message}\n` });
       return 70;
     });
     send({ exit: code });
+    running.delete(socket);
     socket.end();
   };
 
@@ -176,8 +190,9 @@ export async function startAdminSocket(options: {
   return {
     close: () =>
       new Promise((resolve) => {
+        closing = true;
         server.close(() => resolve());
-        for (const socket of open) socket.destroy();
+        for (const socket of open) if (!running.has(socket)) socket.destroy();
         if (existsSync(options.path)) unlinkSync(options.path);
       }),
   };

@@ -8,11 +8,15 @@ import { notFound } from "../../common/errors.ts";
 import {
   DesiredStateSchema,
   DkimKeySchema,
+  NamedCertificateSchema,
+  ServedDomainSchema,
   TlsMaterialSchema,
   VnodeSettingsSchema,
 } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
-import { mailHostnameOf } from "../db/entities/index.ts";
+import { MailCertificate, mailHostnameOf } from "../db/entities/index.ts";
+import { mtaStsModeFor, mtaStsPolicy, presentedFor } from "../dns/mta-sts.ts";
+import { presentedCertificates } from "../dns/presented-certificates.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import { aliasToProto, domainToProto, mailboxToProto } from "../mail/state-changes.ts";
 
@@ -45,6 +49,12 @@ interface VnodeRow {
   mail_listen: string[] | string | null;
   rspamd_enabled: boolean;
   clamav_enabled: boolean;
+  web_listen: string | null;
+  web_directory: string | null;
+}
+interface ServedRow {
+  domain: string;
+  mta_sts: boolean | null;
 }
 interface AliasRow {
   source: string;
@@ -75,7 +85,7 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnod
       const ctxTx = tx.getTransactionContext();
       // Settings from the same snapshot as the generation: a caller's entity may be older.
       const [v] = await connection.execute<VnodeRow[]>(
-        "select generation, name, mail_hostname, mail_listen, rspamd_enabled, clamav_enabled from vnodes where id = ?",
+        "select generation, name, mail_hostname, mail_listen, rspamd_enabled, clamav_enabled, web_listen, web_directory from vnodes where id = ?",
         [vnode.id],
         "all",
         ctxTx,
@@ -111,15 +121,47 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnod
         "all",
         ctxTx,
       );
+      const servedRows = await connection.execute<ServedRow[]>(
+        "select d.domain, p.mta_sts from mail_vhosts d left join mail_dns_policies p on p.domain_id = d.id where d.vnode_id = ? and d.active order by d.domain",
+        [vnode.id],
+        "all",
+        ctxTx,
+      );
       if (!v) throw notFound(`vnode ${vnode.id} not found`);
+      const mailHostname = mailHostnameOf({ name: v.name, mailHostname: v.mail_hostname });
+      const presented = await presentedCertificates(tx, vnode.id);
+      const named = await tx.find(MailCertificate, { vnodeId: vnode.id }, { orderBy: { id: "asc" } });
+      const policy = mtaStsPolicy(
+        mailHostname,
+        mtaStsModeFor(mailHostname, presented.named, presented.mail, presented.controllerCaPems),
+      );
       return create(DesiredStateSchema, {
         generation: BigInt(v.generation),
         settings: create(VnodeSettingsSchema, {
-          mailHostname: mailHostnameOf({ name: v.name, mailHostname: v.mail_hostname }),
+          mailHostname,
           listenAddresses: listenList(v.mail_listen),
           rspamdEnabled: v.rspamd_enabled,
           clamavEnabled: v.clamav_enabled,
+          webListen: v.web_listen ?? "",
+          webDirectory: v.web_directory ?? "",
         }),
+        certificates: named.map((c) =>
+          create(NamedCertificateSchema, {
+            names: c.names,
+            certificateChainPem: c.certificateChainPem,
+            privateKeyPem: c.privateKeyPem,
+            issuer: c.issuer,
+          }),
+        ),
+        // Every active domain gets mail client settings (its autoconfig/autodiscover CNAMEs are
+        // always published); MTA-STS only where the domain asked for it (mail:dns --mta-sts).
+        served: servedRows.map((r) =>
+          create(ServedDomainSchema, {
+            domain: r.domain,
+            mtaStsPolicy: r.mta_sts === true ? policy : "",
+            mailHost: presentedFor(`mail.${r.domain}`, presented.named, null) ? `mail.${r.domain}` : mailHostname,
+          }),
+        ),
         domains: domains.map(domainToProto),
         mailboxes: mailboxes.map((m) =>
           mailboxToProto({

@@ -6,12 +6,14 @@ import { isIP } from "node:net";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { invalid } from "../../common/errors.ts";
 import { parseDomain } from "../../common/validation/index.ts";
-import { MailDnsPolicy } from "../db/entities/index.ts";
-import type { VMailDomain, Vnode } from "../db/entities/index.ts";
+import { MailDnsPolicy, VMailDomain } from "../db/entities/index.ts";
+import type { Vnode } from "../db/entities/index.ts";
 import { mailHostnameOf } from "../db/entities/index.ts";
 import { parseDmarcPolicy, parseRua, parseSpf, policyValues } from "./mail-policy.ts";
 import type { MailDnsPolicyInput } from "./mail-policy.ts";
 import { domainRecords, hostRecords } from "./mail-records.ts";
+import { mtaStsModeOf } from "./presented-certificates.ts";
+import { bumpGeneration } from "../db/generation.ts";
 import type { DomainRecordInput, ExpectedRecord } from "./mail-records.ts";
 
 export interface VnodeMailIdentity {
@@ -65,6 +67,7 @@ export async function planDomainRecords(
     mailHost: identity.mailHost,
     policy: policyValues({ ...base, ...checkPolicy(override) }),
     dkim,
+    mtaStsMode: await mtaStsModeOf(em.fork(), domain.vnodeId, identity.mailHost),
   });
 }
 
@@ -83,7 +86,8 @@ export function planVnodeRecords(identity: VnodeMailIdentity): ExpectedRecord[] 
   return hostRecords(identity.mailHost, identity.sendingAddresses);
 }
 
-/** Checks the flags given and stores them as the domain's policy (absent flags keep their value). */
+/** Checks the flags given and stores them as the domain's policy (absent flags keep their value).
+ * Turning MTA-STS on or off changes what the vnode serves: its generation moves with the row. */
 export async function saveDnsPolicy(
   em: SqlEntityManager,
   domainId: number,
@@ -91,10 +95,16 @@ export async function saveDnsPolicy(
 ): Promise<boolean> {
   const changes = checkPolicy(input);
   if (Object.keys(changes).length === 0) return false;
-  const fork = em.fork();
-  const row = await fork.findOne(MailDnsPolicy, { domainId });
-  if (row) fork.assign(row, changes);
-  else fork.create(MailDnsPolicy, { domainId, mtaSts: false, ...changes });
-  await fork.flush();
+  await em.fork().transactional(async (tx) => {
+    const row = await tx.findOne(MailDnsPolicy, { domainId });
+    const served = (row?.mtaSts ?? false) !== (changes.mtaSts ?? row?.mtaSts ?? false);
+    if (row) tx.assign(row, changes);
+    else tx.create(MailDnsPolicy, { domainId, mtaSts: false, ...changes });
+    await tx.flush();
+    if (served) {
+      const domain = await tx.findOneOrFail(VMailDomain, { id: domainId });
+      await bumpGeneration(tx, domain.vnodeId);
+    }
+  });
   return true;
 }

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import { dkimRecordName, dkimRecordValue, type DkimKeyType } from "./dkim-txt.ts";
 import type { MailDnsPolicyValues } from "./mail-policy.ts";
+import { mtaStsPolicy, type MtaStsMode } from "./mta-sts.ts";
 
 export type RecordType = "MX" | "TXT" | "CNAME" | "A" | "AAAA" | "PTR";
 
@@ -27,15 +28,12 @@ export interface DomainRecordInput {
   mailHost: string; // ASCII, no trailing dot
   policy: MailDnsPolicyValues;
   dkim: ReadonlyArray<{ selector: string; algorithm: DkimKeyType; publicKey: string }>;
+  /** The MTA-STS mode the vnode serves (mta-sts.ts); default testing. */
+  mtaStsMode?: MtaStsMode;
 }
 
 export const MX_PRIORITY = 10;
 const dot = (name: string): string => `${name}.`;
-
-/** The MTA-STS policy file, served at https://mta-sts.<domain>/.well-known/mta-sts.txt. */
-export function mtaStsPolicy(mailHost: string): string {
-  return `version: STSv1\nmode: enforce\nmx: ${mailHost}\nmax_age: 604800\n`;
-}
 
 /** The policy's id changes exactly when the policy text does. */
 export function mtaStsId(policy: string): string {
@@ -68,7 +66,7 @@ export function domainRecords(input: DomainRecordInput): ExpectedRecord[] {
       check: "mta-sts",
       name: dot(`_mta-sts.${d}`),
       type: "TXT",
-      values: [`v=STSv1; id=${mtaStsId(mtaStsPolicy(input.mailHost))}`],
+      values: [`v=STSv1; id=${mtaStsId(mtaStsPolicy(input.mailHost, input.mtaStsMode ?? "testing"))}`],
     });
     records.push({ check: "mta-sts-host", name: dot(`mta-sts.${d}`), type: "CNAME", values: [host] });
   }

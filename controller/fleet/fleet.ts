@@ -149,6 +149,9 @@ export function startFleet(options: FleetOptions): Fleet {
     const revocationsChanged = key !== revokedKey;
     revokedKey = key;
     const vnodes = await em.find(Vnode, { status: "enrolled" });
+    // Closed while the reads above were under way: a link made now would outlive close() and
+    // keep serve from exiting (its reconnect timers never stop).
+    if (closed) return;
     const wanted = new Map(vnodes.map((v) => [v.name, v]));
     generations.clear();
     for (const v of vnodes) generations.set(v.id, v.generation);

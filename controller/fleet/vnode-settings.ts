@@ -5,6 +5,7 @@ import { isIP } from "node:net";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError, invalid } from "../../common/errors.ts";
 import { parseDomain } from "../../common/validation/index.ts";
+import { parseHostPort } from "../../common/validation/host-port.ts";
 import { MailTls } from "../db/entities/index.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import { findVnode } from "./vnode-service.ts";
@@ -16,6 +17,30 @@ export interface VnodeSettingsInput {
   mailListen?: string;
   rspamd?: boolean;
   clamav?: boolean;
+  /** "addr:port" of the agent's HTTPS listener (MTA-STS, autoconfig); "" = off. */
+  webListen?: string;
+  /** Absolute directory an existing web server serves; "" = none. */
+  webDirectory?: string;
+}
+
+/** "" = off; else an IP:port (the agent binds it, so no host names). */
+export function parseWebListen(text: string): string | null {
+  if (text === "") return null;
+  const hp = parseHostPort(text, "web-listen");
+  if (hp.kind === "name")
+    throw invalid("web-listen", `'${text.slice(0, 60)}' must be an IP address and port, e.g. 192.0.2.10:443`);
+  return hp.kind === "ipv6" ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** "" = none; else an absolute path without '..' or control characters. */
+export function parseWebDirectory(text: string): string | null {
+  if (text === "") return null;
+  if (!text.startsWith("/") || text.split("/").includes("..") || /[^\x20-\x7e]/.test(text) || text.length > 255)
+    throw invalid(
+      "web-directory",
+      "must be an absolute path of printable ASCII (no '..', at most 255 characters), e.g. /var/www/mail-autoconfig",
+    );
+  return text.replace(/\/+$/, "") || "/";
 }
 
 /** Writes the entity's changes, then moves the generation in SQL and reads the row back. */
@@ -40,8 +65,12 @@ export async function changeVnodeSettings(em: SqlEntityManager, input: VnodeSett
               throw invalid("mail-listen", `entry ${index + 1} '${address.slice(0, 60)}' is not an IP address`);
             return address;
           });
+  const webListen = input.webListen === undefined ? undefined : parseWebListen(input.webListen);
+  const webDirectory = input.webDirectory === undefined ? undefined : parseWebDirectory(input.webDirectory);
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, input.name);
+    if (webListen !== undefined) vnode.webListen = webListen;
+    if (webDirectory !== undefined) vnode.webDirectory = webDirectory;
     if (hostname !== undefined) vnode.mailHostname = hostname;
     if (listen !== undefined) vnode.mailListen = listen;
     if (input.rspamd !== undefined) vnode.rspamdEnabled = input.rspamd;

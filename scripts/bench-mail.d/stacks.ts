@@ -39,7 +39,8 @@ export interface Stack {
   readonly dovecotConf: string;
 }
 
-export type OnCleanup = (what: string, run: () => Promise<void> | void) => void;
+import type { OnCleanup } from "./cleanups.ts";
+export type { OnCleanup };
 
 export const DOMAIN = "bench.test";
 export const LOAD_USER = `load@${DOMAIN}`;

@@ -75,3 +75,75 @@ export async function createTestTls(
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+export interface TestCa {
+  readonly caPem: string;
+  /** A leaf for `names` (DNS SANs) signed by this CA: chain (leaf + CA) and key. */
+  issue(names: readonly string[]): Promise<{ chainPem: string; keyPem: string }>;
+  dispose(): void;
+}
+
+/** One throwaway CA issuing EC P-256 leaves for any names (SNI tests need several from one CA). */
+export async function createTestCa(cn = "netserva test CA"): Promise<TestCa> {
+  const dir = mkdtempSync(join(tmpdir(), "mail-ca-"));
+  const f = (n: string): string => join(dir, n);
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  await exec("openssl", [
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    f("ca.key"),
+    "-out",
+    f("ca.crt"),
+    "-subj",
+    `/CN=${cn}`,
+    "-days",
+    "2",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  const caPem = readFileSync(f("ca.crt"), "utf8");
+  let n = 0;
+  return {
+    caPem,
+    async issue(names) {
+      const i = n++;
+      await exec("openssl", [
+        "req",
+        ...ec,
+        "-keyout",
+        f(`${i}.key`),
+        "-out",
+        f(`${i}.csr`),
+        "-subj",
+        `/CN=${names[0]}`,
+      ]);
+      writeFileSync(
+        f(`${i}.cnf`),
+        `subjectAltName=${names.map((x) => `DNS:${x}`).join(",")}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`,
+      );
+      await exec("openssl", [
+        "x509",
+        "-req",
+        "-in",
+        f(`${i}.csr`),
+        "-CA",
+        f("ca.crt"),
+        "-CAkey",
+        f("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        f(`${i}.crt`),
+        "-days",
+        "2",
+        "-extfile",
+        f(`${i}.cnf`),
+      ]);
+      return { chainPem: readFileSync(f(`${i}.crt`), "utf8") + caPem, keyPem: readFileSync(f(`${i}.key`), "utf8") };
+    },
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}

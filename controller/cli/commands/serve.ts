@@ -68,19 +68,28 @@ export function registerServe(
           onClientError: () => metrics.adminClientError(),
         });
         ctx.io.err(`controller listening on port ${daemon.port}\n`);
-        await waitForSignal();
+        const signal = await waitForSignal();
+        log.info("shutting down", { signal });
         // A close that waits on a peer (a stream still open, a pool connection to a database
-        // that stopped answering) must not hold the process until the service manager kills
-        // it: bounded, and a second signal ends it at once.
+        // that stopped answering, a command still inside a transaction) must not hold the
+        // process until the service manager kills it: bounded, and a second signal ends it at
+        // once. The line names the step that was still running and what kept the process alive.
+        let step = "admin socket";
         const force = (why: string): never => {
-          log.error("shutdown cut short", { why });
+          log.error("shutdown cut short", { why, step, resources: process.getActiveResourcesInfo() });
           process.exit(1);
         };
         setTimeout(() => force(`not finished within ${SHUTDOWN_DEADLINE_MS / 1000} s`), SHUTDOWN_DEADLINE_MS).unref();
         void waitForSignal().then(() => force("second signal"));
         await admin.close();
+        step = "agent links and enrollment endpoint";
         await daemon.close();
+        step = "database";
         await db.close();
+        // Past here nothing should hold the event loop; if something still does, the deadline
+        // above says so instead of the process lingering.
+        step = "exit";
+        log.info("controller stopped");
         uninstall();
       },
     );

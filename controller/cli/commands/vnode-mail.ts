@@ -33,14 +33,26 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
     .option("--mail-listen <addresses>", "comma-separated IP addresses (empty string = all)")
     .option("--rspamd <0|1>", "scan mail with Rspamd (milter) and sign with DKIM")
     .option("--clamav <0|1>", "scan mail for viruses with ClamAV (through Rspamd)")
+    .option("--web-listen <ip:port>", "HTTPS listener for MTA-STS, autoconfig, autodiscover (empty string = off)")
+    .option("--web-directory <dir>", "write those files into a directory a web server serves (empty string = none)")
     .option("--home <dir>", "controller home")
     .action(
       async (
         name: string,
-        options: { mailHostname?: string; mailListen?: string; rspamd?: string; clamav?: string; home?: string },
+        options: {
+          mailHostname?: string;
+          mailListen?: string;
+          rspamd?: string;
+          clamav?: string;
+          webListen?: string;
+          webDirectory?: string;
+          home?: string;
+        },
       ) => {
         const input = {
           name,
+          ...(options.webListen !== undefined ? { webListen: options.webListen } : {}),
+          ...(options.webDirectory !== undefined ? { webDirectory: options.webDirectory } : {}),
           ...(options.mailHostname !== undefined ? { mailHostname: options.mailHostname } : {}),
           ...(options.mailListen !== undefined ? { mailListen: options.mailListen } : {}),
         };
@@ -66,7 +78,7 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
               }),
           );
           ctx.io.out(
-            `vnode ${name}: mail host ${row.mailHostname ?? row.name}, listen ${row.mailListen?.join(",") ?? "all"}, rspamd ${row.rspamdEnabled ? "on" : "off"}, clamav ${row.clamavEnabled ? "on" : "off"} (generation ${row.generation})\n`,
+            `vnode ${name}: mail host ${row.mailHostname ?? row.name}, listen ${row.mailListen?.join(",") ?? "all"}, rspamd ${row.rspamdEnabled ? "on" : "off"}, clamav ${row.clamavEnabled ? "on" : "off"}, web ${row.webListen ?? "off"}${row.webDirectory ? ` (files in ${row.webDirectory})` : ""} (generation ${row.generation})\n`,
           );
           await pushWhole(ctx, paths, db, row);
         } finally {

@@ -12,6 +12,7 @@ import { DkimKeyRow } from "./dkim-key.ts";
 import { MailDnsPolicy } from "./mail-dns-policy.ts";
 import { MailHealthSample } from "./mail-health-sample.ts";
 import { CertificateAuthority } from "./certificate-authority.ts";
+import { MailCertificate } from "./mail-certificate.ts";
 
 export {
   Vnode,
@@ -29,6 +30,7 @@ export {
   MailDnsPolicy,
   MailHealthSample,
   CertificateAuthority,
+  MailCertificate,
 };
 
 /** Every entity the controller maps; the ORM is given this list, no folder scanning. */
@@ -47,4 +49,5 @@ export const allEntities = [
   MailDnsPolicy,
   MailHealthSample,
   CertificateAuthority,
+  MailCertificate,
 ];

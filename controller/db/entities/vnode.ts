@@ -23,6 +23,10 @@ export const VnodeSchema = defineEntity({
     mailListen: p.json<string[]>().nullable(),
     rspamdEnabled: p.boolean().default(false),
     clamavEnabled: p.boolean().default(false),
+    /** "addr:port" of the agent's HTTPS listener (MTA-STS, autoconfig); null = off. */
+    webListen: p.string().nullable(),
+    /** A directory an existing web server serves, where the agent writes the same files; null = none. */
+    webDirectory: p.string().nullable(),
     /** Size of the vnode's mail filesystem as last reported by its agent. */
     fsCapacityBytes: p.bigint("number").nullable(),
     /** The generation the agent last refused (its checker's words in refusedReason); null = none. */

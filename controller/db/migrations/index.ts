@@ -6,6 +6,7 @@ import { Migration0004Dkim } from "./0004-dkim.ts";
 import { Migration0005HealthHistory } from "./0005-health-history.ts";
 import { Migration0006DeliveryRefusal } from "./0006-delivery-refusal.ts";
 import { Migration0007CaRotation } from "./0007-ca-rotation.ts";
+import { Migration0008ServedCertificates } from "./0008-served-certificates.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -16,4 +17,5 @@ export const allMigrations: MigrationObject[] = [
   { name: "0005-health-history", class: Migration0005HealthHistory },
   { name: "0006-delivery-refusal", class: Migration0006DeliveryRefusal },
   { name: "0007-ca-rotation", class: Migration0007CaRotation },
+  { name: "0008-served-certificates", class: Migration0008ServedCertificates },
 ];

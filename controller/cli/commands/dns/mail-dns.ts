@@ -9,7 +9,8 @@ import { audited } from "../../../audit/audit.ts";
 import { domainOnVnode, listDkimKeys } from "../../../dkim/dkim-store.ts";
 import { planDomainRecords, planVnodeRecords, saveDnsPolicy, vnodeMailIdentity } from "../../../dns/mail-dns-plan.ts";
 import type { MailDnsPolicyInput } from "../../../dns/mail-policy.ts";
-import { mtaStsPolicy } from "../../../dns/mail-records.ts";
+import { mtaStsPolicy } from "../../../dns/mta-sts.ts";
+import { mtaStsModeOf } from "../../../dns/presented-certificates.ts";
 import { rrsetsAsFragment } from "../../../dns/print-provider.ts";
 import { contentOf, publishRecords } from "../../../dns/publish-records.ts";
 import type { CliContext } from "../../cli-context.ts";
@@ -93,10 +94,12 @@ export function registerMailDns(program: Command, ctx: CliContext): void {
                 ),
               );
             }
-            if (mtaSts)
+            if (mtaSts) {
+              const mode = await mtaStsModeOf(em.fork(), vnode.id, identity.mailHost);
               ctx.io.out(
-                `; MTA-STS policy, serve at https://mta-sts.${domain.domain}/.well-known/mta-sts.txt:\n${mtaStsPolicy(identity.mailHost).replace(/^/gm, "; ").replace(/; $/, "")}`,
+                `; MTA-STS policy (served by the vnode when it has a web listener or directory; mode ${mode === "testing" ? "testing until the MX presents an ACME certificate" : "enforce"}), at https://mta-sts.${domain.domain}/.well-known/mta-sts.txt:\n${mtaStsPolicy(identity.mailHost, mode).replace(/^/gm, "; ").replace(/; $/, "")}`,
               );
+            }
             await saveDnsPolicy(em, domain.id, policy);
           },
         );

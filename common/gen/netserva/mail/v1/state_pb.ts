@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file netserva/mail/v1/state.proto.
  */
 export const file_netserva_mail_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL3N0YXRlLnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIiwKCk1haWxEb21haW4SDgoGZG9tYWluGAEgASgJEg4KBmFjdGl2ZRgCIAEoCCKCAQoHTWFpbGJveBIPCgdhZGRyZXNzGAEgASgJEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkSEwoLcXVvdGFfYnl0ZXMYAyABKAQSDgoGYWN0aXZlGAQgASgIEhQKDHNpZXZlX3NjcmlwdBgFIAEoCRIUCgxkaXNwbGF5X25hbWUYBiABKAkiPAoJTWFpbEFsaWFzEg4KBnNvdXJjZRgBIAEoCRIPCgd0YXJnZXRzGAIgAygJEg4KBmFjdGl2ZRgDIAEoCCJFCgtUbHNNYXRlcmlhbBIdChVjZXJ0aWZpY2F0ZV9jaGFpbl9wZW0YASABKAkSFwoPcHJpdmF0ZV9rZXlfcGVtGAIgASgJIlcKB0RraW1LZXkSDgoGZG9tYWluGAEgASgJEhAKCHNlbGVjdG9yGAIgASgJEhEKCWFsZ29yaXRobRgDIAEoCRIXCg9wcml2YXRlX2tleV9wZW0YBCABKAkicAoNVm5vZGVTZXR0aW5ncxIVCg1tYWlsX2hvc3RuYW1lGAEgASgJEhgKEGxpc3Rlbl9hZGRyZXNzZXMYAiADKAkSFgoOcnNwYW1kX2VuYWJsZWQYAyABKAgSFgoOY2xhbWF2X2VuYWJsZWQYBCABKAgiugIKDERlc2lyZWRTdGF0ZRISCgpnZW5lcmF0aW9uGAEgASgEEjEKCHNldHRpbmdzGAIgASgLMh8ubmV0c2VydmEubWFpbC52MS5Wbm9kZVNldHRpbmdzEi0KB2RvbWFpbnMYAyADKAsyHC5uZXRzZXJ2YS5tYWlsLnYxLk1haWxEb21haW4SLAoJbWFpbGJveGVzGAQgAygLMhkubmV0c2VydmEubWFpbC52MS5NYWlsYm94EiwKB2FsaWFzZXMYBSADKAsyGy5uZXRzZXJ2YS5tYWlsLnYxLk1haWxBbGlhcxIqCgN0bHMYBiABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLlRsc01hdGVyaWFsEiwKCWRraW1fa2V5cxgHIAMoCzIZLm5ldHNlcnZhLm1haWwudjEuRGtpbUtleSKXAgoLU3RhdGVDaGFuZ2USNQoNdXBzZXJ0X2RvbWFpbhgBIAEoCzIcLm5ldHNlcnZhLm1haWwudjEuTWFpbERvbWFpbkgAEhcKDWRlbGV0ZV9kb21haW4YAiABKAlIABIzCg51cHNlcnRfbWFpbGJveBgDIAEoCzIZLm5ldHNlcnZhLm1haWwudjEuTWFpbGJveEgAEhgKDmRlbGV0ZV9tYWlsYm94GAQgASgJSAASMwoMdXBzZXJ0X2FsaWFzGAUgASgLMhsubmV0c2VydmEubWFpbC52MS5NYWlsQWxpYXNIABIWCgxkZWxldGVfYWxpYXMYBiABKAlIABIUCgxrZWVwX21haWxkaXIYByABKAhCBgoEa2luZGIGcHJvdG8z");
+  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL3N0YXRlLnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIiwKCk1haWxEb21haW4SDgoGZG9tYWluGAEgASgJEg4KBmFjdGl2ZRgCIAEoCCKCAQoHTWFpbGJveBIPCgdhZGRyZXNzGAEgASgJEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkSEwoLcXVvdGFfYnl0ZXMYAyABKAQSDgoGYWN0aXZlGAQgASgIEhQKDHNpZXZlX3NjcmlwdBgFIAEoCRIUCgxkaXNwbGF5X25hbWUYBiABKAkiPAoJTWFpbEFsaWFzEg4KBnNvdXJjZRgBIAEoCRIPCgd0YXJnZXRzGAIgAygJEg4KBmFjdGl2ZRgDIAEoCCJFCgtUbHNNYXRlcmlhbBIdChVjZXJ0aWZpY2F0ZV9jaGFpbl9wZW0YASABKAkSFwoPcHJpdmF0ZV9rZXlfcGVtGAIgASgJIlcKB0RraW1LZXkSDgoGZG9tYWluGAEgASgJEhAKCHNlbGVjdG9yGAIgASgJEhEKCWFsZ29yaXRobRgDIAEoCRIXCg9wcml2YXRlX2tleV9wZW0YBCABKAkimwEKDVZub2RlU2V0dGluZ3MSFQoNbWFpbF9ob3N0bmFtZRgBIAEoCRIYChBsaXN0ZW5fYWRkcmVzc2VzGAIgAygJEhYKDnJzcGFtZF9lbmFibGVkGAMgASgIEhYKDmNsYW1hdl9lbmFibGVkGAQgASgIEhIKCndlYl9saXN0ZW4YBSABKAkSFQoNd2ViX2RpcmVjdG9yeRgGIAEoCSJpChBOYW1lZENlcnRpZmljYXRlEg0KBW5hbWVzGAEgAygJEh0KFWNlcnRpZmljYXRlX2NoYWluX3BlbRgCIAEoCRIXCg9wcml2YXRlX2tleV9wZW0YAyABKAkSDgoGaXNzdWVyGAQgASgJIkkKDFNlcnZlZERvbWFpbhIOCgZkb21haW4YASABKAkSFgoObXRhX3N0c19wb2xpY3kYAiABKAkSEQoJbWFpbF9ob3N0GAMgASgJIqQDCgxEZXNpcmVkU3RhdGUSEgoKZ2VuZXJhdGlvbhgBIAEoBBIxCghzZXR0aW5ncxgCIAEoCzIfLm5ldHNlcnZhLm1haWwudjEuVm5vZGVTZXR0aW5ncxItCgdkb21haW5zGAMgAygLMhwubmV0c2VydmEubWFpbC52MS5NYWlsRG9tYWluEiwKCW1haWxib3hlcxgEIAMoCzIZLm5ldHNlcnZhLm1haWwudjEuTWFpbGJveBIsCgdhbGlhc2VzGAUgAygLMhsubmV0c2VydmEubWFpbC52MS5NYWlsQWxpYXMSKgoDdGxzGAYgASgLMh0ubmV0c2VydmEubWFpbC52MS5UbHNNYXRlcmlhbBIsCglka2ltX2tleXMYByADKAsyGS5uZXRzZXJ2YS5tYWlsLnYxLkRraW1LZXkSOAoMY2VydGlmaWNhdGVzGAggAygLMiIubmV0c2VydmEubWFpbC52MS5OYW1lZENlcnRpZmljYXRlEi4KBnNlcnZlZBgJIAMoCzIeLm5ldHNlcnZhLm1haWwudjEuU2VydmVkRG9tYWluIpcCCgtTdGF0ZUNoYW5nZRI1Cg11cHNlcnRfZG9tYWluGAEgASgLMhwubmV0c2VydmEubWFpbC52MS5NYWlsRG9tYWluSAASFwoNZGVsZXRlX2RvbWFpbhgCIAEoCUgAEjMKDnVwc2VydF9tYWlsYm94GAMgASgLMhkubmV0c2VydmEubWFpbC52MS5NYWlsYm94SAASGAoOZGVsZXRlX21haWxib3gYBCABKAlIABIzCgx1cHNlcnRfYWxpYXMYBSABKAsyGy5uZXRzZXJ2YS5tYWlsLnYxLk1haWxBbGlhc0gAEhYKDGRlbGV0ZV9hbGlhcxgGIAEoCUgAEhQKDGtlZXBfbWFpbGRpchgHIAEoCEIGCgRraW5kYgZwcm90bzM");
 
 /**
  * One hosted mail domain (NetServa sysadm `vhosts`).
@@ -206,6 +206,20 @@ export type VnodeSettings = Message<"netserva.mail.v1.VnodeSettings"> & {
    * @generated from field: bool clamav_enabled = 4;
    */
   clamavEnabled: boolean;
+
+  /**
+   * The agent's HTTPS listener for MTA-STS, autoconfig and autodiscover ("addr:port"); empty = off.
+   *
+   * @generated from field: string web_listen = 5;
+   */
+  webListen: string;
+
+  /**
+   * Instead of (or besides) the listener: a directory an existing web server serves; empty = none.
+   *
+   * @generated from field: string web_directory = 6;
+   */
+  webDirectory: string;
 };
 
 /**
@@ -214,6 +228,84 @@ export type VnodeSettings = Message<"netserva.mail.v1.VnodeSettings"> & {
  */
 export const VnodeSettingsSchema: GenMessage<VnodeSettings> = /*@__PURE__*/
   messageDesc(file_netserva_mail_v1_state, 5);
+
+/**
+ * The certificate-for-a-name seam: a certificate chain and key for some DNS names. The HTTPS
+ * listener and the mail daemons (SNI) present the entry naming the requested host; a name no
+ * entry covers gets the vnode's mail certificate (tls). Whoever obtains certificates (the
+ * controller's CA, ACME, the operator) only adds entries here.
+ *
+ * @generated from message netserva.mail.v1.NamedCertificate
+ */
+export type NamedCertificate = Message<"netserva.mail.v1.NamedCertificate"> & {
+  /**
+   * DNS names (A-labels, lowercase), as in the certificate's SANs
+   *
+   * @generated from field: repeated string names = 1;
+   */
+  names: string[];
+
+  /**
+   * leaf first
+   *
+   * @generated from field: string certificate_chain_pem = 2;
+   */
+  certificateChainPem: string;
+
+  /**
+   * @generated from field: string private_key_pem = 3;
+   */
+  privateKeyPem: string;
+
+  /**
+   * "acme" | "ca" | "operator": shown, never trusted for decisions on the vnode
+   *
+   * @generated from field: string issuer = 4;
+   */
+  issuer: string;
+};
+
+/**
+ * Describes the message netserva.mail.v1.NamedCertificate.
+ * Use `create(NamedCertificateSchema)` to create a new message.
+ */
+export const NamedCertificateSchema: GenMessage<NamedCertificate> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_state, 6);
+
+/**
+ * What the HTTPS listener serves for one hosted domain.
+ *
+ * @generated from message netserva.mail.v1.ServedDomain
+ */
+export type ServedDomain = Message<"netserva.mail.v1.ServedDomain"> & {
+  /**
+   * A-label
+   *
+   * @generated from field: string domain = 1;
+   */
+  domain: string;
+
+  /**
+   * the mta-sts.txt body; empty = no MTA-STS for this domain
+   *
+   * @generated from field: string mta_sts_policy = 2;
+   */
+  mtaStsPolicy: string;
+
+  /**
+   * the host name clients connect to for IMAP/SMTP (autoconfig)
+   *
+   * @generated from field: string mail_host = 3;
+   */
+  mailHost: string;
+};
+
+/**
+ * Describes the message netserva.mail.v1.ServedDomain.
+ * Use `create(ServedDomainSchema)` to create a new message.
+ */
+export const ServedDomainSchema: GenMessage<ServedDomain> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_state, 7);
 
 /**
  * The whole desired state of one vnode at one generation.
@@ -255,6 +347,20 @@ export type DesiredState = Message<"netserva.mail.v1.DesiredState"> & {
    * @generated from field: repeated netserva.mail.v1.DkimKey dkim_keys = 7;
    */
   dkimKeys: DkimKey[];
+
+  /**
+   * Certificates by name (SNI); empty = only the mail certificate above.
+   *
+   * @generated from field: repeated netserva.mail.v1.NamedCertificate certificates = 8;
+   */
+  certificates: NamedCertificate[];
+
+  /**
+   * Domains whose MTA-STS policy and mail client settings the vnode serves over HTTPS.
+   *
+   * @generated from field: repeated netserva.mail.v1.ServedDomain served = 9;
+   */
+  served: ServedDomain[];
 };
 
 /**
@@ -262,7 +368,7 @@ export type DesiredState = Message<"netserva.mail.v1.DesiredState"> & {
  * Use `create(DesiredStateSchema)` to create a new message.
  */
 export const DesiredStateSchema: GenMessage<DesiredState> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_state, 6);
+  messageDesc(file_netserva_mail_v1_state, 8);
 
 /**
  * One incremental change to the lookup data.
@@ -324,5 +430,5 @@ export type StateChange = Message<"netserva.mail.v1.StateChange"> & {
  * Use `create(StateChangeSchema)` to create a new message.
  */
 export const StateChangeSchema: GenMessage<StateChange> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_state, 7);
+  messageDesc(file_netserva_mail_v1_state, 9);
 

@@ -1,0 +1,149 @@
+// The served part of the vnode (MTA-STS, autoconfig, autodiscover) across desired states and
+// restarts. An apply first prepares it (checks the served domains and certificates, binds a new
+// listener address) so a bad state is refused before anything changes; the mail host commits it
+// after its own apply succeeded, or aborts it. What was committed is kept in a state file (0600:
+// it holds keys), so a restarted agent serves again at once, with or without its controller.
+import { join } from "node:path";
+import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { DesiredStateSchema, type DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { NetservaError, invalid } from "../../common/errors.ts";
+import type { Logger } from "../../common/log.ts";
+import { parseHostPort } from "../../common/validation/host-port.ts";
+import type { VnodePaths } from "../paths.ts";
+import { readStateFile, writeStateFile } from "../server/state-file.ts";
+import { certMapOf, createContextChooser } from "./cert-map.ts";
+import { siteOf } from "./served-site.ts";
+import { writeSiteDirectory } from "./web-directory.ts";
+import { startWebServer, type WebContent, type WebLimits, type WebListener } from "./web-server.ts";
+
+export interface PendingWeb {
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface ServedWeb {
+  prepare(state: DesiredState): Promise<PendingWeb>;
+  /** Serve what was committed before the agent (re)started; a problem is logged, not thrown. */
+  restore(): Promise<void>;
+  /** The listener, when one is configured and bound. */
+  listener(): WebListener | undefined;
+  close(): Promise<void>;
+}
+
+/** Only what the web part needs, so the state file stays small. */
+function servedPart(state: DesiredState): DesiredState {
+  return create(DesiredStateSchema, {
+    generation: state.generation,
+    settings: {
+      mailHostname: state.settings?.mailHostname ?? "",
+      webListen: state.settings?.webListen ?? "",
+      webDirectory: state.settings?.webDirectory ?? "",
+    },
+    ...(state.tls ? { tls: state.tls } : {}),
+    certificates: state.certificates,
+    served: state.served,
+  });
+}
+
+function contentOf(state: DesiredState): WebContent | undefined {
+  const site = siteOf(state);
+  const map = certMapOf(state);
+  if (!map.fallback) return undefined;
+  return { site, choose: createContextChooser(map), fallback: map.fallback };
+}
+
+function listenOf(state: DesiredState): { host: string; port: number } | undefined {
+  const text = state.settings?.webListen ?? "";
+  if (text === "") return undefined;
+  const hp = parseHostPort(text, "settings.web_listen");
+  if (hp.kind === "name") throw invalid("settings.web_listen", "must be an IP address and port");
+  return { host: hp.host, port: hp.port };
+}
+
+function directoryOf(state: DesiredState): string | undefined {
+  const dir = state.settings?.webDirectory ?? "";
+  if (dir === "") return undefined;
+  if (!dir.startsWith("/") || dir.split("/").includes("..") || /[^\x20-\x7e]/.test(dir))
+    throw invalid("settings.web_directory", "must be an absolute path without '..'");
+  return dir;
+}
+
+export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: Partial<WebLimits> }): ServedWeb {
+  const file = join(o.paths.stateDir, "web-served.json");
+  let listener: WebListener | undefined;
+
+  async function prepare(state: DesiredState): Promise<PendingWeb> {
+    const listen = listenOf(state);
+    const directory = directoryOf(state);
+    const content = contentOf(state); // checks every served domain and certificate
+    if (listen && !content)
+      throw new NetservaError(
+        "failed_precondition",
+        "settings.web_listen: the vnode has no mail certificate to serve with",
+        {
+          field: "settings.web_listen",
+        },
+      );
+    const same = listen && listener && listener.host === listen.host && listener.port === listen.port;
+    let fresh: WebListener | undefined;
+    if (listen && content && !same) {
+      try {
+        fresh = await startWebServer({
+          ...listen,
+          content,
+          ...(o.log ? { log: o.log } : {}),
+          ...(o.limits ? { limits: o.limits } : {}),
+        });
+      } catch (error) {
+        throw invalid(
+          "settings.web_listen",
+          `cannot listen on ${state.settings?.webListen}: ${(error as Error).message}`,
+        );
+      }
+    }
+    return {
+      async commit() {
+        if (directory) writeSiteDirectory(directory, siteOf(state));
+        if (fresh) {
+          const old = listener;
+          listener = fresh;
+          await old?.close();
+        } else if (!listen) {
+          const old = listener;
+          listener = undefined;
+          await old?.close();
+        } else if (content) listener?.update(content);
+        writeStateFile(file, JSON.parse(toJsonString(DesiredStateSchema, servedPart(state))) as unknown);
+      },
+      async abort() {
+        await fresh?.close();
+      },
+    };
+  }
+
+  return {
+    prepare,
+    async restore() {
+      const read = readStateFile<DesiredState | undefined>(file, undefined, (data) => {
+        try {
+          return fromJsonString(DesiredStateSchema, JSON.stringify(data));
+        } catch {
+          return undefined;
+        }
+      });
+      if (read.problem) o.log?.warn("served web state unusable", { problem: read.problem });
+      if (!read.value) return;
+      try {
+        await (await prepare(read.value)).commit();
+      } catch (error) {
+        o.log?.warn("served web not restored", { error: error instanceof Error ? error.message : String(error) });
+      }
+    },
+    listener: () => listener,
+    async close() {
+      const old = listener;
+      listener = undefined;
+      await old?.close();
+    },
+  };
+}
