@@ -113,6 +113,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
     ...(options.metrics ? { onHealth: options.metrics.health } : {}),
   });
+  options.metrics?.watchConnects(() => fleet.connects);
   const renewal = startControllerRenewal({
     ...renewalOptions,
     initial: pair,

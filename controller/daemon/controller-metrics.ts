@@ -21,6 +21,8 @@ export interface ControllerMetrics {
   /** Whether the last probe of the database succeeded. */
   databaseReachable(up: boolean): void;
   enrollmentRefused(method: "enroll" | "renew", reason: Refusal): void;
+  /** Where the link-connect gauges read the fleet's connect gate (the daemon sets it). */
+  watchConnects(gate: () => { inFlight: number; peak: number }): void;
   /** Health reports received, and what their flushes wrote (rows by table, statements). */
   health(event: { reports: number } | FlushCounts): void;
   text(): Promise<string>;
@@ -79,6 +81,18 @@ export function createControllerMetrics(): ControllerMetrics {
     registers: [registry],
   });
   for (const table of ["vnodes", "mail_services", "mail_health_history"]) healthRows.inc({ table }, 0);
+  let connects: (() => { inFlight: number; peak: number }) | undefined;
+  new Gauge({
+    name: "netserva_controller_link_connects",
+    help: "Agent links connecting now (TLS handshake to first health report), and the most at once since start (bounded fleet-wide).",
+    labelNames: ["which"],
+    registers: [registry],
+    collect() {
+      const now = connects?.();
+      this.set({ which: "in_flight" }, now?.inFlight ?? 0);
+      this.set({ which: "peak" }, now?.peak ?? 0);
+    },
+  });
   let presented: (() => Record<PresentedCertificate, Date>) | undefined;
   new Gauge({
     name: "netserva_controller_certificate_expiry_timestamp_seconds",
@@ -109,6 +123,9 @@ export function createControllerMetrics(): ControllerMetrics {
     adminClientError: () => adminErrors.inc(),
     databaseReachable: (up) => databaseUp.set(up ? 1 : 0),
     enrollmentRefused: (method, reason) => refused.inc({ method, reason }),
+    watchConnects(gate) {
+      connects = gate;
+    },
     health(event) {
       if ("reports" in event) {
         healthReports.inc(event.reports);

@@ -82,6 +82,8 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
       "every swarm vnode connected",
     );
     expect(rows.map((r) => r.status)).toEqual(names.map(() => "enrolled"));
+    // Links connect through the fleet's gate: never more than 32 handshakes at once.
+    expect(await serve.metric('netserva_controller_link_connects{which="peak"}')).toBeLessThanOrEqual(32);
   });
 
   it("pushes one addvmail to exactly its vnode", async () => {
@@ -137,6 +139,17 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
 
   it("revoking one vnode disconnects that agent only", async () => {
     const victim = names[3] as string;
+    /** How often the controller's link to each vnode came up (its "vnode up" log lines). */
+    const ups = (): Map<string, number> => {
+      const count = new Map<string, number>();
+      for (const line of serve.stderr().split("\n")) {
+        if (!line.includes('"vnode up"')) continue;
+        const vnode = (JSON.parse(line) as { vnode?: string }).vnode ?? "";
+        count.set(vnode, (count.get(vnode) ?? 0) + 1);
+      }
+      return count;
+    };
+    const upsBefore = ups();
     await cli(["vnode", "revoke", victim]);
     await until(
       async () => {
@@ -148,5 +161,9 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
       60_000,
       "the revoked vnode down and every other one live",
     );
+    // The rest of the fleet kept its connections: no link but the victim's came up again.
+    const upsAfter = ups();
+    const reconnected = names.filter((n) => n !== victim && upsAfter.get(n) !== upsBefore.get(n));
+    expect(reconnected).toEqual([]);
   });
 });
