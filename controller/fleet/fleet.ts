@@ -178,6 +178,12 @@ export function startFleet(options: FleetOptions): Fleet {
       const vnode = wanted.get(name);
       if (!vnode || vnode.address !== entry.address || cutOff.has(vnode.id)) {
         // Revoked or moved: drop the connection at once (a new one re-checks the certificate).
+        const reason = !vnode
+          ? "no longer enrolled"
+          : vnode.address !== entry.address
+            ? "moved"
+            : "certificate revoked";
+        options.log.info("link dropped", { vnode: name, reason });
         entry.link.close();
         links.delete(name);
       }

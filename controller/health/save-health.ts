@@ -119,19 +119,26 @@ export function createHealthWriter(
     for (let i = 0; i < due.length; i += BATCH) {
       const batch = due.slice(i, i + BATCH);
       const values = batch.map(() => "(?::int, ?::timestamptz, ?::timestamptz, ?::text, ?::bigint, ?::bigint)");
+      // Liveness alone leaves the rest as it is: the deliver service may have recorded a newer
+      // applied generation since this (unchanged) report arrived.
       await connection.execute(
-        `update vnodes v set last_health_at = x.health_at, last_seen_at = x.seen_at, agent_version = x.version,
-                applied_generation = x.applied, fs_capacity_bytes = coalesce(x.fs, v.fs_capacity_bytes)
+        `update vnodes v set last_health_at = x.health_at, last_seen_at = x.seen_at,
+                agent_version = coalesce(x.version, v.agent_version),
+                applied_generation = coalesce(x.applied, v.applied_generation),
+                fs_capacity_bytes = coalesce(x.fs, v.fs_capacity_bytes)
            from (values ${values.join(", ")}) as x(id, health_at, seen_at, version, applied, fs)
           where v.id = x.id`,
-        batch.flatMap(([id, n]) => [
-          id,
-          new Date(Number(n.report.timeUnixMs)),
-          new Date(n.seenAt),
-          n.report.agentVersion,
-          Number(n.report.appliedGeneration),
-          n.mail?.filesystem ? n.mail.filesystem.sizeBytes : null,
-        ]),
+        batch.flatMap(([id, n]) => {
+          const news = n.key !== n.writtenKey;
+          return [
+            id,
+            new Date(Number(n.report.timeUnixMs)),
+            new Date(n.seenAt),
+            news ? n.report.agentVersion : null,
+            news ? Number(n.report.appliedGeneration) : null,
+            news && n.mail?.filesystem ? n.mail.filesystem.sizeBytes : null,
+          ];
+        }),
         "run",
       );
       counts.statements += 1;

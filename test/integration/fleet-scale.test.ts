@@ -84,7 +84,7 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
     expect(rows.map((r) => r.status)).toEqual(names.map(() => "enrolled"));
     // Links connect through the fleet's gate: never more than 32 handshakes at once.
     expect(await serve.metric('netserva_controller_link_connects{which="peak"}')).toBeLessThanOrEqual(32);
-  });
+  }, 180_000);
 
   it("pushes one addvmail to exactly its vnode", async () => {
     const target = names[7] as string;
@@ -103,9 +103,16 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
     expect(others.filter((a) => a.host.mailboxes.has(`alice@${domain}`))).toEqual([]);
     // Nothing else was told anything by this change (the reconciler has nothing to repair).
     expect(others.filter((a) => a.host.calls.length !== before.get(a.name)).map((a) => a.name)).toEqual([]);
-    const row = (await status()).find((r) => r.vnode === target);
-    expect(row?.appliedGeneration).toBe(row?.generation);
-  });
+    // And status shows it at its generation.
+    await until(
+      async () => {
+        const row = (await status()).find((r) => r.vnode === target);
+        return row && row.generation > 0 && row.appliedGeneration === row.generation ? row : undefined;
+      },
+      30_000,
+      "status showing the vnode at its generation",
+    );
+  }, 120_000);
 
   it("writes health at a bounded count of statements and rows, not one per report", async () => {
     type Counts = Record<"reports" | "statements" | "vnodes" | "services" | "samples", number>;
@@ -135,21 +142,18 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
     expect(d("vnodes")).toBeLessThanOrEqual(d("reports") / 4);
     expect(d("services")).toBeLessThanOrEqual(d("reports") / 20);
     expect(d("samples")).toBeLessThanOrEqual(AGENTS);
-  });
+  }, 180_000);
 
   it("revoking one vnode disconnects that agent only", async () => {
     const victim = names[3] as string;
-    /** How often the controller's link to each vnode came up (its "vnode up" log lines). */
-    const ups = (): Map<string, number> => {
-      const count = new Map<string, number>();
-      for (const line of serve.stderr().split("\n")) {
-        if (!line.includes('"vnode up"')) continue;
-        const vnode = (JSON.parse(line) as { vnode?: string }).vnode ?? "";
-        count.set(vnode, (count.get(vnode) ?? 0) + 1);
-      }
-      return count;
-    };
-    const upsBefore = ups();
+    /** The controller's "link dropped" log lines: which vnodes' links it closed, and why. */
+    const dropped = (): string[] =>
+      serve
+        .stderr()
+        .split("\n")
+        .filter((line) => line.includes('"link dropped"'))
+        .map((line) => (JSON.parse(line) as { vnode?: string }).vnode ?? "");
+    const droppedBefore = dropped().length;
     await cli(["vnode", "revoke", victim]);
     await until(
       async () => {
@@ -161,9 +165,7 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
       60_000,
       "the revoked vnode down and every other one live",
     );
-    // The rest of the fleet kept its connections: no link but the victim's came up again.
-    const upsAfter = ups();
-    const reconnected = names.filter((n) => n !== victim && upsAfter.get(n) !== upsBefore.get(n));
-    expect(reconnected).toEqual([]);
-  });
+    // The controller closed the victim's link and no other: the rest keep their connections.
+    expect(dropped().slice(droppedBefore)).toEqual([victim]);
+  }, 120_000);
 });
