@@ -6,6 +6,7 @@ import { createAppliedState } from "./server/applied-state.ts";
 import { startAgentServer } from "./server/agent-server.ts";
 import { openMailPort, type MailHostPort } from "./server/mail-port.ts";
 import { createRevocations } from "./server/revocations.ts";
+import { createLeaseFence } from "./server/lease-fence.ts";
 import { createAgentMetrics } from "./metrics/agent-metrics.ts";
 import { startMetricsServer } from "./metrics/metrics-server.ts";
 import { agentHomePaths, loadAgentIdentity } from "./home/agent-home.ts";
@@ -18,7 +19,10 @@ import { createServedWeb } from "./web/web-host.ts";
 import type { FilterOptions } from "./mail/filter-config.ts";
 import { createVnodePaths } from "./paths.ts";
 import { createServiceControl, detectInitSystem } from "./sc/service-control.ts";
-import type { InitKind } from "./sc/service-control.ts";
+import type { InitKind, ServiceControl } from "./sc/service-control.ts";
+import { createSwitchableMail, type SwitchableMail } from "./server/switchable-mail.ts";
+import { NETSERVA_SYSADM_DB } from "./mail/management.ts";
+import { join } from "node:path";
 import { createMailHealth } from "./health/mail-health.ts";
 import { createRspamdPaths } from "./rspamd/paths.ts";
 import { createClamavPaths } from "./clamav/paths.ts";
@@ -39,6 +43,8 @@ export interface AgentMailOptions {
   filter?: FilterOptions;
   /** How often mailbox usage is rescanned on disk (default 30 s). */
   usageIntervalMs?: number;
+  /** NetServa's sysadm DB (default: NetServa 3.0's path under root): its presence means hands off. */
+  sysadmDb?: string;
 }
 
 export interface AgentDaemonOptions {
@@ -56,12 +62,12 @@ export interface AgentDaemonOptions {
   lastResort?: boolean;
 }
 
-async function createMailPort(
+async function openManagedMail(
   options: AgentMailOptions,
+  sc: ServiceControl,
   log: Logger,
 ): Promise<{ port: MailHostPort; close(): Promise<void> }> {
   const paths = createVnodePaths(options.root);
-  const sc = createServiceControl({ kind: options.initKind ?? detectInitSystem(), paths });
   // MTA-STS, autoconfig, autodiscover: served again at once from what the last state committed.
   const web = createServedWeb({ paths, log: log.child({ component: "web" }) });
   await web.restore();
@@ -91,6 +97,22 @@ async function createMailPort(
   };
 }
 
+export const sysadmDbOf = (options: AgentMailOptions): string =>
+  options.sysadmDb ?? join(createVnodePaths(options.root).root, NETSERVA_SYSADM_DB);
+
+/** The vnode's mail: unmanaged (hands off) or managed, switchable by SetManagement. */
+async function createMailPort(options: AgentMailOptions, log: Logger): Promise<SwitchableMail> {
+  const paths = createVnodePaths(options.root);
+  const sc = createServiceControl({ kind: options.initKind ?? detectInitSystem(), paths });
+  return createSwitchableMail({
+    paths,
+    sysadmDb: sysadmDbOf(options),
+    sc,
+    open: () => openManagedMail(options, sc, log),
+    log: log.child({ component: "mail" }),
+  });
+}
+
 export interface AgentDaemon {
   vnode: string;
   port: number;
@@ -106,9 +128,10 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
   for (const repair of identity.repairs) log.warn("agent identity repaired at start-up", { repair });
   const revocations = createRevocations({ file: paths.revocations });
   const applied = createAppliedState({ file: paths.applied });
+  const fence = createLeaseFence({ file: paths.leaseEpoch });
   // A torn state file is reported and started from empty: generation 0 makes the controller
   // send the whole state, and it pushes its revocation list on connecting.
-  for (const problem of [revocations.problem, applied.problem])
+  for (const problem of [revocations.problem, applied.problem, fence.problem])
     if (problem) log.warn("agent state file unusable, starting from empty", { problem });
   const metrics = createAgentMetrics({ vnode, version: AGENT_VERSION });
   // The net under the connection handlers: a miss is logged and counted, and the agent keeps
@@ -139,11 +162,14 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     certificateNotAfter: inspectCertificate(identity.certPem).notAfter,
     revocations,
     applied,
+    fence,
     metrics,
     log,
     listen: options.listen,
     trust,
     ...(mailHost ? { mailHost } : {}),
+    ...(mail ? { mail } : {}),
+    ...(options.mail ? { sysadmDb: sysadmDbOf(options.mail) } : {}),
   });
   const metricsServer = options.metricsListen
     ? await startMetricsServer({

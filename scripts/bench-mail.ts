@@ -244,6 +244,16 @@ function printImap(runs: Map<string, ImapMixResult[]>): void {
       `rendered / hand IMAP sessions/s: ${f2(median(rd.map(sessionRate)) / median(h.map(sessionRate)))}x (per round ${rd.map((x, i) => f2(sessionRate(x) / sessionRate(h[i] ?? x))).join(" ")}); per CPU-second ${f2(cpu(h) / cpu(rd))}x   target >= 0.9x`,
     );
   }
+  const daemons = new Set<string>();
+  for (const rs of runs.values()) for (const r of rs) for (const k of r.cpu.byDaemon.keys()) daemons.add(k);
+  const perSession = (rs: ImapMixResult[], d: string): number =>
+    median(rs.map((r) => (d === "(unattributed)" ? r.cpu.unattributedMs : (r.cpu.byDaemon.get(d) ?? 0)) / r.sessions));
+  const dRows = [...daemons, "(unattributed)"]
+    .map((d) => ({ d, xs: [...runs.values()].map((rs) => perSession(rs, d)) }))
+    .filter(({ xs }) => xs.some((x) => x >= 0.05))
+    .sort((a, b) => b.xs.reduce((x, y) => x + y, 0) - a.xs.reduce((x, y) => x + y, 0))
+    .map(({ d, xs }) => [d, ...xs.map(f2)]);
+  console.log(table(["CPU ms per IMAP session", ...runs.keys()], dRows));
   console.log(
     `(a session: TLS connect on 993, LOGIN, SELECT INBOX, FETCH envelope+flags+structure of the newest 10, APPEND ~1 kB to a folder, LOGOUT; ${IMAP.clients} clients each on its own mailbox, ImapFlow from this process)`,
   );

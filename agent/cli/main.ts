@@ -99,6 +99,11 @@ const serve: Subcommand = {
       help: "tests and demos only: an EICAR-only ClamAV database (no signature download)",
     },
     { name: "usage-interval", value: "ms", help: "how often mailbox usage is rescanned on disk (default 30000)" },
+    {
+      name: "sysadm-db",
+      value: "file",
+      help: "NetServa's sysadm DB (default /var/lib/sqlite/sysadm/sysadm.db under the root): present = hands off until adopted",
+    },
   ],
   async run(values, io) {
     const root = text(values, "root");
@@ -114,6 +119,7 @@ const serve: Subcommand = {
             ...(init ? { initKind: init } : {}),
             ...(flag(values, "no-auth-penalty") ? { authPenalty: false } : {}),
             ...(interval !== undefined ? { usageIntervalMs: interval } : {}),
+            ...(text(values, "sysadm-db") ? { sysadmDb: text(values, "sysadm-db") } : {}),
             filter: {
               ...(flag(values, "filter-offline") ? { disableNetworkModules: true, greylist: false as const } : {}),
               ...(text(values, "filter-cache") ? { hsCacheDir: text(values, "filter-cache") } : {}),

@@ -95,6 +95,13 @@ export function renderDovecotConf(o: DovecotRenderOptions): string {
       `sieve_before = ${confValue(p.dovecotSieveBefore)}`,
     ),
   ];
+  // SNI: a hosted domain's own mail host name gets its own certificate (exact names only).
+  for (const e of o.sni ?? [])
+    for (const name of e.names)
+      if (!name.startsWith("*."))
+        blocks.push(
+          block(`local_name ${confValue(name)}`, `ssl_cert = <${confValue(e.cert)}`, `ssl_key = <${confValue(e.key)}`),
+        );
   if (o.authPenalty === false) {
     blocks.push(block("service anvil", block("unix_listener anvil-auth-penalty", "mode = 0")));
     top.push("auth_failure_delay = 0");

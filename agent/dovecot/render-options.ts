@@ -1,3 +1,4 @@
+import type { SniEntry } from "../mail/sni-files.ts";
 // Inputs of the Dovecot renderers: the vnode's paths and settings plus explicit options.
 import type { VnodePaths } from "../paths.ts";
 
@@ -8,6 +9,8 @@ export interface DovecotRenderOptions {
   readonly listenAddresses: readonly string[];
   /** uid/gid that owns all mail (the vmail user): Dovecot's first_valid_uid/gid. */
   readonly vmailUid: number;
+  /** Certificates by SNI name (mail/sni-files.ts): a local_name block per exact name. */
+  readonly sni?: readonly SniEntry[];
   readonly vmailGid: number;
   /** Dovecot's ~4 s delay after a failed login; tests may turn it off. Default true. */
   readonly authPenalty?: boolean;

@@ -13,6 +13,7 @@ export interface AgentHomePaths {
   config: string;
   applied: string;
   revocations: string;
+  leaseEpoch: string;
 }
 
 export interface AgentConfig {
@@ -31,6 +32,7 @@ export function agentHomePaths(root: string): AgentHomePaths {
     config: join(dir, "agent.json"),
     applied: join(dir, "applied.json"),
     revocations: join(dir, "revoked.json"),
+    leaseEpoch: join(dir, "lease-epoch.json"),
   };
 }
 

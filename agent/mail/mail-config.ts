@@ -22,6 +22,7 @@ import { awaitDaemonWords, markDaemonLogs, quoteWords, type LogMarks, type MailD
 import { createFilterConfig, filterWants, type FilterOptions } from "./filter-config.ts";
 import { verifyListeners } from "./verify-listeners.ts";
 import { renderTlsFiles } from "./tls-files.ts";
+import { renderSniFiles } from "./sni-files.ts";
 import type { SystemUser } from "./vmail-user.ts";
 
 export interface MailConfigOptions {
@@ -57,12 +58,14 @@ export function createMailConfig(o: MailConfigOptions) {
     const listenAddresses = listenOf(state);
     for (const a of listenAddresses)
       if (!/^[0-9a-f.:]+$/i.test(a)) throw invalid("settings.listen_addresses", `${a} is not an IP address`);
+    const sni = renderSniFiles(p, state);
     const postfix = renderPostfix({
       paths: p,
       mailHostname,
       listenAddresses,
       rspamdEnabled: filterWants(state).rspamd,
       milterAddress: o.milterAddress ?? filters.milterAddress,
+      sni: sni.entries,
       submitUsers: ["root", "postfix", o.vmail.name],
       ...(o.extraMainCf ? { extraMainCf: o.extraMainCf } : {}),
       installParams: o.postfixInstallParams,
@@ -73,10 +76,14 @@ export function createMailConfig(o: MailConfigOptions) {
       listenAddresses,
       vmailUid: o.vmail.uid,
       vmailGid: o.vmail.gid,
+      sni: sni.entries,
       ...(o.authPenalty === undefined ? {} : { authPenalty: o.authPenalty }),
       ...(o.extraDovecotConf ? { extraConf: o.extraDovecotConf } : {}),
     });
-    return { tls: renderTlsFiles(p, state.tls), daemons: new Map([...filters.render(state), ...postfix, ...dovecot]) };
+    return {
+      tls: new Map([...renderTlsFiles(p, state.tls), ...sni.files]),
+      daemons: new Map([...filters.render(state), ...postfix, ...dovecot]),
+    };
   }
 
   const readText = (path: string): string | undefined => {

@@ -213,6 +213,22 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
           }
         }
         if (domainTouched(rows.entries)) await reloadPostfixIfRunning();
+        // A domain added or removed is served (autoconfig, autodiscover) or not at once.
+        const domains = checked.flatMap((c) =>
+          c.kind === "upsertDomain"
+            ? [{ domain: c.row.domain, served: c.row.active === 1 }]
+            : c.kind === "deleteDomain"
+              ? [{ domain: c.domain, served: false }]
+              : [],
+        );
+        if (domains.length > 0)
+          await o.web
+            ?.domainsChanged(domains)
+            .catch((error: unknown) =>
+              o.log?.warn("served domains not updated", {
+                error: error instanceof Error ? error.message : String(error),
+              }),
+            );
       }
       return { changed: diff.length > 0, diff, digest: lookup.digest() };
     },

@@ -74,6 +74,10 @@ export function renderMainCf(o: PostfixRenderOptions): string {
     ["smtpd_sasl_auth_enable", "no"],
     // One file, one rename: never a new key with an old certificate (mail/tls-files.ts).
     ["smtpd_tls_chain_files", p.tlsKeyAndChain],
+    // Hosted domains with their own names (mail.<domain>): their certificate by SNI.
+    ...((o.sni ?? []).length > 0
+      ? [["tls_server_sni_maps", "texthash:$config_directory/sni"] as [string, string]]
+      : []),
     ["smtpd_tls_security_level", "may"],
     ["smtpd_tls_auth_only", "yes"],
     ["smtpd_tls_protocols", ">=TLSv1.2"],

@@ -1,3 +1,4 @@
+import type { SniEntry } from "../mail/sni-files.ts";
 // Inputs shared by the Postfix renderers: everything comes from the desired state's settings,
 // the vnode's paths and a few explicit options (no environment, no host probing).
 import type { VnodePaths } from "../paths.ts";
@@ -9,6 +10,8 @@ export interface PostfixRenderOptions {
   /** Addresses smtpd binds; empty = all. */
   readonly listenAddresses: readonly string[];
   readonly rspamdEnabled: boolean;
+  /** Certificates by SNI name (mail/sni-files.ts); none = no SNI table. */
+  readonly sni?: readonly SniEntry[];
   /** Milter endpoint of the spam filter, e.g. "inet:127.0.0.1:11332"; used only when rspamdEnabled. */
   readonly milterAddress?: string;
   /** Networks allowed to relay without SASL; loopback only by default. */

@@ -5,6 +5,8 @@ import type { PostfixRenderOptions } from "./render-options.ts";
 import { renderMainCf } from "./render-main-cf.ts";
 import { renderMasterCf } from "./render-master-cf.ts";
 import { MAP_NAMES, renderMap } from "./render-maps.ts";
+import { join } from "node:path";
+import { renderPostfixSniMap } from "../mail/sni-files.ts";
 
 export type { PostfixRenderOptions } from "./render-options.ts";
 
@@ -17,6 +19,8 @@ export function renderPostfix(o: PostfixRenderOptions): FileSet {
   files.set(p.postfixMasterCf, { content: renderMasterCf(), mode: 0o644 });
   // Map files hold only the DB path and the queries: nothing secret.
   for (const name of MAP_NAMES) files.set(p.postfixMap(name), { content: renderMap(name, p.lookupDb), mode: 0o644 });
+  // Always written (empty without SNI), so a table that was named once never dangles.
+  files.set(join(p.postfixDir, "sni"), { content: renderPostfixSniMap(o.sni ?? []), mode: 0o644 });
   return files;
 }
 

@@ -17,7 +17,9 @@ import type { MailHostPort } from "./mail-port.ts";
 import { MAX_MESSAGE_BYTES } from "../../common/rpc/limits.ts";
 import { createRequestRecord } from "./request-record.ts";
 import type { Revocations } from "./revocations.ts";
+import type { LeaseFence } from "./lease-fence.ts";
 import type { TrustUpdate } from "../enroll/trust-update.ts";
+import type { SwitchableMail } from "./switchable-mail.ts";
 
 export interface AgentServerOptions {
   vnode: string;
@@ -28,9 +30,15 @@ export interface AgentServerOptions {
   certificateNotAfter: Date;
   revocations: Revocations;
   applied: AppliedState;
+  /** The lease fence (absent: none, every epoch passes). */
+  fence?: LeaseFence;
   metrics: AgentMetrics;
   log: Logger;
   mailHost?: MailHostPort;
+  /** The managed/unmanaged switch of the mail host (SetManagement). */
+  mail?: SwitchableMail;
+  /** NetServa's sysadm DB the inventory reads by default. */
+  sysadmDb?: string;
   trust?: TrustUpdate;
   /** host:port; port 0 picks a free one */
   listen: string;
@@ -97,12 +105,15 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       version: options.version,
       applied: options.applied,
       mailHost: options.mailHost,
+      ...(options.mail ? { mail: options.mail } : {}),
+      ...(options.sysadmDb ? { sysadmDb: options.sysadmDb } : {}),
       certificateNotAfter: () => notAfter,
       revocations: options.revocations,
       record: createRequestRecord(),
       metrics: options.metrics,
       log: options.log,
       ...(options.trust ? { trust: options.trust } : {}),
+      ...(options.fence ? { fence: options.fence } : {}),
     }),
   );
   server.addService(

@@ -11,6 +11,7 @@ import {
   PingResponseSchema,
   UpdateRevocationsResponseSchema,
   UpdateTrustResponseSchema,
+  SetManagementResponseSchema,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type {
   ApplyChangesRequest,
@@ -28,6 +29,8 @@ import type {
   UpdateRevocationsRequest,
   UpdateTrustRequest,
   WatchHealthRequest,
+  SetManagementRequest,
+  SetManagementResponse,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { NetservaError, invalid } from "../../common/errors.ts";
 import { daemonVersions, detectInitSystem, hostName, osRelease } from "../info/system-info.ts";
@@ -40,6 +43,7 @@ import type { ApplyOutcome, MailHostPort } from "./mail-port.ts";
 import { toMailbox } from "../health/mail-health.ts";
 import { handleSmtpTest } from "../smtp-test/smtp-test-request.ts";
 import type { TrustUpdate } from "../enroll/trust-update.ts";
+import type { SwitchableMail } from "./switchable-mail.ts";
 
 export interface AgentServiceOptions extends CommandDeps {
   vnode: string;
@@ -49,6 +53,10 @@ export interface AgentServiceOptions extends CommandDeps {
   certificateNotAfter(): Date;
   /** Installs a trust bundle the controller pushes (absent: UpdateTrust is refused). */
   trust?: TrustUpdate;
+  /** The managed/unmanaged switch (absent without --mail: SetManagement is refused). */
+  mail?: SwitchableMail;
+  /** NetServa's sysadm DB ReadInventory reads when the request names none. */
+  sysadmDb?: string;
 }
 
 const MAX_PING_PAYLOAD = 64 * 1024;
@@ -78,6 +86,12 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
       stateDigest: options.mailHost ? await options.mailHost.digest() : "",
       drift: drift.length > 0,
       ...(options.mailHost?.health ? { mail: await options.mailHost.health() } : {}),
+      ...(options.mail
+        ? {
+            management: options.mail.management().managed ? "managed" : "unmanaged",
+            managementReason: options.mail.management().reason,
+          }
+        : {}),
     });
   };
 
@@ -264,6 +278,26 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
         },
       },
     ),
+    setManagement: unaryCommand<SetManagementRequest, SetManagementResponse>(options, {
+      name: "SetManagement",
+      metaRequired: true,
+      async handle(request, context) {
+        const mail = options.mail;
+        if (!mail)
+          throw new NetservaError(
+            "failed_precondition",
+            "this agent runs without a mail host (--no-mail): nothing to manage",
+          );
+        if (request.reason.length > 500) throw invalid("reason", "at most 500 characters");
+        // In turn with applies: a switch never lands in the middle of one.
+        const outcome = await inTurn(() =>
+          mail.setManaged({ managed: request.managed, dryRun: request.dryRun, reason: request.reason }),
+        );
+        if (!request.dryRun)
+          context.log.info("management set", { managed: outcome.managed, overwrites: outcome.overwrites.length });
+        return create(SetManagementResponseSchema, outcome);
+      },
+    }),
     watchHealth: (call: ServerWritableStream<WatchHealthRequest, HealthReport>) => {
       try {
         authorizeController(call, options.revocations);

@@ -11,6 +11,7 @@ import type { AgentMetrics } from "../metrics/agent-metrics.ts";
 import { authorizeController } from "./authorize.ts";
 import type { RequestRecord } from "./request-record.ts";
 import type { Revocations } from "./revocations.ts";
+import type { LeaseFence } from "./lease-fence.ts";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -19,6 +20,8 @@ export interface CommandDeps {
   record: RequestRecord;
   metrics: AgentMetrics;
   log: Logger;
+  /** Refuses commands from a controller whose lease epoch is older than one already seen. */
+  fence?: LeaseFence;
 }
 
 export interface CommandContext {
@@ -40,15 +43,15 @@ export interface CommandSpec<Req, Res> {
 export function validateMeta(
   meta: CommandMeta | undefined,
   required: boolean,
-): { requestId: string; generation: bigint } {
+): { requestId: string; generation: bigint; leaseEpoch: bigint } {
   if (!meta) {
     if (required) throw invalid("meta", "missing command envelope (request_id, generation)");
-    return { requestId: "", generation: 0n };
+    return { requestId: "", generation: 0n, leaseEpoch: 0n };
   }
   if (!REQUEST_ID.test(meta.requestId)) {
     throw invalid("meta.request_id", "must be 1..64 characters of letters, digits and . _ : -");
   }
-  return { requestId: meta.requestId, generation: meta.generation };
+  return { requestId: meta.requestId, generation: meta.generation, leaseEpoch: meta.leaseEpoch };
 }
 
 export function errorToGrpc(error: NetservaError): { code: number; details: string; metadata: Metadata } {
@@ -85,6 +88,8 @@ export function unaryCommand<Req extends { meta?: CommandMeta }, Res>(deps: Comm
       const peer = authorizeController(call, deps.revocations);
       const meta = validateMeta(call.request.meta, spec.metaRequired);
       requestId = meta.requestId;
+      // Before the replay record too: a deposed controller gets no answer at all.
+      deps.fence?.admit(meta.leaseEpoch);
       const recorded = requestId ? deps.record.get(requestId) : undefined;
       if (recorded) {
         if (recorded.method !== spec.name) throw invalid("meta.request_id", `already used for ${recorded.method}`);

@@ -5,7 +5,11 @@
 // it holds keys), so a restarted agent serves again at once, with or without its controller.
 import { join } from "node:path";
 import { create, fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import { DesiredStateSchema, type DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import {
+  DesiredStateSchema,
+  ServedDomainSchema,
+  type DesiredState,
+} from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { NetservaError, invalid } from "../../common/errors.ts";
 import type { Logger } from "../../common/log.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
@@ -23,6 +27,9 @@ export interface PendingWeb {
 
 export interface ServedWeb {
   prepare(state: DesiredState): Promise<PendingWeb>;
+  /** Incremental domain changes (a domain added, disabled, removed): the served list follows at
+   *  once, as the controller's next whole state would have it (a new domain has no MTA-STS yet). */
+  domainsChanged(changes: ReadonlyArray<{ domain: string; served: boolean }>): Promise<void>;
   /** Serve what was committed before the agent (re)started; a problem is logged, not thrown. */
   restore(): Promise<void>;
   /** The listener, when one is configured and bound. */
@@ -71,6 +78,8 @@ function directoryOf(state: DesiredState): string | undefined {
 export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: Partial<WebLimits> }): ServedWeb {
   const file = join(o.paths.stateDir, "web-served.json");
   let listener: WebListener | undefined;
+  /** The web part of the last committed state. */
+  let current: DesiredState | undefined;
 
   async function prepare(state: DesiredState): Promise<PendingWeb> {
     const listen = listenOf(state);
@@ -113,7 +122,8 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
           listener = undefined;
           await old?.close();
         } else if (content) listener?.update(content);
-        writeStateFile(file, JSON.parse(toJsonString(DesiredStateSchema, servedPart(state))) as unknown);
+        current = servedPart(state);
+        writeStateFile(file, JSON.parse(toJsonString(DesiredStateSchema, current)) as unknown);
       },
       async abort() {
         await fresh?.close();
@@ -123,6 +133,24 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
 
   return {
     prepare,
+    async domainsChanged(changes) {
+      if (!current || changes.length === 0) return;
+      const next = servedPart(current);
+      const map = certMapOf(next);
+      for (const c of changes) {
+        const at = next.served.findIndex((s) => s.domain === c.domain);
+        if (!c.served) {
+          if (at >= 0) next.served.splice(at, 1);
+          continue;
+        }
+        if (at >= 0) continue;
+        const own = `mail.${c.domain}`;
+        const mailHost = map.named.some((p) => p.names.includes(own)) ? own : (next.settings?.mailHostname ?? "");
+        next.served.push(create(ServedDomainSchema, { domain: c.domain, mtaStsPolicy: "", mailHost }));
+      }
+      next.served.sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));
+      await (await prepare(next)).commit();
+    },
     async restore() {
       const read = readStateFile<DesiredState | undefined>(file, undefined, (data) => {
         try {

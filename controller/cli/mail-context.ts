@@ -80,6 +80,7 @@ export async function withMail<T>(
           outcome = { pushed: false, reason: "nothing changed", diff: [] };
         else
           try {
+            // Several controllers on PostgreSQL: the vnode's lease holder pushes what was committed.
             outcome = await deliverServiceFor(db, paths).deliver({
               vnode: result.vnode,
               actor: ctx.actor,

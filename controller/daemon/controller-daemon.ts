@@ -6,6 +6,10 @@ import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
 import type { EnrollmentLimits, EnrollmentMaterial, Refusal } from "../enrollment/enrollment-server.ts";
 import { startFleet } from "../fleet/fleet.ts";
+import { startLeaseKeeper } from "../fleet/lease-keeper.ts";
+import type { LeaseKeeper } from "../fleet/lease-keeper.ts";
+import { listenForChanges } from "../fleet/change-listener.ts";
+import { createChangePusher } from "../fleet/change-pusher.ts";
 import { createDeliverService } from "../fleet/deliver.ts";
 import { mailTlsIssuerFor } from "../pki/mail-tls.ts";
 import type { Fleet, FleetIdentity } from "../fleet/fleet.ts";
@@ -14,6 +18,10 @@ import { caPin } from "../../common/pki/pin.ts";
 import { watchCaChanges } from "./ca-watch.ts";
 import { watchDatabase } from "./database-watch.ts";
 import { startMailTlsSweep } from "../pki/mail-tls-sweep.ts";
+import { startAcmeSweep } from "../acme/acme-sweep.ts";
+import { readDnsConfig } from "../dns/dns-config.ts";
+import { createPowerDnsProvider } from "../dns/powerdns-provider.ts";
+import type { DnsProvider } from "../dns/dns-provider.ts";
 import type { ControllerConfig } from "../home/controller-config.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
@@ -42,11 +50,17 @@ export interface ControllerDaemonOptions {
   certificateCheckMs?: number;
   /** How often the database is probed for reachability (default 2 s). */
   databaseCheckMs?: number;
+  /** Fault switch for the fencing test (lease-keeper.ts): never stop on our own clock. */
+  ignoreLeaseLapse?: boolean;
+  /** The DNS provider ACME's DNS-01 challenges go through; default: PowerDNS from controller.json. */
+  dns?: () => DnsProvider | undefined;
 }
 
 export interface ControllerDaemon {
   port: number;
   fleet: Fleet;
+  /** On PostgreSQL: the vnode leases this controller holds (several controllers share the fleet). */
+  leases: LeaseKeeper | undefined;
   /** Re-reads the CA material and our certificate from the home and swaps them in without a
    *  restart: the enrollment endpoint's TLS context and the fleet's links. */
   reloadIdentity(): Promise<void>;
@@ -95,6 +109,21 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
   // The reconciler delivers over the fleet's own links (one connection per vnode); links are
   // asked for only once reports arrive, after the fleet below exists.
   const mailTls = mailTlsIssuerFor(options.paths, options.config.mailTlsCertificateSeconds);
+  // On PostgreSQL several serve processes may share the fleet: each drives the vnodes whose lease
+  // it holds (lease-keeper.ts), stamps its epoch on every command, and pushes the changes any
+  // process commits for them (change-feed.ts). PGlite belongs to one process: no leases.
+  let onLeases = (_gained: string[]): void => undefined;
+  const leases =
+    options.db.kind === "postgresql"
+      ? startLeaseKeeper({
+          db: options.db,
+          name: options.config.name,
+          log: options.log.child({ component: "leases" }),
+          ...(options.ignoreLeaseLapse ? { ignoreLapse: true } : {}),
+          onChange: (gained) => onLeases(gained.map((lease) => lease.vnode)),
+        })
+      : undefined;
+  const holds = (vnode: string): boolean => leases === undefined || leases.epochOf(vnode) !== undefined;
   const deliver = createDeliverService({
     db: options.db,
     paths: options.paths,
@@ -103,17 +132,43 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
       const link = fleet.link(name);
       return link ? { client: link.client, connected: link.connected } : undefined;
     },
+    ...(leases ? { epochFor: (vnode: string) => leases.epochOf(vnode) } : {}),
   });
+  const pusher = createChangePusher({ db: options.db, deliver, log: options.log.child({ component: "change-feed" }) });
+  const listener =
+    leases && options.db.url
+      ? listenForChanges({
+          url: options.db.url,
+          log: options.log.child({ component: "change-feed" }),
+          onChange: (vnode) => {
+            if (holds(vnode)) pusher.push(vnode);
+          },
+          onListening: () => {
+            for (const lease of leases.held()) pusher.push(lease.vnode);
+          },
+        })
+      : undefined;
   const fleet = startFleet({
     db: options.db,
     ...identity.fleet,
     log: options.log.child({ component: "fleet" }),
     deliver,
+    ...(leases ? { holds } : {}),
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
     ...(options.metrics ? { onHealth: options.metrics.health } : {}),
   });
   options.metrics?.watchConnects(() => fleet.connects);
+  // A lease gained: a link to the vnode at once, and whatever it has not applied yet.
+  onLeases = (gained) => {
+    fleet.refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) }));
+    for (const vnode of gained) {
+      pusher.push(vnode);
+      void deliver.announce?.(vnode).then((failed) => {
+        if (failed) options.log.warn("new lease epoch not announced", { vnode, reason: failed });
+      });
+    }
+  };
   const renewal = startControllerRenewal({
     ...renewalOptions,
     initial: pair,
@@ -134,6 +189,23 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     log: options.log.child({ component: "mail-tls" }),
     ...(options.certificateCheckMs !== undefined ? { intervalMs: options.certificateCheckMs } : {}),
     onRenewal: (result) => options.metrics?.certificateRenewal("mail_tls", result),
+    owns: holds,
+  });
+  const acmeSweep = startAcmeSweep({
+    db: options.db,
+    deliver,
+    dns:
+      options.dns ??
+      (() => {
+        const config = readDnsConfig(options.paths.config, {});
+        return config.powerdns ? createPowerDnsProvider(config.powerdns) : undefined;
+      }),
+    retry: { retryMs: options.config.acmeRetrySeconds * 1000, maxMs: options.config.acmeRetryMaxSeconds * 1000 },
+    log: options.log.child({ component: "acme" }),
+    ...(options.certificateCheckMs !== undefined ? { intervalMs: options.certificateCheckMs } : {}),
+    onOrder: (result) => options.metrics?.acmeOrder(result),
+    onStates: (states) => options.metrics?.acmeStates(states),
+    owns: holds,
   });
   const presented = (): Record<PresentedCertificate, string> => ({
     controller: renewal.current().certPem,
@@ -166,6 +238,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
   return {
     port: enrollment.port,
     fleet,
+    leases,
     reloadIdentity,
     checkCa: () => caWatch.check(),
     presented,
@@ -173,12 +246,18 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     async checkCertificates() {
       await renewal.check();
       await mailTlsSweep.sweep();
+      await acmeSweep.sweep();
     },
     async close() {
       databaseWatch.stop();
       caWatch.stop();
       renewal.stop();
       mailTlsSweep.stop();
+      await listener?.close();
+      // Handed back before the links close: the others take over without waiting for the TTL.
+      await leases?.stop();
+      await pusher.idle();
+      acmeSweep.stop();
       await fleet.close();
       await enrollment.close();
     },

@@ -7,6 +7,7 @@ import { signatureOperations } from "../../common/pki/signature-count.ts";
 
 import type { Refusal } from "../enrollment/enrollment-server.ts";
 import type { FlushCounts } from "../health/save-health.ts";
+import type { AcmeCertificateState } from "../acme/acme-sweep.ts";
 
 /** The certificates the running servers present, by which server. */
 export type PresentedCertificate = "controller" | "enrollment";
@@ -25,6 +26,10 @@ export interface ControllerMetrics {
   watchConnects(gate: () => { inFlight: number; peak: number }): void;
   /** Health reports received, and what their flushes wrote (rows by table, statements). */
   health(event: { reports: number } | FlushCounts): void;
+  /** One ACME order (issue or renewal) the running controller ran. */
+  acmeOrder(result: "ok" | "failed"): void;
+  /** Every ACME certificate's state, as the last ACME sweep read it. */
+  acmeStates(states: AcmeCertificateState[]): void;
   text(): Promise<string>;
 }
 
@@ -115,8 +120,47 @@ export function createControllerMetrics(): ControllerMetrics {
   });
   for (const certificate of ["controller", "mail_tls"])
     for (const result of ["ok", "failed"]) renewals.inc({ certificate, result }, 0);
+  const acmeOrders = new Counter({
+    name: "netserva_acme_orders_total",
+    help: "ACME orders (first issue and renewals) run by this controller process, by result.",
+    labelNames: ["result"],
+    registers: [registry],
+  });
+  for (const result of ["ok", "failed"]) acmeOrders.inc({ result }, 0);
+  let acme: AcmeCertificateState[] = [];
+  const acmeGauge = (name: string, help: string, value: (s: AcmeCertificateState) => number | undefined): void =>
+    void new Gauge({
+      name,
+      help,
+      labelNames: ["vnode", "purpose"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const state of acme) {
+          const v = value(state);
+          if (v !== undefined) this.set({ vnode: state.vnode, purpose: state.purpose }, v);
+        }
+      },
+    });
+  acmeGauge(
+    "netserva_acme_certificate_failures",
+    "Failed ACME orders in a row for a vnode's certificate (0 = the last order succeeded).",
+    (s) => s.failures,
+  );
+  acmeGauge(
+    "netserva_acme_certificate_expiry_timestamp_seconds",
+    "notAfter of the ACME certificate stored for a vnode, Unix seconds.",
+    (s) => (s.notAfter ? s.notAfter.getTime() / 1000 : undefined),
+  );
+  acmeGauge(
+    "netserva_acme_certificate_next_attempt_timestamp_seconds",
+    "When the next ACME order (renewal or retry) for a vnode's certificate is due, Unix seconds.",
+    (s) => s.nextAttemptAt.getTime() / 1000,
+  );
   return {
     registry,
+    acmeOrder: (result) => acmeOrders.inc({ result }),
+    acmeStates: (states) => void (acme = states),
     watchCertificates: (expiry) => void (presented = expiry),
     certificateRenewal: (certificate, result) => renewals.inc({ certificate, result }),
     lastResort: (kind) => lastResort.inc({ kind }),

@@ -25,6 +25,7 @@ const MESSAGES = [
   /timeout exceeded when trying to connect/i, // pg-pool: connectionTimeoutMillis
   /Query read timeout/i, // pg: query_timeout
   /Connection terminated due to connection timeout/i,
+  /^timeout expired$/i, // pg's own Client (the migration lock's connection): connectionTimeoutMillis
   /connection error/i,
   /the database system is (starting up|shutting down)/i,
   /Connection ended unexpectedly/i,

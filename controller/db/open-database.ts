@@ -4,6 +4,7 @@
 import { MikroORM as PostgresORM } from "@mikro-orm/postgresql";
 import { MikroORM as PgliteORM } from "@mikro-orm/pglite";
 import { Migrator } from "@mikro-orm/migrations";
+import { Client } from "pg";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError } from "../../common/errors.ts";
 import { allEntities } from "./entities/index.ts";
@@ -32,6 +33,8 @@ export interface DatabaseOptions {
 
 export interface Database {
   readonly kind: "postgresql" | "pglite";
+  /** PostgreSQL's URL (a dedicated LISTEN connection needs it); absent for PGlite. */
+  readonly url?: string;
   /** A fresh, request-scoped entity manager. */
   em(): SqlEntityManager;
   close(): Promise<void>;
@@ -75,9 +78,13 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
           keepAliveInitialDelayMillis: 5000,
         },
       });
-      await orm.migrator.up();
+      await migrateAlone(options, () => orm.migrator.up().then(() => undefined)).catch(async (error: unknown) => {
+        await orm.close(true).catch(() => undefined);
+        throw error;
+      });
       return {
         kind: "postgresql",
+        url: options.url,
         em: () => orm.em.fork() as unknown as SqlEntityManager,
         close: () => orm.close(true),
       };
@@ -112,6 +119,30 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     const unreachable = asDatabaseError(error);
     if (unreachable.code === "unavailable") throw unreachable;
     throw new NetservaError("unavailable", `database: cannot open (${(error as Error).message})`, { cause: error });
+  }
+}
+
+/** Any constant: the advisory lock every process takes around its migrations. */
+const MIGRATION_LOCK = 0x6e736d6d; // "nsmm"
+
+/**
+ * Several controllers (and CLIs) may open a fresh or older database at the same moment: two
+ * migrators would both create the same tables, and one fails on a duplicate. A session advisory
+ * lock on a connection of its own makes them take turns; the second finds nothing left to do.
+ */
+async function migrateAlone(options: DatabaseOptions, migrate: () => Promise<void>): Promise<void> {
+  const client = new Client({
+    connectionString: options.url,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+  });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    await client.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
+    await migrate();
+  } finally {
+    // Closing the session drops the lock too.
+    await client.end().catch(() => undefined);
   }
 }
 

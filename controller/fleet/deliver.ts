@@ -27,6 +27,8 @@ import type { MailTlsIssuer } from "../pki/mail-tls.ts";
 import type { AgentClient } from "./agent-client.ts";
 import { agentClientFor } from "./agent-for-vnode.ts";
 import { killPoint, killPointSoon } from "../faults/kill-points.ts";
+import { notifyHolder } from "../db/change-feed.ts";
+import { awaitHolderPush, leaseHolder } from "./holder-wait.ts";
 
 /** Above this many changes (a bulk import) the whole state is cheaper to send. */
 const MAX_INCREMENTAL_CHANGES = 5000;
@@ -55,6 +57,8 @@ export interface DeliverOutcome {
   stateDigest?: string;
   /** Set when the agent refused the state (its checker's words); the vnode keeps its old state. */
   refused?: string;
+  /** The agent has seen a newer lease epoch than the one we sent: we no longer hold the vnode. */
+  fenced?: boolean;
   /** Why it was not pushed, for the operator. */
   reason?: string;
   /** The agent's diff lines (dry run or applied). */
@@ -74,17 +78,28 @@ export interface DeliverServiceOptions {
   timeoutMs?: number;
   /** Wait before a refused state is sent again: doubles per refusal from firstMs up to maxMs. */
   refusalBackoff?: { firstMs: number; maxMs: number };
+  /** Several controllers (serve on PostgreSQL): our lease epoch on a vnode, stamped on every
+   *  command; undefined = we do not hold its lease, so we do not push. Absent: epoch 0, unfenced. */
+  epochFor?: (vnode: string) => bigint | undefined;
 }
 
 export const DEFAULT_REFUSAL_BACKOFF = { firstMs: 2000, maxMs: 10 * 60_000 };
 
 export interface DeliverService {
   deliver(request: DeliverRequest): Promise<DeliverOutcome>;
+  /** A lease just taken: a ping with our epoch, so the agent refuses the previous holder from
+   *  now on, not only from our first push. Resolves with why it failed, or undefined. */
+  announce?(vnode: string): Promise<string | undefined>;
 }
 
 /** Refusals an agent answers with when the state itself is wrong, not the path to it. */
 function isRefusal(error: NetservaError): boolean {
   return error.code === "failed_precondition" || error.code === "invalid_argument";
+}
+
+/** The agent has seen a newer lease epoch than ours: another controller holds the vnode now. */
+export function isFenced(error: NetservaError): boolean {
+  return error.code === "failed_precondition" && error.field === "meta.lease_epoch";
 }
 
 export function createDeliverService(options: DeliverServiceOptions): DeliverService {
@@ -97,12 +112,12 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   };
   /** Without a live link: a ping with a short deadline first (it also opens the connection the
    *  push then uses), so an unreachable vnode is an answer in seconds, not a held command. */
-  const reachable = async (client: AgentClient): Promise<string | undefined> => {
+  const reachable = async (client: AgentClient, leaseEpoch: bigint): Promise<string | undefined> => {
     try {
       await client.call(
         "ping",
         create(PingRequestSchema, {
-          meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
+          meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller", leaseEpoch }),
         }),
         { timeoutMs: REACH_TIMEOUT_MS },
       );
@@ -116,6 +131,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     vnode: Vnode,
     client: AgentClient,
     request: DeliverRequest,
+    leaseEpoch: bigint,
     compiled: (generation: number) => void,
   ): Promise<{ response: ApplyResponse; state: DesiredState }> => {
     const em = options.db.em().fork();
@@ -130,6 +146,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           requestId: randomUUID(),
           generation: state.generation,
           actor: request.actor,
+          leaseEpoch,
         }),
         state,
         dryRun: request.dryRun === true,
@@ -143,6 +160,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     client: AgentClient,
     request: DeliverRequest,
     changes: { generation: number; list: StateChange[] },
+    leaseEpoch: bigint,
   ): Promise<ApplyResponse> => {
     const dryRun = request.dryRun === true;
     // A dry run's generation is not bumped: it is checked against the applied one as if it were.
@@ -155,6 +173,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           requestId: randomUUID(),
           generation: BigInt(base + 1),
           actor: request.actor,
+          leaseEpoch,
         }),
         baseGeneration: BigInt(base),
         changes: changes.list,
@@ -194,7 +213,27 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
       );
   };
 
+  /** The change feed's rows the vnode has applied are of no more use. */
+  const forgetChanges = async (vnode: Vnode, applied: number): Promise<void> => {
+    await options.db
+      .em()
+      .getConnection()
+      .execute("delete from vnode_changes where vnode_id = ? and generation <= ?", [vnode.id, applied], "run");
+  };
+
   return {
+    async announce(name) {
+      const leaseEpoch = options.epochFor?.(name);
+      if (leaseEpoch === undefined) return `this controller does not hold the lease on vnode ${name}`;
+      const vnode = await options.db.em().fork().findOne(Vnode, { name, status: "enrolled" });
+      if (!vnode) return `vnode ${name} is not enrolled`;
+      const { client, close } = await clientFor(vnode);
+      try {
+        return await reachable(client, leaseEpoch);
+      } finally {
+        close();
+      }
+    },
     async deliver(request) {
       const em = options.db.em().fork();
       const vnode = await em.findOne(Vnode, { name: request.vnode });
@@ -207,10 +246,25 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           reason: `vnode ${vnode.name} is ${vnode.status}: generation ${generation} is applied once its agent is enrolled`,
           diff: [],
         };
+      if (vnode.management === "unmanaged")
+        return {
+          pushed: false,
+          generation,
+          reason: `vnode ${vnode.name} is unmanaged (${vnode.managementReason ?? "its agent keeps its hands off"}): generation ${generation} is stored; \`vnode manage ${vnode.name}\` or \`vnode adopt ${vnode.name}\` switches it`,
+          diff: [],
+        };
+      const leaseEpoch = options.epochFor ? options.epochFor(vnode.name) : 0n;
+      if (leaseEpoch === undefined)
+        return {
+          pushed: false,
+          generation,
+          reason: `this controller does not hold the lease on vnode ${vnode.name}: its holder pushes generation ${generation}`,
+          diff: [],
+        };
       const { client, close, live } = await clientFor(vnode);
       let attempted = generation;
       try {
-        const unreachable = live ? undefined : await reachable(client);
+        const unreachable = live ? undefined : await reachable(client, leaseEpoch);
         if (unreachable !== undefined)
           return {
             pushed: false,
@@ -221,16 +275,18 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         let response: ApplyResponse | undefined;
         let state: DesiredState | undefined;
         if (request.changes && request.changes.list.length <= MAX_INCREMENTAL_CHANGES) {
-          response = await sendChanges(client, request, request.changes);
+          response = await sendChanges(client, request, request.changes, leaseEpoch);
           // The agent was not at the base generation: it asks for the whole state instead.
           if (response.needsFullState) response = undefined;
         }
-        if (!response) ({ response, state } = await sendState(vnode, client, request, (g) => (attempted = g)));
+        if (!response)
+          ({ response, state } = await sendState(vnode, client, request, leaseEpoch, (g) => (attempted = g)));
         const applied = Number(response.appliedGeneration);
         if (!request.dryRun) {
           killPoint("push-applied");
           await recordAppliedGeneration(em, vnode.id, applied);
           await clearRefusal(vnode, applied);
+          await forgetChanges(vnode, applied);
         }
         return {
           pushed: !request.dryRun,
@@ -242,6 +298,15 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         };
       } catch (reason) {
         const error = NetservaError.from(reason);
+        // Not a verdict on the state: we were deposed; the new holder pushes it.
+        if (isFenced(error))
+          return {
+            pushed: false,
+            generation: attempted,
+            fenced: true,
+            reason: `vnode ${vnode.name} refused our lease epoch ${leaseEpoch}: ${error.message}`,
+            diff: [],
+          };
         if (isRefusal(error)) {
           if (!request.dryRun) await recordRefusal(vnode, attempted, error.message);
           return {
@@ -265,9 +330,35 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   };
 }
 
-/** The deliver service of a CLI process (no fleet of its own: each delivery opens its client). */
+/**
+ * The deliver service of a CLI process (no fleet of its own: each delivery opens its client).
+ * On PostgreSQL with a live lease holder for the vnode (several controllers) it pushes nothing
+ * itself: it wakes the holder and waits, bounded, for the holder's report (holder-wait.ts).
+ */
 export function deliverServiceFor(db: Database, paths: HomePaths): DeliverService {
-  return createDeliverService({ db, paths, mailTls: mailTlsIssuerFor(paths, mailTlsLifetime(paths)) });
+  const direct = createDeliverService({ db, paths, mailTls: mailTlsIssuerFor(paths, mailTlsLifetime(paths)) });
+  return {
+    async deliver(request) {
+      const holder = request.dryRun ? undefined : await leaseHolder(db, request.vnode);
+      const vnode = holder ? await pushable(db, request.vnode) : undefined;
+      // Not enrolled, unmanaged, gone: the holder would not push it either; the direct path says why.
+      if (!holder || !vnode) return direct.deliver(request);
+      await notifyHolder(db, request.vnode);
+      return awaitHolderPush(db, request.vnode, request.changes?.generation ?? vnode.generation, holder);
+    },
+  };
+}
+
+/** The vnode's desired generation when a holder would push it (enrolled and managed). */
+async function pushable(db: Database, vnode: string): Promise<{ generation: number } | undefined> {
+  const rows = await db
+    .em()
+    .getConnection()
+    .execute<Array<{ generation: string | number }>>(
+      "select generation from vnodes where name = ? and status = 'enrolled' and coalesce(management, '') <> 'unmanaged'",
+      [vnode],
+    );
+  return rows[0] ? { generation: Number(rows[0].generation) } : undefined;
 }
 
 /** controller.json's mailTlsCertificateSeconds; the default when the home has no readable config. */

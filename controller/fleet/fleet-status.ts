@@ -20,6 +20,9 @@ export interface VnodeStatus {
   refusedCount: number;
   /** When the reconciler sends the refused state again. */
   retryAt: string | null;
+  /** "unmanaged" when the agent keeps its hands off (managementReason says why), else "managed". */
+  management: "managed" | "unmanaged";
+  managementReason: string | null;
 }
 
 interface StatusSqlRow {
@@ -35,6 +38,8 @@ interface StatusSqlRow {
   refused_reason: string | null;
   refused_count: number;
   retry_at: Date | string | null;
+  management: string | null;
+  management_reason: string | null;
   certificate_not_after: Date | string | null;
 }
 
@@ -46,6 +51,7 @@ export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promi
   const rows = await em.getConnection().execute<StatusSqlRow[]>(
     `select v.name, v.address, v.status, v.last_seen_at, v.last_health_at, v.agent_version, v.generation,
             v.applied_generation, v.refused_generation, v.refused_reason, v.refused_count, v.retry_at,
+            v.management, v.management_reason,
             (select max(c.not_after) from certificates c
               where c.vnode_id = v.id and c.role = 'agent' and c.revoked_at is null) as certificate_not_after
        from vnodes v order by v.name asc`,
@@ -67,6 +73,8 @@ export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promi
       refused: v.refused_reason ?? null,
       refusedCount: Number(v.refused_count),
       retryAt: toDate(v.retry_at)?.toISOString() ?? null,
+      management: v.management === "unmanaged" ? "unmanaged" : "managed",
+      managementReason: v.management === "unmanaged" ? (v.management_reason ?? null) : null,
     };
   });
 }

@@ -51,6 +51,9 @@ export interface FleetOptions extends FleetIdentity {
   connectsAtOnce?: number;
   /** Counts each report and each flush's writes (the daemon's metrics). */
   onHealth?: (event: { reports: number } | FlushCounts) => void;
+  /** Several controllers: links (health, reconciler, pushes) only to the vnodes whose lease we
+   *  hold. Absent: every enrolled vnode. */
+  holds?: (vnode: string) => boolean;
 }
 
 export interface Fleet {
@@ -167,10 +170,11 @@ export function startFleet(options: FleetOptions): Fleet {
             (c) => c.vnodeId,
           ),
     );
-    const vnodes = await em.find(Vnode, { status: "enrolled" });
+    const enrolled = await em.find(Vnode, { status: "enrolled" });
     // Closed while the reads above were under way: a link made now would outlive close() and
     // keep serve from exiting (its reconnect timers never stop).
     if (closed) return;
+    const vnodes = options.holds ? enrolled.filter((v) => options.holds?.(v.name) === true) : enrolled;
     const wanted = new Map(vnodes.map((v) => [v.name, v]));
     generations.clear();
     for (const v of vnodes) generations.set(v.id, v.generation);
@@ -179,7 +183,7 @@ export function startFleet(options: FleetOptions): Fleet {
       if (!vnode || vnode.address !== entry.address || cutOff.has(vnode.id)) {
         // Revoked or moved: drop the connection at once (a new one re-checks the certificate).
         const reason = !vnode
-          ? "no longer enrolled"
+          ? "not ours any more (revoked, removed or leased elsewhere)"
           : vnode.address !== entry.address
             ? "moved"
             : "certificate revoked";

@@ -1,6 +1,6 @@
 // The reconciler: a vnode whose health report shows it behind its generation, drifting (a hand
 // edit), or at its generation with lookup rows other than the ones compiled for it (a lost push)
-// gets the whole state through the deliver service. A state the agent refused waits for the
+// gets the whole state through the deliver service, unless its agent reports it unmanaged. A state the agent refused waits for the
 // retry time the deliver service recorded (capped backoff) instead of being resent every report.
 import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type { Logger } from "../../common/log.ts";
@@ -84,6 +84,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   };
 
   const reconcile = async (vnodeId: number, report: HealthReport): Promise<void> => {
+    // Hands off: an unmanaged vnode (mail configuration we did not write) gets nothing pushed,
+    // least of all the (often empty) state the controller holds for it.
+    if (report.management === "unmanaged") return;
     const vnode = await options.db.em().fork().findOne(Vnode, { id: vnodeId });
     if (!vnode || vnode.status !== "enrolled") return;
     const reason = await why(vnode, report);

@@ -1,7 +1,7 @@
 // What `mail:status` shows per vnode: the latest health the fleet stored (mail_services), flags
 // for stale health and a lagging generation, and the problems an operator should look at first.
 import type { SqlEntityManager } from "@mikro-orm/sql";
-import { MailHealthSample, VMailService, Vnode } from "../db/entities/index.ts";
+import { AcmeCertificate, MailHealthSample, VMailService, Vnode } from "../db/entities/index.ts";
 import { fullProblem, isFull } from "./filesystem-full.ts";
 import type { MailHealthJson } from "./health-json.ts";
 
@@ -30,6 +30,8 @@ export interface MailStatusView {
   services: ServiceView[];
   mail: MailHealthJson | null;
   agentCertificateNotAfter: string | null;
+  /** The ACME order for the vnode's mail certificate; null = none (the CA's or the operator's). */
+  acme: { state: string; failures: number; lastError: string | null; nextAttemptAt: string } | null;
   problems: string[];
   history: Array<{
     at: string;
@@ -73,6 +75,10 @@ function problems(v: Omit<MailStatusView, "problems" | "health">, now: number): 
       out.push(`mail TLS certificate expires ${m.mailTlsNotAfter}`);
     for (const e of m.errors) out.push(`probe ${e}`);
   }
+  if (v.acme && v.acme.failures > 0)
+    out.push(
+      `ACME certificate: ${v.acme.failures} failed order(s) in a row, next try ${v.acme.nextAttemptAt}: ${v.acme.lastError ?? "?"}`,
+    );
   if (v.agentCertificateNotAfter && Date.parse(v.agentCertificateNotAfter) - now < 7 * DAY)
     out.push(`agent certificate expires ${v.agentCertificateNotAfter}`);
   return out;
@@ -89,8 +95,15 @@ export async function mailStatus(
     { vnodeId: { $in: vnodes.map((v) => v.id) } },
     { orderBy: { service: "asc" } },
   );
+  const acmeRows = new Map(
+    (await em.find(AcmeCertificate, { vnodeId: { $in: vnodes.map((v) => v.id) }, purpose: "mail-host" })).map((a) => [
+      a.vnodeId,
+      a,
+    ]),
+  );
   const views: MailStatusView[] = [];
   for (const v of vnodes) {
+    const acme = acmeRows.get(v.id);
     const own = services.filter((s) => s.vnodeId === v.id);
     const agentRow = own.find((s) => s.service === "agent");
     const agent = (agentRow?.config ?? {}) as {
@@ -133,6 +146,14 @@ export async function mailStatus(
       })),
       mail: agent.mail ?? null,
       agentCertificateNotAfter: agent.certificateNotAfter ?? null,
+      acme: acme
+        ? {
+            state: acme.state,
+            failures: acme.failures,
+            lastError: acme.lastError ?? null,
+            nextAttemptAt: acme.nextAttemptAt.toISOString(),
+          }
+        : null,
       history: samples.reverse().map((h) => ({
         at: h.at.toISOString(),
         queueDeferred: h.queueDeferred ?? null,

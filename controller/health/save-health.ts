@@ -46,6 +46,8 @@ function fingerprint(report: HealthReport, mail: ReturnType<typeof mailHealthJso
     report.drift,
     report.stateDigest,
     report.certificateNotAfterUnixMs.toString(),
+    report.management,
+    report.managementReason,
     report.services.map((s) => [s.name, s.state, s.version, s.detail]),
     mail ? { ...mail, collectedAt: null } : null,
   ]);
@@ -118,15 +120,19 @@ export function createHealthWriter(
     }
     for (let i = 0; i < due.length; i += BATCH) {
       const batch = due.slice(i, i + BATCH);
-      const values = batch.map(() => "(?::int, ?::timestamptz, ?::timestamptz, ?::text, ?::bigint, ?::bigint)");
+      const values = batch.map(
+        () => "(?::int, ?::timestamptz, ?::timestamptz, ?::text, ?::bigint, ?::bigint, ?::boolean, ?::text, ?::text)",
+      );
       // Liveness alone leaves the rest as it is: the deliver service may have recorded a newer
       // applied generation since this (unchanged) report arrived.
       await connection.execute(
         `update vnodes v set last_health_at = x.health_at, last_seen_at = x.seen_at,
                 agent_version = coalesce(x.version, v.agent_version),
                 applied_generation = coalesce(x.applied, v.applied_generation),
-                fs_capacity_bytes = coalesce(x.fs, v.fs_capacity_bytes)
-           from (values ${values.join(", ")}) as x(id, health_at, seen_at, version, applied, fs)
+                fs_capacity_bytes = coalesce(x.fs, v.fs_capacity_bytes),
+                management = case when x.news then x.management else v.management end,
+                management_reason = case when x.news then x.management_reason else v.management_reason end
+           from (values ${values.join(", ")}) as x(id, health_at, seen_at, version, applied, fs, news, management, management_reason)
           where v.id = x.id`,
         batch.flatMap(([id, n]) => {
           const news = n.key !== n.writtenKey;
@@ -137,6 +143,10 @@ export function createHealthWriter(
             news ? n.report.agentVersion : null,
             news ? Number(n.report.appliedGeneration) : null,
             news && n.mail?.filesystem ? n.mail.filesystem.sizeBytes : null,
+            news,
+            // Older agents send no management: they manage.
+            n.report.management === "" ? null : n.report.management,
+            n.report.managementReason === "" ? null : n.report.managementReason,
           ];
         }),
         "run",

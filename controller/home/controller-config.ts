@@ -14,6 +14,10 @@ export interface ControllerConfig {
   controllerCertificateSeconds: number;
   /** Lifetime of the mail TLS certificates the CA issues for vnodes, in seconds. */
   mailTlsCertificateSeconds: number;
+  /** First retry of a failed ACME order, seconds; each further failure doubles it. */
+  acmeRetrySeconds: number;
+  /** The longest wait between ACME retries, seconds. */
+  acmeRetryMaxSeconds: number;
 }
 
 export const defaultConfig: ControllerConfig = {
@@ -23,6 +27,8 @@ export const defaultConfig: ControllerConfig = {
   joinTokenSeconds: 3600,
   controllerCertificateSeconds: 365 * 24 * 3600,
   mailTlsCertificateSeconds: 397 * 24 * 3600,
+  acmeRetrySeconds: 300,
+  acmeRetryMaxSeconds: 6 * 3600,
 };
 
 export function readControllerConfig(path: string): ControllerConfig {
@@ -42,6 +48,8 @@ export function readControllerConfig(path: string): ControllerConfig {
     "joinTokenSeconds",
     "controllerCertificateSeconds",
     "mailTlsCertificateSeconds",
+    "acmeRetrySeconds",
+    "acmeRetryMaxSeconds",
   ] as const) {
     if (!Number.isInteger(value[key]) || value[key] < 2)
       throw new NetservaError("invalid_argument", `${path}: ${key} must be an integer >= 2`, { field: key });

@@ -14,6 +14,7 @@ import type { MailServiceContext, MutationResult } from "./mail-api.ts";
 import { resultOf, writeMutationLog } from "./mutation-log.ts";
 import { killPoint } from "../faults/kill-points.ts";
 import { asDatabaseError } from "../db/database-errors.ts";
+import { recordChange } from "../db/change-feed.ts";
 
 export interface VnodeRow {
   id: number;
@@ -146,6 +147,14 @@ export function createMutator(ctx: MailServiceContext) {
           const tx: MutationTx = { em, vnode, now: new Date(), capacity, dryRun };
           const result = await spec.apply(tx, prepared);
           if (dryRun || result.noop !== undefined) throw new Rollback(result);
+          // For the vnode's lease holder (several controllers): pushed when this commits.
+          await recordChange(em, {
+            vnodeId: vnode.id,
+            vnode: vnode.name,
+            generation: vnode.generation,
+            actor: ctx.actor,
+            changes: result.changes,
+          });
           await log(em, "ok", null);
           if (!batch) killPoint("mutation-before-commit");
           return result;

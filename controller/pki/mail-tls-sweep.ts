@@ -23,6 +23,8 @@ export interface MailTlsSweepOptions {
   intervalMs?: number;
   /** Counts renewals (the controller's metrics). */
   onRenewal?(result: "ok" | "failed"): void;
+  /** Several controllers: only the vnodes whose lease we hold, so each renewal happens once. */
+  owns?: (vnode: string) => boolean;
 }
 
 export interface MailTlsSweep {
@@ -72,7 +74,7 @@ export function startMailTlsSweep(options: MailTlsSweepOptions): MailTlsSweep {
     const vnodes = await em.find(Vnode, { id: { $in: due.map((row) => row.vnodeId) }, status: "enrolled" });
     let renewed = 0;
     // One vnode at a time: each costs a key generation and a whole-state push.
-    for (const vnode of vnodes) if (await renewOne(vnode)) renewed += 1;
+    for (const vnode of vnodes) if ((options.owns?.(vnode.name) ?? true) && (await renewOne(vnode))) renewed += 1;
     return renewed;
   };
 

@@ -60,6 +60,9 @@ export function mailTlsDue(
 ): boolean {
   if (!current) return true;
   if (current.source === "operator") return false;
+  // An ACME certificate is renewed by the ACME sweep; the CA's replaces it only when it no longer
+  // fits (the host name changed) or has expired, until the ACME order succeeds again.
+  if (current.source === "acme") return current.hostname !== hostname || current.notAfter.getTime() <= now;
   if (caCertPem !== undefined && current.certificateChainPem !== undefined)
     if (fromAnotherCa(current.certificateChainPem, caCertPem)) return true;
   return current.hostname !== hostname || current.notAfter.getTime() - now <= renewBeforeMs;

@@ -17,6 +17,7 @@ NETSERVA_APT_PACKAGES=(
   iproute2
   dnsutils
   pdns-server pdns-backend-sqlite3
+  pebble
   mmdebstrap systemd-container
 )
 

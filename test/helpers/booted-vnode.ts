@@ -80,6 +80,29 @@ export async function forwardToController(
   };
 }
 
+/**
+ * A fresh Debian install has Debian's stock main.cf, which the agent did not write: it starts
+ * unmanaged (hands off). Wait until it reports so (nothing pushed meanwhile), then switch it as
+ * an operator would, with `vnode manage --yes`.
+ */
+export async function manageStockVnode(h: Harness, vnode: string, ms = 120_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = "";
+  for (;;) {
+    const r = await h.cli(["status", "--json"]);
+    last = r.out;
+    const row = (JSON.parse(r.out || "[]") as Array<Record<string, unknown>>).find((v) => v["vnode"] === vnode);
+    if (row?.["connected"] === true && row["management"] === "unmanaged") {
+      if (row["appliedGeneration"] !== 0) throw new Error(`unmanaged vnode ${vnode} got a push: ${last}`);
+      break;
+    }
+    if (Date.now() > deadline) throw new Error(`vnode ${vnode} did not report unmanaged within ${ms} ms: ${last}`);
+    await new Promise((r2) => setTimeout(r2, 250));
+  }
+  const managed = await h.cli(["vnode", "manage", vnode, "--yes"]);
+  if (managed.code !== 0) throw new Error(`vnode manage exited ${managed.code}: ${managed.err}`);
+}
+
 /** Poll the controller until the vnode is connected and at its generation. */
 export async function waitApplied(
   h: Harness,

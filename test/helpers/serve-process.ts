@@ -71,11 +71,14 @@ export interface ServeOptions {
   deadlineMs?: number;
   /** merged into controller.json after init */ config?: object;
   /** extra environment for init and serve (DATABASE_URL for PostgreSQL) */ env?: Record<string, string>;
+  /** runs on the empty home before `init` (another controller's CA copied in: several controllers) */
+  prepareHome?: (home: string) => void;
 }
 
 export async function startServeProcess(options: ServeOptions = {}): Promise<ServeProcess> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-serve-"));
   const port = await freePort();
+  options.prepareHome?.(join(dir, "home"));
   const env = await initHome(dir, port, options.env);
   const home = env.NETSERVA_MAIL_HOME;
   if (options.config) {

@@ -10,6 +10,8 @@ export interface ServedCertTarget {
   readonly ca: string;
   readonly servername: string;
   readonly starttls?: "smtp" | "imap";
+  /** false: take whatever certificate comes (to see which one a name falls back to). */
+  readonly rejectUnauthorized?: boolean;
 }
 
 /** Reads lines until one matches `done`, failing on `timeoutMs` or a closed connection. */
@@ -58,7 +60,12 @@ export async function servedFingerprint(t: ServedCertTarget, timeoutMs = 10_000)
     }
   }
   return new Promise((resolve, reject) => {
-    const opts = { ca: t.ca, servername: t.servername, timeout: timeoutMs };
+    const opts = {
+      ca: t.ca,
+      servername: t.servername,
+      timeout: timeoutMs,
+      rejectUnauthorized: t.rejectUnauthorized ?? true,
+    };
     const s = tlsConnect(plain ? { ...opts, socket: plain } : { ...opts, host: t.host, port: t.port }, () => {
       const fp = s.getPeerCertificate().fingerprint256;
       s.destroy();

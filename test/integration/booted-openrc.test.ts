@@ -23,6 +23,7 @@ import {
   refuseRspamdOverBrokenOverride,
   reinstallStockPackages,
   sendInboundFinal,
+  manageStockVnode,
   waitApplied,
   waitServices,
   type MailTarget,
@@ -157,6 +158,7 @@ describe.skipIf(!canRun)(
       expect(
         (await h.cli(["vnode", "set", "vn1", "--mail-hostname", HOST, "--mail-listen", sys.ns.nsAddress])).code,
       ).toBe(0);
+      await manageStockVnode(h, "vn1");
       await waitApplied(h, "vn1", 180_000, diagnose);
       expect((await h.cli(["addvmaildomain", "vn1", D, "--skip-dns-check"])).code).toBe(0);
       expect((await h.cli(["addvmail", "vn1", `alice@${D}`, "--password-stdin"], `${PASS}\n`)).code).toBe(0);

@@ -36,6 +36,8 @@ let mailPair: { chainPem: string; keyPem: string };
 let aPair: { chainPem: string; keyPem: string };
 let defaultCas: string[];
 const opened: Socket[] = [];
+/** Tight limits so the slow clients are ended within a second or two (the production ones are 10 s). */
+const LIMITS = { headersMs: 1_000, requestMs: 2_000, handshakeMs: 1_000, checkEveryMs: 200 };
 
 function stateFor(mode: MtaStsMode, generation = 1n): DesiredState {
   return create(DesiredStateSchema, {
@@ -120,10 +122,7 @@ describe.skipIf(!canRun)("agent HTTPS listener: MTA-STS, autoconfig, autodiscove
     mailPair = await ca.issue([MAIL_HOST]);
     aPair = await ca.issue([`mta-sts.${A}`, `autoconfig.${A}`, `autodiscover.${A}`]);
     root = mkdtempSync(join(tmpdir(), "web-served-"));
-    web = createServedWeb({
-      paths: createVnodePaths(root),
-      limits: { headersMs: 1_000, requestMs: 2_000, handshakeMs: 1_000, checkEveryMs: 200 },
-    });
+    web = createServedWeb({ paths: createVnodePaths(root), limits: LIMITS });
     // mailauth trusts the default store, as a real sender would: our test CA joins it.
     defaultCas = getCACertificates("default");
     setDefaultCACertificates([...defaultCas, ca.caPem]);
@@ -344,7 +343,7 @@ describe.skipIf(!canRun)("agent HTTPS listener: MTA-STS, autoconfig, autodiscove
 
   it("a restarted agent serves again from its state file, before any controller speaks", async () => {
     await web.close();
-    web = createServedWeb({ paths: createVnodePaths(root) });
+    web = createServedWeb({ paths: createVnodePaths(root), limits: LIMITS });
     await web.restore();
     const r = await fetchHttps({ servername: `mta-sts.${A}`, path: "/.well-known/mta-sts.txt" });
     expect(r.status).toBe(200);
@@ -352,6 +351,28 @@ describe.skipIf(!canRun)("agent HTTPS listener: MTA-STS, autoconfig, autodiscove
     const file = join(createVnodePaths(root).stateDir, "web-served.json");
     expect(existsSync(file)).toBe(true);
     expect(readFileSync(file, "utf8")).toContain("webListen");
+  });
+
+  it("the web-server directory alternative: the same answers as files per virtual host, stale hosts removed", async () => {
+    const dir = join(root, "www");
+    const state = stateFor("testing", 10n);
+    if (state.settings) state.settings.webDirectory = dir;
+    await serve(state);
+    const served = await fetchHttps({ servername: `mta-sts.${A}`, path: "/.well-known/mta-sts.txt" });
+    expect(readFileSync(join(dir, `mta-sts.${A}`, ".well-known", "mta-sts.txt"), "utf8")).toBe(served.body);
+    const config = await fetchHttps({ servername: `autoconfig.${A}`, path: "/mail/config-v1.1.xml" });
+    expect(readFileSync(join(dir, `autoconfig.${A}`, "mail", "config-v1.1.xml"), "utf8")).toBe(config.body);
+    expect(readFileSync(join(dir, B, ".well-known", "autoconfig", "mail", "config-v1.1.xml"), "utf8")).toContain(
+      `<emailProvider id="${B}">`,
+    );
+    expect(existsSync(join(dir, `mta-sts.${B}`))).toBe(false); // B has no MTA-STS
+    const without = stateFor("testing", 11n);
+    if (without.settings) without.settings.webDirectory = dir;
+    without.served = without.served.filter((d) => d.domain !== B);
+    await serve(without);
+    expect(existsSync(join(dir, `autoconfig.${B}`))).toBe(false);
+    expect(existsSync(join(dir, `autoconfig.${A}`, "mail", "config-v1.1.xml"))).toBe(true);
+    await serve(stateFor("testing", 12n));
   });
 
   it("a bad certificate in the map refuses the state, naming the field, and changes nothing", async () => {

@@ -18,7 +18,7 @@ function promtool(args: string[]): Promise<{ code: number; output: string }> {
 describe("alert rules and dashboard", () => {
   it("pass promtool check rules", async () => {
     const r = await promtool(["check", "rules", "alert-rules.yml"]);
-    expect(r.output).toContain("SUCCESS: 16 rules found");
+    expect(r.output).toContain("SUCCESS: 18 rules found");
     expect(r.code).toBe(0);
   });
 
@@ -42,6 +42,8 @@ describe("alert rules and dashboard", () => {
       "NetservaGenerationLag",
       "NetservaMailDaemonRestarting",
       "NetservaFilesystemFull",
+      "NetservaAcmeRenewalFailing",
+      "NetservaAcmeCertificateExpiring",
     ]) {
       expect(rules).toContain(`alert: ${name}`);
     }

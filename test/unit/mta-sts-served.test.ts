@@ -12,6 +12,9 @@ import { autoconfigXml, autodiscoverXml } from "../../agent/web/client-config.ts
 import { certMapOf, pairFor } from "../../agent/web/cert-map.ts";
 import { answer, siteOf } from "../../agent/web/served-site.ts";
 import { siteFiles } from "../../agent/web/web-directory.ts";
+import { renderPostfixSniMap, renderSniFiles } from "../../agent/mail/sni-files.ts";
+import { renderDovecotConf } from "../../agent/dovecot/render-conf.ts";
+import { createVnodePaths } from "../../agent/paths.ts";
 import { createTestCa, type TestCa } from "../helpers/mail-tls.ts";
 
 const HOST = "mail.unit.test";
@@ -153,5 +156,36 @@ describe("served site", () => {
       certificates: [{ names: [], certificateChainPem: acmeLeaf.chainPem, privateKeyPem: acmeLeaf.keyPem }],
     });
     expect(() => certMapOf(unnamed)).toThrow(/certificates\[0\]\.names/);
+  });
+
+  it("SNI for the mail daemons: one file set per certificate, a name only once, wildcards for Postfix only", () => {
+    const paths = createVnodePaths("/srv/sni-unit");
+    const state = create(DesiredStateSchema, {
+      certificates: [
+        { names: ["mail.a.test", "*.a.test"], certificateChainPem: acmeLeaf.chainPem, privateKeyPem: acmeLeaf.keyPem },
+        { names: ["mail.a.test", "mail.b.test"], certificateChainPem: caLeaf.chainPem, privateKeyPem: caLeaf.keyPem },
+      ],
+    });
+    const { files, entries } = renderSniFiles(paths, state);
+    expect(entries.map((e) => e.names)).toEqual([["mail.a.test", "*.a.test"], ["mail.b.test"]]);
+    expect(files.size).toBe(6);
+    for (const e of entries) expect(files.get(e.key)?.mode).toBe(0o600);
+    const map = renderPostfixSniMap(entries)
+      .split("\n")
+      .filter((l) => !l.startsWith("#") && l !== "");
+    expect(map).toEqual([
+      `mail.a.test ${entries[0]?.keyAndChain}`,
+      `.a.test ${entries[0]?.keyAndChain}`,
+      `mail.b.test ${entries[1]?.keyAndChain}`,
+    ]);
+    const conf = renderDovecotConf({
+      paths,
+      mailHostname: "mail.unit.test",
+      listenAddresses: [],
+      vmailUid: 5000,
+      vmailGid: 5000,
+      sni: entries,
+    });
+    expect(conf.match(/^local_name \S+ \{$/gm)).toEqual(["local_name mail.a.test {", "local_name mail.b.test {"]);
   });
 });

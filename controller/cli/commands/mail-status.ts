@@ -78,6 +78,12 @@ function detail(v: MailStatusView): string {
       lines.push(["  fullest", `${t.address} ${pct(t.ratio ?? 0)} (${t.usedBytes} of ${t.limitBytes})`]);
     lines.push(["mail TLS expires", m.mailTlsNotAfter ?? "no certificate"]);
   }
+  if (v.acme) {
+    lines.push([
+      "ACME",
+      `${v.acme.state}, next order ${v.acme.nextAttemptAt}${v.acme.failures > 0 ? `, ${v.acme.failures} failed in a row: ${v.acme.lastError ?? "?"}` : ""}`,
+    ]);
+  }
   if (v.agentCertificateNotAfter) lines.push(["agent cert expires", v.agentCertificateNotAfter]);
   lines.push(["problems", v.problems.length === 0 ? "none" : v.problems.join("; ")]);
   const width = Math.max(...lines.map(([k]) => k.length));

@@ -1,6 +1,7 @@
 // `mail:test-smtp <vnode>`: a vnode's SMTP tested step by step, from the controller or (with
 // --from-vnode) from another vnode's agent through the typed RunSmtpTest command. Exit 0 only
 // when every step passed; otherwise 5 and the failed step and why on stderr.
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Command } from "commander";
 import { create } from "@bufbuild/protobuf";
@@ -26,12 +27,25 @@ interface Flags {
   imapPasswordStdin?: boolean;
   host?: string;
   serverName?: string;
+  ca?: string;
   helo?: string;
   fromVnode?: string;
   timeout: string;
   arrivalTimeout: string;
   json?: boolean;
   home?: string;
+}
+
+/** `--ca FILE`: the trust anchors the certificate must chain to (PEM certificates only). */
+function readCaFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    throw invalid("ca", `cannot read ${file}`);
+  }
+  if (!/-----BEGIN CERTIFICATE-----/.test(text)) throw invalid("ca", `${file} holds no PEM certificate`);
+  return text;
 }
 
 const ADDRESS = /^[^\s<>@]{1,64}@[^\s<>@]{1,253}$/;
@@ -76,6 +90,7 @@ export function registerMailTestSmtp(program: Command, ctx: CliContext): void {
       "--server-name <name>",
       "the name the certificate must match (default: the vnode's mail host name), e.g. an MX name",
     )
+    .option("--ca <file>", "trust these PEM CA certificates instead of the controller's (e.g. an ACME server's root)")
     .option("--helo <name>", "EHLO name (default: this host's name, or the sending vnode's)")
     .option("--from-vnode <vnode>", "run the test on this vnode's agent (vnode-to-vnode delivery)")
     .option("--timeout <ms>", "per-step timeout", String(DEFAULT_STEP_TIMEOUT_MS))
@@ -115,7 +130,7 @@ export function registerMailTestSmtp(program: Command, ctx: CliContext): void {
           ...(flags.tls ? { tls: flags.tls } : {}),
         });
         if (flags.serverName) target.serverName = flags.serverName.toLowerCase();
-        const caPem = readCaFiles(paths).trustPem;
+        const caPem = flags.ca !== undefined ? readCaFile(flags.ca) : readCaFiles(paths).trustPem;
         const args = {
           port: target.port,
           tls: target.tlsMode,

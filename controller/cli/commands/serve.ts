@@ -4,6 +4,7 @@ import { installLastResort } from "../../../common/process/last-resort.ts";
 import { createControllerMetrics } from "../../daemon/controller-metrics.ts";
 import { startControllerDaemon } from "../../daemon/controller-daemon.ts";
 import { readControllerConfig } from "../../home/controller-config.ts";
+import { dnsSetupFor } from "../dns-context.ts";
 import { startAdminSocket } from "../admin-socket.ts";
 import type { CliContext } from "../cli-context.ts";
 import { waitForSignal } from "../../../common/signals.ts";
@@ -52,6 +53,10 @@ export function registerServe(
           onEnrollmentRefused: (method, reason) => metrics.enrollmentRefused(method, reason),
           metrics,
           certificateCheckMs,
+          // The fencing test's paused holder (lease-keeper.ts); never set in production.
+          ...(ctx.io.env["NETSERVA_FAULT_IGNORE_LEASE_LAPSE"] === "1" ? { ignoreLeaseLapse: true } : {}),
+          // ACME's DNS-01 goes through the provider controller.json and the environment name.
+          dns: () => dnsSetupFor(paths, ctx.io.env).provider,
         });
         // Other CLI invocations reach the embedded database through this process.
         const admin = await startAdminSocket({

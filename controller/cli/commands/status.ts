@@ -46,6 +46,8 @@ export function registerStatus(program: Command, ctx: CliContext): void {
             ? all.map((r) => ({
                 ...r,
                 refused: r.refused === null ? null : `generation ${r.refusedGeneration}: ${r.refused}`,
+                management:
+                  r.management === "unmanaged" ? `unmanaged: ${r.managementReason ?? "reason unknown"}` : r.management,
               }))
             : all;
         if (format === "table") ctx.io.out(controllerCertificateLines(ctx, paths.cert));
@@ -63,6 +65,7 @@ export function registerStatus(program: Command, ctx: CliContext): void {
               "appliedGeneration",
               "certificateNotAfter",
               ...(rows.some((r) => r.refused !== null) ? (["refused"] as const) : []),
+              ...(all.some((r) => r.management === "unmanaged") ? (["management"] as const) : []),
             ],
             format,
           ),

@@ -4,11 +4,12 @@ import { invalid } from "../../../common/errors.ts";
 import { audited } from "../../audit/audit.ts";
 import { deliverServiceFor } from "../../fleet/deliver.ts";
 import { changeVnodeSettings, clearOperatorTls, setOperatorTls } from "../../fleet/vnode-settings.ts";
-import { MailTls, Vnode } from "../../db/entities/index.ts";
+import type { Vnode } from "../../db/entities/index.ts";
 import type { Database } from "../../db/open-database.ts";
 import type { HomePaths } from "../../home/home-paths.ts";
 import type { CliContext } from "../cli-context.ts";
 import { reportDelivery } from "../delivery-report.ts";
+import type { AcmeCommandOptions } from "./mail-tls-acme.ts";
 import { formatRows, parseFormat } from "../format.ts";
 
 function flag(value: string | undefined, field: string): boolean | undefined {
@@ -121,7 +122,7 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
     });
   tls
     .command("clear <vnode>")
-    .description("go back to a certificate from the controller's CA")
+    .description("go back to a certificate from the controller's CA (from the operator's or ACME's)")
     .option("--home <dir>", "controller home")
     .action(async (name: string, options: { home?: string }) => {
       const paths = ctx.paths(options.home);
@@ -139,8 +140,28 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
       }
     });
   tls
+    .command("acme <vnode>")
+    .description("get the mail certificate from an ACME server (DNS-01 through the DNS provider), renewed by serve")
+    .option("--email <address>", "contact for the ACME account (expiry notices)")
+    .option("--server <url>", "ACME directory URL (default: Let's Encrypt)")
+    .option("--server-ca <file>", "PEM CA trusted for the ACME server's own HTTPS (a test or private ACME server)")
+    .option("--staging", "Let's Encrypt's staging server")
+    .option("--challenge <type>", "dns-01 (default) | http-01")
+    .option("--home <dir>", "controller home")
+    .action(async (name: string, options: AcmeCommandOptions & { home?: string }) => {
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        // acme-client (and its HTTP stack) loads only for this command.
+        const { runAcmeCommand } = await import("./mail-tls-acme.ts");
+        await runAcmeCommand(ctx, paths, db, name, options, (row) => pushWhole(ctx, paths, db, row));
+      } finally {
+        await db.close();
+      }
+    });
+  tls
     .command("show [vnode]")
-    .description("which certificate each vnode's mail daemons present, and until when")
+    .description("every vnode's mail certificate: source, issuer, names, expiry, next renewal, ACME state")
     .option("--format <format>", "table | json | csv")
     .option("--json", "JSON output")
     .option("--home <dir>", "controller home")
@@ -149,25 +170,8 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
       const paths = ctx.paths(options.home);
       const db = await ctx.openDb(paths);
       try {
-        const em = db.em();
-        const vnodes = await em.find(Vnode, name ? { name } : {}, { orderBy: { name: "asc" } });
-        const rows = await em.find(MailTls, { vnodeId: { $in: vnodes.map((v) => v.id) } });
-        const byVnode = new Map(rows.map((r) => [r.vnodeId, r]));
-        ctx.io.out(
-          formatRows(
-            vnodes.map((v) => {
-              const r = byVnode.get(v.id);
-              return {
-                vnode: v.name,
-                hostname: v.mailHostname ?? v.name,
-                source: r?.source ?? "none yet",
-                notAfter: r ? r.notAfter.toISOString() : null,
-              };
-            }),
-            ["vnode", "hostname", "source", "notAfter"],
-            format,
-          ),
-        );
+        const { mailTlsView, MAIL_TLS_COLUMNS } = await import("./mail-tls-view.ts");
+        ctx.io.out(formatRows(await mailTlsView(db.em(), paths, name), MAIL_TLS_COLUMNS, format));
       } finally {
         await db.close();
       }

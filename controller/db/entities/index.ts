@@ -13,6 +13,7 @@ import { MailDnsPolicy } from "./mail-dns-policy.ts";
 import { MailHealthSample } from "./mail-health-sample.ts";
 import { CertificateAuthority } from "./certificate-authority.ts";
 import { MailCertificate } from "./mail-certificate.ts";
+import { AcmeAccount, AcmeCertificate } from "./acme.ts";
 
 export {
   Vnode,
@@ -31,6 +32,8 @@ export {
   MailHealthSample,
   CertificateAuthority,
   MailCertificate,
+  AcmeAccount,
+  AcmeCertificate,
 };
 
 /** Every entity the controller maps; the ORM is given this list, no folder scanning. */
@@ -50,4 +53,6 @@ export const allEntities = [
   MailHealthSample,
   CertificateAuthority,
   MailCertificate,
+  AcmeAccount,
+  AcmeCertificate,
 ];

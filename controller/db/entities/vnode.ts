@@ -40,6 +40,10 @@ export const VnodeSchema = defineEntity({
     /** Pins of the CAs the agent last confirmed it trusts (UpdateTrust); null = not yet asked. */
     trustedCaPins: p.json<string[]>().nullable(),
     trustUpdatedAt: p.datetime().nullable(),
+    /** "unmanaged" while the agent keeps its hands off the vnode's mail; null/"managed" otherwise. */
+    management: p.string().nullable(),
+    /** Why the agent reports the vnode unmanaged. */
+    managementReason: p.text().nullable(),
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p
       .datetime()

@@ -7,6 +7,9 @@ import { Migration0005HealthHistory } from "./0005-health-history.ts";
 import { Migration0006DeliveryRefusal } from "./0006-delivery-refusal.ts";
 import { Migration0007CaRotation } from "./0007-ca-rotation.ts";
 import { Migration0008ServedCertificates } from "./0008-served-certificates.ts";
+import { Migration0009VnodeManagement } from "./0009-vnode-management.ts";
+import { Migration0010Acme } from "./0010-acme.ts";
+import { Migration0011VnodeLeases } from "./0011-vnode-leases.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -18,4 +21,7 @@ export const allMigrations: MigrationObject[] = [
   { name: "0006-delivery-refusal", class: Migration0006DeliveryRefusal },
   { name: "0007-ca-rotation", class: Migration0007CaRotation },
   { name: "0008-served-certificates", class: Migration0008ServedCertificates },
+  { name: "0009-vnode-management", class: Migration0009VnodeManagement },
+  { name: "0010-acme", class: Migration0010Acme },
+  { name: "0011-vnode-leases", class: Migration0011VnodeLeases },
 ];

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file netserva/mail/v1/agent.proto.
  */
 export const file_netserva_mail_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL2FnZW50LnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIksKC1BpbmdSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEg8KB3BheWxvYWQYAiABKAwiYQoMUGluZ1Jlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIaChJhZ2VudF90aW1lX3VuaXhfbXMYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgiPQoOR2V0SW5mb1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiPgoKRGFlbW9uSW5mbxIMCgRuYW1lGAEgASgJEhEKCWluc3RhbGxlZBgCIAEoCBIPCgd2ZXJzaW9uGAMgASgJItwBCg9HZXRJbmZvUmVzcG9uc2USDQoFdm5vZGUYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCgoCb3MYAyABKAkSEwoLaW5pdF9zeXN0ZW0YBCABKAkSFQoNYWdlbnRfdmVyc2lvbhgFIAEoCRItCgdkYWVtb25zGAYgAygLMhwubmV0c2VydmEubWFpbC52MS5EYWVtb25JbmZvEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgHIAEoBBIlCh1jZXJ0aWZpY2F0ZV9ub3RfYWZ0ZXJfdW5peF9tcxgIIAEoAyIpChJXYXRjaEhlYWx0aFJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0iTQoNU2VydmljZUhlYWx0aBIMCgRuYW1lGAEgASgJEg0KBXN0YXRlGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSDgoGZGV0YWlsGAQgASgJIqkCCgxIZWFsdGhSZXBvcnQSDQoFdm5vZGUYASABKAkSFAoMdGltZV91bml4X21zGAIgASgDEhUKDWFnZW50X3ZlcnNpb24YAyABKAkSGgoSYXBwbGllZF9nZW5lcmF0aW9uGAQgASgEEiUKHWNlcnRpZmljYXRlX25vdF9hZnRlcl91bml4X21zGAUgASgDEhYKDnVwdGltZV9zZWNvbmRzGAYgASgBEjEKCHNlcnZpY2VzGAcgAygLMh8ubmV0c2VydmEubWFpbC52MS5TZXJ2aWNlSGVhbHRoEhQKDHN0YXRlX2RpZ2VzdBgIIAEoCRINCgVkcmlmdBgJIAEoCBIqCgRtYWlsGAogASgLMhwubmV0c2VydmEubWFpbC52MS5NYWlsSGVhbHRoIrEDCgpNYWlsSGVhbHRoEhkKEWNvbGxlY3RlZF91bml4X21zGAEgASgDEi0KBXF1ZXVlGAIgASgLMh4ubmV0c2VydmEubWFpbC52MS5Qb3N0Zml4UXVldWUSFQoNZG92ZWNvdF91c2VycxgDIAEoBRIbChNkb3ZlY290X2Nvbm5lY3Rpb25zGAQgASgFEjAKBnJzcGFtZBgFIAEoCzIgLm5ldHNlcnZhLm1haWwudjEuUnNwYW1kQ291bnRlcnMSIQoZY2xhbWF2X3NpZ25hdHVyZXNfdW5peF9tcxgGIAEoAxI1CgpmaWxlc3lzdGVtGAcgASgLMiEubmV0c2VydmEubWFpbC52MS5GaWxlc3lzdGVtVXNhZ2USLQoFcXVvdGEYCCABKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLlF1b3RhU3VtbWFyeRIiChptYWlsX3Rsc19ub3RfYWZ0ZXJfdW5peF9tcxgJIAEoAxIOCgZlcnJvcnMYCiADKAkSNgoLZmlsZXN5c3RlbXMYCyADKAsyIS5uZXRzZXJ2YS5tYWlsLnYxLkZpbGVzeXN0ZW1Vc2FnZSKDAQoMUG9zdGZpeFF1ZXVlEg4KBmFjdGl2ZRgBIAEoDRIQCghkZWZlcnJlZBgCIAEoDRIMCgRob2xkGAMgASgNEhAKCGluY29taW5nGAQgASgNEhAKCG1haWxkcm9wGAUgASgNEh8KF29sZGVzdF9kZWZlcnJlZF9zZWNvbmRzGAYgASgBIokBCg5Sc3BhbWRDb3VudGVycxIRCglhdmFpbGFibGUYASABKAgSDwoHc2Nhbm5lZBgCIAEoBBILCgNoYW0YAyABKAQSDAoEc3BhbRgEIAEoBBIQCghyZWplY3RlZBgFIAEoBBISCgpncmV5bGlzdGVkGAYgASgEEhIKCmFkZF9oZWFkZXIYByABKAQiqAEKD0ZpbGVzeXN0ZW1Vc2FnZRIMCgRwYXRoGAEgASgJEhIKCnNpemVfYnl0ZXMYAiABKAQSEgoKdXNlZF9ieXRlcxgDIAEoBBIXCg9hdmFpbGFibGVfYnl0ZXMYBCABKAQSDQoFcm9sZXMYBSADKAkSEgoKcm9sZV9wYXRocxgIIAMoCRIOCgZpbm9kZXMYBiABKAQSEwoLZnJlZV9pbm9kZXMYByABKAQiWgoMTWFpbGJveFVzYWdlEg8KB2FkZHJlc3MYASABKAkSEgoKdXNlZF9ieXRlcxgCIAEoBBITCgtsaW1pdF9ieXRlcxgDIAEoBBIQCghtZXNzYWdlcxgEIAEoBCJXCgtEb21haW5Vc2FnZRIOCgZkb21haW4YASABKAkSEQoJbWFpbGJveGVzGAIgASgNEhIKCnVzZWRfYnl0ZXMYAyABKAQSEQoJbWF4X3JhdGlvGAQgASgBIsYBCgxRdW90YVN1bW1hcnkSEQoJbWFpbGJveGVzGAEgASgNEg8KB292ZXJfODAYAiABKA0SDwoHb3Zlcl85MBgDIAEoDRIQCghvdmVyXzEwMBgEIAEoDRISCgp1c2VkX2J5dGVzGAUgASgEEisKA3RvcBgGIAMoCzIeLm5ldHNlcnZhLm1haWwudjEuTWFpbGJveFVzYWdlEi4KB2RvbWFpbnMYByADKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkRvbWFpblVzYWdlIkUKFkdldE1haWxib3hVc2FnZVJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiZwoXR2V0TWFpbGJveFVzYWdlUmVzcG9uc2USGQoRY29sbGVjdGVkX3VuaXhfbXMYASABKAMSMQoJbWFpbGJveGVzGAIgAygLMh4ubmV0c2VydmEubWFpbC52MS5NYWlsYm94VXNhZ2Ui4gIKElJ1blNtdHBUZXN0UmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRIMCgRob3N0GAIgASgJEgwKBHBvcnQYAyABKA0SEAoIdGxzX21vZGUYBCABKAkSEwoLc2VydmVyX25hbWUYBSABKAkSDgoGY2FfcGVtGAYgASgJEhEKCWF1dGhfdXNlchgHIAEoCRIVCg1hdXRoX3Bhc3N3b3JkGAggASgJEhEKCW1haWxfZnJvbRgJIAEoCRIPCgdyY3B0X3RvGAogASgJEgwKBGhlbG8YCyABKAkSFwoPc3RlcF90aW1lb3V0X21zGAwgASgNEhEKCWltYXBfdXNlchgNIAEoCRIVCg1pbWFwX3Bhc3N3b3JkGA4gASgJEhEKCWltYXBfcG9ydBgPIAEoDRIaChJhcnJpdmFsX3RpbWVvdXRfbXMYECABKA0irAEKDFNtdHBUZXN0U3RlcBIMCgRuYW1lGAEgASgJEgoKAm9rGAIgASgIEgoKAm1zGAMgASgBEg4KBmRldGFpbBgEIAEoCRI4CgVmYWN0cxgFIAMoCzIpLm5ldHNlcnZhLm1haWwudjEuU210cFRlc3RTdGVwLkZhY3RzRW50cnkaLAoKRmFjdHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIocBChNSdW5TbXRwVGVzdFJlc3BvbnNlEgoKAm9rGAEgASgIEi0KBXN0ZXBzGAIgAygLMh4ubmV0c2VydmEubWFpbC52MS5TbXRwVGVzdFN0ZXASDQoFdG9rZW4YAyABKAkSEgoKbWVzc2FnZV9pZBgEIAEoCRISCgpmcm9tX3Zub2RlGAUgASgJIoABChFBcHBseVN0YXRlUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRItCgVzdGF0ZRgCIAEoCzIeLm5ldHNlcnZhLm1haWwudjEuRGVzaXJlZFN0YXRlEg8KB2RyeV9ydW4YAyABKAginAEKE0FwcGx5Q2hhbmdlc1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESFwoPYmFzZV9nZW5lcmF0aW9uGAIgASgEEi4KB2NoYW5nZXMYAyADKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLlN0YXRlQ2hhbmdlEg8KB2RyeV9ydW4YBCABKAgioAEKDUFwcGx5UmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIaChJhcHBsaWVkX2dlbmVyYXRpb24YAiABKAQSFAoMc3RhdGVfZGlnZXN0GAMgASgJEg8KB2NoYW5nZWQYBCABKAgSDAoEZGlmZhgFIAMoCRIQCghyZXBsYXllZBgGIAEoCBIYChBuZWVkc19mdWxsX3N0YXRlGAcgASgIIj4KD0dldFN0YXRlUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YSJTChBHZXRTdGF0ZVJlc3BvbnNlEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgBIAEoBBIUCgxzdGF0ZV9kaWdlc3QYAiABKAkSDQoFZHJpZnQYAyADKAkiYAoYVXBkYXRlUmV2b2NhdGlvbnNSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEhcKD3Jldm9rZWRfc2VyaWFscxgCIAMoCSIqChlVcGRhdGVSZXZvY2F0aW9uc1Jlc3BvbnNlEg0KBWNvdW50GAEgASgNInAKElVwZGF0ZVRydXN0UmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRIVCg1jYV9idW5kbGVfcGVtGAIgASgJEhYKDmlzc3VpbmdfY2FfcGluGAMgASgJIkAKE1VwZGF0ZVRydXN0UmVzcG9uc2USFwoPdHJ1c3RlZF9jYV9waW5zGAEgAygJEhAKCHJlbmV3aW5nGAIgASgIMokHCgxBZ2VudFNlcnZpY2USRQoEUGluZxIdLm5ldHNlcnZhLm1haWwudjEuUGluZ1JlcXVlc3QaHi5uZXRzZXJ2YS5tYWlsLnYxLlBpbmdSZXNwb25zZRJOCgdHZXRJbmZvEiAubmV0c2VydmEubWFpbC52MS5HZXRJbmZvUmVxdWVzdBohLm5ldHNlcnZhLm1haWwudjEuR2V0SW5mb1Jlc3BvbnNlElUKC1dhdGNoSGVhbHRoEiQubmV0c2VydmEubWFpbC52MS5XYXRjaEhlYWx0aFJlcXVlc3QaHi5uZXRzZXJ2YS5tYWlsLnYxLkhlYWx0aFJlcG9ydDABElIKCkFwcGx5U3RhdGUSIy5uZXRzZXJ2YS5tYWlsLnYxLkFwcGx5U3RhdGVSZXF1ZXN0Gh8ubmV0c2VydmEubWFpbC52MS5BcHBseVJlc3BvbnNlElYKDEFwcGx5Q2hhbmdlcxIlLm5ldHNlcnZhLm1haWwudjEuQXBwbHlDaGFuZ2VzUmVxdWVzdBofLm5ldHNlcnZhLm1haWwudjEuQXBwbHlSZXNwb25zZRJRCghHZXRTdGF0ZRIhLm5ldHNlcnZhLm1haWwudjEuR2V0U3RhdGVSZXF1ZXN0GiIubmV0c2VydmEubWFpbC52MS5HZXRTdGF0ZVJlc3BvbnNlEmwKEVVwZGF0ZVJldm9jYXRpb25zEioubmV0c2VydmEubWFpbC52MS5VcGRhdGVSZXZvY2F0aW9uc1JlcXVlc3QaKy5uZXRzZXJ2YS5tYWlsLnYxLlVwZGF0ZVJldm9jYXRpb25zUmVzcG9uc2USWgoLVXBkYXRlVHJ1c3QSJC5uZXRzZXJ2YS5tYWlsLnYxLlVwZGF0ZVRydXN0UmVxdWVzdBolLm5ldHNlcnZhLm1haWwudjEuVXBkYXRlVHJ1c3RSZXNwb25zZRJmCg9HZXRNYWlsYm94VXNhZ2USKC5uZXRzZXJ2YS5tYWlsLnYxLkdldE1haWxib3hVc2FnZVJlcXVlc3QaKS5uZXRzZXJ2YS5tYWlsLnYxLkdldE1haWxib3hVc2FnZVJlc3BvbnNlEloKC1J1blNtdHBUZXN0EiQubmV0c2VydmEubWFpbC52MS5SdW5TbXRwVGVzdFJlcXVlc3QaJS5uZXRzZXJ2YS5tYWlsLnYxLlJ1blNtdHBUZXN0UmVzcG9uc2ViBnByb3RvMw", [file_netserva_mail_v1_command, file_netserva_mail_v1_state]);
+  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL2FnZW50LnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIksKC1BpbmdSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEg8KB3BheWxvYWQYAiABKAwiYQoMUGluZ1Jlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIaChJhZ2VudF90aW1lX3VuaXhfbXMYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgiPQoOR2V0SW5mb1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiPgoKRGFlbW9uSW5mbxIMCgRuYW1lGAEgASgJEhEKCWluc3RhbGxlZBgCIAEoCBIPCgd2ZXJzaW9uGAMgASgJItwBCg9HZXRJbmZvUmVzcG9uc2USDQoFdm5vZGUYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCgoCb3MYAyABKAkSEwoLaW5pdF9zeXN0ZW0YBCABKAkSFQoNYWdlbnRfdmVyc2lvbhgFIAEoCRItCgdkYWVtb25zGAYgAygLMhwubmV0c2VydmEubWFpbC52MS5EYWVtb25JbmZvEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgHIAEoBBIlCh1jZXJ0aWZpY2F0ZV9ub3RfYWZ0ZXJfdW5peF9tcxgIIAEoAyIpChJXYXRjaEhlYWx0aFJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0iTQoNU2VydmljZUhlYWx0aBIMCgRuYW1lGAEgASgJEg0KBXN0YXRlGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSDgoGZGV0YWlsGAQgASgJItgCCgxIZWFsdGhSZXBvcnQSDQoFdm5vZGUYASABKAkSFAoMdGltZV91bml4X21zGAIgASgDEhUKDWFnZW50X3ZlcnNpb24YAyABKAkSGgoSYXBwbGllZF9nZW5lcmF0aW9uGAQgASgEEiUKHWNlcnRpZmljYXRlX25vdF9hZnRlcl91bml4X21zGAUgASgDEhYKDnVwdGltZV9zZWNvbmRzGAYgASgBEjEKCHNlcnZpY2VzGAcgAygLMh8ubmV0c2VydmEubWFpbC52MS5TZXJ2aWNlSGVhbHRoEhQKDHN0YXRlX2RpZ2VzdBgIIAEoCRINCgVkcmlmdBgJIAEoCBIqCgRtYWlsGAogASgLMhwubmV0c2VydmEubWFpbC52MS5NYWlsSGVhbHRoEhIKCm1hbmFnZW1lbnQYCyABKAkSGQoRbWFuYWdlbWVudF9yZWFzb24YDCABKAkisQMKCk1haWxIZWFsdGgSGQoRY29sbGVjdGVkX3VuaXhfbXMYASABKAMSLQoFcXVldWUYAiABKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLlBvc3RmaXhRdWV1ZRIVCg1kb3ZlY290X3VzZXJzGAMgASgFEhsKE2RvdmVjb3RfY29ubmVjdGlvbnMYBCABKAUSMAoGcnNwYW1kGAUgASgLMiAubmV0c2VydmEubWFpbC52MS5Sc3BhbWRDb3VudGVycxIhChljbGFtYXZfc2lnbmF0dXJlc191bml4X21zGAYgASgDEjUKCmZpbGVzeXN0ZW0YByABKAsyIS5uZXRzZXJ2YS5tYWlsLnYxLkZpbGVzeXN0ZW1Vc2FnZRItCgVxdW90YRgIIAEoCzIeLm5ldHNlcnZhLm1haWwudjEuUXVvdGFTdW1tYXJ5EiIKGm1haWxfdGxzX25vdF9hZnRlcl91bml4X21zGAkgASgDEg4KBmVycm9ycxgKIAMoCRI2CgtmaWxlc3lzdGVtcxgLIAMoCzIhLm5ldHNlcnZhLm1haWwudjEuRmlsZXN5c3RlbVVzYWdlIoMBCgxQb3N0Zml4UXVldWUSDgoGYWN0aXZlGAEgASgNEhAKCGRlZmVycmVkGAIgASgNEgwKBGhvbGQYAyABKA0SEAoIaW5jb21pbmcYBCABKA0SEAoIbWFpbGRyb3AYBSABKA0SHwoXb2xkZXN0X2RlZmVycmVkX3NlY29uZHMYBiABKAEiiQEKDlJzcGFtZENvdW50ZXJzEhEKCWF2YWlsYWJsZRgBIAEoCBIPCgdzY2FubmVkGAIgASgEEgsKA2hhbRgDIAEoBBIMCgRzcGFtGAQgASgEEhAKCHJlamVjdGVkGAUgASgEEhIKCmdyZXlsaXN0ZWQYBiABKAQSEgoKYWRkX2hlYWRlchgHIAEoBCKoAQoPRmlsZXN5c3RlbVVzYWdlEgwKBHBhdGgYASABKAkSEgoKc2l6ZV9ieXRlcxgCIAEoBBISCgp1c2VkX2J5dGVzGAMgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgEIAEoBBINCgVyb2xlcxgFIAMoCRISCgpyb2xlX3BhdGhzGAggAygJEg4KBmlub2RlcxgGIAEoBBITCgtmcmVlX2lub2RlcxgHIAEoBCJaCgxNYWlsYm94VXNhZ2USDwoHYWRkcmVzcxgBIAEoCRISCgp1c2VkX2J5dGVzGAIgASgEEhMKC2xpbWl0X2J5dGVzGAMgASgEEhAKCG1lc3NhZ2VzGAQgASgEIlcKC0RvbWFpblVzYWdlEg4KBmRvbWFpbhgBIAEoCRIRCgltYWlsYm94ZXMYAiABKA0SEgoKdXNlZF9ieXRlcxgDIAEoBBIRCgltYXhfcmF0aW8YBCABKAEixgEKDFF1b3RhU3VtbWFyeRIRCgltYWlsYm94ZXMYASABKA0SDwoHb3Zlcl84MBgCIAEoDRIPCgdvdmVyXzkwGAMgASgNEhAKCG92ZXJfMTAwGAQgASgNEhIKCnVzZWRfYnl0ZXMYBSABKAQSKwoDdG9wGAYgAygLMh4ubmV0c2VydmEubWFpbC52MS5NYWlsYm94VXNhZ2USLgoHZG9tYWlucxgHIAMoCzIdLm5ldHNlcnZhLm1haWwudjEuRG9tYWluVXNhZ2UiRQoWR2V0TWFpbGJveFVzYWdlUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YSJnChdHZXRNYWlsYm94VXNhZ2VSZXNwb25zZRIZChFjb2xsZWN0ZWRfdW5peF9tcxgBIAEoAxIxCgltYWlsYm94ZXMYAiADKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLk1haWxib3hVc2FnZSLiAgoSUnVuU210cFRlc3RSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEgwKBGhvc3QYAiABKAkSDAoEcG9ydBgDIAEoDRIQCgh0bHNfbW9kZRgEIAEoCRITCgtzZXJ2ZXJfbmFtZRgFIAEoCRIOCgZjYV9wZW0YBiABKAkSEQoJYXV0aF91c2VyGAcgASgJEhUKDWF1dGhfcGFzc3dvcmQYCCABKAkSEQoJbWFpbF9mcm9tGAkgASgJEg8KB3JjcHRfdG8YCiABKAkSDAoEaGVsbxgLIAEoCRIXCg9zdGVwX3RpbWVvdXRfbXMYDCABKA0SEQoJaW1hcF91c2VyGA0gASgJEhUKDWltYXBfcGFzc3dvcmQYDiABKAkSEQoJaW1hcF9wb3J0GA8gASgNEhoKEmFycml2YWxfdGltZW91dF9tcxgQIAEoDSKsAQoMU210cFRlc3RTdGVwEgwKBG5hbWUYASABKAkSCgoCb2sYAiABKAgSCgoCbXMYAyABKAESDgoGZGV0YWlsGAQgASgJEjgKBWZhY3RzGAUgAygLMikubmV0c2VydmEubWFpbC52MS5TbXRwVGVzdFN0ZXAuRmFjdHNFbnRyeRosCgpGYWN0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihwEKE1J1blNtdHBUZXN0UmVzcG9uc2USCgoCb2sYASABKAgSLQoFc3RlcHMYAiADKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLlNtdHBUZXN0U3RlcBINCgV0b2tlbhgDIAEoCRISCgptZXNzYWdlX2lkGAQgASgJEhIKCmZyb21fdm5vZGUYBSABKAkigAEKEUFwcGx5U3RhdGVSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEi0KBXN0YXRlGAIgASgLMh4ubmV0c2VydmEubWFpbC52MS5EZXNpcmVkU3RhdGUSDwoHZHJ5X3J1bhgDIAEoCCKcAQoTQXBwbHlDaGFuZ2VzUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRIXCg9iYXNlX2dlbmVyYXRpb24YAiABKAQSLgoHY2hhbmdlcxgDIAMoCzIdLm5ldHNlcnZhLm1haWwudjEuU3RhdGVDaGFuZ2USDwoHZHJ5X3J1bhgEIAEoCCKgAQoNQXBwbHlSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgCIAEoBBIUCgxzdGF0ZV9kaWdlc3QYAyABKAkSDwoHY2hhbmdlZBgEIAEoCBIMCgRkaWZmGAUgAygJEhAKCHJlcGxheWVkGAYgASgIEhgKEG5lZWRzX2Z1bGxfc3RhdGUYByABKAgiPgoPR2V0U3RhdGVSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhIlMKEEdldFN0YXRlUmVzcG9uc2USGgoSYXBwbGllZF9nZW5lcmF0aW9uGAEgASgEEhQKDHN0YXRlX2RpZ2VzdBgCIAEoCRINCgVkcmlmdBgDIAMoCSJgChhVcGRhdGVSZXZvY2F0aW9uc1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESFwoPcmV2b2tlZF9zZXJpYWxzGAIgAygJIioKGVVwZGF0ZVJldm9jYXRpb25zUmVzcG9uc2USDQoFY291bnQYASABKA0icAoSVXBkYXRlVHJ1c3RSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEhUKDWNhX2J1bmRsZV9wZW0YAiABKAkSFgoOaXNzdWluZ19jYV9waW4YAyABKAkiQAoTVXBkYXRlVHJ1c3RSZXNwb25zZRIXCg90cnVzdGVkX2NhX3BpbnMYASADKAkSEAoIcmVuZXdpbmcYAiABKAgidQoUU2V0TWFuYWdlbWVudFJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESDwoHbWFuYWdlZBgCIAEoCBIPCgdkcnlfcnVuGAMgASgIEg4KBnJlYXNvbhgEIAEoCSJkChVTZXRNYW5hZ2VtZW50UmVzcG9uc2USDwoHbWFuYWdlZBgBIAEoCBIOCgZyZWFzb24YAiABKAkSEgoKb3ZlcndyaXRlcxgDIAMoCRIWCg5rZXB0X2FzaWRlX2RpchgEIAEoCSJWChRSZWFkSW52ZW50b3J5UmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRIRCglzeXNhZG1fZGIYAiABKAkiSwoPSW52ZW50b3J5RG9tYWluEg4KBmRvbWFpbhgBIAEoCRILCgN1aWQYAiABKA0SCwoDZ2lkGAMgASgNEg4KBmFjdGl2ZRgEIAEoCCK4AQoQSW52ZW50b3J5TWFpbGJveBIPCgdhZGRyZXNzGAEgASgJEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkSDgoGc2NoZW1lGAMgASgJEgwKBHdlYWsYBCABKAgSEQoJaGFzX3F1b3RhGAUgASgIEhMKC3F1b3RhX2J5dGVzGAYgASgEEgwKBGhvbWUYByABKAkSCwoDdWlkGAggASgNEgsKA2dpZBgJIAEoDRIOCgZhY3RpdmUYCiABKAgiQQoOSW52ZW50b3J5QWxpYXMSDgoGc291cmNlGAEgASgJEg8KB3RhcmdldHMYAiADKAkSDgoGYWN0aXZlGAMgASgIIk4KDUludmVudG9yeUZpbGUSDAoEcGF0aBgBIAEoCRIOCgZleGlzdHMYAiABKAgSDgoGc2hhMjU2GAMgASgJEg8KB2NvbnRlbnQYBCABKAkiqwIKFVJlYWRJbnZlbnRvcnlSZXNwb25zZRIRCglzeXNhZG1fZGIYASABKAkSDgoGbGF5b3V0GAIgASgJEjIKB2RvbWFpbnMYAyADKAsyIS5uZXRzZXJ2YS5tYWlsLnYxLkludmVudG9yeURvbWFpbhI1CgltYWlsYm94ZXMYBCADKAsyIi5uZXRzZXJ2YS5tYWlsLnYxLkludmVudG9yeU1haWxib3gSMQoHYWxpYXNlcxgFIAMoCzIgLm5ldHNlcnZhLm1haWwudjEuSW52ZW50b3J5QWxpYXMSLgoFZmlsZXMYBiADKAsyHy5uZXRzZXJ2YS5tYWlsLnYxLkludmVudG9yeUZpbGUSEAoId2FybmluZ3MYByADKAkSDwoHY29sdW1ucxgIIAMoCTLNCAoMQWdlbnRTZXJ2aWNlEkUKBFBpbmcSHS5uZXRzZXJ2YS5tYWlsLnYxLlBpbmdSZXF1ZXN0Gh4ubmV0c2VydmEubWFpbC52MS5QaW5nUmVzcG9uc2USTgoHR2V0SW5mbxIgLm5ldHNlcnZhLm1haWwudjEuR2V0SW5mb1JlcXVlc3QaIS5uZXRzZXJ2YS5tYWlsLnYxLkdldEluZm9SZXNwb25zZRJVCgtXYXRjaEhlYWx0aBIkLm5ldHNlcnZhLm1haWwudjEuV2F0Y2hIZWFsdGhSZXF1ZXN0Gh4ubmV0c2VydmEubWFpbC52MS5IZWFsdGhSZXBvcnQwARJSCgpBcHBseVN0YXRlEiMubmV0c2VydmEubWFpbC52MS5BcHBseVN0YXRlUmVxdWVzdBofLm5ldHNlcnZhLm1haWwudjEuQXBwbHlSZXNwb25zZRJWCgxBcHBseUNoYW5nZXMSJS5uZXRzZXJ2YS5tYWlsLnYxLkFwcGx5Q2hhbmdlc1JlcXVlc3QaHy5uZXRzZXJ2YS5tYWlsLnYxLkFwcGx5UmVzcG9uc2USUQoIR2V0U3RhdGUSIS5uZXRzZXJ2YS5tYWlsLnYxLkdldFN0YXRlUmVxdWVzdBoiLm5ldHNlcnZhLm1haWwudjEuR2V0U3RhdGVSZXNwb25zZRJsChFVcGRhdGVSZXZvY2F0aW9ucxIqLm5ldHNlcnZhLm1haWwudjEuVXBkYXRlUmV2b2NhdGlvbnNSZXF1ZXN0GisubmV0c2VydmEubWFpbC52MS5VcGRhdGVSZXZvY2F0aW9uc1Jlc3BvbnNlEloKC1VwZGF0ZVRydXN0EiQubmV0c2VydmEubWFpbC52MS5VcGRhdGVUcnVzdFJlcXVlc3QaJS5uZXRzZXJ2YS5tYWlsLnYxLlVwZGF0ZVRydXN0UmVzcG9uc2USZgoPR2V0TWFpbGJveFVzYWdlEigubmV0c2VydmEubWFpbC52MS5HZXRNYWlsYm94VXNhZ2VSZXF1ZXN0GikubmV0c2VydmEubWFpbC52MS5HZXRNYWlsYm94VXNhZ2VSZXNwb25zZRJaCgtSdW5TbXRwVGVzdBIkLm5ldHNlcnZhLm1haWwudjEuUnVuU210cFRlc3RSZXF1ZXN0GiUubmV0c2VydmEubWFpbC52MS5SdW5TbXRwVGVzdFJlc3BvbnNlEmAKDVNldE1hbmFnZW1lbnQSJi5uZXRzZXJ2YS5tYWlsLnYxLlNldE1hbmFnZW1lbnRSZXF1ZXN0GicubmV0c2VydmEubWFpbC52MS5TZXRNYW5hZ2VtZW50UmVzcG9uc2USYAoNUmVhZEludmVudG9yeRImLm5ldHNlcnZhLm1haWwudjEuUmVhZEludmVudG9yeVJlcXVlc3QaJy5uZXRzZXJ2YS5tYWlsLnYxLlJlYWRJbnZlbnRvcnlSZXNwb25zZWIGcHJvdG8z", [file_netserva_mail_v1_command, file_netserva_mail_v1_state]);
 
 /**
  * @generated from message netserva.mail.v1.PingRequest
@@ -284,6 +284,21 @@ export type HealthReport = Message<"netserva.mail.v1.HealthReport"> & {
    * @generated from field: netserva.mail.v1.MailHealth mail = 10;
    */
   mail?: MailHealth | undefined;
+
+  /**
+   * "unmanaged" when the agent keeps its hands off the vnode's mail (see SetManagement);
+   * "managed" or empty (older agents) otherwise.
+   *
+   * @generated from field: string management = 11;
+   */
+  management: string;
+
+  /**
+   * Why the vnode is unmanaged, e.g. "/etc/postfix/main.cf was not written by netserva-mail".
+   *
+   * @generated from field: string management_reason = 12;
+   */
+  managementReason: string;
 };
 
 /**
@@ -1125,6 +1140,324 @@ export const UpdateTrustResponseSchema: GenMessage<UpdateTrustResponse> = /*@__P
   messageDesc(file_netserva_mail_v1_agent, 28);
 
 /**
+ * @generated from message netserva.mail.v1.SetManagementRequest
+ */
+export type SetManagementRequest = Message<"netserva.mail.v1.SetManagementRequest"> & {
+  /**
+   * @generated from field: netserva.mail.v1.CommandMeta meta = 1;
+   */
+  meta?: CommandMeta | undefined;
+
+  /**
+   * @generated from field: bool managed = 2;
+   */
+  managed: boolean;
+
+  /**
+   * Only report what switching would overwrite; change nothing.
+   *
+   * @generated from field: bool dry_run = 3;
+   */
+  dryRun: boolean;
+
+  /**
+   * With managed = false: why (shown by status), e.g. "rolled back to NetServa's configuration".
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message netserva.mail.v1.SetManagementRequest.
+ * Use `create(SetManagementRequestSchema)` to create a new message.
+ */
+export const SetManagementRequestSchema: GenMessage<SetManagementRequest> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 29);
+
+/**
+ * @generated from message netserva.mail.v1.SetManagementResponse
+ */
+export type SetManagementResponse = Message<"netserva.mail.v1.SetManagementResponse"> & {
+  /**
+   * @generated from field: bool managed = 1;
+   */
+  managed: boolean;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * Existing files the first apply will overwrite (their originals are kept aside once, in
+   * kept_aside_dir, before the switch).
+   *
+   * @generated from field: repeated string overwrites = 3;
+   */
+  overwrites: string[];
+
+  /**
+   * @generated from field: string kept_aside_dir = 4;
+   */
+  keptAsideDir: string;
+};
+
+/**
+ * Describes the message netserva.mail.v1.SetManagementResponse.
+ * Use `create(SetManagementResponseSchema)` to create a new message.
+ */
+export const SetManagementResponseSchema: GenMessage<SetManagementResponse> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 30);
+
+/**
+ * @generated from message netserva.mail.v1.ReadInventoryRequest
+ */
+export type ReadInventoryRequest = Message<"netserva.mail.v1.ReadInventoryRequest"> & {
+  /**
+   * @generated from field: netserva.mail.v1.CommandMeta meta = 1;
+   */
+  meta?: CommandMeta | undefined;
+
+  /**
+   * The NetServa sysadm SQLite DB; empty = the agent's --sysadm-db (default NetServa 3.0's
+   * /var/lib/sqlite/sysadm/sysadm.db under the agent's root).
+   *
+   * @generated from field: string sysadm_db = 2;
+   */
+  sysadmDb: string;
+};
+
+/**
+ * Describes the message netserva.mail.v1.ReadInventoryRequest.
+ * Use `create(ReadInventoryRequestSchema)` to create a new message.
+ */
+export const ReadInventoryRequestSchema: GenMessage<ReadInventoryRequest> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 31);
+
+/**
+ * @generated from message netserva.mail.v1.InventoryDomain
+ */
+export type InventoryDomain = Message<"netserva.mail.v1.InventoryDomain"> & {
+  /**
+   * @generated from field: string domain = 1;
+   */
+  domain: string;
+
+  /**
+   * @generated from field: uint32 uid = 2;
+   */
+  uid: number;
+
+  /**
+   * @generated from field: uint32 gid = 3;
+   */
+  gid: number;
+
+  /**
+   * @generated from field: bool active = 4;
+   */
+  active: boolean;
+};
+
+/**
+ * Describes the message netserva.mail.v1.InventoryDomain.
+ * Use `create(InventoryDomainSchema)` to create a new message.
+ */
+export const InventoryDomainSchema: GenMessage<InventoryDomain> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 32);
+
+/**
+ * @generated from message netserva.mail.v1.InventoryMailbox
+ */
+export type InventoryMailbox = Message<"netserva.mail.v1.InventoryMailbox"> & {
+  /**
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * Passed through as stored, never printed: a crypt hash with or without a {SCHEME} prefix.
+   *
+   * @generated from field: string password_hash = 2;
+   */
+  passwordHash: string;
+
+  /**
+   * The scheme as Dovecot would read it: SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, MD5-CRYPT, PLAIN, ...
+   *
+   * @generated from field: string scheme = 3;
+   */
+  scheme: string;
+
+  /**
+   * Set for schemes that should not be kept ($1$, {PLAIN}, {PLAIN-MD5}, ...).
+   *
+   * @generated from field: bool weak = 4;
+   */
+  weak: boolean;
+
+  /**
+   * @generated from field: bool has_quota = 5;
+   */
+  hasQuota: boolean;
+
+  /**
+   * @generated from field: uint64 quota_bytes = 6;
+   */
+  quotaBytes: bigint;
+
+  /**
+   * @generated from field: string home = 7;
+   */
+  home: string;
+
+  /**
+   * @generated from field: uint32 uid = 8;
+   */
+  uid: number;
+
+  /**
+   * @generated from field: uint32 gid = 9;
+   */
+  gid: number;
+
+  /**
+   * @generated from field: bool active = 10;
+   */
+  active: boolean;
+};
+
+/**
+ * Describes the message netserva.mail.v1.InventoryMailbox.
+ * Use `create(InventoryMailboxSchema)` to create a new message.
+ */
+export const InventoryMailboxSchema: GenMessage<InventoryMailbox> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 33);
+
+/**
+ * @generated from message netserva.mail.v1.InventoryAlias
+ */
+export type InventoryAlias = Message<"netserva.mail.v1.InventoryAlias"> & {
+  /**
+   * @generated from field: string source = 1;
+   */
+  source: string;
+
+  /**
+   * @generated from field: repeated string targets = 2;
+   */
+  targets: string[];
+
+  /**
+   * @generated from field: bool active = 3;
+   */
+  active: boolean;
+};
+
+/**
+ * Describes the message netserva.mail.v1.InventoryAlias.
+ * Use `create(InventoryAliasSchema)` to create a new message.
+ */
+export const InventoryAliasSchema: GenMessage<InventoryAlias> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 34);
+
+/**
+ * @generated from message netserva.mail.v1.InventoryFile
+ */
+export type InventoryFile = Message<"netserva.mail.v1.InventoryFile"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: bool exists = 2;
+   */
+  exists: boolean;
+
+  /**
+   * @generated from field: string sha256 = 3;
+   */
+  sha256: string;
+
+  /**
+   * @generated from field: string content = 4;
+   */
+  content: string;
+};
+
+/**
+ * Describes the message netserva.mail.v1.InventoryFile.
+ * Use `create(InventoryFileSchema)` to create a new message.
+ */
+export const InventoryFileSchema: GenMessage<InventoryFile> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 35);
+
+/**
+ * @generated from message netserva.mail.v1.ReadInventoryResponse
+ */
+export type ReadInventoryResponse = Message<"netserva.mail.v1.ReadInventoryResponse"> & {
+  /**
+   * @generated from field: string sysadm_db = 1;
+   */
+  sysadmDb: string;
+
+  /**
+   * "vhosts" (vhosts/vmails/valias) or "domains" (domains/mailboxes/aliases).
+   *
+   * @generated from field: string layout = 2;
+   */
+  layout: string;
+
+  /**
+   * @generated from field: repeated netserva.mail.v1.InventoryDomain domains = 3;
+   */
+  domains: InventoryDomain[];
+
+  /**
+   * @generated from field: repeated netserva.mail.v1.InventoryMailbox mailboxes = 4;
+   */
+  mailboxes: InventoryMailbox[];
+
+  /**
+   * Catch-alls are the aliases whose source is "@domain".
+   *
+   * @generated from field: repeated netserva.mail.v1.InventoryAlias aliases = 5;
+   */
+  aliases: InventoryAlias[];
+
+  /**
+   * main.cf, master.cf, dovecot.conf as they are now.
+   *
+   * @generated from field: repeated netserva.mail.v1.InventoryFile files = 6;
+   */
+  files: InventoryFile[];
+
+  /**
+   * Things the operator should know: "column clear_password holds clear-text passwords: it was
+   * not read; drop it", rows skipped because a value could not be read, ...
+   *
+   * @generated from field: repeated string warnings = 7;
+   */
+  warnings: string[];
+
+  /**
+   * Which columns were used, e.g. "vmails.pass", for the report.
+   *
+   * @generated from field: repeated string columns = 8;
+   */
+  columns: string[];
+};
+
+/**
+ * Describes the message netserva.mail.v1.ReadInventoryResponse.
+ * Use `create(ReadInventoryResponseSchema)` to create a new message.
+ */
+export const ReadInventoryResponseSchema: GenMessage<ReadInventoryResponse> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 36);
+
+/**
  * Served by the agent on each vnode, over mutual TLS; only controller-role peers may call it.
  *
  * @generated from service netserva.mail.v1.AgentService
@@ -1231,6 +1564,27 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof RunSmtpTestRequestSchema;
     output: typeof RunSmtpTestResponseSchema;
+  },
+  /**
+   * Switch the vnode between unmanaged (hands off: it reports, renders and changes nothing) and
+   * managed. A vnode whose agent finds mail configuration it did not write starts unmanaged.
+   *
+   * @generated from rpc netserva.mail.v1.AgentService.SetManagement
+   */
+  setManagement: {
+    methodKind: "unary";
+    input: typeof SetManagementRequestSchema;
+    output: typeof SetManagementResponseSchema;
+  },
+  /**
+   * What an existing NetServa vnode holds (sysadm DB and configs), read only: for adoption.
+   *
+   * @generated from rpc netserva.mail.v1.AgentService.ReadInventory
+   */
+  readInventory: {
+    methodKind: "unary";
+    input: typeof ReadInventoryRequestSchema;
+    output: typeof ReadInventoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_netserva_mail_v1_agent, 0);

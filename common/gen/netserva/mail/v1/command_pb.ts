@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file netserva/mail/v1/command.proto.
  */
 export const file_netserva_mail_v1_command: GenFile = /*@__PURE__*/
-  fileDesc("Ch5uZXRzZXJ2YS9tYWlsL3YxL2NvbW1hbmQucHJvdG8SEG5ldHNlcnZhLm1haWwudjEiRAoLQ29tbWFuZE1ldGESEgoKcmVxdWVzdF9pZBgBIAEoCRISCgpnZW5lcmF0aW9uGAIgASgEEg0KBWFjdG9yGAMgASgJYgZwcm90bzM");
+  fileDesc("Ch5uZXRzZXJ2YS9tYWlsL3YxL2NvbW1hbmQucHJvdG8SEG5ldHNlcnZhLm1haWwudjEiWQoLQ29tbWFuZE1ldGESEgoKcmVxdWVzdF9pZBgBIAEoCRISCgpnZW5lcmF0aW9uGAIgASgEEg0KBWFjdG9yGAMgASgJEhMKC2xlYXNlX2Vwb2NoGAQgASgEYgZwcm90bzM");
 
 /**
  * Carried by every command the controller sends. The agent records the result under
@@ -39,6 +39,16 @@ export type CommandMeta = Message<"netserva.mail.v1.CommandMeta"> & {
    * @generated from field: string actor = 3;
    */
   actor: string;
+
+  /**
+   * The sender's lease epoch on this vnode (several controllers on one PostgreSQL): the agent
+   * keeps the highest epoch it has seen and refuses an older one with FAILED_PRECONDITION, so a
+   * controller whose lease lapsed cannot push any more. 0 = unfenced (one controller, PGlite, the
+   * CLI without a holder, an older controller): always accepted.
+   *
+   * @generated from field: uint64 lease_epoch = 4;
+   */
+  leaseEpoch: bigint;
 };
 
 /**

@@ -1,0 +1,103 @@
+// Hands off by default: whether this agent may manage the vnode's mail. A vnode whose Postfix or
+// Dovecot configuration was not written by us (a NetServa vnode, Debian's stock main.cf) or that
+// holds a NetServa sysadm DB starts unmanaged: the agent reports, renders nothing, changes
+// nothing, until the operator switches it (`vnode manage`) or adopts it (`vnode adopt`). The
+// decision, once made explicitly, is kept in <state>/management.json and wins over detection
+// (a rolled-back adoption leaves our manifest behind but must stay unmanaged).
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { writeFileAtomic } from "../apply/atomic-write.ts";
+import type { VnodePaths } from "../paths.ts";
+import { readManifest } from "./manifest.ts";
+
+export interface Management {
+  readonly managed: boolean;
+  /** Why unmanaged (empty when managed). */
+  readonly reason: string;
+}
+
+/** NetServa 3.0's sysadm DB, relative to the vnode's root. */
+export const NETSERVA_SYSADM_DB = "var/lib/sqlite/sysadm/sysadm.db";
+
+export const managementFile = (paths: VnodePaths): string => join(paths.stateDir, "management.json");
+export const keptAsideDir = (paths: VnodePaths): string => join(paths.stateDir, "kept-aside");
+
+/** Daemon files a first apply overwrites: what another tool may have written before us. */
+export function foreignCandidates(paths: VnodePaths): string[] {
+  return [paths.postfixMainCf, paths.postfixMasterCf, paths.dovecotConf, paths.dovecotSqlConf];
+}
+
+function readDecision(paths: VnodePaths): Management | undefined {
+  try {
+    const data = JSON.parse(readFileSync(managementFile(paths), "utf8")) as { managed?: unknown; reason?: unknown };
+    if (typeof data.managed !== "boolean") return undefined;
+    return { managed: data.managed, reason: typeof data.reason === "string" ? data.reason : "" };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The vnode's management now: the explicit decision if one was recorded; else managed when we
+ * applied a config before (our manifest lists files) or nothing foreign is there; else unmanaged,
+ * naming what was found.
+ */
+export function detectManagement(paths: VnodePaths, sysadmDb: string): Management {
+  const decided = readDecision(paths);
+  if (decided) return decided;
+  if (Object.keys(readManifest(paths.manifest).files).length > 0) return { managed: true, reason: "" };
+  // An apply of ours that a crash interrupted (its undo journal is there): the files are ours,
+  // half-written, and the mail host's start-up recovery finishes or undoes them.
+  if (existsSync(paths.backupDir) && readdirSync(paths.backupDir).length > 0) return { managed: true, reason: "" };
+  const found = [paths.postfixMainCf, paths.dovecotConf]
+    .filter((f) => existsSync(f))
+    .map((f) => `${f} was not written by netserva-mail`);
+  if (existsSync(sysadmDb)) found.push(`a NetServa sysadm database is at ${sysadmDb}`);
+  if (found.length === 0) return { managed: true, reason: "" };
+  return { managed: false, reason: `${found.join("; ")}: run \`vnode manage\` or \`vnode adopt\`` };
+}
+
+/** The state dir without locking the daemons out of its parents (a recursive mkdir would give
+ * /var and /var/lib its own restrictive mode; Postfix's data_directory lives beside it). */
+function ensureStateDir(paths: VnodePaths): void {
+  mkdirSync(dirname(paths.stateDir), { recursive: true, mode: 0o755 });
+  mkdirSync(paths.stateDir, { recursive: true, mode: 0o750 });
+}
+
+export function recordManagement(paths: VnodePaths, m: Management): void {
+  ensureStateDir(paths);
+  writeFileAtomic(managementFile(paths), {
+    content: `${JSON.stringify({ managed: m.managed, reason: m.reason, at: new Date().toISOString() }, null, 2)}\n`,
+    mode: 0o600,
+  });
+}
+
+/** Existing daemon files the first managed apply would overwrite (ours excluded). */
+export function wouldOverwrite(paths: VnodePaths): string[] {
+  const ours = readManifest(paths.manifest).files;
+  return foreignCandidates(paths).filter((f) => existsSync(f) && !(f in ours));
+}
+
+/**
+ * Copies the files about to be overwritten under kept-aside/<their absolute path>, once: a later
+ * switch never replaces what was kept (the first originals are the ones to go back to). Returns
+ * the directory.
+ */
+export function keepAside(paths: VnodePaths, files: readonly string[]): string {
+  const dir = keptAsideDir(paths);
+  ensureStateDir(paths);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const file of files) {
+    const target = join(dir, file);
+    if (existsSync(target)) continue;
+    mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+    copyFileSync(file, target);
+  }
+  return dir;
+}
+
+/** Whether a kept-aside copy of `file` exists (rollback). */
+export function keptAside(paths: VnodePaths, file: string): string | undefined {
+  const copy = join(keptAsideDir(paths), file);
+  return existsSync(copy) && statSync(copy).isFile() ? copy : undefined;
+}

@@ -1,0 +1,112 @@
+// The vnode's mail behind one port that can switch between unmanaged (hands off) and managed
+// (the mail host, agent/mail/mail-host.ts). The switch is explicit (SetManagement): to managed,
+// the files the first apply will overwrite are kept aside once and the mail host is opened; to
+// unmanaged, the mail host is closed and the daemons are left running as they are.
+import type { Logger } from "../../common/log.ts";
+import {
+  detectManagement,
+  keepAside,
+  keptAsideDir,
+  recordManagement,
+  wouldOverwrite,
+  type Management,
+} from "../mail/management.ts";
+import type { VnodePaths } from "../paths.ts";
+import type { ServiceControl } from "../sc/service-control.ts";
+import type { MailHostPort } from "./mail-port.ts";
+import { createUnmanagedPort } from "./unmanaged-port.ts";
+
+export interface OpenedMail {
+  readonly port: MailHostPort;
+  close(): Promise<void>;
+}
+
+export interface SwitchOutcome {
+  readonly managed: boolean;
+  readonly reason: string;
+  readonly overwrites: string[];
+  readonly keptAsideDir: string;
+}
+
+export interface SwitchableMail {
+  /** Delegates to the current port: callers keep one reference across switches. */
+  readonly port: MailHostPort;
+  management(): Management;
+  setManaged(request: { managed: boolean; dryRun: boolean; reason?: string }): Promise<SwitchOutcome>;
+  close(): Promise<void>;
+}
+
+export interface SwitchableMailOptions {
+  readonly paths: VnodePaths;
+  readonly sysadmDb: string;
+  readonly sc: ServiceControl;
+  /** Opens the mail host and its port (creates the vmail user, the lookup DB, …). */
+  open(): Promise<OpenedMail>;
+  readonly log?: Logger;
+}
+
+export async function createSwitchableMail(o: SwitchableMailOptions): Promise<SwitchableMail> {
+  let management = detectManagement(o.paths, o.sysadmDb);
+  const unmanaged = createUnmanagedPort(o.sc, () => management.reason);
+  let opened: OpenedMail | undefined = management.managed ? await o.open() : undefined;
+  if (!management.managed) o.log?.warn("vnode unmanaged: hands off", { reason: management.reason });
+  const current = (): MailHostPort => opened?.port ?? unmanaged;
+
+  const port: MailHostPort = {
+    applyState: (state, options) => current().applyState(state, options),
+    applyChanges: (changes, options) => current().applyChanges(changes, options),
+    digest: () => current().digest(),
+    drift: () => current().drift(),
+    services: () => current().services(),
+    get health() {
+      const p = current();
+      return p.health?.bind(p);
+    },
+    get mailboxUsage() {
+      const p = current();
+      return p.mailboxUsage?.bind(p);
+    },
+    get daemonRestarts() {
+      const p = current();
+      return p.daemonRestarts?.bind(p);
+    },
+  };
+
+  return {
+    port,
+    management: () => management,
+    async setManaged(request) {
+      const dir = keptAsideDir(o.paths);
+      if (request.managed) {
+        if (management.managed) return { managed: true, reason: "", overwrites: [], keptAsideDir: dir };
+        const overwrites = wouldOverwrite(o.paths);
+        if (request.dryRun) return { managed: false, reason: management.reason, overwrites, keptAsideDir: dir };
+        keepAside(o.paths, overwrites);
+        const before = management;
+        recordManagement(o.paths, { managed: true, reason: "" });
+        try {
+          opened = await o.open();
+        } catch (error) {
+          recordManagement(o.paths, before);
+          throw error;
+        }
+        management = { managed: true, reason: "" };
+        o.log?.warn("vnode switched to managed", { kept_aside: overwrites.join(",") || "nothing" });
+        return { managed: true, reason: "", overwrites, keptAsideDir: dir };
+      }
+      const reason = request.reason?.trim() || "switched to unmanaged by the operator";
+      if (request.dryRun)
+        return { managed: management.managed, reason: management.reason, overwrites: [], keptAsideDir: dir };
+      recordManagement(o.paths, { managed: false, reason });
+      const closing = opened;
+      opened = undefined;
+      await closing?.close();
+      management = { managed: false, reason };
+      o.log?.warn("vnode switched to unmanaged: hands off", { reason });
+      return { managed: false, reason, overwrites: [], keptAsideDir: dir };
+    },
+    close: async () => {
+      await opened?.close();
+    },
+  };
+}

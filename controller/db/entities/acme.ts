@@ -1,0 +1,57 @@
+import { defineEntity, p } from "@mikro-orm/core";
+
+/** Our account at one ACME server: its key (kept like the other keys) and the URL the server gave it. */
+export const AcmeAccountSchema = defineEntity({
+  name: "AcmeAccount",
+  tableName: "acme_accounts",
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    serverUrl: p.string().unique(),
+    email: p.string().nullable(),
+    accountKeyPem: p.text().hidden(),
+    accountUrl: p.string().nullable(),
+    createdAt: p.datetime().onCreate(() => new Date()),
+  },
+});
+export class AcmeAccount extends AcmeAccountSchema.class {}
+AcmeAccountSchema.setClass(AcmeAccount);
+
+/**
+ * A certificate a vnode gets from an ACME server (purpose "mail-host": the vnode's mail host name,
+ * served from mail_tls with source "acme"). The row is the schedule: `nextAttemptAt` is the next
+ * renewal (2/3 of the lifetime) or retry (exponential backoff after `failures`); `claimedBy` /
+ * `claimedUntil` let exactly one controller process run an order at a time.
+ */
+export const AcmeCertificateSchema = defineEntity({
+  name: "AcmeCertificate",
+  tableName: "acme_certificates",
+  properties: {
+    id: p.integer().primary().autoincrement(),
+    vnodeId: p.integer(),
+    purpose: p.string(),
+    serverUrl: p.string(),
+    /** PEM trusted for the ACME server's own HTTPS (a test or private ACME server); null = system roots. */
+    serverCaPem: p.text().nullable(),
+    email: p.string().nullable(),
+    /** dns-01 | http-01 */
+    challenge: p.string(),
+    names: p.json<string[]>(),
+    /** pending (never issued) | valid | failing (the last attempt failed; a valid one may still be served) */
+    state: p.string(),
+    issuer: p.string().nullable(),
+    notBefore: p.datetime().nullable(),
+    notAfter: p.datetime().nullable(),
+    nextAttemptAt: p.datetime(),
+    failures: p.integer().default(0),
+    lastError: p.text().nullable(),
+    lastAttemptAt: p.datetime().nullable(),
+    claimedBy: p.string().nullable(),
+    claimedUntil: p.datetime().nullable(),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
+  },
+});
+export class AcmeCertificate extends AcmeCertificateSchema.class {}
+AcmeCertificateSchema.setClass(AcmeCertificate);

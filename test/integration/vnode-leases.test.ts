@@ -1,0 +1,151 @@
+// Vnode leases on a real PostgreSQL (several controllers, one database): each enrolled vnode has
+// exactly one holder, the fleet is spread evenly and rebalanced when a controller joins, and a
+// controller cut off from the database stops using its leases by its own clock before the others
+// take them over with a higher epoch. Each keeper reaches PostgreSQL through its own TCP
+// forwarder, so one can be cut off while the others keep their connections.
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../../common/log.ts";
+import { openDatabase, type Database } from "../../controller/db/open-database.ts";
+import { startLeaseKeeper, type LeaseKeeper } from "../../controller/fleet/lease-keeper.ts";
+import { until } from "../helpers/mail-fleet.ts";
+import { startTcpCut, type TcpCut } from "../helpers/tcp-cut.ts";
+
+const pgUrl = process.env["DATABASE_URL_TEST"];
+const TTL_MS = 3000;
+const RENEW_MS = 200;
+const VNODES = 6;
+
+interface Controller {
+  name: string;
+  cut: TcpCut;
+  db: Database;
+  keeper: LeaseKeeper;
+}
+
+describe.skipIf(!pgUrl)("vnode leases on PostgreSQL", () => {
+  let url: string;
+  let admin: Database;
+  const controllers: Controller[] = [];
+
+  async function startController(name: string): Promise<Controller> {
+    const target = new URL(url);
+    const cut = await startTcpCut({ host: target.hostname, port: Number(target.port || 5432) });
+    const via = new URL(url);
+    via.hostname = "127.0.0.1";
+    via.port = String(cut.port);
+    const db = await openDatabase({ url: via.toString(), poolSize: 2, connectTimeoutMs: 1000, queryTimeoutMs: 1000 });
+    const keeper = startLeaseKeeper({ db, name, log: silentLogger, ttlMs: TTL_MS, renewMs: RENEW_MS });
+    const controller = { name, cut, db, keeper };
+    controllers.push(controller);
+    return controller;
+  }
+
+  /** Vnode → holders among the running keepers (by their own view: lease valid on their clock). */
+  function holders(list: Controller[]): Map<string, string[]> {
+    const map = new Map<string, string[]>();
+    for (const c of list)
+      for (const lease of c.keeper.held()) map.set(lease.vnode, [...(map.get(lease.vnode) ?? []), c.name]);
+    return map;
+  }
+
+  beforeAll(async () => {
+    if (!pgUrl) return;
+    const root = await openDatabase({ url: pgUrl });
+    const name = `nsm_leases_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+    await root.em().getConnection().execute(`create database ${name}`);
+    await root.close();
+    const target = new URL(pgUrl);
+    target.pathname = `/${name}`;
+    url = target.toString();
+    admin = await openDatabase({ url, poolSize: 2 });
+    for (let i = 0; i < VNODES; i += 1)
+      await admin
+        .em()
+        .getConnection()
+        .execute("insert into vnodes (name, address, status) values (?, ?, 'enrolled')", [
+          `lease${i}`,
+          `10.0.0.${i}:7444`,
+        ]);
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const c of controllers) {
+      await c.keeper.stop().catch(() => undefined);
+      await c.db.close().catch(() => undefined);
+      await c.cut.close();
+    }
+    await admin?.close();
+  });
+
+  it("spreads the vnodes, one holder each; a cut-off holder stops by its clock and is taken over with a higher epoch; a newcomer gets its share", async () => {
+    const [a, b, c] = [await startController("a"), await startController("b"), await startController("c")];
+    const running = [a, b, c];
+    // Never two holders of one vnode, sampled all along.
+    let overlaps = 0;
+    const sampler = setInterval(() => {
+      for (const names of holders(controllers.filter((x) => running.includes(x))).values())
+        if (names.length > 1) overlaps += 1;
+    }, 20);
+    try {
+      const spread = await until(
+        async () => {
+          const map = holders(running);
+          const counts = running.map((x) => x.keeper.held().length);
+          return map.size === VNODES && counts.every((n) => n === VNODES / running.length) ? counts : undefined;
+        },
+        60_000,
+        "every vnode held, two each",
+      );
+      expect(spread).toEqual([2, 2, 2]);
+      const rows = await admin
+        .em()
+        .getConnection()
+        .execute<Array<{ holder: string | null; n: string | number }>>(
+          "select holder, count(*) as n from vnode_leases where expires_at > now() group by holder",
+        );
+      expect(rows.map((r) => r.holder).sort()).toEqual([a.keeper.id, b.keeper.id, c.keeper.id].sort());
+
+      // Cut c off from PostgreSQL: it keeps running but can no longer renew.
+      const lost = c.keeper.held();
+      c.cut.blackhole();
+      await until(
+        async () => (c.keeper.held().length === 0 ? true : undefined),
+        30_000,
+        "c's leases lapse by its clock",
+      );
+      for (const lease of lost) expect(c.keeper.epochOf(lease.vnode)).toBeUndefined();
+      running.splice(running.indexOf(c), 1);
+      const after = await until(
+        async () => {
+          const map = holders([a, b]);
+          return map.size === VNODES ? map : undefined;
+        },
+        60_000,
+        "a and b hold every vnode",
+      );
+      expect([a, b].map((x) => x.keeper.held().length)).toEqual([3, 3]);
+      for (const lease of lost) {
+        const now = [a, b].map((x) => x.keeper.epochOf(lease.vnode)).find((e) => e !== undefined);
+        expect(now).toBeGreaterThan(lease.epoch);
+      }
+      expect(after.size).toBe(VNODES);
+
+      // A newcomer: a and b release their surplus, d takes its share.
+      const d = await startController("d");
+      running.push(d);
+      const rebalanced = await until(
+        async () => {
+          const counts = running.map((x) => x.keeper.held().length);
+          return holders(running).size === VNODES && counts.every((n) => n === 2) ? counts : undefined;
+        },
+        60_000,
+        "a, b, d hold two each",
+      );
+      expect(rebalanced).toEqual([2, 2, 2]);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(overlaps).toBe(0);
+  }, 240_000);
+});
