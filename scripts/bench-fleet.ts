@@ -239,6 +239,9 @@ async function main(): Promise<void> {
     async addVnode(name, address) {
       return (await cli(["vnode", "add", name, "--address", address])).trim().split("\n").pop() ?? "";
     },
+    async newToken(name) {
+      return (await cli(["vnode", "token", name])).trim().split("\n").pop() ?? "";
+    },
   });
   const names = Array.from({ length: AGENTS }, (_, i) => `fl${String(i).padStart(4, "0")}`);
   progress(`enrolling ${BASELINE} agents`);

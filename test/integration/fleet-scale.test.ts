@@ -62,8 +62,11 @@ beforeAll(async () => {
       const out = await cli(["vnode", "add", name, "--address", address]);
       return out.trim().split("\n").pop() ?? "";
     },
+    async newToken(name) {
+      return (await cli(["vnode", "token", name])).trim().split("\n").pop() ?? "";
+    },
   });
-  await swarm.addMany(names, 8);
+  await swarm.addMany(names, 4);
 }, 600_000);
 
 afterAll(async () => {

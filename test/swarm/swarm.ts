@@ -32,6 +32,9 @@ export interface SwarmOptions {
   controller: string;
   /** Registers a vnode at `address` with the controller; resolves with its join token. */
   addVnode(name: string, address: string): Promise<string>;
+  /** A fresh join token for a vnode whose enrollment failed (a slow, loaded machine can miss the
+   *  enrollment deadline); without it a failed enrollment fails add(). */
+  newToken?(name: string): Promise<string>;
   log?: Logger;
 }
 
@@ -70,9 +73,17 @@ export function createSwarm(options: SwarmOptions): Swarm {
     // The port is reserved, then told to the controller, then bound by the agent: the controller
     // must know the address before the join token exists.
     const address = `127.0.0.1:${await freePort()}`;
-    const token = await options.addVnode(name, address);
+    let token = await options.addVnode(name, address);
     const home = join(options.dir, name);
-    await enrollThisAgent({ controller: options.controller, token, paths: agentHomePaths(home), version: "swarm" });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await enrollThisAgent({ controller: options.controller, token, paths: agentHomePaths(home), version: "swarm" });
+        break;
+      } catch (error) {
+        if (!options.newToken || attempt >= 3) throw error;
+        token = await options.newToken(name);
+      }
+    }
     const host = createRecordingMailHost();
     let daemon: AgentDaemon | undefined;
     const agent: SwarmAgent = {
