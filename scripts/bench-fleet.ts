@@ -84,6 +84,7 @@ async function freshPostgres(url: string): Promise<string> {
 
 interface StatusRow {
   vnode: string;
+  status: string;
   connected: boolean;
   generation: number;
   appliedGeneration: number;
@@ -106,7 +107,8 @@ async function status(): Promise<StatusRow[]> {
   return JSON.parse(await cli(["status", "--json"])) as StatusRow[];
 }
 async function allCurrent(n: number): Promise<boolean> {
-  const rows = (await status()).filter((r) => swarm?.get(r.vnode));
+  // Revoked victims stay in the swarm (stopped) but are no longer enrolled.
+  const rows = (await status()).filter((r) => r.status === "enrolled" && swarm?.get(r.vnode));
   return rows.length === n && rows.every((r) => r.connected && r.appliedGeneration === r.generation);
 }
 
