@@ -25,6 +25,7 @@ import { driftedFiles, manifestSpec, readManifest } from "./manifest.ts";
 import { ensureRuntimeDirs } from "./runtime-dirs.ts";
 import { ensureVmailUser, lookupGroupId } from "./vmail-user.ts";
 import type { ServedWeb } from "../web/web-host.ts";
+import { removeStaleSniFiles } from "./sni-files.ts";
 
 export interface MailHostOptions extends Omit<MailConfigOptions, "paths" | "vmail" | "postfixInstallParams"> {
   readonly root: string;
@@ -150,7 +151,7 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       const web = await o.web?.prepare(state);
       // The rows commit inside the apply, marked with its journal's id: config and rows are one
       // unit, also across a crash (apply/backup.ts). The manifest is written with them.
-      const { result } = await config
+      const { result, files } = await config
         .apply(state, dryRun, {
           commit: (mark) => void (rows = lookup.replaceAll(checked, mark === undefined ? {} : { mark })),
           bookkeeping: (files) => new Map([[paths.manifest, manifestSpec(state.generation, files)]]),
@@ -160,7 +161,11 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
           throw error;
         });
       if (dryRun) await web?.abort();
-      else await web?.commit();
+      else {
+        await web?.commit();
+        // Keys of SNI certificates no longer in the state go once the daemons run without them.
+        removeStaleSniFiles(paths, new Set(files.keys()));
+      }
       if (!dryRun) {
         // Full state heals storage too: every mailbox gets its maildir and Sieve script.
         // Mailboxes missing from the state keep their maildir (a wrong state must not wipe mail).
@@ -222,13 +227,11 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
               : [],
         );
         if (domains.length > 0)
-          await o.web
-            ?.domainsChanged(domains)
-            .catch((error: unknown) =>
-              o.log?.warn("served domains not updated", {
-                error: error instanceof Error ? error.message : String(error),
-              }),
-            );
+          await o.web?.domainsChanged(domains).catch((error: unknown) =>
+            o.log?.warn("served domains not updated", {
+              error: error instanceof Error ? error.message : String(error),
+            }),
+          );
       }
       return { changed: diff.length > 0, diff, digest: lookup.digest() };
     },

@@ -6,6 +6,7 @@
 // no entry covers gets the vnode's mail certificate. Files are named by a digest of the names,
 // so reordering the list rewrites nothing.
 import { createHash } from "node:crypto";
+import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import type { FileSet } from "../apply/file-spec.ts";
@@ -46,4 +47,20 @@ export function renderSniFiles(paths: VnodePaths, state: DesiredState): { files:
 export function renderPostfixSniMap(entries: readonly SniEntry[]): string {
   const lines = entries.flatMap((e) => e.names.map((n) => `${n.startsWith("*.") ? n.slice(1) : n} ${e.keyAndChain}`));
   return `# Rendered by netserva-mail; edits are overwritten.\n${lines.join("\n")}\n`;
+}
+
+/** Removes SNI files of certificates the applied state no longer has (`keep`: the files it wrote). */
+export function removeStaleSniFiles(paths: VnodePaths, keep: ReadonlySet<string>): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(paths.tlsDir);
+  } catch {
+    return [];
+  }
+  const stale = names
+    .filter((n) => /^sni-[0-9a-f]{16}\.(pem|crt|key)$/.test(n))
+    .map((n) => join(paths.tlsDir, n))
+    .filter((f) => !keep.has(f));
+  for (const f of stale) rmSync(f, { force: true });
+  return stale;
 }

@@ -12,6 +12,7 @@ import {
   UpdateRevocationsResponseSchema,
   UpdateTrustResponseSchema,
   SetManagementResponseSchema,
+  ReadInventoryResponseSchema,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type {
   ApplyChangesRequest,
@@ -31,6 +32,8 @@ import type {
   WatchHealthRequest,
   SetManagementRequest,
   SetManagementResponse,
+  ReadInventoryRequest,
+  ReadInventoryResponse,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { NetservaError, invalid } from "../../common/errors.ts";
 import { daemonVersions, detectInitSystem, hostName, osRelease } from "../info/system-info.ts";
@@ -44,6 +47,8 @@ import { toMailbox } from "../health/mail-health.ts";
 import { handleSmtpTest } from "../smtp-test/smtp-test-request.ts";
 import type { TrustUpdate } from "../enroll/trust-update.ts";
 import type { SwitchableMail } from "./switchable-mail.ts";
+import { isAbsolute } from "node:path";
+import { readSysadmInventory } from "../adopt/sysadm-inventory.ts";
 
 export interface AgentServiceOptions extends CommandDeps {
   vnode: string;
@@ -296,6 +301,31 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
         if (!request.dryRun)
           context.log.info("management set", { managed: outcome.managed, overwrites: outcome.overwrites.length });
         return create(SetManagementResponseSchema, outcome);
+      },
+    }),
+    readInventory: unaryCommand<ReadInventoryRequest, ReadInventoryResponse>(options, {
+      name: "ReadInventory",
+      metaRequired: false,
+      async handle(request, context) {
+        const mail = options.mail;
+        if (!mail)
+          throw new NetservaError(
+            "failed_precondition",
+            "this agent runs without a mail host (--no-mail): no inventory",
+          );
+        const path = request.sysadmDb === "" ? options.sysadmDb : request.sysadmDb;
+        if (!path) throw invalid("sysadm_db", "no sysadm database given and the agent has no --sysadm-db");
+        if (!isAbsolute(path) || path.includes("\0") || path.length > 4096)
+          throw invalid("sysadm_db", "must be an absolute path");
+        // Read only, never a hash in the log: counts and the DB's path.
+        const inventory = readSysadmInventory(path, mail.paths);
+        context.log.info("inventory read", {
+          sysadm_db: path,
+          domains: inventory.domains.length,
+          mailboxes: inventory.mailboxes.length,
+          aliases: inventory.aliases.length,
+        });
+        return create(ReadInventoryResponseSchema, inventory);
       },
     }),
     watchHealth: (call: ServerWritableStream<WatchHealthRequest, HealthReport>) => {

@@ -31,6 +31,7 @@ export interface SwitchOutcome {
 export interface SwitchableMail {
   /** Delegates to the current port: callers keep one reference across switches. */
   readonly port: MailHostPort;
+  readonly paths: VnodePaths;
   management(): Management;
   setManaged(request: { managed: boolean; dryRun: boolean; reason?: string }): Promise<SwitchOutcome>;
   close(): Promise<void>;
@@ -74,6 +75,7 @@ export async function createSwitchableMail(o: SwitchableMailOptions): Promise<Sw
 
   return {
     port,
+    paths: o.paths,
     management: () => management,
     async setManaged(request) {
       const dir = keptAsideDir(o.paths);

@@ -15,7 +15,7 @@ import type { Logger } from "../../common/log.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
 import type { VnodePaths } from "../paths.ts";
 import { readStateFile, writeStateFile } from "../server/state-file.ts";
-import { certMapOf, createContextChooser } from "./cert-map.ts";
+import { certMapOf, createContextChooser, nameMatches } from "./cert-map.ts";
 import { siteOf } from "./served-site.ts";
 import { writeSiteDirectory } from "./web-directory.ts";
 import { startWebServer, type WebContent, type WebLimits, type WebListener } from "./web-server.ts";
@@ -145,7 +145,9 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
         }
         if (at >= 0) continue;
         const own = `mail.${c.domain}`;
-        const mailHost = map.named.some((p) => p.names.includes(own)) ? own : (next.settings?.mailHostname ?? "");
+        const mailHost = map.named.some((p) => p.names.some((n) => nameMatches(n, own)))
+          ? own
+          : (next.settings?.mailHostname ?? "");
         next.served.push(create(ServedDomainSchema, { domain: c.domain, mtaStsPolicy: "", mailHost }));
       }
       next.served.sort((a, b) => (a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : 0));

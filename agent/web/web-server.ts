@@ -5,6 +5,7 @@
 // from served-site.ts. Both can be swapped while serving (a new desired state, a renewal).
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
 import type { Logger } from "../../common/log.ts";
 import type { CertPair } from "./cert-map.ts";
@@ -18,7 +19,10 @@ export const WEB_LIMITS = {
   keepAliveMs: 5_000,
   maxHeaderBytes: 8 * 1024,
   maxBodyBytes: 16 * 1024,
-  maxConnections: 256,
+  /** Open connections in all, and from one address: one client (a slowloris holding sockets
+   *  until the header timeout) cannot take the places of the others. */
+  maxConnections: 4096,
+  maxPerAddress: 32,
   /** How often expired header/request timers are checked (Node's default is 30 s). */
   checkEveryMs: 1_000,
 };
@@ -74,6 +78,21 @@ export async function startWebServer(o: {
     },
   });
   server.maxConnections = L.maxConnections;
+  const perAddress = new Map<string, number>();
+  server.on("connection", (socket: Socket) => {
+    const from = socket.remoteAddress ?? "";
+    const n = (perAddress.get(from) ?? 0) + 1;
+    if (n > L.maxPerAddress) {
+      socket.destroy();
+      return;
+    }
+    perAddress.set(from, n);
+    socket.once("close", () => {
+      const left = (perAddress.get(from) ?? 1) - 1;
+      if (left <= 0) perAddress.delete(from);
+      else perAddress.set(from, left);
+    });
+  });
   server.setTimeout(L.idleMs, (socket) => socket.destroy());
   // A client that breaks the protocol loses its connection; the agent carries on.
   server.on("tlsClientError", (err, socket) => {

@@ -1,13 +1,24 @@
-// The vnode's mail host certificate from ACME. `requestMailHostAcme` records what the operator
-// asked for (server, e-mail, challenge) and makes it due now; `runAcmeOrder` runs one due order:
-// it claims the row (one controller process at a time, whichever sees it first), orders, and on
-// success stores the certificate as the vnode's mail certificate (mail_tls, source "acme") and
-// bumps the generation in one transaction, so it reaches the vnode like any desired state. A
-// failure keeps whatever certificate is served, counts, records the error and backs off.
+// A vnode's certificates from ACME. `requestMailHostAcme` / `requestDomainAcme` record what the
+// operator asked for (server, e-mail, challenge; for a hosted domain the names it publishes) and
+// make it due now; `runAcmeOrder` runs one due order: it claims the row (one controller process at
+// a time, whichever sees it first), orders, and on success stores the certificate — the mail host
+// one as the vnode's mail certificate (mail_tls, source "acme"), a domain's in the per-name seam
+// (mail_certificates, issuer "acme", served by SNI) — and bumps the generation in one
+// transaction, so it reaches the vnode like any desired state. A failure keeps whatever
+// certificate is served, counts, records the error and backs off.
 import { randomUUID } from "node:crypto";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError } from "../../common/errors.ts";
-import { AcmeCertificate, MailTls, Vnode, mailHostnameOf } from "../db/entities/index.ts";
+import {
+  AcmeCertificate,
+  MailCertificate,
+  MailDnsPolicy,
+  MailTls,
+  VMailDomain,
+  Vnode,
+  mailHostnameOf,
+} from "../db/entities/index.ts";
+import { parseDomain } from "../../common/validation/index.ts";
 import { bumpGeneration, lockVnode } from "../db/generation.ts";
 import { findVnode } from "../fleet/vnode-service.ts";
 import type { DnsProvider } from "../dns/dns-provider.ts";
@@ -31,34 +42,78 @@ export interface AcmeRequestInput {
   challenge: ChallengeType;
 }
 
-export async function requestMailHostAcme(em: SqlEntityManager, input: AcmeRequestInput): Promise<AcmeCertificate> {
-  if (input.challenge === "http-01")
+/** The names a hosted domain publishes for mail clients and MTA-STS (mail-records.ts). */
+export function domainCertificateNames(domain: string, options: { mtaSts: boolean; mailName: boolean }): string[] {
+  return [
+    ...(options.mailName ? [`mail.${domain}`] : []),
+    ...(options.mtaSts ? [`mta-sts.${domain}`] : []),
+    `autoconfig.${domain}`,
+    `autodiscover.${domain}`,
+  ];
+}
+
+export const domainPurpose = (domain: string): string => `domain:${domain}`;
+
+function checkChallenge(challenge: ChallengeType): void {
+  if (challenge === "http-01")
     throw new NetservaError(
       "failed_precondition",
       "challenge: http-01 (answered by the agent on the vnode) is not built yet; use dns-01 with a zone the DNS provider serves",
       { field: "challenge" },
     );
+}
+
+async function upsertOrder(
+  tx: SqlEntityManager,
+  vnodeId: number,
+  purpose: string,
+  names: string[],
+  input: AcmeRequestInput,
+): Promise<AcmeCertificate> {
+  const fields = {
+    serverUrl: input.serverUrl,
+    serverCaPem: input.serverCaPem,
+    email: input.email,
+    challenge: input.challenge,
+    names,
+    nextAttemptAt: new Date(),
+    failures: 0,
+    lastError: null,
+  };
+  const row = await tx.findOne(AcmeCertificate, { vnodeId, purpose });
+  if (row) {
+    Object.assign(row, fields);
+    await tx.flush();
+    return row;
+  }
+  const created = tx.create(AcmeCertificate, { vnodeId, purpose, state: "pending", ...fields });
+  await tx.flush();
+  return created;
+}
+
+export async function requestMailHostAcme(em: SqlEntityManager, input: AcmeRequestInput): Promise<AcmeCertificate> {
+  checkChallenge(input.challenge);
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, input.vnode);
-    const fields = {
-      serverUrl: input.serverUrl,
-      serverCaPem: input.serverCaPem,
-      email: input.email,
-      challenge: input.challenge,
-      names: [mailHostnameOf(vnode)],
-      nextAttemptAt: new Date(),
-      failures: 0,
-      lastError: null,
-    };
-    const row = await tx.findOne(AcmeCertificate, { vnodeId: vnode.id, purpose: MAIL_HOST });
-    if (row) {
-      Object.assign(row, fields);
-      await tx.flush();
-      return row;
-    }
-    const created = tx.create(AcmeCertificate, { vnodeId: vnode.id, purpose: MAIL_HOST, state: "pending", ...fields });
-    await tx.flush();
-    return created;
+    return upsertOrder(tx, vnode.id, MAIL_HOST, [mailHostnameOf(vnode)], input);
+  });
+}
+
+/** A hosted domain's certificate: autoconfig and autodiscover, mta-sts when the domain asked for
+ *  MTA-STS, mail.<domain> with `mailName` (served by SNI on the mail ports). */
+export async function requestDomainAcme(
+  em: SqlEntityManager,
+  input: AcmeRequestInput & { domain: string; mailName: boolean },
+): Promise<AcmeCertificate> {
+  checkChallenge(input.challenge);
+  const domain = parseDomain(input.domain, "domain").ascii;
+  return em.transactional(async (tx) => {
+    const vnode = await findVnode(tx, input.vnode);
+    const hosted = await tx.findOne(VMailDomain, { domain, vnodeId: vnode.id });
+    if (!hosted) throw new NetservaError("not_found", `domain ${domain} is not hosted on vnode ${vnode.name}`);
+    const policy = await tx.findOne(MailDnsPolicy, { domainId: hosted.id });
+    const names = domainCertificateNames(domain, { mtaSts: policy?.mtaSts ?? false, mailName: input.mailName });
+    return upsertOrder(tx, vnode.id, domainPurpose(domain), names, input);
   });
 }
 
@@ -74,7 +129,7 @@ export interface AcmeRunOptions {
 }
 
 export type AcmeRunResult =
-  | { outcome: "issued"; generation: number; certificate: IssuedCertificate; vnode: string }
+  | { outcome: "issued"; generation: number; certificate: IssuedCertificate; vnode: string; names: string[] }
   | { outcome: "failed"; error: NetservaError; vnode: string; failures: number; nextAttemptAt: Date }
   | { outcome: "busy" };
 
@@ -96,7 +151,8 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
   if (!(await claim(em.fork(), id, owner, options.onlyIfDue ?? false))) return { outcome: "busy" };
   const row = await em.fork().findOneOrFail(AcmeCertificate, { id });
   const vnode = await em.fork().findOneOrFail(Vnode, { id: row.vnodeId });
-  const names = [mailHostnameOf(vnode)];
+  // The mail host name follows the vnode's setting; a domain's names are what was asked for.
+  const names = row.purpose === MAIL_HOST ? [mailHostnameOf(vnode)] : row.names;
   try {
     const client = await acmeClientFor(em, {
       serverUrl: row.serverUrl,
@@ -106,16 +162,30 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
     const issued = await obtainCertificate(client, names, options.solver ?? createDns01Solver(options.dns));
     const generation = await em.fork().transactional(async (tx) => {
       await lockVnode(tx, vnode.id);
-      const fields = {
-        source: "acme",
-        hostname: names[0] ?? vnode.name,
-        certificateChainPem: issued.chainPem,
-        privateKeyPem: issued.keyPem,
-        notAfter: issued.notAfter,
-      };
-      const current = await tx.findOne(MailTls, { vnodeId: vnode.id });
-      if (current) Object.assign(current, fields);
-      else tx.create(MailTls, { vnodeId: vnode.id, ...fields });
+      if (row.purpose === MAIL_HOST) {
+        const fields = {
+          source: "acme",
+          hostname: names[0] ?? vnode.name,
+          certificateChainPem: issued.chainPem,
+          privateKeyPem: issued.keyPem,
+          notAfter: issued.notAfter,
+        };
+        const current = await tx.findOne(MailTls, { vnodeId: vnode.id });
+        if (current) Object.assign(current, fields);
+        else tx.create(MailTls, { vnodeId: vnode.id, ...fields });
+      } else {
+        // The per-name seam: this order's certificate replaces any ACME one for the same names.
+        const previous = await tx.find(MailCertificate, { vnodeId: vnode.id, issuer: "acme" });
+        for (const p of previous) if (p.names.some((n) => names.includes(n))) tx.remove(p);
+        tx.create(MailCertificate, {
+          vnodeId: vnode.id,
+          names,
+          issuer: "acme",
+          certificateChainPem: issued.chainPem,
+          privateKeyPem: issued.keyPem,
+          notAfter: issued.notAfter,
+        });
+      }
       await tx.nativeUpdate(
         AcmeCertificate,
         { id },
@@ -136,7 +206,7 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
       await tx.flush();
       return bumpGeneration(tx, vnode.id);
     });
-    return { outcome: "issued", generation, certificate: issued, vnode: vnode.name };
+    return { outcome: "issued", generation, certificate: issued, vnode: vnode.name, names };
   } catch (reason) {
     const error = NetservaError.from(reason, "unavailable");
     const failures = row.failures + 1;

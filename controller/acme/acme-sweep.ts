@@ -54,7 +54,7 @@ export function startAcmeSweep(options: AcmeSweepOptions): AcmeSweep {
     // A mail host name that changed makes its certificate due now (unless it is backing off).
     await connection.execute(
       `update acme_certificates a set next_attempt_at = now() from vnodes v
-       where v.id = a.vnode_id and a.failures = 0 and a.next_attempt_at > now()
+       where v.id = a.vnode_id and a.purpose = 'mail-host' and a.failures = 0 and a.next_attempt_at > now()
          and a.names ->> 0 is distinct from coalesce(v.mail_hostname, v.name)`,
     );
     const rows = await connection.execute<DueRow[]>(

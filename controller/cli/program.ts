@@ -17,15 +17,17 @@ export const COMMANDS: ReadonlyArray<readonly [readonly string[], Loader]> = [
     ["vnode", "mail:tls"],
     async () => {
       // `vnode set` and `mail:tls` extend the vnode command: one loader for both modules.
-      const [vnode, vnodeMail, vnodeManage] = await Promise.all([
+      const [vnode, vnodeMail, vnodeManage, vnodeAdopt] = await Promise.all([
         import("./commands/vnode.ts"),
         import("./commands/vnode-mail.ts"),
         import("./commands/vnode-manage.ts"),
+        import("./commands/vnode-adopt.ts"),
       ]);
       return (program, ctx) => {
         vnode.registerVnode(program, ctx);
         vnodeMail.registerVnodeMail(program, ctx);
         vnodeManage.registerVnodeManage(program, ctx);
+        vnodeAdopt.registerVnodeAdopt(program, ctx);
       };
     },
   ],

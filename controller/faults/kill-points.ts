@@ -15,6 +15,9 @@ export const KILL_POINTS = [
   "push-sent",
   /** The agent answered that it applied the push; the controller has not recorded it. */
   "push-applied",
+  /** The reconciler's whole-state push (to a vnode behind its generation) is on the wire; no
+   *  answer yet. A mutation's push never reaches it, and the reconciler's never "push-sent". */
+  "reconcile-push-sent",
 ] as const;
 
 export type KillPoint = (typeof KILL_POINTS)[number];

@@ -45,6 +45,9 @@ export interface DeliverRequest {
   /** Lookup changes from generation-1 to generation; absent = the whole compiled state. */
   changes?: { generation: number; list: StateChange[] };
   dryRun?: boolean;
+  /** Sent by the reconciler (a vnode that lagged, drifted or lost a push), not by a mutation:
+   *  the fault tests' kill point for it is its own. */
+  reconcile?: boolean;
 }
 
 export interface DeliverOutcome {
@@ -138,7 +141,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     if (!request.dryRun) await renewMailTlsIfDue(em, vnode, options.mailTls);
     const state = await compileDesiredState(em, vnode);
     compiled(Number(state.generation));
-    if (!request.dryRun) killPointSoon("push-sent");
+    if (!request.dryRun) killPointSoon(request.reconcile ? "reconcile-push-sent" : "push-sent");
     const response = await client.call(
       "applyState",
       create(ApplyStateRequestSchema, {

@@ -67,6 +67,7 @@ export function startLeaseKeeper(options: LeaseKeeperOptions): LeaseKeeper {
   let running: Promise<void> | undefined;
   let stopped = false;
   let failing = false;
+  let rounds = 0;
   const sql = <T extends Array<Record<string, unknown>> = Array<Record<string, unknown>>>(
     text: string,
     params: unknown[] = [],
@@ -142,6 +143,8 @@ export function startLeaseKeeper(options: LeaseKeeperOptions): LeaseKeeper {
         gained.push(fresh);
         options.log.info("lease taken", { vnode: row.name, epoch: fresh.epoch.toString() });
       }
+      // Each serve process is a new id: rows of those gone a day are of no more use.
+      if (++rounds % 100 === 1) await sql("delete from controllers where heartbeat_at < now() - interval '1 day'");
       if (failing) options.log.info("lease renewals work again", { held: leases.size });
       failing = false;
     } catch (error) {

@@ -107,7 +107,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         generation: vnode.generation,
         args: { reason },
       },
-      async () => options.deliver.deliver({ vnode: vnode.name, actor: "reconciler" }),
+      async () => options.deliver.deliver({ vnode: vnode.name, actor: "reconciler", reconcile: true }),
     );
     mismatches.delete(vnodeId);
     if (outcome.state)

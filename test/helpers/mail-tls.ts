@@ -79,7 +79,7 @@ export async function createTestTls(
 export interface TestCa {
   readonly caPem: string;
   /** A leaf for `names` (DNS SANs) signed by this CA: chain (leaf + CA) and key. */
-  issue(names: readonly string[]): Promise<{ chainPem: string; keyPem: string }>;
+  issue(names: readonly string[], days?: number): Promise<{ chainPem: string; keyPem: string }>;
   dispose(): void;
 }
 
@@ -99,7 +99,7 @@ export async function createTestCa(cn = "netserva test CA"): Promise<TestCa> {
     "-subj",
     `/CN=${cn}`,
     "-days",
-    "2",
+    "30",
     "-addext",
     "basicConstraints=critical,CA:TRUE",
     "-addext",
@@ -109,7 +109,7 @@ export async function createTestCa(cn = "netserva test CA"): Promise<TestCa> {
   let n = 0;
   return {
     caPem,
-    async issue(names) {
+    async issue(names, days = 2) {
       const i = n++;
       await exec("openssl", [
         "req",
@@ -138,7 +138,7 @@ export async function createTestCa(cn = "netserva test CA"): Promise<TestCa> {
         "-out",
         f(`${i}.crt`),
         "-days",
-        "2",
+        String(days),
         "-extfile",
         f(`${i}.cnf`),
       ]);

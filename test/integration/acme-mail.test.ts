@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { request } from "node:https";
 import { connect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { normalizeSerialHex } from "../../common/pki/serial.ts";
@@ -101,6 +102,35 @@ async function imapSession(): Promise<{
         check();
       }),
   };
+}
+
+/** GET on the agent's HTTPS listener with SNI `host`, verified against Pebble's root for that name. */
+function httpsGet(host: string, path: string): Promise<{ status: number; body: string; issuer: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: vn.ns.nsAddress,
+        port: 443,
+        servername: host,
+        ca: root,
+        agent: false,
+        path,
+        headers: { host },
+        timeout: 5_000,
+      },
+      (res) => {
+        const issuer = String((res.socket as TLSSocket).getPeerCertificate().issuer.CN ?? "");
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, issuer }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.end();
+  });
 }
 
 async function issue(): Promise<Served> {
@@ -241,4 +271,43 @@ describe.skipIf(!isRoot || !pdnsAvailable || !pebbleAvailable)("ACME certificate
       imap.socket.destroy();
     }
   }, 240_000);
+
+  it("a domain's ACME certificate is served by SNI on the HTTPS listener; MTA-STS enforces once the MX's is ACME's", async () => {
+    await issue();
+    const h = fleet.harness;
+    expect((await h.cli(["vnode", "set", vn.name, "--web-listen", `${vn.ns.nsAddress}:443`])).code).toBe(0);
+    const dns = await h.cli(["mail:dns", vn.name, vn.domain, "--mta-sts"]);
+    expect(dns.code, dns.err).toBe(0);
+    const r = await h.cli([
+      "mail:tls",
+      "acme",
+      vn.name,
+      "--domain",
+      vn.domain,
+      "--server",
+      pebble.directoryUrl,
+      "--server-ca",
+      pebble.serverCaFile,
+    ]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain(
+      `ACME certificate for mta-sts.${vn.domain}, autoconfig.${vn.domain}, autodiscover.${vn.domain}`,
+    );
+    // Verified against Pebble's root for each name (https.request checks the name it was given).
+    const policy = await until(
+      async () => {
+        const got = await httpsGet(`mta-sts.${vn.domain}`, "/.well-known/mta-sts.txt");
+        return got.status === 200 && got.body.includes("mode: enforce") ? got : undefined;
+      },
+      60_000,
+      "an enforcing MTA-STS policy over an ACME certificate",
+    );
+    expect(policy.issuer).toMatch(/^Pebble Intermediate CA/);
+    expect(policy.body).toMatch(
+      new RegExp(`^version: STSv1\nmode: enforce\nmx: ${vn.mailHostname.replace(/\./g, "\\.")}\nmax_age: \\d+\n$`),
+    );
+    const config = await httpsGet(`autoconfig.${vn.domain}`, "/mail/config-v1.1.xml");
+    expect(config.status).toBe(200);
+    expect(config.body).toContain(`<emailProvider id="${vn.domain}">`);
+  }, 180_000);
 });

@@ -4,8 +4,9 @@
 // chains to Pebble's root; `mail:tls show` tells issuer, names, expiry and next renewal; a name in
 // a zone PowerDNS does not serve is refused with a clear error and the served certificate kept;
 // an unreachable ACME server fails visibly (show, mail:status, metrics), backs off, and the next
-// due sweep succeeds; two controllers sweeping at once run one order; `mail:tls clear` goes back
-// to the controller's CA.
+// due sweep succeeds; two controllers sweeping at once run one order; a hosted domain's names
+// (autoconfig., autodiscover., mail.) get their own certificate in the per-name seam
+// (mail_certificates); `mail:tls clear` goes back to the controller's CA.
 import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAcmeOrder } from "../../controller/acme/acme-mail-host.ts";
@@ -213,6 +214,48 @@ describe.skipIf(!pdnsAvailable || !pebbleAvailable)("ACME orders against Pebble 
     expect(await storedChain("ao3")).not.toBe(served);
     expect(await metric('netserva_acme_certificate_failures{vnode="ao3",purpose="mail-host"}')).toBe(0);
   }, 180_000);
+
+  it("a hosted domain's names get their own certificate in the per-name seam, shown beside the mail one", async () => {
+    const domain = "ao5-domain.example";
+    await pdns.createZone(domain);
+    await addVnode("ao5");
+    const hosted = await h.cli(["addvmaildomain", "ao5", domain, "--skip-dns-check"]);
+    expect(hosted.code, hosted.err).toBe(0);
+    const r = await acme("ao5", ["--domain", domain, "--mail-name"]);
+    expect(r.code, r.err).toBe(0);
+    const names = [`mail.${domain}`, `autoconfig.${domain}`, `autodiscover.${domain}`];
+    expect(r.out).toContain(`ACME certificate for ${names.join(", ")}`);
+    const stored = await sql<{ names: string[]; issuer: string; pem: string }>(
+      `select c.names, c.issuer, c.certificate_chain_pem as pem from mail_certificates c
+       join vnodes v on v.id = c.vnode_id where v.name = 'ao5'`,
+    );
+    expect(stored).toHaveLength(1);
+    expect(stored[0]?.issuer).toBe("acme");
+    expect(stored[0]?.names).toEqual(names);
+    for (const name of names) verifiesAgainstRoot(stored[0]?.pem ?? "", name);
+
+    const rows = JSON.parse((await h.cli(["mail:tls", "show", "ao5", "--json"])).out) as Array<
+      ShowRow & { certificate: string }
+    >;
+    expect(rows.map((row) => row.certificate)).toEqual(["mail", `domain:${domain}`]);
+    expect(rows[1]).toMatchObject({ source: "acme", acme: "valid", failures: 0 });
+    expect([...(rows[1]?.names ?? [])].sort()).toEqual([...names].sort());
+
+    // Ordering again replaces the stored certificate instead of adding a second one.
+    expect((await acme("ao5", ["--domain", domain, "--mail-name"])).code).toBe(0);
+    expect(
+      await sql("select id from mail_certificates where vnode_id = (select id from vnodes where name = 'ao5')"),
+    ).toHaveLength(1);
+
+    const elsewhere = await acme("ao5", ["--domain", "not-hosted.example"]);
+    expect(elsewhere.code).toBe(3);
+    expect(elsewhere.err).toContain("domain not-hosted.example is not hosted on vnode ao5");
+
+    expect((await h.cli(["mail:tls", "clear", "ao5"])).code).toBe(0);
+    expect(
+      await sql("select id from mail_certificates where vnode_id = (select id from vnodes where name = 'ao5')"),
+    ).toHaveLength(0);
+  }, 120_000);
 
   it("two controllers running the same due order at once: one runs it, the other finds it claimed", async () => {
     await addVnode("ao4");

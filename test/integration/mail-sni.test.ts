@@ -3,7 +3,7 @@
 // IMAPS 993; any other name gets the vnode's mail certificate. Real Postfix and Dovecot in a
 // namespace, configs checked by their own checkers on apply, clients that send SNI and verify.
 import { X509Certificate } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -84,6 +84,7 @@ describe.skipIf(!canRun)("SNI on the mail ports", () => {
     // A renewed certificate for the name: presented after the apply, without a restart.
     const renewed = await ca.issue([OWN, `*.${D}`]);
     await v.host.applyState(stateWith(renewed, 2n));
+    expect(readdirSync(v.host.paths.tlsDir).filter((f) => f.startsWith("sni-"))).toHaveLength(3);
     expect(await presented(OWN)).toEqual(all(fp(renewed.chainPem)));
 
     // The entry removed: the name falls back to the mail certificate (which does not name it, so
@@ -94,5 +95,7 @@ describe.skipIf(!canRun)("SNI on the mail ports", () => {
       unverified[name] = await servedFingerprint({ ...t, rejectUnauthorized: false });
     expect(unverified).toEqual(all(mailFp));
     expect(readFileSync(join(v.host.paths.postfixDir, "main.cf"), "utf8")).not.toContain("tls_server_sni_maps");
+    // No key of a certificate the state dropped stays behind.
+    expect(readdirSync(v.host.paths.tlsDir).filter((f) => f.startsWith("sni-"))).toEqual([]);
   });
 });

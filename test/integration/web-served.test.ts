@@ -18,6 +18,9 @@ import { DesiredStateSchema, type DesiredState } from "../../common/gen/netserva
 import { createVnodePaths } from "../../agent/paths.ts";
 import { waitUntil } from "../../agent/process.ts";
 import { createServedWeb, type ServedWeb } from "../../agent/web/web-host.ts";
+import { certMapOf, createContextChooser } from "../../agent/web/cert-map.ts";
+import { siteOf } from "../../agent/web/served-site.ts";
+import { startWebServer } from "../../agent/web/web-server.ts";
 import { mtaStsId } from "../../controller/dns/mail-records.ts";
 import { mtaStsPolicy, type MtaStsMode } from "../../controller/dns/mta-sts.ts";
 import { createTestCa, type TestCa } from "../helpers/mail-tls.ts";
@@ -37,7 +40,14 @@ let aPair: { chainPem: string; keyPem: string };
 let defaultCas: string[];
 const opened: Socket[] = [];
 /** Tight limits so the slow clients are ended within a second or two (the production ones are 10 s). */
-const LIMITS = { headersMs: 1_000, requestMs: 2_000, handshakeMs: 1_000, checkEveryMs: 200 };
+const LIMITS = {
+  headersMs: 1_000,
+  requestMs: 2_000,
+  handshakeMs: 1_000,
+  checkEveryMs: 200,
+  maxPerAddress: 16,
+  maxConnections: 30,
+};
 
 function stateFor(mode: MtaStsMode, generation = 1n): DesiredState {
   return create(DesiredStateSchema, {
@@ -71,7 +81,14 @@ interface Reply {
   names: string;
 }
 
-function fetchHttps(o: { servername: string; path: string; method?: string; body?: string }): Promise<Reply> {
+function fetchHttps(o: {
+  servername: string;
+  path: string;
+  method?: string;
+  body?: string;
+  /** Source address (default: the kernel's choice, the veth's host address). */
+  localAddress?: string;
+}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -84,6 +101,7 @@ function fetchHttps(o: { servername: string; path: string; method?: string; body
         ca: ca.caPem,
         agent: false,
         timeout: 10_000,
+        ...(o.localAddress ? { localAddress: o.localAddress } : {}),
       },
       (res) => {
         const names = (
@@ -317,28 +335,93 @@ describe.skipIf(!canRun)("agent HTTPS listener: MTA-STS, autoconfig, autodiscove
 
     // Slowloris: connections that never finish their headers, and raw TCP that never says hello.
     const closed: boolean[] = [];
+    const settled: boolean[] = []; // connected (TLS done / TCP up) or already closed
     for (let i = 0; i < 20; i++) {
-      const s = tlsConnect({ host: ns.hostAddress, port: 443, servername: `mta-sts.${A}`, ca: ca.caPem }, () =>
-        s.write(`GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.${A}\r\n`),
-      );
       const k = closed.push(false) - 1;
-      s.on("error", () => undefined).on("close", () => (closed[k] = true));
+      settled.push(false);
+      const s = tlsConnect({ host: ns.hostAddress, port: 443, servername: `mta-sts.${A}`, ca: ca.caPem }, () => {
+        settled[k] = true;
+        s.write(`GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.${A}\r\n`);
+      });
+      s.on("error", () => undefined).on("close", () => (closed[k] = settled[k] = true));
       opened.push(s as unknown as Socket);
     }
     for (let i = 0; i < 20; i++) {
-      const s = tcpConnect({ host: ns.hostAddress, port: 443 });
       const k = closed.push(false) - 1;
-      s.on("error", () => undefined).on("close", () => (closed[k] = true));
+      settled.push(false);
+      const s = tcpConnect({ host: ns.hostAddress, port: 443 }, () => (settled[k] = true));
+      s.on("error", () => undefined).on("close", () => (closed[k] = settled[k] = true));
       opened.push(s);
     }
-    // While they hang, a real client is served.
-    const ok = await fetchHttps({ servername: `mta-sts.${A}`, path: "/.well-known/mta-sts.txt" });
+    await waitUntil("slow clients connected or refused", 30_000, () => settled.every(Boolean), 20);
+    // While they hang, a real client from another address is served.
+    const ok = await fetchHttps({
+      servername: `mta-sts.${A}`,
+      path: "/.well-known/mta-sts.txt",
+      localAddress: "127.0.0.1",
+    });
     expect(ok.status).toBe(200);
     // The server ends every one of them (its timeouts, not ours; the limit only catches a hang).
     await waitUntil("slow clients closed by the server", 30_000, () => closed.every(Boolean), 100);
     expect(closed.filter(Boolean)).toHaveLength(40);
     const after = await fetchHttps({ servername: `mta-sts.${A}`, path: "/.well-known/mta-sts.txt" });
     expect(after.status).toBe(200);
+  });
+
+  it("one address holding sockets open gets its cap, not everyone's places", async () => {
+    const map = certMapOf(stateFor("testing"));
+    if (!map.fallback) throw new Error("no fallback");
+    // Timeouts far off: only the caps decide here (4 per address, 8 in all).
+    const server = await startWebServer({
+      host: "127.0.0.1",
+      port: 0,
+      content: { site: siteOf(stateFor("testing")), choose: createContextChooser(map), fallback: map.fallback },
+      limits: { maxPerAddress: 4, maxConnections: 8, headersMs: 120_000, requestMs: 120_000, handshakeMs: 120_000 },
+    });
+    const held: Socket[] = [];
+    try {
+      const state: Array<"open" | "closed"> = [];
+      await Promise.all(
+        Array.from(
+          { length: 10 },
+          (_, k) =>
+            new Promise<void>((resolve) => {
+              const s = tcpConnect({ host: "127.0.0.1", port: server.port, localAddress: "127.0.0.2" }, () => {
+                state[k] = "open";
+                resolve();
+              });
+              s.on("error", () => undefined).on("close", () => (state[k] = "closed"));
+              held.push(s);
+            }),
+        ),
+      );
+      // The server refuses the 6 beyond the cap as it accepts them.
+      await waitUntil("excess connections refused", 30_000, () => state.filter((x) => x === "closed").length === 6, 20);
+      const ok = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          {
+            host: "127.0.0.1",
+            port: server.port,
+            servername: `mta-sts.${A}`,
+            ca: ca.caPem,
+            agent: false,
+            path: "/.well-known/mta-sts.txt",
+            headers: { host: `mta-sts.${A}` },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      expect(ok).toBe(200);
+      expect(state.filter((x) => x === "open")).toHaveLength(4);
+    } finally {
+      for (const s of held) s.destroy();
+      await server.close();
+    }
   });
 
   it("a restarted agent serves again from its state file, before any controller speaks", async () => {

@@ -33,6 +33,7 @@ const ALLOWED: ReadonlyArray<{ folders: readonly string[]; why: string }> = [
   {
     folders: [
       "agent",
+      "agent/adopt",
       "agent/clamav",
       "agent/dovecot",
       "agent/health",
@@ -43,12 +44,16 @@ const ALLOWED: ReadonlyArray<{ folders: readonly string[]; why: string }> = [
       "agent/rspamd",
       "agent/sc",
       "agent/server",
+      "agent/web",
     ],
     why:
       "agent/ holds both the composition root (agent-daemon.ts, which imports every subfolder) and the floor " +
       "helpers every subfolder uses (paths.ts, process.ts); and metrics/mail-metrics.ts reads the mail port of " +
       "server/ while server/ counts into metrics/. Issue 11's one process-helper module and one mail-host port " +
-      "(agent/server) are being built now; they move those files and close these loops.",
+      "(agent/server) are being built now; they move those files and close these loops. adopt/ (the sysadm " +
+      "inventory) and web/ (the served MTA-STS/autoconfig host) joined it the same way: they read paths.ts " +
+      "from the root, which imports them; and the SNI map (mail/sni-files.ts, read by the dovecot/ and " +
+      "postfix/ renderers) takes its names from web/cert-map.ts.",
   },
 ];
 const allowed = (cycle: readonly string[]): boolean =>

@@ -1,6 +1,10 @@
 // MTA-STS mode and the answers of the served site, without a network: testing until the MX's
 // certificate comes from ACME (and from no controller CA), the policy id following the text, and
 // the client-settings XML escaped so a real parser reads back exactly what went in.
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { XMLParser } from "fast-xml-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +19,7 @@ import { siteFiles } from "../../agent/web/web-directory.ts";
 import { renderPostfixSniMap, renderSniFiles } from "../../agent/mail/sni-files.ts";
 import { renderDovecotConf } from "../../agent/dovecot/render-conf.ts";
 import { createVnodePaths } from "../../agent/paths.ts";
+import { mailTlsNotAfter } from "../../agent/health/mail-tls-expiry.ts";
 import { createTestCa, type TestCa } from "../helpers/mail-tls.ts";
 
 const HOST = "mail.unit.test";
@@ -187,5 +192,23 @@ describe("served site", () => {
       sni: entries,
     });
     expect(conf.match(/^local_name \S+ \{$/gm)).toEqual(["local_name mail.a.test {", "local_name mail.b.test {"]);
+  });
+
+  it("the expiry the health report carries is the earliest of the mail and SNI certificates", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sni-expiry-"));
+    try {
+      const long = await acmeCa.issue([HOST], 20);
+      const short = await acmeCa.issue(["mail.a.test"], 3);
+      writeFileSync(join(dir, "mail.crt"), long.chainPem);
+      const longAt = new Date(new X509Certificate(long.chainPem).validTo).getTime();
+      expect(await mailTlsNotAfter(join(dir, "mail.crt"))).toBe(longAt);
+      writeFileSync(join(dir, "sni-0123456789abcdef.crt"), short.chainPem);
+      expect(await mailTlsNotAfter(join(dir, "mail.crt"))).toBe(
+        new Date(new X509Certificate(short.chainPem).validTo).getTime(),
+      );
+      expect(await mailTlsNotAfter(join(dir, "none.crt"))).toBeGreaterThan(0); // the SNI one alone
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,12 +4,12 @@
 // order changes nothing that is served: the error is printed and kept for `mail:tls show`.
 import { NetservaError, invalid } from "../../../common/errors.ts";
 import { audited } from "../../audit/audit.ts";
-import { Vnode, mailHostnameOf } from "../../db/entities/index.ts";
+import { Vnode } from "../../db/entities/index.ts";
 import type { Database } from "../../db/open-database.ts";
 import { readControllerConfig } from "../../home/controller-config.ts";
 import type { HomePaths } from "../../home/home-paths.ts";
 import { parseAcmeEmail, parseAcmeServer, readServerCa } from "../../acme/acme-server.ts";
-import { requestMailHostAcme, runAcmeOrder } from "../../acme/acme-mail-host.ts";
+import { requestDomainAcme, requestMailHostAcme, runAcmeOrder } from "../../acme/acme-mail-host.ts";
 import type { ChallengeType } from "../../acme/challenge-solver.ts";
 import type { CliContext } from "../cli-context.ts";
 import { dnsSetupFor } from "../dns-context.ts";
@@ -20,6 +20,9 @@ export interface AcmeCommandOptions {
   serverCa?: string;
   staging?: boolean;
   challenge?: string;
+  /** Hosted domains to get their published names' certificate for, instead of the mail host's. */
+  domain?: string[];
+  mailName?: boolean;
 }
 
 function parseChallenge(value: string | undefined): ChallengeType {
@@ -43,37 +46,52 @@ export async function runAcmeCommand(
   const config = readControllerConfig(paths.config);
   const dns = dnsSetupFor(paths, ctx.io.env).provider;
   const em = db.em();
-  const result = await audited(
-    em,
-    {
-      actor: ctx.actor,
-      command: "mail:tls acme",
-      vnodeName: name.slice(0, 63),
-      args: { server: serverUrl, challenge, ...(email ? { email } : {}) },
-    },
-    async () => {
-      const row = await requestMailHostAcme(em, { vnode: name, serverUrl, serverCaPem, email, challenge });
-      const r = await runAcmeOrder(em, row.id, {
-        dns,
-        retry: { retryMs: config.acmeRetrySeconds * 1000, maxMs: config.acmeRetryMaxSeconds * 1000 },
-      });
-      if (r.outcome === "busy")
-        throw new NetservaError(
-          "failed_precondition",
-          `an ACME order for ${name} is already running elsewhere; see \`mail:tls show ${name}\``,
-        );
-      if (r.outcome === "failed")
-        throw new NetservaError(
-          r.error.code,
-          `${r.error.message}\nthe certificate in use is kept; retried from ${r.nextAttemptAt.toISOString()} by \`serve\` (see \`mail:tls show ${name}\`)`,
-          { cause: r.error },
-        );
-      return r;
-    },
-  );
-  const vnode = await em.fork().findOneOrFail(Vnode, { name });
-  ctx.io.out(
-    `vnode ${name}: ACME certificate for ${mailHostnameOf(vnode)} from ${result.certificate.issuer}, valid until ${result.certificate.notAfter.toISOString()} (generation ${result.generation})\n`,
-  );
-  await pushWhole(vnode);
+  const retry = { retryMs: config.acmeRetrySeconds * 1000, maxMs: config.acmeRetryMaxSeconds * 1000 };
+  const domains = options.domain ?? [];
+  if (options.mailName && domains.length === 0) throw invalid("mail-name", "goes with --domain");
+  const request = { vnode: name, serverUrl, serverCaPem, email, challenge };
+  // One order per certificate: the mail host's, or one per domain asked for, each audited.
+  const orders: Array<{ label: string; purpose: () => Promise<number> }> =
+    domains.length === 0
+      ? [{ label: "", purpose: async () => (await requestMailHostAcme(em, request)).id }]
+      : domains.map((domain) => ({
+          label: domain,
+          purpose: async () =>
+            (await requestDomainAcme(em, { ...request, domain, mailName: options.mailName ?? false })).id,
+        }));
+  for (const order of orders) {
+    const result = await audited(
+      em,
+      {
+        actor: ctx.actor,
+        command: "mail:tls acme",
+        vnodeName: name.slice(0, 63),
+        args: {
+          server: serverUrl,
+          challenge,
+          ...(email ? { email } : {}),
+          ...(order.label ? { domain: order.label } : {}),
+        },
+      },
+      async () => {
+        const r = await runAcmeOrder(em, await order.purpose(), { dns, retry });
+        if (r.outcome === "busy")
+          throw new NetservaError(
+            "failed_precondition",
+            `an ACME order for ${name} is already running elsewhere; see \`mail:tls show ${name}\``,
+          );
+        if (r.outcome === "failed")
+          throw new NetservaError(
+            r.error.code,
+            `${r.error.message}\nthe certificate in use is kept; retried from ${r.nextAttemptAt.toISOString()} by \`serve\` (see \`mail:tls show ${name}\`)`,
+            { cause: r.error },
+          );
+        return r;
+      },
+    );
+    ctx.io.out(
+      `vnode ${name}: ACME certificate for ${result.names.join(", ")} from ${result.certificate.issuer}, valid until ${result.certificate.notAfter.toISOString()} (generation ${result.generation})\n`,
+    );
+  }
+  await pushWhole(await em.fork().findOneOrFail(Vnode, { name }));
 }

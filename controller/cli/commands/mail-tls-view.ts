@@ -4,13 +4,15 @@
 import { X509Certificate } from "node:crypto";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { pemBlocks } from "../../../common/pki/trust-bundle.ts";
-import { AcmeCertificate, MailTls, Vnode, mailHostnameOf } from "../../db/entities/index.ts";
+import { AcmeCertificate, MailCertificate, MailTls, Vnode, mailHostnameOf } from "../../db/entities/index.ts";
 import { readControllerConfig } from "../../home/controller-config.ts";
 import type { HomePaths } from "../../home/home-paths.ts";
 import { mailTlsRenewBeforeMs } from "../../pki/mail-tls.ts";
 
 export interface MailTlsViewRow {
   vnode: string;
+  /** "mail" (the mail host's, what the daemons present by default) or "domain:<domain>" (by SNI). */
+  certificate: string;
   hostname: string;
   source: string;
   issuer: string | null;
@@ -25,6 +27,7 @@ export interface MailTlsViewRow {
 
 export const MAIL_TLS_COLUMNS: Array<keyof MailTlsViewRow & string> = [
   "vnode",
+  "certificate",
   "hostname",
   "source",
   "issuer",
@@ -64,15 +67,16 @@ export async function mailTlsView(
   const vnodes = await em.find(Vnode, name ? { name } : {}, { orderBy: { name: "asc" } });
   const ids = vnodes.map((v) => v.id);
   const certs = new Map((await em.find(MailTls, { vnodeId: { $in: ids } })).map((r) => [r.vnodeId, r]));
-  const orders = new Map(
-    (await em.find(AcmeCertificate, { vnodeId: { $in: ids }, purpose: "mail-host" })).map((r) => [r.vnodeId, r]),
-  );
+  const allOrders = await em.find(AcmeCertificate, { vnodeId: { $in: ids } }, { orderBy: { purpose: "asc" } });
+  const orders = new Map(allOrders.filter((r) => r.purpose === "mail-host").map((r) => [r.vnodeId, r]));
+  const named = await em.find(MailCertificate, { vnodeId: { $in: ids } }, { orderBy: { id: "asc" } });
   let renewBefore: number | undefined;
   const caRenewBefore = (): number =>
     (renewBefore ??= mailTlsRenewBeforeMs({
       lifetimeSeconds: readControllerConfig(paths.config).mailTlsCertificateSeconds,
     }));
-  return vnodes.map((v) => {
+  const rows: MailTlsViewRow[] = [];
+  for (const v of vnodes) {
     const cert = certs.get(v.id);
     const order = orders.get(v.id);
     const leaf = cert ? leafOf(cert.certificateChainPem) : undefined;
@@ -82,8 +86,9 @@ export async function mailTlsView(
         : cert?.source === "ca"
           ? new Date(cert.notAfter.getTime() - caRenewBefore())
           : null; // the operator's: renewed by the operator
-    return {
+    rows.push({
       vnode: v.name,
+      certificate: "mail",
       hostname: mailHostnameOf(v),
       source: cert?.source ?? "none yet",
       issuer: leaf ? issuerName(leaf) : null,
@@ -94,6 +99,26 @@ export async function mailTlsView(
       acmeServer: order ? order.serverUrl : null,
       failures: order?.failures ?? 0,
       lastError: order?.lastError ?? null,
-    };
-  });
+    });
+    // Certificates by name (SNI): each domain's ACME order, with what it stored.
+    for (const o of allOrders.filter((r) => r.vnodeId === v.id && r.purpose !== "mail-host")) {
+      const stored = named.find((c) => c.vnodeId === v.id && c.issuer === "acme" && c.names.includes(o.names[0] ?? ""));
+      const storedLeaf = stored ? leafOf(stored.certificateChainPem) : undefined;
+      rows.push({
+        vnode: v.name,
+        certificate: o.purpose,
+        hostname: o.names[0] ?? "",
+        source: stored ? "acme" : "none yet",
+        issuer: storedLeaf ? issuerName(storedLeaf) : null,
+        names: storedLeaf ? sans(storedLeaf) : o.names,
+        notAfter: stored ? stored.notAfter.toISOString() : null,
+        nextRenewal: o.nextAttemptAt.toISOString(),
+        acme: o.state,
+        acmeServer: o.serverUrl,
+        failures: o.failures,
+        lastError: o.lastError ?? null,
+      });
+    }
+  }
+  return rows;
 }

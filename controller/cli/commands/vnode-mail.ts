@@ -147,6 +147,12 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
     .option("--server-ca <file>", "PEM CA trusted for the ACME server's own HTTPS (a test or private ACME server)")
     .option("--staging", "Let's Encrypt's staging server")
     .option("--challenge <type>", "dns-01 (default) | http-01")
+    .option(
+      "--domain <domain>",
+      "instead: the certificate for a hosted domain's autoconfig., autodiscover. (and mta-sts.) names; repeatable",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option("--mail-name", "with --domain: include mail.<domain> (served by SNI on the mail ports)")
     .option("--home <dir>", "controller home")
     .action(async (name: string, options: AcmeCommandOptions & { home?: string }) => {
       const paths = ctx.paths(options.home);

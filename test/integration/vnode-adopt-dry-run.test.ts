@@ -1,0 +1,136 @@
+// `vnode adopt --dry-run` against a vnode configured the NetServa way: the agent starts hands
+// off (it finds the sysadm DB and a main.cf it did not write), reads the sysadm DB read-only over
+// ReadInventory, and the controller reports what it would import and refuse. Nothing under the
+// vnode's root changes (digests), and no hash or password appears in the output.
+import { createHash } from "node:crypto";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startHarness, type Harness } from "../helpers/controller-harness.ts";
+import { startAgentProcess, type AgentProcess } from "../helpers/agent-process.ts";
+import { until } from "../helpers/mail-fleet.ts";
+import { createTestNetns, type TestNetns } from "../helpers/netns.ts";
+import { writeNetservaFixture, type NetservaFixture } from "../helpers/netserva-fixture.ts";
+
+const canRun = process.getuid?.() === 0 && existsSync("/usr/sbin/postfix") && existsSync("/usr/bin/doveadm");
+const PORT = 7444;
+const NAME = "netserva";
+const DOMAINS = 5;
+const PER_DOMAIN = 60;
+
+let harness: Harness;
+let ns: TestNetns;
+let root: string;
+let logDir: string;
+let agent: AgentProcess | undefined;
+let fixture: NetservaFixture;
+
+/** Every file under root with its digest: "nothing changed" is this map being equal. */
+function tree(dir: string, out = new Map<string, string>()): Map<string, string> {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = statSync(path);
+    if (st.isDirectory()) tree(path, out);
+    else out.set(path, `${st.mode}:${createHash("sha256").update(readFileSync(path)).digest("hex")}`);
+  }
+  return out;
+}
+
+describe.skipIf(!canRun)("vnode adopt --dry-run on a NetServa vnode", () => {
+  beforeAll(async () => {
+    harness = await startHarness({ healthIntervalMs: 300 });
+    logDir = mkdtempSync(join(tmpdir(), "nsm-adopt-logs-"));
+    ns = await createTestNetns("f17a");
+    root = mkdtempSync(join(tmpdir(), "nsm-adopt-root-"));
+    chmodSync(root, 0o755);
+    fixture = writeNetservaFixture(root, { domains: DOMAINS, perDomain: PER_DOMAIN });
+    const added = await harness.cli(["vnode", "add", NAME, "--address", `${ns.nsAddress}:${PORT}`]);
+    expect(added.code, added.err).toBe(0);
+    const token = added.out.trim().split("\n").pop() ?? "";
+    const home = join(harness.dir, "agent-netserva");
+    const enrolled = await harness.cli([
+      "agent",
+      "enroll",
+      "--controller",
+      harness.controllerAddress,
+      "--token",
+      token,
+      "--home",
+      home,
+    ]);
+    expect(enrolled.code, enrolled.err).toBe(0);
+    agent = await startAgentProcess({ ns, home, root, port: PORT, logDir });
+  }, 180_000);
+
+  afterAll(async () => {
+    await agent?.stop().catch(() => undefined);
+    for (const pid of (await ns?.pids().catch(() => [])) ?? []) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone already
+      }
+    }
+    await ns?.destroy();
+    await harness?.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+    if (logDir && !process.env["KEEP_LOGS"]) rmSync(logDir, { recursive: true, force: true });
+  });
+
+  it("reports the import (counts, weak hashes, clear-text column) and changes nothing", async () => {
+    const row = await until(
+      async () => {
+        const rows = JSON.parse((await harness.cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
+        const r = rows.find((x) => x["vnode"] === NAME);
+        return r?.["connected"] === true && r["management"] === "unmanaged" ? r : undefined;
+      },
+      60_000,
+      "the NetServa vnode to report unmanaged",
+    );
+    expect(String(row["managementReason"])).toContain("NetServa sysadm database");
+    const before = tree(root);
+
+    const dry = await harness.cli(["vnode", "adopt", NAME, "--dry-run", "--json"]);
+    expect(dry.code, dry.err).toBe(0);
+    const report = JSON.parse(dry.out) as {
+      layout: string;
+      found: { mailboxes: number; domains: number; aliases: number };
+      import: Record<string, number>;
+      weakHashes: Array<{ address: string; scheme: string }>;
+      refusals: unknown[];
+      warnings: string[];
+      files: Array<{ path: string; exists: boolean }>;
+    };
+    expect(report.layout).toBe("vhosts");
+    expect(report.found).toEqual({
+      domains: DOMAINS,
+      mailboxes: DOMAINS * PER_DOMAIN,
+      aliases: fixture.aliases.length,
+    });
+    expect(report.import).toMatchObject({
+      domains: DOMAINS,
+      mailboxes: DOMAINS * PER_DOMAIN,
+      inactiveMailboxes: 1,
+      aliases: fixture.aliases.length,
+      catchAlls: 1,
+      inactiveAliases: DOMAINS,
+    });
+    expect(report.weakHashes.map((w) => w.scheme).sort()).toEqual(["MD5-CRYPT", "PLAIN-MD5"]);
+    expect(report.refusals).toEqual([]);
+    expect(report.warnings.join("\n")).toContain("vmails.clearpw holds clear-text passwords");
+    expect(report.files.find((f) => f.path.endsWith("/etc/postfix/main.cf"))?.exists).toBe(true);
+    // No hash, no password (the fixture's clear-text column included) in either format.
+    const table = await harness.cli(["vnode", "adopt", NAME, "--dry-run"]);
+    expect(table.code, table.err).toBe(0);
+    expect(table.out).toContain(`would import ${DOMAINS} domains`);
+    for (const out of [dry.out, table.out]) {
+      expect(out).not.toMatch(/\$[1256]y?\$|\{PLAIN-MD5\}[0-9a-f]|pw-user/);
+    }
+    // Without --dry-run (the switch is not in this version): refused, nothing changed.
+    const real = await harness.cli(["vnode", "adopt", NAME]);
+    expect(real.code).not.toBe(0);
+    expect(real.err).toContain("only --dry-run");
+    expect(tree(root)).toEqual(before);
+  }, 180_000);
+});
