@@ -32,6 +32,7 @@ export const COMMANDS: ReadonlyArray<readonly [readonly string[], Loader]> = [
     },
   ],
   [["status"], async () => (await import("./commands/status.ts")).registerStatus],
+  [["leases"], async () => (await import("./commands/leases.ts")).registerLeases],
   [
     ["serve"],
     async () => {

@@ -156,7 +156,9 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(leases ? { holds } : {}),
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
+    ...(options.metrics ? { onHealth: options.metrics.health } : {}),
   });
+  options.metrics?.watchConnects(() => fleet.connects);
   // A lease gained: a link to the vnode at once, and whatever it has not applied yet.
   onLeases = (gained) => {
     fleet.refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) }));

@@ -1,11 +1,13 @@
 // Vnode leases on a real PostgreSQL (several controllers, one database): each enrolled vnode has
 // exactly one holder, the fleet is spread evenly and rebalanced when a controller joins, and a
 // controller cut off from the database stops using its leases by its own clock before the others
-// take them over with a higher epoch. Each keeper reaches PostgreSQL through its own TCP
-// forwarder, so one can be cut off while the others keep their connections.
+// take them over with a higher epoch; `leases` names each vnode's holder. Each keeper reaches
+// PostgreSQL through its own TCP forwarder, so one can be cut off while the others keep theirs.
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../common/log.ts";
+import { createCliContext } from "../../controller/cli/cli-context.ts";
+import { runCommand } from "../../controller/cli/main.ts";
 import { openDatabase, type Database } from "../../controller/db/open-database.ts";
 import { startLeaseKeeper, type LeaseKeeper } from "../../controller/fleet/lease-keeper.ts";
 import { until } from "../helpers/mail-fleet.ts";
@@ -105,6 +107,26 @@ describe.skipIf(!pgUrl)("vnode leases on PostgreSQL", () => {
           "select holder, count(*) as n from vnode_leases where expires_at > now() group by holder",
         );
       expect(rows.map((r) => r.holder).sort()).toEqual([a.keeper.id, b.keeper.id, c.keeper.id].sort());
+      // `leases --json`, as an operator's CLI on PostgreSQL runs it: the same holders by name.
+      let out = "";
+      const code = await runCommand(
+        ["leases", "--json"],
+        createCliContext({
+          out: (t) => void (out += t),
+          err: () => undefined,
+          readStdin: async () => "",
+          env: { DATABASE_URL: url, NETSERVA_MAIL_HOME: "/nonexistent", NETSERVA_MAIL_ACTOR: "tester" },
+          isTTY: false,
+        }),
+      );
+      expect(code).toBe(0);
+      const report = JSON.parse(out) as Array<{ vnode: string; controller: string; epoch: number }>;
+      expect(report).toHaveLength(VNODES);
+      for (const row of report) {
+        const holder = [a, b, c].find((x) => x.keeper.epochOf(row.vnode) !== undefined);
+        expect(row.controller, row.vnode).toBe(holder?.name);
+        expect(BigInt(row.epoch)).toBe(holder?.keeper.epochOf(row.vnode));
+      }
 
       // Cut c off from PostgreSQL: it keeps running but can no longer renew.
       const lost = c.keeper.held();
