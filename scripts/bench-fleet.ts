@@ -197,7 +197,7 @@ async function revocation(): Promise<string> {
   const serial = normalizeSerial(
     new X509Certificate(readFileSync(join(victim.home, "agent.crt"), "utf8")).serialNumber,
   );
-  const others = swarm.agents.filter((a) => a !== victim);
+  const others = swarm.agents.filter((a) => a !== victim && a.daemon);
   progress(`${others.length} agents: revocation`);
   const started = performance.now();
   await cli(["vnode", "revoke", victim.name]);
