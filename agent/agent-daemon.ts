@@ -54,6 +54,9 @@ export interface AgentDaemonOptions {
   log: Logger;
   /** Manage real mail daemons; without it the agent serves the channel only. */
   mail?: AgentMailOptions;
+  /** A mail host made by the caller instead of `mail`: the scale harness (test/swarm/) swaps in
+   *  one that records what it is told, so a thousand agents share one process without daemons. */
+  mailPort?: MailHostPort;
   /** The agent's own process (`serve`): install the process-level last resort, counted in metrics.
    * Off for agents run inside another process (tests), which owns its process handlers. */
   lastResort?: boolean;
@@ -137,7 +140,7 @@ export async function startAgentDaemon(options: AgentDaemonOptions): Promise<Age
     ? installLastResort({ log, onCatch: (kind) => metrics.lastResort(kind) })
     : () => undefined;
   const mail = options.mail ? await createMailPort(options.mail, options.log) : undefined;
-  const mailHost = mail?.port;
+  const mailHost = mail?.port ?? options.mailPort;
   if (mailHost) registerMailMetrics(metrics.registry, mailHost);
   // Late-bound: the servers and the renewal below exist only after the trust pieces are made.
   let onTrustChange = (_pem: string): void => undefined;

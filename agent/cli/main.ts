@@ -1,5 +1,6 @@
 // The `netserva-mail-agent` command line: `enroll` and `serve`. It loads only the agent's own
 // modules (and common/), never the controller's: a vnode runs this and nothing else.
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { NetservaError, invalid } from "../../common/errors.ts";
 import { EXIT, exitCodeFor } from "../../common/exit-codes.ts";
@@ -119,7 +120,7 @@ const serve: Subcommand = {
             ...(init ? { initKind: init } : {}),
             ...(flag(values, "no-auth-penalty") ? { authPenalty: false } : {}),
             ...(interval !== undefined ? { usageIntervalMs: interval } : {}),
-            ...(text(values, "sysadm-db") ? { sysadmDb: text(values, "sysadm-db") } : {}),
+            ...(text(values, "sysadm-db") ? { sysadmDb: resolve(text(values, "sysadm-db") ?? "") } : {}),
             filter: {
               ...(flag(values, "filter-offline") ? { disableNetworkModules: true, greylist: false as const } : {}),
               ...(text(values, "filter-cache") ? { hsCacheDir: text(values, "filter-cache") } : {}),

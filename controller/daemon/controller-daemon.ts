@@ -156,7 +156,9 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(leases ? { holds } : {}),
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
+    ...(options.metrics ? { onHealth: options.metrics.health } : {}),
   });
+  options.metrics?.watchConnects(() => fleet.connects);
   // A lease gained: a link to the vnode at once and our epoch announced. What it has not applied
   // yet is the reconciler's (its first health report shows the lag), as after any restart.
   onLeases = (gained) => {

@@ -6,6 +6,7 @@ import type { LastResortKind } from "../../common/process/last-resort.ts";
 import { signatureOperations } from "../../common/pki/signature-count.ts";
 
 import type { Refusal } from "../enrollment/enrollment-server.ts";
+import type { FlushCounts } from "../health/save-health.ts";
 import type { AcmeCertificateState } from "../acme/acme-sweep.ts";
 
 /** The certificates the running servers present, by which server. */
@@ -21,6 +22,10 @@ export interface ControllerMetrics {
   /** Whether the last probe of the database succeeded. */
   databaseReachable(up: boolean): void;
   enrollmentRefused(method: "enroll" | "renew", reason: Refusal): void;
+  /** Where the link-connect gauges read the fleet's connect gate (the daemon sets it). */
+  watchConnects(gate: () => { inFlight: number; peak: number }): void;
+  /** Health reports received, and what their flushes wrote (rows by table, statements). */
+  health(event: { reports: number } | FlushCounts): void;
   /** One ACME order (issue or renewal) the running controller ran. */
   acmeOrder(result: "ok" | "failed"): void;
   /** Every ACME certificate's state, as the last ACME sweep read it. */
@@ -62,6 +67,35 @@ export function createControllerMetrics(): ControllerMetrics {
     collect() {
       this.set({ operation: "verify" }, signatureOperations.verify);
       this.set({ operation: "sign" }, signatureOperations.sign);
+    },
+  });
+  const healthReports = new Counter({
+    name: "netserva_controller_health_reports_total",
+    help: "Health reports received from agents.",
+    registers: [registry],
+  });
+  const healthStatements = new Counter({
+    name: "netserva_controller_health_statements_total",
+    help: "Database statements health reports cost (batched per flush, not per report).",
+    registers: [registry],
+  });
+  const healthRows = new Counter({
+    name: "netserva_controller_health_rows_total",
+    help: "Rows health flushes wrote, by table.",
+    labelNames: ["table"],
+    registers: [registry],
+  });
+  for (const table of ["vnodes", "mail_services", "mail_health_history"]) healthRows.inc({ table }, 0);
+  let connects: (() => { inFlight: number; peak: number }) | undefined;
+  new Gauge({
+    name: "netserva_controller_link_connects",
+    help: "Agent links connecting now (TLS handshake to first health report), and the most at once since start (bounded fleet-wide).",
+    labelNames: ["which"],
+    registers: [registry],
+    collect() {
+      const now = connects?.();
+      this.set({ which: "in_flight" }, now?.inFlight ?? 0);
+      this.set({ which: "peak" }, now?.peak ?? 0);
     },
   });
   let presented: (() => Record<PresentedCertificate, Date>) | undefined;
@@ -133,6 +167,19 @@ export function createControllerMetrics(): ControllerMetrics {
     adminClientError: () => adminErrors.inc(),
     databaseReachable: (up) => databaseUp.set(up ? 1 : 0),
     enrollmentRefused: (method, reason) => refused.inc({ method, reason }),
+    watchConnects(gate) {
+      connects = gate;
+    },
+    health(event) {
+      if ("reports" in event) {
+        healthReports.inc(event.reports);
+        return;
+      }
+      healthStatements.inc(event.statements);
+      healthRows.inc({ table: "vnodes" }, event.vnodes);
+      healthRows.inc({ table: "mail_services" }, event.services);
+      healthRows.inc({ table: "mail_health_history" }, event.samples);
+    },
     text: () => registry.metrics(),
   };
 }

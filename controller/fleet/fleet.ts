@@ -7,17 +7,17 @@ import {
   UpdateRevocationsRequestSchema,
   UpdateTrustRequestSchema,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
-import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
-import { Vnode } from "../db/entities/index.ts";
+import { Certificate, Vnode } from "../db/entities/index.ts";
 import { revokedSerials } from "../pki/certificate-records.ts";
 import { createVnodeLink } from "./vnode-link.ts";
+import { createConnectGate, type ConnectGate } from "./connect-gate.ts";
 import type { VnodeLink } from "./vnode-link.ts";
 import type { DeliverService } from "./deliver.ts";
 import { createReconciler } from "./reconciler.ts";
-import { createHealthWriter } from "../health/save-health.ts";
+import { createHealthWriter, type FlushCounts } from "../health/save-health.ts";
 import type { HistoryPolicy } from "../health/health-history.ts";
 import { syncMailboxUsage } from "./mailbox-usage-fetch.ts";
 
@@ -45,6 +45,12 @@ export interface FleetOptions extends FleetIdentity {
   historyPolicy?: HistoryPolicy;
   /** How often each vnode's full mailbox usage list is fetched (default 5 min; 0 = never). */
   usageSyncMs?: number;
+  /** How often noted health goes to the database (default 1 s; see health/save-health.ts). */
+  healthFlushMs?: number;
+  /** Links connecting at once, fleet-wide (default 32; see connect-gate.ts). */
+  connectsAtOnce?: number;
+  /** Counts each report and each flush's writes (the daemon's metrics). */
+  onHealth?: (event: { reports: number } | FlushCounts) => void;
   /** Several controllers: links (health, reconciler, pushes) only to the vnodes whose lease we
    *  hold. Absent: every enrolled vnode. */
   holds?: (vnode: string) => boolean;
@@ -52,6 +58,8 @@ export interface FleetOptions extends FleetIdentity {
 
 export interface Fleet {
   link(vnode: string): VnodeLink | undefined;
+  /** The links' connect slots: how many are in flight now, and the most at once so far. */
+  readonly connects: Pick<ConnectGate, "inFlight" | "peak">;
   /** New links with a new identity or trust (CA rotation, renewed certificate); the old ones
    *  close after a grace period so calls in flight finish. */
   setIdentity(identity: FleetIdentity): Promise<void>;
@@ -68,10 +76,15 @@ export function startFleet(options: FleetOptions): Fleet {
   const draining = new Set<VnodeLink>();
 
   const health = createHealthWriter(options.historyPolicy);
+  const gate = createConnectGate(options.connectsAtOnce);
   const usageSyncedAt = new Map<number, number>();
-  const saveReport = async (vnodeId: number, report: HealthReport): Promise<void> => {
-    await health.save(options.db.em(), vnodeId, report);
-  };
+  /** Each enrolled vnode's generation as of the last refresh: the reconciler's O(1) check. */
+  const generations = new Map<number, number>();
+  const flushHealth = (): void =>
+    void health.flush(options.db.em()).then(
+      (counts) => options.onHealth?.(counts),
+      (error: unknown) => options.log.warn("saving health failed", { error: String(error) }),
+    );
   /** The whole mailbox usage list now and then (the report carries only the top mailboxes). */
   const maybeSyncUsage = async (vnodeId: number, link: VnodeLink): Promise<void> => {
     const every = options.usageSyncMs ?? 300_000;
@@ -91,22 +104,23 @@ export function startFleet(options: FleetOptions): Fleet {
       })
     : undefined;
 
-  /** Links whose agent took the revocation list, and links with a push under way. A link is
-   *  made anew whenever the list changes, so "confirmed" is per link. Pushed when the link is
-   *  made and again on each health report until the agent takes it: a push to an agent that
-   *  was not listening yet (restarting, cut off) would otherwise be lost until the next revoke. */
-  const revocationsConfirmed = new WeakSet<VnodeLink>();
+  /** The revocation list (by its key) each link's agent took, and links with a push under way.
+   *  Pushed when the link is made, to every link when the list changes, and again on each
+   *  health report until the agent takes the current one: a push to an agent that was not
+   *  listening yet (restarting, cut off) would otherwise be lost until the next revoke. */
+  const revocationsConfirmed = new WeakMap<VnodeLink, string>();
   const revocationsPushing = new WeakSet<VnodeLink>();
   const pushRevocations = (link: VnodeLink): void => {
-    if (revocationsConfirmed.has(link) || revocationsPushing.has(link)) return;
+    if (revocationsConfirmed.get(link) === revokedKey || revocationsPushing.has(link)) return;
     revocationsPushing.add(link);
+    const pushedKey = revokedKey;
     const request = create(UpdateRevocationsRequestSchema, {
       meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
       revokedSerials: [...revoked],
     });
     link.client
       .call("updateRevocations", request)
-      .then(() => revocationsConfirmed.add(link))
+      .then(() => revocationsConfirmed.set(link, pushedKey))
       .catch((error: unknown) => options.log.warn("revocation push failed", { error: String(error) }))
       .finally(() => revocationsPushing.delete(link));
   };
@@ -140,24 +154,45 @@ export function startFleet(options: FleetOptions): Fleet {
   const refresh = async (): Promise<void> => {
     if (closed) return;
     const em = options.db.em();
+    const before = revoked;
     revoked = new Set(await revokedSerials(em));
     const key = [...revoked].sort().join(",");
     const revocationsChanged = key !== revokedKey;
     revokedKey = key;
+    // Only the links of vnodes with a newly revoked certificate are dropped (a new connection
+    // re-checks the certificate); the rest of the fleet keeps its connections and is told the
+    // new list below. Dropping every link on each revocation was a reconnect storm.
+    const newlyRevoked = [...revoked].filter((serial) => !before.has(serial));
+    const cutOff = new Set(
+      newlyRevoked.length === 0 || links.size === 0
+        ? []
+        : (await em.find(Certificate, { serial: { $in: newlyRevoked } }, { fields: ["vnodeId"] })).map(
+            (c) => c.vnodeId,
+          ),
+    );
     const enrolled = await em.find(Vnode, { status: "enrolled" });
     // Closed while the reads above were under way: a link made now would outlive close() and
     // keep serve from exiting (its reconnect timers never stop).
     if (closed) return;
     const vnodes = options.holds ? enrolled.filter((v) => options.holds?.(v.name) === true) : enrolled;
     const wanted = new Map(vnodes.map((v) => [v.name, v]));
+    generations.clear();
+    for (const v of vnodes) generations.set(v.id, v.generation);
     for (const [name, entry] of links) {
       const vnode = wanted.get(name);
-      if (!vnode || vnode.address !== entry.address || revocationsChanged) {
+      if (!vnode || vnode.address !== entry.address || cutOff.has(vnode.id)) {
         // Revoked or moved: drop the connection at once (a new one re-checks the certificate).
+        const reason = !vnode
+          ? "not ours any more (revoked, removed or leased elsewhere)"
+          : vnode.address !== entry.address
+            ? "moved"
+            : "certificate revoked";
+        options.log.info("link dropped", { vnode: name, reason });
         entry.link.close();
         links.delete(name);
       }
     }
+    if (revocationsChanged) for (const entry of links.values()) pushRevocations(entry.link);
     for (const vnode of vnodes) {
       if (links.has(vnode.name)) continue;
       const log = options.log.child({ vnode: vnode.name });
@@ -170,21 +205,25 @@ export function startFleet(options: FleetOptions): Fleet {
         certPem: identity.certPem,
         keyPem: identity.keyPem,
         isRevoked: (serial) => revoked.has(serial),
+        gate,
         intervalMs: options.healthIntervalMs ?? 5000,
         staleAfterMs: options.staleAfterMs ?? 12_000,
         log,
         onReport: (report) => {
           pushRevocations(link);
           pushTrust(link, vnode.id, linkIdentity);
-          saveReport(vnode.id, report)
-            .then(() => reconciler?.onReport(vnode.id, report))
+          // Noted in memory; the database gets it at the next flush (bounded, whatever the fleet).
+          health.note(vnode.id, report);
+          options.onHealth?.({ reports: 1 });
+          Promise.resolve(reconciler?.onReport(vnode.id, report, generations.get(vnode.id)))
             .then(() => (report.mail ? maybeSyncUsage(vnode.id, link) : undefined))
-            .catch((error: unknown) => log.warn("saving health failed", { error: String(error) }));
+            .catch((error: unknown) => log.warn("reconcile after health failed", { error: String(error) }));
         },
         onDown: () => {
           // A link replaced by a newer one (new identity) says nothing about the vnode.
           if (links.get(vnode.name)?.link !== link) return;
           // Down is recorded at once, so `status` does not wait for the 15 s window.
+          health.forget(vnode.id);
           options.db
             .em()
             .nativeUpdate(Vnode, { id: vnode.id }, { lastSeenAt: null })
@@ -196,6 +235,7 @@ export function startFleet(options: FleetOptions): Fleet {
     }
   };
 
+  const flushTimer = setInterval(flushHealth, options.healthFlushMs ?? 1000);
   const timer = setInterval(
     () => void refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) })),
     options.refreshMs ?? 2000,
@@ -203,6 +243,7 @@ export function startFleet(options: FleetOptions): Fleet {
   void refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) }));
   return {
     link: (name) => links.get(name)?.link,
+    connects: gate,
     refresh,
     async setIdentity(next) {
       identity = next;
@@ -221,6 +262,7 @@ export function startFleet(options: FleetOptions): Fleet {
     async close() {
       closed = true;
       clearInterval(timer);
+      clearInterval(flushTimer);
       for (const link of draining) link.close();
       draining.clear();
       for (const entry of links.values()) entry.link.close();

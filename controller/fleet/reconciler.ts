@@ -25,8 +25,10 @@ export interface ReconcilerOptions {
 }
 
 export interface Reconciler {
-  /** Called with every health report; never throws (failures are logged). */
-  onReport(vnodeId: number, report: HealthReport): Promise<void>;
+  /** Called with every health report; never throws (failures are logged). `generation` is the
+   *  vnode's generation as the fleet last read it: a report at that generation with the digest
+   *  expected for it needs nothing, and is settled in memory without a database read. */
+  onReport(vnodeId: number, report: HealthReport, generation?: number): Promise<void>;
 }
 
 type Why = "drift" | "lag" | "digest";
@@ -114,9 +116,21 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     else if (!outcome.pushed) log.warn("reconcile failed", { error: outcome.reason });
   };
 
+  /** The steady state, O(1): current, no drift, and the digest compiled for this generation. */
+  const settled = (vnodeId: number, report: HealthReport, generation: number | undefined): boolean => {
+    if (generation === undefined || report.drift || Number(report.appliedGeneration) !== generation) return false;
+    if (report.stateDigest !== "" && report.mail) {
+      const known = expected.get(vnodeId);
+      if (known?.generation !== generation || known.digest !== report.stateDigest) return false;
+    }
+    lagSince.delete(vnodeId);
+    mismatches.delete(vnodeId);
+    return true;
+  };
+
   return {
-    async onReport(vnodeId, report) {
-      if (busy.has(vnodeId)) return;
+    async onReport(vnodeId, report, generation) {
+      if (busy.has(vnodeId) || settled(vnodeId, report, generation)) return;
       busy.add(vnodeId);
       try {
         await reconcile(vnodeId, report);

@@ -8,6 +8,7 @@ import type { Logger } from "../../common/log.ts";
 import { createAgentClient } from "./agent-client.ts";
 import type { AgentClient, AgentClientOptions } from "./agent-client.ts";
 import { createReconnectBackoff } from "./reconnect-backoff.ts";
+import type { ConnectGate } from "./connect-gate.ts";
 
 /** Reconnect delays: the ceiling doubles from 250 ms to 5 s, the delay is jittered under it. */
 export const RECONNECT_INITIAL_MS = 250;
@@ -19,6 +20,8 @@ export interface VnodeLinkOptions extends AgentClientOptions {
   log: Logger;
   onReport(report: HealthReport): void;
   onDown(reason: string): void;
+  /** Shared by the fleet's links: bounds how many connect (handshake + first report) at once. */
+  gate?: ConnectGate;
 }
 
 export interface VnodeLink {
@@ -37,6 +40,7 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
   let staleTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let cancel: (() => void) | undefined;
+  let releaseSlot = (): void => undefined;
 
   const down = (reason: string): void => {
     if (quiet) return;
@@ -53,11 +57,24 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
   };
   const watch = (): void => {
     if (closed) return;
+    if (!options.gate) {
+      open(() => undefined);
+      return;
+    }
+    void options.gate.acquire().then((release) => {
+      if (closed) release();
+      else open(release);
+    });
+  };
+  /** One health stream; `release` frees the connect slot at its first report or its end. */
+  const open = (release: () => void): void => {
+    releaseSlot = release;
     const stream = client.watchHealth(create(WatchHealthRequestSchema, { intervalMs: options.intervalMs }));
     let ended = false;
     cancel = () => stream.cancel();
     armStale();
     stream.on("data", (report: HealthReport) => {
+      release();
       if (!connected) options.log.info("vnode up", { agent_version: report.agentVersion });
       connected = true;
       backoff.reset();
@@ -67,6 +84,7 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
     const again = (reason: string): void => {
       if (ended) return;
       ended = true;
+      release();
       if (staleTimer) clearTimeout(staleTimer);
       down(reason);
       if (closed) return;
@@ -87,6 +105,7 @@ export function createVnodeLink(options: VnodeLinkOptions): VnodeLink {
       if (staleTimer) clearTimeout(staleTimer);
       if (retryTimer) clearTimeout(retryTimer);
       cancel?.();
+      releaseSlot();
       client.close();
     },
   };

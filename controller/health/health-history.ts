@@ -1,6 +1,7 @@
 // Bounded health history: at most one sample per vnode every `everyMs` (default a minute), and
 // samples older than `keepMs` (default a day) are dropped as new ones arrive, so the table stays
 // at ~1,440 rows per vnode whatever the report interval.
+import type { RequiredEntityData } from "@mikro-orm/core";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { MailHealthSample } from "../db/entities/index.ts";
@@ -30,8 +31,15 @@ export async function recordHealthSample(
     return false;
   }
   seen.set(vnodeId, now);
+  em.create(MailHealthSample, sampleOf(vnodeId, report, now));
+  await em.flush();
+  await em.nativeDelete(MailHealthSample, { vnodeId, at: { $lt: new Date(now - policy.keepMs) } });
+  return true;
+}
+
+function sampleOf(vnodeId: number, report: HealthReport, now: number): RequiredEntityData<MailHealthSample> {
   const m = report.mail;
-  em.create(MailHealthSample, {
+  return {
     vnodeId,
     at: new Date(now),
     appliedGeneration: Number(report.appliedGeneration),
@@ -47,8 +55,42 @@ export async function recordHealthSample(
     fsUsedBytes: m?.filesystem ? Number(m.filesystem.usedBytes) : null,
     fsSizeBytes: m?.filesystem ? Number(m.filesystem.sizeBytes) : null,
     quotaOver90: m?.quota ? m.quota.over90 : null,
-  });
-  await em.flush();
-  await em.nativeDelete(MailHealthSample, { vnodeId, at: { $lt: new Date(now - policy.keepMs) } });
-  return true;
+  };
+}
+
+/**
+ * The fleet's samples in one go (save-health.ts's flush): the vnodes whose last sample is at
+ * least `everyMs` old get one, in one batched insert; the last sample times unknown so far are
+ * read in one query; samples past `keepMs` are dropped in one statement. Returns what was done.
+ */
+export async function recordHealthSamples(
+  em: SqlEntityManager,
+  reports: ReadonlyArray<{ vnodeId: number; report: HealthReport }>,
+  seen: Map<number, number>,
+  policy: HistoryPolicy = DEFAULT_HISTORY,
+  now = Date.now(),
+): Promise<{ samples: number; statements: number }> {
+  let statements = 0;
+  const unknown = reports.filter((r) => !seen.has(r.vnodeId)).map((r) => r.vnodeId);
+  if (unknown.length > 0) {
+    const rows = (await em
+      .getConnection()
+      .execute(
+        `select vnode_id, max(at) as at from mail_health_history where vnode_id in (${unknown.map(() => "?").join(", ")}) group by vnode_id`,
+        unknown,
+      )) as Array<{ vnode_id: number; at: Date | string }>;
+    statements += 1;
+    for (const id of unknown) seen.set(id, 0);
+    for (const row of rows) seen.set(Number(row.vnode_id), new Date(row.at).getTime());
+  }
+  const due = reports.filter((r) => now - (seen.get(r.vnodeId) ?? 0) >= policy.everyMs);
+  if (due.length === 0) return { samples: 0, statements };
+  const fork = em.fork();
+  for (const r of due) {
+    fork.create(MailHealthSample, sampleOf(r.vnodeId, r.report, now));
+    seen.set(r.vnodeId, now);
+  }
+  await fork.flush();
+  await fork.nativeDelete(MailHealthSample, { at: { $lt: new Date(now - policy.keepMs) } });
+  return { samples: due.length, statements: statements + 2 };
 }

@@ -454,6 +454,10 @@ describe.skipIf(!isRoot)("agent SIGKILL inside an apply: all old or all new, the
         actor: "chaos",
         dns: createZoneListProvider({ zones: [vn.domain] }),
       });
+      // 100,000 default quotas promise more than any test machine's disk: the domain overcommits
+      // (without it every later addvmail is refused for capacity).
+      const over = await fleet.harness.cli(["chvmaildomain", vn.name, vn.domain, "--overcommit"]);
+      expect(over.code, over.err).toBe(0);
       const passwordHash = await hashPassword("Bulk-mailbox-pass-1");
       for (let i = 0; i < BULK; i += 5000) {
         const mailboxes = Array.from({ length: 5000 }, (_, k) => ({

@@ -1,0 +1,298 @@
+// Benchmark: one controller (`serve`, its own process) and a swarm of agents (this process: real
+// agent daemons, each enrolled for real, with a mail host that records what it is told; see
+// test/swarm/). Measured first with the baseline (10 agents) and then with all N, in one run:
+//   - controller CPU (share of one core) and RSS, and the swarm process's CPU, over a window with
+//     every health stream at its default interval (5 s); health reports and database statements
+//   - `status --json` for the whole fleet: the call through the admin socket, and the whole CLI
+//     process as an operator runs it
+//   - one addvmail to one vnode: until the CLI returns, and until that agent's host has the row
+//   - a revocation reaching every agent (each one's revoked.json lists the serial)
+//   - the controller restarted: every agent reconnected and at its generation
+// Run by scripts/bench-fleet (PostgreSQL from DATABASE_URL_TEST, else PGlite). Everything it
+// starts is stopped at the end, also on failure.
+import { spawn } from "node:child_process";
+import { randomUUID, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { normalizeSerial } from "../common/identity/peer.ts";
+import { openDatabase } from "../controller/db/open-database.ts";
+import { BIN, restartServeProcess, startServeProcess, type ServeProcess } from "../test/helpers/serve-process.ts";
+import { createSwarm, type Swarm } from "../test/swarm/swarm.ts";
+
+const { values: opts } = parseArgs({
+  options: {
+    agents: { type: "string", default: "1000" },
+    baseline: { type: "string", default: "10" },
+    window: { type: "string", default: "30" },
+    concurrency: { type: "string", default: "8" },
+    samples: { type: "string", default: "5" },
+    pglite: { type: "boolean", default: false },
+  },
+});
+const count = (name: string, v: string | undefined, min: number, max: number): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer ${min}..${max}`);
+  return n;
+};
+const AGENTS = count("agents", opts.agents, 2, 5000);
+const BASELINE = count("baseline", opts.baseline, 1, AGENTS);
+const WINDOW_S = count("window", opts.window, 5, 600);
+const CONCURRENCY = count("concurrency", opts.concurrency, 1, 64);
+const SAMPLES = count("samples", opts.samples, 1, 50);
+const pgUrl = opts.pglite ? undefined : process.env["DATABASE_URL_TEST"];
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : (s[Math.floor((s.length - 1) / 2)] as number);
+};
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+async function until<T>(probe: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+const progress = (text: string): void => void process.stderr.write(`bench-fleet: ${text}\n`);
+
+/** utime + stime of a process in seconds (Linux /proc; clock ticks are 100 a second). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+function rssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("VmRSS:"));
+  return Number(line?.replace(/\D+/g, "") ?? 0) / 1024;
+}
+
+async function freshPostgres(url: string): Promise<string> {
+  const admin = await openDatabase({ url });
+  const name = `nsm_fleet_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  await admin.em().getConnection().execute(`create database ${name}`);
+  await admin.close();
+  const target = new URL(url);
+  target.pathname = `/${name}`;
+  return target.toString();
+}
+
+interface StatusRow {
+  vnode: string;
+  status: string;
+  connected: boolean;
+  generation: number;
+  appliedGeneration: number;
+}
+
+type Row = Record<string, string>;
+
+const results: Array<{ what: string; baseline: string; full: string; target: string }> = [];
+
+let serve!: ServeProcess;
+let swarm: Swarm | undefined;
+let swarmDir = "";
+
+async function cli(argv: string[]): Promise<string> {
+  const r = await serve.cli(argv);
+  if (r.code !== 0) throw new Error(`${argv.join(" ")}: exit ${r.code}: ${r.err}`);
+  return r.out;
+}
+async function status(): Promise<StatusRow[]> {
+  return JSON.parse(await cli(["status", "--json"])) as StatusRow[];
+}
+/** Every running swarm agent connected and at its generation (`n`: how many must be). */
+async function allCurrent(n = swarm?.agents.filter((a) => a.daemon).length ?? 0): Promise<boolean> {
+  // Revoked victims stay in the swarm (stopped) but are no longer enrolled.
+  const rows = (await status()).filter((r) => r.status === "enrolled" && swarm?.get(r.vnode));
+  return rows.length === n && rows.every((r) => r.connected && r.appliedGeneration === r.generation);
+}
+
+/** `netserva-mail status --json` as its own process, as an operator runs it. */
+function statusProcess(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [BIN, "status", "--json"], {
+      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...serve.env },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let err = "";
+    child.stderr.on("data", (c: Buffer) => void (err += c.toString()));
+    child.once("exit", (code) =>
+      code === 0 ? resolve(performance.now() - started) : reject(new Error(`status exited ${code}: ${err}`)),
+    );
+  });
+}
+
+async function measure(size: number, tag: string): Promise<Row> {
+  const row: Row = {};
+  progress(`${size} agents: waiting for every one connected and current`);
+  await until(async () => ((await allCurrent(size)) ? true : undefined), 300_000, `${size} agents current`);
+  // CPU and RSS over the window, every stream at its default interval.
+  const metric = async (name: string): Promise<number> => (await serve.metric(name)) ?? 0;
+  const pid = serve.child.pid as number;
+  const c0 = cpuSeconds(pid);
+  const s0 = process.cpuUsage();
+  const r0 = await metric("netserva_controller_health_reports_total");
+  const q0 = await metric("netserva_controller_health_statements_total");
+  const t0 = performance.now();
+  progress(`${size} agents: CPU window ${WINDOW_S} s`);
+  await sleep(WINDOW_S * 1000);
+  const seconds = (performance.now() - t0) / 1000;
+  const s1 = process.cpuUsage(s0);
+  row["controller CPU (cores)"] = ((cpuSeconds(pid) - c0) / seconds).toFixed(3);
+  row["controller RSS (MiB)"] = rssMiB(pid).toFixed(0);
+  row["swarm process CPU (cores)"] = ((s1.user + s1.system) / 1e6 / seconds).toFixed(3);
+  row["health reports/s"] = (((await metric("netserva_controller_health_reports_total")) - r0) / seconds).toFixed(1);
+  row["health DB statements/s"] = (
+    ((await metric("netserva_controller_health_statements_total")) - q0) /
+    seconds
+  ).toFixed(2);
+  // status --json, the whole fleet.
+  progress(`${size} agents: status --json`);
+  const calls: number[] = [];
+  const procs: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const started = performance.now();
+    const rows = await status();
+    calls.push(performance.now() - started);
+    if (rows.length < size) throw new Error(`status listed ${rows.length} of ${size}`);
+    procs.push(await statusProcess());
+  }
+  row["status --json call (ms)"] = median(calls).toFixed(0);
+  row["status --json CLI process (ms)"] = median(procs).toFixed(0);
+  // One addvmail to one vnode.
+  progress(`${size} agents: addvmail`);
+  const target = swarm?.agents[0];
+  if (!target) throw new Error("no agent");
+  const domain = `${tag}.${target.name}.test`;
+  if (!target.host.domains.size)
+    await cli(["vnode", "set", target.name, "--mail-hostname", `mail.${target.name}.test`]);
+  await cli(["addvmaildomain", target.name, domain, "--skip-dns-check"]);
+  const returned: number[] = [];
+  const live: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const address = `user${i}@${domain}`;
+    const started = performance.now();
+    await cli(["addvmail", target.name, address]);
+    returned.push(performance.now() - started);
+    await until(async () => (target.host.mailboxes.has(address) ? true : undefined), 60_000, address);
+    live.push(performance.now() - started);
+  }
+  row["addvmail, CLI returned (ms)"] = median(returned).toFixed(0);
+  row["addvmail, on the agent (ms)"] = median(live).toFixed(0);
+  return row;
+}
+
+/** A victim added for the purpose, revoked: until every other agent's revoked.json lists it. */
+async function revocation(): Promise<string> {
+  if (!swarm) throw new Error("no swarm");
+  const victim = await swarm.add(`victim-${swarm.agents.length}`);
+  await until(async () => ((await allCurrent()) ? true : undefined), 300_000, "victim live");
+  const serial = normalizeSerial(
+    new X509Certificate(readFileSync(join(victim.home, "agent.crt"), "utf8")).serialNumber,
+  );
+  const others = swarm.agents.filter((a) => a !== victim && a.daemon);
+  progress(`${others.length} agents: revocation`);
+  const started = performance.now();
+  await cli(["vnode", "revoke", victim.name]);
+  await until(
+    async () => {
+      for (const a of others) {
+        let listed: string[] = [];
+        try {
+          listed = JSON.parse(readFileSync(join(a.home, "revoked.json"), "utf8")) as string[];
+        } catch {
+          return undefined;
+        }
+        if (!listed.includes(serial)) return undefined;
+      }
+      return true;
+    },
+    120_000,
+    "the revocation on every agent",
+  );
+  const ms = performance.now() - started;
+  await victim.stop();
+  return (ms / 1000).toFixed(2);
+}
+
+/** serve stopped and started again: until every agent is connected and at its generation. */
+async function restart(n: number): Promise<[string, string]> {
+  progress(`${n} agents: controller restart`);
+  await serve.stop();
+  const started = performance.now();
+  serve = await restartServeProcess(serve);
+  await until(async () => ((await allCurrent(n)) ? true : undefined), 300_000, "every agent back and current");
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  return [seconds, String((await serve.metric('netserva_controller_link_connects{which="peak"}')) ?? "?")];
+}
+
+async function main(): Promise<void> {
+  serve = await startServeProcess({ env: pgUrl ? { DATABASE_URL: await freshPostgres(pgUrl) } : {} });
+  swarmDir = mkdtempSync(join(tmpdir(), "nsm-bench-fleet-"));
+  swarm = createSwarm({
+    dir: swarmDir,
+    controller: `127.0.0.1:${serve.port}`,
+    async addVnode(name, address) {
+      return (await cli(["vnode", "add", name, "--address", address])).trim().split("\n").pop() ?? "";
+    },
+    async newToken(name) {
+      return (await cli(["vnode", "token", name])).trim().split("\n").pop() ?? "";
+    },
+  });
+  const names = Array.from({ length: AGENTS }, (_, i) => `fl${String(i).padStart(4, "0")}`);
+  progress(`enrolling ${BASELINE} agents`);
+  await swarm.addMany(names.slice(0, BASELINE), CONCURRENCY);
+  const base = await measure(BASELINE, "base");
+  base["revocation on every agent (s)"] = await revocation();
+  [base["controller restart → all current (s)"], base["restart: most links connecting at once"]] = await restart(
+    swarm.agents.length - 1,
+  );
+
+  progress(`enrolling ${AGENTS - BASELINE} more agents, ${CONCURRENCY} at a time`);
+  const enrollStarted = performance.now();
+  await swarm.addMany(names.slice(BASELINE), CONCURRENCY);
+  const enrollSeconds = (performance.now() - enrollStarted) / 1000;
+  const full = await measure(swarm.agents.length - 1, "full");
+  full["revocation on every agent (s)"] = await revocation();
+  [full["controller restart → all current (s)"], full["restart: most links connecting at once"]] = await restart(
+    swarm.agents.length - 2,
+  );
+
+  const targets: Record<string, string> = {
+    "controller CPU (cores)": "< 1",
+    "controller RSS (MiB)": "< 1024",
+    "status --json call (ms)": "< 1000",
+    "status --json CLI process (ms)": "< 1000",
+    "addvmail, on the agent (ms)": "≤ 1.2× baseline",
+    "revocation on every agent (s)": "< 10",
+    "controller restart → all current (s)": "< 60",
+    "restart: most links connecting at once": "bounded (32)",
+  };
+  for (const what of Object.keys(full))
+    results.push({ what, baseline: base[what] ?? "", full: full[what] ?? "", target: targets[what] ?? "" });
+  const width = Math.max(...results.map((r) => r.what.length));
+  const head = `${"".padEnd(width)}  ${`${BASELINE} agents`.padStart(12)}  ${`${AGENTS} agents`.padStart(12)}  target`;
+  const lines = [
+    `bench-fleet: ${AGENTS} swarm agents (baseline ${BASELINE}) on ${pgUrl ? "PostgreSQL" : "PGlite"}, medians of ${SAMPLES}; ` +
+      `enrollment of ${AGENTS - BASELINE}: ${enrollSeconds.toFixed(0)} s (${((enrollSeconds * 1000) / (AGENTS - BASELINE)).toFixed(0)} ms each, ${CONCURRENCY} at a time)`,
+    head,
+    ...results.map((r) => `${r.what.padEnd(width)}  ${r.baseline.padStart(12)}  ${r.full.padStart(12)}  ${r.target}`),
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+try {
+  await main();
+} finally {
+  await swarm?.close().catch(() => undefined);
+  await serve?.stop().catch(() => undefined);
+  if (serve) rmSync(serve.dir, { recursive: true, force: true });
+  if (swarmDir) rmSync(swarmDir, { recursive: true, force: true });
+}

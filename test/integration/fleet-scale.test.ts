@@ -1,0 +1,174 @@
+// One controller, a swarm of agents (issue 16): a real `serve` process, and 50 real agent daemons
+// in this process (test/swarm/: each its own grpc-js server, key, CSR, join token and certificate
+// from real enrollment, health stream; the mail host records what it is told). It asserts
+// behaviour and counts: everyone enrolled and live in `status`, an addvmail reaches exactly its
+// vnode, health history rows stay bounded while reports keep coming, a revocation cuts off the
+// revoked agent only. PostgreSQL when scripts/test provides one, else the embedded PGlite.
+import { randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../../controller/db/open-database.ts";
+import { startServeProcess, type ServeProcess } from "../helpers/serve-process.ts";
+import { until } from "../helpers/mail-fleet.ts";
+import { createSwarm, type Swarm } from "../swarm/swarm.ts";
+
+const AGENTS = 50;
+const HEALTH_INTERVAL_MS = 500;
+const pgUrl = process.env["DATABASE_URL_TEST"];
+
+interface StatusRow {
+  vnode: string;
+  status: string;
+  connected: boolean;
+  generation: number;
+  appliedGeneration: number;
+}
+
+async function freshPostgres(url: string): Promise<string> {
+  const admin = await openDatabase({ url });
+  const name = `nsm_swarm_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  await admin.em().getConnection().execute(`create database ${name}`);
+  await admin.close();
+  const target = new URL(url);
+  target.pathname = `/${name}`;
+  return target.toString();
+}
+
+let serve: ServeProcess;
+let swarm: Swarm;
+const names = Array.from({ length: AGENTS }, (_, i) => `sw${String(i).padStart(3, "0")}`);
+
+async function cli(argv: string[]): Promise<string> {
+  const r = await serve.cli(argv);
+  if (r.code !== 0) throw new Error(`${argv.join(" ")}: exit ${r.code}: ${r.err}`);
+  return r.out;
+}
+
+async function status(): Promise<StatusRow[]> {
+  return JSON.parse(await cli(["status", "--json"])) as StatusRow[];
+}
+
+beforeAll(async () => {
+  serve = await startServeProcess({
+    env: pgUrl ? { DATABASE_URL: await freshPostgres(pgUrl) } : {},
+    args: ["--health-interval", String(HEALTH_INTERVAL_MS)],
+  });
+  swarm = createSwarm({
+    dir: mkdtempSync(join(tmpdir(), "nsm-swarm-")),
+    controller: `127.0.0.1:${serve.port}`,
+    async addVnode(name, address) {
+      const out = await cli(["vnode", "add", name, "--address", address]);
+      return out.trim().split("\n").pop() ?? "";
+    },
+    async newToken(name) {
+      return (await cli(["vnode", "token", name])).trim().split("\n").pop() ?? "";
+    },
+  });
+  await swarm.addMany(names, 4);
+}, 600_000);
+
+afterAll(async () => {
+  await swarm?.close();
+  await serve?.stop();
+});
+
+describe(`one controller, ${AGENTS} swarm agents`, () => {
+  it("enrolls every agent and shows each live in status", async () => {
+    const rows = await until(
+      async () => {
+        const all = (await status()).filter((r) => names.includes(r.vnode));
+        return all.length === AGENTS && all.every((r) => r.connected) ? all : undefined;
+      },
+      240_000,
+      "every swarm vnode connected",
+    );
+    expect(rows.map((r) => r.status)).toEqual(names.map(() => "enrolled"));
+    // Links connect through the fleet's gate: never more than 32 handshakes at once.
+    expect(await serve.metric('netserva_controller_link_connects{which="peak"}')).toBeLessThanOrEqual(32);
+  }, 300_000);
+
+  it("pushes one addvmail to exactly its vnode", async () => {
+    const target = names[7] as string;
+    const domain = `${target}.test`;
+    await cli(["vnode", "set", target, "--mail-hostname", `mail.${domain}`]);
+    await cli(["addvmaildomain", target, domain, "--skip-dns-check"]);
+    const before = new Map(swarm.agents.map((a) => [a.name, a.host.calls.length]));
+    await cli(["addvmail", target, `alice@${domain}`]);
+    const host = swarm.get(target)?.host;
+    await until(
+      async () => (host?.mailboxes.has(`alice@${domain}`) ? true : undefined),
+      30_000,
+      "the mailbox on its vnode",
+    );
+    const others = swarm.agents.filter((a) => a.name !== target);
+    expect(others.filter((a) => a.host.mailboxes.has(`alice@${domain}`))).toEqual([]);
+    // Nothing else was told anything by this change (the reconciler has nothing to repair).
+    expect(others.filter((a) => a.host.calls.length !== before.get(a.name)).map((a) => a.name)).toEqual([]);
+    // And status shows it at its generation.
+    await until(
+      async () => {
+        const row = (await status()).find((r) => r.vnode === target);
+        return row && row.generation > 0 && row.appliedGeneration === row.generation ? row : undefined;
+      },
+      30_000,
+      "status showing the vnode at its generation",
+    );
+  }, 120_000);
+
+  it("writes health at a bounded count of statements and rows, not one per report", async () => {
+    type Counts = Record<"reports" | "statements" | "vnodes" | "services" | "samples", number>;
+    const counters = async (): Promise<Counts> => ({
+      reports: (await serve.metric("netserva_controller_health_reports_total")) ?? 0,
+      statements: (await serve.metric("netserva_controller_health_statements_total")) ?? 0,
+      vnodes: (await serve.metric('netserva_controller_health_rows_total{table="vnodes"}')) ?? 0,
+      services: (await serve.metric('netserva_controller_health_rows_total{table="mail_services"}')) ?? 0,
+      samples: (await serve.metric('netserva_controller_health_rows_total{table="mail_health_history"}')) ?? 0,
+    });
+    const before = await counters();
+    // Twenty rounds of reports from every agent (counted, not timed).
+    const after = await until(
+      async () => {
+        const now = await counters();
+        return now.reports - before.reports >= AGENTS * 20 ? now : undefined;
+      },
+      120_000,
+      "twenty rounds of health reports",
+    );
+    const d = (k: keyof Counts): number => after[k] - before[k];
+    const rounds = d("reports") / AGENTS;
+    // One report used to cost ~5 statements and a row in vnodes plus one per daemon: now the
+    // whole fleet's reports share a flush, liveness is rewritten every 5 s (every ~10th report
+    // at this interval), daemon rows only when they change, history once a minute per vnode.
+    expect(d("statements")).toBeLessThanOrEqual(rounds + 5);
+    expect(d("vnodes")).toBeLessThanOrEqual(d("reports") / 4);
+    expect(d("services")).toBeLessThanOrEqual(d("reports") / 20);
+    expect(d("samples")).toBeLessThanOrEqual(AGENTS);
+  }, 300_000);
+
+  it("revoking one vnode disconnects that agent only", async () => {
+    const victim = names[3] as string;
+    /** The controller's "link dropped" log lines: which vnodes' links it closed, and why. */
+    const dropped = (): string[] =>
+      serve
+        .stderr()
+        .split("\n")
+        .filter((line) => line.includes('"link dropped"'))
+        .map((line) => (JSON.parse(line) as { vnode?: string }).vnode ?? "");
+    const droppedBefore = dropped().length;
+    await cli(["vnode", "revoke", victim]);
+    await until(
+      async () => {
+        const rows = await status();
+        const mine = rows.filter((r) => names.includes(r.vnode));
+        const down = mine.filter((r) => !r.connected).map((r) => r.vnode);
+        return down.length === 1 && down[0] === victim ? mine : undefined;
+      },
+      60_000,
+      "the revoked vnode down and every other one live",
+    );
+    // The controller closed the victim's link and no other: the rest keep their connections.
+    expect(dropped().slice(droppedBefore)).toEqual([victim]);
+  }, 120_000);
+});
