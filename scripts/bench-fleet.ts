@@ -106,7 +106,8 @@ async function cli(argv: string[]): Promise<string> {
 async function status(): Promise<StatusRow[]> {
   return JSON.parse(await cli(["status", "--json"])) as StatusRow[];
 }
-async function allCurrent(n: number): Promise<boolean> {
+/** Every running swarm agent connected and at its generation (`n`: how many must be). */
+async function allCurrent(n = swarm?.agents.filter((a) => a.daemon).length ?? 0): Promise<boolean> {
   // Revoked victims stay in the swarm (stopped) but are no longer enrolled.
   const rows = (await status()).filter((r) => r.status === "enrolled" && swarm?.get(r.vnode));
   return rows.length === n && rows.every((r) => r.connected && r.appliedGeneration === r.generation);
@@ -192,11 +193,11 @@ async function measure(size: number, tag: string): Promise<Row> {
 async function revocation(): Promise<string> {
   if (!swarm) throw new Error("no swarm");
   const victim = await swarm.add(`victim-${swarm.agents.length}`);
-  await until(async () => ((await allCurrent(swarm?.agents.length ?? 0)) ? true : undefined), 300_000, "victim live");
+  await until(async () => ((await allCurrent()) ? true : undefined), 300_000, "victim live");
   const serial = normalizeSerial(
     new X509Certificate(readFileSync(join(victim.home, "agent.crt"), "utf8")).serialNumber,
   );
-  const others = swarm.agents.filter((a) => a !== victim);
+  const others = swarm.agents.filter((a) => a !== victim && a.daemon);
   progress(`${others.length} agents: revocation`);
   const started = performance.now();
   await cli(["vnode", "revoke", victim.name]);
