@@ -176,6 +176,12 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
       "the revoked vnode down and every other one live",
     );
     // The controller closed the victim's link and no other: the rest keep their connections.
+    // (status shows the revocation at once; the fleet drops the link at its next refresh.)
+    await until(
+      async () => (dropped().slice(droppedBefore).includes(victim) ? true : undefined),
+      30_000,
+      "the victim's link dropped",
+    );
     expect(dropped().slice(droppedBefore)).toEqual([victim]);
   }, 120_000);
 });
