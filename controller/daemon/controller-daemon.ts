@@ -159,11 +159,11 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(options.metrics ? { onHealth: options.metrics.health } : {}),
   });
   options.metrics?.watchConnects(() => fleet.connects);
-  // A lease gained: a link to the vnode at once, and whatever it has not applied yet.
+  // A lease gained: a link to the vnode at once and our epoch announced. What it has not applied
+  // yet is the reconciler's (its first health report shows the lag), as after any restart.
   onLeases = (gained) => {
     fleet.refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) }));
     for (const vnode of gained) {
-      pusher.push(vnode);
       void deliver.announce?.(vnode).then((failed) => {
         if (failed) options.log.warn("new lease epoch not announced", { vnode, reason: failed });
       });

@@ -45,6 +45,13 @@ function inUse(path: string, holder: string | undefined): NetservaError {
   );
 }
 
+/**
+ * The open lock connections. A DatabaseSync that the garbage collector reclaims is closed, and
+ * closing it drops the lock: a caller that keeps only `release` (or nothing, like a process that
+ * holds the lock until it dies) must not lose it to a GC pass. Seen in a loaded test run.
+ */
+const held = new Set<DatabaseSync>();
+
 /** Takes the lock for `dataDir` or refuses at once, naming the holder. */
 export function lockEmbeddedDatabase(dataDir: string): EmbeddedLock {
   const path = `${dataDir}.lock`;
@@ -64,11 +71,10 @@ export function lockEmbeddedDatabase(dataDir: string): EmbeddedLock {
     });
   }
   writeFileSync(holderFile, `${process.pid}\n`, { mode: 0o600 });
-  let held = true;
+  held.add(db);
   return {
     release() {
-      if (!held) return;
-      held = false;
+      if (!held.delete(db)) return;
       // The lock file stays: removing it while another process waits on it would let a third
       // lock a new file of the same name while the second holds the old one.
       rmSync(holderFile, { force: true });

@@ -56,9 +56,12 @@ export function listenForChanges(options: ChangeListenerOptions): ChangeListener
       await next.connect();
       await next.query(`listen ${CHANGES_CHANNEL}`);
       if (closed) return void (await next.end().catch(() => undefined));
-      if (down) options.log.info("change listener listening again");
-      down = false;
-      options.onListening();
+      // Only after a break: at start-up the reconciler catches every vnode up.
+      if (down) {
+        options.log.info("change listener listening again");
+        down = false;
+        options.onListening();
+      }
     } catch (error) {
       if (client === next) again((error as Error).message);
     }

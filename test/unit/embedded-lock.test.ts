@@ -23,10 +23,14 @@ async function holderProcess(): Promise<ReturnType<typeof spawn>> {
     process.execPath,
     [
       "--no-warnings",
+      "--expose-gc",
       "--input-type=module",
       "-e",
+      // The holder keeps no reference to the lock, and a full GC runs before it says it holds it:
+      // the lock must outlive its last reference (a reclaimed SQLite connection drops the lock).
       `const { lockEmbeddedDatabase } = await import(${JSON.stringify(module)});
-       lockEmbeddedDatabase(${JSON.stringify(dataDir)}); process.stdout.write("held\\n"); setInterval(() => {}, 1000);`,
+       lockEmbeddedDatabase(${JSON.stringify(dataDir)}); globalThis.gc(); await new Promise((r) => setTimeout(r, 50)); globalThis.gc();
+       process.stdout.write("held\\n"); setInterval(() => {}, 1000);`,
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
