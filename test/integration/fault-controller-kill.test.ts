@@ -218,52 +218,53 @@ describe.skipIf(!isRoot).each(targets)("controller SIGKILL on %s", (_name, makeT
       await vn.ns.run("ip", ["rule", "del", key, port, "blackhole"]).catch(() => undefined);
   }
 
-  // Open (issue 16): on PostgreSQL, since the lease work, the restarted serve takes the lease and
-  // links the vnode, then pushes nothing (no "reconciling", no change-feed push) for 120 s while the
-  // vnode reports the generation before the change. Skipped there until fixed; remove the skip to
-  // reproduce (waitExit fails with serve's log instead of hanging).
-  it.skipIf(_name === "postgresql")(
-    "killed inside the catch-up push after a restart (reconciler or lease holder): the change stays whole, then the vnode converges",
-    async () => {
-      await settled();
-      const domain = `r${randomInt(1e9)}.${vn.domain}`;
-      let before = 0;
-      let code = -1;
-      try {
-        // A change the vnode cannot get now: stored, then owed to it by the reconciler.
-        await cutLink();
-        before = (await fleet.status()).find((r) => r.vnode === vn.name)?.generation ?? 0;
-        code = (await fleet.serve.cli(["addvmaildomain", vn.name, domain, "--skip-dns-check"])).code;
-        expect(code).toBe(0);
-        await fleet.serve.stop();
-        // The first push that catches the vnode up after the restart: the reconciler's whole state,
-        // or on PostgreSQL the lease holder's push of the change feed (which usually comes first).
-        await fleet.restart({ NETSERVA_CONTROLLER_KILL_AT: "reconcile-push-sent,push-sent" });
-      } finally {
-        await restoreLink();
-      }
-      // The vnode reports the generation it is behind; the reconciler sends the whole state.
-      expect(await waitExit()).toBe("SIGKILL");
-      const reached = /kill point (reconcile-push-sent|push-sent) reached/.exec(fleet.serve.stderr())?.[1];
-      expect(reached).toBeDefined();
-      const after = await ledger("addvmaildomain", [domain]);
-      expect(assertWhole(before, after)).toBe(1);
-      const seconds = await recover(after);
-      recordChaos({
-        fault: "controller SIGKILL",
-        where: `${reached ?? "?"} (${target.kind}): the catch-up push after a restart on the wire`,
-        times: 1,
-        config: "new",
-        mailAccepted: true,
-        converged: true,
-        secondsToConverge: seconds,
-        lost: 0,
-        duplicated: 0,
-        note: `CLI exit code ${code} (change stored while the vnode was cut off)`,
-      });
-    },
-    300_000,
-  );
+  it("killed inside the catch-up push after a restart (reconciler or lease holder): the change stays whole, then the vnode converges", async () => {
+    await settled();
+    const domain = `r${randomInt(1e9)}.${vn.domain}`;
+    let before = 0;
+    let code = -1;
+    try {
+      // A change the vnode cannot get now: stored, then owed to it. The blackhole drops only what
+      // the agent sends (packets to a local address are delivered before any rule is read), so
+      // a push on the still-open connection would arrive and be applied with its answer lost:
+      // the change is made once the controller has seen the link go down, when a push needs a
+      // new connection, which cannot open.
+      await cutLink();
+      await until(
+        async () => ((await fleet.status()).find((r) => r.vnode === vn.name)?.connected === false ? true : undefined),
+        60_000,
+        "the vnode shown down after the cut",
+      );
+      before = (await fleet.status()).find((r) => r.vnode === vn.name)?.generation ?? 0;
+      code = (await fleet.serve.cli(["addvmaildomain", vn.name, domain, "--skip-dns-check"])).code;
+      expect(code).toBe(0);
+      await fleet.serve.stop();
+      // The first push that catches the vnode up after the restart: the reconciler's whole state,
+      // or on PostgreSQL the lease holder's push of the change feed (which usually comes first).
+      await fleet.restart({ NETSERVA_CONTROLLER_KILL_AT: "reconcile-push-sent,push-sent" });
+    } finally {
+      await restoreLink();
+    }
+    // The vnode reports the generation it is behind; the reconciler sends the whole state.
+    expect(await waitExit()).toBe("SIGKILL");
+    const reached = /kill point (reconcile-push-sent|push-sent) reached/.exec(fleet.serve.stderr())?.[1];
+    expect(reached).toBeDefined();
+    const after = await ledger("addvmaildomain", [domain]);
+    expect(assertWhole(before, after)).toBe(1);
+    const seconds = await recover(after);
+    recordChaos({
+      fault: "controller SIGKILL",
+      where: `${reached ?? "?"} (${target.kind}): the catch-up push after a restart on the wire`,
+      times: 1,
+      config: "new",
+      mailAccepted: true,
+      converged: true,
+      secondsToConverge: seconds,
+      lost: 0,
+      duplicated: 0,
+      note: `CLI exit code ${code} (change stored while the vnode was cut off)`,
+    });
+  }, 300_000);
 
   it.each(cases)(
     "killed at %s (arrival %i): all or nothing, then the vnode converges",
