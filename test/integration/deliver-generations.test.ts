@@ -129,7 +129,7 @@ describe.each(databaseTargets)("generations on %s", (_name, open) => {
       await r.onReport(f.vnodeId, report(g, wrong));
       expect(deliver.calls).toHaveLength(0); // one report may race an apply
       await r.onReport(f.vnodeId, report(g, wrong));
-      expect(deliver.calls).toEqual([{ vnode: f.vnode, actor: "reconciler" }]);
+      expect(deliver.calls).toEqual([{ vnode: f.vnode, actor: "reconciler", reconcile: true }]);
     });
 
     it("a refused state waits for its retry time instead of being resent on every report", async () => {
