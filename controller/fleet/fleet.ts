@@ -74,6 +74,16 @@ export function startFleet(options: FleetOptions): Fleet {
   let closed = false;
   let identity: FleetIdentity = options;
   const draining = new Set<VnodeLink>();
+  /** Database work the fleet started in the background (refreshes, health flushes, link
+   *  bookkeeping): close() waits for it, so the caller's database close never races a query
+   *  (a pool destroyed under a running query left a socket that held serve past its deadline). */
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    inFlight.add(work);
+    const done = (): void => void inFlight.delete(work);
+    work.then(done, done);
+    return work;
+  };
 
   const health = createHealthWriter(options.historyPolicy);
   const gate = createConnectGate(options.connectsAtOnce);
@@ -81,7 +91,7 @@ export function startFleet(options: FleetOptions): Fleet {
   /** Each enrolled vnode's generation as of the last refresh: the reconciler's O(1) check. */
   const generations = new Map<number, number>();
   const flushHealth = (): void =>
-    void health.flush(options.db.em()).then(
+    void track(health.flush(options.db.em())).then(
       (counts) => options.onHealth?.(counts),
       (error: unknown) => options.log.warn("saving health failed", { error: String(error) }),
     );
@@ -142,17 +152,23 @@ export function startFleet(options: FleetOptions): Fleet {
     link.client
       .call("updateTrust", request)
       .then(async (response) => {
-        await options.db
-          .em()
-          .nativeUpdate(Vnode, { id: vnodeId }, { trustedCaPins: response.trustedCaPins, trustUpdatedAt: new Date() });
+        await track(
+          options.db
+            .em()
+            .nativeUpdate(
+              Vnode,
+              { id: vnodeId },
+              { trustedCaPins: response.trustedCaPins, trustUpdatedAt: new Date() },
+            ),
+        );
         trustConfirmed.add(link);
       })
       .catch((error: unknown) => options.log.warn("trust push failed", { error: String(error) }))
       .finally(() => trustPushing.delete(link));
   };
 
-  const refresh = async (): Promise<void> => {
-    if (closed) return;
+  const refresh = (): Promise<void> => (closed ? Promise.resolve() : track(refreshNow()));
+  const refreshNow = async (): Promise<void> => {
     const em = options.db.em();
     const before = revoked;
     revoked = new Set(await revokedSerials(em));
@@ -215,19 +231,18 @@ export function startFleet(options: FleetOptions): Fleet {
           // Noted in memory; the database gets it at the next flush (bounded, whatever the fleet).
           health.note(vnode.id, report);
           options.onHealth?.({ reports: 1 });
-          Promise.resolve(reconciler?.onReport(vnode.id, report, generations.get(vnode.id)))
-            .then(() => (report.mail ? maybeSyncUsage(vnode.id, link) : undefined))
-            .catch((error: unknown) => log.warn("reconcile after health failed", { error: String(error) }));
+          track(
+            Promise.resolve(reconciler?.onReport(vnode.id, report, generations.get(vnode.id))).then(() =>
+              report.mail && !closed ? maybeSyncUsage(vnode.id, link) : undefined,
+            ),
+          ).catch((error: unknown) => log.warn("reconcile after health failed", { error: String(error) }));
         },
         onDown: () => {
           // A link replaced by a newer one (new identity) says nothing about the vnode.
           if (links.get(vnode.name)?.link !== link) return;
           // Down is recorded at once, so `status` does not wait for the 15 s window.
           health.forget(vnode.id);
-          options.db
-            .em()
-            .nativeUpdate(Vnode, { id: vnode.id }, { lastSeenAt: null })
-            .catch(() => undefined);
+          track(options.db.em().nativeUpdate(Vnode, { id: vnode.id }, { lastSeenAt: null })).catch(() => undefined);
         },
       });
       links.set(vnode.name, { link, address: vnode.address });
@@ -267,6 +282,9 @@ export function startFleet(options: FleetOptions): Fleet {
       draining.clear();
       for (const entry of links.values()) entry.link.close();
       links.clear();
+      // Links closing record their vnode down (tracked above); each task is settled, whatever
+      // its outcome (its own catch logs it).
+      while (inFlight.size) await Promise.allSettled([...inFlight]);
     },
   };
 }
