@@ -10,6 +10,7 @@ import { Migration0008ServedCertificates } from "./0008-served-certificates.ts";
 import { Migration0009VnodeManagement } from "./0009-vnode-management.ts";
 import { Migration0010Acme } from "./0010-acme.ts";
 import { Migration0011VnodeLeases } from "./0011-vnode-leases.ts";
+import { Migration0012MailboxOwner } from "./0012-mailbox-owner.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -24,4 +25,5 @@ export const allMigrations: MigrationObject[] = [
   { name: "0009-vnode-management", class: Migration0009VnodeManagement },
   { name: "0010-acme", class: Migration0010Acme },
   { name: "0011-vnode-leases", class: Migration0011VnodeLeases },
+  { name: "0012-mailbox-owner", class: Migration0012MailboxOwner },
 ];
