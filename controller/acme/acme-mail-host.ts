@@ -26,6 +26,9 @@ import { acmeClientFor } from "./acme-account.ts";
 import { obtainCertificate } from "./acme-order.ts";
 import type { IssuedCertificate } from "./acme-order.ts";
 import { renewalAt, retryAt } from "./acme-schedule.ts";
+import { AcmeRetryLater } from "./acme-http.ts";
+import { certificateId, fetchRenewalInfo, renewalInWindow } from "./acme-renewal-info.ts";
+import type { Logger } from "../../common/log.ts";
 import type { RetryPolicy } from "./acme-schedule.ts";
 import type { ChallengeSolver, ChallengeType } from "./challenge-solver.ts";
 import { createDns01Solver } from "./dns01-solver.ts";
@@ -126,6 +129,54 @@ export interface AcmeRunOptions {
   onlyIfDue?: boolean;
   /** Replaces the DNS-01 solver (tests of the seam). */
   solver?: ChallengeSolver;
+  /** Where a renewal-information failure is noted (it never fails an issued certificate). */
+  log?: Logger;
+}
+
+interface RenewalSchedule {
+  nextAttemptAt: Date;
+  certificateId: string | null;
+  renewalWindowStart: Date | null;
+  renewalWindowEnd: Date | null;
+  renewalInfoCheckAt: Date | null;
+}
+
+/** When to renew a certificate just issued: inside the server's ARI window when it offers one,
+ *  else at 2/3 of the lifetime. Asking for the window may fail: the certificate is kept, renewal
+ *  falls back to 2/3, and the sweep asks again later. */
+export async function renewalSchedule(
+  server: { serverUrl: string; serverCaPem: string | null },
+  issued: IssuedCertificate,
+  log: Logger | undefined,
+): Promise<RenewalSchedule> {
+  const fallback = renewalAt(issued.notBefore, issued.notAfter);
+  const certificateId = certificateIdOf(issued.chainPem);
+  const none = { certificateId: certificateId ?? null, renewalWindowStart: null, renewalWindowEnd: null };
+  if (certificateId === undefined) return { ...none, nextAttemptAt: fallback, renewalInfoCheckAt: null };
+  try {
+    const info = await fetchRenewalInfo(server, certificateId);
+    if (info === undefined) return { ...none, nextAttemptAt: fallback, renewalInfoCheckAt: null };
+    return {
+      certificateId,
+      nextAttemptAt: renewalInWindow(info),
+      renewalWindowStart: info.start,
+      renewalWindowEnd: info.end,
+      renewalInfoCheckAt: info.checkAgainAt,
+    };
+  } catch (error) {
+    log?.warn("ACME renewal information unavailable; renewing at 2/3 of the lifetime", {
+      error: NetservaError.from(error).message,
+    });
+    return { ...none, nextAttemptAt: fallback, renewalInfoCheckAt: new Date(Date.now() + 3600_000) };
+  }
+}
+
+function certificateIdOf(chainPem: string): string | undefined {
+  try {
+    return certificateId(chainPem);
+  } catch {
+    return undefined;
+  }
 }
 
 export type AcmeRunResult =
@@ -159,7 +210,14 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
       serverCaPem: row.serverCaPem ?? null,
       email: row.email ?? null,
     });
-    const issued = await obtainCertificate(client, names, options.solver ?? createDns01Solver(options.dns));
+    const issued = await obtainCertificate(client, names, options.solver ?? createDns01Solver(options.dns), {
+      ...(row.certificateId ? { replaces: row.certificateId } : {}),
+    });
+    const schedule = await renewalSchedule(
+      { serverUrl: row.serverUrl, serverCaPem: row.serverCaPem ?? null },
+      issued,
+      options.log,
+    );
     const generation = await em.fork().transactional(async (tx) => {
       await lockVnode(tx, vnode.id);
       if (row.purpose === MAIL_HOST) {
@@ -195,9 +253,10 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
           issuer: issued.issuer,
           notBefore: issued.notBefore,
           notAfter: issued.notAfter,
-          nextAttemptAt: renewalAt(issued.notBefore, issued.notAfter),
+          ...schedule,
           failures: 0,
           lastError: null,
+          retryAfter: null,
           lastAttemptAt: new Date(),
           claimedBy: null,
           claimedUntil: null,
@@ -211,13 +270,18 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
     const error = NetservaError.from(reason, "unavailable");
     const failures = row.failures + 1;
     const now = new Date();
-    const nextAttemptAt = retryAt(now, failures, options.retry);
+    // The server said until when to wait: never earlier than that, never earlier than our backoff.
+    const backoff = retryAt(now, failures, options.retry);
+    const retryAfter = reason instanceof AcmeRetryLater ? reason.retryAfter : undefined;
+    const nextAttemptAt = retryAfter && retryAfter > backoff ? retryAfter : backoff;
+    const rateLimited = reason instanceof AcmeRetryLater && reason.rateLimited;
     await em.fork().nativeUpdate(
       AcmeCertificate,
       { id },
       {
         names,
-        state: "failing",
+        state: rateLimited ? "rate-limited" : "failing",
+        retryAfter: retryAfter ?? null,
         failures,
         lastError: error.message.slice(0, 1000),
         lastAttemptAt: now,

@@ -249,8 +249,8 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
       await acmeSweep.sweep();
     },
     async close() {
-      databaseWatch.stop();
-      caWatch.stop();
+      await databaseWatch.stop();
+      await caWatch.stop();
       renewal.stop();
       mailTlsSweep.stop();
       await listener?.close();

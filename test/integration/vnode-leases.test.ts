@@ -51,6 +51,24 @@ describe.skipIf(!pgUrl)("vnode leases on PostgreSQL", () => {
     return map;
   }
 
+  /** A command as an operator's CLI on PostgreSQL runs it (no controller home needed). */
+  async function cli(argv: string[]): Promise<string> {
+    let out = "";
+    let err = "";
+    const code = await runCommand(
+      argv,
+      createCliContext({
+        out: (t) => void (out += t),
+        err: (t) => void (err += t),
+        readStdin: async () => "",
+        env: { DATABASE_URL: url, NETSERVA_MAIL_HOME: "/nonexistent", NETSERVA_MAIL_ACTOR: "tester" },
+        isTTY: false,
+      }),
+    );
+    expect(code, `${argv.join(" ")}: ${err}`).toBe(0);
+    return out;
+  }
+
   beforeAll(async () => {
     if (!pgUrl) return;
     const root = await openDatabase({ url: pgUrl });
@@ -108,25 +126,36 @@ describe.skipIf(!pgUrl)("vnode leases on PostgreSQL", () => {
         );
       expect(rows.map((r) => r.holder).sort()).toEqual([a.keeper.id, b.keeper.id, c.keeper.id].sort());
       // `leases --json`, as an operator's CLI on PostgreSQL runs it: the same holders by name.
-      let out = "";
-      const code = await runCommand(
-        ["leases", "--json"],
-        createCliContext({
-          out: (t) => void (out += t),
-          err: () => undefined,
-          readStdin: async () => "",
-          env: { DATABASE_URL: url, NETSERVA_MAIL_HOME: "/nonexistent", NETSERVA_MAIL_ACTOR: "tester" },
-          isTTY: false,
-        }),
-      );
-      expect(code).toBe(0);
-      const report = JSON.parse(out) as Array<{ vnode: string; controller: string; epoch: number }>;
+      const report = JSON.parse(await cli(["leases", "--json"])) as Array<{
+        vnode: string;
+        controller: string;
+        epoch: number;
+      }>;
       expect(report).toHaveLength(VNODES);
       for (const row of report) {
         const holder = [a, b, c].find((x) => x.keeper.epochOf(row.vnode) !== undefined);
         expect(row.controller, row.vnode).toBe(holder?.name);
         expect(BigInt(row.epoch)).toBe(holder?.keeper.epochOf(row.vnode));
       }
+      // `status` names each vnode's holder and lease epoch too, in JSON and in the table.
+      const status = JSON.parse(await cli(["status", "--json"])) as Array<{
+        vnode: string;
+        holder: string | null;
+        leaseEpoch: number;
+      }>;
+      expect(status).toHaveLength(VNODES);
+      for (const row of status) {
+        const holder = [a, b, c].find((x) => x.keeper.epochOf(row.vnode) !== undefined);
+        expect(row.holder, row.vnode).toBe(holder?.name);
+        expect(BigInt(row.leaseEpoch)).toBe(holder?.keeper.epochOf(row.vnode));
+      }
+      const table = (await cli(["status"])).split("\n");
+      const header = table.find((line) => line.startsWith("VNODE")) ?? "";
+      expect(header).toMatch(/HOLDER\s+LEASEEPOCH$/);
+      for (const row of status)
+        expect(table.find((line) => line.startsWith(`${row.vnode} `))).toMatch(
+          new RegExp(`\\s${row.holder ?? "-"}\\s+${row.leaseEpoch}$`),
+        );
 
       // Cut c off from PostgreSQL: it keeps running but can no longer renew.
       const lost = c.keeper.held();

@@ -2,8 +2,8 @@ import { Migration } from "@mikro-orm/migrations";
 
 /** An adopted mailbox's own home, uid and gid (NetServa's per-domain owners, homes under /home on
  * older vnodes), used as they are; null = the agent's derived values, as for every mailbox so far. */
-export class Migration0012MailboxOwner extends Migration {
-  override name = "0012-mailbox-owner";
+export class Migration0013MailboxOwner extends Migration {
+  override name = "0013-mailbox-owner";
 
   override up(): void {
     this.addSql(
