@@ -2,8 +2,8 @@ import { Migration } from "@mikro-orm/migrations";
 
 /** Per vnode, the ACME server its certificates come from and which hosted domains get one without
  * being named: every domain that asked for MTA-STS, or every domain (`--all-domains`). */
-export class Migration0013AcmeVnodePolicy extends Migration {
-  override name = "0013-acme-vnode-policy";
+export class Migration0014AcmeVnodePolicy extends Migration {
+  override name = "0014-acme-vnode-policy";
 
   override up(): void {
     this.addSql(`create table acme_vnode_policies (
