@@ -11,6 +11,7 @@ import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError } from "../../common/errors.ts";
 import {
   AcmeCertificate,
+  AcmeVnodePolicy,
   MailCertificate,
   MailDnsPolicy,
   MailTls,
@@ -94,11 +95,61 @@ async function upsertOrder(
   return created;
 }
 
+/** The vnode's ACME server is the one last asked for; `allDomains`/`mailName` only when given. */
+async function upsertPolicy(
+  tx: SqlEntityManager,
+  vnodeId: number,
+  input: AcmeRequestInput,
+  domains: { allDomains: boolean; mailName: boolean } | undefined,
+): Promise<void> {
+  const fields = {
+    serverUrl: input.serverUrl,
+    serverCaPem: input.serverCaPem,
+    email: input.email,
+    challenge: input.challenge,
+    ...(domains ?? {}),
+  };
+  const row = await tx.findOne(AcmeVnodePolicy, { vnodeId });
+  if (row) Object.assign(row, fields);
+  else tx.create(AcmeVnodePolicy, { vnodeId, allDomains: false, mailName: false, ...fields });
+  await tx.flush();
+}
+
 export async function requestMailHostAcme(em: SqlEntityManager, input: AcmeRequestInput): Promise<AcmeCertificate> {
   checkChallenge(input.challenge);
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, input.vnode);
+    await upsertPolicy(tx, vnode.id, input, undefined);
     return upsertOrder(tx, vnode.id, MAIL_HOST, [mailHostnameOf(vnode)], input);
+  });
+}
+
+/** `--all-domains`: from now on every active hosted domain gets its certificate (the sweep adds
+ *  domains added later, and drops the orders of domains removed); the ones hosted now are ordered
+ *  at once. Resolves with their orders. */
+export async function requestAllDomainsAcme(
+  em: SqlEntityManager,
+  input: AcmeRequestInput & { mailName: boolean },
+): Promise<Array<{ id: number; domain: string }>> {
+  checkChallenge(input.challenge);
+  return em.transactional(async (tx) => {
+    const vnode = await findVnode(tx, input.vnode);
+    await upsertPolicy(tx, vnode.id, input, { allDomains: true, mailName: input.mailName });
+    const ids: Array<{ id: number; domain: string }> = [];
+    for (const hosted of await tx.find(
+      VMailDomain,
+      { vnodeId: vnode.id, active: true },
+      { orderBy: { domain: "asc" } },
+    )) {
+      const policy = await tx.findOne(MailDnsPolicy, { domainId: hosted.id });
+      const names = domainCertificateNames(hosted.domain, {
+        mtaSts: policy?.mtaSts ?? false,
+        mailName: input.mailName,
+      });
+      const order = await upsertOrder(tx, vnode.id, domainPurpose(hosted.domain), names, input);
+      ids.push({ id: order.id, domain: hosted.domain });
+    }
+    return ids;
   });
 }
 
@@ -116,6 +167,7 @@ export async function requestDomainAcme(
     if (!hosted) throw new NetservaError("not_found", `domain ${domain} is not hosted on vnode ${vnode.name}`);
     const policy = await tx.findOne(MailDnsPolicy, { domainId: hosted.id });
     const names = domainCertificateNames(domain, { mtaSts: policy?.mtaSts ?? false, mailName: input.mailName });
+    await upsertPolicy(tx, vnode.id, input, undefined);
     return upsertOrder(tx, vnode.id, domainPurpose(domain), names, input);
   });
 }

@@ -31,6 +31,9 @@ interface MailboxRow {
   active: boolean;
   sieve_script: string | null;
   display_name: string | null;
+  home: string | null;
+  uid: number | null;
+  gid: number | null;
 }
 interface DkimRow {
   domain: string;
@@ -97,7 +100,7 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnod
         ctxTx,
       );
       const mailboxes = await connection.execute<MailboxRow[]>(
-        "select b.address as ascii, b.password_hash, b.quota, b.active, b.sieve_script, b.display_name from mail_vboxes b join mail_vhosts d on d.id = b.domain_id where d.vnode_id = ? order by b.address",
+        "select b.address as ascii, b.password_hash, b.quota, b.active, b.sieve_script, b.display_name, b.home, b.uid, b.gid from mail_vboxes b join mail_vhosts d on d.id = b.domain_id where d.vnode_id = ? order by b.address",
         [vnode.id],
         "all",
         ctxTx,
@@ -171,6 +174,9 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnod
             active: m.active,
             sieveScript: m.sieve_script,
             displayName: m.display_name ?? "",
+            home: m.home,
+            uid: m.uid,
+            gid: m.gid,
           }),
         ),
         aliases: aliases.map((a) =>

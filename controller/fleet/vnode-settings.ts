@@ -6,7 +6,7 @@ import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError, invalid } from "../../common/errors.ts";
 import { parseDomain } from "../../common/validation/index.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
-import { AcmeCertificate, MailCertificate, MailTls } from "../db/entities/index.ts";
+import { AcmeCertificate, AcmeVnodePolicy, MailCertificate, MailTls } from "../db/entities/index.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import { findVnode } from "./vnode-service.ts";
 import { bumpGeneration } from "../db/generation.ts";
@@ -136,14 +136,16 @@ export async function setOperatorTls(
 }
 
 /** Back to the controller's CA: the operator's or ACME's certificate goes, and so do the ACME
- * orders and their per-domain certificates (no more renewals); the CA issues one at the next push. */
+ * orders, their per-domain certificates and the vnode's ACME policy (no more renewals, no domain
+ * followed); the CA issues one at the next push. */
 export async function clearOperatorTls(em: SqlEntityManager, name: string): Promise<Vnode> {
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, name);
     const removed = await tx.nativeDelete(MailTls, { vnodeId: vnode.id, source: { $in: ["operator", "acme"] } });
     const orders = await tx.nativeDelete(AcmeCertificate, { vnodeId: vnode.id });
+    const policies = await tx.nativeDelete(AcmeVnodePolicy, { vnodeId: vnode.id });
     await tx.nativeDelete(MailCertificate, { vnodeId: vnode.id, issuer: "acme" });
-    if (removed === 0 && orders === 0)
+    if (removed === 0 && orders === 0 && policies === 0)
       throw new NetservaError("not_found", `vnode ${name} has no operator or ACME certificate; the CA's is in use`);
     return bumped(tx, vnode);
   });

@@ -152,7 +152,11 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
       "instead: the certificate for a hosted domain's autoconfig., autodiscover. (and mta-sts.) names; repeatable",
       (value: string, previous: string[] = []) => [...previous, value],
     )
-    .option("--mail-name", "with --domain: include mail.<domain> (served by SNI on the mail ports)")
+    .option(
+      "--all-domains",
+      "instead: a certificate for every active hosted domain, now and for domains added later (renewed by serve)",
+    )
+    .option("--mail-name", "with --domain or --all-domains: include mail.<domain> (served by SNI on the mail ports)")
     .option("--home <dir>", "controller home")
     .action(async (name: string, options: AcmeCommandOptions & { home?: string }) => {
       const paths = ctx.paths(options.home);
