@@ -33,6 +33,7 @@ import type { Logger } from "../../common/log.ts";
 import type { RetryPolicy } from "./acme-schedule.ts";
 import type { ChallengeSolver, ChallengeType } from "./challenge-solver.ts";
 import { createDns01Solver } from "./dns01-solver.ts";
+import { createHttp01Solver, type PushState } from "./http01-solver.ts";
 
 export const MAIL_HOST = "mail-host";
 /** How long a claim holds: longer than any order takes (polling is bounded well below this). */
@@ -59,12 +60,8 @@ export function domainCertificateNames(domain: string, options: { mtaSts: boolea
 export const domainPurpose = (domain: string): string => `domain:${domain}`;
 
 function checkChallenge(challenge: ChallengeType): void {
-  if (challenge === "http-01")
-    throw new NetservaError(
-      "failed_precondition",
-      "challenge: http-01 (answered by the agent on the vnode) is not built yet; use dns-01 with a zone the DNS provider serves",
-      { field: "challenge" },
-    );
+  if (challenge !== "dns-01" && challenge !== "http-01")
+    throw new NetservaError("invalid_argument", "challenge: must be dns-01 or http-01", { field: "challenge" });
 }
 
 async function upsertOrder(
@@ -183,6 +180,8 @@ export interface AcmeRunOptions {
   solver?: ChallengeSolver;
   /** Where a renewal-information failure is noted (it never fails an issued certificate). */
   log?: Logger;
+  /** Pushes the vnode's state (HTTP-01 challenges reach the agent this way). */
+  push?: PushState;
 }
 
 interface RenewalSchedule {
@@ -262,7 +261,12 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
       serverCaPem: row.serverCaPem ?? null,
       email: row.email ?? null,
     });
-    const issued = await obtainCertificate(client, names, options.solver ?? createDns01Solver(options.dns), {
+    const solver =
+      options.solver ??
+      (row.challenge === "http-01"
+        ? createHttp01Solver({ em, vnodeId: vnode.id, vnode: vnode.name, push: options.push })
+        : createDns01Solver(options.dns));
+    const issued = await obtainCertificate(client, names, solver, {
       ...(row.certificateId ? { replaces: row.certificateId } : {}),
     });
     const schedule = await renewalSchedule(

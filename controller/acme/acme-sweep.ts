@@ -186,6 +186,7 @@ export function startAcmeSweep(options: AcmeSweepOptions): AcmeSweep {
           retry: options.retry,
           onlyIfDue: true,
           log,
+          push: (vnode) => options.deliver.deliver({ vnode, actor: "acme-http-01" }),
         });
         // A failure is recorded on the row and in the command log as failed.
         if (r.outcome === "failed") throw r.error;

@@ -18,6 +18,7 @@ import {
 import type { ChallengeType } from "../../acme/challenge-solver.ts";
 import type { CliContext } from "../cli-context.ts";
 import { dnsSetupFor } from "../dns-context.ts";
+import { deliverServiceFor } from "../../fleet/deliver.ts";
 
 export interface AcmeCommandOptions {
   email?: string;
@@ -101,7 +102,11 @@ export async function runAcmeCommand(
         },
       },
       async () => {
-        const r = await runAcmeOrder(em, await order.purpose(), { dns, retry });
+        const r = await runAcmeOrder(em, await order.purpose(), {
+          dns,
+          retry,
+          push: (vnode) => deliverServiceFor(db, paths).deliver({ vnode, actor: ctx.actor }),
+        });
         if (r.outcome === "busy")
           throw new NetservaError(
             "failed_precondition",
