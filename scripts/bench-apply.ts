@@ -42,6 +42,7 @@ import { canLogin } from "../test/helpers/mail-imap.ts";
 import { buildMessage, HELO, smtpConnect } from "../test/helpers/mail-smtp.ts";
 import { startBare } from "./bench-mail.d/stacks.ts";
 import { createCleanups } from "./bench-mail.d/cleanups.ts";
+import { onPhases } from "../common/phase-timing.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -51,6 +52,8 @@ const { values: opts } = parseArgs({
     messages: { type: "string", default: "500" },
     concurrency: { type: "string", default: "8" },
     "no-throughput": { type: "boolean", default: false },
+    "no-ssh": { type: "boolean", default: false },
+    breakdown: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
   },
 });
@@ -65,6 +68,7 @@ const BIG = count("mailboxes", opts.mailboxes, 200, 200_000);
 const MESSAGES = count("messages", opts.messages, 1, 10_000);
 const CONCURRENCY = count("concurrency", opts.concurrency, 1, 64);
 const SMALL = 100;
+const BREAKDOWN = opts.breakdown;
 
 const HOST = "mail.bench.test";
 const DOMAIN = "bench.test";
@@ -133,6 +137,8 @@ interface Vnode {
    * maildir heal) is over, as it is on a vnode in its steady state. Returns the wait, ms.
    */
   agentQuiet(quietMs: number, maxMs: number): Promise<number>;
+  /** The running agent's log file (its "changes applied" lines time the agent's side). */
+  agentLog(): string | undefined;
 }
 
 async function cliOk(harness: Harness, argv: string[], stdin?: string): Promise<string> {
@@ -279,7 +285,7 @@ async function startVnode(workDir: string, name: string): Promise<Vnode> {
     );
     return Date.now() - t0;
   };
-  return { name, harness, ns, root, caPem, startAgent, stopAgent, agentQuiet };
+  return { name, harness, ns, root, caPem, startAgent, stopAgent, agentQuiet, agentLog: () => agent?.logFile };
 }
 
 /** mail:import a JSON file of `n` mailbox rows that share one precomputed hash. */
@@ -356,11 +362,13 @@ function attempt(ok: () => Promise<boolean>): Promise<boolean> {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** Polls every POLL_MS from `t0` until `ok()` succeeds; the time from t0 to the success. */
-async function pollFrom(t0: number, ok: () => Promise<boolean>, what: string): Promise<number> {
+/** Polls every POLL_MS from `t0` until `ok()` succeeds; the time from t0 to the success and the attempts. */
+async function pollFrom(t0: number, ok: () => Promise<boolean>, what: string): Promise<{ ms: number; tries: number }> {
   const deadline = t0 + SAMPLE_DEADLINE_MS;
+  let tries = 0;
   while (performance.now() < deadline) {
-    if (await attempt(ok)) return performance.now() - t0;
+    tries++;
+    if (await attempt(ok)) return { ms: performance.now() - t0, tries };
     await sleep(POLL_MS);
   }
   throw new Error(`no ${what} within ${SAMPLE_DEADLINE_MS} ms`);
@@ -412,25 +420,65 @@ interface Sample {
   callMs: number;
   imapMs: number;
   smtpMs: number;
+  /** --breakdown: where the time went, ms by phase (see BREAKDOWN). */
+  phases?: Record<string, number>;
 }
 
 /** IMAP login and SMTP acceptance, polled side by side from t0. */
-async function probeBoth(v: Vnode, user: string, t0: number): Promise<{ imapMs: number; smtpMs: number }> {
-  const [imapMs, smtpMs] = await Promise.all([
+async function probeBoth(
+  v: Vnode,
+  user: string,
+  t0: number,
+): Promise<{ imapMs: number; smtpMs: number; imapTries: number; smtpTries: number }> {
+  const [imap, smtp] = await Promise.all([
     pollFrom(t0, () => canLogin(imapClient(v, user)), `IMAP login for ${user}`),
     pollFrom(t0, () => smtpAccepted(v.ns.nsAddress, user), `SMTP acceptance for ${user}`),
   ]);
-  return { imapMs, smtpMs };
+  return { imapMs: imap.ms, smtpMs: smtp.ms, imapTries: imap.tries, smtpTries: smtp.tries };
+}
+
+/** The agent's "changes applied" line written since `offset` in its log, if any. */
+function agentApplyLine(v: Vnode, offset: number): Record<string, unknown> | undefined {
+  const file = v.agentLog();
+  if (!file || !existsSync(file)) return undefined;
+  const text = readFileSync(file).subarray(offset).toString("utf8");
+  const line = text.split("\n").find((l) => l.includes('"msg":"changes applied"'));
+  return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
 }
 
 async function addvmailSample(v: Vnode, user: string): Promise<Sample> {
+  const controllerPhases: Record<string, number> = {};
+  const logFile = v.agentLog();
+  const logOffset = BREAKDOWN && logFile && existsSync(logFile) ? statSync(logFile).size : 0;
+  const stop = BREAKDOWN
+    ? onPhases((p) => void (controllerPhases[p.name] = (controllerPhases[p.name] ?? 0) + p.ms))
+    : () => undefined;
   const t0 = performance.now();
-  const r = await v.harness.cli(["addvmail", v.name, user, "--password-stdin"], `${PASSWORD}\n`);
+  const r = await v.harness.cli(["addvmail", v.name, user, "--password-stdin"], `${PASSWORD}\n`).finally(stop);
   const returned = performance.now();
   if (r.code !== 0) throw new Error(`addvmail ${v.name} ${user}: exit ${r.code} ${r.out.trim()} ${r.err.trim()}`);
   const pushed = r.out.includes(`live on ${v.name}`);
   if (!pushed) log(`addvmail ${v.name} ${user}: ${r.err.trim()}`);
-  return { pushed, callMs: returned - t0, ...(await probeBoth(v, user, returned)) };
+  const probe = await probeBoth(v, user, returned);
+  const sample: Sample = { pushed, callMs: returned - t0, imapMs: probe.imapMs, smtpMs: probe.smtpMs };
+  if (!BREAKDOWN) return sample;
+  // The same probes once more on the now-known mailbox: what first touch costs over a second one.
+  const again = await probeBoth(v, user, performance.now());
+  const agent = agentApplyLine(v, logOffset);
+  const num = (k: string): number => (typeof agent?.[k] === "number" ? agent[k] : Number.NaN);
+  return {
+    ...sample,
+    phases: {
+      ...controllerPhases,
+      "agent.apply": num("apply_ms"),
+      "agent.lookup-commit": num("lookup_ms"),
+      "agent.generation-file": num("generation_ms"),
+      "probe.imap-tries": probe.imapTries,
+      "probe.smtp-tries": probe.smtpTries,
+      "probe.imap-again": again.imapMs,
+      "probe.smtp-again": again.smtpMs,
+    },
+  };
 }
 
 /**
@@ -583,7 +631,7 @@ async function netservaRun(
       sshScript(sshd, script).then(() => performance.now() - t0),
       probeBoth(v, user, t0),
     ]);
-    if (i >= 0) out.push({ pushed: true, callMs, ...probe });
+    if (i >= 0) out.push({ pushed: true, callMs, imapMs: probe.imapMs, smtpMs: probe.smtpMs });
   }
   return out;
 }
@@ -668,6 +716,52 @@ async function startMinimal(dir: string): Promise<{ ns: TestNetns; newDir: strin
 
 // --- report ------------------------------------------------------------------------------------------
 
+/** Controller phases that the call is made of (the rest is the CLI, the session and the report). */
+const CALL_PHASES = [
+  "mutation.prepare",
+  "mutation.transaction",
+  "deliver.vnode",
+  "deliver.client",
+  "deliver.connect",
+  "deliver.apply-changes",
+  "deliver.bookkeeping",
+];
+
+/** --breakdown: p50 of each phase per size, from the same samples as the table above. */
+function printBreakdown(...sizes: Array<[number, Sample[]]>): void {
+  const rows: Array<[string, (s: Sample) => number]> = [
+    ["addvmail call (whole, in-process)", (s) => s.callMs],
+    ["  mutation.prepare (parse, hash)", (s) => s.phases?.["mutation.prepare"] ?? Number.NaN],
+    ["    of which the password hash", (s) => s.phases?.["mutation.hash"] ?? Number.NaN],
+    ["  mutation.transaction (PGlite + ORM)", (s) => s.phases?.["mutation.transaction"] ?? Number.NaN],
+    ["  deliver: read the vnode row", (s) => s.phases?.["deliver.vnode"] ?? Number.NaN],
+    ["  deliver: revocations + gRPC client", (s) => s.phases?.["deliver.client"] ?? Number.NaN],
+    ["  deliver: connect (TLS) + ping", (s) => s.phases?.["deliver.connect"] ?? Number.NaN],
+    ["  deliver: ApplyChanges round trip", (s) => s.phases?.["deliver.apply-changes"] ?? Number.NaN],
+    ["    agent: apply (rows + maildir)", (s) => s.phases?.["agent.apply"] ?? Number.NaN],
+    ["      agent: SQLite transaction", (s) => s.phases?.["agent.lookup-commit"] ?? Number.NaN],
+    ["    agent: applied-generation file", (s) => s.phases?.["agent.generation-file"] ?? Number.NaN],
+    ["  deliver: bookkeeping (applied gen.)", (s) => s.phases?.["deliver.bookkeeping"] ?? Number.NaN],
+    ["  rest (CLI, session, report)", (s) => s.callMs - CALL_PHASES.reduce((t, k) => t + (s.phases?.[k] ?? 0), 0)],
+    ["return -> IMAP login (first touch)", (s) => s.imapMs],
+    ["  the same login again (known user)", (s) => s.phases?.["probe.imap-again"] ?? Number.NaN],
+    ["return -> SMTP accepted (first touch)", (s) => s.smtpMs],
+    ["  the same delivery again", (s) => s.phases?.["probe.smtp-again"] ?? Number.NaN],
+    ["IMAP attempts until login (p50)", (s) => s.phases?.["probe.imap-tries"] ?? Number.NaN],
+    ["SMTP attempts until accepted (p50)", (s) => s.phases?.["probe.smtp-tries"] ?? Number.NaN],
+  ];
+  const head = ["where the time goes (p50 ms)", ...sizes.map(([at]) => `at ${at}`)];
+  const table = rows.map(([name, pick]) => [name, ...sizes.map(([, xs]) => f1(percentile(xs.map(pick), 50)))]);
+  const w = head.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] ?? "").length)));
+  const out = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(w[i] ?? 0) : c.padStart(w[i] ?? 0))).join("  ");
+  console.log("");
+  console.log(out(head));
+  console.log(w.map((n) => "-".repeat(n)).join("  "));
+  for (const r of table) console.log(out(r));
+  console.log("");
+}
+
 const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : "-");
 
 async function main(): Promise<void> {
@@ -712,10 +806,14 @@ async function main(): Promise<void> {
   };
   log(`${SAMPLES} addvmail samples on each vnode, in turns …`);
   const [small = [], big = []] = await counted("addvmail", () => addvmailSamples([vs, vb], "a", SAMPLES));
-  log(`NetServa way: ${SSH_SAMPLES} samples on ${vs.name} …`);
-  const smallSsh = await counted("netserva", () => netservaSamples(vs, sshd, "s", SSH_SAMPLES, hash));
-  log(`NetServa way: ${SSH_SAMPLES} samples on ${vb.name} …`);
-  const bigSsh = await counted("netserva", () => netservaSamples(vb, sshd, "t", SSH_SAMPLES, hash));
+  let smallSsh: Sample[] = [];
+  let bigSsh: Sample[] = [];
+  if (!opts["no-ssh"]) {
+    log(`NetServa way: ${SSH_SAMPLES} samples on ${vs.name} …`);
+    smallSsh = await counted("netserva", () => netservaSamples(vs, sshd, "s", SSH_SAMPLES, hash));
+    log(`NetServa way: ${SSH_SAMPLES} samples on ${vb.name} …`);
+    bigSsh = await counted("netserva", () => netservaSamples(vb, sshd, "t", SSH_SAMPLES, hash));
+  }
   const v = vb;
   const atBigEnd = lookupCount(v.root);
 
@@ -842,6 +940,7 @@ async function main(): Promise<void> {
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const r of rows) console.log(line(r));
   console.log("");
+  if (BREAKDOWN) printBreakdown([atSmall, small], [atBig, big]);
   const ratioBig = p50(big, totalImap) / p50(small, totalImap);
   const ratioBigAfter = p50(big, (s) => s.imapMs) / p50(small, (s) => s.imapMs);
   console.log(
