@@ -31,6 +31,8 @@ export function registerAddvmail(program: Command, ctx: CliContext): void {
     const scheme = parseScheme(flags.scheme);
     const password = flags.passwordStdin ? await readPasswordStdin(ctx) : undefined;
     await withMail(ctx, flags, async (session) => {
+      // The agent connection opens while the password is hashed and the row committed.
+      session.warm(vnode);
       const result = await session.services.mailboxes.add({
         vnode,
         address: email,
