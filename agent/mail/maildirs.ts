@@ -61,11 +61,29 @@ export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
     const made = dir(paths.domainDir(domain), 0o755, 0, 0);
     return own(join(paths.domainDir(domain), "msg"), 0o750) || made;
   };
-  const ensureMailbox = (domain: string, local: string): boolean => {
+  /** Inside a home just made: nothing is there yet, so no lstat first (unless Dovecot, as the
+   *  owner, got there in between: then the checked way, which refuses a symlink). */
+  const fresh = (path: string): void => {
+    try {
+      mkdirSync(path, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      own(path, 0o700);
+      return;
+    }
+    chownSync(path, owner.uid, owner.gid);
+  };
+  /** "made" when the home itself was missing (so was everything in it), true, or false. */
+  const ensureMailbox = (domain: string, local: string): "made" | boolean => {
     const home = paths.mailHome(domain, local);
-    let made = own(home, 0o700);
     const maildir = paths.maildir(domain, local);
-    made = own(maildir, 0o700) || made;
+    if (own(home, 0o700)) {
+      // A new mailbox (a first state of 100,000 is half a million of these): a third fewer calls.
+      fresh(maildir);
+      for (const sub of ["cur", "new", "tmp"]) fresh(join(maildir, sub));
+      return "made";
+    }
+    let made = own(maildir, 0o700);
     for (const sub of ["cur", "new", "tmp"]) made = own(join(maildir, sub), 0o700) || made;
     return made;
   };
@@ -98,7 +116,7 @@ export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
   return {
     ensure(domain, local) {
       const made = ensureDomain(domain);
-      return ensureMailbox(domain, local) || made;
+      return ensureMailbox(domain, local) !== false || made;
     },
     ensureDomain,
     async heal(mailboxes, options = {}) {
@@ -114,7 +132,9 @@ export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
           domains.add(m.domain);
         }
         const made = ensureMailbox(m.domain, m.local);
-        if (setSieve(m.domain, m.local, m.sieve) || made) healed += 1;
+        // A home made just now has no script to remove.
+        const sieveChanged = made === "made" && m.sieve === "" ? false : setSieve(m.domain, m.local, m.sieve);
+        if (sieveChanged || made !== false) healed += 1;
         const worked = performance.now() - sliceStart;
         if (worked >= SLICE_MS) {
           await new Promise((resolve) =>
