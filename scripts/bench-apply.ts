@@ -54,6 +54,7 @@ const { values: opts } = parseArgs({
     "no-throughput": { type: "boolean", default: false },
     "no-ssh": { type: "boolean", default: false },
     breakdown: { type: "boolean", default: false },
+    ab: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
   },
 });
@@ -69,6 +70,8 @@ const MESSAGES = count("messages", opts.messages, 1, 10_000);
 const CONCURRENCY = count("concurrency", opts.concurrency, 1, 64);
 const SMALL = 100;
 const BREAKDOWN = opts.breakdown;
+/** Each sample twice, with addvmail's connect-ahead on and off (NETSERVA_MAIL_CONNECT_AHEAD=0), in turns. */
+const AB = opts.ab;
 
 const HOST = "mail.bench.test";
 const DOMAIN = "bench.test";
@@ -139,6 +142,8 @@ interface Vnode {
   agentQuiet(quietMs: number, maxMs: number): Promise<number>;
   /** The running agent's log file (its "changes applied" lines time the agent's side). */
   agentLog(): string | undefined;
+  /** CPU the running agent process has used so far, ms. */
+  agentCpu(): number;
 }
 
 async function cliOk(harness: Harness, argv: string[], stdin?: string): Promise<string> {
@@ -285,7 +290,18 @@ async function startVnode(workDir: string, name: string): Promise<Vnode> {
     );
     return Date.now() - t0;
   };
-  return { name, harness, ns, root, caPem, startAgent, stopAgent, agentQuiet, agentLog: () => agent?.logFile };
+  return {
+    name,
+    harness,
+    ns,
+    root,
+    caPem,
+    startAgent,
+    stopAgent,
+    agentQuiet,
+    agentLog: () => agent?.logFile,
+    agentCpu: () => agentCpuMs(agent),
+  };
 }
 
 /** mail:import a JSON file of `n` mailbox rows that share one precomputed hash. */
@@ -295,7 +311,15 @@ async function bulkLoad(
   prefix: string,
   n: number,
   hash: string,
-): Promise<{ importMs: number; liveMs: number; idleMs: number; notPushed: number }> {
+): Promise<{
+  importMs: number;
+  liveMs: number;
+  idleMs: number;
+  notPushed: number;
+  /** The agent's CPU from the import's start until live, and from live until idle, ms. */
+  cpuToLiveMs: number;
+  cpuAfterLiveMs: number;
+}> {
   const rows = Array.from({ length: n }, (_, i) => ({
     kind: "mailbox",
     address: `${prefix}${String(i).padStart(6, "0")}@${DOMAIN}`,
@@ -304,6 +328,7 @@ async function bulkLoad(
   const file = join(dir, `${prefix}import.json`);
   writeFileSync(file, JSON.stringify({ version: 1, vnode: v.name, rows }));
   const expected = lookupCount(v.root) + n;
+  const cpu0 = v.agentCpu();
   const t0 = performance.now();
   const r = await v.harness.cli(["mail:import", file]); // default --batch 500: one push per batch
   if (r.code !== 0) throw new Error(`mail:import exited ${r.code}: ${r.err.trim().slice(0, 500)}`);
@@ -331,10 +356,11 @@ async function bulkLoad(
     200,
   );
   const liveMs = performance.now() - t0;
+  const cpuLive = v.agentCpu();
   await v.agentQuiet(3000, 300_000);
   const idleMs = performance.now() - t0;
   rmSync(file);
-  return { importMs, liveMs, idleMs, notPushed };
+  return { importMs, liveMs, idleMs, notPushed, cpuToLiveMs: cpuLive - cpu0, cpuAfterLiveMs: v.agentCpu() - cpuLive };
 }
 
 // --- probes ----------------------------------------------------------------------------------------
@@ -446,7 +472,9 @@ function agentApplyLine(v: Vnode, offset: number): Record<string, unknown> | und
   return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
 }
 
-async function addvmailSample(v: Vnode, user: string): Promise<Sample> {
+async function addvmailSample(v: Vnode, user: string, ahead = true): Promise<Sample> {
+  if (ahead) delete v.harness.env["NETSERVA_MAIL_CONNECT_AHEAD"];
+  else v.harness.env["NETSERVA_MAIL_CONNECT_AHEAD"] = "0";
   const controllerPhases: Record<string, number> = {};
   const logFile = v.agentLog();
   const logOffset = BREAKDOWN && logFile && existsSync(logFile) ? statSync(logFile).size : 0;
@@ -488,16 +516,22 @@ async function addvmailSample(v: Vnode, user: string): Promise<Sample> {
  */
 async function addvmailSamples(vnodes: readonly Vnode[], tag: string, n: number): Promise<Sample[][]> {
   const out = vnodes.map((): Sample[] => []);
+  const cold = vnodes.map((): Sample[] => []);
   for (let i = -2; i < n; i++) {
     const user = `${tag}${i < 0 ? `w${-i}` : i}@${DOMAIN}`;
     const order = vnodes.map((v, k) => ({ v, k }));
     if (i % 2 !== 0) order.reverse();
     for (const { v, k } of order) {
+      // --ab: the same round once more without connect-ahead, first or second in turns.
+      const ahead = AB && i % 4 >= 2 ? await addvmailSample(v, `x${user}`, false) : undefined;
       const sample = await addvmailSample(v, user);
+      const after = AB && i % 4 < 2 ? await addvmailSample(v, `x${user}`, false) : undefined;
       if (i >= 0) out[k]?.push(sample); // i < 0: two warm-up samples
+      const without = ahead ?? after;
+      if (i >= 0 && without) cold[k]?.push(without);
     }
   }
-  return out;
+  return [...out, ...cold];
 }
 
 // --- the NetServa way ------------------------------------------------------------------------------
@@ -727,6 +761,26 @@ const CALL_PHASES = [
   "deliver.bookkeeping",
 ];
 
+/** --ab: connect-ahead on (the default) against off, the two taken back to back in every round. */
+function printAb(...sizes: Array<[number, Sample[], Sample[]]>): void {
+  console.log("");
+  console.log("connect-ahead A/B (p50 ms; off = NETSERVA_MAIL_CONNECT_AHEAD=0, taken back to back with on)");
+  console.log("mailboxes  measure                          ahead on  ahead off  on/off");
+  for (const [at, on, off] of sizes)
+    for (const [name, pick] of [
+      ["addvmail call", (s: Sample) => s.callMs],
+      ["start -> IMAP login", (s: Sample) => s.callMs + s.imapMs],
+      ["start -> SMTP accepted", (s: Sample) => s.callMs + s.smtpMs],
+    ] as const) {
+      const a = percentile(on.map(pick), 50);
+      const b = percentile(off.map(pick), 50);
+      const paired = on.map((s, i) => pick(s) / pick(off[i] ?? s));
+      console.log(
+        `${String(at).padStart(9)}  ${name.padEnd(31)}  ${f1(a).padStart(8)}  ${f1(b).padStart(9)}  ${(a / b).toFixed(2)}x (paired median ${percentile(paired, 50).toFixed(2)}x)`,
+      );
+    }
+}
+
 /** --breakdown: p50 of each phase per size, from the same samples as the table above. */
 function printBreakdown(...sizes: Array<[number, Sample[]]>): void {
   const rows: Array<[string, (s: Sample) => number]> = [
@@ -790,7 +844,14 @@ async function main(): Promise<void> {
   const atSmall = lookupCount(vs.root);
   const toLoad = BIG - lookupCount(vb.root);
   log(`bulk-loading ${toLoad} mailboxes onto ${vb.name} (mail:import, one precomputed hash) …`);
-  const load = (await loadTo(vb, BIG, "b")) ?? { importMs: 0, liveMs: 0, idleMs: 0, notPushed: 0 };
+  const load = (await loadTo(vb, BIG, "b")) ?? {
+    importMs: 0,
+    liveMs: 0,
+    idleMs: 0,
+    notPushed: 0,
+    cpuToLiveMs: 0,
+    cpuAfterLiveMs: 0,
+  };
   const atBig = lookupCount(vb.root);
   log(
     `${vs.name}: ${atSmall} mailboxes, ${vb.name}: ${atBig} (import ${(load.importMs / 1000).toFixed(1)} s, live ${(load.liveMs / 1000).toFixed(1)} s, agent idle ${(load.idleMs / 1000).toFixed(1)} s)`,
@@ -805,7 +866,9 @@ async function main(): Promise<void> {
     return result;
   };
   log(`${SAMPLES} addvmail samples on each vnode, in turns …`);
-  const [small = [], big = []] = await counted("addvmail", () => addvmailSamples([vs, vb], "a", SAMPLES));
+  const [small = [], big = [], smallCold = [], bigCold = []] = await counted("addvmail", () =>
+    addvmailSamples([vs, vb], "a", SAMPLES),
+  );
   let smallSsh: Sample[] = [];
   let bigSsh: Sample[] = [];
   if (!opts["no-ssh"]) {
@@ -941,10 +1004,11 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(line(r));
   console.log("");
   if (BREAKDOWN) printBreakdown([atSmall, small], [atBig, big]);
+  if (AB) printAb([atSmall, small, smallCold], [atBig, big, bigCold]);
   const ratioBig = p50(big, totalImap) / p50(small, totalImap);
   const ratioBigAfter = p50(big, (s) => s.imapMs) / p50(small, (s) => s.imapMs);
   console.log(
-    `bulk load: mail:import of ${toLoad} mailboxes (batches of 500, one precomputed hash) ${(load.importMs / 1000).toFixed(1)} s, all in sysadm.db and the vnode at its generation after ${(load.liveMs / 1000).toFixed(1)} s, its agent idle (maildirs made in the background) after ${(load.idleMs / 1000).toFixed(1)} s; ${load.notPushed} batch pushes not delivered (left to the reconciler); ${atBigEnd} rows in sysadm.db at the end`,
+    `bulk load: mail:import of ${toLoad} mailboxes (batches of 500, one precomputed hash) ${(load.importMs / 1000).toFixed(1)} s, all in sysadm.db and the vnode at its generation after ${(load.liveMs / 1000).toFixed(1)} s, its agent idle (maildirs made in the background) after ${(load.idleMs / 1000).toFixed(1)} s (agent CPU ${(load.cpuToLiveMs / 1000).toFixed(1)} s until live, then ${(load.cpuAfterLiveMs / 1000).toFixed(1)} s in ${((load.idleMs - load.liveMs) / 1000).toFixed(1)} s: ${((100 * load.cpuAfterLiveMs) / Math.max(1, load.idleMs - load.liveMs)).toFixed(0)} % of a core on average); ${load.notPushed} batch pushes not delivered (left to the reconciler); ${atBigEnd} rows in sysadm.db at the end`,
   );
   console.log(
     `target p50 addvmail start -> IMAP login < 100 ms: ${f1(p50(small, totalImap))} ms at ${atSmall}, ${f1(p50(big, totalImap))} ms at ${atBig} (${p50(big, totalImap) < 100 && p50(small, totalImap) < 100 ? "met" : "NOT met"}); return -> login ${f1(p50(small, (s) => s.imapMs))} / ${f1(p50(big, (s) => s.imapMs))} ms`,
