@@ -8,7 +8,7 @@ import { NetservaError } from "../../common/errors.ts";
 import { prepareSchema } from "./schema.ts";
 import { EMPTY_DIGEST, hashAlias, hashDomain, hashMailbox, xorHex } from "./rows.ts";
 import type { CheckedChange, CheckedRows } from "./rows.ts";
-import { createLookupWriter, type LookupEntry } from "./lookup-writer.ts";
+import { createLookupWriter, digestRow, type LookupEntry, type StoredMailbox } from "./lookup-writer.ts";
 import { killPoint } from "../apply/kill-points.ts";
 
 /** SQLITE_FULL: SQLite's own answer to ENOSPC on the DB, its -wal or its -shm. */
@@ -141,17 +141,8 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
     }>) {
       d = xorHex(d, hashDomain(r));
     }
-    const mailboxes = db.prepare("SELECT user, pass, active, quota, sieve, name FROM vmails").iterate();
-    for (const r of mailboxes as Iterable<{
-      user: string;
-      pass: string;
-      active: number;
-      quota: number;
-      sieve: string;
-      name: string;
-    }>) {
-      d = xorHex(d, hashMailbox(r));
-    }
+    const mailboxes = db.prepare("SELECT user, pass, active, quota, sieve, name, home, uid, gid, own FROM vmails");
+    for (const r of mailboxes.iterate() as Iterable<StoredMailbox>) d = xorHex(d, hashMailbox(digestRow(r)));
     for (const r of db.prepare("SELECT source, target, active FROM valias").iterate() as Iterable<{
       source: string;
       target: string;
@@ -224,7 +215,7 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
               writer.upsertMailbox(c.row);
               break;
             case "deleteMailbox":
-              writer.deleteMailbox(c.address.ascii, { domain: c.address.domain.ascii, local: c.address.local });
+              writer.deleteMailbox(c.address.ascii, true);
               break;
             case "upsertAlias":
               writer.upsertAlias(c.row);

@@ -6,10 +6,16 @@ import { invalid } from "../../common/errors.ts";
 import type { AliasRow, DomainRow, MailboxRow } from "./rows.ts";
 import { hashAlias, hashDomain, hashMailbox, xorHex } from "./rows.ts";
 
-/** Where a mailbox lives: its domain (ascii) and local part, for its maildir. */
+/** Where a mailbox lives: its domain (ascii) and local part, and its home and owner as its row has
+ * them (an adopted mailbox's own, else the derived ones), for its maildir. */
 export interface MailboxPlace {
   readonly domain: string;
   readonly local: string;
+  readonly home: string;
+  readonly uid: number;
+  readonly gid: number;
+  /** Home and owner came with the row (adopted): the maildir is used where it is, as it is. */
+  readonly adopted: boolean;
 }
 
 export interface LookupEntry {
@@ -29,7 +35,7 @@ interface WriterOptions {
   readonly home: (domain: string, local: string) => string;
 }
 
-type StoredMailbox = {
+export type StoredMailbox = {
   id: number;
   user: string;
   pass: string;
@@ -37,7 +43,18 @@ type StoredMailbox = {
   quota: number;
   sieve: string;
   name: string;
+  home: string;
+  uid: number;
+  gid: number;
+  own: number;
 };
+
+const MAILBOX_COLUMNS = "id, user, pass, active, quota, sieve, name, home, uid, gid, own";
+
+/** A stored row as the digest sees it: its home/uid/gid count only when they came with the row. */
+export function digestRow(m: Omit<StoredMailbox, "id">) {
+  return { ...m, owner: m.own === 1 ? { home: m.home, uid: m.uid, gid: m.gid } : undefined };
+}
 type StoredAlias = { id: number; source: string; target: string; active: number };
 
 export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
@@ -46,13 +63,15 @@ export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
     insertDomain: db.prepare("INSERT INTO vhosts(domain, uid, gid, active) VALUES(?, ?, ?, ?)"),
     updateDomain: db.prepare("UPDATE vhosts SET active = ? WHERE id = ?"),
     deleteDomain: db.prepare("DELETE FROM vhosts WHERE id = ?"),
-    domainMailboxes: db.prepare("SELECT id, user, pass, active, quota, sieve, name FROM vmails WHERE hid = ?"),
+    domainMailboxes: db.prepare(`SELECT ${MAILBOX_COLUMNS} FROM vmails WHERE hid = ?`),
     domainAliases: db.prepare("SELECT id, source, target, active FROM valias WHERE hid = ?"),
-    mailbox: db.prepare("SELECT id, user, pass, active, quota, sieve, name FROM vmails WHERE user = ?"),
+    mailbox: db.prepare(`SELECT ${MAILBOX_COLUMNS} FROM vmails WHERE user = ?`),
     insertMailbox: db.prepare(
-      "INSERT INTO vmails(hid, user, pass, home, uid, gid, active, quota, sieve, name) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO vmails(hid, user, pass, home, uid, gid, active, quota, sieve, name, own) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ),
-    updateMailbox: db.prepare("UPDATE vmails SET pass = ?, active = ?, quota = ?, sieve = ?, name = ? WHERE id = ?"),
+    updateMailbox: db.prepare(
+      "UPDATE vmails SET pass = ?, active = ?, quota = ?, sieve = ?, name = ?, home = ?, uid = ?, gid = ?, own = ? WHERE id = ?",
+    ),
     deleteMailbox: db.prepare("DELETE FROM vmails WHERE id = ?"),
     alias: db.prepare("SELECT id, source, target, active FROM valias WHERE source = ?"),
     insertAlias: db.prepare("INSERT INTO valias(hid, source, target, active) VALUES(?, ?, ?, ?)"),
@@ -73,6 +92,18 @@ export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
     const row = q.domain.get(domain) as { id: number } | undefined;
     if (!row) throw invalid(field, `domain ${domain} is not hosted on this vnode`);
     return row.id;
+  }
+
+  /** The row's home/uid/gid as stored: its own (adopted) or the derived ones. */
+  function placed(r: MailboxRow): { home: string; uid: number; gid: number; own: number } {
+    if (r.owner) return { ...r.owner, own: 1 };
+    return { home: opts.home(r.domain, r.local), uid: opts.uid, gid: opts.gid, own: 0 };
+  }
+
+  function placeOf(m: StoredMailbox): MailboxPlace {
+    const at = m.user.lastIndexOf("@");
+    const adopted = m.own === 1;
+    return { domain: m.user.slice(at + 1), local: m.user.slice(0, at), home: m.home, uid: m.uid, gid: m.gid, adopted };
   }
 
   function changed(before: Record<string, unknown>, after: Record<string, unknown>, cols: string[]): string[] {
@@ -103,10 +134,9 @@ export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
       if (!cur) return;
       // The cascade removes the domain's rows; take them out of the digest and the diff first.
       for (const m of q.domainMailboxes.all(cur.id) as StoredMailbox[]) {
-        mix(hashMailbox(m));
+        mix(hashMailbox(digestRow(m)));
         // The key is `${local}@${domain}` as this writer stored it from a checked row.
-        const mailbox = { domain, local: m.user.slice(0, m.user.length - domain.length - 1) };
-        record({ kind: "mailbox", op: "remove", key: m.user, mailbox });
+        record({ kind: "mailbox", op: "remove", key: m.user, mailbox: placeOf(m) });
       }
       for (const a of q.domainAliases.all(cur.id) as StoredAlias[]) {
         mix(hashAlias(a));
@@ -118,37 +148,47 @@ export function createLookupWriter(db: DatabaseSync, opts: WriterOptions) {
     },
     upsertMailbox(r: MailboxRow): void {
       const cur = q.mailbox.get(r.user) as StoredMailbox | undefined;
+      const at = placed(r);
+      const mailbox: MailboxPlace = {
+        domain: r.domain,
+        local: r.local,
+        home: at.home,
+        uid: at.uid,
+        gid: at.gid,
+        adopted: at.own === 1,
+      };
       if (!cur) {
         const hid = domainId(r.domain, "mailbox.address");
-        q.insertMailbox.run(
-          hid,
-          r.user,
-          r.pass,
-          opts.home(r.domain, r.local),
-          opts.uid,
-          opts.gid,
-          r.active,
-          r.quota,
-          r.sieve,
-          r.name,
-        );
+        q.insertMailbox.run(hid, r.user, r.pass, at.home, at.uid, at.gid, r.active, r.quota, r.sieve, r.name, at.own);
         mix(hashMailbox(r));
-        record({ kind: "mailbox", op: "add", key: r.user, mailbox: { domain: r.domain, local: r.local } });
+        record({ kind: "mailbox", op: "add", key: r.user, mailbox });
         return;
       }
-      const fields = changed(cur, { ...r }, ["pass", "active", "quota", "sieve", "name"]);
+      const fields = changed(cur, { ...r, ...at }, [
+        "pass",
+        "active",
+        "quota",
+        "sieve",
+        "name",
+        "home",
+        "uid",
+        "gid",
+        "own",
+      ]);
       if (fields.length === 0) return;
-      q.updateMailbox.run(r.pass, r.active, r.quota, r.sieve, r.name, cur.id);
-      mix(hashMailbox(cur));
+      q.updateMailbox.run(r.pass, r.active, r.quota, r.sieve, r.name, at.home, at.uid, at.gid, at.own, cur.id);
+      mix(hashMailbox(digestRow(cur)));
       mix(hashMailbox(r));
-      record({ kind: "mailbox", op: "change", key: r.user, fields, mailbox: { domain: r.domain, local: r.local } });
+      record({ kind: "mailbox", op: "change", key: r.user, fields, mailbox });
     },
-    deleteMailbox(user: string, mailbox?: MailboxPlace): void {
+    /** `explicit`: a delete the controller sent (its maildir goes unless kept); a stale row a
+     * whole state drops is not (its maildir stays: a wrong state must not wipe mail). */
+    deleteMailbox(user: string, explicit = false): void {
       const cur = q.mailbox.get(user) as StoredMailbox | undefined;
       if (!cur) return;
       q.deleteMailbox.run(cur.id);
-      mix(hashMailbox(cur));
-      record({ kind: "mailbox", op: "remove", key: user, ...(mailbox ? { mailbox } : {}) });
+      mix(hashMailbox(digestRow(cur)));
+      record({ kind: "mailbox", op: "remove", key: user, ...(explicit ? { mailbox: placeOf(cur) } : {}) });
     },
     upsertAlias(r: AliasRow): void {
       const cur = q.alias.get(r.source) as StoredAlias | undefined;

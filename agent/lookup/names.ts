@@ -5,6 +5,7 @@
 // takes (value, field), as the parsers in common/validation do.
 import { invalid } from "../../common/errors.ts";
 import { hashCostProblem } from "../../common/password/hash-cost.ts";
+import { isStoredHashForm } from "../../common/password/stored-hash-form.ts";
 import {
   MAX_QUOTA_BYTES,
   checkSieveScript,
@@ -16,8 +17,9 @@ import {
 } from "../../common/validation/index.ts";
 import type { AliasSource, ParsedAddress } from "../../common/validation/index.ts";
 
-// Crypt-style hashes Dovecot can verify; no whitespace, quotes or control characters.
-const HASH = /^\{(SHA512-CRYPT|SHA256-CRYPT|BLF-CRYPT|ARGON2ID|ARGON2I)\}\$[A-Za-z0-9./$=,+-]{8,400}$/;
+// Adopted homes: absolute, and nothing a Dovecot or SQL value would need quoting for.
+const HOME = /^\/[A-Za-z0-9._@+-]+(?:\/[A-Za-z0-9._@+-]+)*$/;
+const MAX_ID = 2 ** 31 - 1;
 
 function canonical(given: string, parsed: string, field: string): string {
   if (given !== parsed)
@@ -51,7 +53,7 @@ export function checkAliasTargets(value: readonly string[], field: string): stri
 }
 
 export function checkPasswordHash(value: string, field: string): string {
-  if (!HASH.test(value)) throw invalid(field, "must be a {SCHEME}$... crypt hash Dovecot can verify");
+  if (!isStoredHashForm(value)) throw invalid(field, "must be a {SCHEME}... hash Dovecot can verify");
   // Again here, before the row is written: Dovecot's auth workers pay this cost on every login.
   const costly = hashCostProblem(value);
   if (costly !== undefined) throw invalid(field, costly);
@@ -71,4 +73,25 @@ export function checkSieve(value: string, field: string): string {
 
 export function checkDisplayName(value: string, field: string): string {
   return parseDisplayName(value, field);
+}
+
+/**
+ * An adopted mailbox's own home and owner: all three or none (0/"" = derived). The home is an
+ * absolute, normalised path (no "..", "." or empty segments); uid and gid are never root's.
+ */
+export function checkMailboxOwner(
+  m: { home: string; uid: number; gid: number },
+  field: string,
+): { owner?: { home: string; uid: number; gid: number } } {
+  if (m.home === "" && m.uid === 0 && m.gid === 0) return {};
+  if (m.home.length > 4096 || !HOME.test(m.home) || m.home.split("/").some((s) => s === "." || s === ".."))
+    throw invalid(`${field}.home`, "must be an absolute, normalised path (letters, digits, . _ @ + -)");
+  for (const [name, id] of [
+    ["uid", m.uid],
+    ["gid", m.gid],
+  ] as const) {
+    if (!Number.isInteger(id) || id < 1 || id > MAX_ID)
+      throw invalid(`${field}.${name}`, "must be given with the home, 1..2147483647 (never root)");
+  }
+  return { owner: { home: m.home, uid: m.uid, gid: m.gid } };
 }

@@ -17,9 +17,11 @@ import {
   checkDisplayName,
   checkDomain,
   checkPasswordHash,
+  checkMailboxOwner,
   checkQuota,
   checkSieve,
 } from "./names.ts";
+import type { MailboxOwner } from "../../common/state/lookup-digest.ts";
 
 export interface DomainRow {
   readonly domain: string;
@@ -36,6 +38,8 @@ export interface MailboxRow {
   readonly quota: number;
   readonly sieve: string;
   readonly name: string;
+  /** An adopted mailbox's own home, uid and gid (used as they are); absent = derived. */
+  readonly owner?: MailboxOwner;
 }
 
 export interface AliasRow {
@@ -77,6 +81,7 @@ export function mailboxRow(m: Mailbox): MailboxRow {
     quota: checkQuota(m.quotaBytes, "mailbox.quota_bytes"),
     sieve: checkSieve(m.sieveScript, "mailbox.sieve_script"),
     name: checkDisplayName(m.displayName, "mailbox.display_name"),
+    ...checkMailboxOwner(m, "mailbox"),
   };
 }
 

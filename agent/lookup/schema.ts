@@ -1,5 +1,5 @@
 // The vnode-local lookup DB in NetServa's sysadm shape, read by Postfix sqlite maps and Dovecot's
-// sql driver, written only by the agent. Extended with quota, sieve and name columns; `hid`
+// sql driver, written only by the agent. Extended with quota, sieve, name and own columns; `hid`
 // ties mailboxes and aliases to their domain as in NetServa.
 import type { DatabaseSync } from "node:sqlite";
 
@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS vmails (
   active INTEGER NOT NULL DEFAULT 1,
   quota INTEGER NOT NULL DEFAULT 0,
   sieve TEXT NOT NULL DEFAULT '',
-  name TEXT NOT NULL DEFAULT ''
+  name TEXT NOT NULL DEFAULT '',
+  own INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS vmails_hid ON vmails(hid);
 CREATE TABLE IF NOT EXISTS valias (
@@ -51,4 +52,8 @@ export function prepareSchema(db: DatabaseSync): void {
   // A 100,000-row replaceAll leaves a large -wal behind; trim it after checkpoints.
   db.exec("PRAGMA journal_size_limit=8388608");
   db.exec(DDL);
+  // vmails.own (1: home/uid/gid came with the row, an adopted mailbox's): added to a DB made
+  // before it; existing rows have derived values.
+  const cols = db.prepare("PRAGMA table_info(vmails)").all() as Array<{ name: string }>;
+  if (!cols.some((c) => c.name === "own")) db.exec("ALTER TABLE vmails ADD COLUMN own INTEGER NOT NULL DEFAULT 0");
 }

@@ -74,8 +74,7 @@ export function createMailConfig(o: MailConfigOptions) {
       paths: p,
       mailHostname,
       listenAddresses,
-      vmailUid: o.vmail.uid,
-      vmailGid: o.vmail.gid,
+      ...lowestOwner(state, o.vmail),
       sni: sni.entries,
       ...(o.authPenalty === undefined ? {} : { authPenalty: o.authPenalty }),
       ...(o.extraDovecotConf ? { extraConf: o.extraDovecotConf } : {}),
@@ -231,4 +230,18 @@ export function createMailConfig(o: MailConfigOptions) {
   }
 
   return { apply, render, settle, filters };
+}
+
+/**
+ * Dovecot's first_valid_uid/gid: the vmail user's, or lower when an adopted mailbox is owned by
+ * a lower uid/gid (NetServa's per-domain users), so those mailboxes log in and take mail.
+ */
+function lowestOwner(state: DesiredState, vmail: { uid: number; gid: number }): { vmailUid: number; vmailGid: number } {
+  let uid = vmail.uid;
+  let gid = vmail.gid;
+  for (const m of state.mailboxes) {
+    if (m.uid > 0 && m.uid < uid) uid = m.uid;
+    if (m.gid > 0 && m.gid < gid) gid = m.gid;
+  }
+  return { vmailUid: uid, vmailGid: gid };
 }

@@ -173,8 +173,13 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
         // Mailboxes missing from the state keep their maildir (a wrong state must not wipe mail).
         // Now: domain directories and every Sieve script (delivery must filter at once). In the
         // background: the rest, which Dovecot would also create on first delivery or login.
-        const items = checked.mailboxes.map((m): HealItem => ({ domain: m.domain, local: m.local, sieve: m.sieve }));
-        for (const domain of new Set(items.map((m) => m.domain))) maildirs.ensureDomain(domain);
+        const items = checked.mailboxes.map((m): HealItem => ({
+          domain: m.domain,
+          local: m.local,
+          sieve: m.sieve,
+          own: m.owner,
+        }));
+        for (const domain of new Set(items.filter((m) => !m.own).map((m) => m.domain))) maildirs.ensureDomain(domain);
         await maildirs.heal(items.filter((m) => m.sieve !== ""));
         healInBackground(items);
         // After the rows' commit, even if the apply reloaded Postfix for its config before it.
@@ -214,11 +219,12 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
           if (!a) continue;
           const m = upserts.get(e.key);
           // Cheap stat calls; also heals a maildir that went missing since the mailbox was added.
-          if (e.op !== "remove") maildirs.ensure(a.domain, a.local);
-          if (m && (e.op === "add" || e.fields?.includes("sieve"))) maildirs.setSieve(a.domain, a.local, m.sieve);
+          const own = a.adopted ? { home: a.home, uid: a.uid, gid: a.gid } : undefined;
+          if (e.op !== "remove") maildirs.ensure(a.domain, a.local, own);
+          if (m && (e.op === "add" || e.fields?.includes("sieve"))) maildirs.setSieve(a.domain, a.local, m.sieve, own);
           if (e.op === "remove") {
             if (keep.has(e.key) || keep.has(a.domain)) diff.push(`  maildir of ${e.key} kept`);
-            else if (maildirs.remove(a.domain, a.local)) diff.push(`- maildir ${paths.mailHome(a.domain, a.local)}`);
+            else if (maildirs.remove(a.domain, a.local, own)) diff.push(`- maildir ${a.home}`);
           }
         }
         if (domainTouched(rows.entries)) await reloadPostfixIfRunning();

@@ -4,8 +4,21 @@
 // nothing, until the operator switches it (`vnode manage`) or adopts it (`vnode adopt`). The
 // decision, once made explicitly, is kept in <state>/management.json and wins over detection
 // (a rolled-back adoption leaves our manifest behind but must stay unmanaged).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
+import { NetservaError } from "../../common/errors.ts";
 import { writeFileAtomic } from "../apply/atomic-write.ts";
 import type { VnodePaths } from "../paths.ts";
 import { readManifest } from "./manifest.ts";
@@ -87,6 +100,17 @@ export function keepAside(paths: VnodePaths, files: readonly string[]): string {
   const dir = keptAsideDir(paths);
   ensureStateDir(paths);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // What each candidate was before the switch (a file that was not there is removed again on
+  // rollback), written once like the copies.
+  const index = join(dir, INDEX);
+  if (!existsSync(index)) {
+    const entries: KeptEntry[] = foreignCandidates(paths).map((path) => {
+      if (!existsSync(path)) return { path, existed: false, sha256: "", mode: 0, uid: 0, gid: 0 };
+      const st = statSync(path);
+      return { path, existed: true, sha256: sha256Of(path), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+    });
+    writeFileAtomic(index, { content: `${JSON.stringify(entries, null, 2)}\n`, mode: 0o600 });
+  }
   for (const file of files) {
     const target = join(dir, file);
     if (existsSync(target)) continue;
@@ -94,6 +118,78 @@ export function keepAside(paths: VnodePaths, files: readonly string[]): string {
     copyFileSync(file, target);
   }
   return dir;
+}
+
+const INDEX = "index.json";
+
+interface KeptEntry {
+  path: string;
+  existed: boolean;
+  sha256: string;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+export interface RestoredFile {
+  readonly path: string;
+  /** Of the file now ("" when removed). */
+  readonly sha256: string;
+  readonly removed: boolean;
+}
+
+const sha256Of = (path: string): string => createHash("sha256").update(readFileSync(path)).digest("hex");
+
+/** The kept-aside index, every copy present with its recorded digest; refuses otherwise. */
+export function checkKeptAside(paths: VnodePaths): KeptEntry[] {
+  const dir = keptAsideDir(paths);
+  let entries: KeptEntry[];
+  try {
+    entries = JSON.parse(readFileSync(join(dir, INDEX), "utf8")) as KeptEntry[];
+  } catch {
+    throw new NetservaError(
+      "failed_precondition",
+      `nothing was kept aside on this vnode (${join(dir, INDEX)} is missing): it was not switched by \`vnode adopt\` or \`vnode manage\`, or was rolled back already; nothing was changed`,
+    );
+  }
+  for (const e of entries) {
+    if (!e.existed) continue;
+    const copy = join(dir, e.path);
+    if (!existsSync(copy) || sha256Of(copy) !== e.sha256)
+      throw new NetservaError(
+        "failed_precondition",
+        `the kept-aside copy of ${e.path} is missing or changed: nothing was changed`,
+      );
+  }
+  return entries;
+}
+
+/**
+ * Adoption's rollback: every file kept aside at the switch goes back exactly (content, mode,
+ * owner; each renamed into place), a candidate that did not exist then is removed, and the
+ * kept-aside copies go once all are back (a later switch keeps the files as they are then). A
+ * copy whose digest is not the one recorded is refused before anything is written.
+ */
+export function restoreKeptAside(paths: VnodePaths): RestoredFile[] {
+  const dir = keptAsideDir(paths);
+  const entries = checkKeptAside(paths);
+  const out: RestoredFile[] = [];
+  for (const e of entries) {
+    if (!e.existed) {
+      if (existsSync(e.path)) rmSync(e.path, { force: true });
+      out.push({ path: e.path, sha256: "", removed: true });
+      continue;
+    }
+    // Byte for byte: the copy is copied back (then renamed into place), not re-encoded.
+    const tmp = `${e.path}.ns-restore`;
+    copyFileSync(join(dir, e.path), tmp);
+    chownSync(tmp, e.uid, e.gid);
+    chmodSync(tmp, e.mode);
+    renameSync(tmp, e.path);
+    out.push({ path: e.path, sha256: sha256Of(e.path), removed: false });
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return out;
 }
 
 /** Whether a kept-aside copy of `file` exists (rollback). */

@@ -308,7 +308,12 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
         if (request.reason.length > 500) throw invalid("reason", "at most 500 characters");
         // In turn with applies: a switch never lands in the middle of one.
         const outcome = await inTurn(() =>
-          mail.setManaged({ managed: request.managed, dryRun: request.dryRun, reason: request.reason }),
+          mail.setManaged({
+            managed: request.managed,
+            dryRun: request.dryRun,
+            reason: request.reason,
+            restoreKeptAside: request.restoreKeptAside,
+          }),
         );
         if (!request.dryRun)
           context.log.info("management set", { managed: outcome.managed, overwrites: outcome.overwrites.length });

@@ -7,8 +7,11 @@ import {
   detectManagement,
   keepAside,
   keptAsideDir,
+  checkKeptAside,
   recordManagement,
+  restoreKeptAside,
   wouldOverwrite,
+  type RestoredFile,
   type Management,
 } from "../mail/management.ts";
 import type { VnodePaths } from "../paths.ts";
@@ -26,6 +29,8 @@ export interface SwitchOutcome {
   readonly reason: string;
   readonly overwrites: string[];
   readonly keptAsideDir: string;
+  /** With restoreKeptAside: the files put back (or removed). */
+  readonly restored: RestoredFile[];
 }
 
 export interface SwitchableMail {
@@ -33,7 +38,12 @@ export interface SwitchableMail {
   readonly port: MailHostPort;
   readonly paths: VnodePaths;
   management(): Management;
-  setManaged(request: { managed: boolean; dryRun: boolean; reason?: string }): Promise<SwitchOutcome>;
+  setManaged(request: {
+    managed: boolean;
+    dryRun: boolean;
+    reason?: string;
+    restoreKeptAside?: boolean;
+  }): Promise<SwitchOutcome>;
   close(): Promise<void>;
 }
 
@@ -73,6 +83,20 @@ export async function createSwitchableMail(o: SwitchableMailOptions): Promise<Sw
     },
   };
 
+  /**
+   * Adoption's rollback, once the mail host is closed (nothing of ours restarts a daemon): the
+   * daemons stop on our files, the kept-aside ones go back, and they start on those. Postfix's
+   * queue survives the stop (mail accepted meanwhile is delivered after the start); stopped
+   * daemons that were not running before are started too: NetServa's configuration serves.
+   */
+  async function rollBack(): Promise<RestoredFile[]> {
+    for (const name of ["postfix", "dovecot"] as const) await o.sc.stop(name);
+    const restored = restoreKeptAside(o.paths);
+    for (const name of ["dovecot", "postfix"] as const) await o.sc.start(name);
+    o.log?.warn("NetServa's configuration restored", { files: restored.map((f) => f.path).join(",") });
+    return restored;
+  }
+
   return {
     port,
     paths: o.paths,
@@ -80,9 +104,10 @@ export async function createSwitchableMail(o: SwitchableMailOptions): Promise<Sw
     async setManaged(request) {
       const dir = keptAsideDir(o.paths);
       if (request.managed) {
-        if (management.managed) return { managed: true, reason: "", overwrites: [], keptAsideDir: dir };
+        if (management.managed) return { managed: true, reason: "", overwrites: [], keptAsideDir: dir, restored: [] };
         const overwrites = wouldOverwrite(o.paths);
-        if (request.dryRun) return { managed: false, reason: management.reason, overwrites, keptAsideDir: dir };
+        if (request.dryRun)
+          return { managed: false, reason: management.reason, overwrites, keptAsideDir: dir, restored: [] };
         keepAside(o.paths, overwrites);
         const before = management;
         recordManagement(o.paths, { managed: true, reason: "" });
@@ -94,18 +119,27 @@ export async function createSwitchableMail(o: SwitchableMailOptions): Promise<Sw
         }
         management = { managed: true, reason: "" };
         o.log?.warn("vnode switched to managed", { kept_aside: overwrites.join(",") || "nothing" });
-        return { managed: true, reason: "", overwrites, keptAsideDir: dir };
+        return { managed: true, reason: "", overwrites, keptAsideDir: dir, restored: [] };
       }
       const reason = request.reason?.trim() || "switched to unmanaged by the operator";
       if (request.dryRun)
-        return { managed: management.managed, reason: management.reason, overwrites: [], keptAsideDir: dir };
+        return {
+          managed: management.managed,
+          reason: management.reason,
+          overwrites: [],
+          keptAsideDir: dir,
+          restored: [],
+        };
+      // Refused before anything changes when there is nothing (intact) to go back to.
+      if (request.restoreKeptAside) checkKeptAside(o.paths);
       recordManagement(o.paths, { managed: false, reason });
       const closing = opened;
       opened = undefined;
       await closing?.close();
       management = { managed: false, reason };
       o.log?.warn("vnode switched to unmanaged: hands off", { reason });
-      return { managed: false, reason, overwrites: [], keptAsideDir: dir };
+      const restored = request.restoreKeptAside ? await rollBack() : [];
+      return { managed: false, reason, overwrites: [], keptAsideDir: dir, restored };
     },
     close: async () => {
       await opened?.close();

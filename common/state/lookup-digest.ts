@@ -1,5 +1,6 @@
 // The digest of a vnode's lookup rows (domains, mailboxes, aliases): XOR of one SHA-256 per row,
-// over exactly what the controller sends (not uid/gid/home, which are vnode-local). The agent
+// over exactly what the controller sends (not the derived uid/gid/home, which are vnode-local; an
+// adopted mailbox's own home/uid/gid are sent, so they count). The agent
 // keeps it up to date row by row; the controller computes it from the state it compiled, so a
 // push that was lost is noticed even when both sides name the same generation.
 import { createHash } from "node:crypto";
@@ -19,6 +20,14 @@ export interface MailboxDigestRow {
   readonly quota: number;
   readonly sieve: string;
   readonly name: string;
+  /** An adopted mailbox's own home, uid and gid; absent for derived ones (the digest is unchanged). */
+  readonly owner?: MailboxOwner | undefined;
+}
+
+export interface MailboxOwner {
+  readonly home: string;
+  readonly uid: number;
+  readonly gid: number;
 }
 
 export interface AliasDigestRow {
@@ -33,7 +42,8 @@ export function hashDomain(r: DomainDigestRow): string {
 }
 
 export function hashMailbox(r: MailboxDigestRow): string {
-  return rowHash(["m", r.user, r.pass, r.active, r.quota, r.sieve, r.name]);
+  const base = ["m", r.user, r.pass, r.active, r.quota, r.sieve, r.name];
+  return rowHash(r.owner ? [...base, r.owner.home, r.owner.uid, r.owner.gid] : base);
 }
 
 export function hashAlias(r: AliasDigestRow): string {
@@ -66,6 +76,7 @@ export function lookupDigestOf(state: Pick<DesiredState, "domains" | "mailboxes"
         quota: Number(m.quotaBytes),
         sieve: m.sieveScript,
         name: m.displayName,
+        owner: m.home === "" ? undefined : { home: m.home, uid: m.uid, gid: m.gid },
       }),
     );
   for (const a of state.aliases)

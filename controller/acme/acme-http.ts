@@ -3,7 +3,9 @@
 // by the request's origin so two servers never share a trust store, (2) no retries inside a request
 // (our own schedule retries with backoff and is visible; acme-client's would sleep silently, up to
 // a Retry-After of hours), and (3) network failures turned into an error that says which server
-// could not be reached (acme-client's own path loses the cause).
+// could not be reached (acme-client's own path loses the cause), and (4) an answer that tells us
+// to wait — `urn:ietf:params:acme:error:rateLimited`, or any error status with a Retry-After —
+// turned into an AcmeRetryLater carrying until when (acme-client keeps only the detail text).
 import { Agent } from "node:https";
 import acme from "acme-client";
 import { NetservaError } from "../../common/errors.ts";
@@ -15,6 +17,50 @@ interface RequestConfig {
   url?: string;
   baseURL?: string;
   httpsAgent?: unknown;
+}
+
+/** The ACME server told us to wait (rate limit, or overloaded) until `retryAfter` (if it said). */
+export class AcmeRetryLater extends NetservaError {
+  readonly retryAfter: Date | undefined;
+  readonly rateLimited: boolean;
+
+  constructor(message: string, retryAfter: Date | undefined, rateLimited: boolean) {
+    super("unavailable", message);
+    this.retryAfter = retryAfter;
+    this.rateLimited = rateLimited;
+  }
+}
+
+export const RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited";
+
+/** A Retry-After header (seconds or an HTTP date, RFC 9110 §10.2.3) as a moment; undefined if absent or bad. */
+export function retryAfterOf(headers: unknown, now = new Date()): Date | undefined {
+  const raw = (headers as Record<string, unknown> | undefined)?.["retry-after"];
+  if (typeof raw !== "string" && typeof raw !== "number") return undefined;
+  const text = String(raw).trim();
+  if (/^\d+$/.test(text)) return new Date(now.getTime() + Number(text) * 1000);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : new Date(date);
+}
+
+interface ProblemResponse {
+  status: number;
+  headers: unknown;
+  data: unknown;
+  config?: RequestConfig;
+}
+
+/** After acme-client's own handler: an answer that says "wait" becomes an AcmeRetryLater. */
+function onWaitAnswer<R extends ProblemResponse>(response: R): R | Promise<never> {
+  const problem = (response.data ?? {}) as { type?: unknown; detail?: unknown };
+  const rateLimited = problem.type === RATE_LIMITED || response.status === 429;
+  const retryAfter = retryAfterOf(response.headers);
+  if (!rateLimited && !(response.status >= 500 && retryAfter !== undefined)) return response;
+  const origin = (response.config ? originOf(response.config) : undefined) ?? "the ACME server";
+  const detail = typeof problem.detail === "string" ? `: ${problem.detail.slice(0, 300)}` : "";
+  const until = retryAfter ? ` until ${retryAfter.toISOString()}` : "";
+  const what = rateLimited ? "rate limited" : `busy (HTTP ${response.status})`;
+  return Promise.reject(new AcmeRetryLater(`ACME server ${origin}: ${what}${until}${detail}`, retryAfter, rateLimited));
 }
 
 function originOf(config: RequestConfig): string | undefined {
@@ -52,6 +98,8 @@ function install(): void {
   const handler = { fulfilled: null, rejected: onNetworkError, synchronous: false, runWhen: null };
   if (Array.isArray(manager.handlers)) manager.handlers.unshift(handler);
   else acme.axios.interceptors.response.use(null, onNetworkError);
+  // Last in line: acme-client's handler has turned every answer into a response by then.
+  acme.axios.interceptors.response.use(onWaitAnswer);
 }
 
 /** Prepares acme-client for `serverUrl`, trusting `serverCaPem` (if given) for that server only. */

@@ -11,6 +11,7 @@ import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError } from "../../common/errors.ts";
 import {
   AcmeCertificate,
+  AcmeVnodePolicy,
   MailCertificate,
   MailDnsPolicy,
   MailTls,
@@ -26,9 +27,13 @@ import { acmeClientFor } from "./acme-account.ts";
 import { obtainCertificate } from "./acme-order.ts";
 import type { IssuedCertificate } from "./acme-order.ts";
 import { renewalAt, retryAt } from "./acme-schedule.ts";
+import { AcmeRetryLater } from "./acme-http.ts";
+import { certificateId, fetchRenewalInfo, renewalInWindow } from "./acme-renewal-info.ts";
+import type { Logger } from "../../common/log.ts";
 import type { RetryPolicy } from "./acme-schedule.ts";
 import type { ChallengeSolver, ChallengeType } from "./challenge-solver.ts";
 import { createDns01Solver } from "./dns01-solver.ts";
+import { createHttp01Solver, type PushState } from "./http01-solver.ts";
 
 export const MAIL_HOST = "mail-host";
 /** How long a claim holds: longer than any order takes (polling is bounded well below this). */
@@ -55,12 +60,8 @@ export function domainCertificateNames(domain: string, options: { mtaSts: boolea
 export const domainPurpose = (domain: string): string => `domain:${domain}`;
 
 function checkChallenge(challenge: ChallengeType): void {
-  if (challenge === "http-01")
-    throw new NetservaError(
-      "failed_precondition",
-      "challenge: http-01 (answered by the agent on the vnode) is not built yet; use dns-01 with a zone the DNS provider serves",
-      { field: "challenge" },
-    );
+  if (challenge !== "dns-01" && challenge !== "http-01")
+    throw new NetservaError("invalid_argument", "challenge: must be dns-01 or http-01", { field: "challenge" });
 }
 
 async function upsertOrder(
@@ -91,11 +92,61 @@ async function upsertOrder(
   return created;
 }
 
+/** The vnode's ACME server is the one last asked for; `allDomains`/`mailName` only when given. */
+async function upsertPolicy(
+  tx: SqlEntityManager,
+  vnodeId: number,
+  input: AcmeRequestInput,
+  domains: { allDomains: boolean; mailName: boolean } | undefined,
+): Promise<void> {
+  const fields = {
+    serverUrl: input.serverUrl,
+    serverCaPem: input.serverCaPem,
+    email: input.email,
+    challenge: input.challenge,
+    ...(domains ?? {}),
+  };
+  const row = await tx.findOne(AcmeVnodePolicy, { vnodeId });
+  if (row) Object.assign(row, fields);
+  else tx.create(AcmeVnodePolicy, { vnodeId, allDomains: false, mailName: false, ...fields });
+  await tx.flush();
+}
+
 export async function requestMailHostAcme(em: SqlEntityManager, input: AcmeRequestInput): Promise<AcmeCertificate> {
   checkChallenge(input.challenge);
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, input.vnode);
+    await upsertPolicy(tx, vnode.id, input, undefined);
     return upsertOrder(tx, vnode.id, MAIL_HOST, [mailHostnameOf(vnode)], input);
+  });
+}
+
+/** `--all-domains`: from now on every active hosted domain gets its certificate (the sweep adds
+ *  domains added later, and drops the orders of domains removed); the ones hosted now are ordered
+ *  at once. Resolves with their orders. */
+export async function requestAllDomainsAcme(
+  em: SqlEntityManager,
+  input: AcmeRequestInput & { mailName: boolean },
+): Promise<Array<{ id: number; domain: string }>> {
+  checkChallenge(input.challenge);
+  return em.transactional(async (tx) => {
+    const vnode = await findVnode(tx, input.vnode);
+    await upsertPolicy(tx, vnode.id, input, { allDomains: true, mailName: input.mailName });
+    const ids: Array<{ id: number; domain: string }> = [];
+    for (const hosted of await tx.find(
+      VMailDomain,
+      { vnodeId: vnode.id, active: true },
+      { orderBy: { domain: "asc" } },
+    )) {
+      const policy = await tx.findOne(MailDnsPolicy, { domainId: hosted.id });
+      const names = domainCertificateNames(hosted.domain, {
+        mtaSts: policy?.mtaSts ?? false,
+        mailName: input.mailName,
+      });
+      const order = await upsertOrder(tx, vnode.id, domainPurpose(hosted.domain), names, input);
+      ids.push({ id: order.id, domain: hosted.domain });
+    }
+    return ids;
   });
 }
 
@@ -113,6 +164,7 @@ export async function requestDomainAcme(
     if (!hosted) throw new NetservaError("not_found", `domain ${domain} is not hosted on vnode ${vnode.name}`);
     const policy = await tx.findOne(MailDnsPolicy, { domainId: hosted.id });
     const names = domainCertificateNames(domain, { mtaSts: policy?.mtaSts ?? false, mailName: input.mailName });
+    await upsertPolicy(tx, vnode.id, input, undefined);
     return upsertOrder(tx, vnode.id, domainPurpose(domain), names, input);
   });
 }
@@ -126,6 +178,56 @@ export interface AcmeRunOptions {
   onlyIfDue?: boolean;
   /** Replaces the DNS-01 solver (tests of the seam). */
   solver?: ChallengeSolver;
+  /** Where a renewal-information failure is noted (it never fails an issued certificate). */
+  log?: Logger;
+  /** Pushes the vnode's state (HTTP-01 challenges reach the agent this way). */
+  push?: PushState;
+}
+
+interface RenewalSchedule {
+  nextAttemptAt: Date;
+  certificateId: string | null;
+  renewalWindowStart: Date | null;
+  renewalWindowEnd: Date | null;
+  renewalInfoCheckAt: Date | null;
+}
+
+/** When to renew a certificate just issued: inside the server's ARI window when it offers one,
+ *  else at 2/3 of the lifetime. Asking for the window may fail: the certificate is kept, renewal
+ *  falls back to 2/3, and the sweep asks again later. */
+export async function renewalSchedule(
+  server: { serverUrl: string; serverCaPem: string | null },
+  issued: IssuedCertificate,
+  log: Logger | undefined,
+): Promise<RenewalSchedule> {
+  const fallback = renewalAt(issued.notBefore, issued.notAfter);
+  const certificateId = certificateIdOf(issued.chainPem);
+  const none = { certificateId: certificateId ?? null, renewalWindowStart: null, renewalWindowEnd: null };
+  if (certificateId === undefined) return { ...none, nextAttemptAt: fallback, renewalInfoCheckAt: null };
+  try {
+    const info = await fetchRenewalInfo(server, certificateId);
+    if (info === undefined) return { ...none, nextAttemptAt: fallback, renewalInfoCheckAt: null };
+    return {
+      certificateId,
+      nextAttemptAt: renewalInWindow(info),
+      renewalWindowStart: info.start,
+      renewalWindowEnd: info.end,
+      renewalInfoCheckAt: info.checkAgainAt,
+    };
+  } catch (error) {
+    log?.warn("ACME renewal information unavailable; renewing at 2/3 of the lifetime", {
+      error: NetservaError.from(error).message,
+    });
+    return { ...none, nextAttemptAt: fallback, renewalInfoCheckAt: new Date(Date.now() + 3600_000) };
+  }
+}
+
+function certificateIdOf(chainPem: string): string | undefined {
+  try {
+    return certificateId(chainPem);
+  } catch {
+    return undefined;
+  }
 }
 
 export type AcmeRunResult =
@@ -159,7 +261,19 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
       serverCaPem: row.serverCaPem ?? null,
       email: row.email ?? null,
     });
-    const issued = await obtainCertificate(client, names, options.solver ?? createDns01Solver(options.dns));
+    const solver =
+      options.solver ??
+      (row.challenge === "http-01"
+        ? createHttp01Solver({ em, vnodeId: vnode.id, vnode: vnode.name, push: options.push })
+        : createDns01Solver(options.dns));
+    const issued = await obtainCertificate(client, names, solver, {
+      ...(row.certificateId ? { replaces: row.certificateId } : {}),
+    });
+    const schedule = await renewalSchedule(
+      { serverUrl: row.serverUrl, serverCaPem: row.serverCaPem ?? null },
+      issued,
+      options.log,
+    );
     const generation = await em.fork().transactional(async (tx) => {
       await lockVnode(tx, vnode.id);
       if (row.purpose === MAIL_HOST) {
@@ -195,9 +309,10 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
           issuer: issued.issuer,
           notBefore: issued.notBefore,
           notAfter: issued.notAfter,
-          nextAttemptAt: renewalAt(issued.notBefore, issued.notAfter),
+          ...schedule,
           failures: 0,
           lastError: null,
+          retryAfter: null,
           lastAttemptAt: new Date(),
           claimedBy: null,
           claimedUntil: null,
@@ -211,13 +326,18 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
     const error = NetservaError.from(reason, "unavailable");
     const failures = row.failures + 1;
     const now = new Date();
-    const nextAttemptAt = retryAt(now, failures, options.retry);
+    // The server said until when to wait: never earlier than that, never earlier than our backoff.
+    const backoff = retryAt(now, failures, options.retry);
+    const retryAfter = reason instanceof AcmeRetryLater ? reason.retryAfter : undefined;
+    const nextAttemptAt = retryAfter && retryAfter > backoff ? retryAfter : backoff;
+    const rateLimited = reason instanceof AcmeRetryLater && reason.rateLimited;
     await em.fork().nativeUpdate(
       AcmeCertificate,
       { id },
       {
         names,
-        state: "failing",
+        state: rateLimited ? "rate-limited" : "failing",
+        retryAfter: retryAfter ?? null,
         failures,
         lastError: error.message.slice(0, 1000),
         lastAttemptAt: now,

@@ -5,6 +5,7 @@ import acme from "acme-client";
 import { X509Certificate } from "node:crypto";
 import { NetservaError } from "../../common/errors.ts";
 import { pemBlocks } from "../../common/pki/trust-bundle.ts";
+import { AcmeRetryLater } from "./acme-http.ts";
 import type { ChallengeAnswer, ChallengeSolver } from "./challenge-solver.ts";
 
 export interface IssuedCertificate {
@@ -21,13 +22,31 @@ export function issuerOf(leaf: X509Certificate): string {
   return cn ?? leaf.issuer.replace(/\n/g, ", ");
 }
 
+/** Places the order; with `replaces` (RFC 9773 §5, the ARI ID of the certificate it renews) first,
+ *  and without it if the server refuses that (already replaced, or an ID it does not know). */
+async function createOrder(
+  client: acme.Client,
+  names: readonly string[],
+  replaces: string | undefined,
+): Promise<acme.Order> {
+  const identifiers = names.map((value) => ({ type: "dns", value }));
+  if (replaces === undefined) return client.createOrder({ identifiers });
+  try {
+    return await client.createOrder({ identifiers, replaces } as Parameters<acme.Client["createOrder"]>[0]);
+  } catch (error) {
+    if (error instanceof AcmeRetryLater) throw error;
+    return client.createOrder({ identifiers });
+  }
+}
+
 export async function obtainCertificate(
   client: acme.Client,
   names: readonly string[],
   solver: ChallengeSolver,
+  options: { replaces?: string } = {},
 ): Promise<IssuedCertificate> {
   await solver.check(names);
-  const order = await client.createOrder({ identifiers: names.map((value) => ({ type: "dns", value })) });
+  const order = await createOrder(client, names, options.replaces);
   const authorizations = await client.getAuthorizations(order);
   const answers: Array<
     ChallengeAnswer & { challenge: acme.Authorization["challenges"][number]; authz: acme.Authorization }

@@ -2,6 +2,11 @@
 // whose backoff ran out, a vnode whose mail host name changed), one at a time, each claimed so
 // that of several controller processes on one database exactly one runs it. A new certificate
 // goes out through the one deliver service; a failure is logged, counted and left for its retry.
+// Before that it asks the ACME server again for the renewal window (ARI) of each certificate
+// whose Retry-After has run out: a window that moved (the CA is about to revoke, say) moves the
+// renewal into it, so a window already past makes the certificate due in the same pass.
+// Each pass starts by following the hosted domains (acme-domains.ts): a new domain's order is
+// due in the same pass, a removed domain's order and certificate are dropped.
 // After each pass the sweep publishes every ACME certificate's state for the metrics.
 import { NetservaError } from "../../common/errors.ts";
 import type { Logger } from "../../common/log.ts";
@@ -9,6 +14,8 @@ import { audited } from "../audit/audit.ts";
 import type { Database } from "../db/open-database.ts";
 import type { DnsProvider } from "../dns/dns-provider.ts";
 import { runAcmeOrder } from "./acme-mail-host.ts";
+import { reconcileDomainOrders } from "./acme-domains.ts";
+import { fetchRenewalInfo, renewalInWindow } from "./acme-renewal-info.ts";
 import type { RetryPolicy } from "./acme-schedule.ts";
 
 export interface AcmeCertificateState {
@@ -65,6 +72,77 @@ export function startAcmeSweep(options: AcmeSweepOptions): AcmeSweep {
     return options.owns ? rows.filter((row) => options.owns?.(row.vnode) === true) : rows;
   };
 
+  const recheckRenewalInfo = async (): Promise<void> => {
+    const connection = options.db.em().fork().getConnection();
+    const rows = await connection.execute<
+      Array<{
+        id: number;
+        vnode: string;
+        server_url: string;
+        server_ca_pem: string | null;
+        certificate_id: string;
+        start: string | Date | null;
+        end: string | Date | null;
+      }>
+    >(
+      `select a.id, v.name as vnode, a.server_url, a.server_ca_pem, a.certificate_id,
+              a.renewal_window_start as start, a.renewal_window_end as end
+       from acme_certificates a join vnodes v on v.id = a.vnode_id
+       where a.state = 'valid' and a.certificate_id is not null and a.renewal_info_check_at <= now()
+         and (a.claimed_until is null or a.claimed_until < now())`,
+    );
+    for (const row of rows) {
+      if (options.owns && !options.owns(row.vnode)) continue;
+      const info = await fetchRenewalInfo(
+        { serverUrl: row.server_url, serverCaPem: row.server_ca_pem },
+        row.certificate_id,
+      ).catch((error: unknown) => {
+        options.log.warn("ACME renewal information unavailable; asked again in an hour", {
+          vnode: row.vnode,
+          error: NetservaError.from(error).message,
+        });
+        return null;
+      });
+      if (info === null) {
+        await connection.execute(
+          "update acme_certificates set renewal_info_check_at = now() + interval '1 hour' where id = ? and certificate_id = ?",
+          [row.id, row.certificate_id],
+        );
+        continue;
+      }
+      const same =
+        info !== undefined &&
+        row.start !== null &&
+        row.end !== null &&
+        new Date(row.start).getTime() === info.start.getTime() &&
+        new Date(row.end).getTime() === info.end.getTime();
+      if (info === undefined) {
+        // The server stopped offering ARI: the 2/3 schedule already in next_attempt_at stands.
+        await connection.execute(
+          "update acme_certificates set renewal_info_check_at = null where id = ? and certificate_id = ?",
+          [row.id, row.certificate_id],
+        );
+      } else if (same) {
+        await connection.execute(
+          "update acme_certificates set renewal_info_check_at = ? where id = ? and certificate_id = ?",
+          [info.checkAgainAt, row.id, row.certificate_id],
+        );
+      } else {
+        options.log.info("ACME renewal window moved; renewal rescheduled into it", {
+          vnode: row.vnode,
+          start: info.start.toISOString(),
+          end: info.end.toISOString(),
+          ...(info.explanationUrl ? { explanation: info.explanationUrl } : {}),
+        });
+        await connection.execute(
+          `update acme_certificates set renewal_window_start = ?, renewal_window_end = ?, renewal_info_check_at = ?,
+             next_attempt_at = ? where id = ? and certificate_id = ? and state = 'valid'`,
+          [info.start, info.end, info.checkAgainAt, renewalInWindow(info), row.id, row.certificate_id],
+        );
+      }
+    }
+  };
+
   const publish = async (): Promise<void> => {
     if (!options.onStates) return;
     const rows = await options.db
@@ -103,7 +181,13 @@ export function startAcmeSweep(options: AcmeSweepOptions): AcmeSweep {
       em,
       { actor: "controller", command: "mail:tls acme-renew", vnodeName: row.vnode, args: { reason: "due" } },
       async () => {
-        const r = await runAcmeOrder(em, row.id, { dns: options.dns(), retry: options.retry, onlyIfDue: true });
+        const r = await runAcmeOrder(em, row.id, {
+          dns: options.dns(),
+          retry: options.retry,
+          onlyIfDue: true,
+          log,
+          push: (vnode) => options.deliver.deliver({ vnode, actor: "acme-http-01" }),
+        });
         // A failure is recorded on the row and in the command log as failed.
         if (r.outcome === "failed") throw r.error;
         return r;
@@ -125,9 +209,32 @@ export function startAcmeSweep(options: AcmeSweepOptions): AcmeSweep {
     return true;
   };
 
+  /** Domains added or removed since the last pass: orders made or dropped (acme-domains.ts). */
+  const followDomains = async (): Promise<void> => {
+    const changes = await reconcileDomainOrders(options.db.em().fork(), options.owns);
+    for (const a of changes.added)
+      options.log.info("ACME certificate ordered for a hosted domain", { vnode: a.vnode, domain: a.domain });
+    for (const r of changes.removed)
+      options.log.info("ACME certificate dropped: the domain is no longer hosted here", {
+        vnode: r.vnode,
+        domain: r.domain,
+      });
+    for (const vnode of changes.bumped) {
+      const outcome = await options.deliver.deliver({ vnode, actor: "acme-domains" });
+      if (!outcome.pushed)
+        options.log.warn("ACME domain certificate dropped; delivery pending", { vnode, reason: outcome.reason });
+    }
+  };
+
   const pass = async (): Promise<number> => {
     let issued = 0;
     try {
+      await followDomains().catch((error: unknown) =>
+        options.log.warn("ACME domain follow-up failed", { error: NetservaError.from(error).message }),
+      );
+      await recheckRenewalInfo().catch((error: unknown) =>
+        options.log.warn("ACME renewal information check failed", { error: NetservaError.from(error).message }),
+      );
       for (const row of await due()) if (await runOne(row)) issued += 1;
     } finally {
       await publish().catch(() => undefined);

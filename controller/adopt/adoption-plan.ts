@@ -7,6 +7,8 @@
 import type { ReadInventoryResponse } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { parseAddress, parseAliasSource, parseDomain } from "../../common/validation/index.ts";
 import { NetservaError } from "../../common/errors.ts";
+import { hashCostProblem } from "../../common/password/hash-cost.ts";
+import { adoptedHashForm } from "../../common/password/stored-hash-form.ts";
 
 export interface Refusal {
   /** domain | mailbox | alias */
@@ -84,12 +86,25 @@ export function planAdoption(inv: ReadInventoryResponse, skip: ReadonlySet<strin
       });
       return false;
     }
-    if (m.scheme === "UNKNOWN") {
+    if (m.scheme === "UNKNOWN" || adoptedHashForm(m.passwordHash) === undefined) {
       refuse({
         kind: "mailbox",
         subject: m.address,
-        reason: "its password is not a hash Dovecot verifies",
-        fix: "set a new password (chvmail --password-stdin) after adopting, or --skip it now",
+        reason:
+          m.scheme === "UNKNOWN"
+            ? "its password is not a hash Dovecot verifies"
+            : `its ${m.scheme} hash is not a form the managed vnode stores`,
+        fix: "--skip it now and add it again after adopting (addvmail), or set a crypt hash in the vmails row",
+      });
+      return false;
+    }
+    const costly = hashCostProblem(m.passwordHash);
+    if (costly !== undefined) {
+      refuse({
+        kind: "mailbox",
+        subject: m.address,
+        reason: costly,
+        fix: "--skip it now and add it again after adopting (addvmail) with a new password",
       });
       return false;
     }
@@ -113,6 +128,15 @@ export function planAdoption(inv: ReadInventoryResponse, skip: ReadonlySet<strin
       if (!hosted.has(source.domain.ascii))
         throw new NetservaError("invalid_argument", `domain ${source.domain.ascii} is not in vhosts`);
       for (const t of a.targets) parseAddress(t, "target");
+      if (a.active && boxes.has(source.source)) {
+        refuse({
+          kind: "alias",
+          subject: a.source,
+          reason: "it has the address of a mailbox (an alias may not shadow a mailbox here)",
+          fix: "delete or deactivate the valias row (a copy elsewhere is a Sieve redirect after adopting)",
+        });
+        return false;
+      }
       return true;
     } catch (error) {
       refuse({

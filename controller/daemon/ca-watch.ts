@@ -7,7 +7,8 @@ import { CertificateAuthority } from "../db/entities/index.ts";
 export interface CaWatch {
   /** Compares with the last state seen; calls onChange when it moved. */
   check(): Promise<void>;
-  stop(): void;
+  /** No more checks; resolves once the one under way (if any) has ended. */
+  stop(): Promise<void>;
 }
 
 async function caKey(db: Database): Promise<string> {
@@ -37,6 +38,9 @@ export async function watchCaChanges(options: {
   timer.unref();
   return {
     check: () => (running ??= check().finally(() => (running = undefined))),
-    stop: () => clearInterval(timer),
+    async stop() {
+      clearInterval(timer);
+      await running?.catch(() => undefined);
+    },
   };
 }

@@ -159,14 +159,44 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(options.metrics ? { onHealth: options.metrics.health } : {}),
   });
   options.metrics?.watchConnects(() => fleet.connects);
-  // A lease gained: a link to the vnode at once and our epoch announced. What it has not applied
-  // yet is the reconciler's (its first health report shows the lag), as after any restart.
+  // A lease gained (a takeover, or this serve starting): a link to the vnode at once, our epoch
+  // announced, and what was committed and not applied yet pushed at once through the change feed
+  // (a command committed with no live holder waits for exactly this push; the reconciler's
+  // catch-up would wait for the first health report and its lag grace). One query finds the
+  // vnodes that owe anything; an unreachable one is left to the reconciler.
+  const log = options.log.child({ component: "leases" });
   onLeases = (gained) => {
-    fleet.refresh().catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) }));
-    for (const vnode of gained) {
-      void deliver.announce?.(vnode).then((failed) => {
-        if (failed) options.log.warn("new lease epoch not announced", { vnode, reason: failed });
+    const refreshed = fleet
+      .refresh()
+      .catch((error: unknown) => options.log.warn("fleet refresh failed", { error: String(error) }));
+    if (gained.length === 0) return;
+    const behind = options.db
+      .em()
+      .getConnection()
+      .execute<Array<{ name: string; generation: string | number; applied: string | number }>>(
+        `select name, generation, applied_generation as applied from vnodes
+          where name in (${gained.map(() => "?").join(", ")}) and generation > applied_generation`,
+        gained,
+      )
+      .then((rows) => new Map(rows.map((r) => [r.name, r])))
+      .catch((error: unknown) => {
+        log.warn("reading what the gained vnodes owe failed", { error: String(error) });
+        return new Map<string, { generation: string | number; applied: string | number }>();
       });
+    for (const vnode of gained) {
+      void refreshed
+        .then(() => deliver.announce?.(vnode))
+        .then(async (failed) => {
+          if (failed) return log.warn("new lease epoch not announced", { vnode, reason: failed });
+          const owed = (await behind).get(vnode);
+          if (!owed || !holds(vnode)) return;
+          log.info("lease gained: pushing what the vnode has not applied", {
+            vnode,
+            applied: Number(owed.applied),
+            generation: Number(owed.generation),
+          });
+          pusher.push(vnode);
+        });
     }
   };
   const renewal = startControllerRenewal({
@@ -249,8 +279,8 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
       await acmeSweep.sweep();
     },
     async close() {
-      databaseWatch.stop();
-      caWatch.stop();
+      await databaseWatch.stop();
+      await caWatch.stop();
       renewal.stop();
       mailTlsSweep.stop();
       await listener?.close();

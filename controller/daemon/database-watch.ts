@@ -9,7 +9,9 @@ export interface DatabaseWatch {
   reachable(): boolean;
   /** One probe now (what the timer runs). */
   check(): Promise<boolean>;
-  stop(): void;
+  /** No more probes; resolves once the one under way (if any) has ended, so the database can be
+   *  closed under no query. */
+  stop(): Promise<void>;
 }
 
 export function watchDatabase(options: {
@@ -45,9 +47,10 @@ export function watchDatabase(options: {
   return {
     reachable: () => reachable,
     check,
-    stop() {
+    async stop() {
       stopped = true;
       clearInterval(timer);
+      await running;
     },
   };
 }

@@ -40,17 +40,27 @@ function refusalOf(reason: unknown): Refusal {
 
 /** How hard a client may knock. Enroll: refusals per source address (successes cost nothing, so a
  *  thousand agents enrolling from behind one address pass), attempts per join-token id. Renew:
- *  attempts per certificate identity, never per address. */
+ *  attempts per certificate identity, never per address. Nothing is keyed by address alone
+ *  except refusals. Over all of them, one controller-wide cap on the requests that may cost a
+ *  signature (Enroll and Renew past their own limits), so a flood spread over many tokens,
+ *  certificates or addresses cannot take the controller's CPU: sized so a whole fleet enrolling
+ *  or renewing at once (a thousand agents) passes. */
 export interface EnrollmentLimits {
   enrollFailuresPerAddress: RateLimit;
   enrollAttemptsPerToken: RateLimit;
   renewAttemptsPerIdentity: RateLimit;
+  /** Absent: DEFAULT_SIGNING_PER_CONTROLLER. */
+  signingPerController?: RateLimit;
 }
+
+/** A thousand at once, then 200 a second: a signature costs about a millisecond. */
+export const DEFAULT_SIGNING_PER_CONTROLLER: RateLimit = { burst: 1000, refillSeconds: 0.005 };
 
 export const DEFAULT_ENROLLMENT_LIMITS: EnrollmentLimits = {
   enrollFailuresPerAddress: { burst: 20, refillSeconds: 3 },
   enrollAttemptsPerToken: { burst: 5, refillSeconds: 60 },
   renewAttemptsPerIdentity: { burst: 5, refillSeconds: 60 }, // at most; see below
+  signingPerController: DEFAULT_SIGNING_PER_CONTROLLER,
 };
 
 /** The largest request body (a CSR is at most 16 KiB of PEM). */
@@ -110,6 +120,9 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
   const addressFailures = createRateLimiter(limits.enrollFailuresPerAddress);
   const tokenAttempts = createRateLimiter(limits.enrollAttemptsPerToken);
   const renewAttempts = createRateLimiter(limits.renewAttemptsPerIdentity);
+  const signing = createRateLimiter(limits.signingPerController ?? DEFAULT_SIGNING_PER_CONTROLLER);
+  const busy = (seconds: number): ConnectError =>
+    rateLimited("enrollments and renewals at this controller right now", seconds);
   const refused = (method: "enroll" | "renew", reason: Refusal): void => options.onRefused?.(method, reason);
   let material: EnrollmentMaterial = options;
 
@@ -127,6 +140,11 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
         if (tokenWait > 0) {
           refused("enroll", "rate_limited");
           throw rateLimited("enrollment attempts with this join token", tokenWait);
+        }
+        const signingWait = signing.take("controller");
+        if (signingWait > 0) {
+          refused("enroll", "rate_limited");
+          throw busy(signingWait);
         }
         const em = options.db.em();
         try {
@@ -162,6 +180,11 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
           if (wait > 0) {
             refused("renew", "rate_limited");
             throw rateLimited("renewals for this vnode", wait);
+          }
+          const signingWait = signing.take("controller");
+          if (signingWait > 0) {
+            refused("renew", "rate_limited");
+            throw busy(signingWait);
           }
           if ((await revokedSerials(em)).includes(identity.serial))
             throw new NetservaError("permission_denied", `certificate ${identity.serial} is revoked`);

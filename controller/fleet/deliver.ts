@@ -30,6 +30,7 @@ import { killPoint, killPointSoon } from "../faults/kill-points.ts";
 import { notifyHolder } from "../db/change-feed.ts";
 import { awaitHolderPush, leaseHolder } from "./holder-wait.ts";
 import { timed } from "../../common/phase-timing.ts";
+import { LEASE_TTL_MS } from "./lease-keeper.ts";
 
 /** Above this many changes (a bulk import) the whole state is cheaper to send. */
 const MAX_INCREMENTAL_CHANGES = 5000;
@@ -405,8 +406,13 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
 
 /**
  * The deliver service of a CLI process (no fleet of its own: each delivery opens its client).
- * On PostgreSQL with a live lease holder for the vnode (several controllers) it pushes nothing
- * itself: it wakes the holder and waits, bounded, for the holder's report (holder-wait.ts).
+ * On PostgreSQL it never pushes itself (a dry run aside, which changes nothing): a push from here
+ * would carry no lease epoch, and an unfenced whole state racing the holder that takes the lease
+ * meanwhile could land after that holder's newer one. It wakes the holder and waits, bounded, for
+ * its report (holder-wait.ts); with no live holder but a live controller it waits the same way
+ * for one to take the lease (it pushes what is owed at once, lease-keeper.ts); with no live
+ * controller at all it says so: the change is stored and the next holder pushes it. The embedded
+ * database belongs to one process: there the CLI pushes directly, as before.
  */
 export function deliverServiceFor(db: Database, paths: HomePaths): DeliverService {
   const direct = createDeliverService({ db, paths, mailTls: mailTlsIssuerFor(paths, mailTlsLifetime(paths)) });
@@ -415,14 +421,36 @@ export function deliverServiceFor(db: Database, paths: HomePaths): DeliverServic
     warm: (vnode) => (db.kind === "postgresql" ? undefined : direct.warm?.(vnode)),
     close: () => direct.close?.(),
     async deliver(request) {
-      const holder = request.dryRun ? undefined : await leaseHolder(db, request.vnode);
-      const vnode = holder ? await pushable(db, request.vnode) : undefined;
-      // Not enrolled, unmanaged, gone: the holder would not push it either; the direct path says why.
-      if (!holder || !vnode) return direct.deliver(request);
+      if (request.dryRun || db.kind !== "postgresql") return direct.deliver(request);
+      const vnode = await pushable(db, request.vnode);
+      // Not enrolled, unmanaged, gone: nothing is pushed whoever asks; the direct path says why.
+      if (!vnode) return direct.deliver(request);
+      const generation = request.changes?.generation ?? vnode.generation;
+      const holder = await leaseHolder(db, request.vnode);
       await notifyHolder(db, request.vnode);
-      return awaitHolderPush(db, request.vnode, request.changes?.generation ?? vnode.generation, holder);
+      if (holder) return awaitHolderPush(db, request.vnode, generation, holder);
+      if (!(await controllersAlive(db)))
+        return {
+          pushed: false,
+          generation,
+          reason: `no controller holds vnode ${request.vnode}'s lease (no serve runs on this database): generation ${generation} is stored, and the controller that takes the lease pushes it`,
+          diff: [],
+        };
+      return awaitHolderPush(db, request.vnode, generation, undefined);
     },
   };
+}
+
+/** Whether any serve process on this database is alive (its heartbeat within a lease TTL). */
+async function controllersAlive(db: Database): Promise<boolean> {
+  const rows = await db
+    .em()
+    .getConnection()
+    .execute<Array<{ alive: boolean }>>(
+      "select exists (select 1 from controllers where heartbeat_at > now() - make_interval(secs => ?)) as alive",
+      [LEASE_TTL_MS / 1000],
+    );
+  return rows[0]?.alive === true;
 }
 
 /** The vnode's desired generation when a holder would push it (enrolled and managed). */

@@ -23,6 +23,11 @@ export interface VnodeStatus {
   /** "unmanaged" when the agent keeps its hands off (managementReason says why), else "managed". */
   management: "managed" | "unmanaged";
   managementReason: string | null;
+  /** Several controllers on PostgreSQL: the controller holding the vnode's lease (its name in
+   *  controller.json), null when the lease is free or expired (one controller, PGlite: null). */
+  holder: string | null;
+  /** The lease's epoch, the fence token the holder stamps on every command (0: never leased). */
+  leaseEpoch: number;
 }
 
 interface StatusSqlRow {
@@ -41,6 +46,8 @@ interface StatusSqlRow {
   management: string | null;
   management_reason: string | null;
   certificate_not_after: Date | string | null;
+  holder: string | null;
+  lease_epoch: number | string | null;
 }
 
 const toDate = (value: Date | string | null): Date | null => (value === null ? null : new Date(value));
@@ -52,9 +59,11 @@ export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promi
     `select v.name, v.address, v.status, v.last_seen_at, v.last_health_at, v.agent_version, v.generation,
             v.applied_generation, v.refused_generation, v.refused_reason, v.refused_count, v.retry_at,
             v.management, v.management_reason,
+            case when l.expires_at > now() then c.name end as holder, l.epoch as lease_epoch,
             (select max(c.not_after) from certificates c
               where c.vnode_id = v.id and c.role = 'agent' and c.revoked_at is null) as certificate_not_after
-       from vnodes v order by v.name asc`,
+       from vnodes v left join vnode_leases l on l.vnode_id = v.id left join controllers c on c.id = l.holder
+      order by v.name asc`,
   );
   return rows.map((v) => {
     const lastSeenAt = toDate(v.last_seen_at);
@@ -75,6 +84,8 @@ export async function fleetStatus(em: SqlEntityManager, now = Date.now()): Promi
       retryAt: toDate(v.retry_at)?.toISOString() ?? null,
       management: v.management === "unmanaged" ? "unmanaged" : "managed",
       managementReason: v.management === "unmanaged" ? (v.management_reason ?? null) : null,
+      holder: v.holder ?? null,
+      leaseEpoch: Number(v.lease_epoch ?? 0),
     };
   });
 }

@@ -36,7 +36,8 @@ export async function awaitHolderPush(
   db: Database,
   vnode: string,
   generation: number,
-  holder: LeaseHolder,
+  /** The holder when the change was committed; undefined: none yet, a live controller takes it. */
+  holder: LeaseHolder | undefined,
   timeoutMs = HOLDER_WAIT_MS,
 ): Promise<DeliverOutcome> {
   const deadline = performance.now() + timeoutMs;
@@ -64,7 +65,9 @@ export async function awaitHolderPush(
       return {
         pushed: false,
         generation,
-        reason: `the holder of vnode ${vnode}'s lease (controller ${holder.name}) did not report generation ${generation} within ${timeoutMs / 1000} s; it is stored, and the holder or the reconciler applies it`,
+        reason: holder
+          ? `the holder of vnode ${vnode}'s lease (controller ${holder.name}) did not report generation ${generation} within ${timeoutMs / 1000} s; it is stored, and the holder or the reconciler applies it`
+          : `no controller held vnode ${vnode}'s lease and reported generation ${generation} within ${timeoutMs / 1000} s; it is stored, and the controller that takes the lease pushes it`,
         diff: [],
       };
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));

@@ -19,6 +19,8 @@ export interface ManagementRequest {
   readonly dryRun: boolean;
   readonly reason?: string;
   readonly actor: string;
+  /** With managed = false: put the files kept aside at the switch back (adoption's rollback). */
+  readonly restoreKeptAside?: boolean;
 }
 
 export async function enrolledVnode(db: Database, name: string): Promise<Vnode> {
@@ -48,6 +50,7 @@ export async function setVnodeManagement(
         managed: request.managed,
         dryRun: request.dryRun,
         reason: request.reason ?? "",
+        restoreKeptAside: request.restoreKeptAside === true,
       }),
     );
     if (!request.dryRun)

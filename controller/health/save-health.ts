@@ -124,11 +124,14 @@ export function createHealthWriter(
         () => "(?::int, ?::timestamptz, ?::timestamptz, ?::text, ?::bigint, ?::bigint, ?::boolean, ?::text, ?::text)",
       );
       // Liveness alone leaves the rest as it is: the deliver service may have recorded a newer
-      // applied generation since this (unchanged) report arrived.
+      // applied generation since this (unchanged) report arrived. A changed report never moves
+      // the applied generation backwards either: reports overtake pushes (the push's answer is
+      // recorded first, the report taken before it lands after) and two links of one vnode (a
+      // new identity while the old link drains) interleave theirs.
       await connection.execute(
         `update vnodes v set last_health_at = x.health_at, last_seen_at = x.seen_at,
                 agent_version = coalesce(x.version, v.agent_version),
-                applied_generation = coalesce(x.applied, v.applied_generation),
+                applied_generation = greatest(v.applied_generation, coalesce(x.applied, v.applied_generation)),
                 fs_capacity_bytes = coalesce(x.fs, v.fs_capacity_bytes),
                 management = case when x.news then x.management else v.management end,
                 management_reason = case when x.news then x.management_reason else v.management_reason end

@@ -23,6 +23,10 @@ export interface MailboxRowLike {
   active: boolean;
   sieveScript?: string | null | undefined;
   displayName: string;
+  /** An adopted mailbox's own home and owner (all three, or none: derived on the vnode). */
+  home?: string | null | undefined;
+  uid?: number | null | undefined;
+  gid?: number | null | undefined;
 }
 
 export interface AliasRowLike {
@@ -43,6 +47,7 @@ export function mailboxToProto(m: MailboxRowLike): Mailbox {
     active: m.active,
     sieveScript: m.sieveScript ?? "",
     displayName: m.displayName,
+    ...(m.home ? { home: m.home, uid: m.uid ?? 0, gid: m.gid ?? 0 } : {}),
   });
 }
 

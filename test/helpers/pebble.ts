@@ -5,13 +5,19 @@
 // ("the ACME server is down") without Pebble losing its accounts and root; Pebble builds its URLs
 // from the Host it was asked for, so clients only ever see the front's port. Pebble's issuing root
 // is fetched from its management endpoint.
+// With `injecting: true` the front is instead a small HTTPS proxy (Pebble's own certificate, so
+// `--server-ca` stays the same) that can answer for Pebble: Pebble implements neither rate-limit
+// answers nor ACME renewal information (ARI, RFC 9773), so a test injects them here — `inject()`
+// answers chosen requests itself (e.g. a 429 rateLimited problem for new orders), and
+// `setRenewalInfo()` adds `renewalInfo` to the directory and answers `/renewal-info/<cert ID>`.
 import { execFile, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Agent, request } from "node:https";
+import { Agent, request, createServer as createHttpsServer } from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { freePort } from "./controller-harness.ts";
 
 export const PEBBLE_BINARY = "/usr/bin/pebble";
@@ -28,7 +34,22 @@ export interface Pebble {
   setUp(up: boolean): Promise<void>;
   readonly logFile: string;
   stop(): Promise<void>;
+  /** Injecting front only: answers requests the injector picks instead of Pebble (undefined = none). */
+  inject(injector: Injector | undefined): void;
+  /** Injecting front only: offer ARI with these answers per certificate ID (undefined = no ARI). */
+  setRenewalInfo(answer: ((certId: string) => InjectedAnswer) | undefined): void;
+  /** Injecting front only: the requests it saw (method, path, body), oldest first. */
+  readonly seen: Array<{ method: string; path: string; body: string }>;
 }
+
+export interface InjectedAnswer {
+  status: number;
+  headers?: Record<string, string>;
+  body: unknown;
+}
+export type Injector = (request: { method: string; path: string }) => InjectedAnswer | undefined;
+
+export const RENEWAL_INFO_PATH = "/renewal-info";
 
 function run(file: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) =>
@@ -51,7 +72,14 @@ function get(url: string, ca: string): Promise<{ status: number; body: string }>
   });
 }
 
-export async function startPebble(options: { dnsServer: string; validitySeconds: number }): Promise<Pebble> {
+export async function startPebble(options: {
+  dnsServer: string;
+  validitySeconds: number;
+  injecting?: boolean;
+  /** Where Pebble's HTTP-01 validation connects (port 80 of what the name resolves to, for a
+   *  vnode's agent in a namespace); an unused port by default (DNS-01 only). */
+  httpPort?: number;
+}): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-pebble-"));
   const cert = join(dir, "pebble.crt");
   const key = join(dir, "pebble.key");
@@ -84,8 +112,8 @@ export async function startPebble(options: { dnsServer: string; validitySeconds:
         managementListenAddress: `127.0.0.1:${managementPort}`,
         certificate: cert,
         privateKey: key,
-        // Unused (DNS-01 only), but Pebble wants them: unprivileged ports nobody answers on.
-        httpPort: await freePort(),
+        // Unless a test answers HTTP-01, unprivileged ports nobody answers on (Pebble wants them).
+        httpPort: options.httpPort ?? (await freePort()),
         tlsPort: await freePort(),
         ocspResponderURL: "",
         externalAccountBindingRequired: false,
@@ -101,11 +129,80 @@ export async function startPebble(options: { dnsServer: string; validitySeconds:
   });
   const caPem = readFileSync(cert, "utf8");
 
-  // The front: every connection piped to Pebble; down = not listening.
+  // The injecting front: answers what the test injects, forwards the rest (Host kept, so Pebble's
+  // URLs name the front).
+  let injector: Injector | undefined;
+  let renewalInfo: ((certId: string) => InjectedAnswer) | undefined;
+  const seen: Array<{ method: string; path: string; body: string }> = [];
+  const upstreamAgent = new Agent({ ca: caPem, keepAlive: false });
+  const answer = (res: ServerResponse, a: InjectedAnswer): void => {
+    const body = typeof a.body === "string" ? a.body : JSON.stringify(a.body);
+    res.writeHead(a.status, { "content-type": "application/json", ...a.headers });
+    res.end(body);
+  };
+  const forward = (req: IncomingMessage, res: ServerResponse, path: string, body: Buffer): void => {
+    const isDirectory = req.method === "GET" && path === "/dir" && renewalInfo !== undefined;
+    const up = request(
+      { host: "127.0.0.1", port, path, method: req.method, headers: req.headers, agent: upstreamAgent },
+      (upRes) => {
+        if (!isDirectory) {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          upRes.pipe(res);
+          return;
+        }
+        let text = "";
+        upRes.setEncoding("utf8");
+        upRes.on("data", (d: string) => (text += d));
+        upRes.on("end", () => {
+          const directory = JSON.parse(text) as Record<string, unknown>;
+          directory.renewalInfo = `https://${req.headers.host ?? ""}${RENEWAL_INFO_PATH}`;
+          answer(res, { status: upRes.statusCode ?? 200, body: directory });
+        });
+      },
+    );
+    up.on("error", () => res.destroy());
+    up.end(body);
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = req.url ?? "/";
+    const method = req.method ?? "GET";
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    seen.push({ method, path, body: body.toString("utf8") });
+    const injected = injector?.({ method, path });
+    if (injected) {
+      answer(res, injected);
+      return;
+    }
+    if (path.startsWith(`${RENEWAL_INFO_PATH}/`)) {
+      const id = decodeURIComponent(path.slice(RENEWAL_INFO_PATH.length + 1));
+      answer(res, renewalInfo ? renewalInfo(id) : { status: 404, body: { detail: "no ARI" } });
+      return;
+    }
+    forward(req, res, path, body);
+  };
+  const certPem = readFileSync(cert);
+  const keyPem = readFileSync(key);
+
+  // The front: every connection piped to Pebble (or, injecting, every request); down = not listening.
   let front: Server | undefined;
   const sockets = new Set<Socket>();
   const setUp = async (up: boolean): Promise<void> => {
-    if (up && !front) {
+    if (up && !front && options.injecting) {
+      const server = createHttpsServer({ cert: certPem, key: keyPem }, (req, res) => {
+        handle(req, res).catch(() => res.destroy());
+      });
+      server.on("connection", (socket: Socket) => {
+        sockets.add(socket);
+        socket.on("close", () => sockets.delete(socket));
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(frontPort, "127.0.0.1", () => resolve());
+      });
+      front = server;
+    } else if (up && !front) {
       const server = createServer((client) => {
         const upstream = connect({ host: "127.0.0.1", port });
         sockets.add(client).add(upstream);
@@ -169,5 +266,8 @@ export async function startPebble(options: { dnsServer: string; validitySeconds:
     setUp,
     logFile,
     stop,
+    inject: (next) => void (injector = next),
+    setRenewalInfo: (next) => void (renewalInfo = next),
+    seen,
   };
 }

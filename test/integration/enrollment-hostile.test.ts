@@ -20,6 +20,7 @@ import type { EnrollmentClient } from "../../agent/enroll/enrollment-client.ts";
 import { startHarness } from "../helpers/controller-harness.ts";
 import type { Harness } from "../helpers/controller-harness.ts";
 import { junkRsaCsr } from "../helpers/hostile-csr.ts";
+import type { RateLimit } from "../../controller/enrollment/rate-limit.ts";
 import { runAgentCli } from "../../agent/cli/main.ts";
 
 const AGENT_BIN = join(import.meta.dirname, "..", "..", "bin", "netserva-mail-agent.js");
@@ -70,7 +71,7 @@ async function commandLogRows(command: string): Promise<number> {
  * A controller of its own for each group of tests below: the per-address budget of refused
  * enrollments is the controller's, and a test that spends it must not leave others without.
  */
-function ownController(agents: readonly string[]): void {
+function ownController(agents: readonly string[], signingPerController?: RateLimit): void {
   beforeAll(async () => {
     logLines.length = 0;
     agentHomes.clear();
@@ -82,6 +83,7 @@ function ownController(agents: readonly string[]): void {
         enrollFailuresPerAddress: { burst: 20, refillSeconds: 3600 },
         enrollAttemptsPerToken: { burst: 5, refillSeconds: 3600 },
         renewAttemptsPerIdentity: { burst: 5, refillSeconds: 3600 },
+        ...(signingPerController ? { signingPerController } : {}),
       },
       log: createLogger({
         level: "debug",
@@ -249,5 +251,38 @@ describe("a flood of bad enrollments and renewals", () => {
     expect(cliAnswers).toBe(5);
     expect(signatures() - before).toBe(0);
     expect(logLines.filter((l) => l["msg"] === "vnode down").length - downsBefore).toBe(0);
+  });
+});
+
+// Over the keyed limits, one controller-wide cap on what may cost a signature: a flood spread over
+// many tokens (or certificates, or addresses) is turned away at the door once it is spent.
+describe("the controller-wide signing cap", () => {
+  ownController([], { burst: 3, refillSeconds: 3600 });
+
+  it("turns away enrollments past it whatever their token, without a database row or a signature", async () => {
+    const client = enrollmentClient();
+    try {
+      const logged = await commandLogRows("agent enroll");
+      const outcomes: Array<string | undefined> = [];
+      for (let i = 0; i < 5; i += 1) {
+        const token = await joinToken(`cap${i}`);
+        const { csrPem } = await createKeyAndCsr({ commonName: `cap${i}` });
+        const before = signatures();
+        const answer = await client
+          .enroll(create(EnrollRequestSchema, { token, csrPem, agentVersion: "t" }))
+          .then((r) => r.vnode)
+          .catch((error: unknown) => {
+            expect(signatures() - before).toBe(0);
+            return NetservaError.from(error).message;
+          });
+        outcomes.push(answer);
+      }
+      expect(outcomes.slice(0, 3)).toEqual(["cap0", "cap1", "cap2"]);
+      for (const refused of outcomes.slice(3))
+        expect(refused).toMatch(/too many enrollments and renewals at this controller right now: try again in \d+ s/);
+      expect((await commandLogRows("agent enroll")) - logged).toBe(3);
+    } finally {
+      client.close();
+    }
   });
 });

@@ -199,6 +199,16 @@ describe.skipIf(!isRoot || !pgUrl)("three controllers on one PostgreSQL", () => 
     expect(takenOver.epoch).toBeGreaterThan(victimLease.epoch);
     const rows = await fleet.converged(180_000);
     const convergedSeconds = (performance.now() - killedAt) / 1000;
+    // The burst's commands committed after the kill wait for a holder: the one taking the lease
+    // pushes them at once (not after its reconciler's first health report and lag grace).
+    const successorOfB = [fleet.serve, ...peers].find((p) => p !== peerB && holdsName(p, takenOver));
+    const catchUp = (successorOfB?.stderr() ?? "")
+      .split("\n")
+      .filter((line) => line.includes("lease gained: pushing what the vnode has not applied"))
+      .map((line) => JSON.parse(line) as { vnode: string; applied: number; generation: number })
+      .filter((line) => line.vnode === victim.name);
+    expect(catchUp.length, "the new holder's catch-up push").toBeGreaterThan(0);
+    expect(catchUp[0]?.generation).toBeGreaterThan(catchUp[0]?.applied ?? Infinity);
     const mailboxes = (await fleet.lookupRows(victim)).mailboxes;
     for (const address of addresses) expect(mailboxes.filter((m) => m === address)).toHaveLength(1);
     const connection = db.em().getConnection();

@@ -17,6 +17,20 @@ import { createHealthWriter } from "../../controller/health/save-health.ts";
 import { recordHealthSample } from "../../controller/health/health-history.ts";
 import { mailStatus } from "../../controller/health/mail-status.ts";
 import { MailHealthSample, VMailService, Vnode } from "../../controller/db/entities/index.ts";
+import { recordAppliedGeneration } from "../../controller/db/generation.ts";
+import { randomUUID } from "node:crypto";
+
+const pgUrl = process.env["DATABASE_URL_TEST"];
+
+async function freshPostgres(url: string): Promise<string> {
+  const admin = await openDatabase({ url });
+  const name = `nsm_health_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  await admin.em().getConnection().execute(`create database ${name}`);
+  await admin.close();
+  const target = new URL(url);
+  target.pathname = `/${name}`;
+  return target.toString();
+}
 
 const report = (deferred: number) =>
   create(HealthReportSchema, {
@@ -78,4 +92,39 @@ describe("health into the database", () => {
       await db.close();
     }
   });
+
+  // Reports reordered (two links of one vnode while a new identity drains the old, a report
+  // overtaken by the push's own answer): the newest applied generation seen stays.
+  it.each([["pglite"], ...(pgUrl ? [["postgresql"]] : [])])(
+    "never moves applied_generation backwards (%s)",
+    async (kind) => {
+      const db =
+        kind === "postgresql" && pgUrl
+          ? await openDatabase({ url: await freshPostgres(pgUrl), poolSize: 2 })
+          : await openDatabase({ dataDir: "memory://" });
+      try {
+        const em = db.em();
+        const v = em.create(Vnode, { name: "a", address: "192.0.2.1:7444", status: "enrolled", generation: 9 });
+        await em.flush();
+        const applied = async (): Promise<number> =>
+          (await db.em().fork().findOne(Vnode, { id: v.id }))?.appliedGeneration ?? -1;
+        const writer = createHealthWriter({ everyMs: 60_000, keepMs: 3600_000 });
+        const at = (generation: number) => ({ ...report(0), appliedGeneration: BigInt(generation) });
+        await writer.save(db.em(), v.id, at(5));
+        expect(await applied()).toBe(5);
+        // An older report arriving after the newer one: a changed report, still not backwards.
+        await writer.save(db.em(), v.id, at(4));
+        expect(await applied()).toBe(5);
+        // A push's answer recorded 8, then a report taken before the push lands.
+        await recordAppliedGeneration(db.em().fork(), v.id, 8);
+        await writer.save(db.em(), v.id, at(6));
+        expect(await applied()).toBe(8);
+        // Forwards still moves it.
+        await writer.save(db.em(), v.id, at(9));
+        expect(await applied()).toBe(9);
+      } finally {
+        await db.close();
+      }
+    },
+  );
 });

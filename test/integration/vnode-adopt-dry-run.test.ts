@@ -127,10 +127,10 @@ describe.skipIf(!canRun)("vnode adopt --dry-run on a NetServa vnode", () => {
     for (const out of [dry.out, table.out]) {
       expect(out).not.toMatch(/\$[1256]y?\$|\{PLAIN-MD5\}[0-9a-f]|pw-user/);
     }
-    // Without --dry-run (the switch is not in this version): refused, nothing changed.
+    // Without --dry-run and without a terminal to ask on: refused until --yes, nothing changed.
     const real = await harness.cli(["vnode", "adopt", NAME]);
-    expect(real.code).not.toBe(0);
-    expect(real.err).toContain("only --dry-run");
+    expect(real.code).toBe(2);
+    expect(real.err).toContain("pass --yes");
     expect(tree(root)).toEqual(before);
   }, 180_000);
 });

@@ -10,6 +10,10 @@ import { createCliContext } from "../../controller/cli/cli-context.ts";
 import { runCommand } from "../../controller/cli/main.ts";
 import { openDatabase, type Database } from "../../controller/db/open-database.ts";
 import { startLeaseKeeper, type LeaseKeeper } from "../../controller/fleet/lease-keeper.ts";
+import { deliverServiceFor } from "../../controller/fleet/deliver.ts";
+import { homePaths } from "../../controller/home/home-paths.ts";
+import { CHANGES_CHANNEL } from "../../controller/db/change-feed.ts";
+import { Client } from "pg";
 import { until } from "../helpers/mail-fleet.ts";
 import { startTcpCut, type TcpCut } from "../helpers/tcp-cut.ts";
 
@@ -49,6 +53,24 @@ describe.skipIf(!pgUrl)("vnode leases on PostgreSQL", () => {
     for (const c of list)
       for (const lease of c.keeper.held()) map.set(lease.vnode, [...(map.get(lease.vnode) ?? []), c.name]);
     return map;
+  }
+
+  /** A command as an operator's CLI on PostgreSQL runs it (no controller home needed). */
+  async function cli(argv: string[]): Promise<string> {
+    let out = "";
+    let err = "";
+    const code = await runCommand(
+      argv,
+      createCliContext({
+        out: (t) => void (out += t),
+        err: (t) => void (err += t),
+        readStdin: async () => "",
+        env: { DATABASE_URL: url, NETSERVA_MAIL_HOME: "/nonexistent", NETSERVA_MAIL_ACTOR: "tester" },
+        isTTY: false,
+      }),
+    );
+    expect(code, `${argv.join(" ")}: ${err}`).toBe(0);
+    return out;
   }
 
   beforeAll(async () => {
@@ -108,25 +130,36 @@ describe.skipIf(!pgUrl)("vnode leases on PostgreSQL", () => {
         );
       expect(rows.map((r) => r.holder).sort()).toEqual([a.keeper.id, b.keeper.id, c.keeper.id].sort());
       // `leases --json`, as an operator's CLI on PostgreSQL runs it: the same holders by name.
-      let out = "";
-      const code = await runCommand(
-        ["leases", "--json"],
-        createCliContext({
-          out: (t) => void (out += t),
-          err: () => undefined,
-          readStdin: async () => "",
-          env: { DATABASE_URL: url, NETSERVA_MAIL_HOME: "/nonexistent", NETSERVA_MAIL_ACTOR: "tester" },
-          isTTY: false,
-        }),
-      );
-      expect(code).toBe(0);
-      const report = JSON.parse(out) as Array<{ vnode: string; controller: string; epoch: number }>;
+      const report = JSON.parse(await cli(["leases", "--json"])) as Array<{
+        vnode: string;
+        controller: string;
+        epoch: number;
+      }>;
       expect(report).toHaveLength(VNODES);
       for (const row of report) {
         const holder = [a, b, c].find((x) => x.keeper.epochOf(row.vnode) !== undefined);
         expect(row.controller, row.vnode).toBe(holder?.name);
         expect(BigInt(row.epoch)).toBe(holder?.keeper.epochOf(row.vnode));
       }
+      // `status` names each vnode's holder and lease epoch too, in JSON and in the table.
+      const status = JSON.parse(await cli(["status", "--json"])) as Array<{
+        vnode: string;
+        holder: string | null;
+        leaseEpoch: number;
+      }>;
+      expect(status).toHaveLength(VNODES);
+      for (const row of status) {
+        const holder = [a, b, c].find((x) => x.keeper.epochOf(row.vnode) !== undefined);
+        expect(row.holder, row.vnode).toBe(holder?.name);
+        expect(BigInt(row.leaseEpoch)).toBe(holder?.keeper.epochOf(row.vnode));
+      }
+      const table = (await cli(["status"])).split("\n");
+      const header = table.find((line) => line.startsWith("VNODE")) ?? "";
+      expect(header).toMatch(/HOLDER\s+LEASEEPOCH$/);
+      for (const row of status)
+        expect(table.find((line) => line.startsWith(`${row.vnode} `))).toMatch(
+          new RegExp(`\\s${row.holder ?? "-"}\\s+${row.leaseEpoch}$`),
+        );
 
       // Cut c off from PostgreSQL: it keeps running but can no longer renew.
       const lost = c.keeper.held();
@@ -170,4 +203,75 @@ describe.skipIf(!pgUrl)("vnode leases on PostgreSQL", () => {
     }
     expect(overlaps).toBe(0);
   }, 240_000);
+});
+
+// A command run by a CLI on PostgreSQL never pushes itself: its push would carry no lease epoch
+// and could race the controller that takes the lease meanwhile. With no controller alive it says
+// so at once (the change is stored); with a live controller that does not hold the vnode yet it
+// waits for the one that takes the lease to report the change applied. No agent here: the test
+// plays the new holder's part by recording the applied generation, as its push would.
+describe.skipIf(!pgUrl)("a CLI's change with no live lease holder", () => {
+  let db: Database;
+  let keeper: LeaseKeeper | undefined;
+
+  beforeAll(async () => {
+    if (!pgUrl) return;
+    const root = await openDatabase({ url: pgUrl });
+    const name = `nsm_holderless_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+    await root.em().getConnection().execute(`create database ${name}`);
+    await root.close();
+    const target = new URL(pgUrl);
+    target.pathname = `/${name}`;
+    db = await openDatabase({ url: target.toString(), poolSize: 4 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await keeper?.stop().catch(() => undefined);
+    await db?.close();
+  });
+
+  it("is not pushed unfenced: reported stored with no controller alive, live once a controller takes the lease", async () => {
+    const sql = db.em().getConnection();
+    // 192.0.2.0/24 answers nothing: a direct push would end in "unreachable" after its ping.
+    await sql.execute(
+      "insert into vnodes (name, address, status, generation, applied_generation) values ('nohold0', '192.0.2.10:7444', 'enrolled', 3, 2)",
+    );
+    const deliver = deliverServiceFor(db, homePaths("/nonexistent"));
+    const alone = await deliver.deliver({ vnode: "nohold0", actor: "tester" });
+    expect(alone.pushed).toBe(false);
+    expect(alone.reason).toMatch(/no controller holds vnode nohold0's lease \(no serve runs on this database\)/);
+    expect(alone.generation).toBe(3);
+
+    // A live controller that renews only when told: it holds nohold0 after its first round.
+    keeper = startLeaseKeeper({ db, name: "k", log: silentLogger, ttlMs: TTL_MS, renewMs: 3_600_000 });
+    await until(async () => (keeper?.epochOf("nohold0") !== undefined ? true : undefined), 30_000, "k holds nohold0");
+    // A vnode enrolled since: no lease row yet, so no holder, while k is alive.
+    await sql.execute(
+      "insert into vnodes (name, address, status, generation, applied_generation) values ('nohold1', '192.0.2.11:7444', 'enrolled', 5, 4)",
+    );
+    // The command wakes holders only after it looked for one: its notification says it found none.
+    const listener = new Client({ connectionString: db.url });
+    await listener.connect();
+    const notified = new Promise<void>((resolve) =>
+      listener.on("notification", (m) => (m.payload === "nohold1" ? resolve() : undefined)),
+    );
+    await listener.query(`listen ${CHANGES_CHANNEL}`);
+    let settled = false;
+    const waiting = deliver
+      .deliver({ vnode: "nohold1", actor: "tester", changes: { generation: 5, list: [] } })
+      .finally(() => (settled = true));
+    try {
+      await notified;
+    } finally {
+      await listener.end();
+    }
+    // k's next round takes the lease; its catch-up push is played here.
+    await keeper.tick();
+    const epoch = keeper.epochOf("nohold1");
+    expect(epoch).toBeGreaterThan(0n);
+    expect(settled).toBe(false);
+    await sql.execute("update vnodes set applied_generation = 5 where name = 'nohold1'");
+    const outcome = await waiting;
+    expect(outcome).toMatchObject({ pushed: true, appliedGeneration: 5, generation: 5 });
+  }, 120_000);
 });

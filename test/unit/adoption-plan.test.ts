@@ -69,3 +69,25 @@ describe("adoption plan", () => {
     expect(plan.aliases.map((a) => a.source)).toEqual(["@a.test", "team@a.test", "old@a.test"]);
   });
 });
+
+describe("adoption plan: what the switch would store", () => {
+  it("refuses an alias that shadows a mailbox, a hash too costly to verify, a form we do not store", () => {
+    const inv = create(ReadInventoryResponseSchema, {
+      domains: [{ domain: "a.test", uid: 1001, gid: 1001, active: true }],
+      mailboxes: [
+        box("alice@a.test"),
+        box("slow@a.test", { passwordHash: "$6$rounds=999999999$salt$" + "a".repeat(86) }),
+        box("cram@a.test", { passwordHash: "{CRAM-MD5}" + "e".repeat(64), scheme: "CRAM-MD5", weak: true }),
+      ],
+      aliases: [{ source: "alice@a.test", targets: ["someone@remote.test"], active: true }],
+    });
+    const plan = planAdoption(inv);
+    expect(plan.mailboxes.map((m) => m.address)).toEqual(["alice@a.test"]);
+    const refused = Object.fromEntries(plan.refusals.map((r) => [r.subject, r.reason]));
+    expect(refused["slow@a.test"]).toContain("rounds=999999999 exceed");
+    expect(refused["cram@a.test"]).toContain("not a form the managed vnode stores");
+    expect(refused["alice@a.test"]).toContain("may not shadow a mailbox");
+    // Skipped, the rest goes through.
+    expect(planAdoption(inv, new Set(["slow@a.test", "cram@a.test", "alice@a.test"])).refusals).toEqual([]);
+  });
+});

@@ -23,6 +23,19 @@ export interface MailTlsViewRow {
   acmeServer: string | null;
   failures: number;
   lastError: string | null;
+  /** The ACME server's suggested renewal window (ARI, RFC 9773); null when it offers none. */
+  renewalWindow: { start: string; end: string } | null;
+  /** The ACME server said to wait until then (rate limited, or busy with a Retry-After). */
+  retryAfter: string | null;
+}
+
+function acmeSchedule(order: AcmeCertificate | undefined): Pick<MailTlsViewRow, "renewalWindow" | "retryAfter"> {
+  const start = order?.renewalWindowStart;
+  const end = order?.renewalWindowEnd;
+  return {
+    renewalWindow: start && end ? { start: start.toISOString(), end: end.toISOString() } : null,
+    retryAfter: order?.retryAfter ? order.retryAfter.toISOString() : null,
+  };
 }
 
 export const MAIL_TLS_COLUMNS: Array<keyof MailTlsViewRow & string> = [
@@ -36,6 +49,7 @@ export const MAIL_TLS_COLUMNS: Array<keyof MailTlsViewRow & string> = [
   "nextRenewal",
   "acme",
   "failures",
+  "retryAfter",
   "lastError",
 ];
 
@@ -99,6 +113,7 @@ export async function mailTlsView(
       acmeServer: order ? order.serverUrl : null,
       failures: order?.failures ?? 0,
       lastError: order?.lastError ?? null,
+      ...acmeSchedule(order),
     });
     // Certificates by name (SNI): each domain's ACME order, with what it stored.
     for (const o of allOrders.filter((r) => r.vnodeId === v.id && r.purpose !== "mail-host")) {
@@ -117,6 +132,7 @@ export async function mailTlsView(
         acmeServer: o.serverUrl,
         failures: o.failures,
         lastError: o.lastError ?? null,
+        ...acmeSchedule(o),
       });
     }
   }

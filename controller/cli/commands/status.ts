@@ -30,7 +30,9 @@ function controllerCertificateLines(ctx: CliContext, certFile: string): string {
 export function registerStatus(program: Command, ctx: CliContext): void {
   program
     .command("status")
-    .description("each vnode: connected, last health, agent version, generation, certificate expiry")
+    .description(
+      "each vnode: connected, last health, agent version, generation, certificate expiry, lease holder and epoch",
+    )
     .option("--json", "JSON output (same as --format json)")
     .option("--format <format>", "table | json | csv")
     .option("--home <dir>", "controller home")
@@ -66,6 +68,8 @@ export function registerStatus(program: Command, ctx: CliContext): void {
               "certificateNotAfter",
               ...(rows.some((r) => r.refused !== null) ? (["refused"] as const) : []),
               ...(all.some((r) => r.management === "unmanaged") ? (["management"] as const) : []),
+              // Leases exist with several controllers on PostgreSQL: who drives each vnode.
+              ...(all.some((r) => r.leaseEpoch > 0) ? (["holder", "leaseEpoch"] as const) : []),
             ],
             format,
           ),

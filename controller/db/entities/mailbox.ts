@@ -20,6 +20,10 @@ export const VMailboxSchema = defineEntity({
     active: p.boolean().default(true),
     /** /srv/<domain>/msg/<user>/Maildir (NetServa's layout). */
     maildir: p.text(),
+    /** An adopted mailbox's own home, uid and gid (used where and as they are); null = derived. */
+    home: p.text().nullable(),
+    uid: p.integer().nullable(),
+    gid: p.integer().nullable(),
     sieveScript: p.text().nullable(),
     displayName: p.string().default(""),
     passwordChangedAt: p.datetime(),
