@@ -8,11 +8,14 @@
 //   - one addvmail to one vnode: until the CLI returns, and until that agent's host has the row
 //   - a revocation reaching every agent (each one's revoked.json lists the serial)
 //   - the controller restarted: every agent reconnected and at its generation
+//   - on PostgreSQL, with all N: a second controller joins (leases split between the two), and
+//     one addvmail through controller A's socket to a vnode whose lease B holds (commit-to-live
+//     across controllers)
 // Run by scripts/bench-fleet (PostgreSQL from DATABASE_URL_TEST, else PGlite). Everything it
 // starts is stopped at the end, also on failure.
 import { spawn } from "node:child_process";
 import { randomUUID, X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -95,6 +98,8 @@ type Row = Record<string, string>;
 const results: Array<{ what: string; baseline: string; full: string; target: string }> = [];
 
 let serve!: ServeProcess;
+/** A second controller on the same PostgreSQL (the cross-controller figure), stopped at the end. */
+let peer: ServeProcess | undefined;
 let swarm: Swarm | undefined;
 let swarmDir = "";
 
@@ -233,6 +238,63 @@ async function restart(n: number): Promise<[string, string]> {
   return [seconds, String((await serve.metric('netserva_controller_link_connects{which="peak"}')) ?? "?")];
 }
 
+/**
+ * Commit-to-live across controllers (PostgreSQL): a second `serve` (the first one's CA, its own
+ * certificate and name) joins, the leases are rebalanced between the two, and addvmail is run
+ * through controller A's admin socket for a vnode whose lease B holds: A commits and notifies,
+ * B pushes, A's command waits for B's report. Until the CLI returns, and until the agent has it.
+ */
+async function acrossControllers(n: number): Promise<Row> {
+  progress(`${n} agents: a second controller joins`);
+  peer = await startServeProcess({
+    env: { DATABASE_URL: serve.env["DATABASE_URL"] ?? "" },
+    config: { name: "ctl-b" },
+    prepareHome: (home) => {
+      mkdirSync(join(home, "ca"), { recursive: true, mode: 0o700 });
+      for (const file of ["ca.key", "ca.crt"]) copyFileSync(join(serve.home, "ca", file), join(home, "ca", file));
+    },
+  });
+  const rebalanceStarted = performance.now();
+  type Lease = { vnode: string; controller: string | null };
+  const held = await until(
+    async () => {
+      const leases = JSON.parse(await cli(["leases", "--json"])) as Lease[];
+      const byB = leases.filter((l) => l.controller === "ctl-b").length;
+      // An even split (the remainder to either) and every running agent current again.
+      return Math.abs(leases.length - 2 * byB) <= 1 && (await allCurrent(n)) ? leases : undefined;
+    },
+    300_000,
+    "the leases split between two controllers, every agent current",
+  );
+  const rebalanced = ((performance.now() - rebalanceStarted) / 1000).toFixed(1);
+  const target = swarm?.agents.find((a) => a.daemon && held.find((l) => l.vnode === a.name)?.controller === "ctl-b");
+  if (!target) throw new Error("the second controller holds no running agent's vnode");
+  progress(`${n} agents: addvmail through controller A to ${target.name}, held by B`);
+  const domain = `across.${target.name}.test`;
+  if (!target.host.domains.size)
+    await cli(["vnode", "set", target.name, "--mail-hostname", `mail.${target.name}.test`]);
+  await cli(["addvmaildomain", target.name, domain, "--skip-dns-check"]);
+  const returned: number[] = [];
+  const live: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const address = `user${i}@${domain}`;
+    const started = performance.now();
+    const out = await cli(["addvmail", target.name, address]);
+    if (!/live on/.test(out)) throw new Error(`addvmail through A: ${out}`);
+    returned.push(performance.now() - started);
+    await until(async () => (target.host.mailboxes.has(address) ? true : undefined), 60_000, address);
+    live.push(performance.now() - started);
+  }
+  await peer.stop();
+  rmSync(peer.dir, { recursive: true, force: true });
+  peer = undefined;
+  return {
+    "2nd controller joined → leases split, all current (s)": rebalanced,
+    "addvmail via A, holder B: CLI returned (ms)": median(returned).toFixed(0),
+    "addvmail via A, holder B: on the agent (ms)": median(live).toFixed(0),
+  };
+}
+
 async function main(): Promise<void> {
   serve = await startServeProcess({ env: pgUrl ? { DATABASE_URL: await freshPostgres(pgUrl) } : {} });
   swarmDir = mkdtempSync(join(tmpdir(), "nsm-bench-fleet-"));
@@ -265,6 +327,8 @@ async function main(): Promise<void> {
     swarm.agents.length - 2,
   );
 
+  if (pgUrl) Object.assign(full, await acrossControllers(swarm.agents.length - 2));
+
   const targets: Record<string, string> = {
     "controller CPU (cores)": "< 1",
     "controller RSS (MiB)": "< 1024",
@@ -292,6 +356,8 @@ try {
   await main();
 } finally {
   await swarm?.close().catch(() => undefined);
+  await peer?.stop().catch(() => undefined);
+  if (peer) rmSync(peer.dir, { recursive: true, force: true });
   await serve?.stop().catch(() => undefined);
   if (serve) rmSync(serve.dir, { recursive: true, force: true });
   if (swarmDir) rmSync(swarmDir, { recursive: true, force: true });

@@ -3,7 +3,7 @@
 // bumped on every takeover). The agent keeps the highest epoch it has seen, on disk so a restart
 // does not forget it, and refuses an older one: a controller whose lease lapsed (cut off from the
 // database, paused) cannot push any more once its successor has spoken. Epoch 0 is unfenced (one
-// controller, PGlite, a CLI with no holder to go through, an older controller) and always passes;
+// controller, PGlite, a dry run, an older controller) and always passes;
 // the generation checks still order what it sends.
 import { NetservaError } from "../../common/errors.ts";
 import { readStateFile, writeStateFile } from "./state-file.ts";

@@ -19,6 +19,7 @@ import { certMapOf, createContextChooser, nameMatches } from "./cert-map.ts";
 import { siteOf } from "./served-site.ts";
 import { writeSiteDirectory } from "./web-directory.ts";
 import { startWebServer, type WebContent, type WebLimits, type WebListener } from "./web-server.ts";
+import { startChallengeServer, type ChallengeListener } from "./challenge-server.ts";
 
 export interface PendingWeb {
   commit(): Promise<void>;
@@ -45,10 +46,12 @@ function servedPart(state: DesiredState): DesiredState {
       mailHostname: state.settings?.mailHostname ?? "",
       webListen: state.settings?.webListen ?? "",
       webDirectory: state.settings?.webDirectory ?? "",
+      httpListen: state.settings?.httpListen ?? "",
     },
     ...(state.tls ? { tls: state.tls } : {}),
     certificates: state.certificates,
     served: state.served,
+    acmeChallenges: state.acmeChallenges,
   });
 }
 
@@ -67,6 +70,24 @@ function listenOf(state: DesiredState): { host: string; port: number } | undefin
   return { host: hp.host, port: hp.port };
 }
 
+function httpListenOf(state: DesiredState): { host: string; port: number } | undefined {
+  const text = state.settings?.httpListen ?? "";
+  if (text === "") return undefined;
+  const hp = parseHostPort(text, "settings.http_listen");
+  if (hp.kind === "name") throw invalid("settings.http_listen", "must be an IP address and port");
+  return { host: hp.host, port: hp.port };
+}
+
+function challengesOf(state: DesiredState): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const c of state.acmeChallenges) {
+    if (!/^[A-Za-z0-9_-]{1,256}$/.test(c.token) || !c.keyAuthorization.startsWith(`${c.token}.`))
+      throw invalid("acme_challenges", `token '${c.token.slice(0, 40)}' or its key authorization is malformed`);
+    map.set(c.token, c.keyAuthorization);
+  }
+  return map;
+}
+
 function directoryOf(state: DesiredState): string | undefined {
   const dir = state.settings?.webDirectory ?? "";
   if (dir === "") return undefined;
@@ -78,6 +99,7 @@ function directoryOf(state: DesiredState): string | undefined {
 export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: Partial<WebLimits> }): ServedWeb {
   const file = join(o.paths.stateDir, "web-served.json");
   let listener: WebListener | undefined;
+  let http: ChallengeListener | undefined;
   /** The web part of the last committed state. */
   let current: DesiredState | undefined;
 
@@ -93,6 +115,25 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
           field: "settings.web_listen",
         },
       );
+    const httpListen = httpListenOf(state);
+    const challenges = challengesOf(state);
+    const sameHttp = httpListen && http && http.host === httpListen.host && http.port === httpListen.port;
+    let freshHttp: ChallengeListener | undefined;
+    if (httpListen && !sameHttp) {
+      try {
+        freshHttp = await startChallengeServer({
+          ...httpListen,
+          challenges,
+          ...(o.log ? { log: o.log } : {}),
+          ...(o.limits ? { limits: o.limits } : {}),
+        });
+      } catch (error) {
+        throw invalid(
+          "settings.http_listen",
+          `cannot listen on ${state.settings?.httpListen}: ${(error as Error).message}`,
+        );
+      }
+    }
     const same = listen && listener && listener.host === listen.host && listener.port === listen.port;
     let fresh: WebListener | undefined;
     if (listen && content && !same) {
@@ -104,6 +145,7 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
           ...(o.limits ? { limits: o.limits } : {}),
         });
       } catch (error) {
+        await freshHttp?.close();
         throw invalid(
           "settings.web_listen",
           `cannot listen on ${state.settings?.webListen}: ${(error as Error).message}`,
@@ -122,11 +164,21 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
           listener = undefined;
           await old?.close();
         } else if (content) listener?.update(content);
+        if (freshHttp) {
+          const old = http;
+          http = freshHttp;
+          await old?.close();
+        } else if (!httpListen) {
+          const old = http;
+          http = undefined;
+          await old?.close();
+        } else http?.update(challenges);
         current = servedPart(state);
         writeStateFile(file, JSON.parse(toJsonString(DesiredStateSchema, current)) as unknown);
       },
       async abort() {
         await fresh?.close();
+        await freshHttp?.close();
       },
     };
   }
@@ -174,6 +226,9 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
       const old = listener;
       listener = undefined;
       await old?.close();
+      const oldHttp = http;
+      http = undefined;
+      await oldHttp?.close();
     },
   };
 }

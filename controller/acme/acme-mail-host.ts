@@ -11,6 +11,7 @@ import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError } from "../../common/errors.ts";
 import {
   AcmeCertificate,
+  AcmeVnodePolicy,
   MailCertificate,
   MailDnsPolicy,
   MailTls,
@@ -32,6 +33,7 @@ import type { Logger } from "../../common/log.ts";
 import type { RetryPolicy } from "./acme-schedule.ts";
 import type { ChallengeSolver, ChallengeType } from "./challenge-solver.ts";
 import { createDns01Solver } from "./dns01-solver.ts";
+import { createHttp01Solver, type PushState } from "./http01-solver.ts";
 
 export const MAIL_HOST = "mail-host";
 /** How long a claim holds: longer than any order takes (polling is bounded well below this). */
@@ -58,12 +60,8 @@ export function domainCertificateNames(domain: string, options: { mtaSts: boolea
 export const domainPurpose = (domain: string): string => `domain:${domain}`;
 
 function checkChallenge(challenge: ChallengeType): void {
-  if (challenge === "http-01")
-    throw new NetservaError(
-      "failed_precondition",
-      "challenge: http-01 (answered by the agent on the vnode) is not built yet; use dns-01 with a zone the DNS provider serves",
-      { field: "challenge" },
-    );
+  if (challenge !== "dns-01" && challenge !== "http-01")
+    throw new NetservaError("invalid_argument", "challenge: must be dns-01 or http-01", { field: "challenge" });
 }
 
 async function upsertOrder(
@@ -94,11 +92,61 @@ async function upsertOrder(
   return created;
 }
 
+/** The vnode's ACME server is the one last asked for; `allDomains`/`mailName` only when given. */
+async function upsertPolicy(
+  tx: SqlEntityManager,
+  vnodeId: number,
+  input: AcmeRequestInput,
+  domains: { allDomains: boolean; mailName: boolean } | undefined,
+): Promise<void> {
+  const fields = {
+    serverUrl: input.serverUrl,
+    serverCaPem: input.serverCaPem,
+    email: input.email,
+    challenge: input.challenge,
+    ...(domains ?? {}),
+  };
+  const row = await tx.findOne(AcmeVnodePolicy, { vnodeId });
+  if (row) Object.assign(row, fields);
+  else tx.create(AcmeVnodePolicy, { vnodeId, allDomains: false, mailName: false, ...fields });
+  await tx.flush();
+}
+
 export async function requestMailHostAcme(em: SqlEntityManager, input: AcmeRequestInput): Promise<AcmeCertificate> {
   checkChallenge(input.challenge);
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, input.vnode);
+    await upsertPolicy(tx, vnode.id, input, undefined);
     return upsertOrder(tx, vnode.id, MAIL_HOST, [mailHostnameOf(vnode)], input);
+  });
+}
+
+/** `--all-domains`: from now on every active hosted domain gets its certificate (the sweep adds
+ *  domains added later, and drops the orders of domains removed); the ones hosted now are ordered
+ *  at once. Resolves with their orders. */
+export async function requestAllDomainsAcme(
+  em: SqlEntityManager,
+  input: AcmeRequestInput & { mailName: boolean },
+): Promise<Array<{ id: number; domain: string }>> {
+  checkChallenge(input.challenge);
+  return em.transactional(async (tx) => {
+    const vnode = await findVnode(tx, input.vnode);
+    await upsertPolicy(tx, vnode.id, input, { allDomains: true, mailName: input.mailName });
+    const ids: Array<{ id: number; domain: string }> = [];
+    for (const hosted of await tx.find(
+      VMailDomain,
+      { vnodeId: vnode.id, active: true },
+      { orderBy: { domain: "asc" } },
+    )) {
+      const policy = await tx.findOne(MailDnsPolicy, { domainId: hosted.id });
+      const names = domainCertificateNames(hosted.domain, {
+        mtaSts: policy?.mtaSts ?? false,
+        mailName: input.mailName,
+      });
+      const order = await upsertOrder(tx, vnode.id, domainPurpose(hosted.domain), names, input);
+      ids.push({ id: order.id, domain: hosted.domain });
+    }
+    return ids;
   });
 }
 
@@ -116,6 +164,7 @@ export async function requestDomainAcme(
     if (!hosted) throw new NetservaError("not_found", `domain ${domain} is not hosted on vnode ${vnode.name}`);
     const policy = await tx.findOne(MailDnsPolicy, { domainId: hosted.id });
     const names = domainCertificateNames(domain, { mtaSts: policy?.mtaSts ?? false, mailName: input.mailName });
+    await upsertPolicy(tx, vnode.id, input, undefined);
     return upsertOrder(tx, vnode.id, domainPurpose(domain), names, input);
   });
 }
@@ -131,6 +180,8 @@ export interface AcmeRunOptions {
   solver?: ChallengeSolver;
   /** Where a renewal-information failure is noted (it never fails an issued certificate). */
   log?: Logger;
+  /** Pushes the vnode's state (HTTP-01 challenges reach the agent this way). */
+  push?: PushState;
 }
 
 interface RenewalSchedule {
@@ -210,7 +261,12 @@ export async function runAcmeOrder(em: SqlEntityManager, id: number, options: Ac
       serverCaPem: row.serverCaPem ?? null,
       email: row.email ?? null,
     });
-    const issued = await obtainCertificate(client, names, options.solver ?? createDns01Solver(options.dns), {
+    const solver =
+      options.solver ??
+      (row.challenge === "http-01"
+        ? createHttp01Solver({ em, vnodeId: vnode.id, vnode: vnode.name, push: options.push })
+        : createDns01Solver(options.dns));
+    const issued = await obtainCertificate(client, names, solver, {
       ...(row.certificateId ? { replaces: row.certificateId } : {}),
     });
     const schedule = await renewalSchedule(

@@ -5,6 +5,8 @@
 // Before that it asks the ACME server again for the renewal window (ARI) of each certificate
 // whose Retry-After has run out: a window that moved (the CA is about to revoke, say) moves the
 // renewal into it, so a window already past makes the certificate due in the same pass.
+// Each pass starts by following the hosted domains (acme-domains.ts): a new domain's order is
+// due in the same pass, a removed domain's order and certificate are dropped.
 // After each pass the sweep publishes every ACME certificate's state for the metrics.
 import { NetservaError } from "../../common/errors.ts";
 import type { Logger } from "../../common/log.ts";
@@ -12,6 +14,7 @@ import { audited } from "../audit/audit.ts";
 import type { Database } from "../db/open-database.ts";
 import type { DnsProvider } from "../dns/dns-provider.ts";
 import { runAcmeOrder } from "./acme-mail-host.ts";
+import { reconcileDomainOrders } from "./acme-domains.ts";
 import { fetchRenewalInfo, renewalInWindow } from "./acme-renewal-info.ts";
 import type { RetryPolicy } from "./acme-schedule.ts";
 
@@ -183,6 +186,7 @@ export function startAcmeSweep(options: AcmeSweepOptions): AcmeSweep {
           retry: options.retry,
           onlyIfDue: true,
           log,
+          push: (vnode) => options.deliver.deliver({ vnode, actor: "acme-http-01" }),
         });
         // A failure is recorded on the row and in the command log as failed.
         if (r.outcome === "failed") throw r.error;
@@ -205,9 +209,29 @@ export function startAcmeSweep(options: AcmeSweepOptions): AcmeSweep {
     return true;
   };
 
+  /** Domains added or removed since the last pass: orders made or dropped (acme-domains.ts). */
+  const followDomains = async (): Promise<void> => {
+    const changes = await reconcileDomainOrders(options.db.em().fork(), options.owns);
+    for (const a of changes.added)
+      options.log.info("ACME certificate ordered for a hosted domain", { vnode: a.vnode, domain: a.domain });
+    for (const r of changes.removed)
+      options.log.info("ACME certificate dropped: the domain is no longer hosted here", {
+        vnode: r.vnode,
+        domain: r.domain,
+      });
+    for (const vnode of changes.bumped) {
+      const outcome = await options.deliver.deliver({ vnode, actor: "acme-domains" });
+      if (!outcome.pushed)
+        options.log.warn("ACME domain certificate dropped; delivery pending", { vnode, reason: outcome.reason });
+    }
+  };
+
   const pass = async (): Promise<number> => {
     let issued = 0;
     try {
+      await followDomains().catch((error: unknown) =>
+        options.log.warn("ACME domain follow-up failed", { error: NetservaError.from(error).message }),
+      );
       await recheckRenewalInfo().catch((error: unknown) =>
         options.log.warn("ACME renewal information check failed", { error: NetservaError.from(error).message }),
       );

@@ -53,6 +53,7 @@ interface VnodeRow {
   rspamd_enabled: boolean;
   clamav_enabled: boolean;
   web_listen: string | null;
+  http_listen: string | null;
   web_directory: string | null;
 }
 interface ServedRow {
@@ -88,7 +89,7 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnod
       const ctxTx = tx.getTransactionContext();
       // Settings from the same snapshot as the generation: a caller's entity may be older.
       const [v] = await connection.execute<VnodeRow[]>(
-        "select generation, name, mail_hostname, mail_listen, rspamd_enabled, clamav_enabled, web_listen, web_directory from vnodes where id = ?",
+        "select generation, name, mail_hostname, mail_listen, rspamd_enabled, clamav_enabled, web_listen, web_directory, http_listen from vnodes where id = ?",
         [vnode.id],
         "all",
         ctxTx,
@@ -130,6 +131,12 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnod
         "all",
         ctxTx,
       );
+      const challenges = await connection.execute<Array<{ token: string; key_authorization: string }>>(
+        "select token, key_authorization from acme_http_challenges where vnode_id = ? order by token",
+        [vnode.id],
+        "all",
+        ctxTx,
+      );
       if (!v) throw notFound(`vnode ${vnode.id} not found`);
       const mailHostname = mailHostnameOf({ name: v.name, mailHostname: v.mail_hostname });
       const presented = await presentedCertificates(tx, vnode.id);
@@ -147,7 +154,9 @@ export async function compileDesiredState(em: SqlEntityManager, vnode: Pick<Vnod
           clamavEnabled: v.clamav_enabled,
           webListen: v.web_listen ?? "",
           webDirectory: v.web_directory ?? "",
+          httpListen: v.http_listen ?? "",
         }),
+        acmeChallenges: challenges.map((c) => ({ token: c.token, keyAuthorization: c.key_authorization })),
         certificates: named.map((c) =>
           create(NamedCertificateSchema, {
             names: c.names,

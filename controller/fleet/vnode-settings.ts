@@ -6,7 +6,7 @@ import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError, invalid } from "../../common/errors.ts";
 import { parseDomain } from "../../common/validation/index.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
-import { AcmeCertificate, MailCertificate, MailTls } from "../db/entities/index.ts";
+import { AcmeCertificate, AcmeVnodePolicy, MailCertificate, MailTls } from "../db/entities/index.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import { findVnode } from "./vnode-service.ts";
 import { bumpGeneration } from "../db/generation.ts";
@@ -21,14 +21,16 @@ export interface VnodeSettingsInput {
   webListen?: string;
   /** Absolute directory an existing web server serves; "" = none. */
   webDirectory?: string;
+  /** "addr:port" of the agent's plain-HTTP listener for ACME HTTP-01; "" = off. */
+  httpListen?: string;
 }
 
 /** "" = off; else an IP:port (the agent binds it, so no host names). */
-export function parseWebListen(text: string): string | null {
+export function parseWebListen(text: string, field = "web-listen", example = "192.0.2.10:443"): string | null {
   if (text === "") return null;
-  const hp = parseHostPort(text, "web-listen");
+  const hp = parseHostPort(text, field);
   if (hp.kind === "name")
-    throw invalid("web-listen", `'${text.slice(0, 60)}' must be an IP address and port, e.g. 192.0.2.10:443`);
+    throw invalid(field, `'${text.slice(0, 60)}' must be an IP address and port, e.g. ${example}`);
   return hp.kind === "ipv6" ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
@@ -67,10 +69,13 @@ export async function changeVnodeSettings(em: SqlEntityManager, input: VnodeSett
           });
   const webListen = input.webListen === undefined ? undefined : parseWebListen(input.webListen);
   const webDirectory = input.webDirectory === undefined ? undefined : parseWebDirectory(input.webDirectory);
+  const httpListen =
+    input.httpListen === undefined ? undefined : parseWebListen(input.httpListen, "http-listen", "192.0.2.10:80");
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, input.name);
     if (webListen !== undefined) vnode.webListen = webListen;
     if (webDirectory !== undefined) vnode.webDirectory = webDirectory;
+    if (httpListen !== undefined) vnode.httpListen = httpListen;
     if (hostname !== undefined) vnode.mailHostname = hostname;
     if (listen !== undefined) vnode.mailListen = listen;
     if (input.rspamd !== undefined) vnode.rspamdEnabled = input.rspamd;
@@ -136,14 +141,16 @@ export async function setOperatorTls(
 }
 
 /** Back to the controller's CA: the operator's or ACME's certificate goes, and so do the ACME
- * orders and their per-domain certificates (no more renewals); the CA issues one at the next push. */
+ * orders, their per-domain certificates and the vnode's ACME policy (no more renewals, no domain
+ * followed); the CA issues one at the next push. */
 export async function clearOperatorTls(em: SqlEntityManager, name: string): Promise<Vnode> {
   return em.transactional(async (tx) => {
     const vnode = await findVnode(tx, name);
     const removed = await tx.nativeDelete(MailTls, { vnodeId: vnode.id, source: { $in: ["operator", "acme"] } });
     const orders = await tx.nativeDelete(AcmeCertificate, { vnodeId: vnode.id });
+    const policies = await tx.nativeDelete(AcmeVnodePolicy, { vnodeId: vnode.id });
     await tx.nativeDelete(MailCertificate, { vnodeId: vnode.id, issuer: "acme" });
-    if (removed === 0 && orders === 0)
+    if (removed === 0 && orders === 0 && policies === 0)
       throw new NetservaError("not_found", `vnode ${name} has no operator or ACME certificate; the CA's is in use`);
     return bumped(tx, vnode);
   });

@@ -76,6 +76,9 @@ export async function startPebble(options: {
   dnsServer: string;
   validitySeconds: number;
   injecting?: boolean;
+  /** Where Pebble's HTTP-01 validation connects (port 80 of what the name resolves to, for a
+   *  vnode's agent in a namespace); an unused port by default (DNS-01 only). */
+  httpPort?: number;
 }): Promise<Pebble> {
   const dir = mkdtempSync(join(tmpdir(), "nsm-pebble-"));
   const cert = join(dir, "pebble.crt");
@@ -109,8 +112,8 @@ export async function startPebble(options: {
         managementListenAddress: `127.0.0.1:${managementPort}`,
         certificate: cert,
         privateKey: key,
-        // Unused (DNS-01 only), but Pebble wants them: unprivileged ports nobody answers on.
-        httpPort: await freePort(),
+        // Unless a test answers HTTP-01, unprivileged ports nobody answers on (Pebble wants them).
+        httpPort: options.httpPort ?? (await freePort()),
         tlsPort: await freePort(),
         ocspResponderURL: "",
         externalAccountBindingRequired: false,

@@ -9,10 +9,16 @@ import type { Database } from "../../db/open-database.ts";
 import { readControllerConfig } from "../../home/controller-config.ts";
 import type { HomePaths } from "../../home/home-paths.ts";
 import { parseAcmeEmail, parseAcmeServer, readServerCa } from "../../acme/acme-server.ts";
-import { requestDomainAcme, requestMailHostAcme, runAcmeOrder } from "../../acme/acme-mail-host.ts";
+import {
+  requestAllDomainsAcme,
+  requestDomainAcme,
+  requestMailHostAcme,
+  runAcmeOrder,
+} from "../../acme/acme-mail-host.ts";
 import type { ChallengeType } from "../../acme/challenge-solver.ts";
 import type { CliContext } from "../cli-context.ts";
 import { dnsSetupFor } from "../dns-context.ts";
+import { deliverServiceFor } from "../../fleet/deliver.ts";
 
 export interface AcmeCommandOptions {
   email?: string;
@@ -22,6 +28,8 @@ export interface AcmeCommandOptions {
   challenge?: string;
   /** Hosted domains to get their published names' certificate for, instead of the mail host's. */
   domain?: string[];
+  /** Every active hosted domain, now and later (the sweep follows the domains). */
+  allDomains?: boolean;
   mailName?: boolean;
 }
 
@@ -48,17 +56,37 @@ export async function runAcmeCommand(
   const em = db.em();
   const retry = { retryMs: config.acmeRetrySeconds * 1000, maxMs: config.acmeRetryMaxSeconds * 1000 };
   const domains = options.domain ?? [];
-  if (options.mailName && domains.length === 0) throw invalid("mail-name", "goes with --domain");
+  if (options.allDomains && domains.length > 0)
+    throw invalid("all-domains", "give --domain or --all-domains, not both");
+  if (options.mailName && domains.length === 0 && !options.allDomains)
+    throw invalid("mail-name", "goes with --domain or --all-domains");
   const request = { vnode: name, serverUrl, serverCaPem, email, challenge };
+  const mailName = options.mailName ?? false;
   // One order per certificate: the mail host's, or one per domain asked for, each audited.
-  const orders: Array<{ label: string; purpose: () => Promise<number> }> =
-    domains.length === 0
-      ? [{ label: "", purpose: async () => (await requestMailHostAcme(em, request)).id }]
-      : domains.map((domain) => ({
-          label: domain,
-          purpose: async () =>
-            (await requestDomainAcme(em, { ...request, domain, mailName: options.mailName ?? false })).id,
-        }));
+  let orders: Array<{ label: string; purpose: () => Promise<number> }>;
+  if (options.allDomains) {
+    const ids = await audited(
+      em,
+      {
+        actor: ctx.actor,
+        command: "mail:tls acme",
+        vnodeName: name.slice(0, 63),
+        args: { server: serverUrl, allDomains: true },
+      },
+      () => requestAllDomainsAcme(em, { ...request, mailName }),
+    );
+    ctx.io.out(
+      `vnode ${name}: every hosted domain gets an ACME certificate (${ids.length} now; domains added later at serve's next certificate check)\n`,
+    );
+    orders = ids.map(({ id, domain }) => ({ label: domain, purpose: () => Promise.resolve(id) }));
+  } else
+    orders =
+      domains.length === 0
+        ? [{ label: "", purpose: async () => (await requestMailHostAcme(em, request)).id }]
+        : domains.map((domain) => ({
+            label: domain,
+            purpose: async () => (await requestDomainAcme(em, { ...request, domain, mailName })).id,
+          }));
   for (const order of orders) {
     const result = await audited(
       em,
@@ -74,7 +102,11 @@ export async function runAcmeCommand(
         },
       },
       async () => {
-        const r = await runAcmeOrder(em, await order.purpose(), { dns, retry });
+        const r = await runAcmeOrder(em, await order.purpose(), {
+          dns,
+          retry,
+          push: (vnode) => deliverServiceFor(db, paths).deliver({ vnode, actor: ctx.actor }),
+        });
         if (r.outcome === "busy")
           throw new NetservaError(
             "failed_precondition",

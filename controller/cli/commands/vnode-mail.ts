@@ -35,6 +35,10 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
     .option("--rspamd <0|1>", "scan mail with Rspamd (milter) and sign with DKIM")
     .option("--clamav <0|1>", "scan mail for viruses with ClamAV (through Rspamd)")
     .option("--web-listen <ip:port>", "HTTPS listener for MTA-STS, autoconfig, autodiscover (empty string = off)")
+    .option(
+      "--http-listen <ip:port>",
+      "plain-HTTP listener for ACME HTTP-01 challenges, e.g. IP:80 (empty string = off)",
+    )
     .option("--web-directory <dir>", "write those files into a directory a web server serves (empty string = none)")
     .option("--home <dir>", "controller home")
     .action(
@@ -46,6 +50,7 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
           rspamd?: string;
           clamav?: string;
           webListen?: string;
+          httpListen?: string;
           webDirectory?: string;
           home?: string;
         },
@@ -53,6 +58,7 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
         const input = {
           name,
           ...(options.webListen !== undefined ? { webListen: options.webListen } : {}),
+          ...(options.httpListen !== undefined ? { httpListen: options.httpListen } : {}),
           ...(options.webDirectory !== undefined ? { webDirectory: options.webDirectory } : {}),
           ...(options.mailHostname !== undefined ? { mailHostname: options.mailHostname } : {}),
           ...(options.mailListen !== undefined ? { mailListen: options.mailListen } : {}),
@@ -79,7 +85,7 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
               }),
           );
           ctx.io.out(
-            `vnode ${name}: mail host ${row.mailHostname ?? row.name}, listen ${row.mailListen?.join(",") ?? "all"}, rspamd ${row.rspamdEnabled ? "on" : "off"}, clamav ${row.clamavEnabled ? "on" : "off"}, web ${row.webListen ?? "off"}${row.webDirectory ? ` (files in ${row.webDirectory})` : ""} (generation ${row.generation})\n`,
+            `vnode ${name}: mail host ${row.mailHostname ?? row.name}, listen ${row.mailListen?.join(",") ?? "all"}, rspamd ${row.rspamdEnabled ? "on" : "off"}, clamav ${row.clamavEnabled ? "on" : "off"}, web ${row.webListen ?? "off"}${row.webDirectory ? ` (files in ${row.webDirectory})` : ""}${row.httpListen ? `, http-01 on ${row.httpListen}` : ""} (generation ${row.generation})\n`,
           );
           await pushWhole(ctx, paths, db, row);
         } finally {
@@ -152,7 +158,11 @@ export function registerVnodeMail(program: Command, ctx: CliContext): void {
       "instead: the certificate for a hosted domain's autoconfig., autodiscover. (and mta-sts.) names; repeatable",
       (value: string, previous: string[] = []) => [...previous, value],
     )
-    .option("--mail-name", "with --domain: include mail.<domain> (served by SNI on the mail ports)")
+    .option(
+      "--all-domains",
+      "instead: a certificate for every active hosted domain, now and for domains added later (renewed by serve)",
+    )
+    .option("--mail-name", "with --domain or --all-domains: include mail.<domain> (served by SNI on the mail ports)")
     .option("--home <dir>", "controller home")
     .action(async (name: string, options: AcmeCommandOptions & { home?: string }) => {
       const paths = ctx.paths(options.home);

@@ -65,3 +65,29 @@ export const AcmeCertificateSchema = defineEntity({
 });
 export class AcmeCertificate extends AcmeCertificateSchema.class {}
 AcmeCertificateSchema.setClass(AcmeCertificate);
+
+/**
+ * Per vnode: the ACME server its certificates come from (the last `mail:tls acme` said which), and
+ * which hosted domains the sweep orders for without being named — every domain that asked for
+ * MTA-STS always, every active domain with `allDomains` (`mail:tls acme <vnode> --all-domains`).
+ */
+export const AcmeVnodePolicySchema = defineEntity({
+  name: "AcmeVnodePolicy",
+  tableName: "acme_vnode_policies",
+  properties: {
+    vnodeId: p.integer().primary(),
+    serverUrl: p.string(),
+    serverCaPem: p.text().nullable(),
+    email: p.string().nullable(),
+    challenge: p.string(),
+    allDomains: p.boolean().default(false),
+    /** Domain certificates ordered by the sweep include mail.<domain>. */
+    mailName: p.boolean().default(false),
+    updatedAt: p
+      .datetime()
+      .onCreate(() => new Date())
+      .onUpdate(() => new Date()),
+  },
+});
+export class AcmeVnodePolicy extends AcmeVnodePolicySchema.class {}
+AcmeVnodePolicySchema.setClass(AcmeVnodePolicy);

@@ -13,7 +13,7 @@ import { MailDnsPolicy } from "./mail-dns-policy.ts";
 import { MailHealthSample } from "./mail-health-sample.ts";
 import { CertificateAuthority } from "./certificate-authority.ts";
 import { MailCertificate } from "./mail-certificate.ts";
-import { AcmeAccount, AcmeCertificate } from "./acme.ts";
+import { AcmeAccount, AcmeCertificate, AcmeVnodePolicy } from "./acme.ts";
 
 export {
   Vnode,
@@ -34,6 +34,7 @@ export {
   MailCertificate,
   AcmeAccount,
   AcmeCertificate,
+  AcmeVnodePolicy,
 };
 
 /** Every entity the controller maps; the ORM is given this list, no folder scanning. */
@@ -55,4 +56,5 @@ export const allEntities = [
   MailCertificate,
   AcmeAccount,
   AcmeCertificate,
+  AcmeVnodePolicy,
 ];

@@ -27,6 +27,8 @@ export const VnodeSchema = defineEntity({
     webListen: p.string().nullable(),
     /** A directory an existing web server serves, where the agent writes the same files; null = none. */
     webDirectory: p.string().nullable(),
+    /** "addr:port" of the agent's plain-HTTP listener for ACME HTTP-01 challenges; null = off. */
+    httpListen: p.string().nullable(),
     /** Size of the vnode's mail filesystem as last reported by its agent. */
     fsCapacityBytes: p.bigint("number").nullable(),
     /** The generation the agent last refused (its checker's words in refusedReason); null = none. */

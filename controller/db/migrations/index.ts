@@ -12,6 +12,8 @@ import { Migration0010Acme } from "./0010-acme.ts";
 import { Migration0011VnodeLeases } from "./0011-vnode-leases.ts";
 import { Migration0012AcmeRenewalInfo } from "./0012-acme-renewal-info.ts";
 import { Migration0013MailboxOwner } from "./0013-mailbox-owner.ts";
+import { Migration0014AcmeVnodePolicy } from "./0014-acme-vnode-policy.ts";
+import { Migration0015AcmeHttp01 } from "./0015-acme-http01.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -28,4 +30,6 @@ export const allMigrations: MigrationObject[] = [
   { name: "0011-vnode-leases", class: Migration0011VnodeLeases },
   { name: "0012-acme-renewal-info", class: Migration0012AcmeRenewalInfo },
   { name: "0013-mailbox-owner", class: Migration0013MailboxOwner },
+  { name: "0014-acme-vnode-policy", class: Migration0014AcmeVnodePolicy },
+  { name: "0015-acme-http01", class: Migration0015AcmeHttp01 },
 ];

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file netserva/mail/v1/state.proto.
  */
 export const file_netserva_mail_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL3N0YXRlLnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIiwKCk1haWxEb21haW4SDgoGZG9tYWluGAEgASgJEg4KBmFjdGl2ZRgCIAEoCCKqAQoHTWFpbGJveBIPCgdhZGRyZXNzGAEgASgJEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkSEwoLcXVvdGFfYnl0ZXMYAyABKAQSDgoGYWN0aXZlGAQgASgIEhQKDHNpZXZlX3NjcmlwdBgFIAEoCRIUCgxkaXNwbGF5X25hbWUYBiABKAkSDAoEaG9tZRgHIAEoCRILCgN1aWQYCCABKA0SCwoDZ2lkGAkgASgNIjwKCU1haWxBbGlhcxIOCgZzb3VyY2UYASABKAkSDwoHdGFyZ2V0cxgCIAMoCRIOCgZhY3RpdmUYAyABKAgiRQoLVGxzTWF0ZXJpYWwSHQoVY2VydGlmaWNhdGVfY2hhaW5fcGVtGAEgASgJEhcKD3ByaXZhdGVfa2V5X3BlbRgCIAEoCSJXCgdEa2ltS2V5Eg4KBmRvbWFpbhgBIAEoCRIQCghzZWxlY3RvchgCIAEoCRIRCglhbGdvcml0aG0YAyABKAkSFwoPcHJpdmF0ZV9rZXlfcGVtGAQgASgJIpsBCg1Wbm9kZVNldHRpbmdzEhUKDW1haWxfaG9zdG5hbWUYASABKAkSGAoQbGlzdGVuX2FkZHJlc3NlcxgCIAMoCRIWCg5yc3BhbWRfZW5hYmxlZBgDIAEoCBIWCg5jbGFtYXZfZW5hYmxlZBgEIAEoCBISCgp3ZWJfbGlzdGVuGAUgASgJEhUKDXdlYl9kaXJlY3RvcnkYBiABKAkiaQoQTmFtZWRDZXJ0aWZpY2F0ZRINCgVuYW1lcxgBIAMoCRIdChVjZXJ0aWZpY2F0ZV9jaGFpbl9wZW0YAiABKAkSFwoPcHJpdmF0ZV9rZXlfcGVtGAMgASgJEg4KBmlzc3VlchgEIAEoCSJJCgxTZXJ2ZWREb21haW4SDgoGZG9tYWluGAEgASgJEhYKDm10YV9zdHNfcG9saWN5GAIgASgJEhEKCW1haWxfaG9zdBgDIAEoCSKkAwoMRGVzaXJlZFN0YXRlEhIKCmdlbmVyYXRpb24YASABKAQSMQoIc2V0dGluZ3MYAiABKAsyHy5uZXRzZXJ2YS5tYWlsLnYxLlZub2RlU2V0dGluZ3MSLQoHZG9tYWlucxgDIAMoCzIcLm5ldHNlcnZhLm1haWwudjEuTWFpbERvbWFpbhIsCgltYWlsYm94ZXMYBCADKAsyGS5uZXRzZXJ2YS5tYWlsLnYxLk1haWxib3gSLAoHYWxpYXNlcxgFIAMoCzIbLm5ldHNlcnZhLm1haWwudjEuTWFpbEFsaWFzEioKA3RscxgGIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuVGxzTWF0ZXJpYWwSLAoJZGtpbV9rZXlzGAcgAygLMhkubmV0c2VydmEubWFpbC52MS5Ea2ltS2V5EjgKDGNlcnRpZmljYXRlcxgIIAMoCzIiLm5ldHNlcnZhLm1haWwudjEuTmFtZWRDZXJ0aWZpY2F0ZRIuCgZzZXJ2ZWQYCSADKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLlNlcnZlZERvbWFpbiKXAgoLU3RhdGVDaGFuZ2USNQoNdXBzZXJ0X2RvbWFpbhgBIAEoCzIcLm5ldHNlcnZhLm1haWwudjEuTWFpbERvbWFpbkgAEhcKDWRlbGV0ZV9kb21haW4YAiABKAlIABIzCg51cHNlcnRfbWFpbGJveBgDIAEoCzIZLm5ldHNlcnZhLm1haWwudjEuTWFpbGJveEgAEhgKDmRlbGV0ZV9tYWlsYm94GAQgASgJSAASMwoMdXBzZXJ0X2FsaWFzGAUgASgLMhsubmV0c2VydmEubWFpbC52MS5NYWlsQWxpYXNIABIWCgxkZWxldGVfYWxpYXMYBiABKAlIABIUCgxrZWVwX21haWxkaXIYByABKAhCBgoEa2luZGIGcHJvdG8z");
+  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL3N0YXRlLnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIiwKCk1haWxEb21haW4SDgoGZG9tYWluGAEgASgJEg4KBmFjdGl2ZRgCIAEoCCKqAQoHTWFpbGJveBIPCgdhZGRyZXNzGAEgASgJEhUKDXBhc3N3b3JkX2hhc2gYAiABKAkSEwoLcXVvdGFfYnl0ZXMYAyABKAQSDgoGYWN0aXZlGAQgASgIEhQKDHNpZXZlX3NjcmlwdBgFIAEoCRIUCgxkaXNwbGF5X25hbWUYBiABKAkSDAoEaG9tZRgHIAEoCRILCgN1aWQYCCABKA0SCwoDZ2lkGAkgASgNIjwKCU1haWxBbGlhcxIOCgZzb3VyY2UYASABKAkSDwoHdGFyZ2V0cxgCIAMoCRIOCgZhY3RpdmUYAyABKAgiRQoLVGxzTWF0ZXJpYWwSHQoVY2VydGlmaWNhdGVfY2hhaW5fcGVtGAEgASgJEhcKD3ByaXZhdGVfa2V5X3BlbRgCIAEoCSJXCgdEa2ltS2V5Eg4KBmRvbWFpbhgBIAEoCRIQCghzZWxlY3RvchgCIAEoCRIRCglhbGdvcml0aG0YAyABKAkSFwoPcHJpdmF0ZV9rZXlfcGVtGAQgASgJIrABCg1Wbm9kZVNldHRpbmdzEhUKDW1haWxfaG9zdG5hbWUYASABKAkSGAoQbGlzdGVuX2FkZHJlc3NlcxgCIAMoCRIWCg5yc3BhbWRfZW5hYmxlZBgDIAEoCBIWCg5jbGFtYXZfZW5hYmxlZBgEIAEoCBISCgp3ZWJfbGlzdGVuGAUgASgJEhUKDXdlYl9kaXJlY3RvcnkYBiABKAkSEwoLaHR0cF9saXN0ZW4YByABKAkiOQoNQWNtZUNoYWxsZW5nZRINCgV0b2tlbhgBIAEoCRIZChFrZXlfYXV0aG9yaXphdGlvbhgCIAEoCSJpChBOYW1lZENlcnRpZmljYXRlEg0KBW5hbWVzGAEgAygJEh0KFWNlcnRpZmljYXRlX2NoYWluX3BlbRgCIAEoCRIXCg9wcml2YXRlX2tleV9wZW0YAyABKAkSDgoGaXNzdWVyGAQgASgJIkkKDFNlcnZlZERvbWFpbhIOCgZkb21haW4YASABKAkSFgoObXRhX3N0c19wb2xpY3kYAiABKAkSEQoJbWFpbF9ob3N0GAMgASgJIt4DCgxEZXNpcmVkU3RhdGUSEgoKZ2VuZXJhdGlvbhgBIAEoBBIxCghzZXR0aW5ncxgCIAEoCzIfLm5ldHNlcnZhLm1haWwudjEuVm5vZGVTZXR0aW5ncxItCgdkb21haW5zGAMgAygLMhwubmV0c2VydmEubWFpbC52MS5NYWlsRG9tYWluEiwKCW1haWxib3hlcxgEIAMoCzIZLm5ldHNlcnZhLm1haWwudjEuTWFpbGJveBIsCgdhbGlhc2VzGAUgAygLMhsubmV0c2VydmEubWFpbC52MS5NYWlsQWxpYXMSKgoDdGxzGAYgASgLMh0ubmV0c2VydmEubWFpbC52MS5UbHNNYXRlcmlhbBIsCglka2ltX2tleXMYByADKAsyGS5uZXRzZXJ2YS5tYWlsLnYxLkRraW1LZXkSOAoMY2VydGlmaWNhdGVzGAggAygLMiIubmV0c2VydmEubWFpbC52MS5OYW1lZENlcnRpZmljYXRlEi4KBnNlcnZlZBgJIAMoCzIeLm5ldHNlcnZhLm1haWwudjEuU2VydmVkRG9tYWluEjgKD2FjbWVfY2hhbGxlbmdlcxgKIAMoCzIfLm5ldHNlcnZhLm1haWwudjEuQWNtZUNoYWxsZW5nZSKXAgoLU3RhdGVDaGFuZ2USNQoNdXBzZXJ0X2RvbWFpbhgBIAEoCzIcLm5ldHNlcnZhLm1haWwudjEuTWFpbERvbWFpbkgAEhcKDWRlbGV0ZV9kb21haW4YAiABKAlIABIzCg51cHNlcnRfbWFpbGJveBgDIAEoCzIZLm5ldHNlcnZhLm1haWwudjEuTWFpbGJveEgAEhgKDmRlbGV0ZV9tYWlsYm94GAQgASgJSAASMwoMdXBzZXJ0X2FsaWFzGAUgASgLMhsubmV0c2VydmEubWFpbC52MS5NYWlsQWxpYXNIABIWCgxkZWxldGVfYWxpYXMYBiABKAlIABIUCgxrZWVwX21haWxkaXIYByABKAhCBgoEa2luZGIGcHJvdG8z");
 
 /**
  * One hosted mail domain (NetServa sysadm `vhosts`).
@@ -239,6 +239,14 @@ export type VnodeSettings = Message<"netserva.mail.v1.VnodeSettings"> & {
    * @generated from field: string web_directory = 6;
    */
   webDirectory: string;
+
+  /**
+   * The agent's plain-HTTP listener for ACME HTTP-01 challenges ("addr:port", port 80 for a real
+   * ACME server); it answers only /.well-known/acme-challenge/<token>. Empty = off.
+   *
+   * @generated from field: string http_listen = 7;
+   */
+  httpListen: string;
 };
 
 /**
@@ -247,6 +255,34 @@ export type VnodeSettings = Message<"netserva.mail.v1.VnodeSettings"> & {
  */
 export const VnodeSettingsSchema: GenMessage<VnodeSettings> = /*@__PURE__*/
   messageDesc(file_netserva_mail_v1_state, 5);
+
+/**
+ * One ACME HTTP-01 challenge the vnode answers while the controller's order waits for it.
+ *
+ * @generated from message netserva.mail.v1.AcmeChallenge
+ */
+export type AcmeChallenge = Message<"netserva.mail.v1.AcmeChallenge"> & {
+  /**
+   * base64url, from the ACME server
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * the response body: token "." account key thumbprint
+   *
+   * @generated from field: string key_authorization = 2;
+   */
+  keyAuthorization: string;
+};
+
+/**
+ * Describes the message netserva.mail.v1.AcmeChallenge.
+ * Use `create(AcmeChallengeSchema)` to create a new message.
+ */
+export const AcmeChallengeSchema: GenMessage<AcmeChallenge> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_state, 6);
 
 /**
  * The certificate-for-a-name seam: a certificate chain and key for some DNS names. The HTTPS
@@ -289,7 +325,7 @@ export type NamedCertificate = Message<"netserva.mail.v1.NamedCertificate"> & {
  * Use `create(NamedCertificateSchema)` to create a new message.
  */
 export const NamedCertificateSchema: GenMessage<NamedCertificate> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_state, 6);
+  messageDesc(file_netserva_mail_v1_state, 7);
 
 /**
  * What the HTTPS listener serves for one hosted domain.
@@ -324,7 +360,7 @@ export type ServedDomain = Message<"netserva.mail.v1.ServedDomain"> & {
  * Use `create(ServedDomainSchema)` to create a new message.
  */
 export const ServedDomainSchema: GenMessage<ServedDomain> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_state, 7);
+  messageDesc(file_netserva_mail_v1_state, 8);
 
 /**
  * The whole desired state of one vnode at one generation.
@@ -380,6 +416,13 @@ export type DesiredState = Message<"netserva.mail.v1.DesiredState"> & {
    * @generated from field: repeated netserva.mail.v1.ServedDomain served = 9;
    */
   served: ServedDomain[];
+
+  /**
+   * ACME HTTP-01 challenges answered on settings.http_listen; empty = none pending.
+   *
+   * @generated from field: repeated netserva.mail.v1.AcmeChallenge acme_challenges = 10;
+   */
+  acmeChallenges: AcmeChallenge[];
 };
 
 /**
@@ -387,7 +430,7 @@ export type DesiredState = Message<"netserva.mail.v1.DesiredState"> & {
  * Use `create(DesiredStateSchema)` to create a new message.
  */
 export const DesiredStateSchema: GenMessage<DesiredState> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_state, 8);
+  messageDesc(file_netserva_mail_v1_state, 9);
 
 /**
  * One incremental change to the lookup data.
@@ -449,5 +492,5 @@ export type StateChange = Message<"netserva.mail.v1.StateChange"> & {
  * Use `create(StateChangeSchema)` to create a new message.
  */
 export const StateChangeSchema: GenMessage<StateChange> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_state, 9);
+  messageDesc(file_netserva_mail_v1_state, 10);
 
