@@ -45,6 +45,8 @@ export interface ApplyOutcome {
   readonly changed: boolean;
   readonly diff: string[];
   readonly digest: string;
+  /** Of an incremental apply: how long the lookup rows' transaction took (commit and fsync), ms. */
+  readonly lookupMs?: number;
 }
 
 export interface MailHost {
@@ -204,7 +206,9 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
     async applyChanges(changes, opts = {}) {
       const dryRun = opts.dryRun === true;
       const checked = checkChanges(changes); // every row checked, every address parsed: once
+      const started = performance.now();
       const rows = lookup.applyChanges(checked, { dryRun });
+      const lookupMs = performance.now() - started;
       const diff = [...rows.diff];
       if (!dryRun) {
         // keep_maildir on delete_mailbox keeps that maildir; on delete_domain, all of the domain's.
@@ -249,7 +253,7 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
             }),
           );
       }
-      return { changed: diff.length > 0, diff, digest: lookup.digest() };
+      return { changed: diff.length > 0, diff, digest: lookup.digest(), lookupMs };
     },
 
     async start() {
