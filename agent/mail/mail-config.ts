@@ -21,6 +21,7 @@ import { NetservaError } from "../../common/errors.ts";
 import { awaitDaemonWords, markDaemonLogs, quoteWords, type LogMarks, type MailDaemon } from "./daemon-log.ts";
 import { createFilterConfig, filterWants, type FilterOptions } from "./filter-config.ts";
 import { verifyListeners } from "./verify-listeners.ts";
+import { checkNewListeners, postfixListenAddresses } from "./bind-check.ts";
 import { renderTlsFiles } from "./tls-files.ts";
 import { renderSniFiles } from "./sni-files.ts";
 import type { SystemUser } from "./vmail-user.ts";
@@ -181,7 +182,12 @@ export function createMailConfig(o: MailConfigOptions) {
     const { tls, daemons } = render(state);
     const want = filterWants(state);
     // Listener changes need a restart both ways (forward, and back on rollback).
-    const restartPostfix = postfixNeedsRestart(readText(p.postfixMainCf), daemons.get(p.postfixMainCf)?.content);
+    const liveMainCf = readText(p.postfixMainCf);
+    const restartPostfix = postfixNeedsRestart(liveMainCf, daemons.get(p.postfixMainCf)?.content);
+    // A new address whose port someone else holds would fail only at that restart (and cost a
+    // second one back, at every retry): refused before anything is written.
+    if (restartPostfix && (await running("postfix")))
+      await checkNewListeners(postfixListenAddresses(liveMainCf), listenOf(state));
     let reloaded: MailDaemon[] = [];
     // applyConfigFiles calls reload() a second time only to roll back.
     const f = filters.reloader(want);

@@ -75,19 +75,18 @@ export function registerMailMetrics(registry: Registry, port: MailHostPort): voi
       for (const svc of s.services) g.set({ service: svc.name, version: svc.version, state: svc.state }, 1);
     },
   );
-  // Not from the snapshot: the agent's own running total, read directly (direct mode only).
-  const restarts = port.daemonRestarts;
-  if (restarts)
-    new Counter({
-      name: "netserva_agent_daemon_restarts_total",
-      help: "Mail daemons the agent started again after they died (direct mode, no init system).",
-      labelNames: ["daemon"],
-      registers,
-      collect() {
-        this.reset();
-        for (const [daemon, n] of restarts()) this.inc({ daemon }, n);
-      },
-    });
+  // Not from the snapshot: the running total, read directly at each scrape (a vnode switched from
+  // unmanaged to managed gains its daemons' counts then).
+  new Counter({
+    name: "netserva_agent_daemon_restarts_total",
+    help: "Mail daemons started again after they died: by the agent (direct mode, OpenRC) or by systemd's Restart= (its NRestarts).",
+    labelNames: ["daemon"],
+    registers,
+    collect() {
+      this.reset();
+      for (const [daemon, n] of port.daemonRestarts?.() ?? []) this.inc({ daemon }, n);
+    },
+  });
   gauge(
     "netserva_agent_web_listener_up",
     "1 when the agent's web listener (https: MTA-STS/autoconfig/autodiscover, http-01: ACME) is bound, 0 when it could not bind.",

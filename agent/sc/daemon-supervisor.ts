@@ -5,6 +5,7 @@
 // that dies at once is not restarted in a tight loop. A failure is first shown in a health report
 // (or left unseen for a grace period when nobody asks) before the restart hides it.
 import type { Logger } from "../../common/log.ts";
+import type { RestartRecord } from "./restart-record.ts";
 import type { ServiceStatus } from "./service-definition.ts";
 
 export interface DaemonSupervisorOptions {
@@ -42,6 +43,8 @@ export interface DaemonSupervisor {
   failure(name: string): DaemonFailure | undefined;
   /** Restarts attempted per daemon since the agent started. */
   restarts(): ReadonlyMap<string, number>;
+  /** The daemon's restarts with the last one's time and reason (what health reports); undefined: none. */
+  history(name: string): RestartRecord | undefined;
   /** Check every `checkMs` until stop(). */
   start(): void;
   stop(): void;
@@ -64,6 +67,7 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
   const grace = o.unseenGraceMs ?? 10_000;
   const tracked = new Map<string, Tracked>();
   const restarts = new Map<string, number>();
+  const last = new Map<string, { atMs: number; reason: string }>();
   const backoff = (attempts: number): number => Math.min(max, first * 2 ** Math.min(attempts, 30));
   let timer: NodeJS.Timeout | undefined;
   let checking: Promise<void> | undefined;
@@ -117,6 +121,8 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
         if (reaped > 0) o.log?.info("ended the dead daemon's leftover workers", { daemon: name, pid: dead, reaped });
       }
       restarts.set(name, (restarts.get(name) ?? 0) + 1);
+      const previous = last.get(name);
+      last.set(name, { atMs: now(), reason: t.failure?.reason ?? "not running" });
       if (await o.start(name)) {
         o.log?.info("daemon restarted", { daemon: name, attempt: t.attempts });
         // Its old pid is history; whatever is seen next (running or dead) is the new process.
@@ -126,6 +132,8 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
       } else {
         // Nothing to start after all (an apply brought it back): not a restart.
         restarts.set(name, (restarts.get(name) ?? 1) - 1);
+        if (previous) last.set(name, previous);
+        else last.delete(name);
         t.attempts -= 1;
       }
     } catch (error) {
@@ -166,6 +174,11 @@ export function createDaemonSupervisor(o: DaemonSupervisorOptions): DaemonSuperv
       return { since: f.since, reason: f.reason };
     },
     restarts: () => restarts,
+    history(name) {
+      const count = restarts.get(name) ?? 0;
+      const l = last.get(name);
+      return count > 0 && l ? { count, lastAtMs: l.atMs, lastReason: l.reason } : undefined;
+    },
     start() {
       if (timer) return;
       const tick = (): void => {

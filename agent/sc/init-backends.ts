@@ -3,10 +3,11 @@
 // and reports its own words (systemd's ActiveState/SubState, OpenRC's status line) in health.
 import type { ServiceDefinition, ServiceStatus } from "./service-definition.ts";
 import { runChecked, runProgram } from "../process.ts";
+import { exitReason } from "./restart-record.ts";
 
 const TIMEOUT = { timeoutMs: 90_000 };
 
-/** `systemctl show -p ActiveState,SubState,MainPID` output (KEY=value lines) → a status. */
+/** `systemctl show -p ActiveState,SubState,MainPID,ExecMainCode,ExecMainStatus` output (KEY=value lines) → a status. */
 export function systemdStatus(name: string, show: string): ServiceStatus {
   const props = new Map(
     show
@@ -20,7 +21,13 @@ export function systemdStatus(name: string, show: string): ServiceStatus {
   const pid = Number(props.get("MainPID") ?? "0");
   // "reloading" is still serving (systemctl is-active says so too).
   const running = active === "active" || active === "reloading";
-  return { name, running, ...(pid > 0 ? { pid } : {}), detail: `systemd: ${active} (${sub})` };
+  // Between a death and its Restart= (RestartSec): how the main process ended.
+  const code = props.get("ExecMainCode") ?? "0";
+  const ended =
+    sub === "auto-restart" && code !== "0"
+      ? `; ${exitReason(code, Number(props.get("ExecMainStatus") ?? "0"))}; systemd restarts it`
+      : "";
+  return { name, running, ...(pid > 0 ? { pid } : {}), detail: `systemd: ${active} (${sub})${ended}` };
 }
 
 /** `rc-service NAME status` output (" * status: started") and exit code → a status. */
@@ -49,7 +56,12 @@ export function createSystemdBackend() {
       })),
     async status(def: ServiceDefinition): Promise<ServiceStatus> {
       const show = (unit: string) =>
-        runProgram("systemctl", ["show", "-p", "LoadState,ActiveState,SubState,MainPID", unit]);
+        runProgram("systemctl", [
+          "show",
+          "-p",
+          "LoadState,ActiveState,SubState,MainPID,ExecMainCode,ExecMainStatus",
+          unit,
+        ]);
       let r = await show(def.systemdStatusUnit ?? def.systemdUnit);
       if (def.systemdStatusUnit && /^LoadState=not-found$/m.test(r.stdout)) r = await show(def.systemdUnit);
       if (r.code !== 0) return { name: def.name, running: false, detail: `systemd: ${r.stderr.trim()}` };

@@ -11,7 +11,9 @@ import { daemonVersions } from "../info/system-info.ts";
 import type { ApplyOutcome, MailHost } from "../mail/mail-host.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
 import { createDaemonSupervisor, type DaemonSupervisor } from "../sc/daemon-supervisor.ts";
-import { killOrphanedSession } from "../process.ts";
+import type { RestartRecord } from "../sc/restart-record.ts";
+import { createSystemdRestartWatch, SHOW_PROPERTIES, type SystemdRestartWatch } from "../sc/systemd-restarts.ts";
+import { killOrphanedSession, runProgram } from "../process.ts";
 import type { Logger } from "../../common/log.ts";
 
 export type { ApplyOutcome } from "../mail/mail-host.ts";
@@ -22,6 +24,10 @@ export interface ServiceReport {
   state: string;
   version: string;
   detail: string;
+  /** Deaths followed by a restart (systemd's or the agent's) since the agent started; 0: none. */
+  restarts?: number;
+  lastRestartUnixMs?: bigint;
+  lastRestartReason?: string;
 }
 
 export interface MailHostPort {
@@ -34,7 +40,8 @@ export interface MailHostPort {
   health?(): Promise<MailHealth>;
   /** Every mailbox's usage (the report carries only a summary). */
   mailboxUsage?(): Promise<MailboxUsageRow[]>;
-  /** Direct mode: daemon restarts the agent made since it started, per daemon. */
+  /** Daemon restarts since the agent started, per daemon: the agent's own (direct mode, OpenRC)
+   * or systemd's (its NRestarts, as the agent saw them rise). */
   daemonRestarts?(): ReadonlyMap<string, number>;
   /** Stop watching the daemons (agent shutdown). */
   close?(): void;
@@ -65,6 +72,8 @@ const MAIL_DAEMONS = ["dovecot", "postfix"] as const;
 export interface MailPortOptions {
   /** Direct mode: how often the daemons' pids are checked (default 2 s). */
   superviseCheckMs?: number;
+  /** systemd: how often the units' restart counters are read (default 1 s). */
+  restartCheckMs?: number;
   log?: Logger;
 }
 
@@ -128,6 +137,41 @@ export async function openMailPort(
         })
       : undefined;
   supervisor?.start();
+  // Under systemd its restarts are too quick to show as a failed report: the count shows them.
+  const restartWatch: SystemdRestartWatch | undefined =
+    sc.kind === "systemd"
+      ? createSystemdRestartWatch({
+          units: () =>
+            (lastStatus?.value.services.map((s) => s.name) ?? [...MAIL_DAEMONS])
+              .filter((name) => sc.registry.has(name))
+              .map((name) => {
+                const def = sc.registry.get(name);
+                return { name, unit: def.systemdStatusUnit ?? def.systemdUnit };
+              }),
+          show: async (units) => {
+            const r = await runProgram("systemctl", ["show", "-p", SHOW_PROPERTIES, ...units]);
+            if (r.code !== 0) throw new Error(`systemctl show: ${r.stderr.trim()}`);
+            return r.stdout;
+          },
+          journal: async (unit) =>
+            (await runProgram("journalctl", ["-u", unit, "-o", "cat", "-n", "50", "--no-pager"])).stdout,
+          ...(options.log ? { log: options.log } : {}),
+          ...(options.restartCheckMs ? { checkMs: options.restartCheckMs } : {}),
+        })
+      : undefined;
+  restartWatch?.start();
+  const history = (name: string): RestartRecord | undefined => supervisor?.history(name) ?? restartWatch?.history(name);
+  const withRestarts = (report: ServiceReport): ServiceReport => {
+    const h = history(report.name);
+    return h
+      ? {
+          ...report,
+          restarts: h.count,
+          lastRestartUnixMs: BigInt(h.lastAtMs),
+          lastRestartReason: h.lastReason,
+        }
+      : report;
+  };
 
   return {
     applyState: (state, options) =>
@@ -158,6 +202,12 @@ export async function openMailPort(
       return host.drift();
     },
     async services() {
+      // A restart systemd made since the last tick is in this report, not the next one.
+      await restartWatch?.check().catch((error: unknown) =>
+        options.log?.warn("systemd restart check failed", {
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      );
       const current = await status();
       const known = await versions().catch(() => new Map<string, string>());
       // A daemon the applied config wants but that is not running has failed; before the first
@@ -170,17 +220,18 @@ export async function openMailPort(
         const failure = supervisor?.failure(s.name);
         if (failure) {
           const version = known.get(VERSION_NAME[s.name] ?? s.name) ?? "";
-          return { name: s.name, state: "failed", version, detail: `${failure.reason}; restarting` };
+          return withRestarts({ name: s.name, state: "failed", version, detail: `${failure.reason}; restarting` });
         }
-        return {
+        return withRestarts({
           name: s.name,
           state: s.running ? (applying > 0 ? "reloading" : "active") : applied ? "failed" : "stopped",
           version: known.get(VERSION_NAME[s.name] ?? s.name) ?? "",
           detail: s.detail ?? (s.running ? (s.pid ? `pid ${s.pid}` : "") : "not running"),
-        };
+        });
       });
     },
     ...(supervisor ? { daemonRestarts: () => supervisor.restarts(), close: () => supervisor.stop() } : {}),
+    ...(restartWatch ? { daemonRestarts: () => restartWatch.restarts(), close: () => restartWatch.stop() } : {}),
     ...(mailHealth ? { health: () => mailHealth.health(), mailboxUsage: () => mailHealth.mailboxes() } : {}),
   };
 }

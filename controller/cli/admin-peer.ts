@@ -1,18 +1,24 @@
 // Who is on the other end of an admin-socket connection, as the kernel knows it. Node exposes no
 // SO_PEERCRED, and /proc/net/unix does not say which socket is connected to which. The kernel's
-// sock_diag interface does: `ss -xnp` (iproute2) lists every unix socket with its inode, its
-// peer's inode and the processes holding it. Our end's inode comes from fstat of the accepted
-// descriptor; the peer's pid from ss; its real uid from /proc/PID/status. Nothing the client
-// says about itself enters into it. When the lookup fails (no ss, the client already gone, a
-// root client seen by a non-root daemon) the uid stays unknown and the log says so.
+// sock_diag interface does: `ss -xnH` (iproute2) lists every unix socket with its inode and its
+// peer's inode. Our end's inode comes from fstat of the accepted descriptor. The client names its
+// pid, and that claim counts only once the kernel confirms it: /proc/PID/fd holds the peer's
+// socket; its real uid then comes from /proc/PID/status. Without a claim that checks out, `ss
+// -xnpH` finds the holder, which walks every process's descriptors: its cost grows with every
+// socket on the host (a controller with a thousand agent links, a swarm of agents next to it),
+// and every forwarded command waited for it. When the lookup fails (no ss, the client already
+// gone, a root client seen by a non-root daemon) the uid stays unknown and the log says so.
 import { execFile } from "node:child_process";
-import { fstatSync, readFileSync } from "node:fs";
+import { fstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { Socket } from "node:net";
 
 export interface AdminPeer {
   pid: number | undefined;
   uid: number | undefined;
   user: string | undefined;
+  /** How the pid was found: the client's claim checked against its descriptors, or a scan of
+   *  every process's (the claim absent or wrong). */
+  foundBy?: "claim" | "scan";
 }
 
 const UNKNOWN: AdminPeer = { pid: undefined, uid: undefined, user: undefined };
@@ -47,12 +53,31 @@ export function parseSsUnix(text: string): SsRow[] {
   return rows;
 }
 
-function runSs(): Promise<string> {
+function runSs(withProcesses: boolean): Promise<string> {
   return new Promise((resolve) => {
-    execFile("ss", ["-xnpH"], { timeout: 5000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout) =>
-      resolve(error ? "" : stdout),
+    execFile(
+      "ss",
+      [withProcesses ? "-xnpH" : "-xnH"],
+      { timeout: 5000, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout) => resolve(error ? "" : stdout),
     );
   });
+}
+
+/** Whether process `pid` holds the unix socket with this inode among its descriptors. */
+function holdsSocket(pid: number, inode: number): boolean {
+  const dir = `/proc/${pid}/fd`;
+  try {
+    for (const fd of readdirSync(dir))
+      try {
+        if (readlinkSync(`${dir}/${fd}`) === `socket:[${inode}]`) return true;
+      } catch {
+        /* closed meanwhile */
+      }
+  } catch {
+    /* no such process, or not ours to read */
+  }
+  return false;
 }
 
 function realUid(pid: number): number | undefined {
@@ -76,17 +101,36 @@ function userName(uid: number): string | undefined {
   return undefined;
 }
 
-export async function adminPeer(socket: Socket): Promise<AdminPeer> {
+export interface AdminPeerLookup {
+  /** Finishes the lookup with the pid the client names (undefined: none named). */
+  resolve(claimedPid: number | undefined): Promise<AdminPeer>;
+}
+
+/** Starts the lookup at once (the kernel's socket table, while the request is read). */
+export function lookupAdminPeer(socket: Socket): AdminPeerLookup {
   const inode = socketInode(socket);
-  if (inode === undefined) return UNKNOWN;
-  const rows = parseSsUnix(await runSs());
-  const ours = rows.find((r) => r.inode === inode);
-  const theirs = ours ? rows.find((r) => r.inode === ours.peerInode) : undefined;
-  // A socket shared by a parent and its child lists both: the uid is the same for all of them.
-  const pid = theirs?.pids[0];
-  if (pid === undefined) return UNKNOWN;
-  const uid = realUid(pid);
-  return { pid, uid, user: uid === undefined ? undefined : userName(uid) };
+  const table = inode === undefined ? Promise.resolve("") : runSs(false);
+  return {
+    async resolve(claimedPid) {
+      if (inode === undefined) return UNKNOWN;
+      const peerInode = parseSsUnix(await table).find((r) => r.inode === inode)?.peerInode;
+      let pid: number | undefined;
+      let foundBy: AdminPeer["foundBy"];
+      if (peerInode !== undefined && claimedPid !== undefined && holdsSocket(claimedPid, peerInode)) {
+        pid = claimedPid;
+        foundBy = "claim";
+      } else {
+        const rows = parseSsUnix(await runSs(true));
+        const ours = rows.find((r) => r.inode === inode);
+        // A socket shared by a parent and its child lists both: the uid is the same for all of them.
+        pid = ours ? rows.find((r) => r.inode === ours.peerInode)?.pids[0] : undefined;
+        foundBy = "scan";
+      }
+      if (pid === undefined) return UNKNOWN;
+      const uid = realUid(pid);
+      return { pid, uid, user: uid === undefined ? undefined : userName(uid), foundBy };
+    },
+  };
 }
 
 /** The command log's actor for a forwarded command: what the client calls itself, and the

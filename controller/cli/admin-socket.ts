@@ -10,7 +10,7 @@ import type { Socket } from "node:net";
 import { NetservaError } from "../../common/errors.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
-import { adminPeer, forwardedActor } from "./admin-peer.ts";
+import { forwardedActor, lookupAdminPeer } from "./admin-peer.ts";
 import type { AdminPeer } from "./admin-peer.ts";
 import type { CliContext, CliIo, DaemonInfo } from "./cli-context.ts";
 
@@ -21,6 +21,8 @@ interface Request {
   actor?: string;
   /** The client's working directory: relative paths in argv mean paths there. */
   cwd?: string;
+  /** The client's pid: a hint, used only once the kernel confirms it holds the connection. */
+  pid?: number;
 }
 
 type Frame = { out: string } | { err: string } | { exit: number };
@@ -37,12 +39,14 @@ function parseRequest(line: string): Request {
   const stdin: unknown = Reflect.get(value, "stdin");
   const actor: unknown = Reflect.get(value, "actor");
   const cwd: unknown = Reflect.get(value, "cwd");
+  const pid: unknown = Reflect.get(value, "pid");
   if (!Array.isArray(argv) || argv.some((a) => typeof a !== "string")) throw new Error("bad argv");
   return {
     argv: argv.map(String),
     stdin: typeof stdin === "string" ? stdin : "",
     ...(typeof actor === "string" ? { actor } : {}),
     ...(typeof cwd === "string" && cwd.startsWith("/") ? { cwd } : {}),
+    ...(typeof pid === "number" && Number.isInteger(pid) && pid > 0 ? { pid } : {}),
   };
 }
 
@@ -121,20 +125,23 @@ export async function startAdminSocket(options: {
       if (socket.destroyed || !socket.writable) return;
       socket.write(JSON.stringify(frame) + "\n");
     };
-    const [line, peer] = await Promise.all([readRequestLine(socket, MAX_REQUEST_BYTES), adminPeer(socket)]);
-    known.peer = peer;
+    const lookup = lookupAdminPeer(socket);
+    const line = await readRequestLine(socket, MAX_REQUEST_BYTES);
     socket.setTimeout(0);
     let request: Request;
     try {
       if (line === undefined) throw new Error("no request");
       request = parseRequest(line);
     } catch {
+      known.peer = await lookup.resolve(undefined);
       if (line !== undefined) log().warn("admin socket: malformed request");
       send({ err: "admin socket: malformed request\n" });
       send({ exit: 2 });
       socket.end();
       return;
     }
+    const peer = await lookup.resolve(request.pid);
+    known.peer = peer;
     const io: CliIo = {
       out: (text) => send({ out: text }),
       err: (text) => send({ err: text }),
@@ -243,7 +250,7 @@ export async function forwardToDaemon(
       resolve(code ?? 5);
     });
     stdin().then(
-      (text) => socket.write(JSON.stringify({ argv, stdin: text, actor, cwd: io.cwd }) + "\n"),
+      (text) => socket.write(JSON.stringify({ argv, stdin: text, actor, cwd: io.cwd, pid: process.pid }) + "\n"),
       () => socket.destroy(),
     );
   });

@@ -6,12 +6,24 @@ import { fullProblem, isFull } from "./filesystem-full.ts";
 import type { MailHealthJson } from "./health-json.ts";
 
 export const STALE_AFTER_MS = 15_000;
+/** A daemon that died and was restarted this recently is a problem to look at (as the alert's window). */
+export const RECENT_RESTART_MS = 15 * 60_000;
 
 export interface ServiceView {
   name: string;
   state: string;
   version: string | null;
   detail: string | null;
+  /** Times it died and was started again (by systemd or the agent) since the agent started. */
+  restarts: number;
+  lastRestartAt: string | null;
+  lastRestartReason: string | null;
+}
+
+interface StoredRestarts {
+  count?: number;
+  lastAt?: string;
+  lastReason?: string;
 }
 
 export interface MailStatusView {
@@ -56,9 +68,15 @@ function problems(v: Omit<MailStatusView, "problems" | "health">, now: number): 
     out.push(
       `refused: generation ${v.refused.generation} (${v.refused.count}x${v.refused.retryAt ? `, next try ${v.refused.retryAt}` : ""}): ${v.refused.reason}`,
     );
-  for (const s of v.services)
+  for (const s of v.services) {
     if (s.state !== "active" && s.state !== "reloading")
       out.push(`${s.name} ${s.state}${s.detail ? ` (${s.detail})` : ""}`);
+    // Back already (systemd restarts in seconds), but it died: shown until the window passes.
+    if (s.restarts > 0 && s.lastRestartAt && now - Date.parse(s.lastRestartAt) < RECENT_RESTART_MS)
+      out.push(
+        `${s.name} died and was restarted (${s.restarts}x since the agent started, last at ${s.lastRestartAt}: ${s.lastRestartReason ?? "?"})`,
+      );
+  }
   const m = v.mail;
   if (m) {
     if (m.queue && m.queue.deferred > 0)
@@ -140,12 +158,18 @@ export async function mailStatus(
               count: v.refusedCount,
               retryAt: v.retryAt ? v.retryAt.toISOString() : null,
             },
-      services: daemons.map((s) => ({
-        name: s.service,
-        state: s.state,
-        version: s.version ?? null,
-        detail: s.detail ?? null,
-      })),
+      services: daemons.map((s) => {
+        const restarts = ((s.config ?? {}) as { restarts?: StoredRestarts }).restarts;
+        return {
+          name: s.service,
+          state: s.state,
+          version: s.version ?? null,
+          detail: s.detail ?? null,
+          restarts: restarts?.count ?? 0,
+          lastRestartAt: restarts?.lastAt ?? null,
+          lastRestartReason: restarts?.lastReason ?? null,
+        };
+      }),
       mail: agent.mail ?? null,
       agentCertificateNotAfter: agent.certificateNotAfter ?? null,
       acme: acme

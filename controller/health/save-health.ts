@@ -12,7 +12,7 @@
 // A thousand vnodes reporting every 5 s are 200 reports a second and, steady, one statement a
 // second; see scripts/bench-fleet.
 import type { SqlEntityManager } from "@mikro-orm/sql";
-import type { HealthReport } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import type { HealthReport, ServiceHealth } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { agentJson, mailHealthJson } from "./health-json.ts";
 import { DEFAULT_HISTORY, recordHealthSamples, type HistoryPolicy } from "./health-history.ts";
 import { storeMailboxUsage } from "./mailbox-usage-sync.ts";
@@ -38,6 +38,20 @@ function daemonConfig(name: string, mail: ReturnType<typeof mailHealthJson>): Re
   }
 }
 
+/** A daemon's row `config`: its part of the mail health and, once it died and came back, its restarts. */
+function serviceConfig(s: ServiceHealth, mail: ReturnType<typeof mailHealthJson>): Record<string, unknown> | null {
+  const own = daemonConfig(s.name, mail);
+  if (s.restarts === 0) return own;
+  return {
+    ...own,
+    restarts: {
+      count: s.restarts,
+      lastAt: new Date(Number(s.lastRestartUnixMs)).toISOString(),
+      lastReason: s.lastRestartReason,
+    },
+  };
+}
+
 /** What a report says, without the parts that change every time (timestamps, uptime). */
 function fingerprint(report: HealthReport, mail: ReturnType<typeof mailHealthJson>): string {
   return JSON.stringify([
@@ -48,7 +62,7 @@ function fingerprint(report: HealthReport, mail: ReturnType<typeof mailHealthJso
     report.certificateNotAfterUnixMs.toString(),
     report.management,
     report.managementReason,
-    report.services.map((s) => [s.name, s.state, s.version, s.detail]),
+    report.services.map((s) => [s.name, s.state, s.version, s.detail, s.restarts, s.lastRestartUnixMs.toString()]),
     mail ? { ...mail, collectedAt: null } : null,
   ]);
 }
@@ -161,9 +175,7 @@ export function createHealthWriter(
     const rows = changed.flatMap(([id, n]) => {
       const errors = n.mail?.errors ?? [];
       return [
-        ...n.report.services.map(
-          (s) => [id, s.name, s.state, s.version, s.detail, daemonConfig(s.name, n.mail)] as const,
-        ),
+        ...n.report.services.map((s) => [id, s.name, s.state, s.version, s.detail, serviceConfig(s, n.mail)] as const),
         [id, "agent", "active", n.report.agentVersion, errors.join("; "), agentJson(n.report)] as const,
       ];
     });

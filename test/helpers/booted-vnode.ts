@@ -3,6 +3,7 @@
 // an enrolled vnode with real mail.
 import { execFile } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -171,6 +172,82 @@ export interface ServiceView {
   readonly name: string;
   readonly state: string;
   readonly detail: string | null;
+  /** Deaths followed by a restart since the agent started (systemd's Restart= or the agent's). */
+  readonly restarts: number;
+  readonly lastRestartAt: string | null;
+  readonly lastRestartReason: string | null;
+}
+
+/**
+ * Poll `mail:status --json` until every daemon in `daemons` shows `count` restarts: a death the
+ * service manager hid within seconds is still visible in health, with its reason, and named in
+ * the problems. Returns the services and the problems as last seen.
+ */
+export async function waitRestartsShown(
+  h: Harness,
+  vnode: string,
+  daemons: readonly string[],
+  count: number,
+  ms = 60_000,
+): Promise<{ services: ServiceView[]; problems: string[] }> {
+  const deadline = Date.now() + ms;
+  let last: { services: ServiceView[]; problems: string[] } = { services: [], problems: [] };
+  while (Date.now() < deadline) {
+    const r = await h.cli(["mail:status", vnode, "--json"]);
+    const parsed = JSON.parse(r.out || "{}") as { services?: ServiceView[]; problems?: string[] };
+    last = { services: parsed.services ?? [], problems: parsed.problems ?? [] };
+    if (daemons.every((d) => (last.services.find((s) => s.name === d)?.restarts ?? 0) >= count)) return last;
+    await new Promise((r2) => setTimeout(r2, 500));
+  }
+  throw new Error(
+    `health of ${vnode} never showed ${count} restart(s) of ${daemons.join(", ")}: ${JSON.stringify(last)}`,
+  );
+}
+
+/** A monitor-role certificate from the harness's CA (`cert issue-monitor`), to scrape agents' /metrics. */
+export async function issueMonitor(h: Harness): Promise<{ ca: string; cert: string; key: string; remove(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), "nsm-monitor-"));
+  const issued = await h.cli(["cert", "issue-monitor", "prometheus", "--out", dir]);
+  if (issued.code !== 0) throw new Error(`cert issue-monitor exited ${issued.code}: ${issued.err}`);
+  const read = (f: string) => readFileSync(join(dir, f), "utf8");
+  return {
+    ca: read("ca.crt"),
+    cert: read("prometheus.crt"),
+    key: read("prometheus.key"),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** One scrape of an agent's /metrics with a monitor certificate; the body as text. */
+export function scrapeMetrics(
+  address: string,
+  vnode: string,
+  monitor: { ca: string; cert: string; key: string },
+): Promise<string> {
+  const [host, port] = address.split(":");
+  return new Promise((resolveScrape, reject) => {
+    const req = httpsRequest(
+      {
+        host,
+        port: Number(port),
+        path: "/metrics",
+        ca: monitor.ca,
+        cert: monitor.cert,
+        key: monitor.key,
+        servername: vnode,
+        timeout: 10_000,
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => (body += c.toString()));
+        res.on("end", () =>
+          res.statusCode === 200 ? resolveScrape(body) : reject(new Error(`/metrics answered ${res.statusCode}`)),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 /**

@@ -18,13 +18,16 @@ import {
   copyIn,
   deliverAndFind,
   forwardToController,
+  issueMonitor,
   postfixMasterPid,
   readCa,
   refuseRspamdOverBrokenOverride,
   reinstallStockPackages,
+  scrapeMetrics,
   sendInboundFinal,
   manageStockVnode,
   waitApplied,
+  waitRestartsShown,
   waitServices,
   type MailTarget,
   type Packages,
@@ -43,6 +46,7 @@ const HOST = `mail.${D}`;
 const PASS = "alice-Secret-pass-1";
 const AGENT = "netserva-mail-agent";
 const AGENT_LOG = "/var/log/netserva-mail/agent.log";
+const METRICS_PORT = 9154;
 // OpenRC's words for a running service: its own (openrc-run scripts) or an LSB script's.
 const OPENRC_RUNNING = /^openrc: (started|.* is running)/;
 
@@ -148,7 +152,7 @@ describe.skipIf(!canRun)(
       await sys.ok([
         "sh",
         "-c",
-        `printf 'NETSERVA_AGENT_ARGS="--listen=${sys.ns.nsAddress}:7444 --mail-listen=${sys.ns.nsAddress} --filter-offline --clamav-test-signatures --no-auth-penalty"\\n' > /etc/netserva-mail/agent.env`,
+        `printf 'NETSERVA_AGENT_ARGS="--listen=${sys.ns.nsAddress}:7444 --mail-listen=${sys.ns.nsAddress} --metrics-listen=${sys.ns.nsAddress}:${METRICS_PORT} --filter-offline --clamav-test-signatures --no-auth-penalty"\\n' > /etc/netserva-mail/agent.env`,
       ]);
       await sys.ok(["rc-update", "add", AGENT, "default"]);
       await sys.ok(["rc-service", AGENT, "start"]);
@@ -297,6 +301,24 @@ describe.skipIf(!canRun)(
       for (const daemon of ["postfix", "dovecot"]) {
         expect(lines("daemon died", daemon), log()).toHaveLength(1);
         expect(lines("daemon restarted", daemon), log()).toHaveLength(1);
+      }
+      // Health keeps the deaths visible once they are over: the count with the reason, a problem
+      // in mail:status, the metric.
+      const shown = await waitRestartsShown(h, "vn1", ["postfix", "dovecot"], 1);
+      for (const name of ["postfix", "dovecot"]) {
+        const s = shown.services.find((x) => x.name === name);
+        expect(s?.restarts, name).toBe(1);
+        // OpenRC's status names no pid: its own words for the dead daemon are the reason.
+        expect(s?.lastRestartReason, name).toMatch(new RegExp(`^openrc: ${name} is not running`));
+        expect(shown.problems.join("\n")).toContain(`${name} died and was restarted (1x since the agent started`);
+      }
+      const monitor = await issueMonitor(h);
+      try {
+        const body = await scrapeMetrics(`${sys.ns.nsAddress}:${METRICS_PORT}`, "vn1", monitor);
+        for (const name of ["postfix", "dovecot"])
+          expect(body).toMatch(new RegExp(`^netserva_agent_daemon_restarts_total\\{daemon="${name}"[^}]*\\} 1$`, "m"));
+      } finally {
+        monitor.remove();
       }
       // Health shows them running again; SMTP greets and delivers through Dovecot's LMTP.
       await waitServices(h, "vn1", (sv) =>

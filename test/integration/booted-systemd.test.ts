@@ -19,19 +19,22 @@ import {
   copyIn,
   deliverAndFind,
   forwardToController,
+  issueMonitor,
   postfixMasterPid,
   readCa,
   refuseRspamdOverBrokenOverride,
   reinstallStockPackages,
+  scrapeMetrics,
   sendInboundFinal,
   manageStockVnode,
   waitApplied,
+  waitRestartsShown,
   waitServices,
   type MailTarget,
   type Packages,
 } from "../helpers/booted-vnode.ts";
 import { startHarness, type Harness } from "../helpers/controller-harness.ts";
-import { gtubeMessage } from "../helpers/filter-messages.ts";
+import { eicarMessage, gtubeMessage } from "../helpers/filter-messages.ts";
 
 // The long run only (LONG=1 scripts/test): booting a root and installing packages takes minutes.
 const canRun =
@@ -43,6 +46,8 @@ const D = "boot.test";
 const HOST = `mail.${D}`;
 const PASS = "alice-Secret-pass-1";
 const AGENT_UNIT = "netserva-mail-agent.service";
+const METRICS_PORT = 9154;
+const KILLED = "main process killed by signal 9 (SIGKILL)";
 
 let sys: BootedSystem;
 let h: Harness;
@@ -60,6 +65,26 @@ const unitState = async (unit: string, verb: "is-active" | "is-enabled"): Promis
 
 async function mainPid(): Promise<number> {
   return Number((await sys.ok(["systemctl", "show", "-p", "MainPID", "--value", AGENT_UNIT])).trim());
+}
+
+const unitPid = async (unit: string): Promise<number> =>
+  Number((await sys.ok(["systemctl", "show", "-p", "MainPID", "--value", unit])).trim());
+const unitRestarts = async (unit: string): Promise<number> =>
+  Number((await sys.ok(["systemctl", "show", "-p", "NRestarts", "--value", unit])).trim());
+
+/** The agent's netserva_agent_daemon_restarts_total per daemon, scraped with a monitor certificate. */
+async function restartMetric(): Promise<Map<string, number>> {
+  const monitor = await issueMonitor(h);
+  try {
+    const body = await scrapeMetrics(`${sys.ns.nsAddress}:${METRICS_PORT}`, "vn1", monitor);
+    return new Map(
+      [...body.matchAll(/^netserva_agent_daemon_restarts_total\{daemon="(\w+)"[^}]*\} (\d+)$/gm)].map(
+        (m) => [m[1] ?? "", Number(m[2])] as const,
+      ),
+    );
+  } finally {
+    monitor.remove();
+  }
 }
 
 // In order (opted out of the suite's shuffle): one installed system's life, install → enroll →
@@ -123,7 +148,7 @@ describe.skipIf(!canRun)(
       await sys.ok([
         "sh",
         "-c",
-        `printf 'NETSERVA_AGENT_ARGS="--listen=${sys.ns.nsAddress}:7444 --mail-listen=${sys.ns.nsAddress} --filter-offline --clamav-test-signatures --no-auth-penalty"\\n' > /etc/netserva-mail/agent.env`,
+        `printf 'NETSERVA_AGENT_ARGS="--listen=${sys.ns.nsAddress}:7444 --mail-listen=${sys.ns.nsAddress} --metrics-listen=${sys.ns.nsAddress}:${METRICS_PORT} --filter-offline --clamav-test-signatures --no-auth-penalty"\\n' > /etc/netserva-mail/agent.env`,
       ]);
       await sys.ok(["systemctl", "enable", "--now", AGENT_UNIT]);
       expect(
@@ -247,10 +272,6 @@ describe.skipIf(!canRun)(
     }, 180_000);
 
     it("brings a kill -9'd Postfix master and Dovecot back through the shipped Restart= drop-ins", async () => {
-      const unitPid = async (unit: string): Promise<number> =>
-        Number((await sys.ok(["systemctl", "show", "-p", "MainPID", "--value", unit])).trim());
-      const restarts = async (unit: string): Promise<number> =>
-        Number((await sys.ok(["systemctl", "show", "-p", "NRestarts", "--value", unit])).trim());
       const units = ["postfix@-.service", "dovecot.service"] as const;
       // The Postfix master by its pid file (what the PIDFile= drop-in lets systemd track).
       const master = postfixMasterPid(sys);
@@ -258,7 +279,7 @@ describe.skipIf(!canRun)(
       expect(await unitPid("postfix@-.service")).toBe(master);
       const dovecot = await unitPid("dovecot.service");
       expect(dovecot).toBeGreaterThan(0);
-      const restartsBefore = await Promise.all(units.map(restarts));
+      const restartsBefore = await Promise.all(units.map(unitRestarts));
       await sys.ok(["kill", "-9", String(master), String(dovecot)]);
       const deadline = Date.now() + 90_000;
       const back = async (): Promise<boolean> => {
@@ -283,18 +304,97 @@ describe.skipIf(!canRun)(
         ).stdout;
       expect(await back(), await why()).toBe(true);
       // systemd's own restarts (not the agent's), each after the kill it saw.
-      const restartsAfter = await Promise.all(units.map(restarts));
+      const restartsAfter = await Promise.all(units.map(unitRestarts));
       units.forEach((u, i) => expect(restartsAfter[i], u).toBe(restartsBefore[i]! + 1));
       for (const unit of units) {
         const journal = await sys.ok(["journalctl", "--no-pager", "-o", "cat", "-u", unit]);
         expect(journal, unit).toMatch(/code=killed, status=9\/KILL/);
       }
+      // The deaths lasted RestartSec (2 s), often between two reports: health still shows them,
+      // counted by the agent from the units' NRestarts with how the master ended, as a problem
+      // in mail:status and in the metric.
+      const shown = await waitRestartsShown(h, "vn1", ["postfix", "dovecot"], 1);
+      for (const name of ["postfix", "dovecot"]) {
+        const s = shown.services.find((x) => x.name === name);
+        expect(s?.restarts, name).toBe(1);
+        expect(s?.lastRestartReason, name).toBe(KILLED);
+        expect(shown.problems.join("\n")).toContain(`${name} died and was restarted (1x since the agent started`);
+      }
+      const metric = await restartMetric();
+      expect(metric.get("postfix")).toBe(1);
+      expect(metric.get("dovecot")).toBe(1);
       // Health shows the units running again; SMTP greets and delivers through Dovecot's LMTP.
       await waitServices(h, "vn1", (sv) =>
         ["postfix", "dovecot"].every((n) => sv.find((x) => x.name === n)?.detail === "systemd: active (running)"),
       );
       await deliverAndFind(t, "alice", D, "after the daemons were killed");
     }, 180_000);
+
+    it("brings a kill -9'd clamd back through the shipped Restart= drop-in, shown in health and the metric", async () => {
+      const unit = "clamav-daemon.service";
+      // Offline: no freshclam database (main.cvd, daily.cvd), only the agent's EICAR signature.
+      // Debian's units refuse to start without the former; this test-only drop-in lifts that.
+      for (const u of [unit, "clamav-daemon.socket"])
+        await sys.ok([
+          "sh",
+          "-c",
+          `mkdir -p /etc/systemd/system/${u}.d && printf '[Unit]\\nConditionPathExistsGlob=\\n' > /etc/systemd/system/${u}.d/test-offline.conf`,
+        ]);
+      await sys.ok(["systemctl", "daemon-reload"]);
+      expect((await h.cli(["vnode", "set", "vn1", "--rspamd", "1", "--clamav", "1"])).code).toBe(0);
+      await waitApplied(h, "vn1", 300_000);
+      await waitServices(
+        h,
+        "vn1",
+        (sv) => sv.find((x) => x.name === "clamd")?.detail === "systemd: active (running)",
+        180_000,
+      );
+      const eicar = async (label: string): Promise<void> => {
+        const sent = await sendInboundFinal(
+          t,
+          `alice@${D}`,
+          eicarMessage({ from: "carol@remote.test", to: `alice@${D}` }),
+        );
+        expect(sent.reply.code, `${label}: ${sent.reply.text}`).toBe(554);
+        expect(sent.reply.text).toContain("Eicar-Test-Signature");
+      };
+      await eicar("before the kill");
+
+      const pid = await unitPid(unit);
+      expect(pid).toBeGreaterThan(0);
+      const before = await unitRestarts(unit);
+      await sys.ok(["kill", "-9", String(pid)]);
+      const deadline = Date.now() + 120_000;
+      const back = async (): Promise<boolean> => {
+        const now = await unitPid(unit);
+        return now > 0 && now !== pid && (await unitState(unit, "is-active")) === "active";
+      };
+      while (!(await back()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+      const why = async (): Promise<string> =>
+        (await sys.run(["sh", "-c", `systemctl status --no-pager ${unit}; journalctl --no-pager -n 60 -u ${unit}`]))
+          .stdout;
+      expect(await back(), await why()).toBe(true);
+      expect(await unitRestarts(unit)).toBe(before + 1);
+      const shown = await waitRestartsShown(h, "vn1", ["clamd"], 1);
+      const clamd = shown.services.find((x) => x.name === "clamd");
+      expect(clamd?.restarts).toBe(1);
+      expect(clamd?.lastRestartReason).toBe(KILLED);
+      expect(shown.problems.join("\n")).toContain("clamd died and was restarted (1x since the agent started");
+      expect((await restartMetric()).get("clamd")).toBe(1);
+      // Rspamd scans through the new clamd (it may still be loading: a 4xx is retried).
+      await eicar("after the kill");
+      await deliverAndFind(t, "alice", D, "after clamd was killed");
+
+      expect((await h.cli(["vnode", "set", "vn1", "--rspamd", "0", "--clamav", "0"])).code).toBe(0);
+      await waitApplied(h, "vn1", 180_000);
+      await sys.ok([
+        "rm",
+        "-f",
+        `/etc/systemd/system/${unit}.d/test-offline.conf`,
+        "/etc/systemd/system/clamav-daemon.socket.d/test-offline.conf",
+      ]);
+      await sys.ok(["systemctl", "daemon-reload"]);
+    }, 600_000);
 
     it("removing the agent package puts the stock files back; the controller package never purges its CA", async () => {
       await sys.ok(["dpkg", "-r", "netserva-mail-agent"]);

@@ -22,13 +22,18 @@ interface ServiceJson {
   name: string;
   state: string;
   detail: string | null;
+  restarts: number;
+  lastRestartAt: string | null;
+  lastRestartReason: string | null;
 }
 
-const service = async (name: string): Promise<ServiceJson | undefined> => {
+const status = async (): Promise<{ services: ServiceJson[]; problems: string[] } | undefined> => {
   const r = await fleet.harness.cli(["mail:status", vn.name, "--json"]);
-  if (r.code !== 0) return undefined;
-  return (JSON.parse(r.out) as { services: ServiceJson[] }).services.find((s) => s.name === name);
+  return r.code === 0 ? (JSON.parse(r.out) as { services: ServiceJson[]; problems: string[] }) : undefined;
 };
+
+const service = async (name: string): Promise<ServiceJson | undefined> =>
+  (await status())?.services.find((s) => s.name === name);
 
 /** Live processes still in session `sid` (a master's workers: the masters are session leaders). */
 async function sessionMembers(sid: number): Promise<number[]> {
@@ -71,6 +76,19 @@ async function killAndWatch(
     60_000,
     `${name} active again under a new pid`,
   );
+  // Back and active, the death stays visible: counted with its reason, and a problem in mail:status.
+  const seen = await until(
+    async () => {
+      const st = await status();
+      const s = st?.services.find((x) => x.name === name);
+      return s && s.restarts > 0 ? { s, problems: st?.problems ?? [] } : undefined;
+    },
+    30_000,
+    `${name}'s restart in health`,
+  );
+  expect(seen.s.restarts).toBe(1);
+  expect(seen.s.lastRestartReason).toBe(`pid ${pid} is gone (killed or crashed)`);
+  expect(seen.problems.join("\n")).toContain(`${name} died and was restarted (1x since the agent started`);
   // Nothing is left of the killed master: its workers were ended, not left to pile up.
   await until(
     async () => ((await sessionMembers(pid)).length === 0 ? true : undefined),

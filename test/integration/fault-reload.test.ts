@@ -1,7 +1,8 @@
 // A reload that fails on the real daemon after the checkers passed (issue 13): a real agent process
 // managing real Postfix and Dovecot in a namespace, driven by a real controller through the CLI.
 // (a) The listen addresses gain one on which another process already holds a mail port: Postfix's
-//     and Dovecot's checkers accept it, the daemon cannot bind. (b) An operator certificate whose
+//     and Dovecot's checkers accept it, the daemon could not bind; the agent's bind check
+//     (agent/mail/bind-check.ts) refuses it before any file is written or daemon restarted. (b) An operator certificate whose
 //     key parses and matches but which the daemons' OpenSSL refuses (RSA 1024 under Debian's
 //     security level 2): only the first TLS handshake shows it. Each time the old config comes
 //     back, the daemons run on it (old listeners, old certificate), mail is accepted and read over
@@ -23,8 +24,8 @@ import { servedFingerprint } from "../helpers/served-cert.ts";
 const isRoot = process.getuid?.() === 0;
 const FAULT = "reload fails on the daemon";
 const PASSWORD = "Alice-reload-pass-1";
-/** Ports another process takes on the new address: Dovecot's IMAPS (its reload says yes and only
- * logs the bind error) and Postfix's SMTP (its restart fails and leaves it stopped). */
+/** Ports another process takes on the new address: Dovecot's IMAPS (its reload would say yes and
+ * only log the bind error) and Postfix's SMTP (its restart would fail and leave it stopped). */
 const HELD_PORTS = chaosFull ? [993, 25, 465, 995, 4190] : [993, 25];
 const DAEMON_OF: Record<number, string> = {
   25: "postfix",
@@ -42,6 +43,7 @@ let trusted = "";
 const holders: PortHolder[] = [];
 
 const cli = (args: string[], stdin?: string) => fleet.harness.cli(args, stdin);
+const pidIn = (file: string): number => Number.parseInt(readFileSync(file, "utf8").trim(), 10);
 
 async function statusRow(): Promise<Record<string, unknown>> {
   const rows = JSON.parse((await cli(["status", "--json"])).out) as Array<Record<string, unknown>>;
@@ -157,7 +159,7 @@ describe.skipIf(!isRoot)("a reload that fails on the real daemon rolls back, kee
   });
 
   it.each(HELD_PORTS)(
-    "a new listen address whose port %i another process holds: rolled back in the daemon's words, then applied once freed",
+    "a new listen address whose port %i another process holds: refused before any daemon restarts, then applied once freed",
     async (port) => {
       const paths = createVnodePaths(v.root);
       const only = await cli(["vnode", "set", v.name, "--mail-listen", v.ns.nsAddress]);
@@ -165,12 +167,25 @@ describe.skipIf(!isRoot)("a reload that fails on the real daemon rolls back, kee
       const mainBefore = readFileSync(paths.postfixMainCf, "utf8");
       const dovecotBefore = readFileSync(paths.dovecotConf, "utf8");
       const certBefore = await imapsFingerprint();
+      const mastersBefore = [pidIn(paths.postfixPidFile), pidIn(paths.dovecotPidFile)];
 
       holders.push(await holdPort(v.ns, "127.0.0.1", port));
       const both = `${v.ns.nsAddress},127.0.0.1`;
       const set = await cli(["vnode", "set", v.name, "--mail-listen", both]);
-      // The daemon's own words reach the operator in the command's answer.
-      expect(set.err).toMatch(/refused generation \d+: .*Address already in use/);
+      // The agent tried the new listeners before restarting anything: the operator reads which.
+      expect(set.err).toMatch(
+        new RegExp(
+          `refused generation \\d+: config refused at bind check; .*bind 127\\.0\\.0\\.1 port ${port} \\(${DAEMON_OF[port]} \\w+\\): Address already in use`,
+        ),
+      );
+      // Regression: Postfix used to be restarted onto the new listeners and back at every retry
+      // (its master pid changed twice); now neither master was restarted. Wait for the
+      // reconciler's retry too: refused again, still no restart.
+      const refusedCount = async (): Promise<number> =>
+        (JSON.parse((await cli(["mail:status", v.name, "--json"])).out) as { refused: { count: number } | null })
+          .refused?.count ?? 0;
+      await until(async () => ((await refusedCount()) >= 2 ? true : undefined), 60_000, "the refused change retried");
+      expect([pidIn(paths.postfixPidFile), pidIn(paths.dovecotPidFile)]).toEqual(mastersBefore);
       const status = await statusRow();
       expect(status["refused"]).toMatch(/Address already in use/);
       expect(status["appliedGeneration"]).toBe(Number(status["generation"]) - 1);

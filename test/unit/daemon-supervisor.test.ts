@@ -56,6 +56,34 @@ describe("daemon supervisor (direct mode)", () => {
     expect(r.supervisor.restarts().get("postfix")).toBe(1);
   });
 
+  it("keeps each restart's time and the death's reason for health, after the failure cleared", async () => {
+    const r = rig();
+    await r.supervisor.check();
+    expect(r.supervisor.history("postfix")).toBeUndefined();
+    r.kill();
+    await r.supervisor.check();
+    r.supervisor.failure("postfix");
+    r.advance(1000);
+    await r.supervisor.check();
+    await r.supervisor.check();
+    expect(r.supervisor.failure("postfix")).toBeUndefined();
+    expect(r.supervisor.history("postfix")).toEqual({
+      count: 1,
+      lastAtMs: 1000,
+      lastReason: "pid 100 is gone (killed or crashed)",
+    });
+    r.kill();
+    await r.supervisor.check();
+    r.supervisor.failure("postfix");
+    r.advance(5000);
+    await r.supervisor.check();
+    expect(r.supervisor.history("postfix")).toEqual({
+      count: 2,
+      lastAtMs: 6000,
+      lastReason: "pid 101 is gone (killed or crashed)",
+    });
+  });
+
   it("waits for a report to show the failure, or for the grace period when nobody asks", async () => {
     const r = rig();
     await r.supervisor.check();

@@ -44,7 +44,7 @@ function detail(v: MailStatusView): string {
     ],
     ...v.services.map((s): [string, string] => [
       s.name,
-      `${s.state}${s.version ? ` ${s.version}` : ""}${s.detail ? ` (${s.detail})` : ""}`,
+      `${s.state}${s.version ? ` ${s.version}` : ""}${s.detail ? ` (${s.detail})` : ""}${s.restarts > 0 ? `, restarted ${s.restarts}x (last ${s.lastRestartAt ?? "?"}: ${s.lastRestartReason ?? "?"})` : ""}`,
     ]),
   ];
   if (m) {

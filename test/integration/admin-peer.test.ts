@@ -1,0 +1,60 @@
+// The admin socket's peer lookup (controller/cli/admin-peer.ts): the pid a client names is taken
+// only when the kernel confirms that process holds the other end of the connection; a wrong or
+// absent claim falls back to the scan of every process's descriptors, which finds the real one.
+// The scan's cost grows with every socket on the host (a thousand agent links), so the checked
+// claim is what a well-behaved client's command waits for. Real unix sockets, real `ss`.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { lookupAdminPeer } from "../../controller/cli/admin-peer.ts";
+
+let dir: string;
+let server: Server;
+const accepted: Socket[] = [];
+const clients: Socket[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "nsm-admin-peer-"));
+  server = createServer((socket) => void accepted.push(socket));
+  await new Promise<void>((resolve) => server.listen(join(dir, "admin.sock"), resolve));
+});
+
+afterAll(async () => {
+  for (const s of [...accepted, ...clients]) s.destroy();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A connection from this process; resolves with the server's end of it. */
+async function connection(): Promise<Socket> {
+  const before = accepted.length;
+  const client = createConnection(join(dir, "admin.sock"));
+  clients.push(client);
+  await new Promise<void>((resolve) => client.once("connect", resolve));
+  for (let i = 0; i < 200 && accepted.length === before; i++) await new Promise((r) => setTimeout(r, 10));
+  const socket = accepted[before];
+  if (!socket) throw new Error("no connection accepted");
+  return socket;
+}
+
+describe("admin socket peer", () => {
+  it("takes the client's own pid once the kernel confirms it holds the connection", async () => {
+    const peer = await lookupAdminPeer(await connection()).resolve(process.pid);
+    expect(peer).toMatchObject({ pid: process.pid, uid: process.getuid?.(), foundBy: "claim" });
+  });
+
+  it("finds the real holder by a scan when the claim is absent or names another process", async () => {
+    const other = spawn("sleep", ["60"], { stdio: "ignore" });
+    try {
+      for (const claim of [other.pid, 1, undefined]) {
+        const peer = await lookupAdminPeer(await connection()).resolve(claim);
+        expect(peer, String(claim)).toMatchObject({ pid: process.pid, uid: process.getuid?.(), foundBy: "scan" });
+      }
+    } finally {
+      other.kill("SIGKILL");
+    }
+  });
+});
