@@ -153,9 +153,19 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       const web = await o.web?.prepare(state);
       // The rows commit inside the apply, marked with its journal's id: config and rows are one
       // unit, also across a crash (apply/backup.ts). The manifest is written with them.
+      // A takeover (nothing of ours applied yet: another tool's live configuration, e.g. an
+      // adopted NetServa vnode) commits its rows BEFORE the files swap: the running daemons do not
+      // read our lookup DB, and the reloaded Postfix must find every domain at once (between the
+      // reload and a later commit it answered 554 "Relay access denied": mail refused, not
+      // deferred). Should the apply then fail, the rows wait unread for the next one.
+      const takeover = !dryRun && Object.keys(readManifest(paths.manifest).files).length === 0;
+      const early = takeover ? lookup.replaceAll(checked) : undefined;
       const { result, files } = await config
         .apply(state, dryRun, {
-          commit: (mark) => void (rows = lookup.replaceAll(checked, mark === undefined ? {} : { mark })),
+          commit: (mark) => {
+            const committed = lookup.replaceAll(checked, mark === undefined ? {} : { mark });
+            rows = early ?? committed;
+          },
           bookkeeping: (files) => new Map([[paths.manifest, manifestSpec(state.generation, files)]]),
         })
         .catch(async (error: unknown) => {

@@ -194,6 +194,8 @@ export function registerVnodeAdopt(program: Command, ctx: CliContext): void {
           vnode: name,
           imported: imported.value,
           generation: imported.generation,
+          weakHashes: plan.weak,
+          warnings: plan.warnings,
           switched: !before.managed,
           keptAsideDir: switched.keptAsideDir,
           keptAside: before.managed ? [] : switched.overwrites,
