@@ -85,6 +85,7 @@ async function openManagedMail(
     paths,
     clamavDbDir: createClamavPaths(options.root).dbDir,
     rspamdControllerSocket: createRspamdPaths(options.root).controllerSocket,
+    web: () => web.health(),
     ...(options.usageIntervalMs !== undefined ? { usageIntervalMs: options.usageIntervalMs } : {}),
   });
   const port = await openMailPort(host, sc, health, { log: log.child({ component: "supervisor" }) });
