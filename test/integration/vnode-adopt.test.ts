@@ -174,6 +174,7 @@ describe.skipIf(!canRun)("vnode adopt: a live NetServa vnode switched in place a
       rows: string[];
       warnings: string[];
       weakHashes: Array<{ address: string; scheme: string }>;
+      preview: { files: Array<{ path: string; after: string }> };
     };
     expect(report.switched).toBe(true);
     expect(report.warnings.join("\n")).toContain("catch-all @ns0.test: NetServa's maps send it the mail");
@@ -189,6 +190,9 @@ describe.skipIf(!canRun)("vnode adopt: a live NetServa vnode switched in place a
     expect(report.keptAside).toEqual(expect.arrayContaining(netservaFiles));
     expect(adopted.out).not.toMatch(/\$[1256]y?\$|\{PLAIN-MD5\}[0-9a-f]|pw-user/);
     expect(readFileSync(paths.postfixMainCf, "utf8")).toContain("Rendered by netserva-mail");
+    // What was shown before the switch is what was written.
+    for (const f of [paths.postfixMainCf, paths.postfixMasterCf])
+      expect(report.preview.files.find((x) => x.path === f)?.after).toBe(sha(f));
     s.setPhase("adopted");
     await until(
       async () => {
