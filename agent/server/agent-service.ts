@@ -12,6 +12,7 @@ import {
   UpdateRevocationsResponseSchema,
   UpdateTrustResponseSchema,
   SetManagementResponseSchema,
+  PreviewStateResponseSchema,
   ReadInventoryResponseSchema,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type {
@@ -31,6 +32,8 @@ import type {
   UpdateTrustRequest,
   WatchHealthRequest,
   SetManagementRequest,
+  PreviewStateRequest,
+  PreviewStateResponse,
   SetManagementResponse,
   ReadInventoryRequest,
   ReadInventoryResponse,
@@ -318,6 +321,20 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
         if (!request.dryRun)
           context.log.info("management set", { managed: outcome.managed, overwrites: outcome.overwrites.length });
         return create(SetManagementResponseSchema, outcome);
+      },
+    }),
+    previewState: unaryCommand<PreviewStateRequest, PreviewStateResponse>(options, {
+      name: "PreviewState",
+      metaRequired: false,
+      async handle(request) {
+        const mail = options.mail;
+        if (!mail)
+          throw new NetservaError("failed_precondition", "this agent runs without a mail host (--no-mail): no preview");
+        if (!request.state) throw invalid("state", "required");
+        const files = await mail.preview(request.state);
+        return create(PreviewStateResponseSchema, {
+          files: files.map((f) => ({ path: f.path, exists: true, sha256: f.sha256, content: f.content })),
+        });
       },
     }),
     readInventory: unaryCommand<ReadInventoryRequest, ReadInventoryResponse>(options, {
