@@ -1,5 +1,6 @@
 // `netserva-mail-agent serve`: the gRPC server, the metrics endpoint and certificate renewal,
 // wired from the agent's home.
+import { previewMailFiles } from "./mail/mail-preview.ts";
 import { inspectCertificate } from "../common/pki/inspect.ts";
 import type { Logger } from "../common/log.ts";
 import { createAppliedState } from "./server/applied-state.ts";
@@ -84,6 +85,7 @@ async function openManagedMail(
     paths,
     clamavDbDir: createClamavPaths(options.root).dbDir,
     rspamdControllerSocket: createRspamdPaths(options.root).controllerSocket,
+    web: () => web.health(),
     ...(options.usageIntervalMs !== undefined ? { usageIntervalMs: options.usageIntervalMs } : {}),
   });
   const port = await openMailPort(host, sc, health, { log: log.child({ component: "supervisor" }) });
@@ -108,6 +110,17 @@ async function createMailPort(options: AgentMailOptions, log: Logger): Promise<S
     paths,
     sysadmDb: sysadmDbOf(options),
     sc,
+    preview: (state) =>
+      previewMailFiles(
+        {
+          paths,
+          sc,
+          ...(options.listen ? { listen: options.listen } : {}),
+          ...(options.authPenalty === false ? { authPenalty: false } : {}),
+          ...(options.filter ? { filter: options.filter } : {}),
+        },
+        state,
+      ),
     open: () => openManagedMail(options, sc, log),
     log: log.child({ component: "mail" }),
   });

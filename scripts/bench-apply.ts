@@ -42,6 +42,7 @@ import { canLogin } from "../test/helpers/mail-imap.ts";
 import { buildMessage, HELO, smtpConnect } from "../test/helpers/mail-smtp.ts";
 import { startBare } from "./bench-mail.d/stacks.ts";
 import { createCleanups } from "./bench-mail.d/cleanups.ts";
+import { onPhases } from "../common/phase-timing.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -51,6 +52,9 @@ const { values: opts } = parseArgs({
     messages: { type: "string", default: "500" },
     concurrency: { type: "string", default: "8" },
     "no-throughput": { type: "boolean", default: false },
+    "no-ssh": { type: "boolean", default: false },
+    breakdown: { type: "boolean", default: false },
+    ab: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
   },
 });
@@ -65,6 +69,9 @@ const BIG = count("mailboxes", opts.mailboxes, 200, 200_000);
 const MESSAGES = count("messages", opts.messages, 1, 10_000);
 const CONCURRENCY = count("concurrency", opts.concurrency, 1, 64);
 const SMALL = 100;
+const BREAKDOWN = opts.breakdown;
+/** Each sample twice, with addvmail's connect-ahead on and off (NETSERVA_MAIL_CONNECT_AHEAD=0), in turns. */
+const AB = opts.ab;
 
 const HOST = "mail.bench.test";
 const DOMAIN = "bench.test";
@@ -133,6 +140,10 @@ interface Vnode {
    * maildir heal) is over, as it is on a vnode in its steady state. Returns the wait, ms.
    */
   agentQuiet(quietMs: number, maxMs: number): Promise<number>;
+  /** The running agent's log file (its "changes applied" lines time the agent's side). */
+  agentLog(): string | undefined;
+  /** CPU the running agent process has used so far, ms. */
+  agentCpu(): number;
 }
 
 async function cliOk(harness: Harness, argv: string[], stdin?: string): Promise<string> {
@@ -279,7 +290,18 @@ async function startVnode(workDir: string, name: string): Promise<Vnode> {
     );
     return Date.now() - t0;
   };
-  return { name, harness, ns, root, caPem, startAgent, stopAgent, agentQuiet };
+  return {
+    name,
+    harness,
+    ns,
+    root,
+    caPem,
+    startAgent,
+    stopAgent,
+    agentQuiet,
+    agentLog: () => agent?.logFile,
+    agentCpu: () => agentCpuMs(agent),
+  };
 }
 
 /** mail:import a JSON file of `n` mailbox rows that share one precomputed hash. */
@@ -289,7 +311,15 @@ async function bulkLoad(
   prefix: string,
   n: number,
   hash: string,
-): Promise<{ importMs: number; liveMs: number; idleMs: number; notPushed: number }> {
+): Promise<{
+  importMs: number;
+  liveMs: number;
+  idleMs: number;
+  notPushed: number;
+  /** The agent's CPU from the import's start until live, and from live until idle, ms. */
+  cpuToLiveMs: number;
+  cpuAfterLiveMs: number;
+}> {
   const rows = Array.from({ length: n }, (_, i) => ({
     kind: "mailbox",
     address: `${prefix}${String(i).padStart(6, "0")}@${DOMAIN}`,
@@ -298,6 +328,7 @@ async function bulkLoad(
   const file = join(dir, `${prefix}import.json`);
   writeFileSync(file, JSON.stringify({ version: 1, vnode: v.name, rows }));
   const expected = lookupCount(v.root) + n;
+  const cpu0 = v.agentCpu();
   const t0 = performance.now();
   const r = await v.harness.cli(["mail:import", file]); // default --batch 500: one push per batch
   if (r.code !== 0) throw new Error(`mail:import exited ${r.code}: ${r.err.trim().slice(0, 500)}`);
@@ -325,10 +356,11 @@ async function bulkLoad(
     200,
   );
   const liveMs = performance.now() - t0;
+  const cpuLive = v.agentCpu();
   await v.agentQuiet(3000, 300_000);
   const idleMs = performance.now() - t0;
   rmSync(file);
-  return { importMs, liveMs, idleMs, notPushed };
+  return { importMs, liveMs, idleMs, notPushed, cpuToLiveMs: cpuLive - cpu0, cpuAfterLiveMs: v.agentCpu() - cpuLive };
 }
 
 // --- probes ----------------------------------------------------------------------------------------
@@ -356,11 +388,13 @@ function attempt(ok: () => Promise<boolean>): Promise<boolean> {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** Polls every POLL_MS from `t0` until `ok()` succeeds; the time from t0 to the success. */
-async function pollFrom(t0: number, ok: () => Promise<boolean>, what: string): Promise<number> {
+/** Polls every POLL_MS from `t0` until `ok()` succeeds; the time from t0 to the success and the attempts. */
+async function pollFrom(t0: number, ok: () => Promise<boolean>, what: string): Promise<{ ms: number; tries: number }> {
   const deadline = t0 + SAMPLE_DEADLINE_MS;
+  let tries = 0;
   while (performance.now() < deadline) {
-    if (await attempt(ok)) return performance.now() - t0;
+    tries++;
+    if (await attempt(ok)) return { ms: performance.now() - t0, tries };
     await sleep(POLL_MS);
   }
   throw new Error(`no ${what} within ${SAMPLE_DEADLINE_MS} ms`);
@@ -412,25 +446,67 @@ interface Sample {
   callMs: number;
   imapMs: number;
   smtpMs: number;
+  /** --breakdown: where the time went, ms by phase (see BREAKDOWN). */
+  phases?: Record<string, number>;
 }
 
 /** IMAP login and SMTP acceptance, polled side by side from t0. */
-async function probeBoth(v: Vnode, user: string, t0: number): Promise<{ imapMs: number; smtpMs: number }> {
-  const [imapMs, smtpMs] = await Promise.all([
+async function probeBoth(
+  v: Vnode,
+  user: string,
+  t0: number,
+): Promise<{ imapMs: number; smtpMs: number; imapTries: number; smtpTries: number }> {
+  const [imap, smtp] = await Promise.all([
     pollFrom(t0, () => canLogin(imapClient(v, user)), `IMAP login for ${user}`),
     pollFrom(t0, () => smtpAccepted(v.ns.nsAddress, user), `SMTP acceptance for ${user}`),
   ]);
-  return { imapMs, smtpMs };
+  return { imapMs: imap.ms, smtpMs: smtp.ms, imapTries: imap.tries, smtpTries: smtp.tries };
 }
 
-async function addvmailSample(v: Vnode, user: string): Promise<Sample> {
+/** The agent's "changes applied" line written since `offset` in its log, if any. */
+function agentApplyLine(v: Vnode, offset: number): Record<string, unknown> | undefined {
+  const file = v.agentLog();
+  if (!file || !existsSync(file)) return undefined;
+  const text = readFileSync(file).subarray(offset).toString("utf8");
+  const line = text.split("\n").find((l) => l.includes('"msg":"changes applied"'));
+  return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
+}
+
+async function addvmailSample(v: Vnode, user: string, ahead = true): Promise<Sample> {
+  if (ahead) delete v.harness.env["NETSERVA_MAIL_CONNECT_AHEAD"];
+  else v.harness.env["NETSERVA_MAIL_CONNECT_AHEAD"] = "0";
+  const controllerPhases: Record<string, number> = {};
+  const logFile = v.agentLog();
+  const logOffset = BREAKDOWN && logFile && existsSync(logFile) ? statSync(logFile).size : 0;
+  const stop = BREAKDOWN
+    ? onPhases((p) => void (controllerPhases[p.name] = (controllerPhases[p.name] ?? 0) + p.ms))
+    : () => undefined;
   const t0 = performance.now();
-  const r = await v.harness.cli(["addvmail", v.name, user, "--password-stdin"], `${PASSWORD}\n`);
+  const r = await v.harness.cli(["addvmail", v.name, user, "--password-stdin"], `${PASSWORD}\n`).finally(stop);
   const returned = performance.now();
   if (r.code !== 0) throw new Error(`addvmail ${v.name} ${user}: exit ${r.code} ${r.out.trim()} ${r.err.trim()}`);
   const pushed = r.out.includes(`live on ${v.name}`);
   if (!pushed) log(`addvmail ${v.name} ${user}: ${r.err.trim()}`);
-  return { pushed, callMs: returned - t0, ...(await probeBoth(v, user, returned)) };
+  const probe = await probeBoth(v, user, returned);
+  const sample: Sample = { pushed, callMs: returned - t0, imapMs: probe.imapMs, smtpMs: probe.smtpMs };
+  if (!BREAKDOWN) return sample;
+  // The same probes once more on the now-known mailbox: what first touch costs over a second one.
+  const again = await probeBoth(v, user, performance.now());
+  const agent = agentApplyLine(v, logOffset);
+  const num = (k: string): number => (typeof agent?.[k] === "number" ? agent[k] : Number.NaN);
+  return {
+    ...sample,
+    phases: {
+      ...controllerPhases,
+      "agent.apply": num("apply_ms"),
+      "agent.lookup-commit": num("lookup_ms"),
+      "agent.generation-file": num("generation_ms"),
+      "probe.imap-tries": probe.imapTries,
+      "probe.smtp-tries": probe.smtpTries,
+      "probe.imap-again": again.imapMs,
+      "probe.smtp-again": again.smtpMs,
+    },
+  };
 }
 
 /**
@@ -440,16 +516,22 @@ async function addvmailSample(v: Vnode, user: string): Promise<Sample> {
  */
 async function addvmailSamples(vnodes: readonly Vnode[], tag: string, n: number): Promise<Sample[][]> {
   const out = vnodes.map((): Sample[] => []);
+  const cold = vnodes.map((): Sample[] => []);
   for (let i = -2; i < n; i++) {
     const user = `${tag}${i < 0 ? `w${-i}` : i}@${DOMAIN}`;
     const order = vnodes.map((v, k) => ({ v, k }));
     if (i % 2 !== 0) order.reverse();
     for (const { v, k } of order) {
+      // --ab: the same round once more without connect-ahead, first or second in turns.
+      const ahead = AB && i % 4 >= 2 ? await addvmailSample(v, `x${user}`, false) : undefined;
       const sample = await addvmailSample(v, user);
+      const after = AB && i % 4 < 2 ? await addvmailSample(v, `x${user}`, false) : undefined;
       if (i >= 0) out[k]?.push(sample); // i < 0: two warm-up samples
+      const without = ahead ?? after;
+      if (i >= 0 && without) cold[k]?.push(without);
     }
   }
-  return out;
+  return [...out, ...cold];
 }
 
 // --- the NetServa way ------------------------------------------------------------------------------
@@ -583,7 +665,7 @@ async function netservaRun(
       sshScript(sshd, script).then(() => performance.now() - t0),
       probeBoth(v, user, t0),
     ]);
-    if (i >= 0) out.push({ pushed: true, callMs, ...probe });
+    if (i >= 0) out.push({ pushed: true, callMs, imapMs: probe.imapMs, smtpMs: probe.smtpMs });
   }
   return out;
 }
@@ -668,6 +750,72 @@ async function startMinimal(dir: string): Promise<{ ns: TestNetns; newDir: strin
 
 // --- report ------------------------------------------------------------------------------------------
 
+/** Controller phases that the call is made of (the rest is the CLI, the session and the report). */
+const CALL_PHASES = [
+  "mutation.prepare",
+  "mutation.transaction",
+  "deliver.vnode",
+  "deliver.client",
+  "deliver.connect",
+  "deliver.apply-changes",
+  "deliver.bookkeeping",
+];
+
+/** --ab: connect-ahead on (the default) against off, the two taken back to back in every round. */
+function printAb(...sizes: Array<[number, Sample[], Sample[]]>): void {
+  console.log("");
+  console.log("connect-ahead A/B (p50 ms; off = NETSERVA_MAIL_CONNECT_AHEAD=0, taken back to back with on)");
+  console.log("mailboxes  measure                          ahead on  ahead off  on/off");
+  for (const [at, on, off] of sizes)
+    for (const [name, pick] of [
+      ["addvmail call", (s: Sample) => s.callMs],
+      ["start -> IMAP login", (s: Sample) => s.callMs + s.imapMs],
+      ["start -> SMTP accepted", (s: Sample) => s.callMs + s.smtpMs],
+    ] as const) {
+      const a = percentile(on.map(pick), 50);
+      const b = percentile(off.map(pick), 50);
+      const paired = on.map((s, i) => pick(s) / pick(off[i] ?? s));
+      console.log(
+        `${String(at).padStart(9)}  ${name.padEnd(31)}  ${f1(a).padStart(8)}  ${f1(b).padStart(9)}  ${(a / b).toFixed(2)}x (paired median ${percentile(paired, 50).toFixed(2)}x)`,
+      );
+    }
+}
+
+/** --breakdown: p50 of each phase per size, from the same samples as the table above. */
+function printBreakdown(...sizes: Array<[number, Sample[]]>): void {
+  const rows: Array<[string, (s: Sample) => number]> = [
+    ["addvmail call (whole, in-process)", (s) => s.callMs],
+    ["  mutation.prepare (parse, hash)", (s) => s.phases?.["mutation.prepare"] ?? Number.NaN],
+    ["    of which the password hash", (s) => s.phases?.["mutation.hash"] ?? Number.NaN],
+    ["  mutation.transaction (PGlite + ORM)", (s) => s.phases?.["mutation.transaction"] ?? Number.NaN],
+    ["  deliver: read the vnode row", (s) => s.phases?.["deliver.vnode"] ?? Number.NaN],
+    ["  deliver: revocations + gRPC client", (s) => s.phases?.["deliver.client"] ?? Number.NaN],
+    ["  deliver: connect (TLS) + ping", (s) => s.phases?.["deliver.connect"] ?? Number.NaN],
+    ["  deliver: ApplyChanges round trip", (s) => s.phases?.["deliver.apply-changes"] ?? Number.NaN],
+    ["    agent: apply (rows + maildir)", (s) => s.phases?.["agent.apply"] ?? Number.NaN],
+    ["      agent: SQLite transaction", (s) => s.phases?.["agent.lookup-commit"] ?? Number.NaN],
+    ["    agent: applied-generation file", (s) => s.phases?.["agent.generation-file"] ?? Number.NaN],
+    ["  deliver: bookkeeping (applied gen.)", (s) => s.phases?.["deliver.bookkeeping"] ?? Number.NaN],
+    ["  rest (CLI, session, report)", (s) => s.callMs - CALL_PHASES.reduce((t, k) => t + (s.phases?.[k] ?? 0), 0)],
+    ["return -> IMAP login (first touch)", (s) => s.imapMs],
+    ["  the same login again (known user)", (s) => s.phases?.["probe.imap-again"] ?? Number.NaN],
+    ["return -> SMTP accepted (first touch)", (s) => s.smtpMs],
+    ["  the same delivery again", (s) => s.phases?.["probe.smtp-again"] ?? Number.NaN],
+    ["IMAP attempts until login (p50)", (s) => s.phases?.["probe.imap-tries"] ?? Number.NaN],
+    ["SMTP attempts until accepted (p50)", (s) => s.phases?.["probe.smtp-tries"] ?? Number.NaN],
+  ];
+  const head = ["where the time goes (p50 ms)", ...sizes.map(([at]) => `at ${at}`)];
+  const table = rows.map(([name, pick]) => [name, ...sizes.map(([, xs]) => f1(percentile(xs.map(pick), 50)))]);
+  const w = head.map((h, i) => Math.max(h.length, ...table.map((r) => (r[i] ?? "").length)));
+  const out = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(w[i] ?? 0) : c.padStart(w[i] ?? 0))).join("  ");
+  console.log("");
+  console.log(out(head));
+  console.log(w.map((n) => "-".repeat(n)).join("  "));
+  for (const r of table) console.log(out(r));
+  console.log("");
+}
+
 const f1 = (v: number): string => (Number.isFinite(v) ? v.toFixed(1) : "-");
 
 async function main(): Promise<void> {
@@ -696,7 +844,14 @@ async function main(): Promise<void> {
   const atSmall = lookupCount(vs.root);
   const toLoad = BIG - lookupCount(vb.root);
   log(`bulk-loading ${toLoad} mailboxes onto ${vb.name} (mail:import, one precomputed hash) …`);
-  const load = (await loadTo(vb, BIG, "b")) ?? { importMs: 0, liveMs: 0, idleMs: 0, notPushed: 0 };
+  const load = (await loadTo(vb, BIG, "b")) ?? {
+    importMs: 0,
+    liveMs: 0,
+    idleMs: 0,
+    notPushed: 0,
+    cpuToLiveMs: 0,
+    cpuAfterLiveMs: 0,
+  };
   const atBig = lookupCount(vb.root);
   log(
     `${vs.name}: ${atSmall} mailboxes, ${vb.name}: ${atBig} (import ${(load.importMs / 1000).toFixed(1)} s, live ${(load.liveMs / 1000).toFixed(1)} s, agent idle ${(load.idleMs / 1000).toFixed(1)} s)`,
@@ -711,11 +866,17 @@ async function main(): Promise<void> {
     return result;
   };
   log(`${SAMPLES} addvmail samples on each vnode, in turns …`);
-  const [small = [], big = []] = await counted("addvmail", () => addvmailSamples([vs, vb], "a", SAMPLES));
-  log(`NetServa way: ${SSH_SAMPLES} samples on ${vs.name} …`);
-  const smallSsh = await counted("netserva", () => netservaSamples(vs, sshd, "s", SSH_SAMPLES, hash));
-  log(`NetServa way: ${SSH_SAMPLES} samples on ${vb.name} …`);
-  const bigSsh = await counted("netserva", () => netservaSamples(vb, sshd, "t", SSH_SAMPLES, hash));
+  const [small = [], big = [], smallCold = [], bigCold = []] = await counted("addvmail", () =>
+    addvmailSamples([vs, vb], "a", SAMPLES),
+  );
+  let smallSsh: Sample[] = [];
+  let bigSsh: Sample[] = [];
+  if (!opts["no-ssh"]) {
+    log(`NetServa way: ${SSH_SAMPLES} samples on ${vs.name} …`);
+    smallSsh = await counted("netserva", () => netservaSamples(vs, sshd, "s", SSH_SAMPLES, hash));
+    log(`NetServa way: ${SSH_SAMPLES} samples on ${vb.name} …`);
+    bigSsh = await counted("netserva", () => netservaSamples(vb, sshd, "t", SSH_SAMPLES, hash));
+  }
   const v = vb;
   const atBigEnd = lookupCount(v.root);
 
@@ -842,10 +1003,12 @@ async function main(): Promise<void> {
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const r of rows) console.log(line(r));
   console.log("");
+  if (BREAKDOWN) printBreakdown([atSmall, small], [atBig, big]);
+  if (AB) printAb([atSmall, small, smallCold], [atBig, big, bigCold]);
   const ratioBig = p50(big, totalImap) / p50(small, totalImap);
   const ratioBigAfter = p50(big, (s) => s.imapMs) / p50(small, (s) => s.imapMs);
   console.log(
-    `bulk load: mail:import of ${toLoad} mailboxes (batches of 500, one precomputed hash) ${(load.importMs / 1000).toFixed(1)} s, all in sysadm.db and the vnode at its generation after ${(load.liveMs / 1000).toFixed(1)} s, its agent idle (maildirs made in the background) after ${(load.idleMs / 1000).toFixed(1)} s; ${load.notPushed} batch pushes not delivered (left to the reconciler); ${atBigEnd} rows in sysadm.db at the end`,
+    `bulk load: mail:import of ${toLoad} mailboxes (batches of 500, one precomputed hash) ${(load.importMs / 1000).toFixed(1)} s, all in sysadm.db and the vnode at its generation after ${(load.liveMs / 1000).toFixed(1)} s, its agent idle (maildirs made in the background) after ${(load.idleMs / 1000).toFixed(1)} s (agent CPU ${(load.cpuToLiveMs / 1000).toFixed(1)} s until live, then ${(load.cpuAfterLiveMs / 1000).toFixed(1)} s in ${((load.idleMs - load.liveMs) / 1000).toFixed(1)} s: ${((100 * load.cpuAfterLiveMs) / Math.max(1, load.idleMs - load.liveMs)).toFixed(0)} % of a core on average); ${load.notPushed} batch pushes not delivered (left to the reconciler); ${atBigEnd} rows in sysadm.db at the end`,
   );
   console.log(
     `target p50 addvmail start -> IMAP login < 100 ms: ${f1(p50(small, totalImap))} ms at ${atSmall}, ${f1(p50(big, totalImap))} ms at ${atBig} (${p50(big, totalImap) < 100 && p50(small, totalImap) < 100 ? "met" : "NOT met"}); return -> login ${f1(p50(small, (s) => s.imapMs))} / ${f1(p50(big, (s) => s.imapMs))} ms`,

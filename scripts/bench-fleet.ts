@@ -227,15 +227,34 @@ async function revocation(): Promise<string> {
   return (ms / 1000).toFixed(2);
 }
 
-/** serve stopped and started again: until every agent is connected and at its generation. */
+/** How many of the running agents status shows connected, and how many at their generation. */
+async function currentCounts(): Promise<string> {
+  const rows = (await status()).filter((r) => r.status === "enrolled" && swarm?.get(r.vnode)?.daemon);
+  const connected = rows.filter((r) => r.connected).length;
+  const current = rows.filter((r) => r.connected && r.appliedGeneration === r.generation).length;
+  return `${connected} of ${rows.length} connected, ${current} current`;
+}
+
+/** serve stopped and started again: until every agent is connected and at its generation. A run
+ *  that does not get there within the limit says how far it got instead of failing the bench. */
 async function restart(n: number): Promise<[string, string]> {
   progress(`${n} agents: controller restart`);
   await serve.stop();
   const started = performance.now();
   serve = await restartServeProcess(serve);
-  await until(async () => ((await allCurrent(n)) ? true : undefined), 300_000, "every agent back and current");
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  let seconds: string;
+  try {
+    await until(async () => ((await allCurrent(n)) ? true : undefined), 300_000, "every agent back and current");
+    seconds = ((performance.now() - started) / 1000).toFixed(1);
+  } catch {
+    seconds = `> 300 (${await currentCounts()})`;
+  }
   return [seconds, String((await serve.metric('netserva_controller_link_connects{which="peak"}')) ?? "?")];
+}
+
+/** Figures so far, printed as they come: a run that fails later keeps what it measured. */
+function report(tag: string, row: Row): void {
+  for (const [what, value] of Object.entries(row)) progress(`${tag}: ${what} = ${value}`);
 }
 
 /**
@@ -260,13 +279,20 @@ async function acrossControllers(n: number): Promise<Row> {
     async () => {
       const leases = JSON.parse(await cli(["leases", "--json"])) as Lease[];
       const byB = leases.filter((l) => l.controller === "ctl-b").length;
-      // An even split (the remainder to either) and every running agent current again.
-      return Math.abs(leases.length - 2 * byB) <= 1 && (await allCurrent(n)) ? leases : undefined;
+      // An even split (the remainder to either).
+      return Math.abs(leases.length - 2 * byB) <= 1 ? leases : undefined;
     },
     300_000,
-    "the leases split between two controllers, every agent current",
+    "the leases split between two controllers",
   );
-  const rebalanced = ((performance.now() - rebalanceStarted) / 1000).toFixed(1);
+  let rebalanced: string;
+  try {
+    await until(async () => ((await allCurrent(n)) ? true : undefined), 300_000, "every agent current");
+    rebalanced = ((performance.now() - rebalanceStarted) / 1000).toFixed(1);
+  } catch {
+    rebalanced = `> 300 (${await currentCounts()})`;
+  }
+  progress(`2nd controller joined → leases split, all current (s) = ${rebalanced}`);
   const target = swarm?.agents.find((a) => a.daemon && held.find((l) => l.vnode === a.name)?.controller === "ctl-b");
   if (!target) throw new Error("the second controller holds no running agent's vnode");
   progress(`${n} agents: addvmail through controller A to ${target.name}, held by B`);
@@ -316,18 +342,29 @@ async function main(): Promise<void> {
   [base["controller restart → all current (s)"], base["restart: most links connecting at once"]] = await restart(
     swarm.agents.length - 1,
   );
+  report(`${BASELINE} agents`, base);
 
   progress(`enrolling ${AGENTS - BASELINE} more agents, ${CONCURRENCY} at a time`);
   const enrollStarted = performance.now();
   await swarm.addMany(names.slice(BASELINE), CONCURRENCY);
   const enrollSeconds = (performance.now() - enrollStarted) / 1000;
   const full = await measure(swarm.agents.length - 1, "full");
+  report(`${AGENTS} agents`, full);
   full["revocation on every agent (s)"] = await revocation();
+  progress(`${AGENTS} agents: revocation on every agent (s) = ${full["revocation on every agent (s)"]}`);
   [full["controller restart → all current (s)"], full["restart: most links connecting at once"]] = await restart(
     swarm.agents.length - 2,
   );
 
-  if (pgUrl) Object.assign(full, await acrossControllers(swarm.agents.length - 2));
+  progress(`${AGENTS} agents: controller restart → all current (s) = ${full["controller restart → all current (s)"]}`);
+  if (pgUrl)
+    Object.assign(
+      full,
+      await acrossControllers(swarm.agents.length - 2).catch((error: unknown) => {
+        progress(`across controllers failed: ${String(error)}`);
+        return { "addvmail via A, holder B: on the agent (ms)": "failed" };
+      }),
+    );
 
   const targets: Record<string, string> = {
     "controller CPU (cores)": "< 1",

@@ -15,6 +15,7 @@ import {
   RspamdCountersSchema,
   type MailHealth,
   type MailboxUsage,
+  type WebHealth,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type { VnodePaths } from "../paths.ts";
 import { cached, withTimeout } from "./bounded.ts";
@@ -35,6 +36,8 @@ export interface MailHealthOptions {
   cacheMs?: number;
   usageIntervalMs?: number;
   usageScan?: UsageScanOptions;
+  /** The agent's web listeners (web-host.ts); absent when it has none. */
+  web?: () => WebHealth;
 }
 
 export interface MailHealthSource {
@@ -169,6 +172,7 @@ export function createMailHealth(o: MailHealthOptions): MailHealthSource {
       }),
       mailTlsNotAfterUnixMs: BigInt(tls ?? 0),
       errors,
+      ...(o.web ? { web: o.web() } : {}),
     });
   };
 

@@ -53,7 +53,8 @@ export function createMailConfig(o: MailConfigOptions) {
     ...(o.filter ? { filter: o.filter } : {}),
   });
 
-  function render(state: DesiredState): { tls: FileSet; daemons: FileSet } {
+  /** `daemonsOnly`: the daemon files alone (adoption's preview, before any certificate exists). */
+  function render(state: DesiredState, opts: { daemonsOnly?: boolean } = {}): { tls: FileSet; daemons: FileSet } {
     const s = state.settings;
     const mailHostname = checkDomain(s?.mailHostname ?? "", "settings.mail_hostname");
     const listenAddresses = listenOf(state);
@@ -81,7 +82,7 @@ export function createMailConfig(o: MailConfigOptions) {
       ...(o.extraDovecotConf ? { extraConf: o.extraDovecotConf } : {}),
     });
     return {
-      tls: new Map([...renderTlsFiles(p, state.tls), ...sni.files]),
+      tls: opts.daemonsOnly ? new Map() : new Map([...renderTlsFiles(p, state.tls), ...sni.files]),
       daemons: new Map([...filters.render(state), ...postfix, ...dovecot]),
     };
   }

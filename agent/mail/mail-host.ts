@@ -45,6 +45,8 @@ export interface ApplyOutcome {
   readonly changed: boolean;
   readonly diff: string[];
   readonly digest: string;
+  /** Of an incremental apply: how long the lookup rows' transaction took (commit and fsync), ms. */
+  readonly lookupMs?: number;
 }
 
 export interface MailHost {
@@ -151,9 +153,19 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       const web = await o.web?.prepare(state);
       // The rows commit inside the apply, marked with its journal's id: config and rows are one
       // unit, also across a crash (apply/backup.ts). The manifest is written with them.
+      // A takeover (nothing of ours applied yet: another tool's live configuration, e.g. an
+      // adopted NetServa vnode) commits its rows BEFORE the files swap: the running daemons do not
+      // read our lookup DB, and the reloaded Postfix must find every domain at once (between the
+      // reload and a later commit it answered 554 "Relay access denied": mail refused, not
+      // deferred). Should the apply then fail, the rows wait unread for the next one.
+      const takeover = !dryRun && Object.keys(readManifest(paths.manifest).files).length === 0;
+      const early = takeover ? lookup.replaceAll(checked) : undefined;
       const { result, files } = await config
         .apply(state, dryRun, {
-          commit: (mark) => void (rows = lookup.replaceAll(checked, mark === undefined ? {} : { mark })),
+          commit: (mark) => {
+            const committed = lookup.replaceAll(checked, mark === undefined ? {} : { mark });
+            rows = early ?? committed;
+          },
           bookkeeping: (files) => new Map([[paths.manifest, manifestSpec(state.generation, files)]]),
         })
         .catch(async (error: unknown) => {
@@ -194,7 +206,9 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
     async applyChanges(changes, opts = {}) {
       const dryRun = opts.dryRun === true;
       const checked = checkChanges(changes); // every row checked, every address parsed: once
+      const started = performance.now();
       const rows = lookup.applyChanges(checked, { dryRun });
+      const lookupMs = performance.now() - started;
       const diff = [...rows.diff];
       if (!dryRun) {
         // keep_maildir on delete_mailbox keeps that maildir; on delete_domain, all of the domain's.
@@ -239,7 +253,7 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
             }),
           );
       }
-      return { changed: diff.length > 0, diff, digest: lookup.digest() };
+      return { changed: diff.length > 0, diff, digest: lookup.digest(), lookupMs };
     },
 
     async start() {

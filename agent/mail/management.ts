@@ -189,6 +189,8 @@ export function restoreKeptAside(paths: VnodePaths): RestoredFile[] {
     out.push({ path: e.path, sha256: sha256Of(e.path), removed: false });
   }
   rmSync(dir, { recursive: true, force: true });
+  // None of the daemon files is ours any more: a later switch is a takeover again (mail-host.ts).
+  rmSync(paths.manifest, { force: true });
   return out;
 }
 

@@ -87,6 +87,30 @@ export function registerMailMetrics(registry: Registry, port: MailHostPort): voi
       for (const [daemon, n] of port.daemonRestarts?.() ?? []) this.inc({ daemon }, n);
     },
   });
+  gauge(
+    "netserva_agent_web_listener_up",
+    "1 when the agent's web listener (https: MTA-STS/autoconfig/autodiscover, http-01: ACME) is bound, 0 when it could not bind.",
+    ["kind", "address"],
+    (g, s) => {
+      for (const l of s.health?.web?.listeners ?? []) g.set({ kind: l.kind, address: l.address }, l.listening ? 1 : 0);
+    },
+  );
+  counter(
+    "netserva_agent_web_requests_total",
+    "Requests the agent's web listeners answered, by kind (mta-sts, autoconfig, autodiscover, acme-challenge, other) and status class.",
+    ["kind", "result"],
+    (set, s) => {
+      for (const r of s.health?.web?.requests ?? []) set({ kind: r.kind, result: r.result }, Number(r.count));
+    },
+  );
+  counter(
+    "netserva_agent_web_tls_handshake_failures_total",
+    "TLS handshakes the agent's HTTPS listener failed (no certificate for the name, bad or slow clients).",
+    [],
+    (set, s) => {
+      if (s.health?.web) set({}, Number(s.health.web.tlsHandshakeFailures));
+    },
+  );
   gauge("netserva_agent_drift", "1 when a managed file or the lookup DB differs from what was applied.", [], (g, s) =>
     g.set(s.drift ? 1 : 0),
   );

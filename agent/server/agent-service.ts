@@ -12,6 +12,7 @@ import {
   UpdateRevocationsResponseSchema,
   UpdateTrustResponseSchema,
   SetManagementResponseSchema,
+  PreviewStateResponseSchema,
   ReadInventoryResponseSchema,
 } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type {
@@ -31,6 +32,8 @@ import type {
   UpdateTrustRequest,
   WatchHealthRequest,
   SetManagementRequest,
+  PreviewStateRequest,
+  PreviewStateResponse,
   SetManagementResponse,
   ReadInventoryRequest,
   ReadInventoryResponse,
@@ -202,8 +205,20 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
               stateDigest: await mailHost.digest(),
             });
           }
+          const started = performance.now();
           const outcome = await mailHost.applyChanges(request.changes, { dryRun: request.dryRun });
-          return applyResult(context.requestId, context.generation, outcome, request.dryRun);
+          const applied = performance.now();
+          const response = await applyResult(context.requestId, context.generation, outcome, request.dryRun);
+          // Where an apply's time goes (scripts/bench-apply --breakdown reads these two figures).
+          context.log.info("changes applied", {
+            generation: context.generation.toString(),
+            changes: request.changes.length,
+            dry_run: request.dryRun,
+            apply_ms: Number((applied - started).toFixed(2)),
+            lookup_ms: outcome.lookupMs === undefined ? undefined : Number(outcome.lookupMs.toFixed(2)),
+            generation_ms: Number((performance.now() - applied).toFixed(2)),
+          });
+          return response;
         });
       },
       replayed: (response) => ({ ...response, replayed: true }),
@@ -306,6 +321,20 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
         if (!request.dryRun)
           context.log.info("management set", { managed: outcome.managed, overwrites: outcome.overwrites.length });
         return create(SetManagementResponseSchema, outcome);
+      },
+    }),
+    previewState: unaryCommand<PreviewStateRequest, PreviewStateResponse>(options, {
+      name: "PreviewState",
+      metaRequired: false,
+      async handle(request) {
+        const mail = options.mail;
+        if (!mail)
+          throw new NetservaError("failed_precondition", "this agent runs without a mail host (--no-mail): no preview");
+        if (!request.state) throw invalid("state", "required");
+        const files = await mail.preview(request.state);
+        return create(PreviewStateResponseSchema, {
+          files: files.map((f) => ({ path: f.path, exists: true, sha256: f.sha256, content: f.content })),
+        });
       },
     }),
     readInventory: unaryCommand<ReadInventoryRequest, ReadInventoryResponse>(options, {

@@ -14,6 +14,8 @@ import {
   type RestoredFile,
   type Management,
 } from "../mail/management.ts";
+import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import type { PreviewFile } from "../mail/mail-preview.ts";
 import type { VnodePaths } from "../paths.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
 import type { MailHostPort } from "./mail-port.ts";
@@ -38,6 +40,8 @@ export interface SwitchableMail {
   readonly port: MailHostPort;
   readonly paths: VnodePaths;
   management(): Management;
+  /** The daemon files a state would give the vnode, rendered only (managed or not). */
+  preview(state: DesiredState): Promise<PreviewFile[]>;
   setManaged(request: {
     managed: boolean;
     dryRun: boolean;
@@ -51,6 +55,8 @@ export interface SwitchableMailOptions {
   readonly paths: VnodePaths;
   readonly sysadmDb: string;
   readonly sc: ServiceControl;
+  /** Renders a state's daemon files without writing anything (agent/mail/mail-preview.ts). */
+  preview(state: DesiredState): Promise<PreviewFile[]>;
   /** Opens the mail host and its port (creates the vmail user, the lookup DB, …). */
   open(): Promise<OpenedMail>;
   readonly log?: Logger;
@@ -101,6 +107,7 @@ export async function createSwitchableMail(o: SwitchableMailOptions): Promise<Sw
     port,
     paths: o.paths,
     management: () => management,
+    preview: (state) => o.preview(state),
     async setManaged(request) {
       const dir = keptAsideDir(o.paths);
       if (request.managed) {

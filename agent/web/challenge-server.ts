@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from "node:net";
 import type { Logger } from "../../common/log.ts";
 import { WEB_LIMITS, type WebLimits } from "./web-server.ts";
+import type { WebStats } from "./web-stats.ts";
 
 const PREFIX = "/.well-known/acme-challenge/";
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
@@ -24,6 +25,7 @@ export async function startChallengeServer(o: {
   challenges: ReadonlyMap<string, string>;
   log?: Logger;
   limits?: Partial<WebLimits>;
+  stats?: WebStats;
 }): Promise<ChallengeListener> {
   let challenges = o.challenges;
   const L: WebLimits = { ...WEB_LIMITS, ...o.limits };
@@ -68,6 +70,7 @@ export async function startChallengeServer(o: {
       "cache-control": "no-store",
     });
     res.end(req.method === "HEAD" ? undefined : body);
+    o.stats?.request(token ? "acme-challenge" : "other", ok ? 200 : 404);
     o.log?.debug("http-01 request", { token: token.slice(0, 64), found: ok });
   });
   await new Promise<void>((resolve, reject) => {

@@ -20,6 +20,8 @@ import { siteOf } from "./served-site.ts";
 import { writeSiteDirectory } from "./web-directory.ts";
 import { startWebServer, type WebContent, type WebLimits, type WebListener } from "./web-server.ts";
 import { startChallengeServer, type ChallengeListener } from "./challenge-server.ts";
+import { createWebStats } from "./web-stats.ts";
+import { WebHealthSchema, type WebHealth } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 
 export interface PendingWeb {
   commit(): Promise<void>;
@@ -35,6 +37,9 @@ export interface ServedWeb {
   restore(): Promise<void>;
   /** The listener, when one is configured and bound. */
   listener(): WebListener | undefined;
+  /** For the health report: each configured listener (bound or why not), request counts, TLS
+   *  handshake failures. A listener that failed to bind is tried again, at most every 30 s. */
+  health(): WebHealth;
   close(): Promise<void>;
 }
 
@@ -70,6 +75,14 @@ function listenOf(state: DesiredState): { host: string; port: number } | undefin
   return { host: hp.host, port: hp.port };
 }
 
+const RETRY_MS = 30_000;
+
+/** The short reason a bind failed (EADDRINUSE, EADDRNOTAVAIL, EACCES…), with Node's words. */
+function bindError(error: unknown): string {
+  const e = error as { code?: string; message?: string };
+  return (e.code ? `${e.code}: ` : "") + (e.message ?? String(error)).slice(0, 200);
+}
+
 function httpListenOf(state: DesiredState): { host: string; port: number } | undefined {
   const text = state.settings?.httpListen ?? "";
   if (text === "") return undefined;
@@ -100,6 +113,11 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
   const file = join(o.paths.stateDir, "web-served.json");
   let listener: WebListener | undefined;
   let http: ChallengeListener | undefined;
+  const stats = createWebStats();
+  /** Why a configured listener is not listening ("" = it is). */
+  let problems = { https: "", http: "" };
+  let lastRetry = 0;
+  let retrying = false;
   /** The web part of the last committed state. */
   let current: DesiredState | undefined;
 
@@ -119,60 +137,57 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
     const challenges = challengesOf(state);
     const sameHttp = httpListen && http && http.host === httpListen.host && http.port === httpListen.port;
     let freshHttp: ChallengeListener | undefined;
+    let httpError = "";
     if (httpListen && !sameHttp) {
       try {
         freshHttp = await startChallengeServer({
           ...httpListen,
           challenges,
+          stats,
           ...(o.log ? { log: o.log } : {}),
           ...(o.limits ? { limits: o.limits } : {}),
         });
       } catch (error) {
-        throw invalid(
-          "settings.http_listen",
-          `cannot listen on ${state.settings?.httpListen}: ${(error as Error).message}`,
-        );
+        httpError = bindError(error);
       }
     }
     const same = listen && listener && listener.host === listen.host && listener.port === listen.port;
     let fresh: WebListener | undefined;
+    let httpsError = "";
     if (listen && content && !same) {
       try {
         fresh = await startWebServer({
           ...listen,
           content,
+          stats,
           ...(o.log ? { log: o.log } : {}),
           ...(o.limits ? { limits: o.limits } : {}),
         });
       } catch (error) {
-        await freshHttp?.close();
-        throw invalid(
-          "settings.web_listen",
-          `cannot listen on ${state.settings?.webListen}: ${(error as Error).message}`,
-        );
+        httpsError = bindError(error);
       }
     }
     return {
       async commit() {
         if (directory) writeSiteDirectory(directory, siteOf(state));
-        if (fresh) {
+        // A listener that could not bind is reported (health, metrics), not a refused state: the
+        // mail part applies, and the next state (or the retry in health()) binds again.
+        if (fresh || !listen || httpsError) {
           const old = listener;
           listener = fresh;
           await old?.close();
-        } else if (!listen) {
-          const old = listener;
-          listener = undefined;
-          await old?.close();
         } else if (content) listener?.update(content);
-        if (freshHttp) {
+        if (freshHttp || !httpListen || httpError) {
           const old = http;
           http = freshHttp;
           await old?.close();
-        } else if (!httpListen) {
-          const old = http;
-          http = undefined;
-          await old?.close();
         } else http?.update(challenges);
+        problems = { https: httpsError, http: httpError };
+        if (httpsError || httpError)
+          o.log?.warn("web listener not listening", {
+            ...(httpsError ? { https: `${state.settings?.webListen ?? ""}: ${httpsError}` } : {}),
+            ...(httpError ? { http: `${state.settings?.httpListen ?? ""}: ${httpError}` } : {}),
+          });
         current = servedPart(state);
         writeStateFile(file, JSON.parse(toJsonString(DesiredStateSchema, current)) as unknown);
       },
@@ -222,6 +237,28 @@ export function createServedWeb(o: { paths: VnodePaths; log?: Logger; limits?: P
       }
     },
     listener: () => listener,
+    health() {
+      const settings = current?.settings;
+      const listeners = [];
+      if (settings?.webListen)
+        listeners.push({ kind: "https", address: settings.webListen, listening: !!listener, error: problems.https });
+      if (settings?.httpListen)
+        listeners.push({ kind: "http-01", address: settings.httpListen, listening: !!http, error: problems.http });
+      if ((problems.https || problems.http) && current && !retrying && Date.now() - lastRetry > RETRY_MS) {
+        lastRetry = Date.now();
+        retrying = true;
+        const again = current;
+        void prepare(again)
+          .then((pending) => pending.commit())
+          .catch(() => undefined)
+          .finally(() => (retrying = false));
+      }
+      return create(WebHealthSchema, {
+        listeners,
+        requests: stats.requests().map((r) => ({ ...r, count: BigInt(r.count) })),
+        tlsHandshakeFailures: BigInt(stats.tlsFailures()),
+      });
+    },
     async close() {
       const old = listener;
       listener = undefined;

@@ -10,6 +10,7 @@ import type { SecureContext } from "node:tls";
 import type { Logger } from "../../common/log.ts";
 import type { CertPair } from "./cert-map.ts";
 import { answer, type Site } from "./served-site.ts";
+import { kindOfPath, type WebStats } from "./web-stats.ts";
 
 export const WEB_LIMITS = {
   handshakeMs: 10_000,
@@ -58,6 +59,7 @@ export async function startWebServer(o: {
   log?: Logger;
   /** Tighter limits (tests); the rest stay WEB_LIMITS. */
   limits?: Partial<WebLimits>;
+  stats?: WebStats;
 }): Promise<WebListener> {
   let content = o.content;
   const L: WebLimits = { ...WEB_LIMITS, ...o.limits };
@@ -96,13 +98,15 @@ export async function startWebServer(o: {
   server.setTimeout(L.idleMs, (socket) => socket.destroy());
   // A client that breaks the protocol loses its connection; the agent carries on.
   server.on("tlsClientError", (err, socket) => {
+    o.stats?.tlsFailure();
     o.log?.debug("web tls client error", { error: err.message });
     socket.destroy();
   });
   server.on("clientError", (_err, socket) => socket.destroy());
   server.on("error", (err) => o.log?.warn("web listener error", { error: err.message }));
 
-  const respond = (res: ServerResponse, status: number, type: string, body: string, head: boolean): void => {
+  const respond = (res: ServerResponse, status: number, type: string, body: string, head: boolean, path = ""): void => {
+    o.stats?.request(kindOfPath(path), status);
     res.writeHead(status, {
       "content-type": type,
       "content-length": Buffer.byteLength(body),
@@ -143,7 +147,7 @@ export async function startWebServer(o: {
           query: url.searchParams,
           body: Buffer.concat(chunks).toString("utf8"),
         });
-        respond(res, a.status, a.type, a.body, req.method === "HEAD");
+        respond(res, a.status, a.type, a.body, req.method === "HEAD", url.pathname);
       } catch (error) {
         o.log?.warn("web request failed", { error: error instanceof Error ? error.message : String(error) });
         if (!res.headersSent) respond(res, 500, "text/plain; charset=utf-8", "internal error\n", false);

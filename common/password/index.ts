@@ -3,10 +3,10 @@
 // lookup table can hand them to Dovecot as they are.
 import { timingSafeEqual } from "node:crypto";
 import { argon2idHash, argon2idVerify, isArgon2idHash } from "./argon2id.ts";
-import { DEFAULT_ROUNDS, parseSha512Settings, sha512Crypt, sha512CryptNew } from "./sha512-crypt.ts";
+import { DEFAULT_ROUNDS, parseSha512Settings, sha512Crypt, sha512CryptNewInTurns } from "./sha512-crypt.ts";
 
 export { generatePassword, PASSWORD_ALPHABET, MIN_GENERATED_LENGTH } from "./generate.ts";
-export { sha512Crypt, sha512CryptNew, parseSha512Settings } from "./sha512-crypt.ts";
+export { sha512Crypt, sha512CryptNew, sha512CryptInTurns, parseSha512Settings } from "./sha512-crypt.ts";
 export { HASH_COST_LIMITS, hashCostProblem } from "./hash-cost.ts";
 
 export type PasswordScheme = "SHA512-CRYPT" | "ARGON2ID";
@@ -23,7 +23,8 @@ export async function hashPassword(
   options: HashOptions = {},
 ): Promise<string> {
   if (scheme === "ARGON2ID") return `{ARGON2ID}${await argon2idHash(password)}`;
-  return `{SHA512-CRYPT}${sha512CryptNew(password, options.rounds ?? DEFAULT_ROUNDS)}`;
+  // In turns: a command hashing a password keeps its other I/O (the agent connection) moving.
+  return `{SHA512-CRYPT}${await sha512CryptNewInTurns(password, options.rounds ?? DEFAULT_ROUNDS)}`;
 }
 
 const SHA512_HASH = /^\$6\$(?:rounds=[0-9]{1,10}\$)?[^$:\s]{0,16}\$[./0-9A-Za-z]{86}$/;

@@ -206,6 +206,21 @@ export function planAdoption(inv: ReadInventoryResponse, skip: ReadonlySet<strin
     aliases,
     refusals,
     weak: mailboxes.filter((m) => m.weak).map((m) => ({ address: m.address, scheme: m.scheme })),
-    warnings: [...inv.warnings],
+    warnings: [
+      ...inv.warnings,
+      // NetServa's alias map is asked before the mailbox map, so its catch-all also takes the
+      // mail of the domain's own mailboxes; ours answers a mailbox first (virtual-mailbox-self).
+      ...aliases
+        .filter(
+          (a) =>
+            a.active &&
+            a.source.startsWith("@") &&
+            mailboxes.some((m) => m.active && domainOf(m.address) === a.source.slice(1)),
+        )
+        .map(
+          (a) =>
+            `catch-all ${a.source}: NetServa's maps send it the mail of the domain's mailboxes too; after adopting, each mailbox gets its own mail and only unknown addresses go to ${a.targets.join(", ")}`,
+        ),
+    ],
   };
 }

@@ -26,6 +26,8 @@ export interface MailSession {
   servicesFor(em: SqlEntityManager): MailServices;
   /** Send a committed change to its vnode and tell the operator how it went (never throws). */
   push(result: MutationResult<unknown>): Promise<DeliverOutcome>;
+  /** A change to `vnode` is coming: connect to its agent meanwhile (see DeliverService.warm). */
+  warm(vnode: string): void;
 }
 
 export interface MailSessionOptions {
@@ -49,6 +51,8 @@ export async function withMail<T>(
     powerDnsZonesFor(paths, ctx.io.env) ??
     (existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] }));
   const db = await ctx.openDb(paths);
+  // One per session: a connection warm() opens is the one push() then uses.
+  const deliver = deliverServiceFor(db, paths);
   try {
     // The storage rule needs the size of the vnode's mail filesystem, as its agent last reported it.
     // Asked through the services' own entity manager: inside an import batch's transaction the
@@ -81,7 +85,7 @@ export async function withMail<T>(
         else
           try {
             // Several controllers on PostgreSQL: the vnode's lease holder pushes what was committed.
-            outcome = await deliverServiceFor(db, paths).deliver({
+            outcome = await deliver.deliver({
               vnode: result.vnode,
               actor: ctx.actor,
               changes: { generation: result.generation, list: result.changes },
@@ -93,9 +97,11 @@ export async function withMail<T>(
         reportDelivery(ctx, result.vnode, outcome, { dryRun: result.dryRun });
         return outcome;
       },
+      warm: (vnode) => deliver.warm?.(vnode),
     };
     return await work(session);
   } finally {
+    deliver.close?.();
     await db.close();
   }
 }

@@ -184,19 +184,27 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
         return new Map<string, { generation: string | number; applied: string | number }>();
       });
     for (const vnode of gained) {
-      void refreshed
-        .then(() => deliver.announce?.(vnode))
-        .then(async (failed) => {
-          if (failed) return log.warn("new lease epoch not announced", { vnode, reason: failed });
-          const owed = (await behind).get(vnode);
-          if (!owed || !holds(vnode)) return;
-          log.info("lease gained: pushing what the vnode has not applied", {
-            vnode,
-            applied: Number(owed.applied),
-            generation: Number(owed.generation),
-          });
-          pusher.push(vnode);
+      // Through the links' connect gate: a restart gains every lease at once, and a thousand
+      // pings on links not connected yet were a thousand TLS handshakes in one instant.
+      const announced = async (): Promise<string | undefined> => {
+        const release = await fleet.connects.acquire();
+        try {
+          return await deliver.announce?.(vnode);
+        } finally {
+          release();
+        }
+      };
+      void refreshed.then(announced).then(async (failed) => {
+        if (failed) return log.warn("new lease epoch not announced", { vnode, reason: failed });
+        const owed = (await behind).get(vnode);
+        if (!owed || !holds(vnode)) return;
+        log.info("lease gained: pushing what the vnode has not applied", {
+          vnode,
+          applied: Number(owed.applied),
+          generation: Number(owed.generation),
         });
+        pusher.push(vnode);
+      });
     }
   };
   const renewal = startControllerRenewal({

@@ -29,6 +29,7 @@ import { agentClientFor } from "./agent-for-vnode.ts";
 import { killPoint, killPointSoon } from "../faults/kill-points.ts";
 import { notifyHolder } from "../db/change-feed.ts";
 import { awaitHolderPush, leaseHolder } from "./holder-wait.ts";
+import { timed } from "../../common/phase-timing.ts";
 import { LEASE_TTL_MS } from "./lease-keeper.ts";
 
 /** Above this many changes (a bulk import) the whole state is cheaper to send. */
@@ -91,6 +92,15 @@ export const DEFAULT_REFUSAL_BACKOFF = { firstMs: 2000, maxMs: 10 * 60_000 };
 
 export interface DeliverService {
   deliver(request: DeliverRequest): Promise<DeliverOutcome>;
+  /**
+   * A delivery to `vnode` is coming (a command about to change it): open the connection to its
+   * agent now (client, TLS handshake, reachability ping), so the handshake overlaps the
+   * command's own work (hashing, the transaction) instead of following it. The next
+   * deliver() to that vnode uses it; close() drops one left unused. Never throws.
+   */
+  warm?(vnode: string): void;
+  /** Closes connections opened by warm() and not used. */
+  close?(): void;
   /** A lease just taken: a ping with our epoch, so the agent refuses the previous holder from
    *  now on, not only from our first push. Resolves with why it failed, or undefined. */
   announce?(vnode: string): Promise<string | undefined>;
@@ -106,7 +116,20 @@ export function isFenced(error: NetservaError): boolean {
   return error.code === "failed_precondition" && error.field === "meta.lease_epoch";
 }
 
+/** A connection opened ahead of a delivery by warm(). */
+interface Warmed {
+  client: AgentClient;
+  close: () => void;
+  leaseEpoch: bigint;
+  /** Why the vnode did not answer the ping, or undefined when it did. */
+  unreachable: string | undefined;
+}
+
 export function createDeliverService(options: DeliverServiceOptions): DeliverService {
+  const warmed = new Map<string, Promise<Warmed | undefined>>();
+  /** Closes every client warm() opened that no delivery took, also one still connecting. */
+  const closers = new Set<() => void>();
+  let closed = false;
   const clientFor = async (vnode: Vnode): Promise<{ client: AgentClient; close: () => void; live: boolean }> => {
     const link = options.linkFor?.(vnode.name);
     if (link) return { client: link.client, close: () => undefined, live: link.connected };
@@ -225,7 +248,44 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
       .execute("delete from vnode_changes where vnode_id = ? and generation <= ?", [vnode.id, applied], "run");
   };
 
+  /** A connection warm() opened for this vnode with this epoch, taken (used once) or undefined. */
+  const takeWarmed = async (name: string, leaseEpoch: bigint): Promise<Warmed | undefined> => {
+    const pending = warmed.get(name);
+    if (!pending) return undefined;
+    warmed.delete(name);
+    const warm = await pending;
+    if (warm && warm.leaseEpoch !== leaseEpoch) {
+      warm.close();
+      return undefined;
+    }
+    return warm;
+  };
+
   return {
+    warm(name) {
+      // A live fleet link is already connected: nothing to gain.
+      if (options.linkFor || warmed.has(name)) return;
+      if (closed) return;
+      const opening = (async (): Promise<Warmed | undefined> => {
+        const vnode = await options.db.em().fork().findOne(Vnode, { name });
+        if (!vnode || vnode.status !== "enrolled" || vnode.management === "unmanaged") return undefined;
+        const leaseEpoch = options.epochFor ? options.epochFor(vnode.name) : 0n;
+        if (leaseEpoch === undefined) return undefined;
+        const { client, close } = await clientFor(vnode);
+        // close() came first: nothing will take this one.
+        if (closed) return void close();
+        closers.add(close);
+        const unreachable = await reachable(client, leaseEpoch);
+        return { client, close: () => void (closers.delete(close), close()), leaseEpoch, unreachable };
+      })().catch(() => undefined); // deliver() then opens its own and reports what is wrong
+      warmed.set(name, opening);
+    },
+    close() {
+      closed = true;
+      warmed.clear();
+      for (const close of closers) close();
+      closers.clear();
+    },
     async announce(name) {
       const leaseEpoch = options.epochFor?.(name);
       if (leaseEpoch === undefined) return `this controller does not hold the lease on vnode ${name}`;
@@ -240,7 +300,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     },
     async deliver(request) {
       const em = options.db.em().fork();
-      const vnode = await em.findOne(Vnode, { name: request.vnode });
+      const vnode = await timed("deliver.vnode", () => em.findOne(Vnode, { name: request.vnode }));
       if (!vnode) return { pushed: false, reason: `vnode ${request.vnode} not found`, diff: [] };
       const generation = request.changes?.generation ?? vnode.generation;
       if (vnode.status !== "enrolled")
@@ -265,10 +325,17 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           reason: `this controller does not hold the lease on vnode ${vnode.name}: its holder pushes generation ${generation}`,
           diff: [],
         };
-      const { client, close, live } = await clientFor(vnode);
+      const warm = await takeWarmed(vnode.name, leaseEpoch);
+      const { client, close, live } = warm
+        ? { ...warm, live: false }
+        : await timed("deliver.client", () => clientFor(vnode));
       let attempted = generation;
       try {
-        const unreachable = live ? undefined : await reachable(client, leaseEpoch);
+        const unreachable = warm
+          ? warm.unreachable
+          : live
+            ? undefined
+            : await timed("deliver.connect", () => reachable(client, leaseEpoch));
         if (unreachable !== undefined)
           return {
             pushed: false,
@@ -279,7 +346,8 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         let response: ApplyResponse | undefined;
         let state: DesiredState | undefined;
         if (request.changes && request.changes.list.length <= MAX_INCREMENTAL_CHANGES) {
-          response = await sendChanges(client, request, request.changes, leaseEpoch);
+          const changes = request.changes;
+          response = await timed("deliver.apply-changes", () => sendChanges(client, request, changes, leaseEpoch));
           // The agent was not at the base generation: it asks for the whole state instead.
           if (response.needsFullState) response = undefined;
         }
@@ -288,9 +356,11 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         const applied = Number(response.appliedGeneration);
         if (!request.dryRun) {
           killPoint("push-applied");
-          await recordAppliedGeneration(em, vnode.id, applied);
-          await clearRefusal(vnode, applied);
-          await forgetChanges(vnode, applied);
+          await timed("deliver.bookkeeping", async () => {
+            await recordAppliedGeneration(em, vnode.id, applied);
+            await clearRefusal(vnode, applied);
+            await forgetChanges(vnode, applied);
+          });
         }
         return {
           pushed: !request.dryRun,
@@ -347,6 +417,9 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
 export function deliverServiceFor(db: Database, paths: HomePaths): DeliverService {
   const direct = createDeliverService({ db, paths, mailTls: mailTlsIssuerFor(paths, mailTlsLifetime(paths)) });
   return {
+    // On PostgreSQL a lease holder (serve) usually pushes: nothing is opened ahead there.
+    warm: (vnode) => (db.kind === "postgresql" ? undefined : direct.warm?.(vnode)),
+    close: () => direct.close?.(),
     async deliver(request) {
       if (request.dryRun || db.kind !== "postgresql") return direct.deliver(request);
       const vnode = await pushable(db, request.vnode);

@@ -58,8 +58,9 @@ export interface FleetOptions extends FleetIdentity {
 
 export interface Fleet {
   link(vnode: string): VnodeLink | undefined;
-  /** The links' connect slots: how many are in flight now, and the most at once so far. */
-  readonly connects: Pick<ConnectGate, "inFlight" | "peak">;
+  /** The links' connect slots: how many are in flight now, and the most at once so far; other
+   *  first contacts (a new lease's announcement) take a slot too. */
+  readonly connects: Pick<ConnectGate, "inFlight" | "peak" | "acquire">;
   /** New links with a new identity or trust (CA rotation, renewed certificate); the old ones
    *  close after a grace period so calls in flight finish. */
   setIdentity(identity: FleetIdentity): Promise<void>;

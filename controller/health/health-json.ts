@@ -56,6 +56,12 @@ export interface MailHealthJson {
   quota: QuotaJson;
   mailTlsNotAfter: string | null;
   errors: string[];
+  /** The agent's web listeners; null from agents that do not report them. */
+  web: {
+    listeners: Array<{ kind: string; address: string; listening: boolean; error: string }>;
+    requests: Array<{ kind: string; result: string; count: number }>;
+    tlsHandshakeFailures: number;
+  } | null;
 }
 
 export function mailHealthJson(m: MailHealth | undefined): MailHealthJson | null {
@@ -131,6 +137,18 @@ export function mailHealthJson(m: MailHealth | undefined): MailHealthJson | null
     },
     mailTlsNotAfter: iso(m.mailTlsNotAfterUnixMs),
     errors: [...m.errors],
+    web: m.web
+      ? {
+          listeners: m.web.listeners.map((l) => ({
+            kind: l.kind,
+            address: l.address,
+            listening: l.listening,
+            error: l.error,
+          })),
+          requests: m.web.requests.map((r) => ({ kind: r.kind, result: r.result, count: Number(r.count) })),
+          tlsHandshakeFailures: Number(m.web.tlsHandshakeFailures),
+        }
+      : null,
   };
 }
 

@@ -92,6 +92,8 @@ function problems(v: Omit<MailStatusView, "problems" | "health">, now: number): 
     if (m.mailTlsNotAfter && Date.parse(m.mailTlsNotAfter) - now < 14 * DAY)
       out.push(`mail TLS certificate expires ${m.mailTlsNotAfter}`);
     for (const e of m.errors) out.push(`probe ${e}`);
+    for (const l of m.web?.listeners ?? [])
+      if (!l.listening) out.push(`web listener ${l.kind} ${l.address} not listening: ${l.error || "unknown"}`);
   }
   if (v.acme && v.acme.failures > 0)
     out.push(

@@ -69,6 +69,10 @@ export interface MailboxView {
   maildir: string; // /srv/<domain>/msg/<user>/Maildir
   hasSieve: boolean;
   aliases: string[]; // alias sources whose targets include this mailbox
+  /** The stored hash's scheme (never the hash), e.g. SHA512-CRYPT; "" when not read. */
+  passwordScheme: string;
+  /** A weak scheme kept from an adopted vnode (MD5-CRYPT, PLAIN-MD5, PLAIN…): set a new password. */
+  weakPassword: boolean;
   passwordChangedAt: string;
   createdAt: string;
   updatedAt: string;

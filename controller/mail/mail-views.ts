@@ -1,5 +1,6 @@
 // Rows → the views callers print: Unicode (U-label) domains for people beside the stored ASCII
 // keys, sizes in bytes, ISO-8601 timestamps. Secrets never leave as anything but "(hash)".
+import { storedScheme } from "../../common/password/stored-scheme.ts";
 import { domainToUnicode } from "node:url";
 import type { VConf, VMailAlias, VMailDomain, VMailbox } from "../db/entities/index.ts";
 import type { AliasView, DomainView, MailboxView, VConfView } from "./mail-api.ts";
@@ -68,7 +69,18 @@ export type MailboxFields = Pick<
   | "updatedAt"
 >;
 
-export function mailboxView(m: MailboxFields, vnode: string, aliases: string[]): MailboxView {
+/** The scheme of a stored hash, for views: named, never shown (adopted weak ones are flagged). */
+function schemeOf(hash: string | undefined): { passwordScheme: string; weakPassword: boolean } {
+  if (hash === undefined) return { passwordScheme: "", weakPassword: false };
+  const { scheme, weak } = storedScheme(hash);
+  return { passwordScheme: scheme, weakPassword: weak };
+}
+
+export function mailboxView(
+  m: MailboxFields & { passwordHash?: string | undefined },
+  vnode: string,
+  aliases: string[],
+): MailboxView {
   return {
     address: unicodeAddress(m.ascii),
     ascii: m.ascii,
@@ -80,6 +92,7 @@ export function mailboxView(m: MailboxFields, vnode: string, aliases: string[]):
     maildir: m.maildir,
     hasSieve: m.sieveScript !== null && m.sieveScript !== undefined && m.sieveScript !== "",
     aliases,
+    ...schemeOf(m.passwordHash),
     passwordChangedAt: iso(m.passwordChangedAt),
     createdAt: iso(m.createdAt),
     updatedAt: iso(m.updatedAt),

@@ -7,6 +7,7 @@ import { parseBool } from "./limits.ts";
 import type { AddMailboxInput } from "./mail-api.ts";
 import { resolvePassword } from "./mailbox-password.ts";
 import type { PasswordOutcome } from "./mailbox-password.ts";
+import { timed } from "../../common/phase-timing.ts";
 
 export interface PreparedAdd {
   address: ParsedAddress;
@@ -39,12 +40,14 @@ export async function prepareAdd(input: AddItemInput): Promise<PreparedAdd> {
     );
   }
   const generate = input.password === undefined && input.passwordHash === undefined;
-  const password = await resolvePassword({
-    password: input.password,
-    passwordHash: input.passwordHash,
-    generate,
-    scheme: input.scheme,
-  });
+  const password = await timed("mutation.hash", () =>
+    resolvePassword({
+      password: input.password,
+      passwordHash: input.passwordHash,
+      generate,
+      scheme: input.scheme,
+    }),
+  );
   if (!password) throw invalid("password", "no password"); // unreachable: one of the three is always given
   return { address, quota, displayName, catchAll, active, sieve, password };
 }

@@ -20,10 +20,11 @@ interface Row {
   created_at: Date | string;
   updated_at: Date | string;
   vnode_id: number;
+  password_hash: string;
   aliases: string[] | null;
 }
 
-const SQL = `select b.address as ascii, b.display_name, b.quota, b.usage, b.active, b.maildir,
+const SQL = `select b.address as ascii, b.password_hash, b.display_name, b.quota, b.usage, b.active, b.maildir,
     b.sieve_script is not null and b.sieve_script <> '' as has_sieve,
     b.password_changed_at, b.created_at, b.updated_at, d.vnode_id,
     (select array_agg(a.source order by a.source) from mail_valias a where a.targets @> ?::jsonb) as aliases
@@ -39,6 +40,7 @@ export async function readMailbox(em: SqlEntityManager, vnode: VnodeRef, address
   return mailboxView(
     {
       ascii: row.ascii,
+      passwordHash: row.password_hash,
       displayName: row.display_name,
       quota: Number(row.quota),
       usage: row.usage === null ? null : Number(row.usage),

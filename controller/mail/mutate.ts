@@ -15,6 +15,7 @@ import { resultOf, writeMutationLog } from "./mutation-log.ts";
 import { killPoint } from "../faults/kill-points.ts";
 import { asDatabaseError } from "../db/database-errors.ts";
 import { recordChange } from "../db/change-feed.ts";
+import { timed } from "../../common/phase-timing.ts";
 
 export interface VnodeRow {
   id: number;
@@ -137,29 +138,31 @@ export function createMutator(ctx: MailServiceContext) {
       if (spec.requestId !== undefined) requestId = parseRequestId(spec.requestId, "requestId");
       const name = parseVnodeName(spec.vnode, "vnode");
       vnodeName = name;
-      const prepared = await spec.prepare();
+      const prepared = await timed("mutation.prepare", async () => spec.prepare());
       const base = batch ? ctx.em : ctx.em.fork();
       const capacity = spec.needsCapacity ? await capacityOf(base, name) : undefined;
-      const applied = await base.transactional(
-        async (em) => {
-          const vnode = await lockVnode(em, name);
-          generation = vnode.generation;
-          const tx: MutationTx = { em, vnode, now: new Date(), capacity, dryRun };
-          const result = await spec.apply(tx, prepared);
-          if (dryRun || result.noop !== undefined) throw new Rollback(result);
-          // For the vnode's lease holder (several controllers): pushed when this commits.
-          await recordChange(em, {
-            vnodeId: vnode.id,
-            vnode: vnode.name,
-            generation: vnode.generation,
-            actor: ctx.actor,
-            changes: result.changes,
-          });
-          await log(em, "ok", null);
-          if (!batch) killPoint("mutation-before-commit");
-          return result;
-        },
-        { propagation: "nested", clear: true },
+      const applied = await timed("mutation.transaction", () =>
+        base.transactional(
+          async (em) => {
+            const vnode = await lockVnode(em, name);
+            generation = vnode.generation;
+            const tx: MutationTx = { em, vnode, now: new Date(), capacity, dryRun };
+            const result = await spec.apply(tx, prepared);
+            if (dryRun || result.noop !== undefined) throw new Rollback(result);
+            // For the vnode's lease holder (several controllers): pushed when this commits.
+            await recordChange(em, {
+              vnodeId: vnode.id,
+              vnode: vnode.name,
+              generation: vnode.generation,
+              actor: ctx.actor,
+              changes: result.changes,
+            });
+            await log(em, "ok", null);
+            if (!batch) killPoint("mutation-before-commit");
+            return result;
+          },
+          { propagation: "nested", clear: true },
+        ),
       );
       if (!batch) killPoint("mutation-after-commit");
       return {

@@ -9,6 +9,7 @@ import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { readPostfixInstallParams } from "../../agent/postfix/meta-files.ts";
 import { createVnodePaths } from "../../agent/paths.ts";
+import { lookupUser } from "../../agent/mail/vmail-user.ts";
 import type { NetservaFixture } from "./netserva-fixture.ts";
 import type { TestNetns } from "./netns.ts";
 
@@ -144,8 +145,12 @@ export async function writeNetservaDaemons(root: string, fixture: NetservaFixtur
       "",
     ].join("\n"),
   );
-  for (const dir of [p.postfixLogDir, p.postfixDataDir, p.dovecotStateDir, dirname(p.dovecotBaseDir)])
+  for (const dir of [p.postfixLogDir, p.postfixQueueDir, p.dovecotStateDir, dirname(p.dovecotBaseDir)])
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const postfix = lookupUser("postfix");
+  if (!postfix) throw new Error("no postfix user: is Postfix installed?");
+  mkdirSync(p.postfixDataDir, { recursive: true, mode: 0o700 });
+  chownSync(p.postfixDataDir, postfix.uid, postfix.gid);
 }
 
 /** Each mailbox's home and Maildir, owned by its domain's uid, holding one old message. */

@@ -284,11 +284,14 @@ describe("mailboxes", () => {
       "maildir",
       "name",
       "passwordChangedAt",
+      "passwordScheme",
       "quota",
       "updatedAt",
       "usage",
       "vnode",
+      "weakPassword",
     ]);
+    expect(dave).toMatchObject({ passwordScheme: "SHA512-CRYPT", weakPassword: false });
     const table = await ok(["shvmail", "mx1", "m.example.com"]);
     expect(table.out).toMatch(/^ADDRESS\s+NAME\s+QUOTA\s+USAGE\s+ACTIVE\s+ALIASES/);
     expect(table.out).toMatch(/dave@m\.example\.com\s+-\s+1G\s+-\s+yes\s+info@m\.example\.com/);

@@ -2,8 +2,13 @@
 // is sent is refused): a refusal is recorded with the agent's words and shown by `status` and
 // `mail:status`; a newer generation starts the count again; and a whole-state push (vnode set)
 // checks the agent's certificate against the revocation list like every other path.
+import { readFileSync } from "node:fs";
+import { request } from "node:https";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Certificate, Vnode } from "../../controller/db/entities/index.ts";
+import { deliverServiceFor } from "../../controller/fleet/deliver.ts";
+import { homePaths } from "../../controller/home/home-paths.ts";
 import { startHarness, type Harness } from "../helpers/controller-harness.ts";
 
 let harness: Harness;
@@ -20,6 +25,39 @@ async function until(predicate: () => Promise<boolean>, ms: number, what: string
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Pings the agent on `port` has answered so far (its metrics, read with the controller's certificate). */
+function pingsAnswered(port: number, vnode: string): Promise<number> {
+  const home = (f: string): string => readFileSync(join(harness.home, f), "utf8");
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/metrics",
+        ca: home("ca/ca.crt"),
+        cert: home("controller.crt"),
+        key: home("controller.key"),
+        servername: vnode,
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => {
+          const line = body
+            .split("\n")
+            .find(
+              (l) =>
+                /^netserva_agent_commands_total\{/.test(l) && l.includes('command="Ping"') && l.includes('result="ok"'),
+            );
+          resolve(Number(line?.split(" ").pop() ?? 0));
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
 }
 
 beforeAll(async () => {
@@ -57,6 +95,41 @@ describe("deliver", () => {
     const after = await statusOf("vn-refuse");
     expect(after?.["refusedGeneration"]).toBe(after?.["generation"]);
     expect(after?.["refusedGeneration"]).not.toBe(row?.["refusedGeneration"]);
+  });
+
+  it("a connection opened ahead (warm) is the one the push uses; one left unused is closed", async () => {
+    const { agent } = await harness.addAgent("vn-warm", { metrics: true });
+    const port = agent.metricsPort ?? 0;
+    await until(async () => (await statusOf("vn-warm"))?.["connected"] === true, 10_000, "vn-warm up");
+    const generation = Number((await statusOf("vn-warm"))?.["generation"]);
+    const push = { vnode: "vn-warm", actor: "test", changes: { generation: generation + 1, list: [] } };
+    // Without warm(): the push opens its client and pings first.
+    const cold = deliverServiceFor(harness.db, homePaths(harness.home));
+    const p0 = await pingsAnswered(port, "vn-warm");
+    const first = await cold.deliver(push);
+    cold.close?.();
+    const p1 = await pingsAnswered(port, "vn-warm");
+    expect(p1 - p0).toBe(1);
+    // With warm(): the ping is the warm one; the push itself adds none, and says the same.
+    const warm = deliverServiceFor(harness.db, homePaths(harness.home));
+    warm.warm?.("vn-warm");
+    await until(async () => (await pingsAnswered(port, "vn-warm")) === p1 + 1, 10_000, "the warm ping");
+    const second = await warm.deliver(push);
+    warm.close?.();
+    expect(await pingsAnswered(port, "vn-warm")).toBe(p1 + 1);
+    expect(first.refused).toMatch(/without a mail host/); // this agent has none: every push is refused
+    expect(second.refused).toBe(first.refused);
+    // Warmed and never used (the command failed before its push): close() drops it.
+    const unused = deliverServiceFor(harness.db, homePaths(harness.home));
+    unused.warm?.("vn-warm");
+    unused.warm?.("no-such-vnode");
+    await until(async () => (await pingsAnswered(port, "vn-warm")) === p1 + 2, 10_000, "the unused warm ping");
+    unused.close?.();
+    const after = deliverServiceFor(harness.db, homePaths(harness.home));
+    expect(
+      (await after.deliver({ ...push, changes: { ...push.changes, generation: generation + 2 } })).refused,
+    ).toMatch(/without a mail host/);
+    after.close?.();
   });
 
   it("a whole-state push refuses an agent whose certificate was revoked (the vnode still enrolled)", async () => {

@@ -60,6 +60,9 @@ describe.skipIf(!canRun)("vnode adopt --dry-run on a NetServa vnode", () => {
       home,
     ]);
     expect(enrolled.code, enrolled.err).toBe(0);
+    // The preview renders the configuration, which needs a mail hostname (the name is one label).
+    const set = await harness.cli(["vnode", "set", NAME, "--mail-hostname", "mail.netserva.test"]);
+    expect(set.code, set.err).toBe(0);
     agent = await startAgentProcess({ ns, home, root, port: PORT, logDir });
   }, 180_000);
 
@@ -101,6 +104,12 @@ describe.skipIf(!canRun)("vnode adopt --dry-run on a NetServa vnode", () => {
       refusals: unknown[];
       warnings: string[];
       files: Array<{ path: string; exists: boolean }>;
+      preview: {
+        files: Array<{ path: string; diff: string[] }>;
+        writes: string[];
+        rows: Record<string, number>;
+        unavailable?: string;
+      };
     };
     expect(report.layout).toBe("vhosts");
     expect(report.found).toEqual({
@@ -120,10 +129,28 @@ describe.skipIf(!canRun)("vnode adopt --dry-run on a NetServa vnode", () => {
     expect(report.refusals).toEqual([]);
     expect(report.warnings.join("\n")).toContain("vmails.clearpw holds clear-text passwords");
     expect(report.files.find((f) => f.path.endsWith("/etc/postfix/main.cf"))?.exists).toBe(true);
+    // The switch's diff, rendered by the agent without writing anything (the tree check below).
+    expect(report.preview.unavailable).toBeUndefined();
+    const mainDiff = report.preview.files.find((f) => f.path.endsWith("/etc/postfix/main.cf"))?.diff ?? [];
+    expect(mainDiff).toContain("- # NetServa");
+    expect(mainDiff).toContain("+ # Rendered by netserva-mail; edits are overwritten.");
+    expect(report.preview.writes.some((w) => w.endsWith("/etc/dovecot/dovecot-sql.conf.ext"))).toBe(true);
+    expect(report.preview.rows).toEqual({
+      domains: DOMAINS,
+      mailboxes: DOMAINS * PER_DOMAIN,
+      aliases: fixture.aliases.length,
+    });
+    // first_valid_uid lets NetServa's per-domain uids (2000 and up) in.
+    const dovecotDiff = report.preview.files.find((f) => f.path.endsWith("/etc/dovecot/dovecot.conf"))?.diff ?? [];
+    const firstUid = Number(/^\+ first_valid_uid = (\d+)$/m.exec(dovecotDiff.join("\n"))?.[1]);
+    expect(firstUid).toBeGreaterThan(0);
+    expect(firstUid).toBeLessThanOrEqual(2000);
     // No hash, no password (the fixture's clear-text column included) in either format.
     const table = await harness.cli(["vnode", "adopt", NAME, "--dry-run"]);
     expect(table.code, table.err).toBe(0);
     expect(table.out).toContain(`would import ${DOMAINS} domains`);
+    expect(table.out).toContain("+++ ");
+    expect(table.out).toContain(`lookup rows: + ${DOMAINS} domains`);
     for (const out of [dry.out, table.out]) {
       expect(out).not.toMatch(/\$[1256]y?\$|\{PLAIN-MD5\}[0-9a-f]|pw-user/);
     }

@@ -4,13 +4,13 @@
 // the controller, its own health stream, revocations and renewal) with one thing swapped: the mail
 // host records what it is told (test/swarm/recording-mail-host.ts) instead of running daemons.
 // The real agent, with real Postfix and Dovecot in a namespace, is what every other test uses.
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { startAgentDaemon, type AgentDaemon } from "../../agent/agent-daemon.ts";
 import { enrollThisAgent } from "../../agent/enroll/enroll.ts";
 import { agentHomePaths } from "../../agent/home/agent-home.ts";
 import { silentLogger, type Logger } from "../../common/log.ts";
-import { freePort } from "../helpers/controller-harness.ts";
 import { createRecordingMailHost, type RecordingMailHost } from "./recording-mail-host.ts";
 
 export interface SwarmAgent {
@@ -64,6 +64,43 @@ export async function inBatches<T, R>(items: readonly T[], limit: number, work: 
   return results;
 }
 
+/** Where ports the kernel hands out by itself begin (outgoing connections' source ports). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 12_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+const PORTS_FROM = 10_000;
+const portsTo = ephemeralLow();
+let nextPort = PORTS_FROM + Math.floor(Math.random() * (portsTo - PORTS_FROM));
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port for an agent, below the ephemeral range. The address is told to the controller before
+ * the agent binds it (enrollment comes between): a port the kernel handed out and took back could
+ * meanwhile become the source port of one of the thousand outgoing connections (the controller's
+ * links, the database's), and the agent could not listen (seen at 1,000 agents). Ports below the
+ * range are only ever taken by an explicit bind; each is handed out once per process.
+ */
+async function agentPort(): Promise<number> {
+  for (let tries = 0; tries < portsTo - PORTS_FROM; tries++) {
+    const port = nextPort;
+    nextPort = nextPort + 1 >= portsTo ? PORTS_FROM : nextPort + 1;
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port in ${PORTS_FROM}..${portsTo - 1}`);
+}
+
 export function createSwarm(options: SwarmOptions): Swarm {
   const agents = new Map<string, SwarmAgent>();
   const log = options.log ?? silentLogger;
@@ -72,7 +109,7 @@ export function createSwarm(options: SwarmOptions): Swarm {
   const add = async (name: string): Promise<SwarmAgent> => {
     // The port is reserved, then told to the controller, then bound by the agent: the controller
     // must know the address before the join token exists.
-    const address = `127.0.0.1:${await freePort()}`;
+    const address = `127.0.0.1:${await agentPort()}`;
     let token = await options.addVnode(name, address);
     const home = join(options.dir, name);
     for (let attempt = 1; ; attempt++) {

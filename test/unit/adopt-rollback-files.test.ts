@@ -37,6 +37,7 @@ describe("kept aside and rolled back", () => {
     write(paths.dovecotConf, "# ours\n");
     write(paths.postfixMasterCf, "# ours\n");
     write(paths.dovecotSqlConf, "# ours\n");
+    write(paths.manifest, JSON.stringify({ generation: "1", files: {} }));
     // A second switch keeps the first originals.
     keepAside(paths, wouldOverwrite(paths));
     const restored = restoreKeptAside(paths);
@@ -52,6 +53,8 @@ describe("kept aside and rolled back", () => {
     });
     expect(restored.filter((f) => f.removed).map((f) => f.path)).toEqual([paths.postfixMasterCf, paths.dovecotSqlConf]);
     expect(existsSync(keptAsideDir(paths))).toBe(false);
+    // None of the daemon files is ours any more: the next switch is a takeover again.
+    expect(existsSync(paths.manifest)).toBe(false);
   });
 
   it("refuses, changing nothing, when nothing was kept or a copy was changed", () => {

@@ -51,6 +51,23 @@ describe("maildirs", () => {
     expect(await md.heal(list)).toBe(1); // only u7 was missing
   });
 
+  it("completes a half-made maildir and sets a new mailbox's script in the same pass", async () => {
+    const md = createMaildirs(paths, owner);
+    md.ensure("h.test", "half");
+    rmSync(join(paths.maildir("h.test", "half"), "new"), { recursive: true });
+    rmSync(join(paths.maildir("h.test", "half"), "tmp"), { recursive: true });
+    const list = [
+      { domain: "h.test", local: "half", sieve: "" },
+      { domain: "h.test", local: "fresh", sieve: "keep;\n" },
+    ];
+    expect(await md.heal(list)).toBe(2);
+    for (const local of ["half", "fresh"])
+      for (const sub of ["cur", "new", "tmp"])
+        expect(statSync(join(paths.maildir("h.test", local), sub)).mode & 0o777).toBe(0o700);
+    expect(readlinkSync(join(paths.mailHome("h.test", "fresh"), ".dovecot.sieve"))).toBe("sieve/netserva.sieve");
+    expect(await md.heal(list)).toBe(0);
+  });
+
   it("stops when its signal aborts", async () => {
     const md = createMaildirs(paths, owner);
     const controller = new AbortController();

@@ -11,6 +11,7 @@ import {
   parseSha512Settings,
   PASSWORD_ALPHABET,
   sha512Crypt,
+  sha512CryptInTurns,
   verifyPassword,
 } from "../../common/password/index.ts";
 
@@ -98,6 +99,29 @@ describe("SHA512-CRYPT", () => {
     const settings = parseSha512Settings(setting);
     expect(settings).toBeDefined();
     if (settings) expect(sha512Crypt(password, settings)).toBe(expected);
+  });
+
+  it.each(vectors)("known answer in turns for %s", async (setting, password, expected) => {
+    const settings = parseSha512Settings(setting);
+    expect(settings).toBeDefined();
+    if (settings) expect(await sha512CryptInTurns(password, settings)).toBe(expected);
+  });
+
+  it("gives the event loop turns while hashing (a handshake started before it moves on)", async () => {
+    const settings = parseSha512Settings("$6$saltstring");
+    if (!settings) throw new Error("unparsed");
+    let turns = 0;
+    const tick = (): void => {
+      turns++;
+      if (!done) setImmediate(tick);
+    };
+    let done = false;
+    setImmediate(tick);
+    const hash = await sha512CryptInTurns("Hello world!", settings);
+    done = true;
+    expect(hash).toBe(vectors[0]?.[2]);
+    // 5000 rounds in slices of 500: the other callback ran between the slices.
+    expect(turns).toBeGreaterThanOrEqual(9);
   });
 
   it("hashes with Dovecot's prefix, a 16-character salt and 5000 rounds", async () => {

@@ -14,6 +14,9 @@ import { lineDiff } from "../../adopt/text-diff.ts";
 import { deliverServiceFor } from "../../fleet/deliver.ts";
 import { readVnodeInventory } from "../../fleet/vnode-inventory.ts";
 import { setVnodeManagement } from "../../fleet/vnode-management.ts";
+import { previewAdoptedFiles } from "../../fleet/vnode-preview.ts";
+import type { Database } from "../../db/open-database.ts";
+import type { HomePaths } from "../../home/home-paths.ts";
 import type { ReadInventoryResponse } from "../../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type { CliContext } from "../cli-context.ts";
 import { parseFormat } from "../format.ts";
@@ -137,9 +140,10 @@ export function registerVnodeAdopt(program: Command, ctx: CliContext): void {
           actor: ctx.actor,
         });
         const plan = planAdoption(inventory, new Set(options.skip ?? []));
-        const s = summary(name, inventory, plan);
+        const preview = await adoptionPreview(db, paths, name, ctx.actor, inventory, plan);
+        const s = { ...summary(name, inventory, plan), preview };
         if (options.dryRun) {
-          ctx.io.out(format === "json" ? `${JSON.stringify(s, null, 2)}\n` : table(s));
+          ctx.io.out(format === "json" ? `${JSON.stringify(s, null, 2)}\n` : table(s) + previewText(preview));
           return;
         }
         if (plan.refusals.length > 0) {
@@ -155,7 +159,8 @@ export function registerVnodeAdopt(program: Command, ctx: CliContext): void {
           dryRun: true,
           actor: ctx.actor,
         });
-        if (format !== "json") ctx.io.out(table(s));
+        // What the switch will change, shown before it is made (and before the question).
+        if (format !== "json") ctx.io.out(table(s) + previewText(preview));
         await confirm(
           ctx,
           `import ${plan.mailboxes.length} mailboxes and switch ${name} to netserva-mail's configuration?`,
@@ -194,6 +199,9 @@ export function registerVnodeAdopt(program: Command, ctx: CliContext): void {
           vnode: name,
           imported: imported.value,
           generation: imported.generation,
+          weakHashes: plan.weak,
+          warnings: plan.warnings,
+          preview,
           switched: !before.managed,
           keptAsideDir: switched.keptAsideDir,
           keptAside: before.managed ? [] : switched.overwrites,
@@ -250,10 +258,8 @@ function adoptedText(
       ? `switched ${vnode} to managed; NetServa's files kept aside in ${r.keptAsideDir}: ${r.keptAside.join(", ") || "none"}`
       : `${vnode} was managed already`,
   ];
-  for (const f of r.files) {
-    if (f.diff.length === 0) continue;
-    lines.push(`--- ${f.path} (NetServa's)`, `+++ ${f.path} (netserva-mail's)`, ...f.diff.map((l) => `  ${l}`));
-  }
+  const differ = r.files.filter((f) => f.diff.length > 0).map((f) => f.path);
+  if (differ.length > 0) lines.push(`now ours (diff shown above; --json has it as applied): ${differ.join(", ")}`);
   if (rows.length > 0) {
     lines.push(`lookup rows (${rows.length}):`);
     lines.push(...rows.slice(0, ROW_LINES).map((l) => `  ${l}`));
@@ -263,6 +269,60 @@ function adoptedText(
     r.pushed
       ? `live on ${vnode} at generation ${r.appliedGeneration ?? "?"}; \`vnode adopt ${vnode} --rollback\` goes back`
       : `not applied`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+interface Preview {
+  /** NetServa's main.cf/master.cf/dovecot.conf → ours, line by line. */
+  files: Array<{ path: string; before: string; after: string; diff: string[] }>;
+  /** Files the switch writes that are not NetServa's (maps, the sql connection file, …). */
+  writes: string[];
+  /** The lookup rows (all new: NetServa's sysadm DB stays as it is, ours is separate). */
+  rows: { domains: number; mailboxes: number; aliases: number };
+  /** Why there is no file preview (an agent without PreviewState). */
+  unavailable?: string;
+}
+
+/** The daemon files the switch would write, rendered by the agent (nothing written), diffed. */
+async function adoptionPreview(
+  db: Database,
+  paths: HomePaths,
+  vnode: string,
+  actor: string,
+  inventory: ReadInventoryResponse,
+  plan: AdoptionPlan,
+): Promise<Preview> {
+  const rows = { domains: plan.domains.length, mailboxes: plan.mailboxes.length, aliases: plan.aliases.length };
+  let rendered: Array<{ path: string; sha256: string; content: string }>;
+  try {
+    rendered = (await previewAdoptedFiles(db, paths, { vnode, actor, plan })).files;
+  } catch (error) {
+    return { files: [], writes: [], rows, unavailable: NetservaError.from(error).message };
+  }
+  const files = inventory.files.map((f) => {
+    const next = rendered.find((r) => r.path === f.path);
+    return {
+      path: f.path,
+      before: f.exists ? f.sha256 : "",
+      after: next?.sha256 ?? "",
+      diff: lineDiff(f.content, next?.content ?? ""),
+    };
+  });
+  const known = new Set(inventory.files.map((f) => f.path));
+  return { files, writes: rendered.map((r) => r.path).filter((p) => !known.has(p)), rows };
+}
+
+function previewText(p: Preview): string {
+  const lines = ["the switch would change:"];
+  if (p.unavailable) lines.push(`  (no file preview: ${p.unavailable})`);
+  for (const f of p.files) {
+    if (f.diff.length === 0) continue;
+    lines.push(`--- ${f.path} (NetServa's)`, `+++ ${f.path} (netserva-mail's)`, ...f.diff.map((l) => `  ${l}`));
+  }
+  if (p.writes.length > 0) lines.push(`  and writes ${p.writes.length} files of its own: ${p.writes.join(", ")}`);
+  lines.push(
+    `  lookup rows: + ${p.rows.domains} domains, + ${p.rows.mailboxes} mailboxes, + ${p.rows.aliases} aliases (in netserva-mail's lookup DB; NetServa's sysadm DB is not written)`,
   );
   return `${lines.join("\n")}\n`;
 }

@@ -31,6 +31,9 @@ export function registerAddvmail(program: Command, ctx: CliContext): void {
     const scheme = parseScheme(flags.scheme);
     const password = flags.passwordStdin ? await readPasswordStdin(ctx) : undefined;
     await withMail(ctx, flags, async (session) => {
+      // The agent connection opens while the password is hashed and the row committed.
+      // NETSERVA_MAIL_CONNECT_AHEAD=0 turns that off (scripts/bench-apply --ab compares both).
+      if (ctx.io.env["NETSERVA_MAIL_CONNECT_AHEAD"] !== "0") session.warm(vnode);
       const result = await session.services.mailboxes.add({
         vnode,
         address: email,

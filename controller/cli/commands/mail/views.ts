@@ -31,6 +31,8 @@ const mailboxColumns = [
   "maildir",
   "hasSieve",
   "aliases",
+  "passwordScheme",
+  "weakPassword",
   "passwordChangedAt",
   "createdAt",
   "updatedAt",
@@ -63,6 +65,7 @@ function mailboxRow(m: MailboxView): Record<string, string> {
     usage: size(m.usage),
     active: flag(m.active),
     aliases: m.aliases.join(",") || "-",
+    password: m.weakPassword ? `weak (${m.passwordScheme})` : "ok",
   };
 }
 
@@ -74,7 +77,11 @@ export function mailboxTable(rows: MailboxView[], format: OutputFormat): string 
       [...mailboxColumns],
       "csv",
     );
-  return formatRows(rows.map(mailboxRow), ["address", "name", "quota", "usage", "active", "aliases"], "table");
+  return formatRows(
+    rows.map(mailboxRow),
+    ["address", "name", "quota", "usage", "active", "aliases", "password"],
+    "table",
+  );
 }
 
 /** One mailbox: key/value lines for people, the view object for scripts. */
@@ -96,6 +103,12 @@ export function mailboxDetail(m: MailboxView, format: OutputFormat): string {
     ["maildir", m.maildir],
     ["sieve", m.hasSieve ? "yes" : "no"],
     ["aliases", m.aliases.join(", ") || "-"],
+    [
+      "password",
+      m.weakPassword
+        ? `${m.passwordScheme}: weak (kept from the adopted vnode); set a new one: chvmail ${m.vnode} ${m.ascii} --password-stdin`
+        : m.passwordScheme || "-",
+    ],
     ["password changed", m.passwordChangedAt],
     ["created", m.createdAt],
     ["updated", m.updatedAt],

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file netserva/mail/v1/agent.proto.
  */
 export const file_netserva_mail_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL2FnZW50LnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIksKC1BpbmdSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEg8KB3BheWxvYWQYAiABKAwiYQoMUGluZ1Jlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIaChJhZ2VudF90aW1lX3VuaXhfbXMYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgiPQoOR2V0SW5mb1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiPgoKRGFlbW9uSW5mbxIMCgRuYW1lGAEgASgJEhEKCWluc3RhbGxlZBgCIAEoCBIPCgd2ZXJzaW9uGAMgASgJItwBCg9HZXRJbmZvUmVzcG9uc2USDQoFdm5vZGUYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCgoCb3MYAyABKAkSEwoLaW5pdF9zeXN0ZW0YBCABKAkSFQoNYWdlbnRfdmVyc2lvbhgFIAEoCRItCgdkYWVtb25zGAYgAygLMhwubmV0c2VydmEubWFpbC52MS5EYWVtb25JbmZvEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgHIAEoBBIlCh1jZXJ0aWZpY2F0ZV9ub3RfYWZ0ZXJfdW5peF9tcxgIIAEoAyIpChJXYXRjaEhlYWx0aFJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0imgEKDVNlcnZpY2VIZWFsdGgSDAoEbmFtZRgBIAEoCRINCgVzdGF0ZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEg4KBmRldGFpbBgEIAEoCRIQCghyZXN0YXJ0cxgFIAEoDRIcChRsYXN0X3Jlc3RhcnRfdW5peF9tcxgGIAEoAxIbChNsYXN0X3Jlc3RhcnRfcmVhc29uGAcgASgJItgCCgxIZWFsdGhSZXBvcnQSDQoFdm5vZGUYASABKAkSFAoMdGltZV91bml4X21zGAIgASgDEhUKDWFnZW50X3ZlcnNpb24YAyABKAkSGgoSYXBwbGllZF9nZW5lcmF0aW9uGAQgASgEEiUKHWNlcnRpZmljYXRlX25vdF9hZnRlcl91bml4X21zGAUgASgDEhYKDnVwdGltZV9zZWNvbmRzGAYgASgBEjEKCHNlcnZpY2VzGAcgAygLMh8ubmV0c2VydmEubWFpbC52MS5TZXJ2aWNlSGVhbHRoEhQKDHN0YXRlX2RpZ2VzdBgIIAEoCRINCgVkcmlmdBgJIAEoCBIqCgRtYWlsGAogASgLMhwubmV0c2VydmEubWFpbC52MS5NYWlsSGVhbHRoEhIKCm1hbmFnZW1lbnQYCyABKAkSGQoRbWFuYWdlbWVudF9yZWFzb24YDCABKAkisQMKCk1haWxIZWFsdGgSGQoRY29sbGVjdGVkX3VuaXhfbXMYASABKAMSLQoFcXVldWUYAiABKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLlBvc3RmaXhRdWV1ZRIVCg1kb3ZlY290X3VzZXJzGAMgASgFEhsKE2RvdmVjb3RfY29ubmVjdGlvbnMYBCABKAUSMAoGcnNwYW1kGAUgASgLMiAubmV0c2VydmEubWFpbC52MS5Sc3BhbWRDb3VudGVycxIhChljbGFtYXZfc2lnbmF0dXJlc191bml4X21zGAYgASgDEjUKCmZpbGVzeXN0ZW0YByABKAsyIS5uZXRzZXJ2YS5tYWlsLnYxLkZpbGVzeXN0ZW1Vc2FnZRItCgVxdW90YRgIIAEoCzIeLm5ldHNlcnZhLm1haWwudjEuUXVvdGFTdW1tYXJ5EiIKGm1haWxfdGxzX25vdF9hZnRlcl91bml4X21zGAkgASgDEg4KBmVycm9ycxgKIAMoCRI2CgtmaWxlc3lzdGVtcxgLIAMoCzIhLm5ldHNlcnZhLm1haWwudjEuRmlsZXN5c3RlbVVzYWdlIoMBCgxQb3N0Zml4UXVldWUSDgoGYWN0aXZlGAEgASgNEhAKCGRlZmVycmVkGAIgASgNEgwKBGhvbGQYAyABKA0SEAoIaW5jb21pbmcYBCABKA0SEAoIbWFpbGRyb3AYBSABKA0SHwoXb2xkZXN0X2RlZmVycmVkX3NlY29uZHMYBiABKAEiiQEKDlJzcGFtZENvdW50ZXJzEhEKCWF2YWlsYWJsZRgBIAEoCBIPCgdzY2FubmVkGAIgASgEEgsKA2hhbRgDIAEoBBIMCgRzcGFtGAQgASgEEhAKCHJlamVjdGVkGAUgASgEEhIKCmdyZXlsaXN0ZWQYBiABKAQSEgoKYWRkX2hlYWRlchgHIAEoBCKoAQoPRmlsZXN5c3RlbVVzYWdlEgwKBHBhdGgYASABKAkSEgoKc2l6ZV9ieXRlcxgCIAEoBBISCgp1c2VkX2J5dGVzGAMgASgEEhcKD2F2YWlsYWJsZV9ieXRlcxgEIAEoBBINCgVyb2xlcxgFIAMoCRISCgpyb2xlX3BhdGhzGAggAygJEg4KBmlub2RlcxgGIAEoBBITCgtmcmVlX2lub2RlcxgHIAEoBCJaCgxNYWlsYm94VXNhZ2USDwoHYWRkcmVzcxgBIAEoCRISCgp1c2VkX2J5dGVzGAIgASgEEhMKC2xpbWl0X2J5dGVzGAMgASgEEhAKCG1lc3NhZ2VzGAQgASgEIlcKC0RvbWFpblVzYWdlEg4KBmRvbWFpbhgBIAEoCRIRCgltYWlsYm94ZXMYAiABKA0SEgoKdXNlZF9ieXRlcxgDIAEoBBIRCgltYXhfcmF0aW8YBCABKAEixgEKDFF1b3RhU3VtbWFyeRIRCgltYWlsYm94ZXMYASABKA0SDwoHb3Zlcl84MBgCIAEoDRIPCgdvdmVyXzkwGAMgASgNEhAKCG92ZXJfMTAwGAQgASgNEhIKCnVzZWRfYnl0ZXMYBSABKAQSKwoDdG9wGAYgAygLMh4ubmV0c2VydmEubWFpbC52MS5NYWlsYm94VXNhZ2USLgoHZG9tYWlucxgHIAMoCzIdLm5ldHNlcnZhLm1haWwudjEuRG9tYWluVXNhZ2UiRQoWR2V0TWFpbGJveFVzYWdlUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YSJnChdHZXRNYWlsYm94VXNhZ2VSZXNwb25zZRIZChFjb2xsZWN0ZWRfdW5peF9tcxgBIAEoAxIxCgltYWlsYm94ZXMYAiADKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLk1haWxib3hVc2FnZSLiAgoSUnVuU210cFRlc3RSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEgwKBGhvc3QYAiABKAkSDAoEcG9ydBgDIAEoDRIQCgh0bHNfbW9kZRgEIAEoCRITCgtzZXJ2ZXJfbmFtZRgFIAEoCRIOCgZjYV9wZW0YBiABKAkSEQoJYXV0aF91c2VyGAcgASgJEhUKDWF1dGhfcGFzc3dvcmQYCCABKAkSEQoJbWFpbF9mcm9tGAkgASgJEg8KB3JjcHRfdG8YCiABKAkSDAoEaGVsbxgLIAEoCRIXCg9zdGVwX3RpbWVvdXRfbXMYDCABKA0SEQoJaW1hcF91c2VyGA0gASgJEhUKDWltYXBfcGFzc3dvcmQYDiABKAkSEQoJaW1hcF9wb3J0GA8gASgNEhoKEmFycml2YWxfdGltZW91dF9tcxgQIAEoDSKsAQoMU210cFRlc3RTdGVwEgwKBG5hbWUYASABKAkSCgoCb2sYAiABKAgSCgoCbXMYAyABKAESDgoGZGV0YWlsGAQgASgJEjgKBWZhY3RzGAUgAygLMikubmV0c2VydmEubWFpbC52MS5TbXRwVGVzdFN0ZXAuRmFjdHNFbnRyeRosCgpGYWN0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihwEKE1J1blNtdHBUZXN0UmVzcG9uc2USCgoCb2sYASABKAgSLQoFc3RlcHMYAiADKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLlNtdHBUZXN0U3RlcBINCgV0b2tlbhgDIAEoCRISCgptZXNzYWdlX2lkGAQgASgJEhIKCmZyb21fdm5vZGUYBSABKAkigAEKEUFwcGx5U3RhdGVSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEi0KBXN0YXRlGAIgASgLMh4ubmV0c2VydmEubWFpbC52MS5EZXNpcmVkU3RhdGUSDwoHZHJ5X3J1bhgDIAEoCCKcAQoTQXBwbHlDaGFuZ2VzUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRIXCg9iYXNlX2dlbmVyYXRpb24YAiABKAQSLgoHY2hhbmdlcxgDIAMoCzIdLm5ldHNlcnZhLm1haWwudjEuU3RhdGVDaGFuZ2USDwoHZHJ5X3J1bhgEIAEoCCKgAQoNQXBwbHlSZXNwb25zZRISCgpyZXF1ZXN0X2lkGAEgASgJEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgCIAEoBBIUCgxzdGF0ZV9kaWdlc3QYAyABKAkSDwoHY2hhbmdlZBgEIAEoCBIMCgRkaWZmGAUgAygJEhAKCHJlcGxheWVkGAYgASgIEhgKEG5lZWRzX2Z1bGxfc3RhdGUYByABKAgiPgoPR2V0U3RhdGVSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhIlMKEEdldFN0YXRlUmVzcG9uc2USGgoSYXBwbGllZF9nZW5lcmF0aW9uGAEgASgEEhQKDHN0YXRlX2RpZ2VzdBgCIAEoCRINCgVkcmlmdBgDIAMoCSJgChhVcGRhdGVSZXZvY2F0aW9uc1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESFwoPcmV2b2tlZF9zZXJpYWxzGAIgAygJIioKGVVwZGF0ZVJldm9jYXRpb25zUmVzcG9uc2USDQoFY291bnQYASABKA0icAoSVXBkYXRlVHJ1c3RSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEhUKDWNhX2J1bmRsZV9wZW0YAiABKAkSFgoOaXNzdWluZ19jYV9waW4YAyABKAkiQAoTVXBkYXRlVHJ1c3RSZXNwb25zZRIXCg90cnVzdGVkX2NhX3BpbnMYASADKAkSEAoIcmVuZXdpbmcYAiABKAgikQEKFFNldE1hbmFnZW1lbnRSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEg8KB21hbmFnZWQYAiABKAgSDwoHZHJ5X3J1bhgDIAEoCBIOCgZyZWFzb24YBCABKAkSGgoScmVzdG9yZV9rZXB0X2FzaWRlGAUgASgIIj0KDFJlc3RvcmVkRmlsZRIMCgRwYXRoGAEgASgJEg4KBnNoYTI1NhgCIAEoCRIPCgdyZW1vdmVkGAMgASgIIpYBChVTZXRNYW5hZ2VtZW50UmVzcG9uc2USDwoHbWFuYWdlZBgBIAEoCBIOCgZyZWFzb24YAiABKAkSEgoKb3ZlcndyaXRlcxgDIAMoCRIWCg5rZXB0X2FzaWRlX2RpchgEIAEoCRIwCghyZXN0b3JlZBgFIAMoCzIeLm5ldHNlcnZhLm1haWwudjEuUmVzdG9yZWRGaWxlIlYKFFJlYWRJbnZlbnRvcnlSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEhEKCXN5c2FkbV9kYhgCIAEoCSJLCg9JbnZlbnRvcnlEb21haW4SDgoGZG9tYWluGAEgASgJEgsKA3VpZBgCIAEoDRILCgNnaWQYAyABKA0SDgoGYWN0aXZlGAQgASgIIrgBChBJbnZlbnRvcnlNYWlsYm94Eg8KB2FkZHJlc3MYASABKAkSFQoNcGFzc3dvcmRfaGFzaBgCIAEoCRIOCgZzY2hlbWUYAyABKAkSDAoEd2VhaxgEIAEoCBIRCgloYXNfcXVvdGEYBSABKAgSEwoLcXVvdGFfYnl0ZXMYBiABKAQSDAoEaG9tZRgHIAEoCRILCgN1aWQYCCABKA0SCwoDZ2lkGAkgASgNEg4KBmFjdGl2ZRgKIAEoCCJBCg5JbnZlbnRvcnlBbGlhcxIOCgZzb3VyY2UYASABKAkSDwoHdGFyZ2V0cxgCIAMoCRIOCgZhY3RpdmUYAyABKAgiTgoNSW52ZW50b3J5RmlsZRIMCgRwYXRoGAEgASgJEg4KBmV4aXN0cxgCIAEoCBIOCgZzaGEyNTYYAyABKAkSDwoHY29udGVudBgEIAEoCSKrAgoVUmVhZEludmVudG9yeVJlc3BvbnNlEhEKCXN5c2FkbV9kYhgBIAEoCRIOCgZsYXlvdXQYAiABKAkSMgoHZG9tYWlucxgDIAMoCzIhLm5ldHNlcnZhLm1haWwudjEuSW52ZW50b3J5RG9tYWluEjUKCW1haWxib3hlcxgEIAMoCzIiLm5ldHNlcnZhLm1haWwudjEuSW52ZW50b3J5TWFpbGJveBIxCgdhbGlhc2VzGAUgAygLMiAubmV0c2VydmEubWFpbC52MS5JbnZlbnRvcnlBbGlhcxIuCgVmaWxlcxgGIAMoCzIfLm5ldHNlcnZhLm1haWwudjEuSW52ZW50b3J5RmlsZRIQCgh3YXJuaW5ncxgHIAMoCRIPCgdjb2x1bW5zGAggAygJMs0ICgxBZ2VudFNlcnZpY2USRQoEUGluZxIdLm5ldHNlcnZhLm1haWwudjEuUGluZ1JlcXVlc3QaHi5uZXRzZXJ2YS5tYWlsLnYxLlBpbmdSZXNwb25zZRJOCgdHZXRJbmZvEiAubmV0c2VydmEubWFpbC52MS5HZXRJbmZvUmVxdWVzdBohLm5ldHNlcnZhLm1haWwudjEuR2V0SW5mb1Jlc3BvbnNlElUKC1dhdGNoSGVhbHRoEiQubmV0c2VydmEubWFpbC52MS5XYXRjaEhlYWx0aFJlcXVlc3QaHi5uZXRzZXJ2YS5tYWlsLnYxLkhlYWx0aFJlcG9ydDABElIKCkFwcGx5U3RhdGUSIy5uZXRzZXJ2YS5tYWlsLnYxLkFwcGx5U3RhdGVSZXF1ZXN0Gh8ubmV0c2VydmEubWFpbC52MS5BcHBseVJlc3BvbnNlElYKDEFwcGx5Q2hhbmdlcxIlLm5ldHNlcnZhLm1haWwudjEuQXBwbHlDaGFuZ2VzUmVxdWVzdBofLm5ldHNlcnZhLm1haWwudjEuQXBwbHlSZXNwb25zZRJRCghHZXRTdGF0ZRIhLm5ldHNlcnZhLm1haWwudjEuR2V0U3RhdGVSZXF1ZXN0GiIubmV0c2VydmEubWFpbC52MS5HZXRTdGF0ZVJlc3BvbnNlEmwKEVVwZGF0ZVJldm9jYXRpb25zEioubmV0c2VydmEubWFpbC52MS5VcGRhdGVSZXZvY2F0aW9uc1JlcXVlc3QaKy5uZXRzZXJ2YS5tYWlsLnYxLlVwZGF0ZVJldm9jYXRpb25zUmVzcG9uc2USWgoLVXBkYXRlVHJ1c3QSJC5uZXRzZXJ2YS5tYWlsLnYxLlVwZGF0ZVRydXN0UmVxdWVzdBolLm5ldHNlcnZhLm1haWwudjEuVXBkYXRlVHJ1c3RSZXNwb25zZRJmCg9HZXRNYWlsYm94VXNhZ2USKC5uZXRzZXJ2YS5tYWlsLnYxLkdldE1haWxib3hVc2FnZVJlcXVlc3QaKS5uZXRzZXJ2YS5tYWlsLnYxLkdldE1haWxib3hVc2FnZVJlc3BvbnNlEloKC1J1blNtdHBUZXN0EiQubmV0c2VydmEubWFpbC52MS5SdW5TbXRwVGVzdFJlcXVlc3QaJS5uZXRzZXJ2YS5tYWlsLnYxLlJ1blNtdHBUZXN0UmVzcG9uc2USYAoNU2V0TWFuYWdlbWVudBImLm5ldHNlcnZhLm1haWwudjEuU2V0TWFuYWdlbWVudFJlcXVlc3QaJy5uZXRzZXJ2YS5tYWlsLnYxLlNldE1hbmFnZW1lbnRSZXNwb25zZRJgCg1SZWFkSW52ZW50b3J5EiYubmV0c2VydmEubWFpbC52MS5SZWFkSW52ZW50b3J5UmVxdWVzdBonLm5ldHNlcnZhLm1haWwudjEuUmVhZEludmVudG9yeVJlc3BvbnNlYgZwcm90bzM", [file_netserva_mail_v1_command, file_netserva_mail_v1_state]);
+  fileDesc("ChxuZXRzZXJ2YS9tYWlsL3YxL2FnZW50LnByb3RvEhBuZXRzZXJ2YS5tYWlsLnYxIksKC1BpbmdSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEg8KB3BheWxvYWQYAiABKAwiYQoMUGluZ1Jlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDwoHcGF5bG9hZBgCIAEoDBIaChJhZ2VudF90aW1lX3VuaXhfbXMYAyABKAMSEAoIcmVwbGF5ZWQYBCABKAgiPQoOR2V0SW5mb1JlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiPgoKRGFlbW9uSW5mbxIMCgRuYW1lGAEgASgJEhEKCWluc3RhbGxlZBgCIAEoCBIPCgd2ZXJzaW9uGAMgASgJItwBCg9HZXRJbmZvUmVzcG9uc2USDQoFdm5vZGUYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSCgoCb3MYAyABKAkSEwoLaW5pdF9zeXN0ZW0YBCABKAkSFQoNYWdlbnRfdmVyc2lvbhgFIAEoCRItCgdkYWVtb25zGAYgAygLMhwubmV0c2VydmEubWFpbC52MS5EYWVtb25JbmZvEhoKEmFwcGxpZWRfZ2VuZXJhdGlvbhgHIAEoBBIlCh1jZXJ0aWZpY2F0ZV9ub3RfYWZ0ZXJfdW5peF9tcxgIIAEoAyIpChJXYXRjaEhlYWx0aFJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0imgEKDVNlcnZpY2VIZWFsdGgSDAoEbmFtZRgBIAEoCRINCgVzdGF0ZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEg4KBmRldGFpbBgEIAEoCRIQCghyZXN0YXJ0cxgFIAEoDRIcChRsYXN0X3Jlc3RhcnRfdW5peF9tcxgGIAEoAxIbChNsYXN0X3Jlc3RhcnRfcmVhc29uGAcgASgJItgCCgxIZWFsdGhSZXBvcnQSDQoFdm5vZGUYASABKAkSFAoMdGltZV91bml4X21zGAIgASgDEhUKDWFnZW50X3ZlcnNpb24YAyABKAkSGgoSYXBwbGllZF9nZW5lcmF0aW9uGAQgASgEEiUKHWNlcnRpZmljYXRlX25vdF9hZnRlcl91bml4X21zGAUgASgDEhYKDnVwdGltZV9zZWNvbmRzGAYgASgBEjEKCHNlcnZpY2VzGAcgAygLMh8ubmV0c2VydmEubWFpbC52MS5TZXJ2aWNlSGVhbHRoEhQKDHN0YXRlX2RpZ2VzdBgIIAEoCRINCgVkcmlmdBgJIAEoCBIqCgRtYWlsGAogASgLMhwubmV0c2VydmEubWFpbC52MS5NYWlsSGVhbHRoEhIKCm1hbmFnZW1lbnQYCyABKAkSGQoRbWFuYWdlbWVudF9yZWFzb24YDCABKAki2wMKCk1haWxIZWFsdGgSGQoRY29sbGVjdGVkX3VuaXhfbXMYASABKAMSLQoFcXVldWUYAiABKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLlBvc3RmaXhRdWV1ZRIVCg1kb3ZlY290X3VzZXJzGAMgASgFEhsKE2RvdmVjb3RfY29ubmVjdGlvbnMYBCABKAUSMAoGcnNwYW1kGAUgASgLMiAubmV0c2VydmEubWFpbC52MS5Sc3BhbWRDb3VudGVycxIhChljbGFtYXZfc2lnbmF0dXJlc191bml4X21zGAYgASgDEjUKCmZpbGVzeXN0ZW0YByABKAsyIS5uZXRzZXJ2YS5tYWlsLnYxLkZpbGVzeXN0ZW1Vc2FnZRItCgVxdW90YRgIIAEoCzIeLm5ldHNlcnZhLm1haWwudjEuUXVvdGFTdW1tYXJ5EiIKGm1haWxfdGxzX25vdF9hZnRlcl91bml4X21zGAkgASgDEg4KBmVycm9ycxgKIAMoCRI2CgtmaWxlc3lzdGVtcxgLIAMoCzIhLm5ldHNlcnZhLm1haWwudjEuRmlsZXN5c3RlbVVzYWdlEigKA3dlYhgMIAEoCzIbLm5ldHNlcnZhLm1haWwudjEuV2ViSGVhbHRoIpgBCglXZWJIZWFsdGgSNgoJbGlzdGVuZXJzGAEgAygLMiMubmV0c2VydmEubWFpbC52MS5XZWJMaXN0ZW5lckhlYWx0aBIzCghyZXF1ZXN0cxgCIAMoCzIhLm5ldHNlcnZhLm1haWwudjEuV2ViUmVxdWVzdENvdW50Eh4KFnRsc19oYW5kc2hha2VfZmFpbHVyZXMYAyABKAQiVAoRV2ViTGlzdGVuZXJIZWFsdGgSDAoEa2luZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEhEKCWxpc3RlbmluZxgDIAEoCBINCgVlcnJvchgEIAEoCSI+Cg9XZWJSZXF1ZXN0Q291bnQSDAoEa2luZBgBIAEoCRIOCgZyZXN1bHQYAiABKAkSDQoFY291bnQYAyABKAQigwEKDFBvc3RmaXhRdWV1ZRIOCgZhY3RpdmUYASABKA0SEAoIZGVmZXJyZWQYAiABKA0SDAoEaG9sZBgDIAEoDRIQCghpbmNvbWluZxgEIAEoDRIQCghtYWlsZHJvcBgFIAEoDRIfChdvbGRlc3RfZGVmZXJyZWRfc2Vjb25kcxgGIAEoASKJAQoOUnNwYW1kQ291bnRlcnMSEQoJYXZhaWxhYmxlGAEgASgIEg8KB3NjYW5uZWQYAiABKAQSCwoDaGFtGAMgASgEEgwKBHNwYW0YBCABKAQSEAoIcmVqZWN0ZWQYBSABKAQSEgoKZ3JleWxpc3RlZBgGIAEoBBISCgphZGRfaGVhZGVyGAcgASgEIqgBCg9GaWxlc3lzdGVtVXNhZ2USDAoEcGF0aBgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEEhIKCnVzZWRfYnl0ZXMYAyABKAQSFwoPYXZhaWxhYmxlX2J5dGVzGAQgASgEEg0KBXJvbGVzGAUgAygJEhIKCnJvbGVfcGF0aHMYCCADKAkSDgoGaW5vZGVzGAYgASgEEhMKC2ZyZWVfaW5vZGVzGAcgASgEIloKDE1haWxib3hVc2FnZRIPCgdhZGRyZXNzGAEgASgJEhIKCnVzZWRfYnl0ZXMYAiABKAQSEwoLbGltaXRfYnl0ZXMYAyABKAQSEAoIbWVzc2FnZXMYBCABKAQiVwoLRG9tYWluVXNhZ2USDgoGZG9tYWluGAEgASgJEhEKCW1haWxib3hlcxgCIAEoDRISCgp1c2VkX2J5dGVzGAMgASgEEhEKCW1heF9yYXRpbxgEIAEoASLGAQoMUXVvdGFTdW1tYXJ5EhEKCW1haWxib3hlcxgBIAEoDRIPCgdvdmVyXzgwGAIgASgNEg8KB292ZXJfOTAYAyABKA0SEAoIb3Zlcl8xMDAYBCABKA0SEgoKdXNlZF9ieXRlcxgFIAEoBBIrCgN0b3AYBiADKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLk1haWxib3hVc2FnZRIuCgdkb21haW5zGAcgAygLMh0ubmV0c2VydmEubWFpbC52MS5Eb21haW5Vc2FnZSJFChZHZXRNYWlsYm94VXNhZ2VSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhImcKF0dldE1haWxib3hVc2FnZVJlc3BvbnNlEhkKEWNvbGxlY3RlZF91bml4X21zGAEgASgDEjEKCW1haWxib3hlcxgCIAMoCzIeLm5ldHNlcnZhLm1haWwudjEuTWFpbGJveFVzYWdlIuICChJSdW5TbXRwVGVzdFJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESDAoEaG9zdBgCIAEoCRIMCgRwb3J0GAMgASgNEhAKCHRsc19tb2RlGAQgASgJEhMKC3NlcnZlcl9uYW1lGAUgASgJEg4KBmNhX3BlbRgGIAEoCRIRCglhdXRoX3VzZXIYByABKAkSFQoNYXV0aF9wYXNzd29yZBgIIAEoCRIRCgltYWlsX2Zyb20YCSABKAkSDwoHcmNwdF90bxgKIAEoCRIMCgRoZWxvGAsgASgJEhcKD3N0ZXBfdGltZW91dF9tcxgMIAEoDRIRCglpbWFwX3VzZXIYDSABKAkSFQoNaW1hcF9wYXNzd29yZBgOIAEoCRIRCglpbWFwX3BvcnQYDyABKA0SGgoSYXJyaXZhbF90aW1lb3V0X21zGBAgASgNIqwBCgxTbXRwVGVzdFN0ZXASDAoEbmFtZRgBIAEoCRIKCgJvaxgCIAEoCBIKCgJtcxgDIAEoARIOCgZkZXRhaWwYBCABKAkSOAoFZmFjdHMYBSADKAsyKS5uZXRzZXJ2YS5tYWlsLnYxLlNtdHBUZXN0U3RlcC5GYWN0c0VudHJ5GiwKCkZhY3RzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKHAQoTUnVuU210cFRlc3RSZXNwb25zZRIKCgJvaxgBIAEoCBItCgVzdGVwcxgCIAMoCzIeLm5ldHNlcnZhLm1haWwudjEuU210cFRlc3RTdGVwEg0KBXRva2VuGAMgASgJEhIKCm1lc3NhZ2VfaWQYBCABKAkSEgoKZnJvbV92bm9kZRgFIAEoCSKAAQoRQXBwbHlTdGF0ZVJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESLQoFc3RhdGUYAiABKAsyHi5uZXRzZXJ2YS5tYWlsLnYxLkRlc2lyZWRTdGF0ZRIPCgdkcnlfcnVuGAMgASgIIpwBChNBcHBseUNoYW5nZXNSZXF1ZXN0EisKBG1ldGEYASABKAsyHS5uZXRzZXJ2YS5tYWlsLnYxLkNvbW1hbmRNZXRhEhcKD2Jhc2VfZ2VuZXJhdGlvbhgCIAEoBBIuCgdjaGFuZ2VzGAMgAygLMh0ubmV0c2VydmEubWFpbC52MS5TdGF0ZUNoYW5nZRIPCgdkcnlfcnVuGAQgASgIIqABCg1BcHBseVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSGgoSYXBwbGllZF9nZW5lcmF0aW9uGAIgASgEEhQKDHN0YXRlX2RpZ2VzdBgDIAEoCRIPCgdjaGFuZ2VkGAQgASgIEgwKBGRpZmYYBSADKAkSEAoIcmVwbGF5ZWQYBiABKAgSGAoQbmVlZHNfZnVsbF9zdGF0ZRgHIAEoCCI+Cg9HZXRTdGF0ZVJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGEiUwoQR2V0U3RhdGVSZXNwb25zZRIaChJhcHBsaWVkX2dlbmVyYXRpb24YASABKAQSFAoMc3RhdGVfZGlnZXN0GAIgASgJEg0KBWRyaWZ0GAMgAygJImAKGFVwZGF0ZVJldm9jYXRpb25zUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRIXCg9yZXZva2VkX3NlcmlhbHMYAiADKAkiKgoZVXBkYXRlUmV2b2NhdGlvbnNSZXNwb25zZRINCgVjb3VudBgBIAEoDSJwChJVcGRhdGVUcnVzdFJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESFQoNY2FfYnVuZGxlX3BlbRgCIAEoCRIWCg5pc3N1aW5nX2NhX3BpbhgDIAEoCSJAChNVcGRhdGVUcnVzdFJlc3BvbnNlEhcKD3RydXN0ZWRfY2FfcGlucxgBIAMoCRIQCghyZW5ld2luZxgCIAEoCCKRAQoUU2V0TWFuYWdlbWVudFJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESDwoHbWFuYWdlZBgCIAEoCBIPCgdkcnlfcnVuGAMgASgIEg4KBnJlYXNvbhgEIAEoCRIaChJyZXN0b3JlX2tlcHRfYXNpZGUYBSABKAgiPQoMUmVzdG9yZWRGaWxlEgwKBHBhdGgYASABKAkSDgoGc2hhMjU2GAIgASgJEg8KB3JlbW92ZWQYAyABKAgilgEKFVNldE1hbmFnZW1lbnRSZXNwb25zZRIPCgdtYW5hZ2VkGAEgASgIEg4KBnJlYXNvbhgCIAEoCRISCgpvdmVyd3JpdGVzGAMgAygJEhYKDmtlcHRfYXNpZGVfZGlyGAQgASgJEjAKCHJlc3RvcmVkGAUgAygLMh4ubmV0c2VydmEubWFpbC52MS5SZXN0b3JlZEZpbGUiVgoUUmVhZEludmVudG9yeVJlcXVlc3QSKwoEbWV0YRgBIAEoCzIdLm5ldHNlcnZhLm1haWwudjEuQ29tbWFuZE1ldGESEQoJc3lzYWRtX2RiGAIgASgJIksKD0ludmVudG9yeURvbWFpbhIOCgZkb21haW4YASABKAkSCwoDdWlkGAIgASgNEgsKA2dpZBgDIAEoDRIOCgZhY3RpdmUYBCABKAgiuAEKEEludmVudG9yeU1haWxib3gSDwoHYWRkcmVzcxgBIAEoCRIVCg1wYXNzd29yZF9oYXNoGAIgASgJEg4KBnNjaGVtZRgDIAEoCRIMCgR3ZWFrGAQgASgIEhEKCWhhc19xdW90YRgFIAEoCBITCgtxdW90YV9ieXRlcxgGIAEoBBIMCgRob21lGAcgASgJEgsKA3VpZBgIIAEoDRILCgNnaWQYCSABKA0SDgoGYWN0aXZlGAogASgIIkEKDkludmVudG9yeUFsaWFzEg4KBnNvdXJjZRgBIAEoCRIPCgd0YXJnZXRzGAIgAygJEg4KBmFjdGl2ZRgDIAEoCCJOCg1JbnZlbnRvcnlGaWxlEgwKBHBhdGgYASABKAkSDgoGZXhpc3RzGAIgASgIEg4KBnNoYTI1NhgDIAEoCRIPCgdjb250ZW50GAQgASgJIqsCChVSZWFkSW52ZW50b3J5UmVzcG9uc2USEQoJc3lzYWRtX2RiGAEgASgJEg4KBmxheW91dBgCIAEoCRIyCgdkb21haW5zGAMgAygLMiEubmV0c2VydmEubWFpbC52MS5JbnZlbnRvcnlEb21haW4SNQoJbWFpbGJveGVzGAQgAygLMiIubmV0c2VydmEubWFpbC52MS5JbnZlbnRvcnlNYWlsYm94EjEKB2FsaWFzZXMYBSADKAsyIC5uZXRzZXJ2YS5tYWlsLnYxLkludmVudG9yeUFsaWFzEi4KBWZpbGVzGAYgAygLMh8ubmV0c2VydmEubWFpbC52MS5JbnZlbnRvcnlGaWxlEhAKCHdhcm5pbmdzGAcgAygJEg8KB2NvbHVtbnMYCCADKAkicQoTUHJldmlld1N0YXRlUmVxdWVzdBIrCgRtZXRhGAEgASgLMh0ubmV0c2VydmEubWFpbC52MS5Db21tYW5kTWV0YRItCgVzdGF0ZRgCIAEoCzIeLm5ldHNlcnZhLm1haWwudjEuRGVzaXJlZFN0YXRlIkYKFFByZXZpZXdTdGF0ZVJlc3BvbnNlEi4KBWZpbGVzGAEgAygLMh8ubmV0c2VydmEubWFpbC52MS5JbnZlbnRvcnlGaWxlMqwJCgxBZ2VudFNlcnZpY2USRQoEUGluZxIdLm5ldHNlcnZhLm1haWwudjEuUGluZ1JlcXVlc3QaHi5uZXRzZXJ2YS5tYWlsLnYxLlBpbmdSZXNwb25zZRJOCgdHZXRJbmZvEiAubmV0c2VydmEubWFpbC52MS5HZXRJbmZvUmVxdWVzdBohLm5ldHNlcnZhLm1haWwudjEuR2V0SW5mb1Jlc3BvbnNlElUKC1dhdGNoSGVhbHRoEiQubmV0c2VydmEubWFpbC52MS5XYXRjaEhlYWx0aFJlcXVlc3QaHi5uZXRzZXJ2YS5tYWlsLnYxLkhlYWx0aFJlcG9ydDABElIKCkFwcGx5U3RhdGUSIy5uZXRzZXJ2YS5tYWlsLnYxLkFwcGx5U3RhdGVSZXF1ZXN0Gh8ubmV0c2VydmEubWFpbC52MS5BcHBseVJlc3BvbnNlElYKDEFwcGx5Q2hhbmdlcxIlLm5ldHNlcnZhLm1haWwudjEuQXBwbHlDaGFuZ2VzUmVxdWVzdBofLm5ldHNlcnZhLm1haWwudjEuQXBwbHlSZXNwb25zZRJRCghHZXRTdGF0ZRIhLm5ldHNlcnZhLm1haWwudjEuR2V0U3RhdGVSZXF1ZXN0GiIubmV0c2VydmEubWFpbC52MS5HZXRTdGF0ZVJlc3BvbnNlEmwKEVVwZGF0ZVJldm9jYXRpb25zEioubmV0c2VydmEubWFpbC52MS5VcGRhdGVSZXZvY2F0aW9uc1JlcXVlc3QaKy5uZXRzZXJ2YS5tYWlsLnYxLlVwZGF0ZVJldm9jYXRpb25zUmVzcG9uc2USWgoLVXBkYXRlVHJ1c3QSJC5uZXRzZXJ2YS5tYWlsLnYxLlVwZGF0ZVRydXN0UmVxdWVzdBolLm5ldHNlcnZhLm1haWwudjEuVXBkYXRlVHJ1c3RSZXNwb25zZRJmCg9HZXRNYWlsYm94VXNhZ2USKC5uZXRzZXJ2YS5tYWlsLnYxLkdldE1haWxib3hVc2FnZVJlcXVlc3QaKS5uZXRzZXJ2YS5tYWlsLnYxLkdldE1haWxib3hVc2FnZVJlc3BvbnNlEloKC1J1blNtdHBUZXN0EiQubmV0c2VydmEubWFpbC52MS5SdW5TbXRwVGVzdFJlcXVlc3QaJS5uZXRzZXJ2YS5tYWlsLnYxLlJ1blNtdHBUZXN0UmVzcG9uc2USYAoNU2V0TWFuYWdlbWVudBImLm5ldHNlcnZhLm1haWwudjEuU2V0TWFuYWdlbWVudFJlcXVlc3QaJy5uZXRzZXJ2YS5tYWlsLnYxLlNldE1hbmFnZW1lbnRSZXNwb25zZRJgCg1SZWFkSW52ZW50b3J5EiYubmV0c2VydmEubWFpbC52MS5SZWFkSW52ZW50b3J5UmVxdWVzdBonLm5ldHNlcnZhLm1haWwudjEuUmVhZEludmVudG9yeVJlc3BvbnNlEl0KDFByZXZpZXdTdGF0ZRIlLm5ldHNlcnZhLm1haWwudjEuUHJldmlld1N0YXRlUmVxdWVzdBomLm5ldHNlcnZhLm1haWwudjEuUHJldmlld1N0YXRlUmVzcG9uc2ViBnByb3RvMw", [file_netserva_mail_v1_command, file_netserva_mail_v1_state]);
 
 /**
  * @generated from message netserva.mail.v1.PingRequest
@@ -405,6 +405,14 @@ export type MailHealth = Message<"netserva.mail.v1.MailHealth"> & {
    * @generated from field: repeated netserva.mail.v1.FilesystemUsage filesystems = 11;
    */
   filesystems: FilesystemUsage[];
+
+  /**
+   * The agent's own web listeners (HTTPS for MTA-STS/autoconfig/autodiscover, HTTP-01 for ACME);
+   * absent on older agents.
+   *
+   * @generated from field: netserva.mail.v1.WebHealth web = 12;
+   */
+  web?: WebHealth | undefined;
 };
 
 /**
@@ -413,6 +421,108 @@ export type MailHealth = Message<"netserva.mail.v1.MailHealth"> & {
  */
 export const MailHealthSchema: GenMessage<MailHealth> = /*@__PURE__*/
   messageDesc(file_netserva_mail_v1_agent, 8);
+
+/**
+ * @generated from message netserva.mail.v1.WebHealth
+ */
+export type WebHealth = Message<"netserva.mail.v1.WebHealth"> & {
+  /**
+   * One per configured listener: bound or not, and why not (e.g. "EADDRINUSE").
+   *
+   * @generated from field: repeated netserva.mail.v1.WebListenerHealth listeners = 1;
+   */
+  listeners: WebListenerHealth[];
+
+  /**
+   * Requests answered since the agent started, by kind and result.
+   *
+   * @generated from field: repeated netserva.mail.v1.WebRequestCount requests = 2;
+   */
+  requests: WebRequestCount[];
+
+  /**
+   * TLS handshakes the HTTPS listener failed (no certificate for the name, bad clients, timeouts).
+   *
+   * @generated from field: uint64 tls_handshake_failures = 3;
+   */
+  tlsHandshakeFailures: bigint;
+};
+
+/**
+ * Describes the message netserva.mail.v1.WebHealth.
+ * Use `create(WebHealthSchema)` to create a new message.
+ */
+export const WebHealthSchema: GenMessage<WebHealth> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 9);
+
+/**
+ * @generated from message netserva.mail.v1.WebListenerHealth
+ */
+export type WebListenerHealth = Message<"netserva.mail.v1.WebListenerHealth"> & {
+  /**
+   * "https" | "http-01"
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * "addr:port" from the desired state
+   *
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * @generated from field: bool listening = 3;
+   */
+  listening: boolean;
+
+  /**
+   * why it is not listening; empty when it is
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message netserva.mail.v1.WebListenerHealth.
+ * Use `create(WebListenerHealthSchema)` to create a new message.
+ */
+export const WebListenerHealthSchema: GenMessage<WebListenerHealth> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 10);
+
+/**
+ * @generated from message netserva.mail.v1.WebRequestCount
+ */
+export type WebRequestCount = Message<"netserva.mail.v1.WebRequestCount"> & {
+  /**
+   * "mta-sts" | "autoconfig" | "autodiscover" | "acme-challenge" | "other"
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * "2xx" | "3xx" | "4xx" | "5xx"
+   *
+   * @generated from field: string result = 2;
+   */
+  result: string;
+
+  /**
+   * @generated from field: uint64 count = 3;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message netserva.mail.v1.WebRequestCount.
+ * Use `create(WebRequestCountSchema)` to create a new message.
+ */
+export const WebRequestCountSchema: GenMessage<WebRequestCount> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 11);
 
 /**
  * @generated from message netserva.mail.v1.PostfixQueue
@@ -456,7 +566,7 @@ export type PostfixQueue = Message<"netserva.mail.v1.PostfixQueue"> & {
  * Use `create(PostfixQueueSchema)` to create a new message.
  */
 export const PostfixQueueSchema: GenMessage<PostfixQueue> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 9);
+  messageDesc(file_netserva_mail_v1_agent, 12);
 
 /**
  * @generated from message netserva.mail.v1.RspamdCounters
@@ -503,7 +613,7 @@ export type RspamdCounters = Message<"netserva.mail.v1.RspamdCounters"> & {
  * Use `create(RspamdCountersSchema)` to create a new message.
  */
 export const RspamdCountersSchema: GenMessage<RspamdCounters> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 10);
+  messageDesc(file_netserva_mail_v1_agent, 13);
 
 /**
  * @generated from message netserva.mail.v1.FilesystemUsage
@@ -559,7 +669,7 @@ export type FilesystemUsage = Message<"netserva.mail.v1.FilesystemUsage"> & {
  * Use `create(FilesystemUsageSchema)` to create a new message.
  */
 export const FilesystemUsageSchema: GenMessage<FilesystemUsage> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 11);
+  messageDesc(file_netserva_mail_v1_agent, 14);
 
 /**
  * @generated from message netserva.mail.v1.MailboxUsage
@@ -593,7 +703,7 @@ export type MailboxUsage = Message<"netserva.mail.v1.MailboxUsage"> & {
  * Use `create(MailboxUsageSchema)` to create a new message.
  */
 export const MailboxUsageSchema: GenMessage<MailboxUsage> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 12);
+  messageDesc(file_netserva_mail_v1_agent, 15);
 
 /**
  * @generated from message netserva.mail.v1.DomainUsage
@@ -627,7 +737,7 @@ export type DomainUsage = Message<"netserva.mail.v1.DomainUsage"> & {
  * Use `create(DomainUsageSchema)` to create a new message.
  */
 export const DomainUsageSchema: GenMessage<DomainUsage> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 13);
+  messageDesc(file_netserva_mail_v1_agent, 16);
 
 /**
  * @generated from message netserva.mail.v1.QuotaSummary
@@ -678,7 +788,7 @@ export type QuotaSummary = Message<"netserva.mail.v1.QuotaSummary"> & {
  * Use `create(QuotaSummarySchema)` to create a new message.
  */
 export const QuotaSummarySchema: GenMessage<QuotaSummary> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 14);
+  messageDesc(file_netserva_mail_v1_agent, 17);
 
 /**
  * @generated from message netserva.mail.v1.GetMailboxUsageRequest
@@ -695,7 +805,7 @@ export type GetMailboxUsageRequest = Message<"netserva.mail.v1.GetMailboxUsageRe
  * Use `create(GetMailboxUsageRequestSchema)` to create a new message.
  */
 export const GetMailboxUsageRequestSchema: GenMessage<GetMailboxUsageRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 15);
+  messageDesc(file_netserva_mail_v1_agent, 18);
 
 /**
  * @generated from message netserva.mail.v1.GetMailboxUsageResponse
@@ -717,7 +827,7 @@ export type GetMailboxUsageResponse = Message<"netserva.mail.v1.GetMailboxUsageR
  * Use `create(GetMailboxUsageResponseSchema)` to create a new message.
  */
 export const GetMailboxUsageResponseSchema: GenMessage<GetMailboxUsageResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 16);
+  messageDesc(file_netserva_mail_v1_agent, 19);
 
 /**
  * @generated from message netserva.mail.v1.RunSmtpTestRequest
@@ -829,7 +939,7 @@ export type RunSmtpTestRequest = Message<"netserva.mail.v1.RunSmtpTestRequest"> 
  * Use `create(RunSmtpTestRequestSchema)` to create a new message.
  */
 export const RunSmtpTestRequestSchema: GenMessage<RunSmtpTestRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 17);
+  messageDesc(file_netserva_mail_v1_agent, 20);
 
 /**
  * @generated from message netserva.mail.v1.SmtpTestStep
@@ -870,7 +980,7 @@ export type SmtpTestStep = Message<"netserva.mail.v1.SmtpTestStep"> & {
  * Use `create(SmtpTestStepSchema)` to create a new message.
  */
 export const SmtpTestStepSchema: GenMessage<SmtpTestStep> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 18);
+  messageDesc(file_netserva_mail_v1_agent, 21);
 
 /**
  * @generated from message netserva.mail.v1.RunSmtpTestResponse
@@ -907,7 +1017,7 @@ export type RunSmtpTestResponse = Message<"netserva.mail.v1.RunSmtpTestResponse"
  * Use `create(RunSmtpTestResponseSchema)` to create a new message.
  */
 export const RunSmtpTestResponseSchema: GenMessage<RunSmtpTestResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 19);
+  messageDesc(file_netserva_mail_v1_agent, 22);
 
 /**
  * @generated from message netserva.mail.v1.ApplyStateRequest
@@ -934,7 +1044,7 @@ export type ApplyStateRequest = Message<"netserva.mail.v1.ApplyStateRequest"> & 
  * Use `create(ApplyStateRequestSchema)` to create a new message.
  */
 export const ApplyStateRequestSchema: GenMessage<ApplyStateRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 20);
+  messageDesc(file_netserva_mail_v1_agent, 23);
 
 /**
  * @generated from message netserva.mail.v1.ApplyChangesRequest
@@ -966,7 +1076,7 @@ export type ApplyChangesRequest = Message<"netserva.mail.v1.ApplyChangesRequest"
  * Use `create(ApplyChangesRequestSchema)` to create a new message.
  */
 export const ApplyChangesRequestSchema: GenMessage<ApplyChangesRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 21);
+  messageDesc(file_netserva_mail_v1_agent, 24);
 
 /**
  * @generated from message netserva.mail.v1.ApplyResponse
@@ -1017,7 +1127,7 @@ export type ApplyResponse = Message<"netserva.mail.v1.ApplyResponse"> & {
  * Use `create(ApplyResponseSchema)` to create a new message.
  */
 export const ApplyResponseSchema: GenMessage<ApplyResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 22);
+  messageDesc(file_netserva_mail_v1_agent, 25);
 
 /**
  * @generated from message netserva.mail.v1.GetStateRequest
@@ -1034,7 +1144,7 @@ export type GetStateRequest = Message<"netserva.mail.v1.GetStateRequest"> & {
  * Use `create(GetStateRequestSchema)` to create a new message.
  */
 export const GetStateRequestSchema: GenMessage<GetStateRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 23);
+  messageDesc(file_netserva_mail_v1_agent, 26);
 
 /**
  * @generated from message netserva.mail.v1.GetStateResponse
@@ -1063,7 +1173,7 @@ export type GetStateResponse = Message<"netserva.mail.v1.GetStateResponse"> & {
  * Use `create(GetStateResponseSchema)` to create a new message.
  */
 export const GetStateResponseSchema: GenMessage<GetStateResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 24);
+  messageDesc(file_netserva_mail_v1_agent, 27);
 
 /**
  * @generated from message netserva.mail.v1.UpdateRevocationsRequest
@@ -1087,7 +1197,7 @@ export type UpdateRevocationsRequest = Message<"netserva.mail.v1.UpdateRevocatio
  * Use `create(UpdateRevocationsRequestSchema)` to create a new message.
  */
 export const UpdateRevocationsRequestSchema: GenMessage<UpdateRevocationsRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 25);
+  messageDesc(file_netserva_mail_v1_agent, 28);
 
 /**
  * @generated from message netserva.mail.v1.UpdateRevocationsResponse
@@ -1104,7 +1214,7 @@ export type UpdateRevocationsResponse = Message<"netserva.mail.v1.UpdateRevocati
  * Use `create(UpdateRevocationsResponseSchema)` to create a new message.
  */
 export const UpdateRevocationsResponseSchema: GenMessage<UpdateRevocationsResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 26);
+  messageDesc(file_netserva_mail_v1_agent, 29);
 
 /**
  * @generated from message netserva.mail.v1.UpdateTrustRequest
@@ -1135,7 +1245,7 @@ export type UpdateTrustRequest = Message<"netserva.mail.v1.UpdateTrustRequest"> 
  * Use `create(UpdateTrustRequestSchema)` to create a new message.
  */
 export const UpdateTrustRequestSchema: GenMessage<UpdateTrustRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 27);
+  messageDesc(file_netserva_mail_v1_agent, 30);
 
 /**
  * @generated from message netserva.mail.v1.UpdateTrustResponse
@@ -1161,7 +1271,7 @@ export type UpdateTrustResponse = Message<"netserva.mail.v1.UpdateTrustResponse"
  * Use `create(UpdateTrustResponseSchema)` to create a new message.
  */
 export const UpdateTrustResponseSchema: GenMessage<UpdateTrustResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 28);
+  messageDesc(file_netserva_mail_v1_agent, 31);
 
 /**
  * @generated from message netserva.mail.v1.SetManagementRequest
@@ -1205,7 +1315,7 @@ export type SetManagementRequest = Message<"netserva.mail.v1.SetManagementReques
  * Use `create(SetManagementRequestSchema)` to create a new message.
  */
 export const SetManagementRequestSchema: GenMessage<SetManagementRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 29);
+  messageDesc(file_netserva_mail_v1_agent, 32);
 
 /**
  * One file a rollback put back (or removed, when it did not exist before the switch).
@@ -1236,7 +1346,7 @@ export type RestoredFile = Message<"netserva.mail.v1.RestoredFile"> & {
  * Use `create(RestoredFileSchema)` to create a new message.
  */
 export const RestoredFileSchema: GenMessage<RestoredFile> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 30);
+  messageDesc(file_netserva_mail_v1_agent, 33);
 
 /**
  * @generated from message netserva.mail.v1.SetManagementResponse
@@ -1278,7 +1388,7 @@ export type SetManagementResponse = Message<"netserva.mail.v1.SetManagementRespo
  * Use `create(SetManagementResponseSchema)` to create a new message.
  */
 export const SetManagementResponseSchema: GenMessage<SetManagementResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 31);
+  messageDesc(file_netserva_mail_v1_agent, 34);
 
 /**
  * @generated from message netserva.mail.v1.ReadInventoryRequest
@@ -1303,7 +1413,7 @@ export type ReadInventoryRequest = Message<"netserva.mail.v1.ReadInventoryReques
  * Use `create(ReadInventoryRequestSchema)` to create a new message.
  */
 export const ReadInventoryRequestSchema: GenMessage<ReadInventoryRequest> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 32);
+  messageDesc(file_netserva_mail_v1_agent, 35);
 
 /**
  * @generated from message netserva.mail.v1.InventoryDomain
@@ -1335,7 +1445,7 @@ export type InventoryDomain = Message<"netserva.mail.v1.InventoryDomain"> & {
  * Use `create(InventoryDomainSchema)` to create a new message.
  */
 export const InventoryDomainSchema: GenMessage<InventoryDomain> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 33);
+  messageDesc(file_netserva_mail_v1_agent, 36);
 
 /**
  * @generated from message netserva.mail.v1.InventoryMailbox
@@ -1403,7 +1513,7 @@ export type InventoryMailbox = Message<"netserva.mail.v1.InventoryMailbox"> & {
  * Use `create(InventoryMailboxSchema)` to create a new message.
  */
 export const InventoryMailboxSchema: GenMessage<InventoryMailbox> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 34);
+  messageDesc(file_netserva_mail_v1_agent, 37);
 
 /**
  * @generated from message netserva.mail.v1.InventoryAlias
@@ -1430,7 +1540,7 @@ export type InventoryAlias = Message<"netserva.mail.v1.InventoryAlias"> & {
  * Use `create(InventoryAliasSchema)` to create a new message.
  */
 export const InventoryAliasSchema: GenMessage<InventoryAlias> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 35);
+  messageDesc(file_netserva_mail_v1_agent, 38);
 
 /**
  * @generated from message netserva.mail.v1.InventoryFile
@@ -1462,7 +1572,7 @@ export type InventoryFile = Message<"netserva.mail.v1.InventoryFile"> & {
  * Use `create(InventoryFileSchema)` to create a new message.
  */
 export const InventoryFileSchema: GenMessage<InventoryFile> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 36);
+  messageDesc(file_netserva_mail_v1_agent, 39);
 
 /**
  * @generated from message netserva.mail.v1.ReadInventoryResponse
@@ -1525,7 +1635,48 @@ export type ReadInventoryResponse = Message<"netserva.mail.v1.ReadInventoryRespo
  * Use `create(ReadInventoryResponseSchema)` to create a new message.
  */
 export const ReadInventoryResponseSchema: GenMessage<ReadInventoryResponse> = /*@__PURE__*/
-  messageDesc(file_netserva_mail_v1_agent, 37);
+  messageDesc(file_netserva_mail_v1_agent, 40);
+
+/**
+ * @generated from message netserva.mail.v1.PreviewStateRequest
+ */
+export type PreviewStateRequest = Message<"netserva.mail.v1.PreviewStateRequest"> & {
+  /**
+   * @generated from field: netserva.mail.v1.CommandMeta meta = 1;
+   */
+  meta?: CommandMeta | undefined;
+
+  /**
+   * @generated from field: netserva.mail.v1.DesiredState state = 2;
+   */
+  state?: DesiredState | undefined;
+};
+
+/**
+ * Describes the message netserva.mail.v1.PreviewStateRequest.
+ * Use `create(PreviewStateRequestSchema)` to create a new message.
+ */
+export const PreviewStateRequestSchema: GenMessage<PreviewStateRequest> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 41);
+
+/**
+ * @generated from message netserva.mail.v1.PreviewStateResponse
+ */
+export type PreviewStateResponse = Message<"netserva.mail.v1.PreviewStateResponse"> & {
+  /**
+   * Each daemon file as it would be written (exists/sha256 describe the content, not the disk).
+   *
+   * @generated from field: repeated netserva.mail.v1.InventoryFile files = 1;
+   */
+  files: InventoryFile[];
+};
+
+/**
+ * Describes the message netserva.mail.v1.PreviewStateResponse.
+ * Use `create(PreviewStateResponseSchema)` to create a new message.
+ */
+export const PreviewStateResponseSchema: GenMessage<PreviewStateResponse> = /*@__PURE__*/
+  messageDesc(file_netserva_mail_v1_agent, 42);
 
 /**
  * Served by the agent on each vnode, over mutual TLS; only controller-role peers may call it.
@@ -1655,6 +1806,17 @@ export const AgentService: GenService<{
     methodKind: "unary";
     input: typeof ReadInventoryRequestSchema;
     output: typeof ReadInventoryResponseSchema;
+  },
+  /**
+   * The daemon files this agent would write for a state, rendered only (nothing written, checked
+   * or reloaded; allowed while unmanaged): adoption shows their diff before it switches.
+   *
+   * @generated from rpc netserva.mail.v1.AgentService.PreviewState
+   */
+  previewState: {
+    methodKind: "unary";
+    input: typeof PreviewStateRequestSchema;
+    output: typeof PreviewStateResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_netserva_mail_v1_agent, 0);
