@@ -24,6 +24,7 @@ import {
   startBare,
   startHand,
   startRendered,
+  milterLines,
   type HandVariant,
   type Stack,
 } from "./bench-mail.d/stacks.ts";
@@ -47,6 +48,7 @@ const { values: opts } = parseArgs({
     "imap-sessions": { type: "string", default: "400" },
     "no-imap": { type: "boolean", default: false },
     only: { type: "string" },
+    rspamd: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
   },
 });
@@ -288,6 +290,21 @@ async function main(): Promise<void> {
     variants.push(await startHand(workDir, vnode, v, onCleanup));
     log(`  ${v.name} (${v.what}) started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
+  // --rspamd: a second rendered vnode with Rspamd on (offline, as bench-apply runs it), and the
+  // hand stack pointed at that same Rspamd instance with the milter lines the agent renders.
+  if (opts.rspamd) {
+    log("rendered stack with Rspamd, and the hand stack on the same Rspamd …");
+    const withRspamd = await startRendered(MAILBOXES, onCleanup, opts.keep ? workDir : undefined, { rspamd: true });
+    variants.push(withRspamd.stack);
+    variants.push(
+      await startHand(
+        workDir,
+        withRspamd.vnode,
+        { name: "hand+rspamd", mainCf: milterLines(withRspamd.milterAddress ?? "") },
+        onCleanup,
+      ),
+    );
+  }
   const stacks = [bare, hand, rendered, ...variants].filter((s) => wanted(s.name));
 
   log("checking the guarantees on each stack …");
@@ -401,6 +418,10 @@ async function main(): Promise<void> {
   console.log(`hand / bare msg/s:     ${ratio("hand", "bare")}`);
   for (const v of STAGES)
     if (results.has(v.name)) console.log(`${v.name} / hand msg/s: ${ratio(v.name, "hand")}   (${v.what})`);
+  if (results.has("rendered+rspamd") && results.has("hand+rspamd"))
+    console.log(
+      `rendered+rspamd / hand+rspamd msg/s: ${ratio("rendered+rspamd", "hand+rspamd")}   target >= 0.9x (one Rspamd serves both)`,
+    );
   console.log("");
   if (submitted.size) {
     console.log(

@@ -42,6 +42,12 @@ export function renderDovecotConf(o: DovecotRenderOptions): string {
     // (lmtp_rcpt_check_quota) would recount the quota once more per message for nothing the
     // sender sees: +1.1-1.6 ms of LMTP CPU per message in scripts/bench-mail.
     "mail_plugins = quota",
+    // A reload (how every config change and certificate swap is applied) keeps open sessions:
+    // with the default (yes) Dovecot 2.3 ends IMAP sessions, IDLE ones included, with
+    // "* BYE Server shutting down."; with no, the running imap-login (which holds the TLS session)
+    // and imap processes finish their clients on the old config and new connections get the new
+    // one. The same holds for a stop: sessions end when their clients leave.
+    "shutdown_clients = no",
     "lmtp_save_to_detail_mailbox = no",
   ];
   const blocks: Block[] = [

@@ -207,9 +207,11 @@ export async function renewalSchedule(
   try {
     const info = await fetchRenewalInfo(server, certificateId);
     if (info === undefined) return { ...none, nextAttemptAt: fallback, renewalInfoCheckAt: null };
+    // A window already over for a certificate just issued is the server's mistake, not a reason to
+    // renew at every sweep: renewal stays at 2/3 until the window is asked for again.
     return {
       certificateId,
-      nextAttemptAt: renewalInWindow(info),
+      nextAttemptAt: info.end.getTime() > Date.now() ? renewalInWindow(info) : fallback,
       renewalWindowStart: info.start,
       renewalWindowEnd: info.end,
       renewalInfoCheckAt: info.checkAgainAt,

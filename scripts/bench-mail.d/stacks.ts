@@ -330,18 +330,40 @@ function chownRecursive(dir: string, o: { uid: number; gid: number }): void {
   for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) chownRecursive(join(dir, e.name), o);
 }
 
+/** The Rspamd options of `scripts/bench-apply` and an agent run with --filter-offline
+ *  --filter-cache: no network modules, no greylisting, the shared hyperscan cache. */
+const OFFLINE_FILTER = {
+  disableNetworkModules: true,
+  greylist: false,
+  hsCacheDir: "/tmp/nsm-filter-hs-cache",
+} as const;
+
+/** The main.cf lines the agent renders for its Rspamd milter (render-main-cf.ts), for `address`. */
+export const milterLines = (address: string): string[] => [
+  `smtpd_milters = ${address}`,
+  `non_smtpd_milters = ${address}`,
+  "milter_default_action = tempfail",
+  "milter_protocol = 6",
+  "milter_mail_macros = i {mail_addr} {client_addr} {client_name} {auth_authen}",
+];
+
 /** The agent's own render and apply (createMailHost), with its quota and Sieve as in production. */
 export async function startRendered(
   extraMailboxes: number,
   onCleanup: OnCleanup,
   keepIn?: string,
-): Promise<{ stack: Stack; vnode: MailVnode }> {
+  options: { rspamd?: boolean } = {},
+): Promise<{ stack: Stack; vnode: MailVnode; milterAddress?: string }> {
+  const rspamd = options.rspamd === true;
   // authPenalty true: the production default (the test helper turns it off).
-  const v = await createMailVnode("bmrend", { authPenalty: true });
+  const v = await createMailVnode(rspamd ? "bmrsp" : "bmrend", {
+    authPenalty: true,
+    ...(rspamd ? { filter: OFFLINE_FILTER } : {}),
+  });
   onCleanup("rendered vnode", async () => {
     // Its root goes with the teardown: --keep keeps a copy (config, logs, maildirs).
     if (keepIn) {
-      const to = join(keepIn, "rendered");
+      const to = join(keepIn, rspamd ? "rendered-rspamd" : "rendered");
       mkdirSync(to);
       for (const d of ["etc", "var/log"]) await exec("cp", ["-a", join(v.root, d), join(to, d.replace("/", "-"))]);
     }
@@ -350,7 +372,7 @@ export async function startRendered(
   const hash = await hashPassword(PASSWORD);
   const state = create(DesiredStateSchema, {
     generation: 1n,
-    settings: { mailHostname: MAIL_HOSTNAME, listenAddresses: [v.ns.nsAddress] },
+    settings: { mailHostname: MAIL_HOSTNAME, listenAddresses: [v.ns.nsAddress], rspamdEnabled: rspamd },
     tls: { certificateChainPem: v.tls.certChainPem, privateKeyPem: v.tls.keyPem },
     domains: [{ domain: DOMAIN, active: true }],
     mailboxes: [
@@ -369,11 +391,14 @@ export async function startRendered(
   await v.host.start();
   const p = v.host.paths;
   await until(() => existsSync(p.dovecotLmtpSocket), 10_000, "the rendered Dovecot's LMTP socket");
+  const milterSocket = join(v.root, "run/rspamd/milter.sock");
+  if (rspamd) await until(() => existsSync(milterSocket), 120_000, "the rendered Rspamd's milter socket");
   const [local = "load"] = LOAD_USER.split("@");
   return {
     vnode: v,
+    ...(rspamd ? { milterAddress: `unix:${milterSocket}` } : {}),
     stack: {
-      name: "rendered",
+      name: rspamd ? "rendered+rspamd" : "rendered",
       ns: v.ns,
       to: LOAD_USER,
       newDir: join(p.maildir(DOMAIN, local), "new"),

@@ -127,13 +127,17 @@ describe.skipIf(!pdnsAvailable || !pebbleAvailable)(
 
     it("schedules renewal inside the ARI window; a window moved into the past renews at once, naming the replaced certificate", async () => {
       const asked: string[] = [];
-      let window = { start: new Date(Date.now() + 10 * 60_000), end: new Date(Date.now() + 20 * 60_000) };
+      const window = { start: new Date(Date.now() + 10 * 60_000), end: new Date(Date.now() + 20 * 60_000) };
+      const past = { start: new Date(Date.now() - 2 * 3600_000), end: new Date(Date.now() - 3600_000) };
+      // Per certificate, as a CA answers: the one named `moved` has its window moved into the past.
+      let moved = "";
       pebble.setRenewalInfo((certId) => {
         asked.push(certId);
+        const w = certId === moved ? past : window;
         return {
           status: 200,
           headers: { "retry-after": "21600" },
-          body: { suggestedWindow: { start: window.start.toISOString(), end: window.end.toISOString() } },
+          body: { suggestedWindow: { start: w.start.toISOString(), end: w.end.toISOString() } },
         };
       });
       try {
@@ -158,7 +162,7 @@ describe.skipIf(!pdnsAvailable || !pebbleAvailable)(
 
         // The CA moves the window into the past (as before a revocation); once the Retry-After has
         // run out, the sweep asks again and renews in the same pass.
-        window = { start: new Date(Date.now() - 2 * 3600_000), end: new Date(Date.now() - 3600_000) };
+        moved = firstId;
         await sql(
           "update acme_certificates set renewal_info_check_at = now() where vnode_id = (select id from vnodes where name = 'ari1')",
         );
@@ -170,7 +174,12 @@ describe.skipIf(!pdnsAvailable || !pebbleAvailable)(
         expect(orders).toHaveLength(ordersBefore + 1);
         expect(payloadOf(orders.at(-1)?.body ?? "{}").replaces).toBe(firstId);
         expect(asked).toEqual([firstId, firstId, opensslCertificateId(second)]);
-        expect((await show("ari1")).acme).toBe("valid");
+        // The new certificate has a window of its own, ahead: not due, a further sweep orders nothing.
+        const after = await show("ari1");
+        expect(after.acme).toBe("valid");
+        expect(Date.parse(after.nextRenewal ?? "")).toBeGreaterThanOrEqual(window.start.getTime());
+        await h.controller.checkCertificates();
+        expect(pebble.seen.filter((s) => s.method === "POST" && s.path === NEW_ORDER)).toHaveLength(ordersBefore + 1);
       } finally {
         pebble.setRenewalInfo(undefined);
       }
