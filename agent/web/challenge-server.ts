@@ -3,10 +3,10 @@
 // in the desired state, 404 for anything else, and is bounded like the HTTPS listener (header and
 // request timeouts, header size, connection caps) so one bad client only ends its own connection.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { Socket } from "node:net";
 import type { Logger } from "../../common/log.ts";
 import { WEB_LIMITS, type WebLimits } from "./web-server.ts";
 import type { WebStats } from "./web-stats.ts";
+import { guardConnections } from "./connection-guard.ts";
 
 const PREFIX = "/.well-known/acme-challenge/";
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
@@ -36,23 +36,7 @@ export async function startChallengeServer(o: {
     keepAliveTimeout: L.keepAliveMs,
     connectionsCheckingInterval: L.checkEveryMs,
   });
-  server.maxConnections = L.maxConnections;
-  const perAddress = new Map<string, number>();
-  server.on("connection", (socket: Socket) => {
-    const from = socket.remoteAddress ?? "";
-    const n = (perAddress.get(from) ?? 0) + 1;
-    if (n > L.maxPerAddress) {
-      socket.destroy();
-      return;
-    }
-    perAddress.set(from, n);
-    socket.once("close", () => {
-      const left = (perAddress.get(from) ?? 1) - 1;
-      if (left <= 0) perAddress.delete(from);
-      else perAddress.set(from, left);
-    });
-  });
-  server.setTimeout(L.idleMs, (socket) => socket.destroy());
+  guardConnections(server, L);
   server.on("clientError", (_err, socket) => socket.destroy());
   server.on("error", (err) => o.log?.warn("http-01 listener error", { error: err.message }));
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {

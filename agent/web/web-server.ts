@@ -5,12 +5,12 @@
 // from served-site.ts. Both can be swapped while serving (a new desired state, a renewal).
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Socket } from "node:net";
 import type { SecureContext } from "node:tls";
 import type { Logger } from "../../common/log.ts";
 import type { CertPair } from "./cert-map.ts";
 import { answer, type Site } from "./served-site.ts";
 import { kindOfPath, type WebStats } from "./web-stats.ts";
+import { guardConnections } from "./connection-guard.ts";
 
 export const WEB_LIMITS = {
   handshakeMs: 10_000,
@@ -79,23 +79,7 @@ export async function startWebServer(o: {
       else done(new Error(`no certificate for ${name}`));
     },
   });
-  server.maxConnections = L.maxConnections;
-  const perAddress = new Map<string, number>();
-  server.on("connection", (socket: Socket) => {
-    const from = socket.remoteAddress ?? "";
-    const n = (perAddress.get(from) ?? 0) + 1;
-    if (n > L.maxPerAddress) {
-      socket.destroy();
-      return;
-    }
-    perAddress.set(from, n);
-    socket.once("close", () => {
-      const left = (perAddress.get(from) ?? 1) - 1;
-      if (left <= 0) perAddress.delete(from);
-      else perAddress.set(from, left);
-    });
-  });
-  server.setTimeout(L.idleMs, (socket) => socket.destroy());
+  guardConnections(server, L);
   // A client that breaks the protocol loses its connection; the agent carries on.
   server.on("tlsClientError", (err, socket) => {
     o.stats?.tlsFailure();
