@@ -4,6 +4,7 @@
 import { Counter, Gauge, Registry } from "prom-client";
 import type { LastResortKind } from "../../common/process/last-resort.ts";
 import { signatureOperations } from "../../common/pki/signature-count.ts";
+import type { PhaseTiming } from "../../common/phase-timing.ts";
 
 import type { Refusal } from "../enrollment/enrollment-server.ts";
 import type { FlushCounts } from "../health/save-health.ts";
@@ -30,6 +31,9 @@ export interface ControllerMetrics {
   acmeOrder(result: "ok" | "failed"): void;
   /** Every ACME certificate's state, as the last ACME sweep read it. */
   acmeStates(states: AcmeCertificateState[]): void;
+  /** One timed phase of a command (common/phase-timing.ts): where a push's time goes, seen from
+   *  the controller (scripts/bench-fleet reads the sums around its addvmail samples). */
+  phase(timing: PhaseTiming): void;
   text(): Promise<string>;
 }
 
@@ -157,8 +161,24 @@ export function createControllerMetrics(): ControllerMetrics {
     "When the next ACME order (renewal or retry) for a vnode's certificate is due, Unix seconds.",
     (s) => s.nextAttemptAt.getTime() / 1000,
   );
+  const phaseSeconds = new Counter({
+    name: "netserva_controller_phase_seconds_total",
+    help: "Time spent in each timed phase of commands and pushes (admin.command, mutation.*, deliver.*), seconds.",
+    labelNames: ["phase"],
+    registers: [registry],
+  });
+  const phaseRuns = new Counter({
+    name: "netserva_controller_phase_runs_total",
+    help: "How many times each timed phase ran (with netserva_controller_phase_seconds_total: the mean).",
+    labelNames: ["phase"],
+    registers: [registry],
+  });
   return {
     registry,
+    phase(timing) {
+      phaseSeconds.inc({ phase: timing.name }, timing.ms / 1000);
+      phaseRuns.inc({ phase: timing.name });
+    },
     acmeOrder: (result) => acmeOrders.inc({ result }),
     acmeStates: (states) => void (acme = states),
     watchCertificates: (expiry) => void (presented = expiry),

@@ -10,6 +10,7 @@ import type { CliContext } from "../cli-context.ts";
 import { waitForSignal } from "../../../common/signals.ts";
 import { invalid } from "../../../common/errors.ts";
 import { armKillPoint } from "../../faults/kill-points.ts";
+import { onPhases } from "../../../common/phase-timing.ts";
 
 /** How long serve may take to close its listeners, links and database after SIGTERM/SIGINT. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -43,6 +44,8 @@ export function registerServe(
         const log = createLogger({ fields: { component: "controller" } });
         const metrics = createControllerMetrics();
         const uninstall = installLastResort({ log, onCatch: (kind) => metrics.lastResort(kind) });
+        // The phases of commands run here (the admin socket's, the pushes): one process, one daemon.
+        const stopPhases = onPhases((timing) => metrics.phase(timing));
         const daemon = await startControllerDaemon({
           paths,
           config,
@@ -95,6 +98,7 @@ export function registerServe(
         // above says so instead of the process lingering.
         step = "exit";
         log.info("controller stopped");
+        stopPhases();
         uninstall();
       },
     );
