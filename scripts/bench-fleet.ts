@@ -104,17 +104,24 @@ const CONTROLLER_PHASES = [
   "deliver.bookkeeping",
 ];
 
-/** netserva_controller_phase_{seconds,runs}_total by phase, from `netserva-mail metrics`. */
-async function phaseTotals(): Promise<Map<string, { seconds: number; runs: number }>> {
+/** netserva_controller_phase_{seconds,runs}_total by phase, and the controller's event-loop delay
+ *  by quantile since the previous call (each scrape starts a new window), from `netserva-mail metrics`. */
+async function controllerFigures(): Promise<{
+  phases: Map<string, { seconds: number; runs: number }>;
+  loop: Map<string, number>;
+}> {
   const totals = new Map<string, { seconds: number; runs: number }>();
+  const loop = new Map<string, number>();
   for (const line of (await cli(["metrics"])).split("\n")) {
+    const d = /^netserva_controller_event_loop_delay_seconds\{quantile="([^"]+)"\} (\S+)$/.exec(line);
+    if (d) loop.set(d[1] as string, Number(d[2]));
     const m = /^netserva_controller_phase_(seconds|runs)_total\{phase="([^"]+)"\} (\S+)$/.exec(line);
     if (!m) continue;
     const entry = totals.get(m[2] as string) ?? { seconds: 0, runs: 0 };
     entry[m[1] === "seconds" ? "seconds" : "runs"] = Number(m[3]);
     totals.set(m[2] as string, entry);
   }
-  return totals;
+  return { phases: totals, loop };
 }
 
 interface StatusRow {
@@ -231,7 +238,7 @@ async function measure(size: number, tag: string): Promise<Row> {
   await cli(["addvmaildomain", target.name, domain, "--skip-dns-check"]);
   const returned: number[] = [];
   const live: number[] = [];
-  const phases0 = await phaseTotals();
+  const { phases: phases0 } = await controllerFigures();
   const delay = monitorEventLoopDelay({ resolution: 5 });
   delay.enable();
   for (let i = 0; i < SAMPLES; i++) {
@@ -243,13 +250,16 @@ async function measure(size: number, tag: string): Promise<Row> {
     live.push(performance.now() - started);
   }
   delay.disable();
-  const phases1 = await phaseTotals();
+  const { phases: phases1, loop } = await controllerFigures();
   row["addvmail, CLI returned (ms)"] = median(returned).toFixed(0);
   row["addvmail, on the agent (ms)"] = median(live).toFixed(0);
   row["addvmail: bench event-loop delay p50/p99/max (ms)"] = [0.5, 0.99]
     .map((q) => delay.percentile(q * 100) / 1e6)
     .concat(delay.max / 1e6)
     .map((ms) => ms.toFixed(0))
+    .join("/");
+  row["addvmail: controller event-loop delay p50/p99/max (ms)"] = ["0.5", "0.99", "1"]
+    .map((q) => ((loop.get(q) ?? NaN) * 1000).toFixed(0))
     .join("/");
   for (const phase of CONTROLLER_PHASES) {
     const runs = (phases1.get(phase)?.runs ?? 0) - (phases0.get(phase)?.runs ?? 0);

@@ -1,6 +1,7 @@
 // The controller daemon's own counters, in Prometheus text format (`netserva-mail metrics`
 // prints them through the admin socket). One registry per daemon: tests run several in one
 // process.
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, Gauge, Registry } from "prom-client";
 import type { LastResortKind } from "../../common/process/last-resort.ts";
 import { signatureOperations } from "../../common/pki/signature-count.ts";
@@ -172,6 +173,23 @@ export function createControllerMetrics(): ControllerMetrics {
     help: "How many times each timed phase ran (with netserva_controller_phase_seconds_total: the mean).",
     labelNames: ["phase"],
     registers: [registry],
+  });
+  // The daemon's event-loop delay since the previous scrape (each scrape starts a new window):
+  // what every push, report and command waits before it runs.
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  new Gauge({
+    name: "netserva_controller_event_loop_delay_seconds",
+    help: "Event-loop delay of the controller process since the previous scrape, by quantile (0.5, 0.99, 1 = max).",
+    labelNames: ["quantile"],
+    registers: [registry],
+    collect() {
+      const q = (p: number): number => (delay.count > 0 ? delay.percentile(p) / 1e9 : 0);
+      this.set({ quantile: "0.5" }, q(50));
+      this.set({ quantile: "0.99" }, q(99));
+      this.set({ quantile: "1" }, delay.count > 0 ? delay.max / 1e9 : 0);
+      delay.reset();
+    },
   });
   return {
     registry,
