@@ -11,6 +11,7 @@ import { waitForSignal } from "../../../common/signals.ts";
 import { invalid } from "../../../common/errors.ts";
 import { armKillPoint } from "../../faults/kill-points.ts";
 import { onPhases } from "../../../common/phase-timing.ts";
+import { readKek } from "../../pki/ca-seal.ts";
 
 /** How long serve may take to close its listeners, links and database after SIGTERM/SIGINT. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -40,6 +41,9 @@ export function registerServe(
         armKillPoint(ctx.io.env["NETSERVA_CONTROLLER_KILL_AT"]);
         const paths = ctx.paths(options.home);
         const config = readControllerConfig(paths.config);
+        // Read before anything starts: a malformed KEK stops serve with the variable's name.
+        const kek = readKek(ctx.io.env);
+        const kekOption = kek ? { kek } : {};
         const db = await ctx.openDb(paths);
         const log = createLogger({ fields: { component: "controller" } });
         const metrics = createControllerMetrics();
@@ -60,6 +64,7 @@ export function registerServe(
           ...(ctx.io.env["NETSERVA_FAULT_IGNORE_LEASE_LAPSE"] === "1" ? { ignoreLeaseLapse: true } : {}),
           // ACME's DNS-01 goes through the provider controller.json and the environment name.
           dns: () => dnsSetupFor(paths, ctx.io.env).provider,
+          ...kekOption,
         });
         // Other CLI invocations reach the embedded database through this process.
         const admin = await startAdminSocket({
