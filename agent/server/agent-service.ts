@@ -52,6 +52,7 @@ import type { TrustUpdate } from "../enroll/trust-update.ts";
 import type { SwitchableMail } from "./switchable-mail.ts";
 import { isAbsolute } from "node:path";
 import { readSysadmInventory } from "../adopt/sysadm-inventory.ts";
+import { decodeRowsInTurns } from "./state-in-turns.ts";
 
 export interface AgentServiceOptions extends CommandDeps {
   vnode: string;
@@ -177,6 +178,7 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
               stateDigest: await mailHost.digest(),
             });
           }
+          await decodeRowsInTurns(state); // the rows the deserializer left as bytes
           const outcome = await mailHost.applyState(state, { dryRun: request.dryRun });
           context.log.info("state applied", {
             generation: context.generation.toString(),
