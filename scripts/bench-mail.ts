@@ -8,9 +8,11 @@
 // The stacks take turns, round after round, so whatever else the machine does falls on all of
 // them alike; ratios are per round. Per-daemon CPU per message from /proc, the load generator's
 // CPU beside it. Then submission on 587 (STARTTLS + AUTH through nodemailer) to hand and
-// rendered. Run by scripts/bench-mail; loopback and its own namespaces only.
+// rendered (and, with --rspamd, to both Rspamd stacks), and outbound relay: submission on 587 of
+// mail for a remote domain that each stack (bare, hand, rendered) relays by MX to Postfix's
+// smtp-sink in another namespace. Run by scripts/bench-mail; loopback and its own namespaces only.
 import { execFile } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -32,6 +34,7 @@ import { buildMessage, sendMail, type SmtpTarget } from "../test/helpers/mail-sm
 import { MAIL_HOSTNAME } from "../test/helpers/mail-vnode.ts";
 import { createCleanups } from "./bench-mail.d/cleanups.ts";
 import { imapMix, imapUsers, prepareImap, type ImapMixOptions, type ImapMixResult } from "./bench-mail.d/imap.ts";
+import { REMOTE_USER, startRelayNetwork, startSink } from "./bench-mail.d/relay.ts";
 
 const exec = promisify(execFile);
 
@@ -44,6 +47,8 @@ const { values: opts } = parseArgs({
     mailboxes: { type: "string", default: "100" },
     stages: { type: "boolean", default: false },
     "no-submission": { type: "boolean", default: false },
+    "no-relay": { type: "boolean", default: false },
+    json: { type: "string" },
     "imap-clients": { type: "string", default: "16" },
     "imap-sessions": { type: "string", default: "400" },
     "no-imap": { type: "boolean", default: false },
@@ -262,6 +267,21 @@ function printImap(runs: Map<string, ImapMixResult[]>): void {
   console.log("");
 }
 
+/** Per daemon CPU per message, medians over the rounds, one column per stack. */
+function printDaemons(title: string, runs: Map<string, LoadResult[]>): void {
+  const daemons = new Set<string>();
+  for (const rs of runs.values()) for (const r of rs) for (const k of r.cpu.byDaemon.keys()) daemons.add(k);
+  const perMsg = (rs: LoadResult[], d: string): number =>
+    median(rs.map((r) => (d === "(unattributed)" ? r.cpu.unattributedMs : (r.cpu.byDaemon.get(d) ?? 0)) / r.delivered));
+  const dRows = [...daemons, "(unattributed)"]
+    .map((d) => ({ d, xs: [...runs.values()].map((rs) => perMsg(rs, d)) }))
+    .filter(({ xs }) => xs.some((x) => x >= 0.005))
+    .sort((a, b) => b.xs.reduce((x, y) => x + y, 0) - a.xs.reduce((x, y) => x + y, 0))
+    .map(({ d, xs }) => [d, ...xs.map(f2)]);
+  console.log(table([title, ...runs.keys()], dRows));
+  console.log("");
+}
+
 async function mailFsync(s: Stack): Promise<string> {
   const { stdout } = await exec("doveconf", ["-c", s.dovecotConf, "-h", "mail_fsync"]).catch(() => ({ stdout: "?" }));
   return stdout.trim();
@@ -279,7 +299,7 @@ async function main(): Promise<void> {
   const { stack: rendered, vnode } = await startRendered(MAILBOXES, onCleanup, opts.keep ? workDir : undefined);
   log("hand-written stack on a copy of its sysadm.db, bare Debian stack …");
   const hand = await startHand(workDir, vnode, { name: "hand" }, onCleanup);
-  const bare = await startBare(workDir, onCleanup);
+  const bare = await startBare(workDir, onCleanup, vnode.tls);
   const only = opts.only?.split(",");
   const wanted = (name: string): boolean =>
     only ? only.includes(name) : opts.stages || !STAGES.some((v) => v.name === name);
@@ -300,12 +320,27 @@ async function main(): Promise<void> {
       await startHand(
         workDir,
         withRspamd.vnode,
-        { name: "hand+rspamd", mainCf: milterLines(withRspamd.milterAddress ?? "") },
+        {
+          name: "hand+rspamd",
+          mainCf: milterLines(withRspamd.milterAddress ?? ""),
+          // Rspamd lives in the rendered vnode's namespace: its work during hand+rspamd's runs
+          // is hand+rspamd's.
+          sharedCpu: { netns: withRspamd.stack.ns.name, comm: /^rspamd/ },
+        },
         onCleanup,
       ),
     );
   }
   const stacks = [bare, hand, rendered, ...variants].filter((s) => wanted(s.name));
+  const relaying = opts["no-relay"] ? [] : stacks.filter((s) => ["bare", "hand", "rendered"].includes(s.name));
+  const sink = await startSink(onCleanup);
+  log(`PowerDNS for every namespace, MX for the remote domain → smtp-sink in ${sink.name} …`);
+  await startRelayNetwork(
+    [bare, hand, rendered, ...variants].map((s) => s.ns),
+    relaying.map((s) => s.ns),
+    sink,
+    onCleanup,
+  );
 
   log("checking the guarantees on each stack …");
   const checks = await checkGuarantees([bare, hand, rendered], vnode.tls.caPem);
@@ -314,9 +349,25 @@ async function main(): Promise<void> {
 
   const results = new Map<string, LoadResult[]>(stacks.map((s) => [s.name, []]));
   const tls = { ca: vnode.tls.caPem, servername: MAIL_HOSTNAME };
-  const submitting = opts["no-submission"] ? [] : stacks.filter((s) => s.name === "hand" || s.name === "rendered");
+  const SUBMITTERS = ["hand", "rendered", "hand+rspamd", "rendered+rspamd"];
+  const submitting = opts["no-submission"] ? [] : stacks.filter((s) => SUBMITTERS.includes(s.name));
   const submitted = new Map<string, LoadResult[]>(submitting.map((s) => [s.name, []]));
-  if (submitting.length) for (const s of submitting) await submit(s, { ...LOAD, messages: 20 }, tls);
+  for (const s of submitting) {
+    const warm = await submit(s, { ...LOAD, messages: 20 }, MAIL_HOSTNAME);
+    if (warm.delivered !== 20)
+      throw new Error(
+        `${s.name}: 587 delivered ${warm.delivered}/20 in the warm-up${warm.failures ? `: ${warm.failures}` : ""}`,
+      );
+  }
+  const relayTo = { to: REMOTE_USER, sink: sink.name };
+  const relayed = new Map<string, LoadResult[]>(relaying.map((s) => [s.name, []]));
+  for (const s of relaying) {
+    const warm = await submit(s, { ...LOAD, messages: 20 }, MAIL_HOSTNAME, relayTo);
+    if (warm.delivered !== 20)
+      throw new Error(
+        `${s.name}: relayed ${warm.delivered}/20 in the warm-up${warm.failures ? `: ${warm.failures}` : ""}; see ${s.postfixLog}`,
+      );
+  }
   const imapping = opts["no-imap"] ? [] : stacks.filter((s) => s.name === "hand" || s.name === "rendered");
   const imapRuns = new Map<string, ImapMixResult[]>(imapping.map((s) => [s.name, []]));
   const users = imapUsers(IMAP.clients);
@@ -338,13 +389,24 @@ async function main(): Promise<void> {
     // Submission: the stacks that have it (bare's master.cf has no 587), same rotation.
     for (const s of submitting) {
       log(`round ${r + 1}/${ROUNDS}: ${LOAD.messages} messages over 587 (STARTTLS, AUTH) → ${s.name} …`);
-      const res = await submit(s, LOAD, tls);
+      const res = await submit(s, LOAD, MAIL_HOSTNAME);
       submitted.get(s.name)?.push(res);
       log(
         `  ${s.name} 587: ${f1(rate(res))} msg/s, ${res.delivered}/${res.sent} delivered${res.failures ? `; ${res.failures}` : ""}`,
       );
     }
     submitting.reverse();
+    // Outbound relay: submitted on 587 for the remote domain, relayed by MX to smtp-sink.
+    for (const s of relaying) {
+      log(`round ${r + 1}/${ROUNDS}: ${LOAD.messages} messages over 587 for ${REMOTE_USER}, relayed → ${s.name} …`);
+      const res = await submit(s, LOAD, MAIL_HOSTNAME, relayTo);
+      relayed.get(s.name)?.push(res);
+      log(
+        `  ${s.name} relay: ${f1(rate(res))} msg/s, ${res.delivered}/${res.sent} relayed, stack CPU ${f1(res.cpu.totalMs / Math.max(1, res.delivered))} ms/msg${res.failures ? `; ${res.failures}` : ""}`,
+      );
+    }
+    const first = relaying.shift();
+    if (first) relaying.push(first);
     for (const s of imapping) {
       log(`round ${r + 1}/${ROUNDS}: ${IMAP.sessions} IMAP sessions from ${IMAP.clients} clients → ${s.name} …`);
       const res = await imapMix(s, users, IMAP, tls);
@@ -423,6 +485,12 @@ async function main(): Promise<void> {
       `rendered+rspamd / hand+rspamd msg/s: ${ratio("rendered+rspamd", "hand+rspamd")}   target >= 0.9x (one Rspamd serves both)`,
     );
   console.log("");
+  const cpuPerMsg = (rs: LoadResult[]): number => median(rs.map((r) => r.cpu.totalMs / r.delivered));
+  const pairRatio = (runs: Map<string, LoadResult[]>, a: string, b: string): string => {
+    const [ra = [], rb = []] = [runs.get(a), runs.get(b)];
+    if (!ra.length || !rb.length) return "-";
+    return `${f2(median(ra.map(rate)) / median(rb.map(rate)))}x (per round ${ra.map((x, i) => f2(rate(x) / rate(rb[i] ?? x))).join(" ")}); per CPU-second ${f2(cpuPerMsg(rb) / cpuPerMsg(ra))}x`;
+  };
   if (submitted.size) {
     console.log(
       table(
@@ -440,37 +508,73 @@ async function main(): Promise<void> {
     );
     for (const [name, rs] of submitted)
       for (const r of rs) if (r.failures) console.log(`${name} on 587: ${r.failures}`);
-    const [h = [], rd = []] = [submitted.get("hand"), submitted.get("rendered")];
-    if (h.length && rd.length) {
-      const cpu = (rs: LoadResult[]): number => median(rs.map((r) => r.cpu.totalMs / r.delivered));
-      console.log(
-        `rendered / hand msg/s on 587: ${f2(median(rd.map(rate)) / median(h.map(rate)))}x (per round ${rd.map((x, i) => f2(rate(x) / rate(h[i] ?? x))).join(" ")}); per CPU-second ${f2(cpu(h) / cpu(rd))}x   target >= 0.9x`,
-      );
-    }
+    for (const [a, b] of [
+      ["rendered", "hand"],
+      ["rendered+rspamd", "hand+rspamd"],
+    ] as const)
+      if (submitted.has(a) && submitted.has(b))
+        console.log(`${a} / ${b} msg/s on 587: ${pairRatio(submitted, a, b)}   target >= 0.9x`);
     console.log(
-      `(nodemailer pool from this process: ${LOAD.sessions} connections, STARTTLS + AUTH PLAIN, a new connection and login every 20 messages; load@ to itself, delivered locally; client cores = this process's CPU / wall time)`,
+      `(nodemailer pool from this process: ${LOAD.sessions} connections, STARTTLS + AUTH PLAIN, a new connection and login every 20 messages; load@ to itself, delivered locally; client cores = this process's CPU / wall time${submitted.has("hand+rspamd") ? "; the shared Rspamd's CPU counts for the stack whose run it served" : ""})`,
     );
     console.log("");
+    printDaemons("CPU ms per message, 587", submitted);
   }
-  if (imapRuns.size) printImap(imapRuns);
-  // Per daemon CPU per message, medians over the rounds.
-  const daemons = new Set<string>();
-  for (const rs of results.values()) for (const r of rs) for (const k of r.cpu.byDaemon.keys()) daemons.add(k);
-  const perMsg = (s: string, d: string): number =>
-    median(
-      byName(s).map(
-        (r) => (d === "(unattributed)" ? r.cpu.unattributedMs : (r.cpu.byDaemon.get(d) ?? 0)) / r.delivered,
+  if (relayed.size) {
+    console.log(
+      table(
+        [
+          "relay 587 → MX",
+          "relayed",
+          "msg/s per round",
+          "median msg/s",
+          "stack cores",
+          "stack CPU ms/msg",
+          "client cores",
+          "sink cores",
+          "delays a/b/c/d ms",
+        ],
+        [...relayed].map(([name, rs]) => {
+          const row = rowFor(name, rs);
+          return [...row.slice(0, 7), f2(median(rs.map((r) => (r.sinkCpuMs ?? Number.NaN) / r.totalMs))), row[7] ?? ""];
+        }),
       ),
     );
-  const dRows = [...daemons, "(unattributed)"]
-    .map((d) => [d, ...stacks.map((s) => perMsg(s.name, d))] as const)
-    .filter(([, ...xs]) => xs.some((x) => x >= 0.005))
-    .sort(
-      (a, b) =>
-        b.slice(1).reduce((x: number, y) => x + Number(y), 0) - a.slice(1).reduce((x: number, y) => x + Number(y), 0),
-    )
-    .map(([d, ...xs]) => [d, ...xs.map((x) => f2(Number(x)))]);
-  console.log(table(["CPU ms per message", ...stacks.map((s) => s.name)], dRows));
+    for (const [name, rs] of relayed) for (const r of rs) if (r.failures) console.log(`${name} relay: ${r.failures}`);
+    console.log(`rendered / hand relay msg/s: ${pairRatio(relayed, "rendered", "hand")}   target >= 0.9x`);
+    console.log(`rendered / bare relay msg/s: ${pairRatio(relayed, "rendered", "bare")}   target >= 0.7x`);
+    console.log(`hand / bare relay msg/s:     ${pairRatio(relayed, "hand", "bare")}`);
+    console.log(
+      `(the load mailbox submits on 587 (STARTTLS + AUTH, nodemailer pool as above) to ${REMOTE_USER}; the stack finds the MX through the bench's PowerDNS and relays to smtp-sink in its own namespace; done when Postfix has logged status=sent for each; delays: c = DNS + TCP + EHLO/STARTTLS to the sink, d = transfer; sink cores = smtp-sink's CPU / wall time)`,
+    );
+    console.log("");
+    printDaemons("CPU ms per message, relay", relayed);
+  }
+  if (imapRuns.size) printImap(imapRuns);
+  printDaemons("CPU ms per message", results);
+  if (opts.json)
+    writeFileSync(
+      opts.json,
+      `${JSON.stringify(
+        Object.fromEntries(
+          (
+            [
+              ["inbound", results],
+              ["submission", submitted],
+              ["relay", relayed],
+            ] as const
+          ).map(([k, m]) => [
+            k,
+            Object.fromEntries(
+              [...m].map(([name, rs]) => [
+                name,
+                rs.map((r) => ({ sent: r.sent, delivered: r.delivered, failures: r.failures ?? null })),
+              ]),
+            ),
+          ]),
+        ),
+      )}\n`,
+    );
   const load1 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
   console.log("");
   console.log(`wall time ${((performance.now() - started) / 1000).toFixed(0)} s; load average at end ${load1}`);

@@ -4,12 +4,13 @@
 import { chmodSync, chownSync, existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { NetservaError } from "../../common/errors.ts";
+import { NetservaError, invalid } from "../../common/errors.ts";
 import { prepareSchema } from "./schema.ts";
 import { EMPTY_DIGEST, hashAlias, hashDomain, hashMailbox, xorHex } from "./rows.ts";
 import type { CheckedChange, CheckedRows } from "./rows.ts";
 import { createLookupWriter, digestRow, type LookupEntry, type StoredMailbox } from "./lookup-writer.ts";
 import { killPoint } from "../apply/kill-points.ts";
+import { endsSlice, runAtOnce, runInTurns, type Steps } from "./turns.ts";
 
 /** SQLITE_FULL: SQLite's own answer to ENOSPC on the DB, its -wal or its -shm. */
 const SQLITE_FULL = 13;
@@ -58,6 +59,17 @@ export interface LookupStore {
   applyChanges(changes: readonly CheckedChange[], opts?: CommitOptions): LookupResult;
   /** Makes the rows exactly `rows` (checkState in rows.ts), in one transaction. */
   replaceAll(rows: CheckedRows, opts?: CommitOptions): LookupResult;
+  /**
+   * replaceAll in turns of the event loop (turns.ts), for a whole state of any size: one pass
+   * over the rows. Meanwhile the digest answers from before it and other writes are refused.
+   */
+  replaceAllInTurns(rows: CheckedRows, opts?: CommitOptions): Promise<LookupResult>;
+  /**
+   * Refuses, naming the field, a mailbox or alias whose domain is neither in `rows` nor hosted
+   * now: the one thing a checked whole state can still fail on in replaceAll, found before
+   * anything is written (so a whole state needs no rehearsal pass).
+   */
+  checkDomains(rows: CheckedRows): void;
   /** The mark of the last transaction that carried one (see CommitOptions.mark). */
   commitMark(): string | undefined;
   /**
@@ -81,6 +93,9 @@ export interface LookupStore {
   hasMailbox(ascii: string): boolean;
   close(): void;
 }
+
+/** Passes over a whole state's rows (replaceAll, dry or not): a test counts how many an apply makes. */
+export const wholeStatePasses = { count: 0 };
 
 export function openLookupStore(options: LookupStoreOptions): LookupStore {
   const gid = options.readerGid;
@@ -134,21 +149,31 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
   if (storedDigest() === undefined) saveDigest.run(recompute());
 
   function recompute(): string {
+    return runAtOnce(recomputeSteps());
+  }
+
+  function* recomputeSteps(): Steps<string> {
     let d = EMPTY_DIGEST;
+    let i = 0;
     for (const r of db.prepare("SELECT domain, active FROM vhosts").iterate() as Iterable<{
       domain: string;
       active: number;
     }>) {
       d = xorHex(d, hashDomain(r));
+      if (endsSlice(i++)) yield;
     }
     const mailboxes = db.prepare("SELECT user, pass, active, quota, sieve, name, home, uid, gid, own FROM vmails");
-    for (const r of mailboxes.iterate() as Iterable<StoredMailbox>) d = xorHex(d, hashMailbox(digestRow(r)));
+    for (const r of mailboxes.iterate() as Iterable<StoredMailbox>) {
+      d = xorHex(d, hashMailbox(digestRow(r)));
+      if (endsSlice(i++)) yield;
+    }
     for (const r of db.prepare("SELECT source, target, active FROM valias").iterate() as Iterable<{
       source: string;
       target: string;
       active: number;
     }>) {
       d = xorHex(d, hashAlias(r));
+      if (endsSlice(i++)) yield;
     }
     return d;
   }
@@ -159,6 +184,8 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
   const dataVersion = db.prepare("PRAGMA data_version");
   let verified: { version: number; matches: boolean } | undefined;
   function digestMatches(full: boolean): boolean {
+    // A whole state being written in turns: its rows are half way; it rebaselines the digest.
+    if (inTurns) return verified?.matches ?? true;
     db.exec("BEGIN"); // one snapshot for the version and every row
     try {
       const version = Number((dataVersion.get() as { data_version: number }).data_version);
@@ -169,26 +196,43 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
     }
   }
 
+  /** A transaction run in turns is open: the writer and the connection are its own until it ends. */
+  let inTurns = false;
+
   /** Run `work` in one write transaction; dry runs roll back. */
-  function transaction(opts: CommitOptions, work: () => void, rebaseline = false): LookupResult {
+  function transaction(opts: CommitOptions, work: () => void): LookupResult {
+    // A generator with no yield: the batch of changes is small and runs at once.
+    // eslint-disable-next-line require-yield
+    const steps = function* (): Steps<void> {
+      work();
+    };
+    return runAtOnce(transactionSteps(opts, steps));
+  }
+
+  function* transactionSteps(opts: CommitOptions, work: () => Steps<void>, rebaseline = false): Steps<LookupResult> {
+    if (inTurns)
+      throw new NetservaError("unavailable", "the lookup DB is being rewritten by a whole state; try again after it");
     const dryRun = opts.dryRun === true;
     writer.entries = [];
     db.exec("BEGIN IMMEDIATE");
     try {
       writer.digest = storedDigest() ?? recompute();
-      work();
+      yield* work();
       if (dryRun) db.exec("ROLLBACK");
       else {
         // A whole state makes the rows exactly what the controller sent, hand edits included:
         // count them afresh so drift reported before clears (replaceAll is O(rows) anyway).
-        if (rebaseline) writer.digest = recompute();
+        if (rebaseline) writer.digest = yield* recomputeSteps();
         saveDigest.run(writer.digest);
         if (opts.mark !== undefined) saveMark.run(opts.mark);
         if (writer.entries.some((e) => e.kind === "domain")) saveReload.run();
+        // No other connection can commit while this one holds the write lock: the rows and the
+        // digest just counted are what the next drift check would count again (O(rows)).
+        const version = rebaseline ? Number((dataVersion.get() as { data_version: number }).data_version) : 0;
         killPoint("lookup:before-commit");
         db.exec("COMMIT");
         killPoint("lookup:after-commit");
-        if (rebaseline) verified = undefined;
+        if (rebaseline) verified = { version, matches: true };
       }
     } catch (err) {
       // SQLite already rolled back after SQLITE_FULL: a second ROLLBACK would throw "no
@@ -198,6 +242,36 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
     }
     const entries = writer.entries;
     return { entries, diff: entries.map(formatEntry) };
+  }
+
+  /** The rows become exactly `rows`, yielding every slice (turns.ts). */
+  function* replaceSteps({ domains, mailboxes, aliases }: CheckedRows): Steps<void> {
+    wholeStatePasses.count += 1;
+    let i = 0;
+    for (const d of domains) {
+      writer.upsertDomain(d);
+      if (endsSlice(i++)) yield;
+    }
+    for (const m of mailboxes) {
+      writer.upsertMailbox(m);
+      if (endsSlice(i++)) yield;
+    }
+    for (const a of aliases) {
+      writer.upsertAlias(a);
+      if (endsSlice(i++)) yield;
+    }
+    const keepMail = new Set(mailboxes.map((m) => m.user));
+    const keepAlias = new Set(aliases.map((a) => a.source));
+    const keepDomain = new Set(domains.map((d) => d.domain));
+    for (const user of writer.allKeys("mailbox")) {
+      if (!keepMail.has(user)) writer.deleteMailbox(user);
+      if (endsSlice(i++)) yield;
+    }
+    for (const source of writer.allKeys("alias")) {
+      if (!keepAlias.has(source)) writer.deleteAlias(source);
+      if (endsSlice(i++)) yield;
+    }
+    for (const domain of writer.allKeys("domain")) if (!keepDomain.has(domain)) writer.deleteDomain(domain);
   }
 
   return {
@@ -229,22 +303,35 @@ export function openLookupStore(options: LookupStoreOptions): LookupStore {
         }
       });
     },
-    replaceAll({ domains, mailboxes, aliases }, opts = {}) {
-      return transaction(
-        opts,
-        () => {
-          for (const d of domains) writer.upsertDomain(d);
-          for (const m of mailboxes) writer.upsertMailbox(m);
-          for (const a of aliases) writer.upsertAlias(a);
-          const keepMail = new Set(mailboxes.map((m) => m.user));
-          const keepAlias = new Set(aliases.map((a) => a.source));
-          const keepDomain = new Set(domains.map((d) => d.domain));
-          for (const user of writer.allKeys("mailbox")) if (!keepMail.has(user)) writer.deleteMailbox(user);
-          for (const source of writer.allKeys("alias")) if (!keepAlias.has(source)) writer.deleteAlias(source);
-          for (const domain of writer.allKeys("domain")) if (!keepDomain.has(domain)) writer.deleteDomain(domain);
-        },
-        true,
-      );
+    replaceAll(rows, opts = {}) {
+      return runAtOnce(transactionSteps(opts, () => replaceSteps(rows), true));
+    },
+    async replaceAllInTurns(rows, opts = {}) {
+      const steps = transactionSteps(opts, () => replaceSteps(rows), true);
+      // The first step opens the transaction (or refuses): only then is the connection ours.
+      const first = steps.next();
+      if (first.done) return first.value;
+      inTurns = true;
+      try {
+        return await runInTurns(steps);
+      } finally {
+        inTurns = false;
+      }
+    },
+    checkDomains({ domains, mailboxes, aliases }) {
+      const inState = new Set(domains.map((d) => d.domain));
+      const known = new Map<string, boolean>();
+      const hosted = (domain: string): boolean => {
+        if (inState.has(domain)) return true;
+        let now = known.get(domain);
+        if (now === undefined) known.set(domain, (now = writer.hasDomain(domain)));
+        return now;
+      };
+      // The writer's own words (lookup-writer.ts domainId), so a refusal reads the same either way.
+      for (const m of mailboxes)
+        if (!hosted(m.domain)) throw invalid("mailbox.address", `domain ${m.domain} is not hosted on this vnode`);
+      for (const a of aliases)
+        if (!hosted(a.domain)) throw invalid("alias.source", `domain ${a.domain} is not hosted on this vnode`);
     },
     commitMark: () => (loadMark.get() as { value: string } | undefined)?.value,
     reloadPending: () => loadReload.get() !== undefined,

@@ -22,6 +22,7 @@ import {
   checkSieve,
 } from "./names.ts";
 import type { MailboxOwner } from "../../common/state/lookup-digest.ts";
+import { endsSlice, runAtOnce, runInTurns, type Steps } from "./turns.ts";
 
 export interface DomainRow {
   readonly domain: string;
@@ -97,11 +98,27 @@ export function aliasRow(a: MailAlias): AliasRow {
 
 /** Every row of a whole state, checked before anything is written (a bad row refuses it all). */
 export function checkState(state: DesiredState): CheckedRows {
-  return {
-    domains: state.domains.map(domainRow),
-    mailboxes: state.mailboxes.map(mailboxRow),
-    aliases: state.aliases.map(aliasRow),
-  };
+  return runAtOnce(checkStateSteps(state));
+}
+
+/** checkState in turns of the event loop (a 100,000-row state: see turns.ts). */
+export function checkStateInTurns(state: DesiredState): Promise<CheckedRows> {
+  return runInTurns(checkStateSteps(state));
+}
+
+function* checkStateSteps(state: DesiredState): Steps<CheckedRows> {
+  function* each<M, R>(messages: readonly M[], check: (m: M) => R): Generator<void, R[], void> {
+    const out: R[] = [];
+    for (let i = 0; i < messages.length; i++) {
+      out.push(check(messages[i] as M));
+      if (endsSlice(i)) yield;
+    }
+    return out;
+  }
+  const domains = yield* each(state.domains, domainRow);
+  const mailboxes = yield* each(state.mailboxes, mailboxRow);
+  const aliases = yield* each(state.aliases, aliasRow);
+  return { domains, mailboxes, aliases };
 }
 
 export function checkChanges(changes: readonly StateChange[]): CheckedChange[] {

@@ -11,7 +11,7 @@ import { NetservaError } from "../../common/errors.ts";
 import { recoverPendingApply } from "../apply/backup.ts";
 import { inKillScope } from "../apply/kill-points.ts";
 import { openLookupStore, type LookupEntry } from "../lookup/lookup-store.ts";
-import { checkChanges, checkState } from "../lookup/rows.ts";
+import { checkChanges, checkStateInTurns } from "../lookup/rows.ts";
 import { createVnodePaths, type VnodePaths } from "../paths.ts";
 import { installPostfixMetaFiles, readPostfixInstallParams, readPostfixMetaFiles } from "../postfix/meta-files.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
@@ -143,12 +143,15 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
     paths,
     async applyState(state, opts = {}) {
       const dryRun = opts.dryRun === true;
-      // Refuse bad rows and bad config before changing anything: rows are checked in a rolled-back
-      // transaction, config is staged and checked by apply; only then do the rows go live.
-      const checked = checkState(state); // every row checked, every address parsed: once
-      const planned = lookup.replaceAll(checked, { dryRun: true });
+      // Refuse bad rows and bad config before changing anything: every row is checked here (its
+      // names, and that its domain is hosted), config is staged and checked by apply; only then
+      // are the rows written, in one pass. The row work runs in turns of the event loop: done at
+      // once, 100,000 rows held the loop past the gRPC keepalive and the push was dropped.
+      const checked = await checkStateInTurns(state); // every row checked, every address parsed: once
+      lookup.checkDomains(checked);
+      // A dry run's diff comes from a rolled-back pass; a real apply takes its diff from the commit.
+      let rows = dryRun ? await lookup.replaceAllInTurns(checked, { dryRun: true }) : { diff: [], entries: [] };
       const before = appliedWants();
-      let rows = planned;
       // Served domains and certificates checked (and a new listener bound) before anything changes.
       const web = await o.web?.prepare(state);
       // The rows commit inside the apply, marked with its journal's id: config and rows are one
@@ -159,11 +162,11 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       // reload and a later commit it answered 554 "Relay access denied": mail refused, not
       // deferred). Should the apply then fail, the rows wait unread for the next one.
       const takeover = !dryRun && Object.keys(readManifest(paths.manifest).files).length === 0;
-      const early = takeover ? lookup.replaceAll(checked) : undefined;
+      const early = takeover ? await lookup.replaceAllInTurns(checked) : undefined;
       const { result, files } = await config
         .apply(state, dryRun, {
-          commit: (mark) => {
-            const committed = lookup.replaceAll(checked, mark === undefined ? {} : { mark });
+          commit: async (mark) => {
+            const committed = await lookup.replaceAllInTurns(checked, mark === undefined ? {} : { mark });
             rows = early ?? committed;
           },
           bookkeeping: (files) => new Map([[paths.manifest, manifestSpec(state.generation, files)]]),

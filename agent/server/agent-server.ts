@@ -2,7 +2,7 @@
 // client certificate from the controller's CA on every connection.
 import { connect } from "node:tls";
 import { Server, experimental } from "@grpc/grpc-js";
-import type { ServerCredentials } from "@grpc/grpc-js";
+import type { ServerCredentials, ServiceDefinition } from "@grpc/grpc-js";
 import { AgentService } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { Health } from "../../common/gen/grpc/health/v1/health_pb.ts";
 import { NetservaError } from "../../common/errors.ts";
@@ -13,6 +13,7 @@ import type { AgentMetrics } from "../metrics/agent-metrics.ts";
 import type { AppliedState } from "./applied-state.ts";
 import { createAgentService } from "./agent-service.ts";
 import { createHealthService } from "./health-service.ts";
+import { decodeApplyStateLater } from "./state-in-turns.ts";
 import type { MailHostPort } from "./mail-port.ts";
 import { MAX_MESSAGE_BYTES } from "../../common/rpc/limits.ts";
 import { createRequestRecord } from "./request-record.ts";
@@ -83,6 +84,14 @@ export interface AgentServer {
   close(): Promise<void>;
 }
 
+/** ApplyState's rows are decoded by its handler, in turns (state-in-turns.ts). */
+function agentServiceDefinition(): ServiceDefinition {
+  const definition = grpcServiceDefinition(AgentService);
+  const applyState = definition["applyState"];
+  if (!applyState) throw new NetservaError("internal", "AgentService has no applyState method");
+  return { ...definition, applyState: { ...applyState, requestDeserialize: decodeApplyStateLater } };
+}
+
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServer> {
   const source = createCertificateSource(options);
   let notAfter = options.certificateNotAfter;
@@ -99,7 +108,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     "grpc.http2.min_ping_interval_without_data_ms": 4_000,
   });
   server.addService(
-    grpcServiceDefinition(AgentService),
+    agentServiceDefinition(),
     createAgentService({
       vnode: options.vnode,
       version: options.version,

@@ -55,6 +55,13 @@ function pidsIn(netnsName: string): number[] {
   return out;
 }
 
+/** Processes of another namespace counted as the stack's own: a filter both stacks share. */
+export interface SharedCpu {
+  readonly netns: string;
+  /** Process names (comm) that belong to the shared daemon. */
+  readonly comm: RegExp;
+}
+
 export interface CpuReport {
   /** All CPU of the stack's processes over the window, ms. */
   totalMs: number;
@@ -64,25 +71,34 @@ export interface CpuReport {
   unattributedMs: number;
 }
 
-/** Starts sampling the namespace; `stop()` returns what its processes used meanwhile. */
-export function watchCpu(netnsName: string): { stop(): CpuReport } {
+/**
+ * Starts sampling the namespace; `stop()` returns what its processes used meanwhile. `shared`
+ * adds the processes of a daemon living in another namespace (e.g. one Rspamd serving two
+ * stacks that take turns), so each stack is charged for the filter's work during its own run.
+ */
+export function watchCpu(netnsName: string, shared?: SharedCpu): { stop(): CpuReport } {
   const first = new Map<number, number>(); // pid → own ms when first seen (0 if born during)
   const last = new Map<number, { label: string; own: number }>();
-  const total = (): number => {
-    let sum = 0;
-    for (const pid of pidsIn(netnsName)) {
-      const s = readStat(pid);
-      if (s) sum += s.own + s.reaped;
-    }
-    return sum;
-  };
-  const sample = (initial: boolean): void => {
-    const pids = pidsIn(netnsName);
+  const stacksProcesses = (): Map<number, ProcStat> => {
     const stats = new Map<number, ProcStat>();
-    for (const pid of pids) {
+    for (const pid of pidsIn(netnsName)) {
       const s = readStat(pid);
       if (s) stats.set(pid, s);
     }
+    if (shared && shared.netns !== netnsName)
+      for (const pid of pidsIn(shared.netns)) {
+        const s = readStat(pid);
+        if (s && shared.comm.test(s.comm)) stats.set(pid, s);
+      }
+    return stats;
+  };
+  const total = (): number => {
+    let sum = 0;
+    for (const s of stacksProcesses().values()) sum += s.own + s.reaped;
+    return sum;
+  };
+  const sample = (initial: boolean): void => {
+    const stats = stacksProcesses();
     for (const [pid, s] of stats) {
       const parent = stats.get(s.ppid)?.comm;
       const family =

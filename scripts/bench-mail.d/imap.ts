@@ -106,7 +106,7 @@ export async function imapMix(
   let next = 0;
   let failed = 0;
   let firstError = "";
-  const cpu = watchCpu(stack.ns.name);
+  const cpu = watchCpu(stack.ns.name, stack.sharedCpu);
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(

@@ -30,6 +30,7 @@ export interface LoadResult {
   readonly sent: number;
   /** Messages the client could not send, and the first reason. */
   readonly failures?: string;
+  /** In the maildir, or for relayed mail: logged by Postfix as sent to the sink. */
   readonly delivered: number;
   /** smtp-source's run (all SMTP transactions answered), ms. */
   readonly smtpMs: number;
@@ -37,6 +38,8 @@ export interface LoadResult {
   readonly totalMs: number;
   /** smtp-source's own CPU (user + system), ms. */
   readonly loadgenCpuMs: number;
+  /** The relay sink's own CPU (smtp-sink), ms, when the messages went to it. */
+  readonly sinkCpuMs?: number;
   readonly cpu: CpuReport;
   readonly delays: Delays;
 }
@@ -127,7 +130,7 @@ export async function blast(stack: Stack, o: LoadOptions): Promise<LoadResult> {
   await settle();
   const before = countFiles(stack.newDir);
   const logOffset = existsSync(stack.postfixLog) ? statSync(stack.postfixLog).size : 0;
-  const cpu = watchCpu(stack.ns.name);
+  const cpu = watchCpu(stack.ns.name, stack.sharedCpu);
   const t0 = performance.now();
   const { cpuMs } = await smtpSource(stack, o);
   const smtpMs = performance.now() - t0;
@@ -148,19 +151,50 @@ export async function blast(stack: Stack, o: LoadOptions): Promise<LoadResult> {
   };
 }
 
+/** Lines Postfix logged since `offset` for `to` with status=sent, read as the log grows. */
+function sentCounter(file: string, to: string): () => number {
+  let offset = existsSync(file) ? statSync(file).size : 0;
+  let partial = "";
+  let n = 0;
+  return () => {
+    const chunk = readFrom(file, offset);
+    offset += Buffer.byteLength(chunk);
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line.includes(`to=<${to}>`) && line.includes("status=sent")) n++;
+    return n;
+  };
+}
+
+export interface SubmitTarget {
+  /** The recipient; when it is not the stack's own load mailbox, the stack relays it. */
+  readonly to: string;
+  /** The sink's namespace, for its CPU beside the client's. */
+  readonly sink?: string;
+}
+
 /**
  * Submission on 587 with STARTTLS and AUTH PLAIN through nodemailer's pool (`sessions`
  * connections, each re-connecting and re-authenticating every SUBMIT_PER_CONNECTION
- * messages), from the load mailbox to itself: Postfix's submission service, Dovecot's SASL
- * check, then the same delivery path. The client's CPU (this process) is the load generator's.
+ * messages), from the load mailbox: to itself (Postfix's submission service, Dovecot's SASL
+ * check, then the same delivery path; done when the messages are in the maildir), or to a remote
+ * recipient the stack relays by MX (done when Postfix has logged status=sent for each). The
+ * client's CPU (this process) is the load generator's.
  */
 export async function submit(
   stack: Stack,
   o: LoadOptions,
-  tls: { ca: string; servername: string },
+  servername: string,
+  target: SubmitTarget = { to: stack.to },
 ): Promise<LoadResult> {
+  if (stack.ca === undefined) throw new Error(`${stack.name} has no TLS for submission`);
+  const tls = { ca: stack.ca, servername };
   await settle();
+  const relayed = target.to !== stack.to;
+  const logOffset = existsSync(stack.postfixLog) ? statSync(stack.postfixLog).size : 0;
+  const sentCount = sentCounter(stack.postfixLog, target.to);
   const before = countFiles(stack.newDir);
+  const arrived = (): number => (relayed ? sentCount() : countFiles(stack.newDir) - before);
   const transport = nodemailer.createTransport({
     host: stack.ns.nsAddress,
     port: 587,
@@ -174,7 +208,8 @@ export async function submit(
     maxMessages: SUBMIT_PER_CONNECTION,
   });
   const body = `${"lorem ipsum dolor sit amet ".repeat(Math.ceil(o.size / 27))}`.slice(0, o.size);
-  const cpu = watchCpu(stack.ns.name);
+  const cpu = watchCpu(stack.ns.name, stack.sharedCpu);
+  const sinkCpu = target.sink === undefined ? undefined : watchCpu(target.sink);
   const client0 = process.cpuUsage();
   const t0 = performance.now();
   let failed = 0;
@@ -182,7 +217,7 @@ export async function submit(
   try {
     const sent = await Promise.allSettled(
       Array.from({ length: o.messages }, (_, i) =>
-        transport.sendMail({ from: stack.to, to: stack.to, subject: `bench-mail submission ${i}`, text: body }),
+        transport.sendMail({ from: stack.to, to: target.to, subject: `bench-mail submission ${i}`, text: body }),
       ),
     );
     for (const r of sent)
@@ -196,17 +231,20 @@ export async function submit(
   const smtpMs = performance.now() - t0;
   const client = process.cpuUsage(client0);
   const deadline = Date.now() + 120_000;
-  while (countFiles(stack.newDir) < before + o.messages - failed && Date.now() < deadline) await sleep(5);
+  while (arrived() < o.messages - failed && Date.now() < deadline) await sleep(relayed ? 20 : 5);
   const totalMs = performance.now() - t0;
   const report = cpu.stop();
+  const sinkReport = sinkCpu?.stop();
+  if (!relayed) await sleep(300); // postlogd writes the last lines a moment after the delivery
   return {
     sent: o.messages - failed,
     ...(failed ? { failures: `${failed} not sent, e.g. ${firstError}` } : {}),
-    delivered: countFiles(stack.newDir) - before,
+    delivered: arrived(),
     smtpMs,
     totalMs,
     loadgenCpuMs: (client.user + client.system) / 1000,
+    ...(sinkReport ? { sinkCpuMs: sinkReport.totalMs } : {}),
     cpu: report,
-    delays: { a: Number.NaN, b: Number.NaN, c: Number.NaN, d: Number.NaN, n: 0 },
+    delays: parseDelays(readFrom(stack.postfixLog, logOffset), target.to),
   };
 }

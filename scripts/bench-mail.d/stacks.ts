@@ -26,6 +26,8 @@ import { create } from "@bufbuild/protobuf";
 import { DesiredStateSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { lookupUser } from "../../agent/mail/vmail-user.ts";
 import { createTestNetns, type TestNetns } from "../../test/helpers/netns.ts";
+import { removeNetnsEtc, writeNetnsResolvConf } from "../../test/helpers/intervnode-net.ts";
+import type { SharedCpu } from "./cpu.ts";
 import { createMailVnode, hashPassword, MAIL_HOSTNAME, type MailVnode } from "../../test/helpers/mail-vnode.ts";
 
 export interface Stack {
@@ -37,6 +39,10 @@ export interface Stack {
   readonly postfixLog: string;
   /** Dovecot's configuration file, for doveconf. */
   readonly dovecotConf: string;
+  /** A daemon in another namespace that works for this stack too (the shared Rspamd). */
+  readonly sharedCpu?: SharedCpu;
+  /** The CA of the stack's certificate (each rendered vnode has its own), when it has TLS. */
+  readonly ca?: string;
 }
 
 import type { OnCleanup } from "./cleanups.ts";
@@ -69,8 +75,25 @@ function users(): { vmail: { uid: number; gid: number }; postfix: { uid: number;
   return { vmail, postfix };
 }
 
+/**
+ * Every namespace of the bench gets the same resolver: /etc/netns/<ns>/resolv.conf naming the
+ * host side of its own veth, where the bench's PowerDNS answers (relay.ts). `ip netns exec`
+ * bind-mounts it over /etc/resolv.conf for what it starts, so it must exist before the daemons.
+ */
+export function useBenchResolver(ns: TestNetns, onCleanup: OnCleanup): void {
+  writeNetnsResolvConf(ns, ns.hostAddress);
+  onCleanup(`resolver of ${ns.name}`, () => removeNetnsEtc(ns));
+}
+
+async function benchNamespace(tag: string, onCleanup: OnCleanup, resolver = true): Promise<TestNetns> {
+  const ns = await createTestNetns(tag);
+  onCleanup(`namespace ${ns.name}`, () => ns.destroy());
+  if (resolver) useBenchResolver(ns, onCleanup);
+  return ns;
+}
+
 /** What a private Postfix root needs from the package (queue layout, map types, scripts). */
-function copyPostfixMeta(conf: string, queue: string, chroot: boolean): void {
+function copyPostfixMeta(conf: string, queue: string, chroot: false | TestNetns): void {
   for (const f of [
     "postfix-files",
     "postfix-files.d",
@@ -81,10 +104,12 @@ function copyPostfixMeta(conf: string, queue: string, chroot: boolean): void {
   ])
     if (existsSync(join("/etc/postfix", f))) cpSync(join("/etc/postfix", f), join(conf, f), { recursive: true });
   if (!chroot) return;
-  // Debian's chroot gets the files its init script copies into it.
+  // Debian's chroot gets the files its init script copies into it; resolv.conf as the
+  // namespace sees it (the bench's resolver), as the init script run inside it would copy.
   mkdirSync(join(queue, "etc"), { recursive: true });
   for (const f of ["services", "hosts", "host.conf", "nsswitch.conf", "resolv.conf", "localtime"]) {
-    const from = join("/etc", f);
+    const netnsCopy = join("/etc/netns", chroot.name, f);
+    const from = existsSync(netnsCopy) ? netnsCopy : join("/etc", f);
     if (existsSync(from) && statSync(from).isFile()) copyFileSync(from, join(queue, "etc", f));
   }
 }
@@ -110,10 +135,14 @@ async function startDaemons(
   await until(() => existsSync(lmtpSocket), 10_000, "Dovecot's LMTP socket");
 }
 
-/** Debian's main.cf.debian and master.cf.dist (chroot y) plus the minimum to deliver. */
-export async function startBare(workDir: string, onCleanup: OnCleanup): Promise<Stack> {
-  const ns = await createTestNetns("bmbare");
-  onCleanup(`namespace ${ns.name}`, () => ns.destroy());
+/**
+ * Debian's main.cf.debian and master.cf.dist (chroot y) plus the minimum to deliver. With `tls`
+ * (bench-mail), also master.cf.dist's own commented-out submission service switched on (STARTTLS
+ * required, SASL by Dovecot with any password, relay for the authenticated client), so outbound
+ * relay is measured with the same client as the other stacks, and the bench's resolver.
+ */
+export async function startBare(workDir: string, onCleanup: OnCleanup, tls?: MailVnode["tls"]): Promise<Stack> {
+  const ns = await benchNamespace("bmbare", onCleanup, tls !== undefined);
   const { vmail, postfix } = users();
   const root = join(workDir, "bare");
   const conf = join(root, "etc/postfix");
@@ -130,11 +159,14 @@ export async function startBare(workDir: string, onCleanup: OnCleanup): Promise<
     join(root, "etc/dovecot"),
     join(root, "run"),
     join(root, "var/lib/dovecot"),
+    join(root, "tls"),
   ])
     mkdirSync(d, { recursive: true, mode: 0o755 });
   chownSync(data, postfix.uid, postfix.gid);
   chownSync(mail, vmail.uid, vmail.gid);
-  copyPostfixMeta(conf, queue, true);
+  copyPostfixMeta(conf, queue, ns);
+  // smtpd reads its key and chain before it enters the chroot.
+  if (tls) writeFileSync(join(root, "tls/mail.pem"), tls.keyPem + tls.certChainPem, { mode: 0o600 });
   const to = `user@${DOMAIN}`;
   writeFileSync(
     join(conf, "main.cf"),
@@ -156,7 +188,24 @@ export async function startBare(workDir: string, onCleanup: OnCleanup): Promise<
       "",
     ].join("\n"),
   );
-  cpSync("/usr/share/postfix/master.cf.dist", join(conf, "master.cf"));
+  const submission = tls
+    ? [
+        "# --- master.cf.dist's submission block, uncommented: TLS required, SASL, relay when authenticated",
+        "submission inet n       -       y       -       -       smtpd",
+        "  -o syslog_name=postfix/submission",
+        "  -o smtpd_tls_security_level=encrypt",
+        `  -o smtpd_tls_chain_files=${join(root, "tls/mail.pem")}`,
+        "  -o smtpd_sasl_auth_enable=yes",
+        "  -o smtpd_sasl_type=dovecot",
+        "  -o smtpd_sasl_path=private/auth",
+        "  -o smtpd_tls_auth_only=yes",
+        "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject",
+      ]
+    : [];
+  writeFileSync(
+    join(conf, "master.cf"),
+    [readFileSync("/usr/share/postfix/master.cf.dist", "utf8").trimEnd(), ...submission, ""].join("\n"),
+  );
   const dovecotConf = join(root, "etc/dovecot/dovecot.conf");
   writeFileSync(
     dovecotConf,
@@ -184,6 +233,13 @@ export async function startBare(workDir: string, onCleanup: OnCleanup): Promise<
       "    mode = 0600",
       "  }",
       "}",
+      "service auth {",
+      `  unix_listener ${join(queue, "private/auth")} {`,
+      "    user = postfix",
+      "    group = postfix",
+      "    mode = 0660",
+      "  }",
+      "}",
       "",
     ].join("\n"),
   );
@@ -195,6 +251,7 @@ export async function startBare(workDir: string, onCleanup: OnCleanup): Promise<
     newDir: join(mail, "user/Maildir/new"),
     postfixLog: join(logs, "postfix.log"),
     dovecotConf,
+    ...(tls ? { ca: tls.caPem } : {}),
   };
 }
 
@@ -220,6 +277,8 @@ export interface HandVariant {
   readonly dovecot?: readonly string[];
   /** Another global Sieve script from scripts/bench-mail.d/hand/ instead of before.sieve. */
   readonly sieveBefore?: string;
+  /** A daemon of another namespace this stack uses (the rendered vnode's Rspamd). */
+  readonly sharedCpu?: SharedCpu;
 }
 
 /**
@@ -233,8 +292,7 @@ export async function startHand(
   onCleanup: OnCleanup,
 ): Promise<Stack> {
   const tag = `bmh${readdirSync(workDir).filter((d) => d.startsWith("hand")).length}`;
-  const ns = await createTestNetns(tag);
-  onCleanup(`namespace ${ns.name}`, () => ns.destroy());
+  const ns = await benchNamespace(tag, onCleanup);
   const { vmail, postfix } = users();
   const root = join(workDir, `hand-${tag}`);
   const conf = join(root, "etc/postfix");
@@ -322,6 +380,8 @@ export async function startHand(
     newDir: join(homes, DOMAIN, "msg", local, "Maildir/new"),
     postfixLog: join(root, "var/log/postfix.log"),
     dovecotConf,
+    ca: rendered.tls.caPem,
+    ...(variant.sharedCpu ? { sharedCpu: variant.sharedCpu } : {}),
   };
 }
 
@@ -360,6 +420,8 @@ export async function startRendered(
     authPenalty: true,
     ...(rspamd ? { filter: OFFLINE_FILTER } : {}),
   });
+  // Before the daemons start (createMailHost starts none): they inherit the resolver's bind mount.
+  useBenchResolver(v.ns, onCleanup);
   onCleanup("rendered vnode", async () => {
     // Its root goes with the teardown: --keep keeps a copy (config, logs, maildirs).
     if (keepIn) {
@@ -404,6 +466,7 @@ export async function startRendered(
       newDir: join(p.maildir(DOMAIN, local), "new"),
       postfixLog: p.postfixLog,
       dovecotConf: p.dovecotConf,
+      ca: v.tls.caPem,
     },
   };
 }

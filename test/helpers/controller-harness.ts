@@ -78,6 +78,9 @@ export interface Harness {
   /** The controller daemon's metrics (what `netserva-mail metrics` prints from serve). */
   metrics: ControllerMetrics;
   controllerAddress: string;
+  /** `vnode add <name> --address <address>` and `agent enroll` into `<dir>/<homeName>`: an enrolled
+   *  agent home ready to start (in this process or in a namespace). Throws with the CLI's words. */
+  enrollVnode(name: string, address: string, homeName?: string): Promise<{ home: string; token: string }>;
   addAgent(
     name: string,
     options?: { metrics?: boolean },
@@ -149,6 +152,24 @@ export async function startHarness(
   const cli = cliRunner(env, () => db);
   const agents: AgentDaemon[] = [];
   const controllerAddress = `127.0.0.1:${controller.port}`;
+  const enrollVnode: Harness["enrollVnode"] = async (name, address, homeName = `agent-${name}`) => {
+    const added = await cli(["vnode", "add", name, "--address", address]);
+    if (added.code !== 0) throw new Error(`vnode add failed: ${added.err}`);
+    const token = added.out.trim().split("\n").pop() ?? "";
+    const home = join(dir, homeName);
+    const enrolled = await cli([
+      "agent",
+      "enroll",
+      "--controller",
+      controllerAddress,
+      "--token",
+      token,
+      "--home",
+      home,
+    ]);
+    if (enrolled.code !== 0) throw new Error(`enroll failed: ${enrolled.err}`);
+    return { home, token };
+  };
   return {
     dir,
     home,
@@ -160,24 +181,11 @@ export async function startHarness(
     db,
     metrics,
     controllerAddress,
+    enrollVnode,
     async addAgent(name, agentOptions = {}) {
       const port = await freePort();
       const address = `127.0.0.1:${port}`;
-      const added = await cli(["vnode", "add", name, "--address", address]);
-      if (added.code !== 0) throw new Error(`vnode add failed: ${added.err}`);
-      const token = added.out.trim().split("\n").pop() ?? "";
-      const agentHome = join(dir, `agent-${name}`);
-      const enrolled = await cli([
-        "agent",
-        "enroll",
-        "--controller",
-        controllerAddress,
-        "--token",
-        token,
-        "--home",
-        agentHome,
-      ]);
-      if (enrolled.code !== 0) throw new Error(`enroll failed: ${enrolled.err}`);
+      const { home: agentHome } = await enrollVnode(name, address);
       const metricsPort = agentOptions.metrics ? await freePort() : undefined;
       const start = async (): Promise<AgentDaemon> => {
         const agent = await startAgentDaemon({

@@ -12,19 +12,24 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHarness } from "../helpers/controller-harness.ts";
-import type { Harness } from "../helpers/controller-harness.ts";
-import { pdnsAvailable, startPdns } from "../helpers/pdns.ts";
-import type { Pdns } from "../helpers/pdns.ts";
-import { pebbleAvailable, startPebble } from "../helpers/pebble.ts";
+import type { CliRun, Harness } from "../helpers/controller-harness.ts";
+import { pdnsAvailable } from "../helpers/pdns.ts";
+import { pebbleAvailable } from "../helpers/pebble.ts";
 import type { Pebble } from "../helpers/pebble.ts";
+import { startAcmeLab, type AcmeLab } from "../helpers/acme-lab.ts";
 
+let lab: AcmeLab;
 let h: Harness;
-let pdns: Pdns;
 let pebble: Pebble;
 const ZONE = "acme-ari.test";
 /** Pebble's new-order path (its directory's newOrder). */
 const NEW_ORDER = "/order-plz";
+
+const show = (vnode: string): Promise<ShowRow> => lab.show<ShowRow>(vnode);
+const sql = <T>(text: string, params?: unknown[]): Promise<T[]> => lab.sql<T>(text, params);
+const storedChain = (vnode: string): Promise<string> => lab.storedChain(vnode);
+const addVnode = (name: string): Promise<void> => lab.addVnode(name);
+const acme = (vnode: string): Promise<CliRun> => lab.acme(vnode);
 
 interface ShowRow {
   source: string;
@@ -34,45 +39,6 @@ interface ShowRow {
   lastError: string | null;
   renewalWindow: { start: string; end: string } | null;
   retryAfter: string | null;
-}
-
-async function show(vnode: string): Promise<ShowRow> {
-  const r = await h.cli(["mail:tls", "show", vnode, "--json"]);
-  expect(r.code, r.err).toBe(0);
-  const row = (JSON.parse(r.out) as ShowRow[])[0];
-  if (!row) throw new Error(`no show row for ${vnode}`);
-  return row;
-}
-
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return h.db.em().fork().getConnection().execute<T[]>(text, params);
-}
-
-async function storedChain(vnode: string): Promise<string> {
-  const rows = await sql<{ pem: string }>(
-    "select t.certificate_chain_pem as pem from mail_tls t join vnodes v on v.id = t.vnode_id where v.name = ?",
-    [vnode],
-  );
-  return rows[0]?.pem ?? "";
-}
-
-async function addVnode(name: string): Promise<void> {
-  expect((await h.cli(["vnode", "add", name, "--address", "127.0.0.1:1"])).code).toBe(0);
-  expect((await h.cli(["vnode", "set", name, "--mail-hostname", `mail.${name}.${ZONE}`])).code).toBe(0);
-}
-
-function acme(vnode: string): Promise<{ code: number; out: string; err: string }> {
-  return h.cli([
-    "mail:tls",
-    "acme",
-    vnode,
-    "--server",
-    pebble.directoryUrl,
-    "--server-ca",
-    pebble.serverCaFile,
-    "--email",
-    `hostmaster@${ZONE}`,
-  ]);
 }
 
 /** The ARI certificate ID as openssl sees the leaf: keyid of the AKI, and the serial's DER octets. */
@@ -110,19 +76,12 @@ describe.skipIf(!pdnsAvailable || !pebbleAvailable)(
   "ACME renewal information and rate limits (injecting proxy)",
   () => {
     beforeAll(async () => {
-      pdns = await startPdns();
-      await pdns.createZone(ZONE);
-      pebble = await startPebble({ dnsServer: pdns.resolver, validitySeconds: 3600, injecting: true });
-      h = await startHarness({
-        certificateCheckMs: 0,
-        config: { dns: { url: pdns.url, apiKey: pdns.apiKey }, acmeRetrySeconds: 600 },
-      });
+      lab = await startAcmeLab(ZONE, { injecting: true });
+      ({ h, pebble } = lab);
     }, 120_000);
 
     afterAll(async () => {
-      await h?.close();
-      await pebble?.stop();
-      await pdns?.stop();
+      await lab?.close();
     });
 
     it("schedules renewal inside the ARI window; a window moved into the past renews at once, naming the replaced certificate", async () => {

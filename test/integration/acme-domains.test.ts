@@ -5,44 +5,25 @@
 // moves); without the switch, only a domain that asked for MTA-STS is followed (mta-sts.<domain>
 // included), and an explicitly ordered domain that asks for MTA-STS later has the name added.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHarness } from "../helpers/controller-harness.ts";
-import type { Harness } from "../helpers/controller-harness.ts";
-import { pdnsAvailable, startPdns } from "../helpers/pdns.ts";
+import type { CliRun, Harness } from "../helpers/controller-harness.ts";
+import { pdnsAvailable } from "../helpers/pdns.ts";
 import type { Pdns } from "../helpers/pdns.ts";
-import { pebbleAvailable, startPebble } from "../helpers/pebble.ts";
-import type { Pebble } from "../helpers/pebble.ts";
+import { pebbleAvailable } from "../helpers/pebble.ts";
+import { startAcmeLab, type AcmeLab } from "../helpers/acme-lab.ts";
 
+let lab: AcmeLab;
 let h: Harness;
 let pdns: Pdns;
-let pebble: Pebble;
 const ZONE = "acme-domains.test";
 
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return h.db.em().fork().getConnection().execute<T[]>(text, params);
-}
-
-async function addVnode(name: string): Promise<void> {
-  expect((await h.cli(["vnode", "add", name, "--address", "127.0.0.1:1"])).code).toBe(0);
-  expect((await h.cli(["vnode", "set", name, "--mail-hostname", `mail.${name}.${ZONE}`])).code).toBe(0);
-}
+const sql = <T>(text: string, params?: unknown[]): Promise<T[]> => lab.sql<T>(text, params);
+const addVnode = (name: string): Promise<void> => lab.addVnode(name);
+const acme = (vnode: string, extra: string[] = []): Promise<CliRun> => lab.acme(vnode, extra);
 
 async function addDomain(vnode: string, domain: string): Promise<void> {
   await pdns.createZone(domain);
   const r = await h.cli(["addvmaildomain", vnode, domain, "--skip-dns-check"]);
   expect(r.code, r.err).toBe(0);
-}
-
-function acme(vnode: string, extra: string[] = []): Promise<{ code: number; out: string; err: string }> {
-  return h.cli([
-    "mail:tls",
-    "acme",
-    vnode,
-    "--server",
-    pebble.directoryUrl,
-    "--server-ca",
-    pebble.serverCaFile,
-    ...extra,
-  ]);
 }
 
 /** The vnode's domain orders: domain → state and names. */
@@ -72,19 +53,12 @@ async function generation(vnode: string): Promise<number> {
 
 describe.skipIf(!pdnsAvailable || !pebbleAvailable)("ACME certificates follow the hosted domains", () => {
   beforeAll(async () => {
-    pdns = await startPdns();
-    await pdns.createZone(ZONE);
-    pebble = await startPebble({ dnsServer: pdns.resolver, validitySeconds: 3600 });
-    h = await startHarness({
-      certificateCheckMs: 0,
-      config: { dns: { url: pdns.url, apiKey: pdns.apiKey }, acmeRetrySeconds: 600 },
-    });
+    lab = await startAcmeLab(ZONE);
+    ({ h, pdns } = lab);
   }, 120_000);
 
   afterAll(async () => {
-    await h?.close();
-    await pebble?.stop();
-    await pdns?.stop();
+    await lab?.close();
   });
 
   it("--all-domains: a domain added later gets its certificate at the next sweep; a removed one is dropped", async () => {

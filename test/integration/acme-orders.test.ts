@@ -10,18 +10,25 @@
 import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAcmeOrder } from "../../controller/acme/acme-mail-host.ts";
-import { startHarness } from "../helpers/controller-harness.ts";
-import type { Harness } from "../helpers/controller-harness.ts";
-import { pdnsAvailable, startPdns } from "../helpers/pdns.ts";
+import type { CliRun, Harness } from "../helpers/controller-harness.ts";
+import { pdnsAvailable } from "../helpers/pdns.ts";
 import type { Pdns } from "../helpers/pdns.ts";
-import { pebbleAvailable, startPebble } from "../helpers/pebble.ts";
+import { pebbleAvailable } from "../helpers/pebble.ts";
 import type { Pebble } from "../helpers/pebble.ts";
+import { startAcmeLab, type AcmeLab } from "../helpers/acme-lab.ts";
 
+let lab: AcmeLab;
 let h: Harness;
 let pdns: Pdns;
 let pebble: Pebble;
 let root: string;
 const ZONE = "acme-orders.test";
+
+const show = (vnode: string): Promise<ShowRow> => lab.show<ShowRow>(vnode);
+const sql = <T>(text: string, params?: unknown[]): Promise<T[]> => lab.sql<T>(text, params);
+const storedChain = (vnode: string): Promise<string> => lab.storedChain(vnode);
+const addVnode = (name: string, hostname?: string): Promise<void> => lab.addVnode(name, hostname);
+const acme = (vnode: string, extra: string[] = []): Promise<CliRun> => lab.acme(vnode, extra);
 
 interface ShowRow {
   vnode: string;
@@ -34,50 +41,6 @@ interface ShowRow {
   acme: string | null;
   failures: number;
   lastError: string | null;
-}
-
-async function show(vnode: string): Promise<ShowRow> {
-  const r = await h.cli(["mail:tls", "show", vnode, "--json"]);
-  expect(r.code, r.err).toBe(0);
-  const row = (JSON.parse(r.out) as ShowRow[])[0];
-  if (!row) throw new Error(`no show row for ${vnode}`);
-  return row;
-}
-
-/** The vnode's stored mail certificate chain (what the next push sends). */
-async function storedChain(vnode: string): Promise<string> {
-  const rows = await h.db
-    .em()
-    .fork()
-    .getConnection()
-    .execute<Array<{ pem: string }>>(
-      "select t.certificate_chain_pem as pem from mail_tls t join vnodes v on v.id = t.vnode_id where v.name = ?",
-      [vnode],
-    );
-  return rows[0]?.pem ?? "";
-}
-
-/** A vnode row with a mail host name in ZONE (its agent never runs: delivery is not the point here). */
-async function addVnode(name: string, hostname = `mail.${name}.${ZONE}`): Promise<void> {
-  const added = await h.cli(["vnode", "add", name, "--address", "127.0.0.1:1"]);
-  expect(added.code, added.err).toBe(0);
-  const set = await h.cli(["vnode", "set", name, "--mail-hostname", hostname]);
-  expect(set.code, set.err).toBe(0);
-}
-
-function acme(vnode: string, extra: string[] = []): Promise<{ code: number; out: string; err: string }> {
-  return h.cli([
-    "mail:tls",
-    "acme",
-    vnode,
-    "--server",
-    pebble.directoryUrl,
-    "--server-ca",
-    pebble.serverCaFile,
-    "--email",
-    "hostmaster@acme-orders.test",
-    ...extra,
-  ]);
 }
 
 function verifiesAgainstRoot(chainPem: string, name: string): void {
@@ -94,26 +57,15 @@ function verifiesAgainstRoot(chainPem: string, name: string): void {
   expect(current.subject).toBe(rootCert.subject);
 }
 
-async function sql<T>(text: string, params: unknown[] = []): Promise<T[]> {
-  return h.db.em().fork().getConnection().execute<T[]>(text, params);
-}
-
 describe.skipIf(!pdnsAvailable || !pebbleAvailable)("ACME orders against Pebble and PowerDNS", () => {
   beforeAll(async () => {
-    pdns = await startPdns();
-    await pdns.createZone(ZONE);
-    pebble = await startPebble({ dnsServer: pdns.resolver, validitySeconds: 3600 });
+    lab = await startAcmeLab(ZONE);
+    ({ h, pdns, pebble } = lab);
     root = await pebble.rootPem();
-    h = await startHarness({
-      certificateCheckMs: 0,
-      config: { dns: { url: pdns.url, apiKey: pdns.apiKey }, acmeRetrySeconds: 600 },
-    });
   }, 120_000);
 
   afterAll(async () => {
-    await h?.close();
-    await pebble?.stop();
-    await pdns?.stop();
+    await lab?.close();
   });
 
   it("issues the mail host certificate over DNS-01 and shows it; clear goes back to the CA", async () => {

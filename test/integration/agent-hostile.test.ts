@@ -91,21 +91,7 @@ describe("the agent daemon survives hostile clients", () => {
     harness = await startHarness();
     port = await freePort();
     metricsPort = await freePort();
-    const added = await harness.cli(["vnode", "add", VNODE, "--address", `127.0.0.1:${port}`]);
-    expect(added.code, added.err).toBe(0);
-    const home = join(harness.dir, "agent-home");
-    const token = added.out.trim().split("\n").pop() ?? "";
-    const enrolled = await harness.cli([
-      "agent",
-      "enroll",
-      "--controller",
-      harness.controllerAddress,
-      "--token",
-      token,
-      "--home",
-      home,
-    ]);
-    expect(enrolled.code, enrolled.err).toBe(0);
+    const { home } = await harness.enrollVnode(VNODE, `127.0.0.1:${port}`, "agent-home");
     files.ca = join(harness.home, "ca", "ca.crt");
     files.cert = join(harness.home, "controller.crt");
     files.key = join(harness.home, "controller.key");

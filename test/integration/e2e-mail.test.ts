@@ -52,24 +52,7 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     root = mkdtempSync(join(tmpdir(), "nsm-e2e-root-"));
     chmodSync(root, 0o755);
     const port = 7444;
-    const added = await harness.cli(["vnode", "add", "vn1", "--address", `${ns.nsAddress}:${port}`]);
-    expect(added.code).toBe(0);
-    const token = added.out.trim().split("\n").pop() ?? "";
-    const agentHome = join(harness.dir, "agent-vn1");
-    expect(
-      (
-        await harness.cli([
-          "agent",
-          "enroll",
-          "--controller",
-          harness.controllerAddress,
-          "--token",
-          token,
-          "--home",
-          agentHome,
-        ])
-      ).code,
-    ).toBe(0);
+    const { home: agentHome } = await harness.enrollVnode("vn1", `${ns.nsAddress}:${port}`, "agent-vn1");
     const set = await harness.cli(["vnode", "set", "vn1", "--mail-hostname", HOST, "--mail-listen", ns.nsAddress]);
     expect(set.code).toBe(0);
     agent = await startAgentProcess({ ns, home: agentHome, root, port, logDir });

@@ -3,15 +3,19 @@
 // client where exact reply codes matter, nodemailer and imapflow where a real client matters.
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   DesiredStateSchema,
+  MailDomainSchema,
+  MailboxSchema,
   StateChangeSchema,
+  VnodeSettingsSchema,
   type DesiredState,
   type StateChange,
 } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { wholeStatePasses } from "../../agent/lookup/lookup-store.ts";
 import { waitUntil } from "../../agent/process.ts";
 import { canLogin, plaintextLogin } from "../helpers/mail-imap.ts";
 import { HELO, buildMessage, sendMail } from "../helpers/mail-smtp.ts";
@@ -396,6 +400,50 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     const after = await v.host.status();
     expect(after.services.map((s) => s.running)).toEqual([true, true]);
     expect(after.services.map((s) => s.pid)).toEqual(before.services.map((s) => s.pid));
+  });
+
+  it("writes a whole state in one pass over its rows; a row on a domain it does not host refuses it all first", async () => {
+    await v.host.applyState(state);
+    const main = readFileSync(v.host.paths.postfixMainCf, "utf8");
+    const before = await v.host.status();
+    const passes = wholeStatePasses.count;
+    // A new domain and mailbox plus a changed Postfix setting, and one mailbox on a domain that is
+    // neither in the state nor on the vnode: refused naming the field, before any file or row.
+    const hash = state.mailboxes[0]?.passwordHash ?? "";
+    const bad = clone(DesiredStateSchema, state);
+    bad.generation += 1n;
+    bad.settings = clone(VnodeSettingsSchema, state.settings ?? create(VnodeSettingsSchema));
+    bad.settings.mailHostname = "onepass.vnode.test";
+    bad.domains.push(create(MailDomainSchema, { domain: "onepass.test", active: true }));
+    bad.mailboxes.push(
+      create(MailboxSchema, { address: "fresh@onepass.test", passwordHash: hash, active: true }),
+      create(MailboxSchema, { address: "stray@elsewhere.test", passwordHash: hash, active: true }),
+    );
+    const err = await v.host.applyState(bad).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "invalid_argument", field: "mailbox.address" });
+    expect(String((err as Error).message)).toContain("domain elsewhere.test is not hosted on this vnode");
+    expect(wholeStatePasses.count - passes).toBe(0); // nothing written, not even rehearsed
+    expect(readFileSync(v.host.paths.postfixMainCf, "utf8")).toBe(main);
+    const after = await v.host.status();
+    expect({ digest: after.digest, generation: after.generation }).toEqual({
+      digest: before.digest,
+      generation: before.generation,
+    });
+    expect(v.host.drift()).toEqual([]);
+    // The same state without the stray row: one pass writes it (before: a rolled-back check pass, then the write).
+    const good = clone(DesiredStateSchema, bad);
+    good.mailboxes = good.mailboxes.filter((m) => !m.address.endsWith("@elsewhere.test"));
+    const applied = await v.host.applyState(good);
+    expect(wholeStatePasses.count - passes).toBe(1);
+    expect(applied.diff).toEqual(
+      expect.arrayContaining([
+        "+ domain onepass.test",
+        "+ mailbox fresh@onepass.test",
+        `~ file ${v.host.paths.postfixMainCf}`,
+      ]),
+    );
+    expect(readFileSync(v.host.paths.postfixMainCf, "utf8")).toContain("myhostname = onepass.vnode.test");
+    await v.host.applyState(state); // back to the suite's state
   });
 
   it("a dry run reports the change and changes nothing", async () => {

@@ -45,21 +45,7 @@ describe.skipIf(!canRun)("vnode adopt --dry-run on a NetServa vnode", () => {
     root = mkdtempSync(join(tmpdir(), "nsm-adopt-root-"));
     chmodSync(root, 0o755);
     fixture = writeNetservaFixture(root, { domains: DOMAINS, perDomain: PER_DOMAIN });
-    const added = await harness.cli(["vnode", "add", NAME, "--address", `${ns.nsAddress}:${PORT}`]);
-    expect(added.code, added.err).toBe(0);
-    const token = added.out.trim().split("\n").pop() ?? "";
-    const home = join(harness.dir, "agent-netserva");
-    const enrolled = await harness.cli([
-      "agent",
-      "enroll",
-      "--controller",
-      harness.controllerAddress,
-      "--token",
-      token,
-      "--home",
-      home,
-    ]);
-    expect(enrolled.code, enrolled.err).toBe(0);
+    const { home } = await harness.enrollVnode(NAME, `${ns.nsAddress}:${PORT}`, "agent-netserva");
     // The preview renders the configuration, which needs a mail hostname (the name is one label).
     const set = await harness.cli(["vnode", "set", NAME, "--mail-hostname", "mail.netserva.test"]);
     expect(set.code, set.err).toBe(0);
@@ -68,13 +54,6 @@ describe.skipIf(!canRun)("vnode adopt --dry-run on a NetServa vnode", () => {
 
   afterAll(async () => {
     await agent?.stop().catch(() => undefined);
-    for (const pid of (await ns?.pids().catch(() => [])) ?? []) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // gone already
-      }
-    }
     await ns?.destroy();
     await harness?.close();
     if (root) rmSync(root, { recursive: true, force: true });

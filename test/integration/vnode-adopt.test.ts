@@ -94,21 +94,7 @@ describe.skipIf(!canRun)("vnode adopt: a live NetServa vnode switched in place a
     await writeNetservaDaemons(root, fixture, ns.nsAddress);
     seedMaildirs(fixture);
     await startNetservaDaemons(ns, root);
-    const added = await harness.cli(["vnode", "add", NAME, "--address", `${ns.nsAddress}:${PORT}`]);
-    expect(added.code, added.err).toBe(0);
-    const token = added.out.trim().split("\n").pop() ?? "";
-    const home = join(harness.dir, "agent-netserva-live");
-    const enrolled = await harness.cli([
-      "agent",
-      "enroll",
-      "--controller",
-      harness.controllerAddress,
-      "--token",
-      token,
-      "--home",
-      home,
-    ]);
-    expect(enrolled.code, enrolled.err).toBe(0);
+    const { home } = await harness.enrollVnode(NAME, `${ns.nsAddress}:${PORT}`, "agent-netserva-live");
     const set = await harness.cli(["vnode", "set", NAME, "--mail-hostname", HOSTNAME, "--mail-listen", ns.nsAddress]);
     expect(set.code, set.err).toBe(0);
     agent = await startAgentProcess({ ns, home, root, port: PORT, logDir });
@@ -117,13 +103,6 @@ describe.skipIf(!canRun)("vnode adopt: a live NetServa vnode switched in place a
   afterAll(async () => {
     await stream?.stop().catch(() => undefined);
     await agent?.stop().catch(() => undefined);
-    for (const pid of (await ns?.pids().catch(() => [])) ?? []) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // gone already
-      }
-    }
     await ns?.destroy();
     await harness?.close();
     if (root && !process.env["KEEP_LOGS"]) rmSync(root, { recursive: true, force: true });

@@ -43,21 +43,7 @@ describe.skipIf(!canRun)("an unmanaged vnode: hands off until `vnode manage`", (
     mkdirSync(paths.dovecotDir, { recursive: true });
     writeFileSync(paths.postfixMainCf, FOREIGN_MAIN);
     writeFileSync(paths.dovecotConf, FOREIGN_DOVECOT);
-    const added = await harness.cli(["vnode", "add", NAME, "--address", `${ns.nsAddress}:${PORT}`]);
-    expect(added.code).toBe(0);
-    const token = added.out.trim().split("\n").pop() ?? "";
-    const home = join(harness.dir, "agent-hands-off");
-    const enrolled = await harness.cli([
-      "agent",
-      "enroll",
-      "--controller",
-      harness.controllerAddress,
-      "--token",
-      token,
-      "--home",
-      home,
-    ]);
-    expect(enrolled.code, enrolled.err).toBe(0);
+    const { home } = await harness.enrollVnode(NAME, `${ns.nsAddress}:${PORT}`, "agent-hands-off");
     const set = await harness.cli([
       "vnode",
       "set",
@@ -73,13 +59,6 @@ describe.skipIf(!canRun)("an unmanaged vnode: hands off until `vnode manage`", (
 
   afterAll(async () => {
     await agent?.stop().catch(() => undefined);
-    for (const pid of (await ns?.pids().catch(() => [])) ?? []) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // gone already
-      }
-    }
     await ns?.destroy();
     await harness?.close();
     if (root && !process.env["KEEP_LOGS"]) rmSync(root, { recursive: true, force: true });

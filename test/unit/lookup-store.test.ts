@@ -10,7 +10,8 @@ import { create } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DesiredStateSchema, StateChangeSchema, type StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { openLookupStore, type LookupStore } from "../../agent/lookup/lookup-store.ts";
-import { checkChanges, checkState } from "../../agent/lookup/rows.ts";
+import { checkChanges, checkState, checkStateInTurns } from "../../agent/lookup/rows.ts";
+import { ROWS_PER_TURN } from "../../agent/lookup/turns.ts";
 import { moveLegacyLookupDb } from "../../agent/mail/legacy-lookup.ts";
 import { createVnodePaths } from "../../agent/paths.ts";
 
@@ -40,6 +41,8 @@ afterEach(() => {
   store.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+const rows_ = (sql: string): unknown[] => rows(sql);
 
 function rows(sql: string): unknown[] {
   const db = new DatabaseSync(path, { readOnly: true });
@@ -175,6 +178,76 @@ describe("lookup store", () => {
       "- domain old.org",
     ]);
     expect(store.replaceAll(checkState(state)).diff).toEqual([]);
+  });
+
+  it("writes a whole state in turns of the event loop: one turn per slice of rows, other writes refused meanwhile", async () => {
+    // Regression (issue 14): a 100,000-row whole state written at once held the agent's event
+    // loop for 36 s under load; the controller's keepalive ping went unanswered and the push was
+    // dropped ("Connection dropped") while the agent went on to apply it.
+    store.applyChanges(checkChanges([domain("example.com"), mailbox("a@example.com")]));
+    const before = store.digest();
+    const n = 5 * ROWS_PER_TURN;
+    const state = create(DesiredStateSchema, {
+      domains: [{ domain: "example.com", active: true }],
+      mailboxes: Array.from({ length: n }, (_, i) => ({
+        address: `u${i}@example.com`,
+        passwordHash: HASH,
+        active: true,
+      })),
+    });
+    const rows = await checkStateInTurns(state);
+    store.checkDomains(rows);
+    // Count the event loop's turns while the rows are written, and what the store answers then.
+    let turns = 0;
+    const seen = { refused: 0, digests: new Set<string>(), drift: new Set<boolean>() };
+    let writing = true;
+    const tick = (): void => {
+      if (!writing) return;
+      turns++;
+      seen.digests.add(store.digest());
+      seen.drift.add(store.digestMatches());
+      try {
+        store.applyChanges(checkChanges([mailbox("intruder@example.com")]));
+      } catch (err) {
+        if (/being rewritten by a whole state/.test(String(err))) seen.refused++;
+      }
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const result = await store.replaceAllInTurns(rows);
+    writing = false;
+    // n upserts plus the removal scan and the digest's recount, a turn after each slice of each.
+    expect(turns).toBeGreaterThanOrEqual(n / ROWS_PER_TURN);
+    expect(seen.refused).toBe(turns);
+    expect([...seen.digests]).toEqual([before]); // the digest of the committed rows until the commit
+    expect([...seen.drift]).toEqual([true]);
+    expect(result.diff.length).toBe(n + 1); // n added, a@ removed
+    expect(rows.mailboxes.length).toBe(n);
+    expect(rows_("SELECT count(*) AS n FROM vmails")).toEqual([{ n }]);
+    expect(store.digestMatches({ full: true })).toBe(true);
+    // And the store takes writes again.
+    expect(store.applyChanges(checkChanges([mailbox("after@example.com")])).diff).toEqual([
+      "+ mailbox after@example.com",
+    ]);
+  });
+
+  it("checkDomains refuses a mailbox or alias whose domain is neither in the state nor hosted, naming the field", () => {
+    store.applyChanges(checkChanges([domain("hosted.org")]));
+    const state = (mailboxDomain: string, aliasDomain: string) =>
+      checkState(
+        create(DesiredStateSchema, {
+          domains: [{ domain: "example.com", active: true }],
+          mailboxes: [{ address: `a@${mailboxDomain}`, passwordHash: HASH, active: true }],
+          aliases: [{ source: `info@${aliasDomain}`, targets: ["a@example.com"], active: true }],
+        }),
+      );
+    expect(() => store.checkDomains(state("example.com", "hosted.org"))).not.toThrow();
+    expect(() => store.checkDomains(state("nothosted.org", "example.com"))).toThrow(
+      /mailbox.address: domain nothosted.org is not hosted on this vnode/,
+    );
+    expect(() => store.checkDomains(state("example.com", "nothosted.org"))).toThrow(
+      /alias.source: domain nothosted.org is not hosted on this vnode/,
+    );
   });
 
   it("costs the same per change at 20,000 mailboxes as at 10 (indexed, no rewrite)", () => {
