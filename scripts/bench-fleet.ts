@@ -1,11 +1,16 @@
-// Benchmark: one controller (`serve`, its own process) and a swarm of agents (this process: real
-// agent daemons, each enrolled for real, with a mail host that records what it is told; see
-// test/swarm/). Measured first with the baseline (10 agents) and then with all N, in one run:
+// Benchmark: one controller (`serve`, its own process) and a swarm of agents (real agent daemons,
+// each enrolled for real, with a mail host that records what it is told; see test/swarm/): the
+// baseline's agents in this process, every further one in a child process (swarm-process.ts), so
+// the agent whose push is timed, and the timing, do not wait behind a thousand agents' timers and
+// streams on one event loop (--swarm-in-process: all in this process, as before). Measured first
+// with the baseline (10 agents) and then with all N, in one run:
 //   - controller CPU (share of one core) and RSS, and the swarm process's CPU, over a window with
 //     every health stream at its default interval (5 s); health reports and database statements
 //   - `status --json` for the whole fleet: the call through the admin socket, and the whole CLI
 //     process as an operator runs it
-//   - one addvmail to one vnode: until the CLI returns, and until that agent's host has the row
+//   - one addvmail to one vnode: until the CLI returns, and until that agent's host has the row;
+//     meanwhile this process's event-loop delay, and the controller's own time per phase
+//     (netserva_controller_phase_seconds_total: admin socket, mutation, delivery)
 //   - a revocation reaching every agent (each one's revoked.json lists the serial)
 //   - the controller restarted: every agent reconnected and at its generation
 //   - on PostgreSQL, with all N: a second controller joins (leases split between the two), and
@@ -16,14 +21,15 @@
 import { spawn } from "node:child_process";
 import { randomUUID, X509Certificate } from "node:crypto";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { normalizeSerial } from "../common/identity/peer.ts";
 import { openDatabase } from "../controller/db/open-database.ts";
 import { BIN, restartServeProcess, startServeProcess, type ServeProcess } from "../test/helpers/serve-process.ts";
 import { createSwarm, type Swarm } from "../test/swarm/swarm.ts";
+import { startSwarmProcess, type SwarmProcess } from "../test/swarm/swarm-process.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -33,6 +39,7 @@ const { values: opts } = parseArgs({
     concurrency: { type: "string", default: "8" },
     samples: { type: "string", default: "5" },
     pglite: { type: "boolean", default: false },
+    "swarm-in-process": { type: "boolean", default: false },
   },
 });
 const count = (name: string, v: string | undefined, min: number, max: number): number => {
@@ -85,6 +92,38 @@ async function freshPostgres(url: string): Promise<string> {
   return target.toString();
 }
 
+/** The controller's timed phases an addvmail goes through (common/phase-timing.ts). */
+const CONTROLLER_PHASES = [
+  "admin.peer",
+  "admin.command",
+  "mutation.prepare",
+  "mutation.transaction",
+  "deliver.vnode",
+  "deliver.connect",
+  "deliver.apply-changes",
+  "deliver.bookkeeping",
+];
+
+/** netserva_controller_phase_{seconds,runs}_total by phase, and the controller's event-loop delay
+ *  by quantile since the previous call (each scrape starts a new window), from `netserva-mail metrics`. */
+async function controllerFigures(): Promise<{
+  phases: Map<string, { seconds: number; runs: number }>;
+  loop: Map<string, number>;
+}> {
+  const totals = new Map<string, { seconds: number; runs: number }>();
+  const loop = new Map<string, number>();
+  for (const line of (await cli(["metrics"])).split("\n")) {
+    const d = /^netserva_controller_event_loop_delay_seconds\{quantile="([^"]+)"\} (\S+)$/.exec(line);
+    if (d) loop.set(d[1] as string, Number(d[2]));
+    const m = /^netserva_controller_phase_(seconds|runs)_total\{phase="([^"]+)"\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const entry = totals.get(m[2] as string) ?? { seconds: 0, runs: 0 };
+    entry[m[1] === "seconds" ? "seconds" : "runs"] = Number(m[3]);
+    totals.set(m[2] as string, entry);
+  }
+  return { phases: totals, loop };
+}
+
 interface StatusRow {
   vnode: string;
   status: string;
@@ -101,7 +140,19 @@ let serve!: ServeProcess;
 /** A second controller on the same PostgreSQL (the cross-controller figure), stopped at the end. */
 let peer: ServeProcess | undefined;
 let swarm: Swarm | undefined;
+/** The agents beyond the baseline, in a child process (absent with --swarm-in-process). */
+let remote: SwarmProcess | undefined;
 let swarmDir = "";
+
+/** One of our agents (running or not): in this process or in the swarm process. */
+const ours = (name: string): boolean => swarm?.get(name) !== undefined || remote?.has(name) === true;
+/** One of our agents that runs (a revoked victim is stopped). */
+const runs = (name: string): boolean => swarm?.get(name)?.daemon !== undefined || remote?.has(name) === true;
+const runningCount = (): number => (swarm?.agents.filter((a) => a.daemon).length ?? 0) + (remote?.agents.length ?? 0);
+const load = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ");
 
 async function cli(argv: string[]): Promise<string> {
   const r = await serve.cli(argv);
@@ -112,9 +163,9 @@ async function status(): Promise<StatusRow[]> {
   return JSON.parse(await cli(["status", "--json"])) as StatusRow[];
 }
 /** Every running swarm agent connected and at its generation (`n`: how many must be). */
-async function allCurrent(n = swarm?.agents.filter((a) => a.daemon).length ?? 0): Promise<boolean> {
+async function allCurrent(n = runningCount()): Promise<boolean> {
   // Revoked victims stay in the swarm (stopped) but are no longer enrolled.
-  const rows = (await status()).filter((r) => r.status === "enrolled" && swarm?.get(r.vnode));
+  const rows = (await status()).filter((r) => r.status === "enrolled" && ours(r.vnode));
   return rows.length === n && rows.every((r) => r.connected && r.appliedGeneration === r.generation);
 }
 
@@ -143,6 +194,7 @@ async function measure(size: number, tag: string): Promise<Row> {
   const pid = serve.child.pid as number;
   const c0 = cpuSeconds(pid);
   const s0 = process.cpuUsage();
+  const rc0 = remote ? cpuSeconds(remote.pid) : 0;
   const r0 = await metric("netserva_controller_health_reports_total");
   const q0 = await metric("netserva_controller_health_statements_total");
   const t0 = performance.now();
@@ -152,7 +204,12 @@ async function measure(size: number, tag: string): Promise<Row> {
   const s1 = process.cpuUsage(s0);
   row["controller CPU (cores)"] = ((cpuSeconds(pid) - c0) / seconds).toFixed(3);
   row["controller RSS (MiB)"] = rssMiB(pid).toFixed(0);
-  row["swarm process CPU (cores)"] = ((s1.user + s1.system) / 1e6 / seconds).toFixed(3);
+  row[opts["swarm-in-process"] ? "swarm process CPU (cores)" : "bench process CPU (cores; the baseline's agents)"] = (
+    (s1.user + s1.system) /
+    1e6 /
+    seconds
+  ).toFixed(3);
+  if (remote) row["swarm child process CPU (cores)"] = ((cpuSeconds(remote.pid) - rc0) / seconds).toFixed(3);
   row["health reports/s"] = (((await metric("netserva_controller_health_reports_total")) - r0) / seconds).toFixed(1);
   row["health DB statements/s"] = (
     ((await metric("netserva_controller_health_statements_total")) - q0) /
@@ -181,6 +238,9 @@ async function measure(size: number, tag: string): Promise<Row> {
   await cli(["addvmaildomain", target.name, domain, "--skip-dns-check"]);
   const returned: number[] = [];
   const live: number[] = [];
+  const { phases: phases0 } = await controllerFigures();
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
   for (let i = 0; i < SAMPLES; i++) {
     const address = `user${i}@${domain}`;
     const started = performance.now();
@@ -189,8 +249,24 @@ async function measure(size: number, tag: string): Promise<Row> {
     await until(async () => (target.host.mailboxes.has(address) ? true : undefined), 60_000, address);
     live.push(performance.now() - started);
   }
+  delay.disable();
+  const { phases: phases1, loop } = await controllerFigures();
   row["addvmail, CLI returned (ms)"] = median(returned).toFixed(0);
   row["addvmail, on the agent (ms)"] = median(live).toFixed(0);
+  row["addvmail: bench event-loop delay p50/p99/max (ms)"] = [0.5, 0.99]
+    .map((q) => delay.percentile(q * 100) / 1e6)
+    .concat(delay.max / 1e6)
+    .map((ms) => ms.toFixed(0))
+    .join("/");
+  row["addvmail: controller event-loop delay p50/p99/max (ms)"] = ["0.5", "0.99", "1"]
+    .map((q) => ((loop.get(q) ?? NaN) * 1000).toFixed(0))
+    .join("/");
+  for (const phase of CONTROLLER_PHASES) {
+    const runs = (phases1.get(phase)?.runs ?? 0) - (phases0.get(phase)?.runs ?? 0);
+    const ms = ((phases1.get(phase)?.seconds ?? 0) - (phases0.get(phase)?.seconds ?? 0)) * 1000;
+    row[`addvmail: controller ${phase} (ms, mean)`] = runs > 0 ? (ms / runs).toFixed(1) : "-";
+  }
+  row["load average (1, 5, 15 min)"] = load();
   return row;
 }
 
@@ -202,7 +278,7 @@ async function revocation(): Promise<string> {
   const serial = normalizeSerial(
     new X509Certificate(readFileSync(join(victim.home, "agent.crt"), "utf8")).serialNumber,
   );
-  const others = swarm.agents.filter((a) => a !== victim && a.daemon);
+  const others = [...swarm.agents.filter((a) => a !== victim && a.daemon), ...(remote?.agents ?? [])];
   progress(`${others.length} agents: revocation`);
   const started = performance.now();
   await cli(["vnode", "revoke", victim.name]);
@@ -229,7 +305,7 @@ async function revocation(): Promise<string> {
 
 /** How many of the running agents status shows connected, and how many at their generation. */
 async function currentCounts(): Promise<string> {
-  const rows = (await status()).filter((r) => r.status === "enrolled" && swarm?.get(r.vnode)?.daemon);
+  const rows = (await status()).filter((r) => r.status === "enrolled" && runs(r.vnode));
   const connected = rows.filter((r) => r.connected).length;
   const current = rows.filter((r) => r.connected && r.appliedGeneration === r.generation).length;
   return `${connected} of ${rows.length} connected, ${current} current`;
@@ -293,11 +369,17 @@ async function acrossControllers(n: number): Promise<Row> {
     rebalanced = `> 300 (${await currentCounts()})`;
   }
   progress(`2nd controller joined → leases split, all current (s) = ${rebalanced}`);
-  const target = swarm?.agents.find((a) => a.daemon && held.find((l) => l.vnode === a.name)?.controller === "ctl-b");
+  // An agent of this process if B holds one, else one in the swarm process (asked over IPC).
+  const heldByB = (name: string): boolean => held.find((l) => l.vnode === name)?.controller === "ctl-b";
+  const local = swarm?.agents.find((a) => a.daemon && heldByB(a.name));
+  const far = local ? undefined : remote?.agents.find((a) => heldByB(a.name));
+  const target = local ?? far;
   if (!target) throw new Error("the second controller holds no running agent's vnode");
+  const hasMailbox = async (address: string): Promise<boolean> =>
+    local ? local.host.mailboxes.has(address) : ((await remote?.hasMailbox(target.name, address)) ?? false);
   progress(`${n} agents: addvmail through controller A to ${target.name}, held by B`);
   const domain = `across.${target.name}.test`;
-  if (!target.host.domains.size)
+  if (!local?.host.domains.size)
     await cli(["vnode", "set", target.name, "--mail-hostname", `mail.${target.name}.test`]);
   await cli(["addvmaildomain", target.name, domain, "--skip-dns-check"]);
   const returned: number[] = [];
@@ -308,7 +390,7 @@ async function acrossControllers(n: number): Promise<Row> {
     const out = await cli(["addvmail", target.name, address]);
     if (!/live on/.test(out)) throw new Error(`addvmail through A: ${out}`);
     returned.push(performance.now() - started);
-    await until(async () => (target.host.mailboxes.has(address) ? true : undefined), 60_000, address);
+    await until(async () => ((await hasMailbox(address)) ? true : undefined), 60_000, address);
     live.push(performance.now() - started);
   }
   await peer.stop();
@@ -339,28 +421,36 @@ async function main(): Promise<void> {
   await swarm.addMany(names.slice(0, BASELINE), CONCURRENCY);
   const base = await measure(BASELINE, "base");
   base["revocation on every agent (s)"] = await revocation();
-  [base["controller restart → all current (s)"], base["restart: most links connecting at once"]] = await restart(
-    swarm.agents.length - 1,
-  );
+  [base["controller restart → all current (s)"], base["restart: most links connecting at once"]] =
+    await restart(runningCount());
   report(`${BASELINE} agents`, base);
 
   progress(`enrolling ${AGENTS - BASELINE} more agents, ${CONCURRENCY} at a time`);
   const enrollStarted = performance.now();
-  await swarm.addMany(names.slice(BASELINE), CONCURRENCY);
+  if (opts["swarm-in-process"]) await swarm.addMany(names.slice(BASELINE), CONCURRENCY);
+  else {
+    remote = startSwarmProcess({
+      dir: join(swarmDir, "child"),
+      controller: `127.0.0.1:${serve.port}`,
+      addVnode: async (name, address) =>
+        (await cli(["vnode", "add", name, "--address", address])).trim().split("\n").pop() ?? "",
+      newToken: async (name) => (await cli(["vnode", "token", name])).trim().split("\n").pop() ?? "",
+    });
+    await remote.addMany(names.slice(BASELINE), CONCURRENCY);
+  }
   const enrollSeconds = (performance.now() - enrollStarted) / 1000;
-  const full = await measure(swarm.agents.length - 1, "full");
+  const full = await measure(runningCount(), "full");
   report(`${AGENTS} agents`, full);
   full["revocation on every agent (s)"] = await revocation();
   progress(`${AGENTS} agents: revocation on every agent (s) = ${full["revocation on every agent (s)"]}`);
-  [full["controller restart → all current (s)"], full["restart: most links connecting at once"]] = await restart(
-    swarm.agents.length - 2,
-  );
+  [full["controller restart → all current (s)"], full["restart: most links connecting at once"]] =
+    await restart(runningCount());
 
   progress(`${AGENTS} agents: controller restart → all current (s) = ${full["controller restart → all current (s)"]}`);
   if (pgUrl)
     Object.assign(
       full,
-      await acrossControllers(swarm.agents.length - 2).catch((error: unknown) => {
+      await acrossControllers(runningCount()).catch((error: unknown) => {
         progress(`across controllers failed: ${String(error)}`);
         return { "addvmail via A, holder B: on the agent (ms)": "failed" };
       }),
@@ -381,7 +471,7 @@ async function main(): Promise<void> {
   const width = Math.max(...results.map((r) => r.what.length));
   const head = `${"".padEnd(width)}  ${`${BASELINE} agents`.padStart(12)}  ${`${AGENTS} agents`.padStart(12)}  target`;
   const lines = [
-    `bench-fleet: ${AGENTS} swarm agents (baseline ${BASELINE}) on ${pgUrl ? "PostgreSQL" : "PGlite"}, medians of ${SAMPLES}; ` +
+    `bench-fleet: ${AGENTS} swarm agents (baseline ${BASELINE}; ${remote ? `the other ${AGENTS - BASELINE} in a child process` : "all in the bench process"}) on ${pgUrl ? "PostgreSQL" : "PGlite"}, medians of ${SAMPLES}; ` +
       `enrollment of ${AGENTS - BASELINE}: ${enrollSeconds.toFixed(0)} s (${((enrollSeconds * 1000) / (AGENTS - BASELINE)).toFixed(0)} ms each, ${CONCURRENCY} at a time)`,
     head,
     ...results.map((r) => `${r.what.padEnd(width)}  ${r.baseline.padStart(12)}  ${r.full.padStart(12)}  ${r.target}`),
@@ -392,6 +482,7 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
+  await remote?.close().catch(() => undefined);
   await swarm?.close().catch(() => undefined);
   await peer?.stop().catch(() => undefined);
   if (peer) rmSync(peer.dir, { recursive: true, force: true });

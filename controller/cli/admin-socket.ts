@@ -9,6 +9,7 @@ import { createConnection, createServer } from "node:net";
 import type { Socket } from "node:net";
 import { NetservaError } from "../../common/errors.ts";
 import type { Logger } from "../../common/log.ts";
+import { timed } from "../../common/phase-timing.ts";
 import type { Database } from "../db/open-database.ts";
 import { forwardedActor, lookupAdminPeer } from "./admin-peer.ts";
 import type { AdminPeer } from "./admin-peer.ts";
@@ -140,7 +141,7 @@ export async function startAdminSocket(options: {
       socket.end();
       return;
     }
-    const peer = await lookup.resolve(request.pid);
+    const peer = await timed("admin.peer", () => lookup.resolve(request.pid));
     known.peer = peer;
     const io: CliIo = {
       out: (text) => send({ out: text }),
@@ -164,7 +165,7 @@ export async function startAdminSocket(options: {
       return;
     }
     running.add(socket);
-    const code = await options.run(request.argv, inner).catch((error: unknown) => {
+    const code = await timed("admin.command", () => options.run(request.argv, inner)).catch((error: unknown) => {
       send({ err: `error: ${NetservaError.from(error).message}\n` });
       return 70;
     });

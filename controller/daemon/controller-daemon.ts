@@ -27,7 +27,9 @@ import type { HomePaths } from "../home/home-paths.ts";
 import { parseHostPort } from "../../common/validation/host-port.ts";
 import type { IdentityPair } from "../../common/pki/identity-pair.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
-import { loadOrRenewControllerIdentity, startControllerRenewal } from "../pki/controller-renewal.ts";
+import { fromSigningCa, loadOrRenewControllerIdentity, startControllerRenewal } from "../pki/controller-renewal.ts";
+import type { Kek } from "../pki/ca-seal.ts";
+import { materializeCa } from "../pki/ca-store.ts";
 import type { RenewedIdentity } from "../pki/controller-renewal.ts";
 import type { ControllerMetrics, PresentedCertificate } from "./controller-metrics.ts";
 
@@ -54,6 +56,8 @@ export interface ControllerDaemonOptions {
   ignoreLeaseLapse?: boolean;
   /** The DNS provider ACME's DNS-01 challenges go through; default: PowerDNS from controller.json. */
   dns?: () => DnsProvider | undefined;
+  /** The CA key-encryption key (ca-seal.ts): on PostgreSQL the CA files come from the database. */
+  kek?: Kek;
 }
 
 export interface ControllerDaemon {
@@ -93,7 +97,14 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     name: options.config.name,
     log: options.log.child({ component: "controller-certificate" }),
   };
+  // Several controllers: the CA as the database keeps it (a rotation made while this one was down
+  // lands here before anything is signed). A missing or wrong KEK stops the start with the reason.
+  const materialize = async (): Promise<void> => {
+    if (options.db.kind === "postgresql") await materializeCa(options.db.em().fork(), options.paths, options.kek);
+  };
+  await materialize();
   const pair = await loadOrRenewControllerIdentity(renewalOptions);
+  let checkCa = async (): Promise<void> => undefined;
   const identity = readIdentity(options.paths, pair);
   const { host, port } = parseHostPort(options.listen ?? options.config.listen, "listen");
   const enrollment = await startEnrollmentServer({
@@ -105,6 +116,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     port,
     ...(options.enrollmentLimits ? { limits: options.enrollmentLimits } : {}),
     ...(options.onEnrollmentRefused ? { onRefused: options.onEnrollmentRefused } : {}),
+    ...(options.db.kind === "postgresql" ? { beforeSign: () => checkCa() } : {}),
   });
   // The reconciler delivers over the fleet's own links (one connection per vnode); links are
   // asked for only once reports arrive, after the fleet below exists.
@@ -260,12 +272,16 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     // A CA step: the new identity now; the mail certificates the old CA issued in the background
     // (one vnode at a time, each a whole-state push that may wait on an unreachable vnode).
     onChange: async () => {
+      await materialize();
       await reloadIdentity();
+      // A rotation another controller began: our own certificate from the new CA, once.
+      if (!fromSigningCa(options.paths, renewal.current().certPem)) await renewal.renew("ca rotation");
       mailTlsSweep
         .sweep()
         .catch((error: unknown) => options.log.warn("mail TLS sweep failed", { error: String(error) }));
     },
   });
+  checkCa = () => caWatch.check();
   const databaseWatch = watchDatabase({
     db: options.db,
     log: options.log.child({ component: "database" }),

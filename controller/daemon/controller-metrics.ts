@@ -1,9 +1,11 @@
 // The controller daemon's own counters, in Prometheus text format (`netserva-mail metrics`
 // prints them through the admin socket). One registry per daemon: tests run several in one
 // process.
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, Gauge, Registry } from "prom-client";
 import type { LastResortKind } from "../../common/process/last-resort.ts";
 import { signatureOperations } from "../../common/pki/signature-count.ts";
+import type { PhaseTiming } from "../../common/phase-timing.ts";
 
 import type { Refusal } from "../enrollment/enrollment-server.ts";
 import type { FlushCounts } from "../health/save-health.ts";
@@ -30,6 +32,9 @@ export interface ControllerMetrics {
   acmeOrder(result: "ok" | "failed"): void;
   /** Every ACME certificate's state, as the last ACME sweep read it. */
   acmeStates(states: AcmeCertificateState[]): void;
+  /** One timed phase of a command (common/phase-timing.ts): where a push's time goes, seen from
+   *  the controller (scripts/bench-fleet reads the sums around its addvmail samples). */
+  phase(timing: PhaseTiming): void;
   text(): Promise<string>;
 }
 
@@ -157,8 +162,41 @@ export function createControllerMetrics(): ControllerMetrics {
     "When the next ACME order (renewal or retry) for a vnode's certificate is due, Unix seconds.",
     (s) => s.nextAttemptAt.getTime() / 1000,
   );
+  const phaseSeconds = new Counter({
+    name: "netserva_controller_phase_seconds_total",
+    help: "Time spent in each timed phase of commands and pushes (admin.command, mutation.*, deliver.*), seconds.",
+    labelNames: ["phase"],
+    registers: [registry],
+  });
+  const phaseRuns = new Counter({
+    name: "netserva_controller_phase_runs_total",
+    help: "How many times each timed phase ran (with netserva_controller_phase_seconds_total: the mean).",
+    labelNames: ["phase"],
+    registers: [registry],
+  });
+  // The daemon's event-loop delay since the previous scrape (each scrape starts a new window):
+  // what every push, report and command waits before it runs.
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  new Gauge({
+    name: "netserva_controller_event_loop_delay_seconds",
+    help: "Event-loop delay of the controller process since the previous scrape, by quantile (0.5, 0.99, 1 = max).",
+    labelNames: ["quantile"],
+    registers: [registry],
+    collect() {
+      const q = (p: number): number => (delay.count > 0 ? delay.percentile(p) / 1e9 : 0);
+      this.set({ quantile: "0.5" }, q(50));
+      this.set({ quantile: "0.99" }, q(99));
+      this.set({ quantile: "1" }, delay.count > 0 ? delay.max / 1e9 : 0);
+      delay.reset();
+    },
+  });
   return {
     registry,
+    phase(timing) {
+      phaseSeconds.inc({ phase: timing.name }, timing.ms / 1000);
+      phaseRuns.inc({ phase: timing.name });
+    },
     acmeOrder: (result) => acmeOrders.inc({ result }),
     acmeStates: (states) => void (acme = states),
     watchCertificates: (expiry) => void (presented = expiry),

@@ -98,6 +98,9 @@ export interface EnrollmentServerOptions extends EnrollmentMaterial {
   limits?: EnrollmentLimits;
   /** Counts refusals (the controller's metrics). */
   onRefused?: (method: "enroll" | "renew", reason: Refusal) => void;
+  /** Runs before each signature: several controllers make sure a CA step another one made has
+   *  reached this one's material first, so an agent renewing here is not signed by the old CA. */
+  beforeSign?: () => Promise<void>;
 }
 
 export interface EnrollmentServer {
@@ -148,6 +151,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
         }
         const em = options.db.em();
         try {
+          await options.beforeSign?.();
           const result = await audited(
             em,
             { actor: "agent", command: "agent enroll", args: { agent_version: request.agentVersion.slice(0, 32) } },
@@ -188,6 +192,7 @@ export async function startEnrollmentServer(options: EnrollmentServerOptions): P
           }
           if ((await revokedSerials(em)).includes(identity.serial))
             throw new NetservaError("permission_denied", `certificate ${identity.serial} is revoked`);
+          await options.beforeSign?.();
           const certificatePem = await audited(
             em,
             { actor: `agent:${identity.identity}`, command: "agent renew", vnodeName: identity.identity },

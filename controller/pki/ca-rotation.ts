@@ -9,9 +9,12 @@
 //   `ca retire-old`  once every vnode runs a new-CA certificate and trusts the new CA: peers
 //                    trust only the new CA, the old key is destroyed, old certificates are refused.
 //
-// Files are the truth for key material (the controller home); the database records which CA is
-// in which state, so `serve` (in this process or another) sees a step land and a restarted
-// controller carries on where the rotation was.
+// Files are the material every signer reads (the controller home); the database records which CA
+// is in which state, so `serve` (in this process or another) sees a step land and a restarted
+// controller carries on where the rotation was. With a key-encryption key on PostgreSQL the
+// database also keeps the keys, sealed (ca-store.ts): a step first brings this home up to date
+// from it (the last step may have run on another controller) and then publishes what it made, in
+// the same transaction as the rows; the other controllers take the files from there.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { SqlEntityManager } from "@mikro-orm/sql";
@@ -27,6 +30,8 @@ import { CertificateAuthority } from "../db/entities/index.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { readCaFiles } from "./ca-files.ts";
 import { caStatus } from "./ca-status.ts";
+import type { Kek } from "./ca-seal.ts";
+import { materializeCa, publishCa } from "./ca-store.ts";
 
 const CONTROLLER_CERT_SECONDS = 365 * 24 * 3600;
 
@@ -87,8 +92,9 @@ export interface RotationBegun {
 export async function beginCaRotation(
   em: SqlEntityManager,
   paths: HomePaths,
-  options: { validDays: number; controller?: ControllerLifetime },
+  options: { validDays: number; controller?: ControllerLifetime; kek?: Kek },
 ): Promise<RotationBegun> {
+  await materializeCa(em, paths, options.kek);
   if (rotationInProgress(paths))
     throw new NetservaError(
       "failed_precondition",
@@ -113,8 +119,11 @@ export async function beginCaRotation(
   await writePrivateFile(paths.caKey, next.keyPem);
   await writePublicFile(paths.caCert, next.certPem);
   const controller = await reissueControllerCertificate(em, paths, options.controller);
-  await rememberCa(em, old.caCertPem, "previous");
-  await rememberCa(em, next.certPem, "active");
+  if (options.kek) await publishCa(em, paths, options.kek);
+  else {
+    await rememberCa(em, old.caCertPem, "previous");
+    await rememberCa(em, next.certPem, "active");
+  }
   await em.flush();
   return {
     oldPin: caPin(old.caCertPem),
@@ -135,8 +144,9 @@ export interface Retired {
 export async function retireOldCa(
   em: SqlEntityManager,
   paths: HomePaths,
-  options: { force: boolean },
+  options: { force: boolean; kek?: Kek },
 ): Promise<Retired> {
+  await materializeCa(em, paths, options.kek);
   if (!rotationInProgress(paths))
     throw new NetservaError("failed_precondition", "no CA rotation is under way: `netserva-mail ca rotate` starts one");
   const status = await caStatus(em, paths);
@@ -165,7 +175,9 @@ export async function retireOldCa(
   if (row) {
     row.state = "retired";
     row.retiredAt = new Date();
+    row.keySealed = null;
   }
+  if (options.kek) await publishCa(em, paths, options.kek);
   await em.flush();
   return { retiredPin, stranded: options.force ? stranded : [], warnings };
 }

@@ -4,7 +4,8 @@
 // renewed. Whatever changes is handed to `apply`, which swaps it into the running servers.
 import { NetservaError } from "../../common/errors.ts";
 import type { IdentityPair } from "../../common/pki/identity-pair.ts";
-import { inspectCertificate } from "../../common/pki/inspect.ts";
+import { readFileSync } from "node:fs";
+import { inspectCertificate, verifyIssuedBy } from "../../common/pki/inspect.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import type { HomePaths } from "../home/home-paths.ts";
@@ -35,11 +36,16 @@ export interface ControllerRenewal {
   /** Swaps the home's pair and CA material in again, changed or not (a CA rotation step). */
   reload(): Promise<void>;
   /** Renews now, due or not (`cert renew-controller`, which records it in the command log). */
-  renew(): Promise<RenewedIdentity>;
+  renew(reason?: string): Promise<RenewedIdentity>;
   stop(): void;
 }
 
 export const CONTROLLER_CHECK_MS = 3600_000;
+
+/** Whether our certificate was issued by the CA that signs now (ca/ca.crt). */
+export function fromSigningCa(paths: HomePaths, certPem: string): boolean {
+  return verifyIssuedBy(certPem, readFileSync(paths.caCert, "utf8"));
+}
 
 export type RenewedIdentity = IdentityPair & { notAfter: Date; serialHex: string };
 
@@ -55,7 +61,9 @@ export async function loadOrRenewControllerIdentity(
   } catch (error) {
     options.log.warn("no usable controller certificate in the home", { error: NetservaError.from(error).message });
   }
-  if (pair && !controllerCertificateDue(pair.certPem)) return pair;
+  // A certificate from a CA other than the signing one (a rotation made while this controller was
+  // down, on another controller) is replaced at start too.
+  if (pair && !controllerCertificateDue(pair.certPem) && fromSigningCa(options.paths, pair.certPem)) return pair;
   const em = options.db.em().fork();
   const issued = await audited(
     em,
@@ -153,7 +161,7 @@ export function startControllerRenewal(options: ControllerRenewalOptions): Contr
         }
         await adopt(pair, "reloaded");
       }),
-    renew: () => serialize(() => renewNow("asked")),
+    renew: (reason = "asked") => serialize(() => renewNow(reason)),
     stop: () => clearInterval(timer),
   };
 }

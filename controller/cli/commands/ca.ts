@@ -6,6 +6,9 @@ import { readControllerConfig } from "../../home/controller-config.ts";
 import { audited } from "../../audit/audit.ts";
 import { beginCaRotation, retireOldCa } from "../../pki/ca-rotation.ts";
 import { caStatus } from "../../pki/ca-status.ts";
+import { readKek, type Kek } from "../../pki/ca-seal.ts";
+import { materializeCa } from "../../pki/ca-store.ts";
+import type { Database } from "../../db/open-database.ts";
 import type { CaStatus } from "../../pki/ca-status.ts";
 import type { CliContext } from "../cli-context.ts";
 import { formatRows, parseFormat } from "../format.ts";
@@ -33,6 +36,11 @@ function statusText(status: CaStatus): string {
 }
 
 export function registerCa(program: Command, ctx: CliContext): void {
+  /** The CA key-encryption key, on PostgreSQL (where several controllers share the CA). */
+  const kekFor = (db: Database, c: CliContext): { kek?: Kek } => {
+    const kek = db.kind === "postgresql" ? readKek(c.io.env) : undefined;
+    return kek ? { kek } : {};
+  };
   const ca = program.command("ca").description("the controller's certificate authority: rotate, status, retire-old");
 
   ca.command("rotate")
@@ -49,7 +57,7 @@ export function registerCa(program: Command, ctx: CliContext): void {
         const config = readControllerConfig(paths.config);
         const controller = { validSeconds: config.controllerCertificateSeconds, name: config.name };
         const begun = await audited(em, { actor: ctx.actor, command: "ca rotate", args: { days } }, () =>
-          beginCaRotation(em, paths, { validDays: days, controller }),
+          beginCaRotation(em, paths, { validDays: days, controller, ...kekFor(db, ctx) }),
         );
         ctx.io.out(
           `new CA ${begun.newPin} signs from now on (valid until ${begun.newNotAfter.toISOString()}); ` +
@@ -71,6 +79,9 @@ export function registerCa(program: Command, ctx: CliContext): void {
       const paths = ctx.paths(options.home);
       const db = await ctx.openDb(paths);
       try {
+        // This home brought up to date first when the database keeps the CA and we have the KEK.
+        const { kek } = kekFor(db, ctx);
+        if (kek) await materializeCa(db.em(), paths, kek);
         const status = await caStatus(db.em(), paths);
         ctx.io.out(format === "json" ? JSON.stringify(status, null, 2) + "\n" : statusText(status));
       } finally {
@@ -89,7 +100,7 @@ export function registerCa(program: Command, ctx: CliContext): void {
         const em = db.em();
         const force = options.force === true;
         const retired = await audited(em, { actor: ctx.actor, command: "ca retire-old", args: { force } }, () =>
-          retireOldCa(em, paths, { force }),
+          retireOldCa(em, paths, { force, ...kekFor(db, ctx) }),
         );
         ctx.io.out(`old CA ${retired.retiredPin} retired: its certificates are refused from now on.\n`);
         for (const vnode of retired.stranded)

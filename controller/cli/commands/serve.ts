@@ -10,6 +10,8 @@ import type { CliContext } from "../cli-context.ts";
 import { waitForSignal } from "../../../common/signals.ts";
 import { invalid } from "../../../common/errors.ts";
 import { armKillPoint } from "../../faults/kill-points.ts";
+import { onPhases } from "../../../common/phase-timing.ts";
+import { readKek } from "../../pki/ca-seal.ts";
 
 /** How long serve may take to close its listeners, links and database after SIGTERM/SIGINT. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -39,10 +41,15 @@ export function registerServe(
         armKillPoint(ctx.io.env["NETSERVA_CONTROLLER_KILL_AT"]);
         const paths = ctx.paths(options.home);
         const config = readControllerConfig(paths.config);
+        // Read before anything starts: a malformed KEK stops serve with the variable's name.
+        const kek = readKek(ctx.io.env);
+        const kekOption = kek ? { kek } : {};
         const db = await ctx.openDb(paths);
         const log = createLogger({ fields: { component: "controller" } });
         const metrics = createControllerMetrics();
         const uninstall = installLastResort({ log, onCatch: (kind) => metrics.lastResort(kind) });
+        // The phases of commands run here (the admin socket's, the pushes): one process, one daemon.
+        const stopPhases = onPhases((timing) => metrics.phase(timing));
         const daemon = await startControllerDaemon({
           paths,
           config,
@@ -57,6 +64,7 @@ export function registerServe(
           ...(ctx.io.env["NETSERVA_FAULT_IGNORE_LEASE_LAPSE"] === "1" ? { ignoreLeaseLapse: true } : {}),
           // ACME's DNS-01 goes through the provider controller.json and the environment name.
           dns: () => dnsSetupFor(paths, ctx.io.env).provider,
+          ...kekOption,
         });
         // Other CLI invocations reach the embedded database through this process.
         const admin = await startAdminSocket({
@@ -95,6 +103,7 @@ export function registerServe(
         // above says so instead of the process lingering.
         step = "exit";
         log.info("controller stopped");
+        stopPhases();
         uninstall();
       },
     );

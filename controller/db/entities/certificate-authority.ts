@@ -1,7 +1,8 @@
 import { defineEntity, p } from "@mikro-orm/core";
 
 /** A CA the controller has used. `active` signs; `previous` is still trusted during a rotation's
- * overlap; `retired` is trusted by no one. The key lives in the controller home, never here. */
+ * overlap; `retired` is trusted by no one. The key lives in the controller home; on PostgreSQL
+ * with a key-encryption key it is also here, sealed (controller/pki/ca-seal.ts), never in clear. */
 export const CertificateAuthoritySchema = defineEntity({
   name: "CertificateAuthority",
   tableName: "certificate_authorities",
@@ -17,6 +18,10 @@ export const CertificateAuthoritySchema = defineEntity({
     notAfter: p.datetime(),
     createdAt: p.datetime().onCreate(() => new Date()),
     retiredAt: p.datetime().nullable(),
+    /** The CA's private key sealed under the controllers' KEK; null: not kept here (or destroyed). */
+    keySealed: p.text().nullable(),
+    /** For a CA that replaced another: the link certificate (this CA signed by the old one). */
+    linkPem: p.text().nullable(),
   },
 });
 

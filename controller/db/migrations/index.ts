@@ -14,6 +14,7 @@ import { Migration0012AcmeRenewalInfo } from "./0012-acme-renewal-info.ts";
 import { Migration0013MailboxOwner } from "./0013-mailbox-owner.ts";
 import { Migration0014AcmeVnodePolicy } from "./0014-acme-vnode-policy.ts";
 import { Migration0015AcmeHttp01 } from "./0015-acme-http01.ts";
+import { Migration0016CaKeySealed } from "./0016-ca-key-sealed.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -32,4 +33,5 @@ export const allMigrations: MigrationObject[] = [
   { name: "0013-mailbox-owner", class: Migration0013MailboxOwner },
   { name: "0014-acme-vnode-policy", class: Migration0014AcmeVnodePolicy },
   { name: "0015-acme-http01", class: Migration0015AcmeHttp01 },
+  { name: "0016-ca-key-sealed", class: Migration0016CaKeySealed },
 ];
