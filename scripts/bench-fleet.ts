@@ -94,6 +94,7 @@ async function freshPostgres(url: string): Promise<string> {
 
 /** The controller's timed phases an addvmail goes through (common/phase-timing.ts). */
 const CONTROLLER_PHASES = [
+  "admin.connection",
   "admin.peer",
   "admin.command",
   "mutation.prepare",
