@@ -18,13 +18,23 @@ import { renderPostfix } from "../postfix/render.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
 import { runChecked, waitUntil } from "../process.ts";
 import { NetservaError } from "../../common/errors.ts";
-import { awaitDaemonWords, markDaemonLogs, quoteWords, type LogMarks, type MailDaemon } from "./daemon-log.ts";
+import {
+  awaitDaemonWords,
+  daemonWords,
+  markDaemonLogs,
+  quoteWords,
+  type LogMarks,
+  type MailDaemon,
+} from "./daemon-log.ts";
 import { createFilterConfig, filterWants, type FilterOptions } from "./filter-config.ts";
 import { verifyListeners } from "./verify-listeners.ts";
 import { checkNewListeners, postfixListenAddresses } from "./bind-check.ts";
 import { renderTlsFiles } from "./tls-files.ts";
 import { renderSniFiles } from "./sni-files.ts";
 import type { SystemUser } from "./vmail-user.ts";
+import { authHandshake, waitNewAuth } from "./auth-ready.ts";
+import { passingSaslOutage, postfixThrottleSeconds } from "./sasl-outage.ts";
+import type { Logger } from "../../common/log.ts";
 
 export interface MailConfigOptions {
   readonly paths: VnodePaths;
@@ -41,6 +51,7 @@ export interface MailConfigOptions {
   readonly extraMainCf?: ReadonlyArray<readonly [string, string]>;
   readonly extraDovecotConf?: readonly string[];
   readonly postfixInstallParams: ReadonlyArray<readonly [string, string]>;
+  readonly log?: Logger;
 }
 
 export function createMailConfig(o: MailConfigOptions) {
@@ -98,6 +109,22 @@ export function createMailConfig(o: MailConfigOptions) {
   const running = async (name: string): Promise<boolean> => (await o.sc.status(name)).running;
 
   const DAEMONS = ["postfix", "dovecot"] as const;
+  // Dovecot first: a fresh smtpd (every one after Postfix's reload, and the listener probes')
+  // asks Dovecot's auth for its mechanisms at once, and dies if that finds Dovecot mid-reload.
+  const RELOAD_ORDER = ["dovecot", "postfix"] as const;
+
+  /** Reload Dovecot and wait until a new auth process answers on the socket Postfix asks. */
+  async function reloadDovecot(): Promise<void> {
+    const before = await authHandshake(p.dovecotAuthSocket);
+    const mark = markDaemonLogs(p);
+    await o.sc.reload("dovecot");
+    // A reload Dovecot refused (it logs why) brings no new process: verification reports it.
+    const giveUp = (): boolean => daemonWords(mark, "dovecot").length > 0;
+    if (!(await waitNewAuth(p.dovecotAuthSocket, before?.spid, { giveUp })))
+      o.log?.warn("dovecot auth not answering from a new process after the reload; postfix goes on", {
+        socket: p.dovecotAuthSocket,
+      });
+  }
 
   /**
    * Reload the daemons that read the changed files (only if running: start() picks up the rest).
@@ -114,10 +141,11 @@ export function createMailConfig(o: MailConfigOptions) {
       await runChecked("sievec", ["-c", p.dovecotConf, p.dovecotSieveBefore], { wrap: o.wrap ?? [] });
     const dirOf: Record<MailDaemon, string> = { postfix: p.postfixDir, dovecot: p.dovecotDir };
     const reloaded: MailDaemon[] = [];
-    for (const name of DAEMONS) {
+    for (const name of RELOAD_ORDER) {
       if (!tlsChanged && !changed.some((f) => f.startsWith(`${dirOf[name]}/`))) continue;
       if (await running(name)) {
         if (name === "postfix" && restartPostfix && changed.includes(p.postfixMainCf)) await o.sc.restart(name);
+        else if (name === "dovecot") await reloadDovecot();
         else await o.sc.reload(name);
       } else if (bringBack.has(name)) await o.sc.start(name);
       else continue;
@@ -225,7 +253,26 @@ export function createMailConfig(o: MailConfigOptions) {
         // Every listener of the new config, on every address, with the new certificate: a
         // daemon can accept a reload and still fail to bind or to load its key (daemon-log.ts).
         const addresses = listenOf(state);
-        await verifyListeners({ daemons: reloaded, addresses, certificatePath: p.tlsCert, marks });
+        // A throttle Postfix put on 465/587 after an smtpd met Dovecot mid-reload ends by itself:
+        // verification waits it out (sasl-outage.ts).
+        const throttleMs = postfixThrottleSeconds(daemons.get(p.postfixMainCf)?.content) * 1000;
+        let told = false;
+        await verifyListeners({
+          daemons: reloaded,
+          addresses,
+          certificatePath: p.tlsCert,
+          marks,
+          deadlineMs: Math.max(10_000, throttleMs + 10_000),
+          passing: async (daemon, words) => {
+            if (daemon !== "postfix" || !(await passingSaslOutage(words, p.dovecotAuthSocket))) return false;
+            if (!told)
+              o.log?.warn("postfix throttled a submission service after Dovecot's auth reload; waiting it out", {
+                words: words.join(" | "),
+              });
+            told = true;
+            return true;
+          },
+        });
       },
       validate: [
         ...filters.validators(state),

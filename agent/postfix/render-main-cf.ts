@@ -6,6 +6,9 @@ import type { MapName } from "./render-maps.ts";
 
 const DEFAULT_SUBMIT_USERS = ["root", "postfix"];
 
+/** Postfix's service_throttle_time as rendered (its own default is 60 s). */
+export const POSTFIX_THROTTLE_SECONDS = 5;
+
 /** Plain login names only: a "type:table" or "!name" here would change what the list means. */
 function submitUsers(names: readonly string[]): string {
   for (const n of names) if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(n)) throw new Error(`unsafe submit user ${n}`);
@@ -72,6 +75,11 @@ export function renderMainCf(o: PostfixRenderOptions): string {
     ["smtpd_sasl_type", "dovecot"],
     ["smtpd_sasl_path", p.dovecotAuthSocket],
     ["smtpd_sasl_auth_enable", "no"],
+    // A service whose new process dies before serving anybody is throttled this long. Its causes
+    // here are transient (an smtpd that found Dovecot's auth socket mid-reload; a lookup that
+    // failed once) and Postfix's 60 s default left 465/587 or delivery stalled for a minute; the
+    // apply's verification waits out this much (mail/sasl-outage.ts).
+    ["service_throttle_time", `${POSTFIX_THROTTLE_SECONDS}s`],
     // One file, one rename: never a new key with an old certificate (mail/tls-files.ts).
     ["smtpd_tls_chain_files", p.tlsKeyAndChain],
     // Hosted domains with their own names (mail.<domain>): their certificate by SNI.

@@ -89,6 +89,7 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
       timeUnixMs: BigInt(Date.now()),
       agentVersion: options.version,
       appliedGeneration: options.applied.generation,
+      applyingGeneration: applying,
       certificateNotAfterUnixMs: BigInt(options.certificateNotAfter().getTime()),
       uptimeSeconds: (Date.now() - started) / 1000,
       services,
@@ -108,6 +109,16 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
   // queue could be stale by the time the changes land, and two answers could set the applied
   // generation out of order.
   const inTurn = oneAtATime();
+  /** The generation being applied now (0: none), for the health report (HealthReport.applying_generation). */
+  let applying = 0n;
+  const applyingNow = async <T>(generation: bigint, work: () => Promise<T>): Promise<T> => {
+    applying = generation;
+    try {
+      return await work();
+    } finally {
+      applying = 0n;
+    }
+  };
   const applyResult = async (
     requestId: string,
     generation: bigint,
@@ -178,8 +189,10 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
               stateDigest: await mailHost.digest(),
             });
           }
-          await decodeRowsInTurns(state); // the rows the deserializer left as bytes
-          const outcome = await mailHost.applyState(state, { dryRun: request.dryRun });
+          const outcome = await applyingNow(request.dryRun ? 0n : context.generation, async () => {
+            await decodeRowsInTurns(state); // the rows the deserializer left as bytes
+            return mailHost.applyState(state, { dryRun: request.dryRun });
+          });
           context.log.info("state applied", {
             generation: context.generation.toString(),
             changed: outcome.changed,
@@ -208,7 +221,9 @@ export function createAgentService(options: AgentServiceOptions): UntypedService
             });
           }
           const started = performance.now();
-          const outcome = await mailHost.applyChanges(request.changes, { dryRun: request.dryRun });
+          const outcome = await applyingNow(request.dryRun ? 0n : context.generation, () =>
+            mailHost.applyChanges(request.changes, { dryRun: request.dryRun }),
+          );
           const applied = performance.now();
           const response = await applyResult(context.requestId, context.generation, outcome, request.dryRun);
           // Where an apply's time goes (scripts/bench-apply --breakdown reads these two figures).

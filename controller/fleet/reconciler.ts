@@ -61,6 +61,13 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     if (report.drift) return "drift";
     const applied = Number(report.appliedGeneration);
     if (applied < vnode.generation) {
+      // The agent is applying this generation as it reports (a 100,000-row state takes tens of
+      // seconds under load): sending it again would queue a second, identical apply behind it.
+      // The grace starts afresh from the first report after it.
+      if (Number(report.applyingGeneration) >= vnode.generation) {
+        lagSince.delete(vnode.id);
+        return undefined;
+      }
       // A report can overtake a push still on its way (the CLI commits, then sends): only a
       // lag that outlives a grace period means the vnode missed something.
       const seen = lagSince.get(vnode.id);

@@ -8,7 +8,12 @@ import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ApplyChangesRequestSchema, ApplyStateRequestSchema } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
+import {
+  ApplyChangesRequestSchema,
+  ApplyStateRequestSchema,
+  WatchHealthRequestSchema,
+  type HealthReport,
+} from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import type { ApplyResponse } from "../../common/gen/netserva/mail/v1/agent_pb.ts";
 import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
 import { DesiredStateSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
@@ -144,6 +149,36 @@ describe("agent generations", () => {
         expect(Number(answer.appliedGeneration)).toBe(6);
         expect(agent.calls).toEqual(["state 5 start", "state 5 end", "changes 0 start", "changes 0 end"]);
       } finally {
+        await agent.close();
+      }
+    });
+
+    it("health reports carry the generation under way while it is applied, and none after", async () => {
+      const agent = await startGenerationAgent();
+      const stream = agent.client.watchHealth(create(WatchHealthRequestSchema, { intervalMs: 200 }));
+      try {
+        const reports = stream[Symbol.asyncIterator]() as AsyncIterator<HealthReport>;
+        const next = async (): Promise<HealthReport> => {
+          const r = await reports.next();
+          if (r.done) throw new Error("health stream ended");
+          return r.value;
+        };
+        expect(Number((await next()).applyingGeneration)).toBe(0);
+        const open = agent.hold();
+        const state = agent.applyState(8);
+        let during = await next();
+        while (during.applyingGeneration === 0n) during = await next(); // the call is on its way
+        expect({ applied: Number(during.appliedGeneration), applying: Number(during.applyingGeneration) }).toEqual({
+          applied: 0,
+          applying: 8,
+        });
+        open();
+        expect(Number((await state).appliedGeneration)).toBe(8);
+        let after = await next();
+        while (after.appliedGeneration !== 8n) after = await next();
+        expect(Number(after.applyingGeneration)).toBe(0);
+      } finally {
+        stream.cancel();
         await agent.close();
       }
     });

@@ -1,13 +1,16 @@
 // A mail daemon killed with SIGKILL on a direct-mode vnode (no init system: the agent is the
 // supervisor): health shows it failed with the reason, the agent starts it again by itself, health
 // shows it active with a new pid, no worker of the killed master is left, and mail flows again
-// (SMTP accepts, IMAP logs in). Limits only catch hangs; nothing here measures time.
+// (SMTP accepts, IMAP logs in, ClamAV refuses EICAR). Postfix, Dovecot, Rspamd and clamd. Limits
+// only catch hangs; nothing here measures time.
 import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ImapFlow } from "imapflow";
 import { createVnodePaths } from "../../agent/paths.ts";
 import { createRspamdPaths } from "../../agent/rspamd/paths.ts";
+import { createClamavPaths } from "../../agent/clamav/paths.ts";
+import { eicarMessage } from "../helpers/filter-messages.ts";
 import { SHARED_HS_CACHE } from "../helpers/filter-root.ts";
 import { buildMessage, sendMail } from "../helpers/mail-smtp.ts";
 import { startMailFleet, until, type FleetVnode, type MailFleet } from "../helpers/mail-fleet.ts";
@@ -137,18 +140,20 @@ function smtpAccepts(subject: string) {
 
 describe.skipIf(!isRoot)("a mail daemon killed with SIGKILL comes back by itself (direct mode)", () => {
   beforeAll(async () => {
-    // Rspamd too (Postfix's milter, offline settings, the suite's shared hyperscan cache).
+    // Rspamd and clamd too (Postfix's milter, offline settings, the suite's shared hyperscan
+    // cache, ClamAV with the EICAR-only test signatures).
     fleet = await startMailFleet(["dk1"], "dkill", {
-      agentArgs: ["--filter-offline", "--filter-cache", SHARED_HS_CACHE],
+      agentArgs: ["--filter-offline", "--filter-cache", SHARED_HS_CACHE, "--clamav-test-signatures"],
     });
     vn = fleet.vnodes[0] as FleetVnode;
-    const set = await fleet.harness.cli(["vnode", "set", vn.name, "--rspamd", "1"]);
+    const set = await fleet.harness.cli(["vnode", "set", vn.name, "--rspamd", "1", "--clamav", "1"]);
     expect(set.code, set.err).toBe(0);
-    await until(
-      async () => ((await service("rspamd"))?.state === "active" ? true : undefined),
-      120_000,
-      "rspamd active",
-    );
+    for (const name of ["rspamd", "clamd"])
+      await until(
+        async () => ((await service(name))?.state === "active" ? true : undefined),
+        120_000,
+        `${name} active`,
+      );
     const added = await fleet.harness.cli(
       ["addvmail", vn.name, `alice@${vn.domain}`, "--password-stdin"],
       `${PASSWORD}\n`,
@@ -174,6 +179,31 @@ describe.skipIf(!isRoot)("a mail daemon killed with SIGKILL comes back by itself
     // milter_default_action = tempfail: accepted means the new Rspamd answered.
     expect((await smtpAccepts("after the Rspamd kill")).stage).toBe("done");
     record("rspamd", killedAt);
+  }, 180_000);
+
+  it("clamd: failed with the reason, restarted, and EICAR is refused by ClamAV again", async () => {
+    const { failed, killedAt } = await killAndWatch("clamd", createClamavPaths(vn.root).pidFile);
+    expect(failed.detail).toMatch(/pid \d+ is gone/);
+    // Refused with ClamAV's verdict: the new clamd answered Rspamd (while it starts, a message
+    // may be deferred or get through unscanned; the loop sends again).
+    const refused = await until(
+      async () => {
+        const sent = await sendMail({
+          host: vn.ns.nsAddress,
+          port: 25,
+          ca: fleet.caPem,
+          servername: vn.mailHostname,
+          from: "bob@sender.test",
+          to: [`alice@${vn.domain}`],
+          data: eicarMessage({ from: "bob@sender.test", to: `alice@${vn.domain}` }),
+        });
+        return sent.reply.code === 554 ? sent.reply.text : undefined;
+      },
+      60_000,
+      "EICAR refused after the clamd kill",
+    );
+    expect(refused).toContain("clamav: virus found");
+    record("clamd", killedAt);
   }, 180_000);
 
   it("Dovecot master: failed with the reason, restarted, and IMAP logs in again", async () => {

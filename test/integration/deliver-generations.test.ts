@@ -132,6 +132,28 @@ describe.each(databaseTargets)("generations on %s", (_name, open) => {
       expect(deliver.calls).toEqual([{ vnode: f.vnode, actor: "reconciler", reconcile: true }]);
     });
 
+    it("does not resend a generation the agent reports it is applying; a lag after it is resent", async () => {
+      // Regression (issue 14): mail:import's closing 100,000-row state took 38 s to apply under
+      // load; the agent's reports meanwhile (now answered while it applies) showed the old
+      // generation, and after the 3 s grace the reconciler queued the same state again behind it.
+      const f = await mailFixture(db);
+      const g = await f.generation();
+      const deliver = recorder();
+      const r = createReconciler({ db, deliver, log: silentLogger, lagGraceMs: 0 });
+      const applying = (generation: number): HealthReport =>
+        create(HealthReportSchema, {
+          appliedGeneration: BigInt(generation - 1),
+          applyingGeneration: BigInt(generation),
+          mail: create(MailHealthSchema, {}),
+        });
+      for (let i = 0; i < 10; i++) await r.onReport(f.vnodeId, applying(g));
+      expect(deliver.calls).toHaveLength(0);
+      // An older generation under way does not cover the newer one: the lag counts (grace 0 here).
+      await r.onReport(f.vnodeId, applying(g - 1));
+      await r.onReport(f.vnodeId, applying(g - 1));
+      expect(deliver.calls).toEqual([{ vnode: f.vnode, actor: "reconciler", reconcile: true }]);
+    });
+
     it("a refused state waits for its retry time instead of being resent on every report", async () => {
       const f = await mailFixture(db);
       const g = await f.generation();
