@@ -35,6 +35,7 @@ import { MAIL_HOSTNAME } from "../test/helpers/mail-vnode.ts";
 import { createCleanups } from "./bench-mail.d/cleanups.ts";
 import { imapMix, imapUsers, prepareImap, type ImapMixOptions, type ImapMixResult } from "./bench-mail.d/imap.ts";
 import { REMOTE_USER, startRelayNetwork, startSink } from "./bench-mail.d/relay.ts";
+import { removeStaleNetnsEtc } from "../test/helpers/intervnode-net.ts";
 
 const exec = promisify(execFile);
 
@@ -292,6 +293,7 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("run as root: it creates network namespaces and runs Postfix/Dovecot");
   const started = performance.now();
   const load0 = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  await removeStaleNetnsEtc(); // resolver files of a run that was SIGKILLed
   const workDir = mkdtempSync(join(tmpdir(), "nsm-bench-mail-"));
   chmodSync(workDir, 0o755); // postfix and vmail traverse it
   onCleanup("work dir", () => (opts.keep ? log(`kept ${workDir}`) : rmSync(workDir, { recursive: true, force: true })));
