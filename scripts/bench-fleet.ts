@@ -94,6 +94,7 @@ async function freshPostgres(url: string): Promise<string> {
 
 /** The controller's timed phases an addvmail goes through (common/phase-timing.ts). */
 const CONTROLLER_PHASES = [
+  "admin.connection",
   "admin.peer",
   "admin.command",
   "mutation.prepare",
@@ -303,8 +304,14 @@ async function revocation(): Promise<string> {
   return (ms / 1000).toFixed(2);
 }
 
-/** How many of the running agents status shows connected, and how many at their generation. */
+/** How many of the running agents status shows connected, and how many at their generation;
+ *  with the controller's last warnings and errors on stderr (why they are not). */
 async function currentCounts(): Promise<string> {
+  const lines = serve
+    .stderr()
+    .split("\n")
+    .filter((l) => /"level":"(warn|error)"/.test(l));
+  progress(`controller's last warnings (${lines.length} in all):\n${lines.slice(-12).join("\n")}`);
   const rows = (await status()).filter((r) => r.status === "enrolled" && runs(r.vnode));
   const connected = rows.filter((r) => r.connected).length;
   const current = rows.filter((r) => r.connected && r.appliedGeneration === r.generation).length;

@@ -178,7 +178,7 @@ export async function startAdminSocket(options: {
     const connection = nextId++;
     open.add(socket);
     socket.once("close", () => open.delete(socket));
-    serve(socket, connection).catch((error: unknown) => {
+    timed("admin.connection", () => serve(socket, connection)).catch((error: unknown) => {
       options.log.error("admin socket connection failed", {
         admin_connection: connection,
         error: NetservaError.from(error).message,
