@@ -5,18 +5,23 @@
 // new one (a connection queued on the old one is reset), so an smtpd that asks in that window
 // exits "fatal: no SASL authentication mechanisms" and, having served nobody yet, gets its service
 // throttled by Postfix's master (service_throttle_time). The apply must neither be refused for
-// that nor leave 465/587 throttled. Real Postfix and Dovecot in a namespace; the client loop opens
-// a fresh connection each time and logs in with AUTH PLAIN.
+// that nor leave 465/587 throttled. Whether an smtpd meets the gap is up to the scheduler (a
+// loaded machine makes it likely), so the test also watches the order that closes it: in every
+// apply Postfix reloads only after Dovecot did and a new auth process answers. Real Postfix and
+// Dovecot in a namespace; the client loop opens a fresh connection each time and logs in with
+// AUTH PLAIN.
 import { existsSync, readFileSync, renameSync } from "node:fs";
 import { connect as tcpConnect, type Socket } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DesiredStateSchema, type DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { authHandshake } from "../../agent/mail/auth-ready.ts";
 import { markDaemonLogs } from "../../agent/mail/daemon-log.ts";
 import { passingSaslOutage } from "../../agent/mail/sasl-outage.ts";
 import { verifyListeners } from "../../agent/mail/verify-listeners.ts";
 import { waitUntil } from "../../agent/process.ts";
+import type { ServiceControl } from "../../agent/sc/service-control.ts";
 import { chaosFull, chaosLong, recordChaos } from "../chaos/report.ts";
 import { createTestTls, type TestTls } from "../helpers/mail-tls.ts";
 import { MAIL_HOSTNAME, createMailVnode, hashPassword, type MailVnode } from "../helpers/mail-vnode.ts";
@@ -158,6 +163,47 @@ const submissionWorks = (host: string): Promise<void> =>
     async () => (await session(host, 465)) === "authenticated" && (await session(host, 587)) === "authenticated",
   );
 
+/**
+ * The vnode's real sc(), watched: at each Postfix reload of an apply, has Dovecot's reload of the
+ * same apply come first, and does a new auth process (another SPID than the one answering before
+ * that reload) answer? Postfix reloaded before that makes every smtpd fresh while the socket may
+ * still be swapped; whether one then meets the gap is up to the scheduler, this is not.
+ */
+function watchReloads(real: ServiceControl, authSocket: () => string) {
+  let change = 0;
+  let dovecotReloaded = false;
+  let spidBefore: string | undefined;
+  const early: string[] = [];
+  let postfixReloads = 0;
+  const sc: ServiceControl = {
+    ...real,
+    async reload(name) {
+      if (name === "dovecot") {
+        spidBefore = (await authHandshake(authSocket()))?.spid;
+        dovecotReloaded = true;
+      } else if (name === "postfix") {
+        postfixReloads += 1;
+        const now = await authHandshake(authSocket());
+        if (!dovecotReloaded) early.push(`change ${change}: postfix reloaded before dovecot`);
+        else if (now === undefined || now.spid === spidBefore)
+          early.push(`change ${change}: postfix reloaded while ${now ? "the old" : "no"} auth process answered`);
+      }
+      return real.reload(name);
+    },
+  };
+  return {
+    sc,
+    early,
+    postfixReloads: () => postfixReloads,
+    /** Before each apply: what counts is the order within one apply. */
+    nextChange(n: number): void {
+      change = n;
+      dovecotReloaded = false;
+      spidBefore = undefined;
+    },
+  };
+}
+
 const countLines = (file: string, pattern: RegExp): number => {
   try {
     return readFileSync(file, "utf8")
@@ -199,13 +245,17 @@ describe.skipIf(!canRun)("config changes while clients authenticate on 465 and 5
       const fatal = /fatal: no SASL authentication mechanisms/;
       const throttled = /bad command startup -- throttling/;
       const before = { fatal: countLines(log, fatal), throttled: countLines(log, throttled) };
+      // The same vnode through a mail host whose sc() is watched (the daemons are the same).
+      const watched = watchReloads(v.sc, () => v.host.paths.dovecotAuthSocket);
+      const mailHost = await v.sibling({ sc: watched.sc });
       const clients = startClients(host);
       const refused: string[] = [];
       let hostname = MAIL_HOSTNAME;
       try {
         for (let i = 0; i < CHANGES; i++) {
           hostname = hostname === MAIL_HOSTNAME ? OTHER_HOSTNAME : MAIL_HOSTNAME;
-          await v.host.applyState(stateFor(hostname, i + 2, hash)).catch((e: unknown) => {
+          watched.nextChange(i + 1);
+          await mailHost.applyState(stateFor(hostname, i + 2, hash)).catch((e: unknown) => {
             refused.push(`change ${i + 1}: ${e instanceof Error ? e.message : String(e)}`);
           });
         }
@@ -228,10 +278,13 @@ describe.skipIf(!canRun)("config changes while clients authenticate on 465 and 5
         duplicated: 0,
         note:
           `${refused.length} refused; smtpd 'no SASL authentication mechanisms' ${fatals}, throttled ${throttles}; ` +
+          `Postfix reloaded before a new auth process answered ${watched.early.length} of ${watched.postfixReloads()}; ` +
           `465: ${t[465].authenticated} authenticated, ${t[465].failed} failed; ` +
           `587: ${t[587].authenticated} authenticated, ${t[587].failed} failed`,
       });
       expect(refused).toEqual([]);
+      expect(watched.early).toEqual([]);
+      expect(watched.postfixReloads()).toBeGreaterThanOrEqual(CHANGES);
       expect(after).toEqual({ 465: "authenticated", 587: "authenticated" });
       expect(t[465].authenticated + t[587].authenticated).toBeGreaterThan(CHANGES);
     },
