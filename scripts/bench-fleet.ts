@@ -40,6 +40,8 @@ const { values: opts } = parseArgs({
     samples: { type: "string", default: "5" },
     pglite: { type: "boolean", default: false },
     "swarm-in-process": { type: "boolean", default: false },
+    /** A directory for CPU profiles of the controller (each serve process writes one at exit). */
+    "serve-cpu-prof": { type: "string" },
   },
 });
 const count = (name: string, v: string | undefined, min: number, max: number): number => {
@@ -175,7 +177,11 @@ function statusProcess(): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(process.execPath, [BIN, "status", "--json"], {
-      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...serve.env },
+      // Without NODE_OPTIONS: --serve-cpu-prof is for the controller, not for this CLI.
+      env: {
+        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+        ...Object.fromEntries(Object.entries(serve.env).filter(([k]) => k !== "NODE_OPTIONS")),
+      },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let err = "";
@@ -411,7 +417,14 @@ async function acrossControllers(n: number): Promise<Row> {
 }
 
 async function main(): Promise<void> {
-  serve = await startServeProcess({ env: pgUrl ? { DATABASE_URL: await freshPostgres(pgUrl) } : {} });
+  // --serve-cpu-prof: the controller's long tasks (what a push waits behind), read afterwards in
+  // Chrome's profiler or any .cpuprofile viewer.
+  const profile: Record<string, string> = opts["serve-cpu-prof"]
+    ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${opts["serve-cpu-prof"]}` }
+    : {};
+  serve = await startServeProcess({
+    env: { ...profile, ...(pgUrl ? { DATABASE_URL: await freshPostgres(pgUrl) } : {}) },
+  });
   swarmDir = mkdtempSync(join(tmpdir(), "nsm-bench-fleet-"));
   swarm = createSwarm({
     dir: swarmDir,
