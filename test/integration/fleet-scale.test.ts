@@ -126,6 +126,21 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
       services: (await serve.metric('netserva_controller_health_rows_total{table="mail_services"}')) ?? 0,
       samples: (await serve.metric('netserva_controller_health_rows_total{table="mail_health_history"}')) ?? 0,
     });
+    // Start from a settled fleet: what the other tests changed (a vnode's first state applied, a
+    // new generation reported) writes its rows once, and may still be doing so under load. Wait
+    // for a whole round of reports that writes no daemon row, then count.
+    let settled = await counters();
+    await until(
+      async () => {
+        const now = await counters();
+        if (now.reports - settled.reports < AGENTS) return undefined;
+        if (now.services === settled.services) return true;
+        settled = now;
+        return undefined;
+      },
+      120_000,
+      "a round of reports that changes no daemon row",
+    );
     const before = await counters();
     // Twenty rounds of reports from every agent (counted, not timed).
     const after = await until(
