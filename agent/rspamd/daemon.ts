@@ -40,6 +40,23 @@ async function children(pid: number): Promise<Set<number>> {
   );
 }
 
+/** A child's title and state as /proc shows them ("rspamd: normal process (Z)"), for errors. */
+async function describeChild(pid: number): Promise<string> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  // The state follows the parenthesised name, which may itself hold spaces or parentheses.
+  const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "?";
+  const title = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replace(/\0+/g, " ").trim();
+  return `${pid} ${title || "?"} (${state || "gone"})`;
+}
+
+/** A zombie has exited; only its parent's wait is pending. */
+async function exited(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  if (stat === "") return true;
+  const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+  return state === "Z" || state === "X";
+}
+
 export function createRspamdDaemon(o: RspamdDaemonOptions): ManagedDaemon {
   const { paths } = o;
   const user = o.user ?? "_rspamd";
@@ -106,16 +123,20 @@ export function createRspamdDaemon(o: RspamdDaemonOptions): ManagedDaemon {
       const old = await children(pid);
       process.kill(pid, "SIGHUP");
       // Done when every old worker has gone (new ones are serving the new config) and /ping answers.
+      let lingering: number[] = [];
       await waitUntil(
         "rspamd reload (old workers replaced)",
         startTimeout,
         async () => {
           const now = await children(pid);
-          return now.size > 0 && [...old].every((c) => !now.has(c));
+          lingering = [];
+          for (const c of old) if (now.has(c) && !(await exited(c))) lingering.push(c);
+          return now.size > 0 && lingering.length === 0;
         },
         50,
       ).catch(async (err: unknown) => {
-        throw await failure("did not finish reloading", err);
+        const left = await Promise.all(lingering.map(describeChild));
+        throw await failure(`did not finish reloading (old workers still running: ${left.join(", ") || "none"})`, err);
       });
       await waitReady(pid);
     },
