@@ -19,17 +19,17 @@
 // Run by scripts/bench-fleet (PostgreSQL from DATABASE_URL_TEST, else PGlite). Everything it
 // starts is stopped at the end, also on failure.
 import { spawn } from "node:child_process";
-import { randomUUID, X509Certificate } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { normalizeSerial } from "../common/identity/peer.ts";
-import { openDatabase } from "../controller/db/open-database.ts";
 import { BIN, restartServeProcess, startServeProcess, type ServeProcess } from "../test/helpers/serve-process.ts";
 import { createSwarm, type Swarm } from "../test/swarm/swarm.ts";
 import { startSwarmProcess, type SwarmProcess } from "../test/swarm/swarm-process.ts";
+import { freshPostgresUrl } from "../test/helpers/fresh-postgres.ts";
 
 const { values: opts } = parseArgs({
   options: {
@@ -84,15 +84,7 @@ function rssMiB(pid: number): number {
   return Number(line?.replace(/\D+/g, "") ?? 0) / 1024;
 }
 
-async function freshPostgres(url: string): Promise<string> {
-  const admin = await openDatabase({ url });
-  const name = `nsm_fleet_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return target.toString();
-}
+const freshPostgres = (url: string): Promise<string> => freshPostgresUrl(url, "fleet");
 
 /** The controller's timed phases an addvmail goes through (common/phase-timing.ts). */
 const CONTROLLER_PHASES = [

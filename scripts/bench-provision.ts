@@ -10,7 +10,6 @@
 //  - shvmail of one mailbox (p50/p99 of 200 lookups, service and in-process CLI) and the list of
 //    a 10,000-mailbox domain; then the one-mailbox lookup again at 100,000 mailboxes on the vnode
 //    (the extra 80,000 rows bulk-inserted with SQL to keep the run short).
-import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,6 +24,7 @@ import type { Database } from "../controller/db/open-database.ts";
 import { createZoneListProvider } from "../controller/dns/zone-list-provider.ts";
 import { createMailServices } from "../controller/mail/create-mail-services.ts";
 import type { MailServices } from "../controller/mail/mail-api.ts";
+import { freshPostgresUrl } from "../test/helpers/fresh-postgres.ts";
 
 const N = Number(process.env["BENCH_MAILBOXES"] ?? 10_000);
 /** The per-call paths cost the same per mailbox at any count: measured on fewer, to stay short. */
@@ -74,15 +74,8 @@ async function timeEach(n: number, work: (i: number) => Promise<unknown>): Promi
   return { p50: percentile(times, 50), p99: percentile(times, 99) };
 }
 
-async function freshPostgres(url: string): Promise<Database> {
-  const admin = await openDatabase({ url });
-  const name = `nsm_bench_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return openDatabase({ url: target.toString() });
-}
+const freshPostgres = async (url: string): Promise<Database> =>
+  openDatabase({ url: await freshPostgresUrl(url, "bench") });
 
 /** The CLI in-process on the shared database (no process start, no database open). */
 function inProcessCli(db: Database, home: string): (argv: string[]) => Promise<number> {

@@ -1,7 +1,6 @@
 // Fresh databases for the mail-data tests: the embedded PGlite always, and a real PostgreSQL
 // (a new database per test file, from DATABASE_URL_TEST) when scripts/test provides one. Each
 // test builds its own vnode and domains (`mailFixture`), so no test depends on another's state.
-import { randomUUID } from "node:crypto";
 import { NetservaError } from "../../common/errors.ts";
 import { openDatabase } from "../../controller/db/open-database.ts";
 import type { Database, DatabaseOptions } from "../../controller/db/open-database.ts";
@@ -9,6 +8,7 @@ import { CommandLog, Vnode } from "../../controller/db/entities/index.ts";
 import { createMailServices } from "../../controller/mail/create-mail-services.ts";
 import { createZoneListProvider } from "../../controller/dns/zone-list-provider.ts";
 import type { MailServices } from "../../controller/mail/mail-api.ts";
+import { freshPostgresUrl } from "./fresh-postgres.ts";
 
 export const pgUrl = process.env["DATABASE_URL_TEST"];
 
@@ -16,13 +16,8 @@ export const pgUrl = process.env["DATABASE_URL_TEST"];
 export type OpenExtra = Pick<DatabaseOptions, "onQuery">;
 
 export async function freshPostgres(url: string, poolSize?: number, extra: OpenExtra = {}): Promise<Database> {
-  const admin = await openDatabase({ url });
-  const name = `nsm_mail_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return openDatabase({ url: target.toString(), ...(poolSize === undefined ? {} : { poolSize }), ...extra });
+  const target = await freshPostgresUrl(url, "mail");
+  return openDatabase({ url: target, ...(poolSize === undefined ? {} : { poolSize }), ...extra });
 }
 
 export const databaseTargets: Array<[string, (extra?: OpenExtra) => Promise<Database>]> = [

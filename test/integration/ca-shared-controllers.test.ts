@@ -8,7 +8,7 @@
 // connected, and `ca retire-old` on the other controller ends it on both.
 //
 // In order (opted out of the suite's shuffle): each step is one stage of one rollover.
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +21,7 @@ import { caPin } from "../../common/pki/pin.ts";
 import { startServeProcess, type ServeProcess } from "../helpers/serve-process.ts";
 import { until } from "../helpers/mail-fleet.ts";
 import { createSwarm, type Swarm } from "../swarm/swarm.ts";
+import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 const pgUrl = process.env["DATABASE_URL_TEST"];
 const AGENTS = 4;
@@ -53,15 +54,7 @@ let oldPin = "";
 let newPin = "";
 const names = Array.from({ length: AGENTS }, (_, i) => `kek${i}`);
 
-async function freshPostgres(url: string): Promise<string> {
-  const admin = await openDatabase({ url });
-  const name = `nsm_kek_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return target.toString();
-}
+const freshPostgres = (url: string): Promise<string> => freshPostgresUrl(url, "kek");
 
 async function cli(on: ServeProcess, argv: string[]): Promise<string> {
   const r = await on.cli(argv);

@@ -1,26 +1,18 @@
 // The same migrations and entity work on both databases: the embedded PGlite and a real
 // PostgreSQL (the throwaway cluster scripts/test starts; DATABASE_URL_TEST).
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../controller/db/open-database.ts";
 import type { Database } from "../../controller/db/open-database.ts";
 import { CommandLog, JoinToken, VMailService, Vnode } from "../../controller/db/entities/index.ts";
 import { audited } from "../../controller/audit/audit.ts";
 import { NetservaError } from "../../common/errors.ts";
+import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 const pgUrl = process.env["DATABASE_URL_TEST"];
 const opened: Database[] = [];
 
-async function freshPostgres(url: string): Promise<Database> {
-  // A fresh database per run, created through the admin connection.
-  const admin = await openDatabase({ url });
-  const name = `nsm_db_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return openDatabase({ url: target.toString() });
-}
+const freshPostgres = async (url: string): Promise<Database> =>
+  openDatabase({ url: await freshPostgresUrl(url, "db") });
 
 const targets: Array<[string, () => Promise<Database>]> = [["pglite", () => openDatabase({ dataDir: "memory://" })]];
 if (pgUrl) targets.push(["postgresql", () => freshPostgres(pgUrl)]);

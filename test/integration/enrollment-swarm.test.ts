@@ -5,17 +5,16 @@
 // short-lived certificate about when the others do: every enrollment and every renewal goes
 // through, and the controller counts no rate-limited request. PostgreSQL when scripts/test
 // provides one, else the embedded PGlite.
-import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentHomePaths, loadAgentIdentity } from "../../agent/home/agent-home.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
-import { openDatabase } from "../../controller/db/open-database.ts";
 import { until } from "../helpers/mail-fleet.ts";
 import { startServeProcess, type ServeProcess } from "../helpers/serve-process.ts";
 import { createSwarm, type Swarm } from "../swarm/swarm.ts";
+import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 // Above the per-address budget of refused enrollments (20), so a limit keyed by address would show.
 const AGENTS = 40;
@@ -23,15 +22,7 @@ const AGENTS = 40;
 const CERTIFICATE_SECONDS = 30;
 const pgUrl = process.env["DATABASE_URL_TEST"];
 
-async function freshPostgres(url: string): Promise<string> {
-  const admin = await openDatabase({ url });
-  const name = `nsm_enroll_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return target.toString();
-}
+const freshPostgres = (url: string): Promise<string> => freshPostgresUrl(url, "enroll");
 
 let serve: ServeProcess;
 let swarm: Swarm;

@@ -6,7 +6,7 @@
 // holds every mutation's row, its command-log entry and its generation bump together or none of
 // them; serve starts again on it, and the vnode reaches the desired generation with lookup rows
 // equal to the database's. Seconds go to the chaos table, never into assertions.
-import { randomInt, randomUUID } from "node:crypto";
+import { randomInt } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KILL_POINTS, type KillPoint } from "../../controller/faults/kill-points.ts";
 import { createCliContext } from "../../controller/cli/cli-context.ts";
@@ -15,6 +15,7 @@ import { openDatabase, type Database } from "../../controller/db/open-database.t
 import { chaosFull, recordChaos } from "../chaos/report.ts";
 import { until } from "../helpers/mail-fleet.ts";
 import { AGENT_PORT, startServeFleet, type ServeFleet, type ServeVnode } from "../helpers/serve-fleet.ts";
+import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 const isRoot = process.getuid?.() === 0;
 const pgUrl = process.env["DATABASE_URL_TEST"];
@@ -23,15 +24,7 @@ const TIMED_KILLS = chaosFull ? 8 : 1;
 /** Named points run again in the full matrix at later arrivals (the n-th push, the n-th commit). */
 const ARRIVALS = chaosFull ? [1, 2] : [1];
 
-async function freshPostgres(url: string): Promise<string> {
-  const admin = await openDatabase({ url });
-  const name = `nsm_ctlkill_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return target.toString();
-}
+const freshPostgres = (url: string): Promise<string> => freshPostgresUrl(url, "ctlkill");
 
 interface Target {
   kind: "pglite" | "postgresql";

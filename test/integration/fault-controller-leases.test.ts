@@ -9,7 +9,6 @@
 // Seconds go to the chaos table; limits only catch hangs.
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCliContext } from "../../controller/cli/cli-context.ts";
 import { runCommand } from "../../controller/cli/main.ts";
@@ -20,6 +19,7 @@ import { until } from "../helpers/mail-fleet.ts";
 import { startServeFleet, type ServeFleet, type ServeVnode } from "../helpers/serve-fleet.ts";
 import { startServeProcess, type ServeProcess } from "../helpers/serve-process.ts";
 import { startTcpCut, type TcpCut } from "../helpers/tcp-cut.ts";
+import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 const isRoot = process.getuid?.() === 0;
 const pgUrl = process.env["DATABASE_URL_TEST"];
@@ -33,15 +33,7 @@ interface LeaseRow {
   live: boolean;
 }
 
-async function freshPostgres(url: string): Promise<string> {
-  const admin = await openDatabase({ url });
-  const name = `nsm_leases_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return target.toString();
-}
+const freshPostgres = (url: string): Promise<string> => freshPostgresUrl(url, "leases");
 
 describe.skipIf(!isRoot || !pgUrl)("three controllers on one PostgreSQL", () => {
   let url: string;

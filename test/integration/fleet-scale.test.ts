@@ -4,15 +4,14 @@
 // behaviour and counts: everyone enrolled and live in `status`, an addvmail reaches exactly its
 // vnode, health history rows stay bounded while reports keep coming, a revocation cuts off the
 // revoked agent only. PostgreSQL when scripts/test provides one, else the embedded PGlite.
-import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openDatabase } from "../../controller/db/open-database.ts";
 import { startServeProcess, type ServeProcess } from "../helpers/serve-process.ts";
 import { until } from "../helpers/mail-fleet.ts";
 import { createSwarm, type Swarm } from "../swarm/swarm.ts";
+import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 const AGENTS = 50;
 const HEALTH_INTERVAL_MS = 500;
@@ -26,15 +25,7 @@ interface StatusRow {
   appliedGeneration: number;
 }
 
-async function freshPostgres(url: string): Promise<string> {
-  const admin = await openDatabase({ url });
-  const name = `nsm_swarm_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return target.toString();
-}
+const freshPostgres = (url: string): Promise<string> => freshPostgresUrl(url, "swarm");
 
 let serve: ServeProcess;
 let swarm: Swarm;

@@ -18,19 +18,11 @@ import { recordHealthSample } from "../../controller/health/health-history.ts";
 import { mailStatus } from "../../controller/health/mail-status.ts";
 import { MailHealthSample, VMailService, Vnode } from "../../controller/db/entities/index.ts";
 import { recordAppliedGeneration } from "../../controller/db/generation.ts";
-import { randomUUID } from "node:crypto";
+import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 const pgUrl = process.env["DATABASE_URL_TEST"];
 
-async function freshPostgres(url: string): Promise<string> {
-  const admin = await openDatabase({ url });
-  const name = `nsm_health_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(url);
-  target.pathname = `/${name}`;
-  return target.toString();
-}
+const freshPostgres = (url: string): Promise<string> => freshPostgresUrl(url, "health");
 
 const report = (deferred: number) =>
   create(HealthReportSchema, {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, type Database } from "../../controller/db/open-database.ts";
 import { until } from "../helpers/mail-fleet.ts";
 import { startServeFleet, type ServeFleet, type ServeVnode } from "../helpers/serve-fleet.ts";
+import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 const isRoot = process.getuid?.() === 0;
 const pgUrl = process.env["DATABASE_URL_TEST"];
@@ -21,15 +22,7 @@ let vn: ServeVnode;
 let url: string;
 let db: Database;
 
-async function freshPostgres(base: string): Promise<string> {
-  const admin = await openDatabase({ url: base });
-  const name = `nsm_shutdown_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
-  await admin.em().getConnection().execute(`create database ${name}`);
-  await admin.close();
-  const target = new URL(base);
-  target.pathname = `/${name}`;
-  return target.toString();
-}
+const freshPostgres = (base: string): Promise<string> => freshPostgresUrl(base, "shutdown");
 
 /** serve running and the vnode at its generation (an earlier test may have stopped it, or left
  * it still shutting down). */
