@@ -179,13 +179,16 @@ export function createFilterConfig(o: {
     return {
       async forward(changed: readonly string[]): Promise<void> {
         for (const name of ["clamd", "rspamd"] as const) {
-          if (!want[name] || !touches(changed, name)) continue;
+          if (!want[name]) continue;
           if (!(await running(name))) {
+            // Wanted and not running: started before Postfix is pointed at the milter even when
+            // its files did not change (they may be on disk already: a rolled-back enable leaves
+            // them, so its retry changed only main.cf and Postfix met a missing milter socket).
             started.push(name);
             // Turned on by the state: it should come back at boot too.
             await o.sc.enable(name);
             await o.sc.start(name);
-          } else {
+          } else if (touches(changed, name)) {
             cycled.push(name);
             // clamd has no config reload (its reload re-reads signatures only).
             if (name === "clamd" && changed.includes(clamavPaths.clamdConf)) await restart(name);
@@ -193,6 +196,8 @@ export function createFilterConfig(o: {
           }
         }
       },
+      /** The filters forward() started (verify() waits for them as for changed ones). */
+      started: (): readonly FilterName[] => [...started],
       async undo(): Promise<void> {
         for (const name of started) await o.sc.stop(name).catch(() => undefined);
         for (const name of cycled) {
@@ -205,8 +210,12 @@ export function createFilterConfig(o: {
   }
 
   /** After a change to its files, up means the milter socket Postfix talks to accepts connections. */
-  async function verify(want: FilterWants, changed: readonly string[]): Promise<void> {
-    if (!want.rspamd || !touches(changed, "rspamd")) return;
+  async function verify(
+    want: FilterWants,
+    changed: readonly string[],
+    started: readonly FilterName[] = [],
+  ): Promise<void> {
+    if (!want.rspamd || !(touches(changed, "rspamd") || started.includes("rspamd"))) return;
     // Polled: under an init system start returns before Rspamd has loaded its config (Debian's
     // rspamd.service is Type=simple), and a reload leaves the old workers for a moment.
     try {

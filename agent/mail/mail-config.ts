@@ -249,7 +249,7 @@ export function createMailConfig(o: MailConfigOptions) {
         reloaded = await withDaemonWords(marks, () => reloadFor(changed, restartPostfix));
       },
       verify: async (changed) => {
-        await filters.verify(want, changed);
+        await filters.verify(want, changed, f.started());
         // Every listener of the new config, on every address, with the new certificate: a
         // daemon can accept a reload and still fail to bind or to load its key (daemon-log.ts).
         const addresses = listenOf(state);
