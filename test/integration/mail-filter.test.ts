@@ -259,6 +259,28 @@ describe.skipIf(!canRun)("mail vnode with Rspamd + ClamAV as Postfix's milter", 
     await waitDelivered(maildir("bob"), messageId(data));
   });
 
+  it("turned off and on again: Rspamd is started before Postfix is pointed back at its milter", async () => {
+    // Turning the filters off leaves local.d on disk, so turning them on again changes only
+    // main.cf: the apply must still start Rspamd before Postfix reloads onto the milter (it used
+    // to be started only when its own files changed, and the change was refused with STARTTLS
+    // answered 454 while Postfix met a missing milter socket).
+    if (!state.settings) throw new Error("the state has no settings");
+    const off = create(DesiredStateSchema, {
+      ...state,
+      settings: { ...state.settings, rspamdEnabled: false, clamavEnabled: false },
+    });
+    await v.host.applyState(off);
+    expect((await v.sc.status("rspamd")).running).toBe(false);
+    await v.host.applyState(state);
+    expect((await v.sc.status("rspamd")).running).toBe(true);
+    expect((await v.host.status()).services.every((s) => s.running)).toBe(true);
+    const gtube = await inbound(`bob@${D}`, gtubeMessage({ from: REMOTE, to: `bob@${D}` }));
+    expect(gtube.reply.code).toBe(554);
+    const ham = hamMessage({ from: REMOTE, to: `bob@${D}` });
+    expect((await inbound(`bob@${D}`, ham)).stage).toBe("done");
+    await waitDelivered(maildir("bob"), messageId(ham));
+  });
+
   it("an agent start (resume) brings back a filter that is down, so mail is not deferred after a restart", async () => {
     await v.sc.stop("rspamd");
     expect((await v.sc.status("rspamd")).running).toBe(false);
