@@ -8,8 +8,8 @@
 // EROFS/EACCES under the shipped sandbox; and dpkg -i/-r/-P clean for both packages (stock files
 // back on removal, the controller's CA and database never deleted by a purge).
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { ImapFlow } from "imapflow";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootSystem, fileListing, type BootedSystem } from "../helpers/booted-system.ts";
@@ -35,6 +35,8 @@ import {
 } from "../helpers/booted-vnode.ts";
 import { startHarness, type Harness } from "../helpers/controller-harness.ts";
 import { eicarMessage, gtubeMessage } from "../helpers/filter-messages.ts";
+import { readManifest } from "../../agent/mail/manifest.ts";
+import { recordChaos } from "../chaos/report.ts";
 
 // The long run only (LONG=1 scripts/test): booting a root and installing packages takes minutes.
 const canRun =
@@ -84,6 +86,184 @@ async function restartMetric(): Promise<Map<string, number>> {
     );
   } finally {
     monitor.remove();
+  }
+}
+
+// The agent's state under `--mail` (the system root), as the container's paths.
+const STATE = "/var/lib/netserva-mail";
+const manifestPaths = (): string[] => Object.keys(readManifest(join(sys.root, STATE, "manifest.json")).files).sort();
+// Where the managed files live, walked whole: a file the new config adds is seen (or seen missing)
+// in a snapshot taken before anyone knew the new manifest.
+const CONFIG_TREES = ["/etc/postfix", "/etc/dovecot", "/etc/rspamd", "/etc/netserva-mail", "/etc/clamav"];
+
+/** sha256 of every regular file under the config trees and the managed files' directories. */
+function configTree(): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (dir: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(join(sys.root, dir));
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      const st = lstatSync(join(sys.root, path));
+      if (st.isDirectory()) walk(path);
+      else if (st.isFile()) out.set(path, sha(join(sys.root, path)));
+    }
+  };
+  for (const dir of new Set([...CONFIG_TREES, ...manifestPaths().map((p) => dirname(p))])) walk(dir);
+  return out;
+}
+
+/** The managed files' digests (`paths`: the union of every manifest seen) in one tree snapshot. */
+const digestOf = (tree: Map<string, string>, paths: readonly string[]): string =>
+  createHash("sha256")
+    .update(JSON.stringify(paths.map((p) => [p, tree.get(p) ?? "missing"])))
+    .digest("hex");
+
+/** What an interrupted apply may leave and start-up recovery must remove. */
+function mailLeftovers(): string[] {
+  const aside = [...new Set(manifestPaths().map((p) => dirname(p)))].flatMap((d) =>
+    readdirSync(join(sys.root, d))
+      .filter((f) => f.includes(".ns-"))
+      .map((f) => join(d, f)),
+  );
+  return [`${STATE}/staging`, `${STATE}/backup/pending-apply.json`]
+    .filter((p) => existsSync(join(sys.root, p)))
+    .concat(aside);
+}
+
+const poll = async <T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> => {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+const agentJournal = async (pid: number): Promise<string> =>
+  (await sys.run(["journalctl", "--no-pager", "-o", "cat", "-u", AGENT_UNIT, `_PID=${pid}`])).stdout;
+
+// The controller dials the agent's gRPC port: blackholed inside the container's namespace, the
+// restarted agent's recovered files are looked at before the controller can push it anything.
+const CUT = [
+  ["sport", "7444"],
+  ["dport", "7444"],
+] as const;
+let linkCut = false;
+async function cutAgentLink(cut: boolean): Promise<void> {
+  if (cut === linkCut) return;
+  for (const [key, port] of CUT) await sys.ns.run("ip", ["rule", cut ? "add" : "del", key, port, "blackhole"]);
+  linkCut = cut;
+}
+
+/**
+ * One agent SIGKILL inside an apply on the `--mail` layout, armed for exactly one process: the kill
+ * point goes into agent.env, the unit is restarted (the process reads it at exec), and the line is
+ * removed again before the change is pushed, so systemd's own restart after the kill runs unarmed.
+ */
+async function killInsideApply(point: string, change: readonly string[], expected: "back" | "forward"): Promise<void> {
+  const ENV = "/etc/netserva-mail/agent.env";
+  await waitApplied(h, "vn1", 180_000);
+  const beforePaths = manifestPaths();
+  const before = configTree();
+  const envBefore = readFileSync(join(sys.root, ENV.slice(1)), "utf8");
+  await sys.ok(["sh", "-c", `printf 'NETSERVA_AGENT_KILL_AT=%s\\n' "$1" >> ${ENV}`, "sh", point]);
+  let armedPid = 0;
+  try {
+    await sys.ok(["systemctl", "restart", AGENT_UNIT]);
+    armedPid = await mainPid();
+    await poll("the armed agent serving", 120_000, async () =>
+      /agent serving/.test(await agentJournal(armedPid)) ? true : undefined,
+    );
+  } finally {
+    await sys.ok(["sh", "-c", `printf '%s' "$1" > ${ENV}`, "sh", envBefore]);
+  }
+  expect(readFileSync(join(sys.root, ENV.slice(1)), "utf8")).not.toContain("KILL_AT");
+  await waitApplied(h, "vn1", 180_000);
+  const restartsBefore = await unitRestarts(AGENT_UNIT);
+
+  let after = new Map<string, string>();
+  let afterPaths: string[] = [];
+  try {
+    expect((await h.cli(["vnode", "set", "vn1", ...change])).code).toBe(0);
+    await poll(`the agent killed at ${point}`, 180_000, async () =>
+      (await agentJournal(armedPid)).includes(`kill point ${point} reached`) ? true : undefined,
+    );
+    // Before systemd's RestartSec (2 s) is over: the new process starts with the link cut.
+    await cutAgentLink(true);
+    const diedAt = Date.now();
+    const pid = await poll("systemd's restart of the agent", 60_000, async () => {
+      const now = await mainPid();
+      return now > 0 && now !== armedPid && (await unitState(AGENT_UNIT, "is-active")) === "active" ? now : undefined;
+    });
+    expect(await unitRestarts(AGENT_UNIT)).toBe(restartsBefore + 1);
+    const journal = await poll("the restarted agent serving", 120_000, async () => {
+      const j = await agentJournal(pid);
+      return /agent serving/.test(j) ? j : undefined;
+    });
+    expect(journal).not.toContain("kill point");
+    const finished = journal.split("\n").find((l) => l.includes("interrupted apply finished at start-up")) ?? "";
+    expect(finished, journal).toContain(expected);
+    const recoveredPaths = manifestPaths();
+    const recovered = configTree();
+    expect(mailLeftovers()).toEqual([]);
+    await deliverAndFind(t, "alice", D, `after a kill at ${point}`);
+    const imap = new ImapFlow({
+      host: sys.ns.nsAddress,
+      port: 993,
+      secure: true,
+      auth: { user: `alice@${D}`, pass: PASS },
+      tls: { ca: t.ca, servername: HOST },
+      logger: false,
+    });
+    imap.on("error", () => undefined);
+    await imap.connect();
+    await imap.logout();
+
+    await cutAgentLink(false);
+    await waitApplied(
+      h,
+      "vn1",
+      180_000,
+      async () =>
+        (
+          await sys.run([
+            "sh",
+            "-c",
+            "ls -la /etc/netserva-mail/tls /etc/postfix; postconf -n | grep -i tls; tail -n 60 /var/log/netserva-mail/postfix.log; journalctl --no-pager -o cat -n 60 -u " +
+              AGENT_UNIT,
+          ])
+        ).stdout,
+    );
+    const seconds = (Date.now() - diedAt) / 1000;
+    afterPaths = manifestPaths();
+    after = configTree();
+    const all = [...new Set([...beforePaths, ...recoveredPaths, ...afterPaths])].sort();
+    const [b, r, a] = [before, recovered, after].map((tree) => digestOf(tree, all));
+    // The change changed managed files, and recovery landed on exactly one side of it.
+    expect(a).not.toBe(b);
+    const side = r === b ? "old" : r === a ? "new" : "mixed";
+    recordChaos({
+      fault: "agent SIGKILL",
+      where: `${point} (config, --mail under systemd)`,
+      times: 1,
+      config: side,
+      mailAccepted: true,
+      converged: true,
+      secondsToConverge: Math.round(seconds * 10) / 10,
+      lost: 0,
+      duplicated: 0,
+      note: `vnode set ${change.join(" ")}; NRestarts ${restartsBefore}→${restartsBefore + 1}`,
+    });
+    const mixed = all.filter((p) => recovered.get(p) !== before.get(p) && recovered.get(p) !== after.get(p));
+    expect(side, `neither side: ${mixed.join(", ")}`).toBe(expected === "back" ? "old" : "new");
+  } finally {
+    await cutAgentLink(false);
   }
 }
 
@@ -236,6 +416,13 @@ describe.skipIf(!canRun)(
       expect(await unitState("rspamd.service", "is-active")).toBe("inactive");
       await deliverAndFind(t, "alice", D, "with rspamd off");
     }, 600_000);
+
+    it("finishes a config change a SIGKILL interrupted on the --mail layout: all old or all new, restarted by systemd", async () => {
+      // Between two renames into /etc: not committed, so rolled back at start-up, then re-pushed.
+      await killInsideApply("rename#2", ["--rspamd", "1"], "back");
+      expect(await unitState("rspamd.service", "is-active")).toBe("active");
+      await deliverAndFind(t, "alice", D, "after both kills");
+    }, 900_000);
 
     it("keeps mail flowing when postfix and dovecot-core are reinstalled under it (conffiles kept)", async () => {
       const managed = sha(mainCf());
