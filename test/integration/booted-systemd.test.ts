@@ -418,8 +418,10 @@ describe.skipIf(!canRun)(
     }, 600_000);
 
     it("finishes a config change a SIGKILL interrupted on the --mail layout: all old or all new, restarted by systemd", async () => {
-      // Between two renames into /etc: not committed, so rolled back at start-up, then re-pushed.
-      await killInsideApply("rename#2", ["--rspamd", "1"], "back");
+      // After the first rename into /etc (Rspamd's local.d is on disk from the test before, so
+      // main.cf is the one file this change renames): not committed, so rolled back at start-up,
+      // then re-pushed, and the re-push starts Rspamd before Postfix needs its milter.
+      await killInsideApply("rename#1", ["--rspamd", "1"], "back");
       expect(await unitState("rspamd.service", "is-active")).toBe("active");
       await deliverAndFind(t, "alice", D, "after both kills");
     }, 900_000);
