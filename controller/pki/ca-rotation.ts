@@ -31,26 +31,9 @@ import type { HomePaths } from "../home/home-paths.ts";
 import { readCaFiles } from "./ca-files.ts";
 import { caStatus } from "./ca-status.ts";
 import type { Kek } from "./ca-seal.ts";
-import { materializeCa, publishCa } from "./ca-store.ts";
+import { caRow, materializeCa, publishCa } from "./ca-store.ts";
 
 const CONTROLLER_CERT_SECONDS = 365 * 24 * 3600;
-
-async function rememberCa(em: SqlEntityManager, pem: string, state: "active" | "previous"): Promise<void> {
-  const info = inspectCertificate(pem);
-  const pin = caPin(pem);
-  const row = await em.findOne(CertificateAuthority, { pin });
-  if (row) row.state = state;
-  else
-    em.create(CertificateAuthority, {
-      pin,
-      serial: info.serialHex,
-      state,
-      certPem: pem,
-      notBefore: info.notBefore,
-      notAfter: info.notAfter,
-      retiredAt: null,
-    });
-}
 
 /** Whether a rotation has begun and not been retired (previous.crt holds another CA than ca.crt). */
 export function rotationInProgress(paths: HomePaths): boolean {
@@ -121,8 +104,8 @@ export async function beginCaRotation(
   const controller = await reissueControllerCertificate(em, paths, options.controller);
   if (options.kek) await publishCa(em, paths, options.kek);
   else {
-    await rememberCa(em, old.caCertPem, "previous");
-    await rememberCa(em, next.certPem, "active");
+    await caRow(em, old.caCertPem, "previous");
+    await caRow(em, next.certPem, "active");
   }
   await em.flush();
   return {

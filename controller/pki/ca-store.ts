@@ -97,7 +97,12 @@ export async function materializeCa(
 }
 
 /** A CA row by pin, created in `state` when absent. */
-async function caRow(em: SqlEntityManager, pem: string, state: "active" | "previous"): Promise<CertificateAuthority> {
+/** The CA's row by pin, created from its certificate when new, marked active or previous. */
+export async function caRow(
+  em: SqlEntityManager,
+  pem: string,
+  state: "active" | "previous",
+): Promise<CertificateAuthority> {
   const pin = caPin(pem);
   const row = await em.findOne(CertificateAuthority, { pin });
   if (row) {
