@@ -8,6 +8,7 @@ import { beginCaRotation, retireOldCa } from "../../pki/ca-rotation.ts";
 import { caStatus } from "../../pki/ca-status.ts";
 import { readKek, type Kek } from "../../pki/ca-seal.ts";
 import { materializeCa } from "../../pki/ca-store.ts";
+import { runCaStep } from "../../pki/ca-step-lock.ts";
 import type { Database } from "../../db/open-database.ts";
 import type { CaStatus } from "../../pki/ca-status.ts";
 import type { CliContext } from "../cli-context.ts";
@@ -56,8 +57,9 @@ export function registerCa(program: Command, ctx: CliContext): void {
         const em = db.em();
         const config = readControllerConfig(paths.config);
         const controller = { validSeconds: config.controllerCertificateSeconds, name: config.name };
+        const run = { step: "ca rotate" as const, controller: config.name, actor: ctx.actor };
         const begun = await audited(em, { actor: ctx.actor, command: "ca rotate", args: { days } }, () =>
-          beginCaRotation(em, paths, { validDays: days, controller, ...kekFor(db, ctx) }),
+          runCaStep(db, run, (tx) => beginCaRotation(tx, paths, { validDays: days, controller, ...kekFor(db, ctx) })),
         );
         ctx.io.out(
           `new CA ${begun.newPin} signs from now on (valid until ${begun.newNotAfter.toISOString()}); ` +
@@ -99,8 +101,13 @@ export function registerCa(program: Command, ctx: CliContext): void {
       try {
         const em = db.em();
         const force = options.force === true;
+        const run = {
+          step: "ca retire-old" as const,
+          controller: readControllerConfig(paths.config).name,
+          actor: ctx.actor,
+        };
         const retired = await audited(em, { actor: ctx.actor, command: "ca retire-old", args: { force } }, () =>
-          retireOldCa(em, paths, { force, ...kekFor(db, ctx) }),
+          runCaStep(db, run, (tx) => retireOldCa(tx, paths, { force, ...kekFor(db, ctx) })),
         );
         ctx.io.out(`old CA ${retired.retiredPin} retired: its certificates are refused from now on.\n`);
         for (const vnode of retired.stranded)
