@@ -142,6 +142,14 @@ describe("dovecot render", () => {
     expect(renderDovecotConf({ ...dc, authPenalty: false })).toContain("anvil-auth-penalty");
   });
 
+  it("dovecot.conf: one imap-login and one imap process started ahead, still one login process per connection", () => {
+    const c = renderDovecotConf(dc);
+    expect(c).toMatch(/service imap-login \{\n\s+process_min_avail = 1\n/);
+    expect(c).toMatch(/service imap \{\n\s+process_min_avail = 1\n\}/);
+    // High-security login mode stays: Dovecot's default service_count = 1 is not overridden.
+    expect(c).not.toContain("service_count");
+  });
+
   it("sql file: sqlite driver, active rows only, quota rule from the row", () => {
     const s = renderDovecotSql("/vn/one/var/lib/netserva-mail/sysadm.db");
     expect(s).toContain("driver = sqlite");
