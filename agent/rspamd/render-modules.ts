@@ -50,6 +50,24 @@ export function renderAntivirus(clamavSocket: string | undefined): string {
 }
 
 /**
+ * Fail closed: when the scanner cannot be asked (clamd down, restarting or timing out), mail is
+ * deferred with a 4xx and the sender retries, instead of passing unscanned. A virus found in
+ * another part still rejects (honor_action).
+ */
+export function renderForceActions(clamavOn: boolean): string {
+  if (!clamavOn) return `${GENERATED}# No virus scanner on this vnode: nothing to fail closed on.\n`;
+  return `${GENERATED}rules {
+  VIRUS_SCANNER_FAILED {
+    action = "soft reject";
+    expression = "CLAM_VIRUS_FAIL";
+    honor_action = ["reject"];
+    message = "4.7.1 Virus scanner unavailable, try again later";
+  }
+}
+`;
+}
+
+/**
  * Sign mail whose From: domain has a key here, only for authenticated users of that same domain
  * (allow_username_mismatch = false) and locally submitted mail. One domain may have several
  * selectors (e.g. RSA + Ed25519): each produces its own DKIM-Signature.

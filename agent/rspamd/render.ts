@@ -10,6 +10,7 @@ import {
   DISABLED_MODULE,
   NETWORK_MODULES,
   renderAntivirus,
+  renderForceActions,
   renderDkimSigning,
   renderMilterHeaders,
 } from "./render-modules.ts";
@@ -125,6 +126,7 @@ export function renderRspamdLocalD(o: RspamdRenderOptions): Map<string, string> 
   files.set("actions.conf", renderActions(o));
   files.set("milter_headers.conf", renderMilterHeaders());
   files.set("antivirus.conf", renderAntivirus(o.settings.clamavEnabled ? o.clamavSocket : undefined));
+  files.set("force_actions.conf", renderForceActions(o.settings.clamavEnabled));
   files.set("dkim_signing.conf", renderDkimSigning(o.paths, keys));
   files.set(
     "greylist.conf",

@@ -168,7 +168,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(leases ? { holds } : {}),
     ...(options.healthIntervalMs ? { healthIntervalMs: options.healthIntervalMs } : {}),
     ...(options.staleAfterMs ? { staleAfterMs: options.staleAfterMs } : {}),
-    ...(options.metrics ? { onHealth: options.metrics.health } : {}),
+    ...(options.metrics ? { onHealth: options.metrics.health, onFleetWork: options.metrics.fleetWork } : {}),
   });
   options.metrics?.watchConnects(() => fleet.connects);
   // A lease gained (a takeover, or this serve starting): a link to the vnode at once, our epoch

@@ -9,6 +9,7 @@ import type { PhaseTiming } from "../../common/phase-timing.ts";
 
 import type { Refusal } from "../enrollment/enrollment-server.ts";
 import type { FlushCounts } from "../health/save-health.ts";
+import type { FleetWork } from "../fleet/fleet.ts";
 import type { AcmeCertificateState } from "../acme/acme-sweep.ts";
 
 /** The certificates the running servers present, by which server. */
@@ -28,6 +29,8 @@ export interface ControllerMetrics {
   watchConnects(gate: () => { inFlight: number; peak: number }): void;
   /** Health reports received, and what their flushes wrote (rows by table, statements). */
   health(event: { reports: number } | FlushCounts): void;
+  /** A fleet refresh's rows read, a revocation fan-out's pushes and turns of the event loop. */
+  fleetWork(work: FleetWork): void;
   /** One ACME order (issue or renewal) the running controller ran. */
   acmeOrder(result: "ok" | "failed"): void;
   /** Every ACME certificate's state, as the last ACME sweep read it. */
@@ -91,6 +94,28 @@ export function createControllerMetrics(): ControllerMetrics {
     registers: [registry],
   });
   for (const table of ["vnodes", "mail_services", "mail_health_history"]) healthRows.inc({ table }, 0);
+  const fleetRefreshes = new Counter({
+    name: "netserva_controller_fleet_refreshes_total",
+    help: "Fleet refreshes (every 2 s, and on lease changes): each reads only the rows changed since the one before.",
+    registers: [registry],
+  });
+  const fleetRows = new Counter({
+    name: "netserva_controller_fleet_refresh_rows_total",
+    help: "Rows fleet refreshes read, by table (0 per refresh while nothing changes, whatever the fleet's size).",
+    labelNames: ["table"],
+    registers: [registry],
+  });
+  for (const table of ["vnodes", "certificates"]) fleetRows.inc({ table }, 0);
+  const revocationPushes = new Counter({
+    name: "netserva_controller_revocation_pushes_total",
+    help: "Revocation lists pushed to agents by fan-outs (a new list to every link).",
+    registers: [registry],
+  });
+  const revocationTurns = new Counter({
+    name: "netserva_controller_revocation_fanout_turns_total",
+    help: "Turns of the event loop revocation fan-outs were spread over (a slice of links per turn).",
+    registers: [registry],
+  });
   let connects: (() => { inFlight: number; peak: number }) | undefined;
   new Gauge({
     name: "netserva_controller_link_connects",
@@ -196,6 +221,13 @@ export function createControllerMetrics(): ControllerMetrics {
     phase(timing) {
       phaseSeconds.inc({ phase: timing.name }, timing.ms / 1000);
       phaseRuns.inc({ phase: timing.name });
+    },
+    fleetWork(work) {
+      if (work.refreshes) fleetRefreshes.inc(work.refreshes);
+      if (work.vnodeRows !== undefined) fleetRows.inc({ table: "vnodes" }, work.vnodeRows);
+      if (work.certificateRows !== undefined) fleetRows.inc({ table: "certificates" }, work.certificateRows);
+      if (work.revocationPushes) revocationPushes.inc(work.revocationPushes);
+      if (work.revocationTurns) revocationTurns.inc(work.revocationTurns);
     },
     acmeOrder: (result) => acmeOrders.inc({ result }),
     acmeStates: (states) => void (acme = states),

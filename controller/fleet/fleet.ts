@@ -10,8 +10,9 @@ import {
 import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
-import { Certificate, Vnode } from "../db/entities/index.ts";
-import { revokedSerials } from "../pki/certificate-records.ts";
+import { setImmediate as yieldTurn } from "node:timers/promises";
+import { Vnode } from "../db/entities/index.ts";
+import { createFleetChangeReader, type FleetVnodeRow } from "./fleet-changes.ts";
 import { createVnodeLink } from "./vnode-link.ts";
 import { createConnectGate, type ConnectGate } from "./connect-gate.ts";
 import type { VnodeLink } from "./vnode-link.ts";
@@ -54,7 +55,29 @@ export interface FleetOptions extends FleetIdentity {
   /** Several controllers: links (health, reconciler, pushes) only to the vnodes whose lease we
    *  hold. Absent: every enrolled vnode. */
   holds?: (vnode: string) => boolean;
+  /** Counts each refresh's rows read and each revocation fan-out's pushes and turns (the
+   *  daemon's metrics): what the event loop was given to do, whatever the fleet's size. */
+  onFleetWork?: (work: FleetWork) => void;
+  /** Links made per turn of the event loop (default LINKS_PER_TURN). */
+  linksPerTurn?: number;
+  /** Revocation pushes per turn of the event loop (default REVOCATION_PUSHES_PER_TURN). */
+  revocationPushesPerTurn?: number;
 }
+
+/** Work done by a refresh (rows read) or a revocation fan-out (pushes, and the turns of the event
+ *  loop they were spread over). */
+export interface FleetWork {
+  refreshes?: number;
+  vnodeRows?: number;
+  certificateRows?: number;
+  revocationPushes?: number;
+  revocationTurns?: number;
+}
+
+/** Each link made costs a TLS context and a grpc-js channel (~1 ms on a loaded machine). */
+export const LINKS_PER_TURN = 16;
+/** Each push serialises and writes a message on its link's connection. */
+export const REVOCATION_PUSHES_PER_TURN = 16;
 
 export interface Fleet {
   link(vnode: string): VnodeLink | undefined;
@@ -71,6 +94,8 @@ export interface Fleet {
 export function startFleet(options: FleetOptions): Fleet {
   const links = new Map<string, { link: VnodeLink; address: string }>();
   let revoked = new Set<string>();
+  /** The list pushed to agents: made once per change, not once per link. */
+  let revokedList: string[] = [];
   let revokedKey = "";
   let closed = false;
   let identity: FleetIdentity = options;
@@ -127,7 +152,7 @@ export function startFleet(options: FleetOptions): Fleet {
     const pushedKey = revokedKey;
     const request = create(UpdateRevocationsRequestSchema, {
       meta: create(CommandMetaSchema, { requestId: randomUUID(), actor: "controller" }),
-      revokedSerials: [...revoked],
+      revokedSerials: revokedList,
     });
     link.client
       .call("updateRevocations", request)
@@ -168,42 +193,95 @@ export function startFleet(options: FleetOptions): Fleet {
       .finally(() => trustPushing.delete(link));
   };
 
-  const refresh = (): Promise<void> => (closed ? Promise.resolve() : track(refreshNow()));
+  /** Every enrolled vnode as of the last refresh, by id (kept up to date from the changed rows). */
+  const enrolled = new Map<number, FleetVnodeRow>();
+  /** Revoked certificates not expired yet, by serial (kept up to date from the changed rows). */
+  const revokedCertificates = new Map<string, { vnodeId: number | null; notAfter: Date }>();
+  const changes = createFleetChangeReader(options.db);
+
+  /** What one turn of the event loop is given: links made, revocation pushes sent. */
+  const linksPerTurn = options.linksPerTurn ?? LINKS_PER_TURN;
+  const pushesPerTurn = options.revocationPushesPerTurn ?? REVOCATION_PUSHES_PER_TURN;
+
+  /** The new revocation list to every link, a slice per turn of the event loop: a push is a
+   *  message serialised and written per link, and a thousand in one task held the loop for a
+   *  second (every push and report arriving meanwhile waited behind it). */
+  const fanOutRevocations = async (): Promise<void> => {
+    const targets = [...links.values()].map((entry) => entry.link);
+    let turns = 0;
+    for (let i = 0; i < targets.length; i += pushesPerTurn) {
+      if (i > 0) {
+        await yieldTurn();
+        turns += 1;
+      }
+      if (closed) return;
+      for (const link of targets.slice(i, i + pushesPerTurn)) pushRevocations(link);
+    }
+    options.onFleetWork?.({ revocationPushes: targets.length, revocationTurns: turns + (targets.length > 0 ? 1 : 0) });
+  };
+
+  /** Refreshes run one after another (each applies the rows changed since the one before); a call
+   *  while one runs gets the next one, shared by every caller meanwhile. */
+  let tail: Promise<void> = Promise.resolve();
+  let queued: Promise<void> | undefined;
+  const refresh = (): Promise<void> => {
+    if (closed) return Promise.resolve();
+    if (queued) return queued;
+    const run: Promise<void> = tail
+      .catch(() => undefined)
+      .then(() => {
+        if (queued === run) queued = undefined;
+        return refreshNow();
+      });
+    queued = run;
+    tail = run;
+    return track(run);
+  };
   const refreshNow = async (): Promise<void> => {
-    const em = options.db.em();
+    if (closed) return;
+    // Only the rows changed since the last refresh (fleet-changes.ts): with nothing changed, none.
+    const changed = await changes.read();
+    options.onFleetWork?.({
+      refreshes: 1,
+      vnodeRows: changed.vnodes.length,
+      certificateRows: changed.certificates.length,
+    });
+    for (const v of changed.vnodes) {
+      if (v.status === "enrolled") enrolled.set(v.id, v);
+      else enrolled.delete(v.id);
+    }
+    for (const c of changed.certificates) {
+      if (c.revoked) revokedCertificates.set(c.serial, { vnodeId: c.vnodeId, notAfter: c.notAfter });
+      else revokedCertificates.delete(c.serial);
+    }
     const before = revoked;
-    revoked = new Set(await revokedSerials(em));
-    const key = [...revoked].sort().join(",");
+    const now = Date.now();
+    // An expired certificate leaves the list (as it did when the list was read whole).
+    revoked = new Set([...revokedCertificates].filter(([, c]) => c.notAfter.getTime() > now).map(([serial]) => serial));
+    const sorted = [...revoked].sort();
+    const key = sorted.join(",");
     const revocationsChanged = key !== revokedKey;
     revokedKey = key;
+    if (revocationsChanged) revokedList = sorted;
     // Only the links of vnodes with a newly revoked certificate are dropped (a new connection
     // re-checks the certificate); the rest of the fleet keeps its connections and is told the
     // new list below. Dropping every link on each revocation was a reconnect storm.
-    const newlyRevoked = [...revoked].filter((serial) => !before.has(serial));
-    const cutOff = new Set(
-      newlyRevoked.length === 0 || links.size === 0
-        ? []
-        : (await em.find(Certificate, { serial: { $in: newlyRevoked } }, { fields: ["vnodeId"] })).map(
-            (c) => c.vnodeId,
-          ),
-    );
-    // Four columns in one plain query, every 2 s: hydrating whole Vnode entities for a thousand
-    // vnodes held the event loop for a few hundred milliseconds on a loaded machine, and every
-    // push arriving meanwhile waited behind it (addvmail's latency grew with the fleet).
-    const enrolled = (
-      await em
-        .getConnection()
-        .execute<Array<{ id: number; name: string; address: string; generation: string | number }>>(
-          "select id, name, address, generation from vnodes where status = 'enrolled'",
-        )
-    ).map((v) => ({ id: v.id, name: v.name, address: v.address, generation: Number(v.generation) }));
+    const cutOff = new Set<number>();
+    for (const serial of revoked) {
+      const vnodeId = revokedCertificates.get(serial)?.vnodeId;
+      if (!before.has(serial) && vnodeId !== null && vnodeId !== undefined) cutOff.add(vnodeId);
+    }
     // Closed while the reads above were under way: a link made now would outlive close() and
     // keep serve from exiting (its reconnect timers never stop).
     if (closed) return;
-    const vnodes = options.holds ? enrolled.filter((v) => options.holds?.(v.name) === true) : enrolled;
-    const wanted = new Map(vnodes.map((v) => [v.name, v]));
-    generations.clear();
-    for (const v of vnodes) generations.set(v.id, v.generation);
+    for (const v of changed.vnodes) {
+      if (v.status === "enrolled") generations.set(v.id, v.generation);
+      else generations.delete(v.id);
+    }
+    // In memory, O(fleet) map lookups: which vnodes we link to (leases may have moved without a
+    // row changing).
+    const wanted = new Map<string, FleetVnodeRow>();
+    for (const v of enrolled.values()) if (!options.holds || options.holds(v.name)) wanted.set(v.name, v);
     for (const [name, entry] of links) {
       const vnode = wanted.get(name);
       if (!vnode || vnode.address !== entry.address || cutOff.has(vnode.id)) {
@@ -218,46 +296,57 @@ export function startFleet(options: FleetOptions): Fleet {
         links.delete(name);
       }
     }
-    if (revocationsChanged) for (const entry of links.values()) pushRevocations(entry.link);
-    for (const vnode of vnodes) {
-      if (links.has(vnode.name)) continue;
-      const log = options.log.child({ vnode: vnode.name });
-      // The identity this link was made with: a link made before a CA step pushes what it knows.
-      const linkIdentity = identity;
-      const link = createVnodeLink({
-        vnode: vnode.name,
-        address: vnode.address,
-        caPem: identity.caPem,
-        certPem: identity.certPem,
-        keyPem: identity.keyPem,
-        isRevoked: (serial) => revoked.has(serial),
-        gate,
-        intervalMs: options.healthIntervalMs ?? 5000,
-        staleAfterMs: options.staleAfterMs ?? 12_000,
-        log,
-        onReport: (report) => {
-          pushRevocations(link);
-          pushTrust(link, vnode.id, linkIdentity);
-          // Noted in memory; the database gets it at the next flush (bounded, whatever the fleet).
-          health.note(vnode.id, report);
-          options.onHealth?.({ reports: 1 });
-          track(
-            Promise.resolve(reconciler?.onReport(vnode.id, report, generations.get(vnode.id))).then(() =>
-              report.mail && !closed ? maybeSyncUsage(vnode.id, link) : undefined,
-            ),
-          ).catch((error: unknown) => log.warn("reconcile after health failed", { error: String(error) }));
-        },
-        onDown: () => {
-          // A link replaced by a newer one (new identity) says nothing about the vnode.
-          if (links.get(vnode.name)?.link !== link) return;
-          // Down is recorded at once, so `status` does not wait for the 15 s window.
-          health.forget(vnode.id);
-          track(options.db.em().nativeUpdate(Vnode, { id: vnode.id }, { lastSeenAt: null })).catch(() => undefined);
-        },
-      });
-      links.set(vnode.name, { link, address: vnode.address });
-      pushRevocations(link);
+    const missing = [...wanted.values()].filter((v) => !links.has(v.name));
+    for (let i = 0; i < missing.length; i += linksPerTurn) {
+      if (i > 0) await yieldTurn();
+      if (closed) return;
+      for (const vnode of missing.slice(i, i + linksPerTurn)) {
+        // Made by a refresh running meanwhile (setIdentity's), or no longer wanted.
+        if (links.has(vnode.name) || enrolled.get(vnode.id)?.address !== vnode.address) continue;
+        if (options.holds && !options.holds(vnode.name)) continue;
+        makeLink(vnode);
+      }
     }
+    if (revocationsChanged) await fanOutRevocations();
+  };
+
+  const makeLink = (vnode: FleetVnodeRow): void => {
+    const log = options.log.child({ vnode: vnode.name });
+    // The identity this link was made with: a link made before a CA step pushes what it knows.
+    const linkIdentity = identity;
+    const link = createVnodeLink({
+      vnode: vnode.name,
+      address: vnode.address,
+      caPem: identity.caPem,
+      certPem: identity.certPem,
+      keyPem: identity.keyPem,
+      isRevoked: (serial) => revoked.has(serial),
+      gate,
+      intervalMs: options.healthIntervalMs ?? 5000,
+      staleAfterMs: options.staleAfterMs ?? 12_000,
+      log,
+      onReport: (report) => {
+        pushRevocations(link);
+        pushTrust(link, vnode.id, linkIdentity);
+        // Noted in memory; the database gets it at the next flush (bounded, whatever the fleet).
+        health.note(vnode.id, report);
+        options.onHealth?.({ reports: 1 });
+        track(
+          Promise.resolve(reconciler?.onReport(vnode.id, report, generations.get(vnode.id))).then(() =>
+            report.mail && !closed ? maybeSyncUsage(vnode.id, link) : undefined,
+          ),
+        ).catch((error: unknown) => log.warn("reconcile after health failed", { error: String(error) }));
+      },
+      onDown: () => {
+        // A link replaced by a newer one (new identity) says nothing about the vnode.
+        if (links.get(vnode.name)?.link !== link) return;
+        // Down is recorded at once, so `status` does not wait for the 15 s window.
+        health.forget(vnode.id);
+        track(options.db.em().nativeUpdate(Vnode, { id: vnode.id }, { lastSeenAt: null })).catch(() => undefined);
+      },
+    });
+    links.set(vnode.name, { link, address: vnode.address });
+    pushRevocations(link);
   };
 
   const flushTimer = setInterval(flushHealth, options.healthFlushMs ?? 1000);

@@ -184,8 +184,10 @@ describe.skipIf(!isRoot)("a mail daemon killed with SIGKILL comes back by itself
   it("clamd: failed with the reason, restarted, and EICAR is refused by ClamAV again", async () => {
     const { failed, killedAt } = await killAndWatch("clamd", createClamavPaths(vn.root).pidFile);
     expect(failed.detail).toMatch(/pid \d+ is gone/);
-    // Refused with ClamAV's verdict: the new clamd answered Rspamd (while it starts, a message
-    // may be deferred or get through unscanned; the loop sends again).
+    // Refused with ClamAV's verdict: the new clamd answered Rspamd. While it starts a message is
+    // deferred (the scanner fails closed) and the loop sends again; it is never accepted.
+    let deferred = 0;
+    let accepted = "";
     const refused = await until(
       async () => {
         const sent = await sendMail({
@@ -197,11 +199,16 @@ describe.skipIf(!isRoot)("a mail daemon killed with SIGKILL comes back by itself
           to: [`alice@${vn.domain}`],
           data: eicarMessage({ from: "bob@sender.test", to: `alice@${vn.domain}` }),
         });
+        if (sent.reply.code < 400) accepted = sent.reply.text;
+        if (sent.reply.code < 400) return sent.reply.text;
+        if (sent.reply.code < 500) deferred++;
         return sent.reply.code === 554 ? sent.reply.text : undefined;
       },
       60_000,
       "EICAR refused after the clamd kill",
     );
+    expect(accepted, "EICAR accepted while clamd restarted").toBe("");
+    console.log(`clamd kill: ${deferred} EICAR attempts deferred before the new clamd answered`);
     expect(refused).toContain("clamav: virus found");
     record("clamd", killedAt);
   }, 180_000);

@@ -178,6 +178,31 @@ describe.skipIf(process.getuid?.() !== 0)("rspamd + clamd under a private root",
     expect(r.symbols["CLAM_VIRUS"]?.options?.[0]).toMatch(new RegExp(`^${EICAR_SIGNATURE_NAME}`));
   });
 
+  it("defers mail (soft reject) while clamd cannot be asked, and scans again once it is back", async () => {
+    await clamd!.stop();
+    try {
+      // An attachment cannot be scanned: deferred, never passed.
+      const r = await client.check(eicarMessage({ from: inbound.from, to: "bob@example.org" }), inbound);
+      expect(r.action, JSON.stringify(r.symbols)).toBe("soft reject");
+      expect(r.symbols).toHaveProperty("CLAM_VIRUS_FAIL");
+      expect(r.symbols).not.toHaveProperty("CLAM_VIRUS");
+      // Plain text is not handed to the scanner (scan_text_mime = false), so it still flows.
+      const text = await client.check(hamMessage({ from: inbound.from, to: "bob@example.org" }), inbound);
+      expect(text.action, JSON.stringify(text.symbols)).toBe("no action");
+      expect(text.symbols).not.toHaveProperty("CLAM_VIRUS_FAIL");
+      // A reject decided by another check stays a reject (honor_action).
+      const gtube = await client.check(gtubeMessage({ from: inbound.from, to: "bob@example.org" }), inbound);
+      expect(gtube.action).toBe("reject");
+    } finally {
+      await clamd!.start();
+    }
+    const r = await client.check(eicarMessage({ from: inbound.from, to: "bob@example.org" }), inbound);
+    expect(r.action).toBe("reject");
+    expect(r.symbols).toHaveProperty("CLAM_VIRUS");
+    const ham = await client.check(hamMessage({ from: inbound.from, to: "bob@example.org" }), inbound);
+    expect(ham.action).toBe("no action");
+  });
+
   it("DKIM-signs an authenticated user's mail with both selectors, and only theirs", async () => {
     const msg = hamMessage({ from: "alice@example.org", to: "dave@example.net" });
     const t0 = performance.now();

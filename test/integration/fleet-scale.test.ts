@@ -153,6 +153,43 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
     expect(d("samples")).toBeLessThanOrEqual(AGENTS);
   }, 300_000);
 
+  it("reads no rows in a refresh while nothing changes, whatever the fleet's size", async () => {
+    const counters = async (): Promise<{ refreshes: number; rows: number }> => ({
+      refreshes: (await serve.metric("netserva_controller_fleet_refreshes_total")) ?? 0,
+      rows:
+        ((await serve.metric('netserva_controller_fleet_refresh_rows_total{table="vnodes"}')) ?? 0) +
+        ((await serve.metric('netserva_controller_fleet_refresh_rows_total{table="certificates"}')) ?? 0),
+    });
+    // The first refresh read the whole fleet (every vnode); after that, only changed rows. A
+    // stretch of five refreshes that read no row at all, with every vnode enrolled and linked
+    // (a refresh that read the whole fleet would read AGENTS rows every time). Polled, not
+    // timed: other work may change a row now and then (another test's vnode, a revocation).
+    await until(
+      async () => {
+        const rows = (await status()).filter((r) => names.includes(r.vnode));
+        return rows.length === AGENTS && rows.every((r) => r.connected) ? true : undefined;
+      },
+      240_000,
+      "every swarm vnode connected",
+    );
+    expect((await counters()).rows).toBeGreaterThanOrEqual(AGENTS);
+    let start = await counters();
+    const quiet = await until(
+      async () => {
+        const now = await counters();
+        if (now.rows !== start.rows) {
+          start = now;
+          return undefined;
+        }
+        return now.refreshes - start.refreshes >= 5 ? now : undefined;
+      },
+      120_000,
+      "five refreshes in a row that read no row",
+    );
+    expect(quiet.rows - start.rows).toBe(0);
+    expect(quiet.refreshes - start.refreshes).toBeGreaterThanOrEqual(5);
+  }, 300_000);
+
   it("revoking one vnode disconnects that agent only", async () => {
     // Its own victim, so the other tests (in any order) keep all of `names` enrolled.
     const victim = `swvictim${Date.now().toString(36)}`;
@@ -170,6 +207,11 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
         .filter((line) => line.includes('"link dropped"'))
         .map((line) => (JSON.parse(line) as { vnode?: string }).vnode ?? "");
     const droppedBefore = dropped().length;
+    const fanOut = async (): Promise<{ pushes: number; turns: number }> => ({
+      pushes: (await serve.metric("netserva_controller_revocation_pushes_total")) ?? 0,
+      turns: (await serve.metric("netserva_controller_revocation_fanout_turns_total")) ?? 0,
+    });
+    const fanOutBefore = await fanOut();
     await cli(["vnode", "revoke", victim]);
     await until(
       async () => {
@@ -189,5 +231,17 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
       "the victim's link dropped",
     );
     expect(dropped().slice(droppedBefore)).toEqual([victim]);
+    // The new list went to every other link, a slice of links per turn of the controller's event
+    // loop (16 a turn: at least AGENTS / 16 turns), not all in one task.
+    const fanOutAfter = await until(
+      async () => {
+        const now = await fanOut();
+        return now.pushes - fanOutBefore.pushes >= AGENTS ? now : undefined;
+      },
+      30_000,
+      "the revocation fan-out counted",
+    );
+    const pushes = fanOutAfter.pushes - fanOutBefore.pushes;
+    expect(fanOutAfter.turns - fanOutBefore.turns).toBeGreaterThanOrEqual(Math.ceil(pushes / 16));
   }, 120_000);
 });

@@ -56,6 +56,7 @@ describe("renderRspamdLocalD", () => {
       "actions.conf",
       "milter_headers.conf",
       "antivirus.conf",
+      "force_actions.conf",
       "dkim_signing.conf",
       "greylist.conf",
       "logging.inc",
@@ -77,6 +78,10 @@ describe("renderRspamdLocalD", () => {
       /type = "clamav";[\s\S]*servers = "\/srv\/vnodes\/nsm-unit\/run\/clamav\/clamd.ctl";[\s\S]*action = "reject";/,
     );
     expect(files.get("milter_headers.conf")).toMatch(/header = "X-Spam-Flag";\s*value = "YES";/);
+    // A scanner that cannot answer defers the mail (4xx), it never lets it through unscanned.
+    expect(files.get("force_actions.conf")).toMatch(
+      /action = "soft reject";\s*expression = "CLAM_VIRUS_FAIL";\s*honor_action = \["reject"\];/,
+    );
   });
 
   it("turns every network-bound module off only when asked", () => {
@@ -100,6 +105,7 @@ describe("renderRspamdLocalD", () => {
   it("renders no scanner when ClamAV is off, and needs a socket when it is on", () => {
     const off = renderRspamdLocalD(options({ settings: create(VnodeSettingsSchema, { clamavEnabled: false }) }));
     expect(off.get("antivirus.conf")).not.toContain("clamav {");
+    expect(off.get("force_actions.conf")).not.toContain("rules {");
     const { clamavSocket: _unused, ...rest } = options();
     expect(refusal(() => renderRspamdLocalD(rest)).field).toBe("clamavSocket");
   });

@@ -15,6 +15,7 @@ import { Migration0013MailboxOwner } from "./0013-mailbox-owner.ts";
 import { Migration0014AcmeVnodePolicy } from "./0014-acme-vnode-policy.ts";
 import { Migration0015AcmeHttp01 } from "./0015-acme-http01.ts";
 import { Migration0016CaKeySealed } from "./0016-ca-key-sealed.ts";
+import { Migration0017FleetChangeXid } from "./0017-fleet-change-xid.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -34,4 +35,5 @@ export const allMigrations: MigrationObject[] = [
   { name: "0014-acme-vnode-policy", class: Migration0014AcmeVnodePolicy },
   { name: "0015-acme-http01", class: Migration0015AcmeHttp01 },
   { name: "0016-ca-key-sealed", class: Migration0016CaKeySealed },
+  { name: "0017-fleet-change-xid", class: Migration0017FleetChangeXid },
 ];
