@@ -13,14 +13,16 @@
 //     (netserva_controller_phase_seconds_total: admin socket, mutation, delivery)
 //   - a revocation reaching every agent (each one's revoked.json lists the serial)
 //   - the controller restarted: every agent reconnected and at its generation
-//   - on PostgreSQL, with all N: a second controller joins (leases split between the two), and
+//   - on PostgreSQL, with all N: a second controller joins with the CA key-encryption key and
+//     DATABASE_URL only, as an operator adds one (the CA from the database, sealed; nothing copied
+//     between homes), the leases split between the two, and
 //     one addvmail through controller A's socket to a vnode whose lease B holds (commit-to-live
 //     across controllers)
 // Run by scripts/bench-fleet (PostgreSQL from DATABASE_URL_TEST, else PGlite). Everything it
 // starts is stopped at the end, also on failure.
 import { spawn } from "node:child_process";
-import { X509Certificate } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { randomBytes, X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
@@ -153,6 +155,8 @@ let swarm: Swarm | undefined;
 /** The agents beyond the baseline, in a child process (absent with --swarm-in-process). */
 let remote: SwarmProcess | undefined;
 let swarmDir = "";
+/** On PostgreSQL: the CA key-encryption key both controllers are given (NETSERVA_CA_KEK_FILE). */
+let kekDir = "";
 
 /** One of our agents (running or not): in this process or in the swarm process. */
 const ours = (name: string): boolean => swarm?.get(name) !== undefined || remote?.has(name) === true;
@@ -380,14 +384,16 @@ function report(tag: string, row: Row): void {
  */
 async function acrossControllers(n: number): Promise<Row> {
   progress(`${n} agents: a second controller joins`);
+  // Joins as an operator adds a controller: the KEK and DATABASE_URL, no CA file copied.
   peer = await startServeProcess({
-    env: { DATABASE_URL: serve.env["DATABASE_URL"] ?? "" },
-    config: { name: "ctl-b" },
-    prepareHome: (home) => {
-      mkdirSync(join(home, "ca"), { recursive: true, mode: 0o700 });
-      for (const file of ["ca.key", "ca.crt"]) copyFileSync(join(serve.home, "ca", file), join(home, "ca", file));
+    env: {
+      DATABASE_URL: serve.env["DATABASE_URL"] ?? "",
+      NETSERVA_CA_KEK_FILE: serve.env["NETSERVA_CA_KEK_FILE"] ?? "",
     },
+    config: { name: "ctl-b" },
   });
+  const caOf = (home: string): string => readFileSync(join(home, "ca", "ca.crt"), "utf8");
+  if (caOf(peer.home) !== caOf(serve.home)) throw new Error("the second controller did not take the first one's CA");
   const rebalanceStarted = performance.now();
   type Lease = { vnode: string; controller: string | null };
   const held = await until(
@@ -479,9 +485,15 @@ async function main(): Promise<void> {
   const profile: Record<string, string> = opts["serve-cpu-prof"]
     ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${opts["serve-cpu-prof"]}` }
     : {};
-  serve = await startServeProcess({
-    env: { ...profile, ...(pgUrl ? { DATABASE_URL: await freshPostgres(pgUrl) } : {}) },
-  });
+  // On PostgreSQL the CA key is kept in the database, sealed under this KEK (controller/pki/ca-seal.ts).
+  const shared: Record<string, string> = {};
+  if (pgUrl) {
+    kekDir = mkdtempSync(join(tmpdir(), "nsm-bench-kek-"));
+    shared["NETSERVA_CA_KEK_FILE"] = join(kekDir, "ca.kek");
+    writeFileSync(shared["NETSERVA_CA_KEK_FILE"], randomBytes(32).toString("base64") + "\n", { mode: 0o600 });
+    shared["DATABASE_URL"] = await freshPostgres(pgUrl);
+  }
+  serve = await startServeProcess({ env: { ...profile, ...shared } });
   swarmDir = mkdtempSync(join(tmpdir(), "nsm-bench-fleet-"));
   swarm = createSwarm({
     dir: swarmDir,
@@ -557,4 +569,5 @@ try {
   await serve?.stop().catch(() => undefined);
   if (serve) rmSync(serve.dir, { recursive: true, force: true });
   if (swarmDir) rmSync(swarmDir, { recursive: true, force: true });
+  if (kekDir) rmSync(kekDir, { recursive: true, force: true });
 }

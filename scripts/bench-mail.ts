@@ -20,6 +20,7 @@ import { parseArgs, promisify } from "node:util";
 import { blast, submit, type LoadOptions, type LoadResult } from "./bench-mail.d/load.ts";
 import {
   DOMAIN,
+  dkimSignedCount,
   FULL_USER,
   LOAD_USER,
   PASSWORD,
@@ -319,23 +320,24 @@ async function main(): Promise<void> {
     log("rendered stack with Rspamd, and the hand stack on the same Rspamd …");
     const withRspamd = await startRendered(MAILBOXES, onCleanup, opts.keep ? workDir : undefined, { rspamd: true });
     variants.push(withRspamd.stack);
-    variants.push(
-      await startHand(
-        workDir,
-        withRspamd.vnode,
-        {
-          name: "hand+rspamd",
-          mainCf: milterLines(withRspamd.milterAddress ?? ""),
-          // Rspamd lives in the rendered vnode's namespace: its work during hand+rspamd's runs
-          // is hand+rspamd's.
-          sharedCpu: { netns: withRspamd.stack.ns.name, comm: /^rspamd/ },
-        },
-        onCleanup,
-      ),
+    const handRspamd = await startHand(
+      workDir,
+      withRspamd.vnode,
+      {
+        name: "hand+rspamd",
+        mainCf: milterLines(withRspamd.milterAddress ?? ""),
+        // Rspamd lives in the rendered vnode's namespace: its work during hand+rspamd's runs
+        // is hand+rspamd's.
+        sharedCpu: { netns: withRspamd.stack.ns.name, comm: /^rspamd/ },
+      },
+      onCleanup,
     );
+    const rspamdLog = withRspamd.stack.rspamdLog;
+    variants.push(rspamdLog === undefined ? handRspamd : { ...handRspamd, rspamdLog });
   }
   const stacks = [bare, hand, rendered, ...variants].filter((s) => wanted(s.name));
-  const relaying = opts["no-relay"] ? [] : stacks.filter((s) => ["bare", "hand", "rendered"].includes(s.name));
+  const RELAYERS = ["bare", "hand", "rendered", "hand+rspamd", "rendered+rspamd"];
+  const relaying = opts["no-relay"] ? [] : stacks.filter((s) => RELAYERS.includes(s.name));
   const sink = await startSink(onCleanup);
   log(`PowerDNS for every namespace, MX for the remote domain → smtp-sink in ${sink.name} …`);
   await startRelayNetwork(
@@ -365,12 +367,22 @@ async function main(): Promise<void> {
   }
   const relayTo = { to: REMOTE_USER, sink: sink.name };
   const relayed = new Map<string, LoadResult[]>(relaying.map((s) => [s.name, []]));
+  const firstLog = relaying.find((s) => s.rspamdLog !== undefined)?.rspamdLog;
+  let signedBefore = firstLog === undefined ? 0 : dkimSignedCount(firstLog);
   for (const s of relaying) {
     const warm = await submit(s, { ...LOAD, messages: 20 }, MAIL_HOSTNAME, relayTo);
     if (warm.delivered !== 20)
       throw new Error(
         `${s.name}: relayed ${warm.delivered}/20 in the warm-up${warm.failures ? `: ${warm.failures}` : ""}; see ${s.postfixLog}`,
       );
+    // Through Rspamd, relayed mail leaves DKIM-signed (smtp-sink keeps nothing: Rspamd's log says).
+    if (s.rspamdLog !== undefined) {
+      const signed = dkimSignedCount(s.rspamdLog) - signedBefore;
+      signedBefore += signed;
+      if (signed < 20)
+        throw new Error(`${s.name}: Rspamd DKIM-signed ${signed} of the 20 warm-up relays; see ${s.rspamdLog}`);
+      log(`  ${s.name}: the 20 warm-up relays left DKIM-signed (d=${DOMAIN}, s=bench)`);
+    }
   }
   const imapping = opts["no-imap"] ? [] : stacks.filter((s) => s.name === "hand" || s.name === "rendered");
   const imapRuns = new Map<string, ImapMixResult[]>(imapping.map((s) => [s.name, []]));
@@ -551,6 +563,10 @@ async function main(): Promise<void> {
     console.log(`rendered / hand relay msg/s: ${pairRatio(relayed, "rendered", "hand")}   target >= 0.9x`);
     console.log(`rendered / bare relay msg/s: ${pairRatio(relayed, "rendered", "bare")}   target >= 0.7x`);
     console.log(`hand / bare relay msg/s:     ${pairRatio(relayed, "hand", "bare")}`);
+    if (relayed.has("rendered+rspamd") && relayed.has("hand+rspamd"))
+      console.log(
+        `rendered+rspamd / hand+rspamd relay msg/s (DKIM-signed): ${pairRatio(relayed, "rendered+rspamd", "hand+rspamd")}   target >= 0.9x`,
+      );
     console.log(
       `(the load mailbox submits on 587 (STARTTLS + AUTH, nodemailer pool as above) to ${REMOTE_USER}; the stack finds the MX through the bench's PowerDNS and relays to smtp-sink in its own namespace; done when Postfix has logged status=sent for each; delays: c = DNS + TCP + EHLO/STARTTLS to the sink, d = transfer; sink cores = smtp-sink's CPU / wall time)`,
     );

@@ -52,6 +52,10 @@ export function renderDovecotConf(o: DovecotRenderOptions): string {
   ];
   const blocks: Block[] = [
     block("passdb", "driver = sql", `args = ${confValue(p.dovecotSqlConf)}`),
+    // A login takes its user fields from the passdb row it just read (password_query returns
+    // userdb_home/uid/gid/quota_rule): one SQL lookup per login instead of two. LMTP, the
+    // quota-status policy and doveadm make no passdb lookup and fall through to the sql userdb.
+    block("userdb", "driver = prefetch"),
     block("userdb", "driver = sql", `args = ${confValue(p.dovecotSqlConf)}`),
     block(
       "namespace inbox",
@@ -62,11 +66,21 @@ export function renderDovecotConf(o: DovecotRenderOptions): string {
       mailbox("Sent", "Sent"),
       mailbox("Trash", "Trash"),
     ),
+    // One login process and one imap process started ahead, as Dovecot's performance notes
+    // advise: otherwise each connection waits for the master to fork and exec imap-login
+    // (read its config from the config process, load OpenSSL and the certificate, connect to
+    // auth) and each login for the same with imap. Measured on a vnode (bench-apply): ~9 ms
+    // of Dovecot CPU per connection before the greeting, ~8-10 ms off the first IMAP login.
+    // The security model is unchanged: still one login process per connection
+    // (service_count = 1, the default) and imap drops to the user's uid at login as before.
+    // Cost: ~1.5 MB (imap-login) + ~0.6 MB (imap) of proportional memory per vnode, idle.
     block(
       "service imap-login",
+      "process_min_avail = 1",
       block("inet_listener imap", "port = 143"),
       block("inet_listener imaps", "port = 993", "ssl = yes"),
     ),
+    block("service imap", "process_min_avail = 1"),
     block(
       "service pop3-login",
       block("inet_listener pop3", "port = 110"),

@@ -1,8 +1,11 @@
 // SHA-512 crypt ("$6$"), written from Ulrich Drepper's specification "Unix crypt using SHA-256
 // and SHA-512" (the scheme glibc crypt(3) and Dovecot's SHA512-CRYPT implement). Pure TS over
-// node:crypto's SHA-512, no native addon. Rounds default to 5000 (the spec's and Dovecot's
+// node:crypto's SHA-512, no native addon; the async form runs the rounds on hash-wasm's
+// WebAssembly SHA-512 (see runRoundsWasm). Rounds default to 5000 (the spec's and Dovecot's
 // default, written without a "rounds=" field); the spec clamps rounds to 1000..999,999,999.
 import { createHash } from "node:crypto";
+import { createSHA512 } from "hash-wasm";
+import type { IHasher } from "hash-wasm";
 import { randomString } from "./generate.ts";
 
 export const CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -93,7 +96,48 @@ function digest(key: Buffer, salt: Buffer, rounds: number): Buffer {
   return runRounds(c, p, s, 0, rounds);
 }
 
-/** Rounds between two turns of the event loop in the async form (~0.5-1 ms of CPU). */
+/**
+ * One WebAssembly SHA-512 for the process. Safe to share between hashes running in turns: each
+ * round's init/update/digest runs without a turn in between, so no two digests interleave.
+ */
+let wasmSha512: Promise<IHasher> | undefined;
+function wasmHasher(): Promise<IHasher> {
+  wasmSha512 ??= createSHA512().catch((error: unknown) => {
+    wasmSha512 = undefined; // a later hash tries again rather than failing for ever
+    throw error;
+  });
+  return wasmSha512;
+}
+
+/**
+ * runRounds on the WebAssembly SHA-512, each round's input laid out in one reused buffer: one
+ * call into the module per part costs more than the compression itself. node:crypto spends
+ * most of its ~3 us per round making a Hash object and a Buffer; this takes ~1 us (measured:
+ * 5,000 rounds in 8.8 ms of CPU against 17.1 ms with createHash, on a loaded 2-core machine).
+ */
+function runRoundsWasm(h: IHasher, c0: Uint8Array, p: Buffer, s: Buffer, from: number, to: number): Uint8Array {
+  const buf = new Uint8Array(2 * p.length + s.length + 64);
+  let c = c0;
+  for (let i = from; i < to; i++) {
+    let n = 0;
+    buf.set(i & 1 ? p : c, n);
+    n += i & 1 ? p.length : c.length;
+    if (i % 3) {
+      buf.set(s, n);
+      n += s.length;
+    }
+    if (i % 7) {
+      buf.set(p, n);
+      n += p.length;
+    }
+    buf.set(i & 1 ? c : p, n);
+    n += i & 1 ? c.length : p.length;
+    c = h.init().update(buf.subarray(0, n)).digest("binary");
+  }
+  return c;
+}
+
+/** Rounds between two turns of the event loop in the async form (~0.5 ms of CPU). */
 const ROUNDS_PER_TURN = 500;
 
 /**
@@ -101,13 +145,14 @@ const ROUNDS_PER_TURN = 500;
  * before it (a TLS handshake to the agent) makes progress while the password is hashed.
  */
 async function digestInTurns(key: Buffer, salt: Buffer, rounds: number): Promise<Buffer> {
+  const h = await wasmHasher();
   const { p, s, c: first } = setup(key, salt);
-  let c = first;
+  let c: Uint8Array = first;
   for (let i = 0; i < rounds; i += ROUNDS_PER_TURN) {
     if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    c = runRounds(c, p, s, i, Math.min(rounds, i + ROUNDS_PER_TURN));
+    c = runRoundsWasm(h, c, p, s, i, Math.min(rounds, i + ROUNDS_PER_TURN));
   }
-  return c;
+  return Buffer.from(c.buffer, c.byteOffset, c.byteLength);
 }
 
 export interface Sha512CryptSettings {

@@ -16,7 +16,7 @@ import { caPin } from "../../common/pki/pin.ts";
 import { bundlePem, pemBlocks } from "../../common/pki/trust-bundle.ts";
 import { CertificateAuthority } from "../db/entities/index.ts";
 import type { HomePaths } from "../home/home-paths.ts";
-import { missingKek, openCaKey, sealCaKey, type Kek } from "./ca-seal.ts";
+import { missingKek, openCaKey, openCaKeyWith, sealCaKey, type Kek, type KekKey } from "./ca-seal.ts";
 
 /** Whether the database keeps the CA key (an active CA with a sealed key). */
 export async function caKeyInDatabase(em: SqlEntityManager): Promise<boolean> {
@@ -124,22 +124,34 @@ export async function caRow(
 }
 
 /**
+ * The KEK to seal with: the one the database's active CA key is sealed under now (during a KEK
+ * change-over that may be this controller's previous one: controllers not yet given the new KEK
+ * must still open what this step publishes; only `ca rekey` moves the fleet to the new one), or
+ * this controller's own when nothing is sealed yet.
+ */
+async function fleetKek(em: SqlEntityManager, kek: Kek): Promise<KekKey> {
+  const active = await em.findOne(CertificateAuthority, { state: "active", keySealed: { $ne: null } });
+  return active?.keySealed ? openCaKeyWith(kek, active.keySealed, active.pin).by : kek;
+}
+
+/**
  * Seals the home's CA material into the database (the caller flushes): the active CA's key and
  * its link certificate, the previous CA's key during a rotation; a CA no longer active or
  * previous keeps no key. Called with the KEK by `init` (the first controller), `ca rotate` and
  * `ca retire-old`.
  */
 export async function publishCa(em: SqlEntityManager, paths: HomePaths, kek: Kek): Promise<void> {
+  const sealer = await fleetKek(em, kek);
   const caCert = readFileSync(paths.caCert, "utf8");
   const previousCert = readOr(paths.caPreviousCert);
   const inRotation = previousCert !== undefined && caPin(previousCert) !== caPin(caCert);
   // The old CA's row first: a join token made before rows existed pins the first CA.
   if (inRotation) {
     const previous = await caRow(em, previousCert, "previous");
-    previous.keySealed = sealCaKey(kek, readFileSync(paths.caPreviousKey, "utf8"), previous.pin);
+    previous.keySealed = sealCaKey(sealer, readFileSync(paths.caPreviousKey, "utf8"), previous.pin);
   }
   const active = await caRow(em, caCert, "active");
-  active.keySealed = sealCaKey(kek, readFileSync(paths.caKey, "utf8"), active.pin);
+  active.keySealed = sealCaKey(sealer, readFileSync(paths.caKey, "utf8"), active.pin);
   // chain.crt is the link then the old root during a rotation (ca-rotation.ts).
   if (inRotation) active.linkPem = pemBlocks(readFileSync(paths.caChain, "utf8"))[0] ?? null;
   for (const row of await em.find(CertificateAuthority, { keySealed: { $ne: null } }))

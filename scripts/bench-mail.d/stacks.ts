@@ -24,6 +24,8 @@ import { promisify } from "node:util";
 import { DatabaseSync } from "node:sqlite";
 import { create } from "@bufbuild/protobuf";
 import { DesiredStateSchema } from "../../common/gen/netserva/mail/v1/state_pb.ts";
+import { generateKeyPairSync } from "node:crypto";
+import { createRspamdPaths } from "../../agent/rspamd/paths.ts";
 import { lookupUser } from "../../agent/mail/vmail-user.ts";
 import { createTestNetns, type TestNetns } from "../../test/helpers/netns.ts";
 import { removeNetnsEtc, writeNetnsResolvConf } from "../../test/helpers/intervnode-net.ts";
@@ -43,6 +45,8 @@ export interface Stack {
   readonly sharedCpu?: SharedCpu;
   /** The CA of the stack's certificate (each rendered vnode has its own), when it has TLS. */
   readonly ca?: string;
+  /** The log of the Rspamd this stack's milter asks (to count DKIM signatures), when it has one. */
+  readonly rspamdLog?: string;
 }
 
 import type { OnCleanup } from "./cleanups.ts";
@@ -448,6 +452,9 @@ export async function startRendered(
       })),
     ],
     aliases: [{ source: `info@${DOMAIN}`, targets: [LOAD_USER], active: true }],
+    // With Rspamd, the load domain signs its outgoing mail (RSA-2048, as mail:configure-dkim
+    // makes by default), so submission and relay pay for DKIM as a hoster's would.
+    dkimKeys: rspamd ? [benchDkimKey()] : [],
   });
   await v.host.applyState(state);
   await v.host.start();
@@ -467,8 +474,28 @@ export async function startRendered(
       postfixLog: p.postfixLog,
       dovecotConf: p.dovecotConf,
       ca: v.tls.caPem,
+      ...(rspamd ? { rspamdLog: createRspamdPaths(v.root).logFile } : {}),
     },
   };
+}
+
+/** An RSA-2048 DKIM key for the load domain, selector "bench". */
+function benchDkimKey(): { domain: string; selector: string; algorithm: string; privateKeyPem: string } {
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  return {
+    domain: DOMAIN,
+    selector: "bench",
+    algorithm: "rsa",
+    privateKeyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+  };
+}
+
+/** How many messages the Rspamd behind `logFile` has DKIM-signed for the load domain so far. */
+export function dkimSignedCount(logFile: string): number {
+  if (!existsSync(logFile)) return 0;
+  return readFileSync(logFile, "utf8")
+    .split("\n")
+    .filter((l) => l.includes(`DKIM_SIGNED(`) && l.includes(`${DOMAIN}:s=bench`)).length;
 }
 
 export { countFiles };

@@ -107,6 +107,34 @@ describe("SHA512-CRYPT", () => {
     if (settings) expect(await sha512CryptInTurns(password, settings)).toBe(expected);
   });
 
+  // The async form runs the rounds on WebAssembly, the sync one on node:crypto: the same answer
+  // for every length of password and salt around SHA-512's block boundaries (a round's input
+  // crosses from one block to two at 112 bytes), multi-byte UTF-8 and a non-default round count.
+  it("in turns (WebAssembly rounds) equals the node:crypto form across lengths", async () => {
+    let compared = 0;
+    for (const saltLength of [0, 1, 8, 16]) {
+      for (let n = 0; n <= 80; n += 3) {
+        const settings = parseSha512Settings(`$6$rounds=1000$${"s".repeat(saltLength)}`);
+        if (!settings) throw new Error("unparsed");
+        const password = "pä".repeat(n).slice(0, n);
+        expect(await sha512CryptInTurns(password, settings)).toBe(sha512Crypt(password, settings));
+        compared++;
+      }
+    }
+    expect(compared).toBe(4 * 27);
+  });
+
+  it("hashes running in turns at the same time do not mix (one shared WebAssembly SHA-512)", async () => {
+    const both = await Promise.all(
+      vectors.slice(0, 4).map(([setting, password]) => {
+        const settings = parseSha512Settings(setting);
+        if (!settings) throw new Error("unparsed");
+        return sha512CryptInTurns(password, settings);
+      }),
+    );
+    expect(both).toEqual(vectors.slice(0, 4).map((v) => v[2]));
+  });
+
   it("gives the event loop turns while hashing (a handshake started before it moves on)", async () => {
     const settings = parseSha512Settings("$6$saltstring");
     if (!settings) throw new Error("unparsed");

@@ -1,12 +1,13 @@
 // `ca rotate`, `ca status`, `ca retire-old`: replacing the controller's CA with an overlap in
 // which agents trust the old and the new CA (controller/pki/ca-rotation.ts has the whole story).
 import type { Command } from "commander";
-import { invalid } from "../../../common/errors.ts";
+import { invalid, NetservaError } from "../../../common/errors.ts";
 import { readControllerConfig } from "../../home/controller-config.ts";
 import { audited } from "../../audit/audit.ts";
 import { beginCaRotation, retireOldCa } from "../../pki/ca-rotation.ts";
 import { caStatus } from "../../pki/ca-status.ts";
-import { readKek, type Kek } from "../../pki/ca-seal.ts";
+import { KEK_FILE_ENV, KEK_PREVIOUS_FILE_ENV, readKek, readKekFile, type Kek } from "../../pki/ca-seal.ts";
+import { rekeyCa } from "../../pki/ca-rekey.ts";
 import { materializeCa } from "../../pki/ca-store.ts";
 import { runCaStep } from "../../pki/ca-step-lock.ts";
 import type { Database } from "../../db/open-database.ts";
@@ -36,13 +37,24 @@ function statusText(status: CaStatus): string {
   return `${summary}\n${cas}\n${vnodes}${old ? "\n" + old : ""}`;
 }
 
+/** The controller a CA step runs on, for the step lock's label: a CLI may run without a home. */
+function controllerName(configPath: string): string {
+  try {
+    return readControllerConfig(configPath).name;
+  } catch {
+    return "a CLI without a controller home";
+  }
+}
+
 export function registerCa(program: Command, ctx: CliContext): void {
   /** The CA key-encryption key, on PostgreSQL (where several controllers share the CA). */
   const kekFor = (db: Database, c: CliContext): { kek?: Kek } => {
     const kek = db.kind === "postgresql" ? readKek(c.io.env) : undefined;
     return kek ? { kek } : {};
   };
-  const ca = program.command("ca").description("the controller's certificate authority: rotate, status, retire-old");
+  const ca = program
+    .command("ca")
+    .description("the controller's certificate authority: rotate, status, retire-old, rekey");
 
   ca.command("rotate")
     .description("begin a CA rotation: a new CA signs from now on, agents trust old and new until `ca retire-old`")
@@ -86,6 +98,51 @@ export function registerCa(program: Command, ctx: CliContext): void {
         if (kek) await materializeCa(db.em(), paths, kek);
         const status = await caStatus(db.em(), paths);
         ctx.io.out(format === "json" ? JSON.stringify(status, null, 2) + "\n" : statusText(status));
+      } finally {
+        await db.close();
+      }
+    });
+
+  ca.command("rekey")
+    .description(
+      "re-seal the CA key(s) kept in PostgreSQL under a new key-encryption key, in one transaction " +
+        `(give every controller the new KEK as ${KEK_FILE_ENV} and the old one as ${KEK_PREVIOUS_FILE_ENV} first)`,
+    )
+    .option("--new-kek-file <file>", `the new KEK (32 bytes, base64); default: the one in ${KEK_FILE_ENV}`)
+    .option("--home <dir>", "controller home")
+    .action(async (options: { newKekFile?: string; home?: string }) => {
+      // Read before anything is opened: a bad file is refused naming the option, nothing changed.
+      const kek = readKek(ctx.io.env);
+      const next = options.newKekFile !== undefined ? readKekFile(options.newKekFile, "--new-kek-file") : kek;
+      if (!next)
+        throw invalid(
+          "--new-kek-file",
+          `name the new key-encryption key with --new-kek-file (or set ${KEK_FILE_ENV} to it and the old one as ${KEK_PREVIOUS_FILE_ENV})`,
+        );
+      const paths = ctx.paths(options.home);
+      const db = await ctx.openDb(paths);
+      try {
+        if (db.kind !== "postgresql")
+          throw new NetservaError(
+            "failed_precondition",
+            "the embedded database keeps no CA key: it is in the controller home's ca/ only; `ca rekey` re-seals the key kept in PostgreSQL",
+          );
+        const em = db.em();
+        const run = { step: "ca rekey" as const, controller: controllerName(paths.config), actor: ctx.actor };
+        const args = options.newKekFile !== undefined ? { newKekFile: options.newKekFile } : {};
+        const done = await audited(em, { actor: ctx.actor, command: "ca rekey", args }, () =>
+          runCaStep(db, run, (tx) => rekeyCa(tx, kek, next)),
+        );
+        if (done.resealed.length === 0) {
+          ctx.io.out(`every CA key in the database is already sealed under ${next.source}: nothing changed\n`);
+          return;
+        }
+        ctx.io.out(
+          `re-sealed ${done.resealed.map((r) => `CA ${r.pin} (${r.state})`).join(", ")} under ${next.source} ` +
+            `(they were sealed under ${done.from.join(", ")}).\n` +
+            `Every controller needs the new KEK from now on (${KEK_FILE_ENV}); once each has it, ` +
+            `remove ${KEK_PREVIOUS_FILE_ENV} everywhere and destroy the old KEK.\n`,
+        );
       } finally {
         await db.close();
       }
