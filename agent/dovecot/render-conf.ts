@@ -52,6 +52,10 @@ export function renderDovecotConf(o: DovecotRenderOptions): string {
   ];
   const blocks: Block[] = [
     block("passdb", "driver = sql", `args = ${confValue(p.dovecotSqlConf)}`),
+    // A login takes its user fields from the passdb row it just read (password_query returns
+    // userdb_home/uid/gid/quota_rule): one SQL lookup per login instead of two. LMTP, the
+    // quota-status policy and doveadm make no passdb lookup and fall through to the sql userdb.
+    block("userdb", "driver = prefetch"),
     block("userdb", "driver = sql", `args = ${confValue(p.dovecotSqlConf)}`),
     block(
       "namespace inbox",

@@ -150,6 +150,20 @@ describe("dovecot render", () => {
     expect(c).not.toContain("service_count");
   });
 
+  it("dovecot.conf: a login's user fields come from its passdb row (prefetch), the sql userdb serves the rest", () => {
+    const c = renderDovecotConf(dc);
+    const prefetch = c.indexOf("userdb {\n  driver = prefetch\n}");
+    const sql = c.indexOf("userdb {\n  driver = sql\n");
+    expect(prefetch).toBeGreaterThan(-1);
+    expect(sql).toBeGreaterThan(prefetch);
+    // The passdb row carries every field the sql userdb gives, so a prefetched login lacks none.
+    const sqlConf = renderDovecotSql("/vn/one/lookup.db");
+    for (const field of ["home", "uid", "gid", "quota_rule"]) {
+      expect(sqlConf).toMatch(new RegExp(`password_query = .* AS userdb_${field}[ ,]`));
+      expect(sqlConf).toMatch(new RegExp(`user_query = .* AS ${field}[ ,]`));
+    }
+  });
+
   it("sql file: sqlite driver, active rows only, quota rule from the row", () => {
     const s = renderDovecotSql("/vn/one/var/lib/netserva-mail/sysadm.db");
     expect(s).toContain("driver = sqlite");
