@@ -28,6 +28,8 @@ export interface LeaseKeeperOptions {
   db: Database;
   /** This controller's name (controller.json), for the heartbeat row and the logs. */
   name: string;
+  /** The ids of the CA key-encryption keys this controller holds, for `ca rekey`'s check. */
+  kekIds?: readonly string[];
   log: Logger;
   ttlMs?: number;
   renewMs?: number;
@@ -130,8 +132,8 @@ export function startLeaseKeeper(options: LeaseKeeperOptions): LeaseKeeper {
     const lost: HeldLease[] = [];
     try {
       await sql(
-        "insert into controllers (id, name) values (?, ?) on conflict (id) do update set heartbeat_at = now()",
-        [id, options.name],
+        "insert into controllers (id, name, kek_ids) values (?, ?, ?) on conflict (id) do update set heartbeat_at = now()",
+        [id, options.name, options.kekIds?.length ? options.kekIds.join(",") : null],
       );
       await sql(
         "insert into vnode_leases (vnode_id) select id from vnodes where status = 'enrolled' on conflict do nothing",
