@@ -335,6 +335,15 @@ async function currentCounts(): Promise<string> {
   return `${connected} of ${rows.length} connected, ${current} current`;
 }
 
+/** Distinct vnodes the running serve process linked to (its "vnode up" lines): status alone
+ *  counts a vnode connected for 15 s after the previous process last heard from it. */
+function linkedBySelf(): number {
+  const up = new Set<string>();
+  for (const line of serve.stderr().split("\n"))
+    if (line.includes('"vnode up"')) up.add((JSON.parse(line) as { vnode?: string }).vnode ?? "");
+  return up.size;
+}
+
 /** serve stopped and started again: until every agent is connected and at its generation. A run
  *  that does not get there within the limit says how far it got instead of failing the bench. */
 async function restart(n: number): Promise<[string, string]> {
@@ -355,13 +364,18 @@ async function restart(n: number): Promise<[string, string]> {
       const lapsed = log.split('"lease lapsed by our clock').length - 1;
       const dropped = log.split('"link dropped"').length - 1;
       progress(
-        `restart +${((performance.now() - started) / 1000).toFixed(0)} s: ${connected} connected, ${current} current of ${rows.length}; ` +
+        `restart +${((performance.now() - started) / 1000).toFixed(0)} s: ${linkedBySelf()} linked by the new process; ` +
+          `${connected} connected, ${current} current of ${rows.length} in status; ` +
           `${connecting} links connecting; ${reports} reports; ${lapsed} leases lapsed, ${dropped} links dropped; load ${load()}`,
       );
     })().catch(() => undefined);
   }, 5000);
   try {
-    await until(async () => ((await allCurrent(n)) ? true : undefined), 300_000, "every agent back and current");
+    await until(
+      async () => (linkedBySelf() >= n && (await allCurrent(n)) ? true : undefined),
+      300_000,
+      "every agent back and current",
+    );
     seconds = ((performance.now() - started) / 1000).toFixed(1);
   } catch {
     seconds = `> 300 (${await currentCounts()})`;

@@ -103,7 +103,21 @@ describe(`a controller restarted under ${AGENTS} swarm agents`, () => {
     }
     serve = await restartServeProcess(serve);
 
-    const rows = await until(allCurrent, 240_000, "every agent connected and current after the restart");
+    // Linked by the new process (its "vnode up" lines): status alone counts a vnode connected for
+    // 15 s after the previous process last heard from it.
+    const linked = (): Set<string> =>
+      new Set(
+        serve
+          .stderr()
+          .split("\n")
+          .filter((line) => line.includes('"vnode up"'))
+          .map((line) => (JSON.parse(line) as { vnode?: string }).vnode ?? ""),
+      );
+    const rows = await until(
+      async () => (names.every((n) => linked().has(n)) ? allCurrent() : undefined),
+      240_000,
+      "every agent linked by the restarted controller, connected and current",
+    );
     expect(rows.map((r) => r.vnode).sort()).toEqual(names);
     const host = swarm.get(target)?.host;
     expect(host?.mailboxes.has(`before@${domain}`)).toBe(true);
