@@ -60,6 +60,8 @@ export interface MailHost {
   /** Drifted files and the lookup DB; `full` recomputes the DB digest even if nobody wrote. */
   drift(opts?: { full?: boolean }): string[];
   status(): Promise<{ services: ServiceStatus[]; digest: string; generation: string }>;
+  /** Resolves once the background maildir heal of the last whole state is over (tests). */
+  healDone(): Promise<void>;
   close(): void;
 }
 
@@ -114,20 +116,21 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
   const domainTouched = (entries: readonly LookupEntry[]): boolean => entries.some((e) => e.kind === "domain");
 
   // One background heal at a time: a newer whole state replaces the one under way.
-  let healing: AbortController | undefined;
+  let healing: { controller: AbortController; done: Promise<void> } | undefined;
   const healInBackground = (items: HealItem[]): void => {
-    healing?.abort();
+    healing?.controller.abort();
     const controller = new AbortController();
-    healing = controller;
     const started = performance.now();
     const wanted = (m: HealItem): boolean => lookup.hasMailbox(`${m.local}@${m.domain}`);
-    maildirs
+    const done = maildirs
       .heal(items, { wanted, signal: controller.signal, dutyCycle: HEAL_DUTY_CYCLE })
       .then(
-        (healed) => {
-          if (healed > 0 && !controller.signal.aborted)
+        ({ healed, leftToDovecot }) => {
+          // Always one line per whole state: it also says the agent's background work is over.
+          if (!controller.signal.aborted)
             o.log?.info("maildirs healed", {
               mailboxes: healed,
+              left_to_dovecot: leftToDovecot,
               seconds: Math.round((performance.now() - started) / 1000),
             });
         },
@@ -135,8 +138,9 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
           o.log?.warn("maildir heal stopped", { error: error instanceof Error ? error.message : String(error) }),
       )
       .finally(() => {
-        if (healing === controller) healing = undefined;
+        if (healing?.controller === controller) healing = undefined;
       });
+    healing = { controller, done };
   };
 
   return {
@@ -182,10 +186,10 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
         removeStaleSniFiles(paths, new Set(files.keys()));
       }
       if (!dryRun) {
-        // Full state heals storage too: every mailbox gets its maildir and Sieve script.
-        // Mailboxes missing from the state keep their maildir (a wrong state must not wipe mail).
-        // Now: domain directories and every Sieve script (delivery must filter at once). In the
-        // background: the rest, which Dovecot would also create on first delivery or login.
+        // Full state heals storage too. Mailboxes missing from the state keep their maildir (a
+        // wrong state must not wipe mail). Now: domain directories and every Sieve script
+        // (delivery must filter at once). In the background: the folders missing in existing
+        // homes; a mailbox without a home is left to Dovecot (first delivery or login).
         const items = checked.mailboxes.map((m): HealItem => ({
           domain: m.domain,
           local: m.local,
@@ -193,7 +197,8 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
           own: m.owner,
         }));
         for (const domain of new Set(items.filter((m) => !m.own).map((m) => m.domain))) maildirs.ensureDomain(domain);
-        await maildirs.heal(items.filter((m) => m.sieve !== ""));
+        const sieved = items.filter((m) => m.sieve !== "");
+        if (sieved.length > 0) await maildirs.heal(sieved);
         healInBackground(items);
         // After the rows' commit, even if the apply reloaded Postfix for its config before it.
         if (domainTouched(rows.entries)) await reloadPostfixIfRunning();
@@ -294,8 +299,12 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
       return { services, digest: lookup.digest(), generation: readManifest(paths.manifest).generation };
     },
 
+    async healDone() {
+      while (healing) await healing.done;
+    },
+
     close: () => {
-      healing?.abort();
+      healing?.controller.abort();
       lookup.close();
     },
   };

@@ -28,7 +28,7 @@ import { parseHostPort } from "../../common/validation/host-port.ts";
 import type { IdentityPair } from "../../common/pki/identity-pair.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
 import { fromSigningCa, loadOrRenewControllerIdentity, startControllerRenewal } from "../pki/controller-renewal.ts";
-import type { Kek } from "../pki/ca-seal.ts";
+import { kekIds, type Kek } from "../pki/ca-seal.ts";
 import { materializeCa } from "../pki/ca-store.ts";
 import type { RenewedIdentity } from "../pki/controller-renewal.ts";
 import type { ControllerMetrics, PresentedCertificate } from "./controller-metrics.ts";
@@ -130,6 +130,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
       ? startLeaseKeeper({
           db: options.db,
           name: options.config.name,
+          kekIds: kekIds(options.kek),
           log: options.log.child({ component: "leases" }),
           ...(options.ignoreLeaseLapse ? { ignoreLapse: true } : {}),
           onChange: (gained) => onLeases(gained.map((lease) => lease.vnode)),

@@ -12,7 +12,8 @@ const BIN = join(import.meta.dirname, "..", "..", "bin", "netserva-mail-agent.js
 export interface AgentProcess {
   readonly child: ChildProcess;
   readonly logFile: string;
-  stop(): Promise<void>;
+  /** SIGTERM, then SIGKILL after `graceMs` (default 5 s). */
+  stop(graceMs?: number): Promise<void>;
 }
 
 async function waitForPort(
@@ -84,11 +85,11 @@ export async function startAgentProcess(o: {
   return {
     child,
     logFile,
-    async stop() {
+    async stop(graceMs = 5000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
       await exited;
       clearTimeout(timer);
     },

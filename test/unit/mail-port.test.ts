@@ -42,6 +42,7 @@ function fakeHost(generation: string, apply: () => Promise<ApplyOutcome>, runnin
       digest: "d",
       generation,
     }),
+    healDone: async () => undefined,
     close: () => undefined,
   };
 }
