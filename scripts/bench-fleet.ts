@@ -44,8 +44,22 @@ const { values: opts } = parseArgs({
     "swarm-in-process": { type: "boolean", default: false },
     /** A directory for CPU profiles of the controller (each serve process writes one at exit). */
     "serve-cpu-prof": { type: "string" },
+    /** Only the restart: enroll every agent, then restart the controller --restarts times. */
+    "restart-only": { type: "boolean", default: false },
+    restarts: { type: "string", default: "3" },
+    help: { type: "boolean", default: false },
   },
 });
+if (opts.help) {
+  process.stdout
+    .write(`scripts/bench-fleet [--agents 1000] [--baseline 10] [--window 30] [--concurrency 8] [--samples 5]
+                    [--pglite] [--swarm-in-process] [--serve-cpu-prof DIR] [--restart-only [--restarts 3]]
+  --restart-only   enroll every agent, then only restart the controller --restarts times (each: seconds until
+                   every agent is connected and current, most links connecting at once, and the progress
+                   every 5 s: connected, current, links connecting, health reports)
+`);
+  process.exit(0);
+}
 const count = (name: string, v: string | undefined, min: number, max: number): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer ${min}..${max}`);
@@ -56,6 +70,7 @@ const BASELINE = count("baseline", opts.baseline, 1, AGENTS);
 const WINDOW_S = count("window", opts.window, 5, 600);
 const CONCURRENCY = count("concurrency", opts.concurrency, 1, 64);
 const SAMPLES = count("samples", opts.samples, 1, 50);
+const RESTARTS = count("restarts", opts.restarts, 1, 20);
 const pgUrl = opts.pglite ? undefined : process.env["DATABASE_URL_TEST"];
 
 const median = (xs: number[]): number => {
@@ -320,6 +335,15 @@ async function currentCounts(): Promise<string> {
   return `${connected} of ${rows.length} connected, ${current} current`;
 }
 
+/** Distinct vnodes the running serve process linked to (its "vnode up" lines): status alone
+ *  counts a vnode connected for 15 s after the previous process last heard from it. */
+function linkedBySelf(): number {
+  const up = new Set<string>();
+  for (const line of serve.stderr().split("\n"))
+    if (line.includes('"vnode up"')) up.add((JSON.parse(line) as { vnode?: string }).vnode ?? "");
+  return up.size;
+}
+
 /** serve stopped and started again: until every agent is connected and at its generation. A run
  *  that does not get there within the limit says how far it got instead of failing the bench. */
 async function restart(n: number): Promise<[string, string]> {
@@ -328,11 +352,35 @@ async function restart(n: number): Promise<[string, string]> {
   const started = performance.now();
   serve = await restartServeProcess(serve);
   let seconds: string;
+  // How far it got every 5 s: a restart that stalls shows where (connected, current, connecting).
+  const watch = setInterval(() => {
+    void (async () => {
+      const rows = (await status()).filter((r) => r.status === "enrolled" && runs(r.vnode));
+      const connected = rows.filter((r) => r.connected).length;
+      const current = rows.filter((r) => r.connected && r.appliedGeneration === r.generation).length;
+      const connecting = await serve.metric('netserva_controller_link_connects{which="in_flight"}');
+      const reports = await serve.metric("netserva_controller_health_reports_total");
+      const log = serve.stderr();
+      const lapsed = log.split('"lease lapsed by our clock').length - 1;
+      const dropped = log.split('"link dropped"').length - 1;
+      progress(
+        `restart +${((performance.now() - started) / 1000).toFixed(0)} s: ${linkedBySelf()} linked by the new process; ` +
+          `${connected} connected, ${current} current of ${rows.length} in status; ` +
+          `${connecting} links connecting; ${reports} reports; ${lapsed} leases lapsed, ${dropped} links dropped; load ${load()}`,
+      );
+    })().catch(() => undefined);
+  }, 5000);
   try {
-    await until(async () => ((await allCurrent(n)) ? true : undefined), 300_000, "every agent back and current");
+    await until(
+      async () => (linkedBySelf() >= n && (await allCurrent(n)) ? true : undefined),
+      300_000,
+      "every agent back and current",
+    );
     seconds = ((performance.now() - started) / 1000).toFixed(1);
   } catch {
     seconds = `> 300 (${await currentCounts()})`;
+  } finally {
+    clearInterval(watch);
   }
   return [seconds, String((await serve.metric('netserva_controller_link_connects{which="peak"}')) ?? "?")];
 }
@@ -414,6 +462,37 @@ async function acrossControllers(n: number): Promise<Row> {
   };
 }
 
+/** --restart-only: every agent enrolled, then the controller restarted RESTARTS times. */
+async function restartOnly(names: string[]): Promise<void> {
+  progress(`enrolling ${AGENTS - BASELINE} more agents, ${CONCURRENCY} at a time`);
+  await enrollRest(names);
+  await until(async () => ((await allCurrent()) ? true : undefined), 300_000, "every agent current");
+  const lines = [`bench-fleet --restart-only: ${AGENTS} swarm agents on ${pgUrl ? "PostgreSQL" : "PGlite"}`];
+  for (let i = 1; i <= RESTARTS; i++) {
+    const loadBefore = load();
+    const [seconds, peak] = await restart(runningCount());
+    const line = `restart ${i}: all current after ${seconds} s, most links connecting at once ${peak}, load ${loadBefore} → ${load()}`;
+    progress(line);
+    lines.push(line);
+  }
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+/** The agents beyond the baseline: in a child process (or in this one with --swarm-in-process). */
+async function enrollRest(names: string[]): Promise<void> {
+  if (opts["swarm-in-process"]) await swarm?.addMany(names.slice(BASELINE), CONCURRENCY);
+  else {
+    remote = startSwarmProcess({
+      dir: join(swarmDir, "child"),
+      controller: `127.0.0.1:${serve.port}`,
+      addVnode: async (name, address) =>
+        (await cli(["vnode", "add", name, "--address", address])).trim().split("\n").pop() ?? "",
+      newToken: async (name) => (await cli(["vnode", "token", name])).trim().split("\n").pop() ?? "",
+    });
+    await remote.addMany(names.slice(BASELINE), CONCURRENCY);
+  }
+}
+
 async function main(): Promise<void> {
   // --serve-cpu-prof: the controller's long tasks (what a push waits behind), read afterwards in
   // Chrome's profiler or any .cpuprofile viewer.
@@ -443,6 +522,7 @@ async function main(): Promise<void> {
   const names = Array.from({ length: AGENTS }, (_, i) => `fl${String(i).padStart(4, "0")}`);
   progress(`enrolling ${BASELINE} agents`);
   await swarm.addMany(names.slice(0, BASELINE), CONCURRENCY);
+  if (opts["restart-only"]) return restartOnly(names);
   const base = await measure(BASELINE, "base");
   base["revocation on every agent (s)"] = await revocation();
   [base["controller restart → all current (s)"], base["restart: most links connecting at once"]] =
@@ -451,17 +531,7 @@ async function main(): Promise<void> {
 
   progress(`enrolling ${AGENTS - BASELINE} more agents, ${CONCURRENCY} at a time`);
   const enrollStarted = performance.now();
-  if (opts["swarm-in-process"]) await swarm.addMany(names.slice(BASELINE), CONCURRENCY);
-  else {
-    remote = startSwarmProcess({
-      dir: join(swarmDir, "child"),
-      controller: `127.0.0.1:${serve.port}`,
-      addVnode: async (name, address) =>
-        (await cli(["vnode", "add", name, "--address", address])).trim().split("\n").pop() ?? "",
-      newToken: async (name) => (await cli(["vnode", "token", name])).trim().split("\n").pop() ?? "",
-    });
-    await remote.addMany(names.slice(BASELINE), CONCURRENCY);
-  }
+  await enrollRest(names);
   const enrollSeconds = (performance.now() - enrollStarted) / 1000;
   const full = await measure(runningCount(), "full");
   report(`${AGENTS} agents`, full);

@@ -76,6 +76,8 @@ export interface FleetWork {
 
 /** Each link made costs a TLS context and a grpc-js channel (~1 ms on a loaded machine). */
 export const LINKS_PER_TURN = 16;
+/** Whole mailbox usage lists fetched and stored at once (see maybeSyncUsage). */
+export const USAGE_SYNCS_AT_ONCE = 2;
 /** Each push serialises and writes a message on its link's connection. */
 export const REVOCATION_PUSHES_PER_TURN = 16;
 
@@ -122,12 +124,19 @@ export function startFleet(options: FleetOptions): Fleet {
       (error: unknown) => options.log.warn("saving health failed", { error: String(error) }),
     );
   /** The whole mailbox usage list now and then (the report carries only the top mailboxes). */
+  /** Usage syncs at once, fleet-wide: a restart meets every vnode's first report together. */
+  const usageSlots = createConnectGate(USAGE_SYNCS_AT_ONCE);
   const maybeSyncUsage = async (vnodeId: number, link: VnodeLink): Promise<void> => {
     const every = options.usageSyncMs ?? 300_000;
     const last = usageSyncedAt.get(vnodeId);
     if (every <= 0 || (last !== undefined && Date.now() - last < every)) return;
     usageSyncedAt.set(vnodeId, Date.now());
-    await syncMailboxUsage(options.db.em(), link.client, vnodeId);
+    const release = await usageSlots.acquire();
+    try {
+      if (!closed) await syncMailboxUsage(options.db.em(), link.client, vnodeId);
+    } finally {
+      release();
+    }
   };
 
   const reconciler = options.deliver
@@ -375,6 +384,7 @@ export function startFleet(options: FleetOptions): Fleet {
     },
     async close() {
       closed = true;
+      reconciler?.close();
       clearInterval(timer);
       clearInterval(flushTimer);
       for (const link of draining) link.close();

@@ -9,8 +9,9 @@
 // the database lets someone else take it, so a holder cut off from PostgreSQL stops pushing by
 // itself before its successor starts.
 import { randomUUID } from "node:crypto";
+import { Pool } from "pg";
 import type { Logger } from "../../common/log.ts";
-import type { Database } from "../db/open-database.ts";
+import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, type Database } from "../db/open-database.ts";
 
 export const LEASE_TTL_MS = 10_000;
 export const LEASE_RENEW_MS = 2000;
@@ -27,6 +28,8 @@ export interface LeaseKeeperOptions {
   db: Database;
   /** This controller's name (controller.json), for the heartbeat row and the logs. */
   name: string;
+  /** The ids of the CA key-encryption keys this controller holds, for `ca rekey`'s check. */
+  kekIds?: readonly string[];
   log: Logger;
   ttlMs?: number;
   renewMs?: number;
@@ -68,10 +71,36 @@ export function startLeaseKeeper(options: LeaseKeeperOptions): LeaseKeeper {
   let stopped = false;
   let failing = false;
   let rounds = 0;
-  const sql = <T extends Array<Record<string, unknown>> = Array<Record<string, unknown>>>(
+  // The renewals on a connection of their own, not the shared pool: a restart gains a thousand
+  // leases at once, and the work that follows (a link, a trust push, a reconcile and a usage sync
+  // per vnode) queued hundreds of statements on the pool's ten connections. A renewal waiting
+  // behind them for longer than the TTL let every lease lapse by our clock, every link dropped,
+  // the next round gained them all again, and the fleet never came back (issue 16, 1,000 agents).
+  const own = options.db.url
+    ? new Pool({
+        connectionString: options.db.url,
+        max: 1,
+        // A renewal that has not answered within a TTL is of no use: the next round tries again.
+        connectionTimeoutMillis: Math.min(CONNECT_TIMEOUT_MS, ttlMs),
+        query_timeout: Math.min(QUERY_TIMEOUT_MS, ttlMs),
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 5000,
+      })
+    : undefined;
+  // An idle connection that breaks is dropped from the pool; the next round opens another.
+  own?.on("error", (error: Error) => options.log.warn("lease connection failed", { error: error.message }));
+  const sql = async <T extends Array<Record<string, unknown>> = Array<Record<string, unknown>>>(
     text: string,
     params: unknown[] = [],
-  ): Promise<T> => options.db.em().getConnection().execute<T>(text, params);
+  ): Promise<T> => {
+    if (!own) return options.db.em().getConnection().execute<T>(text, params);
+    let n = 0;
+    const result = await own.query(
+      text.replace(/\?/g, () => `$${++n}`),
+      params,
+    );
+    return result.rows as T;
+  };
 
   const entry = (row: Row, validUntil: number): Entry => ({
     vnodeId: row.vnode_id,
@@ -103,8 +132,8 @@ export function startLeaseKeeper(options: LeaseKeeperOptions): LeaseKeeper {
     const lost: HeldLease[] = [];
     try {
       await sql(
-        "insert into controllers (id, name) values (?, ?) on conflict (id) do update set heartbeat_at = now()",
-        [id, options.name],
+        "insert into controllers (id, name, kek_ids) values (?, ?, ?) on conflict (id) do update set heartbeat_at = now()",
+        [id, options.name, options.kekIds?.length ? options.kekIds.join(",") : null],
       );
       await sql(
         "insert into vnode_leases (vnode_id) select id from vnodes where status = 'enrolled' on conflict do nothing",
@@ -237,6 +266,12 @@ export function startLeaseKeeper(options: LeaseKeeperOptions): LeaseKeeper {
         })().catch(() => undefined),
         new Promise((resolve) => setTimeout(resolve, 3000).unref()),
       ]);
+      // A connection black-holed mid-query would hold end() until the query timeout.
+      if (own)
+        await Promise.race([
+          own.end().catch(() => undefined),
+          new Promise((resolve) => setTimeout(resolve, 3000).unref()),
+        ]);
     },
   };
 }

@@ -10,11 +10,17 @@ import { compileDesiredState } from "../compiler/compile-state.ts";
 import { Vnode } from "../db/entities/index.ts";
 import type { Database } from "../db/open-database.ts";
 import type { DeliverService } from "./deliver.ts";
+import { createConnectGate } from "./connect-gate.ts";
 
 /** How long a vnode may lag its generation before the reconciler sends the whole state. */
 export const LAG_GRACE_MS = 3000;
 /** At most one digest check (a read of every lookup row) per vnode in this period. */
 export const DIGEST_CHECK_MS = 30_000;
+/** Vnodes reconciled at once, fleet-wide. A restarted controller knows no digest yet, so each
+ *  vnode's first report reads its vnode row and compiles its state: a thousand at once took every
+ *  pooled connection and the health flush's liveness waited behind them (status showed the fleet
+ *  down while it reported). A vnode waiting its turn skips its reports meanwhile (busy). */
+export const RECONCILES_AT_ONCE = 4;
 
 export interface ReconcilerOptions {
   db: Database;
@@ -22,6 +28,8 @@ export interface ReconcilerOptions {
   log: Logger;
   lagGraceMs?: number;
   digestCheckMs?: number;
+  /** Default RECONCILES_AT_ONCE. */
+  reconcilesAtOnce?: number;
 }
 
 export interface Reconciler {
@@ -29,6 +37,8 @@ export interface Reconciler {
    *  vnode's generation as the fleet last read it: a report at that generation with the digest
    *  expected for it needs nothing, and is settled in memory without a database read. */
   onReport(vnodeId: number, report: HealthReport, generation?: number): Promise<void>;
+  /** Reports still waiting for a slot are dropped (the fleet is closing). */
+  close(): void;
 }
 
 type Why = "drift" | "lag" | "digest";
@@ -37,6 +47,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
   const graceMs = options.lagGraceMs ?? LAG_GRACE_MS;
   const digestEveryMs = options.digestCheckMs ?? DIGEST_CHECK_MS;
   const busy = new Set<number>();
+  const slots = createConnectGate(options.reconcilesAtOnce ?? RECONCILES_AT_ONCE);
+  let closed = false;
   const lastAttempt = new Map<number, number>();
   const lagSince = new Map<number, { generation: number; since: number }>();
   /** Digest of the lookup rows compiled for a generation, per vnode. */
@@ -139,13 +151,18 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     async onReport(vnodeId, report, generation) {
       if (busy.has(vnodeId) || settled(vnodeId, report, generation)) return;
       busy.add(vnodeId);
+      const release = await slots.acquire();
       try {
-        await reconcile(vnodeId, report);
+        if (!closed) await reconcile(vnodeId, report);
       } catch (error) {
         options.log.warn("reconcile failed", { vnode_id: vnodeId, error: String(error) });
       } finally {
+        release();
         busy.delete(vnodeId);
       }
+    },
+    close() {
+      closed = true;
     },
   };
 }

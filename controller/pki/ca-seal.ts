@@ -15,7 +15,7 @@
 // now (publishCa), not the newest this controller holds: until `ca rekey` the fleet's KEK stays
 // the old one, so controllers not yet given the new one keep working. The sealed format is
 // unchanged (no key id in it), so controllers of the previous release read every row.
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { NetservaError } from "../../common/errors.ts";
 
@@ -90,6 +90,21 @@ export function readKek(env: Readonly<Record<string, string | undefined>>): Kek 
     );
   if (!current) return undefined;
   return previous && !previous.key.equals(current.key) ? { ...current, previous } : current;
+}
+
+/**
+ * A KEK's id: a hash of it under a fixed label, 16 hex digits. What a controller publishes (its
+ * heartbeat row) and `ca rekey` prints, so operators and the rekey check can tell KEKs apart
+ * without the key leaving the host.
+ */
+export function kekId(kek: KekKey): string {
+  return createHash("sha256").update("netserva-mail CA KEK id\0").update(kek.key).digest("hex").slice(0, 16);
+}
+
+/** The ids of every KEK a controller holds (none without one). */
+export function kekIds(kek: Kek | undefined): string[] {
+  if (!kek) return [];
+  return kek.previous ? [kekId(kek), kekId(kek.previous)] : [kekId(kek)];
 }
 
 /** The error for a controller that needs the KEK and was not given one. */

@@ -12,6 +12,7 @@ import { loadIdentityPair, writeIdentityPair } from "../../common/pki/identity-p
 import type { IdentityPair, LoadedPair, PairNames } from "../../common/pki/identity-pair.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
 import type { HomePaths } from "../home/home-paths.ts";
+import { readSigningCa } from "./ca-files.ts";
 import { recordCertificate } from "./certificate-records.ts";
 
 /** Default lifetime of the controller's certificate (controller.json controllerCertificateSeconds). */
@@ -89,8 +90,7 @@ export async function issueControllerIdentity(
 ): Promise<IssuedControllerIdentity> {
   const { keyPem, csrPem } = await createKeyAndCsr({ commonName: options.names.identity });
   const issued = issueCertificate({
-    caKeyPem: readFileSync(paths.caKey, "utf8"),
-    caCertPem: readFileSync(paths.caCert, "utf8"),
+    ...readSigningCa(paths),
     csrPem,
     role: "controller",
     identity: options.names.identity,

@@ -1,7 +1,7 @@
 // A monitor-role certificate for a scraper such as Prometheus: the agents' /metrics accepts it,
 // AgentService refuses it (only the controller role may command). Key made here, 0600.
 import { join } from "node:path";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { issueCertificate } from "../../common/pki/ca.ts";
 import { createKeyAndCsr } from "../../common/pki/keys.ts";
 import { writePrivateFile, writePublicFile } from "../../common/pki/files.ts";
@@ -9,7 +9,7 @@ import { checkIdentity } from "../../common/pki/roles.ts";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import type { HomePaths } from "../home/home-paths.ts";
 import { recordCertificate } from "./certificate-records.ts";
-import { readCaFiles, withChain } from "./ca-files.ts";
+import { readCaFiles, readSigningCa, withChain } from "./ca-files.ts";
 
 export interface MonitorCertificate {
   certFile: string;
@@ -27,8 +27,7 @@ export async function issueMonitorCertificate(
   const name = checkIdentity(o.name, "name");
   const { keyPem, csrPem } = await createKeyAndCsr({ commonName: name });
   const issued = issueCertificate({
-    caKeyPem: readFileSync(paths.caKey, "utf8"),
-    caCertPem: readFileSync(paths.caCert, "utf8"),
+    ...readSigningCa(paths),
     csrPem,
     role: "monitor",
     identity: name,

@@ -63,7 +63,7 @@ export function startMailTlsSweep(options: MailTlsSweepOptions): MailTlsSweep {
     const horizon = new Date(Date.now() + mailTlsRenewBeforeMs(options.issuer));
     const soon = await em.find(MailTls, { source: "ca", notAfter: { $lte: horizon } }, { fields: ["vnodeId"] });
     // After a CA rotation, the certificates the old CA issued are replaced whatever their expiry.
-    const caCertPem = options.issuer.caCertPem();
+    const { caCertPem } = options.issuer.signingCa();
     const others = await em.find(
       MailTls,
       { source: "ca", notAfter: { $gt: horizon } },

@@ -3,7 +3,6 @@
 // within 30 days of expiry (a third of its lifetime, if that is shorter) or the host name changed. A new certificate is new desired state:
 // the vnode's generation goes up in the same transaction, so it reaches the vnode through the
 // reconciler whether or not a whole state would have been sent anyway.
-import { readFileSync } from "node:fs";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { issueServerCertificate } from "../../common/pki/server-cert.ts";
 import { verifyIssuedBy } from "../../common/pki/inspect.ts";
@@ -11,6 +10,7 @@ import { pemBlocks } from "../../common/pki/trust-bundle.ts";
 import { MailTls, mailHostnameOf } from "../db/entities/index.ts";
 import type { Vnode } from "../db/entities/index.ts";
 import type { HomePaths } from "../home/home-paths.ts";
+import { readSigningCa } from "./ca-files.ts";
 import { bumpGeneration, lockVnode } from "../db/generation.ts";
 
 export const MAIL_TLS_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
@@ -18,8 +18,8 @@ const LIFETIME_SECONDS = 397 * 24 * 3600;
 
 /** The CA that signs mail TLS certificates (read when needed: `serve` may outlive a CA file change). */
 export interface MailTlsIssuer {
-  caKeyPem(): string;
-  caCertPem(): string;
+  /** The signing CA's key and certificate, read as one pair. */
+  signingCa(): { caKeyPem: string; caCertPem: string };
   /** Lifetime of a new certificate; default 397 days. */
   lifetimeSeconds?: number;
 }
@@ -27,8 +27,7 @@ export interface MailTlsIssuer {
 /** The home's CA, with the lifetime controller.json asks for (mailTlsCertificateSeconds). */
 export function mailTlsIssuerFor(paths: HomePaths, lifetimeSeconds?: number): MailTlsIssuer {
   return {
-    caKeyPem: () => readFileSync(paths.caKey, "utf8"),
-    caCertPem: () => readFileSync(paths.caCert, "utf8"),
+    signingCa: () => readSigningCa(paths),
     ...(lifetimeSeconds !== undefined ? { lifetimeSeconds } : {}),
   };
 }
@@ -79,12 +78,12 @@ export async function renewMailTlsIfDue(
 ): Promise<number | null> {
   const hostname = mailHostnameOf(vnode);
   const renewBefore = mailTlsRenewBeforeMs(issuer);
-  const caCertPem = issuer.caCertPem();
+  const { caKeyPem, caCertPem } = issuer.signingCa();
   const due = (row: MailTls | null): boolean => mailTlsDue(row, hostname, Date.now(), renewBefore, caCertPem);
   if (!due(await em.fork().findOne(MailTls, { vnodeId: vnode.id }))) return null;
   // Key generation and signing outside the transaction: they take a while and need no rows.
   const issued = await issueServerCertificate({
-    caKeyPem: issuer.caKeyPem(),
+    caKeyPem,
     caCertPem,
     dnsNames: [hostname],
     validSeconds: issuer.lifetimeSeconds ?? LIFETIME_SECONDS,

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCliContext } from "../../controller/cli/cli-context.ts";
 import { runCommand } from "../../controller/cli/main.ts";
 import { openDatabase } from "../../controller/db/open-database.ts";
-import { openCaKey, readKekFile } from "../../controller/pki/ca-seal.ts";
+import { kekId, openCaKey, readKekFile } from "../../controller/pki/ca-seal.ts";
 import { verifyIssuedBy } from "../../common/pki/inspect.ts";
 import { caPin } from "../../common/pki/pin.ts";
 import { restartServeProcess, startServeProcess, type ServeProcess } from "../helpers/serve-process.ts";
@@ -49,6 +49,8 @@ let databaseUrl = "";
 let oldKek = "";
 let newKek = "";
 let a: ServeProcess;
+const newKekId = (): string => kekId(readKekFile(newKek, "test"));
+const oldKekId = (): string => kekId(readKekFile(oldKek, "test"));
 let b: ServeProcess | undefined;
 let swarm: Swarm | undefined;
 
@@ -200,6 +202,17 @@ describe.skipIf(!pgUrl)("changing the CA key-encryption key across two controlle
   });
 
   it("re-seals every CA key under the new KEK at once; both controllers keep working and a later rotation runs through both", async () => {
+    // ctl-a still holds the old KEK alone: refused, naming it, nothing changed.
+    const before = await sealedRows();
+    const early = await peer().cli(["ca", "rekey"]);
+    expect(early.code).toBe(4);
+    expect(early.err).toMatch(
+      new RegExp(
+        `a running controller does not hold the new KEK \\(${newKekId()}\\): ctl-a \\(holds KEK ${oldKekId()}\\)`,
+      ),
+    );
+    expect(await sealedRows()).toEqual(before);
+
     // The change-over's first half on ctl-a: the new KEK, the old one as previous, restarted.
     await a.stop();
     a = await restartServeProcess(a, { NETSERVA_CA_KEK_FILE: newKek, NETSERVA_CA_KEK_PREVIOUS_FILE: oldKek });
@@ -208,7 +221,7 @@ describe.skipIf(!pgUrl)("changing the CA key-encryption key across two controlle
     const out = await cli(peer(), ["ca", "rekey"]);
     expect(out).toMatch(
       new RegExp(
-        `re-sealed CA sha256:\\S+ \\(active\\) under NETSERVA_CA_KEK_FILE=${newKek} \\(they were sealed under NETSERVA_CA_KEK_PREVIOUS_FILE=${oldKek}\\)`,
+        `re-sealed CA sha256:\\S+ \\(active\\) under NETSERVA_CA_KEK_FILE=${newKek} \\(KEK ${newKekId()}\\) \\(they were sealed under NETSERVA_CA_KEK_PREVIOUS_FILE=${oldKek}\\)`,
       ),
     );
     expect(await allOpenWith(newKek)).toBe(true);

@@ -235,13 +235,19 @@ describe.skipIf(!pgUrl)("one CA, sealed in PostgreSQL, across two controllers", 
 
   it("ends the rotation from the other controller: old key gone on both, agents still connected", async () => {
     await cli(a, ["ca", "retire-old"]);
+    // ctl-b rewrites its ca/ file by file (the old key first, trust.crt after): wait for both.
+    const trustOf = (home: string): string => readFileSync(join(home, "ca", "trust.crt"), "utf8");
     await until(
-      async () => (existsSync(join(peer().home, "ca", "previous.key")) ? undefined : true),
+      async () =>
+        existsSync(join(peer().home, "ca", "previous.key")) ||
+        trustOf(peer().home).match(/BEGIN CERTIFICATE/g)?.length !== 1
+          ? undefined
+          : true,
       30_000,
-      "ctl-b's copy of the old key removed",
+      "ctl-b's copy of the old key removed and its trust bundle the new CA alone",
     );
     expect(existsSync(join(a.home, "ca", "previous.key"))).toBe(false);
-    const trustB = readFileSync(join(peer().home, "ca", "trust.crt"), "utf8");
+    const trustB = trustOf(peer().home);
     expect(caPin(trustB)).toBe(newPin);
     expect(trustB.match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
     const db = await openDatabase({ url: databaseUrl });

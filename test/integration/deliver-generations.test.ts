@@ -29,7 +29,7 @@ describe.each(databaseTargets)("generations on %s", (_name, open) => {
   beforeAll(async () => {
     db = await open();
     const ca = await createCertificateAuthority({ commonName: "test mail CA", validDays: 3650, keyBits: 2048 });
-    issuer = { caKeyPem: () => ca.keyPem, caCertPem: () => ca.certPem };
+    issuer = { signingCa: () => ({ caKeyPem: ca.keyPem, caCertPem: ca.certPem }) };
   });
   afterAll(async () => {
     await db?.close();

@@ -275,3 +275,60 @@ describe.skipIf(!pgUrl)("a CLI's change with no live lease holder", () => {
     expect(outcome).toMatchObject({ pushed: true, appliedGeneration: 5, generation: 5 });
   }, 120_000);
 });
+
+describe.skipIf(!pgUrl)("a lease keeper whose database pool is busy", () => {
+  let db: Database | undefined;
+  let keeper: LeaseKeeper | undefined;
+
+  beforeAll(async () => {
+    if (!pgUrl) return;
+    const root = await openDatabase({ url: pgUrl });
+    const name = `nsm_busypool_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+    await root.em().getConnection().execute(`create database ${name}`);
+    await root.close();
+    const target = new URL(pgUrl);
+    target.pathname = `/${name}`;
+    db = await openDatabase({ url: target.toString(), poolSize: 2 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await keeper?.stop().catch(() => undefined);
+    await db?.close();
+  });
+
+  it("keeps renewing while every pooled connection is taken (a restart's work must not let its leases lapse)", async () => {
+    if (!db) throw new Error("no database");
+    const sql = db.em().getConnection();
+    for (let i = 0; i < 3; i += 1)
+      await sql.execute("insert into vnodes (name, address, status) values (?, ?, 'enrolled')", [
+        `busy${i}`,
+        `10.0.1.${i}:7444`,
+      ]);
+    const lost: string[] = [];
+    keeper = startLeaseKeeper({
+      db,
+      name: "busy",
+      log: silentLogger,
+      ttlMs: TTL_MS,
+      renewMs: RENEW_MS,
+      onChange: (_gained, gone) => lost.push(...gone.map((l) => l.vnode)),
+    });
+    const running = keeper;
+    await until(async () => (running.held().length === 3 ? true : undefined), 30_000, "the keeper holding all three");
+    const epochs = running.held().map((l) => `${l.vnode}@${l.epoch}`);
+    // Both pooled connections busy for more than three TTLs, and more statements queued behind
+    // them: what a restart's first reports (a reconcile, a trust push, a usage sync per vnode)
+    // did to the pool at 1,000 vnodes.
+    let poolFree = false;
+    const busy = Promise.all(
+      Array.from({ length: 4 }, () => db?.em().getConnection().execute("select pg_sleep(5)")),
+    ).finally(() => (poolFree = true));
+    // A whole round (heartbeat, renewal, share) completes while the pool is still taken.
+    await running.tick();
+    expect(poolFree).toBe(false);
+    await busy;
+    await running.tick();
+    expect(lost).toEqual([]);
+    expect(running.held().map((l) => `${l.vnode}@${l.epoch}`)).toEqual(epochs);
+  }, 120_000);
+});

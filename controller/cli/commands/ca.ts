@@ -109,8 +109,12 @@ export function registerCa(program: Command, ctx: CliContext): void {
         `(give every controller the new KEK as ${KEK_FILE_ENV} and the old one as ${KEK_PREVIOUS_FILE_ENV} first)`,
     )
     .option("--new-kek-file <file>", `the new KEK (32 bytes, base64); default: the one in ${KEK_FILE_ENV}`)
+    .option(
+      "--force",
+      "even while a running controller does not hold the new KEK (it is refused from its next CA step)",
+    )
     .option("--home <dir>", "controller home")
-    .action(async (options: { newKekFile?: string; home?: string }) => {
+    .action(async (options: { newKekFile?: string; force?: boolean; home?: string }) => {
       // Read before anything is opened: a bad file is refused naming the option, nothing changed.
       const kek = readKek(ctx.io.env);
       const next = options.newKekFile !== undefined ? readKekFile(options.newKekFile, "--new-kek-file") : kek;
@@ -129,20 +133,23 @@ export function registerCa(program: Command, ctx: CliContext): void {
           );
         const em = db.em();
         const run = { step: "ca rekey" as const, controller: controllerName(paths.config), actor: ctx.actor };
-        const args = options.newKekFile !== undefined ? { newKekFile: options.newKekFile } : {};
+        const force = options.force === true;
+        const args = { ...(options.newKekFile !== undefined ? { newKekFile: options.newKekFile } : {}), force };
         const done = await audited(em, { actor: ctx.actor, command: "ca rekey", args }, () =>
-          runCaStep(db, run, (tx) => rekeyCa(tx, kek, next)),
+          runCaStep(db, run, (tx) => rekeyCa(tx, kek, next, { force })),
         );
         if (done.resealed.length === 0) {
           ctx.io.out(`every CA key in the database is already sealed under ${next.source}: nothing changed\n`);
           return;
         }
         ctx.io.out(
-          `re-sealed ${done.resealed.map((r) => `CA ${r.pin} (${r.state})`).join(", ")} under ${next.source} ` +
+          `re-sealed ${done.resealed.map((r) => `CA ${r.pin} (${r.state})`).join(", ")} under ${next.source} (KEK ${done.kekId}) ` +
             `(they were sealed under ${done.from.join(", ")}).\n` +
             `Every controller needs the new KEK from now on (${KEK_FILE_ENV}); once each has it, ` +
             `remove ${KEK_PREVIOUS_FILE_ENV} everywhere and destroy the old KEK.\n`,
         );
+        for (const other of done.without)
+          ctx.io.err(`warning: controller ${other} does not hold the new KEK: give it the new one and restart it\n`);
       } finally {
         await db.close();
       }

@@ -16,6 +16,7 @@ import { Migration0014AcmeVnodePolicy } from "./0014-acme-vnode-policy.ts";
 import { Migration0015AcmeHttp01 } from "./0015-acme-http01.ts";
 import { Migration0016CaKeySealed } from "./0016-ca-key-sealed.ts";
 import { Migration0017FleetChangeXid } from "./0017-fleet-change-xid.ts";
+import { Migration0018ControllerKekIds } from "./0018-controller-kek-ids.ts";
 
 /** In order. Append only: a migration that has run anywhere is never edited. */
 export const allMigrations: MigrationObject[] = [
@@ -36,4 +37,5 @@ export const allMigrations: MigrationObject[] = [
   { name: "0015-acme-http01", class: Migration0015AcmeHttp01 },
   { name: "0016-ca-key-sealed", class: Migration0016CaKeySealed },
   { name: "0017-fleet-change-xid", class: Migration0017FleetChangeXid },
+  { name: "0018-controller-kek-ids", class: Migration0018ControllerKekIds },
 ];
