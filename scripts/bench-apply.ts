@@ -369,15 +369,28 @@ async function bulkLoad(
   );
   const liveMs = performance.now() - t0;
   const cpuLive = v.agentCpu();
-  // Idle = the whole state's maildir heal has ended (its one log line) and then nothing logged and
-  // under AGENT_IDLE_SHARE for 3 s. Quiet alone is not enough: under load the paced heal can
-  // get less than that share of a core while it still runs.
-  await until(
-    () => (v.agentLogSince(logAt).includes('"maildirs healed"') ? true : undefined),
-    600_000,
-    "the maildir heal",
-    200,
-  );
+  // Idle = the maildir heal of the last whole state applied (a big import ends with one) has
+  // ended (its one log line), then nothing logged and under AGENT_IDLE_SHARE for 3 s. Quiet
+  // alone is not enough: under load the paced heal can get less than that share of a core.
+  const healOver = (): true | undefined => {
+    const lines = v
+      .agentLogSince(logAt)
+      .split("\n")
+      .flatMap((l): Array<Record<string, unknown>> => {
+        try {
+          return l.startsWith("{") ? [JSON.parse(l) as Record<string, unknown>] : [];
+        } catch {
+          return []; // a line still being written
+        }
+      });
+    const at = lines.findLastIndex((l) => l["msg"] === "state applied");
+    const applied = lines[at]?.["generation"];
+    // An agent before the heal line named its generation: the first heal line after the apply.
+    const healed = (l: Record<string, unknown>, i: number): boolean =>
+      l["msg"] === "maildirs healed" && (l["generation"] === applied || (l["generation"] === undefined && i > at));
+    return at < 0 || lines.some(healed) ? true : undefined;
+  };
+  await until(healOver, 600_000, "the maildir heal", 200);
   await v.agentQuiet(3000, 300_000);
   const idleMs = performance.now() - t0;
   rmSync(file);

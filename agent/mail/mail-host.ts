@@ -117,7 +117,7 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
 
   // One background heal at a time: a newer whole state replaces the one under way.
   let healing: { controller: AbortController; done: Promise<void> } | undefined;
-  const healInBackground = (items: HealItem[]): void => {
+  const healInBackground = (items: HealItem[], generation: bigint): void => {
     healing?.controller.abort();
     const controller = new AbortController();
     const started = performance.now();
@@ -129,6 +129,7 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
           // Always one line per whole state: it also says the agent's background work is over.
           if (!controller.signal.aborted)
             o.log?.info("maildirs healed", {
+              generation: String(generation),
               mailboxes: healed,
               left_to_dovecot: leftToDovecot,
               seconds: Math.round((performance.now() - started) / 1000),
@@ -199,7 +200,7 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
         for (const domain of new Set(items.filter((m) => !m.own).map((m) => m.domain))) maildirs.ensureDomain(domain);
         const sieved = items.filter((m) => m.sieve !== "");
         if (sieved.length > 0) await maildirs.heal(sieved);
-        healInBackground(items);
+        healInBackground(items, state.generation);
         // After the rows' commit, even if the apply reloaded Postfix for its config before it.
         if (domainTouched(rows.entries)) await reloadPostfixIfRunning();
         // Postfix is on the new config now: start filters it needs, stop ones it dropped.

@@ -10,8 +10,18 @@
 // script, or is adopted: its parents are root's): Dovecot makes home and Maildir, 0700 and the
 // vmail user's, at the first delivery or login (mail-vnode.test.ts). After a 100,000-mailbox
 // import that was half a million mkdir calls, the agent's main background cost (issue 14).
-import { chownSync, existsSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync, renameSync } from "node:fs";
-import type { Stats } from "node:fs";
+import {
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  opendirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  renameSync,
+} from "node:fs";
+import type { Dir, Stats } from "node:fs";
 import { dirname, join } from "node:path";
 import type { VnodePaths } from "../paths.ts";
 import type { SystemUser } from "./vmail-user.ts";
@@ -58,8 +68,9 @@ export interface HealOutcome {
   leftToDovecot: number;
 }
 
-/** What the maildir code has done in this process; tests count work with it (never time). */
-export const maildirWork = { healPasses: 0, mailboxesVisited: 0, dirsMade: 0 };
+/** What the maildir code has done in this process; tests count work with it (never time).
+ *  homeListings: msg directories read by a heal; homesLooked: homes it lstat'ed. */
+export const maildirWork = { healPasses: 0, mailboxesVisited: 0, homeListings: 0, homesLooked: 0, dirsMade: 0 };
 
 export interface HealOptions {
   wanted?: (item: HealItem) => boolean;
@@ -172,11 +183,47 @@ export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
       const outcome: HealOutcome = { healed: 0, leftToDovecot: 0 };
       maildirWork.healPasses += 1;
       let sliceStart = performance.now();
+      const pause = async (): Promise<void> => {
+        const worked = performance.now() - sliceStart;
+        await new Promise((resolve) =>
+          duty >= 1 ? setImmediate(resolve) : setTimeout(resolve, worked * (1 / duty - 1)),
+        );
+        sliceStart = performance.now();
+      };
+      const due = (): boolean => performance.now() - sliceStart >= SLICE_MS;
+      // The homes a domain has, read once per pass (entry by entry, paced): a mailbox whose
+      // home is not there costs no lstat (after a 100,000-mailbox import: none of them).
+      const homes = new Map<string, Set<string>>();
+      const homesIn = async (domain: string): Promise<Set<string>> => {
+        const names = new Set<string>();
+        homes.set(domain, names);
+        let dir: Dir;
+        try {
+          dir = opendirSync(join(paths.domainDir(domain), "msg"), { bufferSize: 256 });
+        } catch {
+          return names; // no msg directory yet: no homes
+        }
+        maildirWork.homeListings += 1;
+        try {
+          for (let e = dir.readSync(); e !== null; e = dir.readSync()) {
+            names.add(e.name);
+            if (due()) await pause();
+          }
+        } finally {
+          dir.closeSync();
+        }
+        return names;
+      };
       for (const m of mailboxes) {
         if (options.signal?.aborted) break;
         maildirWork.mailboxesVisited += 1;
+        const listed = m.own ? undefined : (homes.get(m.domain) ?? (await homesIn(m.domain)));
         const home = homeOf(m.domain, m.local, m.own);
-        const st = lstatSync(home, { throwIfNoEntry: false });
+        let st: Stats | undefined;
+        if (!listed || listed.has(m.local)) {
+          maildirWork.homesLooked += 1;
+          st = lstatSync(home, { throwIfNoEntry: false });
+        }
         if (!st && !m.own && m.sieve === "") outcome.leftToDovecot += 1;
         else if (!(st && settled(home, st, m.sieve)) && (!options.wanted || options.wanted(m))) {
           if (!m.own && !domains.has(m.domain)) {
@@ -188,13 +235,7 @@ export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
           const sieveChanged = made === "made" && m.sieve === "" ? false : setSieve(m.domain, m.local, m.sieve, m.own);
           if (sieveChanged || made !== false) outcome.healed += 1;
         }
-        const worked = performance.now() - sliceStart;
-        if (worked >= SLICE_MS) {
-          await new Promise((resolve) =>
-            duty >= 1 ? setImmediate(resolve) : setTimeout(resolve, worked * (1 / duty - 1)),
-          );
-          sliceStart = performance.now();
-        }
+        if (due()) await pause();
       }
       return outcome;
     },

@@ -412,6 +412,9 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     // five each: half a million mkdir calls after a 100,000-mailbox import).
     expect(maildirWork.healPasses - before.healPasses).toBe(1);
     expect(maildirWork.mailboxesVisited - before.mailboxesVisited).toBe(bulk.mailboxes.length);
+    // Each domain's homes read once: none of the new mailboxes' homes was even looked at.
+    expect(maildirWork.homeListings - before.homeListings).toBeLessThanOrEqual(bulk.domains.length);
+    expect(maildirWork.homesLooked - before.homesLooked).toBeLessThanOrEqual(state.mailboxes.length);
     expect(maildirWork.dirsMade - before.dirsMade).toBe(0);
     const home = v.host.paths.mailHome("nocatch.test", "bulk7");
     expect(existsSync(home)).toBe(false);

@@ -64,11 +64,15 @@ describe("maildirs", () => {
     const list = [...items(200), adopted];
     let asked = 0;
     const wanted = (): boolean => (asked += 1) > 0;
+    md.ensureDomain("h.test");
     const before = { ...maildirWork };
     expect(await md.heal(list, { wanted })).toEqual({ healed: 1, leftToDovecot: 200 });
-    // One pass, each mailbox visited once; only the adopted mailbox's five directories made.
+    // One pass, each mailbox visited once; the domain's homes read once, so only the adopted
+    // home is looked at, and only its five directories are made.
     expect(maildirWork.healPasses - before.healPasses).toBe(1);
     expect(maildirWork.mailboxesVisited - before.mailboxesVisited).toBe(201);
+    expect(maildirWork.homeListings - before.homeListings).toBe(1);
+    expect(maildirWork.homesLooked - before.homesLooked).toBe(1);
     expect(maildirWork.dirsMade - before.dirsMade).toBe(5);
     expect(asked).toBe(1);
     expect(existsSync(paths.mailHome("h.test", "u0"))).toBe(false);
@@ -80,6 +84,7 @@ describe("maildirs", () => {
     const again = { ...maildirWork };
     asked = 0;
     expect(await md.heal(list, { wanted })).toEqual({ healed: 0, leftToDovecot: 180 });
+    expect(maildirWork.homesLooked - again.homesLooked).toBe(21);
     expect(maildirWork.dirsMade - again.dirsMade).toBe(0);
     expect(asked).toBe(0);
   });
