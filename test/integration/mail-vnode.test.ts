@@ -16,7 +16,6 @@ import {
   type StateChange,
 } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { wholeStatePasses } from "../../agent/lookup/lookup-store.ts";
-import { maildirWork } from "../../agent/mail/maildirs.ts";
 import { waitUntil } from "../../agent/process.ts";
 import { canLogin, plaintextLogin } from "../helpers/mail-imap.ts";
 import { HELO, buildMessage, sendMail } from "../helpers/mail-smtp.ts";
@@ -393,47 +392,6 @@ describe.skipIf(!canRun)("mail vnode: Postfix + Dovecot on SQLite lookups", () =
     // The vmail user's, as the domain's msg directory the agent made.
     expect(statSync(join(home, "Maildir")).uid).toBe(statSync(join(v.host.paths.domainDir("nocatch.test"), "msg")).uid);
     expect(await canLogin(v.imap("lazy@nocatch.test", PASS.new))).toBe(true);
-  });
-
-  it("a whole state leaves new mailboxes' maildirs to Dovecot: one heal pass, nothing made; the first delivery makes it", async () => {
-    await v.host.applyState(state);
-    await v.host.healDone();
-    const hash = state.mailboxes[0]?.passwordHash ?? "";
-    const bulk = clone(DesiredStateSchema, state);
-    bulk.generation += 1n;
-    for (let i = 0; i < 300; i++)
-      bulk.mailboxes.push(
-        create(MailboxSchema, { address: `bulk${i}@nocatch.test`, passwordHash: hash, active: true }),
-      );
-    const before = { ...maildirWork };
-    await v.host.applyState(bulk);
-    await v.host.healDone();
-    // One pass over the state's mailboxes, and not one directory for the 300 new ones (it was
-    // five each: half a million mkdir calls after a 100,000-mailbox import).
-    expect(maildirWork.healPasses - before.healPasses).toBe(1);
-    expect(maildirWork.mailboxesVisited - before.mailboxesVisited).toBe(bulk.mailboxes.length);
-    // Each domain's homes read once: none of the new mailboxes' homes was even looked at.
-    expect(maildirWork.homeListings - before.homeListings).toBeLessThanOrEqual(bulk.domains.length);
-    expect(maildirWork.homesLooked - before.homesLooked).toBeLessThanOrEqual(state.mailboxes.length);
-    expect(maildirWork.dirsMade - before.dirsMade).toBe(0);
-    const home = v.host.paths.mailHome("nocatch.test", "bulk7");
-    expect(existsSync(home)).toBe(false);
-
-    const out = await inbound("bulk7@nocatch.test");
-    expect(out.stage).toBe("done");
-    const newDir = join(home, "Maildir", "new");
-    await waitUntil("bulk7's first message", 10_000, () => existsSync(newDir) && readdirSync(newDir).length === 1);
-    expect(statSync(home).mode & 0o777).toBe(0o700);
-    expect(statSync(home).uid).toBe(statSync(join(v.host.paths.domainDir("nocatch.test"), "msg")).uid);
-
-    // The same state again (a reconnect, a settings change): one more pass that only looks.
-    const again = { ...maildirWork };
-    bulk.generation += 1n;
-    await v.host.applyState(bulk);
-    await v.host.healDone();
-    expect(maildirWork.healPasses - again.healPasses).toBe(1);
-    expect(maildirWork.dirsMade - again.dirsMade).toBe(0);
-    await v.host.applyState(state); // back to the suite's state
   });
 
   it("reloads Dovecot through sc() and keeps serving; status reports both daemons", async () => {
