@@ -218,9 +218,10 @@ export function createMaildirs(paths: VnodePaths, owner: SystemUser): Maildirs {
         if (options.signal?.aborted) break;
         maildirWork.mailboxesVisited += 1;
         const listed = m.own ? undefined : (homes.get(m.domain) ?? (await homesIn(m.domain)));
-        const home = homeOf(m.domain, m.local, m.own);
+        const looked = !listed || listed.has(m.local);
+        const home = looked || m.sieve !== "" ? homeOf(m.domain, m.local, m.own) : "";
         let st: Stats | undefined;
-        if (!listed || listed.has(m.local)) {
+        if (looked) {
           maildirWork.homesLooked += 1;
           st = lstatSync(home, { throwIfNoEntry: false });
         }
