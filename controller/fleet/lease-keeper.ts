@@ -12,9 +12,10 @@ import { randomUUID } from "node:crypto";
 import { Pool } from "pg";
 import type { Logger } from "../../common/log.ts";
 import { CONNECT_TIMEOUT_MS, QUERY_TIMEOUT_MS, type Database } from "../db/open-database.ts";
+import { LEASE_RENEW_MS, LEASE_TTL_MS } from "../db/lease-timing.ts";
 
-export const LEASE_TTL_MS = 10_000;
-export const LEASE_RENEW_MS = 2000;
+export { LEASE_RENEW_MS, LEASE_TTL_MS };
+
 /** Subtracted from the local validity of a lease: clock rate differences, a slow statement. */
 const LOCAL_MARGIN_MS = 1000;
 

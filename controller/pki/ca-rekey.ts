@@ -11,7 +11,7 @@
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import { NetservaError } from "../../common/errors.ts";
 import { CertificateAuthority } from "../db/entities/index.ts";
-import { LEASE_TTL_MS } from "../fleet/lease-keeper.ts";
+import { LEASE_TTL_MS } from "../db/lease-timing.ts";
 import { kekId, missingKek, openCaKey, openCaKeyWith, sealCaKey, type Kek, type KekKey } from "./ca-seal.ts";
 
 export interface Rekeyed {
