@@ -66,21 +66,15 @@ export function renderDovecotConf(o: DovecotRenderOptions): string {
       mailbox("Sent", "Sent"),
       mailbox("Trash", "Trash"),
     ),
-    // One login process and one imap process started ahead, as Dovecot's performance notes
-    // advise: otherwise each connection waits for the master to fork and exec imap-login
-    // (read its config from the config process, load OpenSSL and the certificate, connect to
-    // auth) and each login for the same with imap. Measured on a vnode (bench-apply): ~9 ms
-    // of Dovecot CPU per connection before the greeting, ~8-10 ms off the first IMAP login.
-    // The security model is unchanged: still one login process per connection
-    // (service_count = 1, the default) and imap drops to the user's uid at login as before.
-    // Cost: ~1.5 MB (imap-login) + ~0.6 MB (imap) of proportional memory per vnode, idle.
+    // No process_min_avail here: a login process started ahead that is idle when an apply
+    // reloads Dovecot can take a connection and be killed in the middle of its TLS handshake
+    // (seen as a closed connection right after the reload, 1 run in 2 of mail-vnode). It would
+    // save ~9 ms of the first login; a reload that keeps serving matters more.
     block(
       "service imap-login",
-      "process_min_avail = 1",
       block("inet_listener imap", "port = 143"),
       block("inet_listener imaps", "port = 993", "ssl = yes"),
     ),
-    block("service imap", "process_min_avail = 1"),
     block(
       "service pop3-login",
       block("inet_listener pop3", "port = 110"),

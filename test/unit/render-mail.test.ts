@@ -142,11 +142,9 @@ describe("dovecot render", () => {
     expect(renderDovecotConf({ ...dc, authPenalty: false })).toContain("anvil-auth-penalty");
   });
 
-  it("dovecot.conf: one imap-login and one imap process started ahead, still one login process per connection", () => {
+  it("dovecot.conf: no login or imap process started ahead (one would be killed mid-handshake by a reload)", () => {
     const c = renderDovecotConf(dc);
-    expect(c).toMatch(/service imap-login \{\n\s+process_min_avail = 1\n/);
-    expect(c).toMatch(/service imap \{\n\s+process_min_avail = 1\n\}/);
-    // High-security login mode stays: Dovecot's default service_count = 1 is not overridden.
+    expect(c).not.toContain("process_min_avail");
     expect(c).not.toContain("service_count");
   });
 
