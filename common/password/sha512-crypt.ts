@@ -137,8 +137,14 @@ function runRoundsWasm(h: IHasher, c0: Uint8Array, p: Buffer, s: Buffer, from: n
   return c;
 }
 
-/** Rounds between two turns of the event loop in the async form (~0.5 ms of CPU). */
-const ROUNDS_PER_TURN = 500;
+/**
+ * Rounds between two turns of the event loop in the async form: a default-cost hash (~6 ms of
+ * CPU) in one turn, a costlier one (rounds= up to 50,000) in turns of that size. Turns every 500
+ * rounds let a controller serving 1,000 vnodes run ~200 health reports a second in between,
+ * which stretched addvmail's hash from ~11 to ~25 ms (bench-fleet, quiet); one turn of ~6 ms is
+ * within the loop's p99 delay there (28 ms).
+ */
+const ROUNDS_PER_TURN = 5000;
 
 /**
  * The same digest, giving the event loop a turn every ROUNDS_PER_TURN rounds: I/O started
