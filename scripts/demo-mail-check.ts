@@ -52,14 +52,22 @@ const submission = nodemailer.createTransport({
 });
 
 /** The server's refusal of a message (code and text), or undefined when it was accepted. */
+/**
+ * The 5xx a message gets, or undefined if it was accepted. A 4xx is sent again for up to a minute:
+ * the virus scanner fails closed, so while clamd is still loading its signatures a message with
+ * an attachment is deferred (451 4.7.1), as a real sender would see and retry.
+ */
 async function refusal(transport: Transporter, mail: SendMailOptions): Promise<string | undefined> {
-  try {
-    await transport.sendMail(mail);
-    return undefined;
-  } catch (error) {
-    const e = error as { responseCode?: number; response?: string; message?: string };
-    if (e.responseCode !== undefined && e.responseCode >= 500) return e.response ?? String(e.responseCode);
-    throw error;
+  for (const deadline = Date.now() + 60_000; ;) {
+    try {
+      await transport.sendMail(mail);
+      return undefined;
+    } catch (error) {
+      const e = error as { responseCode?: number; response?: string; message?: string };
+      if (e.responseCode !== undefined && e.responseCode >= 500) return e.response ?? String(e.responseCode);
+      if (e.responseCode === undefined || e.responseCode < 400 || Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 }
 
