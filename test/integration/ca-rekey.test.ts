@@ -7,34 +7,20 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createCliContext } from "../../controller/cli/cli-context.ts";
-import { runCommand } from "../../controller/cli/main.ts";
 import { openDatabase } from "../../controller/db/open-database.ts";
 import { kekId, openCaKey, readKekFile } from "../../controller/pki/ca-seal.ts";
 import { runCaStep } from "../../controller/pki/ca-step-lock.ts";
+import { cliRunner, type CliRun } from "../helpers/controller-harness.ts";
 import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 const pgUrl = process.env["DATABASE_URL_TEST"];
 const dirs: string[] = [];
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
+type Run = CliRun;
 
-async function cli(env: Record<string, string>, argv: string[]): Promise<Run> {
-  let out = "";
-  let err = "";
-  const ctx = createCliContext({
-    out: (t) => void (out += t),
-    err: (t) => void (err += t),
-    readStdin: async () => "",
-    env: { NETSERVA_MAIL_ACTOR: "tester", ...env },
-    isTTY: false,
-  });
-  const code = await runCommand(argv, ctx);
-  return { code, out, err };
+/** The CLI in this process (the harness's runner), as actor "tester" unless env says otherwise. */
+function cli(env: Record<string, string>, argv: string[]): Promise<Run> {
+  return cliRunner({ NETSERVA_MAIL_ACTOR: "tester", ...env })(argv);
 }
 
 function kekFile(dir: string, name: string): string {

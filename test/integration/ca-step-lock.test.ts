@@ -7,21 +7,16 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createCliContext } from "../../controller/cli/cli-context.ts";
-import { runCommand } from "../../controller/cli/main.ts";
 import { openDatabase } from "../../controller/db/open-database.ts";
 import { runCaStep } from "../../controller/pki/ca-step-lock.ts";
 import { caPin } from "../../common/pki/pin.ts";
+import { cliRunner, type CliRun } from "../helpers/controller-harness.ts";
 import { freshPostgresUrl } from "../helpers/fresh-postgres.ts";
 
 const pgUrl = process.env["DATABASE_URL_TEST"];
 const dirs: string[] = [];
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
+type Run = CliRun;
 interface Fleet {
   databaseUrl: string;
   /** Runs the CLI on controller home `home` ("a" or "b") as `actor`. */
@@ -37,24 +32,14 @@ async function twoControllers(): Promise<Fleet> {
   const databaseUrl = await freshPostgresUrl(pgUrl as string, "castep");
   const kekFile = join(dir, "ca.kek");
   writeFileSync(kekFile, randomBytes(32).toString("base64") + "\n", { mode: 0o600 });
-  const cli = async (home: "a" | "b", argv: string[], actor = "tester"): Promise<Run> => {
-    let out = "";
-    let err = "";
-    const ctx = createCliContext({
-      out: (t) => void (out += t),
-      err: (t) => void (err += t),
-      readStdin: async () => "",
-      env: {
-        DATABASE_URL: databaseUrl,
-        NETSERVA_CA_KEK_FILE: kekFile,
-        NETSERVA_MAIL_HOME: join(dir, home),
-        NETSERVA_MAIL_ACTOR: actor,
-      },
-      isTTY: false,
-    });
-    const code = await runCommand(argv, ctx);
-    return { code, out, err };
-  };
+  const cli = (home: "a" | "b", argv: string[], actor = "tester"): Promise<Run> =>
+    cliRunner({
+      DATABASE_URL: databaseUrl,
+      NETSERVA_CA_KEK_FILE: kekFile,
+      NETSERVA_MAIL_HOME: join(dir, home),
+      NETSERVA_MAIL_ACTOR: actor,
+    })(argv);
+
   for (const home of ["a", "b"] as const) {
     const r = await cli(home, ["init", "--listen", "127.0.0.1:7443"]);
     if (r.code !== 0) throw new Error(`init ${home}: ${r.err}`);
