@@ -106,7 +106,10 @@ const freshPostgres = (url: string): Promise<string> => freshPostgresUrl(url, "f
 /** The controller's timed phases an addvmail goes through (common/phase-timing.ts). */
 const CONTROLLER_PHASES = [
   "admin.connection",
+  "admin.request",
   "admin.peer",
+  "admin.peer.table",
+  "admin.peer.scan",
   "admin.command",
   "mutation.prepare",
   "mutation.transaction",

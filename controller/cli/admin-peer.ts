@@ -11,6 +11,7 @@
 import { execFile } from "node:child_process";
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { Socket } from "node:net";
+import { timed } from "../../common/phase-timing.ts";
 
 export interface AdminPeer {
   pid: number | undefined;
@@ -109,7 +110,7 @@ export interface AdminPeerLookup {
 /** Starts the lookup at once (the kernel's socket table, while the request is read). */
 export function lookupAdminPeer(socket: Socket): AdminPeerLookup {
   const inode = socketInode(socket);
-  const table = inode === undefined ? Promise.resolve("") : runSs(false);
+  const table = inode === undefined ? Promise.resolve("") : timed("admin.peer.table", () => runSs(false));
   return {
     async resolve(claimedPid) {
       if (inode === undefined) return UNKNOWN;
@@ -120,7 +121,7 @@ export function lookupAdminPeer(socket: Socket): AdminPeerLookup {
         pid = claimedPid;
         foundBy = "claim";
       } else {
-        const rows = parseSsUnix(await runSs(true));
+        const rows = parseSsUnix(await timed("admin.peer.scan", () => runSs(true)));
         const ours = rows.find((r) => r.inode === inode);
         // A socket shared by a parent and its child lists both: the uid is the same for all of them.
         pid = ours ? rows.find((r) => r.inode === ours.peerInode)?.pids[0] : undefined;

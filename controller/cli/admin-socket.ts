@@ -127,7 +127,7 @@ export async function startAdminSocket(options: {
       socket.write(JSON.stringify(frame) + "\n");
     };
     const lookup = lookupAdminPeer(socket);
-    const line = await readRequestLine(socket, MAX_REQUEST_BYTES);
+    const line = await timed("admin.request", () => readRequestLine(socket, MAX_REQUEST_BYTES));
     socket.setTimeout(0);
     let request: Request;
     try {
