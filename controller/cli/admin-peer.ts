@@ -6,12 +6,13 @@
 // socket; its real uid then comes from /proc/PID/status. Without a claim that checks out, `ss
 // -xnpH` finds the holder, which walks every process's descriptors: its cost grows with every
 // socket on the host (a controller with a thousand agent links, a swarm of agents next to it),
-// and every forwarded command waited for it. When the lookup fails (no ss, the client already
+// and every forwarded command waited for it. Serve reads the table through a helper process
+// (socket-table.ts): a spawn from serve itself cost more the larger serve's heap. When the lookup fails (no ss, the client already
 // gone, a root client seen by a non-root daemon) the uid stays unknown and the log says so.
-import { execFile } from "node:child_process";
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { Socket } from "node:net";
 import { timed } from "../../common/phase-timing.ts";
+import { readSocketTable, type SocketTable } from "./socket-table.ts";
 
 export interface AdminPeer {
   pid: number | undefined;
@@ -52,17 +53,6 @@ export function parseSsUnix(text: string): SsRow[] {
     rows.push({ inode: Number(m[1]), peerInode: Number(m[2]), pids });
   }
   return rows;
-}
-
-function runSs(withProcesses: boolean): Promise<string> {
-  return new Promise((resolve) => {
-    execFile(
-      "ss",
-      [withProcesses ? "-xnpH" : "-xnH"],
-      { timeout: 5000, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout) => resolve(error ? "" : stdout),
-    );
-  });
 }
 
 /** Whether process `pid` holds the unix socket with this inode among its descriptors. */
@@ -107,10 +97,14 @@ export interface AdminPeerLookup {
   resolve(claimedPid: number | undefined): Promise<AdminPeer>;
 }
 
-/** Starts the lookup at once (the kernel's socket table, while the request is read). */
-export function lookupAdminPeer(socket: Socket): AdminPeerLookup {
+/** Starts the lookup at once (the kernel's socket table, while the request is read). The table
+ *  comes from `tables` (serve's helper process, socket-table.ts), else from a spawn here. */
+export function lookupAdminPeer(
+  socket: Socket,
+  tables: Pick<SocketTable, "read"> = { read: readSocketTable },
+): AdminPeerLookup {
   const inode = socketInode(socket);
-  const table = inode === undefined ? Promise.resolve("") : timed("admin.peer.table", () => runSs(false));
+  const table = inode === undefined ? Promise.resolve("") : timed("admin.peer.table", () => tables.read(false));
   return {
     async resolve(claimedPid) {
       if (inode === undefined) return UNKNOWN;
@@ -121,7 +115,7 @@ export function lookupAdminPeer(socket: Socket): AdminPeerLookup {
         pid = claimedPid;
         foundBy = "claim";
       } else {
-        const rows = parseSsUnix(await timed("admin.peer.scan", () => runSs(true)));
+        const rows = parseSsUnix(await timed("admin.peer.scan", () => tables.read(true)));
         const ours = rows.find((r) => r.inode === inode);
         // A socket shared by a parent and its child lists both: the uid is the same for all of them.
         pid = ours ? rows.find((r) => r.inode === ours.peerInode)?.pids[0] : undefined;

@@ -14,6 +14,7 @@ import type { Database } from "../db/open-database.ts";
 import { forwardedActor, lookupAdminPeer } from "./admin-peer.ts";
 import type { AdminPeer } from "./admin-peer.ts";
 import type { CliContext, CliIo, DaemonInfo } from "./cli-context.ts";
+import { createSocketTable } from "./socket-table.ts";
 
 interface Request {
   argv: string[];
@@ -103,6 +104,11 @@ export async function startAdminSocket(options: {
   const running = new Set<Socket>();
   let closing = false;
   let nextId = 1;
+  // The kernel's socket table for each connection's peer, read by a helper process (a spawn
+  // from serve costs more the larger serve's heap: see socket-table.ts).
+  const tables = createSocketTable({
+    onHelperFailure: (reason) => options.log.warn("socket table helper failed; ss runs in serve", { reason }),
+  });
 
   const serve = async (socket: Socket, connection: number): Promise<void> => {
     const known: { peer?: AdminPeer } = {};
@@ -126,7 +132,7 @@ export async function startAdminSocket(options: {
       if (socket.destroyed || !socket.writable) return;
       socket.write(JSON.stringify(frame) + "\n");
     };
-    const lookup = lookupAdminPeer(socket);
+    const lookup = lookupAdminPeer(socket, tables);
     const line = await timed("admin.request", () => readRequestLine(socket, MAX_REQUEST_BYTES));
     socket.setTimeout(0);
     let request: Request;
@@ -193,12 +199,16 @@ export async function startAdminSocket(options: {
       server.off("error", reject);
       resolve();
     });
+  }).catch((error: unknown) => {
+    tables.close();
+    throw error;
   });
   chmodSync(options.path, 0o600);
   return {
     close: () =>
       new Promise((resolve) => {
         closing = true;
+        tables.close();
         server.close(() => resolve());
         for (const socket of open) if (!running.has(socket)) socket.destroy();
         if (existsSync(options.path)) unlinkSync(options.path);

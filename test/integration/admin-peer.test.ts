@@ -2,14 +2,17 @@
 // only when the kernel confirms that process holds the other end of the connection; a wrong or
 // absent claim falls back to the scan of every process's descriptors, which finds the real one.
 // The scan's cost grows with every socket on the host (a thousand agent links), so the checked
-// claim is what a well-behaved client's command waits for. Real unix sockets, real `ss`.
+// claim is what a well-behaved client's command waits for. Serve reads the table through a helper
+// process, so that none of it forks serve. Real unix sockets, real `ss`.
 import { spawn } from "node:child_process";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lookupAdminPeer } from "../../controller/cli/admin-peer.ts";
+import { createSocketTable, type SocketTable } from "../../controller/cli/socket-table.ts";
 
 let dir: string;
 let server: Server;
@@ -56,5 +59,58 @@ describe("admin socket peer", () => {
     } finally {
       other.kill("SIGKILL");
     }
+  });
+});
+
+/** Counts the child processes this process starts until the returned function is called. */
+function countSpawns(): () => number {
+  let spawned = 0;
+  const onSpawn = (): void => void (spawned += 1);
+  subscribe("child_process", onSpawn);
+  return () => {
+    unsubscribe("child_process", onSpawn);
+    return spawned;
+  };
+}
+
+// Serve reads the table through a helper process (controller/cli/socket-table.ts): a spawn from
+// serve forks serve, and that cost grew with serve's heap (a thousand vnode links).
+describe("admin socket peer, the table read by the helper process", () => {
+  let tables: SocketTable;
+  beforeAll(() => void (tables = createSocketTable()));
+  afterAll(() => tables.close());
+
+  it("confirms a claim with no process started here: the helper reads the table", async () => {
+    await lookupAdminPeer(await connection(), tables).resolve(process.pid); // the helper is up
+    const answered = tables.answered;
+    const spawned = countSpawns();
+    const peer = await lookupAdminPeer(await connection(), tables).resolve(process.pid);
+    expect(spawned()).toBe(0);
+    expect(tables.answered).toBe(answered + 1);
+    expect(peer).toMatchObject({ pid: process.pid, uid: process.getuid?.(), foundBy: "claim" });
+  });
+
+  it("scans through the helper too when the claim is wrong", async () => {
+    const answered = tables.answered;
+    const spawned = countSpawns();
+    const peer = await lookupAdminPeer(await connection(), tables).resolve(1);
+    expect(spawned()).toBe(0);
+    expect(tables.answered).toBe(answered + 2);
+    expect(peer).toMatchObject({ pid: process.pid, uid: process.getuid?.(), foundBy: "scan" });
+  });
+
+  it("a helper killed under it: the lookup still answers, through one new helper", async () => {
+    const pid = tables.helperPid;
+    if (pid === undefined) throw new Error("no helper");
+    process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 200 && tables.helperPid === pid; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(tables.helperPid).toBeUndefined();
+    const answered = tables.answered;
+    const spawned = countSpawns();
+    const peer = await lookupAdminPeer(await connection(), tables).resolve(process.pid);
+    expect(spawned()).toBe(1); // the new helper, no `ss` here
+    expect(tables.answered).toBe(answered + 1);
+    expect(tables.helperPid).not.toBe(pid);
+    expect(peer).toMatchObject({ pid: process.pid, foundBy: "claim" });
   });
 });
