@@ -9,7 +9,8 @@
 //
 // The helper can fail (killed, hung, not startable): a request it does not answer within the
 // timeout is read by a spawn here, as before, and a helper that failed three times in a row is
-// not started again (every read then spawns here). Nothing here throws or exits serve.
+// not started again (every read then spawns here). Nothing here throws or exits serve. Reads
+// of one kind run one at a time and are shared (a flood of connections is not a flood of `ss`).
 import { execFile, fork } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 
@@ -116,11 +117,30 @@ export function createSocketTable(options: SocketTableOptions = {}): SocketTable
     });
   };
 
-  if (!closed) start();
+  /** One table of each kind at a time: a read asked for while one runs gets the next one, shared
+   *  by everyone who asked meanwhile (it starts after they were accepted, so it lists their
+   *  connections). A burst of connections costs two `ss` runs, not one each. */
+  const queue = (withProcesses: boolean): (() => Promise<string>) => {
+    let tail: Promise<unknown> = Promise.resolve();
+    let queued: Promise<string> | undefined;
+    return (): Promise<string> => {
+      if (queued) return queued;
+      const run: Promise<string> = tail.then(async () => {
+        if (queued === run) queued = undefined;
+        const viaHelper = await ask(withProcesses).catch(() => undefined);
+        return viaHelper ?? readSocketTable(withProcesses);
+      });
+      queued = run;
+      tail = run;
+      return run;
+    };
+  };
+  const plain = queue(false);
+  const withHolders = queue(true);
+
+  start();
   return {
-    async read(withProcesses) {
-      return (await ask(withProcesses)) ?? readSocketTable(withProcesses);
-    },
+    read: (withProcesses) => (withProcesses ? withHolders() : plain()),
     get answered() {
       return answered;
     },

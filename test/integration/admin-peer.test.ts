@@ -99,6 +99,16 @@ describe("admin socket peer, the table read by the helper process", () => {
     expect(peer).toMatchObject({ pid: process.pid, uid: process.getuid?.(), foundBy: "scan" });
   });
 
+  it("a burst of connections shares tables: two reads, not one each, and every claim confirmed", async () => {
+    await tables.read(false); // the helper is up
+    const sockets: Socket[] = [];
+    for (let i = 0; i < 8; i++) sockets.push(await connection());
+    const answered = tables.answered;
+    const peers = await Promise.all(sockets.map((socket) => lookupAdminPeer(socket, tables).resolve(process.pid)));
+    expect(tables.answered - answered).toBeLessThanOrEqual(2);
+    for (const peer of peers) expect(peer).toMatchObject({ pid: process.pid, foundBy: "claim" });
+  });
+
   it("a helper killed under it: the lookup still answers, through one new helper", async () => {
     const pid = tables.helperPid;
     if (pid === undefined) throw new Error("no helper");
