@@ -14,9 +14,10 @@ export interface MailServiceContext {
   dns: DnsZoneProvider;
   /**
    * Bytes of the vnode's mail filesystem as last reported by its agent; undefined = unknown.
-   * Asked before the change's transaction opens (a slow answer never holds the vnode lock).
+   * Asked before the change's transaction opens (a slow answer never holds the vnode lock),
+   * while the input is prepared (the password hashed). An unknown vnode answers undefined.
    */
-  vnodeCapacity?(vnodeId: number): Promise<number | undefined>;
+  vnodeCapacity?(vnode: string): Promise<number | undefined>;
 }
 
 export interface MutationOptions {

@@ -97,12 +97,13 @@ export async function addMailboxes(
         const a = domain.maxAliases > 0 ? await countOf(domain, "alias") : 0;
         if (domain.maxAliases > 0 && a >= domain.maxAliases) throw domainFull(domain, "alias", a);
       }
-      // Accepted: later items of the batch see this one.
+      // Accepted: later items of the batch see this one. The hash may still be on its thread.
+      const password = await p.password;
       const row: MailboxRow = {
         domainId: domain.id,
         localPart: p.address.local,
         ascii: p.address.ascii,
-        passwordHash: p.password.hash,
+        passwordHash: password.hash,
         quota,
         usage: null,
         active: p.active,
@@ -140,7 +141,7 @@ export async function addMailboxes(
       out.added.push({
         index,
         mailbox: mailboxView(row, vnode.name, pointing),
-        password: tx.dryRun ? undefined : p.password.generated,
+        password: tx.dryRun ? undefined : password.generated,
       });
     } catch (error) {
       if (!(error instanceof NetservaError)) throw error;
