@@ -73,7 +73,13 @@ export async function withMail<T>(
         return value === null || value === undefined ? undefined : Number(value);
       };
     const servicesFor = (em: SqlEntityManager): MailServices =>
-      createMailServices({ em, actor: ctx.actor, dns, vnodeCapacity: capacityVia(em) });
+      createMailServices({
+        em,
+        actor: ctx.actor,
+        dns,
+        vnodeCapacity: capacityVia(em),
+        notifyHolder: db.kind === "postgresql",
+      });
     const session: MailSession = {
       services: servicesFor(db.em()),
       db,

@@ -18,6 +18,9 @@ export interface MailServiceContext {
    * while the input is prepared (the password hashed). An unknown vnode answers undefined.
    */
   vnodeCapacity?(vnode: string): Promise<number | undefined>;
+  /** Wake the vnode's lease holder on commit (pg_notify); false on the embedded database, where
+   *  the one process that commits also pushes and nobody listens. Default true. */
+  notifyHolder?: boolean;
 }
 
 export interface MutationOptions {

@@ -150,13 +150,17 @@ export function createMutator(ctx: MailServiceContext) {
             const result = await spec.apply(tx, prepared);
             if (dryRun || result.noop !== undefined) throw new Rollback(result);
             // For the vnode's lease holder (several controllers): pushed when this commits.
-            await recordChange(em, {
-              vnodeId: vnode.id,
-              vnode: vnode.name,
-              generation: vnode.generation,
-              actor: ctx.actor,
-              changes: result.changes,
-            });
+            await recordChange(
+              em,
+              {
+                vnodeId: vnode.id,
+                vnode: vnode.name,
+                generation: vnode.generation,
+                actor: ctx.actor,
+                changes: result.changes,
+              },
+              ctx.notifyHolder !== false,
+            );
             await log(em, "ok", null);
             if (!batch) killPoint("mutation-before-commit");
             return result;
