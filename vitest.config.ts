@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // Removes what the helpers could not (test/helpers/temp-dirs.ts) after each file.
+    setupFiles: ["test/helpers/after-file.ts"],
     testTimeout: 60_000,
     hookTimeout: 300_000,
     pool: "forks",

@@ -71,7 +71,8 @@ const MESSAGES = count("messages", opts.messages, 1, 10_000);
 const CONCURRENCY = count("concurrency", opts.concurrency, 1, 64);
 const SMALL = 100;
 const BREAKDOWN = opts.breakdown;
-/** Each sample twice, with addvmail's connect-ahead on and off (NETSERVA_MAIL_CONNECT_AHEAD=0), in turns. */
+/** Each sample twice: run as serve runs it (pushed over the daemon's live link to the vnode) and as a
+ *  CLI process of its own on the embedded database would (its own connection, opened ahead), in turns. */
 const AB = opts.ab;
 /** A directory for the agents' V8 CPU profiles (node --cpu-prof), written when each agent stops. */
 const AGENT_CPU_PROF = opts["agent-cpu-prof"];
@@ -226,6 +227,9 @@ function agentCpuMs(agent: AgentProcess | undefined): number {
 async function startVnode(workDir: string, name: string): Promise<Vnode> {
   // The production default health interval (serve --health-interval 5000).
   const harness = await startHarness({ healthIntervalMs: 5000 });
+  // Commands run as serve runs them for an operator's CLI (addvmailSample's --ab also measures
+  // the other way: a CLI process with a connection of its own).
+  harness.commandsInDaemon = true;
   onCleanup("controller", () => harness.close());
   const caPem = readFileSync(join(harness.home, "ca", "ca.crt"), "utf8");
   const ns = await createTestNetns(`bench${name}`);
@@ -506,9 +510,10 @@ function agentApplyLine(v: Vnode, offset: number): Record<string, unknown> | und
   return line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
 }
 
-async function addvmailSample(v: Vnode, user: string, ahead = true): Promise<Sample> {
-  if (ahead) delete v.harness.env["NETSERVA_MAIL_CONNECT_AHEAD"];
-  else v.harness.env["NETSERVA_MAIL_CONNECT_AHEAD"] = "0";
+/** `inServe`: the command as serve runs it for the admin socket (the default, what an operator's
+ *  CLI gets with serve running); false: as a CLI process of its own, which connects to the agent. */
+async function addvmailSample(v: Vnode, user: string, inServe = true): Promise<Sample> {
+  v.harness.commandsInDaemon = inServe;
   const controllerPhases: Record<string, number> = {};
   const logFile = v.agentLog();
   const logOffset = BREAKDOWN && logFile && existsSync(logFile) ? statSync(logFile).size : 0;
@@ -516,7 +521,10 @@ async function addvmailSample(v: Vnode, user: string, ahead = true): Promise<Sam
     ? onPhases((p) => void (controllerPhases[p.name] = (controllerPhases[p.name] ?? 0) + p.ms))
     : () => undefined;
   const t0 = performance.now();
-  const r = await v.harness.cli(["addvmail", v.name, user, "--password-stdin"], `${PASSWORD}\n`).finally(stop);
+  const r = await v.harness.cli(["addvmail", v.name, user, "--password-stdin"], `${PASSWORD}\n`).finally(() => {
+    stop();
+    v.harness.commandsInDaemon = true;
+  });
   const returned = performance.now();
   if (r.code !== 0) throw new Error(`addvmail ${v.name} ${user}: exit ${r.code} ${r.out.trim()} ${r.err.trim()}`);
   const pushed = r.out.includes(`live on ${v.name}`);
@@ -556,7 +564,7 @@ async function addvmailSamples(vnodes: readonly Vnode[], tag: string, n: number)
     const order = vnodes.map((v, k) => ({ v, k }));
     if (i % 2 !== 0) order.reverse();
     for (const { v, k } of order) {
-      // --ab: the same round once more without connect-ahead, first or second in turns.
+      // --ab: the same round once more with a connection of its own, first or second in turns.
       const ahead = AB && i % 4 >= 2 ? await addvmailSample(v, `x${user}`, false) : undefined;
       const sample = await addvmailSample(v, user);
       const after = AB && i % 4 < 2 ? await addvmailSample(v, `x${user}`, false) : undefined;
@@ -793,13 +801,15 @@ const CALL_PHASES = [
   "deliver.connect",
   "deliver.apply-changes",
   "deliver.bookkeeping",
+  "mutation.capacity",
+  "deliver.warm-wait",
 ];
 
-/** --ab: connect-ahead on (the default) against off, the two taken back to back in every round. */
+/** --ab: in serve (the default) against a CLI process's own connection, back to back in every round. */
 function printAb(...sizes: Array<[number, Sample[], Sample[]]>): void {
   console.log("");
-  console.log("connect-ahead A/B (p50 ms; off = NETSERVA_MAIL_CONNECT_AHEAD=0, taken back to back with on)");
-  console.log("mailboxes  measure                          ahead on  ahead off  on/off");
+  console.log("in serve (its live link) / a CLI process's own connection (opened ahead), p50 ms, back to back");
+  console.log("mailboxes  measure                          in serve  own conn.  ratio");
   for (const [at, on, off] of sizes)
     for (const [name, pick] of [
       ["addvmail call", (s: Sample) => s.callMs],
@@ -830,6 +840,16 @@ function printBreakdown(...sizes: Array<[number, Sample[]]>): void {
     ["      agent: SQLite transaction", (s) => s.phases?.["agent.lookup-commit"] ?? Number.NaN],
     ["    agent: applied-generation file", (s) => s.phases?.["agent.generation-file"] ?? Number.NaN],
     ["  deliver: bookkeeping (applied gen.)", (s) => s.phases?.["deliver.bookkeeping"] ?? Number.NaN],
+    ["  mutation.capacity (storage rule)", (s) => s.phases?.["mutation.capacity"] ?? Number.NaN],
+    ["  deliver: wait for the warmed link", (s) => s.phases?.["deliver.warm-wait"] ?? Number.NaN],
+    ["    warm: read the vnode row", (s) => s.phases?.["warm.vnode"] ?? Number.NaN],
+    ["    warm: revocations + gRPC client", (s) => s.phases?.["warm.client"] ?? Number.NaN],
+    ["    warm: connect (TLS) + ping", (s) => s.phases?.["warm.ping"] ?? Number.NaN],
+    ["  cli: build the program", (s) => s.phases?.["cli.program"] ?? Number.NaN],
+    ["  cli: parse + action", (s) => s.phases?.["cli.parse"] ?? Number.NaN],
+    ["  session: open the database", (s) => s.phases?.["session.open-db"] ?? Number.NaN],
+    ["  session: the command's work", (s) => s.phases?.["session.work"] ?? Number.NaN],
+    ["  session: close", (s) => s.phases?.["session.close"] ?? Number.NaN],
     ["  rest (CLI, session, report)", (s) => s.callMs - CALL_PHASES.reduce((t, k) => t + (s.phases?.[k] ?? 0), 0)],
     ["return -> IMAP login (first touch)", (s) => s.imapMs],
     ["  the same login again (known user)", (s) => s.phases?.["probe.imap-again"] ?? Number.NaN],

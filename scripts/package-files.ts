@@ -10,8 +10,9 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 
 const repo = resolve(import.meta.dirname, "..");
+// The fourth form is a module a worker thread loads: new URL("./thread.ts", import.meta.url).
 const IMPORT =
-  /(?:^|[\s;}])(?:import|export)\s[^"'`;]*?\sfrom\s*["']([^"']+)["']|\bimport\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s+["']([^"']+)["']/gm;
+  /(?:^|[\s;}])(?:import|export)\s[^"'`;]*?\sfrom\s*["']([^"']+)["']|\bimport\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s+["']([^"']+)["']|\bnew\s+URL\(\s*["'](\.[^"']+\.[jt]s)["']\s*,\s*import\.meta\.url\s*\)/gm;
 
 function resolveSource(from: string, specifier: string): string {
   const base = resolve(dirname(from), specifier);
@@ -37,7 +38,7 @@ function sourceClosure(entries: readonly string[]): { files: Set<string>; packag
     files.add(file);
     const text = readFileSync(file, "utf8");
     for (const m of text.matchAll(IMPORT)) {
-      const specifier = m[1] ?? m[2] ?? m[3];
+      const specifier = m[1] ?? m[2] ?? m[3] ?? m[4];
       if (!specifier) continue;
       if (specifier.startsWith(".")) queue.push(resolveSource(file, specifier));
       else {

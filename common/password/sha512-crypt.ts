@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { createSHA512 } from "hash-wasm";
 import type { IHasher } from "hash-wasm";
 import { randomString } from "./generate.ts";
+import { hashOnThread } from "./hash-worker.ts";
 
 export const CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 export const DEFAULT_ROUNDS = 5000;
@@ -152,11 +153,21 @@ const ROUNDS_PER_TURN = 5000;
  */
 async function digestInTurns(key: Buffer, salt: Buffer, rounds: number): Promise<Buffer> {
   const h = await wasmHasher();
+  return digestWasmInTurns(h, key, salt, rounds, ROUNDS_PER_TURN);
+}
+
+async function digestWasmInTurns(
+  h: IHasher,
+  key: Buffer,
+  salt: Buffer,
+  rounds: number,
+  perTurn: number,
+): Promise<Buffer> {
   const { p, s, c: first } = setup(key, salt);
   let c: Uint8Array = first;
-  for (let i = 0; i < rounds; i += ROUNDS_PER_TURN) {
+  for (let i = 0; i < rounds; i += perTurn) {
     if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    c = runRoundsWasm(h, c, p, s, i, Math.min(rounds, i + ROUNDS_PER_TURN));
+    c = runRoundsWasm(h, c, p, s, i, Math.min(rounds, i + perTurn));
   }
   return Buffer.from(c.buffer, c.byteOffset, c.byteLength);
 }
@@ -195,6 +206,14 @@ export async function sha512CryptInTurns(password: string, settings: Sha512Crypt
   return encode(await digestInTurns(key, Buffer.from(settings.salt, "utf8"), settings.rounds), settings);
 }
 
+/** sha512Crypt on a given WebAssembly SHA-512, all rounds at once: the hash thread's form, where
+ *  nothing else waits for the event loop (hash-thread.ts). */
+export async function sha512CryptOn(h: IHasher, password: string, settings: Sha512CryptSettings): Promise<string> {
+  const key = Buffer.from(password, "utf8");
+  const salt = Buffer.from(settings.salt, "utf8");
+  return encode(await digestWasmInTurns(h, key, salt, settings.rounds, Number.MAX_SAFE_INTEGER), settings);
+}
+
 const newSettings = (rounds: number): Sha512CryptSettings => ({
   salt: randomString(CRYPT_ALPHABET, MAX_SALT),
   rounds,
@@ -206,7 +225,13 @@ export function sha512CryptNew(password: string, rounds = DEFAULT_ROUNDS): strin
   return sha512Crypt(password, newSettings(rounds));
 }
 
-/** sha512CryptNew in turns (see sha512CryptInTurns). */
+/**
+ * sha512CryptNew off the event loop: on the hash thread when one is running (serve starts it,
+ * hash-worker.ts), else here in turns (see sha512CryptInTurns).
+ */
 export function sha512CryptNewInTurns(password: string, rounds = DEFAULT_ROUNDS): Promise<string> {
-  return sha512CryptInTurns(password, newSettings(rounds));
+  const settings = newSettings(rounds);
+  // A thread that died mid-hash (hash-worker.ts rejects what it held): hashed here instead.
+  const threaded = hashOnThread(password, settings)?.catch(() => sha512CryptInTurns(password, settings));
+  return threaded ?? sha512CryptInTurns(password, settings);
 }

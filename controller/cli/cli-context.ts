@@ -4,6 +4,7 @@ import { userInfo } from "node:os";
 import type { Database } from "../db/open-database.ts";
 import { homePaths, resolveHome } from "../home/home-paths.ts";
 import type { HomePaths } from "../home/home-paths.ts";
+import type { DeliverService } from "../fleet/deliver.ts";
 
 export interface CliIo {
   out(text: string): void;
@@ -25,6 +26,12 @@ export interface DaemonInfo {
   presentedCertificates?(): { controller: string; enrollment: string };
   /** Renews the controller's certificate and swaps it into the running servers. */
   renewControllerCertificate?(): Promise<{ certPem: string; notAfter: Date; serialHex: string }>;
+  /**
+   * The daemon's own deliver service: a change is pushed over the live link the fleet keeps to
+   * the vnode (no TLS handshake of its own). Used on the embedded database, where the daemon is
+   * the one process that pushes; on PostgreSQL the vnode's lease holder pushes (deliver.ts).
+   */
+  deliver?(): DeliverService;
 }
 
 export interface CliContext {

@@ -8,13 +8,14 @@ import { createMailServices } from "../mail/create-mail-services.ts";
 import { createZoneListProvider } from "../dns/zone-list-provider.ts";
 import { powerDnsZonesFor } from "./dns-context.ts";
 import type { MailServices, MutationResult } from "../mail/mail-api.ts";
-import { deliverServiceFor } from "../fleet/deliver.ts";
+import { commandDeliver } from "./command-deliver.ts";
 import type { DeliverOutcome } from "../fleet/deliver.ts";
 import { reportDelivery } from "./delivery-report.ts";
 import type { Database } from "../db/open-database.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import type { SqlEntityManager } from "@mikro-orm/sql";
 import type { CliContext } from "./cli-context.ts";
+import { timed } from "../../common/phase-timing.ts";
 
 export const DNS_ZONES_FILE = "dns-zones";
 
@@ -50,21 +51,21 @@ export async function withMail<T>(
   const dns =
     powerDnsZonesFor(paths, ctx.io.env) ??
     (existsSync(zonesFile) ? createZoneListProvider({ file: zonesFile }) : createZoneListProvider({ zones: [] }));
-  const db = await ctx.openDb(paths);
-  // One per session: a connection warm() opens is the one push() then uses.
-  const deliver = deliverServiceFor(db, paths);
+  const db = await timed("session.open-db", () => ctx.openDb(paths));
+  // One per session (a connection warm() opens is the one push() then uses), or serve's own.
+  const deliver = commandDeliver(ctx, db, paths);
   try {
     // The storage rule needs the size of the vnode's mail filesystem, as its agent last reported it.
     // Asked through the services' own entity manager: inside an import batch's transaction the
     // embedded database has one connection, and a second one would wait on it forever.
     const capacityVia =
       (em: SqlEntityManager) =>
-      async (vnodeId: number): Promise<number | undefined> => {
+      async (vnode: string): Promise<number | undefined> => {
         const rows = await em
           .getConnection()
           .execute<Array<{ fs_capacity_bytes: string | number | null }>>(
-            "select fs_capacity_bytes from vnodes where id = ?",
-            [vnodeId],
+            "select fs_capacity_bytes from vnodes where name = ?",
+            [vnode],
             "all",
             em.getTransactionContext(),
           );
@@ -72,7 +73,13 @@ export async function withMail<T>(
         return value === null || value === undefined ? undefined : Number(value);
       };
     const servicesFor = (em: SqlEntityManager): MailServices =>
-      createMailServices({ em, actor: ctx.actor, dns, vnodeCapacity: capacityVia(em) });
+      createMailServices({
+        em,
+        actor: ctx.actor,
+        dns,
+        vnodeCapacity: capacityVia(em),
+        notifyHolder: db.kind === "postgresql",
+      });
     const session: MailSession = {
       services: servicesFor(db.em()),
       db,
@@ -99,9 +106,11 @@ export async function withMail<T>(
       },
       warm: (vnode) => deliver.warm?.(vnode),
     };
-    return await work(session);
+    return await timed("session.work", () => work(session));
   } finally {
-    deliver.close?.();
-    await db.close();
+    await timed("session.close", async () => {
+      deliver.close?.();
+      await db.close();
+    });
   }
 }

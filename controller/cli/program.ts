@@ -6,6 +6,7 @@ import { EXIT, exitCodeFor } from "../../common/exit-codes.ts";
 import type { CliContext } from "./cli-context.ts";
 import { asDatabaseError } from "../db/database-errors.ts";
 import { mailCommandLoaders } from "./commands/mail-registry.ts";
+import { timed } from "../../common/phase-timing.ts";
 
 type Register = (program: Command, ctx: CliContext) => void;
 type Loader = () => Promise<Register>;
@@ -70,8 +71,8 @@ export async function buildProgram(ctx: CliContext, commandName?: string): Promi
 /** Runs one command line (without the program name) in this process and returns the exit code. */
 export async function runCommand(argv: string[], ctx: CliContext): Promise<number> {
   try {
-    const program = await buildProgram(ctx, argv[0]);
-    await program.parseAsync(argv, { from: "user" });
+    const program = await timed("cli.program", () => buildProgram(ctx, argv[0]));
+    await timed("cli.parse", () => program.parseAsync(argv, { from: "user" }));
     return EXIT.ok;
   } catch (reason) {
     if (reason instanceof CommanderError) {

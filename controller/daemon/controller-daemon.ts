@@ -1,6 +1,7 @@
 // `netserva-mail serve`: the enrollment endpoint and the fleet (links + health) in one process,
 // and the upkeep of certificates: the controller's own (renewed and swapped into both servers) and
 // the vnodes' mail TLS certificates (renewed and delivered before they expire).
+import { startHashThread, stopHashThread } from "../../common/password/hash-worker.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Database } from "../db/open-database.ts";
 import { startEnrollmentServer } from "../enrollment/enrollment-server.ts";
@@ -11,6 +12,7 @@ import type { LeaseKeeper } from "../fleet/lease-keeper.ts";
 import { listenForChanges } from "../fleet/change-listener.ts";
 import { createChangePusher } from "../fleet/change-pusher.ts";
 import { createDeliverService } from "../fleet/deliver.ts";
+import type { DeliverService } from "../fleet/deliver.ts";
 import { mailTlsIssuerFor } from "../pki/mail-tls.ts";
 import type { Fleet, FleetIdentity } from "../fleet/fleet.ts";
 import { readCaFiles, withChain } from "../pki/ca-files.ts";
@@ -76,6 +78,8 @@ export interface ControllerDaemon {
   renewControllerCertificate(): Promise<RenewedIdentity>;
   /** One certificate check now (what the periodic timer runs). */
   checkCertificates(): Promise<void>;
+  /** Pushes over the fleet's live links (commands run in this process use it, cli-context.ts). */
+  deliver: DeliverService;
   close(): Promise<void>;
 }
 
@@ -297,6 +301,8 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     ...(options.databaseCheckMs !== undefined ? { intervalMs: options.databaseCheckMs } : {}),
     onChange: (up) => options.metrics?.databaseReachable(up),
   });
+  // Commands run here (admin socket) hash passwords off this event loop (hash-worker.ts).
+  startHashThread();
   options.log.info("controller serving", { port: enrollment.port });
   return {
     port: enrollment.port,
@@ -306,6 +312,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
     checkCa: () => caWatch.check(),
     presented,
     renewControllerCertificate: () => renewal.renew(),
+    deliver,
     async checkCertificates() {
       await renewal.check();
       await mailTlsSweep.sweep();
@@ -323,6 +330,7 @@ export async function startControllerDaemon(options: ControllerDaemonOptions): P
       acmeSweep.stop();
       await fleet.close();
       await enrollment.close();
+      await stopHashThread();
     },
   };
 }

@@ -20,6 +20,8 @@ export const MAX_FEED_CHANGES = 5000;
 export async function recordChange(
   em: SqlEntityManager,
   change: { vnodeId: number; vnode: string; generation: number; actor: string; changes: StateChange[] },
+  /** false on the embedded database: one process, no holder listening to wake. */
+  notify = true,
 ): Promise<void> {
   const connection = em.getConnection();
   const tx = em.getTransactionContext();
@@ -32,7 +34,7 @@ export async function recordChange(
       tx,
     );
   }
-  await connection.execute("select pg_notify(?, ?)", [CHANGES_CHANNEL, change.vnode], "all", tx);
+  if (notify) await connection.execute("select pg_notify(?, ?)", [CHANGES_CHANNEL, change.vnode], "all", tx);
 }
 
 /** Wakes the vnode's holder for a change committed without recordChange (a whole-state change). */

@@ -45,3 +45,25 @@ export async function recordAppliedGeneration(
     );
   return rows.length > 0;
 }
+
+/**
+ * A push the agent applied up to `applied`, recorded in one statement: the applied generation
+ * moved forward (never back), a refusal of a generation up to it cleared, and the change feed's
+ * rows up to it dropped. One round trip instead of three on the path of every addvmail.
+ */
+export async function recordDelivery(em: SqlEntityManager, vnodeId: number, applied: number): Promise<void> {
+  await em.getConnection().execute(
+    `with forgotten as (delete from vnode_changes where vnode_id = ? and generation <= ?)
+     update vnodes set
+       applied_generation = greatest(applied_generation, ?),
+       refused_generation = case when refused_generation <= ? then null else refused_generation end,
+       refused_reason = case when refused_generation <= ? then null else refused_reason end,
+       refused_at = case when refused_generation <= ? then null else refused_at end,
+       refused_count = case when refused_generation <= ? then 0 else refused_count end,
+       retry_at = case when refused_generation <= ? then null else retry_at end
+     where id = ? and (applied_generation < ? or refused_generation <= ?)`,
+    [vnodeId, applied, applied, applied, applied, applied, applied, applied, vnodeId, applied, applied],
+    "run",
+    em.getTransactionContext(),
+  );
+}

@@ -17,7 +17,7 @@ import { CommandMetaSchema } from "../../common/gen/netserva/mail/v1/command_pb.
 import type { DesiredState, StateChange } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import { compileDesiredState } from "../compiler/compile-state.ts";
 import { Vnode } from "../db/entities/index.ts";
-import { recordAppliedGeneration } from "../db/generation.ts";
+import { recordDelivery } from "../db/generation.ts";
 import type { Database } from "../db/open-database.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { readControllerConfig } from "../home/controller-config.ts";
@@ -229,25 +229,6 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
       },
     );
   };
-  const clearRefusal = async (vnode: Vnode, applied: number): Promise<void> => {
-    await options.db
-      .em()
-      .fork()
-      .nativeUpdate(
-        Vnode,
-        { id: vnode.id, refusedGeneration: { $ne: null, $lte: applied } },
-        { refusedGeneration: null, refusedReason: null, refusedAt: null, refusedCount: 0, retryAt: null },
-      );
-  };
-
-  /** The change feed's rows the vnode has applied are of no more use. */
-  const forgetChanges = async (vnode: Vnode, applied: number): Promise<void> => {
-    await options.db
-      .em()
-      .getConnection()
-      .execute("delete from vnode_changes where vnode_id = ? and generation <= ?", [vnode.id, applied], "run");
-  };
-
   /** A connection warm() opened for this vnode with this epoch, taken (used once) or undefined. */
   const takeWarmed = async (name: string, leaseEpoch: bigint): Promise<Warmed | undefined> => {
     const pending = warmed.get(name);
@@ -267,15 +248,15 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
       if (options.linkFor || warmed.has(name)) return;
       if (closed) return;
       const opening = (async (): Promise<Warmed | undefined> => {
-        const vnode = await options.db.em().fork().findOne(Vnode, { name });
+        const vnode = await timed("warm.vnode", () => options.db.em().fork().findOne(Vnode, { name }));
         if (!vnode || vnode.status !== "enrolled" || vnode.management === "unmanaged") return undefined;
         const leaseEpoch = options.epochFor ? options.epochFor(vnode.name) : 0n;
         if (leaseEpoch === undefined) return undefined;
-        const { client, close } = await clientFor(vnode);
+        const { client, close } = await timed("warm.client", () => clientFor(vnode));
         // close() came first: nothing will take this one.
         if (closed) return void close();
         closers.add(close);
-        const unreachable = await reachable(client, leaseEpoch);
+        const unreachable = await timed("warm.ping", () => reachable(client, leaseEpoch));
         return { client, close: () => void (closers.delete(close), close()), leaseEpoch, unreachable };
       })().catch(() => undefined); // deliver() then opens its own and reports what is wrong
       warmed.set(name, opening);
@@ -325,7 +306,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           reason: `this controller does not hold the lease on vnode ${vnode.name}: its holder pushes generation ${generation}`,
           diff: [],
         };
-      const warm = await takeWarmed(vnode.name, leaseEpoch);
+      const warm = await timed("deliver.warm-wait", () => takeWarmed(vnode.name, leaseEpoch));
       const { client, close, live } = warm
         ? { ...warm, live: false }
         : await timed("deliver.client", () => clientFor(vnode));
@@ -356,11 +337,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         const applied = Number(response.appliedGeneration);
         if (!request.dryRun) {
           killPoint("push-applied");
-          await timed("deliver.bookkeeping", async () => {
-            await recordAppliedGeneration(em, vnode.id, applied);
-            await clearRefusal(vnode, applied);
-            await forgetChanges(vnode, applied);
-          });
+          await timed("deliver.bookkeeping", () => recordDelivery(em, vnode.id, applied));
         }
         return {
           pushed: !request.dryRun,

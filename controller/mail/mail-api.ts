@@ -14,9 +14,13 @@ export interface MailServiceContext {
   dns: DnsZoneProvider;
   /**
    * Bytes of the vnode's mail filesystem as last reported by its agent; undefined = unknown.
-   * Asked before the change's transaction opens (a slow answer never holds the vnode lock).
+   * Asked before the change's transaction opens (a slow answer never holds the vnode lock),
+   * while the input is prepared (the password hashed). An unknown vnode answers undefined.
    */
-  vnodeCapacity?(vnodeId: number): Promise<number | undefined>;
+  vnodeCapacity?(vnode: string): Promise<number | undefined>;
+  /** Wake the vnode's lease holder on commit (pg_notify); false on the embedded database, where
+   *  the one process that commits also pushes and nobody listens. Default true. */
+  notifyHolder?: boolean;
 }
 
 export interface MutationOptions {

@@ -8,6 +8,7 @@ import type { AddMailboxInput } from "./mail-api.ts";
 import { resolvePassword } from "./mailbox-password.ts";
 import type { PasswordOutcome } from "./mailbox-password.ts";
 import { timed } from "../../common/phase-timing.ts";
+import { hashThreadState } from "../../common/password/hash-worker.ts";
 
 export interface PreparedAdd {
   address: ParsedAddress;
@@ -16,7 +17,9 @@ export interface PreparedAdd {
   catchAll: boolean;
   active: boolean;
   sieve: string | null;
-  password: PasswordOutcome;
+  /** A promise while the hash thread still works on it: the transaction awaits it only when it
+   *  writes the row, so the hash and the transaction's checks run at the same time. */
+  password: PasswordOutcome | Promise<PasswordOutcome>;
 }
 
 /** One transaction should stay short: a batch bigger than this is split by the caller. */
@@ -40,16 +43,26 @@ export async function prepareAdd(input: AddItemInput): Promise<PreparedAdd> {
     );
   }
   const generate = input.password === undefined && input.passwordHash === undefined;
-  const password = await timed("mutation.hash", () =>
+  // The request is checked here (resolvePassword throws); only the hash itself may still run.
+  const hashing = timed("mutation.hash", () =>
     resolvePassword({
       password: input.password,
       passwordHash: input.passwordHash,
       generate,
       scheme: input.scheme,
     }),
-  );
-  if (!password) throw invalid("password", "no password"); // unreachable: one of the three is always given
-  return { address, quota, displayName, catchAll, active, sieve, password };
+  ).then((outcome) => {
+    if (!outcome) throw invalid("password", "no password"); // unreachable: one of the three is always given
+    return outcome;
+  });
+  // On serve's hash thread the hash overlaps the transaction's first statements (the row lock is
+  // held a few ms longer at most); hashed here, it is done before any transaction opens, so a
+  // CPU-bound hash never holds the vnode lock. A refusal that comes first leaves it unread.
+  if (hashThreadState().ready) {
+    hashing.catch(() => undefined);
+    return { address, quota, displayName, catchAll, active, sieve, password: hashing };
+  }
+  return { address, quota, displayName, catchAll, active, sieve, password: await hashing };
 }
 
 /** `prepareAdd` for each item, keeping each refusal beside its index instead of throwing. */

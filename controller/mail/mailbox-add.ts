@@ -40,21 +40,14 @@ export async function addMailboxes(
   const domains = new Map(domainRows.map((d) => [d.domain, d]));
   const addresses = items.map((i) => i.prepared.address.ascii);
   const catchAlls = items.filter((i) => i.prepared.catchAll).map((i) => `@${i.prepared.address.domain.ascii}`);
-  const boxes = new Set(
-    (
-      await em.execute<Array<{ ascii: string }>>("select address as ascii from mail_vboxes where address in (?)", [
-        addresses,
-      ])
-    ).map((r) => r.ascii),
+  // Mailboxes and aliases that take these addresses, in one round trip.
+  const taken = await em.execute<Array<{ address: string; targets: string[] | null }>>(
+    `select address, null::jsonb as targets from mail_vboxes where address in (?)
+     union all select source, targets from mail_valias where source in (?)`,
+    [addresses, [...addresses, ...catchAlls]],
   );
-  const aliases = new Map(
-    (
-      await em.execute<Array<{ source: string; targets: string[] }>>(
-        "select source, targets from mail_valias where source in (?)",
-        [[...addresses, ...catchAlls]],
-      )
-    ).map((r) => [r.source, r.targets]),
-  );
+  const boxes = new Set(taken.filter((r) => r.targets === null).map((r) => r.address));
+  const aliases = new Map(taken.flatMap((r) => (r.targets === null ? [] : [[r.address, r.targets] as const])));
   const counts = new Map<string, number>();
   const countOf = async (d: VMailDomain, kind: "mailbox" | "alias") => {
     const key = `${kind}:${d.id}`;
@@ -97,12 +90,13 @@ export async function addMailboxes(
         const a = domain.maxAliases > 0 ? await countOf(domain, "alias") : 0;
         if (domain.maxAliases > 0 && a >= domain.maxAliases) throw domainFull(domain, "alias", a);
       }
-      // Accepted: later items of the batch see this one.
+      // Accepted: later items of the batch see this one. The hash may still be on its thread.
+      const password = await p.password;
       const row: MailboxRow = {
         domainId: domain.id,
         localPart: p.address.local,
         ascii: p.address.ascii,
-        passwordHash: p.password.hash,
+        passwordHash: password.hash,
         quota,
         usage: null,
         active: p.active,
@@ -140,7 +134,7 @@ export async function addMailboxes(
       out.added.push({
         index,
         mailbox: mailboxView(row, vnode.name, pointing),
-        password: tx.dryRun ? undefined : p.password.generated,
+        password: tx.dryRun ? undefined : password.generated,
       });
     } catch (error) {
       if (!(error instanceof NetservaError)) throw error;

@@ -35,8 +35,12 @@ export function parseScheme(input: unknown): PasswordScheme {
   return scheme;
 }
 
-/** undefined when the request names no password at all (a change that keeps the password). */
-export async function resolvePassword(req: PasswordRequest): Promise<PasswordOutcome | undefined> {
+/**
+ * undefined when the request names no password at all (a change that keeps the password). The
+ * request is checked before this returns (a refusal is thrown, not a rejected promise): a caller
+ * may let the hash run on while it goes on (mailbox-add-prepare.ts).
+ */
+export function resolvePassword(req: PasswordRequest): Promise<PasswordOutcome | undefined> {
   const scheme = parseScheme(req.scheme);
   const given = [req.password !== undefined, req.passwordHash !== undefined, req.generate].filter(Boolean).length;
   if (given > 1) throw invalid("password", "give one of a password, a password hash, or a generated password");
@@ -50,11 +54,14 @@ export async function resolvePassword(req: PasswordRequest): Promise<PasswordOut
         "passwordHash",
         "not a hash Dovecot verifies as stored: give {SHA512-CRYPT}$6$… (or a bare $6$…) or {ARGON2ID}$argon2id$…",
       );
-    return { hash, generated: undefined };
+    return Promise.resolve({ hash, generated: undefined });
   }
   if (req.password !== undefined)
-    return { hash: await hashPassword(checkPasswordInput(req.password, "password"), scheme), generated: undefined };
-  if (!req.generate) return undefined;
+    return hashPassword(checkPasswordInput(req.password, "password"), scheme).then((hash) => ({
+      hash,
+      generated: undefined,
+    }));
+  if (!req.generate) return Promise.resolve(undefined);
   const generated = generatePassword();
-  return { hash: await hashPassword(generated, scheme), generated };
+  return hashPassword(generated, scheme).then((hash) => ({ hash, generated }));
 }

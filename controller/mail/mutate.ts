@@ -109,11 +109,6 @@ async function lockVnode(em: SqlEntityManager, name: string): Promise<VnodeRow> 
 }
 
 export function createMutator(ctx: MailServiceContext) {
-  const capacityOf = async (em: SqlEntityManager, name: string): Promise<number | undefined> => {
-    if (!ctx.vnodeCapacity) return undefined;
-    const rows = await em.execute<Array<{ id: number }>>("select id from vnodes where name = ?", [name]);
-    return rows[0] ? ctx.vnodeCapacity(rows[0].id) : undefined;
-  };
   return async function mutate<P, T>(spec: MutationSpec<P, T>): Promise<MutationResult<T>> {
     const startedAt = performance.now();
     let requestId: string = randomUUID();
@@ -138,9 +133,14 @@ export function createMutator(ctx: MailServiceContext) {
       if (spec.requestId !== undefined) requestId = parseRequestId(spec.requestId, "requestId");
       const name = parseVnodeName(spec.vnode, "vnode");
       vnodeName = name;
-      const prepared = await timed("mutation.prepare", async () => spec.prepare());
+      // The capacity is read while the input is prepared (the hash runs on its own thread in serve).
+      const [prepared, capacity] = await Promise.all([
+        timed("mutation.prepare", async () => spec.prepare()),
+        spec.needsCapacity && ctx.vnodeCapacity
+          ? timed("mutation.capacity", () => ctx.vnodeCapacity?.(name) ?? Promise.resolve(undefined))
+          : undefined,
+      ]);
       const base = batch ? ctx.em : ctx.em.fork();
-      const capacity = spec.needsCapacity ? await capacityOf(base, name) : undefined;
       const applied = await timed("mutation.transaction", () =>
         base.transactional(
           async (em) => {
@@ -150,13 +150,17 @@ export function createMutator(ctx: MailServiceContext) {
             const result = await spec.apply(tx, prepared);
             if (dryRun || result.noop !== undefined) throw new Rollback(result);
             // For the vnode's lease holder (several controllers): pushed when this commits.
-            await recordChange(em, {
-              vnodeId: vnode.id,
-              vnode: vnode.name,
-              generation: vnode.generation,
-              actor: ctx.actor,
-              changes: result.changes,
-            });
+            await recordChange(
+              em,
+              {
+                vnodeId: vnode.id,
+                vnode: vnode.name,
+                generation: vnode.generation,
+                actor: ctx.actor,
+                changes: result.changes,
+              },
+              ctx.notifyHolder !== false,
+            );
             await log(em, "ok", null);
             if (!batch) killPoint("mutation-before-commit");
             return result;

@@ -10,7 +10,7 @@ import type { EnrollmentLimits } from "../../controller/enrollment/enrollment-se
 import { runCommand } from "../../controller/cli/main.ts";
 import { runAgentCli } from "../../agent/cli/main.ts";
 import { createCliContext } from "../../controller/cli/cli-context.ts";
-import type { CliContext } from "../../controller/cli/cli-context.ts";
+import type { CliContext, DaemonInfo } from "../../controller/cli/cli-context.ts";
 import { startControllerDaemon } from "../../controller/daemon/controller-daemon.ts";
 import type { ControllerDaemon } from "../../controller/daemon/controller-daemon.ts";
 import { createControllerMetrics } from "../../controller/daemon/controller-metrics.ts";
@@ -41,6 +41,8 @@ export interface CliRun {
 export function cliRunner(
   env: Record<string, string | undefined>,
   shared?: () => Database,
+  /** As serve gives the commands it runs for the admin socket (undefined: a CLI process of its own). */
+  daemon?: () => DaemonInfo | undefined,
 ): (argv: string[], stdin?: string) => Promise<CliRun> {
   return async (argv, stdin = "") => {
     let out = "";
@@ -52,6 +54,7 @@ export function cliRunner(
       env,
       isTTY: false,
     });
+    const inDaemon = daemon?.();
     const ctx: CliContext = shared
       ? {
           ...base,
@@ -59,6 +62,7 @@ export function cliRunner(
             const db = shared();
             return { ...db, close: async () => undefined };
           },
+          ...(inDaemon ? { daemon: inDaemon } : {}),
         }
       : base;
     // `agent …` is the agent's own command line, as bin/netserva-mail.js dispatches it.
@@ -72,6 +76,9 @@ export interface Harness {
   home: string;
   env: Record<string, string | undefined>;
   cli: (argv: string[], stdin?: string) => Promise<CliRun>;
+  /** cli() runs commands as serve runs them for the admin socket (pushing over the daemon's links)
+   *  instead of as a CLI process of its own (a connection per command). Default false. */
+  commandsInDaemon: boolean;
   /** The running controller daemon (a new one after restartController). */
   readonly controller: ControllerDaemon;
   db: Database;
@@ -149,7 +156,15 @@ export async function startHarness(
     });
   let controller = await startDaemon();
   let running = true;
-  const cli = cliRunner(env, () => db);
+  let commandsInDaemon = false;
+  const cli = cliRunner(
+    env,
+    () => db,
+    () =>
+      commandsInDaemon && running
+        ? { metricsText: async () => metrics.text(), deliver: () => controller.deliver }
+        : undefined,
+  );
   const agents: AgentDaemon[] = [];
   const controllerAddress = `127.0.0.1:${controller.port}`;
   const enrollVnode: Harness["enrollVnode"] = async (name, address, homeName = `agent-${name}`) => {
@@ -177,6 +192,12 @@ export async function startHarness(
     cli,
     get controller() {
       return controller;
+    },
+    get commandsInDaemon() {
+      return commandsInDaemon;
+    },
+    set commandsInDaemon(on: boolean) {
+      commandsInDaemon = on;
     },
     db,
     metrics,

@@ -12,6 +12,7 @@ import { createCliContext } from "../../controller/cli/cli-context.ts";
 import { runCommand } from "../../controller/cli/main.ts";
 import { freePort } from "./controller-harness.ts";
 import type { CliRun } from "./controller-harness.ts";
+import { trackTempDir } from "./temp-dirs.ts";
 
 export const BIN = join(import.meta.dirname, "..", "..", "bin", "netserva-mail.js");
 
@@ -76,7 +77,8 @@ export interface ServeOptions {
 }
 
 export async function startServeProcess(options: ServeOptions = {}): Promise<ServeProcess> {
-  const dir = mkdtempSync(join(tmpdir(), "nsm-serve-"));
+  // A restarted serve reuses it, so stop() cannot remove it: removed after the test file.
+  const dir = trackTempDir(mkdtempSync(join(tmpdir(), "nsm-serve-")));
   const port = await freePort();
   options.prepareHome?.(join(dir, "home"));
   const env = await initHome(dir, port, options.env);

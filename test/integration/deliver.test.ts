@@ -1,7 +1,8 @@
 // The deliver service against a real agent (in process, without a mail host, so every state it
 // is sent is refused): a refusal is recorded with the agent's words and shown by `status` and
-// `mail:status`; a newer generation starts the count again; and a whole-state push (vnode set)
-// checks the agent's certificate against the revocation list like every other path.
+// `mail:status`; a newer generation starts the count again; a command run inside serve pushes over
+// the daemon's link; and a whole-state push (vnode set) checks the agent's certificate against the
+// revocation list like every other path.
 import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
@@ -130,6 +131,26 @@ describe("deliver", () => {
       (await after.deliver({ ...push, changes: { ...push.changes, generation: generation + 2 } })).refused,
     ).toMatch(/without a mail host/);
     after.close?.();
+  });
+
+  it("a command run as serve runs it pushes over the daemon's live link: no connection or ping of its own", async () => {
+    const { agent } = await harness.addAgent("vn-link", { metrics: true });
+    const port = agent.metricsPort ?? 0;
+    await until(async () => (await statusOf("vn-link"))?.["connected"] === true, 10_000, "vn-link up");
+    const p0 = await pingsAnswered(port, "vn-link");
+    harness.commandsInDaemon = true;
+    try {
+      const linked = await harness.cli(["vnode", "set", "vn-link", "--rspamd", "0"]);
+      // Pushed and refused (this agent has no mail host): the agent answered on the fleet's link.
+      expect(linked.err).toMatch(/refused generation \d+: .*without a mail host/);
+      expect(await pingsAnswered(port, "vn-link")).toBe(p0);
+    } finally {
+      harness.commandsInDaemon = false;
+    }
+    // The same command as a CLI process of its own: its own connection, pinged first.
+    const own = await harness.cli(["vnode", "set", "vn-link", "--rspamd", "1"]);
+    expect(own.err).toMatch(/refused generation \d+: .*without a mail host/);
+    expect(await pingsAnswered(port, "vn-link")).toBe(p0 + 1);
   });
 
   it("a whole-state push refuses an agent whose certificate was revoked (the vnode still enrolled)", async () => {

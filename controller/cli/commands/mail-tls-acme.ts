@@ -18,7 +18,7 @@ import {
 import type { ChallengeType } from "../../acme/challenge-solver.ts";
 import type { CliContext } from "../cli-context.ts";
 import { dnsSetupFor } from "../dns-context.ts";
-import { deliverServiceFor } from "../../fleet/deliver.ts";
+import { commandDeliver } from "../command-deliver.ts";
 
 export interface AcmeCommandOptions {
   email?: string;
@@ -105,7 +105,7 @@ export async function runAcmeCommand(
         const r = await runAcmeOrder(em, await order.purpose(), {
           dns,
           retry,
-          push: (vnode) => deliverServiceFor(db, paths).deliver({ vnode, actor: ctx.actor }),
+          push: (vnode) => commandDeliver(ctx, db, paths).deliver({ vnode, actor: ctx.actor }),
         });
         if (r.outcome === "busy")
           throw new NetservaError(

@@ -77,6 +77,7 @@ export function registerServe(
             metricsText: () => metrics.text(),
             presentedCertificates: () => daemon.presented(),
             renewControllerCertificate: () => daemon.renewControllerCertificate(),
+            deliver: () => daemon.deliver,
           },
           onClientError: () => metrics.adminClientError(),
         });

@@ -11,7 +11,7 @@ import { audited } from "../../audit/audit.ts";
 import { importAdoption, type AdoptionImport } from "../../adopt/adoption-import.ts";
 import { planAdoption, type AdoptionPlan } from "../../adopt/adoption-plan.ts";
 import { lineDiff } from "../../adopt/text-diff.ts";
-import { deliverServiceFor } from "../../fleet/deliver.ts";
+import { commandDeliver } from "../command-deliver.ts";
 import { readVnodeInventory } from "../../fleet/vnode-inventory.ts";
 import { setVnodeManagement } from "../../fleet/vnode-management.ts";
 import { previewAdoptedFiles } from "../../fleet/vnode-preview.ts";
@@ -179,7 +179,7 @@ export function registerVnodeAdopt(program: Command, ctx: CliContext): void {
           : await audited(db.em(), { actor: ctx.actor, command: "vnode adopt", vnodeName: name.slice(0, 63) }, () =>
               setVnodeManagement(db, paths, { vnode: name, managed: true, dryRun: false, actor: ctx.actor }),
             );
-        const outcome = await deliverServiceFor(db, paths).deliver({ vnode: name, actor: ctx.actor });
+        const outcome = await commandDeliver(ctx, db, paths).deliver({ vnode: name, actor: ctx.actor });
         const after = await readVnodeInventory(db, paths, {
           vnode: name,
           ...(options.sysadmDb ? { sysadmDb: options.sysadmDb } : {}),

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { invalid } from "../../../common/errors.ts";
 import { audited } from "../../audit/audit.ts";
-import { deliverServiceFor } from "../../fleet/deliver.ts";
+import { commandDeliver } from "../command-deliver.ts";
 import { changeVnodeSettings, clearOperatorTls, setOperatorTls } from "../../fleet/vnode-settings.ts";
 import type { Vnode } from "../../db/entities/index.ts";
 import type { Database } from "../../db/open-database.ts";
@@ -20,7 +20,7 @@ function flag(value: string | undefined, field: string): boolean | undefined {
 
 /** Settings and TLS changes need the whole state on the vnode (config files, not rows). */
 async function pushWhole(ctx: CliContext, paths: HomePaths, db: Database, vnode: Vnode): Promise<void> {
-  const outcome = await deliverServiceFor(db, paths).deliver({ vnode: vnode.name, actor: ctx.actor });
+  const outcome = await commandDeliver(ctx, db, paths).deliver({ vnode: vnode.name, actor: ctx.actor });
   reportDelivery(ctx, vnode.name, outcome, { showDiff: true });
 }
 

@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { NetservaError } from "../../../common/errors.ts";
 import { audited } from "../../audit/audit.ts";
-import { deliverServiceFor } from "../../fleet/deliver.ts";
+import { commandDeliver } from "../command-deliver.ts";
 import { setVnodeManagement } from "../../fleet/vnode-management.ts";
 import type { CliContext } from "../cli-context.ts";
 import { reportDelivery } from "../delivery-report.ts";
@@ -60,7 +60,7 @@ export function registerVnodeManage(program: Command, ctx: CliContext): void {
           setVnodeManagement(db, paths, { vnode: name, managed: true, dryRun: false, actor: ctx.actor }),
         );
         ctx.io.out(`vnode ${name} is managed\n`);
-        const outcome = await deliverServiceFor(db, paths).deliver({ vnode: name, actor: ctx.actor });
+        const outcome = await commandDeliver(ctx, db, paths).deliver({ vnode: name, actor: ctx.actor });
         reportDelivery(ctx, name, outcome, { showDiff: false });
       } finally {
         await db.close();

@@ -9,7 +9,7 @@ import { rrsetsAsFragment } from "../../../dns/print-provider.ts";
 import { contentOf } from "../../../dns/publish-records.ts";
 import type { CliContext } from "../../cli-context.ts";
 import { dnsSetupFor } from "../../dns-context.ts";
-import { deliverServiceFor } from "../../../fleet/deliver.ts";
+import { commandDeliver } from "../../command-deliver.ts";
 import { reportDelivery } from "../../delivery-report.ts";
 
 interface Flags {
@@ -109,7 +109,7 @@ export function registerConfigureDkim(program: Command, ctx: CliContext): void {
           reportDelivery(
             ctx,
             result.vnode,
-            await deliverServiceFor(db, paths).deliver({ vnode: result.vnode, actor: ctx.actor }),
+            await commandDeliver(ctx, db, paths).deliver({ vnode: result.vnode, actor: ctx.actor }),
           );
       } finally {
         await db.close();
