@@ -7,8 +7,9 @@
 // -xnpH` finds the holder, which walks every process's descriptors: its cost grows with every
 // socket on the host (a controller with a thousand agent links, a swarm of agents next to it),
 // and every forwarded command waited for it. Serve reads the table through a helper process
-// (socket-table.ts): a spawn from serve itself cost more the larger serve's heap. When the lookup fails (no ss, the client already
-// gone, a root client seen by a non-root daemon) the uid stays unknown and the log says so.
+// (socket-table.ts): a spawn from serve itself cost more the larger serve's heap. When the
+// lookup fails (no ss, the client already gone, a root client seen by a non-root daemon) the
+// uid stays unknown and the log says so.
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { Socket } from "node:net";
 import { timed } from "../../common/phase-timing.ts";
