@@ -116,6 +116,11 @@ export function isFenced(error: NetservaError): boolean {
   return error.code === "failed_precondition" && error.field === "meta.lease_epoch";
 }
 
+/** deliver() may send once more over a connection of its own (see isRefusedStream). */
+interface RetryingDeliver extends DeliverService {
+  deliver(request: DeliverRequest, ownConnection?: boolean): Promise<DeliverOutcome>;
+}
+
 /** A connection opened ahead of a delivery by warm(). */
 interface Warmed {
   client: AgentClient;
@@ -130,12 +135,15 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   /** Closes every client warm() opened that no delivery took, also one still connecting. */
   const closers = new Set<() => void>();
   let closed = false;
-  const clientFor = async (vnode: Vnode): Promise<{ client: AgentClient; close: () => void; live: boolean }> => {
-    const link = options.linkFor?.(vnode.name);
-    if (link) return { client: link.client, close: () => undefined, live: link.connected };
+  const clientFor = async (
+    vnode: Vnode,
+    ownConnection = false,
+  ): Promise<{ client: AgentClient; close: () => void; live: boolean; linked: boolean }> => {
+    const link = ownConnection ? undefined : options.linkFor?.(vnode.name);
+    if (link) return { client: link.client, close: () => undefined, live: link.connected, linked: true };
     const revoked = new Set(await revokedSerials(options.db.em().fork()));
     const client = agentClientFor(options.paths, vnode, (serial) => revoked.has(serial), options.timeoutMs ?? 30_000);
-    return { client, close: () => client.close(), live: false };
+    return { client, close: () => client.close(), live: false, linked: false };
   };
   /** Without a live link: a ping with a short deadline first (it also opens the connection the
    *  push then uses), so an unreachable vnode is an answer in seconds, not a held command. */
@@ -242,7 +250,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     return warm;
   };
 
-  return {
+  const deliverService: RetryingDeliver = {
     warm(name) {
       // A live fleet link is already connected: nothing to gain.
       if (options.linkFor || warmed.has(name)) return;
@@ -279,7 +287,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         close();
       }
     },
-    async deliver(request) {
+    async deliver(request, ownConnection = false) {
       const em = options.db.em().fork();
       const vnode = await timed("deliver.vnode", () => em.findOne(Vnode, { name: request.vnode }));
       if (!vnode) return { pushed: false, reason: `vnode ${request.vnode} not found`, diff: [] };
@@ -307,9 +315,9 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           diff: [],
         };
       const warm = await timed("deliver.warm-wait", () => takeWarmed(vnode.name, leaseEpoch));
-      const { client, close, live } = warm
-        ? { ...warm, live: false }
-        : await timed("deliver.client", () => clientFor(vnode));
+      const { client, close, live, linked } = warm
+        ? { ...warm, live: false, linked: false }
+        : await timed("deliver.client", () => clientFor(vnode, ownConnection));
       let attempted = generation;
       try {
         const unreachable = warm
@@ -348,6 +356,12 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           ...(state ? { state } : {}),
         };
       } catch (reason) {
+        // The fleet's link refused the stream (HTTP/2 REFUSED_STREAM: the agent did nothing with
+        // it, so sending again is safe): once more on a connection of its own.
+        if (linked && isRefusedStream(reason)) {
+          close();
+          return deliverService.deliver(request, true);
+        }
         const error = NetservaError.from(reason);
         // Not a verdict on the state: we were deposed; the new holder pushes it.
         if (isFenced(error))
@@ -379,6 +393,14 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
       }
     },
   };
+  return deliverService;
+}
+
+/** UNAVAILABLE because the server refused the HTTP/2 stream before any handler saw it (grpc-js's
+ *  words for RST_STREAM REFUSED_STREAM). */
+function isRefusedStream(reason: unknown): boolean {
+  const error = NetservaError.from(reason);
+  return error.code === "unavailable" && /stream refused/i.test(error.message);
 }
 
 /**
