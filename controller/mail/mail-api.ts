@@ -18,6 +18,9 @@ export interface MailServiceContext {
    * while the input is prepared (the password hashed). An unknown vnode answers undefined.
    */
   vnodeCapacity?(vnode: string): Promise<number | undefined>;
+  /** Take the capacity from the vnode's row, read with its lock (no statement of its own): what
+   *  the CLI and serve do. vnodeCapacity, when given, is not asked then. */
+  vnodeCapacityFromRow?: boolean;
   /** Wake the vnode's lease holder on commit (pg_notify); false on the embedded database, where
    *  the one process that commits also pushes and nobody listens. Default true. */
   notifyHolder?: boolean;
