@@ -78,6 +78,7 @@ export async function withMail<T>(
             // Several controllers on PostgreSQL: the vnode's lease holder pushes what was committed.
             outcome = await deliver.deliver({
               vnode: result.vnode,
+              ...(result.vnodeRow ? { known: result.vnodeRow } : {}),
               actor: ctx.actor,
               changes: { generation: result.generation, list: result.changes },
               dryRun: result.dryRun,

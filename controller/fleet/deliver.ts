@@ -40,8 +40,23 @@ const MAX_INCREMENTAL_CHANGES = 5000;
  *  the whole call deadline. The change is stored either way; the reconciler delivers it later. */
 export const REACH_TIMEOUT_MS = 5000;
 
+/** What a delivery needs of the vnode's row. A mutation that has just read it (with its lock)
+ *  hands it over, so the push needs no read of its own. */
+export interface KnownVnode {
+  id: number;
+  name: string;
+  address: string;
+  status: string;
+  generation: number;
+  management: string | null | undefined;
+  managementReason: string | null | undefined;
+  mailHostname: string | null | undefined;
+}
+
 export interface DeliverRequest {
   vnode: string;
+  /** The vnode's row as read in the change's own transaction; absent = read here. */
+  known?: KnownVnode;
   /** Who asked (operator, "reconciler"), for the agent's log. */
   actor: string;
   /** Lookup changes from generation-1 to generation; absent = the whole compiled state. */
@@ -136,7 +151,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   const closers = new Set<() => void>();
   let closed = false;
   const clientFor = async (
-    vnode: Vnode,
+    vnode: KnownVnode,
     ownConnection = false,
   ): Promise<{ client: AgentClient; close: () => void; live: boolean; linked: boolean }> => {
     const link = ownConnection ? undefined : options.linkFor?.(vnode.name);
@@ -163,7 +178,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   };
 
   const sendState = async (
-    vnode: Vnode,
+    vnode: KnownVnode,
     client: AgentClient,
     request: DeliverRequest,
     leaseEpoch: bigint,
@@ -219,7 +234,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
 
   const backoff = options.refusalBackoff ?? DEFAULT_REFUSAL_BACKOFF;
   /** Remembers the refusal (status shows it) and when the reconciler may try the same again. */
-  const recordRefusal = async (vnode: Vnode, generation: number, reason: string): Promise<void> => {
+  const recordRefusal = async (vnode: KnownVnode, generation: number, reason: string): Promise<void> => {
     const em = options.db.em().fork();
     const current = await em.findOne(Vnode, { id: vnode.id }, { fields: ["refusedGeneration", "refusedCount"] });
     const count = current?.refusedGeneration === generation ? (current.refusedCount ?? 0) + 1 : 1;
@@ -289,7 +304,10 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     },
     async deliver(request, ownConnection = false) {
       const em = options.db.em().fork();
-      const vnode = await timed("deliver.vnode", () => em.findOne(Vnode, { name: request.vnode }));
+      const vnode: KnownVnode | null =
+        request.known?.name === request.vnode
+          ? request.known
+          : await timed("deliver.vnode", () => em.findOne(Vnode, { name: request.vnode }));
       if (!vnode) return { pushed: false, reason: `vnode ${request.vnode} not found`, diff: [] };
       const generation = request.changes?.generation ?? vnode.generation;
       if (vnode.status !== "enrolled")

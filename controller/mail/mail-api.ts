@@ -45,6 +45,18 @@ export interface MutationResult<T> {
   dryRun: boolean;
   /** The command log row's request id. */
   requestId?: string;
+  /** The vnode's row as the change's transaction read it (with its lock): the push's, so it needs
+   *  no read of its own (fleet/deliver.ts KnownVnode). Absent on a dry run and a refusal. */
+  vnodeRow?: {
+    id: number;
+    name: string;
+    address: string;
+    status: string;
+    generation: number;
+    management: string | null;
+    managementReason: string | null;
+    mailHostname: string | null;
+  };
 }
 
 export interface DomainView {

@@ -24,6 +24,11 @@ export interface VnodeRow {
   generation: number;
   /** Bytes of the vnode's mail filesystem as its agent last reported them; undefined = unknown. */
   capacity: number | undefined;
+  /** What the push needs (MutationResult.vnodeRow): where the agent listens, managed or not. */
+  address: string;
+  management: string | null;
+  managementReason: string | null;
+  mailHostname: string | null;
 }
 
 export interface MutationTx {
@@ -97,9 +102,20 @@ function logArgs(args: Record<string, unknown>): Record<string, unknown> {
 
 async function lockVnode(em: SqlEntityManager, name: string): Promise<VnodeRow> {
   const rows = await em.execute<
-    Array<{ id: number; name: string; status: string; generation: string | number; capacity: string | number | null }>
+    Array<{
+      id: number;
+      name: string;
+      status: string;
+      generation: string | number;
+      capacity: string | number | null;
+      address: string;
+      management: string | null;
+      management_reason: string | null;
+      mail_hostname: string | null;
+    }>
   >(
-    "update vnodes set generation = generation + 1 where name = ? returning id, name, status, generation, fs_capacity_bytes as capacity",
+    `update vnodes set generation = generation + 1 where name = ?
+     returning id, name, status, generation, fs_capacity_bytes as capacity, address, management, management_reason, mail_hostname`,
     [name],
   );
   const row = rows[0];
@@ -115,7 +131,17 @@ async function lockVnode(em: SqlEntityManager, name: string): Promise<VnodeRow> 
     status: row.status,
     generation: Number(row.generation),
     capacity: row.capacity === null ? undefined : Number(row.capacity),
+    address: row.address,
+    management: row.management,
+    managementReason: row.management_reason,
+    mailHostname: row.mail_hostname,
   };
+}
+
+/** The row's fields a push needs (MutationResult.vnodeRow), and only those. */
+function knownOf(row: VnodeRow): NonNullable<MutationResult<unknown>["vnodeRow"]> {
+  const { id, name, address, status, generation, management, managementReason, mailHostname } = row;
+  return { id, name, address, status, generation, management, managementReason, mailHostname };
 }
 
 export function createMutator(ctx: MailServiceContext) {
@@ -127,6 +153,7 @@ export function createMutator(ctx: MailServiceContext) {
     const batch = ctx.em.isInTransaction();
     let vnodeName: string | null = null;
     let generation: number | null = null;
+    let locked: VnodeRow | undefined;
     const log = (em: SqlEntityManager, result: "ok" | "refused" | "error", error: string | null) =>
       writeMutationLog(em, {
         actor: ctx.actor,
@@ -157,6 +184,7 @@ export function createMutator(ctx: MailServiceContext) {
           async (em) => {
             const vnode = await lockVnode(em, name);
             generation = vnode.generation;
+            locked = vnode;
             const fromRow = ctx.vnodeCapacityFromRow === true;
             const capacity = !spec.needsCapacity ? undefined : fromRow ? vnode.capacity : asked;
             const tx: MutationTx = { em, vnode, now: new Date(), capacity, dryRun };
@@ -190,6 +218,7 @@ export function createMutator(ctx: MailServiceContext) {
         domainChanged: applied.domainChanged ?? false,
         dryRun: false,
         requestId,
+        ...(locked ? { vnodeRow: knownOf(locked) } : {}),
       };
     } catch (reason) {
       if (reason instanceof Rollback) {
