@@ -1,13 +1,13 @@
 // SHA-512 crypt ("$6$"), written from Ulrich Drepper's specification "Unix crypt using SHA-256
 // and SHA-512" (the scheme glibc crypt(3) and Dovecot's SHA512-CRYPT implement). Pure TS over
-// node:crypto's SHA-512, no native addon; the async form runs the rounds on hash-wasm's
-// WebAssembly SHA-512 (see runRoundsWasm). Rounds default to 5000 (the spec's and Dovecot's
-// default, written without a "rounds=" field); the spec clamps rounds to 1000..999,999,999.
+// node:crypto's SHA-512, no native addon; the async form runs the rounds in WebAssembly of our
+// own (sha512-rounds.wat: SHA-512 and the round loop in one call). Rounds default to 5000 (the
+// spec's and Dovecot's default, written without a "rounds=" field); the spec clamps rounds to
+// 1000..999,999,999.
 import { createHash } from "node:crypto";
-import { createSHA512 } from "hash-wasm";
-import type { IHasher } from "hash-wasm";
 import { randomString } from "./generate.ts";
 import { hashOnThread } from "./hash-worker.ts";
+import { SHA512_ROUNDS_WASM } from "./sha512-rounds-wasm.ts";
 
 export const CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 export const DEFAULT_ROUNDS = 5000;
@@ -97,49 +97,78 @@ function digest(key: Buffer, salt: Buffer, rounds: number): Buffer {
   return runRounds(c, p, s, 0, rounds);
 }
 
-/**
- * One WebAssembly SHA-512 for the process. Safe to share between hashes running in turns: each
- * round's init/update/digest runs without a turn in between, so no two digests interleave.
- */
-let wasmSha512: Promise<IHasher> | undefined;
-function wasmHasher(): Promise<IHasher> {
-  wasmSha512 ??= createSHA512().catch((error: unknown) => {
-    wasmSha512 = undefined; // a later hash tries again rather than failing for ever
-    throw error;
-  });
-  return wasmSha512;
-}
-
-/**
- * runRounds on the WebAssembly SHA-512, each round's input laid out in one reused buffer: one
- * call into the module per part costs more than the compression itself. node:crypto spends
- * most of its ~3 us per round making a Hash object and a Buffer; this takes ~1 us (measured:
- * 5,000 rounds in 8.8 ms of CPU against 17.1 ms with createHash, on a loaded 2-core machine).
- */
-function runRoundsWasm(h: IHasher, c0: Uint8Array, p: Buffer, s: Buffer, from: number, to: number): Uint8Array {
-  const buf = new Uint8Array(2 * p.length + s.length + 64);
-  let c = c0;
-  for (let i = from; i < to; i++) {
-    let n = 0;
-    buf.set(i & 1 ? p : c, n);
-    n += i & 1 ? p.length : c.length;
-    if (i % 3) {
-      buf.set(s, n);
-      n += s.length;
+/** floor(cbrt(n)) for a BigInt, by Newton's method from a floating-point start. */
+function cubeRoot(n: bigint): bigint {
+  let x = BigInt(Math.floor(Math.cbrt(Number(n))));
+  for (;;) {
+    const next = (2n * x + n / (x * x)) / 3n;
+    if (next === x || next === x + 1n || next === x - 1n) {
+      x = next;
+      break;
     }
-    if (i % 7) {
-      buf.set(p, n);
-      n += p.length;
-    }
-    buf.set(i & 1 ? c : p, n);
-    n += i & 1 ? c.length : p.length;
-    c = h.init().update(buf.subarray(0, n)).digest("binary");
+    x = next;
   }
-  return c;
+  while ((x + 1n) ** 3n <= n) x += 1n;
+  while (x ** 3n > n) x -= 1n;
+  return x;
+}
+
+/** SHA-512's 80 round constants, made as FIPS 180-4 defines them (the first 64 bits of the
+ *  fractional parts of the cube roots of the first 80 primes) rather than typed in. */
+function roundConstants(): bigint[] {
+  const primes: bigint[] = [];
+  for (let n = 2n; primes.length < 80; n++) if (primes.every((p) => n % p !== 0n)) primes.push(n);
+  return primes.map((p) => cubeRoot(p << 192n) & 0xffffffffffffffffn);
+}
+
+/** Where sha512-rounds.wat keeps C, S and P, and the longest P it has room for. */
+const AT_C = 1600;
+const AT_S = 1664;
+const AT_P = 1680;
+const MAX_P = 4096;
+
+interface RoundsModule {
+  memory: Uint8Array;
+  rounds(plen: number, slen: number, from: number, to: number): void;
+}
+
+/** The part of the WebAssembly global used here (the project's TypeScript lib has no DOM types). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: Record<string, unknown> };
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** The rounds module, instantiated once per thread (~1 KB, synchronously). */
+let roundsModule: RoundsModule | undefined;
+function loadRounds(): RoundsModule {
+  if (roundsModule) return roundsModule;
+  const instance = new wasm.Instance(new wasm.Module(Buffer.from(SHA512_ROUNDS_WASM, "base64")));
+  const memory = instance.exports["memory"] as { buffer: ArrayBuffer };
+  const view = new DataView(memory.buffer);
+  roundConstants().forEach((k, i) => view.setBigUint64(i * 8, k, true));
+  const rounds = instance.exports["rounds"] as RoundsModule["rounds"];
+  roundsModule = { memory: new Uint8Array(memory.buffer), rounds };
+  return roundsModule;
 }
 
 /**
- * Rounds between two turns of the event loop in the async form: a default-cost hash (~6 ms of
+ * runRounds in WebAssembly: all rounds `from` .. `to` - 1 in one call (~0.6 us a round against
+ * ~3 us with createHash). Each call writes C, P and S afresh, so hashes running in turns never
+ * see each other's state. A P longer than the module has room for takes the node:crypto path.
+ */
+function runRoundsWasm(c: Buffer, p: Buffer, s: Buffer, from: number, to: number): Buffer {
+  if (p.length > MAX_P) return runRounds(c, p, s, from, to);
+  const m = loadRounds();
+  m.memory.set(c, AT_C);
+  m.memory.set(s, AT_S);
+  m.memory.set(p, AT_P);
+  m.rounds(p.length, s.length, from, to);
+  return Buffer.from(m.memory.subarray(AT_C, AT_C + 64));
+}
+
+/**
+ * Rounds between two turns of the event loop in the async form: a default-cost hash (~3 ms of
  * CPU) in one turn, a costlier one (rounds= up to 50,000) in turns of that size. Turns every 500
  * rounds let a controller serving 1,000 vnodes run ~200 health reports a second in between,
  * which stretched addvmail's hash from ~11 to ~25 ms (bench-fleet, quiet); one turn of ~6 ms is
@@ -151,25 +180,14 @@ const ROUNDS_PER_TURN = 5000;
  * The same digest, giving the event loop a turn every ROUNDS_PER_TURN rounds: I/O started
  * before it (a TLS handshake to the agent) makes progress while the password is hashed.
  */
-async function digestInTurns(key: Buffer, salt: Buffer, rounds: number): Promise<Buffer> {
-  const h = await wasmHasher();
-  return digestWasmInTurns(h, key, salt, rounds, ROUNDS_PER_TURN);
-}
-
-async function digestWasmInTurns(
-  h: IHasher,
-  key: Buffer,
-  salt: Buffer,
-  rounds: number,
-  perTurn: number,
-): Promise<Buffer> {
+async function digestInTurns(key: Buffer, salt: Buffer, rounds: number, perTurn = ROUNDS_PER_TURN): Promise<Buffer> {
   const { p, s, c: first } = setup(key, salt);
-  let c: Uint8Array = first;
+  let c = first;
   for (let i = 0; i < rounds; i += perTurn) {
     if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    c = runRoundsWasm(h, c, p, s, i, Math.min(rounds, i + perTurn));
+    c = runRoundsWasm(c, p, s, i, Math.min(rounds, i + perTurn));
   }
-  return Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+  return c;
 }
 
 export interface Sha512CryptSettings {
@@ -206,12 +224,13 @@ export async function sha512CryptInTurns(password: string, settings: Sha512Crypt
   return encode(await digestInTurns(key, Buffer.from(settings.salt, "utf8"), settings.rounds), settings);
 }
 
-/** sha512Crypt on a given WebAssembly SHA-512, all rounds at once: the hash thread's form, where
- *  nothing else waits for the event loop (hash-thread.ts). */
-export async function sha512CryptOn(h: IHasher, password: string, settings: Sha512CryptSettings): Promise<string> {
+/** sha512Crypt with the rounds in WebAssembly, all at once: the hash thread's form, where nothing
+ *  else waits for the event loop (hash-thread.ts). */
+export function sha512CryptWhole(password: string, settings: Sha512CryptSettings): string {
   const key = Buffer.from(password, "utf8");
   const salt = Buffer.from(settings.salt, "utf8");
-  return encode(await digestWasmInTurns(h, key, salt, settings.rounds, Number.MAX_SAFE_INTEGER), settings);
+  const { c, p, s } = setup(key, salt);
+  return encode(runRoundsWasm(c, p, s, 0, settings.rounds), settings);
 }
 
 const newSettings = (rounds: number): Sha512CryptSettings => ({

@@ -55,29 +55,13 @@ export async function withMail<T>(
   // One per session (a connection warm() opens is the one push() then uses), or serve's own.
   const deliver = commandDeliver(ctx, db, paths);
   try {
-    // The storage rule needs the size of the vnode's mail filesystem, as its agent last reported it.
-    // Asked through the services' own entity manager: inside an import batch's transaction the
-    // embedded database has one connection, and a second one would wait on it forever.
-    const capacityVia =
-      (em: SqlEntityManager) =>
-      async (vnode: string): Promise<number | undefined> => {
-        const rows = await em
-          .getConnection()
-          .execute<Array<{ fs_capacity_bytes: string | number | null }>>(
-            "select fs_capacity_bytes from vnodes where name = ?",
-            [vnode],
-            "all",
-            em.getTransactionContext(),
-          );
-        const value = rows[0]?.fs_capacity_bytes;
-        return value === null || value === undefined ? undefined : Number(value);
-      };
     const servicesFor = (em: SqlEntityManager): MailServices =>
       createMailServices({
         em,
         actor: ctx.actor,
         dns,
-        vnodeCapacity: capacityVia(em),
+        // The storage rule: the vnode's mail filesystem as its agent last reported it.
+        vnodeCapacityFromRow: true,
         notifyHolder: db.kind === "postgresql",
       });
     const session: MailSession = {
@@ -94,6 +78,7 @@ export async function withMail<T>(
             // Several controllers on PostgreSQL: the vnode's lease holder pushes what was committed.
             outcome = await deliver.deliver({
               vnode: result.vnode,
+              ...(result.vnodeRow ? { known: result.vnodeRow } : {}),
               actor: ctx.actor,
               changes: { generation: result.generation, list: result.changes },
               dryRun: result.dryRun,

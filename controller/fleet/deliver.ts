@@ -40,8 +40,23 @@ const MAX_INCREMENTAL_CHANGES = 5000;
  *  the whole call deadline. The change is stored either way; the reconciler delivers it later. */
 export const REACH_TIMEOUT_MS = 5000;
 
+/** What a delivery needs of the vnode's row. A mutation that has just read it (with its lock)
+ *  hands it over, so the push needs no read of its own. */
+export interface KnownVnode {
+  id: number;
+  name: string;
+  address: string;
+  status: string;
+  generation: number;
+  management: string | null | undefined;
+  managementReason: string | null | undefined;
+  mailHostname: string | null | undefined;
+}
+
 export interface DeliverRequest {
   vnode: string;
+  /** The vnode's row as read in the change's own transaction; absent = read here. */
+  known?: KnownVnode;
   /** Who asked (operator, "reconciler"), for the agent's log. */
   actor: string;
   /** Lookup changes from generation-1 to generation; absent = the whole compiled state. */
@@ -116,6 +131,11 @@ export function isFenced(error: NetservaError): boolean {
   return error.code === "failed_precondition" && error.field === "meta.lease_epoch";
 }
 
+/** deliver() may send once more over a connection of its own (see isRefusedStream). */
+interface RetryingDeliver extends DeliverService {
+  deliver(request: DeliverRequest, ownConnection?: boolean): Promise<DeliverOutcome>;
+}
+
 /** A connection opened ahead of a delivery by warm(). */
 interface Warmed {
   client: AgentClient;
@@ -130,12 +150,15 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   /** Closes every client warm() opened that no delivery took, also one still connecting. */
   const closers = new Set<() => void>();
   let closed = false;
-  const clientFor = async (vnode: Vnode): Promise<{ client: AgentClient; close: () => void; live: boolean }> => {
-    const link = options.linkFor?.(vnode.name);
-    if (link) return { client: link.client, close: () => undefined, live: link.connected };
+  const clientFor = async (
+    vnode: KnownVnode,
+    ownConnection = false,
+  ): Promise<{ client: AgentClient; close: () => void; live: boolean; linked: boolean }> => {
+    const link = ownConnection ? undefined : options.linkFor?.(vnode.name);
+    if (link) return { client: link.client, close: () => undefined, live: link.connected, linked: true };
     const revoked = new Set(await revokedSerials(options.db.em().fork()));
     const client = agentClientFor(options.paths, vnode, (serial) => revoked.has(serial), options.timeoutMs ?? 30_000);
-    return { client, close: () => client.close(), live: false };
+    return { client, close: () => client.close(), live: false, linked: false };
   };
   /** Without a live link: a ping with a short deadline first (it also opens the connection the
    *  push then uses), so an unreachable vnode is an answer in seconds, not a held command. */
@@ -155,7 +178,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
   };
 
   const sendState = async (
-    vnode: Vnode,
+    vnode: KnownVnode,
     client: AgentClient,
     request: DeliverRequest,
     leaseEpoch: bigint,
@@ -211,7 +234,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
 
   const backoff = options.refusalBackoff ?? DEFAULT_REFUSAL_BACKOFF;
   /** Remembers the refusal (status shows it) and when the reconciler may try the same again. */
-  const recordRefusal = async (vnode: Vnode, generation: number, reason: string): Promise<void> => {
+  const recordRefusal = async (vnode: KnownVnode, generation: number, reason: string): Promise<void> => {
     const em = options.db.em().fork();
     const current = await em.findOne(Vnode, { id: vnode.id }, { fields: ["refusedGeneration", "refusedCount"] });
     const count = current?.refusedGeneration === generation ? (current.refusedCount ?? 0) + 1 : 1;
@@ -242,7 +265,7 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
     return warm;
   };
 
-  return {
+  const deliverService: RetryingDeliver = {
     warm(name) {
       // A live fleet link is already connected: nothing to gain.
       if (options.linkFor || warmed.has(name)) return;
@@ -279,9 +302,12 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
         close();
       }
     },
-    async deliver(request) {
+    async deliver(request, ownConnection = false) {
       const em = options.db.em().fork();
-      const vnode = await timed("deliver.vnode", () => em.findOne(Vnode, { name: request.vnode }));
+      const vnode: KnownVnode | null =
+        request.known?.name === request.vnode
+          ? request.known
+          : await timed("deliver.vnode", () => em.findOne(Vnode, { name: request.vnode }));
       if (!vnode) return { pushed: false, reason: `vnode ${request.vnode} not found`, diff: [] };
       const generation = request.changes?.generation ?? vnode.generation;
       if (vnode.status !== "enrolled")
@@ -307,9 +333,9 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           diff: [],
         };
       const warm = await timed("deliver.warm-wait", () => takeWarmed(vnode.name, leaseEpoch));
-      const { client, close, live } = warm
-        ? { ...warm, live: false }
-        : await timed("deliver.client", () => clientFor(vnode));
+      const { client, close, live, linked } = warm
+        ? { ...warm, live: false, linked: false }
+        : await timed("deliver.client", () => clientFor(vnode, ownConnection));
       let attempted = generation;
       try {
         const unreachable = warm
@@ -348,6 +374,12 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
           ...(state ? { state } : {}),
         };
       } catch (reason) {
+        // The fleet's link refused the stream (HTTP/2 REFUSED_STREAM: the agent did nothing with
+        // it, so sending again is safe): once more on a connection of its own.
+        if (linked && isRefusedStream(reason)) {
+          close();
+          return deliverService.deliver(request, true);
+        }
         const error = NetservaError.from(reason);
         // Not a verdict on the state: we were deposed; the new holder pushes it.
         if (isFenced(error))
@@ -379,6 +411,14 @@ export function createDeliverService(options: DeliverServiceOptions): DeliverSer
       }
     },
   };
+  return deliverService;
+}
+
+/** UNAVAILABLE because the server refused the HTTP/2 stream before any handler saw it (grpc-js's
+ *  words for RST_STREAM REFUSED_STREAM). */
+function isRefusedStream(reason: unknown): boolean {
+  const error = NetservaError.from(reason);
+  return error.code === "unavailable" && /stream refused/i.test(error.message);
 }
 
 /**

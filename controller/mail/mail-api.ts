@@ -18,6 +18,9 @@ export interface MailServiceContext {
    * while the input is prepared (the password hashed). An unknown vnode answers undefined.
    */
   vnodeCapacity?(vnode: string): Promise<number | undefined>;
+  /** Take the capacity from the vnode's row, read with its lock (no statement of its own): what
+   *  the CLI and serve do. vnodeCapacity, when given, is not asked then. */
+  vnodeCapacityFromRow?: boolean;
   /** Wake the vnode's lease holder on commit (pg_notify); false on the embedded database, where
    *  the one process that commits also pushes and nobody listens. Default true. */
   notifyHolder?: boolean;
@@ -42,6 +45,18 @@ export interface MutationResult<T> {
   dryRun: boolean;
   /** The command log row's request id. */
   requestId?: string;
+  /** The vnode's row as the change's transaction read it (with its lock): the push's, so it needs
+   *  no read of its own (fleet/deliver.ts KnownVnode). Absent on a dry run and a refusal. */
+  vnodeRow?: {
+    id: number;
+    name: string;
+    address: string;
+    status: string;
+    generation: number;
+    management: string | null;
+    managementReason: string | null;
+    mailHostname: string | null;
+  };
 }
 
 export interface DomainView {

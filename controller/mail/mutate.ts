@@ -22,6 +22,13 @@ export interface VnodeRow {
   name: string;
   status: string;
   generation: number;
+  /** Bytes of the vnode's mail filesystem as its agent last reported them; undefined = unknown. */
+  capacity: number | undefined;
+  /** What the push needs (MutationResult.vnodeRow): where the agent listens, managed or not. */
+  address: string;
+  management: string | null;
+  managementReason: string | null;
+  mailHostname: string | null;
 }
 
 export interface MutationTx {
@@ -94,8 +101,21 @@ function logArgs(args: Record<string, unknown>): Record<string, unknown> {
 }
 
 async function lockVnode(em: SqlEntityManager, name: string): Promise<VnodeRow> {
-  const rows = await em.execute<Array<{ id: number; name: string; status: string; generation: string | number }>>(
-    "update vnodes set generation = generation + 1 where name = ? returning id, name, status, generation",
+  const rows = await em.execute<
+    Array<{
+      id: number;
+      name: string;
+      status: string;
+      generation: string | number;
+      capacity: string | number | null;
+      address: string;
+      management: string | null;
+      management_reason: string | null;
+      mail_hostname: string | null;
+    }>
+  >(
+    `update vnodes set generation = generation + 1 where name = ?
+     returning id, name, status, generation, fs_capacity_bytes as capacity, address, management, management_reason, mail_hostname`,
     [name],
   );
   const row = rows[0];
@@ -105,7 +125,23 @@ async function lockVnode(em: SqlEntityManager, name: string): Promise<VnodeRow> 
     );
   if (row.status === "revoked")
     throw conflict(`vnode '${name}' is revoked: its mail data can no longer be changed`, "failed_precondition");
-  return { id: row.id, name: row.name, status: row.status, generation: Number(row.generation) };
+  return {
+    id: row.id,
+    name: row.name,
+    status: row.status,
+    generation: Number(row.generation),
+    capacity: row.capacity === null ? undefined : Number(row.capacity),
+    address: row.address,
+    management: row.management,
+    managementReason: row.management_reason,
+    mailHostname: row.mail_hostname,
+  };
+}
+
+/** The row's fields a push needs (MutationResult.vnodeRow), and only those. */
+function knownOf(row: VnodeRow): NonNullable<MutationResult<unknown>["vnodeRow"]> {
+  const { id, name, address, status, generation, management, managementReason, mailHostname } = row;
+  return { id, name, address, status, generation, management, managementReason, mailHostname };
 }
 
 export function createMutator(ctx: MailServiceContext) {
@@ -117,6 +153,7 @@ export function createMutator(ctx: MailServiceContext) {
     const batch = ctx.em.isInTransaction();
     let vnodeName: string | null = null;
     let generation: number | null = null;
+    let locked: VnodeRow | undefined;
     const log = (em: SqlEntityManager, result: "ok" | "refused" | "error", error: string | null) =>
       writeMutationLog(em, {
         actor: ctx.actor,
@@ -133,10 +170,11 @@ export function createMutator(ctx: MailServiceContext) {
       if (spec.requestId !== undefined) requestId = parseRequestId(spec.requestId, "requestId");
       const name = parseVnodeName(spec.vnode, "vnode");
       vnodeName = name;
-      // The capacity is read while the input is prepared (the hash runs on its own thread in serve).
-      const [prepared, capacity] = await Promise.all([
+      // An asked-for capacity is read while the input is prepared (the hash runs on its own thread
+      // in serve); the vnode row's own comes with its lock, no statement of its own.
+      const [prepared, asked] = await Promise.all([
         timed("mutation.prepare", async () => spec.prepare()),
-        spec.needsCapacity && ctx.vnodeCapacity
+        spec.needsCapacity && ctx.vnodeCapacity && !ctx.vnodeCapacityFromRow
           ? timed("mutation.capacity", () => ctx.vnodeCapacity?.(name) ?? Promise.resolve(undefined))
           : undefined,
       ]);
@@ -146,6 +184,9 @@ export function createMutator(ctx: MailServiceContext) {
           async (em) => {
             const vnode = await lockVnode(em, name);
             generation = vnode.generation;
+            locked = vnode;
+            const fromRow = ctx.vnodeCapacityFromRow === true;
+            const capacity = !spec.needsCapacity ? undefined : fromRow ? vnode.capacity : asked;
             const tx: MutationTx = { em, vnode, now: new Date(), capacity, dryRun };
             const result = await spec.apply(tx, prepared);
             if (dryRun || result.noop !== undefined) throw new Rollback(result);
@@ -177,6 +218,7 @@ export function createMutator(ctx: MailServiceContext) {
         domainChanged: applied.domainChanged ?? false,
         dryRun: false,
         requestId,
+        ...(locked ? { vnodeRow: knownOf(locked) } : {}),
       };
     } catch (reason) {
       if (reason instanceof Rollback) {

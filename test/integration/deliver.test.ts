@@ -8,7 +8,10 @@ import { request } from "node:https";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Certificate, Vnode } from "../../controller/db/entities/index.ts";
-import { deliverServiceFor } from "../../controller/fleet/deliver.ts";
+import { createDeliverService, deliverServiceFor } from "../../controller/fleet/deliver.ts";
+import type { AgentClient } from "../../controller/fleet/agent-client.ts";
+import { mailTlsIssuerFor } from "../../controller/pki/mail-tls.ts";
+import { NetservaError } from "../../common/errors.ts";
 import { homePaths } from "../../controller/home/home-paths.ts";
 import { startHarness, type Harness } from "../helpers/controller-harness.ts";
 
@@ -151,6 +154,42 @@ describe("deliver", () => {
     const own = await harness.cli(["vnode", "set", "vn-link", "--rspamd", "1"]);
     expect(own.err).toMatch(/refused generation \d+: .*without a mail host/);
     expect(await pingsAnswered(port, "vn-link")).toBe(p0 + 1);
+  });
+
+  it("a stream the link's agent refused (HTTP/2 REFUSED_STREAM) is sent again on a connection of its own", async () => {
+    const { agent } = await harness.addAgent("vn-refused-stream", { metrics: true });
+    const port = agent.metricsPort ?? 0;
+    await until(async () => (await statusOf("vn-refused-stream"))?.["connected"] === true, 10_000, "up");
+    const generation = Number((await statusOf("vn-refused-stream"))?.["generation"]);
+    let refusedOnLink = 0;
+    // A link whose every call is refused the way grpc-js reports RST_STREAM(REFUSED_STREAM).
+    const link: AgentClient = {
+      call: async () => {
+        refusedOnLink++;
+        throw new NetservaError("unavailable", "Stream refused by server");
+      },
+      watchHealth: () => {
+        throw new Error("not used");
+      },
+      close: () => undefined,
+    };
+    const paths = homePaths(harness.home);
+    const service = createDeliverService({
+      db: harness.db,
+      paths,
+      mailTls: mailTlsIssuerFor(paths, undefined),
+      linkFor: (name) => (name === "vn-refused-stream" ? { client: link, connected: true } : undefined),
+    });
+    const p0 = await pingsAnswered(port, "vn-refused-stream");
+    const outcome = await service.deliver({
+      vnode: "vn-refused-stream",
+      actor: "test",
+      changes: { generation: generation + 1, list: [] },
+    });
+    expect(refusedOnLink).toBe(1);
+    // The agent answered the second send (refused: it has no mail host), over its own connection.
+    expect(outcome.refused).toMatch(/without a mail host/);
+    expect(await pingsAnswered(port, "vn-refused-stream")).toBe(p0 + 1);
   });
 
   it("a whole-state push refuses an agent whose certificate was revoked (the vnode still enrolled)", async () => {

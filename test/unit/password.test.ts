@@ -124,6 +124,16 @@ describe("SHA512-CRYPT", () => {
     expect(compared).toBe(4 * 27);
   });
 
+  // The WebAssembly rounds hold P (the password's length in bytes) up to 4,096 bytes: the longest
+  // password checkPasswordInput lets through (1,024 characters of 4 UTF-8 bytes) fits exactly;
+  // anything longer (verifyPassword sees what it is given) takes the node:crypto rounds.
+  it("in turns equals the node:crypto form for long passwords, at and past the module's room", async () => {
+    const settings = parseSha512Settings("$6$rounds=1000$longpasswords");
+    if (!settings) throw new Error("unparsed");
+    for (const password of ["x".repeat(1000), "😀".repeat(1024), "😀".repeat(1025), "é".repeat(3000)])
+      expect(await sha512CryptInTurns(password, settings)).toBe(sha512Crypt(password, settings));
+  });
+
   it("hashes running in turns at the same time do not mix (one shared WebAssembly SHA-512)", async () => {
     const both = await Promise.all(
       vectors.slice(0, 4).map(([setting, password]) => {
