@@ -26,6 +26,7 @@ import { ensureRuntimeDirs } from "./runtime-dirs.ts";
 import { ensureVmailUser, lookupGroupId } from "./vmail-user.ts";
 import type { ServedWeb } from "../web/web-host.ts";
 import { removeStaleSniFiles } from "./sni-files.ts";
+import { MAX_WARMED, warmNewMailboxes } from "./mailbox-warmup.ts";
 
 export interface MailHostOptions extends Omit<MailConfigOptions, "paths" | "vmail" | "postfixInstallParams"> {
   readonly root: string;
@@ -247,6 +248,15 @@ export async function createMailHost(o: MailHostOptions): Promise<MailHost> {
           }
         }
         if (domainTouched(rows.entries)) await reloadPostfixIfRunning();
+        // A few new mailboxes: Dovecot's first look at them now, not in the first SMTP session.
+        const added = rows.entries.filter((e) => e.kind === "mailbox" && e.op === "add").map((e) => e.key);
+        if (added.length > 0 && added.length <= MAX_WARMED)
+          setImmediate(
+            () =>
+              void warmNewMailboxes(paths.dovecotQuotaStatusSocket, added, (address, error) =>
+                o.log?.debug("new mailbox not warmed", { address, error: error.message }),
+              ),
+          );
         // A domain added or removed is served (autoconfig, autodiscover) or not at once.
         const domains = checked.flatMap((c) =>
           c.kind === "upsertDomain"

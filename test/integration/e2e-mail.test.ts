@@ -1,7 +1,7 @@
 // The whole path, as an operator drives it: CLI → service → DB → compiler → command → agent (its
 // own process in a network namespace, private --root) → renderer → files → Postfix/Dovecot, then
 // real SMTP and IMAP clients. Also: reconcile after a hand edit, deactivate, delete.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ImapFlow } from "imapflow";
@@ -101,6 +101,23 @@ describe.skipIf(!isRoot)("end to end: CLI to live mail on a vnode", () => {
     // returns, and Dovecot reads it per login (no reload, no cache to expire).
     expect(added.out).toMatch(/live on vn1 at generation \d+/);
     expect(await canLogin(imap(`dora@${DOMAIN}`, "Dora-secret-pass-1"))).toBe(true);
+  });
+
+  it("a new mailbox is warmed: Dovecot has opened it before any mail or login reaches it", async () => {
+    const added = await harness.cli(["addvmail", "vn1", `walt@${DOMAIN}`, "--password-stdin"], "Walt-secret-pass-1\n");
+    expect(added.code, added.err).toBe(0);
+    // The agent asked quota-status about walt once (as Postfix does at RCPT): Dovecot opened the
+    // new mailbox then, writing its INBOX index and uid list (the agent makes only the folders).
+    const maildir = join(root, "srv", DOMAIN, "msg", "walt", "Maildir");
+    await until(
+      async () =>
+        existsSync(join(maildir, "dovecot.index.log")) && existsSync(join(maildir, "dovecot-uidlist"))
+          ? true
+          : undefined,
+      30_000,
+      "walt's mailbox opened by Dovecot",
+    );
+    expect(await canLogin(imap(`walt@${DOMAIN}`, "Walt-secret-pass-1"))).toBe(true);
   });
 
   it("--dry-run prints the lookup rows the vnode would change, and changes nothing", async () => {
