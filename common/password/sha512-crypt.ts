@@ -180,12 +180,12 @@ const ROUNDS_PER_TURN = 5000;
  * The same digest, giving the event loop a turn every ROUNDS_PER_TURN rounds: I/O started
  * before it (a TLS handshake to the agent) makes progress while the password is hashed.
  */
-async function digestInTurns(key: Buffer, salt: Buffer, rounds: number, perTurn = ROUNDS_PER_TURN): Promise<Buffer> {
+async function digestInTurns(key: Buffer, salt: Buffer, rounds: number): Promise<Buffer> {
   const { p, s, c: first } = setup(key, salt);
   let c = first;
-  for (let i = 0; i < rounds; i += perTurn) {
+  for (let i = 0; i < rounds; i += ROUNDS_PER_TURN) {
     if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    c = runRoundsWasm(c, p, s, i, Math.min(rounds, i + perTurn));
+    c = runRoundsWasm(c, p, s, i, Math.min(rounds, i + ROUNDS_PER_TURN));
   }
   return c;
 }

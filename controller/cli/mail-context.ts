@@ -60,8 +60,6 @@ export async function withMail<T>(
         em,
         actor: ctx.actor,
         dns,
-        // The storage rule: the vnode's mail filesystem as its agent last reported it.
-        vnodeCapacityFromRow: true,
         notifyHolder: db.kind === "postgresql",
       });
     const session: MailSession = {

@@ -13,14 +13,11 @@ export interface MailServiceContext {
   actor: string;
   dns: DnsZoneProvider;
   /**
-   * Bytes of the vnode's mail filesystem as last reported by its agent; undefined = unknown.
-   * Asked before the change's transaction opens (a slow answer never holds the vnode lock),
-   * while the input is prepared (the password hashed). An unknown vnode answers undefined.
+   * Bytes of the vnode's mail filesystem for the storage rule; undefined = unknown. Default: the
+   * vnode row's, as its agent last reported it, read with the row's lock. Given (tests), it is
+   * asked instead, before the transaction, while the input is prepared.
    */
   vnodeCapacity?(vnode: string): Promise<number | undefined>;
-  /** Take the capacity from the vnode's row, read with its lock (no statement of its own): what
-   *  the CLI and serve do. vnodeCapacity, when given, is not asked then. */
-  vnodeCapacityFromRow?: boolean;
   /** Wake the vnode's lease holder on commit (pg_notify); false on the embedded database, where
    *  the one process that commits also pushes and nobody listens. Default true. */
   notifyHolder?: boolean;

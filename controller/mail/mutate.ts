@@ -170,11 +170,11 @@ export function createMutator(ctx: MailServiceContext) {
       if (spec.requestId !== undefined) requestId = parseRequestId(spec.requestId, "requestId");
       const name = parseVnodeName(spec.vnode, "vnode");
       vnodeName = name;
-      // An asked-for capacity is read while the input is prepared (the hash runs on its own thread
-      // in serve); the vnode row's own comes with its lock, no statement of its own.
+      // The capacity comes with the vnode row's lock (no statement of its own); one a caller
+      // supplies instead (tests) is asked while the input is prepared.
       const [prepared, asked] = await Promise.all([
         timed("mutation.prepare", async () => spec.prepare()),
-        spec.needsCapacity && ctx.vnodeCapacity && !ctx.vnodeCapacityFromRow
+        spec.needsCapacity && ctx.vnodeCapacity
           ? timed("mutation.capacity", () => ctx.vnodeCapacity?.(name) ?? Promise.resolve(undefined))
           : undefined,
       ]);
@@ -185,8 +185,7 @@ export function createMutator(ctx: MailServiceContext) {
             const vnode = await lockVnode(em, name);
             generation = vnode.generation;
             locked = vnode;
-            const fromRow = ctx.vnodeCapacityFromRow === true;
-            const capacity = !spec.needsCapacity ? undefined : fromRow ? vnode.capacity : asked;
+            const capacity = !spec.needsCapacity ? undefined : ctx.vnodeCapacity ? asked : vnode.capacity;
             const tx: MutationTx = { em, vnode, now: new Date(), capacity, dryRun };
             const result = await spec.apply(tx, prepared);
             if (dryRun || result.noop !== undefined) throw new Rollback(result);
