@@ -11,6 +11,7 @@ import { openSync, readSync, closeSync, statSync } from "node:fs";
 import type { Validator } from "../apply/apply-config-files.ts";
 import type { VnodePaths } from "../paths.ts";
 import { runProgram } from "../process.ts";
+import { withoutQueueChurn } from "./queue-churn.ts";
 import { MAP_NAMES, PROBE_KEY } from "./render-maps.ts";
 
 export interface PostfixCheckOptions {
@@ -29,7 +30,10 @@ export function postfixValidators(o: PostfixCheckOptions): Validator[] {
         const logSize = sizeOf(o.paths.postfixLog);
         const check = await runProgram("postfix", ["-c", dir, "check"], run);
         const conf = await runProgram("postconf", ["-c", dir, "-n"], run);
-        const stderr = `${check.stderr}${conf.stderr}`.trim();
+        let stderr = `${check.stderr}${conf.stderr}`.trim();
+        if (stderr !== "" && check.code === 0 && conf.code === 0) {
+          stderr = withoutQueueChurn(stderr, await queueDirectory(dir, run));
+        }
         if (check.code !== 0 || conf.code !== 0 || stderr !== "") {
           const log = readFrom(o.paths.postfixLog, logSize).trim();
           const said = [stderr, log].filter(Boolean).join("\n") || (await startupFatal(dir, run));
@@ -51,6 +55,12 @@ export function postfixValidators(o: PostfixCheckOptions): Validator[] {
       },
     },
   ];
+}
+
+/** The live queue's directory under this config (asked only when `postfix check` said something). */
+async function queueDirectory(dir: string, run: { wrap: readonly string[]; timeoutMs: number }): Promise<string> {
+  const r = await runProgram("postconf", ["-c", dir, "-h", "queue_directory"], run);
+  return r.code === 0 ? r.stdout.trim() : "/var/spool/postfix";
 }
 
 /** What a Postfix program says when it loads this config dir (empty when it starts cleanly). */
