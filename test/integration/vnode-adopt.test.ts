@@ -77,6 +77,26 @@ async function inbox(user: string, pass: string, tls: boolean): Promise<string[]
   }
 }
 
+/** For a failed wait: each undelivered message's phase and Postfix's log lines for it, and the queue. */
+async function whereMailWent(
+  log: string,
+  configDir: string,
+  missing: ReadonlyArray<{ id: string; phase: string }>,
+): Promise<string> {
+  const lines = existsSync(log) ? readFileSync(log, "utf8").split("\n") : [];
+  const copies = new Set<string>();
+  for (const m of missing) {
+    const queueIds = lines.filter((l) => l.includes(`message-id=${m.id}`)).map((l) => /: ([0-9A-F]{6,}):/.exec(l)?.[1]);
+    const said = lines.filter((l) => queueIds.some((q) => q !== undefined && l.includes(`${q}:`)));
+    copies.add(`${m.phase} ${m.id}:\n  ${said.join("\n  ") || "(no log line)"}`);
+  }
+  const queue = await ns.run("postqueue", ["-c", configDir, "-p"]).then(
+    (r) => r.stdout,
+    (e: unknown) => String(e),
+  );
+  return `not delivered, ${copies.size} (10 at most shown):\n${[...copies].slice(0, 10).join("\n")}\nqueue:\n${queue}`;
+}
+
 const loginRefused = async (user: string, pass: string, tls: boolean): Promise<boolean> =>
   inbox(user, pass, tls).then(
     () => false,
@@ -309,18 +329,22 @@ describe.skipIf(!canRun)("vnode adopt: a live NetServa vnode switched in place a
     expect(s.refused.map((r) => `${r.message.phase}: ${r.reply}`)).toEqual([]);
     expect(s.abandoned.map((r) => `${r.message.phase}: ${r.reason}`)).toEqual([]);
     const accepted = [...s.accepted.values()];
+    let undelivered: typeof accepted = [];
     const lost = await until(
       async () => {
         const copies = new Map<string, number>();
         for (const user of recipients)
           for (const id of await inbox(user, passwordOf(user), false)) copies.set(id, (copies.get(id) ?? 0) + 1);
         const missingIds = accepted.filter((m) => !copies.has(m.id));
+        undelivered = missingIds;
         const duplicated = accepted.filter((m) => (copies.get(m.id) ?? 0) > 1);
         return missingIds.length === 0 ? { missingIds, duplicated } : undefined;
       },
       120_000,
       "every accepted message delivered",
-    );
+    ).catch(async (error: unknown) => {
+      throw new Error(`${String(error)}\n${await whereMailWent(paths.postfixLog, paths.postfixDir, undelivered)}`);
+    });
     expect(lost.duplicated.map((m) => m.id)).toEqual([]);
     const phases = Object.fromEntries([...s.tally].map(([phase, t]) => [phase, t.sent]));
     for (const phase of ["adopt", "rollback"]) expect(phases[phase] ?? 0).toBeGreaterThan(0);
