@@ -17,6 +17,7 @@ import {
 import type { DesiredState } from "../../common/gen/netserva/mail/v1/state_pb.ts";
 import type { PreviewFile } from "../mail/mail-preview.ts";
 import type { VnodePaths } from "../paths.ts";
+import { flushDeferredMail } from "../postfix/flush-queue.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
 import type { MailHostPort } from "./mail-port.ts";
 import { createUnmanagedPort } from "./unmanaged-port.ts";
@@ -94,11 +95,13 @@ export async function createSwitchableMail(o: SwitchableMailOptions): Promise<Sw
    * daemons stop on our files, the kept-aside ones go back, and they start on those. Postfix's
    * queue survives the stop (mail accepted meanwhile is delivered after the start); stopped
    * daemons that were not running before are started too: NetServa's configuration serves.
+   * Mail deferred across the switch is flushed then, not left to its backoff.
    */
   async function rollBack(): Promise<RestoredFile[]> {
     for (const name of ["postfix", "dovecot"] as const) await o.sc.stop(name);
     const restored = restoreKeptAside(o.paths);
     for (const name of ["dovecot", "postfix"] as const) await o.sc.start(name);
+    await flushDeferredMail(o.paths.postfixDir, o.log ? { log: o.log } : {});
     o.log?.warn("NetServa's configuration restored", { files: restored.map((f) => f.path).join(",") });
     return restored;
   }
