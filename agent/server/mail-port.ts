@@ -9,6 +9,7 @@ import type { MailHealthSource } from "../health/mail-health.ts";
 import type { MailboxUsageRow } from "../health/mailbox-usage.ts";
 import { daemonVersions } from "../info/system-info.ts";
 import type { ApplyOutcome, MailHost } from "../mail/mail-host.ts";
+import { flushDeferredMail } from "../postfix/flush-queue.ts";
 import type { ServiceControl } from "../sc/service-control.ts";
 import { createDaemonSupervisor, type DaemonSupervisor } from "../sc/daemon-supervisor.ts";
 import type { RestartRecord } from "../sc/restart-record.ts";
@@ -129,6 +130,9 @@ export async function openMailPort(
               if (!wanted || wanted.running || wanted.pid !== undefined) return false;
               await sc.start(name);
               lastStatus = undefined;
+              // Mail deferred at LMTP while Dovecot was down goes now, not after its backoff.
+              if (name === "dovecot" && (await sc.status("postfix")).running)
+                await flushDeferredMail(host.paths.postfixDir, options.log ? { log: options.log } : {});
               return true;
             }),
           reap: killOrphanedSession,
