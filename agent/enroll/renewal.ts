@@ -7,6 +7,7 @@ import { RenewRequestSchema } from "../../common/gen/netserva/mail/v1/enrollment
 import { NetservaError } from "../../common/errors.ts";
 import type { Logger } from "../../common/log.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
+import { renewalPoint } from "../../common/pki/validity.ts";
 import type { AgentHomePaths, AgentIdentity } from "../home/agent-home.ts";
 import { writeIdentityPair } from "../home/identity-pair.ts";
 import { createEnrollmentClient } from "./enrollment-client.ts";
@@ -31,8 +32,7 @@ export interface Renewal {
 }
 
 export function renewalDelay(notBefore: Date, notAfter: Date, now = Date.now()): number {
-  const lifetime = notAfter.getTime() - notBefore.getTime();
-  return Math.max(0, notBefore.getTime() + (lifetime * 2) / 3 - now);
+  return Math.max(0, renewalPoint(notBefore, notAfter).getTime() - now);
 }
 
 export function scheduleRenewal(options: RenewalOptions): Renewal {

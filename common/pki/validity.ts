@@ -38,3 +38,15 @@ export function computeValidity(options: ValidityOptions): Validity {
     notAfter: new Date(start.getTime() + validSeconds * 1000),
   };
 }
+
+/**
+ * When a certificate is due for renewal: two thirds of its lifetime after it was issued. A
+ * certificate issued "now" starts CLOCK_SKEW_SECONDS in the past, and that minute is not
+ * lifetime: counted in, a short-lived one (30 s in tests) would be due the moment it arrives,
+ * and its renewal due again at once, until the controller's per-identity limit refused it.
+ */
+export function renewalPoint(notBefore: Date, notAfter: Date): Date {
+  const span = notAfter.getTime() - notBefore.getTime();
+  const issued = notBefore.getTime() + (span > CLOCK_SKEW_SECONDS * 1000 ? CLOCK_SKEW_SECONDS * 1000 : 0);
+  return new Date(issued + Math.floor(((notAfter.getTime() - issued) * 2) / 3));
+}

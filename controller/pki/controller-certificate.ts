@@ -11,6 +11,7 @@ import { createKeyAndCsr } from "../../common/pki/keys.ts";
 import { loadIdentityPair, writeIdentityPair } from "../../common/pki/identity-pair.ts";
 import type { IdentityPair, LoadedPair, PairNames } from "../../common/pki/identity-pair.ts";
 import { inspectCertificate } from "../../common/pki/inspect.ts";
+import { renewalPoint } from "../../common/pki/validity.ts";
 import type { HomePaths } from "../home/home-paths.ts";
 import { readSigningCa } from "./ca-files.ts";
 import { recordCertificate } from "./certificate-records.ts";
@@ -35,7 +36,7 @@ export function loadControllerIdentity(paths: HomePaths): LoadedPair {
 /** When a certificate should be replaced: once less than a third of its lifetime is left. */
 export function controllerRenewAt(certPem: string): Date {
   const { notBefore, notAfter } = inspectCertificate(certPem);
-  return new Date(notBefore.getTime() + ((notAfter.getTime() - notBefore.getTime()) * 2) / 3);
+  return renewalPoint(notBefore, notAfter);
 }
 
 export function controllerCertificateDue(certPem: string, now = Date.now()): boolean {
