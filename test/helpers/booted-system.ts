@@ -221,6 +221,11 @@ export async function fileListing(sys: BootedSystem): Promise<string[]> {
     // first listing is taken).
     /^\/var\/lib\/rspamd\/([0-9a-f]{16,}\.[^/]*|rspamd\.(history|rrd|sock)|stats\.ucl)$/,
     /^\/root\//,
+    // The stock Postfix's own start (at boot, possibly still under way when the first listing is
+    // taken): Debian's script copies /etc files into the chroot, and the master takes its lock.
+    /^\/var\/spool\/postfix\/(etc|dev|lib|usr)(\/|$)/,
+    /^\/var\/lib\/postfix\/master\.lock$/,
+    /^\/var\/spool\/postfix\/pid\/master\.pid$/,
   ];
   return out
     .split("\n")

@@ -174,8 +174,12 @@ describe.skipIf(!canRun)(
       expect(postfixMasterPid(sys)).not.toBe(stockMaster);
       for (const name of ["postfix", "dovecot"]) expect(await rcRunning(name)).toBe(true);
       // Health carries OpenRC's own view of each daemon (here the LSB scripts' words).
+      // A report taken during the apply's own reload says `reloading`: wait for the settled one.
       const services = await waitServices(h, "vn1", (s) =>
-        ["postfix", "dovecot"].every((n) => OPENRC_RUNNING.test(s.find((x) => x.name === n)?.detail ?? "")),
+        ["postfix", "dovecot"].every((n) => {
+          const x = s.find((y) => y.name === n);
+          return x?.state === "active" && OPENRC_RUNNING.test(x.detail ?? "");
+        }),
       );
       expect(services.map((s) => s.state)).toEqual(services.map(() => "active"));
 
