@@ -117,14 +117,17 @@ describe(`one controller, ${AGENTS} swarm agents`, () => {
       services: (await serve.metric('netserva_controller_health_rows_total{table="mail_services"}')) ?? 0,
       samples: (await serve.metric('netserva_controller_health_rows_total{table="mail_health_history"}')) ?? 0,
     });
-    // Start from a settled fleet: what the other tests changed (a vnode's first state applied, a
-    // new generation reported) writes its rows once, and may still be doing so under load. Wait
-    // for a whole round of reports that writes no daemon row, then count.
+    // Start from a settled fleet: what the other tests changed (a vnode's first report, a new
+    // generation reported) writes its rows once, and may still be doing so under load. Wait for
+    // a window that writes no daemon row while flushes went on: a round of reports, and a
+    // liveness row per vnode (each flush writes a vnode's changed rows with its liveness, every
+    // 5 s). A round of reports alone was not enough: under load a flush can take longer than a
+    // round, and CI counted 20 vnodes' first rows, still being written, as steady state.
     let settled = await counters();
     await until(
       async () => {
         const now = await counters();
-        if (now.reports - settled.reports < AGENTS) return undefined;
+        if (now.reports - settled.reports < AGENTS || now.vnodes - settled.vnodes < AGENTS) return undefined;
         if (now.services === settled.services) return true;
         settled = now;
         return undefined;

@@ -77,9 +77,10 @@ async function inbox(user: string, pass: string, tls: boolean): Promise<string[]
   }
 }
 
-/** For a failed wait: each undelivered message's phase and Postfix's log lines for it, and the queue. */
+/** For a failed check: each message's phase, Postfix's and Dovecot's log lines for it, and the queue. */
 async function whereMailWent(
   log: string,
+  dovecotLog: string,
   configDir: string,
   missing: ReadonlyArray<{ id: string; phase: string }>,
 ): Promise<string> {
@@ -88,13 +89,19 @@ async function whereMailWent(
   for (const m of missing) {
     const queueIds = lines.filter((l) => l.includes(`message-id=${m.id}`)).map((l) => /: ([0-9A-F]{6,}):/.exec(l)?.[1]);
     const said = lines.filter((l) => queueIds.some((q) => q !== undefined && l.includes(`${q}:`)));
+    if (existsSync(dovecotLog))
+      said.push(
+        ...readFileSync(dovecotLog, "utf8")
+          .split("\n")
+          .filter((l) => l.includes(m.id)),
+      );
     copies.add(`${m.phase} ${m.id}:\n  ${said.join("\n  ") || "(no log line)"}`);
   }
   const queue = await ns.run("postqueue", ["-c", configDir, "-p"]).then(
     (r) => r.stdout,
     (e: unknown) => String(e),
   );
-  return `not delivered, ${copies.size} (10 at most shown):\n${[...copies].slice(0, 10).join("\n")}\nqueue:\n${queue}`;
+  return `${copies.size} (10 at most shown):\n${[...copies].slice(0, 10).join("\n")}\nqueue:\n${queue}`;
 }
 
 const loginRefused = async (user: string, pass: string, tls: boolean): Promise<boolean> =>
@@ -343,9 +350,18 @@ describe.skipIf(!canRun)("vnode adopt: a live NetServa vnode switched in place a
       120_000,
       "every accepted message delivered",
     ).catch(async (error: unknown) => {
-      throw new Error(`${String(error)}\n${await whereMailWent(paths.postfixLog, paths.postfixDir, undelivered)}`);
+      throw new Error(
+        `${String(error)}\n${await whereMailWent(paths.postfixLog, paths.dovecotLog, paths.postfixDir, undelivered).then((w) => `not delivered: ${w}`)}`,
+      );
     });
-    expect(lost.duplicated.map((m) => m.id)).toEqual([]);
+    // A repeat says where each copy came from: its phase and Postfix's lines for it.
+    const repeats = lost.duplicated.length
+      ? `duplicated: ${await whereMailWent(paths.postfixLog, paths.dovecotLog, paths.postfixDir, lost.duplicated)}`
+      : "";
+    expect(
+      lost.duplicated.map((m) => `${m.phase} ${m.id}`),
+      repeats,
+    ).toEqual([]);
     const phases = Object.fromEntries([...s.tally].map(([phase, t]) => [phase, t.sent]));
     for (const phase of ["adopt", "rollback"]) expect(phases[phase] ?? 0).toBeGreaterThan(0);
     // Observations for the README, never assertions.
