@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Logger } from "../../common/log.ts";
+import { createLogger } from "../../common/log.ts";
 import { createVnodePaths } from "../../agent/paths.ts";
 import { flushDeferredMail } from "../../agent/postfix/flush-queue.ts";
 import { socketAnswers } from "../../agent/process.ts";
@@ -66,13 +66,7 @@ describe.skipIf(!canRun)("deferred mail after the daemons come back", () => {
     await ns.run("dovecot", ["-c", p.dovecotConf]);
     await until(async () => ((await socketAnswers(p.dovecotLmtpSocket, "220")) ? true : undefined), 30_000, "LMTP");
     const warned: string[] = [];
-    const log: Logger = {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: (message, fields) => void warned.push(`${message} ${JSON.stringify(fields ?? {})}`),
-      error: () => undefined,
-      child: () => log,
-    };
+    const log = createLogger({ level: "warn", write: (line) => void warned.push(line) });
     expect(await flushDeferredMail(p.postfixDir, { log, wrap: ns.wrap }), warned.join("\n")).toBe(true);
     // Far under minimal_backoff_time (300 s): only the flush delivers it in this time.
     await until(
@@ -86,6 +80,8 @@ describe.skipIf(!canRun)("deferred mail after the daemons come back", () => {
     await ns.run("postfix", ["-c", p.postfixDir, "stop"]);
     warned.length = 0;
     expect(await flushDeferredMail(p.postfixDir, { log, wrap: ns.wrap })).toBe(false);
-    expect(warned.map((w) => w.split(" {")[0])).toEqual(["postqueue -f failed: deferred mail waits for its retry"]);
+    expect(warned.map((w) => (JSON.parse(w) as { msg: string }).msg)).toEqual([
+      "postqueue -f failed: deferred mail waits for its retry",
+    ]);
   }, 180_000);
 });
